@@ -1,0 +1,114 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerConfig tunes the circuit breaker on the publish path. After
+// FailureThreshold consecutive failed publishes it opens and Publish fails
+// fast with ErrCircuitOpen; after OpenTimeout it half-opens and lets
+// HalfOpenSuccesses publishes through; if they all succeed it closes, and
+// any failure opens it again. Validation errors (bad name, no tenant, too
+// large) are the caller's and never count; nor does a caller's cancelled
+// context.
+type BreakerConfig struct {
+	// Disabled turns the breaker off.
+	Disabled bool
+	// FailureThreshold is the number of consecutive failures that opens the
+	// breaker. Default 5.
+	FailureThreshold uint32
+	// OpenTimeout is how long the breaker stays open before half-opening.
+	// Default 60 s.
+	OpenTimeout time.Duration
+	// HalfOpenSuccesses is the number of successes in the half-open state
+	// that closes the breaker. Default 2.
+	HalfOpenSuccesses uint32
+	// OnStateChange, if set, is called on every state change.
+	OnStateChange func(from, to BreakerState)
+}
+
+// BreakerState is the state of the publish circuit breaker.
+type BreakerState = gobreaker.State
+
+// The breaker states.
+const (
+	BreakerClosed   = gobreaker.StateClosed
+	BreakerHalfOpen = gobreaker.StateHalfOpen
+	BreakerOpen     = gobreaker.StateOpen
+)
+
+func (c *BreakerConfig) setDefaults() {
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = 5
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = 60 * time.Second
+	}
+	if c.HalfOpenSuccesses == 0 {
+		c.HalfOpenSuccesses = 2
+	}
+}
+
+// breaker guards publishing; a nil cb means disabled.
+type breaker struct {
+	cb  *gobreaker.CircuitBreaker[struct{}]
+	cfg BreakerConfig
+}
+
+func newBreaker(cfg BreakerConfig) *breaker {
+	b := &breaker{cfg: cfg}
+	if cfg.Disabled {
+		return b
+	}
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "publish",
+		MaxRequests: cfg.HalfOpenSuccesses,
+		Timeout:     cfg.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= cfg.FailureThreshold
+		},
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, context.Canceled) || isCallerError(err)
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if cfg.OnStateChange != nil {
+				cfg.OnStateChange(from, to)
+			}
+		},
+	})
+	return b
+}
+
+// run calls fn through the breaker.
+func (b *breaker) run(fn func() error) error {
+	if b.cb == nil {
+		return fn()
+	}
+	_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, fn() })
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return fmt.Errorf("%w: publishing failed %d times in a row; the bus retries the broker %s after it opened",
+			ErrCircuitOpen, b.cfg.FailureThreshold, b.cfg.OpenTimeout)
+	}
+	return err
+}
+
+// state returns the breaker's state (closed when disabled).
+func (b *breaker) state() BreakerState {
+	if b.cb == nil {
+		return BreakerClosed
+	}
+	return b.cb.State()
+}
+
+// isCallerError reports whether err is the caller's fault, which must never
+// trip the breaker.
+func isCallerError(err error) bool {
+	return errors.Is(err, ErrInvalidTopic) || errors.Is(err, ErrTenantRequired) ||
+		errors.Is(err, ErrEventTooLarge) || errors.Is(err, ErrBatchTooLarge) ||
+		errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrShuttingDown)
+}

@@ -1,0 +1,260 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Compression is the codec a published batch is compressed with.
+type Compression string
+
+// The codecs. The zero value means CompressionSnappy.
+const (
+	CompressionSnappy Compression = "snappy"
+	CompressionNone   Compression = "none"
+	CompressionLZ4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
+	CompressionGzip   Compression = "gzip"
+)
+
+func (c Compression) codec() (kgo.CompressionCodec, error) {
+	switch c {
+	case "", CompressionSnappy:
+		return kgo.SnappyCompression(), nil
+	case CompressionNone:
+		return kgo.NoCompression(), nil
+	case CompressionLZ4:
+		return kgo.Lz4Compression(), nil
+	case CompressionZstd:
+		return kgo.ZstdCompression(), nil
+	case CompressionGzip:
+		return kgo.GzipCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("%w: compression %q is unknown; use snappy, none, lz4, zstd or gzip", ErrInvalidConfig, string(c))
+}
+
+// Limits the bus enforces before sending anything.
+const (
+	// MaxBatchSize is the most events one PublishBatch takes.
+	MaxBatchSize = 100
+	// DefaultMaxEventBytes is the default largest encoded event (value, key
+	// and headers): 1 MB, which fits Kafka's and Redpanda's default
+	// message.max.bytes with room for the batch header.
+	DefaultMaxEventBytes = 1_000_000
+)
+
+// Config tunes a Bus. The zero value is ready to use; every field documents
+// its default.
+type Config struct {
+	// Source is the metadata source of published events when the publisher
+	// gives none. Default "core".
+	Source string
+	// Compression is the default codec. Default CompressionSnappy.
+	Compression Compression
+	// Linger is how long the producer waits to fill a batch. Default 0: send
+	// as soon as possible (records published while a request is in flight
+	// are still batched). Franz-go's own default, 10 ms, would dominate
+	// single-publish latency.
+	Linger time.Duration
+	// MaxBufferedRecords caps the records waiting to be sent; Publish blocks
+	// (bounded by its context) when it is reached, so memory stays bounded
+	// under sustained load. Default 10,000.
+	MaxBufferedRecords int
+	// MaxEventBytes is the largest encoded event. Default DefaultMaxEventBytes.
+	MaxEventBytes int
+	// DeliveryTimeout bounds how long a publish may wait for the broker
+	// before it fails. Default 30 s.
+	DeliveryTimeout time.Duration
+	// DisableTopicCreation stops the bus from creating missing topics with
+	// the TopicManager's defaults before first use of each.
+	DisableTopicCreation bool
+	// Breaker tunes the publish circuit breaker.
+	Breaker BreakerConfig
+	// Consumer tunes subscriptions.
+	Consumer ConsumerConfig
+	// Logger receives the bus's logs. Default: the client's logger.
+	Logger *slog.Logger
+}
+
+// ConsumerConfig tunes the consumer groups that subscriptions run in.
+type ConsumerConfig struct {
+	// SessionTimeout is how long the broker waits for a silent member before
+	// it reassigns its partitions. Default 45 s (franz-go's default).
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often members heartbeat. Default 3 s.
+	HeartbeatInterval time.Duration
+	// MaxPollRecords caps the records handled between two commits. Default 500.
+	MaxPollRecords int
+	// AutoCommitInterval is how often handled offsets are committed for
+	// subscriptions with AutoCommit. Default 1 s.
+	AutoCommitInterval time.Duration
+	// RetryBackoff is the first delay before a failed handler is called again
+	// with the same event; it doubles up to RetryBackoffMax. Default 100 ms.
+	RetryBackoff time.Duration
+	// RetryBackoffMax caps RetryBackoff. Default 30 s.
+	RetryBackoffMax time.Duration
+}
+
+func (c *Config) setDefaults(client *Client) error {
+	if c.Source == "" {
+		c.Source = "core"
+	}
+	if _, err := c.Compression.codec(); err != nil {
+		return err
+	}
+	if c.Linger < 0 {
+		return fmt.Errorf("%w: Config.Linger %s is negative", ErrInvalidConfig, c.Linger)
+	}
+	if c.MaxBufferedRecords == 0 {
+		c.MaxBufferedRecords = 10_000
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if c.MaxBufferedRecords < 0 || c.MaxEventBytes < 0 {
+		return fmt.Errorf("%w: Config.MaxBufferedRecords and Config.MaxEventBytes must be positive", ErrInvalidConfig)
+	}
+	if c.DeliveryTimeout <= 0 {
+		c.DeliveryTimeout = 30 * time.Second
+	}
+	c.Breaker.setDefaults()
+	cc := &c.Consumer
+	if cc.SessionTimeout <= 0 {
+		cc.SessionTimeout = 45 * time.Second
+	}
+	if cc.HeartbeatInterval <= 0 {
+		cc.HeartbeatInterval = 3 * time.Second
+	}
+	if cc.HeartbeatInterval >= cc.SessionTimeout {
+		return fmt.Errorf("%w: Consumer.HeartbeatInterval (%s) must be shorter than Consumer.SessionTimeout (%s)",
+			ErrInvalidConfig, cc.HeartbeatInterval, cc.SessionTimeout)
+	}
+	if cc.MaxPollRecords <= 0 {
+		cc.MaxPollRecords = 500
+	}
+	if cc.AutoCommitInterval <= 0 {
+		cc.AutoCommitInterval = time.Second
+	}
+	if cc.RetryBackoff <= 0 {
+		cc.RetryBackoff = 100 * time.Millisecond
+	}
+	if cc.RetryBackoffMax <= 0 {
+		cc.RetryBackoffMax = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = client.logger
+	}
+	return nil
+}
+
+// Bus publishes and subscribes to events on one Client. It is safe for
+// concurrent use. Build it with NewBus and stop it with Shutdown.
+type Bus struct {
+	client  *Client
+	cfg     Config
+	logger  *slog.Logger
+	breaker *breaker
+
+	// pubMu is held for reading by every publish in flight and for writing
+	// by Shutdown, which so waits for them.
+	pubMu     sync.RWMutex
+	closing   atomic.Bool
+	producers sync.Map // Compression -> *kgo.Client
+	prodMu    sync.Mutex
+
+	subs subscriptions
+}
+
+// NewBus returns a bus on client, which must be connected.
+func NewBus(client *Client, cfg Config) (*Bus, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: NewBus needs a client", ErrInvalidConfig)
+	}
+	if _, err := client.Admin(); err != nil {
+		return nil, err
+	}
+	if err := cfg.setDefaults(client); err != nil {
+		return nil, err
+	}
+	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker)}
+	b.subs.init()
+	// Start the default producer now so configuration errors show here.
+	if _, err := b.producer(cfg.Compression); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Client returns the client the bus runs on.
+func (b *Bus) Client() *Client { return b.client }
+
+// BreakerState returns the publish circuit breaker's state.
+func (b *Bus) BreakerState() BreakerState { return b.breaker.state() }
+
+// producer returns the producing client for a codec, starting it on first use.
+func (b *Bus) producer(c Compression) (*kgo.Client, error) {
+	if c == "" {
+		c = b.cfg.Compression
+	}
+	if c == "" {
+		c = CompressionSnappy
+	}
+	if p, ok := b.producers.Load(c); ok {
+		return p.(*kgo.Client), nil
+	}
+	b.prodMu.Lock()
+	defer b.prodMu.Unlock()
+	if p, ok := b.producers.Load(c); ok {
+		return p.(*kgo.Client), nil
+	}
+	codec, err := c.codec()
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.client.newKgo(
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(b.cfg.Linger),
+		kgo.MaxBufferedRecords(b.cfg.MaxBufferedRecords),
+		kgo.ProducerBatchMaxBytes(int32(max(b.cfg.MaxEventBytes+64<<10, 1<<20))),
+		kgo.RecordDeliveryTimeout(b.cfg.DeliveryTimeout),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)
+	if err != nil {
+		return nil, err
+	}
+	b.producers.Store(c, p)
+	return p, nil
+}
+
+// Shutdown stops the bus: publishing ends (later calls fail with
+// ErrShuttingDown), in-flight publishes finish, every subscription stops
+// fetching, waits for its running handlers (bounded by ctx), commits what
+// they handled and leaves its group, and the producers are flushed and
+// closed. The client stays open. Calling Shutdown twice is a no-op.
+func (b *Bus) Shutdown(ctx context.Context) error {
+	if b.closing.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if err := b.subs.closeAll(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	b.pubMu.Lock() // waits for in-flight publishes
+	defer b.pubMu.Unlock()
+	b.producers.Range(func(_, v any) bool {
+		p := v.(*kgo.Client)
+		if err := p.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush producer: %w", err))
+		}
+		p.Close()
+		return true
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,169 @@
+// Package embedded runs a Kafka-protocol broker inside the process, for
+// development and tests. It is a thin layer over franz-go's kfake: a real
+// protocol speaker with consumer groups, transactions, SASL and ACLs, and
+// (with Config.DataDir) persistence across restarts.
+//
+// It is not a production broker: run Redpanda or Apache Kafka there.
+//
+//	b, err := embedded.Start(embedded.Config{Addr: "127.0.0.1:9092", DataDir: "./data"})
+//	if err != nil { ... }
+//	defer b.Close()
+//	fmt.Println(b.Addrs()) // [127.0.0.1:9092]
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// ErrAddrInUse is returned by Start when the listen address is taken.
+var ErrAddrInUse = errors.New("address already in use")
+
+// User is a SASL user of the embedded broker.
+type User struct {
+	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism string
+	Name      string
+	Password  string
+}
+
+// Config describes an embedded broker. The zero value is one in-memory broker
+// on a free port of 127.0.0.1.
+type Config struct {
+	// Addr is where the (first) broker listens, "host:port". Default
+	// "127.0.0.1:0", a free port. With several brokers, the others take the
+	// following ports (or free ports when the port is 0).
+	Addr string
+	// Brokers is the number of brokers. Default 1.
+	Brokers int
+	// DataDir, when set, persists topics, records and group offsets there,
+	// and reloads them on the next Start with the same directory.
+	DataDir string
+	// SyncWrites fsyncs every produced batch (with DataDir): slower, but
+	// nothing acknowledged is lost even if the machine crashes.
+	SyncWrites bool
+	// Superuser, when set, turns SASL on; this user bypasses ACLs.
+	Superuser *User
+	// EnableACLs makes the broker enforce ACLs for non-superusers. It needs
+	// Superuser.
+	EnableACLs bool
+	// Logger, when set, receives the broker's logs at the given level and above.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded cluster.
+type Broker struct {
+	cluster *kfake.Cluster
+	addrs   []string
+	once    sync.Once
+}
+
+// Start starts the broker(s) and returns once they accept connections.
+func Start(cfg Config) (*Broker, error) {
+	if cfg.Brokers <= 0 {
+		cfg.Brokers = 1
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker address %q: want host:port (e.g. 127.0.0.1:9092): %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("embedded broker address %q: port must be a number from 0 to 65535", cfg.Addr)
+	}
+	if cfg.EnableACLs && cfg.Superuser == nil {
+		return nil, errors.New("embedded broker: EnableACLs needs a Superuser (or no one could create ACLs)")
+	}
+	ports := make([]int, cfg.Brokers)
+	for i := range ports {
+		if port != 0 {
+			ports[i] = port + i
+		}
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(cfg.Brokers),
+		kfake.Ports(ports...),
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			_, p, _ := net.SplitHostPort(address)
+			return net.Listen(network, net.JoinHostPort(host, p))
+		}),
+		kfake.DefaultNumPartitions(3),
+		kfake.AllowAutoTopicCreation(),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		if cfg.SyncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
+	}
+	if su := cfg.Superuser; su != nil {
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(su.Mechanism, su.Name, su.Password))
+	}
+	if cfg.EnableACLs {
+		opts = append(opts, kfake.EnableACLs())
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(slogLogger{cfg.Logger}))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		if isAddrInUse(err) {
+			return nil, fmt.Errorf("%w: embedded broker cannot listen on %s; stop what runs there or pick another address: %v", ErrAddrInUse, cfg.Addr, err)
+		}
+		return nil, fmt.Errorf("start embedded broker: %w", err)
+	}
+	addrs := c.ListenAddrs()
+	if host != "127.0.0.1" {
+		for i, a := range addrs {
+			_, p, _ := net.SplitHostPort(a)
+			addrs[i] = net.JoinHostPort(host, p)
+		}
+	}
+	return &Broker{cluster: c, addrs: addrs}, nil
+}
+
+func isAddrInUse(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "listen"
+}
+
+// Addrs returns the brokers' addresses, "host:port".
+func (b *Broker) Addrs() []string { return append([]string(nil), b.addrs...) }
+
+// Close stops the broker. With a DataDir, its state is flushed there first.
+// Closing twice is a no-op.
+func (b *Broker) Close() {
+	b.once.Do(b.cluster.Close)
+}
+
+// Cluster returns the underlying kfake cluster, for fault injection in tests.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	var l slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		l = slog.LevelError
+	case kfake.LogLevelWarn:
+		l = slog.LevelWarn
+	case kfake.LogLevelInfo:
+		l = slog.LevelInfo
+	default:
+		l = slog.LevelDebug
+	}
+	if s.l.Enabled(context.Background(), l) {
+		s.l.Log(context.Background(), l, "embedded broker: "+fmt.Sprintf(msg, args...))
+	}
+}

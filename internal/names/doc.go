@@ -1,0 +1,74 @@
+// Package names holds the topic-name rules of the event bus. Every place that
+// names a topic (publishing, subscribing, creating topics, dead-lettering)
+// checks the name here first, so a bad name fails fast with a message that
+// says which rule it broke and shows a valid name.
+//
+// # The three forms
+//
+// A topic name has exactly one of three forms:
+//
+//	core.<domain>.<action>                  core.user.created
+//	                                        core.tenant.member_added
+//	plugin.<pluginId>.<entity>.<action>     plugin.crm.contact.created
+//	                                        plugin.crm.contact.note.added
+//	dlq.<core or plugin topic>              dlq.core.user.created
+//	                                        dlq.plugin.crm.contact.created
+//
+// The entity of a plugin topic may have several dot-separated parts: in
+// plugin.crm.contact.note.added the plugin ID is "crm", the entity is
+// "contact.note" and the action is "added". The plugin ID is always the single
+// segment after "plugin." (plugin IDs have no dots) and the action is always
+// the last segment. A dlq topic holds the failures of one core or plugin topic;
+// dlq topics are not nested (dlq.dlq.core.user.created is rejected).
+//
+// The prefixes "core.", "plugin.", "dlq." and "__" (Kafka's internal topics,
+// such as __consumer_offsets) are reserved. Any name of another shape, such as
+// "orders", "user.created" or "Core.user.created", is rejected.
+//
+// # Segments
+//
+// Names are lowercase ASCII and no segment may be empty (no leading, trailing
+// or doubled dots):
+//
+//   - core domains, core actions, plugin entity parts and plugin actions match
+//     [a-z][a-z0-9_]*: "user", "member_added", "v2_imported";
+//   - plugin IDs are kebab-case, [a-z0-9]+(-[a-z0-9]+)*: "crm",
+//     "sample-analytics", "salesforce-sync" (not "CRM", "sample_analytics",
+//     "salesforce.sync", "-crm" or "crm-"). See [ValidatePluginID].
+//
+// # Length
+//
+// Kafka allows topic names of at most 249 characters. Every core and plugin
+// topic must leave room for its "dlq." prefix, so it is at most 245
+// characters; a dlq topic is then at most 249.
+//
+// # Past-tense actions
+//
+// Events record what happened, so actions are past tense: an action is
+// accepted when it ends in "ed" (created, member_added, login_failed) or is on
+// the allow-list of the [Rules] in force. The default allow-list holds the
+// non-"-ed" actions of the core event catalog:
+//
+//	begun built done error heartbeat login logout lost paid read request
+//	reset response run sent set shut signup spent split won
+//
+// [NewRules] extends the list, for example NewRules("sync", "made"). A rejected
+// action comes with a suggestion from [PastTense]: core.user.create is
+// rejected with "use \"core.user.created\"".
+//
+// # Errors
+//
+// Every rejected topic name is an [*Error] that wraps [ErrInvalidTopic]; a
+// topic rejected because of its plugin ID wraps [ErrInvalidPluginID] as well.
+// Test with errors.Is and read the detail with errors.As:
+//
+//	invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"
+//	invalid topic name "orders": a topic must be core.<domain>.<action> (e.g. core.user.created), plugin.<pluginId>.<entity>.<action> (e.g. plugin.crm.contact.created) or dlq.<topic> (e.g. dlq.core.user.created)
+//
+// # Speed
+//
+// [ParseTopic] runs on every publish. It uses no regular expressions and does
+// not allocate for core and plugin topics (one small allocation for the
+// Original of a dlq topic); only a rejection does extra work, to build its
+// message and suggestion.
+package names

@@ -1,0 +1,690 @@
+package names
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalidTopic is the sentinel every topic-name rejection wraps:
+// errors.Is(err, ErrInvalidTopic) reports whether a name broke the rules.
+var ErrInvalidTopic = errors.New("invalid topic name")
+
+// ErrInvalidPluginID is the sentinel every plugin-ID rejection wraps,
+// including a topic rejected because of its plugin ID (that error wraps
+// ErrInvalidTopic too).
+var ErrInvalidPluginID = errors.New("invalid plugin ID")
+
+// errTopicPluginID is the Err of a topic rejected because of its plugin ID.
+var errTopicPluginID = errors.Join(ErrInvalidTopic, ErrInvalidPluginID)
+
+const (
+	corePrefix   = "core."
+	pluginPrefix = "plugin."
+	dlqPrefix    = "dlq."
+
+	// maxNameLen is Kafka's limit on topic names.
+	maxNameLen = 249
+	// maxOriginalLen is the limit on core and plugin topics: room is left
+	// for the "dlq." prefix of their dead-letter topic.
+	maxOriginalLen = maxNameLen - len(dlqPrefix)
+
+	identPattern    = "[a-z][a-z0-9_]*"
+	pluginIDPattern = "[a-z0-9]+(-[a-z0-9]+)*"
+
+	exampleCore     = "core.user.created"
+	examplePlugin   = "plugin.crm.contact.created"
+	exampleDLQ      = "dlq.core.user.created"
+	examplePluginID = "sample-analytics"
+
+	shapeRule = "a topic must be core.<domain>.<action> (e.g. " + exampleCore +
+		"), plugin.<pluginId>.<entity>.<action> (e.g. " + examplePlugin +
+		") or dlq.<topic> (e.g. " + exampleDLQ + ")"
+)
+
+// Kind says which of the three forms a topic name has. The zero Kind is not a
+// valid kind: a parsed Topic always has KindCore, KindPlugin or KindDLQ.
+type Kind int
+
+// The topic kinds.
+const (
+	KindCore   Kind = iota + 1 // core.<domain>.<action>
+	KindPlugin                 // plugin.<pluginId>.<entity>.<action>
+	KindDLQ                    // dlq.<core or plugin topic>
+)
+
+// String returns "core", "plugin" or "dlq" ("Kind(n)" for any other value).
+func (k Kind) String() string {
+	switch k {
+	case KindCore:
+		return "core"
+	case KindPlugin:
+		return "plugin"
+	case KindDLQ:
+		return "dlq"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Topic is a parsed topic name. The string fields are substrings of Name.
+type Topic struct {
+	Kind     Kind
+	Name     string // the full name as given
+	Domain   string // core only: "user" in core.user.created
+	PluginID string // plugin only: "crm" in plugin.crm.contact.note.added
+	Entity   string // plugin only, may contain dots: "contact.note"
+	Action   string // core and plugin: "created", "added"
+	Original *Topic // dlq only: the core or plugin topic it holds failures of
+}
+
+// String returns the full topic name. For a Topic built by hand with an
+// empty Name it joins the parts: Topic{Kind: KindCore, Domain: "user",
+// Action: "created"}.String() is "core.user.created". It does not validate.
+func (t Topic) String() string {
+	if t.Name != "" {
+		return t.Name
+	}
+	switch t.Kind {
+	case KindCore:
+		return corePrefix + t.Domain + "." + t.Action
+	case KindPlugin:
+		return pluginPrefix + t.PluginID + "." + t.Entity + "." + t.Action
+	case KindDLQ:
+		if t.Original == nil {
+			return dlqPrefix
+		}
+		return dlqPrefix + t.Original.String()
+	}
+	return ""
+}
+
+// Error is a rejected topic name or plugin ID. Its message says which rule
+// failed and shows a valid name:
+//
+//	invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"
+//	invalid plugin ID "CRM": plugin ID "CRM" must be kebab-case [a-z0-9]+(-[a-z0-9]+)*: it has uppercase letters; use "crm"
+type Error struct {
+	// Name is the rejected topic name (or plugin ID, for ValidatePluginID).
+	Name string
+	// Rule is the rule that failed, in words. When no correction could be
+	// derived (Example is empty) it ends with an example of the valid form,
+	// such as "(e.g. core.user.created)".
+	Rule string
+	// Example is a valid name derived from Name, such as the name with its
+	// action in the past tense, or "" when none could be derived. The
+	// message shows it as `use "<Example>"`.
+	Example string
+	// Err is the sentinel: ErrInvalidTopic, ErrInvalidPluginID, or both
+	// (joined) for a topic rejected because of its plugin ID. Test it with
+	// errors.Is on the *Error itself.
+	Err error
+}
+
+// Error returns `invalid topic name "<Name>": <Rule>; use "<Example>"`
+// ("invalid plugin ID" for a plugin ID; no "use" part without an Example).
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Err == ErrInvalidPluginID {
+		b.WriteString(ErrInvalidPluginID.Error())
+	} else {
+		b.WriteString(ErrInvalidTopic.Error())
+	}
+	b.WriteByte(' ')
+	b.WriteString(strconv.Quote(e.Name))
+	b.WriteString(": ")
+	b.WriteString(e.Rule)
+	if e.Example != "" {
+		b.WriteString("; use ")
+		b.WriteString(strconv.Quote(e.Example))
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinel(s) the error wraps, for errors.Is.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return nil
+	}
+	if j, ok := e.Err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{e.Err}
+}
+
+// defaultActions is the default allow-list of actions that are accepted
+// although they do not end in "ed": the past-tense and noun-like actions of
+// the core event catalog.
+var defaultActions = []string{
+	"login", "logout", "request", "response", "error", "reset",
+	"sent", "built", "paid", "read", "won", "lost", "begun", "done",
+	"run", "set", "spent", "shut", "split", "heartbeat", "signup",
+}
+
+// Rules is a set of topic-name rules: the fixed forms and segment rules plus
+// an allow-list of actions accepted although they do not end in "ed". A
+// *Rules is immutable and safe for concurrent use. A nil *Rules behaves like
+// DefaultRules().
+type Rules struct {
+	allowed map[string]struct{}
+	sorted  []string
+}
+
+var defaultRules = newRules(defaultActions)
+
+func newRules(actions []string) *Rules {
+	r := &Rules{allowed: make(map[string]struct{}, len(actions))}
+	for _, a := range actions {
+		r.allowed[a] = struct{}{}
+	}
+	r.sorted = slices.Sorted(maps.Keys(r.allowed))
+	return r
+}
+
+// DefaultRules returns the rules with the default allow-list of non-"-ed"
+// actions: login, logout, request, response, error, reset, sent, built, paid,
+// read, won, lost, begun, done, run, set, spent, shut, split, heartbeat and
+// signup. The package-level ParseTopic and ValidateTopic use it.
+func DefaultRules() *Rules { return defaultRules }
+
+// NewRules returns the default rules with extraActions added to the
+// allow-list, for example NewRules("sync", "made"). Each extra action must
+// itself match [a-z][a-z0-9_]*; otherwise NewRules returns an error.
+func NewRules(extraActions ...string) (*Rules, error) {
+	for _, a := range extraActions {
+		if !isIdent(a) {
+			return nil, fmt.Errorf("names: extra action %q must match %s: %s (e.g. \"synced\")", a, identPattern, identReason(a))
+		}
+	}
+	return newRules(slices.Concat(defaultActions, extraActions)), nil
+}
+
+// AllowedActions returns the allow-list of actions accepted although they do
+// not end in "ed", sorted. The slice is a copy.
+func (r *Rules) AllowedActions() []string {
+	return slices.Clone(r.rules().sorted)
+}
+
+// ValidateTopic reports whether name is a valid topic name under r. A
+// rejection is an *Error wrapping ErrInvalidTopic.
+func (r *Rules) ValidateTopic(name string) error {
+	_, err := r.ParseTopic(name)
+	return err
+}
+
+// ParseTopic parses and validates name under r. A rejection is an *Error
+// wrapping ErrInvalidTopic (and ErrInvalidPluginID when the plugin ID is at
+// fault), with the failed rule and, when one can be derived, a corrected name.
+func (r *Rules) ParseTopic(name string) (Topic, error) {
+	r = r.rules()
+	t, f := r.parse(name)
+	if f != nil {
+		return Topic{}, r.newError(name, f)
+	}
+	return t, nil
+}
+
+// ParseTopic parses and validates name under DefaultRules().
+func ParseTopic(name string) (Topic, error) { return defaultRules.ParseTopic(name) }
+
+// ValidateTopic reports whether name is a valid topic name under
+// DefaultRules(). A rejection is an *Error wrapping ErrInvalidTopic.
+func ValidateTopic(name string) error { return defaultRules.ValidateTopic(name) }
+
+// ValidatePluginID reports whether id is a valid plugin ID: kebab-case,
+// [a-z0-9]+(-[a-z0-9]+)*, such as "crm", "sample-analytics" or
+// "salesforce-sync". A rejection is an *Error wrapping ErrInvalidPluginID.
+func ValidatePluginID(id string) error {
+	if isPluginID(id) {
+		return nil
+	}
+	e := &Error{Name: id, Rule: pluginIDRule(id), Err: ErrInvalidPluginID}
+	if fix := fixPluginID(id); fix != id && isPluginID(fix) {
+		e.Example = fix
+	} else {
+		e.Rule += " (e.g. " + examplePluginID + ")"
+	}
+	return e
+}
+
+// DLQTopic returns the dead-letter topic of topic, "dlq.<topic>", after
+// checking under DefaultRules() that topic is a valid core or plugin topic.
+func DLQTopic(topic string) (string, error) {
+	t, err := ParseTopic(topic)
+	if err != nil {
+		return "", err
+	}
+	if t.Kind == KindDLQ {
+		return "", &Error{
+			Name: topic,
+			Rule: "a dlq topic has no dlq topic of its own: DLQTopic needs a core or plugin topic (e.g. " + exampleCore + ")",
+			Err:  ErrInvalidTopic,
+		}
+	}
+	return dlqPrefix + topic, nil
+}
+
+// PluginTopic returns the topic "plugin.<pluginID>.<eventName>" of a plugin's
+// event, where eventName is "<entity>.<action>" (the entity may have more
+// dot-separated parts: "contact.note.added"). It checks pluginID with
+// ValidatePluginID and the whole name under DefaultRules().
+func PluginTopic(pluginID, eventName string) (string, error) {
+	if err := ValidatePluginID(pluginID); err != nil {
+		return "", err
+	}
+	name := pluginPrefix + pluginID + "." + eventName
+	if err := ValidateTopic(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// rules returns r, or the default rules for a nil r.
+func (r *Rules) rules() *Rules {
+	if r == nil {
+		return defaultRules
+	}
+	return r
+}
+
+// allows reports whether action (already a valid segment) counts as past
+// tense: it ends in "ed" or is on the allow-list.
+func (r *Rules) allows(action string) bool {
+	if strings.HasSuffix(action, "ed") {
+		return true
+	}
+	_, ok := r.allowed[action]
+	return ok
+}
+
+// failure is why parse rejected a name. The rule text is only built on the
+// error path; the hot path allocates nothing.
+type failure struct {
+	rule string // the rule that failed
+	form string // an example of the expected form; "" when rule shows examples
+	err  error  // the sentinel(s)
+}
+
+func fail(form, rule string) *failure {
+	return &failure{rule: rule, form: form, err: ErrInvalidTopic}
+}
+
+// newError turns a failure into an *Error, with a corrected name if one can
+// be derived and otherwise an example of the expected form.
+func (r *Rules) newError(name string, f *failure) *Error {
+	e := &Error{Name: name, Rule: f.rule, Err: f.err}
+	if fix := r.suggest(name); fix != "" {
+		e.Example = fix
+	} else if f.form != "" {
+		e.Rule += " (e.g. " + f.form + ")"
+	}
+	return e
+}
+
+// parse validates name and splits it into its parts.
+func (r *Rules) parse(name string) (Topic, *failure) {
+	switch {
+	case strings.HasPrefix(name, corePrefix):
+		return r.parseCore(name)
+	case strings.HasPrefix(name, pluginPrefix):
+		return r.parsePlugin(name)
+	case strings.HasPrefix(name, dlqPrefix):
+		return r.parseDLQ(name)
+	case strings.HasPrefix(name, "__"):
+		return Topic{}, fail("", `names starting with "__" are reserved for Kafka's internal topics; `+shapeRule)
+	}
+	return Topic{}, fail("", shapeRule)
+}
+
+func (r *Rules) parseCore(name string) (Topic, *failure) {
+	if f := checkLayout(name, exampleCore); f != nil {
+		return Topic{}, f
+	}
+	rest := name[len(corePrefix):]
+	dot := strings.IndexByte(rest, '.')
+	if dot < 0 || strings.IndexByte(rest[dot+1:], '.') >= 0 {
+		return Topic{}, fail(exampleCore, "a core topic must be core.<domain>.<action>")
+	}
+	domain, action := rest[:dot], rest[dot+1:]
+	if !isIdent(domain) {
+		return Topic{}, identFailure("domain", domain, exampleCore)
+	}
+	if f := r.checkAction(action, exampleCore); f != nil {
+		return Topic{}, f
+	}
+	return Topic{Kind: KindCore, Name: name, Domain: domain, Action: action}, nil
+}
+
+func (r *Rules) parsePlugin(name string) (Topic, *failure) {
+	if f := checkLayout(name, examplePlugin); f != nil {
+		return Topic{}, f
+	}
+	rest := name[len(pluginPrefix):]
+	first, last := strings.IndexByte(rest, '.'), strings.LastIndexByte(rest, '.')
+	if first < 0 || first == last {
+		return Topic{}, fail(examplePlugin, "a plugin topic must be plugin.<pluginId>.<entity>.<action>")
+	}
+	id, entity, action := rest[:first], rest[first+1:last], rest[last+1:]
+	if !isPluginID(id) {
+		return Topic{}, &failure{rule: pluginIDRule(id), form: examplePlugin, err: errTopicPluginID}
+	}
+	what := "entity"
+	if strings.IndexByte(entity, '.') >= 0 {
+		what = "entity part"
+	}
+	for rest := entity; ; {
+		part, tail, more := strings.Cut(rest, ".")
+		if !isIdent(part) {
+			return Topic{}, identFailure(what, part, examplePlugin)
+		}
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	if f := r.checkAction(action, examplePlugin); f != nil {
+		return Topic{}, f
+	}
+	return Topic{Kind: KindPlugin, Name: name, PluginID: id, Entity: entity, Action: action}, nil
+}
+
+func (r *Rules) parseDLQ(name string) (Topic, *failure) {
+	if len(name) > maxNameLen {
+		return Topic{}, fail(exampleDLQ, fmt.Sprintf("a topic must be at most %d characters (Kafka's limit), not %d", maxNameLen, len(name)))
+	}
+	rest := name[len(dlqPrefix):]
+	var (
+		orig Topic
+		f    *failure
+	)
+	switch {
+	case strings.HasPrefix(rest, corePrefix):
+		orig, f = r.parseCore(rest)
+	case strings.HasPrefix(rest, pluginPrefix):
+		orig, f = r.parsePlugin(rest)
+	case strings.HasPrefix(rest, dlqPrefix):
+		return Topic{}, fail(exampleDLQ, "a dlq topic holds the failures of a core or plugin topic, not of another dlq topic")
+	default:
+		return Topic{}, fail(exampleDLQ, "a dlq topic must be dlq.<core or plugin topic>")
+	}
+	if f != nil {
+		if f.form != "" {
+			f.form = dlqPrefix + f.form
+		}
+		return Topic{}, f
+	}
+	return Topic{Kind: KindDLQ, Name: name, Original: &orig}, nil
+}
+
+// checkLayout checks the length of a core or plugin topic and that it has no
+// empty segment. name starts with its prefix, which ends in a dot.
+func checkLayout(name, form string) *failure {
+	if len(name) > maxOriginalLen {
+		return fail(form, fmt.Sprintf("a core or plugin topic must be at most %d characters, leaving room for its %q prefix within Kafka's limit of %d, not %d",
+			maxOriginalLen, dlqPrefix, maxNameLen, len(name)))
+	}
+	if name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return fail(form, "segments must not be empty: no leading, trailing or doubled dots")
+	}
+	return nil
+}
+
+// checkAction checks that action is a valid segment in the past tense.
+func (r *Rules) checkAction(action, form string) *failure {
+	if !isIdent(action) {
+		return identFailure("action", action, form)
+	}
+	if r.allows(action) {
+		return nil
+	}
+	rule := fmt.Sprintf("action %q must be past tense (or allowed by Rules)", action)
+	if p := PastTense(action); p != action && !r.allows(p) {
+		rule += fmt.Sprintf("; its past tense %q is not allowed by these Rules: add it with NewRules(%q)", p, p)
+	}
+	return fail(form, rule)
+}
+
+func identFailure(what, s, form string) *failure {
+	return fail(form, fmt.Sprintf("%s %q must match %s: %s", what, s, identPattern, identReason(s)))
+}
+
+func pluginIDRule(id string) string {
+	return fmt.Sprintf("plugin ID %q must be kebab-case %s: %s", id, pluginIDPattern, pluginIDReason(id))
+}
+
+// isIdent reports whether s matches [a-z][a-z0-9_]*.
+func isIdent(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// identReason says why s does not match [a-z][a-z0-9_]*.
+func identReason(s string) string {
+	if s == "" {
+		return "it is empty"
+	}
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z':
+		case 'A' <= c && c <= 'Z':
+			return "it has uppercase letters"
+		case '0' <= c && c <= '9' || c == '_':
+			if i == 0 {
+				return "it must start with a letter"
+			}
+		case c == '-':
+			return `it contains '-' (use '_')`
+		default:
+			return fmt.Sprintf("it contains %q", c)
+		}
+	}
+	return "it does not match"
+}
+
+// isPluginID reports whether s matches [a-z0-9]+(-[a-z0-9]+)*.
+func isPluginID(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	hyphen := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
+			hyphen = false
+		case c == '-' && !hyphen:
+			hyphen = true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// pluginIDReason says why s does not match [a-z0-9]+(-[a-z0-9]+)*.
+func pluginIDReason(s string) string {
+	if s == "" {
+		return "it is empty"
+	}
+	for _, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-':
+		case 'A' <= c && c <= 'Z':
+			return "it has uppercase letters"
+		case c == '_' || c == '.' || c == ' ':
+			return fmt.Sprintf("it contains %q (use '-')", c)
+		default:
+			return fmt.Sprintf("it contains %q", c)
+		}
+	}
+	switch {
+	case s[0] == '-':
+		return "it starts with '-'"
+	case s[len(s)-1] == '-':
+		return "it ends with '-'"
+	case strings.Contains(s, "--"):
+		return "it has '-' twice in a row"
+	}
+	return "it does not match"
+}
+
+// fixPluginID guesses the kebab-case plugin ID meant by s.
+func fixPluginID(s string) string {
+	s = strings.Map(func(c rune) rune {
+		if c == '_' || c == '.' || c == ' ' {
+			return '-'
+		}
+		return c
+	}, strings.ToLower(s))
+	for strings.Contains(s, "--") {
+		s = strings.ReplaceAll(s, "--", "-")
+	}
+	return strings.Trim(s, "-")
+}
+
+// suggest guesses the valid name meant by a rejected name: lowercased, empty
+// segments dropped, nested dlq prefixes merged, '-' in segments made '_' (and
+// '_' in the plugin ID made '-'), and a non-past-tense action put in the past
+// tense. It returns "" when the guess is not a valid name either.
+func (r *Rules) suggest(name string) string {
+	if len(name) > 4*maxNameLen {
+		return "" // not worth the work: no sensible fix is that far off
+	}
+	s := strings.ToLower(name)
+	prefix := ""
+	for strings.HasPrefix(s, dlqPrefix) {
+		s, prefix = s[len(dlqPrefix):], dlqPrefix
+	}
+	parts := slices.DeleteFunc(strings.Split(s, "."), func(p string) bool { return p == "" })
+	fixIdent := func(p string) string { return strings.ReplaceAll(p, "-", "_") }
+	switch {
+	case len(parts) == 3 && parts[0] == "core":
+		parts[1] = fixIdent(parts[1])
+	case len(parts) >= 4 && parts[0] == "plugin":
+		parts[1] = fixPluginID(parts[1])
+		for i := 2; i < len(parts)-1; i++ {
+			parts[i] = fixIdent(parts[i])
+		}
+	default:
+		return ""
+	}
+	last := len(parts) - 1
+	parts[last] = r.fixAction(fixIdent(parts[last]))
+	fix := prefix + strings.Join(parts, ".")
+	if fix == name {
+		return ""
+	}
+	if _, f := r.parse(fix); f != nil {
+		return ""
+	}
+	return fix
+}
+
+// fixAction returns the past tense of action if that is allowed by r, and
+// action itself otherwise.
+func (r *Rules) fixAction(action string) string {
+	if action == "" || r.allows(action) || !isLetter(action[len(action)-1]) {
+		return action
+	}
+	if p := PastTense(action); r.allows(p) {
+		return p
+	}
+	return action
+}
+
+// irregular maps verbs whose past tense does not end in "ed" to that past
+// tense. PastTense leaves the past forms themselves unchanged.
+var irregular = map[string]string{
+	"send":  "sent",
+	"build": "built",
+	"pay":   "paid",
+	"begin": "begun",
+	"win":   "won",
+	"lose":  "lost",
+	"run":   "run",
+	"set":   "set",
+	"do":    "done",
+	"make":  "made",
+	"write": "written",
+	"get":   "got",
+	"read":  "read",
+	"spend": "spent",
+	"shut":  "shut",
+	"split": "split",
+	"reset": "reset",
+	"quit":  "quit",
+}
+
+var irregularPast = func() map[string]bool {
+	m := make(map[string]bool, len(irregular))
+	for _, p := range irregular {
+		m[p] = true
+	}
+	return m
+}()
+
+// PastTense returns a guess at the past tense of action, as used in the
+// suggestion of a rejected topic name. It works on the last "_"-separated
+// word (member_add becomes member_added) with these rules, in order:
+//
+//   - a small irregular map: send→sent, build→built, pay→paid, begin→begun,
+//     win→won, lose→lost, run→run, set→set, do→done, make→made,
+//     write→written, get→got (and read, spend, shut, split, reset, quit);
+//   - a word ending in "ed", or an irregular past form, is left unchanged;
+//   - ending in "e": add "d" (create→created);
+//   - consonant + "y": "y" becomes "ied" (copy→copied);
+//   - a one-vowel word ending in consonant-vowel-consonant, the last not w,
+//     x or y: double it and add "ed" (stop→stopped, plan→planned; but
+//     open→opened, edit→edited);
+//   - otherwise add "ed" (add→added).
+//
+// It is a heuristic, not a dictionary.
+func PastTense(action string) string {
+	head, word := "", action
+	if i := strings.LastIndexByte(action, '_'); i >= 0 {
+		head, word = action[:i+1], action[i+1:]
+	}
+	if word == "" {
+		return action
+	}
+	if p, ok := irregular[word]; ok {
+		return head + p
+	}
+	if irregularPast[word] || strings.HasSuffix(word, "ed") {
+		return action
+	}
+	n := len(word)
+	last := word[n-1]
+	switch {
+	case last == 'e':
+		return action + "d"
+	case last == 'y' && n >= 2 && isConsonant(word[n-2]):
+		return head + word[:n-1] + "ied"
+	case n >= 3 && isConsonant(last) && last != 'w' && last != 'x' && last != 'y' &&
+		isVowel(word[n-2]) && isConsonant(word[n-3]) && vowels(word) == 1:
+		return action + string(last) + "ed"
+	}
+	return action + "ed"
+}
+
+func isLetter(c byte) bool    { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isVowel(c byte) bool     { return strings.IndexByte("aeiouAEIOU", c) >= 0 }
+func isConsonant(c byte) bool { return isLetter(c) && !isVowel(c) }
+
+func vowels(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isVowel(s[i]) {
+			n++
+		}
+	}
+	return n
+}

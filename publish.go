@@ -1,0 +1,375 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// PublishOption changes how one event is published.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	key         []byte
+	keySet      bool
+	headers     []kgo.RecordHeader
+	compression Compression
+	eventID     string
+	timestamp   time.Time
+}
+
+// WithPartitionKey sets the record key, which picks the partition (Kafka's
+// murmur2, as Java and KafkaJS clients use). Default: the tenant ID, so each
+// tenant's events keep their order.
+func WithPartitionKey(key string) PublishOption {
+	return func(o *publishOptions) { o.key, o.keySet = []byte(key), true }
+}
+
+// WithHeader adds a record header after the bus's own. A header may not
+// replace one the bus writes (event-id, event-type, tenant-id, workspace-id,
+// correlation-id, timestamp).
+func WithHeader(key, value string) PublishOption {
+	return func(o *publishOptions) {
+		o.headers = append(o.headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
+	}
+}
+
+// WithCompression picks the codec for this event (default: Config.Compression).
+func WithCompression(c Compression) PublishOption {
+	return func(o *publishOptions) { o.compression = c }
+}
+
+// WithEventID sets the event ID instead of a new UUIDv7, for example to
+// republish an event under its own ID.
+func WithEventID(id string) PublishOption {
+	return func(o *publishOptions) { o.eventID = id }
+}
+
+// WithTimestamp sets the event's timestamp instead of now.
+func WithTimestamp(t time.Time) PublishOption {
+	return func(o *publishOptions) { o.timestamp = t }
+}
+
+// Publish publishes one event of type eventType (which is also its topic)
+// with data encoded as JSON, and returns its ID once the broker acknowledged
+// it. Bad input fails before anything is sent, wrapping ErrInvalidTopic,
+// ErrTenantRequired, ErrEventTooLarge or ErrInvalidEvent; an open circuit
+// breaker fails fast with ErrCircuitOpen.
+func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta PublishMetadata, opts ...PublishOption) (string, error) {
+	if !b.beginPublish() {
+		return "", shuttingDown()
+	}
+	defer b.pubMu.RUnlock()
+	p, err := b.prepare(eventType, data, meta, opts)
+	if err != nil {
+		return "", err
+	}
+	err = b.breaker.run(func() error {
+		if err := b.ensureTopics(ctx, eventType); err != nil {
+			return err
+		}
+		return p.producer.ProduceSync(ctx, p.record).FirstErr()
+	})
+	if err != nil {
+		return "", b.publishError(eventType, err)
+	}
+	return p.id, nil
+}
+
+// Publish publishes data of type T; see Bus.Publish.
+func Publish[T any](ctx context.Context, b *Bus, eventType string, data T, meta PublishMetadata, opts ...PublishOption) (string, error) {
+	return b.Publish(ctx, eventType, data, meta, opts...)
+}
+
+// BatchEvent is one event of a PublishBatch.
+type BatchEvent struct {
+	EventType string
+	Data      any
+	Metadata  PublishMetadata
+	Options   []PublishOption
+}
+
+// PublishResult is the outcome of one event of a batch.
+type PublishResult struct {
+	// EventID is the event's ID (set even when publishing it failed).
+	EventID string
+	// Err is nil when the broker acknowledged the event.
+	Err error
+}
+
+// BatchError reports the events of a batch that the broker did not
+// acknowledge. errors.Is finds the causes through it.
+type BatchError struct {
+	Failed, Total int
+	Results       []PublishResult
+}
+
+func (e *BatchError) Error() string {
+	first := ""
+	for i, r := range e.Results {
+		if r.Err != nil {
+			first = fmt.Sprintf("; first: event %d: %v", i, r.Err)
+			break
+		}
+	}
+	return fmt.Sprintf("%d of %d events were not published%s", e.Failed, e.Total, first)
+}
+
+// Unwrap returns each failed event's error.
+func (e *BatchError) Unwrap() []error {
+	var errs []error
+	for _, r := range e.Results {
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	return errs
+}
+
+// PublishBatch publishes up to MaxBatchSize events. Every event is validated
+// before any is sent: one bad event fails the whole call with nothing sent,
+// and the error names its index. Otherwise all are sent together and the
+// call returns when each was acknowledged or failed; results[i] is event i's
+// outcome, and a non-nil error (a *BatchError) says how many failed.
+func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishResult, error) {
+	if len(events) > MaxBatchSize {
+		return nil, fmt.Errorf("%w: %d events given, at most %d per batch; split it into several calls",
+			ErrBatchTooLarge, len(events), MaxBatchSize)
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	if !b.beginPublish() {
+		return nil, shuttingDown()
+	}
+	defer b.pubMu.RUnlock()
+	prepared := make([]prepared, len(events))
+	topics := make([]string, 0, 1)
+	for i, ev := range events {
+		p, err := b.prepare(ev.EventType, ev.Data, ev.Metadata, ev.Options)
+		if err != nil {
+			return nil, fmt.Errorf("batch event %d of %d (nothing was sent): %w", i, len(events), err)
+		}
+		prepared[i] = p
+		if !containsString(topics, ev.EventType) {
+			topics = append(topics, ev.EventType)
+		}
+	}
+	results := make([]PublishResult, len(events))
+	for i := range prepared {
+		results[i].EventID = prepared[i].id
+	}
+	failed := 0
+	err := b.breaker.run(func() error {
+		if err := b.ensureTopics(ctx, topics...); err != nil {
+			for i := range results {
+				results[i].Err = err
+			}
+			failed = len(results)
+			return err
+		}
+		var wg sync.WaitGroup
+		wg.Add(len(prepared))
+		for i := range prepared {
+			prepared[i].producer.Produce(ctx, prepared[i].record, func(_ *kgo.Record, err error) {
+				results[i].Err = err
+				wg.Done()
+			})
+		}
+		wg.Wait()
+		var firstErr error
+		for i := range results {
+			if results[i].Err != nil {
+				results[i].Err = b.publishError(events[i].EventType, results[i].Err)
+				failed++
+				if firstErr == nil {
+					firstErr = results[i].Err
+				}
+			}
+		}
+		return firstErr
+	})
+	if failed > 0 {
+		return results, &BatchError{Failed: failed, Total: len(events), Results: results}
+	}
+	if err != nil { // the breaker refused the whole batch
+		for i := range results {
+			results[i].Err = err
+		}
+		return results, &BatchError{Failed: len(events), Total: len(events), Results: results}
+	}
+	return results, nil
+}
+
+// beginPublish takes the publish read lock unless the bus is shutting down.
+func (b *Bus) beginPublish() bool {
+	b.pubMu.RLock()
+	if b.closing.Load() {
+		b.pubMu.RUnlock()
+		return false
+	}
+	return true
+}
+
+func shuttingDown() error {
+	return fmt.Errorf("%w: Shutdown was called; publish before shutting down or build a new Bus", ErrShuttingDown)
+}
+
+// publishError adds context to a broker-side publish failure.
+func (b *Bus) publishError(eventType string, err error) error {
+	switch {
+	case errors.Is(err, ErrCircuitOpen), isCallerError(err):
+		return err
+	case errors.Is(err, kgo.ErrClientClosed):
+		return shuttingDown()
+	}
+	return fmt.Errorf("publish %s: %w", eventType, err)
+}
+
+func (b *Bus) ensureTopics(ctx context.Context, topics ...string) error {
+	if b.cfg.DisableTopicCreation {
+		return nil
+	}
+	for _, t := range topics {
+		if err := b.client.topics.EnsureTopic(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepared is an event validated and encoded, ready to send.
+type prepared struct {
+	id       string
+	record   *kgo.Record
+	producer *kgo.Client
+}
+
+// prepare validates one event and builds its record; it sends nothing.
+func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []PublishOption) (prepared, error) {
+	if _, err := b.client.cfg.TopicRules.ParseTopic(eventType); err != nil {
+		return prepared{}, err
+	}
+	if strings.HasPrefix(eventType, "dlq.") {
+		return prepared{}, fmt.Errorf("%w: %q is a dead-letter topic; the bus writes those itself (publish to %q instead)",
+			ErrInvalidTopic, eventType, strings.TrimPrefix(eventType, "dlq."))
+	}
+	if strings.TrimSpace(meta.TenantID) == "" {
+		return prepared{}, fmt.Errorf("%w: event %q has no PublishMetadata.TenantID; every event belongs to a tenant (e.g. TenantID: \"tenant-acme\")",
+			ErrTenantRequired, eventType)
+	}
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for _, h := range o.headers {
+		if wire.IsReservedHeader(h.Key) {
+			return prepared{}, fmt.Errorf("%w: header %q is written by the bus and cannot be set by WithHeader; use another name",
+				ErrInvalidEvent, h.Key)
+		}
+	}
+	producer, err := b.producer(o.compression)
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	payload, err := encodeData(data)
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: data of %q does not encode to JSON: %v", ErrInvalidEvent, eventType, err)
+	}
+	env := wire.Envelope{
+		ID:            o.eventID,
+		Type:          eventType,
+		TenantID:      meta.TenantID,
+		WorkspaceID:   meta.WorkspaceID,
+		Timestamp:     o.timestamp,
+		Data:          payload,
+		Source:        orDefault(meta.Source, b.cfg.Source),
+		UserID:        meta.UserID,
+		CorrelationID: meta.CorrelationID,
+		CausationID:   meta.CausationID,
+		Version:       orDefault(meta.Version, "1.0"),
+	}
+	if env.ID == "" {
+		env.ID = newUUID()
+	}
+	if env.CorrelationID == "" {
+		env.CorrelationID = newUUID()
+	}
+	if env.Timestamp.IsZero() {
+		env.Timestamp = time.Now()
+	}
+	env.Timestamp = env.Timestamp.Truncate(time.Millisecond)
+	key := []byte(meta.TenantID)
+	if o.keySet {
+		key = o.key
+	}
+	headers := wire.AppendHeaders(make([]kgo.RecordHeader, 0, 6+len(o.headers)), &env)
+	headers = append(headers, o.headers...)
+	value := wire.Append(make([]byte, 0, 256+len(payload)), &env)
+	size := len(value) + len(key)
+	for _, h := range headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	if size > b.cfg.MaxEventBytes {
+		return prepared{}, fmt.Errorf("%w: event %q encodes to %d bytes, over the %d-byte limit; store large payloads elsewhere and publish a reference",
+			ErrEventTooLarge, eventType, size, b.cfg.MaxEventBytes)
+	}
+	return prepared{
+		id:       env.ID,
+		producer: producer,
+		record: &kgo.Record{
+			Topic:     eventType,
+			Key:       key,
+			Value:     value,
+			Headers:   headers,
+			Timestamp: env.Timestamp,
+		},
+	}, nil
+}
+
+// encodeData encodes an event payload as JSON. Raw JSON is checked, not re-encoded.
+func encodeData(data any) (json.RawMessage, error) {
+	switch d := data.(type) {
+	case nil:
+		return json.RawMessage("null"), nil
+	case json.RawMessage:
+		if !json.Valid(d) {
+			return nil, errors.New("json.RawMessage is not valid JSON")
+		}
+		return d, nil
+	}
+	return json.Marshal(data)
+}
+
+func newUUID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,568 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// Handler handles one event. Returning nil means the event is done and its
+// offset may be committed; returning an error (or panicking) means it failed.
+type Handler func(ctx context.Context, event RawEvent) error
+
+// SubscribeOptions say which consumer group a subscription joins and which
+// events it wants.
+type SubscribeOptions struct {
+	// GroupID is the consumer group. Instances with the same GroupID (and the
+	// same filter) share the work; different groups each get every event.
+	// Default "<ClientID>.<eventType>".
+	GroupID string
+	// TenantID, when set, delivers only that tenant's events.
+	//
+	// The filter is part of the group's identity: the group actually joined
+	// is "<GroupID>.tenant.<TenantID>" (see EffectiveGroupID), so instances
+	// that share a GroupID but filter different tenants never skip and
+	// commit an event another instance needed.
+	TenantID string
+	// WorkspaceID, when set, delivers only that workspace's events; it needs
+	// TenantID. It too is part of the group's identity.
+	WorkspaceID string
+	// FromBeginning makes a group with no committed offsets start at the
+	// oldest retained event; otherwise it starts with events published from
+	// the moment Subscribe was called. All subscriptions of one group in a
+	// process must agree on it.
+	FromBeginning bool
+	// AutoCommit commits handled offsets in the background
+	// (ConsumerConfig.AutoCommitInterval): fewer round trips, more
+	// redelivery after a crash. Without it (the default) the offsets of each
+	// fetched batch are committed as soon as its handlers returned. Either
+	// way only handled events are ever committed.
+	AutoCommit bool
+}
+
+// EffectiveGroupID is the consumer group a subscription with these options
+// joins: the GroupID plus its tenant and workspace filter.
+func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
+	g := groupID
+	if tenantID != "" {
+		g += ".tenant." + tenantID
+	}
+	if workspaceID != "" {
+		g += ".workspace." + workspaceID
+	}
+	return g
+}
+
+// Subscribe calls handler for each event of eventType (a core or plugin
+// topic) that passes the options' tenant and workspace filters, with
+// at-least-once delivery: an event's offset is committed only after its
+// handler returned nil, and order is kept per partition. A failing handler
+// is called again with the same event, with backoff, until it succeeds or
+// the subscription stops.
+//
+// Subscribe returns the subscription's ID once the group has joined and
+// its partitions are assigned, so events published after it returns are
+// delivered.
+func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions) (string, error) {
+	if b.closing.Load() {
+		return "", shuttingDown()
+	}
+	topic, err := b.client.cfg.TopicRules.ParseTopic(eventType)
+	if err != nil {
+		return "", err
+	}
+	if topic.Kind == TopicKindDLQ {
+		return "", fmt.Errorf("%w: %q is a dead-letter topic; read failed events through the DeadLetterQueue instead", ErrInvalidTopic, eventType)
+	}
+	if handler == nil {
+		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventType)
+	}
+	if opts.WorkspaceID != "" && opts.TenantID == "" {
+		return "", fmt.Errorf("%w: SubscribeOptions.WorkspaceID %q needs a TenantID too (workspaces belong to tenants)", ErrInvalidConfig, opts.WorkspaceID)
+	}
+	if opts.GroupID == "" {
+		opts.GroupID = b.client.cfg.ClientID + "." + eventType
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.Consumer.SessionTimeout+30*time.Second)
+		defer cancel()
+	}
+	if err := b.ensureTopics(ctx, eventType); err != nil {
+		return "", err
+	}
+	sub := &subscription{
+		id:          uuid.NewString(),
+		topic:       eventType,
+		handler:     handler,
+		tenantID:    opts.TenantID,
+		workspaceID: opts.WorkspaceID,
+	}
+	g, err := b.subs.add(b, sub, opts)
+	if err != nil {
+		return "", err
+	}
+	if err := g.waitAssigned(ctx, eventType); err != nil {
+		_ = b.Unsubscribe(context.WithoutCancel(ctx), sub.id)
+		return "", fmt.Errorf("subscribe %s in group %s: the group did not assign partitions in time: %w", eventType, g.id, err)
+	}
+	return sub.id, nil
+}
+
+// Subscribe subscribes a handler of typed events; see Bus.Subscribe. An event
+// whose data does not decode into T is a handler failure.
+func Subscribe[T any](ctx context.Context, b *Bus, eventType string, handler func(context.Context, Event[T]) error, opts SubscribeOptions) (string, error) {
+	if handler == nil {
+		return b.Subscribe(ctx, eventType, nil, opts)
+	}
+	return b.Subscribe(ctx, eventType, func(ctx context.Context, raw RawEvent) error {
+		ev, err := Decode[T](raw)
+		if err != nil {
+			return err
+		}
+		return handler(ctx, ev)
+	}, opts)
+}
+
+// Unsubscribe stops a subscription: its handler is not called again, what
+// it handled is committed, and when it was its group's last subscription in
+// this process the group is left.
+func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
+	return b.subs.remove(ctx, id)
+}
+
+// subscription is one Subscribe call.
+type subscription struct {
+	id          string
+	topic       string
+	handler     Handler
+	tenantID    string
+	workspaceID string
+	group       *groupConsumer
+}
+
+// subscriptions is the bus's registry of groups and subscriptions.
+type subscriptions struct {
+	mu     sync.Mutex
+	groups map[string]*groupConsumer // effective group ID -> consumer
+	byID   map[string]*subscription
+}
+
+func (s *subscriptions) init() {
+	s.groups = map[string]*groupConsumer{}
+	s.byID = map[string]*subscription{}
+}
+
+// add registers sub in its group, starting the group's consumer or adding
+// the topic to it.
+func (s *subscriptions) add(b *Bus, sub *subscription, opts SubscribeOptions) (*groupConsumer, error) {
+	gid := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.closing.Load() {
+		return nil, shuttingDown()
+	}
+	g := s.groups[gid]
+	if g == nil {
+		g, err := startGroup(b, gid, sub, opts)
+		if err != nil {
+			return nil, err
+		}
+		s.groups[gid] = g
+		s.byID[sub.id] = sub
+		return g, nil
+	}
+	if err := g.addTopic(sub, opts); err != nil {
+		return nil, err
+	}
+	s.byID[sub.id] = sub
+	return g, nil
+}
+
+func (s *subscriptions) remove(ctx context.Context, id string) error {
+	s.mu.Lock()
+	sub, ok := s.byID[id]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: no subscription %q in this bus (already unsubscribed?)", ErrSubscriptionNotFound, id)
+	}
+	delete(s.byID, id)
+	g := sub.group
+	last := g.removeTopic(sub.topic)
+	if last {
+		delete(s.groups, g.id)
+	}
+	s.mu.Unlock()
+	if last {
+		return g.stop(ctx)
+	}
+	return nil
+}
+
+func (s *subscriptions) closeAll(ctx context.Context) error {
+	s.mu.Lock()
+	groups := make([]*groupConsumer, 0, len(s.groups))
+	for _, g := range s.groups {
+		groups = append(groups, g)
+	}
+	s.groups = map[string]*groupConsumer{}
+	s.byID = map[string]*subscription{}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(groups))
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = g.stop(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// groupConsumer is the one consumer client of a group in this process; the
+// group's subscriptions (one per topic) share it.
+type groupConsumer struct {
+	bus           *Bus
+	id            string
+	fromBeginning bool
+	autoCommit    bool
+	cl            *kgo.Client
+
+	mu     sync.RWMutex
+	topics map[string]*subscription
+
+	assignMu    sync.Mutex
+	assigned    map[string]map[int32]bool
+	assignCount int
+	assignSig   chan struct{} // closed and replaced at every assignment
+
+	pollCtx       context.Context // cancelled to stop fetching
+	stopPolling   context.CancelFunc
+	handlerCtx    context.Context // cancelled only when a stop runs out of time
+	cancelHandler context.CancelFunc
+	done          chan struct{} // closed when the poll loop has returned
+}
+
+func startGroup(b *Bus, gid string, sub *subscription, opts SubscribeOptions) (*groupConsumer, error) {
+	g := &groupConsumer{
+		bus:           b,
+		id:            gid,
+		fromBeginning: opts.FromBeginning,
+		autoCommit:    opts.AutoCommit,
+		topics:        map[string]*subscription{sub.topic: sub},
+		assigned:      map[string]map[int32]bool{},
+		assignSig:     make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	sub.group = g
+	reset := kgo.NewOffset().AfterMilli(time.Now().UnixMilli())
+	if opts.FromBeginning {
+		reset = kgo.NewOffset().AtStart()
+	}
+	cc := b.cfg.Consumer
+	cl, err := b.client.newKgo(
+		kgo.ConsumerGroup(gid),
+		kgo.ConsumeTopics(sub.topic),
+		kgo.ConsumeResetOffset(reset),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(cc.AutoCommitInterval),
+		kgo.SessionTimeout(cc.SessionTimeout),
+		kgo.HeartbeatInterval(cc.HeartbeatInterval),
+		kgo.OnPartitionsAssigned(g.onAssigned),
+		kgo.OnPartitionsRevoked(g.onRevoked),
+		kgo.OnPartitionsLost(g.onLost),
+	)
+	if err != nil {
+		return nil, err
+	}
+	g.cl = cl
+	g.pollCtx, g.stopPolling = context.WithCancel(context.Background())
+	g.handlerCtx, g.cancelHandler = context.WithCancel(context.Background())
+	go g.run()
+	return g, nil
+}
+
+func (g *groupConsumer) addTopic(sub *subscription, opts SubscribeOptions) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, dup := g.topics[sub.topic]; dup {
+		return fmt.Errorf("%w: %s is already subscribed in group %s in this process; use one handler per topic and group, or another GroupID",
+			ErrDuplicateSubscription, sub.topic, g.id)
+	}
+	if opts.FromBeginning != g.fromBeginning || opts.AutoCommit != g.autoCommit {
+		return fmt.Errorf("%w: group %s already runs with FromBeginning=%t, AutoCommit=%t; give %s the same options or another GroupID",
+			ErrConflictingSubscription, g.id, g.fromBeginning, g.autoCommit, sub.topic)
+	}
+	sub.group = g
+	g.topics[sub.topic] = sub
+	g.cl.AddConsumeTopics(sub.topic)
+	return nil
+}
+
+// removeTopic forgets a topic and reports whether it was the group's last.
+func (g *groupConsumer) removeTopic(topic string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.topics, topic)
+	if len(g.topics) == 0 {
+		return true
+	}
+	g.cl.PurgeTopicsFromConsuming(topic)
+	return false
+}
+
+func (g *groupConsumer) subscriptionFor(topic string) *subscription {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.topics[topic]
+}
+
+func (g *groupConsumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	g.assignMu.Lock()
+	defer g.assignMu.Unlock()
+	for t, ps := range assigned {
+		if g.assigned[t] == nil {
+			g.assigned[t] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			g.assigned[t][p] = true
+		}
+	}
+	g.assignCount++
+	close(g.assignSig)
+	g.assignSig = make(chan struct{})
+}
+
+func (g *groupConsumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	g.forget(revoked)
+	// Handlers have returned for everything marked (polls block rebalances
+	// until AllowRebalance), so commit it before another member takes over.
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		g.bus.logger.Warn("eventbus: commit on revoke failed; the next owner may see those events again",
+			"group", g.id, "err", err)
+	}
+}
+
+func (g *groupConsumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	g.forget(lost)
+}
+
+func (g *groupConsumer) forget(parts map[string][]int32) {
+	g.assignMu.Lock()
+	defer g.assignMu.Unlock()
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(g.assigned[t], p)
+		}
+	}
+}
+
+// waitAssigned returns once the group has joined and topic's partitions are
+// assigned, to this member or (in a group spread over processes) to others.
+func (g *groupConsumer) waitAssigned(ctx context.Context, topic string) error {
+	recheck := time.NewTicker(100 * time.Millisecond)
+	defer recheck.Stop()
+	for {
+		g.assignMu.Lock()
+		sig, count, mine := g.assignSig, g.assignCount, len(g.assigned[topic]) > 0
+		g.assignMu.Unlock()
+		if count > 0 && (mine || g.groupCovers(ctx, topic)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.done:
+			return fmt.Errorf("%w: the group's consumer stopped", ErrShuttingDown)
+		case <-sig:
+		case <-recheck.C:
+		}
+	}
+}
+
+// groupCovers asks the broker whether every partition of topic is assigned
+// to some member of the group.
+func (g *groupConsumer) groupCovers(ctx context.Context, topic string) bool {
+	adm, err := g.bus.client.Admin()
+	if err != nil {
+		return false
+	}
+	groups, err := adm.DescribeGroups(ctx, g.id)
+	if err != nil {
+		return false
+	}
+	d, ok := groups[g.id]
+	if !ok || d.Err != nil || d.State != "Stable" {
+		return false
+	}
+	topics, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return false
+	}
+	td, ok := topics[topic]
+	if !ok || td.Err != nil {
+		return false
+	}
+	return len(d.AssignedPartitions()[topic]) == len(td.Partitions)
+}
+
+// run is the poll loop: fetch, handle each partition's records in order
+// (partitions in parallel), commit, let a pending rebalance through.
+func (g *groupConsumer) run() {
+	defer close(g.done)
+	for {
+		fetches := g.cl.PollRecords(g.pollCtx, g.bus.cfg.Consumer.MaxPollRecords)
+		if fetches.IsClientClosed() || g.pollCtx.Err() != nil {
+			g.cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			g.bus.logger.Warn("eventbus: fetch failed", "group", g.id, "topic", topic, "partition", partition, "err", err)
+		})
+		var wg sync.WaitGroup
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g.handlePartition(p.Records)
+			}()
+		})
+		wg.Wait()
+		if !g.autoCommit {
+			g.commit(g.pollCtx)
+		}
+		g.cl.AllowRebalance()
+	}
+}
+
+func (g *groupConsumer) commit(ctx context.Context) {
+	if err := g.cl.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
+		g.bus.logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.id, "err", err)
+	}
+}
+
+// handlePartition handles one partition's records in order. It stops at the
+// first record it could not finish (the subscription is stopping), so that
+// nothing after it is committed.
+func (g *groupConsumer) handlePartition(records []*kgo.Record) {
+	for _, r := range records {
+		if g.pollCtx.Err() != nil || !g.handleRecord(r) {
+			return
+		}
+		g.cl.MarkCommitRecords(r)
+	}
+}
+
+// handleRecord delivers one record to its subscription and reports whether
+// it is done (handled, or filtered out) and may be committed.
+func (g *groupConsumer) handleRecord(r *kgo.Record) bool {
+	sub := g.subscriptionFor(r.Topic)
+	if sub == nil {
+		return false // unsubscribed while fetched: leave it for the group
+	}
+	scope := wire.ScopeOf(r.Headers)
+	if scope.Known && !scope.Matches(sub.tenantID, sub.workspaceID) {
+		return true // another tenant's event: skip without decoding
+	}
+	env, err := wire.Decode(r.Value)
+	if err != nil {
+		return g.retry(r, sub, func() error { return err })
+	}
+	if !scope.Known && !matchesFilter(env, sub) {
+		return true
+	}
+	ev := rawEvent(env)
+	return g.retry(r, sub, func() error { return callHandler(g.handlerCtx, sub.handler, ev) })
+}
+
+func matchesFilter(env wire.Envelope, sub *subscription) bool {
+	return (sub.tenantID == "" || env.TenantID == sub.tenantID) &&
+		(sub.workspaceID == "" || env.WorkspaceID == sub.workspaceID)
+}
+
+// retry runs attempt until it succeeds, backing off between failures, and
+// reports false when the subscription stopped first.
+func (g *groupConsumer) retry(r *kgo.Record, sub *subscription, attempt func() error) bool {
+	backoff := g.bus.cfg.Consumer.RetryBackoff
+	for n := 1; ; n++ {
+		err := attempt()
+		if err == nil {
+			return true
+		}
+		g.bus.logger.Warn("eventbus: handler failed; retrying the same event",
+			"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"attempt", n, "retry_in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-g.pollCtx.Done():
+			t.Stop()
+			return false
+		}
+		backoff = min(backoff*2, g.bus.cfg.Consumer.RetryBackoffMax)
+		if g.subscriptionFor(r.Topic) != sub {
+			return false
+		}
+	}
+}
+
+// PanicError is the failure of a handler that panicked.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
+
+// callHandler runs a handler, turning a panic into a *PanicError.
+func callHandler(ctx context.Context, h Handler, ev RawEvent) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, ev)
+}
+
+// stop stops fetching, waits for running handlers (bounded by ctx; then
+// their context is cancelled), commits what they finished and leaves the
+// group.
+func (g *groupConsumer) stop(ctx context.Context) error {
+	g.stopPolling()
+	var err error
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		g.cancelHandler()
+		err = fmt.Errorf("group %s: handlers still running when the shutdown deadline passed: %w", g.id, ctx.Err())
+	}
+	commitCtx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		commitCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
+	if cerr := g.cl.CommitMarkedOffsets(commitCtx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("group %s: final commit: %w", g.id, cerr))
+	}
+	g.cl.Close()
+	g.cancelHandler()
+	return err
+}

@@ -1,0 +1,223 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/plexica/eventbus/internal/names"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Topic is a parsed topic name: its kind (core, plugin or dlq) and parts.
+type Topic = names.Topic
+
+// TopicKind says which of the three topic forms a name has.
+type TopicKind = names.Kind
+
+// The topic kinds.
+const (
+	TopicKindCore   = names.KindCore
+	TopicKindPlugin = names.KindPlugin
+	TopicKindDLQ    = names.KindDLQ
+)
+
+// TopicRules is a set of topic-name rules: the fixed forms plus the list of
+// actions allowed although they do not end in "-ed". A *TopicRules is
+// immutable and safe for concurrent use.
+type TopicRules = names.Rules
+
+// DefaultTopicRules returns the rules with the default allow-list of non-"-ed"
+// actions (login, logout, request, response, error, reset, ...).
+func DefaultTopicRules() *TopicRules { return names.DefaultRules() }
+
+// NewTopicRules returns the default rules extended with more allowed actions,
+// for example NewTopicRules("sync", "import"). Each action must itself be a
+// valid segment ([a-z][a-z0-9_]*).
+func NewTopicRules(extraActions ...string) (*TopicRules, error) {
+	return names.NewRules(extraActions...)
+}
+
+// ValidateTopic checks name against the default topic rules. The error wraps
+// ErrInvalidTopic and says which rule failed, with a valid example.
+func ValidateTopic(name string) error { return names.ValidateTopic(name) }
+
+// ParseTopic parses name with the default topic rules.
+func ParseTopic(name string) (Topic, error) { return names.ParseTopic(name) }
+
+// ValidatePluginID checks that id is kebab-case ([a-z0-9]+(-[a-z0-9]+)*).
+// The error wraps ErrInvalidPluginID.
+func ValidatePluginID(id string) error { return names.ValidatePluginID(id) }
+
+// DLQTopicFor returns the dead-letter topic of topic: "dlq.<topic>".
+func DLQTopicFor(topic string) (string, error) { return names.DLQTopic(topic) }
+
+// Topic defaults used by EnsureTopic.
+const (
+	DefaultPartitions   = 3
+	DefaultRetention    = 7 * 24 * time.Hour
+	DefaultDLQRetention = 30 * 24 * time.Hour
+)
+
+// TopicOption changes how EnsureTopic creates a topic.
+type TopicOption func(*topicSettings)
+
+type topicSettings struct {
+	partitions  int32
+	replication int16
+	retention   time.Duration
+	configs     map[string]string
+}
+
+// WithPartitions sets the partition count (default 3).
+func WithPartitions(n int) TopicOption {
+	return func(s *topicSettings) { s.partitions = int32(n) }
+}
+
+// WithReplicationFactor sets the replication factor (default min(3, brokers)).
+func WithReplicationFactor(n int) TopicOption {
+	return func(s *topicSettings) { s.replication = int16(n) }
+}
+
+// WithRetention sets retention.ms (default 7 days; 30 days for dlq.* topics).
+func WithRetention(d time.Duration) TopicOption {
+	return func(s *topicSettings) { s.retention = d }
+}
+
+// WithTopicConfig sets any other topic config, such as min.insync.replicas.
+func WithTopicConfig(key, value string) TopicOption {
+	return func(s *topicSettings) {
+		if s.configs == nil {
+			s.configs = map[string]string{}
+		}
+		s.configs[key] = value
+	}
+}
+
+// TopicManager validates topic names and creates topics with the bus's
+// defaults. A topic is ensured once per process: later calls for the same
+// name return at once, so publishing never pays an extra round trip.
+type TopicManager struct {
+	client  *Client
+	ensured sync.Map // topic name -> *ensureCall
+}
+
+type ensureCall struct {
+	done chan struct{}
+	err  error
+}
+
+func newTopicManager(c *Client) *TopicManager { return &TopicManager{client: c} }
+
+// ValidateTopic checks name against the client's topic rules.
+func (m *TopicManager) ValidateTopic(name string) error {
+	return m.client.cfg.TopicRules.ValidateTopic(name)
+}
+
+// Rules returns the topic rules in force.
+func (m *TopicManager) Rules() *TopicRules { return m.client.cfg.TopicRules }
+
+// EnsureTopic creates topic if it does not exist, with 3 partitions,
+// replication factor min(3, brokers) and 7-day retention (dlq.* topics: 30
+// days and compaction) unless opts say otherwise. A topic that already exists
+// is left as it is. Concurrent calls for one name make one request.
+func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...TopicOption) error {
+	if err := m.ValidateTopic(topic); err != nil {
+		return err
+	}
+	call := &ensureCall{done: make(chan struct{})}
+	if v, loaded := m.ensured.LoadOrStore(topic, call); loaded {
+		// Another call made (or is making) the request: share its result.
+		prev := v.(*ensureCall)
+		select {
+		case <-prev.done:
+			return prev.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	call.err = m.create(ctx, topic, opts)
+	if call.err != nil {
+		m.ensured.Delete(topic) // forget the failure: the next call tries again
+	}
+	close(call.done)
+	return call.err
+}
+
+func (m *TopicManager) create(ctx context.Context, topic string, opts []TopicOption) error {
+	adm, err := m.client.Admin()
+	if err != nil {
+		return err
+	}
+	s := topicSettings{partitions: DefaultPartitions, retention: DefaultRetention}
+	parsed, _ := m.client.cfg.TopicRules.ParseTopic(topic)
+	isDLQ := parsed.Kind == TopicKindDLQ
+	if isDLQ {
+		s.retention = DefaultDLQRetention
+	}
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.replication == 0 {
+		brokers, err := adm.ListBrokers(ctx)
+		if err != nil {
+			return fmt.Errorf("ensure topic %q: list brokers: %w", topic, err)
+		}
+		s.replication = int16(min(3, max(1, len(brokers))))
+	}
+	configs := map[string]*string{}
+	retention := strconv.FormatInt(s.retention.Milliseconds(), 10)
+	configs["retention.ms"] = &retention
+	if isDLQ {
+		policy := "compact,delete"
+		configs["cleanup.policy"] = &policy
+	}
+	for k, v := range s.configs {
+		configs[k] = &v
+	}
+	resp, err := adm.CreateTopic(ctx, s.partitions, s.replication, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("ensure topic %q (%d partitions, replication %d): %w", topic, s.partitions, s.replication, err)
+	}
+	return nil
+}
+
+// TopicExists reports whether topic exists on the cluster.
+func (m *TopicManager) TopicExists(ctx context.Context, topic string) (bool, error) {
+	adm, err := m.client.Admin()
+	if err != nil {
+		return false, err
+	}
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	d, ok := details[topic]
+	return ok && d.Err == nil, nil
+}
+
+// ListTopics returns the cluster's topics, sorted, without internal ones
+// (names starting with "__").
+func (m *TopicManager) ListTopics(ctx context.Context) ([]string, error) {
+	adm, err := m.client.Admin()
+	if err != nil {
+		return nil, err
+	}
+	details, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(details))
+	for name := range details {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out, nil
+}
