@@ -27,7 +27,7 @@
 #   KAFKA_PORT             first broker port (see above)
 #   KAFKA_VERSION          Kafka version to fetch (default: the one in scripts/kafka/pom.xml)
 #   KAFKA_HEAP_OPTS        default "-Xms64m -Xmx512m"
-#   KAFKA_JVM_OPTS         default "-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError ..."
+#   KAFKA_JVM_OPTS         default "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 ..."
 #   KAFKA_START_TIMEOUT    seconds to wait for the nodes to serve (default 90)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
 #   KAFKA_EXTRA_PROPERTIES extra lines appended to every node's server.properties
@@ -45,7 +45,10 @@ LOG4J_CONF="$SCRIPT_DIR/kafka/log4j2.properties"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms64m -Xmx512m}"
-JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:-OmitStackTraceInFastThrow -Djava.awt.headless=true}"
+# C1 only (TieredStopAtLevel=1): with 3 JVMs on 2 cores, C2 compiler threads
+# make startup ~1.6x slower; test traffic does not need C2's peak throughput.
+# For broker benchmarks set KAFKA_JVM_OPTS without it.
+JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError -XX:-OmitStackTraceInFastThrow -Djava.awt.headless=true}"
 # The storage tool is a short-lived JVM: start it as cheaply as possible.
 TOOL_JVM_OPTS="-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"
 
@@ -98,7 +101,7 @@ libs_ready() {
 cmd_fetch() {
   [[ -f "$POM" ]] || die "missing $POM"
   if libs_ready; then
-    log "jars already in $LIBS_DIR ($(cat "$LIBS_DIR/.fetched" | cut -d' ' -f1)); nothing to fetch"
+    log "jars already in $LIBS_DIR ($(cut -d' ' -f1 "$LIBS_DIR/.fetched")); nothing to fetch"
     return 0
   fi
   command -v mvn >/dev/null 2>&1 \
@@ -109,14 +112,14 @@ cmd_fetch() {
   tmp=$(mktemp -d "$CACHE_DIR/kafka-libs.tmp.XXXXXX")
   out="$tmp.mvn.log"
   log "fetching Apache Kafka $version jars from Maven Central into $LIBS_DIR (mvn dependency:copy-dependencies)"
-  local -a args=(-q -B -f "$POM" dependency:copy-dependencies "-Dkafka.libs.dir=$tmp")
+  local -a args=(-q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies "-Dkafka.libs.dir=$tmp")
   [[ -n "${KAFKA_VERSION:-}" ]] && args+=("-Dkafka.version=$KAFKA_VERSION")
   rc=0
   mvn "${args[@]}" >"$out" 2>&1 || rc=$?
   if (( rc != 0 )) || ! compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null; then
     {
       echo "kafka.sh: error: mvn failed (exit $rc) fetching Kafka $version; its output:"
-      sed 's/^/  | /' "$out" | tail -n 60
+      sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/  | /' "$out" | tail -n 60
       echo "kafka.sh: check that Maven Central is reachable (proxy/mirror in ~/.m2/settings.xml, MAVEN_OPTS),"
       echo "kafka.sh: that version $version exists (KAFKA_VERSION=4.x.y to pick another), then rerun: scripts/kafka.sh fetch"
     } >&2
@@ -127,7 +130,8 @@ cmd_fetch() {
   fetch_stamp >"$tmp/.fetched"
   rm -rf "$LIBS_DIR"
   mv "$tmp" "$LIBS_DIR"
-  log "fetched $(ls "$LIBS_DIR"/*.jar | wc -l) jars into $LIBS_DIR"
+  local -a jars=("$LIBS_DIR"/*.jar)
+  log "fetched ${#jars[@]} jars into $LIBS_DIR"
 }
 
 # ---------------------------------------------------------------- clusters
@@ -171,7 +175,7 @@ node_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   # Guard against a recycled pid: it must be this node's kafka.Kafka.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $dir/server.properties" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $dir/server.properties" || return 1
   echo "$pid"
 }
 
@@ -368,7 +372,9 @@ cmd_start() {
   if [[ -z "$port" ]]; then
     if ((nodes == 1)); then port=${KAFKA_PORT:-19092}; else port=${KAFKA_PORT:-29092}; fi
   fi
-  [[ "$port" =~ ^[0-9]+$ ]] && ((port > 0 && port + 102 < 65536)) || die "bad port '$port'"
+  if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port + 102 > 65535)); then
+    die "bad port '$port' (need 1..65433: controllers use port+100..+102)"
+  fi
 
   find_java
   cmd_fetch
