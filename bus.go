@@ -70,7 +70,10 @@ type Config struct {
 	// MaxEventBytes is the largest encoded event. Default DefaultMaxEventBytes.
 	MaxEventBytes int
 	// DeliveryTimeout bounds how long a publish may wait for the broker
-	// before it fails. Default 30 s.
+	// before it fails. Default 30 s; at least 1 s. A publish that failed
+	// this way (or by its context) may still have reached the broker: a
+	// caller that retries it can cause a duplicate, which consumers must
+	// tolerate under at-least-once delivery anyway.
 	DeliveryTimeout time.Duration
 	// DisableTopicCreation stops the bus from creating missing topics with
 	// the TopicManager's defaults before first use of each.
@@ -121,8 +124,11 @@ func (c *Config) setDefaults(client *Client) error {
 	if c.MaxBufferedRecords < 0 || c.MaxEventBytes < 0 {
 		return fmt.Errorf("%w: Config.MaxBufferedRecords and Config.MaxEventBytes must be positive", ErrInvalidConfig)
 	}
-	if c.DeliveryTimeout <= 0 {
+	if c.DeliveryTimeout == 0 {
 		c.DeliveryTimeout = 30 * time.Second
+	}
+	if c.DeliveryTimeout < time.Second {
+		return fmt.Errorf("%w: Config.DeliveryTimeout %s is under the 1 s minimum", ErrInvalidConfig, c.DeliveryTimeout)
 	}
 	c.Breaker.setDefaults()
 	cc := &c.Consumer
@@ -225,6 +231,10 @@ func (b *Bus) producer(c Compression) (*kgo.Client, error) {
 		kgo.ProducerBatchMaxBytes(int32(max(b.cfg.MaxEventBytes+64<<10, 1<<20))),
 		kgo.RecordDeliveryTimeout(b.cfg.DeliveryTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Publish must fail in bounded time (the breaker depends on it), even
+		// for a record that may have reached the broker: such a failed
+		// publish may still land, which at-least-once delivery allows.
+		kgo.AllowIdempotentProduceCancellation(),
 	)
 	if err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 		if err := b.ensureTopics(ctx, eventType); err != nil {
 			return err
 		}
-		return p.producer.ProduceSync(ctx, p.record).FirstErr()
+		return b.produce(ctx, []prepared{p}, nil)
 	})
 	if err != nil {
 		return "", b.publishError(eventType, err)
@@ -177,15 +177,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			failed = len(results)
 			return err
 		}
-		var wg sync.WaitGroup
-		wg.Add(len(prepared))
-		for i := range prepared {
-			prepared[i].producer.Produce(ctx, prepared[i].record, func(_ *kgo.Record, err error) {
-				results[i].Err = err
-				wg.Done()
-			})
+		errs := make([]error, len(prepared))
+		_ = b.produce(ctx, prepared, errs) // each event's outcome is in errs
+		for i := range results {
+			results[i].Err = errs[i]
 		}
-		wg.Wait()
 		var firstErr error
 		for i := range results {
 			if results[i].Err != nil {
@@ -208,6 +204,55 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 		return results, &BatchError{Failed: len(events), Total: len(events), Results: results}
 	}
 	return results, nil
+}
+
+// produce sends records and waits until the broker acknowledged each, or
+// until ctx or Config.DeliveryTimeout ends. errs, when not nil, receives
+// each record's own outcome; the return value is the first failure, or
+// the deadline's error when waiting stopped early (records still in the
+// producer are then cancelled).
+func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.DeliveryTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var first error
+	left, abandoned := len(ps), false
+	done := make(chan struct{})
+	for i := range ps {
+		ps[i].producer.Produce(ctx, ps[i].record, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if abandoned {
+				return
+			}
+			if errs != nil {
+				errs[i] = err
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+			if left--; left == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		abandoned = true
+		err := fmt.Errorf("the broker did not acknowledge within %s: %w", b.cfg.DeliveryTimeout, context.Cause(ctx))
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return err
+	}
 }
 
 // beginPublish takes the publish read lock unless the bus is shutting down.

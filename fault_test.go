@@ -1,0 +1,257 @@
+package eventbus_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// The crash helper runs in a child process (this test binary re-executed):
+// it consumes the topic, prints each handled event ID, and exits abruptly
+// in the handler of the Nth event, before anything else is committed.
+const crashHelperEnv = "EVENTBUS_CRASH_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(crashHelperEnv) != "" {
+		runCrashHelper()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func runCrashHelper() {
+	var brokers, topic, group string
+	var crashAfter int
+	fmt.Sscanf(os.Getenv(crashHelperEnv), "%s %s %s %d", &brokers, &topic, &group, &crashAfter)
+	ctx := context.Background()
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: strings.Split(brokers, ",")})
+	if err == nil {
+		err = client.Connect(ctx)
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	bus, err := eventbus.NewBus(client, eventbus.Config{Consumer: eventbus.ConsumerConfig{
+		// Short, so the group notices the crash quickly.
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
+	}})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	handled := 0
+	_, err = bus.Subscribe(ctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+		mu.Lock()
+		defer mu.Unlock()
+		handled++
+		if handled == crashAfter {
+			os.Exit(3) // crash mid-stream: no shutdown, no commit
+		}
+		fmt.Println("handled", ev.ID)
+		return nil
+	}, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	fmt.Println("subscribed")
+	select {}
+}
+
+func TestConsumerCrashLosesNothing(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
+	group := eventbustest.UniqueID("billing")
+	const total = 300
+	var batch []eventbus.BatchEvent
+	var ids []string
+	for i := range total {
+		batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: i, Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%7)}})
+		if len(batch) == eventbus.MaxBatchSize {
+			res, err := bus.PublishBatch(ctxT(t), batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				ids = append(ids, r.EventID)
+			}
+			batch = nil
+		}
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %d", crashHelperEnv, strings.Join(brokers, ","), topic, group, 150))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "handled "); ok {
+			seen[id]++
+		} else if strings.HasPrefix(sc.Text(), "error") {
+			t.Fatal(sc.Text())
+		}
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("crash helper ended with %v, want exit code 3", err)
+	}
+	before := len(seen)
+
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	// Wait until every event not handled before the crash has arrived.
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		for _, ev := range rec.Events() {
+			seen[ev.ID]++
+		}
+		missing := 0
+		for _, id := range ids {
+			if seen[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events lost after the consumer crashed", missing, total)
+		}
+		for _, ev := range rec.Events() {
+			seen[ev.ID]--
+		}
+		rec.WaitFor(t, rec.Len()+1)
+	}
+	dups := 0
+	for _, n := range seen {
+		if n > 1 {
+			dups += n - 1
+		}
+	}
+	t.Logf("crash after %d handled: 0 lost, %d redelivered", before, dups)
+}
+
+func TestEmbeddedBrokerRestartKeepsEventsAndOffsets(t *testing.T) {
+	dir := t.TempDir()
+	broker := eventbustest.StartEmbedded(t, embedded.Config{DataDir: dir})
+	addr := broker.Addrs()[0]
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	group := eventbustest.UniqueID("g")
+
+	client := eventbustest.NewClient(t, addr)
+	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+	}
+	assertIDs(t, "before restart", rec.WaitFor(t, 10), ids...)
+	if err := bus.Shutdown(ctxT(t)); err != nil { // commits the 10 handled events
+		t.Fatal(err)
+	}
+	// Ten more, acknowledged but not consumed before the broker stops.
+	for i := range 10 {
+		ids = append(ids, eventbustest.MustPublish(t, eventbustest.NewBusOn(t, client, eventbus.Config{}), topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+	}
+	client.Close()
+	broker.Close()
+
+	eventbustest.StartEmbedded(t, embedded.Config{Addr: addr, DataDir: dir})
+	after := eventbustest.NewBus(t, eventbus.Config{}, addr)
+	rec2 := eventbustest.NewRecorder()
+	// FromBeginning would replay everything if the committed offsets were
+	// lost; the group must resume where it stopped.
+	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	assertIDs(t, "after restart", rec2.WaitFor(t, 10), ids[10:]...)
+	last := eventbustest.MustPublish(t, after, topic, "last", eventbus.PublishMetadata{TenantID: "acme"})
+	got := rec2.WaitFor(t, 11)
+	if len(got) != 11 || got[10].ID != last {
+		t.Fatalf("after restart got %d events; offsets were not kept", len(got))
+	}
+}
+
+func TestCircuitBreakerOpensFailsFastAndCloses(t *testing.T) {
+	dir := t.TempDir()
+	broker := eventbustest.StartEmbedded(t, embedded.Config{DataDir: dir})
+	addr := broker.Addrs()[0]
+	var mu sync.Mutex
+	var transitions []string
+	bus := eventbustest.NewBus(t, eventbus.Config{
+		DeliveryTimeout: time.Second,
+		Breaker: eventbus.BreakerConfig{
+			OpenTimeout: 200 * time.Millisecond,
+			OnStateChange: func(from, to eventbus.BreakerState) {
+				mu.Lock()
+				transitions = append(transitions, to.String())
+				mu.Unlock()
+			},
+		},
+	}, addr)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	meta := eventbus.PublishMetadata{TenantID: "acme"}
+	eventbustest.MustPublish(t, bus, topic, 0, meta)
+	broker.Close()
+
+	for i := range 5 {
+		_, err := bus.Publish(ctxT(t), topic, i, meta)
+		if err == nil || errors.Is(err, eventbus.ErrCircuitOpen) {
+			t.Fatalf("publish %d with the broker down: %v", i, err)
+		}
+	}
+	if _, err := bus.Publish(ctxT(t), topic, 5, meta); !errors.Is(err, eventbus.ErrCircuitOpen) {
+		t.Fatalf("6th publish: %v, want ErrCircuitOpen", err)
+	}
+	// Validation errors never count and still report themselves.
+	if _, err := bus.Publish(ctxT(t), topic, 6, eventbus.PublishMetadata{}); !errors.Is(err, eventbus.ErrTenantRequired) {
+		t.Fatalf("invalid publish while open: %v", err)
+	}
+
+	t.Logf("open at %s", time.Now().Format("15:04:05.000"))
+	eventbustest.StartEmbedded(t, embedded.Config{Addr: addr, DataDir: dir})
+	// The breaker half-opens after OpenTimeout; publish until it lets calls through.
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	successes := 0
+	for successes < 2 {
+		_, err := bus.Publish(ctxT(t), topic, "probe", meta)
+		switch {
+		case err == nil:
+			successes++
+		case time.Now().After(deadline):
+			t.Fatalf("breaker never closed: %v", err)
+		case errors.Is(err, eventbus.ErrCircuitOpen):
+			time.Sleep(20 * time.Millisecond) // bounded poll until OpenTimeout passes
+		}
+	}
+	t.Logf("closed at %s", time.Now().Format("15:04:05.000"))
+	if bus.BreakerState() != eventbus.BreakerClosed {
+		t.Fatalf("breaker state %v after 2 successes", bus.BreakerState())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	got := strings.Join(transitions, ",")
+	if !strings.HasPrefix(got, "open,half-open") || !strings.HasSuffix(got, "half-open,closed") {
+		t.Fatalf("transitions %s, want open, half-open, ..., closed", got)
+	}
+}

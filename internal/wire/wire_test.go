@@ -1,0 +1,141 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+func sample() Envelope {
+	return Envelope{
+		ID: "0192f3c4-1111-7000-8000-000000000001", Type: "core.user.created",
+		TenantID: "acme", WorkspaceID: "ws1",
+		Timestamp: time.Date(2026, 11, 27, 17, 6, 55, 916_400_000, time.FixedZone("CET", 3600)),
+		Data:      json.RawMessage(`{"userId":"u1","note":"<a&b> \u2028 \"q\""}`),
+		Source:    "core", UserID: "admin", CorrelationID: "corr-1", CausationID: "cause-1", Version: "1.0",
+	}
+}
+
+func TestAppendMatchesTheTypeScriptShape(t *testing.T) {
+	e := sample()
+	got := string(Append(nil, &e))
+	want := `{"id":"0192f3c4-1111-7000-8000-000000000001","type":"core.user.created","tenantId":"acme","workspaceId":"ws1",` +
+		`"timestamp":"2026-11-27T16:06:55.916Z","data":{"userId":"u1","note":"<a&b> \u2028 \"q\""},` +
+		`"metadata":{"source":"core","userId":"admin","correlationId":"corr-1","causationId":"cause-1","version":"1.0"}}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestAppendOmitsAbsentOptionals(t *testing.T) {
+	e := sample()
+	e.WorkspaceID, e.UserID, e.CausationID, e.Data = "", "", "", nil
+	got := string(Append(nil, &e))
+	for _, absent := range []string{"workspaceId", "userId", "causationId"} {
+		if bytes.Contains([]byte(got), []byte(absent)) {
+			t.Errorf("%s present in %s", absent, got)
+		}
+	}
+	if !bytes.Contains([]byte(got), []byte(`"data":null`)) {
+		t.Errorf("nil data not written as null: %s", got)
+	}
+}
+
+func TestStringsAreEscapedLikeEncodingJSON(t *testing.T) {
+	for _, s := range []string{"plain", "quote\"back\\slash", "ctl\x00\x1f\n\r\t", "<html>&", "bad\xffutf8", "line\u2028sep\u2029", "日本語"} {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+func TestDecodeRoundTrip(t *testing.T) {
+	e := sample()
+	got, err := Decode(Append(nil, &e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Timestamp.Equal(e.Timestamp.Truncate(time.Millisecond)) {
+		t.Fatalf("timestamp %v", got.Timestamp)
+	}
+	got.Timestamp, e.Timestamp = time.Time{}, time.Time{}
+	if got.ID != e.ID || got.Type != e.Type || got.TenantID != e.TenantID || got.WorkspaceID != e.WorkspaceID ||
+		got.Source != e.Source || got.UserID != e.UserID || got.CorrelationID != e.CorrelationID ||
+		got.CausationID != e.CausationID || got.Version != e.Version || !bytes.Equal(got.Data, e.Data) {
+		t.Fatalf("round trip: %+v", got)
+	}
+}
+
+func TestDecodeAcceptsAnyRFC3339Time(t *testing.T) {
+	v := `{"id":"1","type":"core.user.created","tenantId":"t","timestamp":"2026-11-27T18:06:55+01:00","data":{},"metadata":{"source":"core","correlationId":"c","version":"1.0"}}`
+	e, err := Decode([]byte(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 11, 27, 17, 6, 55, 0, time.UTC); !e.Timestamp.Equal(want) {
+		t.Fatalf("timestamp %v", e.Timestamp)
+	}
+}
+
+func TestDecodeRejectsMalformed(t *testing.T) {
+	for _, v := range []string{
+		``, `not json`, `[]`, `{}`, `{"id":"1","type":"t","tenantId":"x"}`,
+		`{"id":"1","type":"t","tenantId":"x","timestamp":"yesterday"}`,
+		`{"id":1,"type":"t","tenantId":"x","timestamp":"2026-11-27T17:06:55.916Z"}`,
+	} {
+		if _, err := Decode([]byte(v)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%q) = %v, want ErrMalformed", v, err)
+		}
+	}
+}
+
+func TestHeadersInWireOrder(t *testing.T) {
+	e := sample()
+	e.WorkspaceID = ""
+	hs := AppendHeaders(nil, &e)
+	want := []string{"event-id", e.ID, "event-type", e.Type, "tenant-id", "acme", "workspace-id", "", "correlation-id", "corr-1", "timestamp", "2026-11-27T16:06:55.916Z"}
+	if len(hs) != 6 {
+		t.Fatalf("%d headers", len(hs))
+	}
+	for i, h := range hs {
+		if h.Key != want[2*i] || string(h.Value) != want[2*i+1] {
+			t.Errorf("header %d = %s:%s, want %s:%s", i, h.Key, h.Value, want[2*i], want[2*i+1])
+		}
+	}
+	s := ScopeOf(hs)
+	if !s.Known || !s.Matches("acme", "") || s.Matches("acme", "ws1") || s.Matches("globex", "") {
+		t.Fatalf("scope %+v", s)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	e := sample()
+	f.Add(Append(nil, &e))
+	f.Add([]byte(`{"id":"1","type":"t","tenantId":"x","timestamp":"2026-11-27T17:06:55Z","data":null}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, value []byte) {
+		env, err := Decode(value)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error without ErrMalformed: %v", err)
+			}
+			return
+		}
+		// Whatever decodes re-encodes to valid JSON that decodes to the same event.
+		out := Append(nil, &env)
+		if !json.Valid(out) {
+			t.Fatalf("re-encoded event is not JSON: %s", out)
+		}
+		again, err := Decode(out)
+		if err != nil {
+			t.Fatalf("re-encoded event does not decode: %v\n%s", err, out)
+		}
+		if again.ID != env.ID || again.TenantID != env.TenantID || again.Type != env.Type ||
+			!again.Timestamp.Equal(env.Timestamp.Truncate(time.Millisecond)) {
+			t.Fatalf("round trip changed the event: %+v vs %+v", again, env)
+		}
+	})
+}
