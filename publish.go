@@ -217,6 +217,7 @@ func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
 	var mu sync.Mutex
 	var first error
 	left, abandoned := len(ps), false
+	finished := make([]bool, len(ps))
 	done := make(chan struct{})
 	for i := range ps {
 		ps[i].producer.Produce(ctx, ps[i].record, func(_ *kgo.Record, err error) {
@@ -225,6 +226,7 @@ func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
 			if abandoned {
 				return
 			}
+			finished[i] = true
 			if errs != nil {
 				errs[i] = err
 			}
@@ -247,7 +249,7 @@ func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
 		abandoned = true
 		err := fmt.Errorf("the broker did not acknowledge within %s: %w", b.cfg.DeliveryTimeout, context.Cause(ctx))
 		for i := range errs {
-			if errs[i] == nil {
+			if !finished[i] {
 				errs[i] = err
 			}
 		}
