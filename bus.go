@@ -82,6 +82,8 @@ type Config struct {
 	Breaker BreakerConfig
 	// Consumer tunes subscriptions.
 	Consumer ConsumerConfig
+	// DLQ tunes the dead letter queue and its retries.
+	DLQ DLQConfig
 	// Logger receives the bus's logs. Default: the client's logger.
 	Logger *slog.Logger
 }
@@ -98,8 +100,10 @@ type ConsumerConfig struct {
 	// AutoCommitInterval is how often handled offsets are committed for
 	// subscriptions with AutoCommit. Default 1 s.
 	AutoCommitInterval time.Duration
-	// RetryBackoff is the first delay before a failed handler is called again
-	// with the same event; it doubles up to RetryBackoffMax. Default 100 ms.
+	// RetryBackoff is the first delay before writing a dead-letter entry is
+	// tried again when the broker refused it; it doubles up to
+	// RetryBackoffMax. The source offset is not committed meanwhile.
+	// Default 100 ms.
 	RetryBackoff time.Duration
 	// RetryBackoffMax caps RetryBackoff. Default 30 s.
 	RetryBackoffMax time.Duration
@@ -154,6 +158,9 @@ func (c *Config) setDefaults(client *Client) error {
 	if cc.RetryBackoffMax <= 0 {
 		cc.RetryBackoffMax = 30 * time.Second
 	}
+	if err := c.DLQ.setDefaults(); err != nil {
+		return err
+	}
 	if c.Logger == nil {
 		c.Logger = client.logger
 	}
@@ -176,6 +183,7 @@ type Bus struct {
 	prodMu    sync.Mutex
 
 	subs subscriptions
+	dlq  *DeadLetterQueue
 }
 
 // NewBus returns a bus on client, which must be connected.
@@ -191,6 +199,7 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	}
 	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker)}
 	b.subs.init()
+	b.dlq = newDLQ(b)
 	// Start the default producer now so configuration errors show here.
 	if _, err := b.producer(cfg.Compression); err != nil {
 		return nil, err
@@ -256,6 +265,7 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 	if err := b.subs.closeAll(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	b.dlq.stop(ctx)
 	b.pubMu.Lock() // waits for in-flight publishes
 	defer b.pubMu.Unlock()
 	b.producers.Range(func(_, v any) bool {

@@ -102,6 +102,10 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := b.ensureTopics(ctx, eventType); err != nil {
 		return "", err
 	}
+	// Failed events go to the dead letter queue, which must be running.
+	if err := b.dlq.Start(ctx); err != nil {
+		return "", err
+	}
 	sub := &subscription{
 		id:          uuid.NewString(),
 		topic:       eventType,
@@ -471,11 +475,16 @@ func (g *groupConsumer) handlePartition(records []*kgo.Record) {
 }
 
 // handleRecord delivers one record to its subscription and reports whether
-// it is done (handled, or filtered out) and may be committed.
+// it is done (handled, filtered out, or its failure recorded in the dead
+// letter queue) and may be committed.
 func (g *groupConsumer) handleRecord(r *kgo.Record) bool {
 	sub := g.subscriptionFor(r.Topic)
 	if sub == nil {
 		return false // unsubscribed while fetched: leave it for the group
+	}
+	retryGroup, isRetry := wire.HeaderValue(r.Headers, HeaderRetryGroup)
+	if isRetry && string(retryGroup) != g.id {
+		return true // a retry for another group: never ours to see
 	}
 	scope := wire.ScopeOf(r.Headers)
 	if scope.Known && !scope.Matches(sub.tenantID, sub.workspaceID) {
@@ -483,13 +492,27 @@ func (g *groupConsumer) handleRecord(r *kgo.Record) bool {
 	}
 	env, err := wire.Decode(r.Value)
 	if err != nil {
-		return g.retry(r, sub, func() error { return err })
+		return g.recordFailure(r, eventIDOf(r), fmt.Errorf("%s: %w", ReasonMalformed, err))
 	}
 	if !scope.Known && !matchesFilter(env, sub) {
 		return true
 	}
-	ev := rawEvent(env)
-	return g.retry(r, sub, func() error { return callHandler(g.handlerCtx, sub.handler, ev) })
+	if err := callHandler(g.handlerCtx, sub.handler, rawEvent(env)); err != nil {
+		return g.recordFailure(r, env.ID, err)
+	}
+	if isRetry {
+		return g.untilStored(r, func(ctx context.Context) error { return g.bus.dlq.resolve(ctx, r) })
+	}
+	return true
+}
+
+// eventIDOf names the event of a record that may not decode: its event-id
+// header, else its position.
+func eventIDOf(r *kgo.Record) string {
+	if id, ok := wire.HeaderValue(r.Headers, wire.HeaderEventID); ok && len(id) > 0 {
+		return string(id)
+	}
+	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
 }
 
 func matchesFilter(env wire.Envelope, sub *subscription) bool {
@@ -497,18 +520,31 @@ func matchesFilter(env wire.Envelope, sub *subscription) bool {
 		(sub.workspaceID == "" || env.WorkspaceID == sub.workspaceID)
 }
 
-// retry runs attempt until it succeeds, backing off between failures, and
-// reports false when the subscription stopped first.
-func (g *groupConsumer) retry(r *kgo.Record, sub *subscription, attempt func() error) bool {
+// recordFailure stores a failed handling in the dead letter queue; the
+// record may be committed once the broker acknowledged that.
+func (g *groupConsumer) recordFailure(r *kgo.Record, eventID string, cause error) bool {
+	g.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
+		"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
+	return g.untilStored(r, func(ctx context.Context) error {
+		return g.bus.dlq.recordFailure(ctx, r, g.id, eventID, cause)
+	})
+}
+
+// untilStored runs a dead-letter write until the broker acknowledged it,
+// backing off between failures, and reports false when the subscription
+// stopped first (the record is then not committed and will come again).
+func (g *groupConsumer) untilStored(r *kgo.Record, write func(context.Context) error) bool {
 	backoff := g.bus.cfg.Consumer.RetryBackoff
-	for n := 1; ; n++ {
-		err := attempt()
+	for {
+		err := write(g.pollCtx)
 		if err == nil {
 			return true
 		}
-		g.bus.logger.Warn("eventbus: handler failed; retrying the same event",
-			"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-			"attempt", n, "retry_in", backoff, "err", err)
+		if g.pollCtx.Err() != nil {
+			return false
+		}
+		g.bus.logger.Error("eventbus: could not write to the dead letter queue; holding the partition",
+			"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", backoff, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -517,19 +553,8 @@ func (g *groupConsumer) retry(r *kgo.Record, sub *subscription, attempt func() e
 			return false
 		}
 		backoff = min(backoff*2, g.bus.cfg.Consumer.RetryBackoffMax)
-		if g.subscriptionFor(r.Topic) != sub {
-			return false
-		}
 	}
 }
-
-// PanicError is the failure of a handler that panicked.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
 
 // callHandler runs a handler, turning a panic into a *PanicError.
 func callHandler(ctx context.Context, h Handler, ev RawEvent) (err error) {

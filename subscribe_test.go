@@ -3,9 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
@@ -85,74 +83,3 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, a, again.Handle, eventbus.SubscribeOptions{GroupID: group})
 }
 
-// A failing handler holds its partition: nothing after the failed event is
-// committed, and a new consumer in the group gets the failed event and the
-// rest.
-func TestFailingHandlerIsNotCommittedPast(t *testing.T) {
-	client := eventbustest.NewClient(t)
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	group := eventbustest.UniqueID("billing")
-	fast := eventbus.Config{Consumer: eventbus.ConsumerConfig{RetryBackoff: 5 * time.Millisecond, RetryBackoffMax: 20 * time.Millisecond}}
-
-	first := eventbustest.NewBusOn(t, client, fast)
-	var calls atomic.Int64
-	var handled []string
-	failing := make(chan struct{})
-	eventbustest.MustSubscribe(t, first, topic, func(_ context.Context, ev eventbus.RawEvent) error {
-		if calls.Add(1) > 3 {
-			select {
-			case failing <- struct{}{}:
-			default:
-			}
-			return errors.New("database down")
-		}
-		handled = append(handled, ev.ID)
-		return nil
-	}, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
-
-	var ids []string
-	for i := range 6 {
-		ids = append(ids, eventbustest.MustPublish(t, first, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
-	}
-	select {
-	case <-failing:
-	case <-ctxT(t).Done():
-		t.Fatal("handler never failed")
-	}
-	if err := first.Shutdown(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-
-	second := eventbustest.NewBusOn(t, client, eventbus.Config{})
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, second, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
-	got := rec.WaitFor(t, 3)
-	assertIDs(t, "after restart", got, ids[3:]...)
-	assertIDs(t, "before", toEvents(handled), ids[:3]...)
-}
-
-func toEvents(ids []string) []eventbus.RawEvent {
-	out := make([]eventbus.RawEvent, len(ids))
-	for i, id := range ids {
-		out[i].ID = id
-	}
-	return out
-}
-
-func TestHandlerPanicIsAFailure(t *testing.T) {
-	bus := eventbustest.NewBus(t, eventbus.Config{Consumer: eventbus.ConsumerConfig{RetryBackoff: time.Millisecond}})
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	var calls atomic.Int64
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
-		if calls.Add(1) == 1 {
-			panic("boom")
-		}
-		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
-	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	rec.WaitForID(t, id)
-	if calls.Load() != 2 {
-		t.Fatalf("handler called %d times, want 2 (panic, then success)", calls.Load())
-	}
-}

@@ -1,0 +1,620 @@
+package eventbus
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// Dead-letter sentinels.
+var (
+	// ErrFailedEventNotFound: no dead-letter entry has that ID.
+	ErrFailedEventNotFound = errors.New("failed event not found")
+	// ErrRetryNotAllowed: an automatic retry was asked for an entry whose
+	// status does not allow one (resolved, or out of retries). A manual
+	// retry works in any status.
+	ErrRetryNotAllowed = errors.New("retry not allowed in this state")
+)
+
+// FailedEventStatus is where a dead-letter entry stands.
+type FailedEventStatus string
+
+// The statuses of a dead-letter entry.
+const (
+	// StatusPending: failed; an automatic retry is scheduled at NextRetryAt.
+	StatusPending FailedEventStatus = "pending"
+	// StatusRetrying: a retry was sent to the failed group; its outcome is not known yet.
+	StatusRetrying FailedEventStatus = "retrying"
+	// StatusResolved: a retry succeeded.
+	StatusResolved FailedEventStatus = "resolved"
+	// StatusMaxRetriesExceeded: every automatic retry failed (or the handler
+	// said the failure is permanent); only a manual retry can resolve it.
+	StatusMaxRetriesExceeded FailedEventStatus = "max-retries-exceeded"
+)
+
+// Valid reports whether s is one of the four statuses.
+func (s FailedEventStatus) Valid() bool {
+	switch s {
+	case StatusPending, StatusRetrying, StatusResolved, StatusMaxRetriesExceeded:
+		return true
+	}
+	return false
+}
+
+// ReasonMalformed is the failure reason of a record whose value is not an event.
+const ReasonMalformed = "malformed"
+
+// Retry headers: a retry re-publishes the original record with these, and
+// every subscription skips, before decoding, a retry meant for another group.
+const (
+	HeaderDLQID        = "dlq-id"
+	HeaderRetryGroup   = "retry-group"
+	HeaderRetryAttempt = "retry-attempt"
+)
+
+// FailedEvent is one dead-letter entry: an event that one consumer group
+// failed to handle, with everything needed to understand and retry it.
+type FailedEvent struct {
+	// ID is stable per consumer group and event ID, and URL-safe.
+	ID string `json:"id"`
+	// OriginalEvent is the record value as published: the event's JSON, or
+	// for a malformed record a JSON string holding its bytes.
+	OriginalEvent json.RawMessage `json:"originalEvent"`
+	// OriginalTopic is the topic the event was published to.
+	OriginalTopic string `json:"originalTopic"`
+	// OriginalKey is the record key (the partition key), kept for retries.
+	OriginalKey []byte `json:"originalKey,omitempty"`
+	// OriginalHeaders are the record's headers other than the bus's retry headers.
+	OriginalHeaders []RecordHeader `json:"originalHeaders,omitempty"`
+	EventID         string         `json:"eventId"`
+	EventType       string         `json:"eventType,omitempty"`
+	TenantID        string         `json:"tenantId,omitempty"`
+	WorkspaceID     string         `json:"workspaceId,omitempty"`
+	// FailureReason is the last failure's error text (ReasonMalformed for
+	// a record that is not an event).
+	FailureReason string    `json:"failureReason"`
+	FailedAt      time.Time `json:"failedAt"`
+	// RetryCount is the number of retries sent so far.
+	RetryCount int `json:"retryCount"`
+	MaxRetries int `json:"maxRetries"`
+	// StackTrace is set for panics.
+	StackTrace    string            `json:"stackTrace,omitempty"`
+	ConsumerGroup string            `json:"consumerGroup"`
+	Partition     int32             `json:"partition"`
+	Offset        int64             `json:"offset"`
+	Status        FailedEventStatus `json:"status"`
+	// Permanent is set when the handler returned a Permanent error.
+	Permanent   bool       `json:"permanent,omitempty"`
+	NextRetryAt *time.Time `json:"nextRetryAt,omitempty"`
+	ResolvedAt  *time.Time `json:"resolvedAt,omitempty"`
+	// Attempts lists every handling that failed or retry that was sent, oldest first.
+	Attempts  []Attempt `json:"attempts"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// RecordHeader is a record header kept with a failed event.
+type RecordHeader struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Attempt is one step in a failed event's history.
+type Attempt struct {
+	At time.Time `json:"at"`
+	// Kind is "failed", "retry" (automatic retry sent), "manual-retry" or "resolved".
+	Kind  string `json:"kind"`
+	Error string `json:"error,omitempty"`
+}
+
+// FailedEventFilter selects dead-letter entries; empty fields match all.
+type FailedEventFilter struct {
+	Topic    string
+	TenantID string
+	Status   FailedEventStatus
+}
+
+// DLQStats summarizes the dead letter queue.
+type DLQStats struct {
+	Total    int            `json:"total"`
+	ByStatus map[string]int `json:"byStatus"`
+	ByTopic  map[string]int `json:"byTopic"`
+	ByReason map[string]int `json:"byReason"`
+}
+
+// DLQConfig tunes the dead letter queue.
+type DLQConfig struct {
+	// MaxRetries is the number of automatic retries. Default 3.
+	MaxRetries int
+	// RetryBackoff is the delay before the first automatic retry; retry n
+	// waits RetryBackoff·2^n. Default 1 s.
+	RetryBackoff time.Duration
+	// MaxRetryBackoff caps the delay. Default 1 h.
+	MaxRetryBackoff time.Duration
+	// SchedulerGroup is the consumer group over the dlq.* topics whose
+	// members schedule automatic retries: each DLQ partition's owner is its
+	// only scheduler. Every instance of one deployment must use the same
+	// name. Default "plexica-eventbus-dlq-scheduler".
+	SchedulerGroup string
+	// DisableScheduler stops this process from scheduling automatic retries
+	// (other instances still do).
+	DisableScheduler bool
+	// RetryTimeout is how long a sent retry may stay unanswered before it
+	// is sent again (the process that was to handle it may have died).
+	// Default 5 min.
+	RetryTimeout time.Duration
+}
+
+func (c *DLQConfig) setDefaults() error {
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 3
+	}
+	if c.MaxRetries < 0 {
+		return fmt.Errorf("%w: DLQ.MaxRetries %d is negative", ErrInvalidConfig, c.MaxRetries)
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = time.Second
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = time.Hour
+	}
+	if c.SchedulerGroup == "" {
+		c.SchedulerGroup = "plexica-eventbus-dlq-scheduler"
+	}
+	if c.RetryTimeout <= 0 {
+		c.RetryTimeout = 5 * time.Minute
+	}
+	return nil
+}
+
+// backoff is the delay before automatic retry n+1 after n were sent.
+func (c *DLQConfig) backoff(n int) time.Duration {
+	d := c.RetryBackoff
+	for range n {
+		d *= 2
+		if d >= c.MaxRetryBackoff {
+			return c.MaxRetryBackoff
+		}
+	}
+	return min(d, c.MaxRetryBackoff)
+}
+
+// FailedEventID is the dead-letter ID of an event failed by a group:
+// stable, URL-safe, 22 characters.
+func FailedEventID(group, eventID string) string {
+	sum := sha256.Sum256([]byte(group + "\x00" + eventID))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// DeadLetterQueue holds the events consumer groups failed to handle. Its
+// source of truth is the dlq.<topic> topics (compacted, 30-day retention,
+// keyed by entry ID): every instance reads them all to serve the full view,
+// and the members of DLQConfig.SchedulerGroup each schedule the automatic
+// retries of the DLQ partitions they own.
+type DeadLetterQueue struct {
+	bus    *Bus
+	cfg    DLQConfig
+	logger *slog.Logger
+
+	mu      sync.Mutex // guards view, sched and stopped
+	view    *dlqView
+	sched   *dlqScheduler
+	stopped bool
+	now     func() time.Time
+
+	knownTopics sync.Map // dlq topics this process wrote to
+}
+
+func newDLQ(b *Bus) *DeadLetterQueue {
+	return &DeadLetterQueue{bus: b, cfg: b.cfg.DLQ, logger: b.logger, now: time.Now}
+}
+
+// DLQ returns the bus's dead letter queue.
+func (b *Bus) DLQ() *DeadLetterQueue { return b.dlq }
+
+// Start begins reading the dlq.* topics and, unless disabled, scheduling
+// retries; it returns once the view has caught up with what the topics held
+// when it started. The bus starts it on first use (a subscription or any
+// DLQ call); calling it again is a no-op.
+func (q *DeadLetterQueue) Start(ctx context.Context) error {
+	view, err := q.startOnce()
+	if err != nil {
+		return err
+	}
+	return view.waitReady(ctx)
+}
+
+func (q *DeadLetterQueue) startOnce() (*dlqView, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return nil, shuttingDown()
+	}
+	if q.view != nil {
+		return q.view, nil
+	}
+	view := newDLQView(q)
+	if err := view.start(); err != nil {
+		return nil, err
+	}
+	q.view = view // before the scheduler starts: it reads the view
+	if !q.cfg.DisableScheduler {
+		sched := newDLQScheduler(q)
+		if err := sched.start(); err != nil {
+			view.stop()
+			q.view = nil
+			return nil, err
+		}
+		q.sched = sched
+	}
+	return view, nil
+}
+
+func (q *DeadLetterQueue) stop(ctx context.Context) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+	if q.sched != nil {
+		q.sched.stop(ctx)
+	}
+	if q.view != nil {
+		q.view.stop()
+	}
+}
+
+// FailedEvents returns the entries that match filter, newest failure first.
+func (q *DeadLetterQueue) FailedEvents(ctx context.Context, filter FailedEventFilter) ([]FailedEvent, error) {
+	if err := q.Start(ctx); err != nil {
+		return nil, err
+	}
+	if filter.Status != "" && !filter.Status.Valid() {
+		return nil, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, filter.Status)
+	}
+	out := q.view.list(func(e *FailedEvent) bool {
+		return (filter.Topic == "" || e.OriginalTopic == filter.Topic) &&
+			(filter.TenantID == "" || e.TenantID == filter.TenantID) &&
+			(filter.Status == "" || e.Status == filter.Status)
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].FailedAt.Equal(out[j].FailedAt) {
+			return out[i].FailedAt.After(out[j].FailedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// FailedEvent returns one entry, or an error wrapping ErrFailedEventNotFound.
+func (q *DeadLetterQueue) FailedEvent(ctx context.Context, id string) (FailedEvent, error) {
+	if err := q.Start(ctx); err != nil {
+		return FailedEvent{}, err
+	}
+	e, ok := q.view.get(id)
+	if !ok {
+		return FailedEvent{}, notFound(id)
+	}
+	return e, nil
+}
+
+func notFound(id string) error {
+	return fmt.Errorf("%w: no dead-letter entry %q (list them with FailedEvents)", ErrFailedEventNotFound, id)
+}
+
+// Stats counts the entries by status, topic and reason.
+func (q *DeadLetterQueue) Stats(ctx context.Context) (DLQStats, error) {
+	all, err := q.FailedEvents(ctx, FailedEventFilter{})
+	if err != nil {
+		return DLQStats{}, err
+	}
+	s := DLQStats{Total: len(all), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
+	for _, st := range []FailedEventStatus{StatusPending, StatusRetrying, StatusResolved, StatusMaxRetriesExceeded} {
+		s.ByStatus[string(st)] = 0
+	}
+	for _, e := range all {
+		s.ByStatus[string(e.Status)]++
+		s.ByTopic[e.OriginalTopic]++
+		s.ByReason[reasonClass(e.FailureReason)]++
+	}
+	return s, nil
+}
+
+// reasonClass shortens a failure reason to a bounded label: its first line,
+// at most 80 characters.
+func reasonClass(r string) string {
+	for i, c := range r {
+		if c == '\n' {
+			r = r[:i]
+			break
+		}
+	}
+	if len(r) > 80 {
+		r = r[:80]
+	}
+	return r
+}
+
+// RetryFailedEvent sends the entry's event again to the consumer group that
+// failed it, and only to that group. A manual retry works in any status; an
+// automatic one (manual false) fails with ErrRetryNotAllowed when the entry
+// is resolved or out of retries.
+func (q *DeadLetterQueue) RetryFailedEvent(ctx context.Context, id string, manual bool) error {
+	e, err := q.FailedEvent(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
+		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", ErrRetryNotAllowed, id, e.Status, e.RetryCount, e.MaxRetries)
+	}
+	return q.sendRetry(ctx, e, manual)
+}
+
+// RetryAllForTopic manually retries every unresolved entry of topic and
+// returns how many retries were sent and how many could not be.
+func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (succeeded, failed int, err error) {
+	if err := q.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
+		return 0, 0, err
+	}
+	entries, err := q.FailedEvents(ctx, FailedEventFilter{Topic: topic})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, e := range entries {
+		if e.Status == StatusResolved {
+			continue
+		}
+		if err := q.sendRetry(ctx, e, true); err != nil {
+			q.logger.Warn("eventbus: retry failed", "dlq_id", e.ID, "err", err)
+			failed++
+			continue
+		}
+		succeeded++
+	}
+	return succeeded, failed, nil
+}
+
+// DeleteFailedEvent removes an entry (a tombstone on its DLQ topic).
+func (q *DeadLetterQueue) DeleteFailedEvent(ctx context.Context, id string) error {
+	e, err := q.FailedEvent(ctx, id)
+	if err != nil {
+		return err
+	}
+	return q.write(ctx, &e, true)
+}
+
+// RouteToDLQ records that group failed to handle event (published on
+// topic) because of cause, as the bus does itself when a handler fails. It
+// returns the entry's ID.
+func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event RawEvent, group string, cause error) (string, error) {
+	if err := q.Start(ctx); err != nil {
+		return "", err
+	}
+	if _, err := q.bus.client.cfg.TopicRules.ParseTopic(topic); err != nil {
+		return "", err
+	}
+	data := event.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	env := event.envelope(data)
+	p, err := q.bus.prepare(topic, event.Data, PublishMetadata{
+		TenantID: env.TenantID, WorkspaceID: env.WorkspaceID, Source: env.Source, UserID: env.UserID,
+		CorrelationID: env.CorrelationID, CausationID: env.CausationID, Version: env.Version,
+	}, []PublishOption{WithEventID(orDefault(event.ID, newUUID())), WithTimestamp(event.Timestamp)})
+	if err != nil {
+		return "", err
+	}
+	rec := p.record
+	rec.Partition, rec.Offset = -1, -1
+	e := q.newEntry(rec, group, event.ID)
+	q.applyFailure(e, cause, q.now().UTC())
+	return e.ID, q.write(ctx, e, false)
+}
+
+// newEntry builds the entry for a record that group failed; applyFailure
+// then records the failure itself.
+func (q *DeadLetterQueue) newEntry(r *kgo.Record, group, eventID string) *FailedEvent {
+	now := q.now().UTC()
+	e := &FailedEvent{
+		ID:            FailedEventID(group, eventID),
+		OriginalTopic: r.Topic,
+		OriginalKey:   r.Key,
+		EventID:       eventID,
+		ConsumerGroup: group,
+		Partition:     r.Partition,
+		Offset:        r.Offset,
+		MaxRetries:    q.cfg.MaxRetries,
+		FailedAt:      now,
+	}
+	if json.Valid(r.Value) {
+		e.OriginalEvent = append(json.RawMessage(nil), r.Value...)
+	} else {
+		e.OriginalEvent, _ = json.Marshal(string(r.Value))
+	}
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt:
+		case "event-type":
+			e.EventType = string(h.Value)
+			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
+		case "tenant-id":
+			e.TenantID = string(h.Value)
+			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
+		case "workspace-id":
+			e.WorkspaceID = string(h.Value)
+			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
+		default:
+			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
+		}
+	}
+	return e
+}
+
+// applyFailure records a failed handling on e and decides what comes next.
+func (q *DeadLetterQueue) applyFailure(e *FailedEvent, cause error, now time.Time) {
+	e.FailureReason = cause.Error()
+	e.StackTrace = ""
+	var pe *PanicError
+	if errors.As(cause, &pe) {
+		e.StackTrace = string(pe.Stack)
+	}
+	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "failed", Error: e.FailureReason})
+	e.UpdatedAt = now
+	e.ResolvedAt = nil
+	var perm *PermanentError
+	var after *RetryAfterError
+	switch {
+	case errors.As(cause, &perm):
+		e.Permanent = true
+		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil
+	case e.RetryCount >= e.MaxRetries:
+		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil
+	case errors.As(cause, &after):
+		next := now.Add(after.Delay)
+		e.Status, e.NextRetryAt = StatusPending, &next
+	default:
+		next := now.Add(q.cfg.backoff(e.RetryCount))
+		e.Status, e.NextRetryAt = StatusPending, &next
+	}
+}
+
+// sendRetry marks the entry as retrying and re-publishes its event to its
+// topic with the retry headers, so that only its group handles it.
+func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual bool) error {
+	now := q.now().UTC()
+	e.RetryCount++
+	e.Status = StatusRetrying
+	next := now.Add(q.cfg.RetryTimeout)
+	e.NextRetryAt = &next
+	e.ResolvedAt = nil
+	kind := "retry"
+	if manual {
+		kind = "manual-retry"
+	}
+	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: kind})
+	e.UpdatedAt = now
+	if err := q.write(ctx, &e, false); err != nil {
+		return err
+	}
+	value := []byte(e.OriginalEvent)
+	var s string
+	if json.Unmarshal(e.OriginalEvent, &s) == nil { // a malformed record kept as a string
+		value = []byte(s)
+	}
+	headers := make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+3)
+	for _, h := range e.OriginalHeaders {
+		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
+	}
+	headers = append(headers,
+		kgo.RecordHeader{Key: HeaderDLQID, Value: []byte(e.ID)},
+		kgo.RecordHeader{Key: HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
+		kgo.RecordHeader{Key: HeaderRetryAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
+	)
+	producer, err := q.bus.producer("")
+	if err != nil {
+		return err
+	}
+	rec := &kgo.Record{Topic: e.OriginalTopic, Key: e.OriginalKey, Value: value, Headers: headers}
+	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
+		return fmt.Errorf("send retry of %s to %s: %w", e.ID, e.OriginalTopic, err)
+	}
+	return nil
+}
+
+// write stores an entry (or its tombstone) on its DLQ topic and applies it
+// to the local view once the broker acknowledged it.
+func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) error {
+	topic := "dlq." + e.OriginalTopic
+	if err := q.bus.client.topics.EnsureTopic(ctx, topic); err != nil {
+		return err
+	}
+	rec := &kgo.Record{Topic: topic, Key: []byte(e.ID)}
+	if !tombstone {
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		rec.Value = v
+	}
+	producer, err := q.bus.producer("")
+	if err != nil {
+		return err
+	}
+	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
+		return fmt.Errorf("write dead-letter entry %s to %s: %w", e.ID, topic, err)
+	}
+	q.view.apply(rec, false)
+	if _, seen := q.knownTopics.LoadOrStore(topic, true); !seen {
+		q.noticeTopic()
+	}
+	return nil
+}
+
+// noticeTopic makes the view and the scheduler look for new dlq.* topics
+// now rather than at their next periodic metadata refresh.
+func (q *DeadLetterQueue) noticeTopic() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.view != nil {
+		q.view.cl.ForceMetadataRefresh()
+	}
+	if q.sched != nil {
+		q.sched.cl.ForceMetadataRefresh()
+	}
+}
+
+// recordFailure stores that group failed r: a new entry, or the next step
+// of the entry a retry came from.
+func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, cause error) error {
+	view, err := q.startOnce()
+	if err != nil {
+		return err
+	}
+	id := FailedEventID(group, eventID)
+	var attempt int
+	if v, ok := wire.HeaderValue(r.Headers, HeaderDLQID); ok {
+		id = string(v)
+		if a, ok := wire.HeaderValue(r.Headers, HeaderRetryAttempt); ok {
+			attempt, _ = strconv.Atoi(string(a))
+		}
+	}
+	wait := time.Duration(0)
+	if attempt > 0 {
+		wait = 5 * time.Second // the scheduler wrote the entry just before the retry
+	}
+	e, ok := view.getWait(ctx, id, wait)
+	if !ok {
+		e = *q.newEntry(r, group, eventID)
+		e.ID, e.RetryCount = id, attempt
+	}
+	q.applyFailure(&e, cause, q.now().UTC())
+	return q.write(ctx, &e, false)
+}
+
+// resolve marks the entry a successful retry came from as resolved.
+func (q *DeadLetterQueue) resolve(ctx context.Context, r *kgo.Record) error {
+	view, err := q.startOnce()
+	if err != nil {
+		return err
+	}
+	id, _ := wire.HeaderValue(r.Headers, HeaderDLQID)
+	e, ok := view.getWait(ctx, string(id), 5*time.Second)
+	if !ok {
+		q.logger.Warn("eventbus: a retried event succeeded but its dead-letter entry is gone", "dlq_id", string(id))
+		return nil
+	}
+	now := q.now().UTC()
+	e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
+	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved"})
+	return q.write(ctx, &e, false)
+}

@@ -1,0 +1,186 @@
+package eventbus
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// dlqScheduler sends the automatic retries of the DLQ partitions this
+// process owns in DLQConfig.SchedulerGroup: group membership makes each
+// partition's owner its only scheduler, however many instances run.
+type dlqScheduler struct {
+	q  *DeadLetterQueue
+	cl *kgo.Client
+
+	mu    sync.Mutex
+	owned map[topicPartition]int64 // owned partition -> end offset the view must reach first
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newDLQScheduler(q *DeadLetterQueue) *dlqScheduler {
+	return &dlqScheduler{q: q, owned: map[topicPartition]int64{}, done: make(chan struct{})}
+}
+
+func (s *dlqScheduler) start() error {
+	cl, err := s.q.bus.client.newKgo(
+		kgo.ConsumerGroup(s.q.cfg.SchedulerGroup),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics(dlqTopicPattern),
+		kgo.DisableAutoCommit(),
+		kgo.MetadataMaxAge(3*time.Second),
+		kgo.MetadataMinAge(250*time.Millisecond),
+		kgo.SessionTimeout(s.q.bus.cfg.Consumer.SessionTimeout),
+		kgo.HeartbeatInterval(s.q.bus.cfg.Consumer.HeartbeatInterval),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onRevoked),
+		// The view reads the records; the group is only for ownership.
+		kgo.FetchMaxBytes(1<<20),
+	)
+	if err != nil {
+		return err
+	}
+	s.cl = cl
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.drain(ctx)
+	go s.loop(ctx)
+	return nil
+}
+
+func (s *dlqScheduler) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	var topics []string
+	for t := range assigned {
+		topics = append(topics, t)
+	}
+	ends := map[topicPartition]int64{}
+	if adm, err := s.q.bus.client.Admin(); err == nil && len(topics) > 0 {
+		if listed, err := adm.ListEndOffsets(ctx, topics...); err == nil {
+			for _, ps := range listed {
+				for _, o := range ps {
+					if o.Err == nil {
+						ends[topicPartition{o.Topic, o.Partition}] = o.Offset
+					}
+				}
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range assigned {
+		for _, p := range ps {
+			tp := topicPartition{t, p}
+			end, ok := ends[tp]
+			if !ok {
+				end = -1 // unknown: wait until the view has read the partition at all
+			}
+			s.owned[tp] = end
+		}
+	}
+}
+
+func (s *dlqScheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range revoked {
+		for _, p := range ps {
+			delete(s.owned, topicPartition{t, p})
+		}
+	}
+}
+
+// drain polls and drops what the group fetches; polling keeps the member
+// healthy, and the view already holds the records.
+func (s *dlqScheduler) drain(ctx context.Context) {
+	for {
+		fetches := s.cl.PollFetches(ctx)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// loop checks the owned partitions for due retries several times a second.
+func (s *dlqScheduler) loop(ctx context.Context) {
+	defer close(s.done)
+	interval := min(max(s.q.cfg.RetryBackoff/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.tick(ctx)
+		}
+	}
+}
+
+func (s *dlqScheduler) tick(ctx context.Context) {
+	s.mu.Lock()
+	var ready []topicPartition
+	for tp, end := range s.owned {
+		if end >= 0 && s.q.view.caughtUp(tp, end) {
+			ready = append(ready, tp)
+		} else if end < 0 && s.q.view.caughtUp(tp, 1) {
+			s.owned[tp] = 0
+			ready = append(ready, tp)
+		}
+	}
+	s.mu.Unlock()
+	now := s.q.now()
+	for _, tp := range ready {
+		for _, e := range s.q.view.inPartition(tp) {
+			if ctx.Err() != nil {
+				return
+			}
+			if !s.stillOwned(tp) {
+				break
+			}
+			s.schedule(ctx, e, now)
+		}
+	}
+}
+
+func (s *dlqScheduler) stillOwned(tp topicPartition) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.owned[tp]
+	return ok
+}
+
+// schedule sends e's retry when it is due, or gives up on it when it is
+// out of retries.
+func (s *dlqScheduler) schedule(ctx context.Context, e FailedEvent, now time.Time) {
+	if e.Permanent || e.NextRetryAt == nil || e.NextRetryAt.After(now) {
+		return
+	}
+	if e.Status != StatusPending && e.Status != StatusRetrying {
+		return
+	}
+	if e.RetryCount >= e.MaxRetries {
+		// The last retry was sent and never answered: out of retries.
+		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now.UTC()
+		if err := s.q.write(ctx, &e, false); err != nil {
+			s.q.logger.Warn("eventbus: could not mark dead-letter entry as out of retries", "dlq_id", e.ID, "err", err)
+		}
+		return
+	}
+	if err := s.q.sendRetry(ctx, e, false); err != nil {
+		s.q.logger.Warn("eventbus: automatic retry failed; will try again", "dlq_id", e.ID, "err", err)
+	}
+}
+
+func (s *dlqScheduler) stop(ctx context.Context) {
+	s.cancel()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+	s.cl.Close()
+}

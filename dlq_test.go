@@ -1,0 +1,327 @@
+package eventbus_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// fastDLQ retries within milliseconds so tests run quickly.
+func fastDLQ() eventbus.Config {
+	return eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}}
+}
+
+// waitEntry polls the DLQ view (bounded) until an entry satisfies ok.
+func waitEntry(t *testing.T, q *eventbus.DeadLetterQueue, id string, ok func(eventbus.FailedEvent) bool) eventbus.FailedEvent {
+	t.Helper()
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		e, err := q.FailedEvent(ctxT(t), id)
+		if err == nil && ok(e) {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead-letter entry %s: last state %+v (err %v)", id, e, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hasStatus(s eventbus.FailedEventStatus) func(eventbus.FailedEvent) bool {
+	return func(e eventbus.FailedEvent) bool { return e.Status == s }
+}
+
+func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
+	bus := eventbustest.NewBus(t, fastDLQ())
+	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
+	billing, audit := eventbustest.UniqueID("billing"), eventbustest.UniqueID("audit")
+	var billingCalls atomic.Int64
+	billingRec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+		if billingCalls.Add(1) == 1 {
+			return errors.New("ledger unavailable")
+		}
+		return billingRec.Handle(ctx, ev)
+	}, eventbus.SubscribeOptions{GroupID: billing})
+	auditRec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, auditRec.Handle, eventbus.SubscribeOptions{GroupID: audit})
+
+	id := eventbustest.MustPublish(t, bus, topic, map[string]int{"amount": 42}, eventbus.PublishMetadata{TenantID: "acme"})
+	billingRec.WaitForID(t, id) // the retry reached billing
+	dlqID := eventbus.FailedEventID(billing, id)
+	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
+	if e.ConsumerGroup != billing || e.RetryCount != 1 || e.EventID != id || e.TenantID != "acme" || e.OriginalTopic != topic {
+		t.Fatalf("entry = %+v", e)
+	}
+	if e.FailureReason != "ledger unavailable" || e.ResolvedAt == nil {
+		t.Fatalf("entry = %+v", e)
+	}
+	entries, err := bus.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries for %s: %d (err %v), want exactly the failing group's", topic, len(entries), err)
+	}
+	// Audit passed the retry record (same key, same partition) before this one.
+	sentinel := eventbustest.MustPublish(t, bus, topic, "sentinel", eventbus.PublishMetadata{TenantID: "acme"})
+	auditRec.WaitForID(t, sentinel)
+	n := 0
+	for _, ev := range auditRec.Events() {
+		if ev.ID == id {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the other group saw the event %d times, want 1", n)
+	}
+}
+
+func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
+	bus := eventbustest.NewBus(t, fastDLQ())
+	topic := eventbustest.UniqueTopic(t, "core.payment.captured")
+	group := eventbustest.UniqueID("payments")
+	var calls atomic.Int64
+	var healthy atomic.Bool
+	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
+		calls.Add(1)
+		if healthy.Load() {
+			return nil
+		}
+		return errors.New("gateway timeout")
+	}, eventbus.SubscribeOptions{GroupID: group})
+	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
+	dlqID := eventbus.FailedEventID(group, id)
+	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	if got := calls.Load(); got != 1+3 {
+		t.Fatalf("handler called %d times, want 1 + MaxRetries (3)", got)
+	}
+	if e.RetryCount != 3 || e.MaxRetries != 3 {
+		t.Fatalf("retry count %d of %d", e.RetryCount, e.MaxRetries)
+	}
+	kinds := map[string]int{}
+	for _, a := range e.Attempts {
+		kinds[a.Kind]++
+	}
+	if kinds["failed"] != 4 || kinds["retry"] != 3 {
+		t.Fatalf("attempts %+v", kinds)
+	}
+	err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID, false)
+	if !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+		t.Fatalf("automatic retry after max: %v", err)
+	}
+	healthy.Store(true)
+	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID, true); err != nil {
+		t.Fatal(err)
+	}
+	e = waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
+	if calls.Load() != 5 || e.RetryCount != 4 {
+		t.Fatalf("after manual retry: %d calls, retry count %d", calls.Load(), e.RetryCount)
+	}
+	// A manual retry works even on a resolved entry.
+	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
+	bus := eventbustest.NewBus(t, fastDLQ())
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	group := eventbustest.UniqueID("g")
+	var calls sync.Map
+	eventbustest.MustSubscribe(t, bus, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+		n, _ := calls.LoadOrStore(ev.ID, new(atomic.Int64))
+		switch string(ev.Data) {
+		case `"permanent"`:
+			return eventbus.Permanent(errors.New("email is invalid"))
+		case `"later"`:
+			n.(*atomic.Int64).Add(1)
+			return eventbus.RetryAfter(errors.New("rate limited"), time.Hour)
+		default:
+			if n.(*atomic.Int64).Add(1) == 1 {
+				panic("nil map")
+			}
+			return nil
+		}
+	}, eventbus.SubscribeOptions{GroupID: group})
+	meta := eventbus.PublishMetadata{TenantID: "acme"}
+	perm := eventbustest.MustPublish(t, bus, topic, "permanent", meta)
+	later := eventbustest.MustPublish(t, bus, topic, "later", meta)
+	panicky := eventbustest.MustPublish(t, bus, topic, "panic", meta)
+
+	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, perm), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	if !e.Permanent || e.RetryCount != 0 {
+		t.Fatalf("permanent entry %+v", e)
+	}
+	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, later), hasStatus(eventbus.StatusPending))
+	if e.NextRetryAt == nil || time.Until(*e.NextRetryAt) < 50*time.Minute {
+		t.Fatalf("RetryAfter(1h) scheduled at %v", e.NextRetryAt)
+	}
+	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, panicky), hasStatus(eventbus.StatusResolved))
+	if !strings.Contains(e.FailureReason, "nil map") || !strings.Contains(e.StackTrace, "goroutine") {
+		t.Fatalf("panic entry: reason %q, stack %q", e.FailureReason, e.StackTrace)
+	}
+}
+
+func TestDLQMalformedRecord(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	group := eventbustest.UniqueID("g")
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	garbage := &kgo.Record{Topic: topic, Key: []byte("acme"), Value: []byte("not an event")}
+	if err := raw.ProduceSync(ctxT(t), garbage).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	entries := waitList(t, bus.DLQ(), eventbus.FailedEventFilter{Topic: topic}, 1)
+	e := entries[0]
+	if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) || e.ConsumerGroup != group {
+		t.Fatalf("entry %+v", e)
+	}
+	var value string
+	if err := json.Unmarshal(e.OriginalEvent, &value); err != nil || value != "not an event" {
+		t.Fatalf("original event %s", e.OriginalEvent)
+	}
+	// The partition moved on: a good event after the bad one is delivered.
+	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
+	rec.WaitForID(t, id)
+}
+
+func waitList(t *testing.T, q *eventbus.DeadLetterQueue, f eventbus.FailedEventFilter, n int) []eventbus.FailedEvent {
+	t.Helper()
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		list, err := q.FailedEvents(ctxT(t), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) >= n {
+			return list
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited for %d dead-letter entries, have %d", n, len(list))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	cfg := fastDLQ()
+	cfg.DLQ.MaxRetries = 1
+	first := eventbustest.NewBus(t, cfg, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.report.generated")
+	group := eventbustest.UniqueID("reports")
+	eventbustest.MustSubscribe(t, first, topic, func(context.Context, eventbus.RawEvent) error {
+		return errors.New("disk full")
+	}, eventbus.SubscribeOptions{GroupID: group})
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, eventbustest.MustPublish(t, first, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+	}
+	for _, id := range ids {
+		waitEntry(t, first.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	}
+	toDelete := eventbus.FailedEventID(group, ids[0])
+	if err := first.DLQ().DeleteFailedEvent(ctxT(t), toDelete); err != nil {
+		t.Fatal(err)
+	}
+	before, err := first.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Shutdown(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new instance rebuilds the same view from the dlq topics alone.
+	second := eventbustest.NewBus(t, cfg, brokers...)
+	after, err := second.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 2 || len(before) != 2 {
+		t.Fatalf("entries before %d, after restart %d, want 2 (one deleted)", len(before), len(after))
+	}
+	for i := range after {
+		if after[i].ID != before[i].ID || after[i].Status != before[i].Status || after[i].RetryCount != before[i].RetryCount {
+			t.Fatalf("entry %d changed across restart: %+v vs %+v", i, before[i], after[i])
+		}
+	}
+	if _, err := second.DLQ().FailedEvent(ctxT(t), toDelete); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		t.Fatalf("deleted entry: %v", err)
+	}
+	stats, err := second.DLQ().Stats(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.ByTopic[topic] != 2 || stats.ByStatus["max-retries-exceeded"] < 2 || stats.ByReason["disk full"] < 2 {
+		t.Fatalf("stats %+v", stats)
+	}
+}
+
+func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	cfg := fastDLQ()
+	cfg.DLQ.SchedulerGroup = eventbustest.UniqueID("scheduler")
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	group := eventbustest.UniqueID("fulfilment")
+	var calls atomic.Int64
+	failing := func(context.Context, eventbus.RawEvent) error {
+		calls.Add(1)
+		return errors.New("warehouse offline")
+	}
+	a := eventbustest.NewBus(t, cfg, brokers...)
+	b := eventbustest.NewBus(t, cfg, brokers...)
+	eventbustest.MustSubscribe(t, a, topic, failing, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, b, topic, failing, eventbus.SubscribeOptions{GroupID: group})
+	const events = 6
+	var ids []string
+	for i := range events {
+		ids = append(ids, eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: eventbustest.UniqueID("tenant")}))
+	}
+	for _, id := range ids {
+		e := waitEntry(t, b.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+		if e.RetryCount != 3 {
+			t.Fatalf("entry %s sent %d retries, want 3", e.ID, e.RetryCount)
+		}
+	}
+	if got := calls.Load(); got != events*(1+3) {
+		t.Fatalf("handlers ran %d times across both instances, want %d (each retry once)", got, events*4)
+	}
+}
+
+func TestDLQBadInput(t *testing.T) {
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	q := bus.DLQ()
+	ctx := ctxT(t)
+	if _, err := q.FailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		t.Fatalf("get unknown: %v", err)
+	}
+	if err := q.RetryFailedEvent(ctx, "nope", true); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		t.Fatalf("retry unknown: %v", err)
+	}
+	if err := q.DeleteFailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		t.Fatalf("delete unknown: %v", err)
+	}
+	if _, err := q.FailedEvents(ctx, eventbus.FailedEventFilter{Status: "broken"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+		t.Fatalf("bad status: %v", err)
+	}
+	if _, _, err := q.RetryAllForTopic(ctx, "orders"); !errors.Is(err, eventbus.ErrInvalidTopic) {
+		t.Fatalf("bad topic: %v", err)
+	}
+}
