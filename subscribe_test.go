@@ -82,4 +82,3 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	again := eventbustest.NewRecorder()
 	eventbustest.MustSubscribe(t, bus, a, again.Handle, eventbus.SubscribeOptions{GroupID: group})
 }
-
