@@ -1,0 +1,49 @@
+// Package eventbus is the Plexica event bus: typed, multi-tenant domain
+// events on any Kafka-protocol broker (Redpanda, Apache Kafka, or the
+// embedded broker of package embedded).
+//
+// A Client connects to the brokers; a Bus publishes and subscribes on it:
+//
+//	client, _ := eventbus.NewClient(eventbus.ClientConfig{Brokers: []string{"127.0.0.1:9092"}})
+//	_ = client.Connect(ctx)
+//	bus, _ := eventbus.NewBus(client, eventbus.Config{})
+//	defer bus.Shutdown(context.Background())
+//
+//	eventbus.Subscribe(ctx, bus, "core.user.created",
+//		func(ctx context.Context, ev eventbus.Event[UserCreated]) error { ... },
+//		eventbus.SubscribeOptions{GroupID: "mailer", TenantID: "acme"})
+//	eventbus.Publish(ctx, bus, "core.user.created", UserCreated{...},
+//		eventbus.PublishMetadata{TenantID: "acme"})
+//
+// # Events and topics
+//
+// An Event carries its tenant (always), an optional workspace, its data and
+// metadata. Its type is its topic, named core.<domain>.<action>,
+// plugin.<pluginId>.<entity>.<action> or dlq.<topic>, lowercase, with
+// past-tense actions; see ValidateTopic. The wire format (JSON value, key,
+// headers) is the one of the TypeScript @plexica/event-bus.
+//
+// # Delivery
+//
+// Publish returns once the broker acknowledged the event (idempotent
+// producer, acks=all). Subscriptions are at-least-once: an offset is
+// committed only after its handler returned nil or the failure was stored
+// in the dead letter queue. Order is kept per partition, and events are
+// keyed by tenant by default, so each tenant's events keep their order.
+//
+// # Tenants
+//
+// A subscription's tenant and workspace filters are read from record
+// headers before decoding, and are part of its consumer group's identity
+// (EffectiveGroupID), so no instance ever commits past an event that
+// another tenant's instance needed.
+//
+// # Failures
+//
+// A handler that returns an error or panics sends the event to the
+// DeadLetterQueue (Bus.DLQ), which retries it with backoff — only for the
+// group that failed — and keeps it, durably, in the dlq.* topics. Handlers
+// steer retries with Permanent and RetryAfter. Publishing is guarded by a
+// circuit breaker (Config.Breaker). Every error for bad input wraps a
+// sentinel (ErrInvalidTopic, ErrTenantRequired, ...) for errors.Is.
+package eventbus
