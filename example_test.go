@@ -72,5 +72,5 @@ func ExampleValidateTopic() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"
+	// invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"
 }

@@ -172,8 +172,12 @@ func TestEmbeddedBrokerRestartKeepsEventsAndOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Ten more, acknowledged but not consumed before the broker stops.
+	publisher := eventbustest.NewBusOn(t, client, eventbus.Config{})
 	for i := range 10 {
-		ids = append(ids, eventbustest.MustPublish(t, eventbustest.NewBusOn(t, client, eventbus.Config{}), topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+		ids = append(ids, eventbustest.MustPublish(t, publisher, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+	}
+	if err := publisher.Shutdown(ctxT(t)); err != nil {
+		t.Fatal(err)
 	}
 	client.Close()
 	broker.Close()

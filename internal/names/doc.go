@@ -62,7 +62,7 @@
 // topic rejected because of its plugin ID wraps [ErrInvalidPluginID] as well.
 // Test with errors.Is and read the detail with errors.As:
 //
-//	invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"
+//	invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"
 //	invalid topic name "orders": a topic must be core.<domain>.<action> (e.g. core.user.created), plugin.<pluginId>.<entity>.<action> (e.g. plugin.crm.contact.created) or dlq.<topic> (e.g. dlq.core.user.created)
 //
 // # Speed

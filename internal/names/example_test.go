@@ -49,7 +49,7 @@ func ExampleValidateTopic() {
 	}
 	// Output:
 	// <nil>
-	// invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"
+	// invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"
 	//   invalid topic: true invalid plugin ID: false
 	// invalid topic name "orders": a topic must be core.<domain>.<action> (e.g. core.user.created), plugin.<pluginId>.<entity>.<action> (e.g. plugin.crm.contact.created) or dlq.<topic> (e.g. dlq.core.user.created)
 	//   invalid topic: true invalid plugin ID: false
@@ -65,7 +65,7 @@ func ExampleError() {
 		fmt.Println("use:", e.Example)
 	}
 	// Output:
-	// rule: action "member_add" must be past tense (or allowed by Rules)
+	// rule: action "member_add" must be past tense (or on the allowed-actions list)
 	// use: core.tenant.member_added
 }
 

@@ -104,7 +104,7 @@ func (t Topic) String() string {
 // Error is a rejected topic name or plugin ID. Its message says which rule
 // failed and shows a valid name:
 //
-//	invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"
+//	invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"
 //	invalid plugin ID "CRM": plugin ID "CRM" must be kebab-case [a-z0-9]+(-[a-z0-9]+)*: it has uppercase letters; use "crm"
 type Error struct {
 	// Name is the rejected topic name (or plugin ID, for ValidatePluginID).
@@ -439,9 +439,9 @@ func (r *Rules) checkAction(action, form string) *failure {
 	if r.allows(action) {
 		return nil
 	}
-	rule := fmt.Sprintf("action %q must be past tense (or allowed by Rules)", action)
+	rule := fmt.Sprintf("action %q must be past tense (or on the allowed-actions list)", action)
 	if p := PastTense(action); p != action && !r.allows(p) {
-		rule += fmt.Sprintf("; its past tense %q is not allowed by these Rules: add it with NewRules(%q)", p, p)
+		rule += fmt.Sprintf("; its past tense %q is not on the allowed-actions list: add it with eventbus.NewTopicRules(%q)", p, p)
 	}
 	return fail(form, rule)
 }

@@ -63,7 +63,7 @@ func TestParseTopicInvalid(t *testing.T) {
 		pluginID bool     // wraps ErrInvalidPluginID too
 	}{
 		{name: "core.user.create", example: "core.user.created",
-			contains: []string{`invalid topic name "core.user.create": action "create" must be past tense (or allowed by Rules); use "core.user.created"`}},
+			contains: []string{`invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"`}},
 		{name: "orders",
 			contains: []string{`invalid topic name "orders": a topic must be core.<domain>.<action> (e.g. core.user.created), plugin.<pluginId>.<entity>.<action> (e.g. plugin.crm.contact.created) or dlq.<topic> (e.g. dlq.core.user.created)`}},
 		{name: "", contains: []string{"a topic must be core.<domain>.<action>"}},
@@ -88,7 +88,7 @@ func TestParseTopicInvalid(t *testing.T) {
 		{name: "core.tenant.member_add", example: "core.tenant.member_added"},
 		{name: "core.job.stop", example: "core.job.stopped"},
 		{name: "core.email.send", example: "core.email.sent"},
-		{name: "core.file.write", contains: []string{`its past tense "written" is not allowed by these Rules: add it with NewRules("written")`, "(e.g. core.user.created)"}},
+		{name: "core.file.write", contains: []string{`its past tense "written" is not on the allowed-actions list: add it with eventbus.NewTopicRules("written")`, "(e.g. core.user.created)"}},
 		{name: "core.user.created_v2", contains: []string{"past tense", "(e.g. core.user.created)"}},
 		{name: "plugin.crm", contains: []string{"a plugin topic must be plugin.<pluginId>.<entity>.<action> (e.g. plugin.crm.contact.created)"}},
 		{name: "plugin.crm.created", contains: []string{"a plugin topic must be"}},
