@@ -84,6 +84,8 @@ type Config struct {
 	Consumer ConsumerConfig
 	// DLQ tunes the dead letter queue and its retries.
 	DLQ DLQConfig
+	// Metrics, when set, records Prometheus series (see NewMetrics).
+	Metrics *Metrics
 	// Logger receives the bus's logs. Default: the client's logger.
 	Logger *slog.Logger
 }
@@ -200,6 +202,7 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker)}
 	b.subs.init()
 	b.dlq = newDLQ(b)
+	cfg.Metrics.attach(b)
 	// Start the default producer now so configuration errors show here.
 	if _, err := b.producer(cfg.Compression); err != nil {
 		return nil, err

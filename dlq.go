@@ -53,6 +53,23 @@ func (s FailedEventStatus) Valid() bool {
 	return false
 }
 
+var allStatuses = [...]FailedEventStatus{StatusPending, StatusRetrying, StatusResolved, StatusMaxRetriesExceeded}
+
+// countByStatus counts the view's entries by status (zeros before Start).
+func (q *DeadLetterQueue) countByStatus() map[FailedEventStatus]int {
+	q.mu.Lock()
+	view := q.view
+	q.mu.Unlock()
+	counts := map[FailedEventStatus]int{}
+	if view == nil {
+		return counts
+	}
+	for _, e := range view.list(func(*FailedEvent) bool { return true }) {
+		counts[e.Status]++
+	}
+	return counts
+}
+
 // ReasonMalformed is the failure reason of a record whose value is not an event.
 const ReasonMalformed = "malformed"
 
@@ -318,7 +335,7 @@ func (q *DeadLetterQueue) Stats(ctx context.Context) (DLQStats, error) {
 		return DLQStats{}, err
 	}
 	s := DLQStats{Total: len(all), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
-	for _, st := range []FailedEventStatus{StatusPending, StatusRetrying, StatusResolved, StatusMaxRetriesExceeded} {
+	for _, st := range allStatuses {
 		s.ByStatus[string(st)] = 0
 	}
 	for _, e := range all {
@@ -528,6 +545,7 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
 		return fmt.Errorf("send retry of %s to %s: %w", e.ID, e.OriginalTopic, err)
 	}
+	q.bus.cfg.Metrics.observeRetrySent(e.OriginalTopic, manual)
 	return nil
 }
 

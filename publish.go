@@ -73,12 +73,14 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 	if err != nil {
 		return "", err
 	}
+	start := time.Now()
 	err = b.breaker.run(func() error {
 		if err := b.ensureTopics(ctx, eventType); err != nil {
 			return err
 		}
 		return b.produce(ctx, []prepared{p}, nil)
 	})
+	b.cfg.Metrics.observePublish(eventType, 1, start, err)
 	if err != nil {
 		return "", b.publishError(eventType, err)
 	}
@@ -169,6 +171,12 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 		results[i].EventID = prepared[i].id
 	}
 	failed := 0
+	start := time.Now()
+	defer func() {
+		for i := range results {
+			b.cfg.Metrics.observePublish(events[i].EventType, 1, start, results[i].Err)
+		}
+	}()
 	err := b.breaker.run(func() error {
 		if err := b.ensureTopics(ctx, topics...); err != nil {
 			for i := range results {

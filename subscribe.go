@@ -109,6 +109,7 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 	sub := &subscription{
 		id:          uuid.NewString(),
 		topic:       eventType,
+		groupLabel:  opts.GroupID,
 		handler:     handler,
 		tenantID:    opts.TenantID,
 		workspaceID: opts.WorkspaceID,
@@ -150,6 +151,7 @@ func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 type subscription struct {
 	id          string
 	topic       string
+	groupLabel  string // the GroupID as given: a bounded metrics label
 	handler     Handler
 	tenantID    string
 	workspaceID string
@@ -492,13 +494,17 @@ func (g *groupConsumer) handleRecord(r *kgo.Record) bool {
 	}
 	env, err := wire.Decode(r.Value)
 	if err != nil {
-		return g.recordFailure(r, eventIDOf(r), fmt.Errorf("%s: %w", ReasonMalformed, err))
+		g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, time.Now(), err)
+		return g.recordFailure(r, sub, eventIDOf(r), fmt.Errorf("%s: %w", ReasonMalformed, err))
 	}
 	if !scope.Known && !matchesFilter(env, sub) {
 		return true
 	}
-	if err := callHandler(g.handlerCtx, sub.handler, rawEvent(env)); err != nil {
-		return g.recordFailure(r, env.ID, err)
+	start := time.Now()
+	err = callHandler(g.handlerCtx, sub.handler, rawEvent(env))
+	g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, start, err)
+	if err != nil {
+		return g.recordFailure(r, sub, env.ID, err)
 	}
 	if isRetry {
 		return g.untilStored(r, func(ctx context.Context) error { return g.bus.dlq.resolve(ctx, r) })
@@ -522,12 +528,16 @@ func matchesFilter(env wire.Envelope, sub *subscription) bool {
 
 // recordFailure stores a failed handling in the dead letter queue; the
 // record may be committed once the broker acknowledged that.
-func (g *groupConsumer) recordFailure(r *kgo.Record, eventID string, cause error) bool {
+func (g *groupConsumer) recordFailure(r *kgo.Record, sub *subscription, eventID string, cause error) bool {
 	g.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
 		"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
-	return g.untilStored(r, func(ctx context.Context) error {
+	stored := g.untilStored(r, func(ctx context.Context) error {
 		return g.bus.dlq.recordFailure(ctx, r, g.id, eventID, cause)
 	})
+	if stored {
+		g.bus.cfg.Metrics.observeDeadLettered(r.Topic, sub.groupLabel)
+	}
+	return stored
 }
 
 // untilStored runs a dead-letter write until the broker acknowledged it,

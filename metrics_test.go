@@ -1,0 +1,91 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := eventbus.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastDLQ()
+	cfg.Metrics = m
+	cfg.DLQ.MaxRetries = 1
+	bus := eventbustest.NewBus(t, cfg)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+		if string(ev.Data) == `"bad"` {
+			return errors.New("rejected")
+		}
+		return rec.Handle(ctx, ev)
+	}, eventbus.SubscribeOptions{GroupID: "mailer", TenantID: "acme"})
+	eventbustest.MustPublish(t, bus, topic, "good", eventbus.PublishMetadata{TenantID: "acme"})
+	bad := eventbustest.MustPublish(t, bus, topic, "bad", eventbus.PublishMetadata{TenantID: "acme"})
+	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(eventbus.EffectiveGroupID("mailer", "acme", ""), bad), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	rec.WaitFor(t, 1)
+
+	want := map[string]float64{
+		`eventbus_events_published_total{topic="` + topic + `"}`:                    2,
+		`eventbus_events_consumed_total{group="mailer",topic="` + topic + `"}`:      1,
+		`eventbus_events_failed_total{group="mailer",topic="` + topic + `"}`:        2,
+		`eventbus_events_dead_lettered_total{group="mailer",topic="` + topic + `"}`: 2,
+		`eventbus_dlq_retries_sent_total{kind="automatic",topic="` + topic + `"}`:  1,
+		`eventbus_dlq_entries{status="max-retries-exceeded"}`:                       1,
+		`eventbus_breaker_state`:                                                    0,
+	}
+	got := scrape(t, reg)
+	for series, v := range want {
+		if got[series] != v {
+			t.Errorf("%s = %v, want %v", series, got[series], v)
+		}
+	}
+	for series := range got {
+		if strings.Contains(series, "acme") {
+			t.Errorf("series %s carries a tenant ID", series)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "eventbus_publish_duration_seconds"); n != 1 {
+		t.Errorf("publish duration histograms: %d", n)
+	}
+}
+
+// scrape flattens a registry into "name{labels}" -> value.
+func scrape(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			name := f.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[name] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[name] = m.Gauge.GetValue()
+			}
+		}
+	}
+	return out
+}
