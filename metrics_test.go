@@ -41,9 +41,9 @@ func TestMetrics(t *testing.T) {
 		`eventbus_events_consumed_total{group="mailer",topic="` + topic + `"}`:      1,
 		`eventbus_events_failed_total{group="mailer",topic="` + topic + `"}`:        2,
 		`eventbus_events_dead_lettered_total{group="mailer",topic="` + topic + `"}`: 2,
-		`eventbus_dlq_retries_sent_total{kind="automatic",topic="` + topic + `"}`:  1,
+		`eventbus_dlq_retries_sent_total{kind="automatic",topic="` + topic + `"}`:   1,
 		`eventbus_dlq_entries{status="max-retries-exceeded"}`:                       1,
-		`eventbus_breaker_state`:                                                    0,
+		`eventbus_breaker_state`: 0,
 	}
 	got := scrape(t, reg)
 	for series, v := range want {
