@@ -608,13 +608,16 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 	}
 	wait := time.Duration(0)
 	if attempt > 0 {
-		wait = 5 * time.Second // the scheduler wrote the entry just before the retry
+		// The instance that sent the retry wrote the entry just before; this
+		// view may not have read that version yet.
+		wait = 5 * time.Second
 	}
-	e, ok := view.getWait(ctx, id, wait)
+	e, ok := view.getWait(ctx, id, attempt, wait)
 	if !ok {
 		e = *q.newEntry(r, group, eventID)
-		e.ID, e.RetryCount = id, attempt
+		e.ID = id
 	}
+	e.RetryCount = max(e.RetryCount, attempt)
 	q.applyFailure(&e, cause, q.now().UTC())
 	return q.write(ctx, &e, false)
 }
@@ -626,7 +629,11 @@ func (q *DeadLetterQueue) resolve(ctx context.Context, r *kgo.Record) error {
 		return err
 	}
 	id, _ := wire.HeaderValue(r.Headers, HeaderDLQID)
-	e, ok := view.getWait(ctx, string(id), 5*time.Second)
+	attempt := 0
+	if a, ok := wire.HeaderValue(r.Headers, HeaderRetryAttempt); ok {
+		attempt, _ = strconv.Atoi(string(a))
+	}
+	e, ok := view.getWait(ctx, string(id), attempt, 5*time.Second)
 	if !ok {
 		q.logger.Warn("eventbus: a retried event succeeded but its dead-letter entry is gone", "dlq_id", string(id))
 		return nil

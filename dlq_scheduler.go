@@ -18,6 +18,12 @@ type dlqScheduler struct {
 	mu    sync.Mutex
 	owned map[topicPartition]int64 // owned partition -> end offset the view must reach first
 
+	// sending is held while retries of a partition are being sent; a
+	// revocation waits for it, so that everything the old owner wrote is
+	// acknowledged (and below the end offset the next owner waits for)
+	// before the partition changes hands.
+	sending sync.Mutex
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -85,6 +91,8 @@ func (s *dlqScheduler) onAssigned(ctx context.Context, _ *kgo.Client, assigned m
 }
 
 func (s *dlqScheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.sending.Lock()
+	defer s.sending.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for t, ps := range revoked {
@@ -135,15 +143,22 @@ func (s *dlqScheduler) tick(ctx context.Context) {
 	s.mu.Unlock()
 	now := s.q.now()
 	for _, tp := range ready {
-		for _, e := range s.q.view.inPartition(tp) {
-			if ctx.Err() != nil {
-				return
-			}
-			if !s.stillOwned(tp) {
-				break
-			}
-			s.schedule(ctx, e, now)
+		s.sendDue(ctx, tp, now)
+	}
+}
+
+// sendDue sends the due retries of one owned partition.
+func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, now time.Time) {
+	s.sending.Lock()
+	defer s.sending.Unlock()
+	if !s.stillOwned(tp) {
+		return
+	}
+	for _, e := range s.q.view.inPartition(tp) {
+		if ctx.Err() != nil {
+			return
 		}
+		s.schedule(ctx, e, now)
 	}
 }
 

@@ -201,8 +201,10 @@ func (v *dlqView) get(id string) (FailedEvent, bool) {
 	return e.event, true
 }
 
-// getWait returns the entry, waiting up to d for the reader to bring it.
-func (v *dlqView) getWait(ctx context.Context, id string, d time.Duration) (FailedEvent, bool) {
+// getWait returns the entry once it is there with at least minRetries
+// retries sent, waiting up to d for the reader to bring that version. After
+// d it returns what it has, if anything.
+func (v *dlqView) getWait(ctx context.Context, id string, minRetries int, d time.Duration) (FailedEvent, bool) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
@@ -210,12 +212,16 @@ func (v *dlqView) getWait(ctx context.Context, id string, d time.Duration) (Fail
 		e, ok := v.entries[id]
 		sig := v.changed
 		v.mu.RUnlock()
-		if ok && !e.deleted {
+		found := ok && !e.deleted
+		if found && e.event.RetryCount >= minRetries {
 			return e.event, true
 		}
 		select {
 		case <-sig:
 		case <-deadline.C:
+			if found {
+				return e.event, true
+			}
 			return FailedEvent{}, false
 		case <-ctx.Done():
 			return FailedEvent{}, false
