@@ -1,0 +1,465 @@
+package dlqhttp
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/plexica/eventbus"
+)
+
+// Paging limits of GET /api/dlq/events.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// Options configures the API.
+type Options struct {
+	// AdminTokens are bearer tokens with access to every tenant's entries.
+	AdminTokens []string
+	// TenantTokens maps a bearer token to the one tenant ID it is scoped to:
+	// lists and stats are narrowed to that tenant, and its requests for
+	// another tenant's entry are refused (403).
+	TenantTokens map[string]string
+	// AllowUnauthenticated lets requests without an Authorization header in
+	// with admin access. For local development only. New fails when no
+	// token is configured and this is false. When tokens are configured too,
+	// a request that presents one must still present a valid one.
+	AllowUnauthenticated bool
+	// TopicRules validate the topic of POST /api/dlq/retry/topic/{topic} and
+	// of the topic filter. Give the rules of the bus's client
+	// (bus.Client().Topics().Rules()) when they allow extra actions.
+	// Default eventbus.DefaultTopicRules().
+	TopicRules *eventbus.TopicRules
+	// Logger receives internal errors (with their detail, which responses
+	// never show) and an audit line per retry or delete. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// New returns the DLQ REST API for q: an http.Handler serving the routes
+// listed in the package documentation, all under /api/dlq/. Mount it on
+// "/api/dlq/" of a larger mux, or serve it as it is.
+//
+// New fails, with an error wrapping eventbus.ErrInvalidConfig, when q is
+// nil, a token is malformed (see ParseTokens), a token is both an admin and
+// a tenant token, or no token is configured and AllowUnauthenticated is false.
+func New(q *eventbus.DeadLetterQueue, opts Options) (http.Handler, error) {
+	if q == nil {
+		return nil, fmt.Errorf("%w: dlqhttp.New needs a dead letter queue (bus.DLQ())", eventbus.ErrInvalidConfig)
+	}
+	auth, err := newAuthenticator(opts)
+	if err != nil {
+		return nil, err
+	}
+	a := &api{q: q, auth: auth, rules: opts.TopicRules, log: opts.Logger}
+	if a.rules == nil {
+		a.rules = eventbus.DefaultTopicRules()
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if opts.AllowUnauthenticated {
+		a.log.Warn("dlqhttp: requests without credentials get admin access to the DLQ API (AllowUnauthenticated); use only for local development")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/dlq/stats", a.route(a.stats))
+	mux.Handle("GET /api/dlq/events", a.route(a.list))
+	mux.Handle("GET /api/dlq/events/{id}", a.route(a.get))
+	mux.Handle("POST /api/dlq/events/{id}/retry", a.route(a.retry))
+	mux.Handle("DELETE /api/dlq/events/{id}", a.route(a.delete))
+	mux.Handle("POST /api/dlq/retry/topic/{topic}", a.route(a.retryTopic))
+	return mux, nil
+}
+
+type api struct {
+	q     *eventbus.DeadLetterQueue
+	auth  *authenticator
+	rules *eventbus.TopicRules
+	log   *slog.Logger
+}
+
+// endpoint serves one route for an authenticated principal; a returned
+// error becomes the JSON error response (see writeError).
+type endpoint func(w http.ResponseWriter, r *http.Request, who principal) error
+
+// route authenticates the request, runs e, and turns its error or panic
+// into a JSON error response.
+func (a *api) route(e endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("dlqhttp: handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeJSONError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
+			}
+		}()
+		who, fail := a.auth.authenticate(r)
+		switch fail {
+		case authMissing:
+			h.Set("WWW-Authenticate", `Bearer realm="eventbus-dlq"`)
+			writeJSONError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
+			return
+		case authInvalid:
+			a.log.Info("dlqhttp: rejected credentials", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			h.Set("WWW-Authenticate", `Bearer realm="eventbus-dlq", error="invalid_token"`)
+			writeJSONError(w, http.StatusUnauthorized, codeUnauthorized, "invalid bearer token")
+			return
+		}
+		if err := e(w, r, who); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+// GET /api/dlq/stats[?tenantId=]
+func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error {
+	tenant, err := scopeTenant(who, r.URL.Query().Get("tenantId"))
+	if err != nil {
+		return err
+	}
+	if tenant == "" {
+		s, err := a.q.Stats(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, s)
+	}
+	entries, err := a.q.FailedEvents(r.Context(), eventbus.FailedEventFilter{TenantID: tenant})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, statsOf(entries))
+}
+
+// statsOf counts entries as DeadLetterQueue.Stats counts all of them.
+func statsOf(entries []eventbus.FailedEvent) eventbus.DLQStats {
+	s := eventbus.DLQStats{Total: len(entries), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
+	for _, st := range []eventbus.FailedEventStatus{eventbus.StatusPending, eventbus.StatusRetrying, eventbus.StatusResolved, eventbus.StatusMaxRetriesExceeded} {
+		s.ByStatus[string(st)] = 0
+	}
+	for _, e := range entries {
+		s.ByStatus[string(e.Status)]++
+		s.ByTopic[e.OriginalTopic]++
+		s.ByReason[reasonClass(e.FailureReason)]++
+	}
+	return s
+}
+
+// reasonClass is the reason label DeadLetterQueue.Stats uses: the first
+// line, at most 80 bytes.
+func reasonClass(r string) string {
+	if i := strings.IndexByte(r, '\n'); i >= 0 {
+		r = r[:i]
+	}
+	if len(r) > 80 {
+		r = r[:80]
+	}
+	return r
+}
+
+// page is the body of GET /api/dlq/events.
+type page struct {
+	Items      []eventbus.FailedEvent `json:"items"`
+	Total      int                    `json:"total"`
+	Page       int                    `json:"page"`
+	PageSize   int                    `json:"pageSize"`
+	TotalPages int                    `json:"totalPages"`
+}
+
+// GET /api/dlq/events?topic=&status=&tenantId=&page=&pageSize=&sort=
+func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error {
+	query := r.URL.Query()
+	pageNo, err := intParam(query.Get("page"), "page", 1, 1, 0)
+	if err != nil {
+		return err
+	}
+	size, err := intParam(query.Get("pageSize"), "pageSize", DefaultPageSize, 1, MaxPageSize)
+	if err != nil {
+		return err
+	}
+	ascending := false
+	switch query.Get("sort") {
+	case "", "-failedAt":
+	case "failedAt":
+		ascending = true
+	default:
+		return badRequest("sort %q is not failedAt (oldest failure first) or -failedAt (newest first, the default)", query.Get("sort"))
+	}
+	filter := eventbus.FailedEventFilter{Status: eventbus.FailedEventStatus(query.Get("status"))}
+	if filter.Status != "" && !filter.Status.Valid() {
+		return badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
+	}
+	if topic := query.Get("topic"); topic != "" {
+		if err := a.checkTopic(topic); err != nil {
+			return err
+		}
+		filter.Topic = topic
+	}
+	if filter.TenantID, err = scopeTenant(who, query.Get("tenantId")); err != nil {
+		return err
+	}
+	entries, err := a.q.FailedEvents(r.Context(), filter)
+	if err != nil {
+		return err
+	}
+	slices.SortStableFunc(entries, func(x, y eventbus.FailedEvent) int {
+		if c := x.FailedAt.Compare(y.FailedAt); c != 0 {
+			if ascending {
+				return c
+			}
+			return -c
+		}
+		return cmp.Compare(x.ID, y.ID)
+	})
+	out := page{Items: []eventbus.FailedEvent{}, Total: len(entries), Page: pageNo, PageSize: size}
+	out.TotalPages = (out.Total + size - 1) / size
+	if pageNo <= out.TotalPages { // compared before multiplying: a huge page number cannot overflow
+		start := (pageNo - 1) * size
+		for _, e := range entries[start:min(start+size, len(entries))] {
+			out.Items = append(out.Items, redactEntry(e))
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// GET /api/dlq/events/{id}
+func (a *api) get(w http.ResponseWriter, r *http.Request, who principal) error {
+	e, err := a.entry(r, who)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, redactEntry(e))
+}
+
+// POST /api/dlq/events/{id}/retry[?manual=false]
+func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error {
+	manual := true
+	if v := r.URL.Query().Get("manual"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest("manual %q is not true or false", v)
+		}
+		manual = b
+	}
+	id := r.PathValue("id")
+	if !who.admin {
+		if _, err := a.entry(r, who); err != nil {
+			return err
+		}
+	}
+	if err := a.q.RetryFailedEvent(r.Context(), id, manual); err != nil {
+		return err
+	}
+	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
+	return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": string(eventbus.StatusRetrying)})
+}
+
+// DELETE /api/dlq/events/{id}
+func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) error {
+	id := r.PathValue("id")
+	if !who.admin {
+		if _, err := a.entry(r, who); err != nil {
+			return err
+		}
+	}
+	if err := a.q.DeleteFailedEvent(r.Context(), id); err != nil {
+		return err
+	}
+	a.log.Info("dlqhttp: deleted dead-letter entry", "dlq_id", id, "by", who.String())
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// retryCounts is the body of POST /api/dlq/retry/topic/{topic}.
+type retryCounts struct {
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// POST /api/dlq/retry/topic/{topic}
+func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) error {
+	topic := r.PathValue("topic")
+	if err := a.checkTopic(topic); err != nil {
+		return err
+	}
+	var out retryCounts
+	if who.admin {
+		var err error
+		if out.Succeeded, out.Failed, err = a.q.RetryAllForTopic(r.Context(), topic); err != nil {
+			return err
+		}
+	} else {
+		// A tenant retries its own entries only, each as RetryAllForTopic
+		// would: manually, and every one that is not resolved.
+		entries, err := a.q.FailedEvents(r.Context(), eventbus.FailedEventFilter{Topic: topic, TenantID: who.tenant})
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Status == eventbus.StatusResolved {
+				continue
+			}
+			err := a.q.RetryFailedEvent(r.Context(), e.ID, true)
+			switch {
+			case err == nil:
+				out.Succeeded++
+			case errors.Is(err, eventbus.ErrFailedEventNotFound):
+				// deleted since it was listed: nothing left to retry
+			default:
+				a.log.Warn("dlqhttp: retry failed", "dlq_id", e.ID, "err", err)
+				out.Failed++
+			}
+		}
+	}
+	a.log.Info("dlqhttp: retried dead-letter entries of a topic", "topic", topic, "succeeded", out.Succeeded, "failed", out.Failed, "by", who.String())
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// entry returns the entry named by the request's {id}, if who may see it.
+func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error) {
+	e, err := a.q.FailedEvent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return e, err
+	}
+	if !who.admin && e.TenantID != who.tenant {
+		return eventbus.FailedEvent{}, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+	}
+	return e, nil
+}
+
+// scopeTenant is the tenant filter of a list or stats request: the query's
+// tenantId for an admin, and always the token's own tenant for a tenant
+// token, which may not ask for another.
+func scopeTenant(who principal, asked string) (string, error) {
+	if who.admin {
+		return asked, nil
+	}
+	if asked != "" && asked != who.tenant {
+		return "", &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+	}
+	return who.tenant, nil
+}
+
+// checkTopic validates a topic parameter: a core or plugin topic (the
+// original topic of entries, not their dlq.* topic).
+func (a *api) checkTopic(topic string) error {
+	t, err := a.rules.ParseTopic(topic)
+	if err != nil {
+		return err // wraps eventbus.ErrInvalidTopic: a 400 with the rule that failed
+	}
+	if t.Kind == eventbus.TopicKindDLQ {
+		return badRequest("topic %q is a dead-letter topic; give the original topic (%s)", topic, strings.TrimPrefix(topic, "dlq."))
+	}
+	return nil
+}
+
+// intParam parses an integer query parameter, def when empty, that must
+// be at least lo and, when hi > 0, at most hi.
+func intParam(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil:
+		return 0, badRequest("%s %q is not an integer", name, v)
+	case n < lo:
+		return 0, badRequest("%s %d is under %d", name, n, lo)
+	case hi > 0 && n > hi:
+		return 0, badRequest("%s %d is over %d", name, n, hi)
+	}
+	return n, nil
+}
+
+// Error codes of the JSON error body.
+const (
+	codeBadRequest   = "bad_request"
+	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
+	codeNotFound     = "not_found"
+	codeConflict     = "conflict"
+	codeUnavailable  = "unavailable"
+	codeInternal     = "internal"
+)
+
+// apiError is an error with its HTTP status and code.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// writeError maps err to a status and code and writes it. Unexpected errors
+// are logged with their detail and shown only as "internal error".
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		writeJSONError(w, ae.status, ae.code, ae.message)
+	case errors.Is(err, eventbus.ErrFailedEventNotFound):
+		writeJSONError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no dead-letter entry %q", r.PathValue("id")))
+	case errors.Is(err, eventbus.ErrRetryNotAllowed):
+		writeJSONError(w, http.StatusConflict, codeConflict, err.Error()+" (POST without manual=false)")
+	case errors.Is(err, eventbus.ErrInvalidTopic), errors.Is(err, eventbus.ErrInvalidConfig):
+		writeJSONError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+	case errors.Is(err, eventbus.ErrShuttingDown), errors.Is(err, eventbus.ErrBrokerUnavailable),
+		errors.Is(err, eventbus.ErrCircuitOpen), errors.Is(err, eventbus.ErrNotConnected):
+		a.log.Warn("dlqhttp: dead letter queue unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, http.StatusServiceUnavailable, codeUnavailable, "the dead letter queue is unavailable; try again later")
+	default:
+		if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+			// The client went away; there is nobody to answer.
+			a.log.Debug("dlqhttp: request canceled", "method", r.Method, "path", r.URL.Path, "err", err)
+		} else {
+			a.log.Error("dlqhttp: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeJSONError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
+	}
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, message
+	_ = writeJSON(w, status, b)
+}
+
+// writeJSON writes v as the response. Its error is the encoding's, before
+// anything was written, so the caller can still answer with a 500.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+	return nil
+}
