@@ -290,6 +290,9 @@ func (q *DeadLetterQueue) stop(ctx context.Context) {
 	}
 }
 
+// TopicRules returns the topic-name rules of the bus's client.
+func (q *DeadLetterQueue) TopicRules() *TopicRules { return q.bus.client.cfg.TopicRules }
+
 // FailedEvents returns the entries that match filter, newest failure first.
 func (q *DeadLetterQueue) FailedEvents(ctx context.Context, filter FailedEventFilter) ([]FailedEvent, error) {
 	if err := q.Start(ctx); err != nil {
@@ -330,7 +333,12 @@ func notFound(id string) error {
 
 // Stats counts the entries by status, topic and reason.
 func (q *DeadLetterQueue) Stats(ctx context.Context) (DLQStats, error) {
-	all, err := q.FailedEvents(ctx, FailedEventFilter{})
+	return q.StatsFor(ctx, FailedEventFilter{})
+}
+
+// StatsFor counts the entries that match filter (for example one tenant's).
+func (q *DeadLetterQueue) StatsFor(ctx context.Context, filter FailedEventFilter) (DLQStats, error) {
+	all, err := q.FailedEvents(ctx, filter)
 	if err != nil {
 		return DLQStats{}, err
 	}

@@ -35,9 +35,7 @@ type Options struct {
 	// a request that presents one must still present a valid one.
 	AllowUnauthenticated bool
 	// TopicRules validate the topic of POST /api/dlq/retry/topic/{topic} and
-	// of the topic filter. Give the rules of the bus's client
-	// (bus.Client().Topics().Rules()) when they allow extra actions.
-	// Default eventbus.DefaultTopicRules().
+	// of the topic filter. Default: the rules of the queue's bus.
 	TopicRules *eventbus.TopicRules
 	// Logger receives internal errors (with their detail, which responses
 	// never show) and an audit line per retry or delete. Default slog.Default().
@@ -61,7 +59,7 @@ func New(q *eventbus.DeadLetterQueue, opts Options) (http.Handler, error) {
 	}
 	a := &api{q: q, auth: auth, rules: opts.TopicRules, log: opts.Logger}
 	if a.rules == nil {
-		a.rules = eventbus.DefaultTopicRules()
+		a.rules = q.TopicRules()
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -130,44 +128,11 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error
 	if err != nil {
 		return err
 	}
-	if tenant == "" {
-		s, err := a.q.Stats(r.Context())
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, s)
-	}
-	entries, err := a.q.FailedEvents(r.Context(), eventbus.FailedEventFilter{TenantID: tenant})
+	s, err := a.q.StatsFor(r.Context(), eventbus.FailedEventFilter{TenantID: tenant})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, statsOf(entries))
-}
-
-// statsOf counts entries as DeadLetterQueue.Stats counts all of them.
-func statsOf(entries []eventbus.FailedEvent) eventbus.DLQStats {
-	s := eventbus.DLQStats{Total: len(entries), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
-	for _, st := range []eventbus.FailedEventStatus{eventbus.StatusPending, eventbus.StatusRetrying, eventbus.StatusResolved, eventbus.StatusMaxRetriesExceeded} {
-		s.ByStatus[string(st)] = 0
-	}
-	for _, e := range entries {
-		s.ByStatus[string(e.Status)]++
-		s.ByTopic[e.OriginalTopic]++
-		s.ByReason[reasonClass(e.FailureReason)]++
-	}
-	return s
-}
-
-// reasonClass is the reason label DeadLetterQueue.Stats uses: the first
-// line, at most 80 bytes.
-func reasonClass(r string) string {
-	if i := strings.IndexByte(r, '\n'); i >= 0 {
-		r = r[:i]
-	}
-	if len(r) > 80 {
-		r = r[:80]
-	}
-	return r
+	return writeJSON(w, http.StatusOK, s)
 }
 
 // page is the body of GET /api/dlq/events.
