@@ -114,7 +114,7 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 		tenantID:    opts.TenantID,
 		workspaceID: opts.WorkspaceID,
 	}
-	g, err := b.subs.add(b, sub, opts)
+	g, err := b.subs.add(ctx, b, sub, opts)
 	if err != nil {
 		return "", err
 	}
@@ -172,7 +172,7 @@ func (s *subscriptions) init() {
 
 // add registers sub in its group, starting the group's consumer or adding
 // the topic to it.
-func (s *subscriptions) add(b *Bus, sub *subscription, opts SubscribeOptions) (*groupConsumer, error) {
+func (s *subscriptions) add(ctx context.Context, b *Bus, sub *subscription, opts SubscribeOptions) (*groupConsumer, error) {
 	gid := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,6 +181,9 @@ func (s *subscriptions) add(b *Bus, sub *subscription, opts SubscribeOptions) (*
 	}
 	g := s.groups[gid]
 	if g == nil {
+		if !opts.FromBeginning {
+			b.pinStartOffsets(ctx, gid, sub.topic, nil)
+		}
 		g, err := startGroup(b, gid, sub, opts)
 		if err != nil {
 			return nil, err
@@ -189,7 +192,7 @@ func (s *subscriptions) add(b *Bus, sub *subscription, opts SubscribeOptions) (*
 		s.byID[sub.id] = sub
 		return g, nil
 	}
-	if err := g.addTopic(sub, opts); err != nil {
+	if err := g.addTopic(ctx, sub, opts); err != nil {
 		return nil, err
 	}
 	s.byID[sub.id] = sub
@@ -302,7 +305,7 @@ func startGroup(b *Bus, gid string, sub *subscription, opts SubscribeOptions) (*
 	return g, nil
 }
 
-func (g *groupConsumer) addTopic(sub *subscription, opts SubscribeOptions) error {
+func (g *groupConsumer) addTopic(ctx context.Context, sub *subscription, opts SubscribeOptions) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, dup := g.topics[sub.topic]; dup {
@@ -312,6 +315,9 @@ func (g *groupConsumer) addTopic(sub *subscription, opts SubscribeOptions) error
 	if opts.FromBeginning != g.fromBeginning || opts.AutoCommit != g.autoCommit {
 		return fmt.Errorf("%w: group %s already runs with FromBeginning=%t, AutoCommit=%t; give %s the same options or another GroupID",
 			ErrConflictingSubscription, g.id, g.fromBeginning, g.autoCommit, sub.topic)
+	}
+	if !g.fromBeginning {
+		g.bus.pinStartOffsets(ctx, g.id, sub.topic, g.cl)
 	}
 	sub.group = g
 	g.topics[sub.topic] = sub
