@@ -1,0 +1,187 @@
+// Package bench measures the event bus against raw franz-go on the same
+// broker, in one run: batched publish throughput, single-publish latency and
+// end-to-end delivery latency at paced rates. Every figure is taken for both
+// sides, one after the other, so that the ratio ours/raw — the figure that
+// matters on a noisy machine — compares like with like.
+//
+// Both sides send the same records: ~330-byte JSON events in the wire
+// envelope with the bus's headers (package internal/wire), keyed by one of a
+// dozen tenants, to topics of 3 partitions created before anything is timed.
+// The raw side is franz-go configured as the bus configures its producer
+// (snappy, acks=all, idempotent, linger 0, 10,000 buffered records) and does
+// the same work per event as the bus: it builds each record with a UUIDv7 ID
+// and correlation ID, the payload as JSON, the envelope and headers, and its
+// consumer decodes each envelope. So the ratio ours/raw is the cost of the
+// bus itself: its checks, breaker, synchronous API, consumer loop. A third
+// throughput figure, raw with records built before the clock starts, is the
+// client's floor, for reference.
+//
+// Run is what `eventbus bench` calls; it is not a timed test.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/plexica/eventbus"
+)
+
+// Defaults of Config.
+const (
+	DefaultDuration   = 5 * time.Second
+	DefaultPublishers = 16
+	// QuickDuration is the per-phase duration of a quick run (Config.Quick).
+	QuickDuration = 300 * time.Millisecond
+)
+
+// DefaultRates are the delivery rates measured when Config.Rates is empty,
+// in events per second.
+var DefaultRates = []int{1_000, 10_000}
+
+// Config says what to measure and against which brokers.
+type Config struct {
+	// Brokers are the seed brokers, "host:port". Required.
+	Brokers []string
+	// Duration bounds each phase of each side. Default 5 s (QuickDuration
+	// with Quick).
+	Duration time.Duration
+	// MaxEvents, when positive, also ends each phase of each side after that
+	// many events.
+	MaxEvents int
+	// Rates are the paced delivery rates, events/s. Default DefaultRates.
+	Rates []int
+	// Publishers is the number of goroutines calling Bus.PublishBatch in the
+	// throughput phase, so that enough batches are in flight to keep the
+	// pipe full. Default 16. The raw side needs only one goroutine: its
+	// Produce is asynchronous.
+	Publishers int
+	// Quick makes every phase very short (for tests): Duration defaults to
+	// QuickDuration.
+	Quick bool
+	// Progress receives one line per step while the run goes. Default: none.
+	Progress io.Writer
+	// Logger receives the client's and bus's logs. Default: warnings and
+	// errors to standard error.
+	Logger *slog.Logger
+	// CPUProfileDir, when set, gets one CPU profile per measured phase and
+	// side ("throughput-ours.pprof", ...), for `go tool pprof`.
+	CPUProfileDir string
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("bench: no brokers given")
+	}
+	if c.Duration < 0 {
+		return fmt.Errorf("bench: duration %s is negative", c.Duration)
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+		if c.Quick {
+			c.Duration = QuickDuration
+		}
+	}
+	if c.MaxEvents < 0 {
+		return fmt.Errorf("bench: events %d is negative; give 0 for no limit", c.MaxEvents)
+	}
+	if len(c.Rates) == 0 {
+		c.Rates = DefaultRates
+	}
+	for _, r := range c.Rates {
+		if r <= 0 {
+			return fmt.Errorf("bench: rate %d must be positive (events per second)", r)
+		}
+	}
+	if c.Publishers < 0 {
+		return fmt.Errorf("bench: publishers %d is negative", c.Publishers)
+	}
+	if c.Publishers == 0 {
+		c.Publishers = DefaultPublishers
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return nil
+}
+
+// Run measures every figure of the Report on cfg.Brokers. It creates its
+// own topics (core.bench_<random>_<phase>_<side>.recorded) and deletes them
+// at the end.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	r, err := newRunner(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	rep := &Report{
+		Brokers:      cfg.Brokers,
+		GoVersion:    runtime.Version(),
+		GOMAXPROCS:   runtime.GOMAXPROCS(0),
+		PhaseSeconds: cfg.Duration.Seconds(),
+		ValueBytes:   r.events.valueBytes,
+		HeaderBytes:  r.events.headerBytes,
+		Publishers:   cfg.Publishers,
+		BatchSize:    eventbus.MaxBatchSize,
+	}
+	if rep.Throughput, err = r.throughput(ctx); err != nil {
+		return nil, err
+	}
+	if rep.Publish, err = r.publishLatency(ctx); err != nil {
+		return nil, err
+	}
+	for _, rate := range cfg.Rates {
+		d, err := r.delivery(ctx, rate)
+		if err != nil {
+			return nil, err
+		}
+		rep.Delivery = append(rep.Delivery, d)
+	}
+	rep.evaluate()
+	return rep, nil
+}
+
+// progress writes one progress line.
+func (r *runner) progress(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Progress, "bench: "+format+"\n", args...)
+}
+
+// profiled runs fn, under a CPU profile named name when profiles were asked for.
+func (r *runner) profiled(name string, fn func() error) error {
+	if r.cfg.CPUProfileDir == "" {
+		return fn()
+	}
+	path := filepath.Join(r.cfg.CPUProfileDir, name+".pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	err = fn()
+	pprof.StopCPUProfile()
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Targets of the design (DESIGN.md §11).
+const (
+	TargetThroughputRatio  = 0.8   // batched publish, ours/raw, at least
+	TargetPublishP95Ms     = 10.0  // single publish p95, ms, below
+	TargetPublishRatioP95  = 1.5   // single publish p95, ours/raw, at most
+	TargetDeliveryRatioP95 = 2.0   // delivery p95, ours/raw, at most
+	TargetDeliveryP95Ms    = 100.0 // delivery p95 at TargetDeliveryRate, ms, below
+	TargetDeliveryRate     = 10_000
+)
+
+// Report is the outcome of a run.
+type Report struct {
+	// Broker says what the brokers are (set by the caller, e.g.
+	// "embedded, separate process"); Brokers where they are.
+	Broker  string   `json:"broker,omitempty"`
+	Brokers []string `json:"brokers"`
+
+	GoVersion    string  `json:"goVersion"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	PhaseSeconds float64 `json:"phaseSeconds"`
+	// ValueBytes and HeaderBytes are the size of one event's record value
+	// and headers; both sides send the same.
+	ValueBytes  int `json:"valueBytes"`
+	HeaderBytes int `json:"headerBytes"`
+	Publishers  int `json:"publishers"`
+	BatchSize   int `json:"batchSize"`
+
+	Throughput Throughput     `json:"throughput"`
+	Publish    PublishLatency `json:"publish"`
+	Delivery   []Delivery     `json:"delivery"`
+
+	// Checks compare the figures with the design's targets.
+	Checks []Check `json:"checks"`
+}
+
+// Check is one figure held against its target.
+type Check struct {
+	Name   string  `json:"name"`
+	Target string  `json:"target"`
+	Value  float64 `json:"value"`
+	OK     bool    `json:"ok"`
+}
+
+// evaluate fills Checks.
+func (r *Report) evaluate() {
+	add := func(name, target string, v float64, ok bool) {
+		r.Checks = append(r.Checks, Check{Name: name, Target: target, Value: v, OK: ok})
+	}
+	add("batched publish ours/raw", fmt.Sprintf(">= %.1f", TargetThroughputRatio),
+		r.Throughput.Ratio, r.Throughput.Ratio >= TargetThroughputRatio)
+	add("publish p95 ms", fmt.Sprintf("< %.0f", TargetPublishP95Ms),
+		r.Publish.Ours.P95, r.Publish.Ours.P95 < TargetPublishP95Ms)
+	add("publish p95 ours/raw", fmt.Sprintf("<= %.1f", TargetPublishRatioP95),
+		r.Publish.RatioP95, r.Publish.RatioP95 <= TargetPublishRatioP95)
+	for _, d := range r.Delivery {
+		add(fmt.Sprintf("delivery %d/s p95 ours/raw", d.Rate), fmt.Sprintf("<= %.1f", TargetDeliveryRatioP95),
+			d.RatioP95, d.RatioP95 <= TargetDeliveryRatioP95)
+		if d.Rate >= TargetDeliveryRate {
+			add(fmt.Sprintf("delivery %d/s p95 ms", d.Rate), fmt.Sprintf("< %.0f", TargetDeliveryP95Ms),
+				d.Ours.P95, d.Ours.P95 < TargetDeliveryP95Ms)
+		}
+		add(fmt.Sprintf("delivery %d/s ours missing", d.Rate), "0",
+			float64(d.Ours.Missing()), d.Ours.Missing() == 0)
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the report as a table: each figure ours, raw, the ratio
+// ours/raw and the target. Raw builds each record as the bus does (same
+// work); the "prebuilt" row is the client alone, for reference.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "eventbus bench: %s at %s; %s per phase and side; events of %d B value + %d B headers; %s, GOMAXPROCS %d\n\n",
+		orDefault(r.Broker, "brokers"), strings.Join(r.Brokers, ","), seconds(r.PhaseSeconds),
+		r.ValueBytes, r.HeaderBytes, r.GoVersion, r.GOMAXPROCS)
+	var rows [][]string
+	row := func(cells ...string) { rows = append(rows, cells) }
+	row("figure", "ours", "raw", "ours/raw", "target", "")
+	t := r.Throughput
+	row(fmt.Sprintf("batched publish (events/s, %d×%d)", r.Publishers, r.BatchSize),
+		fmt.Sprintf("%.0f", t.Ours.PerSecond), fmt.Sprintf("%.0f", t.Raw.PerSecond), ratio(t.Ratio),
+		fmt.Sprintf("≥ %.1f×", TargetThroughputRatio), verdict(t.Ratio >= TargetThroughputRatio))
+	row("  raw with records prebuilt (floor)", "", fmt.Sprintf("%.0f", t.RawPrebuilt.PerSecond), ratio(t.RatioPrebuilt), "", "")
+	p := r.Publish
+	latencyRows(row, "publish", p.Ours, p.Raw,
+		fmt.Sprintf("< %.0f ms, ≤ %.1f×", TargetPublishP95Ms, TargetPublishRatioP95),
+		verdict(p.Ours.P95 < TargetPublishP95Ms && p.RatioP95 <= TargetPublishRatioP95))
+	for _, d := range r.Delivery {
+		target := fmt.Sprintf("≤ %.1f×", TargetDeliveryRatioP95)
+		ok := d.RatioP95 <= TargetDeliveryRatioP95
+		if d.Rate >= TargetDeliveryRate {
+			target = fmt.Sprintf("< %.0f ms, ", TargetDeliveryP95Ms) + target
+			ok = ok && d.Ours.P95 < TargetDeliveryP95Ms
+		}
+		latencyRows(row, fmt.Sprintf("delivery @%d/s", d.Rate), d.Ours.Latency, d.Raw.Latency, target, verdict(ok))
+		row(fmt.Sprintf("delivery @%d/s arrived", d.Rate),
+			fmt.Sprintf("%d/%d", d.Ours.Count, d.Ours.Sent), fmt.Sprintf("%d/%d", d.Raw.Count, d.Raw.Sent), "", "all",
+			verdict(d.Ours.Missing() == 0))
+	}
+	return writeRows(w, rows)
+}
+
+// writeRows writes rows as columns: the first left-aligned, the numbers
+// right-aligned, the target and verdict left-aligned.
+func writeRows(w io.Writer, rows [][]string) error {
+	width := make([]int, 6)
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	pad := func(s string, n int, left bool) string {
+		fill := strings.Repeat(" ", n-utf8.RuneCountInString(s))
+		if left {
+			return s + fill
+		}
+		return fill + s
+	}
+	for _, r := range rows {
+		line := pad(r[0], width[0], true) + "  " + pad(r[1], width[1], false) + "  " +
+			pad(r[2], width[2], false) + "  " + pad(r[3], width[3], false) + "  " +
+			pad(r[4], width[4], true) + "  " + r[5]
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latencyRows writes the p50, p95 and p99 rows of one latency figure; the
+// target goes on the p95 row.
+func latencyRows(row func(...string), name string, ours, raw Latency, target, ok string) {
+	for _, q := range []struct {
+		label     string
+		ours, raw float64
+	}{{"p50", ours.P50, raw.P50}, {"p95", ours.P95, raw.P95}, {"p99", ours.P99, raw.P99}} {
+		t, v := "", ""
+		if q.label == "p95" {
+			t, v = target, ok
+		}
+		row(fmt.Sprintf("%s %s (ms)", name, q.label),
+			fmt.Sprintf("%.3f", q.ours), fmt.Sprintf("%.3f", q.raw), ratio(q.ours/q.raw), t, v)
+	}
+}
+
+func ratio(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISS"
+}
+
+func seconds(s float64) string { return fmt.Sprintf("%gs", s) }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus"
+)
+
+// setupTimeout bounds connecting, creating topics and joining groups: the
+// parts of a run that are not measured.
+const setupTimeout = 60 * time.Second
+
+// runner holds what every phase shares: one client, one bus and one raw
+// producer on the same brokers, and the run's topics.
+type runner struct {
+	cfg    Config
+	client *eventbus.Client
+	bus    *eventbus.Bus
+	raw    *kgo.Client
+	topics topics
+	events *eventSource
+}
+
+// topics are the run's topic names, one per phase and side.
+type topics struct {
+	prefix string
+	rates  []int
+}
+
+func (t topics) name(phase, side string) string {
+	return t.prefix + "_" + phase + "_" + side + ".recorded"
+}
+
+func (t topics) delivery(rate int, side string) string {
+	return t.name("e2e"+strconv.Itoa(rate), side)
+}
+
+func (t topics) all() []string {
+	var out []string
+	for _, side := range []string{"ours", "raw"} {
+		out = append(out, t.name("tput", side), t.name("lat", side))
+		for _, rate := range t.rates {
+			out = append(out, t.delivery(rate, side))
+		}
+	}
+	return out
+}
+
+func newRunner(ctx context.Context, cfg Config) (*runner, error) {
+	r := &runner{
+		cfg:    cfg,
+		topics: topics{prefix: "core.bench_" + randomHex(4), rates: cfg.Rates},
+		events: newEventSource(time.Now()),
+	}
+	if err := r.connect(ctx); err != nil {
+		r.close()
+		return nil, err
+	}
+	if err := r.ensureTopics(ctx); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *runner) connect(ctx context.Context) error {
+	r.progress("connecting to %v", r.cfg.Brokers)
+	client, err := eventbus.NewClient(eventbus.ClientConfig{
+		Brokers:  r.cfg.Brokers,
+		ClientID: "eventbus-bench",
+		Logger:   r.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	r.client = client
+	cctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if err := client.Connect(cctx); err != nil {
+		return err
+	}
+	if r.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: r.cfg.Logger}); err != nil {
+		return err
+	}
+	r.raw, err = kgo.NewClient(rawProducerOpts(r.cfg.Brokers)...)
+	if err != nil {
+		return fmt.Errorf("bench: raw producer: %w", err)
+	}
+	return nil
+}
+
+// rawProducerOpts configure franz-go as the bus configures its producer
+// (see eventbus.Config defaults), so that only the work around the client
+// differs.
+func rawProducerOpts(brokers []string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.ClientID("eventbus-bench-raw"),
+		kgo.ProducerBatchCompression(kgo.SnappyCompression()),
+		kgo.ProducerLinger(0),
+		kgo.MaxBufferedRecords(10_000),
+		kgo.ProducerBatchMaxBytes(eventbus.DefaultMaxEventBytes + 64<<10),
+		kgo.RecordDeliveryTimeout(30 * time.Second),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	}
+}
+
+// ensureTopics creates every topic of the run up front, through the bus's
+// own TopicManager, so that no phase measures topic creation and the bus
+// knows them as ensured.
+func (r *runner) ensureTopics(ctx context.Context) error {
+	names := r.topics.all()
+	r.progress("creating %d topics %s_*.recorded (3 partitions)", len(names), r.topics.prefix)
+	cctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			errs[i] = r.client.Topics().EnsureTopic(cctx, name, eventbus.WithPartitions(3))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bench: create topics: %w", err)
+	}
+	return nil
+}
+
+// close releases everything the run opened and deletes its topics.
+func (r *runner) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r.bus != nil {
+		if err := r.bus.Shutdown(ctx); err != nil {
+			r.cfg.Logger.Warn("bench: bus shutdown", "err", err)
+		}
+	}
+	if r.raw != nil {
+		r.raw.Close()
+	}
+	if r.client == nil {
+		return
+	}
+	if adm, err := r.client.Admin(); err == nil {
+		if _, err := adm.DeleteTopics(ctx, r.topics.all()...); err != nil {
+			r.cfg.Logger.Warn("bench: delete topics; remove them by hand", "prefix", r.topics.prefix, "err", err)
+		}
+	}
+	r.client.Close()
+}

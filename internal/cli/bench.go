@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plexica/eventbus/internal/bench"
+)
+
+// benchConfig is what `eventbus bench` runs, resolved from flags and
+// environment.
+type benchConfig struct {
+	bench.Config
+	JSON bool
+}
+
+func (a *app) benchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the bus against raw franz-go on the same broker",
+		Long: `Measure, in one run on the same broker, the bus against raw franz-go doing the
+same work:
+
+  1. batched publish throughput (Bus.PublishBatch vs async kgo Produce), events/s;
+  2. single publish latency p50/p95/p99 (Bus.Publish vs kgo ProduceSync);
+  3. delivery latency p50/p95/p99 from publish to handler at paced rates
+     (Bus.Subscribe vs a kgo group consumer).
+
+Both sides send the same ~330-byte events with the bus's headers. The ratio
+ours/raw is the figure to read on a noisy machine. Without --brokers the
+embedded broker runs in a separate process (this binary's "serve"), stopped at
+the end. Progress goes to stderr; the table (or --json) to stdout.`,
+		Example: `  eventbus bench
+  eventbus bench --duration 10s --json > bench.json
+  eventbus bench --brokers kafka-0:9092 --rates 1000,10000,50000
+  eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.resolveBenchConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return a.bench(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.String("brokers", "", "Kafka-protocol brokers to measure on, host:port,... (env "+EnvBrokers+"); none: an embedded broker in a separate process")
+	f.Duration("duration", 0, fmt.Sprintf("length of each phase and side (default %s; %s with --quick)", bench.DefaultDuration, bench.QuickDuration))
+	f.Int("events", 0, "also end each phase and side after this many events (0: no limit)")
+	f.IntSlice("rates", bench.DefaultRates, "paced delivery rates to measure, events/s")
+	f.Int("publishers", bench.DefaultPublishers, "goroutines calling PublishBatch in the throughput phase")
+	f.Bool("quick", false, "very short phases, to check that everything runs (figures are not meaningful)")
+	f.Bool("json", false, "write the report as JSON instead of a table")
+	f.String("cpuprofile", "", "directory to write one CPU profile per phase and side to")
+	return cmd
+}
+
+// resolveBenchConfig reads bench's flags and environment and checks them.
+func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
+	f := cmd.Flags()
+	var cfg benchConfig
+	cfg.Brokers = splitList(a.stringSetting(cmd, "brokers", EnvBrokers))
+	cfg.Duration, _ = f.GetDuration("duration")
+	cfg.MaxEvents, _ = f.GetInt("events")
+	cfg.Rates, _ = f.GetIntSlice("rates")
+	cfg.Publishers, _ = f.GetInt("publishers")
+	cfg.Quick, _ = f.GetBool("quick")
+	cfg.JSON, _ = f.GetBool("json")
+	cfg.CPUProfileDir, _ = f.GetString("cpuprofile")
+	switch {
+	case cfg.Duration < 0:
+		return cfg, usageErrorf("--duration %s is negative; give e.g. 5s", cfg.Duration)
+	case cfg.MaxEvents < 0:
+		return cfg, usageErrorf("--events %d is negative; give 0 for no limit", cfg.MaxEvents)
+	case cfg.Publishers <= 0:
+		return cfg, usageErrorf("--publishers must be at least 1")
+	case len(cfg.Rates) == 0:
+		return cfg, usageErrorf("--rates needs at least one rate, e.g. 1000,10000")
+	}
+	for _, r := range cfg.Rates {
+		if r <= 0 {
+			return cfg, usageErrorf("--rates: %d is not a positive rate (events per second)", r)
+		}
+	}
+	if cfg.CPUProfileDir != "" {
+		if err := os.MkdirAll(cfg.CPUProfileDir, 0o755); err != nil {
+			return cfg, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// bench runs the benchmark on the given brokers, or on a child broker it
+// starts and stops, and writes the report.
+func (a *app) bench(ctx context.Context, cfg benchConfig) error {
+	kind := "brokers"
+	if len(cfg.Brokers) == 0 {
+		child, err := a.startChildBroker(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := child.Stop(); err != nil {
+				a.log.Warn("bench: " + err.Error())
+			}
+		}()
+		cfg.Brokers = child.Brokers()
+		kind = "embedded broker (separate process)"
+	}
+	cfg.Progress = a.stderr
+	cfg.Logger = a.libLog
+	report, err := bench.Run(ctx, cfg.Config)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("bench interrupted")
+		}
+		return err
+	}
+	report.Broker = kind
+	if cfg.JSON {
+		return report.WriteJSON(a.stdout)
+	}
+	return report.WriteTable(a.stdout)
+}
+
+func (a *app) startChildBroker(ctx context.Context) (*childBroker, error) {
+	exe, err := a.executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this program to start the embedded broker: %w; give --brokers instead", err)
+	}
+	fmt.Fprintf(a.stderr, "bench: starting the embedded broker: %s serve --broker-addr 127.0.0.1:0 --in-memory\n", exe)
+	child, err := startChildBroker(ctx, exe, a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.stderr, "bench: embedded broker at %s\n", strings.Join(child.Brokers(), ","))
+	return child, nil
+}

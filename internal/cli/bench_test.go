@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/internal/bench"
+)
+
+// TestBenchQuickInProcess runs `bench --quick --json` against an embedded
+// broker in this process and checks that the report has every figure. It
+// asserts no duration or ratio: those belong to real runs.
+func TestBenchQuickInProcess(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	code, stdout, stderr := runCLI(context.Background(),
+		"--log-level", "warn", "bench", "--quick", "--json", "--brokers", strings.Join(brokers, ","))
+	if code != ExitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	checkReport(t, stdout)
+	if !strings.Contains(stderr, "bench: [3/3] delivery at 10000 events/s") {
+		t.Fatalf("no progress lines on stderr:\n%s", stderr)
+	}
+}
+
+// TestBenchQuickSeparateProcess runs the built binary's `bench --quick`
+// without brokers: it must start its own broker process and stop it.
+func TestBenchQuickSeparateProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	cmd, lines, stderr := startBinary(t, "bench", "--quick", "--json", "--rates", "1000")
+	code, out := waitExit(t, cmd, lines)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	rep := checkReport(t, out)
+	if !strings.Contains(rep.Broker, "separate process") {
+		t.Fatalf("report broker %q: the embedded broker should run in a separate process", rep.Broker)
+	}
+	if !strings.Contains(stderr.String(), "bench: embedded broker at ") {
+		t.Fatalf("stderr does not say where the broker runs:\n%s", stderr.String())
+	}
+}
+
+func TestBenchTable(t *testing.T) {
+	rep := &bench.Report{
+		Brokers: []string{"127.0.0.1:9092"}, Publishers: 16, BatchSize: 100,
+		Throughput: bench.Throughput{Ours: bench.Rate{PerSecond: 1}, Raw: bench.Rate{PerSecond: 2}, Ratio: 0.5},
+		Delivery:   []bench.Delivery{{Rate: 10_000}},
+	}
+	var b strings.Builder
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"batched publish", "raw with records prebuilt", "publish p95 (ms)", "delivery @10000/s p99 (ms)", "ours/raw", "MISS"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// checkReport decodes a JSON report and fails unless every figure is there
+// and positive.
+func checkReport(t *testing.T, out string) bench.Report {
+	t.Helper()
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, out)
+	}
+	var missing []string
+	positive := func(name string, v float64) {
+		if !(v > 0) {
+			missing = append(missing, fmt.Sprintf("%s = %v", name, v))
+		}
+	}
+	latency := func(name string, l bench.Latency) {
+		positive(name+" count", float64(l.Count))
+		positive(name+" p50", l.P50)
+		positive(name+" p95", l.P95)
+		positive(name+" p99", l.P99)
+	}
+	positive("valueBytes", float64(rep.ValueBytes))
+	positive("headerBytes", float64(rep.HeaderBytes))
+	positive("throughput ours", rep.Throughput.Ours.PerSecond)
+	positive("throughput raw", rep.Throughput.Raw.PerSecond)
+	positive("throughput raw prebuilt", rep.Throughput.RawPrebuilt.PerSecond)
+	positive("throughput ratio", rep.Throughput.Ratio)
+	latency("publish ours", rep.Publish.Ours)
+	latency("publish raw", rep.Publish.Raw)
+	positive("publish ratio", rep.Publish.RatioP95)
+	if len(rep.Delivery) == 0 {
+		missing = append(missing, "delivery figures")
+	}
+	for _, d := range rep.Delivery {
+		name := fmt.Sprintf("delivery %d/s", d.Rate)
+		positive(name+" ours sent", float64(d.Ours.Sent))
+		positive(name+" raw sent", float64(d.Raw.Sent))
+		latency(name+" ours", d.Ours.Latency)
+		latency(name+" raw", d.Raw.Latency)
+		positive(name+" ratio", d.RatioP95)
+	}
+	if len(rep.Checks) == 0 {
+		missing = append(missing, "checks against the targets")
+	}
+	if len(missing) > 0 {
+		t.Fatalf("the report lacks figures: %s\n%s", strings.Join(missing, "; "), out)
+	}
+	return rep
+}

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitTimeout bounds every wait of these tests.
+const waitTimeout = 60 * time.Second
+
+// TestMain keeps one temporary directory for the binary that the
+// end-to-end tests build (once) and run.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventbus-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var (
+	binDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// eventbusBinary builds cmd/eventbus once per test run and returns its path.
+func eventbusBinary(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool in PATH to build the binary")
+	}
+	buildOnce.Do(func() {
+		binPath = filepath.Join(binDir, "eventbus")
+		out, err := exec.Command(goTool, "build", "-o", binPath, "github.com/plexica/eventbus/cmd/eventbus").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ./cmd/eventbus: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+// runCLI runs the eventbus command in process and returns its exit code and
+// output.
+func runCLI(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errOut syncBuffer
+	code = Run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lineReader delivers the lines of r on a channel, closed at EOF.
+func lineReader(r io.Reader) <-chan string {
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
+}
+
+// waitForBrokersLine reads lines until the EVENTBUS_BROKERS= line and
+// returns its brokers; it fails the test after waitTimeout or at EOF.
+func waitForBrokersLine(t *testing.T, lines <-chan string) []string {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	var seen []string
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("output ended without a %s line; it was:\n%s", BrokersLinePrefix, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, line)
+			if brokers, ok := parseBrokersLine(line); ok {
+				return brokers
+			}
+		case <-timer.C:
+			t.Fatalf("no %s line within %s; output so far:\n%s", BrokersLinePrefix, waitTimeout, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// pipeWriter is an io.Writer whose lines can be read as they come.
+func pipeWriter(t *testing.T) (io.Writer, <-chan string) {
+	r, w := io.Pipe()
+	t.Cleanup(func() { _ = w.Close() })
+	return w, lineReader(r)
+}

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Defaults of `eventbus serve`.
+const (
+	DefaultBrokerAddr     = "127.0.0.1:9092"
+	DefaultDataDir        = "./data"
+	DefaultConnectTimeout = 10 * time.Second
+	// shutdownTimeout bounds a clean stop; after it, what is left is dropped.
+	shutdownTimeout = 30 * time.Second
+)
+
+// serveConfig is what `eventbus serve` runs, resolved from flags and
+// environment.
+type serveConfig struct {
+	// Brokers is the external cluster; empty means run the embedded broker.
+	Brokers []string
+	// BrokerAddr is where the embedded broker listens.
+	BrokerAddr string
+	// DataDir is where the embedded broker persists; empty keeps it in memory.
+	DataDir        string
+	ConnectTimeout time.Duration
+}
+
+// embedded reports whether serve runs the embedded broker.
+func (c serveConfig) embedded() bool { return len(c.Brokers) == 0 }
+
+func (a *app) serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the event bus service, with an embedded broker unless --brokers is given",
+		Long: `Run the event bus service until SIGINT or SIGTERM.
+
+Without --brokers it starts an embedded Kafka-protocol broker (for development)
+on --broker-addr, persisting under --data; --in-memory (or --data "") keeps it in
+memory. With --brokers it connects to that Redpanda or Kafka cluster instead.
+
+Once ready it prints how to connect, and one line for scripts:
+  EVENTBUS_BROKERS=host:port[,host:port...]`,
+		Example: `  eventbus serve
+  eventbus serve --broker-addr 127.0.0.1:0 --in-memory
+  eventbus serve --brokers redpanda-0:9092,redpanda-1:9092`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.resolveServeConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.String("brokers", "", "Kafka-protocol brokers to use, host:port,... (env "+EnvBrokers+"); none: run the embedded broker")
+	f.String("broker-addr", DefaultBrokerAddr, "where the embedded broker listens, host:port; port 0 picks a free one (env "+EnvBrokerAddr+")")
+	f.String("data", DefaultDataDir, `directory the embedded broker persists to; "" keeps it in memory (env `+EnvData+")")
+	f.Bool("in-memory", false, "keep the embedded broker's data in memory only (same as --data \"\")")
+	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
+	return cmd
+}
+
+// resolveServeConfig reads serve's flags and environment and checks them.
+func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
+	f := cmd.Flags()
+	cfg := serveConfig{
+		Brokers:    splitList(a.stringSetting(cmd, "brokers", EnvBrokers)),
+		BrokerAddr: a.stringSetting(cmd, "broker-addr", EnvBrokerAddr),
+		DataDir:    a.stringSetting(cmd, "data", EnvData),
+	}
+	inMemory, _ := f.GetBool("in-memory")
+	cfg.ConnectTimeout, _ = f.GetDuration("connect-timeout")
+	if cfg.ConnectTimeout <= 0 {
+		return cfg, usageErrorf("--connect-timeout must be positive, e.g. 10s")
+	}
+	if !cfg.embedded() {
+		for _, name := range []string{"broker-addr", "data", "in-memory"} {
+			if f.Changed(name) {
+				return cfg, usageErrorf("--%s configures the embedded broker, which does not run with --brokers (or %s); drop one of the two", name, EnvBrokers)
+			}
+		}
+		for _, b := range cfg.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				return cfg, usageErrorf("broker %q is not host:port (e.g. 127.0.0.1:9092)", b)
+			}
+		}
+		return cfg, nil
+	}
+	if inMemory {
+		if f.Changed("data") && cfg.DataDir != "" {
+			return cfg, usageErrorf("--in-memory and --data %q contradict each other; keep one", cfg.DataDir)
+		}
+		cfg.DataDir = ""
+	}
+	if _, _, err := net.SplitHostPort(cfg.BrokerAddr); err != nil {
+		return cfg, usageErrorf("--broker-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.BrokerAddr, DefaultBrokerAddr)
+	}
+	return cfg, nil
+}
+
+// serve starts the server, prints how to reach it, runs it until ctx ends,
+// and stops it.
+func (a *app) serve(ctx context.Context, cfg serveConfig) error {
+	s := newServer(cfg, a.log, a.libLog)
+	if err := s.Start(ctx); err != nil {
+		_ = s.Close(context.Background()) // nothing ran yet: only releases
+		if ctx.Err() != nil {
+			return nil // stopped by a signal while starting
+		}
+		return err
+	}
+	s.PrintBanner(a.stdout)
+	runErr := s.Run(ctx)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	closeErr := s.Close(stopCtx)
+	a.log.Info("eventbus: stopped")
+	return errors.Join(runErr, closeErr)
+}
