@@ -2,8 +2,10 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -24,11 +26,15 @@ func (b *Bus) pinStartOffsets(ctx context.Context, group, topic string, member *
 		return
 	}
 	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) { // a new group has no offsets
+		b.logger.Warn("eventbus: could not read the group's offsets to pin its start; events published right after Subscribe may be missed",
+			"group", group, "topic", topic, "err", err)
 		return
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
+		b.logger.Warn("eventbus: could not list end offsets to pin the group's start; events published right after Subscribe may be missed",
+			"group", group, "topic", topic, "err", err)
 		return
 	}
 	pin := map[string]map[int32]kgo.EpochOffset{}
@@ -50,7 +56,8 @@ func (b *Bus) pinStartOffsets(ctx context.Context, group, topic string, member *
 	if member != nil {
 		member.CommitOffsetsSync(ctx, pin, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 			if err != nil {
-				b.logger.Debug("eventbus: could not pin start offsets; using the reset offset", "group", group, "topic", topic, "err", err)
+				b.logger.Warn("eventbus: could not pin the group's start; events published right after Subscribe may be missed",
+					"group", group, "topic", topic, "err", err)
 			}
 		})
 		return
@@ -61,7 +68,12 @@ func (b *Bus) pinStartOffsets(ctx context.Context, group, topic string, member *
 			offsets.Add(kadm.Offset{Topic: t, Partition: p, At: eo.Offset, LeaderEpoch: -1})
 		}
 	}
-	if resp, err := adm.CommitOffsets(ctx, group, offsets); err != nil || resp.Error() != nil {
-		b.logger.Debug("eventbus: could not pin start offsets; using the reset offset", "group", group, "topic", topic)
+	resp, err := adm.CommitOffsets(ctx, group, offsets)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		b.logger.Warn("eventbus: could not pin the group's start; events published right after Subscribe may be missed",
+			"group", group, "topic", topic, "err", err)
 	}
 }

@@ -82,3 +82,15 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	again := eventbustest.NewRecorder()
 	eventbustest.MustSubscribe(t, bus, a, again.Handle, eventbus.SubscribeOptions{GroupID: group})
 }
+
+// An event published right after Subscribe returns is delivered to a new
+// group, every time (the start offset is pinned before the group joins).
+func TestNoEventLostRightAfterSubscribe(t *testing.T) {
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	for range 30 {
+		topic := eventbustest.UniqueTopic(t, "core.user.created")
+		rec := eventbustest.NewRecorder()
+		eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+		rec.WaitForID(t, eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"}))
+	}
+}
