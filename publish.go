@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/internal/wire"
@@ -311,7 +310,7 @@ type prepared struct {
 
 // prepare validates one event and builds its record; it sends nothing.
 func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []PublishOption) (prepared, error) {
-	if _, err := b.client.cfg.TopicRules.ParseTopic(eventType); err != nil {
+	if err := b.client.topics.validateCached(eventType); err != nil {
 		return prepared{}, err
 	}
 	if strings.HasPrefix(eventType, "dlq.") {
@@ -363,13 +362,13 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		env.Timestamp = time.Now()
 	}
 	env.Timestamp = env.Timestamp.Truncate(time.Millisecond)
-	key := []byte(meta.TenantID)
+	headers := wire.AppendHeaders(make([]kgo.RecordHeader, 0, 6+len(o.headers)), &env)
+	headers = append(headers, o.headers...)
+	key := headers[2].Value // the tenant ID
 	if o.keySet {
 		key = o.key
 	}
-	headers := wire.AppendHeaders(make([]kgo.RecordHeader, 0, 6+len(o.headers)), &env)
-	headers = append(headers, o.headers...)
-	value := wire.Append(make([]byte, 0, 256+len(payload)), &env)
+	value := wire.Append(make([]byte, 0, wire.Size(&env)), &env)
 	size := len(value) + len(key)
 	for _, h := range headers {
 		size += len(h.Key) + len(h.Value)
@@ -403,14 +402,6 @@ func encodeData(data any) (json.RawMessage, error) {
 		return d, nil
 	}
 	return json.Marshal(data)
-}
-
-func newUUID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
 }
 
 func orDefault(s, def string) string {

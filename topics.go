@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plexica/eventbus/internal/names"
@@ -104,6 +105,30 @@ func WithTopicConfig(key, value string) TopicOption {
 type TopicManager struct {
 	client  *Client
 	ensured sync.Map // topic name -> *ensureCall
+
+	valid      sync.Map // topic names that passed validation
+	validCount atomic.Int64
+}
+
+// maxCachedValidTopics bounds the cache of validated names, so that a
+// stream of ever-new names cannot grow memory without end.
+const maxCachedValidTopics = 10_000
+
+// validateCached validates a name once; publishing the same topic again
+// costs a map lookup.
+func (m *TopicManager) validateCached(name string) error {
+	if _, ok := m.valid.Load(name); ok {
+		return nil
+	}
+	if err := m.ValidateTopic(name); err != nil {
+		return err
+	}
+	if m.validCount.Load() < maxCachedValidTopics {
+		if _, loaded := m.valid.LoadOrStore(name, struct{}{}); !loaded {
+			m.validCount.Add(1)
+		}
+	}
+	return nil
 }
 
 type ensureCall struct {

@@ -77,9 +77,32 @@ func FormatTime(t time.Time) string {
 	return t.UTC().Format(TimeLayout)
 }
 
-// AppendTime appends FormatTime(t) to dst without allocating.
+// AppendTime appends FormatTime(t) to dst without allocating. Years
+// outside 0–9999 fall back to the standard formatter.
 func AppendTime(dst []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(dst, TimeLayout)
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, TimeLayout)
+	}
+	hour, min, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	return append(dst,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+min/10), byte('0'+min%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
+// Size is an upper estimate of len(Append(nil, e)) when no string needs
+// escaping, so a buffer of this capacity rarely grows.
+func Size(e *Envelope) int {
+	return 160 + len(TimeLayout) + len(e.Data) + len(e.ID) + len(e.Type) + len(e.TenantID) +
+		len(e.WorkspaceID) + len(e.Source) + len(e.UserID) + len(e.CorrelationID) +
+		len(e.CausationID) + len(e.Version)
 }
 
 // Append appends the JSON value of e to dst. Data must already be valid JSON;
@@ -186,14 +209,24 @@ func Decode(value []byte) (Envelope, error) {
 }
 
 // AppendHeaders appends the bus's headers for e, in wire order, to dst.
+// All six values share one allocation.
 func AppendHeaders(dst []kgo.RecordHeader, e *Envelope) []kgo.RecordHeader {
+	buf := make([]byte, 0, len(e.ID)+len(e.Type)+len(e.TenantID)+len(e.WorkspaceID)+len(e.CorrelationID)+len(TimeLayout))
+	next := func(s string) []byte {
+		start := len(buf)
+		buf = append(buf, s...)
+		return buf[start:len(buf):len(buf)]
+	}
+	id, typ, tenant, ws, corr := next(e.ID), next(e.Type), next(e.TenantID), next(e.WorkspaceID), next(e.CorrelationID)
+	start := len(buf)
+	buf = AppendTime(buf, e.Timestamp)
 	return append(dst,
-		kgo.RecordHeader{Key: HeaderEventID, Value: []byte(e.ID)},
-		kgo.RecordHeader{Key: HeaderEventType, Value: []byte(e.Type)},
-		kgo.RecordHeader{Key: HeaderTenantID, Value: []byte(e.TenantID)},
-		kgo.RecordHeader{Key: HeaderWorkspaceID, Value: []byte(e.WorkspaceID)},
-		kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)},
-		kgo.RecordHeader{Key: HeaderTimestamp, Value: AppendTime(make([]byte, 0, len(TimeLayout)), e.Timestamp)},
+		kgo.RecordHeader{Key: HeaderEventID, Value: id},
+		kgo.RecordHeader{Key: HeaderEventType, Value: typ},
+		kgo.RecordHeader{Key: HeaderTenantID, Value: tenant},
+		kgo.RecordHeader{Key: HeaderWorkspaceID, Value: ws},
+		kgo.RecordHeader{Key: HeaderCorrelationID, Value: corr},
+		kgo.RecordHeader{Key: HeaderTimestamp, Value: buf[start:len(buf):len(buf)]},
 	)
 }
 

@@ -139,3 +139,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendTimeMatchesTheStandardFormatter(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 6_789_000, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999_999_999, time.FixedZone("X", -5*3600)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(0, 0),
+	} {
+		if got, want := string(AppendTime(nil, tm)), tm.UTC().Format(TimeLayout); got != want {
+			t.Errorf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
+func TestSizeCoversTheEncoding(t *testing.T) {
+	e := sample()
+	if n := len(Append(nil, &e)); n > Size(&e) {
+		t.Fatalf("encoded %d bytes, Size said %d", n, Size(&e))
+	}
+}
