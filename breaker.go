@@ -54,9 +54,10 @@ func (c *BreakerConfig) setDefaults() {
 	}
 }
 
-// breaker guards publishing; a nil cb means disabled.
+// breaker guards publishing; a nil cb means disabled. It is two-step so
+// that asynchronous publishes report their outcome when it arrives.
 type breaker struct {
-	cb  *gobreaker.CircuitBreaker[struct{}]
+	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
 	cfg BreakerConfig
 }
 
@@ -65,7 +66,7 @@ func newBreaker(cfg BreakerConfig) *breaker {
 	if cfg.Disabled {
 		return b
 	}
-	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "publish",
 		MaxRequests: cfg.HalfOpenSuccesses,
 		Timeout:     cfg.OpenTimeout,
@@ -86,15 +87,27 @@ func newBreaker(cfg BreakerConfig) *breaker {
 
 // run calls fn through the breaker.
 func (b *breaker) run(fn func() error) error {
-	if b.cb == nil {
-		return fn()
+	done, err := b.allow()
+	if err != nil {
+		return err
 	}
-	_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, fn() })
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return fmt.Errorf("%w: publishing failed %d times in a row; the bus retries the broker %s after it opened",
+	err = fn()
+	done(err)
+	return err
+}
+
+// allow asks the breaker to let one publish through; done must then be
+// called once with its outcome.
+func (b *breaker) allow() (done func(error), err error) {
+	if b.cb == nil {
+		return func(error) {}, nil
+	}
+	done, err = b.cb.Allow()
+	if err != nil {
+		return nil, fmt.Errorf("%w: publishing failed %d times in a row; the bus retries the broker %s after it opened",
 			ErrCircuitOpen, b.cfg.FailureThreshold, b.cfg.OpenTimeout)
 	}
-	return err
+	return done, nil
 }
 
 // state returns the breaker's state (closed when disabled).

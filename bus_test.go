@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,5 +216,44 @@ func TestConnectFailsWithTheBrokersItTried(t *testing.T) {
 	}
 	if want := "127.0.0.1:1"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not name %s", err, want)
+	}
+}
+
+func TestPublishAsync(t *testing.T) {
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	topic := eventbustest.UniqueTopic(t, "core.audit.recorded")
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	for i := range n {
+		wg.Add(1)
+		err := bus.PublishAsync(ctxT(t), topic, i, eventbus.PublishMetadata{TenantID: "acme"}, func(id string, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("event %d: %v", i, err)
+			}
+			mu.Lock()
+			acked[id] = true
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	got := rec.WaitFor(t, n)
+	for _, ev := range got {
+		if !acked[ev.ID] {
+			t.Fatalf("delivered event %s was never acknowledged", ev.ID)
+		}
+	}
+	err := bus.PublishAsync(ctxT(t), topic, 1, eventbus.PublishMetadata{}, func(string, error) {
+		t.Error("done called for bad input")
+	})
+	if !errors.Is(err, eventbus.ErrTenantRequired) {
+		t.Fatalf("bad input: %v", err)
 	}
 }

@@ -161,7 +161,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	defer cancel()
 	if err := c.ping(pingCtx, cl); err != nil {
 		cl.Close()
-		return fmt.Errorf("%w: tried %s for %s: %v; check that a broker runs there (start one with `eventbus serve`)",
+		return fmt.Errorf("%w: tried %s for %s; check that a broker runs there and the address is right: %w",
 			ErrBrokerUnavailable, strings.Join(c.cfg.Brokers, ", "), c.cfg.ConnectTimeout, err)
 	}
 	c.admin = cl
@@ -225,8 +225,10 @@ func (c *Client) Admin() (*kadm.Client, error) {
 	return c.kadm, nil
 }
 
-// slogAdapter sends franz-go's logs to slog, one level down so that the
-// client's chatter stays out of an application's info logs.
+// slogAdapter sends franz-go's logs to slog, lowered so that the client's
+// chatter (connection retries, rebalances) stays out of an application's
+// info logs: franz-go errors become warnings, its warnings and infos debug
+// messages. The bus logs what an operator must act on itself.
 type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Level() kgo.LogLevel {
@@ -235,24 +237,20 @@ func (a slogAdapter) Level() kgo.LogLevel {
 		return kgo.LogLevelDebug
 	case a.l.Enabled(context.Background(), slog.LevelDebug):
 		return kgo.LogLevelInfo
-	case a.l.Enabled(context.Background(), slog.LevelInfo):
-		return kgo.LogLevelWarn
-	default:
+	case a.l.Enabled(context.Background(), slog.LevelWarn):
 		return kgo.LogLevelError
+	default:
+		return kgo.LogLevelNone
 	}
 }
 
 func (a slogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	var l slog.Level
+	l := slog.LevelDebug - 4
 	switch level {
 	case kgo.LogLevelError:
 		l = slog.LevelWarn
-	case kgo.LogLevelWarn:
-		l = slog.LevelInfo
-	case kgo.LogLevelInfo:
+	case kgo.LogLevelWarn, kgo.LogLevelInfo:
 		l = slog.LevelDebug
-	default:
-		l = slog.LevelDebug - 4
 	}
 	a.l.Log(context.Background(), l, "kafka: "+msg, keyvals...)
 }

@@ -86,6 +86,49 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 	return p.id, nil
 }
 
+// PublishAsync validates and encodes an event as Publish does, hands it to
+// the producer and returns without waiting for the broker: done is called
+// once, from the producer's goroutine, with the event's ID and nil when the
+// broker acknowledged it or the error when it did not. Use it to keep many
+// events in flight from one goroutine; done must not block.
+//
+// Bad input (and an open breaker, or a shutdown) is returned at once and
+// done is not called. The first event of a topic waits for the topic to be
+// ensured.
+func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta PublishMetadata, done func(id string, err error), opts ...PublishOption) error {
+	if done == nil {
+		return fmt.Errorf("%w: PublishAsync needs a done callback (use Publish to wait instead)", ErrInvalidConfig)
+	}
+	if !b.beginPublish() {
+		return shuttingDown()
+	}
+	defer b.pubMu.RUnlock()
+	p, err := b.prepare(eventType, data, meta, opts)
+	if err != nil {
+		return err
+	}
+	report, err := b.breaker.allow()
+	if err != nil {
+		return err
+	}
+	if err := b.ensureTopics(ctx, eventType); err != nil {
+		report(err)
+		return b.publishError(eventType, err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.DeliveryTimeout)
+	p.producer.Produce(ctx, p.record, func(_ *kgo.Record, err error) {
+		cancel()
+		report(err)
+		b.cfg.Metrics.observePublish(eventType, 1, start, err)
+		if err != nil {
+			err = b.publishError(eventType, err)
+		}
+		done(p.id, err)
+	})
+	return nil
+}
+
 // Publish publishes data of type T; see Bus.Publish.
 func Publish[T any](ctx context.Context, b *Bus, eventType string, data T, meta PublishMetadata, opts ...PublishOption) (string, error) {
 	return b.Publish(ctx, eventType, data, meta, opts...)
