@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -40,11 +41,13 @@ type SubscribeOptions struct {
 	// the moment Subscribe was called. All subscriptions of one group in a
 	// process must agree on it.
 	FromBeginning bool
-	// AutoCommit commits handled offsets in the background
-	// (ConsumerConfig.AutoCommitInterval): fewer round trips, more
-	// redelivery after a crash. Without it (the default) the offsets of each
-	// fetched batch are committed as soon as its handlers returned. Either
-	// way only handled events are ever committed.
+	// AutoCommit commits handled offsets in the background every
+	// ConsumerConfig.AutoCommitInterval: fewer round trips, more redelivery
+	// after a crash. Without it (the default) a commit of each fetched batch
+	// starts as soon as its handlers returned (without holding up the next
+	// fetch). Either way only handled events are ever committed, and
+	// everything handled is committed when partitions are revoked or the
+	// subscription stops.
 	AutoCommit bool
 }
 
@@ -458,16 +461,25 @@ func (g *groupConsumer) run() {
 		})
 		wg.Wait()
 		if !g.autoCommit {
-			g.commit(g.pollCtx)
+			g.commitAsync()
 		}
 		g.cl.AllowRebalance()
 	}
 }
 
-func (g *groupConsumer) commit(ctx context.Context) {
-	if err := g.cl.CommitMarkedOffsets(ctx); err != nil && ctx.Err() == nil {
-		g.bus.logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.id, "err", err)
+// commitAsync starts committing what was handled, without waiting: the next
+// fetch overlaps the commit's round trip. A later commit supersedes an
+// earlier one, and revocation and stop commit synchronously.
+func (g *groupConsumer) commitAsync() {
+	marked := g.cl.MarkedOffsets()
+	if len(marked) == 0 {
+		return
 	}
+	g.cl.CommitOffsets(g.pollCtx, marked, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil && g.pollCtx.Err() == nil && !errors.Is(err, context.Canceled) {
+			g.bus.logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.id, "err", err)
+		}
+	})
 }
 
 // handlePartition handles one partition's records in order. It stops at the

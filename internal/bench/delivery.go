@@ -16,9 +16,6 @@ const (
 	// drainTimeout bounds the wait, after the last event was sent, for the
 	// rest to arrive; what has not arrived by then counts as missing.
 	drainTimeout = 30 * time.Second
-	// maxInFlight bounds our publishes awaiting acknowledgement in the
-	// delivery phase (each runs in its own goroutine: Publish is synchronous).
-	maxInFlight = 4096
 	// warmUpWait is how long a warm-up event may take before another is sent.
 	warmUpWait = 2 * time.Second
 )
@@ -48,7 +45,7 @@ func (d DeliverySide) Missing() int { return max(d.Sent-d.Count, 0) }
 // Bus.Subscribe, raw with kgo Produce and a kgo group consumer.
 func (r *runner) delivery(ctx context.Context, rate int) (Delivery, error) {
 	d := Delivery{Rate: rate}
-	r.progress("[3/3] delivery at %d events/s, ours: Publish → Subscribe handler, %s", rate, r.cfg.Duration)
+	r.progress("[3/3] delivery at %d events/s, ours: PublishAsync → Subscribe handler, %s", rate, r.cfg.Duration)
 	err := r.profiled(fmt.Sprintf("delivery%d-ours", rate), func() (err error) {
 		d.Ours, err = r.oursDelivery(ctx, rate)
 		return err
@@ -98,18 +95,23 @@ func (r *runner) oursDelivery(ctx context.Context, rate int) (DeliverySide, erro
 	if err := r.warmUpDelivery(ctx, rec, publish); err != nil {
 		return DeliverySide{}, err
 	}
+	// Paced like the raw side: each event handed to the producer without
+	// waiting, its acknowledgement reported asynchronously.
 	var failure firstError
 	var wg sync.WaitGroup
-	inFlight := make(chan struct{}, maxInFlight)
+	acked := func(_ string, err error) {
+		defer wg.Done()
+		if err != nil {
+			failure.set(err)
+		}
+	}
 	sent := r.pace(ctx, rate, func(i int) {
 		at := r.events.now()
-		inFlight <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-inFlight }()
-			if err := publish(i, at); err != nil {
-				failure.set(err)
-			}
-		})
+		wg.Add(1)
+		if err := r.bus.PublishAsync(ctx, topic, r.events.data(i, at), r.events.meta(i), acked); err != nil {
+			wg.Done()
+			failure.set(err)
+		}
 	})
 	wg.Wait()
 	if err := failure.get(); err != nil {

@@ -132,7 +132,7 @@ func (a *app) startChildBroker(ctx context.Context) (*childBroker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find this program to start the embedded broker: %w; give --brokers instead", err)
 	}
-	fmt.Fprintf(a.stderr, "bench: starting the embedded broker: %s serve --broker-addr 127.0.0.1:0 --in-memory\n", exe)
+	fmt.Fprintf(a.stderr, "bench: starting the embedded broker: %s serve --broker-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --in-memory\n", exe)
 	child, err := startChildBroker(ctx, exe, a.stderr)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ type childBroker struct {
 // EVENTBUS_BROKERS line. Its standard error goes to stderr.
 func startChildBroker(ctx context.Context, exe string, stderr io.Writer) (*childBroker, error) {
 	ready := newReadyWatcher()
-	cmd := exec.Command(exe, "serve", "--broker-addr", "127.0.0.1:0", "--in-memory", "--log-level", "warn")
+	cmd := exec.Command(exe, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory", "--log-level", "warn")
 	cmd.Env = withoutEventbusEnv(os.Environ())
 	cmd.Stdout = ready
 	cmd.Stderr = stderr

@@ -38,7 +38,15 @@ const (
 	EnvBrokerAddr = "EVENTBUS_BROKER_ADDR"
 	EnvData       = "EVENTBUS_DATA"
 	EnvLogLevel   = "EVENTBUS_LOG_LEVEL"
+	EnvHTTPAddr   = "EVENTBUS_HTTP_ADDR"
+	EnvTokens     = "EVENTBUS_ADMIN_TOKENS"
 )
+
+// HTTPLinePrefix starts the line `eventbus serve` prints with the HTTP
+// listener's address, for scripts to parse:
+//
+//	EVENTBUS_HTTP=127.0.0.1:8080
+const HTTPLinePrefix = "EVENTBUS_HTTP="
 
 // BrokersLinePrefix starts the line `eventbus serve` prints on standard
 // output once the brokers are ready, for scripts to parse:

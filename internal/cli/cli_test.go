@@ -115,7 +115,7 @@ func TestServePortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	addr := l.Addr().String()
-	code, stdout, stderr := runCLI(context.Background(), "serve", "--broker-addr", addr, "--in-memory")
+	code, stdout, stderr := runCLI(context.Background(), "serve", "--broker-addr", addr, "--http-addr", "127.0.0.1:0", "--in-memory")
 	if code != ExitError {
 		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, ExitError, stderr)
 	}
@@ -167,12 +167,12 @@ func TestServeInProcess(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"--log-level", "warn", "serve", "--broker-addr", "127.0.0.1:0", "--data", dir}, stdout, &stderr)
+		done <- Run(ctx, []string{"--log-level", "warn", "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data", dir}, stdout, &stderr)
 	}()
 	var banner []string
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()
-	for len(banner) < 3 {
+	for len(banner) == 0 || !strings.HasPrefix(banner[len(banner)-1], BrokersLinePrefix) {
 		select {
 		case line := <-lines:
 			banner = append(banner, line)
@@ -182,9 +182,19 @@ func TestServeInProcess(t *testing.T) {
 			t.Fatalf("serve not ready within %s; stdout so far: %q", waitTimeout, banner)
 		}
 	}
-	brokers, ok := parseBrokersLine(banner[2])
+	last := banner[len(banner)-1]
+	brokers, ok := parseBrokersLine(last)
 	if !ok || len(brokers) != 1 || strings.HasSuffix(brokers[0], ":0") {
-		t.Fatalf("last banner line %q is not the brokers line", banner[2])
+		t.Fatalf("last banner line %q is not the brokers line", last)
+	}
+	httpLine := banner[len(banner)-2]
+	if !strings.HasPrefix(httpLine, HTTPLinePrefix) || strings.HasSuffix(httpLine, ":0") {
+		t.Fatalf("banner line %q is not the HTTP address line", httpLine)
+	}
+	for _, want := range []string{"/api/dlq", "/metrics", "/readyz", "admin token (generated"} {
+		if !strings.Contains(strings.Join(banner, "\n"), want) {
+			t.Fatalf("banner does not mention %s:\n%s", want, strings.Join(banner, "\n"))
+		}
 	}
 	if !strings.Contains(banner[0], "embedded broker listening on "+brokers[0]) || !strings.Contains(banner[0], "data in "+dir) {
 		t.Fatalf("banner %q does not say where the broker listens and where its data is", banner[0])

@@ -80,7 +80,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, lines <-chan string) (int, string) {
 // publishes and consumes one event through it with the library, and stops
 // it with SIGTERM.
 func TestServeBinaryEndToEnd(t *testing.T) {
-	cmd, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--in-memory")
+	cmd, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory")
 	brokers := waitForBrokersLine(t, lines)
 
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
@@ -112,10 +112,10 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 
 // TestServeBinaryPortInUse runs a second serve on the first one's port.
 func TestServeBinaryPortInUse(t *testing.T) {
-	first, lines, _ := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--in-memory")
+	first, lines, _ := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory")
 	brokers := waitForBrokersLine(t, lines)
 
-	second, lines2, stderr := startBinary(t, "serve", "--broker-addr", brokers[0], "--in-memory")
+	second, lines2, stderr := startBinary(t, "serve", "--broker-addr", brokers[0], "--http-addr", "127.0.0.1:0", "--in-memory")
 	if code, _ := waitExit(t, second, lines2); code != ExitError {
 		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, ExitError, stderr.String())
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plexica/eventbus/dlqhttp"
 )
 
 // Defaults of `eventbus serve`.
@@ -14,6 +16,7 @@ const (
 	DefaultBrokerAddr     = "127.0.0.1:9092"
 	DefaultDataDir        = "./data"
 	DefaultConnectTimeout = 10 * time.Second
+	DefaultHTTPAddr       = "127.0.0.1:8080"
 	// shutdownTimeout bounds a clean stop; after it, what is left is dropped.
 	shutdownTimeout = 30 * time.Second
 )
@@ -28,6 +31,11 @@ type serveConfig struct {
 	// DataDir is where the embedded broker persists; empty keeps it in memory.
 	DataDir        string
 	ConnectTimeout time.Duration
+	// HTTPAddr is where the DLQ REST API, /metrics and the health checks listen.
+	HTTPAddr string
+	// Tokens is the --admin-token list (see dlqhttp.ParseTokens); empty
+	// means a random admin token is generated and printed.
+	Tokens string
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -63,6 +71,8 @@ Once ready it prints how to connect, and one line for scripts:
 	f.String("data", DefaultDataDir, `directory the embedded broker persists to; "" keeps it in memory (env `+EnvData+")")
 	f.Bool("in-memory", false, "keep the embedded broker's data in memory only (same as --data \"\")")
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
+	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
+	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
 	return cmd
 }
 
@@ -73,6 +83,14 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 		Brokers:    splitList(a.stringSetting(cmd, "brokers", EnvBrokers)),
 		BrokerAddr: a.stringSetting(cmd, "broker-addr", EnvBrokerAddr),
 		DataDir:    a.stringSetting(cmd, "data", EnvData),
+		HTTPAddr:   a.stringSetting(cmd, "http-addr", EnvHTTPAddr),
+		Tokens:     a.stringSetting(cmd, "admin-token", EnvTokens),
+	}
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+		return cfg, usageErrorf("--http-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.HTTPAddr, DefaultHTTPAddr)
+	}
+	if _, _, err := dlqhttp.ParseTokens(cfg.Tokens); err != nil {
+		return cfg, usageErrorf("--admin-token: %v", err)
 	}
 	inMemory, _ := f.GetBool("in-memory")
 	cfg.ConnectTimeout, _ = f.GetDuration("connect-timeout")

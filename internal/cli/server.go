@@ -2,13 +2,23 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 )
 
@@ -29,6 +39,10 @@ type server struct {
 	broker *embedded.Broker // nil with an external cluster
 	client *eventbus.Client
 	bus    *eventbus.Bus
+
+	http           *http.Server
+	listener       net.Listener
+	generatedToken string // the admin token made up when none was configured
 }
 
 func newServer(cfg serveConfig, log, libLog *slog.Logger) *server {
@@ -58,8 +72,75 @@ func (s *server) Start(ctx context.Context) error {
 	if err := client.Connect(ctx); err != nil {
 		return s.connectError(ctx, err)
 	}
-	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog})
-	return err
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := eventbus.NewMetrics(registry)
+	if err != nil {
+		return err
+	}
+	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	// The DLQ view is rebuilt from the dlq.* topics before the API answers,
+	// and this instance joins the retry schedulers.
+	if err := s.bus.DLQ().Start(ctx); err != nil {
+		return fmt.Errorf("start the dead letter queue: %w", err)
+	}
+	return s.startHTTP(registry)
+}
+
+// startHTTP binds the HTTP listener (so a port in use fails before the
+// banner) and builds its routes: the DLQ REST API, /metrics, /healthz and
+// /readyz.
+func (s *server) startHTTP(registry *prometheus.Registry) error {
+	admin, tenants, err := dlqhttp.ParseTokens(s.cfg.Tokens)
+	if err != nil {
+		return err
+	}
+	if len(admin) == 0 && len(tenants) == 0 {
+		s.generatedToken = randomToken()
+		admin = []string{s.generatedToken}
+	}
+	api, err := dlqhttp.New(s.bus.DLQ(), dlqhttp.Options{AdminTokens: admin, TenantTokens: tenants, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/dlq/", api)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s for HTTP: %v; stop what runs there or pick another address with --http-addr (port 0 picks a free one)", s.cfg.HTTPAddr, err)
+	}
+	s.listener = ln
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// ready answers 200 when a broker answers a metadata request, else 503.
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	adm, err := s.client.Admin()
+	if err == nil {
+		_, err = adm.ListBrokers(ctx)
+	}
+	if err != nil {
+		http.Error(w, "not ready: the brokers do not answer: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+func randomToken() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func (s *server) startEmbedded() error {
@@ -108,23 +189,44 @@ func (s *server) PrintBanner(w io.Writer) {
 		fmt.Fprintf(w, "eventbus: embedded broker listening on %s (data in %s)\n", brokers, s.cfg.DataDir)
 	}
 	fmt.Fprintf(w, "connect with: brokers=%s\n", brokers)
+	if s.listener != nil {
+		addr := s.listener.Addr().String()
+		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ REST API /api/dlq/..., /metrics, /healthz, /readyz\n", addr)
+		if s.generatedToken != "" {
+			fmt.Fprintf(w, "eventbus: DLQ API admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
+		}
+		fmt.Fprintf(w, "%s%s\n", HTTPLinePrefix, addr)
+	}
 	fmt.Fprintf(w, "%s%s\n", BrokersLinePrefix, brokers)
 }
 
-// Run serves until ctx ends. It returns nil on a normal stop.
+// Run serves HTTP until ctx ends. It returns nil on a normal stop.
 func (s *server) Run(ctx context.Context) error {
 	s.log.Info("eventbus: ready; stop with Ctrl-C or SIGTERM")
-	<-ctx.Done()
-	return nil
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.listener) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("HTTP server: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // Close stops the bus (bounded by ctx), then closes the client and the
 // embedded broker. It is safe after a failed Start.
 func (s *server) Close(ctx context.Context) error {
 	var err error
+	if s.http != nil {
+		if e := s.http.Shutdown(ctx); e != nil {
+			err = fmt.Errorf("stop HTTP: %w", e)
+		}
+	} else if s.listener != nil {
+		_ = s.listener.Close()
+	}
 	if s.bus != nil {
 		if e := s.bus.Shutdown(ctx); e != nil {
-			err = fmt.Errorf("shut down the bus: %w", e)
+			err = errors.Join(err, fmt.Errorf("shut down the bus: %w", e))
 		}
 	}
 	if s.client != nil {
