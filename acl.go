@@ -1,0 +1,306 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// PluginAccess is what TopicManager.ProvisionPlugin grants a plugin besides
+// its own topics and groups.
+type PluginAccess struct {
+	// Password is the plugin's SASL/SCRAM password. Required; generate a
+	// long random one per plugin and hand it to the plugin's deployment
+	// only.
+	Password string
+	// Mechanism is SASLScramSHA256 (default) or SASLScramSHA512. The plugin
+	// connects with ClientConfig.SASL{Mechanism, Username:
+	// PluginUsername(id), Password}.
+	Mechanism string
+	// CoreTopics are the core topics the plugin may read: full names
+	// ("core.user.created") or prefixes ending in "." ("core.user." for
+	// every user event; "core." for all core events).
+	CoreTopics []string
+	// PluginTopics are other plugins' topics the plugin may read: full
+	// names ("plugin.crm.contact.created") or prefixes ending in "."
+	// ("plugin.crm.").
+	PluginTopics []string
+}
+
+// PluginUsername returns the SASL username of a plugin: "plugin.<id>". The
+// prefix keeps plugin users apart from operators' and services' users (a
+// plugin named "admin" is user "plugin.admin").
+func PluginUsername(pluginID string) string { return "plugin." + pluginID }
+
+// ProvisionPlugin creates or updates the plugin's SASL/SCRAM user
+// (PluginUsername) and its ACLs, so that the broker itself keeps the plugin
+// in its lane whatever client it runs:
+//
+//   - topics with prefix "plugin.<id>.": read, write, create and describe;
+//   - consumer groups with prefix "plugin.<id>." (every group a
+//     PluginClient joins, see PluginClient): read;
+//   - access.CoreTopics and access.PluginTopics: read and describe;
+//   - the cluster: idempotent write (the producer's InitProducerID; newer
+//     brokers accept topic write instead).
+//
+// The plugin can write nothing else: producing to core.*, dlq.* or another
+// plugin's topic fails with TOPIC_AUTHORIZATION_FAILED. The prefix ends with
+// a dot, so "crm" does not reach "plugin.crm-admin.". Grants are replaced:
+// after ProvisionPlugin the plugin has exactly these ACLs, so calling it
+// again with fewer topics revokes the others, and with a new password
+// rotates it. The client must be allowed to alter SCRAM users and ACLs (a
+// superuser).
+//
+// A plugin that runs a Bus on its own credentials should use a dead-letter
+// scheduler group in its namespace (Config.DLQ.SchedulerGroup
+// "plugin.<id>.dlq-scheduler") and topics created by an operator
+// (Config.DisableTopicCreation) for the core topics it reads.
+func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, access PluginAccess) error {
+	if err := ValidatePluginID(pluginID); err != nil {
+		return fmt.Errorf("provision plugin: %w", err)
+	}
+	if access.Password == "" {
+		return fmt.Errorf("%w: PluginAccess.Password is empty; give plugin %q a long random password", ErrInvalidConfig, pluginID)
+	}
+	mech, other, err := scramMechanisms(access.Mechanism)
+	if err != nil {
+		return err
+	}
+	want, err := pluginGrants(pluginID, access)
+	if err != nil {
+		return err
+	}
+	adm, err := m.client.Admin()
+	if err != nil {
+		return err
+	}
+	user := PluginUsername(pluginID)
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: user, Mechanism: mech, Password: access.Password}})
+	if err == nil {
+		err = altered.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("provision plugin %s: set SCRAM credentials of user %s: %w", pluginID, user, err)
+	}
+	// A password left under the other mechanism would outlive a rotation.
+	if err := deleteSCRAMs(ctx, adm, user, other); err != nil {
+		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
+	}
+	if err := createGrants(ctx, adm, user, want); err != nil {
+		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
+	}
+	// Revoke what an earlier provisioning granted and this one does not.
+	have, err := describeGrants(ctx, adm, user)
+	if err != nil {
+		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
+	}
+	wanted := map[grant]bool{}
+	for _, g := range want {
+		wanted[g] = true
+	}
+	for _, g := range have {
+		if !wanted[g] {
+			if err := deleteGrants(ctx, adm, user, g); err != nil {
+				return fmt.Errorf("provision plugin %s: revoke %v: %w", pluginID, g, err)
+			}
+		}
+	}
+	return nil
+}
+
+// RevokePlugin deletes the plugin's ACLs and its SCRAM credentials: it can
+// no longer authenticate, and connections it already holds can no longer
+// read or write. Revoking a plugin that was never provisioned is a no-op.
+func (m *TopicManager) RevokePlugin(ctx context.Context, pluginID string) error {
+	if err := ValidatePluginID(pluginID); err != nil {
+		return fmt.Errorf("revoke plugin: %w", err)
+	}
+	adm, err := m.client.Admin()
+	if err != nil {
+		return err
+	}
+	user := PluginUsername(pluginID)
+	filter := kadm.NewACLs().
+		Allow("User:" + user).AllowHosts().
+		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
+		Operations()
+	deleted, err := adm.DeleteACLs(ctx, filter)
+	if err == nil {
+		for _, d := range deleted {
+			if d.Err != nil {
+				err = d.Err
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("revoke plugin %s: delete ACLs of user %s: %w", pluginID, user, err)
+	}
+	if err := deleteSCRAMs(ctx, adm, user, kadm.ScramSha256, kadm.ScramSha512); err != nil {
+		return fmt.Errorf("revoke plugin %s: %w", pluginID, err)
+	}
+	return nil
+}
+
+// grant is one ACL of a plugin's user (always ALLOW, host *).
+type grant struct {
+	typ     kmsg.ACLResourceType
+	name    string
+	pattern kadm.ACLPattern
+	op      kadm.ACLOperation
+}
+
+func (g grant) String() string {
+	return fmt.Sprintf("%s on %s %s %q", g.op, strings.ToLower(g.pattern.String()), strings.ToLower(g.typ.String()), g.name)
+}
+
+// pluginGrants lists the ACLs a plugin gets.
+func pluginGrants(pluginID string, access PluginAccess) ([]grant, error) {
+	own := "plugin." + pluginID + "."
+	var gs []grant
+	for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpCreate, kadm.OpDescribe} {
+		gs = append(gs, grant{kmsg.ACLResourceTypeTopic, own, kadm.ACLPatternPrefixed, op})
+	}
+	gs = append(gs,
+		grant{kmsg.ACLResourceTypeGroup, own, kadm.ACLPatternPrefixed, kadm.OpRead},
+		grant{kmsg.ACLResourceTypeCluster, "kafka-cluster", kadm.ACLPatternLiteral, kadm.OpIdempotentWrite},
+	)
+	readable := func(field, prefix string, names []string) error {
+		for _, n := range names {
+			pattern := kadm.ACLPatternLiteral
+			if strings.HasSuffix(n, ".") {
+				pattern = kadm.ACLPatternPrefixed
+			}
+			if err := checkReadable(n, prefix, own); err != nil {
+				return fmt.Errorf("%w: PluginAccess.%s: %v", ErrInvalidConfig, field, err)
+			}
+			for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe} {
+				gs = append(gs, grant{kmsg.ACLResourceTypeTopic, n, pattern, op})
+			}
+		}
+		return nil
+	}
+	if err := readable("CoreTopics", "core.", access.CoreTopics); err != nil {
+		return nil, err
+	}
+	if err := readable("PluginTopics", "plugin.", access.PluginTopics); err != nil {
+		return nil, err
+	}
+	return gs, nil
+}
+
+// checkReadable checks one entry of CoreTopics or PluginTopics: a valid
+// topic, or a prefix of lowercase segments ending in ".".
+func checkReadable(name, prefix, own string) error {
+	if !strings.HasPrefix(name, prefix) {
+		return fmt.Errorf("%q must start with %q (e.g. %q)", name, prefix, prefix+"user.created")
+	}
+	if strings.HasPrefix(name, own) {
+		return fmt.Errorf("%q is the plugin's own topic space, which it gets anyway", name)
+	}
+	if strings.HasSuffix(name, ".") {
+		for _, seg := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+			if seg == "" || strings.Trim(seg, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+				return fmt.Errorf("prefix %q must be lowercase dot-separated segments ending in \".\" (e.g. %q)", name, prefix+"user.")
+			}
+		}
+		return nil
+	}
+	return ValidateTopic(name)
+}
+
+func scramMechanisms(name string) (use, other kadm.ScramMechanism, err error) {
+	switch strings.ToUpper(name) {
+	case "", SASLScramSHA256:
+		return kadm.ScramSha256, kadm.ScramSha512, nil
+	case SASLScramSHA512:
+		return kadm.ScramSha512, kadm.ScramSha256, nil
+	}
+	return 0, 0, fmt.Errorf("%w: PluginAccess.Mechanism %q is not supported; use %s (default) or %s",
+		ErrInvalidConfig, name, SASLScramSHA256, SASLScramSHA512)
+}
+
+// deleteSCRAMs deletes the user's credentials under each mechanism; a
+// credential that does not exist is not an error.
+func deleteSCRAMs(ctx context.Context, adm *kadm.Client, user string, mechs ...kadm.ScramMechanism) error {
+	for _, mech := range mechs {
+		res, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: user, Mechanism: mech}}, nil)
+		if err == nil {
+			err = res.Error()
+		}
+		if err != nil && !errors.Is(err, kerr.ResourceNotFound) {
+			return fmt.Errorf("delete %s credentials of user %s: %w", mech, user, err)
+		}
+	}
+	return nil
+}
+
+func grantBuilder(user string, g grant) *kadm.ACLBuilder {
+	b := kadm.NewACLs().Allow("User:" + user).AllowHosts("*").ResourcePatternType(g.pattern).Operations(g.op)
+	switch g.typ {
+	case kmsg.ACLResourceTypeTopic:
+		b.Topics(g.name)
+	case kmsg.ACLResourceTypeGroup:
+		b.Groups(g.name)
+	case kmsg.ACLResourceTypeCluster:
+		b.Clusters()
+	}
+	return b
+}
+
+func createGrants(ctx context.Context, adm *kadm.Client, user string, gs []grant) error {
+	for _, g := range gs {
+		res, err := adm.CreateACLs(ctx, grantBuilder(user, g))
+		if err == nil {
+			for _, r := range res {
+				if r.Err != nil {
+					err = fmt.Errorf("%w (%s)", r.Err, r.ErrMessage)
+					break
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("grant %v to user %s: %w", g, user, err)
+		}
+	}
+	return nil
+}
+
+func deleteGrants(ctx context.Context, adm *kadm.Client, user string, g grant) error {
+	res, err := adm.DeleteACLs(ctx, grantBuilder(user, g))
+	if err == nil {
+		for _, r := range res {
+			if r.Err != nil {
+				return r.Err
+			}
+		}
+	}
+	return err
+}
+
+// describeGrants lists the ALLOW ACLs of user on any host.
+func describeGrants(ctx context.Context, adm *kadm.Client, user string) ([]grant, error) {
+	filter := kadm.NewACLs().
+		Allow("User:" + user).AllowHosts("*").
+		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
+		Operations()
+	res, err := adm.DescribeACLs(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("describe ACLs of user %s: %w", user, err)
+	}
+	var gs []grant
+	for _, r := range res {
+		if r.Err != nil {
+			return nil, fmt.Errorf("describe ACLs of user %s: %w", user, r.Err)
+		}
+		for _, d := range r.Described {
+			gs = append(gs, grant{d.Type, d.Name, d.Pattern, d.Operation})
+		}
+	}
+	return gs, nil
+}

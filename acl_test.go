@@ -1,0 +1,297 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// secureCluster starts an embedded broker with SASL/SCRAM and ACLs and
+// returns its brokers and a connected superuser client.
+func secureCluster(t *testing.T) ([]string, *eventbus.Client) {
+	t.Helper()
+	broker := eventbustest.StartEmbedded(t, embedded.Config{
+		Superuser:  &embedded.User{Mechanism: "SCRAM-SHA-256", Name: "admin", Password: "admin"},
+		EnableACLs: true,
+	})
+	client, err := eventbus.NewClient(eventbus.ClientConfig{
+		Brokers: broker.Addrs(),
+		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: "admin", Password: "admin"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Connect(boundedCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	return broker.Addrs(), client
+}
+
+// rawPluginClient is a franz-go client logged in as a plugin, with none of
+// the bus's checks.
+func rawPluginClient(t *testing.T, brokers []string, pluginID, password string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	auth := scram.Auth{User: eventbus.PluginUsername(pluginID), Pass: password}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.SASL(auth.AsSha256Mechanism()),
+		kgo.RecordDeliveryTimeout(3 * time.Second),
+		kgo.RecordRetries(2),
+	}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func rawProduce(t *testing.T, cl *kgo.Client, topic string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"raw":true}`)}).FirstErr()
+}
+
+// consumeOne reads one record of topic in group as the plugin.
+func consumeOne(t *testing.T, brokers []string, pluginID, password, group, topic string) (*kgo.Record, error) {
+	t.Helper()
+	cl := rawPluginClient(t, brokers, pluginID, password,
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if err := fetches.Err0(); err != nil {
+			return nil, err
+		}
+		for _, err := range fetches.Errors() {
+			return nil, err.Err
+		}
+		if recs := fetches.Records(); len(recs) > 0 {
+			return recs[0], nil
+		}
+	}
+}
+
+func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
+	brokers, admin := secureCluster(t)
+	topics := admin.Topics()
+	ctx := boundedCtx(t)
+	const (
+		own       = "plugin.crm.contact.created"
+		neighbour = "plugin.crm-admin.user.created" // shares the "plugin.crm" string prefix
+		other     = "plugin.billing.invoice.paid"
+		granted   = "core.user.created"
+		forbidden = "core.tenant.created"
+	)
+	for _, topic := range []string{own, neighbour, other, granted, forbidden} {
+		if err := topics.EnsureTopic(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{"core.user."}}); err != nil {
+		t.Fatal(err)
+	}
+	bus := eventbustest.NewBusOn(t, admin, eventbus.Config{})
+	eventbustest.MustPublish(t, bus, granted, userPayload{"u1", "ada@acme.test"}, eventbus.PublishMetadata{TenantID: "acme"})
+	eventbustest.MustPublish(t, bus, forbidden, 1, eventbus.PublishMetadata{TenantID: "acme"})
+
+	crm := rawPluginClient(t, brokers, "crm", "crm-secret")
+	// What it may not do.
+	for _, topic := range []string{granted, forbidden, neighbour, other, "dlq." + own} {
+		if err := rawProduce(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+			t.Errorf("plugin crm producing to %s: %v, want TOPIC_AUTHORIZATION_FAILED", topic, err)
+		}
+	}
+	if _, err := consumeOne(t, brokers, "crm", "crm-secret", "plugin.crm.tenants", forbidden); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("plugin crm reading %s: %v, want TOPIC_AUTHORIZATION_FAILED", forbidden, err)
+	}
+	if _, err := consumeOne(t, brokers, "crm", "crm-secret", "analytics", own); !errors.Is(err, kerr.GroupAuthorizationFailed) {
+		t.Errorf("plugin crm in a group outside plugin.crm.: %v, want GROUP_AUTHORIZATION_FAILED", err)
+	}
+	// What it may do: write and read its own topics (creating new ones),
+	// and read the core topics it was granted, in its own groups.
+	if err := rawProduce(t, crm, own); err != nil {
+		t.Fatalf("plugin crm producing to its own topic: %v", err)
+	}
+	for topic, want := range map[string]error{"plugin.crm.deal.updated": nil, "core.deal.updated": kerr.TopicAuthorizationFailed} {
+		resp, err := kadm.NewClient(crm).CreateTopic(ctx, 1, 1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("plugin crm creating %s: %v, want %v", topic, err, want)
+		}
+	}
+	if err := rawProduce(t, crm, "plugin.crm.deal.updated"); err != nil {
+		t.Fatalf("plugin crm producing to the topic it created: %v", err)
+	}
+	if r, err := consumeOne(t, brokers, "crm", "crm-secret", "plugin.crm.contacts", own); err != nil || string(r.Value) != `{"raw":true}` {
+		t.Fatalf("plugin crm reading its own topic: %v", err)
+	}
+	if r, err := consumeOne(t, brokers, "crm", "crm-secret", "plugin.crm.core.user.created.tenant.acme", granted); err != nil || !strings.Contains(string(r.Value), "ada@acme.test") {
+		t.Fatalf("plugin crm reading the granted core topic: %v", err)
+	}
+
+	// Revoked: no new connection authenticates, and the open one can no
+	// longer write.
+	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rawProduce(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("revoked plugin on its open connection: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	// Kafka answers SASL_AUTHENTICATION_FAILED; the embedded broker
+	// closes the connection of an unknown user.
+	fresh := rawPluginClient(t, brokers, "crm", "crm-secret")
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := fresh.Ping(pingCtx); err == nil {
+		t.Error("revoked plugin could still log in")
+	} else if err := rawProduce(t, fresh, own); err == nil {
+		t.Error("revoked plugin could still write")
+	}
+	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+		t.Errorf("revoking twice: %v", err)
+	}
+}
+
+func TestACLProvisionReplacesGrants(t *testing.T) {
+	_, admin := secureCluster(t)
+	topics := admin.Topics()
+	ctx := boundedCtx(t)
+	access := eventbus.PluginAccess{Password: "pw-1", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.crm."}}
+	if err := topics.ProvisionPlugin(ctx, "sample-analytics", access); err != nil {
+		t.Fatal(err)
+	}
+	has := func() map[string]bool {
+		adm, err := admin.Admin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := adm.DescribeACLs(ctx, kadm.NewACLs().Allow("User:plugin.sample-analytics").AllowHosts().
+			AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, r := range res {
+			for _, d := range r.Described {
+				out[strings.ToLower(d.Type.String()+" "+d.Pattern.String()+" "+d.Name+" "+d.Operation.String())] = true
+			}
+		}
+		return out
+	}
+	got := has()
+	for _, want := range []string{
+		"topic prefixed plugin.sample-analytics. write",
+		"topic prefixed plugin.sample-analytics. read",
+		"topic prefixed plugin.sample-analytics. create",
+		"group prefixed plugin.sample-analytics. read",
+		"cluster literal kafka-cluster idempotent_write",
+		"topic prefixed core.user. read",
+		"topic literal core.tenant.created read",
+		"topic prefixed plugin.crm. read",
+	} {
+		if !got[want] {
+			t.Errorf("missing ACL %q; have %v", want, got)
+		}
+	}
+	// Provisioning again with less revokes the rest.
+	access.CoreTopics, access.PluginTopics, access.Password = []string{"core.user."}, nil, "pw-2"
+	if err := topics.ProvisionPlugin(ctx, "sample-analytics", access); err != nil {
+		t.Fatal(err)
+	}
+	got = has()
+	if got["topic literal core.tenant.created read"] || got["topic prefixed plugin.crm. read"] || !got["topic prefixed core.user. read"] {
+		t.Errorf("after re-provisioning: %v", got)
+	}
+}
+
+func TestACLProvisionRejectsBadInput(t *testing.T) {
+	_, admin := secureCluster(t)
+	topics := admin.Topics()
+	ctx := boundedCtx(t)
+	for _, c := range []struct {
+		id     string
+		access eventbus.PluginAccess
+		want   error
+	}{
+		{"CRM", eventbus.PluginAccess{Password: "x"}, eventbus.ErrInvalidPluginID},
+		{"crm", eventbus.PluginAccess{}, eventbus.ErrInvalidConfig},
+		{"crm", eventbus.PluginAccess{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig},
+		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"plugin.billing."}}, eventbus.ErrInvalidConfig},
+		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig},
+		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.User."}}, eventbus.ErrInvalidConfig},
+		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"core."}}, eventbus.ErrInvalidConfig},
+		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig},
+	} {
+		err := topics.ProvisionPlugin(ctx, c.id, c.access)
+		if !errors.Is(err, c.want) {
+			t.Errorf("ProvisionPlugin(%q, %+v) = %v, want %v", c.id, c.access, err, c.want)
+		}
+	}
+	if err := topics.RevokePlugin(ctx, "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
+		t.Errorf("RevokePlugin(bad id) = %v", err)
+	}
+}
+
+// A plugin running our own Bus and PluginClient on its provisioned
+// credentials: the consumer-group scheme and the ACLs fit together.
+func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
+	brokers, admin := secureCluster(t)
+	ctx := boundedCtx(t)
+	own := "plugin.crm.contact.created"
+	core := "core.user.created"
+	for _, topic := range []string{own, core} {
+		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
+		t.Fatal(err)
+	}
+	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
+
+	client, err := eventbus.NewClient(eventbus.ClientConfig{
+		Brokers: brokers,
+		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername("crm"), Password: "crm-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	pluginBus := eventbustest.NewBusOn(t, client, eventbus.Config{
+		DisableTopicCreation: true, // the operator created the core topics
+		DLQ:                  eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+	})
+	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
+	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
+	mustPluginSubscribe(t, crm, "contact.created", contacts.Handle, eventbus.PluginSubscribeOptions{})
+	mustPluginSubscribe(t, crm, core, users.Handle, eventbus.PluginSubscribeOptions{CoreEvent: true})
+
+	c := mustPluginPublish(t, crm, "contact.created", crmContact{ID: "c1"})
+	u := eventbustest.MustPublish(t, platform, core, userPayload{"u1", "ada@acme.test"}, eventbus.PublishMetadata{TenantID: "acme"})
+	contacts.WaitForID(t, c)
+	users.WaitForID(t, u)
+
+	// Even past the client's own checks, the broker refuses core topics.
+	if _, err := pluginBus.Publish(ctx, core, 1, eventbus.PublishMetadata{TenantID: "acme"}); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("plugin credentials publishing %s through a Bus: %v, want TOPIC_AUTHORIZATION_FAILED", core, err)
+	}
+}

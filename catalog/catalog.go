@@ -1,0 +1,352 @@
+// Package catalog is the typed catalog of Plexica's core events: for each
+// event its type name (which is also its topic) as a constant, and its data
+// as a Go struct whose JSON field names are the camelCase names the
+// TypeScript services use.
+//
+//	eventbus.Subscribe(ctx, bus, catalog.UserCreated,
+//		func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
+//			log.Printf("tenant %s: new user %s", ev.TenantID, ev.Data.Email)
+//			return nil
+//		}, eventbus.SubscribeOptions{GroupID: "welcome-mails"})
+//
+//	eventbus.Publish(ctx, bus, catalog.UserCreated,
+//		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"},
+//		eventbus.PublishMetadata{TenantID: "acme"})
+//
+// # Events
+//
+//	event                                   data
+//	core.tenant.created                     TenantCreatedData{tenantId, slug, name}
+//	core.tenant.updated                     TenantUpdatedData{tenantId, changes}
+//	core.tenant.suspended                   TenantSuspendedData{tenantId, reason?}
+//	core.tenant.deleted                     TenantDeletedData{tenantId}
+//	core.workspace.created                  WorkspaceCreatedData{workspaceId, slug, name, creatorId}
+//	core.workspace.updated                  WorkspaceUpdatedData{workspaceId, changes}
+//	core.workspace.deleted                  WorkspaceDeletedData{workspaceId}
+//	core.workspace.member_added             MemberAddedData{workspaceId, userId, role, invitedBy?}
+//	core.workspace.member_role_updated      MemberRoleUpdatedData{workspaceId, userId, oldRole, newRole}
+//	core.workspace.member_removed           MemberRemovedData{workspaceId, userId}
+//	core.user.created                       UserCreatedData{userId, email, role}
+//	core.user.updated                       UserUpdatedData{userId, changes}
+//	core.user.deleted                       UserDeletedData{userId}
+//	core.user.login                         UserLoginData{userId, ipAddress?, userAgent?}
+//	core.user.logout                        UserLogoutData{userId, sessionDuration?}
+//	core.plugin.installed                   PluginInstalledData{pluginId, tenantId, version?}
+//	core.plugin.uninstalled                 PluginUninstalledData{pluginId, tenantId}
+//	core.plugin.activated                   PluginActivatedData{pluginId, tenantId}
+//	core.plugin.deactivated                 PluginDeactivatedData{pluginId, tenantId}
+//	core.plugin.configured                  PluginConfiguredData{pluginId, tenantId, changes}
+//	core.auth.token_issued                  TokenIssuedData{userId, clientId?, expiresAt}
+//	core.auth.login_failed                  LoginFailedData{email, ipAddress?, reason}
+//	core.auth.password_reset_requested      PasswordResetRequestedData{userId, email}
+//	core.auth.password_changed              PasswordChangedData{userId, viaReset}
+//	core.api.request                        APIRequestData{method, path, statusCode, responseTime, userId?}
+//	core.api.error                          APIErrorData{method, path, statusCode, error}
+//
+// Fields marked ? are omitted from the JSON when empty. Every event also
+// carries its tenant (and optional workspace) in the event envelope, so the
+// data repeats a tenant ID only where the tenant is the subject
+// (core.tenant.*, core.plugin.*).
+//
+// The names follow the bus's topic rules (core.<domain>.<action>, past-tense
+// actions; login, logout, request and error are allowed as they are). Where
+// the TypeScript documentation's names break those rules the catalog keeps
+// to the rules: the password reset is core.auth.password_reset_requested
+// (the request) and core.auth.password_changed (its completion), not
+// core.auth.password_reset; workspace members are
+// core.workspace.member_added, not core.workspace.member.added.
+//
+// Data types are versioned with the event's Metadata.Version ("1.0"). Add
+// fields freely (consumers ignore unknown ones); rename or remove none
+// without a new version.
+//
+// This package imports nothing of the bus, so services can share it without
+// pulling in a Kafka client.
+package catalog
+
+import "time"
+
+// Event type names of the core events. Each is also the event's topic.
+const (
+	TenantCreated   = "core.tenant.created"
+	TenantUpdated   = "core.tenant.updated"
+	TenantSuspended = "core.tenant.suspended"
+	TenantDeleted   = "core.tenant.deleted"
+
+	WorkspaceCreated           = "core.workspace.created"
+	WorkspaceUpdated           = "core.workspace.updated"
+	WorkspaceDeleted           = "core.workspace.deleted"
+	WorkspaceMemberAdded       = "core.workspace.member_added"
+	WorkspaceMemberRoleUpdated = "core.workspace.member_role_updated"
+	WorkspaceMemberRemoved     = "core.workspace.member_removed"
+
+	UserCreated = "core.user.created"
+	UserUpdated = "core.user.updated"
+	UserDeleted = "core.user.deleted"
+	UserLogin   = "core.user.login"
+	UserLogout  = "core.user.logout"
+
+	PluginInstalled   = "core.plugin.installed"
+	PluginUninstalled = "core.plugin.uninstalled"
+	PluginActivated   = "core.plugin.activated"
+	PluginDeactivated = "core.plugin.deactivated"
+	PluginConfigured  = "core.plugin.configured"
+
+	AuthTokenIssued            = "core.auth.token_issued"
+	AuthLoginFailed            = "core.auth.login_failed"
+	AuthPasswordResetRequested = "core.auth.password_reset_requested"
+	AuthPasswordChanged        = "core.auth.password_changed"
+
+	APIRequest = "core.api.request"
+	APIError   = "core.api.error"
+)
+
+// entries pairs each event type with a constructor of its data.
+var entries = []struct {
+	typ  string
+	data func() any
+}{
+	{TenantCreated, func() any { return new(TenantCreatedData) }},
+	{TenantUpdated, func() any { return new(TenantUpdatedData) }},
+	{TenantSuspended, func() any { return new(TenantSuspendedData) }},
+	{TenantDeleted, func() any { return new(TenantDeletedData) }},
+	{WorkspaceCreated, func() any { return new(WorkspaceCreatedData) }},
+	{WorkspaceUpdated, func() any { return new(WorkspaceUpdatedData) }},
+	{WorkspaceDeleted, func() any { return new(WorkspaceDeletedData) }},
+	{WorkspaceMemberAdded, func() any { return new(MemberAddedData) }},
+	{WorkspaceMemberRoleUpdated, func() any { return new(MemberRoleUpdatedData) }},
+	{WorkspaceMemberRemoved, func() any { return new(MemberRemovedData) }},
+	{UserCreated, func() any { return new(UserCreatedData) }},
+	{UserUpdated, func() any { return new(UserUpdatedData) }},
+	{UserDeleted, func() any { return new(UserDeletedData) }},
+	{UserLogin, func() any { return new(UserLoginData) }},
+	{UserLogout, func() any { return new(UserLogoutData) }},
+	{PluginInstalled, func() any { return new(PluginInstalledData) }},
+	{PluginUninstalled, func() any { return new(PluginUninstalledData) }},
+	{PluginActivated, func() any { return new(PluginActivatedData) }},
+	{PluginDeactivated, func() any { return new(PluginDeactivatedData) }},
+	{PluginConfigured, func() any { return new(PluginConfiguredData) }},
+	{AuthTokenIssued, func() any { return new(TokenIssuedData) }},
+	{AuthLoginFailed, func() any { return new(LoginFailedData) }},
+	{AuthPasswordResetRequested, func() any { return new(PasswordResetRequestedData) }},
+	{AuthPasswordChanged, func() any { return new(PasswordChangedData) }},
+	{APIRequest, func() any { return new(APIRequestData) }},
+	{APIError, func() any { return new(APIErrorData) }},
+}
+
+// Types returns every core event type of the catalog, in catalog order.
+func Types() []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.typ
+	}
+	return out
+}
+
+// NewData returns a pointer to a new zero value of eventType's data struct
+// (for example *UserCreatedData for core.user.created), ready to decode
+// into, and whether the catalog knows eventType.
+func NewData(eventType string) (any, bool) {
+	for _, e := range entries {
+		if e.typ == eventType {
+			return e.data(), true
+		}
+	}
+	return nil, false
+}
+
+// TenantCreatedData is the data of core.tenant.created: a tenant was
+// registered.
+type TenantCreatedData struct {
+	TenantID string `json:"tenantId"`
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+}
+
+// TenantUpdatedData is the data of core.tenant.updated: a tenant's settings
+// changed. Changes maps each changed field to its new value.
+type TenantUpdatedData struct {
+	TenantID string         `json:"tenantId"`
+	Changes  map[string]any `json:"changes"`
+}
+
+// TenantSuspendedData is the data of core.tenant.suspended: a tenant was
+// suspended (its users can no longer sign in; its data is kept).
+type TenantSuspendedData struct {
+	TenantID string `json:"tenantId"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// TenantDeletedData is the data of core.tenant.deleted: a tenant was removed.
+type TenantDeletedData struct {
+	TenantID string `json:"tenantId"`
+}
+
+// WorkspaceCreatedData is the data of core.workspace.created.
+type WorkspaceCreatedData struct {
+	WorkspaceID string `json:"workspaceId"`
+	Slug        string `json:"slug"`
+	Name        string `json:"name"`
+	CreatorID   string `json:"creatorId"`
+}
+
+// WorkspaceUpdatedData is the data of core.workspace.updated. Changes maps
+// each changed field to its new value.
+type WorkspaceUpdatedData struct {
+	WorkspaceID string         `json:"workspaceId"`
+	Changes     map[string]any `json:"changes"`
+}
+
+// WorkspaceDeletedData is the data of core.workspace.deleted.
+type WorkspaceDeletedData struct {
+	WorkspaceID string `json:"workspaceId"`
+}
+
+// MemberAddedData is the data of core.workspace.member_added. Role is
+// "ADMIN", "MEMBER" or "VIEWER".
+type MemberAddedData struct {
+	WorkspaceID string `json:"workspaceId"`
+	UserID      string `json:"userId"`
+	Role        string `json:"role"`
+	InvitedBy   string `json:"invitedBy,omitempty"`
+}
+
+// MemberRoleUpdatedData is the data of core.workspace.member_role_updated.
+type MemberRoleUpdatedData struct {
+	WorkspaceID string `json:"workspaceId"`
+	UserID      string `json:"userId"`
+	OldRole     string `json:"oldRole"`
+	NewRole     string `json:"newRole"`
+}
+
+// MemberRemovedData is the data of core.workspace.member_removed.
+type MemberRemovedData struct {
+	WorkspaceID string `json:"workspaceId"`
+	UserID      string `json:"userId"`
+}
+
+// UserCreatedData is the data of core.user.created: a user account was
+// created in the event's tenant.
+type UserCreatedData struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Role   string `json:"role"`
+}
+
+// UserUpdatedData is the data of core.user.updated. Changes maps each
+// changed profile field to its new value.
+type UserUpdatedData struct {
+	UserID  string         `json:"userId"`
+	Changes map[string]any `json:"changes"`
+}
+
+// UserDeletedData is the data of core.user.deleted.
+type UserDeletedData struct {
+	UserID string `json:"userId"`
+}
+
+// UserLoginData is the data of core.user.login: a user signed in.
+type UserLoginData struct {
+	UserID    string `json:"userId"`
+	IPAddress string `json:"ipAddress,omitempty"`
+	UserAgent string `json:"userAgent,omitempty"`
+}
+
+// UserLogoutData is the data of core.user.logout: a user signed out.
+// SessionDuration is the session's length in milliseconds.
+type UserLogoutData struct {
+	UserID          string `json:"userId"`
+	SessionDuration int64  `json:"sessionDuration,omitempty"`
+}
+
+// SessionLength returns SessionDuration as a time.Duration.
+func (d UserLogoutData) SessionLength() time.Duration {
+	return time.Duration(d.SessionDuration) * time.Millisecond
+}
+
+// PluginInstalledData is the data of core.plugin.installed: a plugin was
+// installed for a tenant.
+type PluginInstalledData struct {
+	PluginID string `json:"pluginId"`
+	TenantID string `json:"tenantId"`
+	Version  string `json:"version,omitempty"`
+}
+
+// PluginUninstalledData is the data of core.plugin.uninstalled.
+type PluginUninstalledData struct {
+	PluginID string `json:"pluginId"`
+	TenantID string `json:"tenantId"`
+}
+
+// PluginActivatedData is the data of core.plugin.activated: an installed
+// plugin was turned on for a tenant.
+type PluginActivatedData struct {
+	PluginID string `json:"pluginId"`
+	TenantID string `json:"tenantId"`
+}
+
+// PluginDeactivatedData is the data of core.plugin.deactivated: an
+// installed plugin was turned off for a tenant (it stays installed).
+type PluginDeactivatedData struct {
+	PluginID string `json:"pluginId"`
+	TenantID string `json:"tenantId"`
+}
+
+// PluginConfiguredData is the data of core.plugin.configured: a plugin's
+// configuration for a tenant changed. Changes maps each changed setting to
+// its new value; secrets are never included.
+type PluginConfiguredData struct {
+	PluginID string         `json:"pluginId"`
+	TenantID string         `json:"tenantId"`
+	Changes  map[string]any `json:"changes"`
+}
+
+// TokenIssuedData is the data of core.auth.token_issued: an access token
+// was issued to a user (for a client application).
+type TokenIssuedData struct {
+	UserID    string    `json:"userId"`
+	ClientID  string    `json:"clientId,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// LoginFailedData is the data of core.auth.login_failed: a sign-in was
+// refused. Reason is a short code such as "bad_password" or
+// "account_locked"; the password is never included.
+type LoginFailedData struct {
+	Email     string `json:"email"`
+	IPAddress string `json:"ipAddress,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// PasswordResetRequestedData is the data of
+// core.auth.password_reset_requested: a user asked for a password reset
+// (the reset link was sent to Email).
+type PasswordResetRequestedData struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+}
+
+// PasswordChangedData is the data of core.auth.password_changed: a user's
+// password was changed, through a reset when ViaReset is true.
+type PasswordChangedData struct {
+	UserID   string `json:"userId"`
+	ViaReset bool   `json:"viaReset"`
+}
+
+// APIRequestData is the data of core.api.request: an API request was
+// served. ResponseTime is in milliseconds.
+type APIRequestData struct {
+	Method       string `json:"method"`
+	Path         string `json:"path"`
+	StatusCode   int    `json:"statusCode"`
+	ResponseTime int64  `json:"responseTime"`
+	UserID       string `json:"userId,omitempty"`
+}
+
+// APIErrorData is the data of core.api.error: an API request failed.
+type APIErrorData struct {
+	Method     string `json:"method"`
+	Path       string `json:"path"`
+	StatusCode int    `json:"statusCode"`
+	Error      string `json:"error"`
+}

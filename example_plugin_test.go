@@ -1,0 +1,84 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/embedded"
+)
+
+type contactCreatedEvent struct {
+	ContactID string `json:"contactId"`
+	Name      string `json:"name"`
+}
+
+// A plugin publishes its own events and reacts to core events, only ever
+// for its tenant.
+func ExamplePluginClient() {
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs()})
+	if err != nil {
+		panic(err)
+	}
+	if err := client.Connect(ctx); err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	bus, err := eventbus.NewBus(client, eventbus.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer bus.Shutdown(context.Background())
+
+	// The crm plugin, running for tenant acme.
+	crm, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: "crm", TenantID: "acme"})
+	if err != nil {
+		panic(err)
+	}
+	created := make(chan eventbus.Event[contactCreatedEvent], 1)
+	_, err = eventbus.SubscribePlugin(ctx, crm, "contact.created",
+		func(_ context.Context, ev eventbus.Event[contactCreatedEvent]) error {
+			created <- ev
+			return nil
+		}, eventbus.PluginSubscribeOptions{GroupID: "contacts"})
+	if err != nil {
+		panic(err)
+	}
+	// Each new user of acme becomes a contact; globex's users are never seen.
+	_, err = eventbus.SubscribePlugin(ctx, crm, catalog.UserCreated,
+		func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
+			_, err := crm.Publish(ctx, "contact.created", contactCreatedEvent{ContactID: "c-" + ev.Data.UserID, Name: ev.Data.Email})
+			return err
+		}, eventbus.PluginSubscribeOptions{CoreEvent: true, GroupID: "user-sync"})
+	if err != nil {
+		panic(err)
+	}
+
+	for _, tenant := range []string{"globex", "acme"} {
+		_, err := eventbus.Publish(ctx, bus, catalog.UserCreated,
+			catalog.UserCreatedData{UserID: "u-" + tenant, Email: "ada@" + tenant + ".test", Role: "member"},
+			eventbus.PublishMetadata{TenantID: tenant})
+		if err != nil {
+			panic(err)
+		}
+	}
+	ev := <-created
+	fmt.Println(ev.Type, ev.TenantID, ev.Metadata.Source, ev.Data.ContactID)
+
+	// A plugin cannot publish outside its own topics.
+	_, err = crm.Publish(ctx, catalog.UserCreated, catalog.UserCreatedData{})
+	fmt.Println(errors.Is(err, eventbus.ErrPluginScope))
+	// Output:
+	// plugin.crm.contact.created acme crm c-u-acme
+	// true
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+func TestRunCountsPerTenant(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan *Plugin, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Brokers: brokers, Tenants: []string{acme, globex}, SummaryEvery: 1, Ready: func(p *Plugin) { ready <- p }})
+	}()
+	var p *Plugin
+	select {
+	case p = <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatal("the plugin did not start")
+	}
+
+	// Watch the summaries analytics publishes, as another plugin would.
+	platform := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	summaries := map[string]*eventbustest.Recorder{}
+	for _, tenant := range []string{acme, globex} {
+		watcher, err := eventbus.NewPluginClient(platform, eventbus.PluginContext{PluginID: "dashboard", TenantID: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		summaries[tenant] = eventbustest.NewRecorder()
+		wctx, wcancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
+		_, err = watcher.Subscribe(wctx, SummaryGeneratedEvent, summaries[tenant].Handle, eventbus.PluginSubscribeOptions{PluginID: PluginID})
+		wcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The CRM plugin and the platform produce activity for both tenants.
+	pctx, pcancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
+	defer pcancel()
+	crm := func(tenant string) *eventbus.PluginClient {
+		c, err := eventbus.NewPluginClient(platform, eventbus.PluginContext{PluginID: "crm", TenantID: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	crmAcme, crmGlobex := crm(acme), crm(globex)
+	for _, pub := range []struct {
+		c    *eventbus.PluginClient
+		name string
+	}{{crmAcme, "contact.created"}, {crmAcme, "contact.created"}, {crmAcme, "deal.updated"}, {crmGlobex, "contact.created"}} {
+		if _, err := pub.c.Publish(pctx, pub.name, map[string]string{"id": "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ev := range []struct {
+		tenant, typ string
+		data        any
+	}{
+		{acme, catalog.UserLogin, catalog.UserLoginData{UserID: "u-1"}},
+		{acme, catalog.UserLogout, catalog.UserLogoutData{UserID: "u-1", SessionDuration: 60_000}},
+		{acme, catalog.APIRequest, catalog.APIRequestData{Method: "GET", Path: "/contacts", StatusCode: 200, ResponseTime: 12}},
+		{globex, catalog.UserLogin, catalog.UserLoginData{UserID: "u-9"}},
+	} {
+		eventbustest.MustPublish(t, platform, ev.typ, ev.data, eventbus.PublishMetadata{TenantID: ev.tenant})
+	}
+
+	want := map[string]map[string]int{
+		acme: {
+			"plugin.crm.contact.created": 2, "plugin.crm.deal.updated": 1,
+			catalog.UserLogin: 1, catalog.UserLogout: 1, catalog.APIRequest: 1,
+		},
+		globex: {"plugin.crm.contact.created": 1, catalog.UserLogin: 1},
+	}
+	for tenant, counts := range want {
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		// A summary per event: the one with the full total is the last.
+		var last SummaryGenerated
+		for _, ev := range summaries[tenant].WaitFor(t, total) {
+			s, err := eventbus.Decode[SummaryGenerated](ev)
+			if err != nil || ev.TenantID != tenant || ev.Metadata.Source != PluginID {
+				t.Fatalf("summary %+v (%v)", ev, err)
+			}
+			if s.Data.Total > last.Total {
+				last = s.Data
+			}
+		}
+		if last.Total != total || !maps.Equal(last.Counts, counts) {
+			t.Errorf("%s: last summary %+v, want counts %v", tenant, last, counts)
+		}
+		if got := p.Tenant(tenant).Counts(); !maps.Equal(got, counts) {
+			t.Errorf("%s: counts %v, want %v", tenant, got, counts)
+		}
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after its context ended", err)
+	}
+}

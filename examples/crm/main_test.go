@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// waitUntil polls cond until it holds; the test fails after the test kit's
+// wait timeout.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", eventbustest.WaitTimeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRunServesEachTenant(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan *Plugin, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Brokers: brokers, Tenants: []string{acme, globex}, Ready: func(p *Plugin) { ready <- p }})
+	}()
+	var p *Plugin
+	select {
+	case p = <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatal("the plugin did not start")
+	}
+
+	// The platform publishes new users; an observer watches what crm publishes for acme.
+	platform := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	contacts := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, platform, "plugin.crm.contact.created", contacts.Handle,
+		eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("observer"), TenantID: acme})
+	user := eventbustest.MustPublish(t, platform, catalog.UserCreated,
+		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"},
+		eventbus.PublishMetadata{TenantID: acme, CorrelationID: "signup-1"})
+	eventbustest.MustPublish(t, platform, catalog.UserCreated,
+		catalog.UserCreatedData{UserID: "u-2", Email: "bob@globex.test", Role: "member"},
+		eventbus.PublishMetadata{TenantID: globex})
+
+	ev := contacts.WaitFor(t, 1)[0]
+	got, err := eventbus.Decode[ContactCreated](ev)
+	if err != nil || got.Data.UserID != "u-1" || ev.Metadata.Source != PluginID ||
+		ev.Metadata.CausationID != user || ev.Metadata.CorrelationID != "signup-1" {
+		t.Fatalf("contact.created = %+v (%v)", got, err)
+	}
+	if cs := p.Tenant(acme).Contacts(); len(cs) != 1 || cs[0].UserID != "u-1" {
+		t.Fatalf("acme's contacts: %+v", cs)
+	}
+	waitUntil(t, "globex's contact", func() bool { return len(p.Tenant(globex).Contacts()) == 1 })
+	if cs := p.Tenant(globex).Contacts(); cs[0].UserID != "u-2" {
+		t.Fatalf("globex's contacts: %+v", cs)
+	}
+
+	// Deals: published by the plugin, and its own handler keeps the pipeline.
+	crm := p.Tenant(acme)
+	for _, d := range []DealUpdated{{"d-1", "lead", 100}, {"d-2", "won", 500}} {
+		if _, err := crm.UpdateDeal(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := crm.UpdateDeal(ctx, DealUpdated{"d-3", "maybe", 1}); err == nil {
+		t.Fatal("a deal in an unknown stage was accepted")
+	}
+	waitUntil(t, "acme's pipeline", func() bool {
+		pl := crm.Pipeline()
+		return pl["lead"] == 1 && pl["won"] == 1
+	})
+	if pl := p.Tenant(globex).Pipeline(); len(pl) != 0 {
+		t.Fatalf("globex's pipeline has acme's deals: %v", pl)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after its context ended", err)
+	}
+}

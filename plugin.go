@@ -1,0 +1,409 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// ErrPluginScope: a PluginClient was asked to step outside its plugin or
+// its tenant — publish a core.*, dlq.* or another plugin's event, or act
+// for another tenant or workspace than the one it is bound to. Nothing was
+// sent. The message says what to do instead.
+var ErrPluginScope = errors.New("outside the plugin's scope")
+
+// PluginContext binds a PluginClient to one plugin and one tenant (and,
+// optionally, one workspace of that tenant).
+type PluginContext struct {
+	// PluginID is the plugin's kebab-case ID ("crm", "sample-analytics").
+	// Required; see ValidatePluginID.
+	PluginID string
+	// TenantID is the tenant the client publishes for and receives events
+	// of. Required.
+	TenantID string
+	// WorkspaceID, when set, stamps published events with this workspace
+	// and delivers only this workspace's events.
+	WorkspaceID string
+}
+
+// PluginClient is the event API of one plugin running for one tenant (the
+// TypeScript PluginEventClient). It is safe for concurrent use; build one
+// per plugin and tenant with NewPluginClient, on a shared Bus.
+//
+// # Scope
+//
+// Publish("contact.created", ...) on the "crm" plugin's client publishes
+// plugin.crm.contact.created, stamped with the client's tenant (and
+// workspace) and with the plugin ID as Metadata.Source. The client never
+// publishes a core.*, dlq.* or another plugin's topic: those names fail
+// with ErrPluginScope. Subscribe reaches the plugin's own events, another
+// plugin's (PluginSubscribeOptions.PluginID) or core events
+// (PluginSubscribeOptions.CoreEvent), and always delivers only the client's
+// tenant's events (and workspace's, when set). These checks keep honest
+// plugins in their lane; the security boundary against dishonest ones is
+// the broker (see TopicManager.ProvisionPlugin).
+//
+// # Consumer groups
+//
+// A subscription of plugin P with group name N joins the consumer group
+//
+//	plugin.<P>.<N>.tenant.<tenant>[.workspace.<workspace>]
+//
+// N is PluginSubscribeOptions.GroupID, or by default the subscribed topic:
+// "plugin.crm.contact.created" for crm's own contact.created (the prefix is
+// not repeated), "plugin.crm.core.user.created" for a core event,
+// "plugin.sample-analytics.plugin.crm.contact.created" for another plugin's
+// event. Two properties follow:
+//
+//   - every group of a plugin starts with "plugin.<P>.", so the broker ACLs
+//     of TopicManager.ProvisionPlugin grant exactly the plugin's groups;
+//   - the tenant (and workspace) filter is part of the group's identity, so
+//     the plugin's instances for different tenants — in one process or in
+//     many — are different groups: none of them ever skips and commits an
+//     event another tenant's instance needed, and instances for the same
+//     tenant share the work.
+//
+// The cost grows with the number of tenants T a plugin serves: each
+// subscription is T consumer groups (in this library, T consumer clients
+// and T sets of committed offsets), and each of them reads the whole topic
+// and skips the other tenants' events by header, without decoding them —
+// T-fold read amplification of the topic's traffic. For tens of tenants per
+// plugin this is cheap; for thousands, run the plugin as trusted code with a
+// single unfiltered Bus.Subscribe and dispatch by Event.TenantID instead.
+type PluginClient struct {
+	bus *Bus
+	pc  PluginContext
+
+	mu   sync.Mutex
+	subs map[string]struct{} // subscription IDs made by this client
+}
+
+// NewPluginClient returns a client for pc on bus. It fails, wrapping
+// ErrInvalidPluginID, when pc.PluginID is not kebab-case ("crm",
+// "sample-analytics"; not "CRM", "sample_analytics" or "salesforce.sync"),
+// and wrapping ErrTenantRequired when pc.TenantID is empty.
+func NewPluginClient(bus *Bus, pc PluginContext) (*PluginClient, error) {
+	if bus == nil {
+		return nil, fmt.Errorf("%w: NewPluginClient needs a Bus (see NewBus)", ErrInvalidConfig)
+	}
+	if err := ValidatePluginID(pc.PluginID); err != nil {
+		return nil, fmt.Errorf("new plugin client: PluginContext.PluginID: %w", err)
+	}
+	if strings.TrimSpace(pc.TenantID) == "" {
+		return nil, fmt.Errorf("%w: PluginContext.TenantID is empty; a plugin client is bound to one tenant (e.g. TenantID: \"acme\")",
+			ErrTenantRequired)
+	}
+	return &PluginClient{bus: bus, pc: pc, subs: map[string]struct{}{}}, nil
+}
+
+// Context returns the plugin context the client is bound to.
+func (p *PluginClient) Context() PluginContext { return p.pc }
+
+// Bus returns the bus the client runs on.
+func (p *PluginClient) Bus() *Bus { return p.bus }
+
+// Topic returns the topic of one of the plugin's own events:
+// Topic("contact.created") is "plugin.crm.contact.created" for the crm
+// plugin. A name with a core., plugin. or dlq. prefix fails with
+// ErrPluginScope; a name that breaks the topic rules fails with
+// ErrInvalidTopic.
+func (p *PluginClient) Topic(eventName string) (string, error) {
+	id := p.pc.PluginID
+	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
+		if strings.HasPrefix(eventName, prefix) {
+			return "", p.scopeError(eventName)
+		}
+	}
+	topic := "plugin." + id + "." + eventName
+	if err := p.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
+		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", id, eventName, err)
+	}
+	return topic, nil
+}
+
+// scopeError explains why a prefixed name cannot be one of the plugin's own
+// events. When the name is not a valid topic either, the error wraps
+// ErrInvalidTopic too.
+func (p *PluginClient) scopeError(name string) error {
+	id := p.pc.PluginID
+	t, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
+	var why string
+	switch {
+	case strings.HasPrefix(name, "core."):
+		why = "core events are published by the platform, not by plugins"
+	case strings.HasPrefix(name, "dlq."):
+		why = "dead-letter topics are written by the bus itself"
+	case parseErr == nil && t.PluginID == id:
+		why = fmt.Sprintf("name the plugin's events without the prefix: use %q", t.Entity+"."+t.Action)
+	default:
+		why = "a plugin publishes only its own events"
+	}
+	err := fmt.Errorf("%w: plugin %q cannot publish %q: %s", ErrPluginScope, id, name, why)
+	if !(parseErr == nil && t.PluginID == id) {
+		err = fmt.Errorf("%w; its events are plugin.%s.<entity>.<action>, named without the prefix (e.g. \"contact.created\")", err, id)
+	}
+	if parseErr != nil {
+		return fmt.Errorf("%w (%w)", err, parseErr)
+	}
+	return err
+}
+
+// Publish publishes data as the plugin's event eventName ("contact.created"
+// publishes plugin.<id>.contact.created) and returns the event ID once the
+// broker acknowledged it.
+//
+// The event carries the client's tenant and workspace, and the plugin ID as
+// Metadata.Source. UserID, CorrelationID, CausationID and Version come from
+// the event context of ctx (WithEventContext), which handlers subscribed
+// through this package set to the event being handled: an event published
+// while handling another continues its correlation and names it as cause.
+// A context whose tenant (or workspace) differs from the client's fails with
+// ErrPluginScope; so does a core.*, dlq.* or another plugin's event name.
+func (p *PluginClient) Publish(ctx context.Context, eventName string, data any, opts ...PublishOption) (string, error) {
+	bus, topic, meta, err := p.resolvePublish(ctx, eventName)
+	if err != nil {
+		return "", err
+	}
+	return bus.Publish(ctx, topic, data, meta, opts...)
+}
+
+// PublishPlugin publishes data of type T as the plugin's event eventName;
+// see PluginClient.Publish.
+func PublishPlugin[T any](ctx context.Context, p *PluginClient, eventName string, data T, opts ...PublishOption) (string, error) {
+	return p.Publish(ctx, eventName, data, opts...)
+}
+
+// resolvePublish returns the topic and metadata of one of the plugin's events.
+func (p *PluginClient) resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error) {
+	topic, err := p.Topic(eventName)
+	if err != nil {
+		return nil, "", PublishMetadata{}, err
+	}
+	meta, err := p.metadata(ctx)
+	if err != nil {
+		return nil, "", PublishMetadata{}, fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return p.bus, topic, meta, nil
+}
+
+// metadata builds the metadata of a published event from the client's
+// context and the event context of ctx.
+func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
+	m, _ := EventContextFrom(ctx)
+	if m.TenantID != "" && m.TenantID != p.pc.TenantID {
+		return PublishMetadata{}, fmt.Errorf("%w: the context is for tenant %q but this client of plugin %q is bound to tenant %q; publish through that tenant's PluginClient",
+			ErrPluginScope, m.TenantID, p.pc.PluginID, p.pc.TenantID)
+	}
+	ws := p.pc.WorkspaceID
+	if m.WorkspaceID != "" {
+		if ws != "" && m.WorkspaceID != ws {
+			return PublishMetadata{}, fmt.Errorf("%w: the context is for workspace %q but this client is bound to workspace %q; use a client for that workspace",
+				ErrPluginScope, m.WorkspaceID, ws)
+		}
+		ws = m.WorkspaceID
+	}
+	return PublishMetadata{
+		TenantID:      p.pc.TenantID,
+		WorkspaceID:   ws,
+		Source:        p.pc.PluginID,
+		UserID:        m.UserID,
+		CorrelationID: m.CorrelationID,
+		CausationID:   m.CausationID,
+		Version:       m.Version,
+	}, nil
+}
+
+// PluginSubscribeOptions say which events a PluginClient subscription
+// receives and which consumer group it joins. The zero value subscribes to
+// the plugin's own event, in the default group, from now on.
+type PluginSubscribeOptions struct {
+	// PluginID subscribes to another plugin's event: with PluginID "crm",
+	// "contact.created" is plugin.crm.contact.created. Default: the client's
+	// own plugin.
+	PluginID string
+	// CoreEvent subscribes to a core event; the event name is then the full
+	// core topic, such as "core.user.created".
+	CoreEvent bool
+	// WorkspaceID delivers only this workspace's events. Default: the
+	// client's workspace, if any; a different one fails with ErrPluginScope.
+	WorkspaceID string
+	// FromBeginning makes a new group start at the oldest retained event
+	// instead of at events published from now on.
+	FromBeginning bool
+	// GroupID names the consumer group within the plugin's namespace: the
+	// group joined is "plugin.<id>.<GroupID>" plus the tenant filter (see
+	// PluginClient). Subscriptions with the same GroupID share one group, so
+	// two topics may share it. Default: the subscribed topic.
+	GroupID string
+	// AutoCommit commits handled offsets in the background; see
+	// SubscribeOptions.AutoCommit.
+	AutoCommit bool
+}
+
+// Subscribe calls handler for each event eventName of the client's tenant
+// (and workspace, when set on the client or the options), with the delivery
+// guarantees of Bus.Subscribe: at-least-once, in order per partition,
+// returning once the group has joined.
+//
+// eventName is one of the plugin's own events ("deal.updated"), another
+// plugin's event with opts.PluginID, or, with opts.CoreEvent, a full core
+// event name ("core.user.created"). The handler's context carries the event
+// (see EventContextFrom), so what it publishes continues the event's
+// correlation.
+func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler Handler, opts PluginSubscribeOptions) (string, error) {
+	topic, err := p.subscribeTopic(eventName, opts)
+	if err != nil {
+		return "", err
+	}
+	if handler == nil {
+		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventName)
+	}
+	ws := p.pc.WorkspaceID
+	if opts.WorkspaceID != "" {
+		if ws != "" && opts.WorkspaceID != ws {
+			return "", fmt.Errorf("%w: PluginSubscribeOptions.WorkspaceID %q differs from the client's workspace %q; use a client for that workspace",
+				ErrPluginScope, opts.WorkspaceID, ws)
+		}
+		ws = opts.WorkspaceID
+	}
+	group := opts.GroupID
+	if strings.TrimSpace(group) == "" {
+		group = topic
+	}
+	id, err := p.bus.Subscribe(ctx, topic, p.scoped(handler, ws), SubscribeOptions{
+		GroupID:       p.GroupID(group),
+		TenantID:      p.pc.TenantID,
+		WorkspaceID:   ws,
+		FromBeginning: opts.FromBeginning,
+		AutoCommit:    opts.AutoCommit,
+	})
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.subs[id] = struct{}{}
+	p.mu.Unlock()
+	return id, nil
+}
+
+// SubscribePlugin subscribes a handler of typed events; see
+// PluginClient.Subscribe. An event whose data does not decode into T is a
+// handler failure.
+func SubscribePlugin[T any](ctx context.Context, p *PluginClient, eventName string, handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
+	if handler == nil {
+		return p.Subscribe(ctx, eventName, nil, opts)
+	}
+	return p.Subscribe(ctx, eventName, typedHandler(handler), opts)
+}
+
+// GroupID returns the consumer group name a subscription with group name
+// name uses, before the bus adds the tenant filter (see EffectiveGroupID):
+// "plugin.<id>.<name>". A name that already starts with "plugin.<id>." is
+// returned as it is.
+func (p *PluginClient) GroupID(name string) string {
+	prefix := "plugin." + p.pc.PluginID + "."
+	if strings.HasPrefix(name, prefix) {
+		return name
+	}
+	return prefix + name
+}
+
+// subscribeTopic resolves the topic a subscription reads.
+func (p *PluginClient) subscribeTopic(eventName string, opts PluginSubscribeOptions) (string, error) {
+	rules := p.bus.client.cfg.TopicRules
+	if opts.CoreEvent {
+		if opts.PluginID != "" {
+			return "", fmt.Errorf("%w: PluginSubscribeOptions sets both CoreEvent and PluginID %q; set one", ErrInvalidConfig, opts.PluginID)
+		}
+		t, err := rules.ParseTopic(eventName)
+		if err != nil {
+			return "", fmt.Errorf("subscribe to core event: %w", err)
+		}
+		if t.Kind != TopicKindCore {
+			return "", fmt.Errorf("%w: CoreEvent needs a full core event name such as \"core.user.created\", not %q", ErrInvalidTopic, eventName)
+		}
+		return eventName, nil
+	}
+	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
+		if strings.HasPrefix(eventName, prefix) {
+			hint := "give the event name without prefix (e.g. \"contact.created\") and the plugin in PluginSubscribeOptions.PluginID"
+			if prefix == "core." {
+				hint = "set PluginSubscribeOptions.CoreEvent to subscribe to a core event"
+			} else if prefix == "dlq." {
+				hint = "read failed events through the DeadLetterQueue"
+			}
+			return "", fmt.Errorf("%w: plugin event name %q has the reserved prefix %q; %s", ErrInvalidTopic, eventName, prefix, hint)
+		}
+	}
+	pluginID := p.pc.PluginID
+	if opts.PluginID != "" {
+		if err := ValidatePluginID(opts.PluginID); err != nil {
+			return "", fmt.Errorf("PluginSubscribeOptions.PluginID: %w", err)
+		}
+		pluginID = opts.PluginID
+	}
+	topic := "plugin." + pluginID + "." + eventName
+	if err := rules.ValidateTopic(topic); err != nil {
+		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", pluginID, eventName, err)
+	}
+	return topic, nil
+}
+
+// scoped wraps a handler so that it sees only the client's tenant and
+// workspace (the bus already filters by header; this is a second check that
+// costs a string comparison) and gets the event in its context.
+func (p *PluginClient) scoped(h Handler, workspaceID string) Handler {
+	tenant := p.pc.TenantID
+	return func(ctx context.Context, ev RawEvent) error {
+		if ev.TenantID != tenant || (workspaceID != "" && ev.WorkspaceID != workspaceID) {
+			return nil
+		}
+		return h(withIncomingEvent(ctx, ev), ev)
+	}
+}
+
+// Unsubscribe stops a subscription made by this client; see
+// Bus.Unsubscribe. An ID this client did not return fails with
+// ErrSubscriptionNotFound.
+func (p *PluginClient) Unsubscribe(ctx context.Context, id string) error {
+	p.mu.Lock()
+	_, ok := p.subs[id]
+	delete(p.subs, id)
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: plugin %s (tenant %s) has no subscription %q (already unsubscribed?)",
+			ErrSubscriptionNotFound, p.pc.PluginID, p.pc.TenantID, id)
+	}
+	return p.bus.Unsubscribe(ctx, id)
+}
+
+// Close unsubscribes every subscription of this client (the seed's
+// unsubscribeAll). The bus stays up; the client may subscribe again.
+func (p *PluginClient) Close(ctx context.Context) error {
+	p.mu.Lock()
+	ids := make([]string, 0, len(p.subs))
+	for id := range p.subs {
+		ids = append(ids, id)
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := p.Unsubscribe(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// typedHandler turns a handler of typed events into a Handler.
+func typedHandler[T any](fn func(context.Context, Event[T]) error) Handler {
+	return func(ctx context.Context, raw RawEvent) error {
+		ev, err := Decode[T](raw)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, ev)
+	}
+}

@@ -1,0 +1,125 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrResultNotPublished: a function wrapped by WithPublish succeeded — its
+// side effects happened — but its result could not be published. The error
+// also wraps the cause (ErrCircuitOpen, ErrEventTooLarge, a broker error,
+// ...). The caller decides: retry the publish, compensate, or fail.
+var ErrResultNotPublished = errors.New("result not published")
+
+type eventContextKey struct{}
+
+// WithEventContext returns a context that carries the metadata of the
+// events published with it: its tenant, workspace, user and correlation.
+// Publishers that take their metadata from the context read it — a
+// PluginClient's Publish (for user and correlation; the client fixes the
+// tenant) and functions wrapped by WithPublish. It replaces any event
+// context ctx already had.
+//
+//	ctx = eventbus.WithEventContext(ctx, eventbus.PublishMetadata{
+//		TenantID: "acme", UserID: "u-7", CorrelationID: requestID,
+//	})
+//
+// Handlers subscribed through a PluginClient or InitializeHandlers get a
+// context whose event context is the event being handled (its tenant,
+// workspace, user and correlation, with the event's ID as CausationID).
+func WithEventContext(ctx context.Context, meta PublishMetadata) context.Context {
+	return context.WithValue(ctx, eventContextKey{}, meta)
+}
+
+// EventContextFrom returns the event context of ctx (see WithEventContext)
+// and whether it had one.
+func EventContextFrom(ctx context.Context) (PublishMetadata, bool) {
+	m, ok := ctx.Value(eventContextKey{}).(PublishMetadata)
+	return m, ok
+}
+
+// withIncomingEvent returns ctx with the event context of a handled event:
+// what its handler publishes belongs to the same tenant, workspace, user
+// and correlation, and is caused by it.
+func withIncomingEvent(ctx context.Context, ev RawEvent) context.Context {
+	return WithEventContext(ctx, PublishMetadata{
+		TenantID:      ev.TenantID,
+		WorkspaceID:   ev.WorkspaceID,
+		UserID:        ev.Metadata.UserID,
+		CorrelationID: ev.Metadata.CorrelationID,
+		CausationID:   ev.ID,
+	})
+}
+
+// Publisher is where WithPublish publishes: a *Bus or a *PluginClient.
+// Event names resolve as on each: a full topic name on a Bus
+// ("core.user.created"), the plugin's own event name on a PluginClient
+// ("contact.created").
+type Publisher interface {
+	// resolvePublish checks eventName and the event context of ctx before
+	// anything runs, and returns the bus, topic and metadata to publish
+	// with.
+	resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error)
+}
+
+// resolvePublish makes *Bus a Publisher: eventName is the topic and the
+// metadata is the event context of ctx, which must name a tenant.
+func (b *Bus) resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error) {
+	if _, err := b.client.cfg.TopicRules.ParseTopic(eventName); err != nil {
+		return nil, "", PublishMetadata{}, err
+	}
+	if strings.HasPrefix(eventName, "dlq.") {
+		return nil, "", PublishMetadata{}, fmt.Errorf("%w: %q is a dead-letter topic; the bus writes those itself", ErrInvalidTopic, eventName)
+	}
+	meta, _ := EventContextFrom(ctx)
+	if strings.TrimSpace(meta.TenantID) == "" {
+		return nil, "", PublishMetadata{}, fmt.Errorf("%w: publishing %q on a Bus takes the tenant from the context; "+
+			"set it with eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: \"acme\"}) or publish through a PluginClient",
+			ErrTenantRequired, eventName)
+	}
+	return b, eventName, meta, nil
+}
+
+// WithPublish wraps fn so that its result is published as the event
+// eventName (the seed's @EventPublisher):
+//
+//	createContact := eventbus.WithPublish(crm, "contact.created",
+//		func(ctx context.Context, in NewContact) (ContactCreated, error) {
+//			id, err := store.Insert(ctx, in)
+//			return ContactCreated{ContactID: id, Name: in.Name}, err
+//		})
+//	out, err := createContact(ctx, NewContact{Name: "Ada"})
+//
+// On a PluginClient the event is the plugin's own (plugin.<id>.<eventName>)
+// with the client's tenant; on a Bus eventName is the topic and the tenant
+// comes from the context (WithEventContext). User and correlation come from
+// the context in both cases.
+//
+// Before fn runs, the name and the tenant are checked: if they are wrong,
+// fn is not called and the error says why. If fn fails, nothing is
+// published and fn's result and error are returned as they are. If fn
+// succeeds but publishing fails, the returned error wraps
+// ErrResultNotPublished and the cause, and fn's result is returned with it:
+// a publish failure is never only logged.
+func WithPublish[In, Out any](target Publisher, eventName string, fn func(context.Context, In) (Out, error), opts ...PublishOption) func(context.Context, In) (Out, error) {
+	return func(ctx context.Context, in In) (Out, error) {
+		var zero Out
+		if target == nil || fn == nil {
+			return zero, fmt.Errorf("%w: WithPublish(%q) needs a target (a *Bus or *PluginClient) and a function", ErrInvalidConfig, eventName)
+		}
+		bus, topic, meta, err := target.resolvePublish(ctx, eventName)
+		if err != nil {
+			return zero, fmt.Errorf("publish %q after the call (the function was not called): %w", eventName, err)
+		}
+		out, err := fn(ctx, in)
+		if err != nil {
+			return out, err
+		}
+		if _, err := bus.Publish(ctx, topic, out, meta, opts...); err != nil {
+			return out, fmt.Errorf("%w: the function succeeded but its result was not published as %s: %w", ErrResultNotPublished, topic, err)
+		}
+		return out, nil
+	}
+}
