@@ -277,8 +277,7 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	}
 	t.Cleanup(client.Close)
 	pluginBus := eventbustest.NewBusOn(t, client, eventbus.Config{
-		DisableTopicCreation: true, // the operator created the core topics
-		DLQ:                  eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+		DLQ: eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
 	})
 	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
 	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()

@@ -38,6 +38,18 @@
 // (EffectiveGroupID), so no instance ever commits past an event that
 // another tenant's instance needed.
 //
+// # Plugins
+//
+// A PluginClient is one plugin's view of the bus for one tenant: it publishes
+// only plugin.<id>.* events, subscribes to its own, another plugin's or core
+// events, and receives only its tenant's. Its consumer groups are
+// "plugin.<id>.<name>" plus the tenant filter (see PluginClient for the scheme
+// and its cost as tenants grow). Types declare handlers with On and
+// InitializeHandlers; WithPublish publishes a function's result. The broker
+// enforces the same boundary: TopicManager.ProvisionPlugin gives each plugin
+// a SCRAM user and prefixed ACLs. The core events are typed in package
+// catalog.
+//
 // # Failures
 //
 // A handler that returns an error or panics sends the event to the

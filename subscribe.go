@@ -591,7 +591,7 @@ func callHandler(ctx context.Context, h Handler, ev RawEvent) (err error) {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return h(ctx, ev)
+	return h(withIncomingEvent(ctx, ev), ev)
 }
 
 // stop stops fetching, waits for running handlers (bounded by ctx; then

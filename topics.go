@@ -208,6 +208,13 @@ func (m *TopicManager) create(ctx context.Context, topic string, opts []TopicOpt
 	if err == nil {
 		err = resp.Err
 	}
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		// A client allowed to use the topic but not to create it (a plugin
+		// reading a core topic under its ACLs) is fine when it exists.
+		if ok, existsErr := m.TopicExists(ctx, topic); existsErr == nil && ok {
+			return nil
+		}
+	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("ensure topic %q (%d partitions, replication %d): %w", topic, s.partitions, s.replication, err)
 	}
