@@ -1,0 +1,458 @@
+//go:build kafkacluster && unix
+
+// The broker fault test on a real 3-node Apache Kafka cluster: a broker is
+// stopped and restarted while events are published under load, and the
+// figure reported is events lost (must be 0) and duplicates seen.
+//
+// It needs the cluster that scripts/kafka.sh starts, so it only builds with
+// the kafkacluster tag:
+//
+//	EVENTBUS_TEST_CLUSTER=$(scripts/kafka.sh start --nodes 3) \
+//	  go test -race -count=1 -tags kafkacluster -run TestKafkaCluster -v .
+//	scripts/kafka.sh stop
+//
+// .ci/run does exactly this. EVENTBUS_TEST_FAULT=kill replaces the graceful
+// stop with a SIGKILL of the broker's JVM.
+
+package eventbus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// clusterEnv names the bootstrap list of the 3-node cluster.
+const clusterEnv = "EVENTBUS_TEST_CLUSTER"
+
+// faultEnv picks how broker 2 goes down: "stop" (the default) runs
+// scripts/kafka.sh stop-node, a SIGTERM and so a controlled shutdown that
+// moves partition leadership away first; "kill" sends SIGKILL to the
+// broker's JVM, so that in-flight requests to its leaders fail.
+const faultEnv = "EVENTBUS_TEST_FAULT"
+
+const (
+	faultNode       = 2 // the broker stopped under load
+	faultTotal      = 10_000
+	faultWorkers    = 3
+	faultTenants    = 7
+	faultStopAt     = 2_000           // acked events before node 2 is stopped
+	faultRestartAt  = 6_000           // acked events before node 2 is started again
+	faultDownGate   = 4_000           // no event past this is sent before node 2 is down,
+	faultBackGate   = 8_000           // nor past this before node 2 is back: each phase gets traffic
+	faultPublishFor = 2 * time.Minute // publishing alone (~15 s on 2 cores); the fault steps have their own bounds
+	faultDrainFor   = 120 * time.Second
+	scriptStopFor   = 90 * time.Second  // kafka.sh waits KAFKA_STOP_TIMEOUT (30 s) before SIGKILL
+	scriptStartFor  = 150 * time.Second // kafka.sh waits KAFKA_START_TIMEOUT (90 s)
+)
+
+// kafkaScript runs scripts/kafka.sh with args, bounded by timeout, and
+// returns its stdout; its stderr (progress) goes to the test log.
+func kafkaScript(t *testing.T, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("scripts", "kafka.sh"))
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if line != "" {
+			t.Logf("  %s", line)
+		}
+	}
+	if err != nil {
+		return stdout.String(), fmt.Errorf("scripts/kafka.sh %s: %w", strings.Join(args, " "), err)
+	}
+	return stdout.String(), nil
+}
+
+// killNode sends SIGKILL to node n of the 3-node cluster and waits
+// (bounded) until scripts/kafka.sh status reports it stopped.
+func killNode(t *testing.T, n int) error {
+	t.Helper()
+	out, err := kafkaScript(t, 30*time.Second, "status")
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(fmt.Sprintf(`cluster3 node %d: running pid (\d+)`, n)).FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("node %d is not running: %s", n, out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill -9 %d: %w", pid, err)
+	}
+	t.Logf("  sent SIGKILL to node %d (pid %d)", n, pid)
+	deadline := time.Now().Add(scriptStopFor)
+	for nodeRunning(t, n) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %d (pid %d) still running %s after SIGKILL", n, pid, scriptStopFor)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// nodeRunning asks scripts/kafka.sh status whether node n of the 3-node
+// cluster runs.
+func nodeRunning(t *testing.T, n int) bool {
+	t.Helper()
+	out, err := kafkaScript(t, 30*time.Second, "status")
+	if err != nil {
+		return false
+	}
+	return strings.Contains(out, fmt.Sprintf("cluster3 node %d: running", n))
+}
+
+// leaders describes each partition of topic: "p0:leader 3 isr [3 1 2], ...".
+func leaders(ctx context.Context, client *eventbus.Client, topic string) string {
+	adm, err := client.Admin()
+	if err != nil {
+		return err.Error()
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return err.Error()
+	}
+	d := td[topic]
+	if d.Err != nil {
+		return d.Err.Error()
+	}
+	var parts []string
+	for _, p := range d.Partitions.Sorted() {
+		parts = append(parts, fmt.Sprintf("p%d:leader %d isr %v", p.Partition, p.Leader, p.ISR))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// A broker of a 3-node cluster is stopped under load and restarted; a topic
+// with replication factor 3 and min.insync.replicas=2 loses no acknowledged
+// event, and the consumer group sees every one of them.
+func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
+	bootstrap := strings.TrimSpace(os.Getenv(clusterEnv))
+	if bootstrap == "" {
+		t.Fatalf("%s is not set: this test (build tag kafkacluster) needs a 3-node Kafka cluster; "+
+			"start one with `scripts/kafka.sh start --nodes 3` and set %s to the bootstrap list it prints "+
+			"(e.g. 127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094)", clusterEnv, clusterEnv)
+	}
+	brokers := strings.Split(bootstrap, ",")
+	mode := strings.TrimSpace(os.Getenv(faultEnv))
+	switch mode {
+	case "", "stop":
+		mode = "stop"
+	case "kill":
+	default:
+		t.Fatalf("%s=%q: want stop (the default) or kill", faultEnv, mode)
+	}
+	if len(brokers) != 3 {
+		t.Fatalf("%s=%q names %d brokers; this test stops broker %d of a 3-node cluster", clusterEnv, bootstrap, len(brokers), faultNode)
+	}
+	// Whatever happens, leave node 2 running for whoever comes next.
+	t.Cleanup(func() {
+		if nodeRunning(t, faultNode) {
+			return
+		}
+		t.Logf("cleanup: node %d is down; starting it again", faultNode)
+		if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(faultNode), "--nodes", "3"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if !nodeRunning(t, faultNode) {
+		t.Fatalf("scripts/kafka.sh status does not show cluster3 node %d running at the start (the cleanup starts it; run again), or no cluster was started with scripts/kafka.sh start --nodes 3", faultNode)
+	}
+
+	// Bounds publishing and the fault steps; the drain below has its own bound.
+	ctx, cancel := context.WithTimeout(context.Background(), faultPublishFor+scriptStopFor+scriptStartFor)
+	defer cancel()
+
+	pubClient := eventbustest.NewClient(t, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	{
+		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
+		err := pubClient.Topics().EnsureTopic(ectx, topic,
+			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		ecancel()
+		if err != nil {
+			t.Fatalf("ensure %s: %v", topic, err)
+		}
+	}
+	t.Logf("topic %s: %s", topic, leaders(ctx, pubClient, topic))
+
+	// The consumer: its own client and bus, one group, from the beginning.
+	var (
+		seenMu sync.Mutex
+		seen   = map[string]int{}
+	)
+	consumer := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	eventbustest.MustSubscribe(t, consumer, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+		seenMu.Lock()
+		seen[ev.ID]++
+		seenMu.Unlock()
+		return nil
+	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("fault"), FromBeginning: true})
+
+	// The publisher. A short breaker timeout: if the breaker opens while the
+	// leaders move, the test's retries get through again within a second.
+	pub := eventbustest.NewBusOn(t, pubClient, eventbus.Config{
+		Breaker: eventbus.BreakerConfig{OpenTimeout: time.Second},
+	})
+
+	var (
+		claimed       atomic.Int64 // events handed to workers (batch starts)
+		acked         atomic.Int64 // events the broker acknowledged
+		failedCalls   atomic.Int64 // PublishBatch calls that returned an error
+		resentEvents  atomic.Int64 // events sent again after a failed call
+		breakerOpen   atomic.Int64 // of the failed calls, refused by the open breaker
+		errMu         sync.Mutex
+		errSamples    = map[string]int{} // failure causes, counted
+		nodeDown      = make(chan struct{})
+		nodeBack      = make(chan struct{})
+		stoppedAt     string
+		restartedAt   string
+		stopErr       error
+		startErr      error
+		start         = time.Now()
+		ackedIDs      = make([][]string, faultWorkers)
+		publishFailed atomic.Bool
+	)
+	verb := map[string]string{"stop": "stopped", "kill": "killed (SIGKILL)"}[mode]
+	since := func() string { return fmt.Sprintf("+%.1fs", time.Since(start).Seconds()) }
+
+	// The fault: stop node 2 after ~2,000 acked events, start it again
+	// after ~6,000, while the workers keep publishing.
+	waitAcked := func(n int64) bool {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for acked.Load() < n {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-tick.C:
+			}
+		}
+		return true
+	}
+	var faultWG sync.WaitGroup
+	faultWG.Add(1)
+	go func() {
+		defer faultWG.Done()
+		defer close(nodeBack)
+		downOnce := sync.OnceFunc(func() { close(nodeDown) })
+		defer downOnce()
+		if !waitAcked(faultStopAt) {
+			stopErr = errors.New("publishing never reached the stop point")
+			return
+		}
+		at, when, t0 := acked.Load(), since(), time.Now()
+		if mode == "kill" {
+			stopErr = killNode(t, faultNode)
+		} else {
+			_, stopErr = kafkaScript(t, scriptStopFor, "stop-node", fmt.Sprint(faultNode), "--nodes", "3")
+		}
+		if stopErr != nil {
+			return
+		}
+		stoppedAt = fmt.Sprintf("%d acked (%s, down %.1fs later)", at, when, time.Since(t0).Seconds())
+		t.Logf("broker %d %s at %s; topic: %s", faultNode, verb, stoppedAt, leaders(ctx, pubClient, topic))
+		downOnce()
+		if !waitAcked(faultRestartAt) {
+			startErr = errors.New("publishing never reached the restart point")
+			return
+		}
+		at, when, t0 = acked.Load(), since(), time.Now()
+		if _, startErr = kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(faultNode), "--nodes", "3"); startErr != nil {
+			return
+		}
+		restartedAt = fmt.Sprintf("%d acked (%s, serving %.1fs later)", at, when, time.Since(t0).Seconds())
+		t.Logf("broker %d restarted at %s; topic: %s", faultNode, restartedAt, leaders(ctx, pubClient, topic))
+	}()
+
+	// The workers: batches of 100 over several tenants; a failed call is
+	// retried, for its failed events only and under their own IDs, until
+	// every event is acked.
+	publishBatch := func(w int, events []eventbus.BatchEvent) bool {
+		backoff := 50 * time.Millisecond
+		for {
+			cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+			res, err := pub.PublishBatch(cctx, events)
+			ccancel()
+			if err == nil {
+				for _, r := range res {
+					ackedIDs[w] = append(ackedIDs[w], r.EventID)
+				}
+				acked.Add(int64(len(res)))
+				return true
+			}
+			failedCalls.Add(1)
+			if errors.Is(err, eventbus.ErrCircuitOpen) {
+				breakerOpen.Add(1)
+			}
+			if len(res) != len(events) {
+				t.Errorf("worker %d: PublishBatch failed without per-event results: %v", w, err)
+				return false
+			}
+			var retry []eventbus.BatchEvent
+			for i, r := range res {
+				if r.Err == nil {
+					ackedIDs[w] = append(ackedIDs[w], r.EventID)
+					acked.Add(1)
+					continue
+				}
+				ev := events[i]
+				ev.Options = []eventbus.PublishOption{eventbus.WithEventID(r.EventID)}
+				retry = append(retry, ev)
+				errMu.Lock()
+				cause := r.Err.Error()
+				if len(cause) > 160 {
+					cause = cause[:160] + "..."
+				}
+				errSamples[cause]++
+				errMu.Unlock()
+			}
+			resentEvents.Add(int64(len(retry)))
+			events = retry
+			select {
+			case <-ctx.Done():
+				t.Errorf("worker %d: %d events still not acked when time ran out; last error: %v", w, len(events), err)
+				return false
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}
+	gate := func(from int64) bool {
+		var ch chan struct{}
+		switch {
+		case from >= faultBackGate:
+			ch = nodeBack
+		case from >= faultDownGate:
+			ch = nodeDown
+		default:
+			return true
+		}
+		select {
+		case <-ch:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var workers sync.WaitGroup
+	for w := range faultWorkers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				from := claimed.Add(eventbus.MaxBatchSize) - eventbus.MaxBatchSize
+				if from >= faultTotal {
+					return
+				}
+				if !gate(from) {
+					t.Errorf("worker %d: waited too long for the fault step before event %d", w, from)
+					publishFailed.Store(true)
+					return
+				}
+				batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
+				for i := from; i < min(from+eventbus.MaxBatchSize, faultTotal); i++ {
+					batch = append(batch, eventbus.BatchEvent{
+						EventType: topic,
+						Data:      map[string]any{"order": i, "worker": w},
+						Metadata:  eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%faultTenants)},
+					})
+				}
+				if !publishBatch(w, batch) {
+					publishFailed.Store(true)
+					return
+				}
+			}
+		}()
+	}
+	workers.Wait()
+	published := time.Since(start)
+	faultWG.Wait()
+	if stopErr != nil {
+		t.Fatalf("stopping broker %d: %v", faultNode, stopErr)
+	}
+	if startErr != nil {
+		t.Fatalf("restarting broker %d: %v", faultNode, startErr)
+	}
+	if publishFailed.Load() {
+		t.Fatalf("publishing did not finish: %d of %d events acked", acked.Load(), faultTotal)
+	}
+	var ids []string
+	for _, w := range ackedIDs {
+		ids = append(ids, w...)
+	}
+	if len(ids) != faultTotal {
+		t.Fatalf("%d events acked, want %d", len(ids), faultTotal)
+	}
+	t.Logf("published %d events in %.1fs; %d PublishBatch calls failed (%d refused by the open breaker), %d events resent",
+		len(ids), published.Seconds(), failedCalls.Load(), breakerOpen.Load(), resentEvents.Load())
+	if len(errSamples) > 0 {
+		causes := make([]string, 0, len(errSamples))
+		for c, n := range errSamples {
+			causes = append(causes, fmt.Sprintf("%dx %s", n, c))
+		}
+		sort.Strings(causes)
+		t.Logf("publish failure causes:\n  %s", strings.Join(causes, "\n  "))
+	}
+
+	// Every acked event must reach the consumer group.
+	missing := func() int {
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		n := 0
+		for _, id := range ids {
+			if seen[id] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	drain := time.NewTimer(faultDrainFor)
+	defer drain.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lost := missing()
+	for lost > 0 {
+		select {
+		case <-drain.C:
+			t.Fatalf("fault test: %d published, %d lost: not seen by the consumer group %s after publishing ended", len(ids), lost, faultDrainFor)
+		case <-tick.C:
+		}
+		lost = missing()
+	}
+	seenMu.Lock()
+	dups, distinct := 0, len(seen)
+	for _, n := range seen {
+		dups += n - 1
+	}
+	seenMu.Unlock()
+	if distinct != len(ids) {
+		t.Errorf("consumer saw %d distinct event IDs, %d were published", distinct, len(ids))
+	}
+	t.Logf("fault test: %d published, %d lost, %d duplicates seen, %d publish retries, broker %d %s at %s, restarted at %s",
+		len(ids), lost, dups, failedCalls.Load(), faultNode, verb, stoppedAt, restartedAt)
+}
