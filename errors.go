@@ -52,8 +52,8 @@ var (
 	ErrDuplicateSubscription = errors.New("duplicate subscription")
 
 	// ErrConflictingSubscription: a subscription disagrees with the consumer
-	// group it joins in this process (for example FromBeginning differs from
-	// the group's first subscription).
+	// group it joins in this process (AutoCommit differs from the group's
+	// first subscription).
 	ErrConflictingSubscription = errors.New("conflicting subscription")
 
 	// ErrSubscriptionNotFound: Unsubscribe was given an unknown ID.

@@ -36,10 +36,11 @@ type SubscribeOptions struct {
 	// WorkspaceID, when set, delivers only that workspace's events; it needs
 	// TenantID. It too is part of the group's identity.
 	WorkspaceID string
-	// FromBeginning makes a group with no committed offsets start at the
-	// oldest retained event; otherwise it starts with events published from
-	// the moment Subscribe was called. All subscriptions of one group in a
-	// process must agree on it.
+	// FromBeginning makes a group with no committed offsets on this topic
+	// start at the oldest retained event; otherwise it starts exactly after
+	// the events published before Subscribe was called. (Where committed
+	// offsets fell out of retention, consuming resumes at the oldest
+	// retained event: nothing retained is skipped.)
 	FromBeginning bool
 	// AutoCommit commits handled offsets in the background every
 	// ConsumerConfig.AutoCommitInterval: fewer round trips, more redelivery
@@ -109,7 +110,14 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := b.dlq.Start(ctx); err != nil {
 		return "", err
 	}
+	var startAt map[int32]int64
+	if !opts.FromBeginning {
+		if startAt, err = b.endOffsets(ctx, eventType); err != nil {
+			return "", fmt.Errorf("subscribe %s: %w", eventType, err)
+		}
+	}
 	sub := &subscription{
+		startAt:     startAt,
 		id:          uuid.NewString(),
 		topic:       eventType,
 		groupLabel:  opts.GroupID,
@@ -152,8 +160,12 @@ func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 
 // subscription is one Subscribe call.
 type subscription struct {
-	id          string
-	topic       string
+	id    string
+	topic string
+	// startAt is where the group starts on each partition that has no
+	// committed offset: the end offsets when Subscribe was called. Nil with
+	// FromBeginning.
+	startAt     map[int32]int64
 	groupLabel  string // the GroupID as given: a bounded metrics label
 	handler     Handler
 	tenantID    string
@@ -184,9 +196,6 @@ func (s *subscriptions) add(ctx context.Context, b *Bus, sub *subscription, opts
 	}
 	g := s.groups[gid]
 	if g == nil {
-		if !opts.FromBeginning {
-			b.pinStartOffsets(ctx, gid, sub.topic, nil)
-		}
 		g, err := startGroup(b, gid, sub, opts)
 		if err != nil {
 			return nil, err
@@ -247,11 +256,10 @@ func (s *subscriptions) closeAll(ctx context.Context) error {
 // groupConsumer is the one consumer client of a group in this process; the
 // group's subscriptions (one per topic) share it.
 type groupConsumer struct {
-	bus           *Bus
-	id            string
-	fromBeginning bool
-	autoCommit    bool
-	cl            *kgo.Client
+	bus        *Bus
+	id         string
+	autoCommit bool
+	cl         *kgo.Client
 
 	mu     sync.RWMutex
 	topics map[string]*subscription
@@ -270,25 +278,24 @@ type groupConsumer struct {
 
 func startGroup(b *Bus, gid string, sub *subscription, opts SubscribeOptions) (*groupConsumer, error) {
 	g := &groupConsumer{
-		bus:           b,
-		id:            gid,
-		fromBeginning: opts.FromBeginning,
-		autoCommit:    opts.AutoCommit,
-		topics:        map[string]*subscription{sub.topic: sub},
-		assigned:      map[string]map[int32]bool{},
-		assignSig:     make(chan struct{}),
-		done:          make(chan struct{}),
+		bus:        b,
+		id:         gid,
+		autoCommit: opts.AutoCommit,
+		topics:     map[string]*subscription{sub.topic: sub},
+		assigned:   map[string]map[int32]bool{},
+		assignSig:  make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	sub.group = g
-	reset := kgo.NewOffset().AfterMilli(time.Now().UnixMilli())
-	if opts.FromBeginning {
-		reset = kgo.NewOffset().AtStart()
-	}
 	cc := b.cfg.Consumer
 	cl, err := b.client.newKgo(
 		kgo.ConsumerGroup(gid),
 		kgo.ConsumeTopics(sub.topic),
-		kgo.ConsumeResetOffset(reset),
+		// Partitions without a committed offset start at the start, and
+		// adjustStart moves those of subscriptions without FromBeginning
+		// to where they subscribed.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(g.adjustStart),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(cc.AutoCommitInterval),
@@ -315,12 +322,9 @@ func (g *groupConsumer) addTopic(ctx context.Context, sub *subscription, opts Su
 		return fmt.Errorf("%w: %s is already subscribed in group %s in this process; use one handler per topic and group, or another GroupID",
 			ErrDuplicateSubscription, sub.topic, g.id)
 	}
-	if opts.FromBeginning != g.fromBeginning || opts.AutoCommit != g.autoCommit {
-		return fmt.Errorf("%w: group %s already runs with FromBeginning=%t, AutoCommit=%t; give %s the same options or another GroupID",
-			ErrConflictingSubscription, g.id, g.fromBeginning, g.autoCommit, sub.topic)
-	}
-	if !g.fromBeginning {
-		g.bus.pinStartOffsets(ctx, g.id, sub.topic, g.cl)
+	if opts.AutoCommit != g.autoCommit {
+		return fmt.Errorf("%w: group %s already runs with AutoCommit=%t; give %s the same AutoCommit or another GroupID",
+			ErrConflictingSubscription, g.id, g.autoCommit, sub.topic)
 	}
 	sub.group = g
 	g.topics[sub.topic] = sub
@@ -344,6 +348,27 @@ func (g *groupConsumer) subscriptionFor(topic string) *subscription {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	return g.topics[topic]
+}
+
+// adjustStart runs once the group's committed offsets are fetched: a
+// partition with none (offset -2, the reset "at start") of a subscription
+// without FromBeginning starts at the end offset listed when Subscribe was
+// called, so exactly the events published after that are delivered.
+func (g *groupConsumer) adjustStart(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for topic, parts := range offsets {
+		sub := g.topics[topic]
+		if sub == nil || sub.startAt == nil {
+			continue
+		}
+		for p, o := range parts {
+			if end, ok := sub.startAt[p]; ok && o.EpochOffset().Offset < 0 {
+				parts[p] = kgo.NewOffset().At(end)
+			}
+		}
+	}
+	return offsets, nil
 }
 
 func (g *groupConsumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {

@@ -36,8 +36,8 @@ func TestSubscriptionConflicts(t *testing.T) {
 	if _, err := bus.Subscribe(ctx, topic, nop, eventbus.SubscribeOptions{GroupID: group}); !errors.Is(err, eventbus.ErrDuplicateSubscription) {
 		t.Fatalf("same topic twice in one group: %v", err)
 	}
-	if _, err := bus.Subscribe(ctx, other, nop, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true}); !errors.Is(err, eventbus.ErrConflictingSubscription) {
-		t.Fatalf("FromBeginning mismatch: %v", err)
+	if _, err := bus.Subscribe(ctx, other, nop, eventbus.SubscribeOptions{GroupID: group, AutoCommit: true}); !errors.Is(err, eventbus.ErrConflictingSubscription) {
+		t.Fatalf("AutoCommit mismatch: %v", err)
 	}
 	// A tenant filter is its own group, so the same topic may be subscribed there.
 	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.SubscribeOptions{GroupID: group, TenantID: "acme"})
@@ -93,4 +93,21 @@ func TestNoEventLostRightAfterSubscribe(t *testing.T) {
 		eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
 		rec.WaitForID(t, eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
+}
+
+// FromBeginning is per topic, even for topics sharing a group.
+func TestFromBeginningPerTopicInOneGroup(t *testing.T) {
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	history := eventbustest.UniqueTopic(t, "core.tenant.created")
+	live := eventbustest.UniqueTopic(t, "core.tenant.updated")
+	meta := eventbus.PublishMetadata{TenantID: "acme"}
+	old := eventbustest.MustPublish(t, bus, history, "old", meta)
+	eventbustest.MustPublish(t, bus, live, "old", meta)
+	group := eventbustest.UniqueID("g")
+	recHistory, recLive := eventbustest.NewRecorder(), eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, history, recHistory.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	eventbustest.MustSubscribe(t, bus, live, recLive.Handle, eventbus.SubscribeOptions{GroupID: group})
+	recHistory.WaitForID(t, old)
+	fresh := eventbustest.MustPublish(t, bus, live, "new", meta)
+	assertIDs(t, "live", recLive.WaitFor(t, 1), fresh)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus/internal/names"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -252,4 +253,37 @@ func (m *TopicManager) ListTopics(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// endOffsets lists the end offset of every partition of topic, retrying
+// while a partition is not served yet (just after the topic was created)
+// until ctx ends.
+func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	adm, err := b.client.Admin()
+	if err != nil {
+		return nil, err
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		listed, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = listed.Error()
+		}
+		if err == nil {
+			ends := map[int32]int64{}
+			listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+			if len(ends) > 0 {
+				return ends, nil
+			}
+			err = fmt.Errorf("topic %s has no partitions yet", topic)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("list end offsets of %s: %w (last error: %v)", topic, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, time.Second)
+	}
 }

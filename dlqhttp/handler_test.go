@@ -16,6 +16,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -52,7 +53,11 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{
-		bus:     eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}}),
+		// An admin sees every entry of the cluster, so the exact counts
+		// below need a broker of this test's own, even when the suite runs
+		// on a shared cluster (EVENTBUS_TEST_BROKERS).
+		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
+			eventbustest.StartEmbedded(t, embedded.Config{}).Addrs()...),
 		topicA:  eventbustest.UniqueTopic(t, "core.user.created"),
 		topicB:  eventbustest.UniqueTopic(t, "core.invoice.issued"),
 		tenantA: eventbustest.UniqueID("acme"),
