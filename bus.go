@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Compression is the codec a published batch is compressed with.
@@ -86,6 +87,11 @@ type Config struct {
 	DLQ DLQConfig
 	// Metrics, when set, records Prometheus series (see NewMetrics).
 	Metrics *Metrics
+	// TracerProvider, when set, turns OpenTelemetry tracing on: a span per
+	// publish, per handled event, per dead-letter write and retry, with the
+	// W3C trace context carried in record headers (traceparent) so that one
+	// trace spans publish → handle → dead letter → retry. Off by default.
+	TracerProvider trace.TracerProvider
 	// Logger receives the bus's logs. Default: the client's logger.
 	Logger *slog.Logger
 }
@@ -184,8 +190,9 @@ type Bus struct {
 	producers sync.Map // Compression -> *kgo.Client
 	prodMu    sync.Mutex
 
-	subs subscriptions
-	dlq  *DeadLetterQueue
+	subs    subscriptions
+	dlq     *DeadLetterQueue
+	tracing *tracing
 }
 
 // NewBus returns a bus on client, which must be connected.
@@ -199,7 +206,7 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	if err := cfg.setDefaults(client); err != nil {
 		return nil, err
 	}
-	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker)}
+	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracing: newTracing(cfg.TracerProvider)}
 	b.subs.init()
 	b.dlq = newDLQ(b)
 	cfg.Metrics.attach(b)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -515,7 +516,16 @@ func (q *DeadLetterQueue) applyFailure(e *FailedEvent, cause error, now time.Tim
 
 // sendRetry marks the entry as retrying and re-publishes its event to its
 // topic with the retry headers, so that only its group handles it.
-func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual bool) error {
+func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual bool) (err error) {
+	// The retry belongs to the original event's trace.
+	headers := make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+3)
+	for _, h := range e.OriginalHeaders {
+		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
+	}
+	ctx, span := q.bus.tracing.startInternal(q.bus.tracing.extract(ctx, &headers), "dlq retry "+e.OriginalTopic,
+		attribute.String("plexica.dlq_id", e.ID), attribute.String("messaging.consumer.group.name", e.ConsumerGroup),
+		attribute.Bool("plexica.manual", manual), attribute.Int("plexica.retry_attempt", e.RetryCount+1))
+	defer func() { endSpan(span, err) }()
 	now := q.now().UTC()
 	e.RetryCount++
 	e.Status = StatusRetrying
@@ -536,10 +546,7 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 	if json.Unmarshal(e.OriginalEvent, &s) == nil { // a malformed record kept as a string
 		value = []byte(s)
 	}
-	headers := make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+3)
-	for _, h := range e.OriginalHeaders {
-		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
-	}
+	q.bus.tracing.inject(ctx, &headers)
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderDLQID, Value: []byte(e.ID)},
 		kgo.RecordHeader{Key: HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
@@ -559,8 +566,12 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 
 // write stores an entry (or its tombstone) on its DLQ topic and applies it
 // to the local view once the broker acknowledged it.
-func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) error {
+func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) (err error) {
 	topic := "dlq." + e.OriginalTopic
+	ctx, span := q.bus.tracing.startInternal(ctx, "dlq write "+topic,
+		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
+		attribute.Bool("plexica.tombstone", tombstone))
+	defer func() { endSpan(span, err) }()
 	if err := q.bus.client.topics.EnsureTopic(ctx, topic); err != nil {
 		return err
 	}

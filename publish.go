@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -73,12 +74,14 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 		return "", err
 	}
 	start := time.Now()
+	ctx, span := b.tracing.startPublish(ctx, p.record, p.causationID)
 	err = b.breaker.run(func() error {
 		if err := b.ensureTopics(ctx, eventType); err != nil {
 			return err
 		}
 		return b.produce(ctx, []prepared{p}, nil)
 	})
+	endSpan(span, err)
 	b.cfg.Metrics.observePublish(eventType, 1, start, err)
 	if err != nil {
 		return "", b.publishError(eventType, err)
@@ -116,10 +119,12 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 		return b.publishError(eventType, err)
 	}
 	start := time.Now()
+	ctx, span := b.tracing.startPublish(ctx, p.record, p.causationID)
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.DeliveryTimeout)
 	p.producer.Produce(ctx, p.record, func(_ *kgo.Record, err error) {
 		cancel()
 		report(err)
+		endSpan(span, err)
 		b.cfg.Metrics.observePublish(eventType, 1, start, err)
 		if err != nil {
 			err = b.publishError(eventType, err)
@@ -214,8 +219,13 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 	}
 	failed := 0
 	start := time.Now()
+	spans := make([]trace.Span, len(prepared))
+	for i := range prepared {
+		_, spans[i] = b.tracing.startPublish(ctx, prepared[i].record, prepared[i].causationID)
+	}
 	defer func() {
 		for i := range results {
+			endSpan(spans[i], results[i].Err)
 			b.cfg.Metrics.observePublish(events[i].EventType, 1, start, results[i].Err)
 		}
 	}()
@@ -346,9 +356,10 @@ func (b *Bus) ensureTopics(ctx context.Context, topics ...string) error {
 
 // prepared is an event validated and encoded, ready to send.
 type prepared struct {
-	id       string
-	record   *kgo.Record
-	producer *kgo.Client
+	id          string
+	causationID string
+	record      *kgo.Record
+	producer    *kgo.Client
 }
 
 // prepare validates one event and builds its record; it sends nothing.
@@ -421,8 +432,9 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 			ErrEventTooLarge, eventType, size, b.cfg.MaxEventBytes)
 	}
 	return prepared{
-		id:       env.ID,
-		producer: producer,
+		id:          env.ID,
+		causationID: env.CausationID,
+		producer:    producer,
 		record: &kgo.Record{
 			Topic:     eventType,
 			Key:       key,

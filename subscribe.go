@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -535,22 +536,27 @@ func (g *groupConsumer) handleRecord(r *kgo.Record) bool {
 	if scope.Known && !scope.Matches(sub.tenantID, sub.workspaceID) {
 		return true // another tenant's event: skip without decoding
 	}
+	ctx, span := g.bus.tracing.startProcess(g.handlerCtx, r, sub.groupLabel)
 	env, err := wire.Decode(r.Value)
 	if err != nil {
 		g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, time.Now(), err)
-		return g.recordFailure(r, sub, eventIDOf(r), fmt.Errorf("%s: %w", ReasonMalformed, err))
+		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
+		endSpan(span, cause)
+		return g.recordFailure(ctx, r, sub, eventIDOf(r), cause)
 	}
 	if !scope.Known && !matchesFilter(env, sub) {
+		endSpan(span, nil)
 		return true
 	}
 	start := time.Now()
-	err = callHandler(g.handlerCtx, sub.handler, rawEvent(env))
+	err = callHandler(ctx, sub.handler, rawEvent(env))
 	g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, start, err)
+	endSpan(span, err)
 	if err != nil {
-		return g.recordFailure(r, sub, env.ID, err)
+		return g.recordFailure(ctx, r, sub, env.ID, err)
 	}
 	if isRetry {
-		return g.untilStored(r, func(ctx context.Context) error { return g.bus.dlq.resolve(ctx, r) })
+		return g.untilStored(ctx, r, func(ctx context.Context) error { return g.bus.dlq.resolve(ctx, r) })
 	}
 	return true
 }
@@ -571,10 +577,10 @@ func matchesFilter(env wire.Envelope, sub *subscription) bool {
 
 // recordFailure stores a failed handling in the dead letter queue; the
 // record may be committed once the broker acknowledged that.
-func (g *groupConsumer) recordFailure(r *kgo.Record, sub *subscription, eventID string, cause error) bool {
+func (g *groupConsumer) recordFailure(spanCtx context.Context, r *kgo.Record, sub *subscription, eventID string, cause error) bool {
 	g.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
 		"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
-	stored := g.untilStored(r, func(ctx context.Context) error {
+	stored := g.untilStored(spanCtx, r, func(ctx context.Context) error {
 		return g.bus.dlq.recordFailure(ctx, r, g.id, eventID, cause)
 	})
 	if stored {
@@ -586,10 +592,15 @@ func (g *groupConsumer) recordFailure(r *kgo.Record, sub *subscription, eventID 
 // untilStored runs a dead-letter write until the broker acknowledged it,
 // backing off between failures, and reports false when the subscription
 // stopped first (the record is then not committed and will come again).
-func (g *groupConsumer) untilStored(r *kgo.Record, write func(context.Context) error) bool {
+// The write runs until the subscription stops, as a child of spanCtx's span.
+func (g *groupConsumer) untilStored(spanCtx context.Context, r *kgo.Record, write func(context.Context) error) bool {
+	ctx := g.pollCtx
+	if g.bus.tracing != nil {
+		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(spanCtx))
+	}
 	backoff := g.bus.cfg.Consumer.RetryBackoff
 	for {
-		err := write(g.pollCtx)
+		err := write(ctx)
 		if err == nil {
 			return true
 		}

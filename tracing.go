@@ -1,0 +1,157 @@
+package eventbus
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracing starts the bus's OpenTelemetry spans and carries their context
+// in W3C trace-context record headers (traceparent, tracestate), so that one
+// trace spans publish → handle → dead letter → retry, across processes. A
+// nil *tracing (no Config.TracerProvider) does nothing.
+type tracing struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+}
+
+func newTracing(tp trace.TracerProvider) *tracing {
+	if tp == nil {
+		return nil
+	}
+	return &tracing{
+		tracer: tp.Tracer("github.com/plexica/eventbus"),
+		prop:   propagation.TraceContext{},
+	}
+}
+
+// headerCarrier lets the propagator read and write record headers.
+type headerCarrier struct{ headers *[]kgo.RecordHeader }
+
+func (c headerCarrier) Get(key string) string {
+	for _, h := range *c.headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) {
+	for i, h := range *c.headers {
+		if h.Key == key {
+			(*c.headers)[i].Value = []byte(value)
+			return
+		}
+	}
+	*c.headers = append(*c.headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, len(*c.headers))
+	for i, h := range *c.headers {
+		keys[i] = h.Key
+	}
+	return keys
+}
+
+// eventAttributes are the span attributes of one record.
+func eventAttributes(r *kgo.Record) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.destination.name", r.Topic),
+	}
+	for _, h := range r.Headers {
+		switch h.Key {
+		case "event-id":
+			attrs = append(attrs, attribute.String("messaging.message.id", string(h.Value)))
+		case "correlation-id":
+			attrs = append(attrs, attribute.String("plexica.correlation_id", string(h.Value)))
+		}
+	}
+	return attrs
+}
+
+// startPublish starts a producer span for r and writes its context into
+// r's headers.
+func (t *tracing) startPublish(ctx context.Context, r *kgo.Record, causationID string) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, nil
+	}
+	attrs := eventAttributes(r)
+	if causationID != "" {
+		attrs = append(attrs, attribute.String("plexica.causation_id", causationID))
+	}
+	ctx, span := t.tracer.Start(ctx, "publish "+r.Topic,
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	t.prop.Inject(ctx, headerCarrier{&r.Headers})
+	return ctx, span
+}
+
+// startProcess starts a consumer span for r, a child of the span whose
+// context r's headers carry.
+func (t *tracing) startProcess(ctx context.Context, r *kgo.Record, group string) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, nil
+	}
+	ctx = t.prop.Extract(ctx, headerCarrier{&r.Headers})
+	attrs := append(eventAttributes(r),
+		attribute.String("messaging.consumer.group.name", group),
+		attribute.Int("messaging.destination.partition.id", int(r.Partition)),
+		attribute.Int64("messaging.kafka.offset", r.Offset))
+	if a, ok := headerString(r.Headers, HeaderRetryAttempt); ok {
+		n, _ := strconv.Atoi(a)
+		attrs = append(attrs, attribute.Int("plexica.retry_attempt", n))
+	}
+	return t.tracer.Start(ctx, "process "+r.Topic,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+}
+
+// startInternal starts an internal span (dead-letter writes and retries).
+func (t *tracing) startInternal(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, nil
+	}
+	return t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// extract returns ctx with the span context carried by headers.
+func (t *tracing) extract(ctx context.Context, headers *[]kgo.RecordHeader) context.Context {
+	if t == nil {
+		return ctx
+	}
+	return t.prop.Extract(ctx, headerCarrier{headers})
+}
+
+// inject writes ctx's span context into headers.
+func (t *tracing) inject(ctx context.Context, headers *[]kgo.RecordHeader) {
+	if t != nil {
+		t.prop.Inject(ctx, headerCarrier{headers})
+	}
+}
+
+// endSpan ends a span (nil-safe), recording err.
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+func headerString(headers []kgo.RecordHeader, key string) (string, bool) {
+	for _, h := range headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
