@@ -119,10 +119,10 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 		return b.publishError(eventType, err)
 	}
 	start := time.Now()
+	// The producer's own record delivery timeout (Config.DeliveryTimeout)
+	// bounds the wait; no timer per event.
 	ctx, span := b.tracing.startPublish(ctx, p.record, p.causationID)
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.DeliveryTimeout)
 	p.producer.Produce(ctx, p.record, func(_ *kgo.Record, err error) {
-		cancel()
 		report(err)
 		endSpan(span, err)
 		b.cfg.Metrics.observePublish(eventType, 1, start, err)

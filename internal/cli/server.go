@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/console"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 )
@@ -108,6 +109,10 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/dlq/", api)
+	// The DLQ console: its page at / and its assets under /console/
+	// ("GET /" itself would conflict with "/api/dlq/").
+	mux.Handle("GET /{$}", console.Handler())
+	mux.Handle("GET "+console.AssetPrefix, console.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -191,7 +196,7 @@ func (s *server) PrintBanner(w io.Writer) {
 	fmt.Fprintf(w, "connect with: brokers=%s\n", brokers)
 	if s.listener != nil {
 		addr := s.listener.Addr().String()
-		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ REST API /api/dlq/..., /metrics, /healthz, /readyz\n", addr)
+		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ console /, DLQ REST API /api/dlq/..., /metrics, /healthz, /readyz\n", addr)
 		if s.generatedToken != "" {
 			fmt.Fprintf(w, "eventbus: DLQ API admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
 		}
