@@ -1,0 +1,589 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plexica/eventbus"
+)
+
+// Environment variables of the dlq commands.
+const (
+	// EnvAPI is the HTTP address of `eventbus serve` (its EVENTBUS_HTTP=
+	// line) that the dlq commands talk to.
+	EnvAPI = "EVENTBUS_API"
+	// EnvToken is the bearer token the dlq commands present.
+	EnvToken = "EVENTBUS_TOKEN"
+)
+
+// DefaultAPI is where the dlq commands look for `eventbus serve`.
+const DefaultAPI = "http://" + DefaultHTTPAddr
+
+// stackLines is how much of a panic's stack trace `dlq show` prints.
+const stackLines = 16
+
+// apiTimeout bounds one DLQ API request.
+const apiTimeout = 30 * time.Second
+
+// dlqClient calls the DLQ REST API of `eventbus serve`.
+type dlqClient struct {
+	base  string // http://host:port, no trailing slash
+	token string
+	http  *http.Client
+}
+
+// apiError is an answer of the API that is not a success.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	URL     string
+}
+
+func (e *apiError) Error() string {
+	msg := fmt.Sprintf("DLQ API: %d %s", e.Status, e.Code)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		msg += fmt.Sprintf("; pass a token with --token or %s (eventbus serve prints the admin token it generated, or set one with --admin-token)", EnvToken)
+	case http.StatusForbidden:
+		msg += "; this token is scoped to another tenant: use an admin token or that tenant's"
+	}
+	return msg
+}
+
+func (a *app) dlqCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect, retry and delete dead-lettered events through a running serve",
+		Long: `Inspect, retry and delete the events consumer groups failed to handle, through
+the DLQ REST API of a running "eventbus serve" (--api, env ` + EnvAPI + `; serve prints
+its address as EVENTBUS_HTTP=...). Every request presents the bearer token of
+--token (env ` + EnvToken + `): one of serve's --admin-token list, or the admin token
+it generated and printed at start.
+
+Tables by default; --json prints the API's JSON answers. Entry IDs are URL-safe
+base64: one that starts with "-" goes after "--" (eventbus dlq show -- -kmY6Qx...).`,
+		Example: `  export EVENTBUS_API=http://127.0.0.1:8080 EVENTBUS_TOKEN=k8Qz1vXw9mR2pL7a
+  eventbus dlq stats
+  eventbus dlq list --status max-retries-exceeded --topic core.user.created
+  eventbus dlq show Zr2x0Qm4V3n8k1pT6yWc5A
+  eventbus dlq retry Zr2x0Qm4V3n8k1pT6yWc5A
+  eventbus dlq retry-topic core.user.created
+  eventbus dlq delete Zr2x0Qm4V3n8k1pT6yWc5A`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErrorf("dlq needs a subcommand: stats, list, show ID, retry ID, retry-topic TOPIC or delete ID")
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.String("api", DefaultAPI, "HTTP address of eventbus serve (env "+EnvAPI+")")
+	pf.String("token", "", "bearer token for the DLQ API (env "+EnvToken+")")
+	pf.Bool("json", false, "print the API's JSON answer")
+	cmd.AddCommand(
+		a.dlqStatsCmd(), a.dlqListCmd(), a.dlqShowCmd(),
+		a.dlqRetryCmd(), a.dlqRetryTopicCmd(), a.dlqDeleteCmd(),
+	)
+	return cmd
+}
+
+// dlqSetup resolves --api, --token and --json.
+func (a *app) dlqSetup(cmd *cobra.Command) (*dlqClient, bool, error) {
+	api := strings.TrimSpace(a.stringSetting(cmd, "api", EnvAPI))
+	token := strings.TrimSpace(a.stringSetting(cmd, "token", EnvToken))
+	asJSON, _ := cmd.Flags().GetBool("json")
+	if api == "" {
+		return nil, false, usageErrorf("--api is empty; give the HTTP address of eventbus serve, e.g. %s", DefaultAPI)
+	}
+	if !strings.Contains(api, "://") {
+		api = "http://" + api // serve prints host:port
+	}
+	u, err := url.Parse(api)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, false, usageErrorf("--api %q is not an http(s) address, e.g. %s", api, DefaultAPI)
+	}
+	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+strings.TrimSuffix(u.Path, "/"), "/api/dlq")
+	return &dlqClient{base: base, token: token, http: &http.Client{Timeout: apiTimeout}}, asJSON, nil
+}
+
+// do sends one request and returns the answer's body; an answer that is
+// not a success is an *apiError, an unreachable API one line saying what
+// to do.
+func (c *dlqClient) do(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+	u := c.base + "/api/dlq" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("cannot reach the DLQ API at %s: %v; start `eventbus serve`, or point --api or %s at its HTTP address (the EVENTBUS_HTTP= line it prints)",
+			c.base, err, EnvAPI)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the DLQ API's answer from %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return body, nil
+	}
+	e := &apiError{Status: resp.StatusCode, URL: u}
+	var payload struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &payload) == nil && payload.Error.Code != "" {
+		e.Code, e.Message = payload.Error.Code, payload.Error.Message
+	} else {
+		// Not the DLQ API's error format: some other server, or a route
+		// this server does not have.
+		e.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "_"))
+		first, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+		e.Message = fmt.Sprintf("%s answered %q, which is not the DLQ API; is --api the address eventbus serve prints as EVENTBUS_HTTP=?", c.base, first)
+	}
+	return nil, e
+}
+
+// getJSON calls the API and decodes its JSON answer into out.
+func (c *dlqClient) getJSON(ctx context.Context, method, path string, query url.Values, out any) ([]byte, error) {
+	body, err := c.do(ctx, method, path, query)
+	if err != nil {
+		return nil, err
+	}
+	if out != nil && len(body) > 0 {
+		if err := json.Unmarshal(body, out); err != nil {
+			return nil, fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", c.base, err)
+		}
+	}
+	return body, nil
+}
+
+// printRaw writes an API answer as indented JSON.
+func printRaw(w io.Writer, body []byte) error {
+	var buf bytes.Buffer
+	body = bytes.TrimSpace(body)
+	if err := json.Indent(&buf, body, "", "  "); err != nil {
+		_, err = w.Write(body)
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+func (a *app) dlqStatsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Count dead-letter entries by status, topic and reason",
+		Args:  argsUsage(0, 0, "no arguments", "eventbus dlq stats --tenant acme"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, asJSON, err := a.dlqSetup(cmd)
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if tenant, _ := cmd.Flags().GetString("tenant"); tenant != "" {
+				q.Set("tenantId", tenant)
+			}
+			var stats eventbus.DLQStats
+			body, err := c.getJSON(cmd.Context(), http.MethodGet, "/stats", q, &stats)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printRaw(a.stdout, body)
+			}
+			return writeStats(a.stdout, stats)
+		},
+	}
+	cmd.Flags().String("tenant", "", "count only this tenant's entries")
+	return cmd
+}
+
+func writeStats(w io.Writer, s eventbus.DLQStats) error {
+	fmt.Fprintf(w, "dead-letter entries: %d\n", s.Total)
+	if s.Total == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	section := func(title string, counts map[string]int, order []string) {
+		fmt.Fprintf(tw, "\n%s\tCOUNT\n", title)
+		seen := map[string]bool{}
+		for _, k := range order {
+			seen[k] = true
+			fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
+		}
+		for _, k := range sortedKeys(counts) {
+			if !seen[k] && counts[k] > 0 {
+				fmt.Fprintf(tw, "%s\t%d\n", oneLine(k, 80), counts[k])
+			}
+		}
+	}
+	section("STATUS", s.ByStatus, []string{
+		string(eventbus.StatusPending), string(eventbus.StatusRetrying),
+		string(eventbus.StatusResolved), string(eventbus.StatusMaxRetriesExceeded),
+	})
+	section("TOPIC", s.ByTopic, nil)
+	section("REASON", s.ByReason, nil)
+	return tw.Flush()
+}
+
+// dlqPage is the answer of GET /api/dlq/events.
+type dlqPage struct {
+	Items      []eventbus.FailedEvent `json:"items"`
+	Total      int                    `json:"total"`
+	Page       int                    `json:"page"`
+	PageSize   int                    `json:"pageSize"`
+	TotalPages int                    `json:"totalPages"`
+}
+
+func (a *app) dlqListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List dead-letter entries, newest failure first",
+		Example: `  eventbus dlq list
+  eventbus dlq list --topic core.user.created --status pending --tenant acme
+  eventbus dlq list --page 2 --page-size 50`,
+		Args: argsUsage(0, 0, "no arguments (filters are flags)", "eventbus dlq list --status pending"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			topic, _ := f.GetString("topic")
+			status, _ := f.GetString("status")
+			tenant, _ := f.GetString("tenant")
+			page, _ := f.GetInt("page")
+			size, _ := f.GetInt("page-size")
+			if status != "" && !eventbus.FailedEventStatus(status).Valid() {
+				return usageErrorf("--status %q is not a status; use pending, retrying, resolved or max-retries-exceeded", status)
+			}
+			if page < 1 {
+				return usageErrorf("--page must be at least 1")
+			}
+			if size < 1 || size > 100 {
+				return usageErrorf("--page-size must be between 1 and 100")
+			}
+			c, asJSON, err := a.dlqSetup(cmd)
+			if err != nil {
+				return err
+			}
+			q := url.Values{"page": {strconv.Itoa(page)}, "pageSize": {strconv.Itoa(size)}}
+			for k, v := range map[string]string{"topic": topic, "status": status, "tenantId": tenant} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			var p dlqPage
+			body, err := c.getJSON(cmd.Context(), http.MethodGet, "/events", q, &p)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printRaw(a.stdout, body)
+			}
+			return writeList(a.stdout, p)
+		},
+	}
+	f := cmd.Flags()
+	f.String("topic", "", "only entries of this topic")
+	f.String("status", "", "only entries in this status: pending, retrying, resolved, max-retries-exceeded")
+	f.String("tenant", "", "only this tenant's entries")
+	f.Int("page", 1, "page to show, from 1")
+	f.Int("page-size", 20, "entries per page, at most 100")
+	return cmd
+}
+
+func writeList(w io.Writer, p dlqPage) error {
+	if p.Total == 0 {
+		fmt.Fprintln(w, "no dead-letter entries match")
+		return nil
+	}
+	if len(p.Items) == 0 {
+		fmt.Fprintf(w, "page %d is past the last page (%d) of %s\n", p.Page, p.TotalPages, entries(p.Total))
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tTOPIC\tTENANT\tGROUP\tRETRIES\tFAILED AT\tREASON")
+	for _, e := range p.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", e.ID, e.Status, e.OriginalTopic, scopeOf(e.TenantID, e.WorkspaceID),
+			e.ConsumerGroup, e.RetryCount, e.MaxRetries, formatTime(e.FailedAt), oneLine(e.FailureReason, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "page %d of %d, %s\n", p.Page, p.TotalPages, entries(p.Total))
+	return nil
+}
+
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
+}
+
+func (a *app) dlqShowCmd() *cobra.Command {
+	return idCommand(&cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dead-letter entry with its history and original event",
+		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq show Zr2x0Qm4V3n8k1pT6yWc5A"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, asJSON, err := a.dlqSetup(cmd)
+			if err != nil {
+				return err
+			}
+			var e eventbus.FailedEvent
+			body, err := c.getJSON(cmd.Context(), http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, &e)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printRaw(a.stdout, body)
+			}
+			return writeEntry(a.stdout, e)
+		},
+	})
+}
+
+func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("ID", e.ID)
+	status := string(e.Status)
+	if e.Permanent {
+		status += " (permanent failure)"
+	}
+	row("Status", status)
+	row("Topic", e.OriginalTopic)
+	row("Event", strings.TrimSpace(e.EventID+" "+parens(e.EventType)))
+	row("Tenant", scopeOf(e.TenantID, e.WorkspaceID))
+	row("Group", e.ConsumerGroup)
+	row("Position", fmt.Sprintf("partition %d, offset %d", e.Partition, e.Offset))
+	row("Failed at", formatTime(e.FailedAt))
+	row("Retries", fmt.Sprintf("%d of %d", e.RetryCount, e.MaxRetries))
+	if e.NextRetryAt != nil {
+		row("Next retry", formatTime(*e.NextRetryAt))
+	}
+	if e.ResolvedAt != nil {
+		row("Resolved at", formatTime(*e.ResolvedAt))
+	}
+	row("Reason", oneLine(e.FailureReason, 200))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(e.Attempts) > 0 {
+		fmt.Fprintln(w, "History:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, at := range e.Attempts {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", formatTime(at.At), at.Kind, oneLine(at.Error, 100))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if e.StackTrace != "" {
+		lines := strings.Split(strings.TrimRight(e.StackTrace, "\n"), "\n")
+		more := ""
+		if len(lines) > stackLines {
+			more = fmt.Sprintf("\n  ... %d more lines (--json shows them all)", len(lines)-stackLines)
+			lines = lines[:stackLines]
+		}
+		fmt.Fprintf(w, "Stack trace:\n%s%s\n", indent(strings.Join(lines, "\n"), "  "), more)
+	}
+	if len(e.OriginalEvent) > 0 {
+		var buf bytes.Buffer
+		if json.Indent(&buf, e.OriginalEvent, "  ", "  ") == nil {
+			fmt.Fprintf(w, "Original event:\n  %s\n", buf.String())
+		} else {
+			fmt.Fprintf(w, "Original event:\n  %s\n", e.OriginalEvent)
+		}
+	}
+	return nil
+}
+
+func (a *app) dlqRetryCmd() *cobra.Command {
+	return idCommand(&cobra.Command{
+		Use:   "retry ID",
+		Short: "Retry one entry now (in any status), for the group that failed it only",
+		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq retry Zr2x0Qm4V3n8k1pT6yWc5A"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, asJSON, err := a.dlqSetup(cmd)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			}
+			body, err := c.getJSON(cmd.Context(), http.MethodPost, "/events/"+url.PathEscape(args[0])+"/retry", nil, &out)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printRaw(a.stdout, body)
+			}
+			show := args[0]
+			if strings.HasPrefix(show, "-") {
+				show = "-- " + show
+			}
+			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it (status %s); follow it with: eventbus dlq show %s\n", args[0], out.Status, show)
+			return nil
+		},
+	})
+}
+
+func (a *app) dlqRetryTopicCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "retry-topic TOPIC",
+		Short: "Retry every unresolved entry of a topic now",
+		Args:  argsUsage(1, 1, "one topic", "eventbus dlq retry-topic core.user.created"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			topic := args[0]
+			if t, err := eventbus.ParseTopic(topic); err != nil {
+				return usageErrorf("%v", err)
+			} else if t.Kind == eventbus.TopicKindDLQ {
+				topic = t.Original.Name // the entries are filed by their original topic
+			}
+			c, asJSON, err := a.dlqSetup(cmd)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Succeeded int `json:"succeeded"`
+				Failed    int `json:"failed"`
+			}
+			body, err := c.getJSON(cmd.Context(), http.MethodPost, "/retry/topic/"+url.PathEscape(topic), nil, &out)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printRaw(a.stdout, body); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(a.stdout, "eventbus: retried %s of %s\n", entries(out.Succeeded), topic)
+			}
+			if out.Failed > 0 {
+				return fmt.Errorf("%d entries of %s could not be retried (the brokers refused the retry); run it again, or see the serve logs", out.Failed, topic)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) dlqDeleteCmd() *cobra.Command {
+	return idCommand(&cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete one entry (it will not be retried)",
+		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq delete Zr2x0Qm4V3n8k1pT6yWc5A"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, asJSON, err := a.dlqSetup(cmd)
+			if err != nil {
+				return err
+			}
+			if _, err := c.do(cmd.Context(), http.MethodDelete, "/events/"+url.PathEscape(args[0]), nil); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, map[string]any{"id": args[0], "deleted": true})
+			}
+			fmt.Fprintf(a.stdout, "eventbus: deleted %s\n", args[0])
+			return nil
+		},
+	})
+}
+
+// idCommand makes cmd, which takes an entry ID, explain what to do with an
+// ID that starts with "-" (entry IDs are URL-safe base64, and one in 64
+// does), which the flag parser takes for a flag.
+func idCommand(cmd *cobra.Command) *cobra.Command {
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "unknown shorthand flag") {
+			return usageErrorf("%v; an entry ID that starts with - goes after --, e.g. %s -- -kmY6Qxz9yMRSBFZNIOwFg", err, c.CommandPath())
+		}
+		return &usageError{err: err}
+	})
+	return cmd
+}
+
+// Formatting helpers shared by the table outputs.
+
+func scopeOf(tenant, workspace string) string {
+	if workspace != "" {
+		return tenant + "/" + workspace
+	}
+	if tenant == "" {
+		return "-"
+	}
+	return tenant
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func parens(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "(" + s + ")"
+}
+
+// oneLine flattens s to one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
