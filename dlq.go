@@ -3,7 +3,7 @@ package eventbus
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,10 +209,11 @@ func (c *DLQConfig) backoff(n int) time.Duration {
 }
 
 // FailedEventID is the dead-letter ID of an event failed by a group:
-// stable, URL-safe, 22 characters.
+// stable, URL-safe, 32 lowercase hex characters (never mistaken for a
+// command-line flag).
 func FailedEventID(group, eventID string) string {
 	sum := sha256.Sum256([]byte(group + "\x00" + eventID))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:16])
 }
 
 // DeadLetterQueue holds the events consumer groups failed to handle. Its

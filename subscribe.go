@@ -69,9 +69,9 @@ func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 // Subscribe calls handler for each event of eventType (a core or plugin
 // topic) that passes the options' tenant and workspace filters, with
 // at-least-once delivery: an event's offset is committed only after its
-// handler returned nil, and order is kept per partition. A failing handler
-// is called again with the same event, with backoff, until it succeeds or
-// the subscription stops.
+// handler returned nil or its failure was stored in the dead letter queue
+// (from where it is retried, for this group only), and order is kept per
+// partition.
 //
 // Subscribe returns the subscription's ID once the group has joined and
 // its partitions are assigned, so events published after it returns are

@@ -414,7 +414,6 @@ func TestCommandsUsageErrors(t *testing.T) {
 		{"topics create negative", []string{"topics", "create", "core.a.created", "--partitions", "-1"}, "--partitions -1 is negative"},
 		{"dlq alone", []string{"dlq"}, "dlq needs a subcommand"},
 		{"dlq show nothing", []string{"dlq", "show"}, "dlq show needs one entry ID"},
-		{"dlq ID like a flag", []string{"dlq", "show", "-kmY6Qxz9yMRSBFZNIOwFg"}, "goes after --, e.g. eventbus dlq show -- -kmY6Qxz9yMRSBFZNIOwFg"},
 		{"dlq bad status", []string{"dlq", "list", "--status", "done"}, `--status "done" is not a status`},
 		{"dlq bad page", []string{"dlq", "list", "--page", "0"}, "--page must be at least 1"},
 		{"dlq bad page size", []string{"dlq", "list", "--page-size", "500"}, "--page-size must be between 1 and 100"},

@@ -77,15 +77,14 @@ its address as EVENTBUS_HTTP=...). Every request presents the bearer token of
 --token (env ` + EnvToken + `): one of serve's --admin-token list, or the admin token
 it generated and printed at start.
 
-Tables by default; --json prints the API's JSON answers. Entry IDs are URL-safe
-base64: one that starts with "-" goes after "--" (eventbus dlq show -- -kmY6Qx...).`,
+Tables by default; --json prints the API's JSON answers.`,
 		Example: `  export EVENTBUS_API=http://127.0.0.1:8080 EVENTBUS_TOKEN=k8Qz1vXw9mR2pL7a
   eventbus dlq stats
   eventbus dlq list --status max-retries-exceeded --topic core.user.created
-  eventbus dlq show Zr2x0Qm4V3n8k1pT6yWc5A
-  eventbus dlq retry Zr2x0Qm4V3n8k1pT6yWc5A
+  eventbus dlq show 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71
+  eventbus dlq retry 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71
   eventbus dlq retry-topic core.user.created
-  eventbus dlq delete Zr2x0Qm4V3n8k1pT6yWc5A`,
+  eventbus dlq delete 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageErrorf("dlq needs a subcommand: stats, list, show ID, retry ID, retry-topic TOPIC or delete ID")
@@ -353,10 +352,10 @@ func entries(n int) string {
 }
 
 func (a *app) dlqShowCmd() *cobra.Command {
-	return idCommand(&cobra.Command{
+	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one dead-letter entry with its history and original event",
-		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq show Zr2x0Qm4V3n8k1pT6yWc5A"),
+		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq show 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, asJSON, err := a.dlqSetup(cmd)
 			if err != nil {
@@ -372,7 +371,7 @@ func (a *app) dlqShowCmd() *cobra.Command {
 			}
 			return writeEntry(a.stdout, e)
 		},
-	})
+	}
 }
 
 func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
@@ -436,10 +435,10 @@ func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
 }
 
 func (a *app) dlqRetryCmd() *cobra.Command {
-	return idCommand(&cobra.Command{
+	return &cobra.Command{
 		Use:   "retry ID",
 		Short: "Retry one entry now (in any status), for the group that failed it only",
-		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq retry Zr2x0Qm4V3n8k1pT6yWc5A"),
+		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq retry 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, asJSON, err := a.dlqSetup(cmd)
 			if err != nil {
@@ -463,7 +462,7 @@ func (a *app) dlqRetryCmd() *cobra.Command {
 			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it (status %s); follow it with: eventbus dlq show %s\n", args[0], out.Status, show)
 			return nil
 		},
-	})
+	}
 }
 
 func (a *app) dlqRetryTopicCmd() *cobra.Command {
@@ -506,10 +505,10 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 }
 
 func (a *app) dlqDeleteCmd() *cobra.Command {
-	return idCommand(&cobra.Command{
+	return &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete one entry (it will not be retried)",
-		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq delete Zr2x0Qm4V3n8k1pT6yWc5A"),
+		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq delete 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, asJSON, err := a.dlqSetup(cmd)
 			if err != nil {
@@ -524,20 +523,7 @@ func (a *app) dlqDeleteCmd() *cobra.Command {
 			fmt.Fprintf(a.stdout, "eventbus: deleted %s\n", args[0])
 			return nil
 		},
-	})
-}
-
-// idCommand makes cmd, which takes an entry ID, explain what to do with an
-// ID that starts with "-" (entry IDs are URL-safe base64, and one in 64
-// does), which the flag parser takes for a flag.
-func idCommand(cmd *cobra.Command) *cobra.Command {
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		if strings.Contains(err.Error(), "unknown shorthand flag") {
-			return usageErrorf("%v; an entry ID that starts with - goes after --, e.g. %s -- -kmY6Qxz9yMRSBFZNIOwFg", err, c.CommandPath())
-		}
-		return &usageError{err: err}
-	})
-	return cmd
+	}
 }
 
 // Formatting helpers shared by the table outputs.
