@@ -74,6 +74,9 @@ var (
 		"Publish circuit breaker state: 0 closed, 1 half-open, 2 open.", nil, nil)
 	dlqEntriesDesc = prometheus.NewDesc("eventbus_dlq_entries",
 		"Dead-letter entries by status, as this instance's view holds them.", []string{"status"}, nil)
+	lagDesc = prometheus.NewDesc("eventbus_consumer_lag",
+		"Events not yet committed by this process's consumer groups, summed per GroupID (over its tenant filters) and topic.",
+		[]string{"group", "topic"}, nil)
 )
 
 // gaugeCollector reports the gauges read at scrape time.
@@ -82,6 +85,7 @@ type gaugeCollector struct{ m *Metrics }
 func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- breakerDesc
 	ch <- dlqEntriesDesc
+	ch <- lagDesc
 }
 
 func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -95,6 +99,9 @@ func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := b.dlq.countByStatus()
 	for _, s := range allStatuses {
 		ch <- prometheus.MustNewConstMetric(dlqEntriesDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
+	}
+	for key, lag := range b.consumerLag() {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), key.group, key.topic)
 	}
 }
 

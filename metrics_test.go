@@ -60,6 +60,9 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", series, got[series], v)
 		}
 	}
+	if _, ok := got[`eventbus_consumer_lag{group="mailer",topic="`+topic+`"}`]; !ok {
+		t.Errorf("no consumer lag series for the mailer group; have %v", got)
+	}
 	for series := range got {
 		if strings.Contains(series, "acme") {
 			t.Errorf("series %s carries a tenant ID", series)

@@ -655,3 +655,50 @@ func (g *groupConsumer) stop(ctx context.Context) error {
 	g.cancelHandler()
 	return err
 }
+
+// lagKey labels consumer lag: the GroupID as given (bounded) and the topic.
+type lagKey struct{ group, topic string }
+
+// consumerLag asks the brokers how far this process's groups are behind,
+// summed per GroupID and topic. It is read when metrics are scraped, with a
+// short timeout; a group the brokers cannot describe is left out.
+func (b *Bus) consumerLag() map[lagKey]int64 {
+	b.subs.mu.Lock()
+	labels := map[string]map[string]string{} // effective group -> topic -> GroupID
+	for _, sub := range b.subs.byID {
+		if labels[sub.group.id] == nil {
+			labels[sub.group.id] = map[string]string{}
+		}
+		labels[sub.group.id][sub.topic] = sub.groupLabel
+	}
+	b.subs.mu.Unlock()
+	out := map[lagKey]int64{}
+	if len(labels) == 0 {
+		return out
+	}
+	adm, err := b.client.Admin()
+	if err != nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	groups := make([]string, 0, len(labels))
+	for g := range labels {
+		groups = append(groups, g)
+	}
+	lags, err := adm.Lag(ctx, groups...)
+	if err != nil {
+		return out
+	}
+	for _, l := range lags {
+		if l.DescribeErr != nil || l.FetchErr != nil {
+			continue
+		}
+		for topic, lag := range l.Lag.TotalByTopic() {
+			if label, ok := labels[l.Group][topic]; ok {
+				out[lagKey{label, topic}] += lag.Lag
+			}
+		}
+	}
+	return out
+}
