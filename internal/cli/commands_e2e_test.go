@@ -306,6 +306,20 @@ func TestCommandsEndToEnd(t *testing.T) {
 		if !strings.Contains(out, "retried 2 entries of "+topic) {
 			t.Fatalf("dlq retry-topic:\n%s", out)
 		}
+		// Both retries fail again (the handler is permanent); wait until the
+		// entry has recorded that, or a late failure would record it anew
+		// after the delete below.
+		for deadline := time.Now().Add(waitTimeout); ; {
+			var e eventbus.FailedEvent
+			out = mustRun(t, "", api, "dlq", "show", "--json", "--", id)
+			if err := json.Unmarshal([]byte(out), &e); err == nil && e.RetryCount == 2 && e.Status == eventbus.StatusMaxRetriesExceeded {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the retried entry never settled:\n%s", out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		out = mustRun(t, "", api, "dlq", "delete", "--", id)
 		if !strings.Contains(out, "deleted "+id) {
 			t.Fatalf("dlq delete:\n%s", out)
