@@ -2,9 +2,11 @@ package eventbus
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -60,34 +62,51 @@ func (s *dlqScheduler) start() error {
 }
 
 func (s *dlqScheduler) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	var topics []string
-	for t := range assigned {
-		topics = append(topics, t)
-	}
-	ends := map[topicPartition]int64{}
-	if adm, err := s.q.bus.client.Admin(); err == nil && len(topics) > 0 {
-		if listed, err := adm.ListEndOffsets(ctx, topics...); err == nil {
-			for _, ps := range listed {
-				for _, o := range ps {
-					if o.Err == nil {
-						ends[topicPartition{o.Topic, o.Partition}] = o.Offset
-					}
-				}
-			}
+	s.mu.Lock()
+	for t, ps := range assigned {
+		for _, p := range ps {
+			s.owned[topicPartition{t, p}] = -1 // end offset not known yet
 		}
+	}
+	s.mu.Unlock()
+	s.learnEnds(ctx)
+}
+
+// learnEnds lists the end offsets of owned partitions whose end is not
+// known yet. A partition is scheduled only once its end is known and the
+// view has read up to it, so that nothing the previous owner wrote is
+// missed; a listing that fails (a topic just created) is tried again at
+// the next tick.
+func (s *dlqScheduler) learnEnds(ctx context.Context) {
+	s.mu.Lock()
+	var topics []string
+	for tp, end := range s.owned {
+		if end < 0 && !slices.Contains(topics, tp.topic) {
+			topics = append(topics, tp.topic)
+		}
+	}
+	s.mu.Unlock()
+	if len(topics) == 0 {
+		return
+	}
+	adm, err := s.q.bus.client.Admin()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	listed, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for t, ps := range assigned {
-		for _, p := range ps {
-			tp := topicPartition{t, p}
-			end, ok := ends[tp]
-			if !ok {
-				end = -1 // unknown: wait until the view has read the partition at all
-			}
-			s.owned[tp] = end
+	listed.Each(func(o kadm.ListedOffset) {
+		tp := topicPartition{o.Topic, o.Partition}
+		if end, owned := s.owned[tp]; owned && end < 0 && o.Err == nil {
+			s.owned[tp] = o.Offset
 		}
-	}
+	})
 }
 
 func (s *dlqScheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -130,13 +149,11 @@ func (s *dlqScheduler) loop(ctx context.Context) {
 }
 
 func (s *dlqScheduler) tick(ctx context.Context) {
+	s.learnEnds(ctx)
 	s.mu.Lock()
 	var ready []topicPartition
 	for tp, end := range s.owned {
 		if end >= 0 && s.q.view.caughtUp(tp, end) {
-			ready = append(ready, tp)
-		} else if end < 0 && s.q.view.caughtUp(tp, 1) {
-			s.owned[tp] = 0
 			ready = append(ready, tp)
 		}
 	}
