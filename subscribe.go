@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -261,6 +262,7 @@ type groupConsumer struct {
 	id         string
 	autoCommit bool
 	cl         *kgo.Client
+	committing atomic.Bool // an asynchronous commit is in flight
 
 	mu     sync.RWMutex
 	topics map[string]*subscription
@@ -496,12 +498,22 @@ func (g *groupConsumer) run() {
 // commitAsync starts committing what was handled, without waiting: the next
 // fetch overlaps the commit's round trip. A later commit supersedes an
 // earlier one, and revocation and stop commit synchronously.
+//
+// While a commit is in flight no other is started (franz-go would make the
+// poll loop wait for it): the next batch's commit covers both, and the
+// periodic commit of marked offsets (ConsumerConfig.AutoCommitInterval)
+// covers the last one.
 func (g *groupConsumer) commitAsync() {
+	if !g.committing.CompareAndSwap(false, true) {
+		return
+	}
 	marked := g.cl.MarkedOffsets()
 	if len(marked) == 0 {
+		g.committing.Store(false)
 		return
 	}
 	g.cl.CommitOffsets(g.pollCtx, marked, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		g.committing.Store(false)
 		if err != nil && g.pollCtx.Err() == nil && !errors.Is(err, context.Canceled) {
 			g.bus.logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.id, "err", err)
 		}
