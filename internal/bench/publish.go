@@ -125,7 +125,6 @@ func (r *runner) oursThroughput(ctx context.Context, topic string) (Rate, error)
 // oursAsyncThroughput publishes with PublishAsync in the loop shape of
 // rawThroughput, then waits for every acknowledgement.
 func (r *runner) oursAsyncThroughput(ctx context.Context, topic string) (Rate, error) {
-	lim := r.newLimit()
 	var acked atomic.Int64
 	var failure firstError
 	var pending sync.WaitGroup
@@ -138,25 +137,35 @@ func (r *runner) oursAsyncThroughput(ctx context.Context, topic string) (Rate, e
 		acked.Add(1)
 	}
 	start := time.Now()
-	deadline := start.Add(r.cfg.Duration)
+	r.sendEach(func(i int) {
+		pending.Add(1)
+		if err := r.bus.PublishAsync(ctx, topic, r.events.data(i, 0), r.events.meta(i), done); err != nil {
+			pending.Done()
+			failure.set(err)
+		}
+	})
+	pending.Wait()
+	return newRate(acked.Load(), time.Since(start)), failure.get()
+}
+
+// sendEach calls send(i) for i = 0, 1, ... from Config.Publishers
+// goroutines until the phase's duration or event limit ends. Like ours does
+// once per batch, it looks at the clock and the limit once per 100 events.
+func (r *runner) sendEach(send func(i int)) {
+	lim := r.newLimit()
+	deadline := time.Now().Add(r.cfg.Duration)
 	var wg sync.WaitGroup
 	for w := range r.cfg.Publishers {
 		wg.Go(func() {
 			for i := w * 1_000_000; time.Now().Before(deadline) && lim.take(eventbus.MaxBatchSize); {
 				for range eventbus.MaxBatchSize {
-					pending.Add(1)
-					if err := r.bus.PublishAsync(ctx, topic, r.events.data(i, 0), r.events.meta(i), done); err != nil {
-						pending.Done()
-						failure.set(err)
-					}
+					send(i)
 					i++
 				}
 			}
 		})
 	}
 	wg.Wait()
-	pending.Wait()
-	return newRate(acked.Load(), time.Since(start)), failure.get()
 }
 
 // publishBatches publishes full batches until the deadline or the limit.
@@ -181,7 +190,6 @@ func (r *runner) rawThroughput(ctx context.Context, topic string, build func(i i
 	if err := r.warmUpRaw(ctx, topic); err != nil {
 		return Rate{}, err
 	}
-	lim := r.newLimit()
 	var acked atomic.Int64
 	var failure firstError
 	promise := func(_ *kgo.Record, err error) {
@@ -192,21 +200,7 @@ func (r *runner) rawThroughput(ctx context.Context, topic string, build func(i i
 		acked.Add(1)
 	}
 	start := time.Now()
-	deadline := start.Add(r.cfg.Duration)
-	var wg sync.WaitGroup
-	for w := range r.cfg.Publishers {
-		wg.Go(func() {
-			// Look at the clock and the limit once per 100 records, as
-			// ours does once per batch.
-			for i := w * 1_000_000; time.Now().Before(deadline) && lim.take(eventbus.MaxBatchSize); {
-				for range eventbus.MaxBatchSize {
-					r.raw.Produce(ctx, build(i), promise)
-					i++
-				}
-			}
-		})
-	}
-	wg.Wait()
+	r.sendEach(func(i int) { r.raw.Produce(ctx, build(i), promise) })
 	if err := r.raw.Flush(ctx); err != nil {
 		return Rate{}, err
 	}
