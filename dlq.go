@@ -120,6 +120,11 @@ type FailedEvent struct {
 	// Attempts lists every handling that failed or retry that was sent, oldest first.
 	Attempts  []Attempt `json:"attempts"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// SchedulerGroup is the DLQConfig.SchedulerGroup of the bus that
+	// recorded the last failure: only that group's members send the
+	// entry's automatic retries. Empty (entries written before the field
+	// existed) means the default group.
+	SchedulerGroup string `json:"schedulerGroup,omitempty"`
 }
 
 // RecordHeader is a record header kept with a failed event.
@@ -162,8 +167,11 @@ type DLQConfig struct {
 	MaxRetryBackoff time.Duration
 	// SchedulerGroup is the consumer group over the dlq.* topics whose
 	// members schedule automatic retries: each DLQ partition's owner is its
-	// only scheduler. Every instance of one deployment must use the same
-	// name. Default "plexica-eventbus-dlq-scheduler".
+	// only scheduler. An entry is scheduled only by the group named in its
+	// FailedEvent.SchedulerGroup (the group of the bus whose handler
+	// failed), so deployments that share a cluster under different names
+	// never retry each other's entries. Every instance of one deployment
+	// must use the same name. Default DefaultSchedulerGroup.
 	SchedulerGroup string
 	// DisableScheduler stops this process from scheduling automatic retries
 	// (other instances still do).
@@ -173,6 +181,10 @@ type DLQConfig struct {
 	// Default 5 min.
 	RetryTimeout time.Duration
 }
+
+// DefaultSchedulerGroup is the DLQ scheduler group used when
+// DLQConfig.SchedulerGroup is empty.
+const DefaultSchedulerGroup = "plexica-eventbus-dlq-scheduler"
 
 func (c *DLQConfig) setDefaults() error {
 	if c.MaxRetries == 0 {
@@ -188,7 +200,7 @@ func (c *DLQConfig) setDefaults() error {
 		c.MaxRetryBackoff = time.Hour
 	}
 	if c.SchedulerGroup == "" {
-		c.SchedulerGroup = "plexica-eventbus-dlq-scheduler"
+		c.SchedulerGroup = DefaultSchedulerGroup
 	}
 	if c.RetryTimeout <= 0 {
 		c.RetryTimeout = 5 * time.Minute
@@ -453,15 +465,16 @@ func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event Ra
 func (q *DeadLetterQueue) newEntry(r *kgo.Record, group, eventID string) *FailedEvent {
 	now := q.now().UTC()
 	e := &FailedEvent{
-		ID:            FailedEventID(group, eventID),
-		OriginalTopic: r.Topic,
-		OriginalKey:   r.Key,
-		EventID:       eventID,
-		ConsumerGroup: group,
-		Partition:     r.Partition,
-		Offset:        r.Offset,
-		MaxRetries:    q.cfg.MaxRetries,
-		FailedAt:      now,
+		ID:             FailedEventID(group, eventID),
+		OriginalTopic:  r.Topic,
+		OriginalKey:    r.Key,
+		EventID:        eventID,
+		ConsumerGroup:  group,
+		Partition:      r.Partition,
+		Offset:         r.Offset,
+		MaxRetries:     q.cfg.MaxRetries,
+		FailedAt:       now,
+		SchedulerGroup: q.cfg.SchedulerGroup,
 	}
 	if json.Valid(r.Value) {
 		e.OriginalEvent = append(json.RawMessage(nil), r.Value...)
@@ -638,6 +651,7 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 		e.ID = id
 	}
 	e.RetryCount = max(e.RetryCount, attempt)
+	e.SchedulerGroup = q.cfg.SchedulerGroup
 	q.applyFailure(&e, cause, q.now().UTC())
 	return q.write(ctx, &e, false)
 }

@@ -151,31 +151,51 @@ func (s *dlqScheduler) loop(ctx context.Context) {
 func (s *dlqScheduler) tick(ctx context.Context) {
 	s.learnEnds(ctx)
 	s.mu.Lock()
-	var ready []topicPartition
+	ready := map[topicPartition]bool{}
 	for tp, end := range s.owned {
 		if end >= 0 && s.q.view.caughtUp(tp, end) {
-			ready = append(ready, tp)
+			ready[tp] = true
 		}
 	}
 	s.mu.Unlock()
+	if len(ready) == 0 {
+		return
+	}
 	now := s.q.now()
-	for _, tp := range ready {
-		s.sendDue(ctx, tp, now)
+	due := s.q.view.due(now, func(tp topicPartition, e *FailedEvent) bool {
+		return ready[tp] && s.schedules(e)
+	})
+	for tp, ids := range due {
+		s.sendDue(ctx, tp, ids, now)
 	}
 }
 
-// sendDue sends the due retries of one owned partition.
-func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, now time.Time) {
+// schedules reports whether this scheduler's group schedules e: the group
+// of the bus that recorded e's last failure.
+func (s *dlqScheduler) schedules(e *FailedEvent) bool {
+	group := e.SchedulerGroup
+	if group == "" {
+		group = DefaultSchedulerGroup
+	}
+	return group == s.q.cfg.SchedulerGroup
+}
+
+// sendDue sends the due retries of one owned partition. Each entry is read
+// again under the sending lock, so a newer version (a retry just answered)
+// is never overwritten by the one the scan saw.
+func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, ids []string, now time.Time) {
 	s.sending.Lock()
 	defer s.sending.Unlock()
 	if !s.stillOwned(tp) {
 		return
 	}
-	for _, e := range s.q.view.inPartition(tp) {
+	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
 		}
-		s.schedule(ctx, e, now)
+		if e, ok := s.q.view.get(id); ok && isDue(&e, now) {
+			s.schedule(ctx, e, now)
+		}
 	}
 }
 
@@ -186,15 +206,18 @@ func (s *dlqScheduler) stillOwned(tp topicPartition) bool {
 	return ok
 }
 
-// schedule sends e's retry when it is due, or gives up on it when it is
-// out of retries.
-func (s *dlqScheduler) schedule(ctx context.Context, e FailedEvent, now time.Time) {
+// isDue reports whether e waits for an automatic retry (or for being
+// marked out of retries) whose time has come.
+func isDue(e *FailedEvent, now time.Time) bool {
 	if e.Permanent || e.NextRetryAt == nil || e.NextRetryAt.After(now) {
-		return
+		return false
 	}
-	if e.Status != StatusPending && e.Status != StatusRetrying {
-		return
-	}
+	return e.Status == StatusPending || e.Status == StatusRetrying
+}
+
+// schedule sends e's retry, or gives up on it when it is out of retries.
+// e is due.
+func (s *dlqScheduler) schedule(ctx context.Context, e FailedEvent, now time.Time) {
 	if e.RetryCount >= e.MaxRetries {
 		// The last retry was sent and never answered: out of retries.
 		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now.UTC()

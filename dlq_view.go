@@ -241,14 +241,15 @@ func (v *dlqView) list(keep func(*FailedEvent) bool) []FailedEvent {
 	return out
 }
 
-// inPartition returns the live entries stored in tp.
-func (v *dlqView) inPartition(tp topicPartition) []FailedEvent {
+// due returns, by partition, the IDs of the live entries that are due at
+// now and that keep accepts, in one pass over the view.
+func (v *dlqView) due(now time.Time, keep func(topicPartition, *FailedEvent) bool) map[topicPartition][]string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	var out []FailedEvent
-	for _, e := range v.entries {
-		if !e.deleted && e.at == tp {
-			out = append(out, e.event)
+	out := map[topicPartition][]string{}
+	for id, e := range v.entries {
+		if !e.deleted && isDue(&e.event, now) && keep(e.at, &e.event) {
+			out[e.at] = append(out[e.at], id)
 		}
 	}
 	return out

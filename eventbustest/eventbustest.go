@@ -92,9 +92,15 @@ func NewBus(t testing.TB, cfg eventbus.Config, brokers ...string) *eventbus.Bus 
 	return NewBusOn(t, NewClient(t, brokers...), cfg)
 }
 
-// NewBusOn returns a bus on client, shut down with the test.
+// NewBusOn returns a bus on client, shut down with the test. Unless
+// cfg.DLQ.SchedulerGroup is set, the buses of one test share a DLQ
+// scheduler group of their own, so that tests sharing a cluster never send
+// each other's retries.
 func NewBusOn(t testing.TB, client *eventbus.Client, cfg eventbus.Config) *eventbus.Bus {
 	t.Helper()
+	if cfg.DLQ.SchedulerGroup == "" {
+		cfg.DLQ.SchedulerGroup = schedulerGroupOf(t)
+	}
 	bus, err := eventbus.NewBus(client, cfg)
 	if err != nil {
 		t.Fatalf("new bus: %v", err)
@@ -126,6 +132,17 @@ func UniqueTopic(t testing.TB, name string) string {
 		t.Fatalf("UniqueTopic(%q): give a core or plugin topic", name)
 		return ""
 	}
+}
+
+// schedulerGroups holds the DLQ scheduler group of each running test.
+var schedulerGroups sync.Map // testing.TB -> string
+
+func schedulerGroupOf(t testing.TB) string {
+	group, loaded := schedulerGroups.LoadOrStore(t, UniqueID("eventbustest-dlq-scheduler"))
+	if !loaded {
+		t.Cleanup(func() { schedulerGroups.Delete(t) })
+	}
+	return group.(string)
 }
 
 // UniqueID returns prefix plus a random suffix, for group and tenant IDs.
