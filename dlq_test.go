@@ -305,6 +305,62 @@ func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
 	}
 }
 
+// TestDLQOtherSchedulerGroupsLeaveEntriesAlone runs a second deployment,
+// under another scheduler group, on the same cluster: it reads the same
+// dlq.* topics but never retries the first deployment's entries.
+func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	ours, theirs := fastDLQ(), fastDLQ()
+	ours.DLQ.SchedulerGroup = eventbustest.UniqueID("ours")
+	theirs.DLQ.SchedulerGroup = eventbustest.UniqueID("theirs")
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	group := eventbustest.UniqueID("fulfilment")
+	var calls atomic.Int64
+	bus := eventbustest.NewBus(t, ours, brokers...)
+	other := eventbustest.NewBus(t, theirs, brokers...)
+	// The other deployment's scheduler owns the DLQ topic before anything fails.
+	if err := other.Client().Topics().EnsureTopic(ctxT(t), "dlq."+topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DLQ().Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupAssigned(t, other, theirs.DLQ.SchedulerGroup, "dlq."+topic, 3)
+	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
+		calls.Add(1)
+		return errors.New("warehouse offline")
+	}, eventbus.SubscribeOptions{GroupID: group})
+	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
+	e := waitEntry(t, other.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	if e.SchedulerGroup != ours.DLQ.SchedulerGroup {
+		t.Errorf("entry's scheduler group %q, want %q", e.SchedulerGroup, ours.DLQ.SchedulerGroup)
+	}
+	if got := calls.Load(); got != 1+3 {
+		t.Fatalf("handler ran %d times, want 4 (the failure and 3 retries, each sent once)", got)
+	}
+}
+
+// waitGroupAssigned polls (bounded) until group has n partitions of topic
+// assigned to its members.
+func waitGroupAssigned(t *testing.T, bus *eventbus.Bus, group, topic string, n int) {
+	t.Helper()
+	adm, err := bus.Client().Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		described, err := adm.DescribeGroups(ctxT(t), group)
+		if g, ok := described[group]; err == nil && ok && len(g.AssignedPartitions()[topic]) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s never got the %d partitions of %s (last error %v)", group, n, topic, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestDLQBadInput(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	q := bus.DLQ()
