@@ -38,7 +38,7 @@
 //	core.plugin.configured                  PluginConfiguredData{pluginId, tenantId, changes}
 //	core.auth.token_issued                  TokenIssuedData{userId, clientId?, expiresAt}
 //	core.auth.login_failed                  LoginFailedData{email, ipAddress?, reason}
-//	core.auth.password_reset_requested      PasswordResetRequestedData{userId, email}
+//	core.auth.password_reset                PasswordResetData{userId, email}
 //	core.auth.password_changed              PasswordChangedData{userId, viaReset}
 //	core.api.request                        APIRequestData{method, path, statusCode, responseTime, userId?}
 //	core.api.error                          APIErrorData{method, path, statusCode, error}
@@ -49,12 +49,12 @@
 // (core.tenant.*, core.plugin.*).
 //
 // The names follow the bus's topic rules (core.<domain>.<action>, past-tense
-// actions; login, logout, request and error are allowed as they are). Where
-// the TypeScript documentation's names break those rules the catalog keeps
-// to the rules: the password reset is core.auth.password_reset_requested
-// (the request) and core.auth.password_changed (its completion), not
-// core.auth.password_reset; workspace members are
-// core.workspace.member_added, not core.workspace.member.added.
+// actions; login, logout, request, error and reset are allowed as they
+// are). Where the TypeScript documentation's names break those rules the
+// catalog keeps to the rules: workspace members are
+// core.workspace.member_added, not core.workspace.member.added. The
+// completion of a password reset, core.auth.password_changed, is an
+// addition of this catalog.
 //
 // Data types are versioned with the event's Metadata.Version ("1.0"). Add
 // fields freely (consumers ignore unknown ones); rename or remove none
@@ -92,10 +92,10 @@ const (
 	PluginDeactivated = "core.plugin.deactivated"
 	PluginConfigured  = "core.plugin.configured"
 
-	AuthTokenIssued            = "core.auth.token_issued"
-	AuthLoginFailed            = "core.auth.login_failed"
-	AuthPasswordResetRequested = "core.auth.password_reset_requested"
-	AuthPasswordChanged        = "core.auth.password_changed"
+	AuthTokenIssued     = "core.auth.token_issued"
+	AuthLoginFailed     = "core.auth.login_failed"
+	AuthPasswordReset   = "core.auth.password_reset"
+	AuthPasswordChanged = "core.auth.password_changed"
 
 	APIRequest = "core.api.request"
 	APIError   = "core.api.error"
@@ -128,7 +128,7 @@ var entries = []struct {
 	{PluginConfigured, func() any { return new(PluginConfiguredData) }},
 	{AuthTokenIssued, func() any { return new(TokenIssuedData) }},
 	{AuthLoginFailed, func() any { return new(LoginFailedData) }},
-	{AuthPasswordResetRequested, func() any { return new(PasswordResetRequestedData) }},
+	{AuthPasswordReset, func() any { return new(PasswordResetData) }},
 	{AuthPasswordChanged, func() any { return new(PasswordChangedData) }},
 	{APIRequest, func() any { return new(APIRequestData) }},
 	{APIError, func() any { return new(APIErrorData) }},
@@ -318,10 +318,9 @@ type LoginFailedData struct {
 	Reason    string `json:"reason"`
 }
 
-// PasswordResetRequestedData is the data of
-// core.auth.password_reset_requested: a user asked for a password reset
-// (the reset link was sent to Email).
-type PasswordResetRequestedData struct {
+// PasswordResetData is the data of core.auth.password_reset: a user asked
+// for a password reset (the reset link was sent to Email).
+type PasswordResetData struct {
 	UserID string `json:"userId"`
 	Email  string `json:"email"`
 }

@@ -45,9 +45,11 @@
 // # Past-tense actions
 //
 // Events record what happened, so actions are past tense: an action is
-// accepted when it ends in "ed" (created, member_added, login_failed) or is on
-// the allow-list of the [Rules] in force. The default allow-list holds the
-// non-"-ed" actions of the core event catalog:
+// accepted when its last word (after the last '_') ends in "ed" (created,
+// member_added, login_failed) or is on the allow-list of the [Rules] in
+// force (login, password_reset, email_sent), or when the whole action is on
+// that list. The default allow-list holds the non-"-ed" actions of the core
+// event catalog:
 //
 //	begun built done error heartbeat login logout lost paid read request
 //	reset response run sent set shut signup spent split won
