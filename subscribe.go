@@ -52,6 +52,42 @@ type SubscribeOptions struct {
 	// everything handled is committed when partitions are revoked or the
 	// subscription stops.
 	AutoCommit bool
+	// OnFailure decides what happens to an event whose handler failed (or
+	// a record that is not an event). Default DeadLetter.
+	OnFailure FailurePolicy
+}
+
+// FailurePolicy is what a subscription does with an event its handler
+// failed to handle.
+type FailurePolicy int
+
+const (
+	// DeadLetter, the default, stores the event in the dead letter queue,
+	// which retries it for this group only, and moves on.
+	DeadLetter FailurePolicy = iota
+	// RetryInPlace calls the handler again, backing off from
+	// ConsumerConfig.RetryBackoff up to RetryBackoffMax, until it succeeds
+	// or the subscription stops; the partition waits meanwhile, so events
+	// are handled strictly in order. What can never succeed (a Permanent
+	// error, a record that is not an event) still goes to the dead letter
+	// queue.
+	RetryInPlace
+	// Skip logs the failure and moves on: the event is committed without
+	// having been handled. For throwaway readers such as `eventbus tail`.
+	Skip
+)
+
+// String returns the policy's name.
+func (p FailurePolicy) String() string {
+	switch p {
+	case DeadLetter:
+		return "dead-letter"
+	case RetryInPlace:
+		return "retry-in-place"
+	case Skip:
+		return "skip"
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", int(p))
 }
 
 // EffectiveGroupID is the consumer group a subscription with these options
@@ -72,7 +108,8 @@ func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 // at-least-once delivery: an event's offset is committed only after its
 // handler returned nil or its failure was stored in the dead letter queue
 // (from where it is retried, for this group only), and order is kept per
-// partition.
+// partition. SubscribeOptions.OnFailure can instead retry a failure in
+// place or skip it.
 //
 // Subscribe returns the subscription's ID once the group has joined and
 // its partitions are assigned, so events published after it returns are
@@ -93,6 +130,9 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 	}
 	if opts.WorkspaceID != "" && opts.TenantID == "" {
 		return "", fmt.Errorf("%w: SubscribeOptions.WorkspaceID %q needs a TenantID too (workspaces belong to tenants)", ErrInvalidConfig, opts.WorkspaceID)
+	}
+	if opts.OnFailure < DeadLetter || opts.OnFailure > Skip {
+		return "", fmt.Errorf("%w: SubscribeOptions.OnFailure %d is not DeadLetter, RetryInPlace or Skip", ErrInvalidConfig, opts.OnFailure)
 	}
 	if opts.GroupID == "" {
 		opts.GroupID = b.client.cfg.ClientID + "." + eventType
@@ -126,6 +166,7 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 		handler:     handler,
 		tenantID:    opts.TenantID,
 		workspaceID: opts.WorkspaceID,
+		onFailure:   opts.OnFailure,
 	}
 	g, err := b.subs.add(ctx, b, sub, opts)
 	if err != nil {
@@ -172,6 +213,7 @@ type subscription struct {
 	handler     Handler
 	tenantID    string
 	workspaceID string
+	onFailure   FailurePolicy
 	group       *groupConsumer
 }
 
@@ -554,18 +596,33 @@ func (g *groupConsumer) handleRecord(r *kgo.Record) bool {
 		g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
 		endSpan(span, cause)
+		if sub.onFailure == Skip {
+			return g.skip(r, eventIDOf(r), cause)
+		}
 		return g.recordFailure(ctx, r, sub, eventIDOf(r), cause)
 	}
 	if !scope.Known && !matchesFilter(env, sub) {
 		endSpan(span, nil)
 		return true
 	}
+	ev := rawEvent(env)
 	start := time.Now()
-	err = callHandler(ctx, sub.handler, rawEvent(env))
+	err = callHandler(ctx, sub.handler, ev)
 	g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, start, err)
 	endSpan(span, err)
 	if err != nil {
-		return g.recordFailure(ctx, r, sub, env.ID, err)
+		var perm *PermanentError
+		switch {
+		case sub.onFailure == Skip:
+			return g.skip(r, env.ID, err)
+		case sub.onFailure == RetryInPlace && !errors.As(err, &perm):
+			if err = g.retryInPlace(ctx, r, sub, ev, err); err != nil && !errors.As(err, &perm) {
+				return false // stopped before it succeeded: not committed
+			}
+		}
+		if err != nil {
+			return g.recordFailure(ctx, r, sub, env.ID, err)
+		}
 	}
 	if isRetry {
 		return g.untilStored(ctx, r, func(ctx context.Context) error { return g.bus.dlq.resolve(ctx, r) })
@@ -585,6 +642,43 @@ func eventIDOf(r *kgo.Record) string {
 func matchesFilter(env wire.Envelope, sub *subscription) bool {
 	return (sub.tenantID == "" || env.TenantID == sub.tenantID) &&
 		(sub.workspaceID == "" || env.WorkspaceID == sub.workspaceID)
+}
+
+// skip logs a failure that the subscription's policy lets pass.
+func (g *groupConsumer) skip(r *kgo.Record, eventID string, cause error) bool {
+	g.bus.logger.Warn("eventbus: handler failed; event skipped (OnFailure: Skip)",
+		"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
+	return true
+}
+
+// retryInPlace calls the handler again, backing off, while it fails with
+// an error worth retrying. It returns nil once the handler succeeded, the
+// Permanent error that ends the retries, or a non-nil error when the
+// subscription stopped first.
+func (g *groupConsumer) retryInPlace(ctx context.Context, r *kgo.Record, sub *subscription, ev RawEvent, err error) error {
+	backoff := g.bus.cfg.Consumer.RetryBackoff
+	for {
+		g.bus.logger.Warn("eventbus: handler failed; retrying in place (OnFailure: RetryInPlace)",
+			"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.ID, "retry_in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-g.pollCtx.Done():
+			t.Stop()
+			return g.pollCtx.Err()
+		}
+		start := time.Now()
+		err = callHandler(ctx, sub.handler, ev)
+		g.bus.cfg.Metrics.observeHandled(r.Topic, sub.groupLabel, start, err)
+		var perm *PermanentError
+		if err == nil || errors.As(err, &perm) {
+			return err
+		}
+		if g.pollCtx.Err() != nil {
+			return g.pollCtx.Err()
+		}
+		backoff = min(backoff*2, g.bus.cfg.Consumer.RetryBackoffMax)
+	}
 }
 
 // recordFailure stores a failed handling in the dead letter queue; the

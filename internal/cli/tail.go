@@ -310,6 +310,8 @@ func (t *tailer) follow(ctx context.Context, topics []string, fromBeginning bool
 				TenantID:      t.cfg.TenantID,
 				WorkspaceID:   t.cfg.WorkspaceID,
 				FromBeginning: fromBeginning,
+				// A throwaway reader: a record it cannot show is not a failure to keep.
+				OnFailure: eventbus.Skip,
 			})
 		})
 	}
