@@ -108,6 +108,16 @@ type ConsumerConfig struct {
 	// AutoCommitInterval is how often handled offsets are committed for
 	// subscriptions with AutoCommit. Default 1 s.
 	AutoCommitInterval time.Duration
+	// CommitInterval is, for subscriptions without AutoCommit, the least
+	// time between two commits of a group's handled offsets: a batch
+	// handled sooner is committed with the next commit, at most
+	// CommitInterval later. Every commit is a write on the brokers'
+	// __consumer_offsets log, so at low rates, where each fetch brings one
+	// event, this spares them a commit per event (and the latency that
+	// load adds) at the price of at most CommitInterval of handled events
+	// being delivered again after a crash. Default 100 ms; negative: commit
+	// after every batch.
+	CommitInterval time.Duration
 	// RetryBackoff is the first delay before writing a dead-letter entry is
 	// tried again when the broker refused it; it doubles up to
 	// RetryBackoffMax. The source offset is not committed meanwhile.
@@ -159,6 +169,9 @@ func (c *Config) setDefaults(client *Client) error {
 	}
 	if cc.AutoCommitInterval <= 0 {
 		cc.AutoCommitInterval = time.Second
+	}
+	if cc.CommitInterval == 0 {
+		cc.CommitInterval = 100 * time.Millisecond
 	}
 	if cc.RetryBackoff <= 0 {
 		cc.RetryBackoff = 100 * time.Millisecond

@@ -46,11 +46,11 @@ type SubscribeOptions struct {
 	FromBeginning bool
 	// AutoCommit commits handled offsets in the background every
 	// ConsumerConfig.AutoCommitInterval: fewer round trips, more redelivery
-	// after a crash. Without it (the default) a commit of each fetched batch
-	// starts as soon as its handlers returned (without holding up the next
-	// fetch). Either way only handled events are ever committed, and
-	// everything handled is committed when partitions are revoked or the
-	// subscription stops.
+	// after a crash. Without it (the default) a commit starts as soon as a
+	// fetched batch's handlers returned, without holding up the next fetch,
+	// and at most once per ConsumerConfig.CommitInterval. Either way only
+	// handled events are ever committed, and everything handled is
+	// committed when partitions are revoked or the subscription stops.
 	AutoCommit bool
 	// OnFailure decides what happens to an event whose handler failed (or
 	// a record that is not an event). Default DeadLetter.
@@ -304,7 +304,10 @@ type groupConsumer struct {
 	id         string
 	autoCommit bool
 	cl         *kgo.Client
-	committing atomic.Bool // an asynchronous commit is in flight
+	committing atomic.Bool  // an asynchronous commit is in flight
+	recommit   atomic.Bool  // a commit was asked for while one was in flight
+	deferred   atomic.Bool  // a commit is scheduled for when CommitInterval has passed
+	lastCommit atomic.Int64 // when the last asynchronous commit started, Unix ns
 
 	mu     sync.RWMutex
 	topics map[string]*subscription
@@ -531,10 +534,30 @@ func (g *groupConsumer) run() {
 		})
 		wg.Wait()
 		if !g.autoCommit {
-			g.commitAsync()
+			g.commitSoon()
 		}
 		g.cl.AllowRebalance()
 	}
+}
+
+// commitSoon commits what was handled: now, or once CommitInterval has
+// passed since the previous commit started. Batches handled meanwhile ride
+// with that commit, so a group that receives a trickle of events commits a
+// few times a second rather than once per event.
+func (g *groupConsumer) commitSoon() {
+	if interval := g.bus.cfg.Consumer.CommitInterval; interval > 0 {
+		wait := time.Duration(g.lastCommit.Load() + int64(interval) - time.Now().UnixNano())
+		if wait > 0 {
+			if g.deferred.CompareAndSwap(false, true) {
+				time.AfterFunc(wait, func() {
+					g.deferred.Store(false)
+					g.commitAsync()
+				})
+			}
+			return
+		}
+	}
+	g.commitAsync()
 }
 
 // commitAsync starts committing what was handled, without waiting: the next
@@ -542,11 +565,13 @@ func (g *groupConsumer) run() {
 // earlier one, and revocation and stop commit synchronously.
 //
 // While a commit is in flight no other is started (franz-go would make the
-// poll loop wait for it): the next batch's commit covers both, and the
-// periodic commit of marked offsets (ConsumerConfig.AutoCommitInterval)
-// covers the last one.
+// poll loop wait for it): one more follows when it completes.
 func (g *groupConsumer) commitAsync() {
+	if g.pollCtx.Err() != nil {
+		return // stopping: stop commits synchronously
+	}
 	if !g.committing.CompareAndSwap(false, true) {
+		g.recommit.Store(true)
 		return
 	}
 	marked := g.cl.MarkedOffsets()
@@ -554,10 +579,14 @@ func (g *groupConsumer) commitAsync() {
 		g.committing.Store(false)
 		return
 	}
+	g.lastCommit.Store(time.Now().UnixNano())
 	g.cl.CommitOffsets(g.pollCtx, marked, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 		g.committing.Store(false)
 		if err != nil && g.pollCtx.Err() == nil && !errors.Is(err, context.Canceled) {
 			g.bus.logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.id, "err", err)
+		}
+		if g.recommit.Swap(false) {
+			go g.commitSoon()
 		}
 	})
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
@@ -110,4 +113,44 @@ func TestFromBeginningPerTopicInOneGroup(t *testing.T) {
 	recHistory.WaitForID(t, old)
 	fresh := eventbustest.MustPublish(t, bus, live, "new", meta)
 	assertIDs(t, "live", recLive.WaitFor(t, 1), fresh)
+}
+
+// TestCommitsTheLastBatchWithoutAnotherFetch: a batch handled within
+// CommitInterval of the previous commit is committed once the interval
+// has passed, though no further event (and no periodic commit) comes.
+func TestCommitsTheLastBatchWithoutAnotherFetch(t *testing.T) {
+	cfg := eventbus.Config{}
+	cfg.Consumer.CommitInterval = 200 * time.Millisecond
+	cfg.Consumer.AutoCommitInterval = time.Hour // only the bus's own commits count
+	bus := eventbustest.NewBus(t, cfg)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	group := eventbustest.UniqueID("mailer")
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	const events = 5
+	for i := range events {
+		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
+	}
+	rec.WaitFor(t, events)
+	adm, err := bus.Client().Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		offsets, err := adm.FetchOffsets(ctxT(t), group)
+		var committed int64
+		offsets.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == topic && o.Err == nil {
+				committed += o.At
+			}
+		})
+		if err == nil && committed == events {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s committed %d of %d handled events (err %v)", group, committed, events, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
