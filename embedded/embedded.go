@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -41,6 +43,11 @@ type Config struct {
 	// "127.0.0.1:0", a free port. With several brokers, the others take the
 	// following ports (or free ports when the port is 0).
 	Addr string
+	// AdvertisedHost is the host clients are told to connect to, in the
+	// broker's metadata answers and in Addrs. Default: the host of Addr;
+	// when Addr listens on every interface (0.0.0.0, :: or no host), the
+	// machine's host name, so that clients on other machines can follow it.
+	AdvertisedHost string
 	// Brokers is the number of brokers. Default 1.
 	Brokers int
 	// DataDir, when set, persists topics, records and group offsets there,
@@ -84,6 +91,10 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.EnableACLs && cfg.Superuser == nil {
 		return nil, errors.New("embedded broker: EnableACLs needs a Superuser (or no one could create ACLs)")
 	}
+	advertised, err := advertisedHost(host, cfg.AdvertisedHost)
+	if err != nil {
+		return nil, err
+	}
 	ports := make([]int, cfg.Brokers)
 	for i := range ports {
 		if port != 0 {
@@ -95,7 +106,11 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.Ports(ports...),
 		kfake.ListenFn(func(network, address string) (net.Listener, error) {
 			_, p, _ := net.SplitHostPort(address)
-			return net.Listen(network, net.JoinHostPort(host, p))
+			ln, err := net.Listen(network, net.JoinHostPort(host, p))
+			if err != nil {
+				return nil, err
+			}
+			return advertisingListener{ln, advertised}, nil
 		}),
 		kfake.DefaultNumPartitions(3),
 		kfake.AllowAutoTopicCreation(),
@@ -122,15 +137,45 @@ func Start(cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
-	addrs := c.ListenAddrs()
-	if host != "127.0.0.1" {
-		for i, a := range addrs {
-			_, p, _ := net.SplitHostPort(a)
-			addrs[i] = net.JoinHostPort(host, p)
-		}
-	}
-	return &Broker{cluster: c, addrs: addrs}, nil
+	return &Broker{cluster: c, addrs: c.ListenAddrs()}, nil
 }
+
+// advertisedHost is the host a broker listening on listenHost tells
+// clients to connect to.
+func advertisedHost(listenHost, configured string) (string, error) {
+	if configured != "" {
+		if strings.ContainsAny(configured, ":/ ") && net.ParseIP(configured) == nil {
+			return "", fmt.Errorf("embedded broker advertised host %q: want a host name or IP address without a port (e.g. eventbus.internal)", configured)
+		}
+		return configured, nil
+	}
+	if ip := net.ParseIP(listenHost); listenHost != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listenHost, nil
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "", fmt.Errorf("embedded broker listens on every interface but the host name is unknown (%v); set AdvertisedHost", err)
+	}
+	return name, nil
+}
+
+// advertisingListener reports the advertised host with the listening port
+// as its address: the broker puts that address in its metadata answers.
+type advertisingListener struct {
+	net.Listener
+	host string
+}
+
+func (l advertisingListener) Addr() net.Addr {
+	_, port, _ := net.SplitHostPort(l.Listener.Addr().String())
+	return advertisedAddr(net.JoinHostPort(l.host, port))
+}
+
+// advertisedAddr is a TCP address given as "host:port".
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
 
 func isAddrInUse(err error) bool {
 	var opErr *net.OpError

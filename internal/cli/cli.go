@@ -36,10 +36,12 @@ const (
 const (
 	EnvBrokers    = "EVENTBUS_BROKERS"
 	EnvBrokerAddr = "EVENTBUS_BROKER_ADDR"
-	EnvData       = "EVENTBUS_DATA"
-	EnvLogLevel   = "EVENTBUS_LOG_LEVEL"
-	EnvHTTPAddr   = "EVENTBUS_HTTP_ADDR"
-	EnvTokens     = "EVENTBUS_ADMIN_TOKENS"
+	// EnvAdvertisedHost is serve's --advertised-host.
+	EnvAdvertisedHost = "EVENTBUS_ADVERTISED_HOST"
+	EnvData           = "EVENTBUS_DATA"
+	EnvLogLevel       = "EVENTBUS_LOG_LEVEL"
+	EnvHTTPAddr       = "EVENTBUS_HTTP_ADDR"
+	EnvTokens         = "EVENTBUS_ADMIN_TOKENS"
 )
 
 // HTTPLinePrefix starts the line `eventbus serve` prints with the HTTP

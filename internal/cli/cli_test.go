@@ -21,6 +21,8 @@ func TestUsageErrors(t *testing.T) {
 		{"stray argument", []string{"serve", "extra"}, "unknown command"},
 		{"bad log level", []string{"--log-level", "loud", "serve"}, `log level "loud" is unknown`},
 		{"brokers with embedded flags", []string{"serve", "--brokers", "127.0.0.1:9092", "--data", "x"}, "--data configures the embedded broker"},
+		{"brokers with advertised host", []string{"serve", "--brokers", "127.0.0.1:9092", "--advertised-host", "bus.internal"}, "--advertised-host configures the embedded broker"},
+		{"advertised host with a port", []string{"serve", "--broker-addr", "127.0.0.1:0", "--in-memory", "--advertised-host", "bus.internal:9092"}, "without a port"},
 		{"in-memory with data", []string{"serve", "--in-memory", "--data", "./x"}, "contradict"},
 		{"broker-addr not host:port", []string{"serve", "--broker-addr", "9092"}, "is not host:port"},
 		{"broker not host:port", []string{"serve", "--brokers", "kafka"}, `broker "kafka" is not host:port`},

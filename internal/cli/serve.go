@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,6 +29,8 @@ type serveConfig struct {
 	Brokers []string
 	// BrokerAddr is where the embedded broker listens.
 	BrokerAddr string
+	// AdvertisedHost is the host the embedded broker tells clients to use.
+	AdvertisedHost string
 	// DataDir is where the embedded broker persists; empty keeps it in memory.
 	DataDir        string
 	ConnectTimeout time.Duration
@@ -68,6 +71,7 @@ Once ready it prints how to connect, and one line for scripts:
 	f := cmd.Flags()
 	f.String("brokers", "", "Kafka-protocol brokers to use, host:port,... (env "+EnvBrokers+"); none: run the embedded broker")
 	f.String("broker-addr", DefaultBrokerAddr, "where the embedded broker listens, host:port; port 0 picks a free one (env "+EnvBrokerAddr+")")
+	f.String("advertised-host", "", "host the embedded broker tells clients to connect to; default the --broker-addr host, or this machine's name when that is 0.0.0.0 (env "+EnvAdvertisedHost+")")
 	f.String("data", DefaultDataDir, `directory the embedded broker persists to; "" keeps it in memory (env `+EnvData+")")
 	f.Bool("in-memory", false, "keep the embedded broker's data in memory only (same as --data \"\")")
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
@@ -80,11 +84,12 @@ Once ready it prints how to connect, and one line for scripts:
 func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	f := cmd.Flags()
 	cfg := serveConfig{
-		Brokers:    splitList(a.stringSetting(cmd, "brokers", EnvBrokers)),
-		BrokerAddr: a.stringSetting(cmd, "broker-addr", EnvBrokerAddr),
-		DataDir:    a.stringSetting(cmd, "data", EnvData),
-		HTTPAddr:   a.stringSetting(cmd, "http-addr", EnvHTTPAddr),
-		Tokens:     a.stringSetting(cmd, "admin-token", EnvTokens),
+		Brokers:        splitList(a.stringSetting(cmd, "brokers", EnvBrokers)),
+		BrokerAddr:     a.stringSetting(cmd, "broker-addr", EnvBrokerAddr),
+		AdvertisedHost: a.stringSetting(cmd, "advertised-host", EnvAdvertisedHost),
+		DataDir:        a.stringSetting(cmd, "data", EnvData),
+		HTTPAddr:       a.stringSetting(cmd, "http-addr", EnvHTTPAddr),
+		Tokens:         a.stringSetting(cmd, "admin-token", EnvTokens),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		return cfg, usageErrorf("--http-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.HTTPAddr, DefaultHTTPAddr)
@@ -98,7 +103,7 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 		return cfg, usageErrorf("--connect-timeout must be positive, e.g. 10s")
 	}
 	if !cfg.embedded() {
-		for _, name := range []string{"broker-addr", "data", "in-memory"} {
+		for _, name := range []string{"broker-addr", "advertised-host", "data", "in-memory"} {
 			if f.Changed(name) {
 				return cfg, usageErrorf("--%s configures the embedded broker, which does not run with --brokers (or %s); drop one of the two", name, EnvBrokers)
 			}
@@ -109,6 +114,9 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 			}
 		}
 		return cfg, nil
+	}
+	if h := cfg.AdvertisedHost; strings.ContainsAny(h, ":/ ") && net.ParseIP(h) == nil {
+		return cfg, usageErrorf("--advertised-host %q: want a host name or IP address without a port (e.g. eventbus.internal)", h)
 	}
 	if inMemory {
 		if f.Changed("data") && cfg.DataDir != "" {
