@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -47,7 +48,8 @@ func (s *dlqScheduler) start() error {
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
-		// The view reads the records; the group is only for ownership.
+		// The view reads the records; the group is only for ownership
+		// (onAssigned pauses fetching).
 		kgo.FetchMaxBytes(1<<20),
 	)
 	if err != nil {
@@ -61,7 +63,10 @@ func (s *dlqScheduler) start() error {
 	return nil
 }
 
-func (s *dlqScheduler) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (s *dlqScheduler) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	// The group only decides ownership; the view reads the records. Pausing
+	// spares the brokers a second read of every DLQ topic per process.
+	cl.PauseFetchTopics(slices.Collect(maps.Keys(assigned))...)
 	s.mu.Lock()
 	for t, ps := range assigned {
 		for _, p := range ps {
@@ -121,8 +126,9 @@ func (s *dlqScheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[s
 	}
 }
 
-// drain polls and drops what the group fetches; polling keeps the member
-// healthy, and the view already holds the records.
+// drain polls until the client closes. The assigned topics are paused, so
+// it returns nothing but a record fetched before a pause took effect, which
+// it drops: the view already holds the records.
 func (s *dlqScheduler) drain(ctx context.Context) {
 	for {
 		fetches := s.cl.PollFetches(ctx)
