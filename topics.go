@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/plexica/eventbus/internal/names"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Topic is a parsed topic name: its kind (core, plugin or dlq) and parts.
@@ -224,34 +227,62 @@ func (m *TopicManager) create(ctx context.Context, topic string, opts []TopicOpt
 
 // TopicExists reports whether topic exists on the cluster.
 func (m *TopicManager) TopicExists(ctx context.Context, topic string) (bool, error) {
-	adm, err := m.client.Admin()
+	topics, err := m.freshTopics(ctx, topic)
 	if err != nil {
 		return false, err
 	}
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return false, err
-	}
-	d, ok := details[topic]
-	return ok && d.Err == nil, nil
+	return slices.Contains(topics, topic), nil
 }
 
 // ListTopics returns the cluster's topics, sorted, without internal ones
 // (names starting with "__").
 func (m *TopicManager) ListTopics(ctx context.Context) ([]string, error) {
-	adm, err := m.client.Admin()
+	topics, err := m.freshTopics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	details, err := adm.ListTopics(ctx)
+	topics = slices.DeleteFunc(topics, func(name string) bool { return strings.HasPrefix(name, "__") })
+	sort.Strings(topics)
+	return topics, nil
+}
+
+// freshTopics asks a broker which of names exist (all topics when none is
+// given). It sends its own metadata request rather than using kadm's
+// ListTopics, which answers from the client's metadata cache (up to
+// MetadataMinAge, 5 s, old) and so misses a topic another process has just
+// created.
+func (m *TopicManager) freshTopics(ctx context.Context, names ...string) ([]string, error) {
+	m.client.mu.Lock()
+	cl := m.client.admin
+	m.client.mu.Unlock()
+	if cl == nil {
+		return nil, fmt.Errorf("%w: call Connect first", ErrNotConnected)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	if len(names) > 0 {
+		for _, name := range names {
+			t := kmsg.NewMetadataRequestTopic()
+			t.Topic = kmsg.StringPtr(name)
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list topics: %w", err)
 	}
-	out := make([]string, 0, len(details))
-	for name := range details {
-		out = append(out, name)
+	var out []string
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil:
+			out = append(out, *t.Topic)
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+		default:
+			return nil, fmt.Errorf("list topics: %s: %w", *t.Topic, err)
+		}
 	}
-	sort.Strings(out)
 	return out, nil
 }
 

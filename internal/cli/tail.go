@@ -273,7 +273,7 @@ func (a *app) tail(ctx context.Context, bs brokerSettings, cfg tailConfig) error
 
 // matching lists the existing topics tail should follow and does not yet.
 func (t *tailer) matching(ctx context.Context) ([]string, error) {
-	all, err := t.bus.Client().Topics().ListTopics(fresh(ctx))
+	all, err := t.bus.Client().Topics().ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}

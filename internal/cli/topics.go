@@ -169,7 +169,7 @@ func (a *app) topicsCreate(ctx context.Context, bs brokerSettings, name string, 
 	if err != nil {
 		return err
 	}
-	existed, err := client.Topics().TopicExists(fresh(ctx), name)
+	existed, err := client.Topics().TopicExists(ctx, name)
 	if err != nil {
 		return fmt.Errorf("check whether %s exists: %w", name, err)
 	}
