@@ -1,0 +1,63 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/embedded"
+)
+
+// A subscription that must handle its events strictly in order retries a
+// failure in place: the partition waits until the handler succeeds, and
+// nothing goes to the dead letter queue.
+func ExampleSubscribeOptions_retryInPlace() {
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs()})
+	if err != nil {
+		panic(err)
+	}
+	if err := client.Connect(ctx); err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	bus, err := eventbus.NewBus(client, eventbus.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer bus.Shutdown(context.Background())
+
+	done := make(chan struct{})
+	attempts := 0
+	_, err = bus.Subscribe(ctx, "core.invoice.paid", func(_ context.Context, ev eventbus.RawEvent) error {
+		attempts++
+		if attempts == 1 {
+			fmt.Println("attempt 1: ledger busy")
+			return errors.New("ledger busy") // transient: tried again in place
+		}
+		fmt.Printf("attempt %d: booked %s\n", attempts, ev.Data)
+		close(done)
+		return nil
+	}, eventbus.SubscribeOptions{GroupID: "ledger", OnFailure: eventbus.RetryInPlace})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := bus.Publish(ctx, "core.invoice.paid", map[string]int{"amount": 4200}, eventbus.PublishMetadata{TenantID: "acme"}); err != nil {
+		panic(err)
+	}
+	<-done
+	stats, _ := bus.DLQ().Stats(ctx)
+	fmt.Println("dead-letter entries:", stats.Total)
+	// Output:
+	// attempt 1: ledger busy
+	// attempt 2: booked {"amount":4200}
+	// dead-letter entries: 0
+}
