@@ -7,37 +7,20 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
-	"github.com/plexica/eventbus/embedded"
 )
 
 // A subscription that must handle its events strictly in order retries a
 // failure in place: the partition waits until the handler succeeds, and
 // nothing goes to the dead letter queue.
 func ExampleSubscribeOptions_retryInPlace() {
-	broker, err := embedded.Start(embedded.Config{})
-	if err != nil {
-		panic(err)
-	}
-	defer broker.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs()})
-	if err != nil {
-		panic(err)
-	}
-	if err := client.Connect(ctx); err != nil {
-		panic(err)
-	}
-	defer client.Close()
-	bus, err := eventbus.NewBus(client, eventbus.Config{})
-	if err != nil {
-		panic(err)
-	}
-	defer bus.Shutdown(context.Background())
+	bus, stop := exampleBus(ctx) // an embedded broker and a bus, as in Example
+	defer stop()
 
 	done := make(chan struct{})
 	attempts := 0
-	_, err = bus.Subscribe(ctx, "core.invoice.paid", func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err := bus.Subscribe(ctx, "core.invoice.paid", func(_ context.Context, ev eventbus.RawEvent) error {
 		attempts++
 		if attempts == 1 {
 			fmt.Println("attempt 1: ledger busy")

@@ -8,7 +8,6 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
-	"github.com/plexica/eventbus/embedded"
 )
 
 type contactCreatedEvent struct {
@@ -19,26 +18,10 @@ type contactCreatedEvent struct {
 // A plugin publishes its own events and reacts to core events, only ever
 // for its tenant.
 func ExamplePluginClient() {
-	broker, err := embedded.Start(embedded.Config{})
-	if err != nil {
-		panic(err)
-	}
-	defer broker.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs()})
-	if err != nil {
-		panic(err)
-	}
-	if err := client.Connect(ctx); err != nil {
-		panic(err)
-	}
-	defer client.Close()
-	bus, err := eventbus.NewBus(client, eventbus.Config{})
-	if err != nil {
-		panic(err)
-	}
-	defer bus.Shutdown(context.Background())
+	bus, stop := exampleBus(ctx) // an embedded broker and a bus, as in Example
+	defer stop()
 
 	// The crm plugin, running for tenant acme.
 	crm, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: "crm", TenantID: "acme"})

@@ -74,3 +74,28 @@ func ExampleValidateTopic() {
 	// true
 	// invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"
 }
+
+// exampleBus starts an in-memory embedded broker and a bus on it, as
+// Example does step by step; stop shuts both down.
+func exampleBus(ctx context.Context) (bus *eventbus.Bus, stop func()) {
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		panic(err)
+	}
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs()})
+	if err != nil {
+		panic(err)
+	}
+	if err := client.Connect(ctx); err != nil {
+		panic(err)
+	}
+	bus, err = eventbus.NewBus(client, eventbus.Config{})
+	if err != nil {
+		panic(err)
+	}
+	return bus, func() {
+		_ = bus.Shutdown(context.Background())
+		client.Close()
+		broker.Close()
+	}
+}

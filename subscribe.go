@@ -689,11 +689,7 @@ func (g *groupConsumer) retryInPlace(ctx context.Context, r *kgo.Record, sub *su
 	for {
 		g.bus.logger.Warn("eventbus: handler failed; retrying in place (OnFailure: RetryInPlace)",
 			"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.ID, "retry_in", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-g.pollCtx.Done():
-			t.Stop()
+		if !g.sleep(backoff) {
 			return g.pollCtx.Err()
 		}
 		start := time.Now()
@@ -744,14 +740,22 @@ func (g *groupConsumer) untilStored(spanCtx context.Context, r *kgo.Record, writ
 		}
 		g.bus.logger.Error("eventbus: could not write to the dead letter queue; holding the partition",
 			"group", g.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-g.pollCtx.Done():
-			t.Stop()
+		if !g.sleep(backoff) {
 			return false
 		}
 		backoff = min(backoff*2, g.bus.cfg.Consumer.RetryBackoffMax)
+	}
+}
+
+// sleep waits d and reports true, or false as soon as the subscription stops.
+func (g *groupConsumer) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-g.pollCtx.Done():
+		return false
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus"
 )
@@ -74,15 +75,11 @@ the topics whose names start with it.`,
 }
 
 func (a *app) topicsList(ctx context.Context, bs brokerSettings, prefix string, asJSON bool) error {
-	client, err := a.connect(ctx, bs, "eventbus-topics")
+	client, adm, err := a.connectAdmin(ctx, bs)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	adm, err := client.Admin()
-	if err != nil {
-		return err
-	}
 	details, err := adm.ListTopics(fresh(ctx))
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
@@ -160,15 +157,11 @@ compacted) unless flags say otherwise. A topic that exists is left as it is.`, e
 }
 
 func (a *app) topicsCreate(ctx context.Context, bs brokerSettings, name string, partitions, replication int, retention time.Duration) error {
-	client, err := a.connect(ctx, bs, "eventbus-topics")
+	client, adm, err := a.connectAdmin(ctx, bs)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	adm, err := client.Admin()
-	if err != nil {
-		return err
-	}
 	existed, err := client.Topics().TopicExists(ctx, name)
 	if err != nil {
 		return fmt.Errorf("check whether %s exists: %w", name, err)
@@ -269,4 +262,19 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// connectAdmin connects for a topics command and returns the client (to
+// close) and its admin client.
+func (a *app) connectAdmin(ctx context.Context, bs brokerSettings) (*eventbus.Client, *kadm.Client, error) {
+	client, err := a.connect(ctx, bs, "eventbus-topics")
+	if err != nil {
+		return nil, nil, err
+	}
+	adm, err := client.Admin()
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return client, adm, nil
 }
