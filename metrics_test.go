@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -44,16 +45,27 @@ func TestMetrics(t *testing.T) {
 		`eventbus_dlq_retries_sent_total{kind="automatic",topic="` + topic + `"}`:   1,
 		`eventbus_breaker_state`: 0,
 	}
-	got := scrape(t, reg)
-	// The gauge counts every entry of the cluster's dlq.* topics, as the
-	// view holds them (a shared cluster has other tests' entries too).
-	stats, err := bus.DLQ().Stats(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want[`eventbus_dlq_entries{status="max-retries-exceeded"}`] = float64(stats.ByStatus["max-retries-exceeded"])
-	if stats.ByStatus["max-retries-exceeded"] < 1 {
-		t.Errorf("stats %+v lack the failed event", stats)
+	// The counters of the last steps (dead-lettered, retry sent) are
+	// incremented just after the entry's new state is visible, so scrape
+	// until they settle (bounded).
+	var got map[string]float64
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		got = scrape(t, reg)
+		// The gauge counts every entry of the cluster's dlq.* topics, as the
+		// view holds them (a shared cluster has other tests' entries too).
+		stats, err := bus.DLQ().Stats(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats.ByStatus["max-retries-exceeded"] < 1 {
+			t.Fatalf("stats %+v lack the failed event", stats)
+		}
+		want[`eventbus_dlq_entries{status="max-retries-exceeded"}`] = float64(stats.ByStatus["max-retries-exceeded"])
+		if matches(got, want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	for series, v := range want {
 		if got[series] != v {
@@ -71,6 +83,16 @@ func TestMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(reg, "eventbus_publish_duration_seconds"); n != 1 {
 		t.Errorf("publish duration histograms: %d", n)
 	}
+}
+
+// matches reports whether every series of want has its value in got.
+func matches(got, want map[string]float64) bool {
+	for series, v := range want {
+		if got[series] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // scrape flattens a registry into "name{labels}" -> value.
