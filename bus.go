@@ -103,8 +103,24 @@ type ConsumerConfig struct {
 	SessionTimeout time.Duration
 	// HeartbeatInterval is how often members heartbeat. Default 3 s.
 	HeartbeatInterval time.Duration
-	// MaxPollRecords caps the records handled between two commits. Default 500.
+	// MaxPollRecords caps the records the fetch loop takes from the client
+	// at once. Default 500.
 	MaxPollRecords int
+	// RevokeTimeout bounds how long a partition taken away in a rebalance
+	// (or a subscription being removed) waits for its running handlers;
+	// then their context is cancelled and the partition goes to its next
+	// owner, while other partitions never wait. What did not finish is not
+	// committed and comes again. Default 10 s; at most 5 minutes.
+	RevokeTimeout time.Duration
+	// InstanceID, when set, makes this process a static member of its
+	// consumer groups (Kafka's group.instance.id, KIP-345): a restart with
+	// the same InstanceID takes its partitions back at once instead of
+	// after SessionTimeout, without a rebalance. It must be unique among
+	// the processes of a group and stable across restarts (a pod or host
+	// name). The price: a static member that stops does not leave its
+	// groups, so its partitions wait SessionTimeout before other members
+	// take them over. Default empty: dynamic membership.
+	InstanceID string
 	// AutoCommitInterval is how often handled offsets are committed for
 	// subscriptions with AutoCommit. Default 1 s.
 	AutoCommitInterval time.Duration
@@ -166,6 +182,12 @@ func (c *Config) setDefaults(client *Client) error {
 	}
 	if cc.MaxPollRecords <= 0 {
 		cc.MaxPollRecords = 500
+	}
+	if cc.RevokeTimeout <= 0 {
+		cc.RevokeTimeout = 10 * time.Second
+	}
+	if cc.RevokeTimeout > 5*time.Minute {
+		return fmt.Errorf("%w: Consumer.RevokeTimeout %s is over the 5 minute limit (a rebalance waits for it)", ErrInvalidConfig, cc.RevokeTimeout)
 	}
 	if cc.AutoCommitInterval <= 0 {
 		cc.AutoCommitInterval = time.Second

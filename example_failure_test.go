@@ -29,7 +29,7 @@ func ExampleSubscribeOptions_retryInPlace() {
 		fmt.Printf("attempt %d: booked %s\n", attempts, ev.Data)
 		close(done)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "ledger", OnFailure: eventbus.RetryInPlace})
+	}, eventbus.SubscribeOptions{GroupID: "ledger", Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
 	if err != nil {
 		panic(err)
 	}

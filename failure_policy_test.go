@@ -47,7 +47,7 @@ func TestRetryInPlaceKeepsOrderAndSkipsTheDLQ(t *testing.T) {
 		handled = append(handled, int(n[0]-'0'))
 		mu.Unlock()
 		return done.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group, OnFailure: eventbus.RetryInPlace})
+	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
 	// One tenant, one partition key: the three events share a partition.
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	first := eventbustest.MustPublish(t, bus, topic, 1, meta)
@@ -73,7 +73,7 @@ func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 		calls.Add(1)
 		return eventbus.Permanent(errors.New("unknown currency"))
-	}, eventbus.SubscribeOptions{GroupID: group, OnFailure: eventbus.RetryInPlace})
+	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if got := calls.Load(); got != 1 {
@@ -92,7 +92,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 			return errors.New("cannot print")
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group, OnFailure: eventbus.Skip})
+	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.Skip}})
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -117,7 +117,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 func TestUnknownFailurePolicy(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	_, err := bus.Subscribe(ctxT(t), topic, nop, eventbus.SubscribeOptions{OnFailure: eventbus.FailurePolicy(7)})
+	_, err := bus.Subscribe(ctxT(t), topic, nop, eventbus.SubscribeOptions{Delivery: eventbus.Delivery{OnFailure: eventbus.FailurePolicy(7)}})
 	if !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("Subscribe with OnFailure 7: %v, want ErrInvalidConfig", err)
 	}

@@ -63,7 +63,7 @@ func runCrashHelper() {
 		}
 		fmt.Println("handled", ev.ID)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -120,7 +120,7 @@ func TestConsumerCrashLosesNothing(t *testing.T) {
 	before := len(seen)
 
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
 	// Wait until every event not handled before the crash has arrived.
 	// count merges what the crashed consumer and the new one handled; it
 	// also returns how many events the new one had in that snapshot.
@@ -183,7 +183,7 @@ func TestEmbeddedBrokerRestartKeepsEventsAndOffsets(t *testing.T) {
 	rec2 := eventbustest.NewRecorder()
 	// FromBeginning would replay everything if the committed offsets were
 	// lost; the group must resume where it stopped.
-	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
 	assertIDs(t, "after restart", rec2.WaitFor(t, 10), ids[10:]...)
 	last := eventbustest.MustPublish(t, after, topic, "last", eventbus.PublishMetadata{TenantID: "acme"})
 	got := rec2.WaitFor(t, 11)

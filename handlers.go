@@ -37,10 +37,9 @@ type HandlerSpec struct {
 	TenantID string
 	// WorkspaceID filters to one workspace.
 	WorkspaceID string
-	// FromBeginning makes a new group start at the oldest retained event.
-	FromBeginning bool
-	// AutoCommit commits handled offsets in the background.
-	AutoCommit bool
+	// Delivery: start position, ordering, concurrency, failure policy, as
+	// in SubscribeOptions.
+	Delivery
 }
 
 // HandlerOption sets an optional field of a HandlerSpec.
@@ -68,8 +67,24 @@ func ForWorkspace(workspaceID string) HandlerOption {
 // event.
 func FromBeginning() HandlerOption { return func(s *HandlerSpec) { s.FromBeginning = true } }
 
-// WithAutoCommit commits the handler's offsets in the background.
+// WithAutoCommit commits the handler's offsets at the slower
+// ConsumerConfig.AutoCommitInterval (see Delivery.AutoCommit).
 func WithAutoCommit() HandlerOption { return func(s *HandlerSpec) { s.AutoCommit = true } }
+
+// WithOnFailure sets what a failure of the handler leads to (see
+// FailurePolicy; default DeadLetter).
+func WithOnFailure(p FailurePolicy) HandlerOption { return func(s *HandlerSpec) { s.OnFailure = p } }
+
+// WithOrdering sets which of the handler's events are handled one at a time
+// (default OrderPerKey).
+func WithOrdering(o Ordering) HandlerOption { return func(s *HandlerSpec) { s.Ordering = o } }
+
+// WithMaxConcurrency sets how many of the handler's calls may run at once
+// (default DefaultMaxConcurrency).
+func WithMaxConcurrency(n int) HandlerOption { return func(s *HandlerSpec) { s.MaxConcurrency = n } }
+
+// WithDelivery sets every delivery choice at once.
+func WithDelivery(d Delivery) HandlerOption { return func(s *HandlerSpec) { s.Delivery = d } }
 
 // On declares a handler of events of type T (the seed's @EventHandler):
 //
@@ -124,11 +139,10 @@ func (b *Bus) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, erro
 		topic = "plugin." + spec.PluginID + "." + topic
 	}
 	return b.Subscribe(ctx, topic, spec.Handler, SubscribeOptions{
-		GroupID:       spec.GroupID,
-		TenantID:      spec.TenantID,
-		WorkspaceID:   spec.WorkspaceID,
-		FromBeginning: spec.FromBeginning,
-		AutoCommit:    spec.AutoCommit,
+		GroupID:     spec.GroupID,
+		TenantID:    spec.TenantID,
+		WorkspaceID: spec.WorkspaceID,
+		Delivery:    spec.Delivery,
 	})
 }
 
@@ -155,12 +169,11 @@ func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (str
 		pluginID = ""
 	}
 	return p.Subscribe(ctx, name, spec.Handler, PluginSubscribeOptions{
-		PluginID:      pluginID,
-		CoreEvent:     core,
-		WorkspaceID:   spec.WorkspaceID,
-		FromBeginning: spec.FromBeginning,
-		GroupID:       spec.GroupID,
-		AutoCommit:    spec.AutoCommit,
+		PluginID:    pluginID,
+		CoreEvent:   core,
+		WorkspaceID: spec.WorkspaceID,
+		GroupID:     spec.GroupID,
+		Delivery:    spec.Delivery,
 	})
 }
 

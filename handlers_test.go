@@ -227,9 +227,11 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 func TestOnOptionsFillTheSpec(t *testing.T) {
 	spec := eventbus.On("contact.created", func(context.Context, eventbus.Event[crmContact]) error { return nil },
 		eventbus.InGroup("g"), eventbus.FromPlugin("crm"), eventbus.ForTenant("acme"),
-		eventbus.ForWorkspace("ws"), eventbus.FromBeginning(), eventbus.WithAutoCommit())
+		eventbus.ForWorkspace("ws"), eventbus.FromBeginning(), eventbus.WithAutoCommit(),
+		eventbus.WithOnFailure(eventbus.RetryInPlace), eventbus.WithOrdering(eventbus.OrderPerPartition), eventbus.WithMaxConcurrency(8))
 	want := eventbus.HandlerSpec{EventName: "contact.created", GroupID: "g", PluginID: "crm", TenantID: "acme",
-		WorkspaceID: "ws", FromBeginning: true, AutoCommit: true}
+		WorkspaceID: "ws", Delivery: eventbus.Delivery{FromBeginning: true, AutoCommit: true,
+			OnFailure: eventbus.RetryInPlace, Ordering: eventbus.OrderPerPartition, MaxConcurrency: 8}}
 	got := spec
 	got.Handler = nil
 	if !reflect.DeepEqual(got, want) || spec.Handler == nil {

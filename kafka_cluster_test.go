@@ -211,7 +211,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 		seen[ev.ID]++
 		seenMu.Unlock()
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("fault"), FromBeginning: true})
+	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("fault"), Delivery: eventbus.Delivery{FromBeginning: true}})
 
 	// The publisher. A short breaker timeout: if the breaker opens while the
 	// leaders move, the test's retries get through again within a second.

@@ -229,17 +229,14 @@ type PluginSubscribeOptions struct {
 	// WorkspaceID delivers only this workspace's events. Default: the
 	// client's workspace, if any; a different one fails with ErrPluginScope.
 	WorkspaceID string
-	// FromBeginning makes a new group start at the oldest retained event
-	// instead of at events published from now on.
-	FromBeginning bool
 	// GroupID names the consumer group within the plugin's namespace: the
 	// group joined is "plugin.<id>.<GroupID>" plus the tenant filter (see
 	// PluginClient). Subscriptions with the same GroupID share one group, so
 	// two topics may share it. Default: the subscribed topic.
 	GroupID string
-	// AutoCommit commits handled offsets in the background; see
-	// SubscribeOptions.AutoCommit.
-	AutoCommit bool
+	// Delivery: start position, ordering, concurrency, failure policy, as
+	// in SubscribeOptions.
+	Delivery
 }
 
 // Subscribe calls handler for each event eventName of the client's tenant
@@ -273,11 +270,10 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 		group = topic
 	}
 	id, err := p.bus.Subscribe(ctx, topic, p.scoped(handler, ws), SubscribeOptions{
-		GroupID:       p.GroupID(group),
-		TenantID:      p.pc.TenantID,
-		WorkspaceID:   ws,
-		FromBeginning: opts.FromBeginning,
-		AutoCommit:    opts.AutoCommit,
+		GroupID:     p.GroupID(group),
+		TenantID:    p.pc.TenantID,
+		WorkspaceID: ws,
+		Delivery:    opts.Delivery,
 	})
 	if err != nil {
 		return "", err

@@ -39,7 +39,7 @@ func TestSubscriptionConflicts(t *testing.T) {
 	if _, err := bus.Subscribe(ctx, topic, nop, eventbus.SubscribeOptions{GroupID: group}); !errors.Is(err, eventbus.ErrDuplicateSubscription) {
 		t.Fatalf("same topic twice in one group: %v", err)
 	}
-	if _, err := bus.Subscribe(ctx, other, nop, eventbus.SubscribeOptions{GroupID: group, AutoCommit: true}); !errors.Is(err, eventbus.ErrConflictingSubscription) {
+	if _, err := bus.Subscribe(ctx, other, nop, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{AutoCommit: true}}); !errors.Is(err, eventbus.ErrConflictingSubscription) {
 		t.Fatalf("AutoCommit mismatch: %v", err)
 	}
 	// A tenant filter is its own group, so the same topic may be subscribed there.
@@ -108,7 +108,7 @@ func TestFromBeginningPerTopicInOneGroup(t *testing.T) {
 	eventbustest.MustPublish(t, bus, live, "old", meta)
 	group := eventbustest.UniqueID("g")
 	recHistory, recLive := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, history, recHistory.Handle, eventbus.SubscribeOptions{GroupID: group, FromBeginning: true})
+	eventbustest.MustSubscribe(t, bus, history, recHistory.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
 	eventbustest.MustSubscribe(t, bus, live, recLive.Handle, eventbus.SubscribeOptions{GroupID: group})
 	recHistory.WaitForID(t, old)
 	fresh := eventbustest.MustPublish(t, bus, live, "new", meta)

@@ -90,7 +90,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	// may miss an event published the moment Subscribe returns (see the
 	// report on eventbus.Subscribe).
 	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{
-		GroupID: eventbustest.UniqueID("e2e"), FromBeginning: true,
+		GroupID: eventbustest.UniqueID("e2e"), Delivery: eventbus.Delivery{FromBeginning: true},
 	})
 	id := eventbustest.MustPublish(t, bus, topic, map[string]string{"orderId": "o-1"}, eventbus.PublishMetadata{TenantID: "acme"})
 	if ev := rec.WaitForID(t, id); ev.TenantID != "acme" || string(ev.Data) != `{"orderId":"o-1"}` {

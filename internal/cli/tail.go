@@ -306,12 +306,16 @@ func (t *tailer) follow(ctx context.Context, topics []string, fromBeginning bool
 	for i, topic := range topics {
 		wg.Go(func() {
 			_, errs[i] = t.bus.Subscribe(ctx, topic, t.handle, eventbus.SubscribeOptions{
-				GroupID:       t.cfg.Group,
-				TenantID:      t.cfg.TenantID,
-				WorkspaceID:   t.cfg.WorkspaceID,
-				FromBeginning: fromBeginning,
-				// A throwaway reader: a record it cannot show is not a failure to keep.
-				OnFailure: eventbus.Skip,
+				GroupID:     t.cfg.Group,
+				TenantID:    t.cfg.TenantID,
+				WorkspaceID: t.cfg.WorkspaceID,
+				Delivery: eventbus.Delivery{
+					FromBeginning: fromBeginning,
+					// A throwaway reader: a record it cannot show is not a failure to keep.
+					OnFailure: eventbus.Skip,
+					// Shown in the order of each partition.
+					Ordering: eventbus.OrderPerPartition,
+				},
 			})
 		})
 	}

@@ -1,0 +1,186 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// This file is what one record means to a subscription: filters, decoding,
+// the handler, and the failure policy. The engine (internal/consumer)
+// decides when and on which goroutine it runs.
+
+// handleRecord delivers one record to the subscription and reports whether
+// it is finished (handled, filtered out, skipped, or its failure stored in
+// the dead letter queue) and may be committed. ctx is the handler's
+// context; stopping is done once the record's partition is being released,
+// when retries give up and the record is left unfinished.
+func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record) bool {
+	b := s.bus
+	retryGroup, isRetry := wire.HeaderValue(r.Headers, HeaderRetryGroup)
+	if isRetry && string(retryGroup) != s.groupID {
+		return true // a retry for another group: never ours to see
+	}
+	scope := wire.ScopeOf(r.Headers)
+	if scope.Known && !scope.Matches(s.tenantID, s.workspaceID) {
+		return true // another tenant's event: skip without decoding
+	}
+	ctx, span := b.tracing.startProcess(ctx, r, s.groupLabel)
+	env, err := wire.Decode(r.Value)
+	if err != nil {
+		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
+		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
+		endSpan(span, cause)
+		if s.onFailure == Skip {
+			return s.skip(r, eventIDOf(r), cause)
+		}
+		return s.recordFailure(ctx, stopping, r, eventIDOf(r), cause)
+	}
+	if !scope.Known && !matchesFilter(env, s) {
+		endSpan(span, nil)
+		return true
+	}
+	ev := rawEvent(env)
+	start := time.Now()
+	err = callHandler(ctx, s.handler, ev)
+	b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
+	endSpan(span, err)
+	if err != nil {
+		var perm *PermanentError
+		switch {
+		case s.onFailure == Skip:
+			return s.skip(r, env.ID, err)
+		case s.onFailure == RetryInPlace && !errors.As(err, &perm):
+			if err = s.retryInPlace(ctx, stopping, r, ev, err); err != nil && !errors.As(err, &perm) {
+				return false // released before it succeeded: not committed
+			}
+		}
+		if err != nil {
+			return s.recordFailure(ctx, stopping, r, env.ID, err)
+		}
+	}
+	if isRetry {
+		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.resolve(ctx, r) })
+	}
+	return true
+}
+
+// eventIDOf names the event of a record that may not decode: its event-id
+// header, else its position.
+func eventIDOf(r *kgo.Record) string {
+	if id, ok := wire.HeaderValue(r.Headers, wire.HeaderEventID); ok && len(id) > 0 {
+		return string(id)
+	}
+	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+}
+
+func matchesFilter(env wire.Envelope, s *subscription) bool {
+	return (s.tenantID == "" || env.TenantID == s.tenantID) &&
+		(s.workspaceID == "" || env.WorkspaceID == s.workspaceID)
+}
+
+// skip logs a failure that the subscription's policy lets pass.
+func (s *subscription) skip(r *kgo.Record, eventID string, cause error) bool {
+	s.bus.logger.Warn("eventbus: handler failed; event skipped (OnFailure: Skip)",
+		"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
+	return true
+}
+
+// retryInPlace calls the handler again, backing off, while it fails with
+// an error worth retrying. It returns nil once the handler succeeded, the
+// Permanent error that ends the retries, or a non-nil error when the
+// partition was released first. Only the event's key (or partition, with
+// OrderPerPartition) waits meanwhile.
+func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record, ev RawEvent, err error) error {
+	cc := s.bus.cfg.Consumer
+	backoff := cc.RetryBackoff
+	for {
+		s.bus.logger.Warn("eventbus: handler failed; retrying in place (OnFailure: RetryInPlace)",
+			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.ID, "retry_in", backoff, "err", err)
+		if !sleep(stopping, backoff) {
+			return stopping.Err()
+		}
+		start := time.Now()
+		err = callHandler(ctx, s.handler, ev)
+		s.bus.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
+		var perm *PermanentError
+		if err == nil || errors.As(err, &perm) {
+			return err
+		}
+		if stopping.Err() != nil {
+			return stopping.Err()
+		}
+		backoff = min(backoff*2, cc.RetryBackoffMax)
+	}
+}
+
+// recordFailure stores a failed handling in the dead letter queue; the
+// record may be committed once the broker acknowledged that.
+func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, cause error) bool {
+	s.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
+		"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
+	stored := s.untilStored(spanCtx, stopping, r, func(ctx context.Context) error {
+		return s.bus.dlq.recordFailure(ctx, r, s.groupID, eventID, cause)
+	})
+	if stored {
+		s.bus.cfg.Metrics.observeDeadLettered(r.Topic, s.groupLabel)
+	}
+	return stored
+}
+
+// untilStored runs a dead-letter write until the broker acknowledged it,
+// backing off between failures, and reports false when the partition was
+// released first (the record is then not committed and comes again). The
+// write runs as a child of spanCtx's span, until the release.
+func (s *subscription) untilStored(spanCtx, stopping context.Context, r *kgo.Record, write func(context.Context) error) bool {
+	ctx := stopping
+	if s.bus.tracing != nil {
+		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(spanCtx))
+	}
+	cc := s.bus.cfg.Consumer
+	backoff := cc.RetryBackoff
+	for {
+		err := write(ctx)
+		if err == nil {
+			return true
+		}
+		if stopping.Err() != nil {
+			return false
+		}
+		s.bus.logger.Error("eventbus: could not write to the dead letter queue; holding the event's key",
+			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", backoff, "err", err)
+		if !sleep(stopping, backoff) {
+			return false
+		}
+		backoff = min(backoff*2, cc.RetryBackoffMax)
+	}
+}
+
+// sleep waits d and reports true, or false as soon as ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// callHandler runs a handler, turning a panic into a *PanicError.
+func callHandler(ctx context.Context, h Handler, ev RawEvent) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h(withIncomingEvent(ctx, ev), ev)
+}

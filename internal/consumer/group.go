@@ -1,0 +1,486 @@
+// Package consumer is the engine under the bus's subscriptions: one
+// consumer group client per group, records dispatched to handlers
+// concurrently by key (or partition) while fetching goes on, commits of the
+// finished prefix of each partition, durable start positions, and bounded
+// revocation and shutdown.
+//
+// Its parts, each in its own file:
+//   - group.go: the group (fetch loop, assignment, revocation, stop);
+//   - start.go: where a partition without committed offsets starts, made
+//     durable at the group's first join;
+//   - commit.go: committing each partition's finished prefix;
+//   - dispatch.go: per-key queues, workers, back-pressure;
+//   - window.go: one partition's finished and unfinished offsets.
+//
+// What a record means (decoding, filters, the handler, failure policies)
+// is the caller's: Topic.Handle.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Ordering says which records of a topic are handled one at a time.
+type Ordering int
+
+const (
+	// PerKey handles the records of one key (of one partition) one at a
+	// time in offset order, different keys concurrently.
+	PerKey Ordering = iota
+	// PerPartition handles each partition's records one at a time in
+	// offset order, partitions concurrently.
+	PerPartition
+	// Unordered handles every record as soon as a worker is free.
+	Unordered
+)
+
+// HandleFunc finishes one record and reports whether it is finished
+// (handled, or its failure dealt with) and may be committed. ctx is the
+// handler's context: it is cancelled when the record's partition is taken
+// away after its revoke bound, or the group stopped past its deadline.
+// stopping is done as soon as the partition is being released: work that
+// could wait long (retries) should give up and return false, and the record
+// then comes again to the partition's next owner.
+type HandleFunc func(ctx, stopping context.Context, r *kgo.Record) bool
+
+// Topic is one topic a group reads, with how its records are handled.
+type Topic struct {
+	Name   string
+	Handle HandleFunc
+	// Ordering, MaxConcurrency (handlers running at once) and MaxPending
+	// (records held between fetch and commit) must be set (positive).
+	Ordering       Ordering
+	MaxConcurrency int
+	MaxPending     int
+	// FromBeginning starts partitions without committed offsets, on a
+	// topic where the group has none, at the oldest retained record;
+	// otherwise they start at StartAt.
+	FromBeginning bool
+	// StartAt is, per partition, where to start without FromBeginning: the
+	// end offsets when the subscription was made. A partition missing from
+	// it (created later) starts at its oldest retained record.
+	StartAt map[int32]int64
+}
+
+// Config configures a group.
+type Config struct {
+	// Group is the consumer group ID.
+	Group string
+	// NewClient builds the group's client from the caller's connection
+	// options plus the given ones.
+	NewClient func(opts ...kgo.Opt) (*kgo.Client, error)
+	// SessionTimeout, HeartbeatInterval: the group membership's.
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
+	// InstanceID, when set, makes this member static: a restart with the
+	// same ID takes its partitions back without waiting for the session
+	// timeout.
+	InstanceID string
+	// MaxPollRecords caps the records taken from the client at once.
+	MaxPollRecords int
+	// CommitInterval is the least time between two commits.
+	CommitInterval time.Duration
+	// RevokeTimeout bounds how long a revoked partition waits for its
+	// running handlers before their context is cancelled.
+	RevokeTimeout time.Duration
+	// Logger gets warnings.
+	Logger *slog.Logger
+}
+
+// Group is one consumer group's member in this process: one client, one
+// fetch loop, one dispatcher per topic.
+type Group struct {
+	cfg     Config
+	cl      *kgo.Client
+	adm     *kadm.Client
+	started chan struct{} // closed once cl and adm are set: callbacks wait for it
+
+	mu     sync.RWMutex
+	topics map[string]*dispatcher
+
+	commitMu  sync.Mutex    // serializes commits, with revocations' too
+	commitSig chan struct{} // something finished: commit soon
+	starts    startOffsets
+
+	assignMu    sync.Mutex
+	assigned    map[string]map[int32]bool
+	assignCount int
+	assignSig   chan struct{} // closed and replaced at every assignment
+
+	stopping      atomic.Bool
+	pollCtx       context.Context // cancelled to stop fetching and committing
+	stopPolling   context.CancelFunc
+	handlerCtx    context.Context // parent of every partition's handler context
+	stopHandlers  context.CancelFunc
+	pollDone      chan struct{}
+	committerDone chan struct{}
+}
+
+// Start joins the group, reading first.
+func Start(cfg Config, first Topic) (*Group, error) {
+	if err := first.check(); err != nil {
+		return nil, err
+	}
+	g := &Group{
+		cfg:           cfg,
+		topics:        map[string]*dispatcher{},
+		commitSig:     make(chan struct{}, 1),
+		assigned:      map[string]map[int32]bool{},
+		assignSig:     make(chan struct{}),
+		pollDone:      make(chan struct{}),
+		committerDone: make(chan struct{}),
+		started:       make(chan struct{}),
+	}
+	g.starts.init()
+	g.pollCtx, g.stopPolling = context.WithCancel(context.Background())
+	g.handlerCtx, g.stopHandlers = context.WithCancel(context.Background())
+	g.topics[first.Name] = newDispatcher(g, first)
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(first.Name),
+		kgo.DisableAutoCommit(),
+		// Partitions without a committed offset get one at assignment
+		// (start.go); where a committed offset fell out of retention,
+		// reading resumes at the oldest retained record.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(g.adjustStart),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		kgo.RebalanceTimeout(max(60*time.Second, cfg.RevokeTimeout+30*time.Second)),
+		kgo.OnPartitionsAssigned(g.onAssigned),
+		kgo.OnPartitionsRevoked(g.onRevoked),
+		kgo.OnPartitionsLost(g.onLost),
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	cl, err := cfg.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	g.cl = cl
+	g.adm = kadm.NewClient(cl)
+	close(g.started)
+	go g.poll()
+	go g.committer()
+	return g, nil
+}
+
+func (t Topic) check() error {
+	if t.Handle == nil || t.MaxConcurrency <= 0 || t.MaxPending <= 0 || t.Ordering < PerKey || t.Ordering > Unordered {
+		return fmt.Errorf("consumer: topic %s: Handle, a positive MaxConcurrency and MaxPending and a known Ordering are required", t.Name)
+	}
+	return nil
+}
+
+// ErrDuplicateTopic is returned by AddTopic for a topic the group reads.
+var ErrDuplicateTopic = errors.New("topic already read by this group")
+
+// AddTopic makes the group read another topic too.
+func (g *Group) AddTopic(t Topic) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.topics[t.Name] != nil {
+		return ErrDuplicateTopic
+	}
+	g.topics[t.Name] = newDispatcher(g, t)
+	g.cl.AddConsumeTopics(t.Name)
+	return nil
+}
+
+// RemoveTopic stops reading a topic: its queued records are dropped, its
+// running handlers are waited for (bounded by RevokeTimeout and ctx), what
+// they finished is committed, and the topic is purged from the client.
+// It reports whether no topic is left (the caller then stops the group).
+func (g *Group) RemoveTopic(ctx context.Context, name string) (last bool) {
+	g.mu.Lock()
+	d := g.topics[name]
+	last = len(g.topics) == 1 && d != nil
+	g.mu.Unlock()
+	if d == nil || last {
+		return last
+	}
+	idle, parts := d.close()
+	g.settle(ctx, name, d, idle, parts, true)
+	g.mu.Lock()
+	delete(g.topics, name)
+	g.mu.Unlock()
+	g.cl.PurgeTopicsFromConsuming(name)
+	return false
+}
+
+func (g *Group) dispatcher(topic string) *dispatcher {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.topics[topic]
+}
+
+// ID is the group's ID.
+func (g *Group) ID() string { return g.cfg.Group }
+
+// Client is the group's client (for lag and descriptions).
+func (g *Group) Client() *kgo.Client { return g.cl }
+
+// poll fetches and hands records to the dispatchers, never waiting for
+// handlers: a partition whose records are not taken fast enough is paused
+// by its dispatcher instead.
+func (g *Group) poll() {
+	defer close(g.pollDone)
+	for {
+		fetches := g.cl.PollRecords(g.pollCtx, g.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() || g.pollCtx.Err() != nil {
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			g.cfg.Logger.Warn("eventbus: fetch failed", "group", g.cfg.Group, "topic", topic, "partition", partition, "err", err)
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			d := g.dispatcher(p.Topic)
+			if d == nil {
+				return // unsubscribed meanwhile
+			}
+			if pause := d.enqueue(p.Partition, p.Records); len(pause) > 0 {
+				g.cl.PauseFetchPartitions(map[string][]int32{p.Topic: pause})
+			}
+		})
+	}
+}
+
+func (g *Group) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	<-g.started
+	for topic, ps := range assigned {
+		if d := g.dispatcher(topic); d != nil {
+			d.assign(ps)
+		}
+	}
+	g.fixStarts(ctx, assigned)
+	g.assignMu.Lock()
+	defer g.assignMu.Unlock()
+	for t, ps := range assigned {
+		if g.assigned[t] == nil {
+			g.assigned[t] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			g.assigned[t][p] = true
+		}
+	}
+	g.assignCount++
+	close(g.assignSig)
+	g.assignSig = make(chan struct{})
+}
+
+// onRevoked releases the revoked partitions: dispatching stops, running
+// handlers get RevokeTimeout to finish, what finished is committed, and
+// then the partitions go to their next owner.
+func (g *Group) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-g.started
+	g.unassign(revoked)
+	if g.stopping.Load() {
+		return // Stop settled everything already
+	}
+	g.releaseAll(ctx, revoked, true)
+}
+
+// onLost forgets partitions that another member may already own: nothing
+// can be committed for them any more, so their handlers are cancelled.
+func (g *Group) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	<-g.started
+	g.unassign(lost)
+	g.releaseAll(ctx, lost, false)
+}
+
+func (g *Group) releaseAll(ctx context.Context, parts map[string][]int32, commit bool) {
+	var wg sync.WaitGroup
+	for topic, ids := range parts {
+		d := g.dispatcher(topic)
+		if d == nil {
+			continue
+		}
+		idle, ps := d.release(ids)
+		if !commit {
+			idle = nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.settle(ctx, topic, d, idle, ps, commit)
+		}()
+	}
+	wg.Wait()
+}
+
+// settle waits (up to RevokeTimeout and ctx) for released partitions'
+// running handlers, commits what they finished, and forgets them.
+func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []<-chan struct{}, parts []*partition, commit bool) {
+	if len(idle) > 0 {
+		bound := time.NewTimer(g.cfg.RevokeTimeout)
+		defer bound.Stop()
+	wait:
+		for _, ch := range idle {
+			select {
+			case <-ch:
+			case <-bound.C:
+				g.cfg.Logger.Warn("eventbus: handlers still running when their partitions were revoked; cancelling them (their events come again)",
+					"group", g.cfg.Group, "topic", topic, "revoke_timeout", g.cfg.RevokeTimeout)
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+	}
+	if commit {
+		g.commitParts(ctx, topic, d, parts)
+	}
+	if paused := d.forget(parts); len(paused) > 0 {
+		g.cl.ResumeFetchPartitions(map[string][]int32{topic: paused})
+	}
+}
+
+func (g *Group) unassign(parts map[string][]int32) {
+	g.assignMu.Lock()
+	defer g.assignMu.Unlock()
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(g.assigned[t], p)
+		}
+	}
+}
+
+// WaitAssigned returns once the group has joined and topic's partitions are
+// assigned, to this member or (in a group spread over processes) to others.
+func (g *Group) WaitAssigned(ctx context.Context, topic string) error {
+	recheck := time.NewTicker(100 * time.Millisecond)
+	defer recheck.Stop()
+	for {
+		g.assignMu.Lock()
+		sig, count, mine := g.assignSig, g.assignCount, len(g.assigned[topic]) > 0
+		g.assignMu.Unlock()
+		if count > 0 && (mine || g.groupCovers(ctx, topic)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.pollDone:
+			return errors.New("the group's consumer stopped")
+		case <-sig:
+		case <-recheck.C:
+		}
+	}
+}
+
+// groupCovers asks the broker whether every partition of topic is assigned
+// to some member of the group.
+func (g *Group) groupCovers(ctx context.Context, topic string) bool {
+	groups, err := g.adm.DescribeGroups(ctx, g.cfg.Group)
+	if err != nil {
+		return false
+	}
+	d, ok := groups[g.cfg.Group]
+	if !ok || d.Err != nil || d.State != "Stable" {
+		return false
+	}
+	topics, err := g.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return false
+	}
+	td, ok := topics[topic]
+	if !ok || td.Err != nil {
+		return false
+	}
+	return len(d.AssignedPartitions()[topic]) == len(td.Partitions)
+}
+
+// Stop stops the group by ctx's deadline: fetching stops, queued records
+// are dropped, running handlers get until shortly before the deadline
+// (then their context is cancelled), what finished is committed, the
+// group is left (a static member keeps its place for a restart) and the
+// client closed. A handler that ignores its context does not hold Stop
+// up; what it was handling is not committed and comes again.
+func (g *Group) Stop(ctx context.Context) error {
+	g.stopping.Store(true)
+	g.stopPolling()
+	g.mu.RLock()
+	ds := make(map[string]*dispatcher, len(g.topics))
+	for name, d := range g.topics {
+		ds[name] = d
+	}
+	g.mu.RUnlock()
+	type released struct {
+		d     *dispatcher
+		parts []*partition
+	}
+	var idle []<-chan struct{}
+	rel := map[string]released{}
+	for name, d := range ds {
+		ch, parts := d.close()
+		idle = append(idle, ch...)
+		rel[name] = released{d, parts}
+	}
+	var err error
+	handlersCtx, cancel := withReserve(ctx)
+waitIdle:
+	for _, ch := range idle {
+		select {
+		case <-ch:
+		case <-handlersCtx.Done():
+			err = fmt.Errorf("group %s: handlers still running when the shutdown deadline neared; they were cancelled and their events not committed: %w",
+				g.cfg.Group, handlersCtx.Err())
+			break waitIdle
+		}
+	}
+	cancel()
+	g.stopHandlers()
+	<-g.pollDone
+	<-g.committerDone
+	commitCtx := ctx
+	if ctx.Err() != nil { // cancelled without a deadline: still try, briefly
+		var cancelCommit context.CancelFunc
+		commitCtx, cancelCommit = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancelCommit()
+	}
+	for name, r := range rel {
+		if cerr := g.commitParts(commitCtx, name, r.d, r.parts); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("group %s: final commit: %w", g.cfg.Group, cerr))
+		}
+		r.d.forget(r.parts)
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_ = g.cl.LeaveGroupContext(commitCtx)
+		g.cl.Close()
+	}()
+	select {
+	case <-closed:
+	case <-commitCtx.Done():
+		err = errors.Join(err, fmt.Errorf("group %s: leaving the group: %w (it finishes in the background)", g.cfg.Group, commitCtx.Err()))
+	}
+	return err
+}
+
+// withReserve returns a context that ends a little before ctx's deadline,
+// keeping time for the final commit and leaving the group.
+func withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(time.Until(deadline)/4, time.Second)
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}

@@ -1,0 +1,212 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/plexica/eventbus/internal/consumer"
+)
+
+// subscription is one Subscribe call.
+type subscription struct {
+	bus     *Bus
+	id      string
+	topic   string
+	groupID string // the effective group ID (with the tenant filter)
+	// groupLabel is the GroupID as given: a bounded metrics label.
+	groupLabel  string
+	handler     Handler
+	tenantID    string
+	workspaceID string
+	delivery    Delivery
+	onFailure   FailurePolicy
+	// startAt is where the group starts on each partition that has no
+	// committed offset: the end offsets when Subscribe was called. Nil with
+	// FromBeginning.
+	startAt map[int32]int64
+	group   *groupConsumer
+}
+
+// engineTopic is the subscription as the consumer engine reads it.
+func (s *subscription) engineTopic() consumer.Topic {
+	return consumer.Topic{
+		Name:           s.topic,
+		Handle:         s.handleRecord,
+		Ordering:       consumer.Ordering(s.delivery.Ordering),
+		MaxConcurrency: s.delivery.MaxConcurrency,
+		MaxPending:     s.delivery.MaxPending,
+		FromBeginning:  s.delivery.FromBeginning,
+		StartAt:        s.startAt,
+	}
+}
+
+// groupConsumer is a group's one consumer in this process; the group's
+// subscriptions (one per topic) share it.
+type groupConsumer struct {
+	id         string
+	autoCommit bool
+	engine     *consumer.Group
+	topics     map[string]*subscription // guarded by subscriptions.mu
+}
+
+// subscriptions is the bus's registry of groups and subscriptions.
+type subscriptions struct {
+	mu     sync.Mutex
+	groups map[string]*groupConsumer // effective group ID -> consumer
+	byID   map[string]*subscription
+}
+
+func (s *subscriptions) init() {
+	s.groups = map[string]*groupConsumer{}
+	s.byID = map[string]*subscription{}
+}
+
+// add registers sub in its group, starting the group's consumer or adding
+// the topic to it.
+func (s *subscriptions) add(sub *subscription) (*groupConsumer, error) {
+	b := sub.bus
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.closing.Load() {
+		return nil, shuttingDown()
+	}
+	g := s.groups[sub.groupID]
+	if g == nil {
+		engine, err := consumer.Start(b.consumerConfig(sub.groupID, sub.delivery.AutoCommit), sub.engineTopic())
+		if err != nil {
+			return nil, err
+		}
+		g = &groupConsumer{id: sub.groupID, autoCommit: sub.delivery.AutoCommit, engine: engine, topics: map[string]*subscription{}}
+		s.groups[sub.groupID] = g
+	} else {
+		if _, dup := g.topics[sub.topic]; dup {
+			return nil, fmt.Errorf("%w: %s is already subscribed in group %s in this process; use one handler per topic and group, or another GroupID",
+				ErrDuplicateSubscription, sub.topic, g.id)
+		}
+		if sub.delivery.AutoCommit != g.autoCommit {
+			return nil, fmt.Errorf("%w: group %s already runs with AutoCommit=%t; give %s the same AutoCommit or another GroupID",
+				ErrConflictingSubscription, g.id, g.autoCommit, sub.topic)
+		}
+		if err := g.engine.AddTopic(sub.engineTopic()); err != nil {
+			return nil, err
+		}
+	}
+	sub.group = g
+	g.topics[sub.topic] = sub
+	s.byID[sub.id] = sub
+	return g, nil
+}
+
+// consumerConfig is the engine's configuration for a group.
+func (b *Bus) consumerConfig(groupID string, autoCommit bool) consumer.Config {
+	cc := b.cfg.Consumer
+	interval := cc.CommitInterval
+	if autoCommit {
+		interval = cc.AutoCommitInterval
+	}
+	return consumer.Config{
+		Group:             groupID,
+		NewClient:         b.client.newKgo,
+		SessionTimeout:    cc.SessionTimeout,
+		HeartbeatInterval: cc.HeartbeatInterval,
+		InstanceID:        cc.InstanceID,
+		MaxPollRecords:    cc.MaxPollRecords,
+		CommitInterval:    max(interval, 0),
+		RevokeTimeout:     cc.RevokeTimeout,
+		Logger:            b.logger,
+	}
+}
+
+func (s *subscriptions) remove(ctx context.Context, id string) error {
+	s.mu.Lock()
+	sub, ok := s.byID[id]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: no subscription %q in this bus (already unsubscribed?)", ErrSubscriptionNotFound, id)
+	}
+	delete(s.byID, id)
+	g := sub.group
+	delete(g.topics, sub.topic)
+	last := len(g.topics) == 0
+	if last {
+		delete(s.groups, g.id)
+	}
+	s.mu.Unlock()
+	if last {
+		return g.engine.Stop(ctx)
+	}
+	g.engine.RemoveTopic(ctx, sub.topic)
+	return nil
+}
+
+func (s *subscriptions) closeAll(ctx context.Context) error {
+	s.mu.Lock()
+	groups := make([]*groupConsumer, 0, len(s.groups))
+	for _, g := range s.groups {
+		groups = append(groups, g)
+	}
+	s.groups = map[string]*groupConsumer{}
+	s.byID = map[string]*subscription{}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(groups))
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = g.engine.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// lagKey labels consumer lag: the GroupID as given (bounded) and the topic.
+type lagKey struct{ group, topic string }
+
+// consumerLag asks the brokers how far this process's groups are behind,
+// summed per GroupID and topic. It is read when metrics are scraped, with a
+// short timeout; a group the brokers cannot describe is left out.
+func (b *Bus) consumerLag() map[lagKey]int64 {
+	b.subs.mu.Lock()
+	labels := map[string]map[string]string{} // effective group -> topic -> GroupID
+	for _, sub := range b.subs.byID {
+		if labels[sub.groupID] == nil {
+			labels[sub.groupID] = map[string]string{}
+		}
+		labels[sub.groupID][sub.topic] = sub.groupLabel
+	}
+	b.subs.mu.Unlock()
+	out := map[lagKey]int64{}
+	if len(labels) == 0 {
+		return out
+	}
+	adm, err := b.client.Admin()
+	if err != nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	groups := make([]string, 0, len(labels))
+	for g := range labels {
+		groups = append(groups, g)
+	}
+	lags, err := adm.Lag(ctx, groups...)
+	if err != nil {
+		return out
+	}
+	for _, l := range lags {
+		if l.DescribeErr != nil || l.FetchErr != nil {
+			continue
+		}
+		for topic, lag := range l.Lag.TotalByTopic() {
+			if label, ok := labels[l.Group][topic]; ok {
+				out[lagKey{label, topic}] += lag.Lag
+			}
+		}
+	}
+	return out
+}
