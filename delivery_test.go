@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
@@ -459,4 +460,102 @@ func TestRebalanceWhileHandlersRun(t *testing.T) {
 		t.Fatalf("%d of %d events never handled (20 s after the last was published)", lost, total)
 	}
 	t.Logf("%d events: 0 lost, %d handled again after the rebalances", total, dups)
+}
+
+// TestPendingStaysBoundedWhileHandlersHang checks that memory stays bounded
+// when handlers never return and a producer keeps publishing: once
+// Delivery.MaxPending events are held, fetching pauses for the partitions
+// that hold them, so what the subscription holds never passes the cap plus
+// one poll (ConsumerConfig.MaxPollRecords), however much is published.
+func TestPendingStaysBoundedWhileHandlersHang(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := eventbus.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const maxPending, maxPoll, total = 100, 50, 3000
+	bus := eventbustest.NewBus(t, eventbus.Config{Metrics: m, Consumer: eventbus.ConsumerConfig{MaxPollRecords: maxPoll}})
+	release := releaseAtCleanup(t)
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	var started atomic.Int64
+	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
+		started.Add(1)
+		<-release // never returns while the test runs
+		return nil
+	}, eventbus.SubscribeOptions{GroupID: "hung", Delivery: eventbus.Delivery{MaxPending: maxPending, MaxConcurrency: 8}})
+	gauge := `eventbus_consumer_pending_events{group="hung",topic="` + topic + `"}`
+	peak := 0.0
+	sample := func() {
+		if v := scrape(t, reg)[gauge]; v > peak {
+			peak = v
+		}
+	}
+	for i := 0; i < total; i += eventbus.MaxBatchSize {
+		batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
+		for j := range eventbus.MaxBatchSize {
+			batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: i + j,
+				Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", (i+j)%40)}})
+		}
+		if _, err := bus.PublishBatch(ctxT(t), batch); err != nil {
+			t.Fatal(err)
+		}
+		sample()
+	}
+	// Wait (bounded) until the cap is reached, then keep sampling while the
+	// fetch loop would have had ample time to read the rest.
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for peak < maxPending && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // bounded poll
+		sample()
+	}
+	if peak < maxPending {
+		t.Fatalf("the subscription held at most %.0f events; want it to reach the cap %d (is the gauge wired?)", peak, maxPending)
+	}
+	for range 50 {
+		time.Sleep(20 * time.Millisecond) // bounded sampling
+		sample()
+	}
+	if limit := float64(maxPending + maxPoll); peak > limit {
+		t.Fatalf("the subscription held %.0f events of %d published with every handler hung; want at most MaxPending+MaxPollRecords = %.0f", peak, total, limit)
+	}
+	if n := started.Load(); n != 8 {
+		t.Fatalf("%d handlers started; want exactly MaxConcurrency (8)", n)
+	}
+	t.Logf("%d published, every handler hung: at most %.0f held (cap %d)", total, peak, maxPending)
+}
+
+// TestStaticMemberResumesAtOnce checks fast restarts: with
+// ConsumerConfig.InstanceID, a process killed with SIGKILL (it never left
+// its group) that comes back under the same ID takes its partitions back at
+// once. A dynamic member would wait for the dead one's session timeout
+// (here a minute, longer than the test's bounded wait).
+func TestStaticMemberResumesAtOnce(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	group := eventbustest.UniqueID("mailer")
+	instance := eventbustest.UniqueID("pod")
+	first := eventbustest.MustPublish(t, bus, topic, 0, eventbus.PublishMetadata{TenantID: "acme"})
+
+	cmd, sc := startCrashHelper(t, strings.Join(brokers, ","), topic, group, instance)
+	for sc.Scan() && sc.Text() != "handled "+first {
+		if strings.HasPrefix(sc.Text(), "error") {
+			t.Fatal(sc.Text())
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	restarted := eventbustest.NewBus(t, eventbus.Config{Consumer: eventbus.ConsumerConfig{InstanceID: instance, SessionTimeout: time.Minute}}, brokers...)
+	rec := eventbustest.NewRecorder()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := restarted.Subscribe(ctx, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group}); err != nil {
+		t.Fatalf("the restarted static member did not get its partitions back within 20 s (session timeout 1 min): %v", err)
+	}
+	for i := range 6 {
+		rec.WaitForID(t, eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: fmt.Sprintf("t%d", i)}))
+	}
 }

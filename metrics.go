@@ -77,6 +77,9 @@ var (
 	lagDesc = prometheus.NewDesc("eventbus_consumer_lag",
 		"Events not yet committed by this process's consumer groups, summed per GroupID (over its tenant filters) and topic.",
 		[]string{"group", "topic"}, nil)
+	pendingDesc = prometheus.NewDesc("eventbus_consumer_pending_events",
+		"Events this process holds between fetch and commit (waiting for their key or a handler, running, or finished behind an unfinished one), per GroupID and topic; capped by Delivery.MaxPending per subscription.",
+		[]string{"group", "topic"}, nil)
 )
 
 // gaugeCollector reports the gauges read at scrape time.
@@ -86,6 +89,7 @@ func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- breakerDesc
 	ch <- dlqEntriesDesc
 	ch <- lagDesc
+	ch <- pendingDesc
 }
 
 func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -102,6 +106,9 @@ func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for key, lag := range b.consumerLag() {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), key.group, key.topic)
+	}
+	for key, n := range b.consumerPending() {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), key.group, key.topic)
 	}
 }
 

@@ -164,6 +164,18 @@ func (s *subscriptions) closeAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// consumerPending sums, per GroupID and topic, the events this process's
+// subscriptions hold between fetch and commit.
+func (b *Bus) consumerPending() map[lagKey]int64 {
+	b.subs.mu.Lock()
+	defer b.subs.mu.Unlock()
+	out := map[lagKey]int64{}
+	for _, sub := range b.subs.byID {
+		out[lagKey{sub.groupLabel, sub.topic}] += int64(sub.group.engine.Pending(sub.topic))
+	}
+	return out
+}
+
 // lagKey labels consumer lag: the GroupID as given (bounded) and the topic.
 type lagKey struct{ group, topic string }
 

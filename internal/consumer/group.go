@@ -484,3 +484,15 @@ func withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
 	reserve := min(time.Until(deadline)/4, time.Second)
 	return context.WithDeadline(ctx, deadline.Add(-reserve))
 }
+
+// Pending is how many records of topic this member holds between fetch and
+// commit: waiting, running, or finished behind an unfinished one.
+func (g *Group) Pending(topic string) int {
+	d := g.dispatcher(topic)
+	if d == nil {
+		return 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held
+}
