@@ -1,8 +1,11 @@
 // Package bench measures the event bus against raw franz-go on the same
-// broker, in one run: batched publish throughput, single-publish latency and
-// end-to-end delivery latency at paced rates. Every figure is taken for both
-// sides, one after the other, so that the ratio ours/raw — the figure that
-// matters on a noisy machine — compares like with like.
+// broker, in one run: batched publish throughput, single-publish latency,
+// end-to-end delivery latency at paced rates, and how fast a slow handler
+// (10 ms an event) drains a backlog. Every figure is taken for both sides,
+// one after the other, so that the ratio ours/raw — the figure that matters
+// on a noisy machine — compares like with like. A last phase, fairness,
+// measures ours alone: what one tenant whose handler blocks costs the
+// others' delivery latency.
 //
 // Both sides send the same records: ~330-byte JSON events in the wire
 // envelope with the bus's headers (package internal/wire), keyed by one of a
@@ -31,6 +34,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/plexica/eventbus"
@@ -44,6 +49,24 @@ const (
 	QuickDuration = 300 * time.Millisecond
 )
 
+// The phases of a run, in the order they run (Config.Phases).
+const (
+	// PhaseThroughput is batched publish throughput.
+	PhaseThroughput = "throughput"
+	// PhasePublish is single publish latency.
+	PhasePublish = "publish"
+	// PhaseDelivery is delivery latency at the paced Config.Rates.
+	PhaseDelivery = "delivery"
+	// PhaseSlow is the slow handler draining a backlog (SlowHandler).
+	PhaseSlow = "slow"
+	// PhaseFairness is delivery latency with one tenant blocked (Fairness).
+	PhaseFairness = "fairness"
+)
+
+// AllPhases are the phases in the order they run; Config.Phases defaults
+// to all of them.
+var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness}
+
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.
 var DefaultRates = []int{1_000, 10_000}
@@ -52,11 +75,12 @@ var DefaultRates = []int{1_000, 10_000}
 type Config struct {
 	// Brokers are the seed brokers, "host:port". Required.
 	Brokers []string
-	// Duration bounds each phase of each side. Default 5 s (QuickDuration
-	// with Quick).
+	// Duration bounds each phase of each side (in the slow-handler phase,
+	// counted from the side's first handler call). Default 5 s
+	// (QuickDuration with Quick).
 	Duration time.Duration
 	// MaxEvents, when positive, also ends each phase of each side after that
-	// many events.
+	// many events (in the slow-handler phase, handled events).
 	MaxEvents int
 	// Rates are the paced delivery rates, events/s. Default DefaultRates.
 	Rates []int
@@ -65,8 +89,14 @@ type Config struct {
 	// pipe full. Default 16. The raw side needs only one goroutine: its
 	// Produce is asynchronous.
 	Publishers int
+	// Phases are the phases to run, of AllPhases; they run in the order of
+	// AllPhases whatever the order given. Default all.
+	Phases []string
+	// Backlog is how many events the slow-handler phase publishes before its
+	// consumers start. Default DefaultBacklog (QuickBacklog with Quick).
+	Backlog int
 	// Quick makes every phase very short (for tests): Duration defaults to
-	// QuickDuration.
+	// QuickDuration, Backlog to QuickBacklog.
 	Quick bool
 	// Progress receives one line per step while the run goes. Default: none.
 	Progress io.Writer
@@ -108,6 +138,20 @@ func (c *Config) setDefaults() error {
 	if c.Publishers == 0 {
 		c.Publishers = DefaultPublishers
 	}
+	phases, err := ParsePhases(c.Phases)
+	if err != nil {
+		return err
+	}
+	c.Phases = phases
+	if c.Backlog < 0 {
+		return fmt.Errorf("bench: backlog %d is negative", c.Backlog)
+	}
+	if c.Backlog == 0 {
+		c.Backlog = DefaultBacklog
+		if c.Quick {
+			c.Backlog = QuickBacklog
+		}
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -117,9 +161,9 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Run measures every figure of the Report on cfg.Brokers. It creates its
-// own topics (core.bench_<random>_<phase>_<side>.recorded) and deletes them
-// at the end.
+// Run measures the figures of cfg.Phases (default all) on cfg.Brokers. It
+// creates its own topics (core.bench_<random>_<phase>_<side>.recorded) and
+// deletes them at the end.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -130,6 +174,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer r.close()
 	rep := &Report{
+		Phases:       cfg.Phases,
 		Brokers:      cfg.Brokers,
 		GoVersion:    runtime.Version(),
 		GOMAXPROCS:   runtime.GOMAXPROCS(0),
@@ -139,21 +184,70 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Publishers:   cfg.Publishers,
 		BatchSize:    eventbus.MaxBatchSize,
 	}
-	if rep.Throughput, err = r.throughput(ctx); err != nil {
-		return nil, err
-	}
-	if rep.Publish, err = r.publishLatency(ctx); err != nil {
-		return nil, err
-	}
-	for _, rate := range cfg.Rates {
-		d, err := r.delivery(ctx, rate)
-		if err != nil {
-			return nil, err
+	for _, phase := range cfg.Phases {
+		switch phase {
+		case PhaseThroughput:
+			t, err := r.throughput(ctx)
+			if err != nil {
+				return nil, err
+			}
+			rep.Throughput = &t
+		case PhasePublish:
+			p, err := r.publishLatency(ctx)
+			if err != nil {
+				return nil, err
+			}
+			rep.Publish = &p
+		case PhaseDelivery:
+			for _, rate := range cfg.Rates {
+				d, err := r.delivery(ctx, rate)
+				if err != nil {
+					return nil, err
+				}
+				rep.Delivery = append(rep.Delivery, d)
+			}
+		case PhaseSlow:
+			if rep.SlowHandler, err = r.slowHandler(ctx); err != nil {
+				return nil, err
+			}
+		case PhaseFairness:
+			if rep.Fairness, err = r.fairness(ctx); err != nil {
+				return nil, err
+			}
 		}
-		rep.Delivery = append(rep.Delivery, d)
 	}
 	rep.evaluate()
 	return rep, nil
+}
+
+// ParsePhases checks phase names against AllPhases and returns them in the
+// order they run, without repeats; none means all. Names are matched
+// without regard to case and surrounding space.
+func ParsePhases(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return slices.Clone(AllPhases), nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if !slices.Contains(AllPhases, n) {
+			return nil, fmt.Errorf("bench: no phase %q; the phases are %s", n, strings.Join(AllPhases, ", "))
+		}
+		want[n] = true
+	}
+	var out []string
+	for _, p := range AllPhases {
+		if want[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// step is the "[k/n]" of a phase's progress lines: its place among the
+// phases run.
+func (r *runner) step(phase string) string {
+	return fmt.Sprintf("[%d/%d]", slices.Index(r.cfg.Phases, phase)+1, len(r.cfg.Phases))
 }
 
 // progress writes one progress line.

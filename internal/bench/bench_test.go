@@ -78,13 +78,16 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Brokers: []string{"b:1"}, Duration: -time.Second}, "negative"},
 		{Config{Brokers: []string{"b:1"}, Rates: []int{0}}, "must be positive"},
 		{Config{Brokers: []string{"b:1"}, MaxEvents: -1}, "negative"},
+		{Config{Brokers: []string{"b:1"}, Backlog: -1}, "negative"},
+		{Config{Brokers: []string{"b:1"}, Phases: []string{"slow", "warp"}}, `no phase "warp"`},
 	} {
 		if err := tc.cfg.setDefaults(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("setDefaults(%+v) = %v, want an error saying %q", tc.cfg, err, tc.want)
 		}
 	}
 	quick := Config{Brokers: []string{"b:1"}, Quick: true}
-	if err := quick.setDefaults(); err != nil || quick.Duration != QuickDuration || quick.Publishers != DefaultPublishers {
+	if err := quick.setDefaults(); err != nil || quick.Duration != QuickDuration || quick.Publishers != DefaultPublishers ||
+		quick.Backlog != QuickBacklog || len(quick.Phases) != len(AllPhases) {
 		t.Fatalf("quick defaults: %+v, %v", quick, err)
 	}
 }

@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -45,7 +47,7 @@ func (d DeliverySide) Missing() int { return max(d.Sent-d.Count, 0) }
 // Bus.Subscribe, raw with kgo Produce and a kgo group consumer.
 func (r *runner) delivery(ctx context.Context, rate int) (Delivery, error) {
 	d := Delivery{Rate: rate}
-	r.progress("[3/3] delivery at %d events/s, ours: PublishAsync → Subscribe handler, %s", rate, r.cfg.Duration)
+	r.progress("%s delivery at %d events/s, ours: PublishAsync → Subscribe handler, %s", r.step(PhaseDelivery), rate, r.cfg.Duration)
 	err := r.profiled(fmt.Sprintf("delivery%d-ours", rate), func() (err error) {
 		d.Ours, err = r.oursDelivery(ctx, rate)
 		return err
@@ -54,7 +56,7 @@ func (r *runner) delivery(ctx context.Context, rate int) (Delivery, error) {
 		return d, fmt.Errorf("delivery at %d/s, ours: %w", rate, err)
 	}
 	r.reportDelivery("ours", d.Ours)
-	r.progress("[3/3] delivery at %d events/s, raw: Produce → PollFetches, %s", rate, r.cfg.Duration)
+	r.progress("%s delivery at %d events/s, raw: Produce → PollFetches, %s", r.step(PhaseDelivery), rate, r.cfg.Duration)
 	err = r.profiled(fmt.Sprintf("delivery%d-raw", rate), func() (err error) {
 		d.Raw, err = r.rawDelivery(ctx, rate)
 		return err
@@ -73,11 +75,49 @@ func (r *runner) reportDelivery(side string, d DeliverySide) {
 }
 
 func (r *runner) oursDelivery(ctx context.Context, rate int) (DeliverySide, error) {
-	topic := r.topics.delivery(rate, "ours")
-	rec := newRecorder(r.expected(rate))
+	return r.oursPaced(ctx, pacedRun{
+		topic:   r.topics.delivery(rate, "ours"),
+		rate:    rate,
+		tenants: r.events.tenants[:],
+	})
+}
+
+// pacedRun is one paced delivery measurement of ours: the delivery phase's,
+// or one of the fairness phase's.
+type pacedRun struct {
+	topic string
+	rate  int
+	// tenants are the events' tenants (and record keys): event i is
+	// tenants[i%len(tenants)]'s.
+	tenants []string
+	// blocked, when set, is one of tenants whose handler blocks, from the
+	// first timed event until every event was sent and acknowledged. Its
+	// events are neither counted as sent nor recorded: the figures are the
+	// other tenants'.
+	blocked string
+}
+
+// oursPaced publishes run's events with Bus.PublishAsync at run.rate to a
+// subscription with default options, and records their delivery latency.
+func (r *runner) oursPaced(ctx context.Context, run pacedRun) (DeliverySide, error) {
+	rec := newRecorder(r.expected(run.rate))
+	// The blocked tenant's handler blocks only once armed (after the
+	// warm-up), until release is closed; release is closed on every way out,
+	// so that Unsubscribe never waits for a blocked handler.
+	var armed atomic.Bool
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	id, err := r.bus.Subscribe(sctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	id, err := r.bus.Subscribe(sctx, run.topic, func(hctx context.Context, ev eventbus.RawEvent) error {
+		if run.blocked != "" && ev.TenantID == run.blocked && armed.Load() {
+			select {
+			case <-release:
+			case <-hctx.Done():
+			}
+			return nil
+		}
 		if at, ok := sentAtOf(ev.Data); ok {
 			rec.add(time.Duration(r.events.now() - at))
 		}
@@ -87,14 +127,20 @@ func (r *runner) oursDelivery(ctx context.Context, rate int) (DeliverySide, erro
 		return DeliverySide{}, err
 	}
 	defer func() { _ = r.bus.Unsubscribe(context.WithoutCancel(ctx), id) }()
+	defer unblock()
 
+	meta := func(i int) eventbus.PublishMetadata {
+		return eventbus.PublishMetadata{TenantID: run.tenants[i%len(run.tenants)]}
+	}
 	publish := func(i int, at int64) error {
-		_, err := r.bus.Publish(ctx, topic, r.events.data(i, at), r.events.meta(i))
+		_, err := r.bus.Publish(ctx, run.topic, r.events.data(i, at), meta(i))
 		return err
 	}
 	if err := r.warmUpDelivery(ctx, rec, publish); err != nil {
 		return DeliverySide{}, err
 	}
+	armed.Store(true)
+	blockedIdx := slices.Index(run.tenants, run.blocked)
 	// Paced like the raw side: each event handed to the producer without
 	// waiting, its acknowledgement reported asynchronously.
 	var failure firstError
@@ -105,19 +151,24 @@ func (r *runner) oursDelivery(ctx context.Context, rate int) (DeliverySide, erro
 			failure.set(err)
 		}
 	}
-	sent := r.pace(ctx, rate, func(i int) {
+	blockedSent := 0
+	sent := r.pace(ctx, run.rate, func(i int) {
+		if run.blocked != "" && i%len(run.tenants) == blockedIdx {
+			blockedSent++
+		}
 		at := r.events.now()
 		wg.Add(1)
-		if err := r.bus.PublishAsync(ctx, topic, r.events.data(i, at), r.events.meta(i), acked); err != nil {
+		if err := r.bus.PublishAsync(ctx, run.topic, r.events.data(i, at), meta(i), acked); err != nil {
 			wg.Done()
 			failure.set(err)
 		}
 	})
 	wg.Wait()
+	unblock()
 	if err := failure.get(); err != nil {
 		return DeliverySide{}, err
 	}
-	return r.drain(ctx, rec, sent), nil
+	return r.drain(ctx, rec, sent-blockedSent), nil
 }
 
 func (r *runner) rawDelivery(ctx context.Context, rate int) (DeliverySide, error) {

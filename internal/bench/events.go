@@ -62,6 +62,16 @@ func newEventSource(base time.Time) *eventSource {
 	return s
 }
 
+// tenantNames returns n tenant IDs, "tenant-0000", "tenant-0001", ...: the
+// keys of the phases that spread events over many tenants.
+func tenantNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("tenant-%04d", i)
+	}
+	return out
+}
+
 // now is the time since the run began, the clock of SentAt.
 func (s *eventSource) now() int64 { return int64(time.Since(s.base)) }
 
@@ -83,11 +93,17 @@ func (s *eventSource) meta(i int) eventbus.PublishMetadata {
 // using franz-go directly would: the payload as JSON, the wire envelope with
 // a UUIDv7 ID and correlation ID, the bus's headers, the tenant as key.
 func (s *eventSource) rawRecord(topic string, i int, sentAt int64) *kgo.Record {
+	return s.rawRecordOf(topic, i, sentAt, s.tenants[i%tenantCount])
+}
+
+// rawRecordOf is rawRecord for a tenant of the caller's choosing (the
+// phases that spread events over many more tenants than the dozen of
+// rawRecord).
+func (s *eventSource) rawRecordOf(topic string, i int, sentAt int64, tenant string) *kgo.Record {
 	data, err := json.Marshal(s.data(i, sentAt))
 	if err != nil {
 		panic(err) // a fixed struct of strings and ints always encodes
 	}
-	tenant := s.tenants[i%tenantCount]
 	env := wire.Envelope{
 		ID:            uuid.Must(uuid.NewV7()).String(),
 		Type:          topic,

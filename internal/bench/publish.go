@@ -87,7 +87,7 @@ func (r *runner) throughput(ctx context.Context) (Throughput, error) {
 		}},
 	}
 	for _, s := range steps {
-		r.progress("[1/3] batched publish, %s: %d goroutines, %s, %s", s.name, r.cfg.Publishers, s.what, r.cfg.Duration)
+		r.progress("%s batched publish, %s: %d goroutines, %s, %s", r.step(PhaseThroughput), s.name, r.cfg.Publishers, s.what, r.cfg.Duration)
 		err := r.profiled("throughput-"+s.name, func() (err error) {
 			*s.rate, err = s.run()
 			return err
@@ -211,7 +211,7 @@ func (r *runner) rawThroughput(ctx context.Context, topic string, build func(i i
 // raw with kgo ProduceSync.
 func (r *runner) publishLatency(ctx context.Context) (PublishLatency, error) {
 	var l PublishLatency
-	r.progress("[2/3] single publish latency, ours: sequential Publish, %s", r.cfg.Duration)
+	r.progress("%s single publish latency, ours: sequential Publish, %s", r.step(PhasePublish), r.cfg.Duration)
 	err := r.profiled("publish-ours", func() (err error) {
 		l.Ours, err = r.oursPublishLatency(ctx, r.topics.name("lat", "ours"))
 		return err
@@ -220,7 +220,7 @@ func (r *runner) publishLatency(ctx context.Context) (PublishLatency, error) {
 		return l, fmt.Errorf("single publish, ours: %w", err)
 	}
 	r.progress("      ours: p50 %.3f ms, p95 %.3f ms, p99 %.3f ms (%d publishes)", l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Ours.Count)
-	r.progress("[2/3] single publish latency, raw: sequential ProduceSync, records built per event, %s", r.cfg.Duration)
+	r.progress("%s single publish latency, raw: sequential ProduceSync, records built per event, %s", r.step(PhasePublish), r.cfg.Duration)
 	err = r.profiled("publish-raw", func() (err error) {
 		l.Raw, err = r.rawPublishLatency(ctx, r.topics.name("lat", "raw"))
 		return err

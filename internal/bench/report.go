@@ -16,6 +16,9 @@ const (
 	TargetDeliveryRatioP95 = 2.0   // delivery p95, ours/raw, at most
 	TargetDeliveryP95Ms    = 100.0 // delivery p95 at TargetDeliveryRate, ms, below
 	TargetDeliveryRate     = 10_000
+	TargetSlowDefault      = 1_000  // slow handler, ours with default options, events/s, at least
+	TargetSlowTuned        = 10_000 // slow handler, ours tuned, events/s, at least
+	TargetFairnessRatioP95 = 2.0    // fairness, p95 one tenant blocked / none blocked, at most
 )
 
 // Report is the outcome of a run.
@@ -35,9 +38,15 @@ type Report struct {
 	Publishers  int `json:"publishers"`
 	BatchSize   int `json:"batchSize"`
 
-	Throughput Throughput     `json:"throughput"`
-	Publish    PublishLatency `json:"publish"`
-	Delivery   []Delivery     `json:"delivery"`
+	// Phases are the phases run (Config.Phases); the figures of the others
+	// are absent.
+	Phases []string `json:"phases"`
+
+	Throughput  *Throughput     `json:"throughput,omitempty"`
+	Publish     *PublishLatency `json:"publish,omitempty"`
+	Delivery    []Delivery      `json:"delivery,omitempty"`
+	SlowHandler *SlowHandler    `json:"slowHandler,omitempty"`
+	Fairness    *Fairness       `json:"fairness,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -56,12 +65,16 @@ func (r *Report) evaluate() {
 	add := func(name, target string, v float64, ok bool) {
 		r.Checks = append(r.Checks, Check{Name: name, Target: target, Value: v, OK: ok})
 	}
-	add("batched publish ours/raw", fmt.Sprintf(">= %.1f", TargetThroughputRatio),
-		r.Throughput.Ratio, r.Throughput.Ratio >= TargetThroughputRatio)
-	add("publish p95 ms", fmt.Sprintf("< %.0f", TargetPublishP95Ms),
-		r.Publish.Ours.P95, r.Publish.Ours.P95 < TargetPublishP95Ms)
-	add("publish p95 ours/raw", fmt.Sprintf("<= %.1f", TargetPublishRatioP95),
-		r.Publish.RatioP95, r.Publish.RatioP95 <= TargetPublishRatioP95)
+	if t := r.Throughput; t != nil {
+		add("batched publish ours/raw", fmt.Sprintf(">= %.1f", TargetThroughputRatio),
+			t.Ratio, t.Ratio >= TargetThroughputRatio)
+	}
+	if p := r.Publish; p != nil {
+		add("publish p95 ms", fmt.Sprintf("< %.0f", TargetPublishP95Ms),
+			p.Ours.P95, p.Ours.P95 < TargetPublishP95Ms)
+		add("publish p95 ours/raw", fmt.Sprintf("<= %.1f", TargetPublishRatioP95),
+			p.RatioP95, p.RatioP95 <= TargetPublishRatioP95)
+	}
 	for _, d := range r.Delivery {
 		add(fmt.Sprintf("delivery %d/s p95 ours/raw", d.Rate), fmt.Sprintf("<= %.1f", TargetDeliveryRatioP95),
 			d.RatioP95, d.RatioP95 <= TargetDeliveryRatioP95)
@@ -71,6 +84,18 @@ func (r *Report) evaluate() {
 		}
 		add(fmt.Sprintf("delivery %d/s ours missing", d.Rate), "0",
 			float64(d.Ours.Missing()), d.Ours.Missing() == 0)
+	}
+	if s := r.SlowHandler; s != nil {
+		add("slow handler events/s, default options", fmt.Sprintf(">= %d", TargetSlowDefault),
+			s.Ours.PerSecond, s.Ours.PerSecond >= TargetSlowDefault)
+		add("slow handler events/s, tuned", fmt.Sprintf(">= %d", TargetSlowTuned),
+			s.OursTuned.PerSecond, s.OursTuned.PerSecond >= TargetSlowTuned)
+	}
+	if f := r.Fairness; f != nil {
+		add("fairness p95 blocked/unblocked", fmt.Sprintf("<= %.1f", TargetFairnessRatioP95),
+			f.RatioP95, f.RatioP95 <= TargetFairnessRatioP95)
+		missing := f.Unblocked.Missing() + f.Blocked.Missing()
+		add("fairness missing (other tenants)", "0", float64(missing), missing == 0)
 	}
 }
 
@@ -91,16 +116,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 	var rows [][]string
 	row := func(cells ...string) { rows = append(rows, cells) }
 	row("figure", "ours", "raw", "ours/raw", "target", "")
-	t := r.Throughput
-	row(fmt.Sprintf("batched publish (events/s, %d×%d)", r.Publishers, r.BatchSize),
-		fmt.Sprintf("%.0f", t.Ours.PerSecond), fmt.Sprintf("%.0f", t.Raw.PerSecond), ratio(t.Ratio),
-		fmt.Sprintf("≥ %.1f×", TargetThroughputRatio), verdict(t.Ratio >= TargetThroughputRatio))
-	row("  ours with PublishAsync", fmt.Sprintf("%.0f", t.OursAsync.PerSecond), fmt.Sprintf("%.0f", t.Raw.PerSecond), ratio(t.RatioAsync), "", "")
-	row("  raw with records prebuilt (floor)", "", fmt.Sprintf("%.0f", t.RawPrebuilt.PerSecond), ratio(t.RatioPrebuilt), "", "")
-	p := r.Publish
-	latencyRows(row, "publish", p.Ours, p.Raw,
-		fmt.Sprintf("< %.0f ms, ≤ %.1f×", TargetPublishP95Ms, TargetPublishRatioP95),
-		verdict(p.Ours.P95 < TargetPublishP95Ms && p.RatioP95 <= TargetPublishRatioP95))
+	if t := r.Throughput; t != nil {
+		row(fmt.Sprintf("batched publish (events/s, %d×%d)", r.Publishers, r.BatchSize),
+			fmt.Sprintf("%.0f", t.Ours.PerSecond), fmt.Sprintf("%.0f", t.Raw.PerSecond), ratio(t.Ratio),
+			fmt.Sprintf("≥ %.1f×", TargetThroughputRatio), verdict(t.Ratio >= TargetThroughputRatio))
+		row("  ours with PublishAsync", fmt.Sprintf("%.0f", t.OursAsync.PerSecond), fmt.Sprintf("%.0f", t.Raw.PerSecond), ratio(t.RatioAsync), "", "")
+		row("  raw with records prebuilt (floor)", "", fmt.Sprintf("%.0f", t.RawPrebuilt.PerSecond), ratio(t.RatioPrebuilt), "", "")
+	}
+	if p := r.Publish; p != nil {
+		latencyRows(row, "publish", p.Ours, p.Raw,
+			fmt.Sprintf("< %.0f ms, ≤ %.1f×", TargetPublishP95Ms, TargetPublishRatioP95),
+			verdict(p.Ours.P95 < TargetPublishP95Ms && p.RatioP95 <= TargetPublishRatioP95))
+	}
 	for _, d := range r.Delivery {
 		target := fmt.Sprintf("≤ %.1f×", TargetDeliveryRatioP95)
 		ok := d.RatioP95 <= TargetDeliveryRatioP95
@@ -113,7 +140,72 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Sprintf("%d/%d", d.Ours.Count, d.Ours.Sent), fmt.Sprintf("%d/%d", d.Raw.Count, d.Raw.Sent), "", "all",
 			verdict(d.Ours.Missing() == 0))
 	}
-	return writeRows(w, rows)
+	if s := r.SlowHandler; s != nil {
+		slowRows(row, s)
+	}
+	if f := r.Fairness; f != nil {
+		fairnessRows(row, f)
+	}
+	if err := writeRows(w, rows); err != nil {
+		return err
+	}
+	return writeNotes(w, r)
+}
+
+// slowRows writes the slow-handler phase's rows: events/s, ours against
+// raw franz-go's key-ordered pool.
+func slowRows(row func(...string), s *SlowHandler) {
+	perSecond := func(d Drain) string {
+		if d.Drained {
+			return fmt.Sprintf("%.0f*", d.PerSecond)
+		}
+		return fmt.Sprintf("%.0f", d.PerSecond)
+	}
+	row(fmt.Sprintf("slow handler %g ms, %d keys (events/s)", s.HandlerMs, s.Keys),
+		perSecond(s.Ours), perSecond(s.RawPool), ratio(s.Ratio),
+		fmt.Sprintf("≥ %d/s", TargetSlowDefault), verdict(s.Ours.PerSecond >= TargetSlowDefault))
+	row(fmt.Sprintf("  ours tuned (%d/%d)", s.MaxConcurrency, s.MaxPending),
+		perSecond(s.OursTuned), perSecond(s.RawPool), ratio(s.RatioTuned),
+		fmt.Sprintf("≥ %d/s", TargetSlowTuned), verdict(s.OursTuned.PerSecond >= TargetSlowTuned))
+	row(fmt.Sprintf("  raw goroutine per partition (≤ %.0f/s)", float64(s.Partitions)*1000/s.HandlerMs),
+		"", perSecond(s.RawPerPartition), "", "", "")
+}
+
+// fairnessRows writes the fairness phase's rows: ours alone; the ratio
+// column holds one tenant blocked / none blocked.
+func fairnessRows(row func(...string), f *Fairness) {
+	name := fmt.Sprintf("fairness @%d/s, %d tenants", f.Rate, f.Tenants)
+	row(name+", p95 (ms)", fmt.Sprintf("%.3f", f.Unblocked.P95), "", "", "", "")
+	row("  one tenant blocked, p95 (ms)", fmt.Sprintf("%.3f", f.Blocked.P95), "", ratio(f.RatioP95),
+		fmt.Sprintf("≤ %.1f× unblocked", TargetFairnessRatioP95), verdict(f.RatioP95 <= TargetFairnessRatioP95))
+	row("  arrived: unblocked, others when blocked",
+		fmt.Sprintf("%d/%d", f.Unblocked.Count, f.Unblocked.Sent), fmt.Sprintf("%d/%d", f.Blocked.Count, f.Blocked.Sent), "", "all",
+		verdict(f.Unblocked.Missing()+f.Blocked.Missing() == 0))
+}
+
+// writeNotes explains the new phases' rows that the columns do not.
+func writeNotes(w io.Writer, r *Report) error {
+	var notes []string
+	if s := r.SlowHandler; s != nil {
+		notes = append(notes, fmt.Sprintf("slow handler: raw is franz-go with a key-ordered pool of %d workers; "+
+			"* the whole backlog (%d events) was handled before the phase's time was up.", s.PoolWorkers, s.Backlog))
+	}
+	if f := r.Fairness; f != nil {
+		notes = append(notes, fmt.Sprintf("fairness: ours with default options; %s's handler blocks while the events are sent; "+
+			"its ratio is blocked/unblocked p95 and the second count the other tenants' events.", f.BlockedTenant))
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		if _, err := fmt.Fprintln(w, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeRows writes rows as columns: the first left-aligned, the numbers

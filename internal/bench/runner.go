@@ -17,6 +17,9 @@ import (
 // parts of a run that are not measured.
 const setupTimeout = 60 * time.Second
 
+// topicPartitions is the partition count of every topic of a run.
+const topicPartitions = 3
+
 // runner holds what every phase shares: one client, one bus and one raw
 // producer on the same brokers, and the run's topics.
 type runner struct {
@@ -32,6 +35,7 @@ type runner struct {
 type topics struct {
 	prefix string
 	rates  []int
+	phases []string // the phases run, whose topics are created
 }
 
 func (t topics) name(phase, side string) string {
@@ -42,12 +46,31 @@ func (t topics) delivery(rate int, side string) string {
 	return t.name("e2e"+strconv.Itoa(rate), side)
 }
 
+// slow is the slow-handler phase's topic: one backlog that every side
+// reads in a group of its own.
+func (t topics) slow() string { return t.name("slow", "all") }
+
+// fairness is the topic of one run ("unblocked", "blocked") of the
+// fairness phase.
+func (t topics) fairness(run string) string { return t.name("fair", run) }
+
+// all lists the topics of the phases run.
 func (t topics) all() []string {
 	var out []string
-	for _, side := range []string{"ours", "raw"} {
-		out = append(out, t.name("tput", side), t.name("lat", side))
-		for _, rate := range t.rates {
-			out = append(out, t.delivery(rate, side))
+	for _, phase := range t.phases {
+		switch phase {
+		case PhaseThroughput:
+			out = append(out, t.name("tput", "ours"), t.name("tput", "raw"))
+		case PhasePublish:
+			out = append(out, t.name("lat", "ours"), t.name("lat", "raw"))
+		case PhaseDelivery:
+			for _, rate := range t.rates {
+				out = append(out, t.delivery(rate, "ours"), t.delivery(rate, "raw"))
+			}
+		case PhaseSlow:
+			out = append(out, t.slow())
+		case PhaseFairness:
+			out = append(out, t.fairness("unblocked"), t.fairness("blocked"))
 		}
 	}
 	return out
@@ -56,7 +79,7 @@ func (t topics) all() []string {
 func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	r := &runner{
 		cfg:    cfg,
-		topics: topics{prefix: "core.bench_" + randomHex(4), rates: cfg.Rates},
+		topics: topics{prefix: "core.bench_" + randomHex(4), rates: cfg.Rates, phases: cfg.Phases},
 		events: newEventSource(time.Now()),
 	}
 	if err := r.connect(ctx); err != nil {
@@ -117,14 +140,14 @@ func rawProducerOpts(brokers []string) []kgo.Opt {
 // knows them as ensured.
 func (r *runner) ensureTopics(ctx context.Context) error {
 	names := r.topics.all()
-	r.progress("creating %d topics %s_*.recorded (3 partitions)", len(names), r.topics.prefix)
+	r.progress("creating %d topics %s_*.recorded (%d partitions)", len(names), r.topics.prefix, topicPartitions)
 	cctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Go(func() {
-			errs[i] = r.client.Topics().EnsureTopic(cctx, name, eventbus.WithPartitions(3))
+			errs[i] = r.client.Topics().EnsureTopic(cctx, name, eventbus.WithPartitions(topicPartitions))
 		})
 	}
 	wg.Wait()

@@ -25,11 +25,22 @@ func (a *app) benchCmd() *cobra.Command {
 		Long: `Measure, in one run on the same broker, the bus against raw franz-go doing the
 same work:
 
-  1. batched publish throughput (Bus.PublishBatch vs async kgo Produce), events/s;
-  2. single publish latency p50/p95/p99 (Bus.Publish vs kgo ProduceSync);
-  3. delivery latency p50/p95/p99 from publish to handler at paced rates
-     (Bus.Subscribe vs a kgo group consumer).
+  throughput  batched publish throughput (Bus.PublishBatch vs async kgo
+              Produce), events/s;
+  publish     single publish latency p50/p95/p99 (Bus.Publish vs kgo
+              ProduceSync);
+  delivery    delivery latency p50/p95/p99 from publish to handler at paced
+              rates (Bus.Subscribe vs a kgo group consumer);
+  slow        a handler of 10 ms per event draining a backlog (--backlog
+              events over 1,000 tenants, published before the consumers
+              start), events/s: Bus.Subscribe with default options and tuned
+              (MaxConcurrency 1024, MaxPending 20000) vs kgo with a goroutine
+              per partition and with a key-ordered pool of 256 workers;
+  fairness    delivery latency p95 at 1,000 events/s over 100 tenants, ours
+              with default options, with no handler blocked and while one
+              tenant's handler blocks: what a stuck tenant costs the others.
 
+--phases picks some of them (default all; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio
 ours/raw is the figure to read on a noisy machine. Without --brokers the
 embedded broker runs in a separate process (this binary's "serve"), stopped at
@@ -37,6 +48,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 		Example: `  eventbus bench
   eventbus bench --duration 10s --json > bench.json
   eventbus bench --brokers kafka-0:9092 --rates 1000,10000,50000
+  eventbus bench --phases slow,fairness --duration 10s
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,7 +65,9 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 	f.Int("events", 0, "also end each phase and side after this many events (0: no limit)")
 	f.IntSlice("rates", bench.DefaultRates, "paced delivery rates to measure, events/s")
 	f.Int("publishers", bench.DefaultPublishers, "goroutines calling PublishBatch in the throughput phase")
-	f.Bool("quick", false, "very short phases, to check that everything runs (figures are not meaningful)")
+	f.StringSlice("phases", bench.AllPhases, "phases to run, of "+strings.Join(bench.AllPhases, ","))
+	f.Int("backlog", 0, fmt.Sprintf("events published before the slow-handler phase's consumers start (default %d; %d with --quick)", bench.DefaultBacklog, bench.QuickBacklog))
+	f.Bool("quick", false, "very short phases and a small backlog, to check that everything runs (figures are not meaningful)")
 	f.Bool("json", false, "write the report as JSON instead of a table")
 	f.String("cpuprofile", "", "directory to write one CPU profile per phase and side to")
 	return cmd
@@ -69,6 +83,8 @@ func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
 	cfg.Rates, _ = f.GetIntSlice("rates")
 	cfg.Publishers, _ = f.GetInt("publishers")
 	cfg.Quick, _ = f.GetBool("quick")
+	phases, _ := f.GetStringSlice("phases")
+	cfg.Backlog, _ = f.GetInt("backlog")
 	cfg.JSON, _ = f.GetBool("json")
 	cfg.CPUProfileDir, _ = f.GetString("cpuprofile")
 	switch {
@@ -80,6 +96,14 @@ func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
 		return cfg, usageErrorf("--publishers must be at least 1")
 	case len(cfg.Rates) == 0:
 		return cfg, usageErrorf("--rates needs at least one rate, e.g. 1000,10000")
+	case cfg.Backlog < 0:
+		return cfg, usageErrorf("--backlog %d is negative; give 0 for the default", cfg.Backlog)
+	case len(phases) == 0:
+		return cfg, usageErrorf("--phases needs at least one of %s", strings.Join(bench.AllPhases, ","))
+	}
+	var err error
+	if cfg.Phases, err = bench.ParsePhases(phases); err != nil {
+		return cfg, usageErrorf("--phases: %s", strings.TrimPrefix(err.Error(), "bench: "))
 	}
 	for _, r := range cfg.Rates {
 		if r <= 0 {

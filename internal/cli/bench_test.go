@@ -22,7 +22,7 @@ func TestBenchQuickInProcess(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkReport(t, stdout)
-	if !strings.Contains(stderr, "bench: [3/3] delivery at 10000 events/s") {
+	if !strings.Contains(stderr, "bench: [3/5] delivery at 10000 events/s") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }
@@ -50,14 +50,20 @@ func TestBenchQuickSeparateProcess(t *testing.T) {
 func TestBenchTable(t *testing.T) {
 	rep := &bench.Report{
 		Brokers: []string{"127.0.0.1:9092"}, Publishers: 16, BatchSize: 100,
-		Throughput: bench.Throughput{Ours: bench.Rate{PerSecond: 1}, Raw: bench.Rate{PerSecond: 2}, Ratio: 0.5},
+		Throughput: &bench.Throughput{Ours: bench.Rate{PerSecond: 1}, Raw: bench.Rate{PerSecond: 2}, Ratio: 0.5},
+		Publish:    &bench.PublishLatency{},
 		Delivery:   []bench.Delivery{{Rate: 10_000}},
+		SlowHandler: &bench.SlowHandler{HandlerMs: 10, Keys: 1000, Partitions: 3, Backlog: 20_000, MaxConcurrency: 1024, MaxPending: 20_000,
+			PoolWorkers: 256, OursTuned: bench.Drain{PerSecond: 12_000, Drained: true}},
+		Fairness: &bench.Fairness{Rate: 1000, Tenants: 100, BlockedTenant: "tenant-0000", RatioP95: 3},
 	}
 	var b strings.Builder
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"batched publish", "raw with records prebuilt", "publish p95 (ms)", "delivery @10000/s p99 (ms)", "ours/raw", "MISS"} {
+	for _, want := range []string{"batched publish", "raw with records prebuilt", "publish p95 (ms)", "delivery @10000/s p99 (ms)", "ours/raw", "MISS",
+		"slow handler 10 ms, 1000 keys (events/s)", "ours tuned (1024/20000)", "12000*", "raw goroutine per partition (≤ 300/s)",
+		"fairness @1000/s, 100 tenants, p95 (ms)", "one tenant blocked, p95 (ms)", "3.00", "key-ordered pool of 256 workers"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}
@@ -86,13 +92,21 @@ func checkReport(t *testing.T, out string) bench.Report {
 	}
 	positive("valueBytes", float64(rep.ValueBytes))
 	positive("headerBytes", float64(rep.HeaderBytes))
-	positive("throughput ours", rep.Throughput.Ours.PerSecond)
-	positive("throughput raw", rep.Throughput.Raw.PerSecond)
-	positive("throughput raw prebuilt", rep.Throughput.RawPrebuilt.PerSecond)
-	positive("throughput ratio", rep.Throughput.Ratio)
-	latency("publish ours", rep.Publish.Ours)
-	latency("publish raw", rep.Publish.Raw)
-	positive("publish ratio", rep.Publish.RatioP95)
+	if rep.Throughput == nil {
+		missing = append(missing, "throughput figures")
+	} else {
+		positive("throughput ours", rep.Throughput.Ours.PerSecond)
+		positive("throughput raw", rep.Throughput.Raw.PerSecond)
+		positive("throughput raw prebuilt", rep.Throughput.RawPrebuilt.PerSecond)
+		positive("throughput ratio", rep.Throughput.Ratio)
+	}
+	if rep.Publish == nil {
+		missing = append(missing, "publish figures")
+	} else {
+		latency("publish ours", rep.Publish.Ours)
+		latency("publish raw", rep.Publish.Raw)
+		positive("publish ratio", rep.Publish.RatioP95)
+	}
 	if len(rep.Delivery) == 0 {
 		missing = append(missing, "delivery figures")
 	}
@@ -104,6 +118,7 @@ func checkReport(t *testing.T, out string) bench.Report {
 		latency(name+" raw", d.Raw.Latency)
 		positive(name+" ratio", d.RatioP95)
 	}
+	checkNewPhases(rep, positive, latency, &missing)
 	if len(rep.Checks) == 0 {
 		missing = append(missing, "checks against the targets")
 	}
@@ -111,4 +126,39 @@ func checkReport(t *testing.T, out string) bench.Report {
 		t.Fatalf("the report lacks figures: %s\n%s", strings.Join(missing, "; "), out)
 	}
 	return rep
+}
+
+// checkNewPhases adds to missing what the slow-handler and fairness phases
+// lack.
+func checkNewPhases(rep bench.Report, positive func(string, float64), latency func(string, bench.Latency), missing *[]string) {
+	if s := rep.SlowHandler; s == nil {
+		*missing = append(*missing, "slow handler figures")
+	} else {
+		positive("slow handler backlog", float64(s.Backlog))
+		for name, d := range map[string]bench.Drain{
+			"ours": s.Ours, "ours tuned": s.OursTuned, "raw per partition": s.RawPerPartition, "raw pool": s.RawPool,
+		} {
+			positive("slow handler "+name+" handled", float64(d.Handled))
+			positive("slow handler "+name+" events/s", d.PerSecond)
+		}
+		positive("slow handler ratio", s.Ratio)
+	}
+	if f := rep.Fairness; f == nil {
+		*missing = append(*missing, "fairness figures")
+	} else {
+		positive("fairness unblocked sent", float64(f.Unblocked.Sent))
+		positive("fairness blocked sent", float64(f.Blocked.Sent))
+		latency("fairness unblocked", f.Unblocked.Latency)
+		latency("fairness blocked", f.Blocked.Latency)
+		positive("fairness ratio", f.RatioP95)
+	}
+}
+
+// TestBenchPhasesFlag checks that --phases names are checked before any
+// broker is dialled.
+func TestBenchPhasesFlag(t *testing.T) {
+	code, _, stderr := runCLI(context.Background(), "bench", "--phases", "slow,warp", "--brokers", "127.0.0.1:1")
+	if code != ExitUsage || !strings.Contains(stderr, `no phase "warp"`) {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr)
+	}
 }
