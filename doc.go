@@ -26,10 +26,18 @@
 // # Delivery
 //
 // Publish returns once the broker acknowledged the event (idempotent
-// producer, acks=all). Subscriptions are at-least-once: an offset is
-// committed only after its handler returned nil or the failure was stored
-// in the dead letter queue. Order is kept per partition, and events are
-// keyed by tenant by default, so each tenant's events keep their order.
+// producer, acks=all). Subscriptions are at-least-once: an event is
+// finished when its handler returned nil or its failure was stored in the
+// dead letter queue, and a partition's offset is committed only up to its
+// first unfinished event, so a crash redelivers at most the unfinished
+// window. Events of one key (the partition key, else the tenant) are
+// handled one at a time in order and different keys concurrently, on up to
+// Delivery.MaxConcurrency handlers; fetching goes on meanwhile, and a slow
+// or stuck key holds up only itself. Delivery.MaxPending bounds what a
+// subscription holds, pausing the partitions that are behind. A group's
+// start position is committed when it first joins, so events published
+// while every member is down are delivered when one returns. Revoked
+// partitions and Shutdown wait for their handlers only up to a bound.
 //
 // # Tenants
 //

@@ -235,7 +235,7 @@ func (d *dispatcher) work(q *keyQueue) {
 		}
 		if resume := d.resumable(); len(resume) > 0 {
 			d.mu.Unlock()
-			d.g.cl.ResumeFetchPartitions(map[string][]int32{d.t.Name: resume})
+			d.g.fetching.ResumeFetchPartitions(map[string][]int32{d.t.Name: resume})
 			d.mu.Lock()
 		}
 		q = d.popReady()

@@ -103,6 +103,11 @@ type Group struct {
 	cl      *kgo.Client
 	adm     *kadm.Client
 	started chan struct{} // closed once cl and adm are set: callbacks wait for it
+	// fetching pauses and resumes partitions: the client (a fake in tests).
+	fetching interface {
+		PauseFetchPartitions(map[string][]int32) map[string][]int32
+		ResumeFetchPartitions(map[string][]int32)
+	}
 
 	mu     sync.RWMutex
 	topics map[string]*dispatcher
@@ -169,6 +174,7 @@ func Start(cfg Config, first Topic) (*Group, error) {
 	}
 	g.cl = cl
 	g.adm = kadm.NewClient(cl)
+	g.fetching = cl
 	close(g.started)
 	go g.poll()
 	go g.committer()
@@ -255,7 +261,7 @@ func (g *Group) poll() {
 				return // unsubscribed meanwhile
 			}
 			if pause := d.enqueue(p.Partition, p.Records); len(pause) > 0 {
-				g.cl.PauseFetchPartitions(map[string][]int32{p.Topic: pause})
+				g.fetching.PauseFetchPartitions(map[string][]int32{p.Topic: pause})
 			}
 		})
 	}
@@ -347,7 +353,7 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 		g.commitParts(ctx, topic, d, parts)
 	}
 	if paused := d.forget(parts); len(paused) > 0 {
-		g.cl.ResumeFetchPartitions(map[string][]int32{topic: paused})
+		g.fetching.ResumeFetchPartitions(map[string][]int32{topic: paused})
 	}
 }
 

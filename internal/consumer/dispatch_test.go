@@ -1,0 +1,240 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// fakeFetching records pauses and resumes.
+type fakeFetching struct {
+	mu      sync.Mutex
+	paused  map[int32]bool
+	resumed int
+}
+
+func (f *fakeFetching) PauseFetchPartitions(m map[string][]int32) map[string][]int32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ps := range m {
+		for _, p := range ps {
+			f.paused[p] = true
+		}
+	}
+	return nil
+}
+
+func (f *fakeFetching) ResumeFetchPartitions(m map[string][]int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ps := range m {
+		for _, p := range ps {
+			delete(f.paused, p)
+			f.resumed++
+		}
+	}
+}
+
+// probe is a handler that records, per queue identity, how many run at once.
+type probe struct {
+	mu        sync.Mutex
+	running   map[string]int // by key (or partition) -> running now
+	total     int            // running now
+	maxTotal  int
+	maxSame   int
+	order     map[string][]int64
+	gate      chan struct{} // when non-nil, handlers wait on it
+	finished  chan struct{} // one send per finished record
+	sameKeyOf func(r *kgo.Record) string
+}
+
+func newProbe(sameKeyOf func(r *kgo.Record) string) *probe {
+	return &probe{running: map[string]int{}, order: map[string][]int64{}, finished: make(chan struct{}, 10_000), sameKeyOf: sameKeyOf}
+}
+
+func (p *probe) handle(_, _ context.Context, r *kgo.Record) bool {
+	k := p.sameKeyOf(r)
+	p.mu.Lock()
+	p.running[k]++
+	p.total++
+	p.maxTotal = max(p.maxTotal, p.total)
+	p.maxSame = max(p.maxSame, p.running[k])
+	id := fmt.Sprint(r.Partition, "/", string(r.Key))
+	p.order[id] = append(p.order[id], r.Offset)
+	gate := p.gate
+	p.mu.Unlock()
+	if gate != nil {
+		<-gate
+	} else {
+		time.Sleep(time.Millisecond)
+	}
+	p.mu.Lock()
+	p.running[k]--
+	p.total--
+	p.mu.Unlock()
+	p.finished <- struct{}{}
+	return true
+}
+
+func testDispatcher(t *testing.T, ord Ordering, conc, pending int, h HandleFunc) (*dispatcher, *fakeFetching) {
+	t.Helper()
+	f := &fakeFetching{paused: map[int32]bool{}}
+	g := &Group{commitSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	d := newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: ord, MaxConcurrency: conc, MaxPending: pending})
+	d.assign([]int32{0, 1})
+	return d, f
+}
+
+// records makes n records of partition p from offset from, keys cycling
+// over keys.
+func records(p int32, from int64, n, keys int) []*kgo.Record {
+	out := make([]*kgo.Record, n)
+	for i := range n {
+		out[i] = &kgo.Record{Topic: "t", Partition: p, Offset: from + int64(i), Key: fmt.Appendf(nil, "k%d", i%keys)}
+	}
+	return out
+}
+
+func waitFinished(t *testing.T, p *probe, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for range n {
+		select {
+		case <-p.finished:
+		case <-timeout:
+			t.Fatalf("not all %d records finished", n)
+		}
+	}
+}
+
+func TestDispatchPerKeyOrderAndBound(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return fmt.Sprint(r.Partition, string(r.Key)) })
+	d, _ := testDispatcher(t, PerKey, 4, 1000, p.handle)
+	d.enqueue(0, records(0, 0, 200, 10))
+	d.enqueue(1, records(1, 0, 200, 10))
+	waitFinished(t, p, 400)
+	if p.maxSame != 1 {
+		t.Fatalf("%d records of one key ran at once", p.maxSame)
+	}
+	if p.maxTotal > 4 || p.maxTotal < 2 {
+		t.Fatalf("at most %d ran at once; want 2..4 (MaxConcurrency 4)", p.maxTotal)
+	}
+	p.mu.Lock()
+	for key, offs := range p.order {
+		for i := 1; i < len(offs); i++ {
+			if offs[i] != offs[i-1]+10 {
+				t.Fatalf("key %s: offsets %v, want each key's in order", key, offs)
+			}
+		}
+		if len(offs) != 20 {
+			t.Fatalf("key %s: %d records, want 20", key, len(offs))
+		}
+	}
+	p.mu.Unlock()
+	waitUntil(t, "both partitions commit 200", func() bool {
+		o := d.commitOffsets(nil)
+		return o[0].Offset == 200 && o[1].Offset == 200
+	})
+}
+
+// waitUntil polls cond (bounded).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond) // bounded poll
+	}
+}
+
+func TestDispatchPerPartitionRunsOneAtATimePerPartition(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return fmt.Sprint(r.Partition) })
+	d, _ := testDispatcher(t, PerPartition, 8, 1000, p.handle)
+	d.enqueue(0, records(0, 0, 50, 10))
+	d.enqueue(1, records(1, 0, 50, 10))
+	waitFinished(t, p, 100)
+	if p.maxSame != 1 || p.maxTotal != 2 {
+		t.Fatalf("per partition: max %d at once in one partition (want 1), %d in all (want 2)", p.maxSame, p.maxTotal)
+	}
+}
+
+func TestDispatchUnorderedUsesEveryWorker(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
+	p.gate = make(chan struct{})
+	d, _ := testDispatcher(t, Unordered, 5, 1000, p.handle)
+	d.enqueue(0, records(0, 0, 20, 1)) // one key: still concurrent
+	waitUntil(t, "5 workers run one key's records, unordered", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.total == 5
+	})
+	close(p.gate)
+	waitFinished(t, p, 20)
+	if p.maxTotal != 5 {
+		t.Fatalf("max %d at once, want 5", p.maxTotal)
+	}
+}
+
+// TestDispatchPausesAtTheCapAndResumes checks back-pressure: once the held
+// records reach MaxPending the partitions holding some are paused, and they
+// are resumed as they drain.
+func TestDispatchPausesAtTheCapAndResumes(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
+	p.gate = make(chan struct{})
+	d, f := testDispatcher(t, PerKey, 2, 10, p.handle)
+	if pause := d.enqueue(0, records(0, 0, 6, 3)); len(pause) != 0 {
+		t.Fatalf("paused %v under the cap", pause)
+	}
+	pause := d.enqueue(1, records(1, 0, 6, 3))
+	if len(pause) != 2 {
+		t.Fatalf("paused %v at 12 held (cap 10); want both partitions", pause)
+	}
+	f.PauseFetchPartitions(map[string][]int32{"t": pause})
+	close(p.gate)
+	waitFinished(t, p, 12)
+	waitUntil(t, "every partition is resumed", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.paused) == 0
+	})
+}
+
+// TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished checks revocation:
+// queued records are dropped, the running one is waited for, and the
+// commit stops at the first record that did not finish.
+func TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
+	p.gate = make(chan struct{})
+	d, _ := testDispatcher(t, PerKey, 1, 100, p.handle)
+	d.enqueue(0, records(0, 0, 5, 1)) // one key: offset 0 runs, 1..4 wait
+	waitUntil(t, "offset 0 runs", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.total == 1
+	})
+	idle, parts := d.release([]int32{0})
+	if len(idle) != 1 {
+		t.Fatalf("release returned %d idle channels, want 1 (one handler running)", len(idle))
+	}
+	close(p.gate)
+	<-idle[0]
+	offsets := d.commitOffsets(parts)
+	if o := offsets[0]; o.Offset != 1 {
+		t.Fatalf("commit after release %+v, want offset 1 (only offset 0 finished)", o)
+	}
+	d.forget(parts)
+	if d.held != 0 {
+		t.Fatalf("%d held after forget", d.held)
+	}
+	// Records of a released partition are not taken any more.
+	d.enqueue(0, records(0, 5, 3, 1))
+	if d.held != 0 {
+		t.Fatalf("a released partition took %d records", d.held)
+	}
+}
