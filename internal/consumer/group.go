@@ -153,6 +153,10 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(first.Name),
 		kgo.DisableAutoCommit(),
+		// A paused partition, once resumed, is fetched only after the
+		// fetch in flight returns; franz-go's default 5 s long poll
+		// would stall it that long.
+		kgo.FetchMaxWait(time.Second),
 		// Partitions without a committed offset get one at assignment
 		// (start.go); where a committed offset fell out of retention,
 		// reading resumes at the oldest retained record.
