@@ -10,8 +10,9 @@ import (
 )
 
 // A subscription that must handle its events strictly in order retries a
-// failure in place: the partition waits until the handler succeeds, and
-// nothing goes to the dead letter queue.
+// failure in place: the event's key (here its tenant) waits until the
+// handler succeeds, other keys go on, and nothing goes to the dead letter
+// queue.
 func ExampleSubscribeOptions_retryInPlace() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
