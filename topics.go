@@ -222,7 +222,30 @@ func (m *TopicManager) create(ctx context.Context, topic string, opts []TopicOpt
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("ensure topic %q (%d partitions, replication %d): %w", topic, s.partitions, s.replication, err)
 	}
-	return nil
+	return m.waitListed(ctx, topic)
+}
+
+// waitListed returns once a broker lists topic in its metadata. On Kafka,
+// CreateTopics is answered by the controller before every broker's metadata
+// shows the new topic, so without this a TopicExists, a Subscribe or a
+// client in another process could miss a topic EnsureTopic just created.
+// It waits at most 10 s (and ctx); after that the topic is left to appear.
+func (m *TopicManager) waitListed(parent context.Context, topic string) error {
+	ctx, cancel := context.WithTimeout(parent, 10*time.Second)
+	defer cancel()
+	for {
+		topics, err := m.freshTopics(ctx, topic)
+		if err == nil && slices.Contains(topics, topic) {
+			return nil
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return parent.Err()
+		}
+	}
 }
 
 // TopicExists reports whether topic exists on the cluster.
