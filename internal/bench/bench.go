@@ -3,9 +3,11 @@
 // end-to-end delivery latency at paced rates, and how fast a slow handler
 // (10 ms an event) drains a backlog. Every figure is taken for both sides,
 // one after the other, so that the ratio ours/raw — the figure that matters
-// on a noisy machine — compares like with like. A last phase, fairness,
-// measures ours alone: what one tenant whose handler blocks costs the
-// others' delivery latency.
+// on a noisy machine — compares like with like. Two phases measure ours
+// alone: fairness, what one tenant whose handler blocks costs the others'
+// delivery latency; and crash, what a consumer killed with SIGKILL halfway
+// through a backlog costs: events lost (none, by design) and events handled
+// twice.
 //
 // Both sides send the same records: ~330-byte JSON events in the wire
 // envelope with the bus's headers (package internal/wire), keyed by one of a
@@ -61,11 +63,14 @@ const (
 	PhaseSlow = "slow"
 	// PhaseFairness is delivery latency with one tenant blocked (Fairness).
 	PhaseFairness = "fairness"
+	// PhaseCrash is a consumer killed with SIGKILL mid-backlog: events
+	// lost and handled twice (Crash).
+	PhaseCrash = "crash"
 )
 
 // AllPhases are the phases in the order they run; Config.Phases defaults
 // to all of them.
-var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness}
+var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash}
 
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.
@@ -77,10 +82,13 @@ type Config struct {
 	Brokers []string
 	// Duration bounds each phase of each side (in the slow-handler phase,
 	// counted from the side's first handler call). Default 5 s
-	// (QuickDuration with Quick).
+	// (QuickDuration with Quick). It does not bound the crash phase, which
+	// runs until its backlog is handled (each of its waits is bounded by a
+	// minute).
 	Duration time.Duration
 	// MaxEvents, when positive, also ends each phase of each side after that
-	// many events (in the slow-handler phase, handled events).
+	// many events (in the slow-handler phase, handled events); not the
+	// crash phase.
 	MaxEvents int
 	// Rates are the paced delivery rates, events/s. Default DefaultRates.
 	Rates []int
@@ -92,8 +100,9 @@ type Config struct {
 	// Phases are the phases to run, of AllPhases; they run in the order of
 	// AllPhases whatever the order given. Default all.
 	Phases []string
-	// Backlog is how many events the slow-handler phase publishes before its
-	// consumers start. Default DefaultBacklog (QuickBacklog with Quick).
+	// Backlog is how many events the slow-handler and crash phases publish
+	// before their consumers start. Default DefaultBacklog (QuickBacklog
+	// with Quick).
 	Backlog int
 	// Quick makes every phase very short (for tests): Duration defaults to
 	// QuickDuration, Backlog to QuickBacklog.
@@ -103,6 +112,11 @@ type Config struct {
 	// Logger receives the client's and bus's logs. Default: warnings and
 	// errors to standard error.
 	Logger *slog.Logger
+	// Executable is the eventbus binary whose hidden CrashConsumerCommand
+	// the crash phase runs its consumer with, in a child process. Default
+	// os.Executable(): this binary, which must then have that command
+	// (cmd/eventbus, or a test binary whose TestMain hands it to cli.Main).
+	Executable string
 	// CPUProfileDir, when set, gets one CPU profile per measured phase and
 	// side ("throughput-ours.pprof", ...), for `go tool pprof`.
 	CPUProfileDir string
@@ -151,6 +165,13 @@ func (c *Config) setDefaults() error {
 		if c.Quick {
 			c.Backlog = QuickBacklog
 		}
+	}
+	if c.Executable == "" && slices.Contains(c.Phases, PhaseCrash) {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: crash phase: find the eventbus binary to run its consumer: %w", err)
+		}
+		c.Executable = exe
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -212,6 +233,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		case PhaseFairness:
 			if rep.Fairness, err = r.fairness(ctx); err != nil {
+				return nil, err
+			}
+		case PhaseCrash:
+			if rep.Crash, err = r.crash(ctx); err != nil {
 				return nil, err
 			}
 		}

@@ -47,6 +47,7 @@ type Report struct {
 	Delivery    []Delivery      `json:"delivery,omitempty"`
 	SlowHandler *SlowHandler    `json:"slowHandler,omitempty"`
 	Fairness    *Fairness       `json:"fairness,omitempty"`
+	Crash       *Crash          `json:"crash,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -97,6 +98,9 @@ func (r *Report) evaluate() {
 		missing := f.Unblocked.Missing() + f.Blocked.Missing()
 		add("fairness missing (other tenants)", "0", float64(missing), missing == 0)
 	}
+	if c := r.Crash; c != nil {
+		add("crash: events lost after kill -9", "0", float64(c.Lost), c.Lost == 0)
+	}
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -146,6 +150,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if f := r.Fairness; f != nil {
 		fairnessRows(row, f)
 	}
+	if c := r.Crash; c != nil {
+		crashRows(row, c)
+	}
 	if err := writeRows(w, rows); err != nil {
 		return err
 	}
@@ -183,6 +190,20 @@ func fairnessRows(row func(...string), f *Fairness) {
 		verdict(f.Unblocked.Missing()+f.Blocked.Missing() == 0))
 }
 
+// crashRows writes the crash phase's rows: ours alone.
+func crashRows(row func(...string), c *Crash) {
+	settled := ""
+	if !c.Settled {
+		settled = " (not settled)"
+	}
+	row(fmt.Sprintf("kill -9 mid-backlog (%d events, %d keys): lost%s", c.Backlog, c.Keys, settled),
+		fmt.Sprintf("%d", c.Lost), "", "", "0 lost", verdict(c.Lost == 0))
+	row("  duplicates (events handled twice)", fmt.Sprintf("%d", c.Duplicates), "", "", "", "")
+	row("  duplicates, share of the backlog", fmt.Sprintf("%.2f%%", 100*c.DuplicateShare), "", "", "", "")
+	row("  handled: killed consumer / restarted", fmt.Sprintf("%d / %d", c.HandledByKilled, c.HandledByRestarted), "", "", "", "")
+	row("  restarted consumer's first event after the kill (ms)", fmt.Sprintf("%.0f", c.ResumeMs), "", "", "", "")
+}
+
 // writeNotes explains the new phases' rows that the columns do not.
 func writeNotes(w io.Writer, r *Report) error {
 	var notes []string
@@ -193,6 +214,13 @@ func writeNotes(w io.Writer, r *Report) error {
 	if f := r.Fairness; f != nil {
 		notes = append(notes, fmt.Sprintf("fairness: ours with default options; %s's handler blocks while the events are sent; "+
 			"its ratio is blocked/unblocked p95 and the second count the other tenants' events.", f.BlockedTenant))
+	}
+	if c := r.Crash; c != nil {
+		notes = append(notes, fmt.Sprintf("crash: ours with default options (MaxConcurrency %d, MaxPending %d), handler %g ms ± 50%%, "+
+			"in a child process killed with SIGKILL once it had handled %d events; the group then resumed in this process "+
+			"as the same static member until every event was handled and the backlog committed. "+
+			"Duplicates are handler calls beyond an event's first (the design bounds them by MaxPending).",
+			c.MaxConcurrency, c.MaxPending, c.HandlerMs, c.KilledAt))
 	}
 	if len(notes) == 0 {
 		return nil

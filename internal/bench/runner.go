@@ -54,6 +54,9 @@ func (t topics) slow() string { return t.name("slow", "all") }
 // fairness phase.
 func (t topics) fairness(run string) string { return t.name("fair", run) }
 
+// crash is the crash phase's topic.
+func (t topics) crash() string { return t.name("crash", "ours") }
+
 // all lists the topics of the phases run.
 func (t topics) all() []string {
 	var out []string
@@ -71,6 +74,8 @@ func (t topics) all() []string {
 			out = append(out, t.slow())
 		case PhaseFairness:
 			out = append(out, t.fairness("unblocked"), t.fairness("blocked"))
+		case PhaseCrash:
+			out = append(out, t.crash())
 		}
 	}
 	return out

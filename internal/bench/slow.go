@@ -114,7 +114,7 @@ func (r *runner) slowHandler(ctx context.Context) (*SlowHandler, error) {
 	topic := r.topics.slow()
 	step := r.step(PhaseSlow)
 	r.progress("%s slow handler: publishing a backlog of %d events over %d tenants (raw producer)", step, s.Backlog, SlowKeys)
-	if err := r.fillBacklog(ctx, topic, s.Backlog); err != nil {
+	if _, err := r.fillBacklog(ctx, topic, s.Backlog); err != nil {
 		return nil, fmt.Errorf("slow handler: backlog: %w", err)
 	}
 	tuned := eventbus.SubscribeOptions{Delivery: eventbus.Delivery{
@@ -163,8 +163,9 @@ func (r *runner) slowTarget() int {
 }
 
 // fillBacklog produces n events over SlowKeys tenants to topic with the raw
-// producer and waits until the broker acknowledged them all.
-func (r *runner) fillBacklog(ctx context.Context, topic string, n int) error {
+// producer, waits until the broker acknowledged them all and returns their
+// event IDs.
+func (r *runner) fillBacklog(ctx context.Context, topic string, n int) ([]string, error) {
 	tenants := tenantNames(SlowKeys)
 	var failure firstError
 	promise := func(_ *kgo.Record, err error) {
@@ -172,15 +173,19 @@ func (r *runner) fillBacklog(ctx context.Context, topic string, n int) error {
 			failure.set(err)
 		}
 	}
+	ids := make([]string, 0, n)
 	for i := range n {
-		r.raw.Produce(ctx, r.events.rawRecordOf(topic, i, 0, tenants[i%SlowKeys]), promise)
+		rec := r.events.rawRecordOf(topic, i, 0, tenants[i%SlowKeys])
+		id, _ := wire.HeaderValue(rec.Headers, wire.HeaderEventID)
+		ids = append(ids, string(id))
+		r.raw.Produce(ctx, rec, promise)
 	}
 	fctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	if err := r.raw.Flush(fctx); err != nil {
-		return err
+		return nil, err
 	}
-	return failure.get()
+	return ids, failure.get()
 }
 
 // runSlowSide starts one side, waits for it to drain the backlog or for the

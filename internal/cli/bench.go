@@ -38,7 +38,11 @@ same work:
               per partition and with a key-ordered pool of 256 workers;
   fairness    delivery latency p95 at 1,000 events/s over 100 tenants, ours
               with default options, with no handler blocked and while one
-              tenant's handler blocks: what a stuck tenant costs the others.
+              tenant's handler blocks: what a stuck tenant costs the others;
+  crash       a consumer with default options (handler 1 ms) in a child
+              process killed with SIGKILL halfway through a backlog (--backlog
+              events over 1,000 tenants), the same group then resuming here:
+              events lost (target 0) and events handled twice.
 
 --phases picks some of them (default all; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio
@@ -49,6 +53,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
   eventbus bench --duration 10s --json > bench.json
   eventbus bench --brokers kafka-0:9092 --rates 1000,10000,50000
   eventbus bench --phases slow,fairness --duration 10s
+  eventbus bench --phases crash --backlog 50000
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -66,7 +71,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 	f.IntSlice("rates", bench.DefaultRates, "paced delivery rates to measure, events/s")
 	f.Int("publishers", bench.DefaultPublishers, "goroutines calling PublishBatch in the throughput phase")
 	f.StringSlice("phases", bench.AllPhases, "phases to run, of "+strings.Join(bench.AllPhases, ","))
-	f.Int("backlog", 0, fmt.Sprintf("events published before the slow-handler phase's consumers start (default %d; %d with --quick)", bench.DefaultBacklog, bench.QuickBacklog))
+	f.Int("backlog", 0, fmt.Sprintf("events published before the slow-handler and crash phases' consumers start (default %d; %d with --quick)", bench.DefaultBacklog, bench.QuickBacklog))
 	f.Bool("quick", false, "very short phases and a small backlog, to check that everything runs (figures are not meaningful)")
 	f.Bool("json", false, "write the report as JSON instead of a table")
 	f.String("cpuprofile", "", "directory to write one CPU profile per phase and side to")
@@ -137,6 +142,9 @@ func (a *app) bench(ctx context.Context, cfg benchConfig) error {
 	}
 	cfg.Progress = a.stderr
 	cfg.Logger = a.libLog
+	if exe, err := a.executable(); err == nil {
+		cfg.Executable = exe // the crash phase runs its consumer with it
+	}
 	report, err := bench.Run(ctx, cfg.Config)
 	if err != nil {
 		if ctx.Err() != nil {

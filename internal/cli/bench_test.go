@@ -22,7 +22,7 @@ func TestBenchQuickInProcess(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkReport(t, stdout)
-	if !strings.Contains(stderr, "bench: [3/5] delivery at 10000 events/s") {
+	if !strings.Contains(stderr, "bench: [3/6] delivery at 10000 events/s") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }
@@ -56,6 +56,8 @@ func TestBenchTable(t *testing.T) {
 		SlowHandler: &bench.SlowHandler{HandlerMs: 10, Keys: 1000, Partitions: 3, Backlog: 20_000, MaxConcurrency: 1024, MaxPending: 20_000,
 			PoolWorkers: 256, OursTuned: bench.Drain{PerSecond: 12_000, Drained: true}},
 		Fairness: &bench.Fairness{Rate: 1000, Tenants: 100, BlockedTenant: "tenant-0000", RatioP95: 3},
+		Crash: &bench.Crash{HandlerMs: 1, Keys: 1000, Backlog: 20_000, KilledAt: 10_000, HandledByKilled: 10_004,
+			HandledByRestarted: 12_000, Duplicates: 2_004, DuplicateShare: 0.1002, Settled: true},
 	}
 	var b strings.Builder
 	if err := rep.WriteTable(&b); err != nil {
@@ -63,7 +65,8 @@ func TestBenchTable(t *testing.T) {
 	}
 	for _, want := range []string{"batched publish", "raw with records prebuilt", "publish p95 (ms)", "delivery @10000/s p99 (ms)", "ours/raw", "MISS",
 		"slow handler 10 ms, 1000 keys (events/s)", "ours tuned (1024/20000)", "12000*", "raw goroutine per partition (≤ 300/s)",
-		"fairness @1000/s, 100 tenants, p95 (ms)", "one tenant blocked, p95 (ms)", "3.00", "key-ordered pool of 256 workers"} {
+		"fairness @1000/s, 100 tenants, p95 (ms)", "one tenant blocked, p95 (ms)", "3.00", "key-ordered pool of 256 workers",
+		"kill -9 mid-backlog (20000 events, 1000 keys): lost", "0 lost", "10.02%", "10004 / 12000"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}
@@ -128,8 +131,8 @@ func checkReport(t *testing.T, out string) bench.Report {
 	return rep
 }
 
-// checkNewPhases adds to missing what the slow-handler and fairness phases
-// lack.
+// checkNewPhases adds to missing what the slow-handler, fairness and crash
+// phases lack.
 func checkNewPhases(rep bench.Report, positive func(string, float64), latency func(string, bench.Latency), missing *[]string) {
 	if s := rep.SlowHandler; s == nil {
 		*missing = append(*missing, "slow handler figures")
@@ -151,6 +154,44 @@ func checkNewPhases(rep bench.Report, positive func(string, float64), latency fu
 		latency("fairness unblocked", f.Unblocked.Latency)
 		latency("fairness blocked", f.Blocked.Latency)
 		positive("fairness ratio", f.RatioP95)
+	}
+	if c := rep.Crash; c == nil {
+		*missing = append(*missing, "crash figures")
+	} else {
+		positive("crash backlog", float64(c.Backlog))
+		positive("crash killed at", float64(c.KilledAt))
+		positive("crash handled by the killed consumer", float64(c.HandledByKilled))
+		positive("crash handled by the restarted consumer", float64(c.HandledByRestarted))
+		if c.Lost != 0 || !c.Settled {
+			*missing = append(*missing, fmt.Sprintf("crash: %d events lost, settled %t", c.Lost, c.Settled))
+		}
+		if c.HandledByKilled+c.HandledByRestarted != c.Backlog+c.Duplicates {
+			*missing = append(*missing, fmt.Sprintf("crash: %d + %d handled, want backlog %d + duplicates %d",
+				c.HandledByKilled, c.HandledByRestarted, c.Backlog, c.Duplicates))
+		}
+	}
+}
+
+// TestBenchConsumerHidden checks that the crash phase's consumer command is
+// not listed in the help, and checks its flags before dialling anything.
+func TestBenchConsumerHidden(t *testing.T) {
+	code, stdout, _ := runCLI(context.Background(), "--help")
+	if code != ExitOK || strings.Contains(stdout, bench.CrashConsumerCommand) || !strings.Contains(stdout, "bench") {
+		t.Fatalf("exit %d; help lists %s or lacks bench:\n%s", code, bench.CrashConsumerCommand, stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--topic", "t", "--group", "g"}, "--brokers is required"},
+		{[]string{"--brokers", "127.0.0.1:1", "--group", "g"}, "--topic is required"},
+		{[]string{"--brokers", "127.0.0.1:1", "--topic", "t"}, "--group is required"},
+		{[]string{"--brokers", "127.0.0.1:1", "--topic", "t", "--group", "g", "--handler-delay", "-1ms"}, "is negative"},
+	} {
+		code, _, stderr := runCLI(context.Background(), append([]string{bench.CrashConsumerCommand}, tc.args...)...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant usage error %q", tc.args, code, stderr, tc.want)
+		}
 	}
 }
 

@@ -12,14 +12,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plexica/eventbus/internal/bench"
 )
 
 // waitTimeout bounds every wait of these tests.
 const waitTimeout = 60 * time.Second
 
 // TestMain keeps one temporary directory for the binary that the
-// end-to-end tests build (once) and run.
+// end-to-end tests build (once) and run. Called with the bench's hidden
+// consumer command, the test binary is that command: the in-process bench
+// runs its crash phase's consumer by re-executing its own binary.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == bench.CrashConsumerCommand {
+		os.Exit(Main(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "eventbus-cli-test-")
 	if err != nil {
 		panic(err)
