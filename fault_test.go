@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,9 @@ import (
 // each handled event ID; the test kills it with SIGKILL mid-stream. Its
 // environment variable holds "brokers topic group [instanceID]".
 const crashHelperEnv = "EVENTBUS_CRASH_HELPER"
+
+// stuckTenant's events never finish in the crash helper.
+const stuckTenant = "stuck"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(crashHelperEnv) != "" {
@@ -60,6 +64,9 @@ func runCrashHelper() {
 	}
 	var mu sync.Mutex
 	_, err = bus.Subscribe(ctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+		if ev.TenantID == stuckTenant {
+			select {} // never returns: everything after it stays above the commit point
+		}
 		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // the handler's work
 		mu.Lock()
 		defer mu.Unlock()
@@ -269,5 +276,78 @@ func TestCircuitBreakerOpensFailsFastAndCloses(t *testing.T) {
 	got := strings.Join(transitions, ",")
 	if !strings.HasPrefix(got, "open,half-open") || !strings.HasSuffix(got, "half-open,closed") {
 		t.Fatalf("transitions %s, want open, half-open, ..., closed", got)
+	}
+}
+
+// TestCrashSkipsWhatFinishedAboveAStuckEvent checks that a commit carries
+// the offsets finished above its commit point: with one event stuck (its
+// handler never returns) and everything after it on the partition
+// finished, a consumer killed with SIGKILL and restarted handles the stuck
+// event again and none of the others.
+func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
+	group := eventbustest.UniqueID("billing")
+	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic, eventbus.WithPartitions(1)); err != nil {
+		t.Fatal(err)
+	}
+	const others = eventbus.MaxBatchSize
+	batch := []eventbus.BatchEvent{{EventType: topic, Data: "stuck", Metadata: eventbus.PublishMetadata{TenantID: stuckTenant}}}
+	for i := range others - 1 {
+		batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: i, Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%20)}})
+	}
+	res, err := bus.PublishBatch(ctxT(t), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuckID := res[0].EventID
+
+	cmd, sc := startCrashHelper(t, strings.Join(brokers, ","), topic, group)
+	handled := 0
+	for handled < others-1 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "handled ") {
+			handled++
+		} else if strings.HasPrefix(sc.Text(), "error") {
+			t.Fatal(sc.Text())
+		}
+	}
+	// Wait (bounded) until the group's commit lists every finished offset
+	// above the stuck one, then crash.
+	adm, err := bus.Client().Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for {
+		offsets, err := adm.FetchOffsets(ctxT(t), group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// "f1:<gap>.<length>" in base 36: offsets 1 to others-1.
+		want := "f1:1." + strconv.FormatInt(others-2, 36)
+		if o, ok := offsets.Lookup(topic, 0); ok && o.At == 0 && o.Metadata == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			o, _ := offsets.Lookup(topic, 0)
+			t.Fatalf("the commit is at %d with metadata %q; want 0 with the finished offsets 1..%d", o.At, o.Metadata, others-1)
+		}
+		time.Sleep(20 * time.Millisecond) // bounded poll
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	rec.WaitForID(t, stuckID)
+	// A later event on the partition shows the restarted member has gone
+	// past everything the crashed one finished.
+	last := eventbustest.MustPublish(t, bus, topic, "after", eventbus.PublishMetadata{TenantID: "tenant-0"})
+	rec.WaitForID(t, last)
+	if got := rec.Len(); got != 2 {
+		t.Fatalf("the restarted consumer handled %d events; want 2 (the stuck one and the new one), none of the %d finished before the crash", got, others-1)
 	}
 }

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,7 +37,12 @@ func (g *Group) committer() {
 		}
 		g.mu.RUnlock()
 		for name, d := range ds {
-			if err := g.commitParts(g.pollCtx, name, d, nil); err != nil && g.pollCtx.Err() == nil {
+			err := g.commitParts(g.pollCtx, name, d, nil)
+			switch {
+			case err == nil || g.pollCtx.Err() != nil:
+			case errors.Is(err, kerr.RebalanceInProgress), errors.Is(err, kerr.IllegalGeneration), errors.Is(err, kerr.UnknownMemberID):
+				// A rebalance is under way: its revocation commits.
+			default:
 				g.cfg.Logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.cfg.Group, "topic", name, "err", err)
 			}
 		}
@@ -52,35 +58,60 @@ func (g *Group) committer() {
 	}
 }
 
-// commitParts commits the finished prefix of the given partitions of a
-// topic (nil: all that are not being released) and waits for the answer.
-// Commits never overlap, so one that revocation makes cannot be overtaken
-// by an older one.
+// commitParts commits the commit point of the given partitions of a topic
+// (nil: all that are not being released), with the offsets finished above
+// it in the commit's metadata, and waits for the answer. Commits never
+// overlap, so one that revocation makes cannot be overtaken by an older
+// one.
 func (g *Group) commitParts(ctx context.Context, topic string, d *dispatcher, parts []*partition) error {
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
-	offsets := d.commitOffsets(parts)
-	if len(offsets) == 0 {
+	points := d.commitPoints(parts)
+	if len(points) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	offsets := make(map[int32]kgo.EpochOffset, len(points))
+	for id, pt := range points {
+		offsets[id] = pt.EpochOffset
+	}
+	// The finished offsets ride in the request's metadata, set just
+	// before franz-go sends it.
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			if t.Topic != topic {
+				continue
+			}
+			for j := range t.Partitions {
+				p := &t.Partitions[j]
+				if pt, ok := points[p.Partition]; ok && pt.Offset == p.Offset && pt.metadata != "" {
+					p.Metadata = kmsg.StringPtr(pt.metadata)
+				}
+			}
+		}
+		return nil
+	})
 	var err error
 	g.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: offsets},
 		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
 			if err = cerr; err != nil || resp == nil {
-				clear(offsets)
+				clear(points)
 				return
 			}
 			for _, t := range resp.Topics {
 				for _, p := range t.Partitions {
 					if p.ErrorCode != 0 {
-						delete(offsets, p.Partition)
+						delete(points, p.Partition)
 						err = fmt.Errorf("partition %d: %w", p.Partition, kerr.ErrorForCode(p.ErrorCode))
 					}
 				}
 			}
 		})
-	d.committedAt(offsets, parts)
+	d.committedAt(points, parts)
+	if err != nil {
+		g.commitSoon() // try again after CommitInterval
+	}
 	return err
 }

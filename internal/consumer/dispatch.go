@@ -46,13 +46,19 @@ type partition struct {
 
 	next      int64 // the lowest offset still accepted; -1: any
 	win       *window
-	committed int64 // the last offset committed; -1: none by us
-	keys      map[string]*keyQueue
-	running   int
-	paused    bool
-	released  bool          // being released: nothing new starts
-	gone      bool          // released and forgotten: its window no longer counts
-	idle      chan struct{} // closed when running drops to 0, if waited for
+	committed int64 // the last offset committed (or found committed); -1: none
+	// committedSeq is win.finished when the last commit was taken: a
+	// commit is due when either moved on.
+	committedSeq uint64
+	// skip are offsets finished before this member got the partition (read
+	// from the commit's metadata): they are not handled again.
+	skip     []span
+	keys     map[string]*keyQueue
+	running  int
+	paused   bool
+	released bool          // being released: nothing new starts
+	gone     bool          // released and forgotten: its window no longer counts
+	idle     chan struct{} // closed when running drops to 0, if waited for
 }
 
 // keyQueue is the records of one key (one partition, in per-partition
@@ -100,6 +106,26 @@ func (d *dispatcher) startAt(id int32, offset int64) {
 	}
 }
 
+// resumeFrom tells partition id where the group's commit stands and which
+// offsets above it were already finished (from the commit's metadata).
+func (d *dispatcher) resumeFrom(id int32, committed int64, finished []span) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.parts[id]; p != nil && p.win.size() == 0 {
+		p.committed = max(p.committed, committed)
+		p.skip = finished
+	}
+}
+
+// skipped reports whether offset was finished by an earlier owner, and
+// drops the skip ranges below it (records come in offset order).
+func (p *partition) skipped(offset int64) bool {
+	for len(p.skip) > 0 && p.skip[0].last < offset {
+		p.skip = p.skip[1:]
+	}
+	return len(p.skip) > 0 && p.skip[0].first <= offset
+}
+
 // enqueue hands a partition's fetched records to the workers and returns
 // the partitions to pause, if the held records reached the cap.
 func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (pause []int32) {
@@ -116,6 +142,13 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (pause []int32) {
 		p.next = r.Offset + 1
 		p.win.add(r.Offset, r.LeaderEpoch)
 		d.held++
+		if p.skipped(r.Offset) {
+			before := p.win.size()
+			p.win.finish(r.Offset)
+			d.held -= before - p.win.size()
+			d.g.commitSoon()
+			continue
+		}
 		q := d.queueFor(p, r)
 		q.recs = append(q.recs, r)
 		if !q.busy && !q.ready {
@@ -210,9 +243,8 @@ func (d *dispatcher) work(q *keyQueue) {
 		p.running--
 		if finished {
 			before := p.win.size()
-			if p.win.finish(r.Offset) {
-				d.g.commitSoon()
-			}
+			p.win.finish(r.Offset)
+			d.g.commitSoon() // the commit point or the finished list moved
 			if !p.gone {
 				d.held -= before - p.win.size()
 			}
@@ -310,19 +342,33 @@ func (d *dispatcher) forget(parts []*partition) (paused []int32) {
 	return paused
 }
 
-// commitOffsets returns, for each partition whose finished prefix moved
-// past its last commit, the offset to commit.
-func (d *dispatcher) commitOffsets(only []*partition) map[int32]kgo.EpochOffset {
+// commitPoint is what a partition's commit carries.
+type commitPoint struct {
+	kgo.EpochOffset
+	metadata string // the finished offsets above it (finished.go)
+	seq      uint64 // the window's finish count when taken
+}
+
+// commitPoints returns, for each partition whose commit point or finished
+// offsets moved since its last commit, what to commit; parts nil means
+// every partition not being released.
+func (d *dispatcher) commitPoints(parts []*partition) map[int32]commitPoint {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := map[int32]kgo.EpochOffset{}
+	out := map[int32]commitPoint{}
 	add := func(p *partition) {
-		if p.win.commit > p.committed {
-			out[p.id] = kgo.EpochOffset{Epoch: p.win.epoch, Offset: p.win.commit}
+		offset, epoch := p.win.commitPoint()
+		if offset < 0 || (offset <= p.committed && p.win.finished == p.committedSeq) {
+			return
+		}
+		out[p.id] = commitPoint{
+			EpochOffset: kgo.EpochOffset{Epoch: epoch, Offset: offset},
+			metadata:    encodeFinished(offset, p.win.finishedSpans()),
+			seq:         p.win.finished,
 		}
 	}
-	if only != nil {
-		for _, p := range only {
+	if parts != nil {
+		for _, p := range parts {
 			add(p)
 		}
 		return out
@@ -335,13 +381,14 @@ func (d *dispatcher) commitOffsets(only []*partition) map[int32]kgo.EpochOffset 
 	return out
 }
 
-// committed records a successful commit.
-func (d *dispatcher) committedAt(offsets map[int32]kgo.EpochOffset, parts []*partition) {
+// committedAt records a successful commit.
+func (d *dispatcher) committedAt(points map[int32]commitPoint, parts []*partition) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	set := func(p *partition) {
-		if o, ok := offsets[p.id]; ok && o.Offset > p.committed {
-			p.committed = o.Offset
+		if c, ok := points[p.id]; ok {
+			p.committed = max(p.committed, c.Offset)
+			p.committedSeq = max(p.committedSeq, c.seq)
 		}
 	}
 	if parts != nil {

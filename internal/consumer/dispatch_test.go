@@ -136,7 +136,7 @@ func TestDispatchPerKeyOrderAndBound(t *testing.T) {
 	}
 	p.mu.Unlock()
 	waitUntil(t, "both partitions commit 200", func() bool {
-		o := d.commitOffsets(nil)
+		o := d.commitPoints(nil)
 		return o[0].Offset == 200 && o[1].Offset == 200
 	})
 }
@@ -224,7 +224,7 @@ func TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished(t *testing.T) {
 	}
 	close(p.gate)
 	<-idle[0]
-	offsets := d.commitOffsets(parts)
+	offsets := d.commitPoints(parts)
 	if o := offsets[0]; o.Offset != 1 {
 		t.Fatalf("commit after release %+v, want offset 1 (only offset 0 finished)", o)
 	}

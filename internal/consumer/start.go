@@ -65,6 +65,11 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 		if d == nil {
 			continue
 		}
+		for _, p := range ps {
+			if o, ok := committed.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+				d.resumeFrom(p, o.At, decodeFinished(o.At, o.Metadata))
+			}
+		}
 		topicHasOffsets := false
 		for p, o := range committed[topic] {
 			topicHasOffsets = topicHasOffsets || (o.Err == nil && o.At >= 0 && p >= 0)
@@ -124,6 +129,15 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 			}
 		}
 	})
+	if cerr == nil {
+		for topic, ps := range toCommit {
+			if d := g.dispatcher(topic); d != nil {
+				for p, o := range ps {
+					d.resumeFrom(p, o.Offset, nil)
+				}
+			}
+		}
+	}
 	if cerr != nil {
 		g.cfg.Logger.Warn("eventbus: could not commit start positions; a restart before the first commit may skip events published meanwhile",
 			"group", g.cfg.Group, "err", cerr)

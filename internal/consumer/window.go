@@ -17,6 +17,9 @@ type window struct {
 	// commit is -1 until a record finished.
 	commit int64
 	epoch  int32
+	// finished counts finish calls: a commit taken at one count carries
+	// every finished offset up to it.
+	finished uint64
 }
 
 type windowEntry struct {
@@ -44,7 +47,11 @@ func (w *window) finish(offset int64) bool {
 	if i == len(live) || live[i].offset != offset {
 		return false
 	}
+	if live[i].done {
+		return false
+	}
 	live[i].done = true
+	w.finished++
 	moved := false
 	for w.head < len(w.entries) && w.entries[w.head].done {
 		e := w.entries[w.head]
@@ -59,3 +66,31 @@ func (w *window) finish(offset int64) bool {
 // size is the number of records in the window: unfinished ones and the
 // finished ones behind the first unfinished.
 func (w *window) size() int { return len(w.entries) - w.head }
+
+// commitPoint is the offset to commit: the first unfinished record's, or
+// past the last finished one when none is unfinished (-1: nothing known).
+func (w *window) commitPoint() (offset int64, epoch int32) {
+	if w.size() > 0 {
+		return w.entries[w.head].offset, w.epoch
+	}
+	return w.commit, w.epoch
+}
+
+// finishedSpans lists the ranges of finished records above the commit
+// point (behind an unfinished one), in offset order.
+func (w *window) finishedSpans() []span {
+	var spans []span
+	in := false
+	for _, e := range w.entries[w.head:] {
+		switch {
+		case e.done && in:
+			spans[len(spans)-1].last = e.offset
+		case e.done:
+			spans = append(spans, span{first: e.offset, last: e.offset})
+			in = true
+		default:
+			in = false
+		}
+	}
+	return spans
+}
