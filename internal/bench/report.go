@@ -219,7 +219,8 @@ func writeNotes(w io.Writer, r *Report) error {
 		notes = append(notes, fmt.Sprintf("crash: ours with default options (MaxConcurrency %d, MaxPending %d), handler %g ms ± 50%%, "+
 			"in a child process killed with SIGKILL once it had handled %d events; the group then resumed in this process "+
 			"as the same static member until every event was handled and the backlog committed. "+
-			"Duplicates are handler calls beyond an event's first (the design bounds them by MaxPending).",
+			"Duplicates are handler calls beyond an event's first: what finished after the last commit (up to CommitInterval, 100 ms, of work) "+
+			"and what was running; offsets finished above an unfinished one ride in the commit's metadata and are not handled again.",
 			c.MaxConcurrency, c.MaxPending, c.HandlerMs, c.KilledAt))
 	}
 	if len(notes) == 0 {
