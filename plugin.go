@@ -241,7 +241,7 @@ type PluginSubscribeOptions struct {
 
 // Subscribe calls handler for each event eventName of the client's tenant
 // (and workspace, when set on the client or the options), with the delivery
-// guarantees of Bus.Subscribe: at-least-once, in order per partition,
+// guarantees of Bus.Subscribe: at-least-once, in order per key (the tenant, unless a partition key was given; see Delivery),
 // returning once the group has joined.
 //
 // eventName is one of the plugin's own events ("deal.updated"), another
