@@ -241,8 +241,9 @@ type PluginSubscribeOptions struct {
 
 // Subscribe calls handler for each event eventName of the client's tenant
 // (and workspace, when set on the client or the options), with the delivery
-// guarantees of Bus.Subscribe: at-least-once, in order per key (the tenant, unless a partition key was given; see Delivery),
-// returning once the group has joined.
+// guarantees of Bus.Subscribe: at-least-once, in order per key (the tenant,
+// unless a partition key was given; see Delivery), returning once the
+// group has joined.
 //
 // eventName is one of the plugin's own events ("deal.updated"), another
 // plugin's event with opts.PluginID, or, with opts.CoreEvent, a full core
