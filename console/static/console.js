@@ -229,7 +229,14 @@
   }
 
   // confirmAction asks in a modal dialog; it resolves to true on Confirm.
+  //
+  // A dialog's close event is dispatched in a task of its own, so the close
+  // of an earlier question can arrive after the next one opened: such a
+  // late event (the dialog is open again when it comes) is ignored, and a
+  // question still pending when the next is asked is answered "no".
+  let pendingConfirm = null;
   function confirmAction({ title, message, ok, danger }) {
+    if (pendingConfirm) pendingConfirm(false);
     const dlg = $('#confirm');
     const okBtn = $('#confirm-ok');
     const opener = document.activeElement;
@@ -239,14 +246,18 @@
     okBtn.className = danger ? 'danger' : 'primary';
     dlg.returnValue = '';
     return new Promise((resolve) => {
-      dlg.addEventListener(
-        'close',
-        () => {
-          if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
-          resolve(dlg.returnValue === 'ok');
-        },
-        { once: true },
-      );
+      const onClose = () => {
+        if (dlg.open) return; // the late close of an earlier question
+        finish(dlg.returnValue === 'ok');
+      };
+      const finish = (answer) => {
+        dlg.removeEventListener('close', onClose);
+        if (pendingConfirm === finish) pendingConfirm = null;
+        if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+        resolve(answer);
+      };
+      pendingConfirm = finish;
+      dlg.addEventListener('close', onClose);
       dlg.showModal();
       $('#confirm-cancel').focus();
     });
