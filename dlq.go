@@ -266,6 +266,26 @@ func (q *DeadLetterQueue) Start(ctx context.Context) error {
 	return view.waitReady(ctx)
 }
 
+// Ready reports whether this bus serves the full dead letter queue: nil
+// once Start has read the dlq.* topics up to where they stood when it
+// began, else an error that says why not (not started here, still reading,
+// stopped). A readiness probe of a process that serves the DLQ uses it.
+func (q *DeadLetterQueue) Ready() error {
+	q.mu.Lock()
+	view, stopped := q.view, q.stopped
+	q.mu.Unlock()
+	switch {
+	case stopped:
+		return shuttingDown()
+	case view == nil:
+		return errors.New("the dead letter queue is not started in this process (DeadLetterQueue.Start)")
+	}
+	if caughtUp, total, ready := view.loading(); !ready {
+		return fmt.Errorf("the dead letter queue is still reading the dlq.* topics (%d of %d partitions caught up)", caughtUp, total)
+	}
+	return nil
+}
+
 func (q *DeadLetterQueue) startOnce() (*dlqView, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -381,3 +381,24 @@ func TestDLQBadInput(t *testing.T) {
 		t.Fatalf("bad topic: %v", err)
 	}
 }
+
+// TestDLQReadyTellsWhyNot checks DeadLetterQueue.Ready, which readiness
+// probes use: not started, ready once started, and stopped.
+func TestDLQReadyTellsWhyNot(t *testing.T) {
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	if err := bus.DLQ().Ready(); err == nil || !strings.Contains(err.Error(), "not started") {
+		t.Fatalf("Ready before Start = %v; want an error saying it is not started", err)
+	}
+	if err := bus.DLQ().Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DLQ().Ready(); err != nil {
+		t.Fatalf("Ready after Start = %v; want nil", err)
+	}
+	if err := bus.Shutdown(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DLQ().Ready(); !errors.Is(err, eventbus.ErrShuttingDown) {
+		t.Fatalf("Ready after Shutdown = %v; want ErrShuttingDown", err)
+	}
+}

@@ -175,6 +175,24 @@ func (v *dlqView) checkReady() {
 	close(v.ready)
 }
 
+// loading reports, while the view is not ready, how many dlq.* partitions
+// it has read up to their end offsets at start, of how many.
+func (v *dlqView) loading() (caughtUp, total int, ready bool) {
+	select {
+	case <-v.ready:
+		return 0, 0, true
+	default:
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for tp, end := range v.targets {
+		if v.progress[tp] >= end {
+			caughtUp++
+		}
+	}
+	return caughtUp, len(v.targets), false
+}
+
 // caughtUp reports whether the reader has read tp up to end.
 func (v *dlqView) caughtUp(tp topicPartition, end int64) bool {
 	v.mu.RLock()
