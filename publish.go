@@ -54,7 +54,10 @@ func WithEventID(id string) PublishOption {
 	return func(o *publishOptions) { o.eventID = id }
 }
 
-// WithTimestamp sets the event's timestamp instead of now.
+// WithTimestamp sets the event's timestamp instead of now: any time in
+// years 0000-9999 (UTC), so events can be replayed under their original
+// time; others fail with ErrInvalidEvent. The Kafka record itself carries
+// the send time, which brokers use for retention.
 func WithTimestamp(t time.Time) PublishOption {
 	return func(o *publishOptions) { o.timestamp = t }
 }
@@ -63,7 +66,9 @@ func WithTimestamp(t time.Time) PublishOption {
 // with data encoded as JSON, and returns its ID once the broker acknowledged
 // it. Bad input fails before anything is sent, wrapping ErrInvalidTopic,
 // ErrTenantRequired, ErrEventTooLarge or ErrInvalidEvent; an open circuit
-// breaker fails fast with ErrCircuitOpen.
+// breaker fails fast with ErrCircuitOpen. When the brokers do not
+// acknowledge within Config.DeliveryTimeout the error wraps
+// ErrBrokerUnavailable; when ctx ends first it wraps ctx's error instead.
 func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta PublishMetadata, opts ...PublishOption) (string, error) {
 	if !b.beginPublish() {
 		return "", shuttingDown()
@@ -271,8 +276,9 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 // each record's own outcome; the return value is the first failure, or
 // the deadline's error when waiting stopped early (records still in the
 // producer are then cancelled).
-func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.DeliveryTimeout)
+func (b *Bus) produce(parent context.Context, ps []prepared, errs []error) error {
+	timedOut := fmt.Errorf("%w: the brokers did not acknowledge within Config.DeliveryTimeout (%s)", ErrBrokerUnavailable, b.cfg.DeliveryTimeout)
+	ctx, cancel := context.WithTimeoutCause(parent, b.cfg.DeliveryTimeout, timedOut)
 	defer cancel()
 	var mu sync.Mutex
 	var first error
@@ -287,6 +293,7 @@ func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
 				return
 			}
 			finished[i] = true
+			err = deliveryError(parent, err, timedOut)
 			if errs != nil {
 				errs[i] = err
 			}
@@ -307,7 +314,7 @@ func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
 		mu.Lock()
 		defer mu.Unlock()
 		abandoned = true
-		err := fmt.Errorf("the broker did not acknowledge within %s: %w", b.cfg.DeliveryTimeout, context.Cause(ctx))
+		err := deliveryError(parent, context.Cause(ctx), timedOut)
 		for i := range errs {
 			if !finished[i] {
 				errs[i] = err
@@ -315,6 +322,23 @@ func (b *Bus) produce(ctx context.Context, ps []prepared, errs []error) error {
 		}
 		return err
 	}
+}
+
+// deliveryError says why a record was not acknowledged, so that errors.Is
+// tells the caller's own context (context.DeadlineExceeded or Canceled)
+// from brokers that did not answer in time (ErrBrokerUnavailable).
+func deliveryError(parent context.Context, err, timedOut error) error {
+	switch {
+	case err == nil:
+		return nil
+	case parent.Err() != nil:
+		return fmt.Errorf("the broker had not acknowledged when the caller's context ended: %w", context.Cause(parent))
+	case errors.Is(err, ErrBrokerUnavailable):
+		return err
+	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (%v)", timedOut, err)
+	}
+	return err
 }
 
 // beginPublish takes the publish read lock unless the bus is shutting down.
@@ -416,6 +440,10 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		env.Timestamp = time.Now()
 	}
 	env.Timestamp = env.Timestamp.Truncate(time.Millisecond)
+	if !wire.TimeInRange(env.Timestamp) {
+		return prepared{}, fmt.Errorf("%w: event %q has timestamp %s, outside years 0000-9999 that the wire format (JavaScript's toISOString) can carry; give a time in that range",
+			ErrInvalidEvent, eventType, env.Timestamp.UTC().Format(time.RFC3339))
+	}
 	headers := wire.AppendHeaders(make([]kgo.RecordHeader, 0, 6+len(o.headers)), &env)
 	headers = append(headers, o.headers...)
 	key := headers[2].Value // the tenant ID
@@ -435,12 +463,16 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		id:          env.ID,
 		causationID: env.CausationID,
 		producer:    producer,
+		// The record's own timestamp is left to the producer (the send
+		// time): franz-go starts a record's delivery clock at it, so an
+		// event replayed under its original time would otherwise time out
+		// at once, and brokers apply time-based retention to it. The
+		// event's time travels in its value and timestamp header.
 		record: &kgo.Record{
-			Topic:     eventType,
-			Key:       key,
-			Value:     value,
-			Headers:   headers,
-			Timestamp: env.Timestamp,
+			Topic:   eventType,
+			Key:     key,
+			Value:   value,
+			Headers: headers,
 		},
 	}, nil
 }

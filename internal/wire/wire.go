@@ -97,6 +97,14 @@ func AppendTime(dst []byte, t time.Time) []byte {
 		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
+// TimeInRange reports whether t, in UTC, falls in years 0000-9999: what
+// AppendTime writes as JavaScript's toISOString does, and so what an event
+// may carry. Encoding refuses, and decoding rejects, any other time.
+func TimeInRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 0 && y <= 9999
+}
+
 // Size is an upper estimate of len(Append(nil, e)) when no string needs
 // escaping, so a buffer of this capacity rarely grows.
 func Size(e *Envelope) int {
@@ -188,6 +196,9 @@ func Decode(value []byte) (Envelope, error) {
 	ts, err := time.Parse(time.RFC3339Nano, j.Timestamp)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("%w: timestamp %q is not RFC 3339", ErrMalformed, j.Timestamp)
+	}
+	if !TimeInRange(ts) {
+		return Envelope{}, fmt.Errorf("%w: timestamp %q is outside years 0000-9999 in UTC, which the wire format cannot carry", ErrMalformed, j.Timestamp)
 	}
 	data := j.Data
 	if len(data) == 0 {

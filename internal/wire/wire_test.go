@@ -116,6 +116,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Append(nil, &e))
 	f.Add([]byte(`{"id":"1","type":"t","tenantId":"x","timestamp":"2026-11-27T17:06:55Z","data":null}`))
 	f.Add([]byte(`{`))
+	// In range as written, outside it in UTC: it would re-encode as
+	// "+10000-..." (and "0000-...+01:00" as year -1), which no decoder reads.
+	f.Add([]byte(`{"id":"1","type":"t","tenantId":"x","timestamp":"9999-12-31T23:00:00-05:00","data":null}`))
+	f.Add([]byte(`{"id":"1","type":"t","tenantId":"x","timestamp":"0000-01-01T00:30:00+01:00","data":null}`))
 	f.Fuzz(func(t *testing.T, value []byte) {
 		env, err := Decode(value)
 		if err != nil {
@@ -158,4 +162,27 @@ func TestSizeCoversTheEncoding(t *testing.T) {
 	if n := len(Append(nil, &e)); n > Size(&e) {
 		t.Fatalf("encoded %d bytes, Size said %d", n, Size(&e))
 	}
+}
+
+// FuzzTimestampRoundTrip: every time an event may carry (TimeInRange)
+// encodes to what decoding reads back as the same millisecond.
+func FuzzTimestampRoundTrip(f *testing.F) {
+	for _, ms := range []int64{0, -62167219200000, 253402300799999, 1764435600123, -1} {
+		f.Add(ms)
+	}
+	f.Fuzz(func(t *testing.T, ms int64) {
+		tm := time.UnixMilli(ms).UTC()
+		if !TimeInRange(tm) {
+			return // the bus refuses to publish it
+		}
+		e := sample()
+		e.Timestamp = tm
+		got, err := Decode(Append(nil, &e))
+		if err != nil {
+			t.Fatalf("%v encodes to what does not decode: %v", tm, err)
+		}
+		if !got.Timestamp.Equal(tm) {
+			t.Fatalf("round trip of %v gave %v", tm, got.Timestamp)
+		}
+	})
 }
