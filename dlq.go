@@ -266,6 +266,14 @@ func (q *DeadLetterQueue) Start(ctx context.Context) error {
 	return view.waitReady(ctx)
 }
 
+// startInBackground starts the dead letter queue without waiting for its
+// view; a failure to start is logged, and tried again by the next use.
+func (q *DeadLetterQueue) startInBackground() {
+	if _, err := q.startOnce(); err != nil && !errors.Is(err, ErrShuttingDown) {
+		q.logger.Warn("eventbus: could not start the dead letter queue; failed events will start it again", "err", err)
+	}
+}
+
 // Ready reports whether this bus serves the full dead letter queue: nil
 // once Start has read the dlq.* topics up to where they stood when it
 // began, else an error that says why not (not started here, still reading,
@@ -312,15 +320,18 @@ func (q *DeadLetterQueue) startOnce() (*dlqView, error) {
 	return view, nil
 }
 
+// stop stops the scheduler and the view. It holds q.mu only to mark the
+// queue stopped: the scheduler it waits for may need q.mu (noticeTopic).
 func (q *DeadLetterQueue) stop(ctx context.Context) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.stopped = true
-	if q.sched != nil {
-		q.sched.stop(ctx)
+	sched, view := q.sched, q.view
+	q.mu.Unlock()
+	if sched != nil {
+		sched.stop(ctx)
 	}
-	if q.view != nil {
-		q.view.stop()
+	if view != nil {
+		view.stop()
 	}
 }
 
@@ -651,6 +662,9 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 	if err != nil {
 		return err
 	}
+	if err := view.waitReady(ctx); err != nil { // an earlier entry of this event must be seen
+		return err
+	}
 	id := FailedEventID(group, eventID)
 	var attempt int
 	if v, ok := wire.HeaderValue(r.Headers, HeaderDLQID); ok {
@@ -680,6 +694,9 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 func (q *DeadLetterQueue) resolve(ctx context.Context, r *kgo.Record) error {
 	view, err := q.startOnce()
 	if err != nil {
+		return err
+	}
+	if err := view.waitReady(ctx); err != nil {
 		return err
 	}
 	id, _ := wire.HeaderValue(r.Headers, HeaderDLQID)

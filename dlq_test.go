@@ -402,3 +402,38 @@ func TestDLQReadyTellsWhyNot(t *testing.T) {
 		t.Fatalf("Ready after Shutdown = %v; want ErrShuttingDown", err)
 	}
 }
+
+// TestDLQStartsWithAnEmptiedPartition: a dlq.* partition whose records all
+// went (retention, DeleteRecords: start offset = end offset > 0) must not
+// keep a new process's dead letter queue from becoming ready, nor its
+// subscriptions from starting.
+func TestDLQStartsWithAnEmptiedPartition(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	ev := eventbus.RawEvent{ID: "e-1", Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
+	if _, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, ev, "mailer", errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := bus.Client().Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctxT(t), "dlq."+topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteRecords(ctxT(t), ends.Offsets()); err != nil {
+		t.Fatal(err)
+	}
+
+	other := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	ctx, cancel := context.WithTimeout(ctxT(t), 15*time.Second)
+	defer cancel()
+	if err := other.DLQ().Start(ctx); err != nil {
+		t.Fatalf("a new process's DLQ with an emptied dlq.* partition: %v", err)
+	}
+	if _, err := other.Subscribe(ctx, topic, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.SubscribeOptions{}); err != nil {
+		t.Fatalf("Subscribe in that process: %v", err)
+	}
+}

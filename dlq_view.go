@@ -86,7 +86,8 @@ func (v *dlqView) start() error {
 	return nil
 }
 
-// endOffsets returns the end offset of every non-empty dlq.* partition.
+// endOffsets returns the end offset of every dlq.* partition that holds
+// records.
 func (v *dlqView) endOffsets(ctx context.Context) (map[topicPartition]int64, error) {
 	adm, err := v.q.bus.client.Admin()
 	if err != nil {
@@ -110,8 +111,15 @@ func (v *dlqView) endOffsets(ctx context.Context) (map[topicPartition]int64, err
 	if err != nil {
 		return nil, err
 	}
+	// A partition whose records all went (retention, DeleteRecords) has
+	// its start offset at its end: nothing is left to read there.
+	starts, err := adm.ListStartOffsets(ctx, dlqTopics...)
+	if err != nil {
+		return nil, err
+	}
 	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil && o.Offset > 0 {
+		start, _ := starts.Lookup(o.Topic, o.Partition)
+		if o.Err == nil && o.Offset > 0 && o.Offset > start.Offset {
 			out[topicPartition{o.Topic, o.Partition}] = o.Offset
 		}
 	})

@@ -233,10 +233,10 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := b.ensureTopics(ctx, eventType); err != nil {
 		return "", err
 	}
-	// Failed events go to the dead letter queue, which must be running.
-	if err := b.dlq.Start(ctx); err != nil {
-		return "", err
-	}
+	// Failed events go to the dead letter queue; it starts (and joins the
+	// retry schedulers) in the background: a failure waits for it, Subscribe
+	// does not.
+	b.dlq.startInBackground()
 	var startAt map[int32]int64
 	if !opts.FromBeginning {
 		if startAt, err = b.endOffsets(ctx, eventType); err != nil {
