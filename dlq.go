@@ -113,7 +113,9 @@ type FailedEvent struct {
 	Partition     int32             `json:"partition"`
 	Offset        int64             `json:"offset"`
 	Status        FailedEventStatus `json:"status"`
-	// Permanent is set when the handler returned a Permanent error.
+	// Permanent is set when the handler returned a Permanent error, or the
+	// record was not an event (ReasonMalformed): only a manual retry sends
+	// it again.
 	Permanent   bool       `json:"permanent,omitempty"`
 	NextRetryAt *time.Time `json:"nextRetryAt,omitempty"`
 	ResolvedAt  *time.Time `json:"resolvedAt,omitempty"`
@@ -545,7 +547,9 @@ func (q *DeadLetterQueue) applyFailure(e *FailedEvent, cause error, now time.Tim
 	var perm *PermanentError
 	var after *RetryAfterError
 	switch {
-	case errors.As(cause, &perm):
+	case errors.As(cause, &perm), errors.Is(cause, wire.ErrMalformed):
+		// A record that is not an event fails the same way every time:
+		// its bytes are re-published only by a manual retry.
 		e.Permanent = true
 		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil
 	case e.RetryCount >= e.MaxRetries:

@@ -192,6 +192,12 @@ func TestDLQMalformedRecord(t *testing.T) {
 	if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) || e.ConsumerGroup != group {
 		t.Fatalf("entry %+v", e)
 	}
+	// Unreadable bytes are never re-published on their own: only a manual
+	// retry sends them again.
+	if e.Status != eventbus.StatusMaxRetriesExceeded || !e.Permanent || e.NextRetryAt != nil {
+		t.Fatalf("malformed entry: status %s, permanent %t, next retry %v; want max-retries-exceeded, permanent, none scheduled",
+			e.Status, e.Permanent, e.NextRetryAt)
+	}
 	var value string
 	if err := json.Unmarshal(e.OriginalEvent, &value); err != nil || value != "not an event" {
 		t.Fatalf("original event %s", e.OriginalEvent)
