@@ -659,9 +659,45 @@ func (q *DeadLetterQueue) noticeTopic() {
 	}
 }
 
+// retryClaim is a record's retry headers once checked against the entry
+// they name (see verifyRetry).
+type retryClaim struct {
+	id      string // the dead-letter entry
+	group   string // the consumer group the retry is for
+	attempt int
+}
+
+// verifyRetry checks the retry headers of r (dlq-id, retry-group,
+// retry-attempt). They take effect only when they match an entry: one with
+// that ID, on r's topic, for r's event, of the group they name, with a
+// retry outstanding at that attempt (status retrying). Anything else, such
+// as headers that some writer to the topic set itself, leaves the record an
+// ordinary event that changes no entry. The view may not yet hold the
+// version that the instance sending the retry just wrote, so this waits a
+// little for it (bounded by ctx).
+func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record) (retryClaim, bool) {
+	id, hasID := wire.HeaderValue(r.Headers, HeaderDLQID)
+	group, hasGroup := wire.HeaderValue(r.Headers, HeaderRetryGroup)
+	a, hasAttempt := wire.HeaderValue(r.Headers, HeaderRetryAttempt)
+	attempt, err := strconv.Atoi(string(a))
+	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 {
+		return retryClaim{}, false
+	}
+	view, err := q.startOnce()
+	if err != nil || view.waitReady(ctx) != nil {
+		return retryClaim{}, false
+	}
+	e, ok := view.getWait(ctx, string(id), attempt, 5*time.Second)
+	if !ok || e.OriginalTopic != r.Topic || e.ConsumerGroup != string(group) || e.EventID != eventIDOf(r) ||
+		e.Status != StatusRetrying || e.RetryCount != attempt {
+		return retryClaim{}, false
+	}
+	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt}, true
+}
+
 // recordFailure stores that group failed r: a new entry, or the next step
-// of the entry a retry came from.
-func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, cause error) error {
+// of the entry a verified retry (claim non-nil) came from.
+func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *retryClaim, cause error) error {
 	view, err := q.startOnce()
 	if err != nil {
 		return err
@@ -671,19 +707,10 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 	}
 	id := FailedEventID(group, eventID)
 	var attempt int
-	if v, ok := wire.HeaderValue(r.Headers, HeaderDLQID); ok {
-		id = string(v)
-		if a, ok := wire.HeaderValue(r.Headers, HeaderRetryAttempt); ok {
-			attempt, _ = strconv.Atoi(string(a))
-		}
+	if claim != nil {
+		id, attempt = claim.id, claim.attempt
 	}
-	wait := time.Duration(0)
-	if attempt > 0 {
-		// The instance that sent the retry wrote the entry just before; this
-		// view may not have read that version yet.
-		wait = 5 * time.Second
-	}
-	e, ok := view.getWait(ctx, id, attempt, wait)
+	e, ok := view.getWait(ctx, id, attempt, 0)
 	if !ok {
 		e = *q.newEntry(r, group, eventID)
 		e.ID = id
@@ -694,23 +721,16 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 	return q.write(ctx, &e, false)
 }
 
-// resolve marks the entry a successful retry came from as resolved.
-func (q *DeadLetterQueue) resolve(ctx context.Context, r *kgo.Record) error {
+// resolve marks the entry a successful verified retry came from as
+// resolved.
+func (q *DeadLetterQueue) resolve(ctx context.Context, claim retryClaim) error {
 	view, err := q.startOnce()
 	if err != nil {
 		return err
 	}
-	if err := view.waitReady(ctx); err != nil {
-		return err
-	}
-	id, _ := wire.HeaderValue(r.Headers, HeaderDLQID)
-	attempt := 0
-	if a, ok := wire.HeaderValue(r.Headers, HeaderRetryAttempt); ok {
-		attempt, _ = strconv.Atoi(string(a))
-	}
-	e, ok := view.getWait(ctx, string(id), attempt, 5*time.Second)
+	e, ok := view.getWait(ctx, claim.id, claim.attempt, 5*time.Second)
 	if !ok {
-		q.logger.Warn("eventbus: a retried event succeeded but its dead-letter entry is gone", "dlq_id", string(id))
+		q.logger.Warn("eventbus: a retried event succeeded but its dead-letter entry is gone", "dlq_id", claim.id)
 		return nil
 	}
 	now := q.now().UTC()

@@ -24,9 +24,18 @@ import (
 // when retries give up and the record is left unfinished.
 func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record) bool {
 	b := s.bus
-	retryGroup, isRetry := wire.HeaderValue(r.Headers, HeaderRetryGroup)
-	if isRetry && string(retryGroup) != s.groupID {
-		return true // a retry for another group: never ours to see
+	var claim *retryClaim
+	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
+		c, ok := b.dlq.verifyRetry(stopping, r)
+		switch {
+		case ok && c.group != s.groupID:
+			return true // a retry for another group: never ours to see
+		case ok:
+			claim = &c
+		case stopping.Err() != nil:
+			return false // released while checking: the next owner checks again
+		}
+		// Headers that match no outstanding retry: an ordinary event.
 	}
 	scope := wire.ScopeOf(r.Headers)
 	if scope.Known && !scope.Matches(s.tenantID, s.workspaceID) {
@@ -41,7 +50,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		if s.onFailure == Skip {
 			return s.skip(r, eventIDOf(r), cause)
 		}
-		return s.recordFailure(ctx, stopping, r, eventIDOf(r), cause)
+		return s.recordFailure(ctx, stopping, r, eventIDOf(r), claim, cause)
 	}
 	if !scope.Known && !matchesFilter(env, s) {
 		endSpan(span, nil)
@@ -63,11 +72,11 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 			}
 		}
 		if err != nil {
-			return s.recordFailure(ctx, stopping, r, env.ID, err)
+			return s.recordFailure(ctx, stopping, r, env.ID, claim, err)
 		}
 	}
-	if isRetry {
-		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.resolve(ctx, r) })
+	if claim != nil {
+		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.resolve(ctx, *claim) })
 	}
 	return true
 }
@@ -123,11 +132,11 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 
 // recordFailure stores a failed handling in the dead letter queue; the
 // record may be committed once the broker acknowledged that.
-func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, cause error) bool {
+func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *retryClaim, cause error) bool {
 	s.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
 		"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
 	stored := s.untilStored(spanCtx, stopping, r, func(ctx context.Context) error {
-		return s.bus.dlq.recordFailure(ctx, r, s.groupID, eventID, cause)
+		return s.bus.dlq.recordFailure(ctx, r, s.groupID, eventID, claim, cause)
 	})
 	if stored {
 		s.bus.cfg.Metrics.observeDeadLettered(r.Topic, s.groupLabel)

@@ -37,6 +37,9 @@ func WithPartitionKey(key string) PublishOption {
 // WithHeader adds a record header after the bus's own. A header may not
 // replace one the bus writes (event-id, event-type, tenant-id, workspace-id,
 // correlation-id, timestamp).
+//
+// The dead letter queue's retry headers (dlq-id, retry-group,
+// retry-attempt) are refused with ErrInvalidEvent.
 func WithHeader(key, value string) PublishOption {
 	return func(o *publishOptions) {
 		o.headers = append(o.headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
@@ -443,6 +446,13 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 	if !wire.TimeInRange(env.Timestamp) {
 		return prepared{}, fmt.Errorf("%w: event %q has timestamp %s, outside years 0000-9999 that the wire format (JavaScript's toISOString) can carry; give a time in that range",
 			ErrInvalidEvent, eventType, env.Timestamp.UTC().Format(time.RFC3339))
+	}
+	for _, h := range o.headers {
+		switch h.Key {
+		case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt:
+			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
+				ErrInvalidEvent, h.Key)
+		}
 	}
 	headers := wire.AppendHeaders(make([]kgo.RecordHeader, 0, 6+len(o.headers)), &env)
 	headers = append(headers, o.headers...)
