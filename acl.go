@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -61,20 +62,11 @@ func PluginUsername(pluginID string) string { return "plugin." + pluginID }
 // "plugin.<id>.dlq-scheduler") and topics created by an operator
 // (Config.DisableTopicCreation) for the core topics it reads.
 func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, access PluginAccess) error {
-	if err := ValidatePluginID(pluginID); err != nil {
+	if err := ValidatePluginAccess(pluginID, access); err != nil {
 		return fmt.Errorf("provision plugin: %w", err)
 	}
-	if access.Password == "" {
-		return fmt.Errorf("%w: PluginAccess.Password is empty; give plugin %q a long random password", ErrInvalidConfig, pluginID)
-	}
-	mech, other, err := scramMechanisms(access.Mechanism)
-	if err != nil {
-		return err
-	}
-	want, err := pluginGrants(pluginID, access)
-	if err != nil {
-		return err
-	}
+	mech, other, _ := scramMechanisms(access.Mechanism) // checked above
+	want, _ := pluginGrants(pluginID, access)
 	adm, err := m.client.Admin()
 	if err != nil {
 		return err
@@ -113,9 +105,28 @@ func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, acc
 	return nil
 }
 
-// RevokePlugin deletes the plugin's ACLs and its SCRAM credentials: it can
-// no longer authenticate, and connections it already holds can no longer
-// read or write. Revoking a plugin that was never provisioned is a no-op.
+// ValidatePluginAccess checks pluginID and access as ProvisionPlugin does,
+// without a broker: a kebab-case ID (ErrInvalidPluginID), a password, a
+// supported mechanism, and readable topics that are valid names or prefixes
+// outside the plugin's own space (ErrInvalidConfig, naming the field).
+func ValidatePluginAccess(pluginID string, access PluginAccess) error {
+	if err := ValidatePluginID(pluginID); err != nil {
+		return err
+	}
+	if access.Password == "" {
+		return fmt.Errorf("%w: PluginAccess.Password is empty; give plugin %q a long random password", ErrInvalidConfig, pluginID)
+	}
+	if _, _, err := scramMechanisms(access.Mechanism); err != nil {
+		return err
+	}
+	_, err := pluginGrants(pluginID, access)
+	return err
+}
+
+// RevokePlugin deletes the plugin's SCRAM credentials and every ACL of its
+// user (allow and deny, on any host): it can no longer authenticate, and
+// connections it already holds can no longer read or write. Revoking a
+// plugin that was never provisioned is a no-op.
 func (m *TopicManager) RevokePlugin(ctx context.Context, pluginID string) error {
 	if err := ValidatePluginID(pluginID); err != nil {
 		return fmt.Errorf("revoke plugin: %w", err)
@@ -127,6 +138,7 @@ func (m *TopicManager) RevokePlugin(ctx context.Context, pluginID string) error 
 	user := PluginUsername(pluginID)
 	filter := kadm.NewACLs().
 		Allow("User:" + user).AllowHosts().
+		Deny("User:" + user).DenyHosts().
 		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
 		Operations()
 	deleted, err := adm.DeleteACLs(ctx, filter)
@@ -145,6 +157,202 @@ func (m *TopicManager) RevokePlugin(ctx context.Context, pluginID string) error 
 		return fmt.Errorf("revoke plugin %s: %w", pluginID, err)
 	}
 	return nil
+}
+
+// PluginACL is an ACL that applies to a plugin's user, as the brokers
+// report it, in Kafka's names.
+type PluginACL struct {
+	// Principal is the plugin's user, "User:plugin.<id>", or "User:*" for
+	// an ACL of every user.
+	Principal string `json:"principal"`
+	// Host is the client host the ACL applies to; "*" is any host.
+	Host string `json:"host"`
+	// Permission is "ALLOW" or "DENY".
+	Permission string `json:"permission"`
+	// Operation is "READ", "WRITE", "CREATE", "DELETE", "ALTER",
+	// "DESCRIBE", "IDEMPOTENT_WRITE", "ALL", ...
+	Operation string `json:"operation"`
+	// Resource is "TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID" or
+	// "DELEGATION_TOKEN".
+	Resource string `json:"resource"`
+	// Pattern is "LITERAL" (the resource named Name; "*" is every one) or
+	// "PREFIXED" (every resource whose name starts with Name).
+	Pattern string `json:"pattern"`
+	// Name is the resource's name or prefix; "kafka-cluster" for the
+	// cluster.
+	Name string `json:"name"`
+}
+
+// PluginGrants is a plugin's SASL user and the ACLs that apply to it, as
+// the brokers report them: what ProvisionPlugin granted, and any ACL added
+// by other means.
+type PluginGrants struct {
+	// PluginID is the plugin's ID.
+	PluginID string `json:"pluginId"`
+	// Username is the plugin's SASL user, PluginUsername(PluginID).
+	Username string `json:"username"`
+	// Mechanisms are the SCRAM mechanisms the user has a password for
+	// ("SCRAM-SHA-256", "SCRAM-SHA-512"); with none it cannot log in.
+	Mechanisms []string `json:"mechanisms"`
+	// ACLs are the user's own ACLs and those of principal "User:*", on any
+	// host, allow and deny, sorted by principal, resource, name, pattern,
+	// permission and operation.
+	ACLs []PluginACL `json:"acls"`
+}
+
+// Provisioned reports whether the brokers know the plugin: its user has a
+// password or ACLs of its own.
+func (g PluginGrants) Provisioned() bool {
+	if len(g.Mechanisms) > 0 {
+		return true
+	}
+	for _, a := range g.ACLs {
+		if a.Principal == "User:"+g.Username {
+			return true
+		}
+	}
+	return false
+}
+
+// DescribePlugin reads the plugin's user and ACLs back from the brokers.
+// A plugin the brokers do not know is no error: the result is not
+// Provisioned. The client must be allowed to describe SCRAM users and ACLs
+// (a superuser).
+func (m *TopicManager) DescribePlugin(ctx context.Context, pluginID string) (PluginGrants, error) {
+	if err := ValidatePluginID(pluginID); err != nil {
+		return PluginGrants{}, fmt.Errorf("describe plugin: %w", err)
+	}
+	adm, err := m.client.Admin()
+	if err != nil {
+		return PluginGrants{}, err
+	}
+	user := PluginUsername(pluginID)
+	scrams, err := adm.DescribeUserSCRAMs(ctx, user)
+	if err != nil {
+		return PluginGrants{}, fmt.Errorf("describe plugin %s: describe SCRAM credentials of user %s: %w", pluginID, user, err)
+	}
+	principals := []string{"User:" + user, "User:*"}
+	acls, err := describeACLs(ctx, adm, kadm.NewACLs().Allow(principals...).AllowHosts().Deny(principals...).DenyHosts())
+	if err != nil {
+		return PluginGrants{}, fmt.Errorf("describe plugin %s: %w", pluginID, err)
+	}
+	g := PluginGrants{PluginID: pluginID, Username: user, ACLs: acls}
+	for _, d := range scrams {
+		if d.Err != nil && !errors.Is(d.Err, kerr.ResourceNotFound) {
+			return PluginGrants{}, fmt.Errorf("describe plugin %s: describe SCRAM credentials of user %s: %w", pluginID, user, d.Err)
+		}
+		g.Mechanisms = append(g.Mechanisms, mechanismNames(d.CredInfos)...)
+	}
+	return g, nil
+}
+
+// ListPlugins reads every provisioned plugin back from the brokers, sorted
+// by ID: the users named PluginUsername(id) for a valid plugin ID that have
+// a password or ACLs, each with its ACLs as DescribePlugin returns them.
+func (m *TopicManager) ListPlugins(ctx context.Context) ([]PluginGrants, error) {
+	adm, err := m.client.Admin()
+	if err != nil {
+		return nil, err
+	}
+	scrams, err := adm.DescribeUserSCRAMs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list plugins: describe SCRAM users: %w", err)
+	}
+	acls, err := describeACLs(ctx, adm, kadm.NewACLs().Allow().AllowHosts().Deny().DenyHosts())
+	if err != nil {
+		return nil, fmt.Errorf("list plugins: %w", err)
+	}
+	byID := map[string]*PluginGrants{}
+	plugin := func(user string) *PluginGrants {
+		id, ok := strings.CutPrefix(user, "plugin.")
+		if !ok || ValidatePluginID(id) != nil {
+			return nil
+		}
+		if byID[id] == nil {
+			byID[id] = &PluginGrants{PluginID: id, Username: user}
+		}
+		return byID[id]
+	}
+	for _, d := range scrams.Sorted() {
+		if d.Err != nil && !errors.Is(d.Err, kerr.ResourceNotFound) {
+			return nil, fmt.Errorf("list plugins: describe SCRAM credentials of user %s: %w", d.User, d.Err)
+		}
+		if g := plugin(d.User); g != nil {
+			g.Mechanisms = append(g.Mechanisms, mechanismNames(d.CredInfos)...)
+		}
+	}
+	var everyone []PluginACL
+	for _, a := range acls {
+		if a.Principal == "User:*" {
+			everyone = append(everyone, a)
+		} else if user, ok := strings.CutPrefix(a.Principal, "User:"); ok {
+			if g := plugin(user); g != nil {
+				g.ACLs = append(g.ACLs, a)
+			}
+		}
+	}
+	out := make([]PluginGrants, 0, len(byID))
+	for _, g := range byID {
+		if !g.Provisioned() {
+			continue
+		}
+		g.ACLs = append(g.ACLs, everyone...)
+		sortACLs(g.ACLs)
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b PluginGrants) int { return strings.Compare(a.PluginID, b.PluginID) })
+	return out, nil
+}
+
+func mechanismNames(infos []kadm.CredInfo) []string {
+	var names []string
+	for _, c := range infos {
+		names = append(names, c.Mechanism.String())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// describeACLs lists the ACLs the principal and host filters of b select,
+// on any resource and operation, sorted.
+func describeACLs(ctx context.Context, adm *kadm.Client, b *kadm.ACLBuilder) ([]PluginACL, error) {
+	res, err := adm.DescribeACLs(ctx, b.AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations())
+	if err != nil {
+		return nil, fmt.Errorf("describe ACLs: %w", err)
+	}
+	var acls []PluginACL
+	for _, r := range res {
+		if r.Err != nil {
+			return nil, fmt.Errorf("describe ACLs: %w", r.Err)
+		}
+		for _, d := range r.Described {
+			acls = append(acls, PluginACL{
+				Principal:  d.Principal,
+				Host:       d.Host,
+				Permission: d.Permission.String(),
+				Operation:  d.Operation.String(),
+				Resource:   d.Type.String(),
+				Pattern:    d.Pattern.String(),
+				Name:       d.Name,
+			})
+		}
+	}
+	sortACLs(acls)
+	return slices.Compact(acls), nil
+}
+
+func sortACLs(acls []PluginACL) {
+	slices.SortFunc(acls, func(a, b PluginACL) int {
+		for _, c := range [][2]string{
+			{a.Principal, b.Principal}, {a.Resource, b.Resource}, {a.Name, b.Name}, {a.Pattern, b.Pattern},
+			{a.Permission, b.Permission}, {a.Operation, b.Operation}, {a.Host, b.Host},
+		} {
+			if n := strings.Compare(c[0], c[1]); n != 0 {
+				return n
+			}
+		}
+		return 0
+	})
 }
 
 // grant is one ACL of a plugin's user (always ALLOW, host *).

@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,111 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	// Even past the client's own checks, the broker refuses core topics.
 	if _, err := pluginBus.Publish(ctx, core, 1, eventbus.PublishMetadata{TenantID: "acme"}); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("plugin credentials publishing %s through a Bus: %v, want TOPIC_AUTHORIZATION_FAILED", core, err)
+	}
+}
+
+// DescribePlugin and ListPlugins read back what the brokers hold, ACLs
+// added by hand and those of every user included; RevokePlugin removes the
+// plugin's deny ACLs too.
+func TestACLPluginGrantsReadBack(t *testing.T) {
+	_, admin := secureCluster(t)
+	topics := admin.Topics()
+	ctx := boundedCtx(t)
+	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "pw", CoreTopics: []string{"core.user."}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := topics.ProvisionPlugin(ctx, "billing", eventbus.PluginAccess{Password: "pw", Mechanism: eventbus.SASLScramSHA512}); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := admin.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Deny("User:plugin.crm").DenyHosts("*").Topics("core.user.password_reset").ResourcePatternType(kadm.ACLPatternLiteral).Operations(kadm.OpRead),
+		kadm.NewACLs().Allow("User:*").AllowHosts("*").Topics("core.status.").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpDescribe),
+		kadm.NewACLs().Allow("User:service.api").AllowHosts("*").Topics("core.").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpWrite),
+	} {
+		if res, err := adm.CreateACLs(ctx, b); err != nil || res[0].Err != nil {
+			t.Fatalf("create ACL: %v %v", err, res)
+		}
+	}
+
+	crm, err := topics.DescribePlugin(ctx, "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !crm.Provisioned() || crm.Username != "plugin.crm" || !slices.Equal(crm.Mechanisms, []string{"SCRAM-SHA-256"}) {
+		t.Fatalf("DescribePlugin(crm) = %+v", crm)
+	}
+	for _, want := range []eventbus.PluginACL{
+		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "WRITE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "plugin.crm."},
+		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "READ", Resource: "GROUP", Pattern: "PREFIXED", Name: "plugin.crm."},
+		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "IDEMPOTENT_WRITE", Resource: "CLUSTER", Pattern: "LITERAL", Name: "kafka-cluster"},
+		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "READ", Resource: "TOPIC", Pattern: "PREFIXED", Name: "core.user."},
+		{Principal: "User:plugin.crm", Host: "*", Permission: "DENY", Operation: "READ", Resource: "TOPIC", Pattern: "LITERAL", Name: "core.user.password_reset"},
+		{Principal: "User:*", Host: "*", Permission: "ALLOW", Operation: "DESCRIBE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "core.status."},
+	} {
+		if !slices.Contains(crm.ACLs, want) {
+			t.Errorf("DescribePlugin(crm) lacks %+v; has %+v", want, crm.ACLs)
+		}
+	}
+	for _, acl := range crm.ACLs {
+		if acl.Principal == "User:service.api" {
+			t.Errorf("DescribePlugin(crm) has another user's ACL %+v", acl)
+		}
+	}
+
+	plugins, err := topics.ListPlugins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plugins) != 2 || plugins[0].PluginID != "billing" || plugins[1].PluginID != "crm" {
+		t.Fatalf("ListPlugins = %+v, want billing and crm", plugins)
+	}
+	if !slices.Equal(plugins[0].Mechanisms, []string{"SCRAM-SHA-512"}) || !slices.Equal(plugins[1].ACLs, crm.ACLs) {
+		t.Errorf("ListPlugins = %+v\nwant crm as %+v", plugins, crm)
+	}
+
+	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+		t.Fatal(err)
+	}
+	crm, err = topics.DescribePlugin(ctx, "crm")
+	if err != nil || crm.Provisioned() || len(crm.Mechanisms) != 0 {
+		t.Fatalf("after RevokePlugin: %+v, %v", crm, err)
+	}
+	for _, acl := range crm.ACLs {
+		if acl.Principal != "User:*" {
+			t.Errorf("after RevokePlugin the plugin still has %+v", acl)
+		}
+	}
+	if plugins, err := topics.ListPlugins(ctx); err != nil || len(plugins) != 1 || plugins[0].PluginID != "billing" {
+		t.Fatalf("ListPlugins after revoking crm = %+v, %v", plugins, err)
+	}
+	if _, err := topics.DescribePlugin(ctx, "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
+		t.Errorf("DescribePlugin(bad id) = %v", err)
+	}
+}
+
+func TestValidatePluginAccess(t *testing.T) {
+	if err := eventbus.ValidatePluginAccess("crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.billing."}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id     string
+		access eventbus.PluginAccess
+		want   error
+		says   string
+	}{
+		{"CRM", eventbus.PluginAccess{Password: "x"}, eventbus.ErrInvalidPluginID, `use "crm"`},
+		{"crm", eventbus.PluginAccess{}, eventbus.ErrInvalidConfig, "Password is empty"},
+		{"crm", eventbus.PluginAccess{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "PluginAccess.Mechanism"},
+		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "PluginAccess.CoreTopics"},
+		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig, "own topic space"},
+	} {
+		err := eventbus.ValidatePluginAccess(c.id, c.access)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("ValidatePluginAccess(%q, %+v) = %v, want %v saying %q", c.id, c.access, err, c.want, c.says)
+		}
 	}
 }
