@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -173,5 +174,49 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 		if code, out := waitExit(t, p.cmd, p.lines); code != ExitOK {
 			t.Errorf("serve exited with %d after SIGTERM:\n%s", code, out)
 		}
+	}
+}
+
+// TestReadyzNamesWhatIsNotReady: /readyz answers 200 "ready" while the
+// brokers answer and the DLQ view is loaded, and 503 naming the reason once
+// the brokers are gone.
+func TestReadyzNamesWhatIsNotReady(t *testing.T) {
+	broker := eventbustest.StartEmbedded(t, embedded.Config{})
+	_, lines, stderr := startBinary(t, "serve", "--brokers", strings.Join(broker.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--admin-token", "T")
+	_, httpAddr := waitForServe(t, lines)
+	if httpAddr == "" {
+		t.Fatalf("serve printed no %s line; stderr:\n%s", HTTPLinePrefix, stderr)
+	}
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		code, body := readyz()
+		if code == http.StatusOK && body == "ready\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q; want 200 ready", code, body)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll: the DLQ view loads in the background
+	}
+	broker.Close()
+	deadline = time.Now().Add(waitTimeout)
+	for {
+		code, body := readyz()
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "the brokers do not answer") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz with the brokers gone = %d %q; want 503 naming the brokers", code, body)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll
 	}
 }

@@ -83,11 +83,14 @@ func (s *server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The DLQ view is rebuilt from the dlq.* topics before the API answers,
-	// and this instance joins the retry schedulers.
-	if err := s.bus.DLQ().Start(ctx); err != nil {
-		return fmt.Errorf("start the dead letter queue: %w", err)
-	}
+	// The DLQ view is rebuilt from the dlq.* topics in the background (a
+	// large DLQ takes a while): /readyz says so meanwhile, and API calls
+	// wait for it. This instance also joins the retry schedulers.
+	go func() {
+		if err := s.bus.DLQ().Start(context.WithoutCancel(ctx)); err != nil {
+			s.log.Error("eventbus: could not start the dead letter queue", "err", err)
+		}
+	}()
 	return s.startHTTP(registry)
 }
 
@@ -127,16 +130,24 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	return nil
 }
 
-// ready answers 200 when a broker answers a metadata request, else 503.
+// ready answers 200 "ready" when a broker answers a metadata request and
+// the dead letter queue's view has read the dlq.* topics; else 503 with one
+// line per reason.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	adm, err := s.client.Admin()
-	if err == nil {
-		_, err = adm.ListBrokers(ctx)
+	var reasons []string
+	// A metadata request of its own (not the client's cached metadata).
+	if _, err := s.client.Topics().ListTopics(ctx); err != nil {
+		reasons = append(reasons, "the brokers do not answer: "+err.Error())
 	}
-	if err != nil {
-		http.Error(w, "not ready: the brokers do not answer: "+err.Error(), http.StatusServiceUnavailable)
+	if err := s.bus.DLQ().Ready(); err != nil {
+		reasons = append(reasons, err.Error())
+	}
+	if len(reasons) > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready:\n- "+strings.Join(reasons, "\n- ")+"\n")
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
