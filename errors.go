@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/plexica/eventbus/internal/names"
 )
@@ -66,7 +67,54 @@ var (
 	// the brokers that were tried.
 	ErrBrokerUnavailable = errors.New("broker unavailable")
 
+	// ErrAuthenticationFailed: a broker rejected the SASL credentials of
+	// ClientConfig.SASL (user name, password, or a mechanism it does not
+	// have for that user). Connect returns it at once, in a *ConnectError,
+	// instead of retrying until ConnectTimeout.
+	ErrAuthenticationFailed = errors.New("SASL authentication failed")
+
+	// ErrTLSHandshake: the TLS handshake with a broker failed: its
+	// certificate is not trusted by ClientConfig.TLS (unknown CA, another
+	// host name, expired), the broker refused the client's certificate, or
+	// it does not speak TLS. Connect returns it at once, in a *ConnectError
+	// that also wraps the crypto/tls or crypto/x509 error.
+	ErrTLSHandshake = errors.New("TLS handshake failed")
+
 	// ErrInvalidConfig: a configuration value is missing, out of range or
 	// conflicts with another. Returned by constructors.
 	ErrInvalidConfig = errors.New("invalid configuration")
 )
+
+// ConnectError is what Client.Connect returns when retrying cannot help: a
+// broker rejected the credentials (Reason ErrAuthenticationFailed), the TLS
+// handshake failed (ErrTLSHandshake), or the brokers closed every
+// connection at once, which usually means TLS or SASL is missing
+// (ErrBrokerUnavailable). It wraps both Reason and Err:
+//
+//	var ua x509.UnknownAuthorityError
+//	if errors.Is(err, eventbus.ErrTLSHandshake) && errors.As(err, &ua) { ... }
+type ConnectError struct {
+	// Broker is the address, "host:port", of the broker that failed.
+	Broker string
+	// Reason is ErrAuthenticationFailed, ErrTLSHandshake or
+	// ErrBrokerUnavailable.
+	Reason error
+	// Err is the cause: a kerr error (kerr.SaslAuthenticationFailed), the
+	// connection closed during authentication (io.EOF), a crypto/tls or
+	// crypto/x509 error, or a *kgo.ErrFirstReadEOF.
+	Err error
+}
+
+func (e *ConnectError) Error() string {
+	switch e.Reason {
+	case ErrAuthenticationFailed:
+		return fmt.Sprintf("%v at %s: %v; check ClientConfig.SASL (mechanism, user name and password)", e.Reason, e.Broker, e.Err)
+	case ErrTLSHandshake:
+		return fmt.Sprintf("%v with %s: %v; check ClientConfig.TLS (RootCAs, ServerName, Certificates)", e.Reason, e.Broker, e.Err)
+	default:
+		return fmt.Sprintf("%v: %s closed every connection at once: %v", e.Reason, e.Broker, e.Err)
+	}
+}
+
+// Unwrap returns Reason and Err, for errors.Is and errors.As.
+func (e *ConnectError) Unwrap() []error { return []error{e.Reason, e.Err} }

@@ -1,7 +1,7 @@
 // Package embedded runs a Kafka-protocol broker inside the process, for
 // development and tests. It is a thin layer over franz-go's kfake: a real
-// protocol speaker with consumer groups, transactions, SASL and ACLs, and
-// (with Config.DataDir) persistence across restarts.
+// protocol speaker with consumer groups, transactions, SASL, ACLs and TLS,
+// and (with Config.DataDir) persistence across restarts.
 //
 // It is not a production broker: run Redpanda or Apache Kafka there.
 //
@@ -13,6 +13,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,10 @@ type Config struct {
 	// EnableACLs makes the broker enforce ACLs for non-superusers. It needs
 	// Superuser.
 	EnableACLs bool
+	// TLS, when set, makes every listener speak TLS only, with this
+	// configuration (its Certificates; ClientAuth and ClientCAs to require
+	// client certificates). Default: plaintext.
+	TLS *tls.Config
 	// Logger, when set, receives the broker's logs at the given level and above.
 	Logger *slog.Logger
 }
@@ -126,6 +131,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.EnableACLs {
 		opts = append(opts, kfake.EnableACLs())
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS.Clone()))
 	}
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogLogger{cfg.Logger}))

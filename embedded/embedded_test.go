@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/internal/testcerts"
 )
 
 // advertised returns the broker addresses the cluster's metadata names.
@@ -78,5 +80,31 @@ func TestAdvertisedHostRejectsAPort(t *testing.T) {
 	if b, err := embedded.Start(embedded.Config{AdvertisedHost: "bus.internal:9092"}); err == nil {
 		b.Close()
 		t.Fatal("AdvertisedHost with a port was accepted")
+	}
+}
+
+// TestTLS checks that Config.TLS makes the listener speak TLS only.
+func TestTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, "test CA")
+	b, err := embedded.Start(embedded.Config{TLS: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "broker", "127.0.0.1").TLS}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ping := func(opts ...kgo.Opt) error {
+		cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(b.Addrs()...))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	}
+	if err := ping(kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool()})); err != nil {
+		t.Fatalf("TLS client: %v", err)
+	}
+	if err := ping(); err == nil {
+		t.Fatal("a plaintext client reached a TLS listener")
 	}
 }

@@ -27,6 +27,7 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,6 +81,15 @@ var DefaultRates = []int{1_000, 10_000}
 type Config struct {
 	// Brokers are the seed brokers, "host:port". Required.
 	Brokers []string
+	// SASL and TLS, when set, authenticate and encrypt every connection of
+	// both sides (see eventbus.ClientConfig).
+	SASL *eventbus.SASLConfig
+	TLS  *tls.Config
+	// ConsumerEnv is added to the environment of the crash phase's child
+	// consumer: the EVENTBUS_* settings that make it connect as SASL and
+	// TLS say (a password passes there, not in its arguments, so that it
+	// stays out of process lists).
+	ConsumerEnv []string
 	// Duration bounds each phase of each side (in the slow-handler phase,
 	// counted from the side's first handler call). Default 5 s
 	// (QuickDuration with Quick). It does not bound the crash phase, which

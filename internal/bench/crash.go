@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -102,6 +104,13 @@ type Crash struct {
 type CrashConsumerConfig struct {
 	// Brokers are the seed brokers, "host:port". Required.
 	Brokers []string
+	// SASL and TLS, when set, authenticate and encrypt the connections
+	// (see eventbus.ClientConfig). They do not pass to the child process
+	// the crash phase runs: Env does.
+	SASL *eventbus.SASLConfig
+	TLS  *tls.Config
+	// Env is added to the child process's environment (Config.ConsumerEnv).
+	Env []string
 	// Topic is the topic consumed, from the beginning. Required.
 	Topic string
 	// Group is the consumer group. Required.
@@ -160,6 +169,8 @@ func RunCrashConsumer(ctx context.Context, cfg CrashConsumerConfig, out io.Write
 		Brokers:  cfg.Brokers,
 		ClientID: "eventbus-bench-crash",
 		Logger:   cfg.Logger,
+		SASL:     cfg.SASL,
+		TLS:      cfg.TLS,
 	})
 	if err != nil {
 		return err
@@ -367,6 +378,7 @@ func (r *runner) runCrash(ctx context.Context, c *Crash, topic string, tally *cr
 	}
 	child := CrashConsumerConfig{
 		Brokers:      r.cfg.Brokers,
+		Env:          r.cfg.ConsumerEnv,
 		Topic:        topic,
 		Group:        "eventbus-bench-crash-" + randomHex(4),
 		InstanceID:   "eventbus-bench-crash-" + randomHex(4),
@@ -432,6 +444,9 @@ func (r *runner) runCrash(ctx context.Context, c *Crash, topic string, tally *cr
 // how many events it had handled when the kill was sent.
 func (r *runner) runKilledConsumer(ctx context.Context, cfg CrashConsumerConfig, tally *crashTally, killAt int) (int, error) {
 	cmd := exec.CommandContext(ctx, r.cfg.Executable, cfg.args()...)
+	if len(cfg.Env) > 0 {
+		cmd.Env = append(os.Environ(), cfg.Env...) // the last value of a variable wins
+	}
 	stdin, err := cmd.StdinPipe() // held open: the child stops when it closes
 	if err != nil {
 		return 0, err

@@ -217,16 +217,14 @@ type rawConsumer struct {
 func (r *runner) startRawConsumer(ctx context.Context, topic string, rec *recorder) (*rawConsumer, error) {
 	assigned := make(chan struct{})
 	var once sync.Once
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.ClientID("eventbus-bench-raw"),
+	cl, err := kgo.NewClient(r.rawOpts(
 		kgo.ConsumerGroup("eventbus-bench-raw-"+randomHex(4)),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // the topic is the run's own
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
 			once.Do(func() { close(assigned) })
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("raw consumer: %w", err)
 	}

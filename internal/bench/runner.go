@@ -104,6 +104,8 @@ func (r *runner) connect(ctx context.Context) error {
 		Brokers:  r.cfg.Brokers,
 		ClientID: "eventbus-bench",
 		Logger:   r.cfg.Logger,
+		SASL:     r.cfg.SASL,
+		TLS:      r.cfg.TLS,
 	})
 	if err != nil {
 		return err
@@ -117,27 +119,31 @@ func (r *runner) connect(ctx context.Context) error {
 	if r.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: r.cfg.Logger}); err != nil {
 		return err
 	}
-	r.raw, err = kgo.NewClient(rawProducerOpts(r.cfg.Brokers)...)
+	r.raw, err = kgo.NewClient(r.rawProducerOpts()...)
 	if err != nil {
 		return fmt.Errorf("bench: raw producer: %w", err)
 	}
 	return nil
 }
 
+// rawOpts are the options of every raw franz-go client: the bus client's
+// connection (brokers, SASL, TLS) under the raw side's client ID.
+func (r *runner) rawOpts(extra ...kgo.Opt) []kgo.Opt {
+	return append(append(r.client.KafkaOpts(), kgo.ClientID("eventbus-bench-raw")), extra...)
+}
+
 // rawProducerOpts configure franz-go as the bus configures its producer
 // (see eventbus.Config defaults), so that only the work around the client
 // differs.
-func rawProducerOpts(brokers []string) []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID("eventbus-bench-raw"),
+func (r *runner) rawProducerOpts() []kgo.Opt {
+	return r.rawOpts(
 		kgo.ProducerBatchCompression(kgo.SnappyCompression()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(10_000),
-		kgo.ProducerBatchMaxBytes(eventbus.DefaultMaxEventBytes + 64<<10),
-		kgo.RecordDeliveryTimeout(30 * time.Second),
+		kgo.ProducerBatchMaxBytes(eventbus.DefaultMaxEventBytes+64<<10),
+		kgo.RecordDeliveryTimeout(30*time.Second),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-	}
+	)
 }
 
 // ensureTopics creates every topic of the run up front, through the bus's

@@ -239,14 +239,12 @@ func (r *runner) oursSlow(opts eventbus.SubscribeOptions) slowSide {
 // rawSlowClient is a kgo group consumer of topic from the beginning, in a
 // group of its own, committing what is marked.
 func (r *runner) rawSlowClient(topic string, opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.ClientID("eventbus-bench-raw"),
+	cl, err := kgo.NewClient(r.rawOpts(append([]kgo.Opt{
 		kgo.ConsumerGroup("eventbus-bench-raw-slow-" + randomHex(4)),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AutoCommitMarks(),
-	}, opts...)...)
+	}, opts...)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("raw consumer: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 type benchConfig struct {
 	bench.Config
 	JSON bool
+	// conn is --brokers with the connection flags, for messages.
+	conn brokerSettings
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -52,6 +54,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 		Example: `  eventbus bench
   eventbus bench --duration 10s --json > bench.json
   eventbus bench --brokers kafka-0:9092 --rates 1000,10000,50000
+  EVENTBUS_SASL_PASSWORD=... eventbus bench --brokers kafka-0:9093 --sasl-mechanism SCRAM-SHA-256 --sasl-user bench --tls
   eventbus bench --phases slow,fairness --duration 10s
   eventbus bench --phases crash --backlog 50000
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
@@ -75,6 +78,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 	f.Bool("quick", false, "very short phases and a small backlog, to check that everything runs (figures are not meaningful)")
 	f.Bool("json", false, "write the report as JSON instead of a table")
 	f.String("cpuprofile", "", "directory to write one CPU profile per phase and side to")
+	addSecurityFlags(cmd)
 	return cmd
 }
 
@@ -115,6 +119,17 @@ func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
 			return cfg, usageErrorf("--rates: %d is not a positive rate (events per second)", r)
 		}
 	}
+	if len(cfg.Brokers) == 0 {
+		if name := securityFlagGiven(cmd); name != "" {
+			return cfg, usageErrorf("%s configures the connection to --brokers; the embedded broker runs without SASL and TLS: give --brokers (or %s), or drop %s", name, EnvBrokers, name)
+		}
+	} else {
+		cfg.conn = brokerSettings{Brokers: cfg.Brokers}
+		if err := a.resolveSecurity(cmd, &cfg.conn); err != nil {
+			return cfg, err
+		}
+		cfg.SASL, cfg.TLS, cfg.ConsumerEnv = cfg.conn.SASL, cfg.conn.TLS, cfg.conn.childEnv()
+	}
 	if cfg.CPUProfileDir != "" {
 		if err := os.MkdirAll(cfg.CPUProfileDir, 0o755); err != nil {
 			return cfg, fmt.Errorf("--cpuprofile: %w", err)
@@ -149,6 +164,9 @@ func (a *app) bench(ctx context.Context, cfg benchConfig) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("bench interrupted")
+		}
+		if e := cfg.conn.connectFailure(err); e != nil {
+			return e
 		}
 		return err
 	}

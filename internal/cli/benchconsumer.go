@@ -40,6 +40,11 @@ func (a *app) benchConsumerCmd() *cobra.Command {
 			case cfg.HandlerDelay < 0:
 				return usageErrorf("--handler-delay %s is negative", cfg.HandlerDelay)
 			}
+			conn := brokerSettings{Brokers: cfg.Brokers}
+			if err := a.resolveSecurity(cmd, &conn); err != nil {
+				return err
+			}
+			cfg.SASL, cfg.TLS = conn.SASL, conn.TLS
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			go func() {
@@ -55,5 +60,6 @@ func (a *app) benchConsumerCmd() *cobra.Command {
 	f.String("group", "", "consumer group")
 	f.String("instance-id", "", "static member ID in the group (none: dynamic membership)")
 	f.Duration("handler-delay", bench.CrashHandlerTime, "the handler's mean time per event (each call ± 50%, at random)")
+	addSecurityFlags(cmd)
 	return cmd
 }

@@ -44,6 +44,22 @@ const (
 	EnvTokens         = "EVENTBUS_ADMIN_TOKENS"
 )
 
+// Environment variables of the connection flags that every command talking
+// to brokers takes (see addSecurityFlags). The SASL password has no flag:
+// it comes from EnvSASLPassword, or from a file (--sasl-password-file or
+// EnvSASLPasswordFile), so that it stays out of process lists.
+const (
+	EnvSASLMechanism    = "EVENTBUS_SASL_MECHANISM"
+	EnvSASLUser         = "EVENTBUS_SASL_USER"
+	EnvSASLPassword     = "EVENTBUS_SASL_PASSWORD"
+	EnvSASLPasswordFile = "EVENTBUS_SASL_PASSWORD_FILE"
+	EnvTLS              = "EVENTBUS_TLS"
+	EnvTLSCA            = "EVENTBUS_TLS_CA"
+	EnvTLSCert          = "EVENTBUS_TLS_CERT"
+	EnvTLSKey           = "EVENTBUS_TLS_KEY"
+	EnvTLSServerName    = "EVENTBUS_TLS_SERVER_NAME"
+)
+
 // HTTPLinePrefix starts the line `eventbus serve` prints with the HTTP
 // listener's address, for scripts to parse:
 //

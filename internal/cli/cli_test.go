@@ -80,21 +80,21 @@ func TestServeSettings(t *testing.T) {
 		want serveConfig
 	}{
 		{"defaults", nil, nil,
-			serveConfig{BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, brokerSettings: brokerSettings{ConnectTimeout: DefaultConnectTimeout}}},
 		{"env", env, nil,
-			serveConfig{BrokerAddr: "127.0.0.1:19092", DataDir: "/var/lib/eventbus", ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: "127.0.0.1:19092", DataDir: "/var/lib/eventbus", brokerSettings: brokerSettings{ConnectTimeout: DefaultConnectTimeout}}},
 		{"flags win over env", env, []string{"--broker-addr", "127.0.0.1:0", "--data", "./d"},
-			serveConfig{BrokerAddr: "127.0.0.1:0", DataDir: "./d", ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: "127.0.0.1:0", DataDir: "./d", brokerSettings: brokerSettings{ConnectTimeout: DefaultConnectTimeout}}},
 		{"in-memory beats env data", env, []string{"--in-memory"},
-			serveConfig{BrokerAddr: "127.0.0.1:19092", ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: "127.0.0.1:19092", brokerSettings: brokerSettings{ConnectTimeout: DefaultConnectTimeout}}},
 		{"empty data is in memory", nil, []string{"--data", ""},
-			serveConfig{BrokerAddr: DefaultBrokerAddr, ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: DefaultBrokerAddr, brokerSettings: brokerSettings{ConnectTimeout: DefaultConnectTimeout}}},
 		{"brokers from env", map[string]string{EnvBrokers: " k1:9092, k2:9092 ,"}, nil,
-			serveConfig{Brokers: []string{"k1:9092", "k2:9092"}, BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, brokerSettings: brokerSettings{Brokers: []string{"k1:9092", "k2:9092"}, ConnectTimeout: DefaultConnectTimeout}}},
 		{"brokers flag wins over env", map[string]string{EnvBrokers: "k1:9092"}, []string{"--brokers", "k9:9092"},
-			serveConfig{Brokers: []string{"k9:9092"}, BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, brokerSettings: brokerSettings{Brokers: []string{"k9:9092"}, ConnectTimeout: DefaultConnectTimeout}}},
 		{"empty brokers flag runs embedded despite env", map[string]string{EnvBrokers: "k1:9092"}, []string{"--brokers", ""},
-			serveConfig{BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, ConnectTimeout: DefaultConnectTimeout}},
+			serveConfig{BrokerAddr: DefaultBrokerAddr, DataDir: DefaultDataDir, brokerSettings: brokerSettings{ConnectTimeout: DefaultConnectTimeout}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,12 +22,6 @@ import (
 // wrong file, not a password.
 const maxPasswordBytes = 4096
 
-// pluginsConnect connects a plugins command to the brokers. Tests replace it
-// to log in to a broker that requires SASL.
-var pluginsConnect = func(ctx context.Context, a *app, bs brokerSettings) (*eventbus.Client, error) {
-	return a.connect(ctx, bs, "eventbus-plugins")
-}
-
 func (a *app) pluginsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
@@ -165,7 +159,7 @@ func (a *app) readPassword(cmd *cobra.Command) (string, error) {
 }
 
 func (a *app) pluginsProvision(ctx context.Context, bs brokerSettings, id string, access eventbus.PluginAccess) error {
-	client, err := pluginsConnect(ctx, a, bs)
+	client, err := a.connect(ctx, bs, "eventbus-plugins")
 	if err != nil {
 		return err
 	}
@@ -228,7 +222,7 @@ topics and their events stay.`,
 }
 
 func (a *app) pluginsRevoke(ctx context.Context, bs brokerSettings, id string) error {
-	client, err := pluginsConnect(ctx, a, bs)
+	client, err := a.connect(ctx, bs, "eventbus-plugins")
 	if err != nil {
 		return err
 	}
@@ -283,7 +277,7 @@ as NAME*; ACLs of principal User:* apply to every plugin and are marked so.`,
 }
 
 func (a *app) pluginsList(ctx context.Context, bs brokerSettings, asJSON bool) error {
-	client, err := pluginsConnect(ctx, a, bs)
+	client, err := a.connect(ctx, bs, "eventbus-plugins")
 	if err != nil {
 		return err
 	}
@@ -359,7 +353,7 @@ type pluginCheckReport struct {
 }
 
 func (a *app) pluginsCheck(ctx context.Context, bs brokerSettings, id string, asJSON bool) error {
-	client, err := pluginsConnect(ctx, a, bs)
+	client, err := a.connect(ctx, bs, "eventbus-plugins")
 	if err != nil {
 		return err
 	}

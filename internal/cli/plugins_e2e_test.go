@@ -46,11 +46,11 @@ func secureBroker(t *testing.T) ([]string, *eventbus.Client) {
 		}
 		return client, nil
 	}
-	orig := pluginsConnect
-	pluginsConnect = func(ctx context.Context, a *app, bs brokerSettings) (*eventbus.Client, error) {
-		return connectAs(ctx, bs.Brokers, bs.ConnectTimeout, a.libLog)
-	}
-	t.Cleanup(func() { pluginsConnect = orig })
+	// The commands log in as the superuser through the connection
+	// settings every command takes.
+	t.Setenv(EnvSASLMechanism, string(adminSASL.Mechanism))
+	t.Setenv(EnvSASLUser, adminSASL.Username)
+	t.Setenv(EnvSASLPassword, adminSASL.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	admin, err := connectAs(ctx, broker.Addrs(), 10*time.Second, nil)

@@ -25,15 +25,15 @@ const (
 // serveConfig is what `eventbus serve` runs, resolved from flags and
 // environment.
 type serveConfig struct {
-	// Brokers is the external cluster; empty means run the embedded broker.
-	Brokers []string
+	// brokerSettings are the external cluster and how to reach it (SASL,
+	// TLS); no Brokers means run the embedded broker.
+	brokerSettings
 	// BrokerAddr is where the embedded broker listens.
 	BrokerAddr string
 	// AdvertisedHost is the host the embedded broker tells clients to use.
 	AdvertisedHost string
 	// DataDir is where the embedded broker persists; empty keeps it in memory.
-	DataDir        string
-	ConnectTimeout time.Duration
+	DataDir string
 	// HTTPAddr is where the DLQ REST API, /metrics and the health checks listen.
 	HTTPAddr string
 	// Tokens is the --admin-token list (see dlqhttp.ParseTokens); empty
@@ -52,13 +52,16 @@ func (a *app) serveCmd() *cobra.Command {
 
 Without --brokers it starts an embedded Kafka-protocol broker (for development)
 on --broker-addr, persisting under --data; --in-memory (or --data "") keeps it in
-memory. With --brokers it connects to that Redpanda or Kafka cluster instead.
+memory. With --brokers it connects to that Redpanda or Kafka cluster instead, with
+SASL and TLS as the --sasl-* and --tls-* flags say (the password comes from
+EVENTBUS_SASL_PASSWORD or --sasl-password-file).
 
 Once ready it prints how to connect, and one line for scripts:
   EVENTBUS_BROKERS=host:port[,host:port...]`,
 		Example: `  eventbus serve
   eventbus serve --broker-addr 127.0.0.1:0 --in-memory
-  eventbus serve --brokers redpanda-0:9092,redpanda-1:9092`,
+  eventbus serve --brokers redpanda-0:9092,redpanda-1:9092
+  EVENTBUS_SASL_PASSWORD=... eventbus serve --brokers kafka-0:9093 --sasl-mechanism SCRAM-SHA-512 --sasl-user eventbus --tls-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.resolveServeConfig(cmd)
@@ -77,6 +80,7 @@ Once ready it prints how to connect, and one line for scripts:
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
 	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
+	addSecurityFlags(cmd)
 	return cmd
 }
 
@@ -84,7 +88,7 @@ Once ready it prints how to connect, and one line for scripts:
 func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	f := cmd.Flags()
 	cfg := serveConfig{
-		Brokers:        splitList(a.stringSetting(cmd, "brokers", EnvBrokers)),
+		brokerSettings: brokerSettings{Brokers: splitList(a.stringSetting(cmd, "brokers", EnvBrokers))},
 		BrokerAddr:     a.stringSetting(cmd, "broker-addr", EnvBrokerAddr),
 		AdvertisedHost: a.stringSetting(cmd, "advertised-host", EnvAdvertisedHost),
 		DataDir:        a.stringSetting(cmd, "data", EnvData),
@@ -113,7 +117,11 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 				return cfg, usageErrorf("broker %q is not host:port (e.g. 127.0.0.1:9092)", b)
 			}
 		}
-		return cfg, nil
+		err := a.resolveSecurity(cmd, &cfg.brokerSettings)
+		return cfg, err
+	}
+	if name := securityFlagGiven(cmd); name != "" {
+		return cfg, usageErrorf("%s configures the connection to --brokers; the embedded broker runs without SASL and TLS: give --brokers (or %s), or drop %s", name, EnvBrokers, name)
 	}
 	if h := cfg.AdvertisedHost; strings.ContainsAny(h, ":/ ") && net.ParseIP(h) == nil {
 		return cfg, usageErrorf("--advertised-host %q: want a host name or IP address without a port (e.g. eventbus.internal)", h)

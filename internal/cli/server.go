@@ -53,19 +53,14 @@ func newServer(cfg serveConfig, log, libLog *slog.Logger) *server {
 // Start starts the embedded broker (unless brokers were given), connects a
 // client and builds the bus. On error, call Close to release what started.
 func (s *server) Start(ctx context.Context) error {
-	brokers := s.cfg.Brokers
+	conn := s.cfg.brokerSettings
 	if s.cfg.embedded() {
 		if err := s.startEmbedded(); err != nil {
 			return err
 		}
-		brokers = s.broker.Addrs()
+		conn = brokerSettings{Brokers: s.broker.Addrs(), ConnectTimeout: s.cfg.ConnectTimeout}
 	}
-	client, err := eventbus.NewClient(eventbus.ClientConfig{
-		Brokers:        brokers,
-		ClientID:       "eventbus-serve",
-		Logger:         s.libLog,
-		ConnectTimeout: s.cfg.ConnectTimeout,
-	})
+	client, err := eventbus.NewClient(conn.clientConfig("eventbus-serve", s.libLog))
 	if err != nil {
 		return err
 	}
@@ -174,15 +169,21 @@ func (s *server) startEmbedded() error {
 
 // connectError turns a failed Connect into one line saying what to do.
 func (s *server) connectError(ctx context.Context, err error) error {
-	if ctx.Err() != nil || !errors.Is(err, eventbus.ErrBrokerUnavailable) {
+	if ctx.Err() != nil {
+		return err
+	}
+	if e := s.cfg.connectFailure(err); e != nil && !s.cfg.embedded() {
+		return e
+	}
+	if !errors.Is(err, eventbus.ErrBrokerUnavailable) {
 		return err
 	}
 	if s.cfg.embedded() {
 		return fmt.Errorf("the embedded broker on %s did not answer within %s; try again, or run with --log-level debug to see why",
 			strings.Join(s.broker.Addrs(), ","), s.cfg.ConnectTimeout)
 	}
-	return fmt.Errorf("no broker answered at %s within %s: check the addresses and that the brokers run (or raise --connect-timeout), or drop --brokers to start an embedded broker",
-		strings.Join(s.cfg.Brokers, ","), s.cfg.ConnectTimeout)
+	return fmt.Errorf("no broker answered at %s within %s: check the addresses and that the brokers run (or raise --connect-timeout), or drop --brokers to start an embedded broker%s",
+		strings.Join(s.cfg.Brokers, ","), s.cfg.ConnectTimeout, s.cfg.tlsPortHint())
 }
 
 // Brokers returns the addresses clients connect to.
@@ -197,6 +198,8 @@ func (s *server) Brokers() []string {
 func (s *server) PrintBanner(w io.Writer) {
 	brokers := strings.Join(s.Brokers(), ",")
 	switch {
+	case s.broker == nil && s.cfg.describe() != "":
+		fmt.Fprintf(w, "eventbus: connected to brokers %s (%s)\n", brokers, s.cfg.describe())
 	case s.broker == nil:
 		fmt.Fprintf(w, "eventbus: connected to brokers %s\n", brokers)
 	case s.cfg.DataDir == "":
