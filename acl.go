@@ -43,14 +43,20 @@ func PluginUsername(pluginID string) string { return "plugin." + pluginID }
 // in its lane whatever client it runs:
 //
 //   - topics with prefix "plugin.<id>.": read, write, create and describe;
+//   - topics with prefix "dlq.plugin.<id>.": the same, for its dead letters
+//     (its failures on its own topics and on the topics it reads are kept
+//     there, and retries of the latter go to "plugin.<id>.retry.<topic>";
+//     see Subscribe), so it dead-letters and retries on its own credentials;
 //   - consumer groups with prefix "plugin.<id>." (every group a
 //     PluginClient joins, see PluginClient): read;
 //   - access.CoreTopics and access.PluginTopics: read and describe;
 //   - the cluster: idempotent write (the producer's InitProducerID; newer
 //     brokers accept topic write instead).
 //
-// The plugin can write nothing else: producing to core.*, dlq.* or another
-// plugin's topic fails with TOPIC_AUTHORIZATION_FAILED. The prefix ends with
+// The plugin can write nothing else: producing to core.*, another plugin's
+// topic or any other dlq.* topic fails with TOPIC_AUTHORIZATION_FAILED, so
+// it can neither create nor change an entry that a core service's
+// scheduler acts on. The prefix ends with
 // a dot, so "crm" does not reach "plugin.crm-admin.". Grants are replaced:
 // after ProvisionPlugin the plugin has exactly these ACLs, so calling it
 // again with fewer topics revokes the others, and with a new password
@@ -371,8 +377,13 @@ func (g grant) String() string {
 func pluginGrants(pluginID string, access PluginAccess) ([]grant, error) {
 	own := "plugin." + pluginID + "."
 	var gs []grant
-	for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpCreate, kadm.OpDescribe} {
-		gs = append(gs, grant{kmsg.ACLResourceTypeTopic, own, kadm.ACLPatternPrefixed, op})
+	// Its own topics, and its own dead-letter topics: dlq.plugin.<id>.
+	// holds both its failures on its own topics and those on the topics it
+	// reads (see dlq_topics.go); it never writes another dlq.* topic.
+	for _, prefix := range []string{own, "dlq." + own} {
+		for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpCreate, kadm.OpDescribe} {
+			gs = append(gs, grant{kmsg.ACLResourceTypeTopic, prefix, kadm.ACLPatternPrefixed, op})
+		}
 	}
 	gs = append(gs,
 		grant{kmsg.ACLResourceTypeGroup, own, kadm.ACLPatternPrefixed, kadm.OpRead},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,7 +112,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 
 	crm := rawPluginClient(t, brokers, "crm", "crm-secret")
 	// What it may not do.
-	for _, topic := range []string{granted, forbidden, neighbour, other, "dlq." + own} {
+	for _, topic := range []string{granted, forbidden, neighbour, other, "dlq." + granted} {
 		if err := rawProduce(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Errorf("plugin crm producing to %s: %v, want TOPIC_AUTHORIZATION_FAILED", topic, err)
 		}
@@ -399,5 +400,72 @@ func TestValidatePluginAccess(t *testing.T) {
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("ValidatePluginAccess(%q, %+v) = %v, want %v saying %q", c.id, c.access, err, c.want, c.says)
 		}
+	}
+}
+
+// TestACLPluginDeadLettersOnItsOwnCredentials: a plugin running on its own
+// SCRAM user dead-letters and retries its failures, on its own topic and on
+// a core topic it reads, without write access to core.* or any dlq.* topic
+// but its own (dlq.plugin.<id>.).
+func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
+	brokers, admin := secureCluster(t)
+	ctx := boundedCtx(t)
+	core := "core.user.created"
+	if err := admin.Topics().EnsureTopic(ctx, core); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
+		t.Fatal(err)
+	}
+	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
+	client, err := eventbus.NewClient(eventbus.ClientConfig{
+		Brokers: brokers,
+		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername("crm"), Password: "crm-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	cfg := fastDLQ()
+	cfg.DLQ.SchedulerGroup = "plugin.crm.dlq-scheduler"
+	pluginBus := eventbustest.NewBusOn(t, client, cfg)
+	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
+
+	// Each handler fails an event the first time it sees it.
+	var mu sync.Mutex
+	seen := map[string]int{}
+	failOnce := func(rec *eventbustest.Recorder) eventbus.Handler {
+		return func(ctx context.Context, ev eventbus.RawEvent) error {
+			mu.Lock()
+			seen[ev.ID]++
+			n := seen[ev.ID]
+			mu.Unlock()
+			if n == 1 {
+				return errors.New("first try fails")
+			}
+			return rec.Handle(ctx, ev)
+		}
+	}
+	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
+	mustPluginSubscribe(t, crm, "contact.created", failOnce(contacts), eventbus.PluginSubscribeOptions{})
+	mustPluginSubscribe(t, crm, core, failOnce(users), eventbus.PluginSubscribeOptions{CoreEvent: true})
+
+	c := mustPluginPublish(t, crm, "contact.created", crmContact{ID: "c1"})
+	u := eventbustest.MustPublish(t, platform, core, userPayload{"u1", "ada@acme.test"}, eventbus.PublishMetadata{TenantID: "acme"})
+	contacts.WaitForID(t, c) // dead-lettered, retried, handled
+	users.WaitForID(t, u)
+	for _, topic := range []string{"plugin.crm.contact.created", core} {
+		entries := waitList(t, pluginBus.DLQ(), eventbus.FailedEventFilter{Topic: topic, Status: eventbus.StatusResolved}, 1)
+		if entries[0].RetryCount != 1 {
+			t.Errorf("%s: entry %+v, want one retry", topic, entries[0])
+		}
+	}
+	// Its core-topic failures are kept under its own prefix: the core's
+	// dead-letter topic holds nothing of it.
+	if ok, err := admin.Topics().TopicExists(ctx, "dlq."+core); err != nil || ok {
+		t.Fatalf("dlq.%s exists=%v (err %v); the plugin's failure belongs in dlq.plugin.crm.%s", core, ok, err, core)
 	}
 }

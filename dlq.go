@@ -605,9 +605,15 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 	if err != nil {
 		return err
 	}
-	rec := &kgo.Record{Topic: e.OriginalTopic, Key: e.OriginalKey, Value: value, Headers: headers}
+	target := retryTopicFor(e.ConsumerGroup, e.OriginalTopic)
+	if target != e.OriginalTopic {
+		if err := q.bus.client.topics.EnsureTopic(ctx, target); err != nil {
+			return fmt.Errorf("send retry of %s: %w", e.ID, err)
+		}
+	}
+	rec := &kgo.Record{Topic: target, Key: e.OriginalKey, Value: value, Headers: headers}
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
-		return fmt.Errorf("send retry of %s to %s: %w", e.ID, e.OriginalTopic, err)
+		return fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err)
 	}
 	q.bus.cfg.Metrics.observeRetrySent(e.OriginalTopic, manual)
 	return nil
@@ -616,7 +622,7 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 // write stores an entry (or its tombstone) on its DLQ topic and applies it
 // to the local view once the broker acknowledged it.
 func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) (err error) {
-	topic := "dlq." + e.OriginalTopic
+	topic := dlqTopicFor(e.ConsumerGroup, e.OriginalTopic)
 	ctx, span := q.bus.tracing.startInternal(ctx, "dlq write "+topic,
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
 		attribute.Bool("plexica.tombstone", tombstone))
@@ -672,10 +678,11 @@ type retryClaim struct {
 // that ID, on r's topic, for r's event, of the group they name, with a
 // retry outstanding at that attempt (status retrying). Anything else, such
 // as headers that some writer to the topic set itself, leaves the record an
-// ordinary event that changes no entry. The view may not yet hold the
+// ordinary event that changes no entry. topic is the topic the retry is
+// for: r's own, or the one a plugin's retry topic stands for. The view may not yet hold the
 // version that the instance sending the retry just wrote, so this waits a
 // little for it (bounded by ctx).
-func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record) (retryClaim, bool) {
+func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic string) (retryClaim, bool) {
 	id, hasID := wire.HeaderValue(r.Headers, HeaderDLQID)
 	group, hasGroup := wire.HeaderValue(r.Headers, HeaderRetryGroup)
 	a, hasAttempt := wire.HeaderValue(r.Headers, HeaderRetryAttempt)
@@ -688,7 +695,8 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record) (retry
 		return retryClaim{}, false
 	}
 	e, ok := view.getWait(ctx, string(id), attempt, 5*time.Second)
-	if !ok || e.OriginalTopic != r.Topic || e.ConsumerGroup != string(group) || e.EventID != eventIDOf(r) ||
+	if !ok || e.OriginalTopic != topic || retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic ||
+		e.ConsumerGroup != string(group) || e.EventID != eventIDOf(r) ||
 		e.Status != StatusRetrying || e.RetryCount != attempt {
 		return retryClaim{}, false
 	}

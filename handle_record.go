@@ -25,8 +25,9 @@ import (
 func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record) bool {
 	b := s.bus
 	var claim *retryClaim
+	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (dlq_topics.go)
 	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
-		c, ok := b.dlq.verifyRetry(stopping, r)
+		c, ok := b.dlq.verifyRetry(stopping, r, s.topic)
 		switch {
 		case ok && c.group != s.groupID:
 			return true // a retry for another group: never ours to see
@@ -36,6 +37,9 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 			return false // released while checking: the next owner checks again
 		}
 		// Headers that match no outstanding retry: an ordinary event.
+	}
+	if fromRetryTopic && claim == nil {
+		return true // a retry topic carries only retries: anything else is not an event of this topic
 	}
 	scope := wire.ScopeOf(r.Headers)
 	if scope.Known && !scope.Matches(s.tenantID, s.workspaceID) {

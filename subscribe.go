@@ -243,11 +243,20 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 			return "", fmt.Errorf("subscribe %s: %w", eventType, err)
 		}
 	}
+	groupID := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
+	var retryTopic string
+	if t := retryTopicFor(groupID, eventType); t != eventType {
+		retryTopic = t
+		if err := b.ensureTopics(ctx, retryTopic); err != nil {
+			return "", fmt.Errorf("subscribe %s: the plugin's retry topic: %w", eventType, err)
+		}
+	}
 	sub := &subscription{
 		bus:         b,
 		id:          uuid.NewString(),
 		topic:       eventType,
-		groupID:     EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID),
+		retryTopic:  retryTopic,
+		groupID:     groupID,
 		groupLabel:  opts.GroupID,
 		handler:     handler,
 		tenantID:    opts.TenantID,

@@ -12,10 +12,13 @@ import (
 
 // subscription is one Subscribe call.
 type subscription struct {
-	bus     *Bus
-	id      string
-	topic   string
-	groupID string // the effective group ID (with the tenant filter)
+	bus   *Bus
+	id    string
+	topic string
+	// retryTopic, when set, is the topic this plugin group's retries of
+	// this topic's events arrive on (dlq_topics.go); the group reads it too.
+	retryTopic string
+	groupID    string // the effective group ID (with the tenant filter)
 	// groupLabel is the GroupID as given: a bounded metrics label.
 	groupLabel  string
 	handler     Handler
@@ -30,10 +33,11 @@ type subscription struct {
 	group   *groupConsumer
 }
 
-// engineTopic is the subscription as the consumer engine reads it.
-func (s *subscription) engineTopic() consumer.Topic {
+// engineTopic is the subscription's topic (or its retry topic) as the
+// consumer engine reads it.
+func (s *subscription) engineTopic(name string) consumer.Topic {
 	return consumer.Topic{
-		Name:           s.topic,
+		Name:           name,
 		Handle:         s.handleRecord,
 		Ordering:       consumer.Ordering(s.delivery.Ordering),
 		MaxConcurrency: s.delivery.MaxConcurrency,
@@ -75,7 +79,7 @@ func (s *subscriptions) add(sub *subscription) (*groupConsumer, error) {
 	}
 	g := s.groups[sub.groupID]
 	if g == nil {
-		engine, err := consumer.Start(b.consumerConfig(sub.groupID, sub.delivery.AutoCommit), sub.engineTopic())
+		engine, err := consumer.Start(b.consumerConfig(sub.groupID, sub.delivery.AutoCommit), sub.engineTopic(sub.topic))
 		if err != nil {
 			return nil, err
 		}
@@ -90,12 +94,19 @@ func (s *subscriptions) add(sub *subscription) (*groupConsumer, error) {
 			return nil, fmt.Errorf("%w: group %s already runs with AutoCommit=%t; give %s the same AutoCommit or another GroupID",
 				ErrConflictingSubscription, g.id, g.autoCommit, sub.topic)
 		}
-		if err := g.engine.AddTopic(sub.engineTopic()); err != nil {
+		if err := g.engine.AddTopic(sub.engineTopic(sub.topic)); err != nil {
 			return nil, err
 		}
 	}
 	sub.group = g
 	g.topics[sub.topic] = sub
+	if sub.retryTopic != "" {
+		if err := g.engine.AddTopic(sub.engineTopic(sub.retryTopic)); err != nil {
+			b.logger.Warn("eventbus: cannot read the retry topic; this subscription's dead-letter retries wait", "topic", sub.retryTopic, "err", err)
+		} else {
+			g.topics[sub.retryTopic] = sub
+		}
+	}
 	s.byID[sub.id] = sub
 	return g, nil
 }
@@ -129,7 +140,13 @@ func (s *subscriptions) remove(ctx context.Context, id string) error {
 	}
 	delete(s.byID, id)
 	g := sub.group
-	delete(g.topics, sub.topic)
+	topics := []string{sub.topic}
+	if g.topics[sub.retryTopic] == sub {
+		topics = append(topics, sub.retryTopic)
+	}
+	for _, t := range topics {
+		delete(g.topics, t)
+	}
 	last := len(g.topics) == 0
 	if last {
 		delete(s.groups, g.id)
@@ -138,7 +155,9 @@ func (s *subscriptions) remove(ctx context.Context, id string) error {
 	if last {
 		return g.engine.Stop(ctx)
 	}
-	g.engine.RemoveTopic(ctx, sub.topic)
+	for _, t := range topics {
+		g.engine.RemoveTopic(ctx, t)
+	}
 	return nil
 }
 

@@ -30,12 +30,13 @@ func (a *app) pluginsCmd() *cobra.Command {
 plugin.<id>, and ACLs that keep it in its lane whatever client it runs:
 
   topics plugin.<id>.*            read, write, create, describe
+  topics dlq.plugin.<id>.*        read, write, create, describe (its dead letters)
   consumer groups plugin.<id>.*   read (every group it joins must start so)
   the cluster                     idempotent write (for the producer)
   --core-topics, --plugin-topics  read, describe
 
-The brokers deny everything else: writing core.*, dlq.* or another plugin's
-topics fails with TOPIC_AUTHORIZATION_FAILED. These commands need brokers that
+The brokers deny everything else: writing core.*, another plugin's topics or
+any other dlq.* topic fails with TOPIC_AUTHORIZATION_FAILED. These commands need brokers that
 enforce ACLs and a connection allowed to manage SCRAM users and ACLs (a
 superuser). list and check read users and ACLs back from the brokers.`,
 		Args: cobra.NoArgs,
@@ -580,13 +581,16 @@ func checkPlugin(g eventbus.PluginGrants) []pluginCheck {
 	}
 	core := aclScope{resource: "TOPIC", name: "core."}
 	others := aclScope{resource: "TOPIC", name: "plugin.", except: own}
-	dlq := aclScope{resource: "TOPIC", name: "dlq."}
+	ownDLQ := aclScope{resource: "TOPIC", name: "dlq." + own}
+	dlq := aclScope{resource: "TOPIC", name: "dlq.", except: "dlq." + own}
+	add("dead-letter (produce)", "topic dlq."+own+"*", evaluate(acls, ownDLQ, "WRITE"))
+	add("read dead letters", "topic dlq."+own+"*", evaluate(acls, ownDLQ, "READ"))
 	add("consume", "topic core.*", evaluate(acls, core, "READ"))
 	add("produce", "topic core.*", evaluate(acls, core, "WRITE"))
 	add("consume", "topic plugin.* (other plugins)", evaluate(acls, others, "READ"))
 	add("produce", "topic plugin.* (other plugins)", evaluate(acls, others, "WRITE"))
-	add("consume", "topic dlq.*", evaluate(acls, dlq, "READ"))
-	add("produce", "topic dlq.*", evaluate(acls, dlq, "WRITE"))
+	add("consume", "topic dlq.* (outside dlq."+own+"*)", evaluate(acls, dlq, "READ"))
+	add("produce", "topic dlq.* (outside dlq."+own+"*)", evaluate(acls, dlq, "WRITE"))
 	add("create", "topic * (outside "+own+"*)", evaluateCreate(acls, aclScope{resource: "TOPIC", except: own}))
 	add("join consumer group", "group * (outside "+own+"*)", evaluate(acls, aclScope{resource: "GROUP", except: own}, "READ"))
 	add("manage ACLs and users", "cluster", evaluate(acls, cluster, "ALTER"))

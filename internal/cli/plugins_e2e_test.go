@@ -156,7 +156,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	if err := produceAs(t, crm, own); err != nil {
 		t.Fatalf("plugin crm producing to %s: %v", own, err)
 	}
-	for _, topic := range []string{core, other, "dlq." + own} {
+	for _, topic := range []string{core, other, "dlq." + core} {
 		if err := produceAs(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Errorf("plugin crm producing to %s: %v, want TOPIC_AUTHORIZATION_FAILED", topic, err)
 		}
@@ -177,7 +177,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRunCLI(t, "plugins", "list", "--json", b)), &plugins); err != nil {
 		t.Fatal(err)
 	}
-	if len(plugins) != 2 || plugins[1].PluginID != "crm" || plugins[1].Username != "plugin.crm" || len(plugins[1].ACLs) != 8 {
+	if len(plugins) != 2 || plugins[1].PluginID != "crm" || plugins[1].Username != "plugin.crm" || len(plugins[1].ACLs) != 12 {
 		t.Fatalf("list --json: %+v", plugins)
 	}
 
@@ -197,8 +197,9 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 		[]string{"produce", "topic core.*", "denied", "no ACL allows it"},
 		[]string{"consume", "topic plugin.* (other plugins)", "denied"},
 		[]string{"produce", "topic plugin.* (other plugins)", "denied"},
-		[]string{"produce", "topic dlq.*", "denied"},
-		[]string{"create", "topic * (outside plugin.crm.*)", "denied"},
+		[]string{"dead-letter (produce)", "topic dlq.plugin.crm.*", "allowed"},
+		[]string{"produce", "topic dlq.* (outside dlq.plugin.crm.*)", "denied"},
+		[]string{"create", "topic * (outside plugin.crm.*)", "partly", "only topic dlq.plugin.crm.*"},
 		[]string{"join consumer group", "group * (outside plugin.crm.*)", "denied"},
 		[]string{"manage ACLs and users", "cluster", "denied"},
 	)
@@ -262,7 +263,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	// Revoked: the open connection can no longer write, a new one cannot
 	// log in, and the plugin is gone from list and check.
 	out = mustRunCLI(t, "plugins", "revoke", "crm", b)
-	wantLines(t, "revoke", out, []string{"eventbus: revoked plugin crm: deleted user plugin.crm (SCRAM-SHA-256) and its 9 ACL(s); it can no longer log in"})
+	wantLines(t, "revoke", out, []string{"eventbus: revoked plugin crm: deleted user plugin.crm (SCRAM-SHA-256) and its 13 ACL(s); it can no longer log in"})
 	if err := produceAs(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("revoked plugin on its open connection: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
