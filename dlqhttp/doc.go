@@ -19,8 +19,10 @@
 //	POST   /api/dlq/retry/topic/{topic}    retry every unresolved entry of a topic: {"succeeded":n,"failed":m}
 //	DELETE /api/dlq/events/{id}            delete one entry: 204
 //
-// GET /api/dlq/stats answers an eventbus.DLQStats; an admin may narrow it
-// with ?tenantId=.
+// GET /api/dlq/stats answers an eventbus.DLQStats, counting only the
+// entries the token may see; an admin may narrow it with ?tenantId=. Its
+// byReason labels are failure reasons, scrubbed (see Redaction) and cut to
+// their first line, at most 80 bytes.
 //
 // GET /api/dlq/events takes topic, status (pending, retrying, resolved or
 // max-retries-exceeded), tenantId, page (from 1), pageSize (default 20, at
@@ -39,12 +41,17 @@
 // # Authentication
 //
 // Every request needs Authorization: Bearer <token>. An admin token sees
-// every tenant. A tenant token sees its tenant only: the list and the stats
-// are narrowed to it, asking for another tenant (tenantId=) or another
-// tenant's entry is refused (403), and retrying a topic retries only its
-// tenant's entries. Entries without a tenant (a malformed record without a
-// tenant-id header) are for admins. Tokens are compared in constant time.
-// See ParseTokens for the --admin-token / EVENTBUS_ADMIN_TOKENS format.
+// every tenant. A tenant token sees its tenant's entries only: the list,
+// the stats and a topic retry are narrowed to them; asking for another
+// tenant (tenantId=) is refused (403); and an entry outside them is not
+// found (404) by GET, retry and DELETE, the answer an unknown ID gets, so
+// the token learns nothing of it. An entry is a tenant's only when its
+// record is an event of that tenant (its tenant-id header and the decoded
+// event agree). An entry without a known tenant, above all a malformed
+// record, whose bytes may hold anyone's data and whose tenant-id header,
+// if any, nothing checks, is for admins only. Tokens are compared in
+// constant time. See ParseTokens for the --admin-token /
+// EVENTBUS_ADMIN_TOKENS format.
 //
 // # Errors
 //
@@ -54,7 +61,8 @@
 //
 // with code bad_request (400: bad page, pageSize, sort, status, manual or
 // topic), unauthorized (401, with WWW-Authenticate: Bearer), forbidden
-// (403), not_found (404: unknown entry), conflict (409: retry not allowed in
+// (403: a tenant token asking for another tenant), not_found (404: unknown
+// entry, or one outside a tenant token's tenant), conflict (409: retry not allowed in
 // the entry's state), unavailable (503: the bus is shutting down or the
 // brokers do not answer; Retry-After is set) or internal (500: the detail
 // is logged, never sent). A known path with another method gets the mux's
@@ -62,13 +70,36 @@
 //
 // # Redaction
 //
-// Responses never show secrets inside payloads. In an entry's
-// originalEvent, the value of every object member whose lowercased key
-// contains password, passwd, secret, token, apikey, api_key, authorization,
-// credential, private_key or ssn ("-" counts as "_", so X-Api-Key matches),
-// at any depth, is replaced by "[REDACTED]"; so are the values of
-// originalHeaders with such keys. Only the response is redacted: the stored
-// entry, and so a retry, keeps the original.
+// Responses hide secrets, to admins too, as "[REDACTED]".
+//
+// Keys: in an entry's originalEvent, at any depth, the value of every
+// object member with a sensitive key is replaced whole (a string, number,
+// object, ...); so is the value of every originalHeaders entry with a
+// sensitive key. Keys are compared whatever their case and separators:
+// privateKey, private_key, private-key, PRIVATE.KEY and "Private Key" are
+// all the words private, key, joined as privatekey. A key is sensitive when
+// it holds password, passwd, passphrase, secret, token, jwt, apikey,
+// accesskey, privatekey, privkey, signingkey, encryptionkey, signature,
+// authorization, cookie, credential, creditcard or cardnumber; when it
+// starts or ends with pwd, ssn, cvv, cvc, pincode or pinnumber, or starts
+// with session; or when one of its words is pin, pass, auth or otp (or
+// any of the above). Short names never match inside other words: spinner,
+// opinion, shipping, businessName, possession and author are not sensitive.
+//
+// Free text: every other string (a malformed record's bytes, kept as a
+// JSON string; string values inside an event; failureReason; stackTrace;
+// the attempts' errors; other header values; the byReason labels of the
+// stats) is scrubbed of: the value of key=value, key: value,
+// "key":"value", \"key\":\"value\" and key%3Dvalue pairs whose key is
+// sensitive (query strings, form bodies, log lines, Go maps, JSON fragments
+// that do not parse), quoted values keeping their quotes and the value of
+// an Authorization or Cookie line hidden to the end of the line; Bearer
+// and Basic credentials; the userinfo of URLs (https://[REDACTED]@host);
+// JSON Web Tokens; and PEM private keys. Text is otherwise kept as it is,
+// so "my password is wrong" stays.
+//
+// Only the response is redacted: the stored entry, and so a retry, keeps
+// the original.
 //
 // # Examples with curl
 //

@@ -26,8 +26,11 @@ type Options struct {
 	// AdminTokens are bearer tokens with access to every tenant's entries.
 	AdminTokens []string
 	// TenantTokens maps a bearer token to the one tenant ID it is scoped to:
-	// lists and stats are narrowed to that tenant, and its requests for
-	// another tenant's entry are refused (403).
+	// lists, stats and topic retries are narrowed to that tenant's entries,
+	// and an entry outside them is not found (404), as if it did not exist.
+	// An entry belongs to a tenant only when its record is an event of that
+	// tenant: a malformed record (whose tenant-id header, if any, is an
+	// unchecked claim) is for admin tokens only.
 	TenantTokens map[string]string
 	// AllowUnauthenticated lets requests without an Authorization header in
 	// with admin access. For local development only. New fails when no
@@ -123,16 +126,37 @@ func (a *api) route(e endpoint) http.Handler {
 }
 
 // GET /api/dlq/stats[?tenantId=]
+//
+// The stats are counted here rather than by DeadLetterQueue.StatsFor, so
+// that a tenant token counts only the entries it may see, and the failure
+// reasons that label ByReason are scrubbed (before they are cut short).
 func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error {
-	tenant, err := scopeTenant(who, r.URL.Query().Get("tenantId"))
+	entries, err := a.entries(r, who, eventbus.FailedEventFilter{TenantID: r.URL.Query().Get("tenantId")})
 	if err != nil {
 		return err
 	}
-	s, err := a.q.StatsFor(r.Context(), eventbus.FailedEventFilter{TenantID: tenant})
-	if err != nil {
-		return err
+	s := eventbus.DLQStats{Total: len(entries), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
+	for _, st := range []eventbus.FailedEventStatus{eventbus.StatusPending, eventbus.StatusRetrying, eventbus.StatusResolved, eventbus.StatusMaxRetriesExceeded} {
+		s.ByStatus[string(st)] = 0
+	}
+	for _, e := range entries {
+		s.ByStatus[string(e.Status)]++
+		s.ByTopic[e.OriginalTopic]++
+		s.ByReason[reasonClass(scrubText(e.FailureReason))]++
 	}
 	return writeJSON(w, http.StatusOK, s)
+}
+
+// reasonClass shortens a failure reason to a bounded label, as
+// DeadLetterQueue.StatsFor does: its first line, at most 80 bytes.
+func reasonClass(r string) string {
+	if i := strings.IndexByte(r, '\n'); i >= 0 {
+		r = r[:i]
+	}
+	if len(r) > 80 {
+		r = r[:80]
+	}
+	return r
 }
 
 // page is the body of GET /api/dlq/events.
@@ -173,10 +197,8 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 		}
 		filter.Topic = topic
 	}
-	if filter.TenantID, err = scopeTenant(who, query.Get("tenantId")); err != nil {
-		return err
-	}
-	entries, err := a.q.FailedEvents(r.Context(), filter)
+	filter.TenantID = query.Get("tenantId")
+	entries, err := a.entries(r, who, filter)
 	if err != nil {
 		return err
 	}
@@ -269,7 +291,7 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) 
 	} else {
 		// A tenant retries its own entries only, each as RetryAllForTopic
 		// would: manually, and every one that is not resolved.
-		entries, err := a.q.FailedEvents(r.Context(), eventbus.FailedEventFilter{Topic: topic, TenantID: who.tenant})
+		entries, err := a.entries(r, who, eventbus.FailedEventFilter{Topic: topic})
 		if err != nil {
 			return err
 		}
@@ -294,28 +316,35 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) 
 }
 
 // entry returns the entry named by the request's {id}, if who may see it.
+// An entry a tenant token may not see is not found, with the answer an
+// unknown ID gets, so that the token learns nothing of it, not even that
+// it exists.
 func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error) {
 	e, err := a.q.FailedEvent(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return e, err
 	}
-	if !who.admin && e.TenantID != who.tenant {
-		return eventbus.FailedEvent{}, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+	if !who.mayAccess(e) {
+		return eventbus.FailedEvent{}, fmt.Errorf("entry outside the token's tenant: %w", eventbus.ErrFailedEventNotFound)
 	}
 	return e, nil
 }
 
-// scopeTenant is the tenant filter of a list or stats request: the query's
-// tenantId for an admin, and always the token's own tenant for a tenant
-// token, which may not ask for another.
-func scopeTenant(who principal, asked string) (string, error) {
-	if who.admin {
-		return asked, nil
+// entries returns the entries that match filter and that who may see. The
+// filter's TenantID is the request's tenantId: any tenant for an admin; for
+// a tenant token, empty or its own tenant, and another is refused (403).
+func (a *api) entries(r *http.Request, who principal, filter eventbus.FailedEventFilter) ([]eventbus.FailedEvent, error) {
+	if !who.admin {
+		if filter.TenantID != "" && filter.TenantID != who.tenant {
+			return nil, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+		}
+		filter.TenantID = who.tenant
 	}
-	if asked != "" && asked != who.tenant {
-		return "", &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+	entries, err := a.q.FailedEvents(r.Context(), filter)
+	if err != nil || who.admin {
+		return entries, err
 	}
-	return who.tenant, nil
+	return slices.DeleteFunc(entries, func(e eventbus.FailedEvent) bool { return !who.mayAccess(e) }), nil
 }
 
 // checkTopic validates a topic parameter: a core or plugin topic (the

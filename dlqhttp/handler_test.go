@@ -362,8 +362,8 @@ func TestAPI(t *testing.T) {
 		}
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["a2"], tokenA).want(t, http.StatusOK, &e)
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["b1"], tokenB).want(t, http.StatusOK, &e)
-		f.do(t, "GET", "/api/dlq/events/"+f.ids["b1"], tokenA).wantError(t, http.StatusForbidden, "forbidden")
-		f.do(t, "GET", "/api/dlq/events/"+f.ids["a2"], tokenB).wantError(t, http.StatusForbidden, "forbidden")
+		f.do(t, "GET", "/api/dlq/events/"+f.ids["b1"], tokenA).wantError(t, http.StatusNotFound, "not_found")
+		f.do(t, "GET", "/api/dlq/events/"+f.ids["a2"], tokenB).wantError(t, http.StatusNotFound, "not_found")
 	})
 
 	t.Run("unknown id", func(t *testing.T) {
@@ -426,8 +426,8 @@ func TestAPI(t *testing.T) {
 		// An automatic-rule retry of an entry out of retries conflicts.
 		f.do(t, "POST", "/api/dlq/events/"+f.ids["a2"]+"/retry?manual=false", adminToken).wantError(t, http.StatusConflict, "conflict")
 		f.do(t, "POST", "/api/dlq/events/"+f.ids["a2"]+"/retry?manual=false", tokenA).wantError(t, http.StatusConflict, "conflict")
-		// Another tenant's entry is forbidden, and is not retried.
-		f.do(t, "POST", "/api/dlq/events/"+f.ids["a2"]+"/retry", tokenB).wantError(t, http.StatusForbidden, "forbidden")
+		// Another tenant's entry is not found (as if it did not exist), and is not retried.
+		f.do(t, "POST", "/api/dlq/events/"+f.ids["a2"]+"/retry", tokenB).wantError(t, http.StatusNotFound, "not_found")
 		if e, _ := f.q.FailedEvent(context.Background(), f.ids["a2"]); e.RetryCount != 0 {
 			t.Fatalf("forbidden retry was sent: %+v", e)
 		}
@@ -475,7 +475,7 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		f.do(t, "DELETE", "/api/dlq/events/"+f.ids["a3"], tokenB).wantError(t, http.StatusForbidden, "forbidden")
+		f.do(t, "DELETE", "/api/dlq/events/"+f.ids["a3"], tokenB).wantError(t, http.StatusNotFound, "not_found")
 		r := f.do(t, "DELETE", "/api/dlq/events/"+f.ids["a3"], tokenA).want(t, http.StatusNoContent, nil)
 		if len(r.body) != 0 {
 			t.Fatalf("204 with a body: %s", r.body)
