@@ -28,6 +28,7 @@ import (
 // base64 tokens work as they are). A tenant ID may not contain blanks or
 // commas. Listing a token twice is allowed only with the same scope.
 //
+// A token must have at least MinTokenLength characters (before padding).
 // Errors wrap eventbus.ErrInvalidConfig and name the entry by position,
 // never by its token.
 func ParseTokens(spec string) (admin []string, tenant map[string]string, err error) {
@@ -43,6 +44,10 @@ func ParseTokens(spec string) (admin []string, tenant map[string]string, err err
 		token = strings.TrimSpace(token)
 		if err := checkToken(token); err != nil {
 			return nil, nil, fmt.Errorf("%w: token list entry %d: %v (write <token> or <token>=tenant:<tenantId>)", eventbus.ErrInvalidConfig, n, err)
+		}
+		if l := len(strings.TrimRight(token, "=")); l < MinTokenLength {
+			return nil, nil, fmt.Errorf("%w: token list entry %d has %d characters, too easy to guess; use at least %d (for example: openssl rand -base64 24)",
+				eventbus.ErrInvalidConfig, n, l, MinTokenLength)
 		}
 		if scoped {
 			tenantID = strings.TrimSpace(tenantID)
@@ -71,6 +76,9 @@ func ParseTokens(spec string) (admin []string, tenant map[string]string, err err
 
 // checkToken checks that token is an RFC 6750 b64token:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+// MinTokenLength is the fewest characters ParseTokens accepts in a token.
+const MinTokenLength = 16
+
 func checkToken(token string) error {
 	body := strings.TrimRight(token, "=")
 	if body == "" {

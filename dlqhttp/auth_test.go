@@ -19,13 +19,13 @@ func TestParseTokens(t *testing.T) {
 	}{
 		{"", nil, nil},
 		{" , ,", nil, nil},
-		{"adm1", []string{"adm1"}, nil},
-		{" adm1 , adm2 ", []string{"adm1", "adm2"}, nil},
-		{"adm1,ten1=tenant:acme", []string{"adm1"}, map[string]string{"ten1": "acme"}},
-		{" ten1=tenant:acme ,ten2=tenant:globex", nil, map[string]string{"ten1": "acme", "ten2": "globex"}},
-		{"YWJjZA==,YWI==tenant:acme", []string{"YWJjZA=="}, map[string]string{"YWI=": "acme"}}, // base64 padding
-		{"a-b.c_d~e+f/g", []string{"a-b.c_d~e+f/g"}, nil},
-		{"adm1,adm1,ten1=tenant:acme,ten1=tenant:acme", []string{"adm1"}, map[string]string{"ten1": "acme"}},
+		{"admin-token-0001", []string{"admin-token-0001"}, nil},
+		{" admin-token-0001 , admin-token-0002 ", []string{"admin-token-0001", "admin-token-0002"}, nil},
+		{"admin-token-0001,tenant-token-001=tenant:acme", []string{"admin-token-0001"}, map[string]string{"tenant-token-001": "acme"}},
+		{" tenant-token-001=tenant:acme ,tenant-token-002=tenant:globex", nil, map[string]string{"tenant-token-001": "acme", "tenant-token-002": "globex"}},
+		{"YWJjZGVmZ2hpamtsbW5vcA==,YWJjZGVmZ2hpamtsbW5vcHE==tenant:acme", []string{"YWJjZGVmZ2hpamtsbW5vcA=="}, map[string]string{"YWJjZGVmZ2hpamtsbW5vcHE=": "acme"}}, // base64 padding
+		{"a-b.c_d~e+f/g0123", []string{"a-b.c_d~e+f/g0123"}, nil},
+		{"admin-token-0001,admin-token-0001,tenant-token-001=tenant:acme,tenant-token-001=tenant:acme", []string{"admin-token-0001"}, map[string]string{"tenant-token-001": "acme"}},
 	}
 	for _, tt := range tests {
 		admin, tenant, err := ParseTokens(tt.spec)
@@ -42,6 +42,7 @@ func TestParseTokens(t *testing.T) {
 func TestParseTokensErrors(t *testing.T) {
 	for _, spec := range []string{
 		"=tenant:acme",                       // no token
+		"short-token",                        // fewer than MinTokenLength characters
 		"s3cret=tenant:",                     // no tenant
 		"s3cret=tenent:acme",                 // typo: must not become an admin token
 		"s3cret=admin",                       // unknown scope

@@ -89,7 +89,7 @@ func waitStderr(t *testing.T, stderr *syncBuffer, s string) {
 // tail and dlq against it, each as the built binary.
 func TestCommandsEndToEnd(t *testing.T) {
 	serve, serveLines, serveErr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory",
-		"--admin-token", "admin-secret,acme-secret=tenant:acme", "--log-level", "warn")
+		"--admin-token", "admin-secret-0123456,acme-secret-01234567=tenant:acme", "--log-level", "warn")
 	brokers, httpAddr := waitForServe(t, serveLines)
 	brokerList := strings.Join(brokers, ",")
 	env := []string{EnvBrokers + "=" + brokerList}
@@ -254,7 +254,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		mustRun(t, "", env, "publish", topic, "--tenant", "globex")
 		id := eventbus.FailedEventID("mailer", acme)
 
-		api := []string{EnvAPI + "=" + httpAddr, EnvToken + "=admin-secret"}
+		api := []string{EnvAPI + "=" + httpAddr, EnvToken + "=admin-secret-0123456"}
 		deadline := time.Now().Add(waitTimeout)
 		for {
 			var stats eventbus.DLQStats
@@ -285,7 +285,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 			t.Fatalf("dlq list --json --tenant acme (%v):\n%s", err, out)
 		}
 		// A tenant token sees its tenant only.
-		out = mustRun(t, "", []string{EnvAPI + "=http://" + httpAddr}, "dlq", "list", "--topic", topic, "--token", "acme-secret")
+		out = mustRun(t, "", []string{EnvAPI + "=http://" + httpAddr}, "dlq", "list", "--topic", topic, "--token", "acme-secret-01234567")
 		if !strings.Contains(out, "page 1 of 1, 1 entry") {
 			t.Fatalf("dlq list with acme's token:\n%s", out)
 		}

@@ -23,6 +23,9 @@ import (
 // chromiumPath is Debian's chromium package, which .ci/run installs.
 const chromiumPath = "/usr/bin/chromium"
 
+// consoleToken is the admin token the console test signs in with.
+const consoleToken = "console-test-token-0001"
+
 // requireBrowserEnv, when set (.ci/run sets it), turns the console test's
 // skip on a machine without Chromium into a failure.
 const requireBrowserEnv = "EVENTBUS_REQUIRE_BROWSER"
@@ -53,7 +56,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 	start := time.Now()
 
-	_, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory", "--admin-token", "T")
+	_, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory", "--admin-token", consoleToken)
 	brokers, httpAddr := waitForServe(t, lines)
 	if httpAddr == "" {
 		t.Fatalf("serve printed no %s line; stderr:\n%s", HTTPLinePrefix, stderr)
@@ -102,7 +105,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		var stats eventbus.DLQStats
-		call(t, "GET", base+"/api/dlq/stats", "T", &stats)
+		call(t, "GET", base+"/api/dlq/stats", consoleToken, &stats)
 		if stats.Total == entries {
 			break
 		}
@@ -123,11 +126,11 @@ func TestConsoleEndToEnd(t *testing.T) {
 	if title := b.text("document.title"); !strings.Contains(title, "Dead letter queue") {
 		t.Errorf("title %q", title)
 	}
-	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#token"), "T"+kb.Enter))
+	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#token"), consoleToken+kb.Enter))
 	b.waitFor("the stats and the list", fmt.Sprintf(
 		`document.querySelector('#status-cards .card-num')?.textContent === '%d' && document.querySelectorAll('#events tbody tr').length === %d`,
 		entries, entries))
-	if tok := b.text(`sessionStorage.getItem('eventbus.dlq.token')`); tok != "T" {
+	if tok := b.text(`sessionStorage.getItem('eventbus.dlq.token')`); tok != consoleToken {
 		t.Errorf("sessionStorage token %q, want T", tok)
 	}
 	stats := b.text(`document.querySelector('#stats').innerText`)
@@ -186,7 +189,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	b.waitFor("the entry resolved", `document.querySelector('#d-status').textContent === 'resolved' &&
 		document.querySelector('#d-result').textContent.includes('Retry sent')`)
 	var entry eventbus.FailedEvent
-	call(t, "GET", base+"/api/dlq/events/"+acmeID, "T", &entry)
+	call(t, "GET", base+"/api/dlq/events/"+acmeID, consoleToken, &entry)
 	if entry.Status != eventbus.StatusResolved {
 		t.Errorf("after the retry the API says %s, want resolved", entry.Status)
 	}
@@ -207,7 +210,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#confirm-cancel")),
 		chromedp.WaitNotVisible(chromedp.CSS("#confirm")),
 	)
-	if code := call(t, "GET", base+"/api/dlq/events/"+globexID, "T", nil); code != 200 {
+	if code := call(t, "GET", base+"/api/dlq/events/"+globexID, consoleToken, nil); code != 200 {
 		t.Errorf("after a cancelled delete the entry answers %d", code)
 	}
 	b.do("delete again", chromedp.Click(chromedp.CSS("#d-delete")), chromedp.WaitVisible(chromedp.CSS("#confirm-ok")))
@@ -219,7 +222,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	b.waitFor("the list without the deleted entry", fmt.Sprintf(
 		`!document.querySelector('#list-view').hidden && document.querySelector('#notice').textContent.includes('Deleted') &&
 		 document.querySelectorAll('#events tbody tr').length === 1 && !document.querySelector(%q)`, `#events tr[data-id="`+globexID+`"]`))
-	if code := call(t, "GET", base+"/api/dlq/events/"+globexID, "T", nil); code != 404 {
+	if code := call(t, "GET", base+"/api/dlq/events/"+globexID, consoleToken, nil); code != 404 {
 		t.Errorf("after the delete the entry answers %d, want 404", code)
 	}
 

@@ -70,10 +70,10 @@ func call(t *testing.T, method, url, token string, out any) int {
 // answers good and bad input with the right status.
 func TestServeBinaryDLQAPI(t *testing.T) {
 	first, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory",
-		"--admin-token", "admin-secret,acme-secret=tenant:acme")
+		"--admin-token", "admin-secret-0123456,acme-secret-01234567=tenant:acme")
 	brokers, api1 := waitForServe(t, lines)
 	second, lines2, _ := startBinary(t, "serve", "--brokers", strings.Join(brokers, ","), "--http-addr", "127.0.0.1:0",
-		"--admin-token", "admin-secret")
+		"--admin-token", "admin-secret-0123456")
 	_, api2 := waitForServe(t, lines2)
 
 	// A consumer group that rejects every event, through the library.
@@ -93,8 +93,8 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 	var p1, p2 page
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		call(t, "GET", "http://"+api1+"/api/dlq/events?topic="+topic, "admin-secret", &p1)
-		call(t, "GET", "http://"+api2+"/api/dlq/events?topic="+topic, "admin-secret", &p2)
+		call(t, "GET", "http://"+api1+"/api/dlq/events?topic="+topic, "admin-secret-0123456", &p1)
+		call(t, "GET", "http://"+api2+"/api/dlq/events?topic="+topic, "admin-secret-0123456", &p2)
 		if p1.Total == 2 && p2.Total == 2 {
 			break
 		}
@@ -121,22 +121,22 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 	}{
 		{"GET", "/stats", "", http.StatusUnauthorized, nil},
 		{"GET", "/stats", "wrong", http.StatusUnauthorized, nil},
-		{"GET", "/stats", "admin-secret", http.StatusOK, nil},
-		{"GET", "/events/" + id, "admin-secret", http.StatusOK, &entry},
-		{"GET", "/events/" + id, "acme-secret", http.StatusOK, nil},
-		{"GET", "/events?tenantId=globex", "acme-secret", http.StatusForbidden, nil},
-		{"GET", "/events?status=broken", "admin-secret", http.StatusBadRequest, nil},
-		{"GET", "/events?page=0", "admin-secret", http.StatusBadRequest, nil},
-		{"GET", "/events/no-such-id", "admin-secret", http.StatusNotFound, nil},
-		{"POST", "/events/" + id + "/retry?manual=false", "admin-secret", http.StatusConflict, nil},
-		{"POST", "/events/no-such-id/retry", "admin-secret", http.StatusNotFound, nil},
-		{"POST", "/retry/topic/orders", "admin-secret", http.StatusBadRequest, nil},
-		{"POST", "/events/" + id + "/retry", "admin-secret", http.StatusAccepted, nil},
-		{"POST", "/retry/topic/" + topic, "acme-secret", http.StatusOK, nil},
-		{"DELETE", "/events/no-such-id", "admin-secret", http.StatusNotFound, nil},
-		{"DELETE", "/events/" + untouched, "acme-secret", http.StatusNotFound, nil},
-		{"DELETE", "/events/" + untouched, "admin-secret", http.StatusNoContent, nil},
-		{"GET", "/events/" + untouched, "admin-secret", http.StatusNotFound, nil},
+		{"GET", "/stats", "admin-secret-0123456", http.StatusOK, nil},
+		{"GET", "/events/" + id, "admin-secret-0123456", http.StatusOK, &entry},
+		{"GET", "/events/" + id, "acme-secret-01234567", http.StatusOK, nil},
+		{"GET", "/events?tenantId=globex", "acme-secret-01234567", http.StatusForbidden, nil},
+		{"GET", "/events?status=broken", "admin-secret-0123456", http.StatusBadRequest, nil},
+		{"GET", "/events?page=0", "admin-secret-0123456", http.StatusBadRequest, nil},
+		{"GET", "/events/no-such-id", "admin-secret-0123456", http.StatusNotFound, nil},
+		{"POST", "/events/" + id + "/retry?manual=false", "admin-secret-0123456", http.StatusConflict, nil},
+		{"POST", "/events/no-such-id/retry", "admin-secret-0123456", http.StatusNotFound, nil},
+		{"POST", "/retry/topic/orders", "admin-secret-0123456", http.StatusBadRequest, nil},
+		{"POST", "/events/" + id + "/retry", "admin-secret-0123456", http.StatusAccepted, nil},
+		{"POST", "/retry/topic/" + topic, "acme-secret-01234567", http.StatusOK, nil},
+		{"DELETE", "/events/no-such-id", "admin-secret-0123456", http.StatusNotFound, nil},
+		{"DELETE", "/events/" + untouched, "acme-secret-01234567", http.StatusNotFound, nil},
+		{"DELETE", "/events/" + untouched, "admin-secret-0123456", http.StatusNoContent, nil},
+		{"GET", "/events/" + untouched, "admin-secret-0123456", http.StatusNotFound, nil},
 	}
 	for _, c := range checks {
 		if got := call(t, c.method, base+c.path, c.token, c.out); got != c.want {
@@ -182,7 +182,7 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 // the brokers are gone.
 func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 	broker := eventbustest.StartEmbedded(t, embedded.Config{})
-	_, lines, stderr := startBinary(t, "serve", "--brokers", strings.Join(broker.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--admin-token", "T")
+	_, lines, stderr := startBinary(t, "serve", "--brokers", strings.Join(broker.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--admin-token", "readyz-test-token-0001")
 	_, httpAddr := waitForServe(t, lines)
 	if httpAddr == "" {
 		t.Fatalf("serve printed no %s line; stderr:\n%s", HTTPLinePrefix, stderr)

@@ -121,7 +121,9 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 		return fmt.Errorf("cannot listen on %s for HTTP: %v; stop what runs there or pick another address with --http-addr (port 0 picks a free one)", s.cfg.HTTPAddr, err)
 	}
 	s.listener = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Idle keep-alive connections are closed after a while, so that a
+	// crowd of clients cannot hold file descriptors forever.
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return nil
 }
 
