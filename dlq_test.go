@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,5 +442,47 @@ func TestDLQStartsWithAnEmptiedPartition(t *testing.T) {
 	}
 	if _, err := other.Subscribe(ctx, topic, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.SubscribeOptions{}); err != nil {
 		t.Fatalf("Subscribe in that process: %v", err)
+	}
+}
+
+// TestDLQSkipsEntriesOfTheTypeScriptOriginal: the original writes its own
+// FailedEvent JSON to the same dlq.<topic> topics, keyed by tenant; the view
+// leaves those records alone and lists its own entries as usual.
+func TestDLQSkipsEntriesOfTheTypeScriptOriginal(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	ev := eventbus.RawEvent{ID: "e-1", Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
+	id, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, ev, "mailer", errors.New("boom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// The original's entry as it writes it (offset as a string), one that
+	// happens to read as ours, and a record under this bus's entry ID that
+	// is not its entry.
+	original := `{"originalEvent":{"id":"e-2"},"originalTopic":"` + topic + `","failureReason":"x","retryCount":0,"maxRetries":3,"consumerGroup":"ts-mailer","partition":0,"offset":%s,"status":"pending"}`
+	for _, kv := range [][2]string{
+		{"acme", fmt.Sprintf(original, `"17"`)},
+		{"globex", fmt.Sprintf(original, `17`)},
+		{id, `{"id":"someone-else","offset":17}`},
+	} {
+		key, value := kv[0], kv[1]
+		if err := raw.ProduceSync(ctxT(t), &kgo.Record{Topic: "dlq." + topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A fresh view reads all four records.
+	other := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	entries, err := other.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].ID != id || entries[0].ConsumerGroup != "mailer" {
+		t.Fatalf("entries %+v; want only this bus's entry %s", entries, id)
 	}
 }

@@ -152,12 +152,15 @@ func (v *dlqView) apply(r *kgo.Record, fromReader bool) {
 	if fromReader && r.Offset+1 > v.progress[tp] {
 		v.progress[tp] = r.Offset + 1
 	}
+	if !isEntryID(id) {
+		return // not ours: the TypeScript original keys its entries by tenant
+	}
 	if cur, ok := v.entries[id]; ok && cur.at == tp && cur.offset > r.Offset {
 		return // an older version than the one applied already
 	}
 	ve := &viewEntry{at: tp, offset: r.Offset, deleted: r.Value == nil}
 	if !ve.deleted {
-		if err := json.Unmarshal(r.Value, &ve.event); err != nil {
+		if err := json.Unmarshal(r.Value, &ve.event); err != nil || ve.event.ID != id {
 			v.q.logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
 			return
 		}
@@ -287,4 +290,18 @@ func (v *dlqView) stop() {
 		<-v.done
 		v.cl.Close()
 	}
+}
+
+// isEntryID reports whether key has the shape of FailedEventID's IDs (32
+// lowercase hex characters): the keys of this bus's entries.
+func isEntryID(key string) bool {
+	if len(key) != 32 {
+		return false
+	}
+	for _, c := range key {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -81,6 +81,8 @@ var DefaultRates = []int{1_000, 10_000}
 type Config struct {
 	// Brokers are the seed brokers, "host:port". Required.
 	Brokers []string
+	// Compression is both sides' codec. Default eventbus.CompressionSnappy.
+	Compression eventbus.Compression
 	// SASL and TLS, when set, authenticate and encrypt every connection of
 	// both sides (see eventbus.ClientConfig).
 	SASL *eventbus.SASLConfig

@@ -116,7 +116,7 @@ func (r *runner) connect(ctx context.Context) error {
 	if err := client.Connect(cctx); err != nil {
 		return err
 	}
-	if r.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: r.cfg.Logger}); err != nil {
+	if r.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: r.cfg.Logger, Compression: r.cfg.Compression}); err != nil {
 		return err
 	}
 	r.raw, err = kgo.NewClient(r.rawProducerOpts()...)
@@ -137,7 +137,7 @@ func (r *runner) rawOpts(extra ...kgo.Opt) []kgo.Opt {
 // differs.
 func (r *runner) rawProducerOpts() []kgo.Opt {
 	return r.rawOpts(
-		kgo.ProducerBatchCompression(kgo.SnappyCompression()),
+		kgo.ProducerBatchCompression(rawCodec(r.cfg.Compression)),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(10_000),
 		kgo.ProducerBatchMaxBytes(eventbus.DefaultMaxEventBytes+64<<10),
@@ -189,4 +189,20 @@ func (r *runner) close() {
 		}
 	}
 	r.client.Close()
+}
+
+// rawCodec is the franz-go codec of a bus compression setting, for the raw
+// side.
+func rawCodec(c eventbus.Compression) kgo.CompressionCodec {
+	switch c {
+	case eventbus.CompressionNone:
+		return kgo.NoCompression()
+	case eventbus.CompressionLZ4:
+		return kgo.Lz4Compression()
+	case eventbus.CompressionZstd:
+		return kgo.ZstdCompression()
+	case eventbus.CompressionGzip:
+		return kgo.GzipCompression()
+	}
+	return kgo.SnappyCompression()
 }

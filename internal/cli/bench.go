@@ -79,6 +79,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 	f.Bool("json", false, "write the report as JSON instead of a table")
 	f.String("cpuprofile", "", "directory to write one CPU profile per phase and side to")
 	addSecurityFlags(cmd)
+	addCompressionFlag(cmd)
 	return cmd
 }
 
@@ -96,6 +97,11 @@ func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
 	cfg.Backlog, _ = f.GetInt("backlog")
 	cfg.JSON, _ = f.GetBool("json")
 	cfg.CPUProfileDir, _ = f.GetString("cpuprofile")
+	compression, err := a.resolveCompression(cmd)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Compression = compression
 	switch {
 	case cfg.Duration < 0:
 		return cfg, usageErrorf("--duration %s is negative; give e.g. 5s", cfg.Duration)
@@ -110,7 +116,6 @@ func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
 	case len(phases) == 0:
 		return cfg, usageErrorf("--phases needs at least one of %s", strings.Join(bench.AllPhases, ","))
 	}
-	var err error
 	if cfg.Phases, err = bench.ParsePhases(phases); err != nil {
 		return cfg, usageErrorf("--phases: %s", strings.TrimPrefix(err.Error(), "bench: "))
 	}

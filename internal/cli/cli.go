@@ -49,6 +49,7 @@ const (
 // it comes from EnvSASLPassword, or from a file (--sasl-password-file or
 // EnvSASLPasswordFile), so that it stays out of process lists.
 const (
+	EnvCompression      = "EVENTBUS_COMPRESSION"
 	EnvSASLMechanism    = "EVENTBUS_SASL_MECHANISM"
 	EnvSASLUser         = "EVENTBUS_SASL_USER"
 	EnvSASLPassword     = "EVENTBUS_SASL_PASSWORD"

@@ -469,3 +469,18 @@ func argsUsage(minArgs, maxArgs int, what, example string) cobra.PositionalArgs 
 // so by asking for the authorized operations too, which the cache does not
 // hold.
 func fresh(ctx context.Context) context.Context { return kadm.WithAuthorizedOps(ctx) }
+
+// addCompressionFlag adds --compression to a command that publishes.
+func addCompressionFlag(cmd *cobra.Command) {
+	cmd.Flags().String("compression", "", "codec of published batches: snappy (default), none, lz4, zstd or gzip; none serves consumers without a Snappy codec, such as a plain KafkaJS (env "+EnvCompression+")")
+}
+
+// resolveCompression reads --compression (or EVENTBUS_COMPRESSION).
+func (a *app) resolveCompression(cmd *cobra.Command) (eventbus.Compression, error) {
+	c := eventbus.Compression(strings.ToLower(strings.TrimSpace(a.stringSetting(cmd, "compression", EnvCompression))))
+	switch c {
+	case "", eventbus.CompressionSnappy, eventbus.CompressionNone, eventbus.CompressionLZ4, eventbus.CompressionZstd, eventbus.CompressionGzip:
+		return c, nil
+	}
+	return "", usageErrorf("--compression %q is unknown; use snappy, none, lz4, zstd or gzip", string(c))
+}

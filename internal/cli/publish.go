@@ -31,6 +31,8 @@ type publishRequest struct {
 	Meta      eventbus.PublishMetadata
 	Key       string
 	Headers   [][2]string
+	// Compression is the --compression codec.
+	Compression eventbus.Compression
 }
 
 func (a *app) publishCmd() *cobra.Command {
@@ -75,6 +77,7 @@ plugin.<pluginId>.<entity>.<action>, lowercase, past-tense actions.`,
 	f.String("user", "", "metadata user ID: the acting user")
 	f.String("correlation-id", "", "metadata correlation ID (default: a new UUID)")
 	addBrokerFlags(cmd)
+	addCompressionFlag(cmd)
 	return cmd
 }
 
@@ -89,6 +92,10 @@ func (a *app) resolvePublish(cmd *cobra.Command, args []string) (publishRequest,
 	req.Meta.UserID, _ = f.GetString("user")
 	req.Meta.CorrelationID, _ = f.GetString("correlation-id")
 	req.Key, _ = f.GetString("key")
+	var err error
+	if req.Compression, err = a.resolveCompression(cmd); err != nil {
+		return req, err
+	}
 
 	if err := checkEventType(req.EventType); err != nil {
 		return req, err
@@ -211,7 +218,7 @@ func (a *app) publish(ctx context.Context, bs brokerSettings, req publishRequest
 	if err != nil {
 		return err
 	}
-	bus, err := eventbus.NewBus(client, eventbus.Config{Logger: a.libLog})
+	bus, err := eventbus.NewBus(client, eventbus.Config{Logger: a.libLog, Compression: req.Compression})
 	if err != nil {
 		client.Close()
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
 )
 
@@ -39,6 +40,8 @@ type serveConfig struct {
 	// Tokens is the --admin-token list (see dlqhttp.ParseTokens); empty
 	// means a random admin token is generated and printed.
 	Tokens string
+	// Compression is the codec of what this process publishes (retries).
+	Compression eventbus.Compression
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -81,6 +84,7 @@ Once ready it prints how to connect, and one line for scripts:
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
 	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
 	addSecurityFlags(cmd)
+	addCompressionFlag(cmd)
 	return cmd
 }
 
@@ -94,6 +98,10 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 		DataDir:        a.stringSetting(cmd, "data", EnvData),
 		HTTPAddr:       a.stringSetting(cmd, "http-addr", EnvHTTPAddr),
 		Tokens:         a.stringSetting(cmd, "admin-token", EnvTokens),
+	}
+	var err error
+	if cfg.Compression, err = a.resolveCompression(cmd); err != nil {
+		return cfg, err
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		return cfg, usageErrorf("--http-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.HTTPAddr, DefaultHTTPAddr)
