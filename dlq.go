@@ -671,14 +671,20 @@ type retryClaim struct {
 	id      string // the dead-letter entry
 	group   string // the consumer group the retry is for
 	attempt int
+	// outstanding: the entry still waits for this attempt (status
+	// retrying). Only then may the group's handling change the entry; a
+	// retry already answered (or headers replayed by another writer) is an
+	// ordinary event to that group.
+	outstanding bool
 }
 
 // verifyRetry checks the retry headers of r (dlq-id, retry-group,
-// retry-attempt). They take effect only when they match an entry: one with
-// that ID, on r's topic, for r's event, of the group they name, with a
-// retry outstanding at that attempt (status retrying). Anything else, such
-// as headers that some writer to the topic set itself, leaves the record an
-// ordinary event that changes no entry. topic is the topic the retry is
+// retry-attempt) against the entry they name: one with that ID, on r's
+// topic, for r's event, of the group they name, whose retries reached that
+// attempt. Other groups skip such a retry; the named group lets it change
+// the entry only while that attempt is outstanding (claim.outstanding).
+// Anything else, such as headers that some writer to the topic set itself,
+// leaves the record an ordinary event that changes no entry. topic is the topic the retry is
 // for: r's own, or the one a plugin's retry topic stands for. The view may not yet hold the
 // version that the instance sending the retry just wrote, so this waits a
 // little for it (bounded by ctx).
@@ -696,11 +702,13 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic 
 	}
 	e, ok := view.getWait(ctx, string(id), attempt, 5*time.Second)
 	if !ok || e.OriginalTopic != topic || retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic ||
-		e.ConsumerGroup != string(group) || e.EventID != eventIDOf(r) ||
-		e.Status != StatusRetrying || e.RetryCount != attempt {
+		e.ConsumerGroup != string(group) || e.EventID != eventIDOf(r) || e.RetryCount < attempt {
 		return retryClaim{}, false
 	}
-	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt}, true
+	return retryClaim{
+		id: e.ID, group: e.ConsumerGroup, attempt: attempt,
+		outstanding: e.Status == StatusRetrying && e.RetryCount == attempt,
+	}, true
 }
 
 // recordFailure stores that group failed r: a new entry, or the next step

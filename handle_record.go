@@ -31,7 +31,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		switch {
 		case ok && c.group != s.groupID:
 			return true // a retry for another group: never ours to see
-		case ok:
+		case ok && c.outstanding:
 			claim = &c
 		case stopping.Err() != nil:
 			return false // released while checking: the next owner checks again
