@@ -42,7 +42,7 @@ func foreignToPlugin(group, topic string) (pluginID string, foreign bool) {
 // dlqTopicFor is the dead-letter topic of group's failures on topic.
 func dlqTopicFor(group, topic string) string {
 	if id, foreign := foreignToPlugin(group, topic); foreign {
-		return "dlq.plugin." + id + "." + topic
+		return "dlq.plugin." + id + "." + asEntity(topic)
 	}
 	return "dlq." + topic
 }
@@ -50,7 +50,23 @@ func dlqTopicFor(group, topic string) string {
 // retryTopicFor is where retries of group's failures on topic are sent.
 func retryTopicFor(group, topic string) string {
 	if id, foreign := foreignToPlugin(group, topic); foreign {
-		return "plugin." + id + ".retry." + topic
+		return "plugin." + id + ".retry." + asEntity(topic)
 	}
 	return topic
+}
+
+// asEntity writes a topic name as entity segments of a plugin topic
+// ([a-z][a-z0-9_]*): a plugin ID's "-" becomes "_", and a segment that
+// starts with a digit gets an "n" in front. Plugin IDs hold no "_", so
+// distinct topics stay distinct.
+func asEntity(topic string) string {
+	segs := strings.Split(topic, ".")
+	for i, seg := range segs {
+		seg = strings.ReplaceAll(seg, "-", "_")
+		if seg != "" && seg[0] >= '0' && seg[0] <= '9' {
+			seg = "n" + seg
+		}
+		segs[i] = seg
+	}
+	return strings.Join(segs, ".")
 }

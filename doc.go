@@ -52,8 +52,12 @@
 // only plugin.<id>.* events, subscribes to its own, another plugin's or core
 // events, and receives only its tenant's. Its consumer groups are
 // "plugin.<id>.<name>" plus the tenant filter (see PluginClient for the scheme
-// and its cost as tenants grow). Types declare handlers with On and
-// InitializeHandlers; WithPublish publishes a function's result. The broker
+// and its cost as tenants grow). A PluginHost is one plugin deployment
+// serving a changing set of tenants: one group "plugin.<id>.<name>" per
+// subscription, each event read once and handed to the handler for its
+// tenant only, tenants added and removed at run time (AddTenant,
+// RemoveTenant, FollowLifecycle). Types declare handlers with On and
+// InitializeHandlers, on a Bus, a PluginClient or a PluginHost; WithPublish publishes a function's result. The broker
 // enforces the same boundary: TopicManager.ProvisionPlugin gives each plugin
 // a SCRAM user and prefixed ACLs. The core events are typed in package
 // catalog.

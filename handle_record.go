@@ -42,7 +42,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		return true // a retry topic carries only retries: anything else is not an event of this topic
 	}
 	scope := wire.ScopeOf(r.Headers)
-	if scope.Known && !scope.Matches(s.tenantID, s.workspaceID) {
+	if scope.Known && (!scope.Matches(s.tenantID, s.workspaceID) || (s.accept != nil && !s.accept(scope.TenantID))) {
 		return true // another tenant's event: skip without decoding
 	}
 	ctx, span := b.tracing.startProcess(ctx, r, s.groupLabel)
@@ -96,7 +96,8 @@ func eventIDOf(r *kgo.Record) string {
 
 func matchesFilter(env wire.Envelope, s *subscription) bool {
 	return (s.tenantID == "" || env.TenantID == s.tenantID) &&
-		(s.workspaceID == "" || env.WorkspaceID == s.workspaceID)
+		(s.workspaceID == "" || env.WorkspaceID == s.workspaceID) &&
+		(s.accept == nil || s.accept([]byte(env.TenantID)))
 }
 
 // skip logs a failure that the subscription's policy lets pass.

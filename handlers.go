@@ -10,10 +10,11 @@ import (
 
 // HandlerSpec is one declared event handler: which event, which function,
 // and how to subscribe it. Build it with On; InitializeHandlers subscribes
-// it on a Bus or a PluginClient.
+// it on a Bus, a PluginClient or a PluginHost.
 type HandlerSpec struct {
 	// EventName is the event to handle. On a Bus it is the topic
-	// ("core.user.created", "plugin.crm.deal.updated"). On a PluginClient it
+	// ("core.user.created", "plugin.crm.deal.updated"). On a PluginClient
+	// or a PluginHost it
 	// is the plugin's own event ("deal.updated"), another plugin's event
 	// with PluginID, or a core event: a name starting with "core." is always
 	// the core event.
@@ -33,9 +34,10 @@ type HandlerSpec struct {
 	// event: plugin.<PluginID>.<EventName>.
 	PluginID string
 	// TenantID filters to one tenant on a Bus. On a PluginClient it must be
-	// empty or the client's tenant.
+	// empty or the client's tenant; on a PluginHost, empty (the host
+	// serves its tenant set).
 	TenantID string
-	// WorkspaceID filters to one workspace.
+	// WorkspaceID filters to one workspace (not on a PluginHost).
 	WorkspaceID string
 	// Delivery: start position, ordering, concurrency, failure policy, as
 	// in SubscribeOptions.
@@ -116,8 +118,8 @@ type HandlerSet interface {
 	EventHandlers() []HandlerSpec
 }
 
-// Subscriber is what InitializeHandlers subscribes on: a *Bus or a
-// *PluginClient.
+// Subscriber is what InitializeHandlers subscribes on: a *Bus, a
+// *PluginClient or a *PluginHost.
 type Subscriber interface {
 	subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error)
 	Unsubscribe(ctx context.Context, id string) error
@@ -154,12 +156,23 @@ func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (str
 		return "", fmt.Errorf("%w: handler for %q asks for tenant %q but the plugin client is bound to tenant %q",
 			ErrPluginScope, spec.EventName, spec.TenantID, p.pc.TenantID)
 	}
+	name, opts, err := p.specOptions(spec)
+	if err != nil {
+		return "", err
+	}
+	return p.Subscribe(ctx, name, spec.Handler, opts)
+}
+
+// specOptions resolves a spec's event name and options on the plugin:
+// "deal.updated" is the plugin's own event, a "core." name a core event,
+// and a full "plugin.<id>.<event>" name is accepted too.
+func (p *PluginClient) specOptions(spec HandlerSpec) (string, PluginSubscribeOptions, error) {
 	name, pluginID := spec.EventName, spec.PluginID
 	core := spec.CoreEvent || strings.HasPrefix(name, "core.")
 	if !core && strings.HasPrefix(name, "plugin.") {
 		t, err := p.bus.client.cfg.TopicRules.ParseTopic(name)
 		if err != nil {
-			return "", err
+			return "", PluginSubscribeOptions{}, err
 		}
 		if t.Kind == TopicKindPlugin && (pluginID == "" || pluginID == t.PluginID) {
 			name, pluginID = t.Entity+"."+t.Action, t.PluginID
@@ -168,13 +181,13 @@ func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (str
 	if pluginID == p.pc.PluginID {
 		pluginID = ""
 	}
-	return p.Subscribe(ctx, name, spec.Handler, PluginSubscribeOptions{
+	return name, PluginSubscribeOptions{
 		PluginID:    pluginID,
 		CoreEvent:   core,
 		WorkspaceID: spec.WorkspaceID,
 		GroupID:     spec.GroupID,
 		Delivery:    spec.Delivery,
-	})
+	}, nil
 }
 
 // Handlers are the subscriptions InitializeHandlers made; Cleanup removes
@@ -185,13 +198,13 @@ type Handlers struct {
 	ids    []string
 }
 
-// InitializeHandlers subscribes every handler x declares on target (a *Bus
-// or a *PluginClient), in order, and returns them for cleanup. Each
+// InitializeHandlers subscribes every handler x declares on target (a
+// *Bus, a *PluginClient or a *PluginHost), in order, and returns them for cleanup. Each
 // subscription has joined its group when it returns. If one fails, those
 // already made are unsubscribed and the error names the failing handler.
 func InitializeHandlers(ctx context.Context, target Subscriber, x HandlerSet) (*Handlers, error) {
 	if target == nil || x == nil {
-		return nil, fmt.Errorf("%w: InitializeHandlers needs a target (a *Bus or *PluginClient) and a HandlerSet", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: InitializeHandlers needs a target (a *Bus, *PluginClient or *PluginHost) and a HandlerSet", ErrInvalidConfig)
 	}
 	specs := x.EventHandlers()
 	for i, s := range specs {

@@ -70,8 +70,8 @@ type PluginContext struct {
 // and T sets of committed offsets), and each of them reads the whole topic
 // and skips the other tenants' events by header, without decoding them —
 // T-fold read amplification of the topic's traffic. For tens of tenants per
-// plugin this is cheap; for thousands, run the plugin as trusted code with a
-// single unfiltered Bus.Subscribe and dispatch by Event.TenantID instead.
+// plugin this is cheap; for a deployment serving many tenants use a
+// PluginHost: one group per subscription, each event read once.
 type PluginClient struct {
 	bus *Bus
 	pc  PluginContext

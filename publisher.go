@@ -53,7 +53,8 @@ func withIncomingEvent(ctx context.Context, ev RawEvent) context.Context {
 	})
 }
 
-// Publisher is where WithPublish publishes: a *Bus or a *PluginClient.
+// Publisher is where WithPublish publishes: a *Bus, a *PluginClient or a
+// *PluginHost (which publishes for the tenant of the context).
 // Event names resolve as on each: a full topic name on a Bus
 // ("core.user.created"), the plugin's own event name on a PluginClient
 // ("contact.created").

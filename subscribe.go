@@ -200,6 +200,14 @@ func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 // its partitions are assigned, so events published after it returns are
 // delivered.
 func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions) (string, error) {
+	return b.subscribe(ctx, eventType, handler, opts, nil)
+}
+
+// subscribe is Subscribe with a bus-internal tenant filter: when accept is
+// not nil, events of a tenant it rejects are skipped by header, before
+// decoding, and committed (a PluginHost passes the set of tenants it
+// serves, which changes at run time without touching the group).
+func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions, accept func(tenant []byte) bool) (string, error) {
 	if b.closing.Load() {
 		return "", shuttingDown()
 	}
@@ -261,6 +269,7 @@ func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, 
 		handler:     handler,
 		tenantID:    opts.TenantID,
 		workspaceID: opts.WorkspaceID,
+		accept:      accept,
 		delivery:    opts.Delivery,
 		onFailure:   opts.OnFailure,
 		startAt:     startAt,

@@ -24,8 +24,11 @@ type subscription struct {
 	handler     Handler
 	tenantID    string
 	workspaceID string
-	delivery    Delivery
-	onFailure   FailurePolicy
+	// accept, when set, is a further tenant filter applied by header (see
+	// Bus.subscribe): a PluginHost's set of served tenants.
+	accept    func(tenant []byte) bool
+	delivery  Delivery
+	onFailure FailurePolicy
 	// startAt is where the group starts on each partition that has no
 	// committed offset: the end offsets when Subscribe was called. Nil with
 	// FromBeginning.

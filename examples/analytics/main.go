@@ -1,6 +1,8 @@
 // Command analytics is the sample-analytics plugin of Plexica, written
-// against the public API of github.com/plexica/eventbus only. For each
-// tenant it serves, it counts
+// against the public API of github.com/plexica/eventbus only. One
+// deployment serves many tenants through an eventbus.PluginHost (one
+// consumer group per subscription for all of them); for each tenant it
+// serves, it counts
 //
 //   - the CRM plugin's events: plugin.crm.contact.created and
 //     plugin.crm.deal.updated (another plugin's events);
@@ -8,9 +10,10 @@
 //
 // and publishes plugin.sample-analytics.summary.generated, with the
 // tenant's counts, every SummaryEvery events. Each tenant's counts only
-// ever include that tenant's events.
+// ever include that tenant's events. With -follow, tenants are added and
+// removed as they install and uninstall the plugin.
 //
-//	go run ./examples/analytics -brokers 127.0.0.1:9092 -tenants acme,globex
+//	go run ./examples/analytics -brokers 127.0.0.1:9092 -tenants acme,globex -follow
 package main
 
 import (
@@ -44,7 +47,7 @@ type SummaryGenerated struct {
 	Total  int            `json:"total"`
 }
 
-// Analytics is the plugin for one tenant.
+// Analytics is the plugin's state for one tenant.
 type Analytics struct {
 	summaryEvery int
 	publish      func(context.Context, SummaryGenerated) (SummaryGenerated, error)
@@ -64,17 +67,6 @@ func NewAnalytics(events *eventbus.PluginClient, summaryEvery int) *Analytics {
 	a.publish = eventbus.WithPublish(events, SummaryGeneratedEvent,
 		func(_ context.Context, s SummaryGenerated) (SummaryGenerated, error) { return s, nil })
 	return a
-}
-
-// EventHandlers declares what the plugin counts.
-func (a *Analytics) EventHandlers() []eventbus.HandlerSpec {
-	return []eventbus.HandlerSpec{
-		eventbus.On("contact.created", a.count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
-		eventbus.On("deal.updated", a.count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
-		eventbus.On(catalog.UserLogin, a.count, eventbus.InGroup("sessions")),
-		eventbus.On(catalog.UserLogout, a.count, eventbus.InGroup("sessions")),
-		eventbus.On(catalog.APIRequest, a.count, eventbus.InGroup("api-usage")),
-	}
 }
 
 // count counts any event; it needs no field of the data.
@@ -105,29 +97,37 @@ func (a *Analytics) Counts() map[string]int {
 // Config says where the brokers are and which tenants the plugin serves.
 type Config struct {
 	Brokers []string
+	// Tenants are served from the start.
 	Tenants []string
+	// Follow makes the plugin follow the platform's installs and
+	// uninstalls of sample-analytics (see PluginHost.FollowLifecycle).
+	Follow bool
 	// SummaryEvery is how many events of a tenant make a summary. Default 100.
 	SummaryEvery int
 	// SASL, when set, logs in with the plugin's credentials.
 	SASL   *eventbus.SASLConfig
 	Logger *slog.Logger
-	// Ready, when set, is called by Run once every tenant's handlers are
-	// subscribed.
+	// Ready, when set, is called by Run once the handlers are subscribed.
 	Ready func(*Plugin)
 }
 
-// Plugin is the running plugin: one Analytics per tenant on one bus.
+// Plugin is the running plugin: one PluginHost for every tenant, and each
+// tenant's Analytics, made when the tenant's first event arrives.
 type Plugin struct {
-	client   *eventbus.Client
-	bus      *eventbus.Bus
-	tenants  map[string]*Analytics
-	handlers []*eventbus.Handlers
+	client       *eventbus.Client
+	bus          *eventbus.Bus
+	host         *eventbus.PluginHost
+	handlers     *eventbus.Handlers
+	summaryEvery int
+
+	mu      sync.Mutex
+	tenants map[string]*Analytics
 }
 
-// Start connects, and subscribes the handlers of every tenant.
+// Start connects and subscribes the handlers, once for all tenants.
 func Start(ctx context.Context, cfg Config) (*Plugin, error) {
-	if len(cfg.Tenants) == 0 {
-		return nil, errors.New("analytics: no tenants to serve")
+	if len(cfg.Tenants) == 0 && !cfg.Follow {
+		return nil, errors.New("analytics: no tenants to serve (give some, or follow the platform's installs)")
 	}
 	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: cfg.Brokers, ClientID: PluginID, SASL: cfg.SASL, Logger: cfg.Logger})
 	if err != nil {
@@ -141,30 +141,76 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		client.Close()
 		return nil, err
 	}
-	p := &Plugin{client: client, bus: bus, tenants: map[string]*Analytics{}}
-	for _, tenant := range cfg.Tenants {
-		events, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: PluginID, TenantID: tenant})
-		if err == nil {
-			a := NewAnalytics(events, cfg.SummaryEvery)
-			var h *eventbus.Handlers
-			if h, err = eventbus.InitializeHandlers(ctx, events, a); err == nil {
-				p.tenants[tenant], p.handlers = a, append(p.handlers, h)
-				continue
-			}
+	p := &Plugin{client: client, bus: bus, summaryEvery: cfg.SummaryEvery, tenants: map[string]*Analytics{}}
+	if p.host, err = eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: PluginID, Tenants: cfg.Tenants}); err == nil {
+		if cfg.Follow {
+			err = p.host.FollowLifecycle(ctx, eventbus.FollowOptions{})
 		}
-		return nil, errors.Join(fmt.Errorf("analytics: tenant %s: %w", tenant, err), p.Stop(context.WithoutCancel(ctx)))
+		if err == nil {
+			p.handlers, err = eventbus.InitializeHandlers(ctx, p.host, p)
+		}
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("analytics: %w", err), p.Stop(context.WithoutCancel(ctx)))
 	}
 	return p, nil
 }
 
+// EventHandlers declares what the plugin counts, for every tenant; each
+// event is counted by its tenant's Analytics.
+func (p *Plugin) EventHandlers() []eventbus.HandlerSpec {
+	return []eventbus.HandlerSpec{
+		eventbus.On("contact.created", p.count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
+		eventbus.On("deal.updated", p.count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
+		eventbus.On(catalog.UserLogin, p.count, eventbus.InGroup("sessions")),
+		eventbus.On(catalog.UserLogout, p.count, eventbus.InGroup("sessions")),
+		eventbus.On(catalog.APIRequest, p.count, eventbus.InGroup("api-usage")),
+	}
+}
+
+func (p *Plugin) count(ctx context.Context, ev eventbus.Event[any]) error {
+	a, err := p.analytics(ev.TenantID)
+	if err != nil {
+		return err
+	}
+	return a.count(ctx, ev)
+}
+
+// analytics returns the Analytics of a served tenant, making it on first use.
+func (p *Plugin) analytics(tenant string) (*Analytics, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.tenants[tenant]; ok {
+		return a, nil
+	}
+	events, err := p.host.Client(tenant)
+	if err != nil {
+		return nil, err
+	}
+	a := NewAnalytics(events, p.summaryEvery)
+	p.tenants[tenant] = a
+	return a, nil
+}
+
+// Host returns the plugin's host: AddTenant and RemoveTenant change the
+// tenants it serves.
+func (p *Plugin) Host() *eventbus.PluginHost { return p.host }
+
 // Tenant returns the analytics of a tenant the plugin serves, or nil.
-func (p *Plugin) Tenant(id string) *Analytics { return p.tenants[id] }
+func (p *Plugin) Tenant(id string) *Analytics {
+	a, err := p.analytics(id)
+	if err != nil {
+		return nil
+	}
+	return a
+}
 
 // Stop unsubscribes the handlers and shuts the bus down.
 func (p *Plugin) Stop(ctx context.Context) error {
 	var errs []error
-	for _, h := range p.handlers {
-		errs = append(errs, eventbus.CleanupHandlers(ctx, h))
+	errs = append(errs, eventbus.CleanupHandlers(ctx, p.handlers))
+	if p.host != nil {
+		errs = append(errs, p.host.Close(ctx))
 	}
 	errs = append(errs, p.bus.Shutdown(ctx))
 	p.client.Close()
@@ -188,19 +234,32 @@ func Run(ctx context.Context, cfg Config) error {
 
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated brokers")
-	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve")
+	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve from the start")
+	follow := flag.Bool("follow", false, "follow the platform's installs and uninstalls of the plugin")
 	every := flag.Int("summary-every", 100, "publish a summary every this many events of a tenant")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := Run(ctx, Config{
 		Brokers:      strings.Split(*brokers, ","),
-		Tenants:      strings.Split(*tenants, ","),
+		Tenants:      splitList(*tenants),
+		Follow:       *follow,
 		SummaryEvery: *every,
-		Ready:        func(*Plugin) { slog.Info("sample-analytics plugin running", "tenants", *tenants) },
+		Ready:        func(*Plugin) { slog.Info("sample-analytics plugin running", "tenants", *tenants, "follow", *follow) },
 	})
 	if err != nil {
 		slog.Error("sample-analytics plugin failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -1,16 +1,20 @@
 // Command crm is the sample CRM plugin of Plexica, written against the
-// public API of github.com/plexica/eventbus only. For each tenant it
-// serves, it
+// public API of github.com/plexica/eventbus only. One deployment serves
+// many tenants through an eventbus.PluginHost; for each tenant it serves,
+// it
 //
 //   - turns each new user of the tenant (core.user.created) into a contact
 //     and publishes plugin.crm.contact.created;
 //   - publishes plugin.crm.deal.updated when a deal changes, and keeps its
 //     pipeline (deals per stage) from its own deal.updated events.
 //
-// Both handlers share the consumer group "crm-sync" (per tenant:
-// plugin.crm.crm-sync.tenant.<tenant>). Run it next to `eventbus serve`:
+// Both handlers share the consumer group "crm-sync": one group,
+// plugin.crm.crm-sync, for every tenant, reading each event once. The
+// tenants are given on the command line and, with -follow, followed from
+// the platform's core.plugin.installed/uninstalled events. Run it next to
+// `eventbus serve`:
 //
-//	go run ./examples/crm -brokers 127.0.0.1:9092 -tenants acme,globex
+//	go run ./examples/crm -brokers 127.0.0.1:9092 -tenants acme,globex -follow
 package main
 
 import (
@@ -63,8 +67,8 @@ type NewContact struct {
 	Name, Email, UserID string
 }
 
-// CRM is the plugin for one tenant: its contacts and deals, and the
-// operations that publish them.
+// CRM is the plugin's state for one tenant: its contacts and deals, and
+// the operations that publish them.
 type CRM struct {
 	// CreateContact stores a contact and publishes contact.created.
 	CreateContact func(context.Context, NewContact) (ContactCreated, error)
@@ -100,14 +104,6 @@ func checkDeal(_ context.Context, d DealUpdated) (DealUpdated, error) {
 		return DealUpdated{}, fmt.Errorf("crm: deal %q: stage %q is not one of %v", d.DealID, d.Stage, Stages)
 	}
 	return d, nil
-}
-
-// EventHandlers declares the plugin's handlers: both in group crm-sync.
-func (c *CRM) EventHandlers() []eventbus.HandlerSpec {
-	return []eventbus.HandlerSpec{
-		eventbus.On(catalog.UserCreated, c.onUserCreated, eventbus.InGroup("crm-sync")),
-		eventbus.On(DealUpdatedEvent, c.onDealUpdated, eventbus.InGroup("crm-sync")),
-	}
 }
 
 // onUserCreated makes the new user a contact. Delivery is at-least-once, so
@@ -151,28 +147,36 @@ func (c *CRM) Pipeline() map[string]int {
 // Config says where the brokers are and which tenants the plugin serves.
 type Config struct {
 	Brokers []string
+	// Tenants are served from the start.
 	Tenants []string
+	// Follow makes the plugin follow the platform's lifecycle events
+	// (core.plugin.installed, .activated, .deactivated, .uninstalled of
+	// crm): tenants are added and removed as they install it.
+	Follow bool
 	// SASL, when set, logs in with the plugin's credentials (see
 	// TopicManager.ProvisionPlugin).
 	SASL   *eventbus.SASLConfig
 	Logger *slog.Logger
-	// Ready, when set, is called by Run once every tenant's handlers are
-	// subscribed.
+	// Ready, when set, is called by Run once the handlers are subscribed.
 	Ready func(*Plugin)
 }
 
-// Plugin is the running plugin: one CRM per tenant on one bus.
+// Plugin is the running plugin: one PluginHost for every tenant, and each
+// tenant's CRM, made when the tenant's first event arrives.
 type Plugin struct {
 	client   *eventbus.Client
 	bus      *eventbus.Bus
-	tenants  map[string]*CRM
-	handlers []*eventbus.Handlers
+	host     *eventbus.PluginHost
+	handlers *eventbus.Handlers
+
+	mu      sync.Mutex
+	tenants map[string]*CRM
 }
 
-// Start connects, and subscribes the handlers of every tenant.
+// Start connects and subscribes the handlers, once for all tenants.
 func Start(ctx context.Context, cfg Config) (*Plugin, error) {
-	if len(cfg.Tenants) == 0 {
-		return nil, errors.New("crm: no tenants to serve")
+	if len(cfg.Tenants) == 0 && !cfg.Follow {
+		return nil, errors.New("crm: no tenants to serve (give some, or follow the platform's installs)")
 	}
 	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: cfg.Brokers, ClientID: PluginID, SASL: cfg.SASL, Logger: cfg.Logger})
 	if err != nil {
@@ -187,29 +191,76 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	p := &Plugin{client: client, bus: bus, tenants: map[string]*CRM{}}
-	for _, tenant := range cfg.Tenants {
-		events, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: PluginID, TenantID: tenant})
-		if err == nil {
-			crm := NewCRM(events)
-			var h *eventbus.Handlers
-			if h, err = eventbus.InitializeHandlers(ctx, events, crm); err == nil {
-				p.tenants[tenant], p.handlers = crm, append(p.handlers, h)
-				continue
-			}
+	if p.host, err = eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: PluginID, Tenants: cfg.Tenants}); err == nil {
+		if cfg.Follow {
+			err = p.host.FollowLifecycle(ctx, eventbus.FollowOptions{})
 		}
-		return nil, errors.Join(fmt.Errorf("crm: tenant %s: %w", tenant, err), p.Stop(context.WithoutCancel(ctx)))
+		if err == nil {
+			p.handlers, err = eventbus.InitializeHandlers(ctx, p.host, p)
+		}
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("crm: %w", err), p.Stop(context.WithoutCancel(ctx)))
 	}
 	return p, nil
 }
 
+// EventHandlers declares the plugin's handlers, for every tenant: both in
+// group crm-sync. Each event goes to its tenant's CRM.
+func (p *Plugin) EventHandlers() []eventbus.HandlerSpec {
+	return []eventbus.HandlerSpec{
+		eventbus.On(catalog.UserCreated, func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
+			c, err := p.crm(ev.TenantID)
+			if err != nil {
+				return err
+			}
+			return c.onUserCreated(ctx, ev)
+		}, eventbus.InGroup("crm-sync")),
+		eventbus.On(DealUpdatedEvent, func(ctx context.Context, ev eventbus.Event[DealUpdated]) error {
+			c, err := p.crm(ev.TenantID)
+			if err != nil {
+				return err
+			}
+			return c.onDealUpdated(ctx, ev)
+		}, eventbus.InGroup("crm-sync")),
+	}
+}
+
+// crm returns the CRM of a served tenant, making it on first use.
+func (p *Plugin) crm(tenant string) (*CRM, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.tenants[tenant]; ok {
+		return c, nil
+	}
+	events, err := p.host.Client(tenant)
+	if err != nil {
+		return nil, err
+	}
+	c := NewCRM(events)
+	p.tenants[tenant] = c
+	return c, nil
+}
+
+// Host returns the plugin's host: AddTenant and RemoveTenant change the
+// tenants it serves.
+func (p *Plugin) Host() *eventbus.PluginHost { return p.host }
+
 // Tenant returns the CRM of a tenant the plugin serves, or nil.
-func (p *Plugin) Tenant(id string) *CRM { return p.tenants[id] }
+func (p *Plugin) Tenant(id string) *CRM {
+	c, err := p.crm(id)
+	if err != nil {
+		return nil
+	}
+	return c
+}
 
 // Stop unsubscribes the handlers and shuts the bus down.
 func (p *Plugin) Stop(ctx context.Context) error {
 	var errs []error
-	for _, h := range p.handlers {
-		errs = append(errs, eventbus.CleanupHandlers(ctx, h))
+	errs = append(errs, eventbus.CleanupHandlers(ctx, p.handlers))
+	if p.host != nil {
+		errs = append(errs, p.host.Close(ctx))
 	}
 	errs = append(errs, p.bus.Shutdown(ctx))
 	p.client.Close()
@@ -233,17 +284,30 @@ func Run(ctx context.Context, cfg Config) error {
 
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated brokers")
-	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve")
+	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve from the start")
+	follow := flag.Bool("follow", false, "follow the platform's installs and uninstalls of the plugin")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := Run(ctx, Config{
 		Brokers: strings.Split(*brokers, ","),
-		Tenants: strings.Split(*tenants, ","),
-		Ready:   func(*Plugin) { slog.Info("crm plugin running", "tenants", *tenants) },
+		Tenants: splitList(*tenants),
+		Follow:  *follow,
+		Ready:   func(*Plugin) { slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow) },
 	})
 	if err != nil {
 		slog.Error("crm plugin failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

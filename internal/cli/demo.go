@@ -51,8 +51,9 @@ func (a *app) demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Watch the bus at work: two tenants, two plugins, a failure, its retry",
 		Long: `Run, in this process and against an embedded in-memory broker, a core service
-that publishes catalog events for two tenants (acme and globex), and two plugins
-subscribed for each tenant:
+that publishes catalog events for two tenants (acme and globex), and two plugins,
+each one PluginHost serving both tenants (one consumer group per subscription,
+each event read once and handed to its tenant's handler):
 
   crm               turns each new user (core.user.created) into a contact and
                     publishes plugin.crm.contact.created; its handler fails the
@@ -157,8 +158,8 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	d.say("    broker at %s; topics %s, %s, plugin.crm.%s (and dlq.%s for failures)\n",
 		strings.Join(broker.Addrs(), ","), catalog.UserCreated, catalog.UserLogin, demoContact, catalog.UserCreated)
 
-	// 2. The plugins, one client per plugin and tenant.
-	d.step(2, "The plugins subscribe: one PluginClient per plugin and tenant, each group filtered to its tenant")
+	// 2. The plugins, one host per plugin serving both tenants.
+	d.step(2, "The plugins subscribe: one PluginHost per plugin serving both tenants, one group per subscription")
 	if err := d.startPlugins(ctx, bus); err != nil {
 		return err
 	}
@@ -273,33 +274,29 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// startPlugins subscribes crm and sample-analytics for each tenant, all at
-// once.
+// startPlugins subscribes crm and sample-analytics, each on one host
+// serving every demo tenant, both at once.
 func (d *demo) startPlugins(ctx context.Context, bus *eventbus.Bus) error {
 	type started struct {
 		lines []string
 		err   error
 	}
 	var plugins []eventbus.HandlerSet
-	var clients []*eventbus.PluginClient
-	for _, tenant := range demoTenants {
-		crm, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: demoCRM, TenantID: tenant})
+	var hosts []*eventbus.PluginHost
+	for _, id := range []string{demoCRM, demoAnalytics} {
+		host, err := eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: id, Tenants: demoTenants})
 		if err != nil {
 			return err
 		}
-		analytics, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: demoAnalytics, TenantID: tenant})
-		if err != nil {
-			return err
-		}
-		plugins = append(plugins, &demoCRMPlugin{d: d, events: crm}, &demoAnalyticsPlugin{d: d, events: analytics})
-		clients = append(clients, crm, analytics)
+		hosts = append(hosts, host)
 	}
+	plugins = append(plugins, &demoCRMPlugin{d: d, host: hosts[0]}, &demoAnalyticsPlugin{d: d, host: hosts[1]})
 	results := make([]started, len(plugins))
 	var wg sync.WaitGroup
 	for i, p := range plugins {
 		wg.Go(func() {
-			pc := clients[i]
-			if _, err := eventbus.InitializeHandlers(ctx, pc, p); err != nil {
+			host := hosts[i]
+			if _, err := eventbus.InitializeHandlers(ctx, host, p); err != nil {
 				results[i].err = err
 				return
 			}
@@ -308,9 +305,8 @@ func (d *demo) startPlugins(ctx context.Context, bus *eventbus.Bus) error {
 				if spec.PluginID != "" {
 					topic = "plugin." + spec.PluginID + "." + spec.EventName
 				}
-				group := eventbus.EffectiveGroupID(pc.GroupID(spec.GroupID), pc.Context().TenantID, "")
 				results[i].lines = append(results[i].lines,
-					fmt.Sprintf("    %-26s %-28s group %s\n", instance(pc.Context().PluginID, pc.Context().TenantID), topic, group))
+					fmt.Sprintf("    %-30s %-28s group %s\n", instance(host.PluginID(), strings.Join(host.Tenants(), ",")), topic, host.GroupID(spec.GroupID)))
 			}
 		})
 	}
@@ -325,6 +321,17 @@ func (d *demo) startPlugins(ctx context.Context, bus *eventbus.Bus) error {
 	}
 	d.pause()
 	return nil
+}
+
+// tenantOf is the tenant a host hands ev to: the tenant of the client it
+// acts with (empty when the host does not serve the event's tenant, which
+// the isolation check counts as a violation).
+func tenantOf(host *eventbus.PluginHost, tenantID string) string {
+	c, err := host.Client(tenantID)
+	if err != nil {
+		return ""
+	}
+	return c.Context().TenantID
 }
 
 // publish publishes one core event and narrates it. The line comes first
@@ -490,12 +497,13 @@ func times(n int) string {
 
 func instance(plugin, tenant string) string { return plugin + "[" + tenant + "]" }
 
-// demoCRMPlugin is the demo's crm plugin for one tenant: each new user
-// becomes a contact, published as plugin.crm.contact.created. Its address
-// book "is down" the first time it handles some users.
+// demoCRMPlugin is the demo's crm plugin, for every tenant of its host:
+// each new user becomes a contact of the user's tenant, published as
+// plugin.crm.contact.created. Its address book "is down" the first time it
+// handles some users.
 type demoCRMPlugin struct {
-	d      *demo
-	events *eventbus.PluginClient
+	d    *demo
+	host *eventbus.PluginHost
 }
 
 func (c *demoCRMPlugin) EventHandlers() []eventbus.HandlerSpec {
@@ -505,7 +513,7 @@ func (c *demoCRMPlugin) EventHandlers() []eventbus.HandlerSpec {
 }
 
 func (c *demoCRMPlugin) onUserCreated(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
-	d, tenant := c.d, c.events.Context().TenantID
+	d, tenant := c.d, tenantOf(c.host, ev.TenantID)
 	name := instance(demoCRM, tenant)
 	raw := eventbus.RawEvent{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID}
 
@@ -528,7 +536,8 @@ func (c *demoCRMPlugin) onUserCreated(ctx context.Context, ev eventbus.Event[cat
 
 	contact := demoContactData{ContactID: "c-" + strings.TrimPrefix(ev.Data.UserID, "u-"), UserID: ev.Data.UserID, Email: ev.Data.Email}
 	d.say("    %-26s → %-26s %s for %s\n", name, "plugin.crm."+demoContact, contact.ContactID, contact.UserID)
-	if _, err := eventbus.PublishPlugin(ctx, c.events, demoContact, contact); err != nil {
+	// The host publishes for the tenant of the event being handled.
+	if _, err := c.host.Publish(ctx, demoContact, contact); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -537,11 +546,12 @@ func (c *demoCRMPlugin) onUserCreated(ctx context.Context, ev eventbus.Event[cat
 	return nil
 }
 
-// demoAnalyticsPlugin is the demo's sample-analytics plugin for one tenant:
-// it counts new users, logins and the crm plugin's new contacts.
+// demoAnalyticsPlugin is the demo's sample-analytics plugin, for every
+// tenant of its host: it counts new users, logins and the crm plugin's new
+// contacts.
 type demoAnalyticsPlugin struct {
-	d      *demo
-	events *eventbus.PluginClient
+	d    *demo
+	host *eventbus.PluginHost
 }
 
 func (x *demoAnalyticsPlugin) EventHandlers() []eventbus.HandlerSpec {
@@ -553,7 +563,7 @@ func (x *demoAnalyticsPlugin) EventHandlers() []eventbus.HandlerSpec {
 }
 
 func (x *demoAnalyticsPlugin) count(_ context.Context, ev eventbus.Event[map[string]any]) error {
-	tenant := x.events.Context().TenantID
+	tenant := tenantOf(x.host, ev.TenantID)
 	name := instance(demoAnalytics, tenant)
 	subject, _ := ev.Data["userId"].(string)
 	if c, ok := ev.Data["contactId"].(string); ok {

@@ -1,0 +1,66 @@
+package eventbus_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/catalog"
+)
+
+// One deployment of the crm plugin serves many tenants: one consumer group
+// per subscription, each event read once and handed to the handler for its
+// tenant only; tenants come and go at run time.
+func ExamplePluginHost() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bus, stop := exampleBus(ctx) // an embedded broker and a bus, as in Example
+	defer stop()
+
+	host, err := eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: "crm", Tenants: []string{"acme", "globex"}})
+	if err != nil {
+		panic(err)
+	}
+	defer host.Close(context.WithoutCancel(ctx))
+	// Follow installs and uninstalls of crm published by the platform.
+	if err := host.FollowLifecycle(ctx, eventbus.FollowOptions{}); err != nil {
+		panic(err)
+	}
+
+	created := make(chan eventbus.Event[contactCreatedEvent], 10)
+	_, err = eventbus.SubscribeHost(ctx, host, "contact.created",
+		func(_ context.Context, ev eventbus.Event[contactCreatedEvent]) error {
+			created <- ev
+			return nil
+		}, eventbus.PluginSubscribeOptions{GroupID: "contacts"})
+	if err != nil {
+		panic(err)
+	}
+	// Each new user becomes a contact of the user's tenant: Publish acts
+	// for the tenant of the event being handled.
+	_, err = eventbus.SubscribeHost(ctx, host, catalog.UserCreated,
+		func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
+			_, err := host.Publish(ctx, "contact.created", contactCreatedEvent{ContactID: "c-" + ev.Data.UserID})
+			return err
+		}, eventbus.PluginSubscribeOptions{CoreEvent: true, GroupID: "user-sync"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("groups:", host.GroupID("contacts"), host.GroupID("user-sync"))
+
+	host.RemoveTenant("globex") // globex's users are skipped from now on
+	for _, tenant := range []string{"globex", "acme"} {
+		_, err := eventbus.Publish(ctx, bus, catalog.UserCreated,
+			catalog.UserCreatedData{UserID: "u-" + tenant, Email: "ada@" + tenant + ".test", Role: "member"},
+			eventbus.PublishMetadata{TenantID: tenant})
+		if err != nil {
+			panic(err)
+		}
+	}
+	ev := <-created
+	fmt.Println(ev.Type, ev.TenantID, ev.Metadata.Source, ev.Data.ContactID)
+	// Output:
+	// groups: plugin.crm.contacts plugin.crm.user-sync
+	// plugin.crm.contact.created acme crm c-u-acme
+}

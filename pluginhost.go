@@ -1,0 +1,428 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// PluginHostConfig describes a plugin deployment for NewPluginHost.
+type PluginHostConfig struct {
+	// PluginID is the plugin's kebab-case ID ("crm"). Required; see
+	// ValidatePluginID.
+	PluginID string
+	// Tenants are the tenants served from the start. More are added and
+	// removed at run time with AddTenant and RemoveTenant, or followed from
+	// the platform's lifecycle events with FollowLifecycle. Default: none.
+	Tenants []string
+}
+
+// PluginHost is the event API of one plugin deployment serving a changing
+// set of tenants: the many-tenant counterpart of PluginClient. It is safe
+// for concurrent use; build one per plugin and process with NewPluginHost.
+//
+// # One group per subscription
+//
+// A subscription of plugin P with group name N joins the single consumer
+// group
+//
+//	plugin.<P>.<N>
+//
+// (no tenant suffix; N defaults to the subscribed topic, as on a
+// PluginClient) for the whole deployment, whatever the number of tenants.
+// The group reads each event once and calls the handler only for events of
+// tenants the host serves; the others are skipped by header, without
+// decoding, and committed — they are not the plugin's to handle. The group
+// name starts with "plugin.<P>.", so the broker ACLs of
+// TopicManager.ProvisionPlugin are the same as for PluginClient.
+//
+// Every process running the deployment should build its host with the
+// same PluginID, subscriptions and tenant set (they share each group's
+// partitions): a process that does not serve a tenant skips and commits
+// that tenant's events on its partitions. FollowLifecycle keeps every
+// process's set in step with the platform.
+//
+// # Order, concurrency, isolation
+//
+// Events are handled in order per record key — the tenant, unless the
+// publisher gave a partition key (see Delivery) — so each tenant's events
+// are handled in the order they were published, and different tenants
+// concurrently up to Delivery.MaxConcurrency. A slow or failing tenant
+// holds up only its own events. A handler is called with events of served
+// tenants only, each with its TenantID; its context carries the event (see
+// EventContextFrom), so PluginHost.Publish, a function wrapped by
+// WithPublish(host, ...) and the tenant's Client act for that tenant.
+// Failures go to the dead letter queue under the host's group; the retry
+// comes back through the same group and reaches the handler for the
+// failed event's tenant only.
+//
+// # Tenants come and go
+//
+// AddTenant and RemoveTenant change the set at run time without a
+// rebalance: the filter is applied when an event is handled. After
+// AddTenant returns, every event of the tenant the host handles is
+// delivered: all events published from then on, and those of its events
+// still waiting in the group's backlog; events of the tenant handled
+// before (skipped and committed) are not delivered again. After
+// RemoveTenant returns, no handler starts for the tenant's events (calls
+// already running finish); the other tenants lose nothing.
+//
+// Pick a PluginHost when one deployment serves many tenants (hundreds or
+// thousands): one group and one read of the topic per subscription. Pick a
+// PluginClient per tenant when each tenant needs its own group: its own
+// committed offsets, lag, replay from its install, or instances pinned to
+// one tenant.
+type PluginHost struct {
+	bus   *Bus
+	proto *PluginClient // the plugin's names (topics, groups); no tenant
+
+	mu      sync.Mutex                               // serializes changes of tenants
+	tenants atomic.Pointer[map[string]*PluginClient] // served tenant -> its client
+	seen    map[string]time.Time                     // tenant -> last lifecycle event applied
+	subs    map[string]struct{}                      // subscription IDs made by this host
+}
+
+// NewPluginHost returns a host of plugin cfg.PluginID on bus, serving
+// cfg.Tenants. It fails, wrapping ErrInvalidPluginID, when the plugin ID is
+// not kebab-case, and wrapping ErrTenantRequired when a tenant is empty.
+func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
+	if bus == nil {
+		return nil, fmt.Errorf("%w: NewPluginHost needs a Bus (see NewBus)", ErrInvalidConfig)
+	}
+	if err := ValidatePluginID(cfg.PluginID); err != nil {
+		return nil, fmt.Errorf("new plugin host: PluginHostConfig.PluginID: %w", err)
+	}
+	h := &PluginHost{
+		bus:   bus,
+		proto: &PluginClient{bus: bus, pc: PluginContext{PluginID: cfg.PluginID}},
+		seen:  map[string]time.Time{},
+		subs:  map[string]struct{}{},
+	}
+	empty := map[string]*PluginClient{}
+	h.tenants.Store(&empty)
+	for _, t := range cfg.Tenants {
+		if err := h.AddTenant(t); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// PluginID returns the plugin's ID.
+func (h *PluginHost) PluginID() string { return h.proto.pc.PluginID }
+
+// Bus returns the bus the host runs on.
+func (h *PluginHost) Bus() *Bus { return h.bus }
+
+// AddTenant starts serving tenantID: see PluginHost for which of its events
+// are delivered. Adding a served tenant is a no-op. An empty tenant fails
+// with ErrTenantRequired.
+func (h *PluginHost) AddTenant(tenantID string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.addLocked(tenantID)
+}
+
+func (h *PluginHost) addLocked(tenantID string) error {
+	cur := *h.tenants.Load()
+	if _, ok := cur[tenantID]; ok {
+		return nil
+	}
+	c, err := NewPluginClient(h.bus, PluginContext{PluginID: h.PluginID(), TenantID: tenantID})
+	if err != nil {
+		return fmt.Errorf("plugin host %s: add tenant: %w", h.PluginID(), err)
+	}
+	next := make(map[string]*PluginClient, len(cur)+1)
+	maps.Copy(next, cur)
+	next[tenantID] = c
+	h.tenants.Store(&next)
+	return nil
+}
+
+// RemoveTenant stops serving tenantID and reports whether it was served.
+// No handler starts for its events after it returns; calls already running
+// finish. Its events are skipped and committed from then on.
+func (h *PluginHost) RemoveTenant(tenantID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.removeLocked(tenantID)
+}
+
+func (h *PluginHost) removeLocked(tenantID string) bool {
+	cur := *h.tenants.Load()
+	if _, ok := cur[tenantID]; !ok {
+		return false
+	}
+	next := maps.Clone(cur)
+	delete(next, tenantID)
+	h.tenants.Store(&next)
+	return true
+}
+
+// Serves reports whether the host serves tenantID.
+func (h *PluginHost) Serves(tenantID string) bool {
+	_, ok := (*h.tenants.Load())[tenantID]
+	return ok
+}
+
+// serves is Serves on a header value, without allocating.
+func (h *PluginHost) serves(tenant []byte) bool {
+	_, ok := (*h.tenants.Load())[string(tenant)]
+	return ok
+}
+
+// Tenants returns the served tenants, sorted.
+func (h *PluginHost) Tenants() []string {
+	return slices.Sorted(maps.Keys(*h.tenants.Load()))
+}
+
+// Client returns the PluginClient of a served tenant: it publishes the
+// plugin's events as that tenant (and may subscribe per-tenant groups). A
+// tenant the host does not serve fails with ErrPluginScope. A client keeps
+// working after its tenant is removed; ask again to check.
+func (h *PluginHost) Client(tenantID string) (*PluginClient, error) {
+	if c, ok := (*h.tenants.Load())[tenantID]; ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%w: plugin %q does not serve tenant %q (see PluginHost.AddTenant)", ErrPluginScope, h.PluginID(), tenantID)
+}
+
+// Topic returns the topic of one of the plugin's own events; see
+// PluginClient.Topic.
+func (h *PluginHost) Topic(eventName string) (string, error) { return h.proto.Topic(eventName) }
+
+// GroupID returns the consumer group a host subscription with group name
+// name joins: "plugin.<id>.<name>" (a name that already starts with
+// "plugin.<id>." is returned as it is). Unlike a PluginClient's, the group
+// has no tenant suffix: it is the same for every tenant.
+func (h *PluginHost) GroupID(name string) string { return h.proto.GroupID(name) }
+
+// Publish publishes data as the plugin's event eventName for the tenant of
+// ctx's event context — in a handler, the tenant of the event being
+// handled; elsewhere set it with WithEventContext. It fails with
+// ErrTenantRequired when ctx names no tenant and with ErrPluginScope when
+// the host does not serve it; see PluginClient.Publish for the rest.
+func (h *PluginHost) Publish(ctx context.Context, eventName string, data any, opts ...PublishOption) (string, error) {
+	bus, topic, meta, err := h.resolvePublish(ctx, eventName)
+	if err != nil {
+		return "", err
+	}
+	return bus.Publish(ctx, topic, data, meta, opts...)
+}
+
+// resolvePublish makes *PluginHost a Publisher (see WithPublish): the
+// tenant comes from the event context of ctx and must be served.
+func (h *PluginHost) resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error) {
+	m, _ := EventContextFrom(ctx)
+	if strings.TrimSpace(m.TenantID) == "" {
+		return nil, "", PublishMetadata{}, fmt.Errorf("%w: plugin host %s publishes %q for the tenant of the context: publish from a handler, "+
+			"or set it with eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: \"acme\"}), or use host.Client(tenant)",
+			ErrTenantRequired, h.PluginID(), eventName)
+	}
+	c, err := h.Client(m.TenantID)
+	if err != nil {
+		return nil, "", PublishMetadata{}, fmt.Errorf("publish %q: %w", eventName, err)
+	}
+	return c.resolvePublish(ctx, eventName)
+}
+
+// Subscribe calls handler for each event eventName of every tenant the
+// host serves, in one consumer group for all of them (see PluginHost),
+// with the delivery guarantees of Bus.Subscribe, returning once the group
+// has joined. eventName resolves as on PluginClient.Subscribe: the
+// plugin's own event, another plugin's with opts.PluginID, or a core event
+// with opts.CoreEvent. opts.WorkspaceID is not supported (a host serves
+// whole tenants; filter workspaces in the handler, or use a PluginClient)
+// and fails with ErrInvalidConfig.
+func (h *PluginHost) Subscribe(ctx context.Context, eventName string, handler Handler, opts PluginSubscribeOptions) (string, error) {
+	topic, err := h.proto.subscribeTopic(eventName, opts)
+	if err != nil {
+		return "", err
+	}
+	if handler == nil {
+		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventName)
+	}
+	if opts.WorkspaceID != "" {
+		return "", fmt.Errorf("%w: a plugin host serves whole tenants; PluginSubscribeOptions.WorkspaceID %q is for a PluginClient (or filter by Event.WorkspaceID in the handler)",
+			ErrInvalidConfig, opts.WorkspaceID)
+	}
+	group := opts.GroupID
+	if strings.TrimSpace(group) == "" {
+		group = topic
+	}
+	id, err := h.bus.subscribe(ctx, topic, h.scoped(handler), SubscribeOptions{
+		GroupID:  h.GroupID(group),
+		Delivery: opts.Delivery,
+	}, h.serves)
+	if err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	h.subs[id] = struct{}{}
+	h.mu.Unlock()
+	return id, nil
+}
+
+// SubscribeHost subscribes a handler of typed events on a host; see
+// PluginHost.Subscribe. An event whose data does not decode into T is a
+// handler failure.
+func SubscribeHost[T any](ctx context.Context, h *PluginHost, eventName string, handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
+	if handler == nil {
+		return h.Subscribe(ctx, eventName, nil, opts)
+	}
+	return h.Subscribe(ctx, eventName, typedHandler(handler), opts)
+}
+
+// scoped wraps a handler so that it sees only served tenants (checked
+// again at the call, so a tenant removed after its event passed the
+// header filter is not called) with the event in its context.
+func (h *PluginHost) scoped(handler Handler) Handler {
+	return func(ctx context.Context, ev RawEvent) error {
+		if !h.Serves(ev.TenantID) {
+			return nil
+		}
+		return handler(withIncomingEvent(ctx, ev), ev)
+	}
+}
+
+// Unsubscribe stops a subscription made by this host; see Bus.Unsubscribe.
+// An ID this host did not return fails with ErrSubscriptionNotFound.
+func (h *PluginHost) Unsubscribe(ctx context.Context, id string) error {
+	h.mu.Lock()
+	_, ok := h.subs[id]
+	delete(h.subs, id)
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: plugin host %s has no subscription %q (already unsubscribed?)", ErrSubscriptionNotFound, h.PluginID(), id)
+	}
+	return h.bus.Unsubscribe(ctx, id)
+}
+
+// Close unsubscribes every subscription of the host, FollowLifecycle's
+// included. The bus stays up and the tenant set is kept; the host may
+// subscribe again.
+func (h *PluginHost) Close(ctx context.Context) error {
+	h.mu.Lock()
+	ids := slices.Collect(maps.Keys(h.subs))
+	h.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := h.Unsubscribe(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// subscribeSpec makes *PluginHost a Subscriber (see InitializeHandlers):
+// names resolve as on a PluginClient. spec.TenantID and spec.WorkspaceID
+// are not supported (a host serves its tenant set) and fail.
+func (h *PluginHost) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
+	if spec.TenantID != "" {
+		return "", fmt.Errorf("%w: handler for %q asks for tenant %q; a plugin host serves the tenants added to it (AddTenant), not one per handler",
+			ErrInvalidConfig, spec.EventName, spec.TenantID)
+	}
+	name, opts, err := h.proto.specOptions(spec)
+	if err != nil {
+		return "", err
+	}
+	return h.Subscribe(ctx, name, spec.Handler, opts)
+}
+
+// FollowOptions say how FollowLifecycle reads the platform's lifecycle
+// events.
+type FollowOptions struct {
+	// FromBeginning replays the retained lifecycle events first, so the
+	// host rebuilds its tenant set from the platform's history (within the
+	// topics' retention). Default: only lifecycle events published from
+	// now on; give the current tenants in PluginHostConfig.Tenants.
+	FromBeginning bool
+}
+
+// LifecycleEvents are the core events FollowLifecycle reads: installs and
+// activations add a tenant, deactivations and uninstalls remove it.
+var LifecycleEvents = []string{
+	"core.plugin.installed", "core.plugin.activated",
+	"core.plugin.deactivated", "core.plugin.uninstalled",
+}
+
+// lifecycleData is what FollowLifecycle reads of a lifecycle event's data.
+type lifecycleData struct {
+	PluginID string `json:"pluginId"`
+	TenantID string `json:"tenantId"`
+}
+
+// FollowLifecycle makes the host follow the platform: a core.plugin.installed
+// or core.plugin.activated event of this plugin adds its tenant, and a
+// core.plugin.deactivated or core.plugin.uninstalled event removes it.
+// Events of other plugins are ignored; the tenant is the data's tenantId,
+// else the event's. Per tenant, an event older (by Timestamp) than the
+// last one applied is ignored, so that an install and an uninstall read
+// from different topics apply in the order they happened. It returns once
+// the subscriptions have joined; Close stops them.
+//
+// Every process must see every lifecycle event, so each FollowLifecycle
+// call reads in a consumer group of its own,
+// "plugin.<id>.lifecycle.<random>" — in the plugin's namespace, so the
+// ACLs stay the same, but the plugin must be allowed to read the
+// core.plugin. topics (ProvisionPlugin's CoreTopics).
+func (h *PluginHost) FollowLifecycle(ctx context.Context, opts FollowOptions) error {
+	group := "lifecycle." + uuid.NewString()
+	var ids []string
+	for _, topic := range LifecycleEvents {
+		add := strings.HasSuffix(topic, ".installed") || strings.HasSuffix(topic, ".activated")
+		id, err := h.bus.Subscribe(ctx, topic, typedHandler(func(_ context.Context, ev Event[lifecycleData]) error {
+			h.applyLifecycle(ev, add)
+			return nil
+		}), SubscribeOptions{
+			GroupID:  h.GroupID(group),
+			Delivery: Delivery{FromBeginning: opts.FromBeginning, OnFailure: Skip},
+		})
+		if err != nil {
+			err = fmt.Errorf("plugin host %s: follow %s: %w", h.PluginID(), topic, err)
+			for _, id := range ids {
+				err = errors.Join(err, h.bus.Unsubscribe(context.WithoutCancel(ctx), id))
+			}
+			return err
+		}
+		ids = append(ids, id)
+	}
+	h.mu.Lock()
+	for _, id := range ids {
+		h.subs[id] = struct{}{}
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+// applyLifecycle adds or removes the tenant of a lifecycle event.
+func (h *PluginHost) applyLifecycle(ev Event[lifecycleData], add bool) {
+	if ev.Data.PluginID != h.PluginID() {
+		return
+	}
+	tenant := ev.Data.TenantID
+	if tenant == "" {
+		tenant = ev.TenantID
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if last, ok := h.seen[tenant]; ok && ev.Timestamp.Before(last) {
+		return
+	}
+	h.seen[tenant] = ev.Timestamp
+	if add {
+		if err := h.addLocked(tenant); err != nil {
+			h.bus.logger.Warn("eventbus: plugin host: lifecycle event names no usable tenant", "plugin", h.PluginID(), "event_id", ev.ID, "err", err)
+		}
+		return
+	}
+	h.removeLocked(tenant)
+}
