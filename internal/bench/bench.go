@@ -7,7 +7,10 @@
 // alone: fairness, what one tenant whose handler blocks costs the others'
 // delivery latency; and crash, what a consumer killed with SIGKILL halfway
 // through a backlog costs: events lost (none, by design) and events handled
-// twice.
+// twice. A last phase, hosts, compares a PluginHost (one consumer group for
+// all tenants) with a PluginClient per tenant (a group each) as the number
+// of tenants grows: delivery latency, groups, events read per event
+// published, heap.
 //
 // Both sides send the same records: ~330-byte JSON events in the wire
 // envelope with the bus's headers (package internal/wire), keyed by one of a
@@ -67,11 +70,14 @@ const (
 	// PhaseCrash is a consumer killed with SIGKILL mid-backlog: events
 	// lost and handled twice (Crash).
 	PhaseCrash = "crash"
+	// PhaseHosts is one plugin subscription serving 1 to 1,000 tenants,
+	// through a PluginHost and a PluginClient per tenant (Hosts).
+	PhaseHosts = "hosts"
 )
 
 // AllPhases are the phases in the order they run; Config.Phases defaults
 // to all of them.
-var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash}
+var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts}
 
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.
@@ -249,6 +255,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		case PhaseCrash:
 			if rep.Crash, err = r.crash(ctx); err != nil {
+				return nil, err
+			}
+		case PhaseHosts:
+			if rep.Hosts, err = r.hosts(ctx); err != nil {
 				return nil, err
 			}
 		}

@@ -95,10 +95,32 @@ type pacedRun struct {
 	// events are neither counted as sent nor recorded: the figures are the
 	// other tenants'.
 	blocked string
+	// subscribe, when set, subscribes handler to topic in place of one
+	// Bus.Subscribe with default options in a group of its own, and
+	// returns what unsubscribes it (the hosts phase: a PluginHost, or a
+	// PluginClient per tenant).
+	subscribe func(ctx context.Context, topic string, handler eventbus.Handler) (stop func(context.Context), err error)
+	// warmUpEachTenant warms up with one event per tenant rather than one
+	// in all: needed when every tenant has a consumer group of its own.
+	warmUpEachTenant bool
+	// measure, when set, is called once the events were drained, before
+	// the subscription stops.
+	measure func(ctx context.Context) error
+}
+
+// subscribeDefault is pacedRun.subscribe's default: one Bus.Subscribe with
+// default options, in a new group.
+func (r *runner) subscribeDefault(ctx context.Context, topic string, handler eventbus.Handler) (func(context.Context), error) {
+	id, err := r.bus.Subscribe(ctx, topic, handler, eventbus.SubscribeOptions{GroupID: "eventbus-bench-" + randomHex(4)})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) { _ = r.bus.Unsubscribe(ctx, id) }, nil
 }
 
 // oursPaced publishes run's events with Bus.PublishAsync at run.rate to a
-// subscription with default options, and records their delivery latency.
+// subscription (with default options unless run.subscribe says otherwise),
+// and records their delivery latency.
 func (r *runner) oursPaced(ctx context.Context, run pacedRun) (DeliverySide, error) {
 	rec := newRecorder(r.expected(run.rate))
 	// The blocked tenant's handler blocks only once armed (after the
@@ -110,7 +132,11 @@ func (r *runner) oursPaced(ctx context.Context, run pacedRun) (DeliverySide, err
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	id, err := r.bus.Subscribe(sctx, run.topic, func(hctx context.Context, ev eventbus.RawEvent) error {
+	subscribe := run.subscribe
+	if subscribe == nil {
+		subscribe = r.subscribeDefault
+	}
+	stop, err := subscribe(sctx, run.topic, func(hctx context.Context, ev eventbus.RawEvent) error {
 		if run.blocked != "" && ev.TenantID == run.blocked && armed.Load() {
 			select {
 			case <-release:
@@ -122,11 +148,11 @@ func (r *runner) oursPaced(ctx context.Context, run pacedRun) (DeliverySide, err
 			rec.add(time.Duration(r.events.now() - at))
 		}
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "eventbus-bench-" + randomHex(4)})
+	})
 	if err != nil {
 		return DeliverySide{}, err
 	}
-	defer func() { _ = r.bus.Unsubscribe(context.WithoutCancel(ctx), id) }()
+	defer stop(context.WithoutCancel(ctx))
 	defer unblock()
 
 	meta := func(i int) eventbus.PublishMetadata {
@@ -136,7 +162,14 @@ func (r *runner) oursPaced(ctx context.Context, run pacedRun) (DeliverySide, err
 		_, err := r.bus.Publish(ctx, run.topic, r.events.data(i, at), meta(i))
 		return err
 	}
-	if err := r.warmUpDelivery(ctx, rec, publish); err != nil {
+	if run.warmUpEachTenant {
+		for k := range run.tenants {
+			each := func(_ int, at int64) error { return publish(k, at) }
+			if err := r.warmUpDelivery(ctx, rec, each); err != nil {
+				return DeliverySide{}, fmt.Errorf("tenant %s: %w", run.tenants[k], err)
+			}
+		}
+	} else if err := r.warmUpDelivery(ctx, rec, publish); err != nil {
 		return DeliverySide{}, err
 	}
 	armed.Store(true)
@@ -168,7 +201,13 @@ func (r *runner) oursPaced(ctx context.Context, run pacedRun) (DeliverySide, err
 	if err := failure.get(); err != nil {
 		return DeliverySide{}, err
 	}
-	return r.drain(ctx, rec, sent-blockedSent), nil
+	d := r.drain(ctx, rec, sent-blockedSent)
+	if run.measure != nil {
+		if err := run.measure(ctx); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 func (r *runner) rawDelivery(ctx context.Context, rate int) (DeliverySide, error) {

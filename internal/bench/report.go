@@ -4,21 +4,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // Targets of the design (DESIGN.md §11).
 const (
-	TargetThroughputRatio  = 0.8   // batched publish, ours/raw, at least
-	TargetPublishP95Ms     = 10.0  // single publish p95, ms, below
-	TargetPublishRatioP95  = 1.5   // single publish p95, ours/raw, at most
-	TargetDeliveryRatioP95 = 2.0   // delivery p95, ours/raw, at most
-	TargetDeliveryP95Ms    = 100.0 // delivery p95 at TargetDeliveryRate, ms, below
-	TargetDeliveryRate     = 10_000
-	TargetSlowDefault      = 1_000  // slow handler, ours with default options, events/s, at least
-	TargetSlowTuned        = 10_000 // slow handler, ours tuned, events/s, at least
-	TargetFairnessRatioP95 = 2.0    // fairness, p95 one tenant blocked / none blocked, at most
+	TargetThroughputRatio   = 0.8   // batched publish, ours/raw, at least
+	TargetPublishP95Ms      = 10.0  // single publish p95, ms, below
+	TargetPublishRatioP95   = 1.5   // single publish p95, ours/raw, at most
+	TargetDeliveryRatioP95  = 2.0   // delivery p95, ours/raw, at most
+	TargetDeliveryP95Ms     = 100.0 // delivery p95 at TargetDeliveryRate, ms, below
+	TargetDeliveryRate      = 10_000
+	TargetSlowDefault       = 1_000  // slow handler, ours with default options, events/s, at least
+	TargetSlowTuned         = 10_000 // slow handler, ours tuned, events/s, at least
+	TargetFairnessRatioP95  = 2.0    // fairness, p95 one tenant blocked / none blocked, at most
+	TargetHostReadsPerEvent = 1.05   // hosts, events read per event published by a PluginHost, at most
+	TargetHostGroups        = 1      // hosts, consumer groups of a PluginHost subscription
+	TargetHostRatioP95      = 2.0    // hosts, PluginHost p95 at 1,000 tenants / unfiltered p95, at most
+	TargetHostRatioTenants  = 1_000  // the tenant count TargetHostRatioP95 is checked at
 )
 
 // Report is the outcome of a run.
@@ -48,6 +53,7 @@ type Report struct {
 	SlowHandler *SlowHandler    `json:"slowHandler,omitempty"`
 	Fairness    *Fairness       `json:"fairness,omitempty"`
 	Crash       *Crash          `json:"crash,omitempty"`
+	Hosts       *Hosts          `json:"hosts,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -101,6 +107,20 @@ func (r *Report) evaluate() {
 	if c := r.Crash; c != nil {
 		add("crash: events lost after kill -9", "0", float64(c.Lost), c.Lost == 0)
 	}
+	if h := r.Hosts; h != nil {
+		for _, run := range h.Runs {
+			add(fmt.Sprintf("hosts %d tenants: host reads per event", run.Tenants), fmt.Sprintf("<= %.2f", TargetHostReadsPerEvent),
+				run.Host.ReadsPerEvent, hostReadsOK(run.Host))
+			add(fmt.Sprintf("hosts %d tenants: host consumer groups", run.Tenants), fmt.Sprintf("%d", TargetHostGroups),
+				float64(run.Host.Groups), run.Host.Groups == TargetHostGroups)
+			add(fmt.Sprintf("hosts %d tenants: host missing", run.Tenants), "0",
+				float64(run.Host.Missing()), run.Host.Missing() == 0)
+			if run.Tenants == TargetHostRatioTenants {
+				add(fmt.Sprintf("hosts %d tenants: host p95 / unfiltered p95", run.Tenants), fmt.Sprintf("<= %.1f", TargetHostRatioP95),
+					run.HostRatioP95, run.HostRatioP95 <= TargetHostRatioP95)
+			}
+		}
+	}
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -153,6 +173,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if c := r.Crash; c != nil {
 		crashRows(row, c)
 	}
+	if h := r.Hosts; h != nil {
+		hostsRows(row, h)
+	}
 	if err := writeRows(w, rows); err != nil {
 		return err
 	}
@@ -204,6 +227,51 @@ func crashRows(row func(...string), c *Crash) {
 	row("  restarted consumer's first event after the kill (ms)", fmt.Sprintf("%.0f", c.ResumeMs), "", "", "", "")
 }
 
+// hostReadsOK says whether a PluginHost read each event about once.
+func hostReadsOK(s HostsSide) bool {
+	return s.Published > 0 && s.ReadsPerEvent <= TargetHostReadsPerEvent
+}
+
+// hostsRows writes the hosts phase's rows: the ours column holds the
+// PluginHost, the raw column a PluginClient per tenant, the ratio column
+// the host's p95 over the unfiltered baseline's.
+func hostsRows(row func(...string), h *Hosts) {
+	row(fmt.Sprintf("hosts @%d/s: unfiltered Subscribe, %d tenants, p95 (ms)", h.Rate, h.BaselineTenants),
+		fmt.Sprintf("%.3f", h.Baseline.P95), "", "", "", "")
+	row("  unfiltered arrived", fmt.Sprintf("%d/%d", h.Baseline.Count, h.Baseline.Sent), "", "", "", "")
+	for _, run := range h.Runs {
+		host := run.Host
+		pt := func(f func(HostsSide) string) string {
+			if run.PerTenant == nil {
+				return "—"
+			}
+			return f(*run.PerTenant)
+		}
+		target, ok := "", ""
+		if run.Tenants == TargetHostRatioTenants {
+			target = fmt.Sprintf("≤ %.1f× unfiltered", TargetHostRatioP95)
+			ok = verdict(run.HostRatioP95 <= TargetHostRatioP95)
+		}
+		row(fmt.Sprintf("hosts, %d tenants: host / per-tenant p50 (ms)", run.Tenants),
+			fmt.Sprintf("%.3f", host.P50), pt(func(s HostsSide) string { return fmt.Sprintf("%.3f", s.P50) }), "", "", "")
+		row("  p95 (ms); ratio host/unfiltered",
+			fmt.Sprintf("%.3f", host.P95), pt(func(s HostsSide) string { return fmt.Sprintf("%.3f", s.P95) }),
+			ratio(run.HostRatioP95), target, ok)
+		row("  arrived", fmt.Sprintf("%d/%d", host.Count, host.Sent),
+			pt(func(s HostsSide) string { return fmt.Sprintf("%d/%d", s.Count, s.Sent) }), "", "all", verdict(host.Missing() == 0))
+		row("  consumer groups", strconv.Itoa(host.Groups), pt(func(s HostsSide) string { return strconv.Itoa(s.Groups) }),
+			"", fmt.Sprintf("%d", TargetHostGroups), verdict(host.Groups == TargetHostGroups))
+		row("  events read per event published", fmt.Sprintf("%.3f", host.ReadsPerEvent),
+			pt(func(s HostsSide) string { return fmt.Sprintf("%.3f", s.ReadsPerEvent) }),
+			"", fmt.Sprintf("≤ %.2f", TargetHostReadsPerEvent), verdict(hostReadsOK(host)))
+		row("  heap in use after the run (MiB)", fmt.Sprintf("%.1f", host.HeapInuseMiB),
+			pt(func(s HostsSide) string { return fmt.Sprintf("%.1f", s.HeapInuseMiB) }), "", "", "")
+		if run.PerTenantNotRun != "" {
+			row("  per-tenant "+run.PerTenantNotRun, "", "", "", "", "")
+		}
+	}
+}
+
 // writeNotes explains the new phases' rows that the columns do not.
 func writeNotes(w io.Writer, r *Report) error {
 	var notes []string
@@ -222,6 +290,15 @@ func writeNotes(w io.Writer, r *Report) error {
 			"Duplicates are handler calls beyond an event's first: what finished after the last commit (up to CommitInterval, 100 ms, of work) "+
 			"and what was running; offsets finished above an unfinished one ride in the commit's metadata and are not handled again.",
 			c.MaxConcurrency, c.MaxPending, c.HandlerMs, c.KilledAt))
+	}
+	if h := r.Hosts; h != nil {
+		notes = append(notes, fmt.Sprintf("hosts: one subscription of plugin %q to a core topic, events spread evenly over the tenants, "+
+			"paced at %d/s; column ours is one PluginHost (one Subscribe), column raw a PluginClient per tenant (one Subscribe each), "+
+			"— where not run; ratio is the host's p95 over one unfiltered Bus.Subscribe's at the same rate over %d tenants. "+
+			"Groups are those the side created, listed from the brokers; events read per event published is, from the brokers, "+
+			"the offsets the side's groups committed over the topic divided by the events published to it (warm-up included). "+
+			"Heap in use is the whole process's, after a GC, with the side's subscriptions still running.",
+			hostsPluginID, h.Rate, h.BaselineTenants))
 	}
 	if len(notes) == 0 {
 		return nil

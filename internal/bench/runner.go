@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,41 @@ func (t topics) fairness(run string) string { return t.name("fair", run) }
 // crash is the crash phase's topic.
 func (t topics) crash() string { return t.name("crash", "ours") }
 
+// hosts is the hosts phase's topic for one side ("host", "tenant") at
+// tenants tenants, or its baseline's ("base", tenants 0).
+func (t topics) hosts(tenants int, side string) string {
+	if tenants == 0 {
+		return t.name("hosts", side)
+	}
+	return t.name("hosts"+strconv.Itoa(tenants), side)
+}
+
+// hostsPlugin lists the hosts phase's topics that a plugin subscribes to.
+func (t topics) hostsPlugin() []string {
+	var out []string
+	for _, n := range HostsTenants {
+		out = append(out, t.hosts(n, "host"))
+		if n <= PerTenantMaxTenants {
+			out = append(out, t.hosts(n, "tenant"))
+		}
+	}
+	return out
+}
+
+// cleanup lists the topics to delete at the end: the run's, and the retry
+// topics the bus creates for the hosts phase's plugin subscriptions to core
+// topics ("plugin.<id>.retry.<topic>": the bench's topic names need no
+// rewriting as entities).
+func (t topics) cleanup() []string {
+	out := t.all()
+	if slices.Contains(t.phases, PhaseHosts) {
+		for _, topic := range t.hostsPlugin() {
+			out = append(out, "plugin."+hostsPluginID+".retry."+topic)
+		}
+	}
+	return out
+}
+
 // all lists the topics of the phases run.
 func (t topics) all() []string {
 	var out []string
@@ -76,6 +112,9 @@ func (t topics) all() []string {
 			out = append(out, t.fairness("unblocked"), t.fairness("blocked"))
 		case PhaseCrash:
 			out = append(out, t.crash())
+		case PhaseHosts:
+			out = append(out, t.hosts(0, "base"))
+			out = append(out, t.hostsPlugin()...)
 		}
 	}
 	return out
@@ -184,7 +223,7 @@ func (r *runner) close() {
 		return
 	}
 	if adm, err := r.client.Admin(); err == nil {
-		if _, err := adm.DeleteTopics(ctx, r.topics.all()...); err != nil {
+		if _, err := adm.DeleteTopics(ctx, r.topics.cleanup()...); err != nil {
 			r.cfg.Logger.Warn("bench: delete topics; remove them by hand", "prefix", r.topics.prefix, "err", err)
 		}
 	}

@@ -44,7 +44,13 @@ same work:
   crash       a consumer with default options (handler 1 ms) in a child
               process killed with SIGKILL halfway through a backlog (--backlog
               events over 1,000 tenants), the same group then resuming here:
-              events lost (target 0) and events handled twice.
+              events lost (target 0) and events handled twice;
+  hosts       one plugin subscription to a core topic serving 1, 10, 100 and
+              1,000 tenants at 1,000 events/s: one PluginHost (one consumer
+              group) vs a PluginClient per tenant (a group each; 1 to 100
+              tenants only): delivery p50/p95, consumer groups, events read
+              per event published (from the brokers' committed offsets), heap
+              in use; and one unfiltered Bus.Subscribe as the p95 baseline.
 
 --phases picks some of them (default all; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio
@@ -57,6 +63,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
   EVENTBUS_SASL_PASSWORD=... eventbus bench --brokers kafka-0:9093 --sasl-mechanism SCRAM-SHA-256 --sasl-user bench --tls
   eventbus bench --phases slow,fairness --duration 10s
   eventbus bench --phases crash --backlog 50000
+  eventbus bench --phases hosts
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -22,7 +22,7 @@ func TestBenchQuickInProcess(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkReport(t, stdout)
-	if !strings.Contains(stderr, "bench: [3/6] delivery at 10000 events/s") {
+	if !strings.Contains(stderr, "bench: [3/7] delivery at 10000 events/s") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }
@@ -58,6 +58,12 @@ func TestBenchTable(t *testing.T) {
 		Fairness: &bench.Fairness{Rate: 1000, Tenants: 100, BlockedTenant: "tenant-0000", RatioP95: 3},
 		Crash: &bench.Crash{HandlerMs: 1, Keys: 1000, Backlog: 20_000, KilledAt: 10_000, HandledByKilled: 10_004,
 			HandledByRestarted: 12_000, Duplicates: 2_004, DuplicateShare: 0.1002, Settled: true},
+		Hosts: &bench.Hosts{Rate: 1000, BaselineTenants: 1000, Runs: []bench.HostsRun{
+			{Tenants: 10, Host: bench.HostsSide{Groups: 1, Published: 100, Read: 100, ReadsPerEvent: 1, HeapInuseMiB: 12.5},
+				PerTenant: &bench.HostsSide{Groups: 10, Published: 100, Read: 1000, ReadsPerEvent: 10}},
+			{Tenants: 1000, Host: bench.HostsSide{Groups: 1, ReadsPerEvent: 1.001, Published: 1},
+				PerTenantNotRun: "not run: 1,000 consumer clients in one process", HostRatioP95: 1.25},
+		}},
 	}
 	var b strings.Builder
 	if err := rep.WriteTable(&b); err != nil {
@@ -66,7 +72,9 @@ func TestBenchTable(t *testing.T) {
 	for _, want := range []string{"batched publish", "raw with records prebuilt", "publish p95 (ms)", "delivery @10000/s p99 (ms)", "ours/raw", "MISS",
 		"slow handler 10 ms, 1000 keys (events/s)", "ours tuned (1024/20000)", "12000*", "raw goroutine per partition (≤ 300/s)",
 		"fairness @1000/s, 100 tenants, p95 (ms)", "one tenant blocked, p95 (ms)", "3.00", "key-ordered pool of 256 workers",
-		"kill -9 mid-backlog (20000 events, 1000 keys): lost", "0 lost", "10.02%", "10004 / 12000"} {
+		"kill -9 mid-backlog (20000 events, 1000 keys): lost", "0 lost", "10.02%", "10004 / 12000",
+		"hosts, 10 tenants: host / per-tenant p50 (ms)", "events read per event published", "10.000", "1.001", "12.5", "1.25",
+		"≤ 2.0× unfiltered", "per-tenant not run: 1,000 consumer clients in one process"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}
@@ -168,6 +176,46 @@ func checkNewPhases(rep bench.Report, positive func(string, float64), latency fu
 		if c.HandledByKilled+c.HandledByRestarted != c.Backlog+c.Duplicates {
 			*missing = append(*missing, fmt.Sprintf("crash: %d + %d handled, want backlog %d + duplicates %d",
 				c.HandledByKilled, c.HandledByRestarted, c.Backlog, c.Duplicates))
+		}
+	}
+	checkHosts(rep, positive, latency, missing)
+}
+
+// checkHosts adds to missing what the hosts phase lacks.
+func checkHosts(rep bench.Report, positive func(string, float64), latency func(string, bench.Latency), missing *[]string) {
+	h := rep.Hosts
+	if h == nil {
+		*missing = append(*missing, "hosts figures")
+		return
+	}
+	latency("hosts baseline", h.Baseline.Latency)
+	if len(h.Runs) != len(bench.HostsTenants) {
+		*missing = append(*missing, fmt.Sprintf("hosts: %d runs, want %d", len(h.Runs), len(bench.HostsTenants)))
+	}
+	for _, run := range h.Runs {
+		sides := map[string]*bench.HostsSide{"host": &run.Host, "per-tenant": run.PerTenant}
+		if run.Tenants > bench.PerTenantMaxTenants {
+			if run.PerTenant != nil || run.PerTenantNotRun == "" {
+				*missing = append(*missing, fmt.Sprintf("hosts %d tenants: per-tenant should be marked not run", run.Tenants))
+			}
+			delete(sides, "per-tenant")
+		} else if run.PerTenant == nil {
+			*missing = append(*missing, fmt.Sprintf("hosts %d tenants: per-tenant figures", run.Tenants))
+			continue
+		}
+		for name, s := range sides {
+			name = fmt.Sprintf("hosts %d tenants %s", run.Tenants, name)
+			latency(name, s.Latency)
+			positive(name+" groups", float64(s.Groups))
+			positive(name+" published", float64(s.Published))
+			positive(name+" reads per event", s.ReadsPerEvent)
+			positive(name+" heap", s.HeapInuseMiB)
+		}
+		if run.Host.Groups != 1 {
+			*missing = append(*missing, fmt.Sprintf("hosts %d tenants: host used %d groups, want 1", run.Tenants, run.Host.Groups))
+		}
+		if run.PerTenant != nil && run.PerTenant.Groups != run.Tenants {
+			*missing = append(*missing, fmt.Sprintf("hosts %d tenants: per-tenant used %d groups, want %d", run.Tenants, run.PerTenant.Groups, run.Tenants))
 		}
 	}
 }
