@@ -80,6 +80,10 @@ const (
 	HeaderDLQID        = "dlq-id"
 	HeaderRetryGroup   = "retry-group"
 	HeaderRetryAttempt = "retry-attempt"
+	// HeaderDLQEntry and HeaderDLQSignature carry, with DLQConfig.SigningKey,
+	// the retried entry and its HMAC.
+	HeaderDLQEntry     = "dlq-entry"
+	HeaderDLQSignature = "dlq-signature"
 )
 
 // FailedEvent is one dead-letter entry: an event that one consumer group
@@ -182,6 +186,16 @@ type DLQConfig struct {
 	// is sent again (the process that was to handle it may have died).
 	// Default 5 min.
 	RetryTimeout time.Duration
+	// SigningKey, when set (at least 32 bytes, the same in every process of
+	// a deployment), signs the retries this process sends: an HMAC-SHA256
+	// over the entry they carry (headers dlq-entry and dlq-signature). A
+	// subscriber then checks a retry, and records what came of it, from the
+	// record alone, so a process that only publishes and subscribes keeps
+	// no dead-letter view and schedules no retries: only processes that
+	// call DeadLetterQueue.Start (eventbus serve does) read the dlq.*
+	// topics. Without a key every subscribing process reads them (in the
+	// background) to check retries against the entries. Default none.
+	SigningKey []byte
 }
 
 // DefaultSchedulerGroup is the DLQ scheduler group used when
@@ -206,6 +220,9 @@ func (c *DLQConfig) setDefaults() error {
 	}
 	if c.RetryTimeout <= 0 {
 		c.RetryTimeout = 5 * time.Minute
+	}
+	if len(c.SigningKey) > 0 && len(c.SigningKey) < 32 {
+		return fmt.Errorf("%w: DLQ.SigningKey has %d bytes; give at least 32 random bytes, the same in every process of the deployment", ErrInvalidConfig, len(c.SigningKey))
 	}
 	return nil
 }
@@ -266,6 +283,30 @@ func (q *DeadLetterQueue) Start(ctx context.Context) error {
 		return err
 	}
 	return view.waitReady(ctx)
+}
+
+// viewFor returns the view a failure is recorded against: with a signing
+// key, the view only if this process runs one (nil otherwise: a failure is
+// then written without reading the dlq.* topics); without a key, the view,
+// started if need be and read to its end.
+func (q *DeadLetterQueue) viewFor(ctx context.Context) (*dlqView, error) {
+	if len(q.cfg.SigningKey) > 0 {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.view, nil
+	}
+	view, err := q.startOnce()
+	if err != nil {
+		return nil, err
+	}
+	return view, view.waitReady(ctx)
+}
+
+// currentView is the view, if this process started one.
+func (q *DeadLetterQueue) currentView() *dlqView {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.view
 }
 
 // startInBackground starts the dead letter queue without waiting for its
@@ -516,7 +557,7 @@ func (q *DeadLetterQueue) newEntry(r *kgo.Record, group, eventID string) *Failed
 	}
 	for _, h := range r.Headers {
 		switch h.Key {
-		case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt:
+		case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature:
 		case "event-type":
 			e.EventType = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
@@ -611,6 +652,7 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 			return fmt.Errorf("send retry of %s: %w", e.ID, err)
 		}
 	}
+	headers = append(headers, q.signRetry(target, e, value)...)
 	rec := &kgo.Record{Topic: target, Key: e.OriginalKey, Value: value, Headers: headers}
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
 		return fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err)
@@ -645,7 +687,9 @@ func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone b
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
 		return fmt.Errorf("write dead-letter entry %s to %s: %w", e.ID, topic, err)
 	}
-	q.view.apply(rec, false)
+	if view := q.currentView(); view != nil {
+		view.apply(rec, false)
+	}
 	if _, seen := q.knownTopics.LoadOrStore(topic, true); !seen {
 		q.noticeTopic()
 	}
@@ -676,6 +720,8 @@ type retryClaim struct {
 	// retry already answered (or headers replayed by another writer) is an
 	// ordinary event to that group.
 	outstanding bool
+	// entry, for a signed retry, is the entry as its sender wrote it.
+	entry *FailedEvent
 }
 
 // verifyRetry checks the retry headers of r (dlq-id, retry-group,
@@ -696,6 +742,9 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic 
 	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 {
 		return retryClaim{}, false
 	}
+	if len(q.cfg.SigningKey) > 0 {
+		return q.verifySigned(r, topic, id, group, attempt)
+	}
 	view, err := q.startOnce()
 	if err != nil || view.waitReady(ctx) != nil {
 		return retryClaim{}, false
@@ -714,19 +763,21 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic 
 // recordFailure stores that group failed r: a new entry, or the next step
 // of the entry a verified retry (claim non-nil) came from.
 func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *retryClaim, cause error) error {
-	view, err := q.startOnce()
-	if err != nil {
-		return err
-	}
-	if err := view.waitReady(ctx); err != nil { // an earlier entry of this event must be seen
-		return err
-	}
 	id := FailedEventID(group, eventID)
 	var attempt int
 	if claim != nil {
 		id, attempt = claim.id, claim.attempt
 	}
-	e, ok := view.getWait(ctx, id, attempt, 0)
+	var e FailedEvent
+	ok := false
+	switch view, err := q.viewFor(ctx); {
+	case err != nil:
+		return err
+	case claim != nil && claim.entry != nil:
+		e, ok = *claim.entry, true
+	case view != nil:
+		e, ok = view.getWait(ctx, id, attempt, 0)
+	}
 	if !ok {
 		e = *q.newEntry(r, group, eventID)
 		e.ID = id
@@ -740,11 +791,17 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 // resolve marks the entry a successful verified retry came from as
 // resolved.
 func (q *DeadLetterQueue) resolve(ctx context.Context, claim retryClaim) error {
-	view, err := q.startOnce()
-	if err != nil {
-		return err
+	var e FailedEvent
+	ok := false
+	if claim.entry != nil {
+		e, ok = *claim.entry, true
+	} else {
+		view, err := q.startOnce()
+		if err != nil {
+			return err
+		}
+		e, ok = view.getWait(ctx, claim.id, claim.attempt, 5*time.Second)
 	}
-	e, ok := view.getWait(ctx, claim.id, claim.attempt, 5*time.Second)
 	if !ok {
 		q.logger.Warn("eventbus: a retried event succeeded but its dead-letter entry is gone", "dlq_id", claim.id)
 		return nil
