@@ -139,10 +139,16 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error
 	for _, st := range []eventbus.FailedEventStatus{eventbus.StatusPending, eventbus.StatusRetrying, eventbus.StatusResolved, eventbus.StatusMaxRetriesExceeded} {
 		s.ByStatus[string(st)] = 0
 	}
+	classes := map[string]string{} // reason -> its scrubbed class: failures repeat their reasons
 	for _, e := range entries {
 		s.ByStatus[string(e.Status)]++
 		s.ByTopic[e.OriginalTopic]++
-		s.ByReason[reasonClass(scrubText(e.FailureReason))]++
+		class, ok := classes[e.FailureReason]
+		if !ok {
+			class = reasonClass(scrubText(e.FailureReason))
+			classes[e.FailureReason] = class
+		}
+		s.ByReason[class]++
 	}
 	return writeJSON(w, http.StatusOK, s)
 }

@@ -74,7 +74,8 @@ func (s *server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics, Compression: s.cfg.Compression})
+	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics, Compression: s.cfg.Compression,
+		DLQ: eventbus.DLQConfig{SigningKey: s.cfg.SigningKey}})
 	if err != nil {
 		return err
 	}
