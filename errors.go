@@ -105,6 +105,7 @@ type ConnectError struct {
 	Err error
 }
 
+// Error says which broker refused the connection, why, and what to fix.
 func (e *ConnectError) Error() string {
 	switch e.Reason {
 	case ErrAuthenticationFailed:
