@@ -418,7 +418,7 @@ func TestDLQStartsWithAnEmptiedPartition(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	ev := eventbus.RawEvent{ID: "e-1", Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
+	ev := eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
 	if _, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, ev, "mailer", errors.New("boom")); err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +452,7 @@ func TestDLQSkipsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	ev := eventbus.RawEvent{ID: "e-1", Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
+	ev := eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
 	id, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, ev, "mailer", errors.New("boom"))
 	if err != nil {
 		t.Fatal(err)
