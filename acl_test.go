@@ -41,6 +41,23 @@ func secureCluster(t *testing.T) ([]string, *eventbus.Client) {
 	return broker.Addrs(), client
 }
 
+// pluginConnection is a connected Client logged in as a plugin.
+func pluginConnection(t *testing.T, brokers []string, pluginID, password string) *eventbus.Client {
+	t.Helper()
+	client, err := eventbus.NewClient(eventbus.ClientConfig{
+		Brokers: brokers,
+		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername(pluginID), Password: password},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Connect(boundedCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	return client
+}
+
 // rawPluginClient is a franz-go client logged in as a plugin, with none of
 // the bus's checks.
 func rawPluginClient(t *testing.T, brokers []string, pluginID, password string, opts ...kgo.Opt) *kgo.Client {
@@ -267,17 +284,7 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
 
-	client, err := eventbus.NewClient(eventbus.ClientConfig{
-		Brokers: brokers,
-		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername("crm"), Password: "crm-secret"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client := pluginConnection(t, brokers, "crm", "crm-secret")
 	pluginBus := eventbustest.NewBusOn(t, client, eventbus.Config{
 		DLQ: eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
 	})
@@ -418,17 +425,7 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
-	client, err := eventbus.NewClient(eventbus.ClientConfig{
-		Brokers: brokers,
-		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername("crm"), Password: "crm-secret"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client := pluginConnection(t, brokers, "crm", "crm-secret")
 	cfg := fastDLQ()
 	cfg.DLQ.SchedulerGroup = "plugin.crm.dlq-scheduler"
 	pluginBus := eventbustest.NewBusOn(t, client, cfg)

@@ -291,9 +291,7 @@ func (q *DeadLetterQueue) Start(ctx context.Context) error {
 // started if need be and read to its end.
 func (q *DeadLetterQueue) viewFor(ctx context.Context) (*dlqView, error) {
 	if len(q.cfg.SigningKey) > 0 {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		return q.view, nil
+		return q.currentView(), nil
 	}
 	view, err := q.startOnce()
 	if err != nil {

@@ -17,8 +17,15 @@ import (
 // stdout lines; the process is killed with the test if still running.
 func startBinary(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncBuffer) {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with env ("KEY=value") added to the
+// environment, whose EVENTBUS_* variables are dropped first.
+func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan string, *syncBuffer) {
+	t.Helper()
 	cmd := exec.Command(eventbusBinary(t), args...)
-	cmd.Env = withoutEventbusEnv(cmd.Environ())
+	cmd.Env = append(withoutEventbusEnv(cmd.Environ()), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

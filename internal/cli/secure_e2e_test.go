@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,24 +123,7 @@ func TestSecureServe(t *testing.T) {
 	c := startSecureCluster(t)
 	args := append([]string{"serve", "--http-addr", "127.0.0.1:0", "--log-level", "warn"},
 		c.flags("--sasl-password-file", "", "--sasl-mechanism", "SCRAM-SHA-256")...)
-	cmd := exec.Command(eventbusBinary(t), args...)
-	cmd.Env = append(withoutEventbusEnv(os.Environ()), EnvSASLPassword+"="+securePassword)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	lines := lineReader(stdout)
+	cmd, lines, stderr := startBinaryEnv(t, []string{EnvSASLPassword + "=" + securePassword}, args...)
 	var banner []string
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()

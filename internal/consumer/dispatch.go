@@ -95,6 +95,19 @@ func (d *dispatcher) assign(ids []int32) {
 	}
 }
 
+// owns reports whether some partition is assigned (and not being
+// released).
+func (d *dispatcher) owns() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.parts {
+		if !p.released {
+			return true
+		}
+	}
+	return false
+}
+
 // startAt drops, on partition id, records below offset: the group's
 // position when the partition was assigned. Records fetched before an
 // earlier revocation are so never handled twice by this member.

@@ -117,7 +117,6 @@ type Group struct {
 	starts    startOffsets
 
 	assignMu    sync.Mutex
-	assigned    map[string]map[int32]bool
 	assignCount int
 	assignSig   chan struct{} // closed and replaced at every assignment
 
@@ -139,7 +138,6 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		cfg:           cfg,
 		topics:        map[string]*dispatcher{},
 		commitSig:     make(chan struct{}, 1),
-		assigned:      map[string]map[int32]bool{},
 		assignSig:     make(chan struct{}),
 		pollDone:      make(chan struct{}),
 		committerDone: make(chan struct{}),
@@ -281,14 +279,6 @@ func (g *Group) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[stri
 	g.fixStarts(ctx, assigned)
 	g.assignMu.Lock()
 	defer g.assignMu.Unlock()
-	for t, ps := range assigned {
-		if g.assigned[t] == nil {
-			g.assigned[t] = map[int32]bool{}
-		}
-		for _, p := range ps {
-			g.assigned[t][p] = true
-		}
-	}
 	g.assignCount++
 	close(g.assignSig)
 	g.assignSig = make(chan struct{})
@@ -299,7 +289,6 @@ func (g *Group) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[stri
 // then the partitions go to their next owner.
 func (g *Group) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	<-g.started
-	g.unassign(revoked)
 	if g.stopping.Load() {
 		return // Stop settled everything already
 	}
@@ -310,7 +299,6 @@ func (g *Group) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string
 // can be committed for them any more, so their handlers are cancelled.
 func (g *Group) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	<-g.started
-	g.unassign(lost)
 	g.releaseAll(ctx, lost, false)
 }
 
@@ -361,16 +349,6 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 	}
 }
 
-func (g *Group) unassign(parts map[string][]int32) {
-	g.assignMu.Lock()
-	defer g.assignMu.Unlock()
-	for t, ps := range parts {
-		for _, p := range ps {
-			delete(g.assigned[t], p)
-		}
-	}
-}
-
 // WaitAssigned returns once the group has joined and topic's partitions are
 // assigned, to this member or (in a group spread over processes) to others.
 func (g *Group) WaitAssigned(ctx context.Context, topic string) error {
@@ -378,8 +356,10 @@ func (g *Group) WaitAssigned(ctx context.Context, topic string) error {
 	defer recheck.Stop()
 	for {
 		g.assignMu.Lock()
-		sig, count, mine := g.assignSig, g.assignCount, len(g.assigned[topic]) > 0
+		sig, count := g.assignSig, g.assignCount
 		g.assignMu.Unlock()
+		d := g.dispatcher(topic)
+		mine := d != nil && d.owns()
 		if count > 0 && (mine || g.groupCovers(ctx, topic)) {
 			return nil
 		}
