@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/internal/redact"
 )
 
 // Paging limits of GET /api/dlq/events.
@@ -145,7 +146,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error
 		s.ByTopic[e.OriginalTopic]++
 		class, ok := classes[e.FailureReason]
 		if !ok {
-			class = reasonClass(scrubText(e.FailureReason))
+			class = reasonClass(redact.Text(e.FailureReason))
 			classes[e.FailureReason] = class
 		}
 		s.ByReason[class]++
