@@ -428,7 +428,9 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	client := pluginConnection(t, brokers, "crm", "crm-secret")
 	cfg := fastDLQ()
 	cfg.DLQ.SchedulerGroup = "plugin.crm.dlq-scheduler"
-	pluginBus := eventbustest.NewBusOn(t, client, cfg)
+	// One of the plugin's processes runs its dead letter queue (the view of
+	// the dlq.plugin.crm.* topics it may read, and its retry scheduler).
+	pluginBus := startDLQ(t, eventbustest.NewBusOn(t, client, cfg))
 	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
 
 	// Each handler fails an event the first time it sees it.

@@ -386,6 +386,16 @@ func (c *Client) Admin() (*kadm.Client, error) {
 	return c.kadm, nil
 }
 
+// adminKgo returns the client's own franz-go client (connected by Connect).
+func (c *Client) adminKgo() (*kgo.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.admin == nil {
+		return nil, fmt.Errorf("%w: call Connect first", ErrNotConnected)
+	}
+	return c.admin, nil
+}
+
 // slogAdapter sends franz-go's logs to slog, lowered so that the client's
 // chatter (connection retries, rebalances) stays out of an application's
 // info logs: franz-go errors become warnings, its warnings and infos debug

@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,14 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -58,15 +60,13 @@ var allStatuses = [...]FailedEventStatus{StatusPending, StatusRetrying, StatusRe
 
 // countByStatus counts the view's entries by status (zeros before Start).
 func (q *DeadLetterQueue) countByStatus() map[FailedEventStatus]int {
-	q.mu.Lock()
-	view := q.view
-	q.mu.Unlock()
 	counts := map[FailedEventStatus]int{}
+	view := q.currentView()
 	if view == nil {
 		return counts
 	}
-	for _, e := range view.list(func(*FailedEvent) bool { return true }) {
-		counts[e.Status]++
+	for st, n := range view.stats(FailedEventFilter{}).ByStatus {
+		counts[FailedEventStatus(st)] = n
 	}
 	return counts
 }
@@ -84,13 +84,32 @@ const (
 	// the retried entry and its HMAC.
 	HeaderDLQEntry     = "dlq-entry"
 	HeaderDLQSignature = "dlq-signature"
+	// HeaderDLQPosition carries, without a signing key, where the entry
+	// version the retry was sent as lies on its dlq.* topic
+	// ("<partition>:<offset>"): the subscriber reads that one record to
+	// check the retry, and keeps no dead-letter view.
+	HeaderDLQPosition = "dlq-position"
 )
+
+// isDLQHeader reports whether key is one of the headers the dead letter
+// queue sets on a retry (never kept with an entry, never set by callers).
+func isDLQHeader(key string) bool {
+	switch key {
+	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature, HeaderDLQPosition:
+		return true
+	}
+	return false
+}
 
 // FailedEvent is one dead-letter entry: an event that one consumer group
 // failed to handle, with everything needed to understand and retry it.
 type FailedEvent struct {
 	// ID is stable per consumer group and event ID, and URL-safe.
 	ID string `json:"id"`
+	// Origin is empty for the entries of this bus, OriginTypeScript for
+	// those the TypeScript package wrote on a shared cluster: listed,
+	// never retried automatically, retried or deleted by hand.
+	Origin string `json:"origin,omitempty"`
 	// OriginalEvent is the record value as published: the event's JSON, or
 	// for a malformed record a JSON string holding its bytes.
 	OriginalEvent json.RawMessage `json:"originalEvent"`
@@ -152,6 +171,19 @@ type FailedEventFilter struct {
 	Topic    string
 	TenantID string
 	Status   FailedEventStatus
+	// VerifiedTenant keeps only the entries whose tenant is known (see
+	// FailedEvent.VerifiedTenant): what access scoped to a tenant may see.
+	VerifiedTenant bool
+}
+
+// FailedEventQuery selects one page of dead-letter entries.
+type FailedEventQuery struct {
+	FailedEventFilter
+	// Oldest sorts by failure time, oldest first; the default is newest first.
+	Oldest bool
+	// Offset skips that many matching entries; Limit returns at most that
+	// many (0: all the rest).
+	Offset, Limit int
 }
 
 // DLQStats summarizes the dead letter queue.
@@ -249,9 +281,13 @@ func FailedEventID(group, eventID string) string {
 
 // DeadLetterQueue holds the events consumer groups failed to handle. Its
 // source of truth is the dlq.<topic> topics (compacted, 30-day retention,
-// keyed by entry ID): every instance reads them all to serve the full view,
-// and the members of DLQConfig.SchedulerGroup each schedule the automatic
-// retries of the DLQ partitions they own.
+// keyed by entry ID). Only a process that calls Start (eventbus serve does,
+// and every DLQ call starts it) reads them: it keeps an index of every
+// entry, reads entries back from their records on demand, and, as a member
+// of DLQConfig.SchedulerGroup, schedules the automatic retries of the DLQ
+// partitions it owns. A process that only publishes and subscribes keeps
+// no dead-letter view: it writes its failures, and checks the retries it
+// receives by reading the one record each names.
 type DeadLetterQueue struct {
 	bus    *Bus
 	cfg    DLQConfig
@@ -264,6 +300,10 @@ type DeadLetterQueue struct {
 	now     func() time.Time
 
 	knownTopics sync.Map // dlq topics this process wrote to
+
+	readerOnce sync.Once
+	reader     *logread.Reader // reads the records retries name
+	readerErr  error
 }
 
 func newDLQ(b *Bus) *DeadLetterQueue {
@@ -275,29 +315,15 @@ func (b *Bus) DLQ() *DeadLetterQueue { return b.dlq }
 
 // Start begins reading the dlq.* topics and, unless disabled, scheduling
 // retries; it returns once the view has caught up with what the topics held
-// when it started. The bus starts it on first use (a subscription or any
-// DLQ call); calling it again is a no-op.
+// when it started. Any DLQ call starts it; subscribing never does. A
+// deployment needs at least one process that runs it (eventbus serve does)
+// for automatic retries to be sent. Calling it again is a no-op.
 func (q *DeadLetterQueue) Start(ctx context.Context) error {
 	view, err := q.startOnce()
 	if err != nil {
 		return err
 	}
 	return view.waitReady(ctx)
-}
-
-// viewFor returns the view a failure is recorded against: with a signing
-// key, the view only if this process runs one (nil otherwise: a failure is
-// then written without reading the dlq.* topics); without a key, the view,
-// started if need be and read to its end.
-func (q *DeadLetterQueue) viewFor(ctx context.Context) (*dlqView, error) {
-	if len(q.cfg.SigningKey) > 0 {
-		return q.currentView(), nil
-	}
-	view, err := q.startOnce()
-	if err != nil {
-		return nil, err
-	}
-	return view, view.waitReady(ctx)
 }
 
 // currentView is the view, if this process started one.
@@ -307,12 +333,17 @@ func (q *DeadLetterQueue) currentView() *dlqView {
 	return q.view
 }
 
-// startInBackground starts the dead letter queue without waiting for its
-// view; a failure to start is logged, and tried again by the next use.
-func (q *DeadLetterQueue) startInBackground() {
-	if _, err := q.startOnce(); err != nil && !errors.Is(err, ErrShuttingDown) {
-		q.logger.Warn("eventbus: could not start the dead letter queue; failed events will start it again", "err", err)
-	}
+// recordReader returns the reader of single DLQ records.
+func (q *DeadLetterQueue) recordReader() (*logread.Reader, error) {
+	q.readerOnce.Do(func() {
+		cl, err := q.bus.client.adminKgo()
+		if err != nil {
+			q.readerErr = err
+			return
+		}
+		q.reader = logread.New(cl)
+	})
+	return q.reader, q.readerErr
 }
 
 // Ready reports whether this bus serves the full dead letter queue: nil
@@ -379,35 +410,60 @@ func (q *DeadLetterQueue) stop(ctx context.Context) {
 // TopicRules returns the topic-name rules of the bus's client.
 func (q *DeadLetterQueue) TopicRules() *TopicRules { return q.bus.client.cfg.TopicRules }
 
-// FailedEvents returns the entries that match filter, newest failure first.
-func (q *DeadLetterQueue) FailedEvents(ctx context.Context, filter FailedEventFilter) ([]FailedEvent, error) {
+// started starts the view (if need be) and waits until it is ready.
+func (q *DeadLetterQueue) started(ctx context.Context) (*dlqView, error) {
 	if err := q.Start(ctx); err != nil {
 		return nil, err
 	}
-	if filter.Status != "" && !filter.Status.Valid() {
-		return nil, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, filter.Status)
+	return q.currentView(), nil
+}
+
+// FailedEvents returns the entries that match filter, newest failure
+// first. It reads every one of them from the brokers: to page through
+// many, use QueryFailedEvents.
+func (q *DeadLetterQueue) FailedEvents(ctx context.Context, filter FailedEventFilter) ([]FailedEvent, error) {
+	out, _, err := q.QueryFailedEvents(ctx, FailedEventQuery{FailedEventFilter: filter})
+	return out, err
+}
+
+// QueryFailedEvents returns one page of the entries that match query, and
+// how many match in all. Matching, counting and sorting use the view's
+// index; only the page's entries are read from the brokers.
+func (q *DeadLetterQueue) QueryFailedEvents(ctx context.Context, query FailedEventQuery) ([]FailedEvent, int, error) {
+	if query.Status != "" && !query.Status.Valid() {
+		return nil, 0, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, query.Status)
 	}
-	out := q.view.list(func(e *FailedEvent) bool {
-		return (filter.Topic == "" || e.OriginalTopic == filter.Topic) &&
-			(filter.TenantID == "" || e.TenantID == filter.TenantID) &&
-			(filter.Status == "" || e.Status == filter.Status)
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].FailedAt.Equal(out[j].FailedAt) {
-			return out[i].FailedAt.After(out[j].FailedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
+	if query.Offset < 0 || query.Limit < 0 {
+		return nil, 0, fmt.Errorf("%w: offset %d and limit %d must not be negative", ErrInvalidConfig, query.Offset, query.Limit)
+	}
+	view, err := q.started(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	refs := view.query(query.FailedEventFilter, query.Oldest)
+	total := len(refs)
+	refs = refs[min(query.Offset, total):]
+	if query.Limit > 0 {
+		refs = refs[:min(query.Limit, len(refs))]
+	}
+	out, err := view.read(ctx, refs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
 }
 
 // FailedEvent returns one entry, or an error wrapping ErrFailedEventNotFound.
 func (q *DeadLetterQueue) FailedEvent(ctx context.Context, id string) (FailedEvent, error) {
-	if err := q.Start(ctx); err != nil {
+	view, err := q.started(ctx)
+	if err != nil {
 		return FailedEvent{}, err
 	}
-	e, ok := q.view.get(id)
-	if !ok {
+	e, ok, err := view.get(ctx, id)
+	switch {
+	case err != nil:
+		return FailedEvent{}, err
+	case !ok:
 		return FailedEvent{}, notFound(id)
 	}
 	return e, nil
@@ -422,32 +478,26 @@ func (q *DeadLetterQueue) Stats(ctx context.Context) (DLQStats, error) {
 	return q.StatsFor(ctx, FailedEventFilter{})
 }
 
-// StatsFor counts the entries that match filter (for example one tenant's).
+// StatsFor counts the entries that match filter (for example one
+// tenant's), from the view's index. The reasons that label ByReason are
+// the first line of each failure reason, secrets scrubbed, at most 80
+// bytes.
 func (q *DeadLetterQueue) StatsFor(ctx context.Context, filter FailedEventFilter) (DLQStats, error) {
-	all, err := q.FailedEvents(ctx, filter)
+	if filter.Status != "" && !filter.Status.Valid() {
+		return DLQStats{}, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, filter.Status)
+	}
+	view, err := q.started(ctx)
 	if err != nil {
 		return DLQStats{}, err
 	}
-	s := DLQStats{Total: len(all), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
-	for _, st := range allStatuses {
-		s.ByStatus[string(st)] = 0
-	}
-	for _, e := range all {
-		s.ByStatus[string(e.Status)]++
-		s.ByTopic[e.OriginalTopic]++
-		s.ByReason[reasonClass(e.FailureReason)]++
-	}
-	return s, nil
+	return view.stats(filter), nil
 }
 
 // reasonClass shortens a failure reason to a bounded label: its first line,
-// at most 80 characters.
+// at most 80 bytes.
 func reasonClass(r string) string {
-	for i, c := range r {
-		if c == '\n' {
-			r = r[:i]
-			break
-		}
+	if i := strings.IndexByte(r, '\n'); i >= 0 {
+		r = r[:i]
 	}
 	if len(r) > 80 {
 		r = r[:80]
@@ -458,11 +508,23 @@ func reasonClass(r string) string {
 // RetryFailedEvent sends the entry's event again to the consumer group that
 // failed it, and only to that group. A manual retry works in any status; an
 // automatic one (manual false) fails with ErrRetryNotAllowed when the entry
-// is resolved or out of retries.
+// is resolved or out of retries. An entry the TypeScript package wrote
+// (Origin OriginTypeScript) is retried by hand only, the way that package
+// retries: every group reads the event again.
 func (q *DeadLetterQueue) RetryFailedEvent(ctx context.Context, id string, manual bool) error {
 	e, err := q.FailedEvent(ctx, id)
 	if err != nil {
 		return err
+	}
+	if e.Origin == OriginTypeScript {
+		if !manual {
+			return fmt.Errorf("%w: entry %s was written by the TypeScript package; retry it manually", ErrRetryNotAllowed, id)
+		}
+		ref, _, ok := q.currentView().ref(id)
+		if !ok {
+			return notFound(id)
+		}
+		return q.retryTypeScript(ctx, ref.at.topic, e)
 	}
 	if !manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
 		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", ErrRetryNotAllowed, id, e.Status, e.RetryCount, e.MaxRetries)
@@ -484,7 +546,7 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 		if e.Status == StatusResolved {
 			continue
 		}
-		if err := q.sendRetry(ctx, e, true); err != nil {
+		if err := q.RetryFailedEvent(ctx, e.ID, true); err != nil {
 			q.logger.Warn("eventbus: retry failed", "dlq_id", e.ID, "err", err)
 			failed++
 			continue
@@ -494,22 +556,28 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 	return succeeded, failed, nil
 }
 
-// DeleteFailedEvent removes an entry (a tombstone on its DLQ topic).
+// DeleteFailedEvent removes an entry (a tombstone on its DLQ topic; for an
+// entry the TypeScript package wrote, an overlay that hides it).
 func (q *DeadLetterQueue) DeleteFailedEvent(ctx context.Context, id string) error {
 	e, err := q.FailedEvent(ctx, id)
 	if err != nil {
 		return err
 	}
-	return q.write(ctx, &e, true)
+	if e.Origin == OriginTypeScript {
+		ref, _, ok := q.currentView().ref(id)
+		if !ok {
+			return notFound(id)
+		}
+		return q.writeOverlay(ctx, ref.at.topic, e, true)
+	}
+	_, err = q.write(ctx, &e, true)
+	return err
 }
 
 // RouteToDLQ records that group failed to handle event (published on
 // topic) because of cause, as the bus does itself when a handler fails. It
 // returns the entry's ID.
 func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event RawEvent, group string, cause error) (string, error) {
-	if err := q.Start(ctx); err != nil {
-		return "", err
-	}
 	if _, err := q.bus.client.cfg.TopicRules.ParseTopic(topic); err != nil {
 		return "", err
 	}
@@ -529,7 +597,8 @@ func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event Ra
 	rec.Partition, rec.Offset = -1, -1
 	e := q.newEntry(rec, group, event.ID)
 	q.applyFailure(e, cause, q.now().UTC())
-	return e.ID, q.write(ctx, e, false)
+	_, err = q.write(ctx, e, false)
+	return e.ID, err
 }
 
 // newEntry builds the entry for a record that group failed; applyFailure
@@ -554,15 +623,15 @@ func (q *DeadLetterQueue) newEntry(r *kgo.Record, group, eventID string) *Failed
 		e.OriginalEvent, _ = json.Marshal(string(r.Value))
 	}
 	for _, h := range r.Headers {
-		switch h.Key {
-		case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature:
-		case "event-type":
+		switch {
+		case isDLQHeader(h.Key):
+		case h.Key == "event-type":
 			e.EventType = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		case "tenant-id":
+		case h.Key == "tenant-id":
 			e.TenantID = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		case "workspace-id":
+		case h.Key == "workspace-id":
 			e.WorkspaceID = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
 		default:
@@ -626,14 +695,11 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 	}
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: kind})
 	e.UpdatedAt = now
-	if err := q.write(ctx, &e, false); err != nil {
+	written, err := q.write(ctx, &e, false)
+	if err != nil {
 		return err
 	}
-	value := []byte(e.OriginalEvent)
-	var s string
-	if json.Unmarshal(e.OriginalEvent, &s) == nil { // a malformed record kept as a string
-		value = []byte(s)
-	}
+	value := retryValue(e)
 	q.bus.tracing.inject(ctx, &headers)
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderDLQID, Value: []byte(e.ID)},
@@ -650,7 +716,11 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 			return fmt.Errorf("send retry of %s: %w", e.ID, err)
 		}
 	}
-	headers = append(headers, q.signRetry(target, e, value)...)
+	if len(q.cfg.SigningKey) > 0 {
+		headers = append(headers, q.signRetry(target, e, value)...)
+	} else {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
+	}
 	rec := &kgo.Record{Topic: target, Key: e.OriginalKey, Value: value, Headers: headers}
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
 		return fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err)
@@ -659,36 +729,53 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 	return nil
 }
 
+// retryValue is the record value a retry of e carries: the original
+// record's (a malformed record's bytes are kept as a JSON string).
+func retryValue(e FailedEvent) []byte {
+	var s string
+	if json.Unmarshal(e.OriginalEvent, &s) == nil {
+		return []byte(s)
+	}
+	return []byte(e.OriginalEvent)
+}
+
 // write stores an entry (or its tombstone) on its DLQ topic and applies it
-// to the local view once the broker acknowledged it.
-func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) (err error) {
+// to the local view once the broker acknowledged it. It returns the record
+// written, which holds its partition and offset.
+func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) (rec *kgo.Record, err error) {
 	topic := dlqTopicFor(e.ConsumerGroup, e.OriginalTopic)
 	ctx, span := q.bus.tracing.startInternal(ctx, "dlq write "+topic,
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
 		attribute.Bool("plexica.tombstone", tombstone))
 	defer func() { endSpan(span, err) }()
 	if err := q.bus.client.topics.EnsureTopic(ctx, topic); err != nil {
-		return err
+		return nil, err
 	}
-	rec := &kgo.Record{Topic: topic, Key: []byte(e.ID)}
+	rec = &kgo.Record{Topic: topic, Key: []byte(e.ID)}
 	if !tombstone {
 		v, err := json.Marshal(e)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rec.Value = v
 	}
+	return rec, q.produceEntryRecord(ctx, rec, e.ID)
+}
+
+// produceEntryRecord writes one DLQ record and applies it to the local
+// view once the broker acknowledged it.
+func (q *DeadLetterQueue) produceEntryRecord(ctx context.Context, rec *kgo.Record, id string) error {
 	producer, err := q.bus.producer("")
 	if err != nil {
 		return err
 	}
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
-		return fmt.Errorf("write dead-letter entry %s to %s: %w", e.ID, topic, err)
+		return fmt.Errorf("write dead-letter entry %s to %s: %w", id, rec.Topic, err)
 	}
 	if view := q.currentView(); view != nil {
 		view.apply(rec, false)
 	}
-	if _, seen := q.knownTopics.LoadOrStore(topic, true); !seen {
+	if _, seen := q.knownTopics.LoadOrStore(rec.Topic, true); !seen {
 		q.noticeTopic()
 	}
 	return nil
@@ -713,25 +800,35 @@ type retryClaim struct {
 	id      string // the dead-letter entry
 	group   string // the consumer group the retry is for
 	attempt int
-	// outstanding: the entry still waits for this attempt (status
-	// retrying). Only then may the group's handling change the entry; a
-	// retry already answered (or headers replayed by another writer) is an
-	// ordinary event to that group.
+	// outstanding: the entry still waits for this attempt (no newer
+	// version of it exists). Only then may the group's handling change the
+	// entry; a retry already answered (or headers replayed by another
+	// writer) is an ordinary event to that group.
 	outstanding bool
-	// entry, for a signed retry, is the entry as its sender wrote it.
+	// entry is the entry as the retry's sender wrote it.
 	entry *FailedEvent
 }
 
+// maxOutstandingScan bounds how much of a DLQ partition is read after a
+// retry's entry to learn whether a newer version of it was written.
+const maxOutstandingScan = 8 << 20
+
 // verifyRetry checks the retry headers of r (dlq-id, retry-group,
 // retry-attempt) against the entry they name: one with that ID, on r's
-// topic, for r's event, of the group they name, whose retries reached that
+// topic, for r's event and value, of the group they name, sent as that
 // attempt. Other groups skip such a retry; the named group lets it change
 // the entry only while that attempt is outstanding (claim.outstanding).
 // Anything else, such as headers that some writer to the topic set itself,
-// leaves the record an ordinary event that changes no entry. topic is the topic the retry is
-// for: r's own, or the one a plugin's retry topic stands for. The view may not yet hold the
-// version that the instance sending the retry just wrote, so this waits a
-// little for it (bounded by ctx).
+// leaves the record an ordinary event that changes no entry. topic is the
+// topic the retry is for: r's own, or the one a plugin's retry topic
+// stands for.
+//
+// With a signing key the record carries the entry and its signature
+// (dlq_signing.go). Without one it carries where the entry version it was
+// sent as lies (dlq-position): the subscriber reads that record, and the
+// ones after it for a newer version, from the entry's dlq.* topic, whose
+// name it derives itself: nobody but the writers of that topic can place
+// an entry there.
 func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic string) (retryClaim, bool) {
 	id, hasID := wire.HeaderValue(r.Headers, HeaderDLQID)
 	group, hasGroup := wire.HeaderValue(r.Headers, HeaderRetryGroup)
@@ -743,69 +840,65 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic 
 	if len(q.cfg.SigningKey) > 0 {
 		return q.verifySigned(r, topic, id, group, attempt)
 	}
-	view, err := q.startOnce()
-	if err != nil || view.waitReady(ctx) != nil {
+	pos, _ := wire.HeaderValue(r.Headers, HeaderDLQPosition)
+	ps, os, ok := strings.Cut(string(pos), ":")
+	partition, perr := strconv.ParseInt(ps, 10, 32)
+	offset, oerr := strconv.ParseInt(os, 10, 64)
+	if !ok || perr != nil || oerr != nil || partition < 0 || offset < 0 {
 		return retryClaim{}, false
 	}
-	e, ok := view.getWait(ctx, string(id), attempt, 5*time.Second)
-	if !ok || e.OriginalTopic != topic || retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic ||
-		e.ConsumerGroup != string(group) || e.EventID != eventIDOf(r) || e.RetryCount < attempt {
+	reader, err := q.recordReader()
+	if err != nil {
 		return retryClaim{}, false
 	}
-	return retryClaim{
-		id: e.ID, group: e.ConsumerGroup, attempt: attempt,
-		outstanding: e.Status == StatusRetrying && e.RetryCount == attempt,
-	}, true
-}
-
-// recordFailure stores that group failed r: a new entry, or the next step
-// of the entry a verified retry (claim non-nil) came from.
-func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *retryClaim, cause error) error {
-	id := FailedEventID(group, eventID)
-	var attempt int
-	if claim != nil {
-		id, attempt = claim.id, claim.attempt
+	dlqTopic := dlqTopicFor(string(group), topic)
+	got, err := reader.Read(ctx, dlqTopic, int32(partition), []int64{offset})
+	rec := got[offset]
+	if err != nil || rec == nil || string(rec.Key) != string(id) || rec.Value == nil {
+		return retryClaim{}, false
 	}
 	var e FailedEvent
-	ok := false
-	switch view, err := q.viewFor(ctx); {
-	case err != nil:
-		return err
-	case claim != nil && claim.entry != nil:
-		e, ok = *claim.entry, true
-	case view != nil:
-		e, ok = view.getWait(ctx, id, attempt, 0)
+	if json.Unmarshal(rec.Value, &e) != nil || e.ID != string(id) || e.Origin != "" || e.OriginalTopic != topic ||
+		retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic || e.ConsumerGroup != string(group) ||
+		e.EventID != eventIDOf(r) || e.RetryCount != attempt || e.Status != StatusRetrying || !bytes.Equal(retryValue(e), r.Value) {
+		return retryClaim{}, false
 	}
-	if !ok {
+	newer := false
+	complete, err := reader.Scan(ctx, dlqTopic, int32(partition), offset+1, maxOutstandingScan, func(later *kgo.Record) bool {
+		newer = string(later.Key) == e.ID
+		return !newer
+	})
+	outstanding := err == nil && complete && !newer
+	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, outstanding: outstanding, entry: &e}, true
+}
+
+// recordFailure stores that group failed r: the next step of the entry a
+// verified retry (claim non-nil) came from, or else a new entry (which
+// replaces an earlier entry of the same group and event, if any).
+func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *retryClaim, cause error) error {
+	var e FailedEvent
+	if claim != nil && claim.entry != nil {
+		e = *claim.entry
+		e.RetryCount = max(e.RetryCount, claim.attempt)
+	} else {
 		e = *q.newEntry(r, group, eventID)
-		e.ID = id
 	}
-	e.RetryCount = max(e.RetryCount, attempt)
 	e.SchedulerGroup = q.cfg.SchedulerGroup
 	q.applyFailure(&e, cause, q.now().UTC())
-	return q.write(ctx, &e, false)
+	_, err := q.write(ctx, &e, false)
+	return err
 }
 
 // resolve marks the entry a successful verified retry came from as
 // resolved.
 func (q *DeadLetterQueue) resolve(ctx context.Context, claim retryClaim) error {
-	var e FailedEvent
-	ok := false
-	if claim.entry != nil {
-		e, ok = *claim.entry, true
-	} else {
-		view, err := q.startOnce()
-		if err != nil {
-			return err
-		}
-		e, ok = view.getWait(ctx, claim.id, claim.attempt, 5*time.Second)
-	}
-	if !ok {
-		q.logger.Warn("eventbus: a retried event succeeded but its dead-letter entry is gone", "dlq_id", claim.id)
+	if claim.entry == nil {
 		return nil
 	}
+	e := *claim.entry
 	now := q.now().UTC()
 	e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved"})
-	return q.write(ctx, &e, false)
+	_, err := q.write(ctx, &e, false)
+	return err
 }

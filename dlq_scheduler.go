@@ -168,18 +168,17 @@ func (s *dlqScheduler) tick(ctx context.Context) {
 		return
 	}
 	now := s.q.now()
-	due := s.q.view.due(now, func(tp topicPartition, e *FailedEvent) bool {
-		return ready[tp] && s.schedules(e)
+	due := s.q.view.due(now, func(tp topicPartition, schedulerGroup string) bool {
+		return ready[tp] && s.schedules(schedulerGroup)
 	})
 	for tp, ids := range due {
 		s.sendDue(ctx, tp, ids, now)
 	}
 }
 
-// schedules reports whether this scheduler's group schedules e: the group
-// of the bus that recorded e's last failure.
-func (s *dlqScheduler) schedules(e *FailedEvent) bool {
-	group := e.SchedulerGroup
+// schedules reports whether this scheduler's group schedules an entry of
+// schedulerGroup: the group of the bus that recorded its last failure.
+func (s *dlqScheduler) schedules(group string) bool {
 	if group == "" {
 		group = DefaultSchedulerGroup
 	}
@@ -199,7 +198,12 @@ func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, ids []str
 		if ctx.Err() != nil {
 			return
 		}
-		if e, ok := s.q.view.get(id); ok && isDue(&e, now) {
+		e, ok, err := s.q.view.get(ctx, id)
+		if err != nil {
+			s.q.logger.Warn("eventbus: could not read a due dead-letter entry; will try again", "dlq_id", id, "err", err)
+			return
+		}
+		if ok && e.Origin == "" && isDue(&e, now) {
 			s.schedule(ctx, e, now)
 		}
 	}
@@ -227,7 +231,7 @@ func (s *dlqScheduler) schedule(ctx context.Context, e FailedEvent, now time.Tim
 	if e.RetryCount >= e.MaxRetries {
 		// The last retry was sent and never answered: out of retries.
 		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now.UTC()
-		if err := s.q.write(ctx, &e, false); err != nil {
+		if _, err := s.q.write(ctx, &e, false); err != nil {
 			s.q.logger.Warn("eventbus: could not mark dead-letter entry as out of retries", "dlq_id", e.ID, "err", err)
 		}
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,17 @@ import (
 // fastDLQ retries within milliseconds so tests run quickly.
 func fastDLQ() eventbus.Config {
 	return eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}}
+}
+
+// startDLQ makes bus a process that runs the dead letter queue (as
+// eventbus serve does): it keeps the view and schedules automatic retries.
+// A process that only subscribes does neither.
+func startDLQ(t *testing.T, bus *eventbus.Bus) *eventbus.Bus {
+	t.Helper()
+	if err := bus.DLQ().Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return bus
 }
 
 // waitEntry polls the DLQ view (bounded) until an entry satisfies ok.
@@ -43,7 +53,7 @@ func hasStatus(s eventbus.FailedEventStatus) func(eventbus.FailedEvent) bool {
 }
 
 func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
-	bus := eventbustest.NewBus(t, fastDLQ())
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
 	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
 	billing, audit := eventbustest.UniqueID("billing"), eventbustest.UniqueID("audit")
 	var billingCalls atomic.Int64
@@ -323,7 +333,7 @@ func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("fulfilment")
 	var calls atomic.Int64
-	bus := eventbustest.NewBus(t, ours, brokers...)
+	bus := startDLQ(t, eventbustest.NewBus(t, ours, brokers...))
 	other := eventbustest.NewBus(t, theirs, brokers...)
 	// The other deployment's scheduler owns the DLQ topic before anything fails.
 	if err := other.Client().Topics().EnsureTopic(ctxT(t), "dlq."+topic); err != nil {
@@ -442,47 +452,5 @@ func TestDLQStartsWithAnEmptiedPartition(t *testing.T) {
 	}
 	if _, err := other.Subscribe(ctx, topic, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.SubscribeOptions{}); err != nil {
 		t.Fatalf("Subscribe in that process: %v", err)
-	}
-}
-
-// TestDLQSkipsEntriesOfTheTypeScriptOriginal: the original writes its own
-// FailedEvent JSON to the same dlq.<topic> topics, keyed by tenant; the view
-// leaves those records alone and lists its own entries as usual.
-func TestDLQSkipsEntriesOfTheTypeScriptOriginal(t *testing.T) {
-	brokers := eventbustest.Brokers(t)
-	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	ev := eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
-	id, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, ev, "mailer", errors.New("boom"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	// The original's entry as it writes it (offset as a string), one that
-	// happens to read as ours, and a record under this bus's entry ID that
-	// is not its entry.
-	original := `{"originalEvent":{"id":"e-2"},"originalTopic":"` + topic + `","failureReason":"x","retryCount":0,"maxRetries":3,"consumerGroup":"ts-mailer","partition":0,"offset":%s,"status":"pending"}`
-	for _, kv := range [][2]string{
-		{"acme", fmt.Sprintf(original, `"17"`)},
-		{"globex", fmt.Sprintf(original, `17`)},
-		{id, `{"id":"someone-else","offset":17}`},
-	} {
-		key, value := kv[0], kv[1]
-		if err := raw.ProduceSync(ctxT(t), &kgo.Record{Topic: "dlq." + topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A fresh view reads all four records.
-	other := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	entries, err := other.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].ID != id || entries[0].ConsumerGroup != "mailer" {
-		t.Fatalf("entries %+v; want only this bus's entry %s", entries, id)
 	}
 }

@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/logread"
+	"github.com/plexica/eventbus/internal/redact"
+	"github.com/plexica/eventbus/internal/wire"
 )
 
 // topicPartition names one partition.
@@ -18,28 +23,47 @@ type topicPartition struct {
 	partition int32
 }
 
-// viewEntry is the newest record seen for one dead-letter ID.
-type viewEntry struct {
-	event   FailedEvent
-	deleted bool
+// indexEntry is what the view keeps in memory of one dead-letter entry:
+// enough to filter, count, sort and schedule it, and where its newest
+// version lies. The entry itself (its event, headers, history) is read
+// from that record when it is asked for, so the view's memory grows by a
+// couple of hundred bytes per entry, whatever the events weigh.
+type indexEntry struct {
 	at      topicPartition
 	offset  int64
+	deleted bool
+	// origin is "" for this bus's entries, OriginTypeScript for those the
+	// TypeScript package wrote (and for the records that overlay them).
+	origin string
+	// overlay: this version is a record of ours that overlays an entry the
+	// TypeScript package wrote (see dlq_legacy.go).
+	overlay bool
+	status  FailedEventStatus
+	// interned strings: few distinct values across many entries.
+	topic, tenant, group, schedulerGroup, reasonLabel string
+	tenantKnown                                       bool // the record is an event of tenant (see FailedEvent.VerifiedTenant)
+	permanent                                         bool
+	retryCount, maxRetries                            int32
+	failedAt, nextRetryAt, changedAt                  int64 // unix ns; nextRetryAt 0 is none
 }
 
-// dlqView is this process's copy of every dlq.* topic, folded by entry ID.
-// It reads the topics from the start outside any group, so every instance
-// sees every entry.
+// dlqView is this process's index of every dlq.* topic, folded by entry
+// ID. It reads the topics from the start outside any group, so every
+// instance sees every entry; entries are read back from their records on
+// demand (internal/logread).
 type dlqView struct {
-	q  *DeadLetterQueue
-	cl *kgo.Client
+	q      *DeadLetterQueue
+	cl     *kgo.Client
+	reader *logread.Reader
 
 	mu       sync.RWMutex
-	entries  map[string]*viewEntry
+	entries  map[string]*indexEntry
+	strs     map[string]string       // interned strings
 	progress map[topicPartition]int64 // next offset the reader will see
-	changed  chan struct{}            // closed and replaced on every change
 	targets  map[topicPartition]int64 // end offsets when the view started
 	ready    chan struct{}
-	readyErr error
+
+	warnedCompacted sync.Map // dlq topics already warned about (dlq_legacy.go)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -48,9 +72,9 @@ type dlqView struct {
 func newDLQView(q *DeadLetterQueue) *dlqView {
 	return &dlqView{
 		q:        q,
-		entries:  map[string]*viewEntry{},
+		entries:  map[string]*indexEntry{},
+		strs:     map[string]string{},
 		progress: map[topicPartition]int64{},
-		changed:  make(chan struct{}),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -72,6 +96,7 @@ func (v *dlqView) start() error {
 		return err
 	}
 	v.cl = cl
+	v.reader = logread.New(cl)
 	ctx, cancel := context.WithCancel(context.Background())
 	v.cancel = cancel
 	targets, err := v.endOffsets(ctx)
@@ -141,33 +166,89 @@ func (v *dlqView) run(ctx context.Context) {
 	}
 }
 
-// apply folds one DLQ record into the view. Records from the reader advance
-// its progress; records this process wrote are applied as soon as they are
-// acknowledged, so a caller reads its own writes.
+// apply folds one DLQ record into the index. Records from the reader
+// advance its progress; records this process wrote are applied as soon as
+// they are acknowledged, so a caller reads its own writes.
 func (v *dlqView) apply(r *kgo.Record, fromReader bool) {
 	tp := topicPartition{r.Topic, r.Partition}
-	id := string(r.Key)
+	id, ie, ok := v.decodeIndex(r)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if fromReader && r.Offset+1 > v.progress[tp] {
 		v.progress[tp] = r.Offset + 1
 	}
-	if !isEntryID(id) {
-		return // not ours: the TypeScript original keys its entries by tenant
+	if !ok {
+		return
 	}
-	if cur, ok := v.entries[id]; ok && cur.at == tp && cur.offset > r.Offset {
-		return // an older version than the one applied already
+	cur, exists := v.entries[id]
+	if exists && !supersedes(ie, cur) {
+		return
 	}
-	ve := &viewEntry{at: tp, offset: r.Offset, deleted: r.Value == nil}
-	if !ve.deleted {
-		if err := json.Unmarshal(r.Value, &ve.event); err != nil || ve.event.ID != id {
-			v.q.logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
-			return
+	ie.topic, ie.tenant, ie.group = v.intern(ie.topic), v.intern(ie.tenant), v.intern(ie.group)
+	ie.schedulerGroup, ie.reasonLabel = v.intern(ie.schedulerGroup), v.intern(ie.reasonLabel)
+	v.entries[id] = ie
+}
+
+// supersedes reports whether version next of an entry replaces version cur.
+// Versions of one of our entries share a key, hence a partition, and the
+// later offset wins. An entry the TypeScript package wrote and the records
+// of ours that overlay it (a retry, a delete) have different keys: there
+// the later change wins.
+func supersedes(next, cur *indexEntry) bool {
+	if next.origin == "" && cur.origin == "" {
+		return cur.at != next.at || next.offset >= cur.offset
+	}
+	if next.changedAt != cur.changedAt {
+		return next.changedAt > cur.changedAt
+	}
+	return next.overlay // an overlay written at the same instant as the failure it answers
+}
+
+// decodeIndex reads what the index keeps of a DLQ record: the entry's ID
+// and its index entry, or ok false for a record that is not an entry.
+func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie *indexEntry, ok bool) {
+	ie = &indexEntry{at: topicPartition{r.Topic, r.Partition}, offset: r.Offset}
+	if r.Value == nil { // a tombstone: keyed by the entry's ID
+		id = string(r.Key)
+		if !isEntryID(id) {
+			return "", nil, false
 		}
+		ie.deleted = true
+		return id, ie, true
 	}
-	v.entries[id] = ve
-	close(v.changed)
-	v.changed = make(chan struct{})
+	e, overlay, deleted, err := decodeEntryRecord(r)
+	if err != nil {
+		v.q.logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		return "", nil, false
+	}
+	if e.Origin == OriginTypeScript && !overlay {
+		v.warnIfCompacted(r.Topic)
+	}
+	ie.deleted, ie.overlay, ie.origin = deleted, overlay, e.Origin
+	ie.status, ie.permanent = e.Status, e.Permanent
+	ie.topic, ie.group, ie.schedulerGroup = e.OriginalTopic, e.ConsumerGroup, e.SchedulerGroup
+	ie.tenant = e.TenantID
+	_, ie.tenantKnown = e.VerifiedTenant()
+	ie.reasonLabel = reasonClass(redact.Text(e.FailureReason))
+	ie.retryCount, ie.maxRetries = int32(e.RetryCount), int32(e.MaxRetries)
+	ie.failedAt, ie.changedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
+	if e.NextRetryAt != nil {
+		ie.nextRetryAt = e.NextRetryAt.UnixNano()
+	}
+	return e.ID, ie, true
+}
+
+// intern returns the view's copy of s, so that the many entries that share
+// a topic, tenant, group or reason share its bytes. Called with v.mu held.
+func (v *dlqView) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if c, ok := v.strs[s]; ok {
+		return c
+	}
+	v.strs[s] = s
+	return s
 }
 
 func (v *dlqView) checkReady() {
@@ -220,65 +301,145 @@ func (v *dlqView) waitReady(ctx context.Context) error {
 	}
 }
 
-func (v *dlqView) get(id string) (FailedEvent, bool) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	e, ok := v.entries[id]
-	if !ok || e.deleted {
-		return FailedEvent{}, false
-	}
-	return e.event, true
+// entryRef is where one entry's newest version lies.
+type entryRef struct {
+	id     string
+	at     topicPartition
+	offset int64
 }
 
-// getWait returns the entry once it is there with at least minRetries
-// retries sent, waiting up to d for the reader to bring that version. After
-// d it returns what it has, if anything.
-func (v *dlqView) getWait(ctx context.Context, id string, minRetries int, d time.Duration) (FailedEvent, bool) {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		v.mu.RLock()
-		e, ok := v.entries[id]
-		sig := v.changed
-		v.mu.RUnlock()
-		found := ok && !e.deleted
-		if found && e.event.RetryCount >= minRetries {
-			return e.event, true
+// ref returns where entry id lies, if it is live.
+func (v *dlqView) ref(id string) (entryRef, *indexEntry, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ie, ok := v.entries[id]
+	if !ok || ie.deleted {
+		return entryRef{}, nil, false
+	}
+	cp := *ie
+	return entryRef{id, ie.at, ie.offset}, &cp, true
+}
+
+// get reads entry id from its record.
+func (v *dlqView) get(ctx context.Context, id string) (FailedEvent, bool, error) {
+	ref, _, ok := v.ref(id)
+	if !ok {
+		return FailedEvent{}, false, nil
+	}
+	got, err := v.read(ctx, []entryRef{ref})
+	if err != nil {
+		return FailedEvent{}, false, err
+	}
+	if len(got) == 0 {
+		return FailedEvent{}, false, nil
+	}
+	return got[0], true, nil
+}
+
+// read reads the entries refs point at, in refs' order. An entry whose
+// record is gone (retention removed it since it was indexed) is left out.
+func (v *dlqView) read(ctx context.Context, refs []entryRef) ([]FailedEvent, error) {
+	byTP := map[topicPartition][]int64{}
+	for _, r := range refs {
+		byTP[r.at] = append(byTP[r.at], r.offset)
+	}
+	records := map[topicPartition]map[int64]*kgo.Record{}
+	for tp, offsets := range byTP {
+		got, err := v.reader.Read(ctx, tp.topic, tp.partition, offsets)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter queue: read entries: %w", err)
 		}
-		select {
-		case <-sig:
-		case <-deadline.C:
-			if found {
-				return e.event, true
+		records[tp] = got
+	}
+	out := make([]FailedEvent, 0, len(refs))
+	for _, r := range refs {
+		rec := records[r.at][r.offset]
+		if rec == nil {
+			continue
+		}
+		e, _, deleted, err := decodeEntryRecord(rec)
+		if err != nil || deleted || e.ID != r.id {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// matches reports whether the index entry matches filter.
+func (ie *indexEntry) matches(f FailedEventFilter) bool {
+	return !ie.deleted &&
+		(f.Topic == "" || ie.topic == f.Topic) &&
+		(f.TenantID == "" || ie.tenant == f.TenantID) &&
+		(!f.VerifiedTenant || ie.tenantKnown) &&
+		(f.Status == "" || ie.status == f.Status)
+}
+
+// query returns where the entries that match filter lie, sorted by
+// failure time (newest first unless oldest) then ID, and their total.
+func (v *dlqView) query(filter FailedEventFilter, oldest bool) []entryRef {
+	type hit struct {
+		entryRef
+		failedAt int64
+	}
+	v.mu.RLock()
+	hits := make([]hit, 0, len(v.entries)/4)
+	for id, ie := range v.entries {
+		if ie.matches(filter) {
+			hits = append(hits, hit{entryRef{id, ie.at, ie.offset}, ie.failedAt})
+		}
+	}
+	v.mu.RUnlock()
+	slices.SortFunc(hits, func(a, b hit) int {
+		if a.failedAt != b.failedAt {
+			if (a.failedAt < b.failedAt) == oldest {
+				return -1
 			}
-			return FailedEvent{}, false
-		case <-ctx.Done():
-			return FailedEvent{}, false
+			return 1
 		}
-	}
-}
-
-func (v *dlqView) list(keep func(*FailedEvent) bool) []FailedEvent {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	var out []FailedEvent
-	for _, e := range v.entries {
-		if !e.deleted && keep(&e.event) {
-			out = append(out, e.event)
-		}
+		return strings.Compare(a.id, b.id)
+	})
+	out := make([]entryRef, len(hits))
+	for i, h := range hits {
+		out[i] = h.entryRef
 	}
 	return out
 }
 
-// due returns, by partition, the IDs of the live entries that are due at
-// now and that keep accepts, in one pass over the view.
-func (v *dlqView) due(now time.Time, keep func(topicPartition, *FailedEvent) bool) map[topicPartition][]string {
+// stats counts the entries that match filter, from the index alone.
+func (v *dlqView) stats(filter FailedEventFilter) DLQStats {
+	s := DLQStats{ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
+	for _, st := range allStatuses {
+		s.ByStatus[string(st)] = 0
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, ie := range v.entries {
+		if !ie.matches(filter) {
+			continue
+		}
+		s.Total++
+		s.ByStatus[string(ie.status)]++
+		s.ByTopic[ie.topic]++
+		s.ByReason[ie.reasonLabel]++
+	}
+	return s
+}
+
+// due returns, by partition, the IDs of the live entries of this bus that
+// are due at now and that keep accepts (given their scheduler group), in
+// one pass over the index.
+func (v *dlqView) due(now time.Time, keep func(tp topicPartition, schedulerGroup string) bool) map[topicPartition][]string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	out := map[topicPartition][]string{}
-	for id, e := range v.entries {
-		if !e.deleted && isDue(&e.event, now) && keep(e.at, &e.event) {
-			out[e.at] = append(out[e.at], id)
+	for id, ie := range v.entries {
+		if ie.deleted || ie.origin != "" || ie.permanent || ie.nextRetryAt == 0 || ie.nextRetryAt > now.UnixNano() ||
+			(ie.status != StatusPending && ie.status != StatusRetrying) {
+			continue
+		}
+		if keep(ie.at, ie.schedulerGroup) {
+			out[ie.at] = append(out[ie.at], id)
 		}
 	}
 	return out
@@ -304,4 +465,54 @@ func isEntryID(key string) bool {
 		}
 	}
 	return true
+}
+
+// decodeEntryRecord reads the entry a DLQ record holds: one of this bus's
+// (keyed by its ID), one the TypeScript package wrote (keyed by tenant, see
+// dlq_legacy.go), or one of our overlays of the latter. deleted is set for
+// an overlay that deletes the TypeScript entry.
+func decodeEntryRecord(r *kgo.Record) (e FailedEvent, overlay, deleted bool, err error) {
+	var probe struct {
+		Status           *string         `json:"status"`
+		FailureTimestamp json.RawMessage `json:"failureTimestamp"`
+		Overlay          *legacyOverlay  `json:"typescriptOverlay"`
+	}
+	if err := json.Unmarshal(r.Value, &probe); err != nil {
+		return e, false, false, err
+	}
+	switch {
+	case probe.Overlay != nil:
+		o := probe.Overlay
+		if string(r.Key) != overlayKey(o.Entry.ID) || o.Entry.Origin != OriginTypeScript {
+			return e, false, false, fmt.Errorf("overlay keyed %q does not match its entry %q", r.Key, o.Entry.ID)
+		}
+		return o.Entry, true, o.Deleted, nil
+	case probe.Status == nil && probe.FailureTimestamp != nil:
+		e, err := fromTypeScript(r.Value)
+		return e, false, false, err
+	}
+	if err := json.Unmarshal(r.Value, &e); err != nil {
+		return e, false, false, err
+	}
+	if e.ID != string(r.Key) || e.Origin != "" {
+		return e, false, false, fmt.Errorf("entry %q keyed %q", e.ID, r.Key)
+	}
+	return e, false, false, nil
+}
+
+// VerifiedTenant returns the tenant of e when it is known: when its record
+// is an event (it decodes as one) and the event's tenant is the entry's
+// (the record's tenant-id header). A malformed record has no tenant: its
+// tenant-id header, if any, is a claim that nothing checks against its
+// bytes, which may hold anyone's data. Nor has a record whose header and
+// event disagree. Access scoped to a tenant uses it.
+func (e FailedEvent) VerifiedTenant() (tenant string, known bool) {
+	if e.TenantID == "" {
+		return "", false
+	}
+	env, err := wire.Decode(e.OriginalEvent)
+	if err != nil || env.TenantID != e.TenantID {
+		return "", false
+	}
+	return e.TenantID, true
 }

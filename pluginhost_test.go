@@ -265,7 +265,7 @@ func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
 }
 
 func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
-	bus := eventbustest.NewBus(t, fastDLQ())
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
 	plugin := eventbustest.UniqueID("host")
 	event := pluginEvent(t, plugin, "invoice.issued")
 	topic := "plugin." + plugin + "." + event

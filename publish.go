@@ -448,8 +448,7 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 			ErrInvalidEvent, eventType, env.Timestamp.UTC().Format(time.RFC3339))
 	}
 	for _, h := range o.headers {
-		switch h.Key {
-		case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature:
+		if isDLQHeader(h.Key) {
 			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
 				ErrInvalidEvent, h.Key)
 		}

@@ -241,13 +241,6 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := b.ensureTopics(ctx, eventType); err != nil {
 		return "", err
 	}
-	// Failed events go to the dead letter queue. Without a signing key it
-	// starts here (and joins the retry schedulers) in the background: a
-	// failure waits for it, Subscribe does not. With one, a subscriber needs
-	// no dead-letter view at all (DLQConfig.SigningKey).
-	if len(b.cfg.DLQ.SigningKey) == 0 {
-		b.dlq.startInBackground()
-	}
 	var startAt map[int32]int64
 	if !opts.FromBeginning {
 		if startAt, err = b.endOffsets(ctx, eventType); err != nil {

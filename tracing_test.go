@@ -21,7 +21,7 @@ func TestTracingFollowsAnEventThroughTheDLQ(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	cfg := fastDLQ()
 	cfg.TracerProvider = tp
-	bus := eventbustest.NewBus(t, cfg)
+	bus := startDLQ(t, eventbustest.NewBus(t, cfg))
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("billing")
 	var calls atomic.Int64

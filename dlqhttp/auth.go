@@ -9,7 +9,6 @@ import (
 	"unicode"
 
 	"github.com/plexica/eventbus"
-	"github.com/plexica/eventbus/internal/wire"
 )
 
 // ParseTokens parses a token list as given by the --admin-token flag or the
@@ -117,25 +116,8 @@ func (p principal) mayAccess(e eventbus.FailedEvent) bool {
 	if p.admin {
 		return true
 	}
-	tenant, known := entryTenant(e)
+	tenant, known := e.VerifiedTenant()
 	return known && tenant == p.tenant
-}
-
-// entryTenant returns the tenant of e, when it is known: when its record is
-// an event (it decodes as one) and the event's tenant is the entry's (the
-// record's tenant-id header). A malformed record has no tenant: its
-// tenant-id header, if any, is a claim nothing checks against its bytes,
-// which may hold anyone's data. Nor has a record whose header and event
-// disagree.
-func entryTenant(e eventbus.FailedEvent) (tenant string, known bool) {
-	if e.TenantID == "" {
-		return "", false
-	}
-	env, err := wire.Decode(e.OriginalEvent)
-	if err != nil || env.TenantID != e.TenantID {
-		return "", false
-	}
-	return e.TenantID, true
 }
 
 func (p principal) String() string {

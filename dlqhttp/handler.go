@@ -1,19 +1,16 @@
 package dlqhttp
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/plexica/eventbus"
-	"github.com/plexica/eventbus/internal/redact"
 )
 
 // Paging limits of GET /api/dlq/events.
@@ -128,42 +125,18 @@ func (a *api) route(e endpoint) http.Handler {
 
 // GET /api/dlq/stats[?tenantId=]
 //
-// The stats are counted here rather than by DeadLetterQueue.StatsFor, so
-// that a tenant token counts only the entries it may see, and the failure
-// reasons that label ByReason are scrubbed (before they are cut short).
+// A tenant token counts only the entries it may see. The reasons that
+// label ByReason are scrubbed of secrets (DeadLetterQueue.StatsFor).
 func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error {
-	entries, err := a.entries(r, who, eventbus.FailedEventFilter{TenantID: r.URL.Query().Get("tenantId")})
+	filter, err := a.scope(who, eventbus.FailedEventFilter{TenantID: r.URL.Query().Get("tenantId")})
 	if err != nil {
 		return err
 	}
-	s := eventbus.DLQStats{Total: len(entries), ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
-	for _, st := range []eventbus.FailedEventStatus{eventbus.StatusPending, eventbus.StatusRetrying, eventbus.StatusResolved, eventbus.StatusMaxRetriesExceeded} {
-		s.ByStatus[string(st)] = 0
-	}
-	classes := map[string]string{} // reason -> its scrubbed class: failures repeat their reasons
-	for _, e := range entries {
-		s.ByStatus[string(e.Status)]++
-		s.ByTopic[e.OriginalTopic]++
-		class, ok := classes[e.FailureReason]
-		if !ok {
-			class = reasonClass(redact.Text(e.FailureReason))
-			classes[e.FailureReason] = class
-		}
-		s.ByReason[class]++
+	s, err := a.q.StatsFor(r.Context(), filter)
+	if err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusOK, s)
-}
-
-// reasonClass shortens a failure reason to a bounded label, as
-// DeadLetterQueue.StatsFor does: its first line, at most 80 bytes.
-func reasonClass(r string) string {
-	if i := strings.IndexByte(r, '\n'); i >= 0 {
-		r = r[:i]
-	}
-	if len(r) > 80 {
-		r = r[:80]
-	}
-	return r
 }
 
 // page is the body of GET /api/dlq/events.
@@ -205,24 +178,26 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 		filter.Topic = topic
 	}
 	filter.TenantID = query.Get("tenantId")
-	entries, err := a.entries(r, who, filter)
+	if filter, err = a.scope(who, filter); err != nil {
+		return err
+	}
+	// Count first: a page number past the end reads nothing, and a huge
+	// one cannot overflow the offset.
+	stats, err := a.q.StatsFor(r.Context(), filter)
 	if err != nil {
 		return err
 	}
-	slices.SortStableFunc(entries, func(x, y eventbus.FailedEvent) int {
-		if c := x.FailedAt.Compare(y.FailedAt); c != 0 {
-			if ascending {
-				return c
-			}
-			return -c
-		}
-		return cmp.Compare(x.ID, y.ID)
-	})
-	out := page{Items: []eventbus.FailedEvent{}, Total: len(entries), Page: pageNo, PageSize: size}
+	out := page{Items: []eventbus.FailedEvent{}, Total: stats.Total, Page: pageNo, PageSize: size}
 	out.TotalPages = (out.Total + size - 1) / size
-	if pageNo <= out.TotalPages { // compared before multiplying: a huge page number cannot overflow
-		start := (pageNo - 1) * size
-		for _, e := range entries[start:min(start+size, len(entries))] {
+	if pageNo <= out.TotalPages {
+		entries, total, err := a.q.QueryFailedEvents(r.Context(), eventbus.FailedEventQuery{
+			FailedEventFilter: filter, Oldest: ascending, Offset: (pageNo - 1) * size, Limit: size,
+		})
+		if err != nil {
+			return err
+		}
+		out.Total, out.TotalPages = total, (total+size-1)/size
+		for _, e := range entries {
 			out.Items = append(out.Items, redactEntry(e))
 		}
 	}
@@ -337,21 +312,28 @@ func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error
 	return e, nil
 }
 
-// entries returns the entries that match filter and that who may see. The
-// filter's TenantID is the request's tenantId: any tenant for an admin; for
-// a tenant token, empty or its own tenant, and another is refused (403).
+// scope narrows filter to what who may see. The filter's TenantID is the
+// request's tenantId: any tenant for an admin; for a tenant token, empty or
+// its own tenant, and another is refused (403). A tenant token sees only
+// the entries whose tenant is verified (FailedEvent.VerifiedTenant).
+func (a *api) scope(who principal, filter eventbus.FailedEventFilter) (eventbus.FailedEventFilter, error) {
+	if who.admin {
+		return filter, nil
+	}
+	if filter.TenantID != "" && filter.TenantID != who.tenant {
+		return filter, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+	}
+	filter.TenantID, filter.VerifiedTenant = who.tenant, true
+	return filter, nil
+}
+
+// entries returns the entries that match filter and that who may see.
 func (a *api) entries(r *http.Request, who principal, filter eventbus.FailedEventFilter) ([]eventbus.FailedEvent, error) {
-	if !who.admin {
-		if filter.TenantID != "" && filter.TenantID != who.tenant {
-			return nil, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
-		}
-		filter.TenantID = who.tenant
+	filter, err := a.scope(who, filter)
+	if err != nil {
+		return nil, err
 	}
-	entries, err := a.q.FailedEvents(r.Context(), filter)
-	if err != nil || who.admin {
-		return entries, err
-	}
-	return slices.DeleteFunc(entries, func(e eventbus.FailedEvent) bool { return !who.mayAccess(e) }), nil
+	return a.q.FailedEvents(r.Context(), filter)
 }
 
 // checkTopic validates a topic parameter: a core or plugin topic (the

@@ -1,0 +1,151 @@
+package eventbus_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// typeScriptEntry is a dead-letter record as the TypeScript package writes
+// it: its own FailedEvent JSON (offset as a string, failureTimestamp, no
+// status), keyed by tenant, with its headers.
+func typeScriptEntry(topic, id, eventID string, failedAt time.Time, retryCount int) *kgo.Record {
+	event := fmt.Sprintf(`{"id":%q,"type":%q,"tenantId":"acme","timestamp":"2026-11-29T06:00:00.000Z","data":{"email":"a@example.com"},"metadata":{"source":"core","correlationId":"c-1","version":"1.0"}}`, eventID, topic)
+	value := fmt.Sprintf(`{"id":%q,"originalEvent":%s,"originalTopic":%q,"failureReason":"smtp down","failureTimestamp":%q,"retryCount":%d,"maxRetries":3,"stackTrace":"Error: smtp down\n    at send (mailer.ts:12:5)","consumerGroup":"ts-mailer","partition":1,"offset":"17"}`,
+		id, event, topic, failedAt.UTC().Format("2006-01-02T15:04:05.000Z"), retryCount)
+	return &kgo.Record{Topic: "dlq." + topic, Key: []byte("acme"), Value: []byte(value), Headers: []kgo.RecordHeader{
+		{Key: "dlq-id", Value: []byte(id)}, {Key: "original-topic", Value: []byte(topic)},
+		{Key: "original-event-id", Value: []byte(eventID)}, {Key: "retry-count", Value: []byte(fmt.Sprint(retryCount))},
+		{Key: "failure-reason", Value: []byte("smtp down")}, {Key: "tenant-id", Value: []byte("acme")},
+	}}
+}
+
+// syncBuffer is a log destination tests read while the bus writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDLQListsEntriesOfTheTypeScriptOriginal: on a cluster shared with the
+// TypeScript package, its entries on dlq.<topic> are listed (marked as
+// its), counted, never retried automatically, and retried or deleted by an
+// operator; a newer failure it records under the same ID shows again. A
+// compacted dlq topic holding them is reported, and records that are
+// neither its entries nor ours are skipped.
+func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	var logs syncBuffer
+	cfg := eventbus.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	bus := eventbustest.NewBus(t, cfg, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	ours, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}, "mailer", errors.New("boom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	eventID := eventbustest.UniqueID("ts-event")
+	tsID := fmt.Sprintf("dlq-%s-1764399600000", eventID)
+	produce := func(r *kgo.Record) {
+		t.Helper()
+		if err := raw.ProduceSync(ctxT(t), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(typeScriptEntry(topic, tsID, eventID, time.Now().Add(-time.Hour), 0))
+	produce(&kgo.Record{Topic: "dlq." + topic, Key: []byte(ours), Value: []byte(`{"id":"someone-else","offset":17}`)})
+
+	// A fresh view lists both, the original's marked as its.
+	ops := eventbustest.NewBus(t, cfg, brokers...)
+	entries, err := ops.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Fatalf("entries %+v; want this bus's and the TypeScript one", entries)
+	}
+	byID := map[string]eventbus.FailedEvent{entries[0].ID: entries[0], entries[1].ID: entries[1]}
+	ts, ok := byID[tsID]
+	if !ok || byID[ours].Origin != "" || byID[ours].ConsumerGroup != "mailer" {
+		t.Fatalf("entries %+v", entries)
+	}
+	if ts.Origin != eventbus.OriginTypeScript || ts.Status != eventbus.StatusPending || ts.EventID != eventID || ts.TenantID != "acme" ||
+		ts.Offset != 17 || ts.ConsumerGroup != "ts-mailer" || ts.FailureReason != "smtp down" || ts.MaxRetries != 3 {
+		t.Fatalf("TypeScript entry read as %+v", ts)
+	}
+	if tenant, known := ts.VerifiedTenant(); !known || tenant != "acme" {
+		t.Fatalf("TypeScript entry's tenant %q known %v", tenant, known)
+	}
+	stats, err := ops.DLQ().StatsFor(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	if err != nil || stats.Total != 2 || stats.ByReason["smtp down"] != 1 {
+		t.Fatalf("stats %+v (%v)", stats, err)
+	}
+	deadline := time.Now().Add(eventbustest.WaitTimeout)
+	for !strings.Contains(logs.String(), "compacted dead-letter topic holds entries of the TypeScript package") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning that dlq.%s is compacted; logs:\n%s", topic, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Retried by hand only, the way the original retries: every group reads it again.
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), tsID, false); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+		t.Fatalf("automatic retry of a TypeScript entry: %v; want ErrRetryNotAllowed", err)
+	}
+	audit := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, audit.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("audit")})
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), tsID, true); err != nil {
+		t.Fatal(err)
+	}
+	if ev := audit.WaitForID(t, eventID); ev.TenantID != "acme" || string(ev.Data) != `{"email":"a@example.com"}` {
+		t.Fatalf("retried event %+v", ev)
+	}
+	e, err := ops.DLQ().FailedEvent(ctxT(t), tsID)
+	if err != nil || e.Status != eventbus.StatusResolved || e.RetryCount != 1 || e.Origin != eventbus.OriginTypeScript {
+		t.Fatalf("after the retry: %+v (%v)", e, err)
+	}
+
+	// Deleted: gone, for this view and a fresh one.
+	if err := ops.DLQ().DeleteFailedEvent(ctxT(t), tsID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.DLQ().FailedEvent(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		t.Fatalf("deleted TypeScript entry: %v", err)
+	}
+	fresh := eventbustest.NewBus(t, cfg, brokers...)
+	if _, err := fresh.DLQ().FailedEvent(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		t.Fatalf("deleted TypeScript entry, fresh view: %v", err)
+	}
+
+	// The original fails it again, under the same ID: it shows again.
+	produce(typeScriptEntry(topic, tsID, eventID, time.Now().Add(time.Second), 1))
+	e = waitEntry(t, fresh.DLQ(), tsID, func(e eventbus.FailedEvent) bool { return e.RetryCount == 1 })
+	if e.Status != eventbus.StatusPending || e.Origin != eventbus.OriginTypeScript {
+		t.Fatalf("newer TypeScript failure read as %+v", e)
+	}
+}

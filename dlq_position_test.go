@@ -1,0 +1,120 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// TestUnsignedRetriesNeedNoViewInSubscribers: without a signing key too, a
+// process that only subscribes keeps no dead-letter view. Its failures are
+// dead-lettered and retried by the process that runs the DLQ, and it checks
+// each retry by reading the one entry record the retry names. A retry
+// replayed after it was answered changes no entry.
+func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	cfg := fastDLQ()
+	cfg.DLQ.MaxRetries = 1
+	service := eventbustest.NewBus(t, cfg, brokers...)
+	ops := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...))
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	mailer, audit := eventbustest.UniqueID("mailer"), eventbustest.UniqueID("audit")
+	var healthy atomic.Bool
+	var mailerCalls atomic.Int64
+	mailerRec, auditRec := eventbustest.NewRecorder(), eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, service, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+		mailerCalls.Add(1)
+		if !healthy.Load() && strings.Contains(string(ev.Data), "fail") {
+			return errors.New("smtp down")
+		}
+		return mailerRec.Handle(ctx, ev)
+	}, eventbus.SubscribeOptions{GroupID: mailer})
+	eventbustest.MustSubscribe(t, service, topic, auditRec.Handle, eventbus.SubscribeOptions{GroupID: audit})
+
+	// Fails, is retried once (only the mailer sees the retry), fails again: out of retries.
+	id := eventbustest.MustPublish(t, service, topic, "fail", eventbus.PublishMetadata{TenantID: "acme"})
+	entryID := eventbus.FailedEventID(mailer, id)
+	e := waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	if e.RetryCount != 1 || mailerCalls.Load() != 2 {
+		t.Fatalf("entry %+v after %d handlings; want one retry, handled twice", e, mailerCalls.Load())
+	}
+	if err := service.DLQ().Ready(); err == nil || !strings.Contains(err.Error(), "not started") {
+		t.Fatalf("the subscribing process's DLQ: %v; want it never started (no view)", err)
+	}
+
+	// The retry as it went out, replayed once the handler is healthy: an
+	// ordinary event to the mailer that resolves nothing.
+	retry := findRetry(t, brokers, topic, entryID)
+	if _, ok := headerValue(retry, eventbus.HeaderDLQPosition); !ok {
+		t.Fatalf("retry without %s: %+v", eventbus.HeaderDLQPosition, retry.Headers)
+	}
+	healthy.Store(true)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	replay := &kgo.Record{Topic: retry.Topic, Key: retry.Key, Value: retry.Value, Headers: retry.Headers}
+	if err := raw.ProduceSync(ctxT(t), replay).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	mailerRec.WaitForID(t, id)
+	// A later event of the same key is handled after the replay is finished.
+	after := eventbustest.MustPublish(t, service, topic, "after", eventbus.PublishMetadata{TenantID: "acme"})
+	mailerRec.WaitForID(t, after)
+	if got, err := ops.DLQ().FailedEvent(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusMaxRetriesExceeded || got.ResolvedAt != nil {
+		t.Fatalf("the replayed retry changed the entry: %+v (%v)", got, err)
+	}
+
+	// A manual retry now is outstanding: it resolves the entry.
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID, true); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))
+	if n := len(auditRec.Events()); n != 2 {
+		t.Fatalf("audit handled %d events; want the original and the later one, no retry", n)
+	}
+	if err := service.DLQ().Ready(); err == nil {
+		t.Fatal("the subscribing process started a dead-letter view")
+	}
+}
+
+// findRetry reads topic from the start for the retry of entry id.
+func findRetry(t *testing.T, brokers []string, topic, id string) *kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxT(t)
+	for ctx.Err() == nil {
+		var found *kgo.Record
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if v, ok := headerValue(r, eventbus.HeaderDLQID); ok && v == id {
+				found = r
+			}
+		})
+		if found != nil {
+			return found
+		}
+	}
+	t.Fatalf("no retry of %s on %s", id, topic)
+	return nil
+}
+
+func headerValue(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
