@@ -58,7 +58,7 @@ type dlqView struct {
 
 	mu       sync.RWMutex
 	entries  map[string]*indexEntry
-	strs     map[string]string       // interned strings
+	strs     map[string]string        // interned strings
 	progress map[topicPartition]int64 // next offset the reader will see
 	targets  map[topicPartition]int64 // end offsets when the view started
 	ready    chan struct{}
