@@ -228,6 +228,14 @@ type DLQConfig struct {
 	// topics. Without a key every subscribing process reads them (in the
 	// background) to check retries against the entries. Default none.
 	SigningKey []byte
+	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
+	// creates: "compact,delete" (the default: the newest version of each
+	// entry is kept, for at most the 30-day retention) or "delete" (every
+	// version is kept until retention removes it). Use "delete" on a
+	// cluster shared with services that use the TypeScript package: it
+	// keys its entries by tenant, so compaction would keep only each
+	// tenant's newest. Topics that already exist are left as they are.
+	TopicCleanupPolicy string
 }
 
 // DefaultSchedulerGroup is the DLQ scheduler group used when
@@ -252,6 +260,13 @@ func (c *DLQConfig) setDefaults() error {
 	}
 	if c.RetryTimeout <= 0 {
 		c.RetryTimeout = 5 * time.Minute
+	}
+	switch c.TopicCleanupPolicy {
+	case "":
+		c.TopicCleanupPolicy = "compact,delete"
+	case "compact,delete", "delete":
+	default:
+		return fmt.Errorf("%w: DLQ.TopicCleanupPolicy %q is not \"compact,delete\" (the default) or \"delete\" (for clusters shared with TypeScript services)", ErrInvalidConfig, c.TopicCleanupPolicy)
 	}
 	if len(c.SigningKey) > 0 && len(c.SigningKey) < 32 {
 		return fmt.Errorf("%w: DLQ.SigningKey has %d bytes; give at least 32 random bytes, the same in every process of the deployment", ErrInvalidConfig, len(c.SigningKey))
@@ -748,7 +763,7 @@ func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone b
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
 		attribute.Bool("plexica.tombstone", tombstone))
 	defer func() { endSpan(span, err) }()
-	if err := q.bus.client.topics.EnsureTopic(ctx, topic); err != nil {
+	if err := q.bus.client.topics.EnsureTopic(ctx, topic, WithTopicConfig("cleanup.policy", q.cfg.TopicCleanupPolicy)); err != nil {
 		return nil, err
 	}
 	rec = &kgo.Record{Topic: topic, Key: []byte(e.ID)}

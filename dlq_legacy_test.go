@@ -149,3 +149,41 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 		t.Fatalf("newer TypeScript failure read as %+v", e)
 	}
 }
+
+// TestDLQTopicCleanupPolicy: on a cluster shared with TypeScript services
+// the dlq.* topics the bus creates can keep every record (cleanup.policy
+// delete) instead of compacting them; other policies are refused.
+func TestDLQTopicCleanupPolicy(t *testing.T) {
+	brokers := eventbustest.Brokers(t)
+	cfg := eventbus.Config{DLQ: eventbus.DLQConfig{TopicCleanupPolicy: "delete"}}
+	bus := eventbustest.NewBus(t, cfg, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	if _, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}, "mailer", errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := bus.Client().Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctxT(t), "dlq."+topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := configs.On("dlq."+topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := ""
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			policy = *c.Value
+		}
+	}
+	if policy != "delete" {
+		t.Fatalf("dlq.%s cleanup.policy %q, want delete", topic, policy)
+	}
+	client := eventbustest.NewClient(t, brokers...)
+	if _, err := eventbus.NewBus(client, eventbus.Config{DLQ: eventbus.DLQConfig{TopicCleanupPolicy: "compact"}}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+		t.Fatalf("TopicCleanupPolicy compact: %v; want ErrInvalidConfig", err)
+	}
+}
