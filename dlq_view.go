@@ -96,7 +96,12 @@ func (v *dlqView) start() error {
 		return err
 	}
 	v.cl = cl
-	v.reader = logread.New(cl)
+	// Entries are read back through a client that never long-polls: on this
+	// consuming client a read would queue behind the view's own fetch.
+	if v.reader, err = v.q.recordReader(); err != nil {
+		cl.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	v.cancel = cancel
 	targets, err := v.endOffsets(ctx)
