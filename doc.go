@@ -66,8 +66,11 @@
 //
 // A handler that returns an error or panics sends the event to the
 // DeadLetterQueue (Bus.DLQ), which retries it with backoff — only for the
-// group that failed — and keeps it, durably, in the dlq.* topics. Handlers
-// steer retries with Permanent and RetryAfter. Publishing is guarded by a
+// group that failed — and keeps it, durably, in the dlq.* topics. Only a
+// process that runs the dead letter queue (DeadLetterQueue.Start; eventbus
+// serve does) keeps a view of it and sends automatic retries; one that only
+// publishes and subscribes keeps none. Handlers steer retries with
+// Permanent and RetryAfter. Publishing is guarded by a
 // circuit breaker (Config.Breaker). Every error for bad input wraps a
 // sentinel (ErrInvalidTopic, ErrTenantRequired, ...) for errors.Is.
 package eventbus
