@@ -1,12 +1,10 @@
 package eventbus_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,24 +28,6 @@ func typeScriptEntry(topic, id, eventID string, failedAt time.Time, retryCount i
 	}}
 }
 
-// syncBuffer is a log destination tests read while the bus writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestDLQListsEntriesOfTheTypeScriptOriginal: on a cluster shared with the
 // TypeScript package, its entries on dlq.<topic> are listed (marked as
 // its), counted, never retried automatically, and retried or deleted by an
@@ -56,7 +36,7 @@ func (b *syncBuffer) String() string {
 // neither its entries nor ours are skipped.
 func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
-	var logs syncBuffer
+	var logs eventbustest.LogBuffer
 	cfg := eventbus.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	bus := eventbustest.NewBus(t, cfg, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")

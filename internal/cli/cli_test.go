@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexica/eventbus/eventbustest"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -164,7 +166,7 @@ func TestServeUnreachableBrokers(t *testing.T) {
 func TestServeInProcess(t *testing.T) {
 	dir := t.TempDir()
 	stdout, lines := pipeWriter(t)
-	var stderr syncBuffer
+	var stderr eventbustest.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)

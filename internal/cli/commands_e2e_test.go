@@ -74,7 +74,7 @@ func oneLineError(t *testing.T, stderr string, want ...string) {
 }
 
 // waitStderr waits (bounded polling) until a process's stderr contains s.
-func waitStderr(t *testing.T, stderr *syncBuffer, s string) {
+func waitStderr(t *testing.T, stderr *eventbustest.LogBuffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !strings.Contains(stderr.String(), s) {

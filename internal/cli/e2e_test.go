@@ -15,14 +15,14 @@ import (
 
 // startBinary runs the built eventbus binary with args and returns its
 // stdout lines; the process is killed with the test if still running.
-func startBinary(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncBuffer) {
+func startBinary(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *eventbustest.LogBuffer) {
 	t.Helper()
 	return startBinaryEnv(t, nil, args...)
 }
 
 // startBinaryEnv is startBinary with env ("KEY=value") added to the
 // environment, whose EVENTBUS_* variables are dropped first.
-func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan string, *syncBuffer) {
+func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan string, *eventbustest.LogBuffer) {
 	t.Helper()
 	cmd := exec.Command(eventbusBinary(t), args...)
 	cmd.Env = append(withoutEventbusEnv(cmd.Environ()), env...)
@@ -30,7 +30,7 @@ func startBinaryEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, <-ch
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
+	stderr := &eventbustest.LogBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

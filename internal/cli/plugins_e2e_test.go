@@ -354,7 +354,7 @@ func TestPluginsPasswordStdin(t *testing.T) {
 }
 
 func TestReadPassword(t *testing.T) {
-	var logs syncBuffer
+	var logs eventbustest.LogBuffer
 	a := newApp(nil, nil)
 	a.log = slog.New(slog.NewTextHandler(&logs, nil))
 	read := func(stdin string, args ...string) (string, error) {

@@ -107,7 +107,7 @@ func (c *secureCluster) env() map[string]string {
 // runCLIEnv runs the eventbus command in process with env as its whole
 // environment.
 func runCLIEnv(ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr string) {
-	var out, errOut syncBuffer
+	var out, errOut eventbustest.LogBuffer
 	a := newApp(&out, &errOut)
 	a.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	code = a.run(ctx, args)
