@@ -151,6 +151,13 @@
     return parts.flatMap((p, i) => (i < parts.length - 1 ? [p + '.', el('wbr')] : [p]));
   }
 
+  // originNote marks an entry another implementation wrote (the TypeScript
+  // package on a shared cluster): retried by hand only, every group sees it.
+  function originNote(e) {
+    if (!e.origin) return null;
+    return el('span', { class: 'muted', title: 'Written by the TypeScript package: never retried automatically; a retry reaches every group' }, ` (${e.origin})`);
+  }
+
   function badge(status) {
     return el('span', { class: 'badge status-' + status, title: STATUS_HELP[status] || '' }, status || 'unknown');
   }
@@ -541,7 +548,7 @@
           label('Failed at', timeEl(e.failedAt)),
           el('td', { class: 'mono topic', dataset: { label: 'Topic' } }, topicNodes(e.originalTopic)),
           label('Tenant', e.tenantId || '—'),
-          el('td', { class: 'mono', dataset: { label: 'Group' } }, e.consumerGroup),
+          el('td', { class: 'mono', dataset: { label: 'Group' } }, e.consumerGroup || '—', originNote(e)),
           label('Status', badge(e.status)),
           el('td', { class: 'num', dataset: { label: 'Retries' } }, `${e.retryCount} / ${e.maxRetries}`),
           el('td', { class: 'reason', dataset: { label: 'Reason' }, title: e.failureReason }, el('span', { class: 'clamp' }, e.failureReason)),
@@ -638,6 +645,7 @@
 
     const dl = clear($('#d-facts'));
     fact(dl, 'Status', badge(e.status), e.permanent ? el('span', { class: 'muted' }, ' (permanent failure)') : null);
+    if (e.origin) fact(dl, 'Written by', originNote(e));
     fact(dl, 'Topic', el('span', { class: 'mono' }, e.originalTopic));
     fact(dl, 'Event ID', el('span', { class: 'mono' }, e.eventId || '—'));
     fact(dl, 'Event type', e.eventType || '—');
