@@ -21,16 +21,6 @@ import (
 	"github.com/plexica/eventbus/internal/wire"
 )
 
-// Dead-letter sentinels.
-var (
-	// ErrFailedEventNotFound: no dead-letter entry has that ID.
-	ErrFailedEventNotFound = errors.New("failed event not found")
-	// ErrRetryNotAllowed: an automatic retry was asked for an entry whose
-	// status does not allow one (resolved, or out of retries). A manual
-	// retry works in any status.
-	ErrRetryNotAllowed = errors.New("retry not allowed in this state")
-)
-
 // FailedEventStatus is where a dead-letter entry stands.
 type FailedEventStatus string
 

@@ -83,6 +83,28 @@ var (
 	// ErrInvalidConfig: a configuration value is missing, out of range or
 	// conflicts with another. Returned by constructors.
 	ErrInvalidConfig = errors.New("invalid configuration")
+
+	// ErrPluginScope: a PluginClient was asked to step outside its plugin or
+	// its tenant — publish a core.*, dlq.* or another plugin's event, or act
+	// for another tenant or workspace than the one it is bound to. Nothing
+	// was sent. The message says what to do instead.
+	ErrPluginScope = errors.New("outside the plugin's scope")
+
+	// ErrResultNotPublished: a function wrapped by WithPublish succeeded —
+	// its side effects happened — but its result could not be published.
+	// The error also wraps the cause (ErrCircuitOpen, ErrEventTooLarge, a
+	// broker error, ...). The caller decides: retry the publish,
+	// compensate, or fail.
+	ErrResultNotPublished = errors.New("result not published")
+
+	// ErrFailedEventNotFound: no dead-letter entry has that ID.
+	ErrFailedEventNotFound = errors.New("failed event not found")
+
+	// ErrRetryNotAllowed: an automatic retry was asked for an entry whose
+	// status does not allow one (resolved, or out of retries), or for an
+	// entry the TypeScript package wrote. A manual retry works in any
+	// status.
+	ErrRetryNotAllowed = errors.New("retry not allowed in this state")
 )
 
 // ConnectError is what Client.Connect returns when retrying cannot help: a

@@ -8,12 +8,6 @@ import (
 	"sync"
 )
 
-// ErrPluginScope: a PluginClient was asked to step outside its plugin or
-// its tenant — publish a core.*, dlq.* or another plugin's event, or act
-// for another tenant or workspace than the one it is bound to. Nothing was
-// sent. The message says what to do instead.
-var ErrPluginScope = errors.New("outside the plugin's scope")
-
 // PluginContext binds a PluginClient to one plugin and one tenant (and,
 // optionally, one workspace of that tenant).
 type PluginContext struct {

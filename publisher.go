@@ -2,16 +2,9 @@ package eventbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 )
-
-// ErrResultNotPublished: a function wrapped by WithPublish succeeded — its
-// side effects happened — but its result could not be published. The error
-// also wraps the cause (ErrCircuitOpen, ErrEventTooLarge, a broker error,
-// ...). The caller decides: retry the publish, compensate, or fail.
-var ErrResultNotPublished = errors.New("result not published")
 
 type eventContextKey struct{}
 
