@@ -630,13 +630,13 @@ func (q *DeadLetterQueue) newEntry(r *kgo.Record, group, eventID string) *Failed
 	for _, h := range r.Headers {
 		switch {
 		case isDLQHeader(h.Key):
-		case h.Key == "event-type":
+		case h.Key == wire.HeaderEventType:
 			e.EventType = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		case h.Key == "tenant-id":
+		case h.Key == wire.HeaderTenantID:
 			e.TenantID = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		case h.Key == "workspace-id":
+		case h.Key == wire.HeaderWorkspaceID:
 			e.WorkspaceID = string(h.Value)
 			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
 		default:

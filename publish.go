@@ -39,7 +39,8 @@ func WithPartitionKey(key string) PublishOption {
 // correlation-id, timestamp).
 //
 // The dead letter queue's retry headers (dlq-id, retry-group,
-// retry-attempt) are refused with ErrInvalidEvent.
+// retry-attempt, dlq-entry, dlq-signature, dlq-position) are refused with
+// ErrInvalidEvent.
 func WithHeader(key, value string) PublishOption {
 	return func(o *publishOptions) {
 		o.headers = append(o.headers, kgo.RecordHeader{Key: key, Value: []byte(value)})

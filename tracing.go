@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexica/eventbus/internal/wire"
 )
 
 // tracing starts the bus's OpenTelemetry spans and carries their context
@@ -68,9 +70,9 @@ func eventAttributes(r *kgo.Record) []attribute.KeyValue {
 	}
 	for _, h := range r.Headers {
 		switch h.Key {
-		case "event-id":
+		case wire.HeaderEventID:
 			attrs = append(attrs, attribute.String("messaging.message.id", string(h.Value)))
-		case "correlation-id":
+		case wire.HeaderCorrelationID:
 			attrs = append(attrs, attribute.String("plexica.correlation_id", string(h.Value)))
 		}
 	}

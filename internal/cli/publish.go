@@ -14,13 +14,15 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/internal/wire"
 )
 
 // reservedHeaders are the record headers the bus writes itself (and the
 // retry headers that route a retry to one group): --header may not set them.
 var reservedHeaders = []string{
-	"event-id", "event-type", "tenant-id", "workspace-id", "correlation-id", "timestamp",
+	wire.HeaderEventID, wire.HeaderEventType, wire.HeaderTenantID, wire.HeaderWorkspaceID, wire.HeaderCorrelationID, wire.HeaderTimestamp,
 	eventbus.HeaderDLQID, eventbus.HeaderRetryGroup, eventbus.HeaderRetryAttempt,
+	eventbus.HeaderDLQEntry, eventbus.HeaderDLQSignature, eventbus.HeaderDLQPosition,
 }
 
 // publishRequest is what `eventbus publish` sends, resolved from its
