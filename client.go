@@ -21,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/plexica/eventbus/internal/backoff"
 )
 
 // SASL mechanisms accepted in SASLConfig.Mechanism.
@@ -207,7 +209,7 @@ const closedAtOnceLimit = 3
 // that is starting up often refuses the first connection. It stops early,
 // with a *ConnectError, on failures that retrying cannot fix.
 func (c *Client) ping(ctx context.Context, cl *kgo.Client, watch *connWatch) error {
-	backoff := 50 * time.Millisecond
+	delays := backoff.Delays{Base: 50 * time.Millisecond, Max: time.Second}
 	closedAtOnce := 0
 	for {
 		watch.startPing()
@@ -228,14 +230,9 @@ func (c *Client) ping(ctx context.Context, cl *kgo.Client, watch *connWatch) err
 		} else {
 			closedAtOnce = 0
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, delays.Next()) {
 			return err
-		case <-t.C:
 		}
-		backoff = min(backoff*2, time.Second)
 	}
 }
 

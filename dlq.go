@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -266,14 +267,7 @@ func (c *DLQConfig) setDefaults() error {
 
 // backoff is the delay before automatic retry n+1 after n were sent.
 func (c *DLQConfig) backoff(n int) time.Duration {
-	d := c.RetryBackoff
-	for range n {
-		d *= 2
-		if d >= c.MaxRetryBackoff {
-			return c.MaxRetryBackoff
-		}
-	}
-	return min(d, c.MaxRetryBackoff)
+	return backoff.Exponential(c.RetryBackoff, c.MaxRetryBackoff, n)
 }
 
 // FailedEventID is the dead-letter ID of an event failed by a group:

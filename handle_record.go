@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -113,12 +114,12 @@ func (s *subscription) skip(r *kgo.Record, eventID string, cause error) bool {
 // partition was released first. Only the event's key (or partition, with
 // OrderPerPartition) waits meanwhile.
 func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record, ev RawEvent, err error) error {
-	cc := s.bus.cfg.Consumer
-	backoff := cc.RetryBackoff
+	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}
 	for {
+		wait := delays.Next()
 		s.bus.logger.Warn("eventbus: handler failed; retrying in place (OnFailure: RetryInPlace)",
-			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.ID, "retry_in", backoff, "err", err)
-		if !sleep(stopping, backoff) {
+			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.ID, "retry_in", wait, "err", err)
+		if !backoff.Sleep(stopping, wait) {
 			return stopping.Err()
 		}
 		start := time.Now()
@@ -131,7 +132,6 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 		if stopping.Err() != nil {
 			return stopping.Err()
 		}
-		backoff = min(backoff*2, cc.RetryBackoffMax)
 	}
 }
 
@@ -158,8 +158,7 @@ func (s *subscription) untilStored(spanCtx, stopping context.Context, r *kgo.Rec
 	if s.bus.tracing != nil {
 		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(spanCtx))
 	}
-	cc := s.bus.cfg.Consumer
-	backoff := cc.RetryBackoff
+	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}
 	for {
 		err := write(ctx)
 		if err == nil {
@@ -168,26 +167,15 @@ func (s *subscription) untilStored(spanCtx, stopping context.Context, r *kgo.Rec
 		if stopping.Err() != nil {
 			return false
 		}
+		wait := delays.Next()
 		s.bus.logger.Error("eventbus: could not write to the dead letter queue; holding the event's key",
-			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", backoff, "err", err)
-		if !sleep(stopping, backoff) {
+			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", wait, "err", err)
+		if !backoff.Sleep(stopping, wait) {
 			return false
 		}
-		backoff = min(backoff*2, cc.RetryBackoffMax)
 	}
 }
 
-// sleep waits d and reports true, or false as soon as ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // callHandler runs a handler, turning a panic into a *PanicError.
 func callHandler(ctx context.Context, h Handler, ev RawEvent) (err error) {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/names"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -317,7 +318,7 @@ func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]int64, er
 	if err != nil {
 		return nil, err
 	}
-	backoff := 20 * time.Millisecond
+	delays := backoff.Delays{Base: 20 * time.Millisecond, Max: time.Second}
 	for {
 		listed, err := adm.ListEndOffsets(ctx, topic)
 		if err == nil {
@@ -331,13 +332,8 @@ func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]int64, er
 			}
 			err = fmt.Errorf("topic %s has no partitions yet", topic)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, delays.Next()) {
 			return nil, fmt.Errorf("list end offsets of %s: %w (last error: %v)", topic, ctx.Err(), err)
-		case <-t.C:
 		}
-		backoff = min(backoff*2, time.Second)
 	}
 }

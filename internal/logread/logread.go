@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/plexica/eventbus/internal/backoff"
 )
 
 const (
@@ -286,8 +288,8 @@ func (r *Reader) fetch(ctx context.Context, topic string, partition int32, offse
 	for attempt := 0; attempt <= r.retries; attempt++ {
 		if attempt > 0 {
 			r.forget(topic)
-			if err := sleep(ctx, r.backoff<<(attempt-1)); err != nil {
-				return nil, fmt.Errorf("%w (last error: %w)", err, lastErr)
+			if !backoff.Sleep(ctx, backoff.Jitter(backoff.Exponential(r.backoff, time.Second, attempt-1))) {
+				return nil, fmt.Errorf("%w (last error: %w)", ctx.Err(), lastErr)
 			}
 		}
 		rp, err := r.fetchOnce(ctx, topic, partition, offset, size)
@@ -488,17 +490,6 @@ func retryable(ctx context.Context, err error) bool {
 		return ke.Retriable
 	}
 	return true // a connection error, an unknown broker, a missing partition
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func wrap(topic string, partition int32, offset int64, err error) error {
