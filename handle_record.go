@@ -176,7 +176,6 @@ func (s *subscription) untilStored(spanCtx, stopping context.Context, r *kgo.Rec
 	}
 }
 
-
 // callHandler runs a handler, turning a panic into a *PanicError.
 func callHandler(ctx context.Context, h Handler, ev RawEvent) (err error) {
 	defer func() {
