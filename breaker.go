@@ -33,14 +33,41 @@ type BreakerConfig struct {
 }
 
 // BreakerState is the state of the publish circuit breaker.
-type BreakerState = gobreaker.State
+type BreakerState int
 
 // The breaker states.
 const (
-	BreakerClosed   = gobreaker.StateClosed
-	BreakerHalfOpen = gobreaker.StateHalfOpen
-	BreakerOpen     = gobreaker.StateOpen
+	// BreakerClosed: publishes go through.
+	BreakerClosed BreakerState = iota
+	// BreakerHalfOpen: a few publishes go through to test the brokers.
+	BreakerHalfOpen
+	// BreakerOpen: Publish fails fast with ErrCircuitOpen.
+	BreakerOpen
 )
+
+// String returns "closed", "half-open" or "open".
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerHalfOpen:
+		return "half-open"
+	case BreakerOpen:
+		return "open"
+	}
+	return fmt.Sprintf("BreakerState(%d)", int(s))
+}
+
+// breakerState translates the breaker library's state.
+func breakerState(s gobreaker.State) BreakerState {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return BreakerHalfOpen
+	case gobreaker.StateOpen:
+		return BreakerOpen
+	}
+	return BreakerClosed
+}
 
 func (c *BreakerConfig) setDefaults() {
 	if c.FailureThreshold == 0 {
@@ -78,7 +105,7 @@ func newBreaker(cfg BreakerConfig) *breaker {
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if cfg.OnStateChange != nil {
-				cfg.OnStateChange(from, to)
+				cfg.OnStateChange(breakerState(from), breakerState(to))
 			}
 		},
 	})
@@ -115,7 +142,7 @@ func (b *breaker) state() BreakerState {
 	if b.cb == nil {
 		return BreakerClosed
 	}
-	return b.cb.State()
+	return breakerState(b.cb.State())
 }
 
 // isCallerError reports whether err is the caller's fault, which must never

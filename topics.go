@@ -19,41 +19,110 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Topic is a parsed topic name: its kind (core, plugin or dlq) and parts.
-type Topic = names.Topic
+// Topic is a parsed topic name: its kind and parts. The string fields are
+// substrings of Name.
+type Topic struct {
+	Kind     TopicKind
+	Name     string // the full name as given
+	Domain   string // core only: "user" in core.user.created
+	PluginID string // plugin only: "crm" in plugin.crm.contact.note.added
+	Entity   string // plugin only, may contain dots: "contact.note"
+	Action   string // core and plugin: "created", "added"
+	Original *Topic // dlq only: the core or plugin topic it holds failures of
+}
 
-// TopicKind says which of the three topic forms a name has.
-type TopicKind = names.Kind
+// String returns the full topic name. For a Topic built by hand with an
+// empty Name it joins the parts: Topic{Kind: TopicKindCore, Domain: "user",
+// Action: "created"}.String() is "core.user.created". It does not validate.
+func (t Topic) String() string { return t.names().String() }
+
+func (t Topic) names() names.Topic {
+	n := names.Topic{Kind: names.Kind(t.Kind), Name: t.Name, Domain: t.Domain, PluginID: t.PluginID, Entity: t.Entity, Action: t.Action}
+	if t.Original != nil {
+		o := t.Original.names()
+		n.Original = &o
+	}
+	return n
+}
+
+func topicOf(n names.Topic) Topic {
+	t := Topic{Kind: TopicKind(n.Kind), Name: n.Name, Domain: n.Domain, PluginID: n.PluginID, Entity: n.Entity, Action: n.Action}
+	if n.Original != nil {
+		o := topicOf(*n.Original)
+		t.Original = &o
+	}
+	return t
+}
+
+// TopicKind says which of the three topic forms a name has. The zero
+// TopicKind is not a valid kind: a parsed Topic always has one of the three.
+type TopicKind int
 
 // The topic kinds.
 const (
-	TopicKindCore   = names.KindCore
-	TopicKindPlugin = names.KindPlugin
-	TopicKindDLQ    = names.KindDLQ
+	TopicKindCore   = TopicKind(names.KindCore)   // core.<domain>.<action>
+	TopicKindPlugin = TopicKind(names.KindPlugin) // plugin.<pluginId>.<entity>.<action>
+	TopicKindDLQ    = TopicKind(names.KindDLQ)    // dlq.<core or plugin topic>
 )
+
+// String returns "core", "plugin" or "dlq".
+func (k TopicKind) String() string { return names.Kind(k).String() }
 
 // TopicRules is a set of topic-name rules: the fixed forms plus the list of
 // actions allowed although they do not end in "-ed". A *TopicRules is
-// immutable and safe for concurrent use.
-type TopicRules = names.Rules
+// immutable and safe for concurrent use; a nil one is DefaultTopicRules().
+type TopicRules struct {
+	rules *names.Rules
+}
+
+var defaultTopicRules = &TopicRules{names.DefaultRules()}
 
 // DefaultTopicRules returns the rules with the default allow-list of non-"-ed"
 // actions (login, logout, request, response, error, reset, ...).
-func DefaultTopicRules() *TopicRules { return names.DefaultRules() }
+func DefaultTopicRules() *TopicRules { return defaultTopicRules }
 
 // NewTopicRules returns the default rules extended with more allowed actions,
 // for example NewTopicRules("sync", "import"). Each action must itself be a
 // valid segment ([a-z][a-z0-9_]*).
 func NewTopicRules(extraActions ...string) (*TopicRules, error) {
-	return names.NewRules(extraActions...)
+	r, err := names.NewRules(extraActions...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return &TopicRules{r}, nil
+}
+
+// AllowedActions returns the actions accepted although they do not end in
+// "-ed", sorted. The slice is a copy.
+func (r *TopicRules) AllowedActions() []string { return r.get().AllowedActions() }
+
+// ValidateTopic checks name against r. The error wraps ErrInvalidTopic (and
+// ErrInvalidPluginID when the plugin ID is at fault), names the rule that
+// failed and, when one can be derived, a corrected name.
+func (r *TopicRules) ValidateTopic(name string) error { return r.get().ValidateTopic(name) }
+
+// ParseTopic parses and validates name under r; errors as ValidateTopic.
+func (r *TopicRules) ParseTopic(name string) (Topic, error) {
+	t, err := r.get().ParseTopic(name)
+	if err != nil {
+		return Topic{}, err
+	}
+	return topicOf(t), nil
+}
+
+func (r *TopicRules) get() *names.Rules {
+	if r == nil {
+		return names.DefaultRules()
+	}
+	return r.rules
 }
 
 // ValidateTopic checks name against the default topic rules. The error wraps
 // ErrInvalidTopic and says which rule failed, with a valid example.
-func ValidateTopic(name string) error { return names.ValidateTopic(name) }
+func ValidateTopic(name string) error { return defaultTopicRules.ValidateTopic(name) }
 
 // ParseTopic parses name with the default topic rules.
-func ParseTopic(name string) (Topic, error) { return names.ParseTopic(name) }
+func ParseTopic(name string) (Topic, error) { return defaultTopicRules.ParseTopic(name) }
 
 // ValidatePluginID checks that id is kebab-case ([a-z0-9]+(-[a-z0-9]+)*).
 // The error wraps ErrInvalidPluginID.
