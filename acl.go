@@ -430,7 +430,7 @@ func checkReadable(name, prefix, own string) error {
 		}
 		return nil
 	}
-	return ValidateTopic(name)
+	return defaultTopicRules.ValidateTopic(name)
 }
 
 func scramMechanisms(name string) (use, other kadm.ScramMechanism, err error) {

@@ -121,11 +121,7 @@ type ConsumerConfig struct {
 	// groups, so its partitions wait SessionTimeout before other members
 	// take them over. Default empty: dynamic membership.
 	InstanceID string
-	// AutoCommitInterval is how often handled offsets are committed for
-	// subscriptions with AutoCommit. Default 1 s.
-	AutoCommitInterval time.Duration
-	// CommitInterval is, for subscriptions without AutoCommit, the least
-	// time between two commits of a group's handled offsets: a batch
+	// CommitInterval is the least time between two commits of a group's handled offsets: a batch
 	// handled sooner is committed with the next commit, at most
 	// CommitInterval later. Every commit is a write on the brokers'
 	// __consumer_offsets log, so at low rates, where each fetch brings one
@@ -188,9 +184,6 @@ func (c *Config) setDefaults(client *Client) error {
 	}
 	if cc.RevokeTimeout > 5*time.Minute {
 		return fmt.Errorf("%w: Consumer.RevokeTimeout %s is over the 5 minute limit (a rebalance waits for it)", ErrInvalidConfig, cc.RevokeTimeout)
-	}
-	if cc.AutoCommitInterval <= 0 {
-		cc.AutoCommitInterval = time.Second
 	}
 	if cc.CommitInterval == 0 {
 		cc.CommitInterval = 100 * time.Millisecond

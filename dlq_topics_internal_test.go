@@ -20,7 +20,7 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 			t.Errorf("retryTopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.retry)
 		}
 		for _, name := range []string{c.dlq, c.retry} {
-			if _, err := ParseTopic(name); err != nil {
+			if _, err := DefaultTopicRules().ParseTopic(name); err != nil {
 				t.Errorf("%s is not a valid topic: %v", name, err)
 			}
 		}

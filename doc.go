@@ -20,7 +20,7 @@
 // An Event carries its tenant (always), an optional workspace, its data and
 // metadata. Its type is its topic, named core.<domain>.<action>,
 // plugin.<pluginId>.<entity>.<action> or dlq.<topic>, lowercase, with
-// past-tense actions; see ValidateTopic. The wire format (JSON value, key,
+// past-tense actions; see TopicRules. The wire format (JSON value, key,
 // headers) is the one of the TypeScript @plexica/event-bus.
 //
 // # Delivery

@@ -52,11 +52,6 @@ var (
 	// consumer group of this process. Use another GroupID, or one handler.
 	ErrDuplicateSubscription = errors.New("duplicate subscription")
 
-	// ErrConflictingSubscription: a subscription disagrees with the consumer
-	// group it joins in this process (AutoCommit differs from the group's
-	// first subscription).
-	ErrConflictingSubscription = errors.New("conflicting subscription")
-
 	// ErrSubscriptionNotFound: Unsubscribe was given an unknown ID.
 	ErrSubscriptionNotFound = errors.New("subscription not found")
 

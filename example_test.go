@@ -66,8 +66,8 @@ func Example() {
 }
 
 // Bad input fails before anything is sent, with a sentinel and a hint.
-func ExampleValidateTopic() {
-	err := eventbus.ValidateTopic("core.user.create")
+func ExampleTopicRules_ValidateTopic() {
+	err := eventbus.DefaultTopicRules().ValidateTopic("core.user.create")
 	fmt.Println(errors.Is(err, eventbus.ErrInvalidTopic))
 	fmt.Println(err)
 	// Output:

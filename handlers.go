@@ -69,9 +69,6 @@ func ForWorkspace(workspaceID string) HandlerOption {
 // event.
 func FromBeginning() HandlerOption { return func(s *HandlerSpec) { s.FromBeginning = true } }
 
-// WithAutoCommit commits the handler's offsets at the slower
-// ConsumerConfig.AutoCommitInterval (see Delivery.AutoCommit).
-func WithAutoCommit() HandlerOption { return func(s *HandlerSpec) { s.AutoCommit = true } }
 
 // WithOnFailure sets what a failure of the handler leads to (see
 // FailurePolicy; default DeadLetter).
@@ -239,6 +236,9 @@ func (h *Handlers) SubscriptionIDs() []string {
 
 // Cleanup unsubscribes every handler. Calling it again is a no-op.
 func (h *Handlers) Cleanup(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
 	h.mu.Lock()
 	ids := h.ids
 	h.ids = nil
@@ -250,13 +250,4 @@ func (h *Handlers) Cleanup(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// CleanupHandlers unsubscribes every handler of h (the seed's
-// cleanupEventHandlers); a nil h is a no-op.
-func CleanupHandlers(ctx context.Context, h *Handlers) error {
-	if h == nil {
-		return nil
-	}
-	return h.Cleanup(ctx)
 }

@@ -77,7 +77,7 @@ func TestHandlersOnBusShareOneGroup(t *testing.T) {
 		t.Fatalf("group %s is assigned %v, want both topics", s.group, assigned)
 	}
 
-	if err := eventbus.CleanupHandlers(boundedCtx(t), h); err != nil {
+	if err := h.Cleanup(boundedCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Cleanup(boundedCtx(t)); err != nil {
@@ -219,7 +219,7 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 	if _, err := eventbus.InitializeHandlers(boundedCtx(t), crm, handlerList{other}); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Fatalf("handler for another tenant: %v", err)
 	}
-	if err := eventbus.CleanupHandlers(boundedCtx(t), nil); err != nil {
+	if err := (*eventbus.Handlers)(nil).Cleanup(boundedCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -227,10 +227,10 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 func TestOnOptionsFillTheSpec(t *testing.T) {
 	spec := eventbus.On("contact.created", func(context.Context, eventbus.Event[crmContact]) error { return nil },
 		eventbus.InGroup("g"), eventbus.FromPlugin("crm"), eventbus.ForTenant("acme"),
-		eventbus.ForWorkspace("ws"), eventbus.FromBeginning(), eventbus.WithAutoCommit(),
+		eventbus.ForWorkspace("ws"), eventbus.FromBeginning(),
 		eventbus.WithOnFailure(eventbus.RetryInPlace), eventbus.WithOrdering(eventbus.OrderPerPartition), eventbus.WithMaxConcurrency(8))
 	want := eventbus.HandlerSpec{EventName: "contact.created", GroupID: "g", PluginID: "crm", TenantID: "acme",
-		WorkspaceID: "ws", Delivery: eventbus.Delivery{FromBeginning: true, AutoCommit: true,
+		WorkspaceID: "ws", Delivery: eventbus.Delivery{FromBeginning: true,
 			OnFailure: eventbus.RetryInPlace, Ordering: eventbus.OrderPerPartition, MaxConcurrency: 8}}
 	got := spec
 	got.Handler = nil

@@ -435,7 +435,7 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eventbus.CleanupHandlers(context.Background(), h)
+	defer h.Cleanup(context.Background())
 
 	waitServes := func(tenant string, want bool) {
 		t.Helper()

@@ -37,13 +37,6 @@ type Delivery struct {
 	// consuming resumes at the oldest retained event: nothing retained is
 	// skipped.)
 	FromBeginning bool
-	// AutoCommit commits finished offsets every
-	// ConsumerConfig.AutoCommitInterval instead of at most every
-	// ConsumerConfig.CommitInterval: fewer commits, more redelivery after
-	// a crash. Either way only finished events are committed, and what is
-	// finished is committed when partitions are revoked or the
-	// subscription stops.
-	AutoCommit bool
 	// OnFailure decides what happens to an event whose handler failed (or
 	// a record that is not an event). Default DeadLetter.
 	OnFailure FailurePolicy

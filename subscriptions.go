@@ -53,10 +53,9 @@ func (s *subscription) engineTopic(name string) consumer.Topic {
 // groupConsumer is a group's one consumer in this process; the group's
 // subscriptions (one per topic) share it.
 type groupConsumer struct {
-	id         string
-	autoCommit bool
-	engine     *consumer.Group
-	topics     map[string]*subscription // guarded by subscriptions.mu
+	id     string
+	engine *consumer.Group
+	topics map[string]*subscription // guarded by subscriptions.mu
 }
 
 // subscriptions is the bus's registry of groups and subscriptions.
@@ -82,20 +81,16 @@ func (s *subscriptions) add(sub *subscription) (*groupConsumer, error) {
 	}
 	g := s.groups[sub.groupID]
 	if g == nil {
-		engine, err := consumer.Start(b.consumerConfig(sub.groupID, sub.delivery.AutoCommit), sub.engineTopic(sub.topic))
+		engine, err := consumer.Start(b.consumerConfig(sub.groupID), sub.engineTopic(sub.topic))
 		if err != nil {
 			return nil, err
 		}
-		g = &groupConsumer{id: sub.groupID, autoCommit: sub.delivery.AutoCommit, engine: engine, topics: map[string]*subscription{}}
+		g = &groupConsumer{id: sub.groupID, engine: engine, topics: map[string]*subscription{}}
 		s.groups[sub.groupID] = g
 	} else {
 		if _, dup := g.topics[sub.topic]; dup {
 			return nil, fmt.Errorf("%w: %s is already subscribed in group %s in this process; use one handler per topic and group, or another GroupID",
 				ErrDuplicateSubscription, sub.topic, g.id)
-		}
-		if sub.delivery.AutoCommit != g.autoCommit {
-			return nil, fmt.Errorf("%w: group %s already runs with AutoCommit=%t; give %s the same AutoCommit or another GroupID",
-				ErrConflictingSubscription, g.id, g.autoCommit, sub.topic)
 		}
 		if err := g.engine.AddTopic(sub.engineTopic(sub.topic)); err != nil {
 			return nil, err
@@ -115,12 +110,9 @@ func (s *subscriptions) add(sub *subscription) (*groupConsumer, error) {
 }
 
 // consumerConfig is the engine's configuration for a group.
-func (b *Bus) consumerConfig(groupID string, autoCommit bool) consumer.Config {
+func (b *Bus) consumerConfig(groupID string) consumer.Config {
 	cc := b.cfg.Consumer
 	interval := cc.CommitInterval
-	if autoCommit {
-		interval = cc.AutoCommitInterval
-	}
 	return consumer.Config{
 		Group:             groupID,
 		NewClient:         b.client.newKgo,

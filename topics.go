@@ -117,13 +117,6 @@ func (r *TopicRules) get() *names.Rules {
 	return r.rules
 }
 
-// ValidateTopic checks name against the default topic rules. The error wraps
-// ErrInvalidTopic and says which rule failed, with a valid example.
-func ValidateTopic(name string) error { return defaultTopicRules.ValidateTopic(name) }
-
-// ParseTopic parses name with the default topic rules.
-func ParseTopic(name string) (Topic, error) { return defaultTopicRules.ParseTopic(name) }
-
 // ValidatePluginID checks that id is kebab-case ([a-z0-9]+(-[a-z0-9]+)*).
 // The error wraps ErrInvalidPluginID.
 func ValidatePluginID(id string) error { return names.ValidatePluginID(id) }

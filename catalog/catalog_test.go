@@ -75,7 +75,7 @@ func TestEveryTypeIsAValidCoreTopicAndListed(t *testing.T) {
 		t.Fatalf("duplicate event types in %v", sorted)
 	}
 	for _, typ := range types {
-		topic, err := eventbus.ParseTopic(typ)
+		topic, err := eventbus.DefaultTopicRules().ParseTopic(typ)
 		if err != nil {
 			t.Errorf("%s: %v", typ, err)
 			continue

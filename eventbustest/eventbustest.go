@@ -118,7 +118,7 @@ func NewBusOn(t testing.TB, client *eventbus.Client, cfg eventbus.Config) *event
 // "core.user.created" becomes "core.user_3f9a1c.created".
 func UniqueTopic(t testing.TB, name string) string {
 	t.Helper()
-	topic, err := eventbus.ParseTopic(name)
+	topic, err := eventbus.DefaultTopicRules().ParseTopic(name)
 	if err != nil {
 		t.Fatalf("UniqueTopic(%q): %v", name, err)
 	}

@@ -258,7 +258,7 @@ func (p *Plugin) Tenant(id string) *CRM {
 // Stop unsubscribes the handlers and shuts the bus down.
 func (p *Plugin) Stop(ctx context.Context) error {
 	var errs []error
-	errs = append(errs, eventbus.CleanupHandlers(ctx, p.handlers))
+	errs = append(errs, p.handlers.Cleanup(ctx))
 	if p.host != nil {
 		errs = append(errs, p.host.Close(ctx))
 	}

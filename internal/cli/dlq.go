@@ -472,7 +472,7 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 		Args:  argsUsage(1, 1, "one topic", "eventbus dlq retry-topic core.user.created"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic := args[0]
-			if t, err := eventbus.ParseTopic(topic); err != nil {
+			if t, err := eventbus.DefaultTopicRules().ParseTopic(topic); err != nil {
 				return usageErrorf("%v", err)
 			} else if t.Kind == eventbus.TopicKindDLQ {
 				topic = t.Original.Name // the entries are filed by their original topic

@@ -147,7 +147,7 @@ func (a *app) resolvePublish(cmd *cobra.Command, args []string) (publishRequest,
 // checkEventType checks that name is a core or plugin topic, as a usage
 // error that names the rule and shows a valid name.
 func checkEventType(name string) error {
-	t, err := eventbus.ParseTopic(name)
+	t, err := eventbus.DefaultTopicRules().ParseTopic(name)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}

@@ -49,7 +49,7 @@ func (c tailConfig) matches(topic string) bool {
 	}
 	for _, p := range c.Prefixes {
 		if strings.HasPrefix(topic, p) {
-			if t, err := eventbus.ParseTopic(topic); err == nil && t.Kind != eventbus.TopicKindDLQ {
+			if t, err := eventbus.DefaultTopicRules().ParseTopic(topic); err == nil && t.Kind != eventbus.TopicKindDLQ {
 				return true
 			}
 		}

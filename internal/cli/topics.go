@@ -127,7 +127,7 @@ compacted) unless flags say otherwise. A topic that exists is left as it is.`, e
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			name := args[0]
-			if _, err := eventbus.ParseTopic(name); err != nil {
+			if _, err := eventbus.DefaultTopicRules().ParseTopic(name); err != nil {
 				return usageErrorf("%v", err)
 			}
 			partitions, _ := f.GetInt("partitions")
