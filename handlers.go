@@ -69,7 +69,6 @@ func ForWorkspace(workspaceID string) HandlerOption {
 // event.
 func FromBeginning() HandlerOption { return func(s *HandlerSpec) { s.FromBeginning = true } }
 
-
 // WithOnFailure sets what a failure of the handler leads to (see
 // FailurePolicy; default DeadLetter).
 func WithOnFailure(p FailurePolicy) HandlerOption { return func(s *HandlerSpec) { s.OnFailure = p } }
