@@ -504,13 +504,23 @@ func reasonClass(r string) string {
 	return r
 }
 
-// RetryFailedEvent sends the entry's event again to the consumer group that
-// failed it, and only to that group. A manual retry works in any status; an
-// automatic one (manual false) fails with ErrRetryNotAllowed when the entry
-// is resolved or out of retries. An entry the TypeScript package wrote
-// (Origin OriginTypeScript) is retried by hand only, the way that package
-// retries: every group reads the event again.
-func (q *DeadLetterQueue) RetryFailedEvent(ctx context.Context, id string, manual bool) error {
+// RetryFailedEvent sends the entry's event again, by hand, to the consumer
+// group that failed it, and only to that group, whatever the entry's status.
+// An entry the TypeScript package wrote (Origin OriginTypeScript) is retried
+// the way that package retries: every group reads the event again.
+func (q *DeadLetterQueue) RetryFailedEvent(ctx context.Context, id string) error {
+	return q.retry(ctx, id, true)
+}
+
+// RetryFailedEventIfAllowed sends the entry's event again as an automatic
+// retry would: it counts toward the entry's MaxRetries and fails with
+// ErrRetryNotAllowed when the entry is resolved, out of retries, or was
+// written by the TypeScript package.
+func (q *DeadLetterQueue) RetryFailedEventIfAllowed(ctx context.Context, id string) error {
+	return q.retry(ctx, id, false)
+}
+
+func (q *DeadLetterQueue) retry(ctx context.Context, id string, manual bool) error {
 	e, err := q.FailedEvent(ctx, id)
 	if err != nil {
 		return err
@@ -545,7 +555,7 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 		if e.Status == StatusResolved {
 			continue
 		}
-		if err := q.RetryFailedEvent(ctx, e.ID, true); err != nil {
+		if err := q.RetryFailedEvent(ctx, e.ID); err != nil {
 			q.logger.Warn("eventbus: retry failed", "dlq_id", e.ID, "err", err)
 			failed++
 			continue

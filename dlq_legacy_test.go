@@ -94,12 +94,12 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	}
 
 	// Retried by hand only, the way the original retries: every group reads it again.
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), tsID, false); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+	if err := ops.DLQ().RetryFailedEventIfAllowed(ctxT(t), tsID); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
 		t.Fatalf("automatic retry of a TypeScript entry: %v; want ErrRetryNotAllowed", err)
 	}
 	audit := eventbustest.NewRecorder()
 	eventbustest.MustSubscribe(t, bus, topic, audit.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("audit")})
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), tsID, true); err != nil {
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), tsID); err != nil {
 		t.Fatal(err)
 	}
 	if ev := audit.WaitForID(t, eventID); ev.TenantID != "acme" || string(ev.Data) != `{"email":"a@example.com"}` {

@@ -74,7 +74,7 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 	}
 
 	// A manual retry now is outstanding: it resolves the entry.
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID, true); err != nil {
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))

@@ -124,12 +124,12 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 	if kinds["failed"] != 4 || kinds["retry"] != 3 {
 		t.Fatalf("attempts %+v", kinds)
 	}
-	err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID, false)
+	err := bus.DLQ().RetryFailedEventIfAllowed(ctxT(t), dlqID)
 	if !errors.Is(err, eventbus.ErrRetryNotAllowed) {
 		t.Fatalf("automatic retry after max: %v", err)
 	}
 	healthy.Store(true)
-	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID, true); err != nil {
+	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID); err != nil {
 		t.Fatal(err)
 	}
 	e = waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
@@ -137,7 +137,7 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 		t.Fatalf("after manual retry: %d calls, retry count %d", calls.Load(), e.RetryCount)
 	}
 	// A manual retry works even on a resolved entry.
-	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID, true); err != nil {
+	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -385,7 +385,7 @@ func TestDLQBadInput(t *testing.T) {
 	if _, err := q.FailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
-	if err := q.RetryFailedEvent(ctx, "nope", true); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if err := q.RetryFailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("retry unknown: %v", err)
 	}
 	if err := q.DeleteFailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {

@@ -229,7 +229,11 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error
 			return err
 		}
 	}
-	if err := a.q.RetryFailedEvent(r.Context(), id, manual); err != nil {
+	retry := a.q.RetryFailedEvent
+	if !manual {
+		retry = a.q.RetryFailedEventIfAllowed
+	}
+	if err := retry(r.Context(), id); err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
@@ -281,7 +285,7 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) 
 			if e.Status == eventbus.StatusResolved {
 				continue
 			}
-			err := a.q.RetryFailedEvent(r.Context(), e.ID, true)
+			err := a.q.RetryFailedEvent(r.Context(), e.ID)
 			switch {
 			case err == nil:
 				out.Succeeded++
