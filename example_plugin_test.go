@@ -24,7 +24,7 @@ func ExamplePluginClient() {
 	defer stop()
 
 	// The crm plugin, running for tenant acme.
-	crm, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: "crm", TenantID: "acme"})
+	crm, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: "crm", TenantID: "acme"})
 	if err != nil {
 		panic(err)
 	}

@@ -8,9 +8,9 @@ import (
 	"sync"
 )
 
-// PluginContext binds a PluginClient to one plugin and one tenant (and,
+// PluginScope binds a PluginClient to one plugin and one tenant (and,
 // optionally, one workspace of that tenant).
-type PluginContext struct {
+type PluginScope struct {
 	// PluginID is the plugin's kebab-case ID ("crm", "sample-analytics").
 	// Required; see ValidatePluginID.
 	PluginID string
@@ -68,7 +68,7 @@ type PluginContext struct {
 // PluginHost: one group per subscription, each event read once.
 type PluginClient struct {
 	bus *Bus
-	pc  PluginContext
+	pc  PluginScope
 
 	mu   sync.Mutex
 	subs map[string]struct{} // subscription IDs made by this client
@@ -78,22 +78,22 @@ type PluginClient struct {
 // ErrInvalidPluginID, when pc.PluginID is not kebab-case ("crm",
 // "sample-analytics"; not "CRM", "sample_analytics" or "salesforce.sync"),
 // and wrapping ErrTenantRequired when pc.TenantID is empty.
-func NewPluginClient(bus *Bus, pc PluginContext) (*PluginClient, error) {
+func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginClient needs a Bus (see NewBus)", ErrInvalidConfig)
 	}
 	if err := ValidatePluginID(pc.PluginID); err != nil {
-		return nil, fmt.Errorf("new plugin client: PluginContext.PluginID: %w", err)
+		return nil, fmt.Errorf("new plugin client: PluginScope.PluginID: %w", err)
 	}
 	if strings.TrimSpace(pc.TenantID) == "" {
-		return nil, fmt.Errorf("%w: PluginContext.TenantID is empty; a plugin client is bound to one tenant (e.g. TenantID: \"acme\")",
+		return nil, fmt.Errorf("%w: PluginScope.TenantID is empty; a plugin client is bound to one tenant (e.g. TenantID: \"acme\")",
 			ErrTenantRequired)
 	}
 	return &PluginClient{bus: bus, pc: pc, subs: map[string]struct{}{}}, nil
 }
 
-// Context returns the plugin context the client is bound to.
-func (p *PluginClient) Context() PluginContext { return p.pc }
+// Scope returns the plugin, tenant and workspace the client is bound to.
+func (p *PluginClient) Scope() PluginScope { return p.pc }
 
 // Bus returns the bus the client runs on.
 func (p *PluginClient) Bus() *Bus { return p.bus }

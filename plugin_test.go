@@ -30,7 +30,7 @@ func pluginEvent(t *testing.T, pluginID, name string) string {
 
 func newPluginClient(t *testing.T, bus *eventbus.Bus, pluginID, tenantID, workspaceID string) *eventbus.PluginClient {
 	t.Helper()
-	p, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: pluginID, TenantID: tenantID, WorkspaceID: workspaceID})
+	p, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: pluginID, TenantID: tenantID, WorkspaceID: workspaceID})
 	if err != nil {
 		t.Fatalf("NewPluginClient(%s, %s): %v", pluginID, tenantID, err)
 	}
@@ -41,7 +41,7 @@ func mustPluginSubscribe(t *testing.T, p *eventbus.PluginClient, eventName strin
 	t.Helper()
 	id, err := p.Subscribe(boundedCtx(t), eventName, h, opts)
 	if err != nil {
-		t.Fatalf("plugin %s subscribe %s: %v", p.Context().PluginID, eventName, err)
+		t.Fatalf("plugin %s subscribe %s: %v", p.Scope().PluginID, eventName, err)
 	}
 	return id
 }
@@ -50,7 +50,7 @@ func mustPluginPublish(t *testing.T, p *eventbus.PluginClient, eventName string,
 	t.Helper()
 	id, err := p.Publish(boundedCtx(t), eventName, data, opts...)
 	if err != nil {
-		t.Fatalf("plugin %s publish %s: %v", p.Context().PluginID, eventName, err)
+		t.Fatalf("plugin %s publish %s: %v", p.Scope().PluginID, eventName, err)
 	}
 	return id
 }
@@ -79,19 +79,19 @@ func assertExactly(t *testing.T, who, tenant string, evs []eventbus.RawEvent, wa
 func TestNewPluginClientValidates(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	for _, id := range []string{"CRM", "sample_analytics", "salesforce.sync", "", "-crm"} {
-		_, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: id, TenantID: "acme"})
+		_, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: id, TenantID: "acme"})
 		if !errors.Is(err, eventbus.ErrInvalidPluginID) || !strings.Contains(err.Error(), "kebab-case") {
 			t.Errorf("plugin ID %q: %v, want ErrInvalidPluginID naming the kebab-case rule", id, err)
 		}
 	}
-	if _, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: "crm"}); !errors.Is(err, eventbus.ErrTenantRequired) {
+	if _, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: "crm"}); !errors.Is(err, eventbus.ErrTenantRequired) {
 		t.Errorf("no tenant: %v", err)
 	}
-	if _, err := eventbus.NewPluginClient(nil, eventbus.PluginContext{PluginID: "crm", TenantID: "acme"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, err := eventbus.NewPluginClient(nil, eventbus.PluginScope{PluginID: "crm", TenantID: "acme"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Errorf("nil bus: %v", err)
 	}
 	for _, id := range []string{"crm", "sample-analytics", "salesforce-sync", "a1"} {
-		if _, err := eventbus.NewPluginClient(bus, eventbus.PluginContext{PluginID: id, TenantID: "acme"}); err != nil {
+		if _, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: id, TenantID: "acme"}); err != nil {
 			t.Errorf("plugin ID %q: %v", id, err)
 		}
 	}

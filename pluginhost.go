@@ -102,7 +102,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	}
 	h := &PluginHost{
 		bus:   bus,
-		proto: &PluginClient{bus: bus, pc: PluginContext{PluginID: cfg.PluginID}},
+		proto: &PluginClient{bus: bus, pc: PluginScope{PluginID: cfg.PluginID}},
 		seen:  map[string]time.Time{},
 		subs:  map[string]struct{}{},
 	}
@@ -136,7 +136,7 @@ func (h *PluginHost) addLocked(tenantID string) error {
 	if _, ok := cur[tenantID]; ok {
 		return nil
 	}
-	c, err := NewPluginClient(h.bus, PluginContext{PluginID: h.PluginID(), TenantID: tenantID})
+	c, err := NewPluginClient(h.bus, PluginScope{PluginID: h.PluginID(), TenantID: tenantID})
 	if err != nil {
 		return fmt.Errorf("plugin host %s: add tenant: %w", h.PluginID(), err)
 	}

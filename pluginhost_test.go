@@ -494,7 +494,7 @@ func TestPluginHostScope(t *testing.T) {
 	if _, err := host.Client("globex"); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Errorf("Client(globex) = %v, want ErrPluginScope", err)
 	}
-	if c, err := host.Client("acme"); err != nil || c.Context().TenantID != "acme" || c.Context().PluginID != "crm" {
+	if c, err := host.Client("acme"); err != nil || c.Scope().TenantID != "acme" || c.Scope().PluginID != "crm" {
 		t.Errorf("Client(acme) = %+v, %v", c, err)
 	}
 	ctx := boundedCtx(t)

@@ -34,7 +34,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 	platform := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	summaries := map[string]*eventbustest.Recorder{}
 	for _, tenant := range []string{acme, globex} {
-		watcher, err := eventbus.NewPluginClient(platform, eventbus.PluginContext{PluginID: "dashboard", TenantID: tenant})
+		watcher, err := eventbus.NewPluginClient(platform, eventbus.PluginScope{PluginID: "dashboard", TenantID: tenant})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 	pctx, pcancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
 	defer pcancel()
 	crm := func(tenant string) *eventbus.PluginClient {
-		c, err := eventbus.NewPluginClient(platform, eventbus.PluginContext{PluginID: "crm", TenantID: tenant})
+		c, err := eventbus.NewPluginClient(platform, eventbus.PluginScope{PluginID: "crm", TenantID: tenant})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -246,7 +246,7 @@ func (r *runner) subscribePerTenant(ctx context.Context, topic, name string, ten
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c, err := eventbus.NewPluginClient(r.bus, eventbus.PluginContext{PluginID: hostsPluginID, TenantID: t})
+			c, err := eventbus.NewPluginClient(r.bus, eventbus.PluginScope{PluginID: hostsPluginID, TenantID: t})
 			if err != nil {
 				errs[i] = err
 				return

@@ -331,7 +331,7 @@ func tenantOf(host *eventbus.PluginHost, tenantID string) string {
 	if err != nil {
 		return ""
 	}
-	return c.Context().TenantID
+	return c.Scope().TenantID
 }
 
 // publish publishes one core event and narrates it. The line comes first
