@@ -28,14 +28,14 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	got := make(chan eventbus.Event[userCreated], 1)
-	_, err := eventbus.Subscribe(ctxT(t), bus, topic, func(_ context.Context, ev eventbus.Event[userCreated]) error {
+	_, err := eventbus.Subscribe(ctxT(t), bus, eventbus.Name[userCreated](topic), func(_ context.Context, ev eventbus.Event[userCreated]) error {
 		got <- ev
 		return nil
 	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := eventbus.Publish(ctxT(t), bus, topic, userCreated{UserID: "u1", Email: "a@b.c"},
+	id, err := eventbus.Publish(ctxT(t), bus, eventbus.Name[userCreated](topic), userCreated{UserID: "u1", Email: "a@b.c"},
 		eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "ws1", UserID: "admin", CausationID: "c0"})
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,7 @@ func ExamplePluginClient() {
 	fmt.Println(ev.Type, ev.TenantID, ev.Metadata.Source, ev.Data.ContactID)
 
 	// A plugin cannot publish outside its own topics.
-	_, err = crm.Publish(ctx, catalog.UserCreated, catalog.UserCreatedData{})
+	_, err = crm.Publish(ctx, catalog.UserCreated.String(), catalog.UserCreatedData{})
 	fmt.Println(errors.Is(err, eventbus.ErrPluginScope))
 	// Output:
 	// plugin.crm.contact.created acme crm c-u-acme

@@ -95,8 +95,8 @@ func WithDelivery(d Delivery) HandlerOption { return func(s *HandlerSpec) { s.De
 //
 // An event whose data does not decode into T is a handler failure (it goes
 // to the dead letter queue).
-func On[T any](eventName string, fn func(context.Context, Event[T]) error, opts ...HandlerOption) HandlerSpec {
-	spec := HandlerSpec{EventName: eventName}
+func On[T any](name Name[T], fn func(context.Context, Event[T]) error, opts ...HandlerOption) HandlerSpec {
+	spec := HandlerSpec{EventName: string(name)}
 	if fn != nil {
 		h := typedHandler(fn)
 		spec.Handler = func(ctx context.Context, ev RawEvent) error {

@@ -24,8 +24,8 @@ type userService struct {
 
 func (s *userService) EventHandlers() []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(s.created, s.onUserCreated, eventbus.InGroup(s.group)),
-		eventbus.On(s.deleted, s.onUserDeleted, eventbus.InGroup(s.group)),
+		eventbus.On(eventbus.Name[userPayload](s.created), s.onUserCreated, eventbus.InGroup(s.group)),
+		eventbus.On(eventbus.Name[userPayload](s.deleted), s.onUserDeleted, eventbus.InGroup(s.group)),
 	}
 }
 
@@ -105,9 +105,9 @@ type crmDeal struct {
 
 func (c *crmHandlers) EventHandlers() []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(c.users, c.onUserCreated, eventbus.InGroup("crm-sync")),
-		eventbus.On(c.deal, c.onDealUpdated, eventbus.InGroup("crm-sync")),
-		eventbus.On(c.docs, func(ctx context.Context, ev eventbus.Event[map[string]any]) error {
+		eventbus.On(eventbus.Name[userPayload](c.users), c.onUserCreated, eventbus.InGroup("crm-sync")),
+		eventbus.On(eventbus.Name[crmDeal](c.deal), c.onDealUpdated, eventbus.InGroup("crm-sync")),
+		eventbus.On(eventbus.Name[map[string]any](c.docs), func(ctx context.Context, ev eventbus.Event[map[string]any]) error {
 			return c.docsSeen.Handle(ctx, eventbus.RawEvent{ID: ev.ID, TenantID: ev.TenantID, Type: ev.Type})
 		}, eventbus.FromPlugin("docs")),
 	}
@@ -195,7 +195,7 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("g")
-	ok := eventbus.On(topic, func(context.Context, eventbus.Event[userPayload]) error { return nil }, eventbus.InGroup(group))
+	ok := eventbus.On(eventbus.Name[userPayload](topic), func(context.Context, eventbus.Event[userPayload]) error { return nil }, eventbus.InGroup(group))
 	bad := eventbus.On("core.user.create", func(context.Context, eventbus.Event[userPayload]) error { return nil })
 	_, err := eventbus.InitializeHandlers(boundedCtx(t), bus, handlerList{ok, bad})
 	if !errors.Is(err, eventbus.ErrInvalidTopic) {
@@ -205,7 +205,7 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.SubscribeOptions{GroupID: group})
 
 	// Specs without a name or function fail before anything is subscribed.
-	noFn := eventbus.On[userPayload](topic, nil)
+	noFn := eventbus.On[userPayload](eventbus.Name[userPayload](topic), nil)
 	if _, err := eventbus.InitializeHandlers(boundedCtx(t), bus, handlerList{noFn}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("handler without function: %v", err)
 	}
@@ -215,7 +215,7 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 
 	// A plugin client refuses a handler for another tenant.
 	crm := newPluginClient(t, bus, "crm", "acme", "")
-	other := eventbus.On(topic, func(context.Context, eventbus.Event[userPayload]) error { return nil }, eventbus.ForTenant("globex"))
+	other := eventbus.On(eventbus.Name[userPayload](topic), func(context.Context, eventbus.Event[userPayload]) error { return nil }, eventbus.ForTenant("globex"))
 	if _, err := eventbus.InitializeHandlers(boundedCtx(t), crm, handlerList{other}); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Fatalf("handler for another tenant: %v", err)
 	}

@@ -165,8 +165,8 @@ func (p *PluginClient) Publish(ctx context.Context, eventName string, data any, 
 
 // PublishPlugin publishes data of type T as the plugin's event eventName;
 // see PluginClient.Publish.
-func PublishPlugin[T any](ctx context.Context, p *PluginClient, eventName string, data T, opts ...PublishOption) (string, error) {
-	return p.Publish(ctx, eventName, data, opts...)
+func PublishPlugin[T any](ctx context.Context, p *PluginClient, name Name[T], data T, opts ...PublishOption) (string, error) {
+	return p.Publish(ctx, string(name), data, opts...)
 }
 
 // resolvePublish returns the topic and metadata of one of the plugin's events.
@@ -282,11 +282,11 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 // SubscribePlugin subscribes a handler of typed events; see
 // PluginClient.Subscribe. An event whose data does not decode into T is a
 // handler failure.
-func SubscribePlugin[T any](ctx context.Context, p *PluginClient, eventName string, handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
+func SubscribePlugin[T any](ctx context.Context, p *PluginClient, name Name[T], handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
 	if handler == nil {
-		return p.Subscribe(ctx, eventName, nil, opts)
+		return p.Subscribe(ctx, string(name), nil, opts)
 	}
-	return p.Subscribe(ctx, eventName, typedHandler(handler), opts)
+	return p.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
 // GroupID returns the consumer group name a subscription with group name

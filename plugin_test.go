@@ -152,7 +152,7 @@ func TestPluginPublishAndSubscribeOwnEvents(t *testing.T) {
 	mustPluginSubscribe(t, crm, event, rec.Handle, eventbus.PluginSubscribeOptions{})
 
 	ctx := eventbus.WithEventContext(boundedCtx(t), eventbus.PublishMetadata{UserID: "u-7", CorrelationID: "req-1"})
-	id, err := eventbus.PublishPlugin(ctx, crm, event, crmContact{ID: "c-1", Name: "Ada"})
+	id, err := eventbus.PublishPlugin(ctx, crm, eventbus.Name[crmContact](event), crmContact{ID: "c-1", Name: "Ada"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -274,11 +274,11 @@ func (h *PluginHost) Subscribe(ctx context.Context, eventName string, handler Ha
 // SubscribeHost subscribes a handler of typed events on a host; see
 // PluginHost.Subscribe. An event whose data does not decode into T is a
 // handler failure.
-func SubscribeHost[T any](ctx context.Context, h *PluginHost, eventName string, handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
+func SubscribeHost[T any](ctx context.Context, h *PluginHost, name Name[T], handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
 	if handler == nil {
-		return h.Subscribe(ctx, eventName, nil, opts)
+		return h.Subscribe(ctx, string(name), nil, opts)
 	}
-	return h.Subscribe(ctx, eventName, typedHandler(handler), opts)
+	return h.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
 // scoped wraps a handler so that it sees only served tenants (checked

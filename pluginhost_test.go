@@ -414,7 +414,7 @@ type crmHost struct {
 
 func (c *crmHost) EventHandlers() []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(c.event, func(ctx context.Context, ev eventbus.Event[map[string]any]) error {
+		eventbus.On(eventbus.Name[map[string]any](c.event), func(ctx context.Context, ev eventbus.Event[map[string]any]) error {
 			return c.rec.Handle(ctx, eventbus.RawEvent{ID: ev.ID, TenantID: ev.TenantID, Type: ev.Type})
 		}, eventbus.InGroup("crm-sync")),
 	}
@@ -450,9 +450,9 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 	// Another plugin's install is ignored; ours adds the tenant. Both on one
 	// partition, so ours is applied after the other was.
 	key := eventbus.WithPartitionKey("lifecycle")
-	eventbustest.MustPublish(t, bus, catalog.PluginInstalled, catalog.PluginInstalledData{PluginID: "someone-else", TenantID: "globex"},
+	eventbustest.MustPublish(t, bus, catalog.PluginInstalled.String(), catalog.PluginInstalledData{PluginID: "someone-else", TenantID: "globex"},
 		eventbus.PublishMetadata{TenantID: "globex"}, key)
-	eventbustest.MustPublish(t, bus, catalog.PluginInstalled, catalog.PluginInstalledData{PluginID: plugin, TenantID: "acme"},
+	eventbustest.MustPublish(t, bus, catalog.PluginInstalled.String(), catalog.PluginInstalledData{PluginID: plugin, TenantID: "acme"},
 		eventbus.PublishMetadata{TenantID: "acme"}, key)
 	waitServes("acme", true)
 	if host.Serves("globex") {
@@ -464,10 +464,10 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 		t.Fatalf("acme received %v", got)
 	}
 
-	eventbustest.MustPublish(t, bus, catalog.PluginUninstalled, catalog.PluginUninstalledData{PluginID: plugin, TenantID: "acme"},
+	eventbustest.MustPublish(t, bus, catalog.PluginUninstalled.String(), catalog.PluginUninstalledData{PluginID: plugin, TenantID: "acme"},
 		eventbus.PublishMetadata{TenantID: "acme"})
 	waitServes("acme", false)
-	eventbustest.MustPublish(t, bus, catalog.PluginActivated, catalog.PluginActivatedData{PluginID: plugin, TenantID: "initech"},
+	eventbustest.MustPublish(t, bus, catalog.PluginActivated.String(), catalog.PluginActivatedData{PluginID: plugin, TenantID: "initech"},
 		eventbus.PublishMetadata{TenantID: "initech"})
 	waitServes("initech", true)
 	eventbustest.MustPublish(t, bus, topic, map[string]string{"n": "2"}, eventbus.PublishMetadata{TenantID: "acme"})
@@ -506,7 +506,7 @@ func TestPluginHostScope(t *testing.T) {
 		t.Errorf("Publish for a tenant not served = %v, want ErrPluginScope", err)
 	}
 	acme := eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"})
-	if _, err := host.Publish(acme, catalog.UserCreated, 1); !errors.Is(err, eventbus.ErrPluginScope) {
+	if _, err := host.Publish(acme, catalog.UserCreated.String(), 1); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Errorf("Publish of a core event = %v, want ErrPluginScope", err)
 	}
 	if _, err := host.Subscribe(ctx, "contact.created", func(context.Context, eventbus.RawEvent) error { return nil },
@@ -537,7 +537,7 @@ func TestPluginHostPublishesForTheHandledTenant(t *testing.T) {
 	host := newHost(t, bus, plugin, "acme", "globex")
 	rec := newHostRecorder()
 	mustHostSubscribe(t, host, out, rec.Handle, eventbus.PluginSubscribeOptions{})
-	publishContact := eventbus.WithPublish(host, out, func(_ context.Context, n int) (map[string]int, error) {
+	publishContact := eventbus.WithPublish(host, eventbus.Name[map[string]int](out), func(_ context.Context, n int) (map[string]int, error) {
 		return map[string]int{"n": n}, nil
 	})
 	mustHostSubscribe(t, host, in, func(ctx context.Context, ev eventbus.RawEvent) error {

@@ -143,9 +143,15 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 	return nil
 }
 
-// Publish publishes data of type T; see Bus.Publish.
-func Publish[T any](ctx context.Context, b *Bus, eventType string, data T, meta PublishMetadata, opts ...PublishOption) (string, error) {
-	return b.Publish(ctx, eventType, data, meta, opts...)
+// Publish publishes data of the type its name carries; see Bus.Publish. A
+// name of another payload type does not compile:
+//
+//	eventbus.Publish(ctx, bus, catalog.UserCreated, catalog.UserCreatedData{...}, meta)
+//
+// A string constant serves as a name of data's type; a name held in a
+// string variable goes to Bus.Publish.
+func Publish[T any](ctx context.Context, b *Bus, name Name[T], data T, meta PublishMetadata, opts ...PublishOption) (string, error) {
+	return b.Publish(ctx, string(name), data, meta, opts...)
 }
 
 // BatchEvent is one event of a PublishBatch.

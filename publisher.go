@@ -97,7 +97,8 @@ func (b *Bus) resolvePublish(ctx context.Context, eventName string) (*Bus, strin
 // succeeds but publishing fails, the returned error wraps
 // ErrResultNotPublished and the cause, and fn's result is returned with it:
 // a publish failure is never only logged.
-func WithPublish[In, Out any](target Publisher, eventName string, fn func(context.Context, In) (Out, error), opts ...PublishOption) func(context.Context, In) (Out, error) {
+func WithPublish[In, Out any](target Publisher, name Name[Out], fn func(context.Context, In) (Out, error), opts ...PublishOption) func(context.Context, In) (Out, error) {
+	eventName := string(name)
 	return func(ctx context.Context, in In) (Out, error) {
 		var zero Out
 		if target == nil || fn == nil {

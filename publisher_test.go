@@ -36,7 +36,7 @@ func TestWithPublishOnBus(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
 
 	calls := 0
-	create := eventbus.WithPublish(bus, topic, func(_ context.Context, in contactInput) (contactOutput, error) {
+	create := eventbus.WithPublish(bus, eventbus.Name[contactOutput](topic), func(_ context.Context, in contactInput) (contactOutput, error) {
 		calls++
 		if in.Name == "" {
 			return contactOutput{}, errors.New("name required")
@@ -78,7 +78,7 @@ func TestWithPublishOnBus(t *testing.T) {
 		t.Fatalf("bad name: %v (calls %d)", err, calls)
 	}
 	var nilTarget eventbus.Publisher
-	if _, err := eventbus.WithPublish(nilTarget, topic, func(context.Context, int) (int, error) { return 0, nil })(ctx, 1); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, err := eventbus.WithPublish(nilTarget, eventbus.Name[int](topic), func(context.Context, int) (int, error) { return 0, nil })(ctx, 1); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("nil target: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestWithPublishOnPluginClient(t *testing.T) {
 	rec := eventbustest.NewRecorder()
 	mustPluginSubscribe(t, crm, event, rec.Handle, eventbus.PluginSubscribeOptions{})
 
-	create := eventbus.WithPublish(crm, event, func(_ context.Context, in contactInput) (contactOutput, error) {
+	create := eventbus.WithPublish(crm, eventbus.Name[contactOutput](event), func(_ context.Context, in contactInput) (contactOutput, error) {
 		return contactOutput{ContactID: "c-1", Name: in.Name}, nil
 	}, eventbus.WithCompression(eventbus.CompressionZstd))
 	ctx := eventbus.WithEventContext(boundedCtx(t), eventbus.PublishMetadata{UserID: "u-7"})

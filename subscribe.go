@@ -276,7 +276,8 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 
 // Subscribe subscribes a handler of typed events; see Bus.Subscribe. An event
 // whose data does not decode into T is a handler failure.
-func Subscribe[T any](ctx context.Context, b *Bus, eventType string, handler func(context.Context, Event[T]) error, opts SubscribeOptions) (string, error) {
+func Subscribe[T any](ctx context.Context, b *Bus, name Name[T], handler func(context.Context, Event[T]) error, opts SubscribeOptions) (string, error) {
+	eventType := string(name)
 	if handler == nil {
 		return b.Subscribe(ctx, eventType, nil, opts)
 	}

@@ -64,74 +64,87 @@
 // pulling in a Kafka client.
 package catalog
 
-import "time"
+import (
+	"time"
 
-// Event type names of the core events. Each is also the event's topic.
-const (
-	TenantCreated   = "core.tenant.created"
-	TenantUpdated   = "core.tenant.updated"
-	TenantSuspended = "core.tenant.suspended"
-	TenantDeleted   = "core.tenant.deleted"
-
-	WorkspaceCreated           = "core.workspace.created"
-	WorkspaceUpdated           = "core.workspace.updated"
-	WorkspaceDeleted           = "core.workspace.deleted"
-	WorkspaceMemberAdded       = "core.workspace.member_added"
-	WorkspaceMemberRoleUpdated = "core.workspace.member_role_updated"
-	WorkspaceMemberRemoved     = "core.workspace.member_removed"
-
-	UserCreated = "core.user.created"
-	UserUpdated = "core.user.updated"
-	UserDeleted = "core.user.deleted"
-	UserLogin   = "core.user.login"
-	UserLogout  = "core.user.logout"
-
-	PluginInstalled   = "core.plugin.installed"
-	PluginUninstalled = "core.plugin.uninstalled"
-	PluginActivated   = "core.plugin.activated"
-	PluginDeactivated = "core.plugin.deactivated"
-	PluginConfigured  = "core.plugin.configured"
-
-	AuthTokenIssued     = "core.auth.token_issued"
-	AuthLoginFailed     = "core.auth.login_failed"
-	AuthPasswordReset   = "core.auth.password_reset"
-	AuthPasswordChanged = "core.auth.password_changed"
-
-	APIRequest = "core.api.request"
-	APIError   = "core.api.error"
+	"github.com/plexica/eventbus"
 )
 
-// entries pairs each event type with a constructor of its data.
-var entries = []struct {
+// Names of the core events, each typed with its data (see eventbus.Name).
+// Each is also the event's topic.
+const (
+	TenantCreated   eventbus.Name[TenantCreatedData]   = "core.tenant.created"
+	TenantUpdated   eventbus.Name[TenantUpdatedData]   = "core.tenant.updated"
+	TenantSuspended eventbus.Name[TenantSuspendedData] = "core.tenant.suspended"
+	TenantDeleted   eventbus.Name[TenantDeletedData]   = "core.tenant.deleted"
+
+	WorkspaceCreated           eventbus.Name[WorkspaceCreatedData]  = "core.workspace.created"
+	WorkspaceUpdated           eventbus.Name[WorkspaceUpdatedData]  = "core.workspace.updated"
+	WorkspaceDeleted           eventbus.Name[WorkspaceDeletedData]  = "core.workspace.deleted"
+	WorkspaceMemberAdded       eventbus.Name[MemberAddedData]       = "core.workspace.member_added"
+	WorkspaceMemberRoleUpdated eventbus.Name[MemberRoleUpdatedData] = "core.workspace.member_role_updated"
+	WorkspaceMemberRemoved     eventbus.Name[MemberRemovedData]     = "core.workspace.member_removed"
+
+	UserCreated eventbus.Name[UserCreatedData] = "core.user.created"
+	UserUpdated eventbus.Name[UserUpdatedData] = "core.user.updated"
+	UserDeleted eventbus.Name[UserDeletedData] = "core.user.deleted"
+	UserLogin   eventbus.Name[UserLoginData]   = "core.user.login"
+	UserLogout  eventbus.Name[UserLogoutData]  = "core.user.logout"
+
+	PluginInstalled   eventbus.Name[PluginInstalledData]   = "core.plugin.installed"
+	PluginUninstalled eventbus.Name[PluginUninstalledData] = "core.plugin.uninstalled"
+	PluginActivated   eventbus.Name[PluginActivatedData]   = "core.plugin.activated"
+	PluginDeactivated eventbus.Name[PluginDeactivatedData] = "core.plugin.deactivated"
+	PluginConfigured  eventbus.Name[PluginConfiguredData]  = "core.plugin.configured"
+
+	AuthTokenIssued     eventbus.Name[TokenIssuedData]     = "core.auth.token_issued"
+	AuthLoginFailed     eventbus.Name[LoginFailedData]     = "core.auth.login_failed"
+	AuthPasswordReset   eventbus.Name[PasswordResetData]   = "core.auth.password_reset"
+	AuthPasswordChanged eventbus.Name[PasswordChangedData] = "core.auth.password_changed"
+
+	APIRequest eventbus.Name[APIRequestData] = "core.api.request"
+	APIError   eventbus.Name[APIErrorData]   = "core.api.error"
+)
+
+// entry is one event of the catalog: its type and a constructor of its data.
+type entry struct {
 	typ  string
 	data func() any
-}{
-	{TenantCreated, func() any { return new(TenantCreatedData) }},
-	{TenantUpdated, func() any { return new(TenantUpdatedData) }},
-	{TenantSuspended, func() any { return new(TenantSuspendedData) }},
-	{TenantDeleted, func() any { return new(TenantDeletedData) }},
-	{WorkspaceCreated, func() any { return new(WorkspaceCreatedData) }},
-	{WorkspaceUpdated, func() any { return new(WorkspaceUpdatedData) }},
-	{WorkspaceDeleted, func() any { return new(WorkspaceDeletedData) }},
-	{WorkspaceMemberAdded, func() any { return new(MemberAddedData) }},
-	{WorkspaceMemberRoleUpdated, func() any { return new(MemberRoleUpdatedData) }},
-	{WorkspaceMemberRemoved, func() any { return new(MemberRemovedData) }},
-	{UserCreated, func() any { return new(UserCreatedData) }},
-	{UserUpdated, func() any { return new(UserUpdatedData) }},
-	{UserDeleted, func() any { return new(UserDeletedData) }},
-	{UserLogin, func() any { return new(UserLoginData) }},
-	{UserLogout, func() any { return new(UserLogoutData) }},
-	{PluginInstalled, func() any { return new(PluginInstalledData) }},
-	{PluginUninstalled, func() any { return new(PluginUninstalledData) }},
-	{PluginActivated, func() any { return new(PluginActivatedData) }},
-	{PluginDeactivated, func() any { return new(PluginDeactivatedData) }},
-	{PluginConfigured, func() any { return new(PluginConfiguredData) }},
-	{AuthTokenIssued, func() any { return new(TokenIssuedData) }},
-	{AuthLoginFailed, func() any { return new(LoginFailedData) }},
-	{AuthPasswordReset, func() any { return new(PasswordResetData) }},
-	{AuthPasswordChanged, func() any { return new(PasswordChangedData) }},
-	{APIRequest, func() any { return new(APIRequestData) }},
-	{APIError, func() any { return new(APIErrorData) }},
+}
+
+// of makes the entry of a typed name: its data type comes from the name.
+func of[T any](name eventbus.Name[T]) entry {
+	return entry{string(name), func() any { return new(T) }}
+}
+
+// entries lists the catalog's events in order.
+var entries = []entry{
+	of(TenantCreated),
+	of(TenantUpdated),
+	of(TenantSuspended),
+	of(TenantDeleted),
+	of(WorkspaceCreated),
+	of(WorkspaceUpdated),
+	of(WorkspaceDeleted),
+	of(WorkspaceMemberAdded),
+	of(WorkspaceMemberRoleUpdated),
+	of(WorkspaceMemberRemoved),
+	of(UserCreated),
+	of(UserUpdated),
+	of(UserDeleted),
+	of(UserLogin),
+	of(UserLogout),
+	of(PluginInstalled),
+	of(PluginUninstalled),
+	of(PluginActivated),
+	of(PluginDeactivated),
+	of(PluginConfigured),
+	of(AuthTokenIssued),
+	of(AuthLoginFailed),
+	of(AuthPasswordReset),
+	of(AuthPasswordChanged),
+	of(APIRequest),
+	of(APIError),
 }
 
 // Types returns every core event type of the catalog, in catalog order.

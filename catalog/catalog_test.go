@@ -7,8 +7,10 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,5 +181,20 @@ func TestDecodesTypeScriptPayloads(t *testing.T) {
 	b, _ := json.Marshal(catalog.UserLoginData{UserID: "u-1"})
 	if string(b) != `{"userId":"u-1"}` {
 		t.Fatalf("%s", b)
+	}
+}
+
+// TestMismatchedPayloadDoesNotCompile: a catalog name carries its data
+// type, so publishing another type's data under it is a compile error.
+// (testdata/mismatch holds such a call; the same call with the right data
+// type is in the package example.)
+func TestMismatchedPayloadDoesNotCompile(t *testing.T) {
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(goTool, "vet", "./testdata/mismatch").CombinedOutput()
+	if err == nil {
+		t.Fatalf("publishing core.user.created with UserLoginData compiled:\n%s", out)
+	}
+	if !strings.Contains(string(out), "UserLoginData") {
+		t.Fatalf("go vet failed, but not on the payload type:\n%s", out)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // Decode the data of a core event whose type is known only at run time.
 func ExampleNewData() {
-	eventType, raw := catalog.WorkspaceMemberAdded, []byte(`{"workspaceId":"ws-1","userId":"u-7","role":"VIEWER"}`)
+	eventType, raw := "core.workspace.member_added", []byte(`{"workspaceId":"ws-1","userId":"u-7","role":"VIEWER"}`)
 	data, ok := catalog.NewData(eventType)
 	if !ok {
 		fmt.Println("not a core event:", eventType)

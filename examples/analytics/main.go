@@ -162,9 +162,9 @@ func (p *Plugin) EventHandlers() []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
 		eventbus.On("contact.created", p.count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
 		eventbus.On("deal.updated", p.count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
-		eventbus.On(catalog.UserLogin, p.count, eventbus.InGroup("sessions")),
-		eventbus.On(catalog.UserLogout, p.count, eventbus.InGroup("sessions")),
-		eventbus.On(catalog.APIRequest, p.count, eventbus.InGroup("api-usage")),
+		eventbus.On(eventbus.Name[any](catalog.UserLogin), p.count, eventbus.InGroup("sessions")),
+		eventbus.On(eventbus.Name[any](catalog.UserLogout), p.count, eventbus.InGroup("sessions")),
+		eventbus.On(eventbus.Name[any](catalog.APIRequest), p.count, eventbus.InGroup("api-usage")),
 	}
 }
 

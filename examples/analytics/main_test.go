@@ -70,10 +70,10 @@ func TestRunCountsPerTenant(t *testing.T) {
 		tenant, typ string
 		data        any
 	}{
-		{acme, catalog.UserLogin, catalog.UserLoginData{UserID: "u-1"}},
-		{acme, catalog.UserLogout, catalog.UserLogoutData{UserID: "u-1", SessionDuration: 60_000}},
-		{acme, catalog.APIRequest, catalog.APIRequestData{Method: "GET", Path: "/contacts", StatusCode: 200, ResponseTime: 12}},
-		{globex, catalog.UserLogin, catalog.UserLoginData{UserID: "u-9"}},
+		{acme, catalog.UserLogin.String(), catalog.UserLoginData{UserID: "u-1"}},
+		{acme, catalog.UserLogout.String(), catalog.UserLogoutData{UserID: "u-1", SessionDuration: 60_000}},
+		{acme, catalog.APIRequest.String(), catalog.APIRequestData{Method: "GET", Path: "/contacts", StatusCode: 200, ResponseTime: 12}},
+		{globex, catalog.UserLogin.String(), catalog.UserLoginData{UserID: "u-9"}},
 	} {
 		eventbustest.MustPublish(t, platform, ev.typ, ev.data, eventbus.PublishMetadata{TenantID: ev.tenant})
 	}
@@ -81,9 +81,9 @@ func TestRunCountsPerTenant(t *testing.T) {
 	want := map[string]map[string]int{
 		acme: {
 			"plugin.crm.contact.created": 2, "plugin.crm.deal.updated": 1,
-			catalog.UserLogin: 1, catalog.UserLogout: 1, catalog.APIRequest: 1,
+			catalog.UserLogin.String(): 1, catalog.UserLogout.String(): 1, catalog.APIRequest.String(): 1,
 		},
-		globex: {"plugin.crm.contact.created": 1, catalog.UserLogin: 1},
+		globex: {"plugin.crm.contact.created": 1, catalog.UserLogin.String(): 1},
 	}
 	for tenant, counts := range want {
 		total := 0

@@ -47,10 +47,10 @@ func TestRunServesEachTenant(t *testing.T) {
 	contacts := eventbustest.NewRecorder()
 	eventbustest.MustSubscribe(t, platform, "plugin.crm.contact.created", contacts.Handle,
 		eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("observer"), TenantID: acme})
-	user := eventbustest.MustPublish(t, platform, catalog.UserCreated,
+	user := eventbustest.MustPublish(t, platform, catalog.UserCreated.String(),
 		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"},
 		eventbus.PublishMetadata{TenantID: acme, CorrelationID: "signup-1"})
-	eventbustest.MustPublish(t, platform, catalog.UserCreated,
+	eventbustest.MustPublish(t, platform, catalog.UserCreated.String(),
 		catalog.UserCreatedData{UserID: "u-2", Email: "bob@globex.test", Role: "member"},
 		eventbus.PublishMetadata{TenantID: globex})
 

@@ -150,7 +150,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	}()
 	// The topics exist before anyone subscribes, the dead-letter topic
 	// included, so the retry scheduler owns its partitions from the start.
-	for _, t := range []string{catalog.UserCreated, catalog.UserLogin, "plugin.crm." + demoContact, "dlq." + catalog.UserCreated} {
+	for _, t := range []string{catalog.UserCreated.String(), catalog.UserLogin.String(), "plugin.crm." + demoContact, "dlq." + catalog.UserCreated.String()} {
 		if err := client.Topics().EnsureTopic(ctx, t); err != nil {
 			return err
 		}
@@ -172,13 +172,13 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	}
 	for _, u := range users {
 		// crm and analytics handle the user; analytics then counts the contact.
-		if err := d.publishAndWait(ctx, bus, catalog.UserCreated, u.tenant,
+		if err := d.publishAndWait(ctx, bus, catalog.UserCreated.String(), u.tenant,
 			catalog.UserCreatedData{UserID: u.id, Email: u.email, Role: "member"}, u.id+" "+u.email, 3); err != nil {
 			return err
 		}
 	}
 	for _, u := range users {
-		if err := d.publishAndWait(ctx, bus, catalog.UserLogin, u.tenant,
+		if err := d.publishAndWait(ctx, bus, catalog.UserLogin.String(), u.tenant,
 			catalog.UserLoginData{UserID: u.id, IPAddress: "203.0.113.7"}, u.id, 1); err != nil {
 			return err
 		}
@@ -191,12 +191,12 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	// crm's retry, analytics' count of the user and of the contact.
 	wantDelivered := d.delivered + 3
 	d.mu.Unlock()
-	id, err := d.publish(ctx, bus, catalog.UserCreated, "globex",
+	id, err := d.publish(ctx, bus, catalog.UserCreated.String(), "globex",
 		catalog.UserCreatedData{UserID: "u-3", Email: "linus@globex.test", Role: "admin"}, "u-3 linus@globex.test")
 	if err != nil {
 		return err
 	}
-	filter := eventbus.FailedEventFilter{Topic: catalog.UserCreated, TenantID: "globex"}
+	filter := eventbus.FailedEventFilter{Topic: catalog.UserCreated.String(), TenantID: "globex"}
 	entry, err := d.waitEntry(ctx, bus.DLQ(), filter, id, func(eventbus.FailedEvent) bool { return true })
 	if err != nil {
 		return err
@@ -556,8 +556,8 @@ type demoAnalyticsPlugin struct {
 
 func (x *demoAnalyticsPlugin) EventHandlers() []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(catalog.UserCreated, x.count, eventbus.InGroup("signups")),
-		eventbus.On(catalog.UserLogin, x.count, eventbus.InGroup("sessions")),
+		eventbus.On(eventbus.Name[map[string]any](catalog.UserCreated), x.count, eventbus.InGroup("signups")),
+		eventbus.On(eventbus.Name[map[string]any](catalog.UserLogin), x.count, eventbus.InGroup("sessions")),
 		eventbus.On(demoContact, x.count, eventbus.FromPlugin(demoCRM), eventbus.InGroup("crm-activity")),
 	}
 }
