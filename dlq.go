@@ -684,11 +684,11 @@ func (q *DeadLetterQueue) applyFailure(e *FailedEvent, cause error, now time.Tim
 // topic with the retry headers, so that only its group handles it.
 func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual bool) (err error) {
 	// The retry belongs to the original event's trace.
-	headers := make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+3)
+	rec := &kgo.Record{Key: e.OriginalKey, Headers: make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+5)}
 	for _, h := range e.OriginalHeaders {
-		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
 	}
-	ctx, span := q.bus.tracing.startInternal(q.bus.tracing.extract(ctx, &headers), "dlq retry "+e.OriginalTopic,
+	ctx, span := q.bus.tracing.startInternal(q.bus.tracing.extract(ctx, rec), "dlq retry "+e.OriginalTopic,
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("messaging.consumer.group.name", e.ConsumerGroup),
 		attribute.Bool("plexica.manual", manual), attribute.Int("plexica.retry_attempt", e.RetryCount+1))
 	defer func() { endSpan(span, err) }()
@@ -709,8 +709,8 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 		return err
 	}
 	value := retryValue(e)
-	q.bus.tracing.inject(ctx, &headers)
-	headers = append(headers,
+	q.bus.tracing.inject(ctx, rec)
+	rec.Headers = append(rec.Headers,
 		kgo.RecordHeader{Key: HeaderDLQID, Value: []byte(e.ID)},
 		kgo.RecordHeader{Key: HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
 		kgo.RecordHeader{Key: HeaderRetryAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
@@ -726,11 +726,11 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 		}
 	}
 	if len(q.cfg.SigningKey) > 0 {
-		headers = append(headers, q.signRetry(target, e, value)...)
+		rec.Headers = append(rec.Headers, q.signRetry(target, e, value)...)
 	} else {
-		headers = append(headers, kgo.RecordHeader{Key: HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
 	}
-	rec := &kgo.Record{Topic: target, Key: e.OriginalKey, Value: value, Headers: headers}
+	rec.Topic, rec.Value = target, value
 	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
 		return fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err)
 	}

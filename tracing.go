@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -30,36 +31,6 @@ func newTracing(tp trace.TracerProvider) *tracing {
 		tracer: tp.Tracer("github.com/plexica/eventbus"),
 		prop:   propagation.TraceContext{},
 	}
-}
-
-// headerCarrier lets the propagator read and write record headers.
-type headerCarrier struct{ headers *[]kgo.RecordHeader }
-
-func (c headerCarrier) Get(key string) string {
-	for _, h := range *c.headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(key, value string) {
-	for i, h := range *c.headers {
-		if h.Key == key {
-			(*c.headers)[i].Value = []byte(value)
-			return
-		}
-	}
-	*c.headers = append(*c.headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
-}
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, len(*c.headers))
-	for i, h := range *c.headers {
-		keys[i] = h.Key
-	}
-	return keys
 }
 
 // eventAttributes are the span attributes of one record.
@@ -91,7 +62,7 @@ func (t *tracing) startPublish(ctx context.Context, r *kgo.Record, causationID s
 	}
 	ctx, span := t.tracer.Start(ctx, "publish "+r.Topic,
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	t.prop.Inject(ctx, headerCarrier{&r.Headers})
+	t.prop.Inject(ctx, kotel.NewRecordCarrier(r))
 	return ctx, span
 }
 
@@ -101,7 +72,7 @@ func (t *tracing) startProcess(ctx context.Context, r *kgo.Record, group string)
 	if t == nil {
 		return ctx, nil
 	}
-	ctx = t.prop.Extract(ctx, headerCarrier{&r.Headers})
+	ctx = t.prop.Extract(ctx, kotel.NewRecordCarrier(r))
 	attrs := append(eventAttributes(r),
 		attribute.String("messaging.consumer.group.name", group),
 		attribute.Int("messaging.destination.partition.id", int(r.Partition)),
@@ -122,18 +93,18 @@ func (t *tracing) startInternal(ctx context.Context, name string, attrs ...attri
 	return t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
-// extract returns ctx with the span context carried by headers.
-func (t *tracing) extract(ctx context.Context, headers *[]kgo.RecordHeader) context.Context {
+// extract returns ctx with the span context carried by r's headers.
+func (t *tracing) extract(ctx context.Context, r *kgo.Record) context.Context {
 	if t == nil {
 		return ctx
 	}
-	return t.prop.Extract(ctx, headerCarrier{headers})
+	return t.prop.Extract(ctx, kotel.NewRecordCarrier(r))
 }
 
-// inject writes ctx's span context into headers.
-func (t *tracing) inject(ctx context.Context, headers *[]kgo.RecordHeader) {
+// inject writes ctx's span context into r's headers.
+func (t *tracing) inject(ctx context.Context, r *kgo.Record) {
 	if t != nil {
-		t.prop.Inject(ctx, headerCarrier{headers})
+		t.prop.Inject(ctx, kotel.NewRecordCarrier(r))
 	}
 }
 
