@@ -351,7 +351,7 @@ func (p *PluginClient) scoped(h Handler, workspaceID string) Handler {
 		if ev.TenantID != tenant || (workspaceID != "" && ev.WorkspaceID != workspaceID) {
 			return nil
 		}
-		return h(withIncomingEvent(ctx, ev), ev)
+		return h(ctx, ev)
 	}
 }
 

@@ -289,7 +289,7 @@ func (h *PluginHost) scoped(handler Handler) Handler {
 		if !h.Serves(ev.TenantID) {
 			return nil
 		}
-		return handler(withIncomingEvent(ctx, ev), ev)
+		return handler(ctx, ev)
 	}
 }
 

@@ -19,9 +19,10 @@ type eventContextKey struct{}
 //		TenantID: "acme", UserID: "u-7", CorrelationID: requestID,
 //	})
 //
-// Handlers subscribed through a PluginClient or InitializeHandlers get a
-// context whose event context is the event being handled (its tenant,
-// workspace, user and correlation, with the event's ID as CausationID).
+// Every handler the bus calls gets a context whose event context is the
+// event being handled (its tenant, workspace, user and correlation, with
+// the event's ID as CausationID), as does a HandlerSpec.Handler built by On
+// when called directly.
 func WithEventContext(ctx context.Context, meta PublishMetadata) context.Context {
 	return context.WithValue(ctx, eventContextKey{}, meta)
 }
