@@ -283,7 +283,7 @@ func SubscribeHost[T any](ctx context.Context, h *PluginHost, name Name[T], hand
 
 // scoped wraps a handler so that it sees only served tenants (checked
 // again at the call, so a tenant removed after its event passed the
-// header filter is not called) with the event in its context.
+// header filter is not called).
 func (h *PluginHost) scoped(handler Handler) Handler {
 	return func(ctx context.Context, ev RawEvent) error {
 		if !h.Serves(ev.TenantID) {
