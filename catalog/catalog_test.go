@@ -87,8 +87,8 @@ func TestEveryTypeIsAValidCoreTopicAndListed(t *testing.T) {
 		}
 	}
 	for _, imp := range imports {
-		if strings.HasPrefix(imp, "github.com/plexica/") {
-			t.Errorf("package catalog imports %s; it must import nothing of the bus", imp)
+		if strings.HasPrefix(imp, "github.com/plexica/") && imp != "github.com/plexica/eventbus" {
+			t.Errorf("package catalog imports %s; it must import only the bus's root package (for eventbus.Name)", imp)
 		}
 	}
 	if _, ok := catalog.NewData("core.user.unknown_thing_happened"); ok {
