@@ -101,6 +101,21 @@
 // Only the response is redacted: the stored entry, and so a retry, keeps
 // the original.
 //
+// # Client
+//
+// Client calls the API from Go, with a method per route that answers the
+// types above (eventbus.DLQStats, Page, eventbus.FailedEvent, RetryCounts);
+// `eventbus dlq` is built on it:
+//
+//	c, err := dlqhttp.NewClient("http://localhost:8080", token, &http.Client{Timeout: 30 * time.Second})
+//	...
+//	p, err := c.List(ctx, dlqhttp.ListQuery{Topic: "core.user.created", Status: eventbus.StatusMaxRetriesExceeded})
+//	...
+//	err = c.Retry(ctx, p.Items[0].ID)
+//	if errors.Is(err, eventbus.ErrFailedEventNotFound) { ... }
+//
+// An error answer is an *APIError with the status, code and message.
+//
 // # Examples with curl
 //
 //	TOKEN=k8Qz1vXw9mR2pL7a

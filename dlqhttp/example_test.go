@@ -81,3 +81,88 @@ func Example() {
 	// 200 {"total":1,"byStatus":{"max-retries-exceeded":1,"pending":0,"resolved":0,"retrying":0},"byTopic":{"core.order.placed":1},"byReason":{"permanent: payment declined":1}}
 	// 200 {"total":0,"byStatus":{"max-retries-exceeded":0,"pending":0,"resolved":0,"retrying":0},"byTopic":{},"byReason":{}}
 }
+
+// Call the DLQ API from Go: list the failed events of a topic, read one,
+// and retry it, with errors.Is telling a missing entry or a refused retry.
+func ExampleClient() {
+	ctx, cancel := context.WithTimeout(context.Background(), eventbustest.WaitTimeout)
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+
+	// A bus on the embedded broker, with one failed event in its DLQ, and
+	// the API on it (see the package example).
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer broker.Close()
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs(), Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if err := client.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	bus, err := eventbus.NewBus(client, eventbus.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer bus.Shutdown(ctx)
+	if err := client.Topics().EnsureTopic(ctx, "core.order.placed"); err != nil { // where a retry goes
+		log.Fatal(err)
+	}
+	_, err = bus.DLQ().RouteToDLQ(ctx, "core.order.placed", eventbus.RawEvent{
+		TenantID:  "acme",
+		Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Data:      json.RawMessage(`{"orderId":"o-1"}`),
+	}, "fulfilment", eventbus.Permanent(errors.New("payment declined")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	api, err := dlqhttp.New(bus.DLQ(), dlqhttp.Options{AdminTokens: []string{"admin-token-0123456789"}, Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+
+	// The client: the server's address and a token.
+	c, err := dlqhttp.NewClient(srv.URL, "admin-token-0123456789", &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	page, err := c.List(ctx, dlqhttp.ListQuery{Topic: "core.order.placed", Status: eventbus.StatusMaxRetriesExceeded})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d entry, page %d of %d\n", page.Total, page.Page, page.TotalPages)
+	entry, err := c.Get(ctx, page.Items[0].ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(entry.ConsumerGroup, entry.Status, entry.FailureReason)
+
+	// The automatic schedule does not retry a permanent failure...
+	err = c.RetryIfAllowed(ctx, entry.ID)
+	fmt.Println("retry refused:", errors.Is(err, eventbus.ErrRetryNotAllowed))
+	// ...but an operator may.
+	if err := c.Retry(ctx, entry.ID); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Delete(ctx, entry.ID); err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.Get(ctx, entry.ID)
+	fmt.Println("deleted:", errors.Is(err, eventbus.ErrFailedEventNotFound))
+	var apiErr *dlqhttp.APIError
+	if errors.As(err, &apiErr) {
+		fmt.Println(apiErr.Status, apiErr.Code)
+	}
+	// Output:
+	// 1 entry, page 1 of 1
+	// fulfilment max-retries-exceeded permanent: payment declined
+	// retry refused: true
+	// deleted: true
+	// 404 not_found
+}

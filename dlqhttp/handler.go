@@ -139,16 +139,8 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error
 	return writeJSON(w, http.StatusOK, s)
 }
 
-// page is the body of GET /api/dlq/events.
-type page struct {
-	Items      []eventbus.FailedEvent `json:"items"`
-	Total      int                    `json:"total"`
-	Page       int                    `json:"page"`
-	PageSize   int                    `json:"pageSize"`
-	TotalPages int                    `json:"totalPages"`
-}
-
 // GET /api/dlq/events?topic=&status=&tenantId=&page=&pageSize=&sort=
+// answers a Page.
 func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error {
 	query := r.URL.Query()
 	pageNo, err := intParam(query.Get("page"), "page", 1, 1, 0)
@@ -187,7 +179,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 	if err != nil {
 		return err
 	}
-	out := page{Items: []eventbus.FailedEvent{}, Total: stats.Total, Page: pageNo, PageSize: size}
+	out := Page{Items: []eventbus.FailedEvent{}, Total: stats.Total, Page: pageNo, PageSize: size}
 	out.TotalPages = (out.Total + size - 1) / size
 	if pageNo <= out.TotalPages {
 		entries, total, err := a.q.QueryFailedEvents(r.Context(), eventbus.FailedEventQuery{
@@ -256,19 +248,13 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) erro
 	return nil
 }
 
-// retryCounts is the body of POST /api/dlq/retry/topic/{topic}.
-type retryCounts struct {
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
-}
-
-// POST /api/dlq/retry/topic/{topic}
+// POST /api/dlq/retry/topic/{topic} answers RetryCounts.
 func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) error {
 	topic := r.PathValue("topic")
 	if err := a.checkTopic(topic); err != nil {
 		return err
 	}
-	var out retryCounts
+	var out RetryCounts
 	if who.admin {
 		var err error
 		if out.Succeeded, out.Failed, err = a.q.RetryAllForTopic(r.Context(), topic); err != nil {

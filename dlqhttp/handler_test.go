@@ -180,22 +180,14 @@ func (r response) wantError(t *testing.T, status int, code string) {
 	}
 }
 
-type page struct {
-	Items      []eventbus.FailedEvent `json:"items"`
-	Total      int                    `json:"total"`
-	Page       int                    `json:"page"`
-	PageSize   int                    `json:"pageSize"`
-	TotalPages int                    `json:"totalPages"`
-}
-
-func (f *fixture) list(t *testing.T, query, token string) page {
+func (f *fixture) list(t *testing.T, query, token string) dlqhttp.Page {
 	t.Helper()
-	var p page
+	var p dlqhttp.Page
 	f.do(t, "GET", "/api/dlq/events"+query, token).want(t, http.StatusOK, &p)
 	return p
 }
 
-func ids(p page) map[string]bool {
+func ids(p dlqhttp.Page) map[string]bool {
 	m := map[string]bool{}
 	for _, e := range p.Items {
 		m[e.ID] = true

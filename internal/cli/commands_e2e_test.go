@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -279,7 +280,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 			!strings.Contains(out, "page 1 of 1, 2 entries") {
 			t.Fatalf("dlq list:\n%s", out)
 		}
-		var page dlqPage
+		var page dlqhttp.Page
 		out = mustRun(t, "", api, "dlq", "list", "--json", "--topic", topic, "--tenant", "acme", "--status", "max-retries-exceeded", "--page-size", "1")
 		if err := json.Unmarshal([]byte(out), &page); err != nil || page.Total != 1 || len(page.Items) != 1 || page.Items[0].ID != id {
 			t.Fatalf("dlq list --json --tenant acme (%v):\n%s", err, out)

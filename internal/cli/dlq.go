@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/dlqhttp"
 )
 
 // Environment variables of the dlq commands.
@@ -38,33 +38,12 @@ const stackLines = 16
 // apiTimeout bounds one DLQ API request.
 const apiTimeout = 30 * time.Second
 
-// dlqClient calls the DLQ REST API of `eventbus serve`.
-type dlqClient struct {
-	base  string // http://host:port, no trailing slash
-	token string
-	http  *http.Client
-}
-
-// apiError is an answer of the API that is not a success.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	URL     string
-}
-
-func (e *apiError) Error() string {
-	msg := fmt.Sprintf("DLQ API: %d %s", e.Status, e.Code)
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	switch e.Status {
-	case http.StatusUnauthorized:
-		msg += fmt.Sprintf("; pass a token with --token or %s (eventbus serve prints the admin token it generated, or set one with --admin-token)", EnvToken)
-	case http.StatusForbidden:
-		msg += "; this token is scoped to another tenant: use an admin token or that tenant's"
-	}
-	return msg
+// dlqAPI is the DLQ REST API of `eventbus serve`, as the dlq commands
+// call it.
+type dlqAPI struct {
+	*dlqhttp.Client
+	base   string // http://host:port, no trailing slash, for messages
+	asJSON bool   // --json
 }
 
 func (a *app) dlqCmd() *cobra.Command {
@@ -102,103 +81,65 @@ Tables by default; --json prints the API's JSON answers.`,
 }
 
 // dlqSetup resolves --api, --token and --json.
-func (a *app) dlqSetup(cmd *cobra.Command) (*dlqClient, bool, error) {
+func (a *app) dlqSetup(cmd *cobra.Command) (*dlqAPI, error) {
 	api := strings.TrimSpace(a.stringSetting(cmd, "api", EnvAPI))
 	token := strings.TrimSpace(a.stringSetting(cmd, "token", EnvToken))
 	asJSON, _ := cmd.Flags().GetBool("json")
 	if api == "" {
-		return nil, false, usageErrorf("--api is empty; give the HTTP address of eventbus serve, e.g. %s", DefaultAPI)
+		return nil, usageErrorf("--api is empty; give the HTTP address of eventbus serve, e.g. %s", DefaultAPI)
 	}
 	if !strings.Contains(api, "://") {
 		api = "http://" + api // serve prints host:port
 	}
 	u, err := url.Parse(api)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, false, usageErrorf("--api %q is not an http(s) address, e.g. %s", api, DefaultAPI)
+		return nil, usageErrorf("--api %q is not an http(s) address, e.g. %s", api, DefaultAPI)
 	}
-	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+strings.TrimSuffix(u.Path, "/"), "/api/dlq")
-	return &dlqClient{base: base, token: token, http: &http.Client{Timeout: apiTimeout}}, asJSON, nil
+	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+strings.TrimSuffix(u.EscapedPath(), "/"), "/api/dlq")
+	c, err := dlqhttp.NewClient(base, token, &http.Client{Timeout: apiTimeout})
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return &dlqAPI{Client: c, base: base, asJSON: asJSON}, nil
 }
 
-// do sends one request and returns the answer's body; an answer that is
-// not a success is an *apiError, an unreachable API one line saying what
-// to do.
-func (c *dlqClient) do(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
-	u := c.base + "/api/dlq" + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, errInterrupted
+// explain turns an error of a DLQ API call into one line saying what to
+// do; ctx is the call's.
+func (d *dlqAPI) explain(ctx context.Context, err error) error {
+	var (
+		answer  *dlqhttp.APIError
+		unsent  *url.Error
+		syntax  *json.SyntaxError
+		badType *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &answer):
+		msg := fmt.Sprintf("DLQ API: %d %s", answer.Status, answer.Code)
+		if answer.Code == "" {
+			// Not the DLQ API's error format: some other server, or a
+			// route this server does not have.
+			msg = fmt.Sprintf("DLQ API: %d %s: %s answered %q, which is not the DLQ API; is --api the address eventbus serve prints as EVENTBUS_HTTP=?",
+				answer.Status, strings.ToLower(strings.ReplaceAll(http.StatusText(answer.Status), " ", "_")), d.base, answer.Message)
+		} else if answer.Message != "" {
+			msg += ": " + answer.Message
 		}
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
+		switch answer.Status {
+		case http.StatusUnauthorized:
+			msg += fmt.Sprintf("; pass a token with --token or %s (eventbus serve prints the admin token it generated, or set one with --admin-token)", EnvToken)
+		case http.StatusForbidden:
+			msg += "; this token is scoped to another tenant: use an admin token or that tenant's"
 		}
-		return nil, fmt.Errorf("cannot reach the DLQ API at %s: %v; start `eventbus serve`, or point --api or %s at its HTTP address (the EVENTBUS_HTTP= line it prints)",
-			c.base, err, EnvAPI)
+		return errors.New(msg)
+	case ctx.Err() != nil:
+		return errInterrupted
+	case errors.As(err, &unsent):
+		return fmt.Errorf("cannot reach the DLQ API at %s: %v; start `eventbus serve`, or point --api or %s at its HTTP address (the EVENTBUS_HTTP= line it prints)",
+			d.base, unsent.Err, EnvAPI)
+	case errors.As(err, &syntax):
+		return fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", d.base, syntax)
+	case errors.As(err, &badType):
+		return fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", d.base, badType)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the DLQ API's answer from %s: %w", c.base, err)
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return body, nil
-	}
-	e := &apiError{Status: resp.StatusCode, URL: u}
-	var payload struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &payload) == nil && payload.Error.Code != "" {
-		e.Code, e.Message = payload.Error.Code, payload.Error.Message
-	} else {
-		// Not the DLQ API's error format: some other server, or a route
-		// this server does not have.
-		e.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "_"))
-		first, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
-		e.Message = fmt.Sprintf("%s answered %q, which is not the DLQ API; is --api the address eventbus serve prints as EVENTBUS_HTTP=?", c.base, first)
-	}
-	return nil, e
-}
-
-// getJSON calls the API and decodes its JSON answer into out.
-func (c *dlqClient) getJSON(ctx context.Context, method, path string, query url.Values, out any) ([]byte, error) {
-	body, err := c.do(ctx, method, path, query)
-	if err != nil {
-		return nil, err
-	}
-	if out != nil && len(body) > 0 {
-		if err := json.Unmarshal(body, out); err != nil {
-			return nil, fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", c.base, err)
-		}
-	}
-	return body, nil
-}
-
-// printRaw writes an API answer as indented JSON.
-func printRaw(w io.Writer, body []byte) error {
-	var buf bytes.Buffer
-	body = bytes.TrimSpace(body)
-	if err := json.Indent(&buf, body, "", "  "); err != nil {
-		_, err = w.Write(body)
-		return err
-	}
-	buf.WriteByte('\n')
-	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -208,21 +149,17 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 		Short: "Count dead-letter entries by status, topic and reason",
 		Args:  argsUsage(0, 0, "no arguments", "eventbus dlq stats --tenant acme"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, asJSON, err := a.dlqSetup(cmd)
+			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			q := url.Values{}
-			if tenant, _ := cmd.Flags().GetString("tenant"); tenant != "" {
-				q.Set("tenantId", tenant)
-			}
-			var stats eventbus.DLQStats
-			body, err := c.getJSON(cmd.Context(), http.MethodGet, "/stats", q, &stats)
+			tenant, _ := cmd.Flags().GetString("tenant")
+			stats, err := api.Stats(cmd.Context(), tenant)
 			if err != nil {
-				return err
+				return api.explain(cmd.Context(), err)
 			}
-			if asJSON {
-				return printRaw(a.stdout, body)
+			if api.asJSON {
+				return writeJSON(a.stdout, stats)
 			}
 			return writeStats(a.stdout, stats)
 		},
@@ -259,15 +196,6 @@ func writeStats(w io.Writer, s eventbus.DLQStats) error {
 	return tw.Flush()
 }
 
-// dlqPage is the answer of GET /api/dlq/events.
-type dlqPage struct {
-	Items      []eventbus.FailedEvent `json:"items"`
-	Total      int                    `json:"total"`
-	Page       int                    `json:"page"`
-	PageSize   int                    `json:"pageSize"`
-	TotalPages int                    `json:"totalPages"`
-}
-
 func (a *app) dlqListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -289,26 +217,21 @@ func (a *app) dlqListCmd() *cobra.Command {
 			if page < 1 {
 				return usageErrorf("--page must be at least 1")
 			}
-			if size < 1 || size > 100 {
-				return usageErrorf("--page-size must be between 1 and 100")
+			if size < 1 || size > dlqhttp.MaxPageSize {
+				return usageErrorf("--page-size must be between 1 and %d", dlqhttp.MaxPageSize)
 			}
-			c, asJSON, err := a.dlqSetup(cmd)
+			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			q := url.Values{"page": {strconv.Itoa(page)}, "pageSize": {strconv.Itoa(size)}}
-			for k, v := range map[string]string{"topic": topic, "status": status, "tenantId": tenant} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
-			var p dlqPage
-			body, err := c.getJSON(cmd.Context(), http.MethodGet, "/events", q, &p)
+			p, err := api.List(cmd.Context(), dlqhttp.ListQuery{
+				Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant, Page: page, PageSize: size,
+			})
 			if err != nil {
-				return err
+				return api.explain(cmd.Context(), err)
 			}
-			if asJSON {
-				return printRaw(a.stdout, body)
+			if api.asJSON {
+				return writeJSON(a.stdout, p)
 			}
 			return writeList(a.stdout, p)
 		},
@@ -322,7 +245,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 	return cmd
 }
 
-func writeList(w io.Writer, p dlqPage) error {
+func writeList(w io.Writer, p dlqhttp.Page) error {
 	if p.Total == 0 {
 		fmt.Fprintln(w, "no dead-letter entries match")
 		return nil
@@ -357,17 +280,16 @@ func (a *app) dlqShowCmd() *cobra.Command {
 		Short: "Show one dead-letter entry with its history and original event",
 		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq show 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, asJSON, err := a.dlqSetup(cmd)
+			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			var e eventbus.FailedEvent
-			body, err := c.getJSON(cmd.Context(), http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, &e)
+			e, err := api.Get(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return api.explain(cmd.Context(), err)
 			}
-			if asJSON {
-				return printRaw(a.stdout, body)
+			if api.asJSON {
+				return writeJSON(a.stdout, e)
 			}
 			return writeEntry(a.stdout, e)
 		},
@@ -440,26 +362,25 @@ func (a *app) dlqRetryCmd() *cobra.Command {
 		Short: "Retry one entry now (in any status), for the group that failed it only",
 		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq retry 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, asJSON, err := a.dlqSetup(cmd)
+			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			var out struct {
-				ID     string `json:"id"`
-				Status string `json:"status"`
+			if err := api.Retry(cmd.Context(), args[0]); err != nil {
+				return api.explain(cmd.Context(), err)
 			}
-			body, err := c.getJSON(cmd.Context(), http.MethodPost, "/events/"+url.PathEscape(args[0])+"/retry", nil, &out)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printRaw(a.stdout, body)
+			// The API answers 202 {"id":..., "status":"retrying"}.
+			if api.asJSON {
+				return writeJSON(a.stdout, struct {
+					ID     string                     `json:"id"`
+					Status eventbus.FailedEventStatus `json:"status"`
+				}{args[0], eventbus.StatusRetrying})
 			}
 			show := args[0]
 			if strings.HasPrefix(show, "-") {
 				show = "-- " + show
 			}
-			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it (status %s); follow it with: eventbus dlq show %s\n", args[0], out.Status, show)
+			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it (status %s); follow it with: eventbus dlq show %s\n", args[0], eventbus.StatusRetrying, show)
 			return nil
 		},
 	}
@@ -477,20 +398,16 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 			} else if t.Kind == eventbus.TopicKindDLQ {
 				topic = t.Original.Name // the entries are filed by their original topic
 			}
-			c, asJSON, err := a.dlqSetup(cmd)
+			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			var out struct {
-				Succeeded int `json:"succeeded"`
-				Failed    int `json:"failed"`
-			}
-			body, err := c.getJSON(cmd.Context(), http.MethodPost, "/retry/topic/"+url.PathEscape(topic), nil, &out)
+			out, err := api.RetryTopic(cmd.Context(), topic)
 			if err != nil {
-				return err
+				return api.explain(cmd.Context(), err)
 			}
-			if asJSON {
-				if err := printRaw(a.stdout, body); err != nil {
+			if api.asJSON {
+				if err := writeJSON(a.stdout, out); err != nil {
 					return err
 				}
 			} else {
@@ -510,14 +427,14 @@ func (a *app) dlqDeleteCmd() *cobra.Command {
 		Short: "Delete one entry (it will not be retried)",
 		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq delete 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, asJSON, err := a.dlqSetup(cmd)
+			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			if _, err := c.do(cmd.Context(), http.MethodDelete, "/events/"+url.PathEscape(args[0]), nil); err != nil {
-				return err
+			if err := api.Delete(cmd.Context(), args[0]); err != nil {
+				return api.explain(cmd.Context(), err)
 			}
-			if asJSON {
+			if api.asJSON {
 				return writeJSON(a.stdout, map[string]any{"id": args[0], "deleted": true})
 			}
 			fmt.Fprintf(a.stdout, "eventbus: deleted %s\n", args[0])
