@@ -719,11 +719,11 @@ func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual b
 	if err != nil {
 		return err
 	}
+	// The target topic is ensured as Publish ensures its topics: a retry to
+	// a topic that is gone would otherwise wait out the delivery timeout.
 	target := retryTopicFor(e.ConsumerGroup, e.OriginalTopic)
-	if target != e.OriginalTopic {
-		if err := q.bus.client.topics.EnsureTopic(ctx, target); err != nil {
-			return fmt.Errorf("send retry of %s: %w", e.ID, err)
-		}
+	if err := q.bus.client.topics.EnsureTopic(ctx, target); err != nil {
+		return fmt.Errorf("send retry of %s: %w", e.ID, err)
 	}
 	if len(q.cfg.SigningKey) > 0 {
 		rec.Headers = append(rec.Headers, q.signRetry(target, e, value)...)
