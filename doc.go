@@ -20,8 +20,10 @@
 // An Event carries its tenant (always), an optional workspace, its data and
 // metadata. Its type is its topic, named core.<domain>.<action>,
 // plugin.<pluginId>.<entity>.<action> or dlq.<topic>, lowercase, with
-// past-tense actions; see TopicRules. The wire format (JSON value, key,
-// headers) is the one of the TypeScript @plexica/event-bus.
+// past-tense actions; see TopicRules. A Name[T] is such a name typed with
+// its data, from which the generic calls infer T (package catalog names the
+// core events so). The wire format (JSON value, key, headers) is the one of
+// the TypeScript @plexica/event-bus.
 //
 // # Delivery
 //
