@@ -77,9 +77,22 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
-	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))
-	if n := len(auditRec.Events()); n != 2 {
-		t.Fatalf("audit handled %d events; want the original and the later one, no retry", n)
+	resolved := waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))
+
+	// The same old retry replayed once more, and failing this time: its
+	// entry has moved on, so the failure leaves it as it is (a fresh entry
+	// would erase its history).
+	healthy.Store(false)
+	if err := raw.ProduceSync(ctxT(t), &kgo.Record{Topic: retry.Topic, Key: retry.Key, Value: retry.Value, Headers: retry.Headers}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	last := eventbustest.MustPublish(t, service, topic, "last", eventbus.PublishMetadata{TenantID: "acme"})
+	mailerRec.WaitForID(t, last)
+	if got, err := ops.DLQ().FailedEvent(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusResolved || got.RetryCount != resolved.RetryCount || len(got.Attempts) != len(resolved.Attempts) {
+		t.Fatalf("a failing replay of an answered retry changed the entry: %+v (%v); was %+v", got, err, resolved)
+	}
+	if n := len(auditRec.Events()); n != 3 {
+		t.Fatalf("audit handled %d events; want the original and the two later ones, no retry", n)
 	}
 	if err := service.DLQ().Ready(); err == nil {
 		t.Fatal("the subscribing process started a dead-letter view")

@@ -26,6 +26,7 @@ import (
 func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record) bool {
 	b := s.bus
 	var claim *retryClaim
+	superseded := false
 	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (dlq_topics.go)
 	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
 		c, ok := b.dlq.verifyRetry(stopping, r, s.topic)
@@ -34,6 +35,11 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 			return true // a retry for another group: never ours to see
 		case ok && c.outstanding:
 			claim = &c
+		case ok:
+			// Our retry, but its entry has moved on since (answered,
+			// retried again, deleted): an ordinary event whose failure
+			// leaves the entry to its newer attempt.
+			superseded = true
 		case stopping.Err() != nil:
 			return false // released while checking: the next owner checks again
 		}
@@ -55,7 +61,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		if s.onFailure == Skip {
 			return s.skip(r, eventIDOf(r), cause)
 		}
-		return s.recordFailure(ctx, stopping, r, eventIDOf(r), claim, cause)
+		return s.recordFailure(ctx, stopping, r, eventIDOf(r), claim, superseded, cause)
 	}
 	if !scope.Known && !matchesFilter(env, s) {
 		endSpan(span, nil)
@@ -77,7 +83,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 			}
 		}
 		if err != nil {
-			return s.recordFailure(ctx, stopping, r, env.ID, claim, err)
+			return s.recordFailure(ctx, stopping, r, env.ID, claim, superseded, err)
 		}
 	}
 	if claim != nil {
@@ -136,8 +142,15 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 }
 
 // recordFailure stores a failed handling in the dead letter queue; the
-// record may be committed once the broker acknowledged that.
-func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *retryClaim, cause error) bool {
+// record may be committed once the broker acknowledged that. The failure of
+// a superseded retry is only logged: the entry it came from has a newer
+// attempt (or was resolved or deleted), which a fresh entry would erase.
+func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *retryClaim, superseded bool, cause error) bool {
+	if superseded {
+		s.bus.logger.Warn("eventbus: handler failed on a superseded retry; its dead-letter entry has a newer attempt and is left as it is",
+			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
+		return true
+	}
 	s.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
 		"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
 	stored := s.untilStored(spanCtx, stopping, r, func(ctx context.Context) error {
