@@ -105,6 +105,7 @@ func consumeOne(t *testing.T, brokers []string, pluginID, password, group, topic
 }
 
 func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
+	t.Parallel()
 	brokers, admin := secureCluster(t)
 	topics := admin.Topics()
 	ctx := boundedCtx(t)
@@ -188,6 +189,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 }
 
 func TestACLProvisionReplacesGrants(t *testing.T) {
+	t.Parallel()
 	_, admin := secureCluster(t)
 	topics := admin.Topics()
 	ctx := boundedCtx(t)
@@ -240,6 +242,7 @@ func TestACLProvisionReplacesGrants(t *testing.T) {
 }
 
 func TestACLProvisionRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	_, admin := secureCluster(t)
 	topics := admin.Topics()
 	ctx := boundedCtx(t)
@@ -270,6 +273,7 @@ func TestACLProvisionRejectsBadInput(t *testing.T) {
 // A plugin running our own Bus and PluginClient on its provisioned
 // credentials: the consumer-group scheme and the ACLs fit together.
 func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
+	t.Parallel()
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
 	own := "plugin.crm.contact.created"
@@ -308,6 +312,7 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 // added by hand and those of every user included; RevokePlugin removes the
 // plugin's deny ACLs too.
 func TestACLPluginGrantsReadBack(t *testing.T) {
+	t.Parallel()
 	_, admin := secureCluster(t)
 	topics := admin.Topics()
 	ctx := boundedCtx(t)
@@ -415,6 +420,7 @@ func TestValidatePluginAccess(t *testing.T) {
 // a core topic it reads, without write access to core.* or any dlq.* topic
 // but its own (dlq.plugin.<id>.).
 func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
+	t.Parallel()
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
 	core := "core.user.created"

@@ -25,6 +25,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestPublishSubscribeRoundTrip(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	got := make(chan eventbus.Event[userCreated], 1)
@@ -58,6 +59,7 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 }
 
 func TestTenantAndWorkspaceFilters(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.workspace.updated")
 	group := eventbustest.UniqueID("g")
@@ -102,6 +104,7 @@ func assertIDs(t *testing.T, who string, evs []eventbus.RawEvent, want ...string
 }
 
 func TestBadInputIsRejectedBeforeSending(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{MaxEventBytes: 2048})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	ctx := ctxT(t)
@@ -163,6 +166,7 @@ func TestBadInputIsRejectedBeforeSending(t *testing.T) {
 }
 
 func TestPublishBatch(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	rec := eventbustest.NewRecorder()
@@ -192,6 +196,7 @@ func TestPublishBatch(t *testing.T) {
 }
 
 func TestPublishAfterShutdown(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	if err := bus.Shutdown(ctxT(t)); err != nil {
 		t.Fatal(err)
@@ -206,6 +211,7 @@ func TestPublishAfterShutdown(t *testing.T) {
 }
 
 func TestConnectFailsWithTheBrokersItTried(t *testing.T) {
+	t.Parallel()
 	c, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: []string{"127.0.0.1:1"}, ConnectTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +226,7 @@ func TestConnectFailsWithTheBrokersItTried(t *testing.T) {
 }
 
 func TestPublishAsync(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.audit.recorded")
 	rec := eventbustest.NewRecorder()

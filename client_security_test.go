@@ -24,6 +24,7 @@ import (
 // come at once, as a *ConnectError naming the broker, without franz-go's
 // complaints in the logs.
 func TestConnectSecurity(t *testing.T) {
+	t.Parallel()
 	ca := testcerts.NewCA(t, "test CA")
 	b := eventbustest.StartEmbedded(t, embedded.Config{
 		Superuser: &embedded.User{Mechanism: eventbus.SASLScramSHA512, Name: "svc", Password: "right"},

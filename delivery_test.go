@@ -83,6 +83,7 @@ func quiet(cfg eventbus.Config) eventbus.Config {
 // while events with different keys are handled concurrently: concurrency
 // goes beyond the partition count.
 func TestPerKeyOrderWithConcurrency(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic, eventbus.WithPartitions(1)); err != nil {
@@ -160,6 +161,7 @@ func TestPerKeyOrderWithConcurrency(t *testing.T) {
 // holds only its own key: the events of 30 other tenants, on every
 // partition including the blocked one's, are all handled.
 func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	release := releaseAtCleanup(t)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
@@ -201,6 +203,7 @@ func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
 // failing event holds only that event's key: other tenants' events, those
 // on the failing tenant's partition too, are all handled meanwhile.
 func TestRetryInPlaceHoldsOnlyItsKey(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, quiet(fastInPlace()))
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	const failing, others = "failing", 30
@@ -243,6 +246,7 @@ func TestRetryInPlaceHoldsOnlyItsKey(t *testing.T) {
 // published while no member runs are delivered when one returns, also on
 // partitions where the group had not handled (committed) anything yet.
 func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	pub := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
@@ -305,6 +309,7 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 // deadline even when a handler ignores its context and never returns, and
 // that it then reports the handlers still running (or nil).
 func TestShutdownReturnsByDeadline(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	release := releaseAtCleanup(t)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
@@ -347,6 +352,7 @@ func TestShutdownReturnsByDeadline(t *testing.T) {
 // joining and another leaving while handlers run: every event is handled at
 // least once, and no event is handled by two members at the same time.
 func TestRebalanceWhileHandlersRun(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	pub := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.order.shipped")
@@ -468,6 +474,7 @@ func TestRebalanceWhileHandlersRun(t *testing.T) {
 // that hold them, so what the subscription holds never passes the cap plus
 // one poll (ConsumerConfig.MaxPollRecords), however much is published.
 func TestPendingStaysBoundedWhileHandlersHang(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m, err := eventbus.NewMetrics(reg)
 	if err != nil {
@@ -503,14 +510,12 @@ func TestPendingStaysBoundedWhileHandlersHang(t *testing.T) {
 	}
 	// Wait (bounded) until the cap is reached, then keep sampling while the
 	// fetch loop would have had ample time to read the rest.
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for peak < maxPending && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // bounded poll
-		sample()
-	}
-	if peak < maxPending {
-		t.Fatalf("the subscription held at most %.0f events; want it to reach the cap %d (is the gauge wired?)", peak, maxPending)
-	}
+	eventbustest.Eventually(t, "the subscription to reach its cap", func() error {
+		if sample(); peak < maxPending {
+			return fmt.Errorf("the subscription held at most %.0f events; want it to reach the cap %d (is the gauge wired?)", peak, maxPending)
+		}
+		return nil
+	})
 	for range 50 {
 		time.Sleep(20 * time.Millisecond) // bounded sampling
 		sample()
@@ -530,6 +535,7 @@ func TestPendingStaysBoundedWhileHandlersHang(t *testing.T) {
 // once. A dynamic member would wait for the dead one's session timeout
 // (here a minute, longer than the test's bounded wait).
 func TestStaticMemberResumesAtOnce(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")

@@ -31,6 +31,7 @@ func forgedRetry(topic, eventID, data, dlqID, group string) *kgo.Record {
 // writer made up) resolve, reopen or create no entry; the record is an
 // ordinary event, which every group handles.
 func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")

@@ -19,6 +19,7 @@ import (
 // each retry by reading the one entry record the retry names. A retry
 // replayed after it was answered changes no entry.
 func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	cfg := fastDLQ()
 	cfg.DLQ.MaxRetries = 1

@@ -20,6 +20,7 @@ var signingKey = []byte("0123456789abcdef0123456789abcdef-test-key")
 // are dead-lettered, retried by the process that runs the DLQ (as serve
 // does), and resolved; a retry with a bad signature is an ordinary event.
 func TestSignedRetriesNeedNoViewInSubscribers(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	cfg := fastDLQ()
 	cfg.DLQ.SigningKey = signingKey
@@ -75,6 +76,7 @@ func TestSignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 
 // TestSigningKeyTooShort: a key under 32 bytes is refused.
 func TestSigningKeyTooShort(t *testing.T) {
+	t.Parallel()
 	client := eventbustest.NewClient(t)
 	_, err := eventbus.NewBus(client, eventbus.Config{DLQ: eventbus.DLQConfig{SigningKey: []byte("short")}})
 	if !errors.Is(err, eventbus.ErrInvalidConfig) {

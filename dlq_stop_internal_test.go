@@ -17,6 +17,7 @@ import (
 // stop must return because the loop finished, not because its context
 // expired.
 func TestDLQStopHoldsNoLockWhileWaiting(t *testing.T) {
+	t.Parallel()
 	broker, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)

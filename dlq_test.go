@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,17 +36,16 @@ func startDLQ(t *testing.T, bus *eventbus.Bus) *eventbus.Bus {
 // waitEntry polls the DLQ view (bounded) until an entry satisfies ok.
 func waitEntry(t *testing.T, q *eventbus.DeadLetterQueue, id string, ok func(eventbus.FailedEvent) bool) eventbus.FailedEvent {
 	t.Helper()
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
-		e, err := q.FailedEvent(ctxT(t), id)
+	var e eventbus.FailedEvent
+	eventbustest.Eventually(t, "dead-letter entry "+id, func() error {
+		var err error
+		e, err = q.FailedEvent(ctxT(t), id)
 		if err == nil && ok(e) {
-			return e
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dead-letter entry %s: last state %+v (err %v)", id, e, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("last state %+v (err %v)", e, err)
+	})
+	return e
 }
 
 func hasStatus(s eventbus.FailedEventStatus) func(eventbus.FailedEvent) bool {
@@ -53,6 +53,7 @@ func hasStatus(s eventbus.FailedEventStatus) func(eventbus.FailedEvent) bool {
 }
 
 func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
+	t.Parallel()
 	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
 	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
 	billing, audit := eventbustest.UniqueID("billing"), eventbustest.UniqueID("audit")
@@ -96,6 +97,7 @@ func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
 }
 
 func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, fastDLQ())
 	topic := eventbustest.UniqueTopic(t, "core.payment.captured")
 	group := eventbustest.UniqueID("payments")
@@ -143,6 +145,7 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 }
 
 func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, fastDLQ())
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("g")
@@ -182,6 +185,7 @@ func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
 }
 
 func TestDLQMalformedRecord(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
@@ -220,23 +224,23 @@ func TestDLQMalformedRecord(t *testing.T) {
 
 func waitList(t *testing.T, q *eventbus.DeadLetterQueue, f eventbus.FailedEventFilter, n int) []eventbus.FailedEvent {
 	t.Helper()
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
-		list, err := q.FailedEvents(ctxT(t), f)
+	var list []eventbus.FailedEvent
+	eventbustest.Eventually(t, fmt.Sprintf("%d dead-letter entries", n), func() error {
+		var err error
+		list, err = q.FailedEvents(ctxT(t), f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) >= n {
-			return list
+		if len(list) < n {
+			return fmt.Errorf("have %d", len(list))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited for %d dead-letter entries, have %d", n, len(list))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return list
 }
 
 func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	cfg := fastDLQ()
 	cfg.DLQ.MaxRetries = 1
@@ -292,6 +296,7 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 }
 
 func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	cfg := fastDLQ()
 	cfg.DLQ.SchedulerGroup = eventbustest.UniqueID("scheduler")
@@ -326,6 +331,7 @@ func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
 // under another scheduler group, on the same cluster: it reads the same
 // dlq.* topics but never retries the first deployment's entries.
 func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	ours, theirs := fastDLQ(), fastDLQ()
 	ours.DLQ.SchedulerGroup = eventbustest.UniqueID("ours")
@@ -365,20 +371,18 @@ func waitGroupAssigned(t *testing.T, bus *eventbus.Bus, group, topic string, n i
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
+	eventbustest.Eventually(t, fmt.Sprintf("group %s to get the %d partitions of %s", group, n, topic), func() error {
 		described, err := adm.DescribeGroups(ctxT(t), group)
-		if g, ok := described[group]; err == nil && ok && len(g.AssignedPartitions()[topic]) == n {
-			return
+		g, ok := described[group]
+		if err == nil && ok && len(g.AssignedPartitions()[topic]) == n {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s never got the %d partitions of %s (last error %v)", group, n, topic, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("%d assigned (last error %v)", len(g.AssignedPartitions()[topic]), err)
+	})
 }
 
 func TestDLQBadInput(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	q := bus.DLQ()
 	ctx := ctxT(t)
@@ -402,6 +406,7 @@ func TestDLQBadInput(t *testing.T) {
 // TestDLQReadyTellsWhyNot checks DeadLetterQueue.Ready, which readiness
 // probes use: not started, ready once started, and stopped.
 func TestDLQReadyTellsWhyNot(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	if err := bus.DLQ().Ready(); err == nil || !strings.Contains(err.Error(), "not started") {
 		t.Fatalf("Ready before Start = %v; want an error saying it is not started", err)
@@ -425,6 +430,7 @@ func TestDLQReadyTellsWhyNot(t *testing.T) {
 // keep a new process's dead letter queue from becoming ready, nor its
 // subscriptions from starting.
 func TestDLQStartsWithAnEmptiedPartition(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")

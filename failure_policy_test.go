@@ -31,6 +31,7 @@ func assertNoEntry(t *testing.T, bus *eventbus.Bus, group, eventID string) {
 }
 
 func TestRetryInPlaceKeepsOrderAndSkipsTheDLQ(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, fastInPlace())
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("ledger")
@@ -66,6 +67,7 @@ func TestRetryInPlaceKeepsOrderAndSkipsTheDLQ(t *testing.T) {
 }
 
 func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, fastInPlace())
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("ledger")
@@ -82,6 +84,7 @@ func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
 }
 
 func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
@@ -115,6 +118,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 }
 
 func TestUnknownFailurePolicy(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	_, err := bus.Subscribe(ctxT(t), topic, nop, eventbus.SubscribeOptions{Delivery: eventbus.Delivery{OnFailure: eventbus.FailurePolicy(7)}})

@@ -98,6 +98,7 @@ func startCrashHelper(t *testing.T, args ...string) (*exec.Cmd, *bufio.Scanner) 
 }
 
 func TestConsumerCrashLosesNothing(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
@@ -254,19 +255,17 @@ func TestCircuitBreakerOpensFailsFastAndCloses(t *testing.T) {
 	t.Logf("open at %s", time.Now().Format("15:04:05.000"))
 	eventbustest.StartEmbedded(t, embedded.Config{Addr: addr, DataDir: dir})
 	// The breaker half-opens after OpenTimeout; publish until it lets calls through.
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
 	successes := 0
-	for successes < 2 {
+	eventbustest.Eventually(t, "the breaker to close (2 publishes through)", func() error {
 		_, err := bus.Publish(ctxT(t), topic, "probe", meta)
-		switch {
-		case err == nil:
-			successes++
-		case time.Now().After(deadline):
-			t.Fatalf("breaker never closed: %v", err)
-		case errors.Is(err, eventbus.ErrCircuitOpen):
-			time.Sleep(20 * time.Millisecond) // bounded poll until OpenTimeout passes
+		if err != nil {
+			return fmt.Errorf("breaker never closed: %w", err)
 		}
-	}
+		if successes++; successes < 2 {
+			return fmt.Errorf("%d publish through so far", successes)
+		}
+		return nil
+	})
 	t.Logf("closed at %s", time.Now().Format("15:04:05.000"))
 	if bus.BreakerState() != eventbus.BreakerClosed {
 		t.Fatalf("breaker state %v after 2 successes", bus.BreakerState())
@@ -285,6 +284,7 @@ func TestCircuitBreakerOpensFailsFastAndCloses(t *testing.T) {
 // finished, a consumer killed with SIGKILL and restarted handles the stuck
 // event again and none of the others.
 func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
@@ -318,23 +318,19 @@ func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
+	eventbustest.Eventually(t, "the commit of the finished offsets", func() error {
 		offsets, err := adm.FetchOffsets(ctxT(t), group)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// "f1:<gap>.<length>" in base 36: offsets 1 to others-1.
 		want := "f1:1." + strconv.FormatInt(others-2, 36)
-		if o, ok := offsets.Lookup(topic, 0); ok && o.At == 0 && o.Metadata == want {
-			break
+		o, ok := offsets.Lookup(topic, 0)
+		if ok && o.At == 0 && o.Metadata == want {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			o, _ := offsets.Lookup(topic, 0)
-			t.Fatalf("the commit is at %d with metadata %q; want 0 with the finished offsets 1..%d", o.At, o.Metadata, others-1)
-		}
-		time.Sleep(20 * time.Millisecond) // bounded poll
-	}
+		return fmt.Errorf("the commit is at %d with metadata %q; want 0 with the finished offsets 1..%d", o.At, o.Metadata, others-1)
+	})
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ func (s *userService) onUserDeleted(ctx context.Context, ev eventbus.Event[userP
 }
 
 func TestHandlersOnBusShareOneGroup(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	s := &userService{
 		created:    eventbustest.UniqueTopic(t, "core.user.created"),
@@ -127,6 +128,7 @@ func (c *crmHandlers) onDealUpdated(ctx context.Context, ev eventbus.Event[crmDe
 }
 
 func TestHandlersOnPluginClient(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	c := &crmHandlers{
@@ -192,6 +194,7 @@ type handlerList []eventbus.HandlerSpec
 func (l handlerList) EventHandlers() []eventbus.HandlerSpec { return l }
 
 func TestInitializeHandlersUndoesOnError(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("g")

@@ -3,9 +3,10 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -49,8 +50,7 @@ func TestMetrics(t *testing.T) {
 	// incremented just after the entry's new state is visible, so scrape
 	// until they settle (bounded).
 	var got map[string]float64
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
+	eventbustest.Eventually(t, "the counters to settle", func() error {
 		got = scrape(t, reg)
 		// The gauge counts every entry of the cluster's dlq.* topics, as the
 		// view holds them (a shared cluster has other tests' entries too).
@@ -62,16 +62,8 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("stats %+v lack the failed event", stats)
 		}
 		want[`eventbus_dlq_entries{status="max-retries-exceeded"}`] = float64(stats.ByStatus["max-retries-exceeded"])
-		if matches(got, want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for series, v := range want {
-		if got[series] != v {
-			t.Errorf("%s = %v, want %v", series, got[series], v)
-		}
-	}
+		return mismatches(got, want)
+	})
 	if _, ok := got[`eventbus_consumer_lag{group="mailer",topic="`+topic+`"}`]; !ok {
 		t.Errorf("no consumer lag series for the mailer group; have %v", got)
 	}
@@ -85,14 +77,20 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// matches reports whether every series of want has its value in got.
-func matches(got, want map[string]float64) bool {
+// mismatches names every series of want whose value in got differs, or
+// returns nil.
+func mismatches(got, want map[string]float64) error {
+	var wrong []string
 	for series, v := range want {
 		if got[series] != v {
-			return false
+			wrong = append(wrong, fmt.Sprintf("%s = %v, want %v", series, got[series], v))
 		}
 	}
-	return true
+	if len(wrong) == 0 {
+		return nil
+	}
+	slices.Sort(wrong)
+	return errors.New(strings.Join(wrong, "\n"))
 }
 
 // scrape flattens a registry into "name{labels}" -> value.

@@ -77,6 +77,7 @@ func assertExactly(t *testing.T, who, tenant string, evs []eventbus.RawEvent, wa
 }
 
 func TestNewPluginClientValidates(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	for _, id := range []string{"CRM", "sample_analytics", "salesforce.sync", "", "-crm"} {
 		_, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: id, TenantID: "acme"})
@@ -98,6 +99,7 @@ func TestNewPluginClientValidates(t *testing.T) {
 }
 
 func TestPluginPublishStaysInScope(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	ctx := boundedCtx(t)
@@ -145,6 +147,7 @@ func TestPluginPublishStaysInScope(t *testing.T) {
 }
 
 func TestPluginPublishAndSubscribeOwnEvents(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	event := pluginEvent(t, "crm", "contact.created")
@@ -189,6 +192,7 @@ type crmContact struct {
 }
 
 func TestPluginSubscribesToOtherPluginsAndCoreEvents(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	contactEvent := pluginEvent(t, "crm", "contact.created")
 	coreEvent := eventbustest.UniqueTopic(t, "core.user.created")
@@ -214,6 +218,7 @@ func TestPluginSubscribesToOtherPluginsAndCoreEvents(t *testing.T) {
 }
 
 func TestPluginWorkspaceFilter(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	event := pluginEvent(t, "crm", "deal.updated")
 	topic := "plugin.crm." + event
@@ -241,6 +246,7 @@ func TestPluginWorkspaceFilter(t *testing.T) {
 }
 
 func TestPluginSubscribeRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	ctx := boundedCtx(t)
@@ -301,6 +307,7 @@ func tenantRun(t *testing.T, publishers map[string]*eventbus.PluginClient, event
 }
 
 func TestPluginTenantsInOneProcessLoseNothing(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	event := pluginEvent(t, "billing", "invoice.paid")
 	tenants := []string{eventbustest.UniqueID("t1"), eventbustest.UniqueID("t2"), eventbustest.UniqueID("t3")}
@@ -321,6 +328,7 @@ func TestPluginTenantsInOneProcessLoseNothing(t *testing.T) {
 }
 
 func TestPluginTenantsInSeveralProcessesLoseNothing(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	event := pluginEvent(t, "billing", "invoice.paid")
 	tenants := []string{eventbustest.UniqueID("t1"), eventbustest.UniqueID("t2"), eventbustest.UniqueID("t3")}

@@ -103,21 +103,17 @@ func mustHostSubscribe(t *testing.T, h *eventbus.PluginHost, eventName string, f
 // topic: what it skipped included.
 func waitCommitted(t *testing.T, adm *kadm.Client, group, topic string) {
 	t.Helper()
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
+	eventbustest.Eventually(t, "group "+group+" to commit all of "+topic, func() error {
 		lags, err := adm.Lag(boundedCtx(t), group)
 		if err == nil {
 			if l, ok := lags[group]; ok && l.Error() == nil {
 				if tl, ok := l.Lag.TotalByTopic()[topic]; ok && tl.Lag == 0 {
-					return
+					return nil
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s did not commit all of %s within %s (last: %v, %v)", group, topic, eventbustest.WaitTimeout, lags, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("last: %v, %v", lags, err)
+	})
 }
 
 // pluginGroups lists the consumer groups in pluginID's namespace.
@@ -147,6 +143,7 @@ func admin(t *testing.T, c *eventbus.Client) *kadm.Client {
 }
 
 func TestPluginHostHundredTenantsEachGetsExactlyItsEvents(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	client := eventbustest.NewClient(t, brokers...)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
@@ -217,6 +214,7 @@ func TestPluginHostHundredTenantsEachGetsExactlyItsEvents(t *testing.T) {
 }
 
 func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
+	t.Parallel()
 	client := eventbustest.NewClient(t)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
 	adm := admin(t, client)
@@ -265,6 +263,7 @@ func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
 }
 
 func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
+	t.Parallel()
 	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
 	plugin := eventbustest.UniqueID("host")
 	event := pluginEvent(t, plugin, "invoice.issued")
@@ -306,6 +305,7 @@ func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 }
 
 func TestPluginHostTwoProcessesShareTheWork(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	client := eventbustest.NewClient(t, brokers...)
 	platform := eventbustest.NewBusOn(t, client, eventbus.Config{})
@@ -421,6 +421,7 @@ func (c *crmHost) EventHandlers() []eventbus.HandlerSpec {
 }
 
 func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
+	t.Parallel()
 	client := eventbustest.NewClient(t)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
 	plugin := eventbustest.UniqueID("host")
@@ -439,13 +440,12 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 
 	waitServes := func(tenant string, want bool) {
 		t.Helper()
-		deadline := time.Now().Add(eventbustest.WaitTimeout)
-		for host.Serves(tenant) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("Serves(%s) still %t after %s", tenant, !want, eventbustest.WaitTimeout)
+		eventbustest.Eventually(t, fmt.Sprintf("Serves(%s) to be %t", tenant, want), func() error {
+			if host.Serves(tenant) != want {
+				return fmt.Errorf("Serves(%s) still %t", tenant, !want)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	// Another plugin's install is ignored; ours adds the tenant. Both on one
 	// partition, so ours is applied after the other was.
@@ -483,6 +483,7 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 }
 
 func TestPluginHostScope(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	if _, err := eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: "CRM"}); !errors.Is(err, eventbus.ErrInvalidPluginID) {
 		t.Errorf("NewPluginHost(CRM) = %v, want ErrInvalidPluginID", err)
@@ -531,6 +532,7 @@ func (tenantSpec) EventHandlers() []eventbus.HandlerSpec {
 }
 
 func TestPluginHostPublishesForTheHandledTenant(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	plugin := eventbustest.UniqueID("host")
 	in, out := pluginEvent(t, plugin, "user.created"), pluginEvent(t, plugin, "contact.created")

@@ -16,6 +16,7 @@ import (
 // in a batch) and arrives with that time; the record's delivery clock
 // starts when it is sent.
 func TestPublishUnderAnOldTimestamp(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{DeliveryTimeout: time.Second})
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	rec := eventbustest.NewRecorder()
@@ -51,6 +52,7 @@ func TestPublishUnderAnOldTimestamp(t *testing.T) {
 // years 0000-9999 fails at publish with ErrInvalidEvent (and does not count
 // against the breaker), instead of being dead-lettered by every consumer.
 func TestPublishRejectsTimestampsTheWireCannotCarry(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	for _, ts := range []time.Time{

@@ -30,6 +30,7 @@ func TestEventContextRoundTrip(t *testing.T) {
 }
 
 func TestWithPublishOnBus(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{MaxEventBytes: 4096})
 	topic := eventbustest.UniqueTopic(t, "core.contact.created")
 	rec := eventbustest.NewRecorder()
@@ -84,6 +85,7 @@ func TestWithPublishOnBus(t *testing.T) {
 }
 
 func TestWithPublishOnPluginClient(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "ws-1")
 	event := pluginEvent(t, "crm", "contact.created")

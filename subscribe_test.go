@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 func nop(context.Context, eventbus.RawEvent) error { return nil }
 
 func TestTwoTopicsShareOneGroup(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	created := eventbustest.UniqueTopic(t, "core.user.created")
 	deleted := eventbustest.UniqueTopic(t, "core.user.deleted")
@@ -30,6 +32,7 @@ func TestTwoTopicsShareOneGroup(t *testing.T) {
 }
 
 func TestSubscriptionConflicts(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	other := eventbustest.UniqueTopic(t, "core.user.updated")
@@ -64,6 +67,7 @@ func TestSubscriptionConflicts(t *testing.T) {
 }
 
 func TestUnsubscribeStopsDelivery(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	a := eventbustest.UniqueTopic(t, "core.user.created")
 	b := eventbustest.UniqueTopic(t, "core.user.deleted")
@@ -88,6 +92,7 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 // An event published right after Subscribe returns is delivered to a new
 // group, every time (the start offset is pinned before the group joins).
 func TestNoEventLostRightAfterSubscribe(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	for range 30 {
 		topic := eventbustest.UniqueTopic(t, "core.user.created")
@@ -99,6 +104,7 @@ func TestNoEventLostRightAfterSubscribe(t *testing.T) {
 
 // FromBeginning is per topic, even for topics sharing a group.
 func TestFromBeginningPerTopicInOneGroup(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	history := eventbustest.UniqueTopic(t, "core.tenant.created")
 	live := eventbustest.UniqueTopic(t, "core.tenant.updated")
@@ -118,6 +124,7 @@ func TestFromBeginningPerTopicInOneGroup(t *testing.T) {
 // CommitInterval of the previous commit is committed once the interval
 // has passed, though no further event (and no periodic commit) comes.
 func TestCommitsTheLastBatchWithoutAnotherFetch(t *testing.T) {
+	t.Parallel()
 	cfg := eventbus.Config{}
 	cfg.Consumer.CommitInterval = 200 * time.Millisecond
 	bus := eventbustest.NewBus(t, cfg)
@@ -134,8 +141,7 @@ func TestCommitsTheLastBatchWithoutAnotherFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
+	eventbustest.Eventually(t, "the commit of every handled event", func() error {
 		offsets, err := adm.FetchOffsets(ctxT(t), group)
 		var committed int64
 		offsets.Each(func(o kadm.OffsetResponse) {
@@ -144,11 +150,8 @@ func TestCommitsTheLastBatchWithoutAnotherFetch(t *testing.T) {
 			}
 		})
 		if err == nil && committed == events {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s committed %d of %d handled events (err %v)", group, committed, events, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("group %s committed %d of %d handled events (err %v)", group, committed, events, err)
+	})
 }

@@ -11,6 +11,7 @@ import (
 // just created is listed and exists at once, even for a client that listed
 // the topics a moment before (and so holds cached metadata).
 func TestTopicExistsSeesAnotherClientsTopicAtOnce(t *testing.T) {
+	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	creator, reader := eventbustest.NewClient(t, brokers...), eventbustest.NewClient(t, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")

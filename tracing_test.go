@@ -16,6 +16,7 @@ import (
 
 // One trace spans publish → handle (fails) → dead letter → retry → handle → resolved.
 func TestTracingFollowsAnEventThroughTheDLQ(t *testing.T) {
+	t.Parallel()
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })

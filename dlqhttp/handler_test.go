@@ -106,17 +106,16 @@ func newFixture(t *testing.T) *fixture {
 // waitEntry polls the DLQ (bounded) until the named entry satisfies ok.
 func (f *fixture) waitEntry(t *testing.T, name string, ok func(eventbus.FailedEvent) bool) eventbus.FailedEvent {
 	t.Helper()
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
-		e, err := f.q.FailedEvent(context.Background(), f.ids[name])
+	var e eventbus.FailedEvent
+	eventbustest.Eventually(t, "dead-letter entry "+name, func() error {
+		var err error
+		e, err = f.q.FailedEvent(context.Background(), f.ids[name])
 		if err == nil && ok(e) {
-			return e
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dead-letter entry %s: last state %+v (err %v)", name, e, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("last state %+v (err %v)", e, err)
+	})
+	return e
 }
 
 type response struct {
@@ -196,6 +195,7 @@ func ids(p dlqhttp.Page) map[string]bool {
 }
 
 func TestAPI(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 
 	t.Run("auth", func(t *testing.T) {
@@ -500,6 +500,7 @@ func TestAPI(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
+	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	quiet := slog.New(slog.DiscardHandler)
 	if _, err := dlqhttp.New(bus.DLQ(), dlqhttp.Options{Logger: quiet}); !errors.Is(err, eventbus.ErrInvalidConfig) {

@@ -33,6 +33,7 @@ import (
 // never see them, not even that they exist; admins see them redacted.
 // Every response goes through fixture.do, which fails on the secret.
 func TestAPIMalformedAndTextSecrets(t *testing.T) {
+	t.Parallel()
 	broker := eventbustest.StartEmbedded(t, embedded.Config{})
 	f := &fixture{
 		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
@@ -81,8 +82,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 		}
 	}
 	// Wait for the four entries, and name the malformed ones by their bytes.
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for {
+	eventbustest.Eventually(t, "the four entries", func() error {
 		all, err := f.q.FailedEvents(context.Background(), eventbus.FailedEventFilter{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded})
 		if err != nil {
 			t.Fatal(err)
@@ -96,13 +96,10 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 			}
 		}
 		if len(all) == 4 && len(f.ids) == 4 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("entries %+v, named %v", all, f.ids)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("entries %+v, named %v", all, f.ids)
+	})
 	if e, _ := f.q.FailedEvent(context.Background(), f.ids["truncated"]); e.TenantID != f.tenantA {
 		t.Fatalf("the malformed record's claimed tenant is not kept: %+v", e)
 	}

@@ -38,6 +38,7 @@ func advertised(t *testing.T, seed string) []string {
 }
 
 func TestAdvertisedHost(t *testing.T) {
+	t.Parallel()
 	b, err := embedded.Start(embedded.Config{Addr: "0.0.0.0:0", AdvertisedHost: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +54,7 @@ func TestAdvertisedHost(t *testing.T) {
 }
 
 func TestAdvertisedHostDefaults(t *testing.T) {
+	t.Parallel()
 	local, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +87,7 @@ func TestAdvertisedHostRejectsAPort(t *testing.T) {
 
 // TestTLS checks that Config.TLS makes the listener speak TLS only.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	ca := testcerts.NewCA(t, "test CA")
 	b, err := embedded.Start(embedded.Config{TLS: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "broker", "127.0.0.1").TLS}}})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,19 +10,6 @@ import (
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/eventbustest"
 )
-
-// waitUntil polls cond until it holds; the test fails after the test kit's
-// wait timeout.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(eventbustest.WaitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", eventbustest.WaitTimeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func TestRunServesEachTenant(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
@@ -63,7 +51,12 @@ func TestRunServesEachTenant(t *testing.T) {
 	if cs := p.Tenant(acme).Contacts(); len(cs) != 1 || cs[0].UserID != "u-1" {
 		t.Fatalf("acme's contacts: %+v", cs)
 	}
-	waitUntil(t, "globex's contact", func() bool { return len(p.Tenant(globex).Contacts()) == 1 })
+	eventbustest.Eventually(t, "globex's contact", func() error {
+		if cs := p.Tenant(globex).Contacts(); len(cs) != 1 {
+			return fmt.Errorf("globex's contacts: %+v", cs)
+		}
+		return nil
+	})
 	if cs := p.Tenant(globex).Contacts(); cs[0].UserID != "u-2" {
 		t.Fatalf("globex's contacts: %+v", cs)
 	}
@@ -78,9 +71,11 @@ func TestRunServesEachTenant(t *testing.T) {
 	if _, err := crm.UpdateDeal(ctx, DealUpdated{"d-3", "maybe", 1}); err == nil {
 		t.Fatal("a deal in an unknown stage was accepted")
 	}
-	waitUntil(t, "acme's pipeline", func() bool {
-		pl := crm.Pipeline()
-		return pl["lead"] == 1 && pl["won"] == 1
+	eventbustest.Eventually(t, "acme's pipeline", func() error {
+		if pl := crm.Pipeline(); pl["lead"] != 1 || pl["won"] != 1 {
+			return fmt.Errorf("acme's pipeline: %v", pl)
+		}
+		return nil
 	})
 	if pl := p.Tenant(globex).Pipeline(); len(pl) != 0 {
 		t.Fatalf("globex's pipeline has acme's deals: %v", pl)

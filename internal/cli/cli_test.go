@@ -113,6 +113,7 @@ func TestServeSettings(t *testing.T) {
 }
 
 func TestServePortInUse(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +165,7 @@ func TestServeUnreachableBrokers(t *testing.T) {
 // TestServeInProcess runs serve with a data directory, waits for its
 // ready line, and stops it by ending the context, as a signal does.
 func TestServeInProcess(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	stdout, lines := pipeWriter(t)
 	var stderr eventbustest.LogBuffer

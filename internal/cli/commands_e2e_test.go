@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -77,13 +78,12 @@ func oneLineError(t *testing.T, stderr string, want ...string) {
 // waitStderr waits (bounded polling) until a process's stderr contains s.
 func waitStderr(t *testing.T, stderr *eventbustest.LogBuffer, s string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !strings.Contains(stderr.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("stderr does not say %q within %s:\n%s", s, waitTimeout, stderr.String())
+	eventbustest.Eventually(t, fmt.Sprintf("stderr to say %q", s), func() error {
+		if got := stderr.String(); !strings.Contains(got, s) {
+			return fmt.Errorf("stderr so far:\n%s", got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestCommandsEndToEnd runs `eventbus serve` and drives topics, publish,
@@ -256,21 +256,17 @@ func TestCommandsEndToEnd(t *testing.T) {
 		id := eventbus.FailedEventID("mailer", acme)
 
 		api := []string{EnvAPI + "=" + httpAddr, EnvToken + "=admin-secret-0123456"}
-		deadline := time.Now().Add(waitTimeout)
-		for {
+		eventbustest.Eventually(t, "the two failures to reach the DLQ", func() error {
 			var stats eventbus.DLQStats
 			out := mustRun(t, "", api, "dlq", "stats", "--json")
 			if err := json.Unmarshal([]byte(out), &stats); err != nil {
 				t.Fatalf("dlq stats --json printed %q: %v", out, err)
 			}
-			if stats.ByTopic[topic] == 2 {
-				break
+			if stats.ByTopic[topic] != 2 {
+				return fmt.Errorf("%+v\nserve's stderr:\n%s", stats, serveErr)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the two failures did not reach the DLQ within %s: %+v\nserve's stderr:\n%s", waitTimeout, stats, serveErr)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		out := mustRun(t, "", api, "dlq", "stats")
 		if !regexpLine(out, "max-retries-exceeded", "2") || !regexpLine(out, topic, "2") {
 			t.Fatalf("dlq stats:\n%s", out)
@@ -310,17 +306,14 @@ func TestCommandsEndToEnd(t *testing.T) {
 		// Both retries fail again (the handler is permanent); wait until the
 		// entry has recorded that, or a late failure would record it anew
 		// after the delete below.
-		for deadline := time.Now().Add(waitTimeout); ; {
+		eventbustest.Eventually(t, "the retried entry to settle", func() error {
 			var e eventbus.FailedEvent
 			out = mustRun(t, "", api, "dlq", "show", "--json", "--", id)
 			if err := json.Unmarshal([]byte(out), &e); err == nil && e.RetryCount == 2 && e.Status == eventbus.StatusMaxRetriesExceeded {
-				break
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the retried entry never settled:\n%s", out)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return fmt.Errorf("the retried entry never settled:\n%s", out)
+		})
 		out = mustRun(t, "", api, "dlq", "delete", "--", id)
 		if !strings.Contains(out, "deleted "+id) {
 			t.Fatalf("dlq delete:\n%s", out)

@@ -16,6 +16,7 @@ import (
 // sends (none serves consumers without a Snappy codec, such as a plain
 // KafkaJS); the default stays Snappy; an unknown codec is a usage error.
 func TestPublishCompression(t *testing.T) {
+	t.Parallel()
 	broker := eventbustest.StartEmbedded(t, embedded.Config{})
 	brokers := strings.Join(broker.Addrs(), ",")
 	topic := eventbustest.UniqueTopic(t, "core.user.created")

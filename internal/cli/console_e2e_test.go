@@ -102,18 +102,14 @@ func TestConsoleEndToEnd(t *testing.T) {
 
 	// Wait (bounded) until the API holds every entry, so the first page the
 	// browser shows is complete.
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	eventbustest.Eventually(t, "the API to hold every entry", func() error {
 		var stats eventbus.DLQStats
 		call(t, "GET", base+"/api/dlq/stats", consoleToken, &stats)
-		if stats.Total == entries {
-			break
+		if stats.Total != entries {
+			return fmt.Errorf("the DLQ holds %d entries, want %d; stderr:\n%s", stats.Total, entries, stderr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the DLQ holds %d entries, want %d; stderr:\n%s", stats.Total, entries, stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("serve and %d failed events ready after %s", entries, time.Since(start).Round(time.Millisecond))
 
 	b := newBrowser(t, artifacts)

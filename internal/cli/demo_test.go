@@ -11,6 +11,7 @@ import (
 
 // TestDemo runs `eventbus demo` and checks its story and its summary.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 	defer cancel()
 	start := time.Now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -69,6 +70,7 @@ func call(t *testing.T, method, url, token string, out any) int {
 // processes on one broker: both report the same entries, and every route
 // answers good and bad input with the right status.
 func TestServeBinaryDLQAPI(t *testing.T) {
+	t.Parallel()
 	first, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory",
 		"--admin-token", "admin-secret-0123456,acme-secret-01234567=tenant:acme")
 	brokers, api1 := waitForServe(t, lines)
@@ -91,18 +93,14 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 	}
 	// Both instances converge on the same two entries (bounded poll).
 	var p1, p2 page
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	eventbustest.Eventually(t, "both instances to hold the two entries", func() error {
 		call(t, "GET", "http://"+api1+"/api/dlq/events?topic="+topic, "admin-secret-0123456", &p1)
 		call(t, "GET", "http://"+api2+"/api/dlq/events?topic="+topic, "admin-secret-0123456", &p2)
-		if p1.Total == 2 && p2.Total == 2 {
-			break
+		if p1.Total != 2 || p2.Total != 2 {
+			return fmt.Errorf("entries: first instance %d, second %d, want 2 each; stderr:\n%s", p1.Total, p2.Total, stderr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("entries: first instance %d, second %d, want 2 each; stderr:\n%s", p1.Total, p2.Total, stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	for i := range p1.Items {
 		if p1.Items[i].ID != p2.Items[i].ID || p1.Items[i].Status != p2.Items[i].Status {
 			t.Fatalf("instances disagree: %+v vs %+v", p1.Items[i], p2.Items[i])
@@ -196,27 +194,18 @@ func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		code, body := readyz()
-		if code == http.StatusOK && body == "ready\n" {
-			break
+	// The DLQ view loads in the background.
+	eventbustest.Eventually(t, "/readyz to say ready", func() error {
+		if code, body := readyz(); code != http.StatusOK || body != "ready\n" {
+			return fmt.Errorf("/readyz = %d %q; want 200 ready", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %q; want 200 ready", code, body)
-		}
-		time.Sleep(50 * time.Millisecond) // bounded poll: the DLQ view loads in the background
-	}
+		return nil
+	})
 	broker.Close()
-	deadline = time.Now().Add(waitTimeout)
-	for {
-		code, body := readyz()
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "the brokers do not answer") {
-			break
+	eventbustest.Eventually(t, "/readyz to name the brokers gone", func() error {
+		if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "the brokers do not answer") {
+			return fmt.Errorf("/readyz with the brokers gone = %d %q; want 503 naming the brokers", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz with the brokers gone = %d %q; want 503 naming the brokers", code, body)
-		}
-		time.Sleep(50 * time.Millisecond) // bounded poll
-	}
+		return nil
+	})
 }

@@ -87,6 +87,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, lines <-chan string) (int, string) {
 // publishes and consumes one event through it with the library, and stops
 // it with SIGTERM.
 func TestServeBinaryEndToEnd(t *testing.T) {
+	t.Parallel()
 	cmd, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory")
 	brokers := waitForBrokersLine(t, lines)
 
@@ -119,6 +120,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 
 // TestServeBinaryPortInUse runs a second serve on the first one's port.
 func TestServeBinaryPortInUse(t *testing.T) {
+	t.Parallel()
 	first, lines, _ := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory")
 	brokers := waitForBrokersLine(t, lines)
 

@@ -16,7 +16,9 @@ import (
 	"github.com/plexica/eventbus/internal/bench"
 )
 
-// waitTimeout bounds every wait of these tests.
+// waitTimeout bounds every wait of these tests, those of the test kit
+// (eventbustest.Eventually among them) too: TestMain sets
+// eventbustest.WaitTimeout to it.
 const waitTimeout = 60 * time.Second
 
 // TestMain keeps one temporary directory for the binary that the
@@ -27,6 +29,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == bench.CrashConsumerCommand {
 		os.Exit(Main(os.Args[1:]))
 	}
+	eventbustest.WaitTimeout = waitTimeout // before any test runs
 	dir, err := os.MkdirTemp("", "eventbus-cli-test-")
 	if err != nil {
 		panic(err)

@@ -164,6 +164,7 @@ func TestSecureServe(t *testing.T) {
 // TestSecurePublishTail publishes (settings from the environment) and tails
 // (settings from flags) through a broker that requires SCRAM and TLS.
 func TestSecurePublishTail(t *testing.T) {
+	t.Parallel()
 	c := startSecureCluster(t)
 	ctx := context.Background()
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
@@ -191,6 +192,7 @@ func TestSecurePublishTail(t *testing.T) {
 // setting gives, and that it comes at once rather than after
 // --connect-timeout.
 func TestSecureConnectErrors(t *testing.T) {
+	t.Parallel()
 	c := startSecureCluster(t)
 	addr := strings.Split(c.brokers, ",")[0]
 	wrongPassword := []string{`SASL authentication failed for user "eventbus" (SCRAM-SHA-256) at ` + addr,
