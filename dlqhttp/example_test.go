@@ -25,28 +25,12 @@ func Example() {
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
 
-	broker, err := embedded.Start(embedded.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer broker.Close()
-	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs(), Logger: quiet})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer client.Close()
-	if err := client.Connect(ctx); err != nil {
-		log.Fatal(err)
-	}
-	bus, err := eventbus.NewBus(client, eventbus.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer bus.Shutdown(ctx)
+	bus, stop := exampleBus(ctx, quiet)
+	defer stop()
 
 	// A failure the handler called permanent: max-retries-exceeded at once,
 	// so the stats below do not change under an automatic retry.
-	_, err = bus.DLQ().RouteToDLQ(ctx, "core.order.placed", eventbus.RawEvent{
+	_, err := bus.DLQ().RouteToDLQ(ctx, "core.order.placed", eventbus.RawEvent{
 		TenantID:  "acme",
 		Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Data:      json.RawMessage(`{"orderId":"o-1","card":{"token":"tok_visa"}}`),
@@ -91,28 +75,9 @@ func ExampleClient() {
 
 	// A bus on the embedded broker, with one failed event in its DLQ, and
 	// the API on it (see the package example).
-	broker, err := embedded.Start(embedded.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer broker.Close()
-	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs(), Logger: quiet})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer client.Close()
-	if err := client.Connect(ctx); err != nil {
-		log.Fatal(err)
-	}
-	bus, err := eventbus.NewBus(client, eventbus.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer bus.Shutdown(ctx)
-	if err := client.Topics().EnsureTopic(ctx, "core.order.placed"); err != nil { // where a retry goes
-		log.Fatal(err)
-	}
-	_, err = bus.DLQ().RouteToDLQ(ctx, "core.order.placed", eventbus.RawEvent{
+	bus, stop := exampleBus(ctx, quiet)
+	defer stop()
+	_, err := bus.DLQ().RouteToDLQ(ctx, "core.order.placed", eventbus.RawEvent{
 		TenantID:  "acme",
 		Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Data:      json.RawMessage(`{"orderId":"o-1"}`),
@@ -165,4 +130,28 @@ func ExampleClient() {
 	// retry refused: true
 	// deleted: true
 	// 404 not_found
+}
+
+// exampleBus starts an embedded broker and a bus on it; stop shuts both down.
+func exampleBus(ctx context.Context, logger *slog.Logger) (bus *eventbus.Bus, stop func()) {
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: broker.Addrs(), Logger: logger})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	bus, err = eventbus.NewBus(client, eventbus.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return bus, func() {
+		_ = bus.Shutdown(ctx)
+		client.Close()
+		broker.Close()
+	}
 }
