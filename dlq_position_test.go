@@ -92,6 +92,7 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 	if got, err := ops.DLQ().FailedEvent(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusResolved || got.RetryCount != resolved.RetryCount || len(got.Attempts) != len(resolved.Attempts) {
 		t.Fatalf("a failing replay of an answered retry changed the entry: %+v (%v); was %+v", got, err, resolved)
 	}
+	auditRec.WaitForID(t, last)
 	if n := len(auditRec.Events()); n != 3 {
 		t.Fatalf("audit handled %d events; want the original and the two later ones, no retry", n)
 	}
