@@ -533,7 +533,7 @@ func (q *DeadLetterQueue) retry(ctx context.Context, id string, manual bool) err
 		if !ok {
 			return notFound(id)
 		}
-		return q.retryTypeScript(ctx, ref.at.topic, e)
+		return q.retryTypeScript(ctx, ref.Pos.Topic, e)
 	}
 	if !manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
 		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", ErrRetryNotAllowed, id, e.Status, e.RetryCount, e.MaxRetries)
@@ -577,7 +577,7 @@ func (q *DeadLetterQueue) DeleteFailedEvent(ctx context.Context, id string) erro
 		if !ok {
 			return notFound(id)
 		}
-		return q.writeOverlay(ctx, ref.at.topic, e, true)
+		return q.writeOverlay(ctx, ref.Pos.Topic, e, true)
 	}
 	_, err = q.write(ctx, &e, true)
 	return err

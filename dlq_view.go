@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/redact"
 	"github.com/plexica/eventbus/internal/wire"
@@ -23,42 +23,18 @@ type topicPartition struct {
 	partition int32
 }
 
-// indexEntry is what the view keeps in memory of one dead-letter entry:
-// enough to filter, count, sort and schedule it, and where its newest
-// version lies. The entry itself (its event, headers, history) is read
-// from that record when it is asked for, so the view's memory grows by a
-// couple of hundred bytes per entry, whatever the events weigh.
-type indexEntry struct {
-	at      topicPartition
-	offset  int64
-	deleted bool
-	// origin is "" for this bus's entries, OriginTypeScript for those the
-	// TypeScript package wrote (and for the records that overlay them).
-	origin string
-	// overlay: this version is a record of ours that overlays an entry the
-	// TypeScript package wrote (see dlq_legacy.go).
-	overlay bool
-	status  FailedEventStatus
-	// interned strings: few distinct values across many entries.
-	topic, tenant, group, schedulerGroup, reasonLabel string
-	tenantKnown                                       bool // the record is an event of tenant (see FailedEvent.VerifiedTenant)
-	permanent                                         bool
-	retryCount, maxRetries                            int32
-	failedAt, nextRetryAt, changedAt                  int64 // unix ns; nextRetryAt 0 is none
-}
-
-// dlqView is this process's index of every dlq.* topic, folded by entry
-// ID. It reads the topics from the start outside any group, so every
-// instance sees every entry; entries are read back from their records on
-// demand (internal/logread).
+// dlqView is this process's view of every dlq.* topic: an index of the
+// entries (internal/dlqindex), read from the start of the topics outside
+// any group, so every instance sees every entry; entries are read back from
+// their records on demand (internal/logread).
 type dlqView struct {
 	q      *DeadLetterQueue
 	cl     *kgo.Client
 	reader *logread.Reader
 
+	index *dlqindex.Index
+
 	mu       sync.RWMutex
-	entries  map[string]*indexEntry
-	strs     map[string]string        // interned strings
 	progress map[topicPartition]int64 // next offset the reader will see
 	targets  map[topicPartition]int64 // end offsets when the view started
 	ready    chan struct{}
@@ -72,8 +48,7 @@ type dlqView struct {
 func newDLQView(q *DeadLetterQueue) *dlqView {
 	return &dlqView{
 		q:        q,
-		entries:  map[string]*indexEntry{},
-		strs:     map[string]string{},
+		index:    dlqindex.New(),
 		progress: map[topicPartition]int64{},
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
@@ -175,85 +150,50 @@ func (v *dlqView) run(ctx context.Context) {
 // advance its progress; records this process wrote are applied as soon as
 // they are acknowledged, so a caller reads its own writes.
 func (v *dlqView) apply(r *kgo.Record, fromReader bool) {
-	tp := topicPartition{r.Topic, r.Partition}
-	id, ie, ok := v.decodeIndex(r)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if fromReader && r.Offset+1 > v.progress[tp] {
-		v.progress[tp] = r.Offset + 1
+	if id, e, ok := v.decodeIndex(r); ok {
+		v.index.Apply(id, e)
 	}
-	if !ok {
-		return
+	if fromReader {
+		tp := topicPartition{r.Topic, r.Partition}
+		v.mu.Lock()
+		if r.Offset+1 > v.progress[tp] {
+			v.progress[tp] = r.Offset + 1
+		}
+		v.mu.Unlock()
 	}
-	cur, exists := v.entries[id]
-	if exists && !supersedes(ie, cur) {
-		return
-	}
-	ie.topic, ie.tenant, ie.group = v.intern(ie.topic), v.intern(ie.tenant), v.intern(ie.group)
-	ie.schedulerGroup, ie.reasonLabel = v.intern(ie.schedulerGroup), v.intern(ie.reasonLabel)
-	v.entries[id] = ie
-}
-
-// supersedes reports whether version next of an entry replaces version cur.
-// Versions of one of our entries share a key, hence a partition, and the
-// later offset wins. An entry the TypeScript package wrote and the records
-// of ours that overlay it (a retry, a delete) have different keys: there
-// the later change wins.
-func supersedes(next, cur *indexEntry) bool {
-	if next.origin == "" && cur.origin == "" {
-		return cur.at != next.at || next.offset >= cur.offset
-	}
-	if next.changedAt != cur.changedAt {
-		return next.changedAt > cur.changedAt
-	}
-	return next.overlay // an overlay written at the same instant as the failure it answers
 }
 
 // decodeIndex reads what the index keeps of a DLQ record: the entry's ID
 // and its index entry, or ok false for a record that is not an entry.
-func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie *indexEntry, ok bool) {
-	ie = &indexEntry{at: topicPartition{r.Topic, r.Partition}, offset: r.Offset}
+func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool) {
+	ie.Pos = dlqindex.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	if r.Value == nil { // a tombstone: keyed by the entry's ID
 		id = string(r.Key)
 		if !isEntryID(id) {
-			return "", nil, false
+			return "", ie, false
 		}
-		ie.deleted = true
+		ie.Deleted = true
 		return id, ie, true
 	}
 	e, overlay, deleted, err := decodeEntryRecord(r)
 	if err != nil {
 		v.q.logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-		return "", nil, false
+		return "", ie, false
 	}
 	if e.Origin == OriginTypeScript && !overlay {
 		v.warnIfCompacted(r.Topic)
 	}
-	ie.deleted, ie.overlay, ie.origin = deleted, overlay, e.Origin
-	ie.status, ie.permanent = e.Status, e.Permanent
-	ie.topic, ie.group, ie.schedulerGroup = e.OriginalTopic, e.ConsumerGroup, e.SchedulerGroup
-	ie.tenant = e.TenantID
-	_, ie.tenantKnown = e.VerifiedTenant()
-	ie.reasonLabel = reasonClass(redact.Text(e.FailureReason))
-	ie.retryCount, ie.maxRetries = int32(e.RetryCount), int32(e.MaxRetries)
-	ie.failedAt, ie.changedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
+	ie.Deleted, ie.Overlay, ie.Origin = deleted, overlay, e.Origin
+	ie.Status, ie.Permanent = string(e.Status), e.Permanent
+	ie.Topic, ie.Group, ie.SchedulerGroup, ie.Tenant = e.OriginalTopic, e.ConsumerGroup, e.SchedulerGroup, e.TenantID
+	_, ie.TenantKnown = e.VerifiedTenant()
+	ie.ReasonLabel = reasonClass(redact.Text(e.FailureReason))
+	ie.RetryCount, ie.MaxRetries = int32(e.RetryCount), int32(e.MaxRetries)
+	ie.FailedAt, ie.ChangedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
 	if e.NextRetryAt != nil {
-		ie.nextRetryAt = e.NextRetryAt.UnixNano()
+		ie.NextRetryAt = e.NextRetryAt.UnixNano()
 	}
 	return e.ID, ie, true
-}
-
-// intern returns the view's copy of s, so that the many entries that share
-// a topic, tenant, group or reason share its bytes. Called with v.mu held.
-func (v *dlqView) intern(s string) string {
-	if s == "" {
-		return ""
-	}
-	if c, ok := v.strs[s]; ok {
-		return c
-	}
-	v.strs[s] = s
-	return s
 }
 
 func (v *dlqView) checkReady() {
@@ -306,23 +246,10 @@ func (v *dlqView) waitReady(ctx context.Context) error {
 	}
 }
 
-// entryRef is where one entry's newest version lies.
-type entryRef struct {
-	id     string
-	at     topicPartition
-	offset int64
-}
-
-// ref returns where entry id lies, if it is live.
-func (v *dlqView) ref(id string) (entryRef, *indexEntry, bool) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	ie, ok := v.entries[id]
-	if !ok || ie.deleted {
-		return entryRef{}, nil, false
-	}
-	cp := *ie
-	return entryRef{id, ie.at, ie.offset}, &cp, true
+// ref returns where live entry id lies, and what the index holds of it.
+func (v *dlqView) ref(id string) (dlqindex.Ref, dlqindex.Entry, bool) {
+	e, ok := v.index.Get(id)
+	return dlqindex.Ref{ID: id, Pos: e.Pos}, e, ok
 }
 
 // get reads entry id from its record.
@@ -331,7 +258,7 @@ func (v *dlqView) get(ctx context.Context, id string) (FailedEvent, bool, error)
 	if !ok {
 		return FailedEvent{}, false, nil
 	}
-	got, err := v.read(ctx, []entryRef{ref})
+	got, err := v.read(ctx, []dlqindex.Ref{ref})
 	if err != nil {
 		return FailedEvent{}, false, err
 	}
@@ -343,10 +270,11 @@ func (v *dlqView) get(ctx context.Context, id string) (FailedEvent, bool, error)
 
 // read reads the entries refs point at, in refs' order. An entry whose
 // record is gone (retention removed it since it was indexed) is left out.
-func (v *dlqView) read(ctx context.Context, refs []entryRef) ([]FailedEvent, error) {
+func (v *dlqView) read(ctx context.Context, refs []dlqindex.Ref) ([]FailedEvent, error) {
 	byTP := map[topicPartition][]int64{}
 	for _, r := range refs {
-		byTP[r.at] = append(byTP[r.at], r.offset)
+		tp := topicPartition{r.Pos.Topic, r.Pos.Partition}
+		byTP[tp] = append(byTP[tp], r.Pos.Offset)
 	}
 	records := map[topicPartition]map[int64]*kgo.Record{}
 	for tp, offsets := range byTP {
@@ -358,12 +286,12 @@ func (v *dlqView) read(ctx context.Context, refs []entryRef) ([]FailedEvent, err
 	}
 	out := make([]FailedEvent, 0, len(refs))
 	for _, r := range refs {
-		rec := records[r.at][r.offset]
+		rec := records[topicPartition{r.Pos.Topic, r.Pos.Partition}][r.Pos.Offset]
 		if rec == nil {
 			continue
 		}
 		e, _, deleted, err := decodeEntryRecord(rec)
-		if err != nil || deleted || e.ID != r.id {
+		if err != nil || deleted || e.ID != r.ID {
 			continue
 		}
 		out = append(out, e)
@@ -371,81 +299,37 @@ func (v *dlqView) read(ctx context.Context, refs []entryRef) ([]FailedEvent, err
 	return out, nil
 }
 
-// matches reports whether the index entry matches filter.
-func (ie *indexEntry) matches(f FailedEventFilter) bool {
-	return !ie.deleted &&
-		(f.Topic == "" || ie.topic == f.Topic) &&
-		(f.TenantID == "" || ie.tenant == f.TenantID) &&
-		(!f.VerifiedTenant || ie.tenantKnown) &&
-		(f.Status == "" || ie.status == f.Status)
+// indexFilter is filter in the index's terms.
+func indexFilter(f FailedEventFilter) dlqindex.Filter {
+	return dlqindex.Filter{Topic: f.Topic, Tenant: f.TenantID, Status: string(f.Status), TenantKnown: f.VerifiedTenant}
 }
 
 // query returns where the entries that match filter lie, sorted by
-// failure time (newest first unless oldest) then ID, and their total.
-func (v *dlqView) query(filter FailedEventFilter, oldest bool) []entryRef {
-	type hit struct {
-		entryRef
-		failedAt int64
-	}
-	v.mu.RLock()
-	hits := make([]hit, 0, len(v.entries)/4)
-	for id, ie := range v.entries {
-		if ie.matches(filter) {
-			hits = append(hits, hit{entryRef{id, ie.at, ie.offset}, ie.failedAt})
-		}
-	}
-	v.mu.RUnlock()
-	slices.SortFunc(hits, func(a, b hit) int {
-		if a.failedAt != b.failedAt {
-			if (a.failedAt < b.failedAt) == oldest {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	out := make([]entryRef, len(hits))
-	for i, h := range hits {
-		out[i] = h.entryRef
-	}
-	return out
+// failure time (newest first unless oldest) then ID.
+func (v *dlqView) query(filter FailedEventFilter, oldest bool) []dlqindex.Ref {
+	return v.index.Query(indexFilter(filter), oldest)
 }
 
 // stats counts the entries that match filter, from the index alone.
 func (v *dlqView) stats(filter FailedEventFilter) DLQStats {
-	s := DLQStats{ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
-	for _, st := range allStatuses {
-		s.ByStatus[string(st)] = 0
+	statuses := make([]string, len(allStatuses))
+	for i, st := range allStatuses {
+		statuses[i] = string(st)
 	}
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	for _, ie := range v.entries {
-		if !ie.matches(filter) {
-			continue
-		}
-		s.Total++
-		s.ByStatus[string(ie.status)]++
-		s.ByTopic[ie.topic]++
-		s.ByReason[ie.reasonLabel]++
-	}
-	return s
+	c := v.index.Count(indexFilter(filter), statuses)
+	return DLQStats{Total: c.Total, ByStatus: c.ByStatus, ByTopic: c.ByTopic, ByReason: c.ByReason}
 }
 
-// due returns, by partition, the IDs of the live entries of this bus that
-// are due at now and that keep accepts (given their scheduler group), in
-// one pass over the index.
+// due returns, by partition, the IDs of this bus's live entries that are
+// due at now and that keep accepts (given their scheduler group).
 func (v *dlqView) due(now time.Time, keep func(tp topicPartition, schedulerGroup string) bool) map[topicPartition][]string {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	out := map[topicPartition][]string{}
-	for id, ie := range v.entries {
-		if ie.deleted || ie.origin != "" || ie.permanent || ie.nextRetryAt == 0 || ie.nextRetryAt > now.UnixNano() ||
-			(ie.status != StatusPending && ie.status != StatusRetrying) {
-			continue
-		}
-		if keep(ie.at, ie.schedulerGroup) {
-			out[ie.at] = append(out[ie.at], id)
-		}
+	waiting := []string{string(StatusPending), string(StatusRetrying)}
+	byPos := v.index.Due(now.UnixNano(), waiting, func(topic string, partition int32, schedulerGroup string) bool {
+		return keep(topicPartition{topic, partition}, schedulerGroup)
+	})
+	out := make(map[topicPartition][]string, len(byPos))
+	for p, ids := range byPos {
+		out[topicPartition{p.Topic, p.Partition}] = ids
 	}
 	return out
 }

@@ -1,0 +1,206 @@
+// Package dlqindex is the dead letter queue's index in memory: for each
+// entry, what it takes to filter, count, sort and schedule it, and where
+// its newest version lies on the dlq.* topics. The entries themselves stay
+// on the topics and are read from there when asked for, so the index grows
+// by a couple of hundred bytes per entry, whatever the events weigh.
+package dlqindex
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Position is where one record lies.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Entry is what the index keeps of one version of an entry.
+type Entry struct {
+	Pos     Position
+	Deleted bool
+	// Origin is "" for the bus's own entries; for those another
+	// implementation wrote (and the overlays that answer them) it names it.
+	Origin string
+	// Overlay: a record of the bus that overlays an entry another
+	// implementation wrote (its retry or delete).
+	Overlay bool
+	Status  string
+	// Few distinct values across many entries: the index keeps one copy.
+	Topic, Tenant, Group, SchedulerGroup, ReasonLabel string
+	// TenantKnown: the record is an event of Tenant (access scoped to a
+	// tenant sees only those).
+	TenantKnown bool
+	// Permanent entries are never retried automatically.
+	Permanent              bool
+	RetryCount, MaxRetries int32
+	// Unix nanoseconds; NextRetryAt 0 is none.
+	FailedAt, NextRetryAt, ChangedAt int64
+}
+
+// supersedes reports whether version next of an entry replaces version
+// cur. Versions of one of the bus's entries share a key, hence a
+// partition, and the later offset wins. An entry another implementation
+// wrote and the overlays that answer it have different keys: there the
+// later change wins, and an overlay wins a tie with the failure it
+// answers.
+func supersedes(next, cur *Entry) bool {
+	if next.Origin == "" && cur.Origin == "" {
+		return cur.Pos.Topic != next.Pos.Topic || cur.Pos.Partition != next.Pos.Partition || next.Pos.Offset >= cur.Pos.Offset
+	}
+	if next.ChangedAt != cur.ChangedAt {
+		return next.ChangedAt > cur.ChangedAt
+	}
+	return next.Overlay
+}
+
+// Index is the index of every entry, by ID. It is safe for concurrent use.
+type Index struct {
+	mu      sync.RWMutex
+	entries map[string]*Entry
+	strs    map[string]string
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{entries: map[string]*Entry{}, strs: map[string]string{}}
+}
+
+// Apply folds one version of entry id into the index, unless the version
+// it holds supersedes it. It reports whether e was taken.
+func (x *Index) Apply(id string, e Entry) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if cur, ok := x.entries[id]; ok && !supersedes(&e, cur) {
+		return false
+	}
+	e.Topic, e.Tenant, e.Group = x.intern(e.Topic), x.intern(e.Tenant), x.intern(e.Group)
+	e.SchedulerGroup, e.ReasonLabel = x.intern(e.SchedulerGroup), x.intern(e.ReasonLabel)
+	x.entries[id] = &e
+	return true
+}
+
+// intern returns the index's copy of s. Called with x.mu held.
+func (x *Index) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if c, ok := x.strs[s]; ok {
+		return c
+	}
+	x.strs[s] = s
+	return s
+}
+
+// Get returns what the index holds of live entry id.
+func (x *Index) Get(id string) (Entry, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.entries[id]
+	if !ok || e.Deleted {
+		return Entry{}, false
+	}
+	return *e, true
+}
+
+// Filter selects entries; empty fields match all.
+type Filter struct {
+	Topic, Tenant, Status string
+	// TenantKnown keeps only entries whose tenant is known.
+	TenantKnown bool
+}
+
+func (e *Entry) matches(f Filter) bool {
+	return !e.Deleted &&
+		(f.Topic == "" || e.Topic == f.Topic) &&
+		(f.Tenant == "" || e.Tenant == f.Tenant) &&
+		(!f.TenantKnown || e.TenantKnown) &&
+		(f.Status == "" || e.Status == f.Status)
+}
+
+// Ref names one entry and where its newest version lies.
+type Ref struct {
+	ID  string
+	Pos Position
+}
+
+// Query returns the live entries that match f, sorted by failure time
+// (newest first, or oldest first) then ID.
+func (x *Index) Query(f Filter, oldest bool) []Ref {
+	type hit struct {
+		Ref
+		failedAt int64
+	}
+	x.mu.RLock()
+	hits := make([]hit, 0, len(x.entries)/4)
+	for id, e := range x.entries {
+		if e.matches(f) {
+			hits = append(hits, hit{Ref{id, e.Pos}, e.FailedAt})
+		}
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(hits, func(a, b hit) int {
+		if a.failedAt != b.failedAt {
+			if (a.failedAt < b.failedAt) == oldest {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	out := make([]Ref, len(hits))
+	for i, h := range hits {
+		out[i] = h.Ref
+	}
+	return out
+}
+
+// Counts are the live entries that match a filter, counted.
+type Counts struct {
+	Total                       int
+	ByStatus, ByTopic, ByReason map[string]int
+}
+
+// Count counts the live entries that match f by status, topic and reason
+// label. ByStatus holds every status in statuses, zero or not.
+func (x *Index) Count(f Filter, statuses []string) Counts {
+	c := Counts{ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}
+	for _, s := range statuses {
+		c.ByStatus[s] = 0
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, e := range x.entries {
+		if !e.matches(f) {
+			continue
+		}
+		c.Total++
+		c.ByStatus[e.Status]++
+		c.ByTopic[e.Topic]++
+		c.ByReason[e.ReasonLabel]++
+	}
+	return c
+}
+
+// Due returns, by partition of their newest version, the IDs of the live
+// entries of the bus itself (no Origin) that wait for an automatic retry
+// whose time, now (Unix nanoseconds), has come, in one of the statuses
+// waiting, and that keep accepts.
+func (x *Index) Due(now int64, waiting []string, keep func(topic string, partition int32, schedulerGroup string) bool) map[Position][]string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := map[Position][]string{}
+	for id, e := range x.entries {
+		if e.Deleted || e.Origin != "" || e.Permanent || e.NextRetryAt == 0 || e.NextRetryAt > now || !slices.Contains(waiting, e.Status) {
+			continue
+		}
+		if keep(e.Pos.Topic, e.Pos.Partition, e.SchedulerGroup) {
+			p := Position{Topic: e.Pos.Topic, Partition: e.Pos.Partition}
+			out[p] = append(out[p], id)
+		}
+	}
+	return out
+}

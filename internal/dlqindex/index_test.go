@@ -1,0 +1,116 @@
+package dlqindex
+
+import (
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+func pos(p int32, off int64) Position { return Position{Topic: "dlq.core.user.created", Partition: p, Offset: off} }
+
+func TestLaterOffsetWinsForTheBusOwnEntries(t *testing.T) {
+	x := New()
+	x.Apply("a", Entry{Pos: pos(0, 5), Status: "retrying"})
+	if x.Apply("a", Entry{Pos: pos(0, 3), Status: "pending"}) {
+		t.Fatal("an older version replaced a newer one (the reader reaches records this process applied already)")
+	}
+	if !x.Apply("a", Entry{Pos: pos(0, 9), Status: "resolved"}) {
+		t.Fatal("a newer version was refused")
+	}
+	if e, ok := x.Get("a"); !ok || e.Status != "resolved" {
+		t.Fatalf("Get = %+v, %v", e, ok)
+	}
+	x.Apply("a", Entry{Pos: pos(0, 10), Deleted: true})
+	if _, ok := x.Get("a"); ok {
+		t.Fatal("a tombstone left the entry live")
+	}
+	if x.Apply("a", Entry{Pos: pos(0, 9), Status: "resolved"}) {
+		t.Fatal("a version older than the tombstone brought the entry back")
+	}
+}
+
+func TestLaterChangeWinsBetweenAForeignEntryAndItsOverlays(t *testing.T) {
+	x := New()
+	// Different keys, different partitions: read in any order.
+	overlay := Entry{Pos: pos(2, 1), Origin: "typescript", Overlay: true, Status: "resolved", ChangedAt: 200}
+	failure := Entry{Pos: pos(0, 7), Origin: "typescript", Status: "pending", ChangedAt: 100}
+	x.Apply("dlq-e-1", overlay)
+	if x.Apply("dlq-e-1", failure) {
+		t.Fatal("the failure an overlay answered replaced the overlay")
+	}
+	if !x.Apply("dlq-e-1", Entry{Pos: pos(0, 8), Origin: "typescript", Status: "pending", ChangedAt: 300}) {
+		t.Fatal("a newer failure did not show again")
+	}
+	y := New()
+	y.Apply("dlq-e-1", Entry{Pos: pos(0, 7), Origin: "typescript", Status: "pending", ChangedAt: 100})
+	if !y.Apply("dlq-e-1", Entry{Pos: pos(2, 1), Origin: "typescript", Overlay: true, Deleted: true, ChangedAt: 100}) {
+		t.Fatal("an overlay lost a tie with the failure it answers")
+	}
+	if _, ok := y.Get("dlq-e-1"); ok {
+		t.Fatal("a deleting overlay left the entry live")
+	}
+}
+
+func TestQuerySortsAndFilters(t *testing.T) {
+	x := New()
+	x.Apply("b", Entry{Pos: pos(0, 1), Topic: "core.user.created", Tenant: "acme", TenantKnown: true, Status: "pending", FailedAt: 20})
+	x.Apply("a", Entry{Pos: pos(1, 1), Topic: "core.user.created", Tenant: "acme", Status: "pending", FailedAt: 20})
+	x.Apply("c", Entry{Pos: pos(2, 1), Topic: "core.user.updated", Tenant: "globex", TenantKnown: true, Status: "resolved", FailedAt: 30})
+	x.Apply("d", Entry{Pos: pos(2, 2), Deleted: true})
+	ids := func(refs []Ref) []string {
+		var out []string
+		for _, r := range refs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		f      Filter
+		oldest bool
+		want   []string
+	}{
+		{Filter{}, false, []string{"c", "a", "b"}},
+		{Filter{}, true, []string{"a", "b", "c"}},
+		{Filter{Topic: "core.user.created"}, false, []string{"a", "b"}},
+		{Filter{Tenant: "acme", TenantKnown: true}, false, []string{"b"}},
+		{Filter{Status: "resolved"}, false, []string{"c"}},
+	} {
+		if got := ids(x.Query(tt.f, tt.oldest)); !slices.Equal(got, tt.want) {
+			t.Errorf("Query(%+v, oldest %v) = %v, want %v", tt.f, tt.oldest, got, tt.want)
+		}
+	}
+	c := x.Count(Filter{}, []string{"pending", "retrying", "resolved"})
+	if c.Total != 3 || c.ByStatus["pending"] != 2 || c.ByStatus["retrying"] != 0 || c.ByTopic["core.user.updated"] != 1 {
+		t.Fatalf("Count = %+v", c)
+	}
+	if _, listed := c.ByStatus["retrying"]; !listed {
+		t.Fatal("a status with no entry is not listed")
+	}
+}
+
+func TestDueSkipsForeignPermanentAndFutureEntries(t *testing.T) {
+	x := New()
+	waiting := []string{"pending", "retrying"}
+	x.Apply("due", Entry{Pos: pos(0, 1), Status: "pending", NextRetryAt: 100, SchedulerGroup: "ours"})
+	x.Apply("later", Entry{Pos: pos(0, 2), Status: "pending", NextRetryAt: 500, SchedulerGroup: "ours"})
+	x.Apply("permanent", Entry{Pos: pos(0, 3), Status: "pending", NextRetryAt: 100, Permanent: true})
+	x.Apply("foreign", Entry{Pos: pos(0, 4), Origin: "typescript", Status: "pending", NextRetryAt: 100})
+	x.Apply("resolved", Entry{Pos: pos(0, 5), Status: "resolved", NextRetryAt: 100})
+	x.Apply("theirs", Entry{Pos: pos(1, 1), Status: "retrying", NextRetryAt: 100, SchedulerGroup: "theirs"})
+	got := x.Due(200, waiting, func(_ string, _ int32, group string) bool { return group == "ours" })
+	if len(got) != 1 || !slices.Equal(got[Position{Topic: "dlq.core.user.created", Partition: 0}], []string{"due"}) {
+		t.Fatalf("Due = %v", got)
+	}
+}
+
+func TestInternSharesRepeatedStrings(t *testing.T) {
+	x := New()
+	topic := func() string { return string([]byte("core.user.created")) } // a fresh copy each time
+	x.Apply("a", Entry{Pos: pos(0, 1), Topic: topic()})
+	x.Apply("b", Entry{Pos: pos(0, 2), Topic: topic()})
+	a, _ := x.Get("a")
+	b, _ := x.Get("b")
+	if unsafe.StringData(a.Topic) != unsafe.StringData(b.Topic) || len(x.strs) != 1 {
+		t.Fatalf("the two entries' topics do not share their bytes (%d strings kept)", len(x.strs))
+	}
+}
