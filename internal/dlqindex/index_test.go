@@ -6,7 +6,9 @@ import (
 	"unsafe"
 )
 
-func pos(p int32, off int64) Position { return Position{Topic: "dlq.core.user.created", Partition: p, Offset: off} }
+func pos(p int32, off int64) Position {
+	return Position{Topic: "dlq.core.user.created", Partition: p, Offset: off}
+}
 
 func TestLaterOffsetWinsForTheBusOwnEntries(t *testing.T) {
 	x := New()
