@@ -830,7 +830,9 @@ const maxOutstandingScan = 8 << 20
 // Anything else, such as headers that some writer to the topic set itself,
 // leaves the record an ordinary event that changes no entry. topic is the
 // topic the retry is for: r's own, or the one a plugin's retry topic
-// stands for.
+// stands for. For a reader of another group than the retry's, whether the
+// attempt is outstanding does not matter (it skips the retry either way)
+// and is not looked up.
 //
 // With a signing key the record carries the entry and its signature
 // (dlq_signing.go). Without one it carries where the entry version it was
@@ -838,7 +840,7 @@ const maxOutstandingScan = 8 << 20
 // ones after it for a newer version, from the entry's dlq.* topic, whose
 // name it derives itself: nobody but the writers of that topic can place
 // an entry there.
-func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic string) (retryClaim, bool) {
+func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic, readerGroup string) (retryClaim, bool) {
 	id, hasID := wire.HeaderValue(r.Headers, HeaderDLQID)
 	group, hasGroup := wire.HeaderValue(r.Headers, HeaderRetryGroup)
 	a, hasAttempt := wire.HeaderValue(r.Headers, HeaderRetryAttempt)
@@ -871,6 +873,9 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic 
 		retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic || e.ConsumerGroup != string(group) ||
 		e.EventID != eventIDOf(r) || e.RetryCount != attempt || e.Status != StatusRetrying || !bytes.Equal(retryValue(e), r.Value) {
 		return retryClaim{}, false
+	}
+	if e.ConsumerGroup != readerGroup {
+		return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt}, true
 	}
 	newer := false
 	complete, err := reader.Scan(ctx, dlqTopic, int32(partition), offset+1, maxOutstandingScan, func(later *kgo.Record) bool {

@@ -29,7 +29,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	superseded := false
 	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (dlq_topics.go)
 	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
-		c, ok := b.dlq.verifyRetry(stopping, r, s.topic)
+		c, ok := b.dlq.verifyRetry(stopping, r, s.topic, s.groupID)
 		switch {
 		case ok && c.group != s.groupID:
 			return true // a retry for another group: never ours to see
