@@ -99,3 +99,16 @@ func exampleBus(ctx context.Context) (bus *eventbus.Bus, stop func()) {
 		broker.Close()
 	}
 }
+
+// Where a consumer group's failures are kept: dlq.<topic>, except for a
+// plugin's group on a topic outside the plugin's own, which stays under the
+// plugin's prefix.
+func ExampleDLQTopicFor() {
+	fmt.Println(eventbus.DLQTopicFor("mailer", "core.user.created"))
+	fmt.Println(eventbus.DLQTopicFor("plugin.crm.sync", "plugin.crm.contact.created"))
+	fmt.Println(eventbus.DLQTopicFor("plugin.crm.sync", "core.user.created"))
+	// Output:
+	// dlq.core.user.created <nil>
+	// dlq.plugin.crm.contact.created <nil>
+	// dlq.plugin.crm.core.user.created <nil>
+}

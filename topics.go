@@ -121,8 +121,20 @@ func (r *TopicRules) get() *names.Rules {
 // The error wraps ErrInvalidPluginID.
 func ValidatePluginID(id string) error { return names.ValidatePluginID(id) }
 
-// DLQTopicFor returns the dead-letter topic of topic: "dlq.<topic>".
-func DLQTopicFor(topic string) (string, error) { return names.DLQTopic(topic) }
+// DLQTopicFor returns the dead-letter topic where the failures of consumer
+// group on topic are kept: "dlq.<topic>", except for a plugin's group
+// ("plugin.<id>.…") on a topic outside that plugin's own, whose failures
+// stay under the plugin's prefix ("dlq.plugin.<id>.<topic as entity>"; see
+// TopicManager.ProvisionPlugin).
+func DLQTopicFor(group, topic string) (string, error) {
+	if err := defaultTopicRules.ValidateTopic(topic); err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(topic, "dlq.") {
+		return "", fmt.Errorf("%w: %q is a dead-letter topic already; give the topic whose failures it would hold", ErrInvalidTopic, topic)
+	}
+	return dlqTopicFor(group, topic), nil
+}
 
 // Topic defaults used by EnsureTopic.
 const (
