@@ -9,7 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/plexica/eventbus/internal/pluginacl"
 )
 
 // PluginAccess is what TopicManager.ProvisionPlugin grants a plugin besides
@@ -72,7 +73,7 @@ func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, acc
 		return fmt.Errorf("provision plugin: %w", err)
 	}
 	mech, other, _ := scramMechanisms(access.Mechanism) // checked above
-	want, _ := pluginGrants(pluginID, access)
+	want, _ := pluginGrants(pluginID, access)           // checked above
 	adm, err := m.client.Admin()
 	if err != nil {
 		return err
@@ -86,27 +87,13 @@ func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, acc
 		return fmt.Errorf("provision plugin %s: set SCRAM credentials of user %s: %w", pluginID, user, err)
 	}
 	// A password left under the other mechanism would outlive a rotation.
-	if err := deleteSCRAMs(ctx, adm, user, other); err != nil {
+	if err := pluginacl.DeleteSCRAMs(ctx, adm, user, other); err != nil {
 		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
 	}
-	if err := createGrants(ctx, adm, user, want); err != nil {
+	// Exactly these grants: what an earlier provisioning granted and this
+	// one does not is revoked.
+	if err := pluginacl.Replace(ctx, adm, user, want); err != nil {
 		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
-	}
-	// Revoke what an earlier provisioning granted and this one does not.
-	have, err := describeGrants(ctx, adm, user)
-	if err != nil {
-		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
-	}
-	wanted := map[grant]bool{}
-	for _, g := range want {
-		wanted[g] = true
-	}
-	for _, g := range have {
-		if !wanted[g] {
-			if err := deleteGrants(ctx, adm, user, g); err != nil {
-				return fmt.Errorf("provision plugin %s: revoke %v: %w", pluginID, g, err)
-			}
-		}
 	}
 	return nil
 }
@@ -142,24 +129,10 @@ func (m *TopicManager) RevokePlugin(ctx context.Context, pluginID string) error 
 		return err
 	}
 	user := PluginUsername(pluginID)
-	filter := kadm.NewACLs().
-		Allow("User:" + user).AllowHosts().
-		Deny("User:" + user).DenyHosts().
-		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
-		Operations()
-	deleted, err := adm.DeleteACLs(ctx, filter)
-	if err == nil {
-		for _, d := range deleted {
-			if d.Err != nil {
-				err = d.Err
-				break
-			}
-		}
+	if err := pluginacl.RevokeAll(ctx, adm, user); err != nil {
+		return fmt.Errorf("revoke plugin %s: %w", pluginID, err)
 	}
-	if err != nil {
-		return fmt.Errorf("revoke plugin %s: delete ACLs of user %s: %w", pluginID, user, err)
-	}
-	if err := deleteSCRAMs(ctx, adm, user, kadm.ScramSha256, kadm.ScramSha512); err != nil {
+	if err := pluginacl.DeleteSCRAMs(ctx, adm, user, kadm.ScramSha256, kadm.ScramSha512); err != nil {
 		return fmt.Errorf("revoke plugin %s: %w", pluginID, err)
 	}
 	return nil
@@ -361,76 +334,13 @@ func sortACLs(acls []PluginACL) {
 	})
 }
 
-// grant is one ACL of a plugin's user (always ALLOW, host *).
-type grant struct {
-	typ     kmsg.ACLResourceType
-	name    string
-	pattern kadm.ACLPattern
-	op      kadm.ACLOperation
-}
-
-func (g grant) String() string {
-	return fmt.Sprintf("%s on %s %s %q", g.op, strings.ToLower(g.pattern.String()), strings.ToLower(g.typ.String()), g.name)
-}
-
-// pluginGrants lists the ACLs a plugin gets.
-func pluginGrants(pluginID string, access PluginAccess) ([]grant, error) {
-	own := "plugin." + pluginID + "."
-	var gs []grant
-	// Its own topics, and its own dead-letter topics: dlq.plugin.<id>.
-	// holds both its failures on its own topics and those on the topics it
-	// reads (see dlq_topics.go); it never writes another dlq.* topic.
-	for _, prefix := range []string{own, "dlq." + own} {
-		for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpCreate, kadm.OpDescribe} {
-			gs = append(gs, grant{kmsg.ACLResourceTypeTopic, prefix, kadm.ACLPatternPrefixed, op})
-		}
-	}
-	gs = append(gs,
-		grant{kmsg.ACLResourceTypeGroup, own, kadm.ACLPatternPrefixed, kadm.OpRead},
-		grant{kmsg.ACLResourceTypeCluster, "kafka-cluster", kadm.ACLPatternLiteral, kadm.OpIdempotentWrite},
-	)
-	readable := func(field, prefix string, names []string) error {
-		for _, n := range names {
-			pattern := kadm.ACLPatternLiteral
-			if strings.HasSuffix(n, ".") {
-				pattern = kadm.ACLPatternPrefixed
-			}
-			if err := checkReadable(n, prefix, own); err != nil {
-				return fmt.Errorf("%w: PluginAccess.%s: %v", ErrInvalidConfig, field, err)
-			}
-			for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe} {
-				gs = append(gs, grant{kmsg.ACLResourceTypeTopic, n, pattern, op})
-			}
-		}
-		return nil
-	}
-	if err := readable("CoreTopics", "core.", access.CoreTopics); err != nil {
-		return nil, err
-	}
-	if err := readable("PluginTopics", "plugin.", access.PluginTopics); err != nil {
-		return nil, err
+// pluginGrants lists the ACLs a plugin gets (see pluginacl.For).
+func pluginGrants(pluginID string, access PluginAccess) ([]pluginacl.Grant, error) {
+	gs, err := pluginacl.For(pluginID, access.CoreTopics, access.PluginTopics, defaultTopicRules.ValidateTopic)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	return gs, nil
-}
-
-// checkReadable checks one entry of CoreTopics or PluginTopics: a valid
-// topic, or a prefix of lowercase segments ending in ".".
-func checkReadable(name, prefix, own string) error {
-	if !strings.HasPrefix(name, prefix) {
-		return fmt.Errorf("%q must start with %q (e.g. %q)", name, prefix, prefix+"user.created")
-	}
-	if strings.HasPrefix(name, own) {
-		return fmt.Errorf("%q is the plugin's own topic space, which it gets anyway", name)
-	}
-	if strings.HasSuffix(name, ".") {
-		for _, seg := range strings.Split(strings.TrimSuffix(name, "."), ".") {
-			if seg == "" || strings.Trim(seg, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
-				return fmt.Errorf("prefix %q must be lowercase dot-separated segments ending in \".\" (e.g. %q)", name, prefix+"user.")
-			}
-		}
-		return nil
-	}
-	return defaultTopicRules.ValidateTopic(name)
 }
 
 func scramMechanisms(name string) (use, other kadm.ScramMechanism, err error) {
@@ -442,84 +352,4 @@ func scramMechanisms(name string) (use, other kadm.ScramMechanism, err error) {
 	}
 	return 0, 0, fmt.Errorf("%w: PluginAccess.Mechanism %q is not supported; use %s (default) or %s",
 		ErrInvalidConfig, name, SASLScramSHA256, SASLScramSHA512)
-}
-
-// deleteSCRAMs deletes the user's credentials under each mechanism; a
-// credential that does not exist is not an error.
-func deleteSCRAMs(ctx context.Context, adm *kadm.Client, user string, mechs ...kadm.ScramMechanism) error {
-	for _, mech := range mechs {
-		res, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: user, Mechanism: mech}}, nil)
-		if err == nil {
-			err = res.Error()
-		}
-		if err != nil && !errors.Is(err, kerr.ResourceNotFound) {
-			return fmt.Errorf("delete %s credentials of user %s: %w", mech, user, err)
-		}
-	}
-	return nil
-}
-
-func grantBuilder(user string, g grant) *kadm.ACLBuilder {
-	b := kadm.NewACLs().Allow("User:" + user).AllowHosts("*").ResourcePatternType(g.pattern).Operations(g.op)
-	switch g.typ {
-	case kmsg.ACLResourceTypeTopic:
-		b.Topics(g.name)
-	case kmsg.ACLResourceTypeGroup:
-		b.Groups(g.name)
-	case kmsg.ACLResourceTypeCluster:
-		b.Clusters()
-	}
-	return b
-}
-
-func createGrants(ctx context.Context, adm *kadm.Client, user string, gs []grant) error {
-	for _, g := range gs {
-		res, err := adm.CreateACLs(ctx, grantBuilder(user, g))
-		if err == nil {
-			for _, r := range res {
-				if r.Err != nil {
-					err = fmt.Errorf("%w (%s)", r.Err, r.ErrMessage)
-					break
-				}
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("grant %v to user %s: %w", g, user, err)
-		}
-	}
-	return nil
-}
-
-func deleteGrants(ctx context.Context, adm *kadm.Client, user string, g grant) error {
-	res, err := adm.DeleteACLs(ctx, grantBuilder(user, g))
-	if err == nil {
-		for _, r := range res {
-			if r.Err != nil {
-				return r.Err
-			}
-		}
-	}
-	return err
-}
-
-// describeGrants lists the ALLOW ACLs of user on any host.
-func describeGrants(ctx context.Context, adm *kadm.Client, user string) ([]grant, error) {
-	filter := kadm.NewACLs().
-		Allow("User:" + user).AllowHosts("*").
-		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
-		Operations()
-	res, err := adm.DescribeACLs(ctx, filter)
-	if err != nil {
-		return nil, fmt.Errorf("describe ACLs of user %s: %w", user, err)
-	}
-	var gs []grant
-	for _, r := range res {
-		if r.Err != nil {
-			return nil, fmt.Errorf("describe ACLs of user %s: %w", user, r.Err)
-		}
-		for _, d := range r.Described {
-			gs = append(gs, grant{d.Type, d.Name, d.Pattern, d.Operation})
-		}
-	}
-	return gs, nil
 }
