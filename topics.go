@@ -2,21 +2,20 @@ package eventbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/names"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/plexica/eventbus/internal/topicadmin"
 )
 
 // Topic is a parsed topic name: its kind and parts. The string fields are
@@ -182,8 +181,11 @@ func WithTopicConfig(key, value string) TopicOption {
 // defaults. A topic is ensured once per process: later calls for the same
 // name return at once, so publishing never pays an extra round trip.
 type TopicManager struct {
-	client  *Client
-	ensured sync.Map // topic name -> *ensureCall
+	client *Client
+
+	mu      sync.Mutex
+	admin   *topicadmin.Admin
+	adminOf *kgo.Client // the client admin was made for
 
 	valid      sync.Map // topic names that passed validation
 	validCount atomic.Int64
@@ -210,9 +212,19 @@ func (m *TopicManager) validateCached(name string) error {
 	return nil
 }
 
-type ensureCall struct {
-	done chan struct{}
-	err  error
+// topicAdmin returns the topic administration over the client's
+// connection (made by Connect).
+func (m *TopicManager) topicAdmin() (*topicadmin.Admin, error) {
+	cl, err := m.client.adminKgo()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.adminOf != cl {
+		m.admin, m.adminOf = topicadmin.New(cl), cl
+	}
+	return m.admin, nil
 }
 
 func newTopicManager(c *Client) *TopicManager { return &TopicManager{client: c} }
@@ -233,99 +245,38 @@ func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...To
 	if err := m.ValidateTopic(topic); err != nil {
 		return err
 	}
-	call := &ensureCall{done: make(chan struct{})}
-	if v, loaded := m.ensured.LoadOrStore(topic, call); loaded {
-		// Another call made (or is making) the request: share its result.
-		prev := v.(*ensureCall)
-		select {
-		case <-prev.done:
-			return prev.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	call.err = m.create(ctx, topic, opts)
-	if call.err != nil {
-		m.ensured.Delete(topic) // forget the failure: the next call tries again
-	}
-	close(call.done)
-	return call.err
-}
-
-func (m *TopicManager) create(ctx context.Context, topic string, opts []TopicOption) error {
-	adm, err := m.client.Admin()
+	admin, err := m.topicAdmin()
 	if err != nil {
 		return err
 	}
-	s := topicSettings{partitions: DefaultPartitions, retention: DefaultRetention}
-	parsed, _ := m.client.cfg.TopicRules.ParseTopic(topic)
-	isDLQ := parsed.Kind == TopicKindDLQ
-	if isDLQ {
-		s.retention = DefaultDLQRetention
-	}
-	for _, o := range opts {
-		o(&s)
-	}
-	if s.replication == 0 {
-		brokers, err := adm.ListBrokers(ctx)
-		if err != nil {
-			return fmt.Errorf("ensure topic %q: list brokers: %w", topic, err)
+	return admin.Ensure(ctx, topic, func() topicadmin.Settings {
+		s := topicSettings{partitions: DefaultPartitions, retention: DefaultRetention}
+		parsed, _ := m.client.cfg.TopicRules.ParseTopic(topic)
+		isDLQ := parsed.Kind == TopicKindDLQ
+		if isDLQ {
+			s.retention = DefaultDLQRetention
 		}
-		s.replication = int16(min(3, max(1, len(brokers))))
-	}
-	configs := map[string]*string{}
-	retention := strconv.FormatInt(s.retention.Milliseconds(), 10)
-	configs["retention.ms"] = &retention
-	if isDLQ {
-		policy := "compact,delete"
-		configs["cleanup.policy"] = &policy
-	}
-	for k, v := range s.configs {
-		configs[k] = &v
-	}
-	resp, err := adm.CreateTopic(ctx, s.partitions, s.replication, configs, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if errors.Is(err, kerr.TopicAuthorizationFailed) {
-		// A client allowed to use the topic but not to create it (a plugin
-		// reading a core topic under its ACLs) is fine when it exists.
-		if ok, existsErr := m.TopicExists(ctx, topic); existsErr == nil && ok {
-			return nil
+		configs := map[string]string{}
+		if isDLQ {
+			configs["cleanup.policy"] = "compact,delete"
 		}
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("ensure topic %q (%d partitions, replication %d): %w", topic, s.partitions, s.replication, err)
-	}
-	return m.waitListed(ctx, topic)
-}
-
-// waitListed returns once a broker lists topic in its metadata. On Kafka,
-// CreateTopics is answered by the controller before every broker's metadata
-// shows the new topic, so without this a TopicExists, a Subscribe or a
-// client in another process could miss a topic EnsureTopic just created.
-// It waits at most 10 s (and ctx); after that the topic is left to appear.
-func (m *TopicManager) waitListed(parent context.Context, topic string) error {
-	ctx, cancel := context.WithTimeout(parent, 10*time.Second)
-	defer cancel()
-	for {
-		topics, err := m.freshTopics(ctx, topic)
-		if err == nil && slices.Contains(topics, topic) {
-			return nil
+		for _, o := range opts {
+			o(&s)
 		}
-		t := time.NewTimer(20 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return parent.Err()
+		for k, v := range s.configs {
+			configs[k] = v
 		}
-	}
+		return topicadmin.Settings{Partitions: s.partitions, Replication: s.replication, Retention: s.retention, Configs: configs}
+	})
 }
 
 // TopicExists reports whether topic exists on the cluster.
 func (m *TopicManager) TopicExists(ctx context.Context, topic string) (bool, error) {
-	topics, err := m.freshTopics(ctx, topic)
+	admin, err := m.topicAdmin()
+	if err != nil {
+		return false, err
+	}
+	topics, err := admin.Fresh(ctx, topic)
 	if err != nil {
 		return false, err
 	}
@@ -335,53 +286,17 @@ func (m *TopicManager) TopicExists(ctx context.Context, topic string) (bool, err
 // ListTopics returns the cluster's topics, sorted, without internal ones
 // (names starting with "__").
 func (m *TopicManager) ListTopics(ctx context.Context) ([]string, error) {
-	topics, err := m.freshTopics(ctx)
+	admin, err := m.topicAdmin()
+	if err != nil {
+		return nil, err
+	}
+	topics, err := admin.Fresh(ctx)
 	if err != nil {
 		return nil, err
 	}
 	topics = slices.DeleteFunc(topics, func(name string) bool { return strings.HasPrefix(name, "__") })
 	sort.Strings(topics)
 	return topics, nil
-}
-
-// freshTopics asks a broker which of names exist (all topics when none is
-// given). It sends its own metadata request rather than using kadm's
-// ListTopics, which answers from the client's metadata cache (up to
-// MetadataMinAge, 5 s, old) and so misses a topic another process has just
-// created.
-func (m *TopicManager) freshTopics(ctx context.Context, names ...string) ([]string, error) {
-	m.client.mu.Lock()
-	cl := m.client.admin
-	m.client.mu.Unlock()
-	if cl == nil {
-		return nil, fmt.Errorf("%w: call Connect first", ErrNotConnected)
-	}
-	req := kmsg.NewPtrMetadataRequest()
-	if len(names) > 0 {
-		for _, name := range names {
-			t := kmsg.NewMetadataRequestTopic()
-			t.Topic = kmsg.StringPtr(name)
-			req.Topics = append(req.Topics, t)
-		}
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
-	}
-	var out []string
-	for _, t := range resp.Topics {
-		if t.Topic == nil {
-			continue
-		}
-		switch err := kerr.ErrorForCode(t.ErrorCode); {
-		case err == nil:
-			out = append(out, *t.Topic)
-		case errors.Is(err, kerr.UnknownTopicOrPartition):
-		default:
-			return nil, fmt.Errorf("list topics: %s: %w", *t.Topic, err)
-		}
-	}
-	return out, nil
 }
 
 // endOffsets lists the end offset of every partition of topic, retrying
