@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/plexica/eventbus/internal/backoff"
+	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -816,6 +817,9 @@ type retryClaim struct {
 	outstanding bool
 	// entry is the entry as the retry's sender wrote it.
 	entry *FailedEvent
+	// at is where that version lies (unsigned retries): the outcome is
+	// checked against it again just before it is written.
+	at *dlqindex.Position
 }
 
 // maxOutstandingScan bounds how much of a DLQ partition is read after a
@@ -877,13 +881,38 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic,
 	if e.ConsumerGroup != readerGroup {
 		return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt}, true
 	}
+	at := &dlqindex.Position{Topic: dlqTopic, Partition: int32(partition), Offset: offset}
+	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, outstanding: q.latestVersion(ctx, e.ID, at), entry: &e, at: at}, true
+}
+
+// latestVersion reports whether the record at at is still the newest
+// version of entry id: no record of id follows it on its partition (read
+// up to maxOutstandingScan).
+func (q *DeadLetterQueue) latestVersion(ctx context.Context, id string, at *dlqindex.Position) bool {
+	reader, err := q.recordReader()
+	if err != nil {
+		return false
+	}
 	newer := false
-	complete, err := reader.Scan(ctx, dlqTopic, int32(partition), offset+1, maxOutstandingScan, func(later *kgo.Record) bool {
-		newer = string(later.Key) == e.ID
+	complete, err := reader.Scan(ctx, at.Topic, at.Partition, at.Offset+1, maxOutstandingScan, func(later *kgo.Record) bool {
+		newer = string(later.Key) == id
 		return !newer
 	})
-	outstanding := err == nil && complete && !newer
-	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, outstanding: outstanding, entry: &e}, true
+	return err == nil && complete && !newer
+}
+
+// stillOutstanding checks, just before a retry's outcome is written, that
+// its entry has not moved on while the handler ran (another retry sent,
+// the entry deleted): the outcome of a superseded retry is dropped, since
+// writing it would erase the newer version. Signed retries carry no
+// position and are not checked again.
+func (q *DeadLetterQueue) stillOutstanding(ctx context.Context, claim *retryClaim) bool {
+	if claim.at == nil || q.latestVersion(ctx, claim.id, claim.at) {
+		return true
+	}
+	q.logger.Warn("eventbus: a retry's entry moved on while the retry was handled; its outcome is left to the newer attempt",
+		"dlq_id", claim.id, "attempt", claim.attempt)
+	return false
 }
 
 // recordFailure stores that group failed r: the next step of the entry a
@@ -892,6 +921,9 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic,
 func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *retryClaim, cause error) error {
 	var e FailedEvent
 	if claim != nil && claim.entry != nil {
+		if !q.stillOutstanding(ctx, claim) {
+			return nil
+		}
 		e = *claim.entry
 		e.RetryCount = max(e.RetryCount, claim.attempt)
 	} else {
@@ -906,7 +938,7 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 // resolve marks the entry a successful verified retry came from as
 // resolved.
 func (q *DeadLetterQueue) resolve(ctx context.Context, claim retryClaim) error {
-	if claim.entry == nil {
+	if claim.entry == nil || !q.stillOutstanding(ctx, &claim) {
 		return nil
 	}
 	e := *claim.entry

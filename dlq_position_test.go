@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,4 +133,55 @@ func headerValue(r *kgo.Record, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// TestRetryOutcomeYieldsToANewerRetry: a retry whose entry moves on while
+// its handler runs (an operator retries the entry again meanwhile) leaves
+// its outcome to the newer attempt; writing it would erase that attempt.
+func TestRetryOutcomeYieldsToANewerRetry(t *testing.T) {
+	t.Parallel()
+	brokers := eventbustest.Brokers(t)
+	service := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	ops := startDLQ(t, eventbustest.NewBus(t, eventbus.Config{}, brokers...))
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	group := eventbustest.UniqueID("mailer")
+	var calls atomic.Int64
+	inFirstRetry, release := make(chan struct{}), make(chan struct{})
+	eventbustest.MustSubscribe(t, service, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+		if calls.Add(1) == 2 { // the first retry: held until the operator retried again
+			close(inFirstRetry)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return eventbus.Permanent(errors.New("mailbox rejected"))
+	}, eventbus.SubscribeOptions{GroupID: group})
+
+	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
+	entryID := eventbus.FailedEventID(group, id)
+	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inFirstRetry:
+	case <-ctxT(t).Done():
+		t.Fatal("the first retry never reached the handler")
+	}
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil { // the entry moves on
+		t.Fatal(err)
+	}
+	close(release)
+	e := waitEntry(t, ops.DLQ(), entryID, func(e eventbus.FailedEvent) bool {
+		return e.RetryCount == 2 && e.Status == eventbus.StatusMaxRetriesExceeded
+	})
+	var kinds []string
+	for _, a := range e.Attempts {
+		kinds = append(kinds, a.Kind)
+	}
+	if want := []string{"failed", "manual-retry", "manual-retry", "failed"}; !slices.Equal(kinds, want) {
+		t.Fatalf("history %v, want %v (the first retry's failure yields to the second retry's)", kinds, want)
+	}
 }
