@@ -301,6 +301,10 @@ type DeadLetterQueue struct {
 
 	knownTopics sync.Map // dlq topics this process wrote to
 
+	// testHookBeforeOutcome, when set by a test, runs just before a
+	// retry's outcome is written.
+	testHookBeforeOutcome func()
+
 	readerOnce sync.Once
 	reader     *logread.Reader // reads the records retries name
 	readerErr  error
@@ -820,6 +824,9 @@ type retryClaim struct {
 	// at is where that version lies (unsigned retries): the outcome is
 	// checked against it again just before it is written.
 	at *dlqindex.Position
+	// seen is the offset of the newest version of the entry the last check
+	// saw (at's, or a later copy of it).
+	seen int64
 }
 
 // maxOutstandingScan bounds how much of a DLQ partition is read after a
@@ -882,37 +889,91 @@ func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic,
 		return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt}, true
 	}
 	at := &dlqindex.Position{Topic: dlqTopic, Partition: int32(partition), Offset: offset}
-	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, outstanding: q.latestVersion(ctx, e.ID, at), entry: &e, at: at}, true
+	claim := retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, entry: &e, at: at}
+	claim.outstanding = q.awaits(ctx, &claim)
+	return claim, true
 }
 
-// latestVersion reports whether the record at at is still the newest
-// version of entry id: no record of id follows it on its partition (read
-// up to maxOutstandingScan).
-func (q *DeadLetterQueue) latestVersion(ctx context.Context, id string, at *dlqindex.Position) bool {
+// newest returns the newest record of entry id after position from on its
+// partition (nil when there is none), and whether the read reached the
+// partition's end (within maxOutstandingScan).
+func (q *DeadLetterQueue) newest(ctx context.Context, id string, from dlqindex.Position, until int64) (*kgo.Record, bool) {
 	reader, err := q.recordReader()
 	if err != nil {
+		return nil, false
+	}
+	var last *kgo.Record
+	complete, err := reader.Scan(ctx, from.Topic, from.Partition, from.Offset+1, maxOutstandingScan, func(r *kgo.Record) bool {
+		if until >= 0 && r.Offset >= until {
+			return false
+		}
+		if string(r.Key) == id {
+			last = r
+		}
+		return true
+	})
+	return last, err == nil && (complete || until >= 0)
+}
+
+// awaits reports whether the claim's entry still waits for its attempt:
+// its newest version is a retrying one of that attempt (the version the
+// retry was sent as, or a copy of it). A retry already answered, retried
+// again, deleted, or replayed by another writer awaits nothing.
+func (q *DeadLetterQueue) awaits(ctx context.Context, claim *retryClaim) bool {
+	if claim.at == nil {
+		return true // a signed retry: checked by its signature alone
+	}
+	last, complete := q.newest(ctx, claim.id, *claim.at, -1)
+	if !complete {
 		return false
 	}
-	newer := false
-	complete, err := reader.Scan(ctx, at.Topic, at.Partition, at.Offset+1, maxOutstandingScan, func(later *kgo.Record) bool {
-		newer = string(later.Key) == id
-		return !newer
-	})
-	return err == nil && complete && !newer
+	if last == nil {
+		claim.seen = claim.at.Offset
+		return true
+	}
+	claim.seen = last.Offset
+	var e FailedEvent
+	if last.Value == nil || json.Unmarshal(last.Value, &e) != nil {
+		return false
+	}
+	return e.ID == claim.id && e.Status == StatusRetrying && e.RetryCount == claim.attempt
 }
 
 // stillOutstanding checks, just before a retry's outcome is written, that
 // its entry has not moved on while the handler ran (another retry sent,
 // the entry deleted): the outcome of a superseded retry is dropped, since
-// writing it would erase the newer version. Signed retries carry no
-// position and are not checked again.
+// writing it would erase the newer version.
 func (q *DeadLetterQueue) stillOutstanding(ctx context.Context, claim *retryClaim) bool {
-	if claim.at == nil || q.latestVersion(ctx, claim.id, claim.at) {
+	if q.awaits(ctx, claim) {
 		return true
 	}
 	q.logger.Warn("eventbus: a retry's entry moved on while the retry was handled; its outcome is left to the newer attempt",
 		"dlq_id", claim.id, "attempt", claim.attempt)
 	return false
+}
+
+// writeOutcome writes a retry's outcome, e. Another writer (an operator's
+// retry, say) may have written the entry between the check that the retry
+// is still outstanding and this write, which then erased that version: it
+// is written again, after ours, so that the newer attempt stands.
+func (q *DeadLetterQueue) writeOutcome(ctx context.Context, claim *retryClaim, e *FailedEvent) error {
+	if q.testHookBeforeOutcome != nil {
+		q.testHookBeforeOutcome()
+	}
+	written, err := q.write(ctx, e, false)
+	if err != nil || claim.at == nil {
+		return err
+	}
+	from := *claim.at
+	from.Offset = claim.seen
+	between, _ := q.newest(ctx, claim.id, from, written.Offset)
+	if between == nil {
+		return nil
+	}
+	q.logger.Warn("eventbus: a retry's outcome crossed a newer write of its entry; the newer version is written again",
+		"dlq_id", claim.id, "attempt", claim.attempt)
+	again := &kgo.Record{Topic: between.Topic, Key: between.Key, Value: between.Value}
+	return q.produceEntryRecord(ctx, again, claim.id)
 }
 
 // recordFailure stores that group failed r: the next step of the entry a
@@ -931,6 +992,9 @@ func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, grou
 	}
 	e.SchedulerGroup = q.cfg.SchedulerGroup
 	q.applyFailure(&e, cause, q.now().UTC())
+	if claim != nil && claim.entry != nil {
+		return q.writeOutcome(ctx, claim, &e)
+	}
 	_, err := q.write(ctx, &e, false)
 	return err
 }
@@ -945,6 +1009,5 @@ func (q *DeadLetterQueue) resolve(ctx context.Context, claim retryClaim) error {
 	now := q.now().UTC()
 	e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved"})
-	_, err := q.write(ctx, &e, false)
-	return err
+	return q.writeOutcome(ctx, &claim, &e)
 }
