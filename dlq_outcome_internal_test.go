@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/plexica/eventbus/embedded"
 )
 
 // TestRetryOutcomeCrossingANewerRetry: an operator retries an entry again
@@ -16,26 +14,7 @@ import (
 // operator's version, which is written again after it, so that the second
 // retry stands and its outcome is the entry's: two retries, both failed.
 func TestRetryOutcomeCrossingANewerRetry(t *testing.T) {
-	broker, err := embedded.Start(embedded.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	client, err := NewClient(ClientConfig{Brokers: broker.Addrs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := client.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	bus, err := NewBus(client, Config{DLQ: DLQConfig{SchedulerGroup: "crossing-" + newUUID()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Shutdown(context.Background())
+	bus, ctx := internalBus(t, Config{DLQ: DLQConfig{SchedulerGroup: "crossing-" + newUUID()}})
 	q := bus.DLQ()
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)

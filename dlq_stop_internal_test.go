@@ -18,25 +18,7 @@ import (
 // expired.
 func TestDLQStopHoldsNoLockWhileWaiting(t *testing.T) {
 	t.Parallel()
-	broker, err := embedded.Start(embedded.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	client, err := NewClient(ClientConfig{Brokers: broker.Addrs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := client.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	bus, err := NewBus(client, Config{DLQ: DLQConfig{RetryBackoff: 10 * time.Millisecond, SchedulerGroup: "stop-test-" + newUUID()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus, ctx := internalBus(t, Config{DLQ: DLQConfig{RetryBackoff: 10 * time.Millisecond, SchedulerGroup: "stop-test-" + newUUID()}})
 	q := bus.DLQ()
 	// The scheduler ticks only for partitions it owns: give it one, with an
 	// entry due at once.
@@ -88,4 +70,32 @@ func TestDLQStopHoldsNoLockWhileWaiting(t *testing.T) {
 		t.Fatal("the stop returned before the scheduler's loop finished")
 	}
 	_ = bus.Shutdown(ctx)
+}
+
+// internalBus starts an embedded broker and a bus on it for an internal
+// test (package eventbustest imports this package, so it cannot serve
+// here); both stop with the test. ctx ends a minute after the start.
+func internalBus(t *testing.T, cfg Config) (*Bus, context.Context) {
+	t.Helper()
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	client, err := NewClient(ClientConfig{Brokers: broker.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if err := client.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bus, err := NewBus(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bus.Shutdown(context.Background()) })
+	return bus, ctx
 }
