@@ -214,11 +214,10 @@ type DLQConfig struct {
 	// a deployment), signs the retries this process sends: an HMAC-SHA256
 	// over the entry they carry (headers dlq-entry and dlq-signature). A
 	// subscriber then checks a retry, and records what came of it, from the
-	// record alone, so a process that only publishes and subscribes keeps
-	// no dead-letter view and schedules no retries: only processes that
-	// call DeadLetterQueue.Start (eventbus serve does) read the dlq.*
-	// topics. Without a key every subscribing process reads them (in the
-	// background) to check retries against the entries. Default none.
+	// record alone. Without a key a retry names where its entry lies
+	// (dlq-position), and the subscriber reads that record and the few
+	// after it. Either way a process that only publishes and subscribes
+	// keeps no dead-letter view. Default none.
 	SigningKey []byte
 	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
 	// creates: "compact,delete" (the default: the newest version of each
