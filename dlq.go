@@ -529,11 +529,17 @@ func (q *DeadLetterQueue) retry(ctx context.Context, id string, manual bool) err
 	if err != nil {
 		return err
 	}
+	return q.retryEntry(ctx, e, manual)
+}
+
+// retryEntry retries e, an entry just read.
+func (q *DeadLetterQueue) retryEntry(ctx context.Context, e FailedEvent, manual bool) error {
+	id := e.ID
 	if e.Origin == OriginTypeScript {
 		if !manual {
 			return fmt.Errorf("%w: entry %s was written by the TypeScript package; retry it manually", ErrRetryNotAllowed, id)
 		}
-		ref, _, ok := q.currentView().ref(id)
+		ref, ok := q.currentView().ref(id)
 		if !ok {
 			return notFound(id)
 		}
@@ -559,7 +565,7 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 		if e.Status == StatusResolved {
 			continue
 		}
-		if err := q.RetryFailedEvent(ctx, e.ID); err != nil {
+		if err := q.retryEntry(ctx, e, true); err != nil {
 			q.logger.Warn("eventbus: retry failed", "dlq_id", e.ID, "err", err)
 			failed++
 			continue
@@ -577,7 +583,7 @@ func (q *DeadLetterQueue) DeleteFailedEvent(ctx context.Context, id string) erro
 		return err
 	}
 	if e.Origin == OriginTypeScript {
-		ref, _, ok := q.currentView().ref(id)
+		ref, ok := q.currentView().ref(id)
 		if !ok {
 			return notFound(id)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -173,25 +174,19 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 	if filter, err = a.scope(who, filter); err != nil {
 		return err
 	}
-	// Count first: a page number past the end reads nothing, and a huge
-	// one cannot overflow the offset.
-	stats, err := a.q.StatsFor(r.Context(), filter)
+	offset := math.MaxInt // a page past any end: nothing is read, nothing overflows
+	if pageNo-1 <= math.MaxInt/size {
+		offset = (pageNo - 1) * size
+	}
+	entries, total, err := a.q.QueryFailedEvents(r.Context(), eventbus.FailedEventQuery{
+		FailedEventFilter: filter, Oldest: ascending, Offset: offset, Limit: size,
+	})
 	if err != nil {
 		return err
 	}
-	out := Page{Items: []eventbus.FailedEvent{}, Total: stats.Total, Page: pageNo, PageSize: size}
-	out.TotalPages = (out.Total + size - 1) / size
-	if pageNo <= out.TotalPages {
-		entries, total, err := a.q.QueryFailedEvents(r.Context(), eventbus.FailedEventQuery{
-			FailedEventFilter: filter, Oldest: ascending, Offset: (pageNo - 1) * size, Limit: size,
-		})
-		if err != nil {
-			return err
-		}
-		out.Total, out.TotalPages = total, (total+size-1)/size
-		for _, e := range entries {
-			out.Items = append(out.Items, redactEntry(e))
-		}
+	out := Page{Items: make([]eventbus.FailedEvent, 0, len(entries)), Total: total, Page: pageNo, PageSize: size, TotalPages: (total + size - 1) / size}
+	for _, e := range entries {
+		out.Items = append(out.Items, redactEntry(e))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
