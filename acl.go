@@ -41,33 +41,24 @@ func PluginUsername(pluginID string) string { return "plugin." + pluginID }
 
 // ProvisionPlugin creates or updates the plugin's SASL/SCRAM user
 // (PluginUsername) and its ACLs, so that the broker itself keeps the plugin
-// in its lane whatever client it runs:
+// in its lane whatever client it runs (see Broker-enforced isolation in the
+// package documentation):
 //
 //   - topics with prefix "plugin.<id>.": read, write, create and describe;
 //   - topics with prefix "dlq.plugin.<id>.": the same, for its dead letters
-//     (its failures on its own topics and on the topics it reads are kept
-//     there, and retries of the latter go to "plugin.<id>.retry.<topic>";
-//     see Subscribe), so it dead-letters and retries on its own credentials;
-//   - consumer groups with prefix "plugin.<id>." (every group a
-//     PluginClient joins, see PluginClient): read;
+//     (see DLQTopicFor);
+//   - consumer groups with prefix "plugin.<id>.": read;
 //   - access.CoreTopics and access.PluginTopics: read and describe;
 //   - the cluster: idempotent write (the producer's InitProducerID; newer
 //     brokers accept topic write instead).
 //
 // The plugin can write nothing else: producing to core.*, another plugin's
-// topic or any other dlq.* topic fails with TOPIC_AUTHORIZATION_FAILED, so
-// it can neither create nor change an entry that a core service's
-// scheduler acts on. The prefix ends with
-// a dot, so "crm" does not reach "plugin.crm-admin.". Grants are replaced:
-// after ProvisionPlugin the plugin has exactly these ACLs, so calling it
-// again with fewer topics revokes the others, and with a new password
-// rotates it. The client must be allowed to alter SCRAM users and ACLs (a
-// superuser).
-//
-// A plugin that runs a Bus on its own credentials should use a dead-letter
-// scheduler group in its namespace (Config.DLQ.SchedulerGroup
-// "plugin.<id>.dlq-scheduler") and topics created by an operator
-// (Config.DisableTopicCreation) for the core topics it reads.
+// topic or any other dlq.* topic fails with TOPIC_AUTHORIZATION_FAILED.
+// The prefixes end with a dot, so "crm" does not reach "plugin.crm-admin.".
+// Grants are replaced: after ProvisionPlugin the plugin has exactly these
+// ACLs, so calling it again with fewer topics revokes the others, and with
+// a new password rotates it. Bad input fails as ValidatePluginAccess says.
+// The client must be allowed to alter SCRAM users and ACLs (a superuser).
 func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, access PluginAccess) error {
 	if err := ValidatePluginAccess(pluginID, access); err != nil {
 		return fmt.Errorf("provision plugin: %w", err)

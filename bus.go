@@ -90,7 +90,8 @@ type Config struct {
 	// TracerProvider, when set, turns OpenTelemetry tracing on: a span per
 	// publish, per handled event, per dead-letter write and retry, with the
 	// W3C trace context carried in record headers (traceparent) so that one
-	// trace spans publish → handle → dead letter → retry. Off by default.
+	// trace spans publish → handle → dead letter → retry. Correlation and
+	// causation IDs are span attributes. Off by default.
 	TracerProvider trace.TracerProvider
 	// Logger receives the bus's logs. Default: the client's logger.
 	Logger *slog.Logger
@@ -121,19 +122,20 @@ type ConsumerConfig struct {
 	// groups, so its partitions wait SessionTimeout before other members
 	// take them over. Default empty: dynamic membership.
 	InstanceID string
-	// CommitInterval is the least time between two commits of a group's handled offsets: a batch
-	// handled sooner is committed with the next commit, at most
-	// CommitInterval later. Every commit is a write on the brokers'
-	// __consumer_offsets log, so at low rates, where each fetch brings one
-	// event, this spares them a commit per event (and the latency that
-	// load adds) at the price of at most CommitInterval of handled events
-	// being delivered again after a crash. Default 100 ms; negative: commit
-	// after every batch.
+	// CommitInterval is the least time between two commits of a group's
+	// handled offsets: a batch handled sooner is committed with the next
+	// commit, at most CommitInterval later. Every commit is a write on the
+	// brokers' __consumer_offsets log, so at low rates, where each fetch
+	// brings one event, this spares them a commit per event (and the
+	// latency that load adds) at the price of at most CommitInterval of
+	// handled events being delivered again after a crash. Default 100 ms;
+	// negative: commit after every batch.
 	CommitInterval time.Duration
-	// RetryBackoff is the first delay before writing a dead-letter entry is
-	// tried again when the broker refused it; it doubles up to
-	// RetryBackoffMax. The source offset is not committed meanwhile.
-	// Default 100 ms.
+	// RetryBackoff is the first delay of the retries a subscription makes
+	// in place: calling the handler again under RetryInPlace, and writing a
+	// dead-letter entry again when the broker refused it. It doubles up to
+	// RetryBackoffMax. The event is not committed meanwhile. Default
+	// 100 ms.
 	RetryBackoff time.Duration
 	// RetryBackoffMax caps RetryBackoff. Default 30 s.
 	RetryBackoffMax time.Duration
@@ -293,8 +295,10 @@ func (b *Bus) producer(c Compression) (*kgo.Client, error) {
 // Shutdown stops the bus: publishing ends (later calls fail with
 // ErrShuttingDown), in-flight publishes finish, every subscription stops
 // fetching, waits for its running handlers (bounded by ctx), commits what
-// they handled and leaves its group, and the producers are flushed and
-// closed. The client stays open. Calling Shutdown twice is a no-op.
+// they handled and leaves its group (a static member, with
+// ConsumerConfig.InstanceID, does not leave), and the producers are
+// flushed and closed. The client stays open. Calling Shutdown twice is a
+// no-op.
 func (b *Bus) Shutdown(ctx context.Context) error {
 	if b.closing.Swap(true) {
 		return nil

@@ -1,25 +1,18 @@
 package eventbus
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/plexica/eventbus/internal/backoff"
+	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -29,14 +22,14 @@ type FailedEventStatus string
 // The statuses of a dead-letter entry.
 const (
 	// StatusPending: failed; an automatic retry is scheduled at NextRetryAt.
-	StatusPending FailedEventStatus = "pending"
+	StatusPending FailedEventStatus = FailedEventStatus(dlq.StatusPending)
 	// StatusRetrying: a retry was sent to the failed group; its outcome is not known yet.
-	StatusRetrying FailedEventStatus = "retrying"
+	StatusRetrying FailedEventStatus = FailedEventStatus(dlq.StatusRetrying)
 	// StatusResolved: a retry succeeded.
-	StatusResolved FailedEventStatus = "resolved"
+	StatusResolved FailedEventStatus = FailedEventStatus(dlq.StatusResolved)
 	// StatusMaxRetriesExceeded: every automatic retry failed (or the handler
 	// said the failure is permanent); only a manual retry can resolve it.
-	StatusMaxRetriesExceeded FailedEventStatus = "max-retries-exceeded"
+	StatusMaxRetriesExceeded FailedEventStatus = FailedEventStatus(dlq.StatusMaxRetriesExceeded)
 )
 
 // Valid reports whether s is one of the four statuses.
@@ -48,50 +41,25 @@ func (s FailedEventStatus) Valid() bool {
 	return false
 }
 
-var allStatuses = [...]FailedEventStatus{StatusPending, StatusRetrying, StatusResolved, StatusMaxRetriesExceeded}
-
-// countByStatus counts the view's entries by status (zeros before Start).
-func (q *DeadLetterQueue) countByStatus() map[FailedEventStatus]int {
-	counts := map[FailedEventStatus]int{}
-	view := q.currentView()
-	if view == nil {
-		return counts
-	}
-	for st, n := range view.stats(FailedEventFilter{}).ByStatus {
-		counts[FailedEventStatus(st)] = n
-	}
-	return counts
-}
-
 // ReasonMalformed is the failure reason of a record whose value is not an event.
-const ReasonMalformed = "malformed"
+const ReasonMalformed = dlq.ReasonMalformed
 
 // Retry headers: a retry re-publishes the original record with these, and
 // every subscription skips, before decoding, a retry meant for another group.
 const (
-	HeaderDLQID        = "dlq-id"
-	HeaderRetryGroup   = "retry-group"
-	HeaderRetryAttempt = "retry-attempt"
+	HeaderDLQID        = dlq.HeaderID
+	HeaderRetryGroup   = dlq.HeaderGroup
+	HeaderRetryAttempt = dlq.HeaderAttempt
 	// HeaderDLQEntry and HeaderDLQSignature carry, with DLQConfig.SigningKey,
 	// the retried entry and its HMAC.
-	HeaderDLQEntry     = "dlq-entry"
-	HeaderDLQSignature = "dlq-signature"
+	HeaderDLQEntry     = dlq.HeaderEntry
+	HeaderDLQSignature = dlq.HeaderSignature
 	// HeaderDLQPosition carries, without a signing key, where the entry
 	// version the retry was sent as lies on its dlq.* topic
-	// ("<partition>:<offset>"): the subscriber reads that one record to
-	// check the retry, and keeps no dead-letter view.
-	HeaderDLQPosition = "dlq-position"
+	// ("<partition>:<offset>"): the subscriber checks the retry against
+	// that record and the ones after it.
+	HeaderDLQPosition = dlq.HeaderPosition
 )
-
-// isDLQHeader reports whether key is one of the headers the dead letter
-// queue sets on a retry (never kept with an entry, never set by callers).
-func isDLQHeader(key string) bool {
-	switch key {
-	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature, HeaderDLQPosition:
-		return true
-	}
-	return false
-}
 
 // FailedEvent is one dead-letter entry: an event that one consumer group
 // failed to handle, with everything needed to understand and retry it.
@@ -231,7 +199,7 @@ type DLQConfig struct {
 
 // DefaultSchedulerGroup is the DLQ scheduler group used when
 // DLQConfig.SchedulerGroup is empty.
-const DefaultSchedulerGroup = "plexica-eventbus-dlq-scheduler"
+const DefaultSchedulerGroup = dlq.DefaultSchedulerGroup
 
 func (c *DLQConfig) setDefaults() error {
 	if c.MaxRetries == 0 {
@@ -265,52 +233,44 @@ func (c *DLQConfig) setDefaults() error {
 	return nil
 }
 
-// backoff is the delay before automatic retry n+1 after n were sent.
-func (c *DLQConfig) backoff(n int) time.Duration {
-	return backoff.Exponential(c.RetryBackoff, c.MaxRetryBackoff, n)
-}
-
 // FailedEventID is the dead-letter ID of an event failed by a group:
 // stable, URL-safe, 32 lowercase hex characters (never mistaken for a
 // command-line flag).
-func FailedEventID(group, eventID string) string {
-	sum := sha256.Sum256([]byte(group + "\x00" + eventID))
-	return hex.EncodeToString(sum[:16])
+func FailedEventID(group, eventID string) string { return dlq.EntryID(group, eventID) }
+
+// OriginTypeScript is the FailedEvent.Origin of an entry written by the
+// TypeScript @plexica/event-bus on a shared cluster.
+const OriginTypeScript = dlq.OriginTypeScript
+
+// VerifiedTenant returns the tenant of e when it is known: when its record
+// is an event (it decodes as one) and the event's tenant is the entry's
+// (the record's tenant-id header). A malformed record has no tenant: its
+// tenant-id header, if any, is a claim that nothing checks against its
+// bytes, which may hold anyone's data. Nor has a record whose header and
+// event disagree. Access scoped to a tenant uses it.
+func (e FailedEvent) VerifiedTenant() (tenant string, known bool) {
+	return dlq.VerifiedTenant(e.TenantID, e.OriginalEvent)
 }
 
-// DeadLetterQueue holds the events consumer groups failed to handle. Its
-// source of truth is the dlq.<topic> topics (compacted, 30-day retention,
-// keyed by entry ID). Only a process that calls Start (eventbus serve does,
-// and every DLQ call starts it) reads them: it keeps an index of every
-// entry, reads entries back from their records on demand, and, as a member
-// of DLQConfig.SchedulerGroup, schedules the automatic retries of the DLQ
-// partitions it owns. A process that only publishes and subscribes keeps
-// no dead-letter view: it writes its failures, and checks the retries it
-// receives by reading the one record each names.
+// DeadLetterQueue lists, counts, retries and deletes the entries kept in
+// the dlq.* topics (see the package documentation, "Failures and the dead
+// letter queue"). The first call starts it in this process (Start): it
+// then keeps an index of every entry, about 500 bytes each, and reads the
+// entries themselves from their records when asked for.
 type DeadLetterQueue struct {
-	bus    *Bus
-	cfg    DLQConfig
-	logger *slog.Logger
-
-	mu      sync.Mutex // guards view, sched and stopped
-	view    *dlqView
-	sched   *dlqScheduler
-	stopped bool
-	now     func() time.Time
-
-	knownTopics sync.Map // dlq topics this process wrote to
-
-	// testHookBeforeOutcome, when set by a test, runs just before a
-	// retry's outcome is written.
-	testHookBeforeOutcome func()
-
-	readerOnce sync.Once
-	reader     *logread.Reader // reads the records retries name
-	readerErr  error
+	bus *Bus
+	q   *dlq.Queue
 }
 
 func newDLQ(b *Bus) *DeadLetterQueue {
-	return &DeadLetterQueue{bus: b, cfg: b.cfg.DLQ, logger: b.logger, now: time.Now}
+	c := b.cfg.DLQ
+	return &DeadLetterQueue{bus: b, q: dlq.New(dlqHost{b}, dlq.Config{
+		MaxRetries: c.MaxRetries, RetryBackoff: c.RetryBackoff, MaxRetryBackoff: c.MaxRetryBackoff,
+		SchedulerGroup: c.SchedulerGroup, DisableScheduler: c.DisableScheduler, RetryTimeout: c.RetryTimeout,
+		SigningKey: c.SigningKey, TopicCleanupPolicy: c.TopicCleanupPolicy,
+		SessionTimeout: b.cfg.Consumer.SessionTimeout, HeartbeatInterval: b.cfg.Consumer.HeartbeatInterval,
+		Logger: b.logger,
+	})}
 }
 
 // DLQ returns the bus's dead letter queue.
@@ -322,104 +282,25 @@ func (b *Bus) DLQ() *DeadLetterQueue { return b.dlq }
 // deployment needs at least one process that runs it (eventbus serve does)
 // for automatic retries to be sent. Calling it again is a no-op.
 func (q *DeadLetterQueue) Start(ctx context.Context) error {
-	view, err := q.startOnce()
-	if err != nil {
-		return err
-	}
-	return view.waitReady(ctx)
-}
-
-// currentView is the view, if this process started one.
-func (q *DeadLetterQueue) currentView() *dlqView {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.view
-}
-
-// recordReader returns the reader of single DLQ records.
-func (q *DeadLetterQueue) recordReader() (*logread.Reader, error) {
-	q.readerOnce.Do(func() {
-		cl, err := q.bus.client.adminKgo()
-		if err != nil {
-			q.readerErr = err
-			return
-		}
-		q.reader = logread.New(cl)
-	})
-	return q.reader, q.readerErr
+	return dlqError(q.q.Start(ctx))
 }
 
 // Ready reports whether this bus serves the full dead letter queue: nil
 // once Start has read the dlq.* topics up to where they stood when it
 // began, else an error that says why not (not started here, still reading,
 // stopped). A readiness probe of a process that serves the DLQ uses it.
-func (q *DeadLetterQueue) Ready() error {
-	q.mu.Lock()
-	view, stopped := q.view, q.stopped
-	q.mu.Unlock()
-	switch {
-	case stopped:
+func (q *DeadLetterQueue) Ready() error { return dlqError(q.q.Ready()) }
+
+// dlqError turns the queue's ErrStopped into the bus's ErrShuttingDown.
+func dlqError(err error) error {
+	if errors.Is(err, dlq.ErrStopped) {
 		return shuttingDown()
-	case view == nil:
-		return errors.New("the dead letter queue is not started in this process (DeadLetterQueue.Start)")
 	}
-	if caughtUp, total, ready := view.loading(); !ready {
-		return fmt.Errorf("the dead letter queue is still reading the dlq.* topics (%d of %d partitions caught up)", caughtUp, total)
-	}
-	return nil
-}
-
-func (q *DeadLetterQueue) startOnce() (*dlqView, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.stopped {
-		return nil, shuttingDown()
-	}
-	if q.view != nil {
-		return q.view, nil
-	}
-	view := newDLQView(q)
-	if err := view.start(); err != nil {
-		return nil, err
-	}
-	q.view = view // before the scheduler starts: it reads the view
-	if !q.cfg.DisableScheduler {
-		sched := newDLQScheduler(q)
-		if err := sched.start(); err != nil {
-			view.stop()
-			q.view = nil
-			return nil, err
-		}
-		q.sched = sched
-	}
-	return view, nil
-}
-
-// stop stops the scheduler and the view. It holds q.mu only to mark the
-// queue stopped: the scheduler it waits for may need q.mu (noticeTopic).
-func (q *DeadLetterQueue) stop(ctx context.Context) {
-	q.mu.Lock()
-	q.stopped = true
-	sched, view := q.sched, q.view
-	q.mu.Unlock()
-	if sched != nil {
-		sched.stop(ctx)
-	}
-	if view != nil {
-		view.stop()
-	}
+	return err
 }
 
 // TopicRules returns the topic-name rules of the bus's client.
 func (q *DeadLetterQueue) TopicRules() *TopicRules { return q.bus.client.cfg.TopicRules }
-
-// started starts the view (if need be) and waits until it is ready.
-func (q *DeadLetterQueue) started(ctx context.Context) (*dlqView, error) {
-	if err := q.Start(ctx); err != nil {
-		return nil, err
-	}
-	return q.currentView(), nil
-}
 
 // FailedEvents returns the entries that match filter, newest failure
 // first. It reads every one of them from the brokers: to page through
@@ -433,47 +314,40 @@ func (q *DeadLetterQueue) FailedEvents(ctx context.Context, filter FailedEventFi
 // how many match in all. Matching, counting and sorting use the view's
 // index; only the page's entries are read from the brokers.
 func (q *DeadLetterQueue) QueryFailedEvents(ctx context.Context, query FailedEventQuery) ([]FailedEvent, int, error) {
-	if query.Status != "" && !query.Status.Valid() {
-		return nil, 0, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, query.Status)
+	f, err := query.FailedEventFilter.index()
+	if err != nil {
+		return nil, 0, err
 	}
 	if query.Offset < 0 || query.Limit < 0 {
 		return nil, 0, fmt.Errorf("%w: offset %d and limit %d must not be negative", ErrInvalidConfig, query.Offset, query.Limit)
 	}
-	view, err := q.started(ctx)
+	entries, total, err := q.q.Query(ctx, f, query.Oldest, query.Offset, query.Limit)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, dlqError(err)
 	}
-	refs := view.query(query.FailedEventFilter, query.Oldest)
-	total := len(refs)
-	refs = refs[min(query.Offset, total):]
-	if query.Limit > 0 {
-		refs = refs[:min(query.Limit, len(refs))]
-	}
-	out, err := view.read(ctx, refs)
-	if err != nil {
-		return nil, 0, err
+	out := make([]FailedEvent, len(entries))
+	for i := range entries {
+		out[i] = failedEvent(&entries[i])
 	}
 	return out, total, nil
 }
 
-// FailedEvent returns one entry, or an error wrapping ErrFailedEventNotFound.
-func (q *DeadLetterQueue) FailedEvent(ctx context.Context, id string) (FailedEvent, error) {
-	view, err := q.started(ctx)
-	if err != nil {
-		return FailedEvent{}, err
+// index is the filter in the index's terms, or an error for a status that
+// is not one of the four.
+func (f FailedEventFilter) index() (dlqindex.Filter, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return dlqindex.Filter{}, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, f.Status)
 	}
-	e, ok, err := view.get(ctx, id)
-	switch {
-	case err != nil:
-		return FailedEvent{}, err
-	case !ok:
-		return FailedEvent{}, notFound(id)
-	}
-	return e, nil
+	return dlqindex.Filter{Topic: f.Topic, Tenant: f.TenantID, Status: string(f.Status), TenantKnown: f.VerifiedTenant}, nil
 }
 
-func notFound(id string) error {
-	return fmt.Errorf("%w: no dead-letter entry %q (list them with FailedEvents)", ErrFailedEventNotFound, id)
+// FailedEvent returns one entry, or an error wrapping ErrFailedEventNotFound.
+func (q *DeadLetterQueue) FailedEvent(ctx context.Context, id string) (FailedEvent, error) {
+	e, err := q.q.Get(ctx, id)
+	if err != nil {
+		return FailedEvent{}, dlqError(err)
+	}
+	return failedEvent(&e), nil
 }
 
 // Stats counts the entries by status, topic and reason.
@@ -486,26 +360,15 @@ func (q *DeadLetterQueue) Stats(ctx context.Context) (DLQStats, error) {
 // the first line of each failure reason, secrets scrubbed, at most 80
 // bytes.
 func (q *DeadLetterQueue) StatsFor(ctx context.Context, filter FailedEventFilter) (DLQStats, error) {
-	if filter.Status != "" && !filter.Status.Valid() {
-		return DLQStats{}, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, filter.Status)
-	}
-	view, err := q.started(ctx)
+	f, err := filter.index()
 	if err != nil {
 		return DLQStats{}, err
 	}
-	return view.stats(filter), nil
-}
-
-// reasonClass shortens a failure reason to a bounded label: its first line,
-// at most 80 bytes.
-func reasonClass(r string) string {
-	if i := strings.IndexByte(r, '\n'); i >= 0 {
-		r = r[:i]
+	c, err := q.q.Stats(ctx, f)
+	if err != nil {
+		return DLQStats{}, dlqError(err)
 	}
-	if len(r) > 80 {
-		r = r[:80]
-	}
-	return r
+	return DLQStats{Total: c.Total, ByStatus: c.ByStatus, ByTopic: c.ByTopic, ByReason: c.ByReason}, nil
 }
 
 // RetryFailedEvent sends the entry's event again, by hand, to the consumer
@@ -525,30 +388,11 @@ func (q *DeadLetterQueue) RetryFailedEventIfAllowed(ctx context.Context, id stri
 }
 
 func (q *DeadLetterQueue) retry(ctx context.Context, id string, manual bool) error {
-	e, err := q.FailedEvent(ctx, id)
+	e, err := q.q.Get(ctx, id)
 	if err != nil {
-		return err
+		return dlqError(err)
 	}
-	return q.retryEntry(ctx, e, manual)
-}
-
-// retryEntry retries e, an entry just read.
-func (q *DeadLetterQueue) retryEntry(ctx context.Context, e FailedEvent, manual bool) error {
-	id := e.ID
-	if e.Origin == OriginTypeScript {
-		if !manual {
-			return fmt.Errorf("%w: entry %s was written by the TypeScript package; retry it manually", ErrRetryNotAllowed, id)
-		}
-		ref, ok := q.currentView().ref(id)
-		if !ok {
-			return notFound(id)
-		}
-		return q.retryTypeScript(ctx, ref.Pos.Topic, e)
-	}
-	if !manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
-		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", ErrRetryNotAllowed, id, e.Status, e.RetryCount, e.MaxRetries)
-	}
-	return q.sendRetry(ctx, e, manual)
+	return q.q.Retry(ctx, e, manual)
 }
 
 // RetryAllForTopic manually retries every unresolved entry of topic and
@@ -557,16 +401,16 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 	if err := q.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
 		return 0, 0, err
 	}
-	entries, err := q.FailedEvents(ctx, FailedEventFilter{Topic: topic})
+	entries, _, err := q.q.Query(ctx, dlqindex.Filter{Topic: topic}, false, 0, 0)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, dlqError(err)
 	}
 	for _, e := range entries {
-		if e.Status == StatusResolved {
+		if e.Status == dlq.StatusResolved {
 			continue
 		}
-		if err := q.retryEntry(ctx, e, true); err != nil {
-			q.logger.Warn("eventbus: retry failed", "dlq_id", e.ID, "err", err)
+		if err := q.q.Retry(ctx, e, true); err != nil {
+			q.bus.logger.Warn("eventbus: retry failed", "dlq_id", e.ID, "err", err)
 			failed++
 			continue
 		}
@@ -578,19 +422,11 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 // DeleteFailedEvent removes an entry (a tombstone on its DLQ topic; for an
 // entry the TypeScript package wrote, an overlay that hides it).
 func (q *DeadLetterQueue) DeleteFailedEvent(ctx context.Context, id string) error {
-	e, err := q.FailedEvent(ctx, id)
+	e, err := q.q.Get(ctx, id)
 	if err != nil {
-		return err
+		return dlqError(err)
 	}
-	if e.Origin == OriginTypeScript {
-		ref, ok := q.currentView().ref(id)
-		if !ok {
-			return notFound(id)
-		}
-		return q.writeOverlay(ctx, ref.Pos.Topic, e, true)
-	}
-	_, err = q.write(ctx, &e, true)
-	return err
+	return q.q.Delete(ctx, e)
 }
 
 // RouteToDLQ records that group failed to handle event (published on
@@ -614,405 +450,96 @@ func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event Ra
 	}
 	rec := p.record
 	rec.Partition, rec.Offset = -1, -1
-	e := q.newEntry(rec, group, event.ID)
-	q.applyFailure(e, cause, q.now().UTC())
-	_, err = q.write(ctx, e, false)
-	return e.ID, err
+	return q.q.RecordFailure(ctx, rec, group, event.ID, nil, failureOf(cause))
 }
 
-// newEntry builds the entry for a record that group failed; applyFailure
-// then records the failure itself.
-func (q *DeadLetterQueue) newEntry(r *kgo.Record, group, eventID string) *FailedEvent {
-	now := q.now().UTC()
-	e := &FailedEvent{
-		ID:             FailedEventID(group, eventID),
-		OriginalTopic:  r.Topic,
-		OriginalKey:    r.Key,
-		EventID:        eventID,
-		ConsumerGroup:  group,
-		Partition:      r.Partition,
-		Offset:         r.Offset,
-		MaxRetries:     q.cfg.MaxRetries,
-		FailedAt:       now,
-		SchedulerGroup: q.cfg.SchedulerGroup,
-	}
-	if json.Valid(r.Value) {
-		e.OriginalEvent = append(json.RawMessage(nil), r.Value...)
-	} else {
-		e.OriginalEvent, _ = json.Marshal(string(r.Value))
-	}
-	for _, h := range r.Headers {
-		switch {
-		case isDLQHeader(h.Key):
-		case h.Key == wire.HeaderEventType:
-			e.EventType = string(h.Value)
-			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		case h.Key == wire.HeaderTenantID:
-			e.TenantID = string(h.Value)
-			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		case h.Key == wire.HeaderWorkspaceID:
-			e.WorkspaceID = string(h.Value)
-			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		default:
-			e.OriginalHeaders = append(e.OriginalHeaders, RecordHeader{h.Key, string(h.Value)})
-		}
-	}
-	return e
-}
-
-// applyFailure records a failed handling on e and decides what comes next.
-func (q *DeadLetterQueue) applyFailure(e *FailedEvent, cause error, now time.Time) {
-	e.FailureReason = cause.Error()
-	e.StackTrace = ""
+// failureOf classifies a handler's error for the dead letter queue.
+func failureOf(cause error) dlq.Failure {
+	f := dlq.Failure{Reason: cause.Error()}
 	var pe *PanicError
 	if errors.As(cause, &pe) {
-		e.StackTrace = string(pe.Stack)
+		f.Stack = string(pe.Stack)
 	}
-	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "failed", Error: e.FailureReason})
-	e.UpdatedAt = now
-	e.ResolvedAt = nil
 	var perm *PermanentError
 	var after *RetryAfterError
 	switch {
 	case errors.As(cause, &perm), errors.Is(cause, wire.ErrMalformed):
-		// A record that is not an event fails the same way every time:
-		// its bytes are re-published only by a manual retry.
-		e.Permanent = true
-		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil
-	case e.RetryCount >= e.MaxRetries:
-		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil
+		f.Permanent = true
 	case errors.As(cause, &after):
-		next := now.Add(after.Delay)
-		e.Status, e.NextRetryAt = StatusPending, &next
-	default:
-		next := now.Add(q.cfg.backoff(e.RetryCount))
-		e.Status, e.NextRetryAt = StatusPending, &next
+		f.RetryAfter, f.HasRetryAfter = after.Delay, true
 	}
+	return f
 }
 
-// sendRetry marks the entry as retrying and re-publishes its event to its
-// topic with the retry headers, so that only its group handles it.
-func (q *DeadLetterQueue) sendRetry(ctx context.Context, e FailedEvent, manual bool) (err error) {
-	// The retry belongs to the original event's trace.
-	rec := &kgo.Record{Key: e.OriginalKey, Headers: make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+5)}
+// failedEvent is the public form of an entry.
+func failedEvent(e *dlq.Entry) FailedEvent {
+	out := FailedEvent{
+		ID: e.ID, Origin: e.Origin,
+		OriginalEvent: e.OriginalEvent, OriginalTopic: e.OriginalTopic, OriginalKey: e.OriginalKey,
+		EventID: e.EventID, EventType: e.EventType, TenantID: e.TenantID, WorkspaceID: e.WorkspaceID,
+		FailureReason: e.FailureReason, FailedAt: e.FailedAt,
+		RetryCount: e.RetryCount, MaxRetries: e.MaxRetries, StackTrace: e.StackTrace,
+		ConsumerGroup: e.ConsumerGroup, Partition: e.Partition, Offset: e.Offset,
+		Status: FailedEventStatus(e.Status), Permanent: e.Permanent,
+		NextRetryAt: e.NextRetryAt, ResolvedAt: e.ResolvedAt, UpdatedAt: e.UpdatedAt,
+		SchedulerGroup: e.SchedulerGroup,
+	}
 	for _, h := range e.OriginalHeaders {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
+		out.OriginalHeaders = append(out.OriginalHeaders, RecordHeader(h))
 	}
-	ctx, span := q.bus.tracing.startInternal(q.bus.tracing.extract(ctx, rec), "dlq retry "+e.OriginalTopic,
-		attribute.String("plexica.dlq_id", e.ID), attribute.String("messaging.consumer.group.name", e.ConsumerGroup),
-		attribute.Bool("plexica.manual", manual), attribute.Int("plexica.retry_attempt", e.RetryCount+1))
-	defer func() { endSpan(span, err) }()
-	now := q.now().UTC()
-	e.RetryCount++
-	e.Status = StatusRetrying
-	next := now.Add(q.cfg.RetryTimeout)
-	e.NextRetryAt = &next
-	e.ResolvedAt = nil
-	kind := "retry"
-	if manual {
-		kind = "manual-retry"
+	out.Attempts = make([]Attempt, len(e.Attempts))
+	for i, a := range e.Attempts {
+		out.Attempts[i] = Attempt(a)
 	}
-	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: kind})
-	e.UpdatedAt = now
-	written, err := q.write(ctx, &e, false)
+	return out
+}
+
+// countByStatus counts the view's entries by status (zeros before Start).
+func (q *DeadLetterQueue) countByStatus() map[FailedEventStatus]int {
+	counts := map[FailedEventStatus]int{}
+	for st, n := range q.q.Counts() {
+		counts[FailedEventStatus(st)] = n
+	}
+	return counts
+}
+
+// stop stops the scheduler and the view.
+func (q *DeadLetterQueue) stop(ctx context.Context) { q.q.Stop(ctx) }
+
+// dlqHost is the bus as the dead letter queue's machinery uses it.
+type dlqHost struct{ b *Bus }
+
+func (h dlqHost) Produce(ctx context.Context, rec *kgo.Record) error {
+	producer, err := h.b.producer("")
 	if err != nil {
 		return err
 	}
-	value := retryValue(e)
-	q.bus.tracing.inject(ctx, rec)
-	rec.Headers = append(rec.Headers,
-		kgo.RecordHeader{Key: HeaderDLQID, Value: []byte(e.ID)},
-		kgo.RecordHeader{Key: HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
-		kgo.RecordHeader{Key: HeaderRetryAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
-	)
-	producer, err := q.bus.producer("")
-	if err != nil {
-		return err
-	}
-	// The target topic is ensured as Publish ensures its topics: a retry to
-	// a topic that is gone would otherwise wait out the delivery timeout.
-	target := retryTopicFor(e.ConsumerGroup, e.OriginalTopic)
-	if err := q.bus.client.topics.EnsureTopic(ctx, target); err != nil {
-		return fmt.Errorf("send retry of %s: %w", e.ID, err)
-	}
-	if len(q.cfg.SigningKey) > 0 {
-		rec.Headers = append(rec.Headers, q.signRetry(target, e, value)...)
-	} else {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
-	}
-	rec.Topic, rec.Value = target, value
-	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
-		return fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err)
-	}
-	q.bus.cfg.Metrics.observeRetrySent(e.OriginalTopic, manual)
-	return nil
+	return h.b.produce(ctx, []prepared{{record: rec, producer: producer}}, nil)
 }
 
-// retryValue is the record value a retry of e carries: the original
-// record's (a malformed record's bytes are kept as a JSON string).
-func retryValue(e FailedEvent) []byte {
-	var s string
-	if json.Unmarshal(e.OriginalEvent, &s) == nil {
-		return []byte(s)
+func (h dlqHost) EnsureTopic(ctx context.Context, topic string, configs map[string]string) error {
+	var opts []TopicOption
+	for k, v := range configs {
+		opts = append(opts, WithTopicConfig(k, v))
 	}
-	return []byte(e.OriginalEvent)
+	return h.b.client.topics.EnsureTopic(ctx, topic, opts...)
 }
 
-// write stores an entry (or its tombstone) on its DLQ topic and applies it
-// to the local view once the broker acknowledged it. It returns the record
-// written, which holds its partition and offset.
-func (q *DeadLetterQueue) write(ctx context.Context, e *FailedEvent, tombstone bool) (rec *kgo.Record, err error) {
-	topic := dlqTopicFor(e.ConsumerGroup, e.OriginalTopic)
-	ctx, span := q.bus.tracing.startInternal(ctx, "dlq write "+topic,
-		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
-		attribute.Bool("plexica.tombstone", tombstone))
-	defer func() { endSpan(span, err) }()
-	if err := q.bus.client.topics.EnsureTopic(ctx, topic, WithTopicConfig("cleanup.policy", q.cfg.TopicCleanupPolicy)); err != nil {
-		return nil, err
-	}
-	rec = &kgo.Record{Topic: topic, Key: []byte(e.ID)}
-	if !tombstone {
-		v, err := json.Marshal(e)
-		if err != nil {
-			return nil, err
-		}
-		rec.Value = v
-	}
-	return rec, q.produceEntryRecord(ctx, rec, e.ID)
+func (h dlqHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) { return h.b.client.newKgo(opts...) }
+func (h dlqHost) Conn() (*kgo.Client, error)                     { return h.b.client.adminKgo() }
+func (h dlqHost) Admin() (*kadm.Client, error)                   { return h.b.client.Admin() }
+
+func (h dlqHost) StartSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
+	ctx, span := h.b.tracing.startInternal(ctx, name, attrs...)
+	return ctx, func(err error) { endSpan(span, err) }
 }
 
-// produceEntryRecord writes one DLQ record and applies it to the local
-// view once the broker acknowledged it.
-func (q *DeadLetterQueue) produceEntryRecord(ctx context.Context, rec *kgo.Record, id string) error {
-	producer, err := q.bus.producer("")
-	if err != nil {
-		return err
-	}
-	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
-		return fmt.Errorf("write dead-letter entry %s to %s: %w", id, rec.Topic, err)
-	}
-	if view := q.currentView(); view != nil {
-		view.apply(rec, false)
-	}
-	if _, seen := q.knownTopics.LoadOrStore(rec.Topic, true); !seen {
-		q.noticeTopic()
-	}
-	return nil
+func (h dlqHost) Extract(ctx context.Context, r *kgo.Record) context.Context {
+	return h.b.tracing.extract(ctx, r)
 }
 
-// noticeTopic makes the view and the scheduler look for new dlq.* topics
-// now rather than at their next periodic metadata refresh.
-func (q *DeadLetterQueue) noticeTopic() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.view != nil {
-		q.view.cl.ForceMetadataRefresh()
-	}
-	if q.sched != nil {
-		q.sched.cl.ForceMetadataRefresh()
-	}
-}
+func (h dlqHost) Inject(ctx context.Context, r *kgo.Record) { h.b.tracing.inject(ctx, r) }
 
-// retryClaim is a record's retry headers once checked against the entry
-// they name (see verifyRetry).
-type retryClaim struct {
-	id      string // the dead-letter entry
-	group   string // the consumer group the retry is for
-	attempt int
-	// outstanding: the entry still waits for this attempt (no newer
-	// version of it exists). Only then may the group's handling change the
-	// entry; a retry already answered (or headers replayed by another
-	// writer) is an ordinary event to that group.
-	outstanding bool
-	// entry is the entry as the retry's sender wrote it.
-	entry *FailedEvent
-	// at is where that version lies (unsigned retries): the outcome is
-	// checked against it again just before it is written.
-	at *dlqindex.Position
-	// seen is the offset of the newest version of the entry the last check
-	// saw (at's, or a later copy of it).
-	seen int64
-}
-
-// maxOutstandingScan bounds how much of a DLQ partition is read after a
-// retry's entry to learn whether a newer version of it was written.
-const maxOutstandingScan = 8 << 20
-
-// verifyRetry checks the retry headers of r (dlq-id, retry-group,
-// retry-attempt) against the entry they name: one with that ID, on r's
-// topic, for r's event and value, of the group they name, sent as that
-// attempt. Other groups skip such a retry; the named group lets it change
-// the entry only while that attempt is outstanding (claim.outstanding).
-// Anything else, such as headers that some writer to the topic set itself,
-// leaves the record an ordinary event that changes no entry. topic is the
-// topic the retry is for: r's own, or the one a plugin's retry topic
-// stands for. For a reader of another group than the retry's, whether the
-// attempt is outstanding does not matter (it skips the retry either way)
-// and is not looked up.
-//
-// With a signing key the record carries the entry and its signature
-// (dlq_signing.go). Without one it carries where the entry version it was
-// sent as lies (dlq-position): the subscriber reads that record, and the
-// ones after it for a newer version, from the entry's dlq.* topic, whose
-// name it derives itself: nobody but the writers of that topic can place
-// an entry there.
-func (q *DeadLetterQueue) verifyRetry(ctx context.Context, r *kgo.Record, topic, readerGroup string) (retryClaim, bool) {
-	id, hasID := wire.HeaderValue(r.Headers, HeaderDLQID)
-	group, hasGroup := wire.HeaderValue(r.Headers, HeaderRetryGroup)
-	a, hasAttempt := wire.HeaderValue(r.Headers, HeaderRetryAttempt)
-	attempt, err := strconv.Atoi(string(a))
-	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 {
-		return retryClaim{}, false
-	}
-	if len(q.cfg.SigningKey) > 0 {
-		return q.verifySigned(r, topic, id, group, attempt)
-	}
-	pos, _ := wire.HeaderValue(r.Headers, HeaderDLQPosition)
-	ps, os, ok := strings.Cut(string(pos), ":")
-	partition, perr := strconv.ParseInt(ps, 10, 32)
-	offset, oerr := strconv.ParseInt(os, 10, 64)
-	if !ok || perr != nil || oerr != nil || partition < 0 || offset < 0 {
-		return retryClaim{}, false
-	}
-	reader, err := q.recordReader()
-	if err != nil {
-		return retryClaim{}, false
-	}
-	dlqTopic := dlqTopicFor(string(group), topic)
-	got, err := reader.Read(ctx, dlqTopic, int32(partition), []int64{offset})
-	rec := got[offset]
-	if err != nil || rec == nil || string(rec.Key) != string(id) || rec.Value == nil {
-		return retryClaim{}, false
-	}
-	var e FailedEvent
-	if json.Unmarshal(rec.Value, &e) != nil || e.ID != string(id) || e.Origin != "" || e.OriginalTopic != topic ||
-		retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic || e.ConsumerGroup != string(group) ||
-		e.EventID != eventIDOf(r) || e.RetryCount != attempt || e.Status != StatusRetrying || !bytes.Equal(retryValue(e), r.Value) {
-		return retryClaim{}, false
-	}
-	if e.ConsumerGroup != readerGroup {
-		return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt}, true
-	}
-	at := &dlqindex.Position{Topic: dlqTopic, Partition: int32(partition), Offset: offset}
-	claim := retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, entry: &e, at: at}
-	claim.outstanding = q.awaits(ctx, &claim)
-	return claim, true
-}
-
-// newest returns the newest record of entry id after position from on its
-// partition (nil when there is none), and whether the read reached the
-// partition's end (within maxOutstandingScan).
-func (q *DeadLetterQueue) newest(ctx context.Context, id string, from dlqindex.Position, until int64) (*kgo.Record, bool) {
-	reader, err := q.recordReader()
-	if err != nil {
-		return nil, false
-	}
-	var last *kgo.Record
-	complete, err := reader.Scan(ctx, from.Topic, from.Partition, from.Offset+1, maxOutstandingScan, func(r *kgo.Record) bool {
-		if until >= 0 && r.Offset >= until {
-			return false
-		}
-		if string(r.Key) == id {
-			last = r
-		}
-		return true
-	})
-	return last, err == nil && (complete || until >= 0)
-}
-
-// awaits reports whether the claim's entry still waits for its attempt:
-// its newest version is a retrying one of that attempt (the version the
-// retry was sent as, or a copy of it). A retry already answered, retried
-// again, deleted, or replayed by another writer awaits nothing.
-func (q *DeadLetterQueue) awaits(ctx context.Context, claim *retryClaim) bool {
-	if claim.at == nil {
-		return true // a signed retry: checked by its signature alone
-	}
-	last, complete := q.newest(ctx, claim.id, *claim.at, -1)
-	if !complete {
-		return false
-	}
-	if last == nil {
-		claim.seen = claim.at.Offset
-		return true
-	}
-	claim.seen = last.Offset
-	var e FailedEvent
-	if last.Value == nil || json.Unmarshal(last.Value, &e) != nil {
-		return false
-	}
-	return e.ID == claim.id && e.Status == StatusRetrying && e.RetryCount == claim.attempt
-}
-
-// stillOutstanding checks, just before a retry's outcome is written, that
-// its entry has not moved on while the handler ran (another retry sent,
-// the entry deleted): the outcome of a superseded retry is dropped, since
-// writing it would erase the newer version.
-func (q *DeadLetterQueue) stillOutstanding(ctx context.Context, claim *retryClaim) bool {
-	if q.awaits(ctx, claim) {
-		return true
-	}
-	q.logger.Warn("eventbus: a retry's entry moved on while the retry was handled; its outcome is left to the newer attempt",
-		"dlq_id", claim.id, "attempt", claim.attempt)
-	return false
-}
-
-// writeOutcome writes a retry's outcome, e. Another writer (an operator's
-// retry, say) may have written the entry between the check that the retry
-// is still outstanding and this write, which then erased that version: it
-// is written again, after ours, so that the newer attempt stands.
-func (q *DeadLetterQueue) writeOutcome(ctx context.Context, claim *retryClaim, e *FailedEvent) error {
-	if q.testHookBeforeOutcome != nil {
-		q.testHookBeforeOutcome()
-	}
-	written, err := q.write(ctx, e, false)
-	if err != nil || claim.at == nil {
-		return err
-	}
-	from := *claim.at
-	from.Offset = claim.seen
-	between, _ := q.newest(ctx, claim.id, from, written.Offset)
-	if between == nil {
-		return nil
-	}
-	q.logger.Warn("eventbus: a retry's outcome crossed a newer write of its entry; the newer version is written again",
-		"dlq_id", claim.id, "attempt", claim.attempt)
-	again := &kgo.Record{Topic: between.Topic, Key: between.Key, Value: between.Value}
-	return q.produceEntryRecord(ctx, again, claim.id)
-}
-
-// recordFailure stores that group failed r: the next step of the entry a
-// verified retry (claim non-nil) came from, or else a new entry (which
-// replaces an earlier entry of the same group and event, if any).
-func (q *DeadLetterQueue) recordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *retryClaim, cause error) error {
-	var e FailedEvent
-	if claim != nil && claim.entry != nil {
-		if !q.stillOutstanding(ctx, claim) {
-			return nil
-		}
-		e = *claim.entry
-		e.RetryCount = max(e.RetryCount, claim.attempt)
-	} else {
-		e = *q.newEntry(r, group, eventID)
-	}
-	e.SchedulerGroup = q.cfg.SchedulerGroup
-	q.applyFailure(&e, cause, q.now().UTC())
-	if claim != nil && claim.entry != nil {
-		return q.writeOutcome(ctx, claim, &e)
-	}
-	_, err := q.write(ctx, &e, false)
-	return err
-}
-
-// resolve marks the entry a successful verified retry came from as
-// resolved.
-func (q *DeadLetterQueue) resolve(ctx context.Context, claim retryClaim) error {
-	if claim.entry == nil || !q.stillOutstanding(ctx, &claim) {
-		return nil
-	}
-	e := *claim.entry
-	now := q.now().UTC()
-	e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
-	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved"})
-	return q.writeOutcome(ctx, &claim, &e)
+func (h dlqHost) RetrySent(topic string, manual bool) {
+	h.b.cfg.Metrics.observeRetrySent(topic, manual)
 }

@@ -2,7 +2,7 @@
 // events on any Kafka-protocol broker (Redpanda, Apache Kafka, or the
 // embedded broker of package embedded).
 //
-// A Client connects to the brokers; a Bus publishes and subscribes on it:
+// A [Client] connects to the brokers; a [Bus] publishes and subscribes on it:
 //
 //	client, _ := eventbus.NewClient(eventbus.ClientConfig{Brokers: []string{"127.0.0.1:9092"}})
 //	_ = client.Connect(ctx)
@@ -15,64 +15,154 @@
 //	eventbus.Publish(ctx, bus, "core.user.created", UserCreated{...},
 //		eventbus.PublishMetadata{TenantID: "acme"})
 //
-// # Events and topics
+// # Events
 //
-// An Event carries its tenant (always), an optional workspace, its data and
-// metadata. Its type is its topic, named core.<domain>.<action>,
-// plugin.<pluginId>.<entity>.<action> or dlq.<topic>, lowercase, with
-// past-tense actions; see TopicRules. A Name[T] is such a name typed with
-// its data, from which the generic calls infer T (package catalog names the
-// core events so). The wire format (JSON value, key, headers) is the one of
-// the TypeScript @plexica/event-bus.
+// An [Event] always belongs to a tenant and may name one of its workspaces;
+// its type is its topic. The wire format is the one of the TypeScript
+// @plexica/event-bus, so Go and TypeScript services read each other's
+// events: the value is the event's JSON, the key is the partition key
+// ([WithPartitionKey]) or else the tenant ID, and the headers event-id,
+// event-type, tenant-id, workspace-id, correlation-id and timestamp come
+// first. A [Name] is an event name typed with its data; package catalog
+// names the core events so.
+//
+// # Topic names
+//
+// A topic has one of three forms:
+//
+//	core.<domain>.<action>                 core.user.created
+//	plugin.<pluginId>.<entity>.<action>    plugin.crm.contact.created
+//	dlq.<topic>                            dlq.core.user.created
+//
+// Segments are lowercase, [a-z][a-z0-9_]*; plugin IDs are kebab-case
+// ([ValidatePluginID]). An action is past tense: its last word (after the
+// last "_") ends in "ed", or that word or the whole action is on the
+// allow-list of the [TopicRules] in force (login, logout, request, error,
+// reset, ...; extend it with [NewTopicRules] in [ClientConfig.TopicRules]).
+// A core or plugin topic has at most 245 characters, so that its dlq. topic
+// fits Kafka's 249. A bad name fails with [ErrInvalidTopic] and a suggested
+// fix. The bus creates a missing topic on first use
+// ([TopicManager.EnsureTopic]) unless [Config.DisableTopicCreation] is set.
+//
+// # Publishing
+//
+// [Bus.Publish] returns once the broker acknowledged the event: the
+// producer is idempotent, with acks=all and no linger, and compresses with
+// Snappy by default ([Config.Compression]). A circuit breaker guards
+// publishing ([BreakerConfig]).
 //
 // # Delivery
 //
-// Publish returns once the broker acknowledged the event (idempotent
-// producer, acks=all). Subscriptions are at-least-once: an event is
-// finished when its handler returned nil or its failure was stored in the
-// dead letter queue, and a partition's offset is committed only up to its
-// first unfinished event, so a crash redelivers at most the unfinished
-// window. Events of one key (the partition key, else the tenant) are
-// handled one at a time in order and different keys concurrently, on up to
-// Delivery.MaxConcurrency handlers; fetching goes on meanwhile, and a slow
-// or stuck key holds up only itself. Delivery.MaxPending bounds what a
-// subscription holds, pausing the partitions that are behind. A group's
-// start position is committed when it first joins, so events published
-// while every member is down are delivered when one returns. Revoked
-// partitions and Shutdown wait for their handlers only up to a bound.
+// Subscriptions are at-least-once. An event is finished when its handler
+// returned nil, its failure was stored in the dead letter queue, or its
+// failure policy skipped it. Each partition's committed offset is its first
+// unfinished event; the offsets finished above it travel in the commit's
+// metadata and are not handled again. A crash so redelivers what had not
+// finished, plus what finished within the last
+// [ConsumerConfig.CommitInterval].
 //
-// # Tenants
+// [Delivery], embedded in the options of every kind of subscription, says
+// how events are handled. By default the events of one key (the partition
+// key, else the tenant) are handled one at a time in publish order, and
+// different keys concurrently. Fetching never waits for handlers: a slow or
+// stuck key holds up only itself, within the bound of
+// [Delivery.MaxPending].
 //
-// A subscription's tenant and workspace filters are read from record
-// headers before decoding, and are part of its consumer group's identity
-// (EffectiveGroupID), so no instance ever commits past an event that
-// another tenant's instance needed.
+// A new group's start position is committed when it first joins, so events
+// published while every member is down are delivered when one returns. A
+// partition revoked in a rebalance waits for its running handlers at most
+// [ConsumerConfig.RevokeTimeout], and [Bus.Shutdown] at most until its ctx
+// ends; what did not finish is not committed and comes again.
+//
+// # Tenants and consumer groups
+//
+// A subscription's tenant and workspace filters are read from the record
+// headers, before the value is decoded, and are part of its consumer
+// group's identity: the group joined is
+// <GroupID>.tenant.<TenantID>[.workspace.<WorkspaceID>]
+// ([EffectiveGroupID]). So instances that share a GroupID but filter
+// different tenants never skip and commit an event another one needed. Each
+// filtered group reads the whole topic. Filters are not a security
+// boundary; the broker's ACLs are (see Broker-enforced isolation).
+//
+// # Event context
+//
+// Every handler the bus calls gets a context that carries the event being
+// handled as its event context ([EventContextFrom]): its tenant, workspace,
+// user and correlation, with the event's ID as CausationID. What the
+// handler publishes through a [PluginClient], a [PluginHost] or
+// [WithPublish] so keeps the correlation and names the event as its cause.
+// Elsewhere, [WithEventContext] sets it.
 //
 // # Plugins
 //
-// A PluginClient is one plugin's view of the bus for one tenant: it publishes
-// only plugin.<id>.* events, subscribes to its own, another plugin's or core
-// events, and receives only its tenant's. Its consumer groups are
-// "plugin.<id>.<name>" plus the tenant filter (see PluginClient for the scheme
-// and its cost as tenants grow). A PluginHost is one plugin deployment
-// serving a changing set of tenants: one group "plugin.<id>.<name>" per
-// subscription, each event read once and handed to the handler for its
-// tenant only, tenants added and removed at run time (AddTenant,
-// RemoveTenant, FollowLifecycle). Types declare handlers with On and
-// InitializeHandlers, on a Bus, a PluginClient or a PluginHost; WithPublish publishes a function's result. The broker
-// enforces the same boundary: TopicManager.ProvisionPlugin gives each plugin
-// a SCRAM user and prefixed ACLs. The core events are typed in package
-// catalog.
+// A [PluginClient] is one plugin's view of the bus for one tenant. It
+// publishes only the plugin's own events, named without the prefix; it
+// subscribes to its own, another plugin's or core events, and receives only
+// its tenant's. A subscription of plugin P with group name N (by default
+// the subscribed topic) joins the group
 //
-// # Failures
+//	plugin.<P>.<N>.tenant.<tenant>[.workspace.<workspace>]
 //
-// A handler that returns an error or panics sends the event to the
-// DeadLetterQueue (Bus.DLQ), which retries it with backoff — only for the
-// group that failed — and keeps it, durably, in the dlq.* topics. Only a
-// process that runs the dead letter queue (DeadLetterQueue.Start; eventbus
-// serve does) keeps a view of it and sends automatic retries; one that only
-// publishes and subscribes keeps none. Handlers steer retries with
-// Permanent and RetryAfter. Publishing is guarded by a
-// circuit breaker (Config.Breaker). Every error for bad input wraps a
-// sentinel (ErrInvalidTopic, ErrTenantRequired, ...) for errors.Is.
+// Every group of a plugin starts with plugin.<P>., so the broker's ACLs can
+// grant exactly its groups. The cost grows with the number T of tenants a
+// plugin serves: T groups per subscription, each reading the whole topic.
+//
+// A [PluginHost] is one plugin deployment serving a changing set of
+// tenants. Each of its subscriptions is one group, plugin.<P>.<N>, for all
+// of them: it reads each event once, calls the handler for the tenants the
+// host serves, and skips and commits the others. Tenants run concurrently
+// (events are in order per key, the tenant unless the publisher gave a
+// partition key), so a slow or failing one holds up only itself. Tenants
+// are added and removed at run time without a rebalance
+// ([PluginHost.AddTenant], [PluginHost.FollowLifecycle]).
+//
+// Use a PluginHost when one deployment serves many tenants (hundreds or
+// thousands). Keep a PluginClient per tenant when each tenant needs a group
+// of its own (its own offsets and lag, a replay from its install, workspace
+// filters, instances pinned to one tenant) and the tenants stay in the
+// tens. [PluginHost.Client] is a tenant's PluginClient.
+//
+// A type declares its handlers with [On]; [InitializeHandlers] subscribes
+// them on a Bus, a PluginClient or a PluginHost. [WithPublish] wraps a
+// function so that its result is published.
+//
+// # Broker-enforced isolation
+//
+// The client-side checks keep honest plugins in their lane; the broker
+// stops the others. [TopicManager.ProvisionPlugin] gives a plugin a SCRAM
+// user and ACLs on its own topics and groups, its dead-letter topics and
+// the topics it may read. A plugin's failures on a core or another plugin's
+// topic are kept under its own prefix ([DLQTopicFor]) and retried through
+// plugin.<id>.retry.<topic>, so it dead-letters and retries on its own
+// credentials. A plugin that runs a Bus on its own credentials sets
+// [DLQConfig.SchedulerGroup] to plugin.<id>.dlq-scheduler and has an
+// operator create the core topics it reads ([Config.DisableTopicCreation]).
+//
+// # Failures and the dead letter queue
+//
+// A handler fails when it returns an error or panics; a record that is not
+// an event fails too ([ReasonMalformed]). [Delivery.OnFailure] says what
+// follows: [DeadLetter] (the default), [RetryInPlace] or [Skip].
+//
+// With DeadLetter the failure is stored as a [FailedEvent] in a dlq.*
+// topic and retried automatically with backoff, at most
+// [DLQConfig.MaxRetries] times. A handler returns [Permanent] to skip the
+// retries or [RetryAfter] to pick the delay; a malformed record is only
+// retried by hand. A retry goes to the group that failed and no other.
+//
+// The dlq.* topics are the source of truth. Only a process that runs the
+// [DeadLetterQueue] ([DeadLetterQueue.Start], or any DLQ call; eventbus
+// serve does) keeps a view of them and, as a member of
+// [DLQConfig.SchedulerGroup], sends automatic retries. At least one such
+// process must run, or failed events wait for one. A process that only
+// publishes and subscribes keeps no view: it writes its failures and checks
+// each retry it receives from the record the retry names, or from its
+// signature ([DLQConfig.SigningKey]).
+//
+// # Errors
+//
+// Bad input fails before anything is sent, with an error that wraps one of
+// the sentinel errors ([ErrInvalidTopic], [ErrTenantRequired], ...) for
+// [errors.Is] and says what to change.
 package eventbus

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/names"
 )
 
@@ -22,8 +23,9 @@ var (
 	// ErrInvalidPluginID: a plugin ID is not kebab-case ([a-z0-9]+(-[a-z0-9]+)*).
 	ErrInvalidPluginID = names.ErrInvalidPluginID
 
-	// ErrTenantRequired: an event was published, or a plugin client built,
-	// without a tenant ID. Every event belongs to a tenant. Nothing was sent.
+	// ErrTenantRequired: an event was published without a tenant ID, or a
+	// plugin client or host was given an empty tenant. Every event belongs
+	// to a tenant. Nothing was sent.
 	ErrTenantRequired = errors.New("tenant ID required")
 
 	// ErrEventTooLarge: an encoded event (value, key and headers) exceeds
@@ -58,8 +60,10 @@ var (
 	// ErrNotConnected: the client has not connected (call Connect) or was closed.
 	ErrNotConnected = errors.New("client not connected")
 
-	// ErrBrokerUnavailable: no broker answered in time. The message names
-	// the brokers that were tried.
+	// ErrBrokerUnavailable: no broker answered in time (the message names
+	// the brokers that were tried), or the brokers did not acknowledge a
+	// publish within Config.DeliveryTimeout. A caller's own expired context
+	// stays context.DeadlineExceeded.
 	ErrBrokerUnavailable = errors.New("broker unavailable")
 
 	// ErrAuthenticationFailed: a broker rejected the SASL credentials of
@@ -79,10 +83,10 @@ var (
 	// conflicts with another. Returned by constructors.
 	ErrInvalidConfig = errors.New("invalid configuration")
 
-	// ErrPluginScope: a PluginClient was asked to step outside its plugin or
-	// its tenant — publish a core.*, dlq.* or another plugin's event, or act
-	// for another tenant or workspace than the one it is bound to. Nothing
-	// was sent. The message says what to do instead.
+	// ErrPluginScope: a PluginClient or PluginHost was asked to step
+	// outside its plugin or its tenants — publish a core.*, dlq.* or
+	// another plugin's event, or act for a tenant or workspace it does not
+	// serve. Nothing was sent. The message says what to do instead.
 	ErrPluginScope = errors.New("outside the plugin's scope")
 
 	// ErrResultNotPublished: a function wrapped by WithPublish succeeded —
@@ -93,28 +97,27 @@ var (
 	ErrResultNotPublished = errors.New("result not published")
 
 	// ErrFailedEventNotFound: no dead-letter entry has that ID.
-	ErrFailedEventNotFound = errors.New("failed event not found")
+	ErrFailedEventNotFound = dlq.ErrNotFound
 
 	// ErrRetryNotAllowed: an automatic retry was asked for an entry whose
 	// status does not allow one (resolved, or out of retries), or for an
 	// entry the TypeScript package wrote. A manual retry works in any
 	// status.
-	ErrRetryNotAllowed = errors.New("retry not allowed in this state")
+	ErrRetryNotAllowed = dlq.ErrRetryNotAllowed
 )
 
-// ConnectError is what Client.Connect returns when retrying cannot help: a
-// broker rejected the credentials (Reason ErrAuthenticationFailed), the TLS
-// handshake failed (ErrTLSHandshake), or the brokers closed every
-// connection at once, which usually means TLS or SASL is missing
-// (ErrBrokerUnavailable). It wraps both Reason and Err:
+// ConnectError is what Client.Connect returns when retrying cannot help.
+// It wraps both Reason and Err:
 //
 //	var ua x509.UnknownAuthorityError
 //	if errors.Is(err, eventbus.ErrTLSHandshake) && errors.As(err, &ua) { ... }
 type ConnectError struct {
 	// Broker is the address, "host:port", of the broker that failed.
 	Broker string
-	// Reason is ErrAuthenticationFailed, ErrTLSHandshake or
-	// ErrBrokerUnavailable.
+	// Reason is ErrAuthenticationFailed (the broker rejected the
+	// credentials), ErrTLSHandshake, or ErrBrokerUnavailable (the brokers
+	// closed every connection at once, which usually means TLS or SASL is
+	// missing).
 	Reason error
 	// Err is the cause: a kerr error (kerr.SaslAuthenticationFailed), the
 	// connection closed during authentication (io.EOF), a crypto/tls or

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexica/eventbus/internal/backoff"
+	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -25,15 +26,15 @@ import (
 // when retries give up and the record is left unfinished.
 func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record) bool {
 	b := s.bus
-	var claim *retryClaim
+	var claim *dlq.Claim
 	superseded := false
-	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (dlq_topics.go)
+	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (internal/dlq/topics.go)
 	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
-		c, ok := b.dlq.verifyRetry(stopping, r, s.topic, s.groupID)
+		c, ok := b.dlq.q.VerifyRetry(stopping, r, s.topic, s.groupID)
 		switch {
-		case ok && c.group != s.groupID:
+		case ok && c.Group != s.groupID:
 			return true // a retry for another group: never ours to see
-		case ok && c.outstanding:
+		case ok && c.Outstanding:
 			claim = &c
 		case ok:
 			// Our retry, but its entry has moved on since (answered,
@@ -59,9 +60,9 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
 		endSpan(span, cause)
 		if s.onFailure == Skip {
-			return s.skip(r, eventIDOf(r), cause)
+			return s.skip(r, wire.EventIDOf(r), cause)
 		}
-		return s.recordFailure(ctx, stopping, r, eventIDOf(r), claim, superseded, cause)
+		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, superseded, cause)
 	}
 	if !scope.Known && !matchesFilter(env, s) {
 		endSpan(span, nil)
@@ -87,18 +88,9 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		}
 	}
 	if claim != nil {
-		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.resolve(ctx, *claim) })
+		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.q.Resolve(ctx, *claim) })
 	}
 	return true
-}
-
-// eventIDOf names the event of a record that may not decode: its event-id
-// header, else its position.
-func eventIDOf(r *kgo.Record) string {
-	if id, ok := wire.HeaderValue(r.Headers, wire.HeaderEventID); ok && len(id) > 0 {
-		return string(id)
-	}
-	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
 }
 
 func matchesFilter(env wire.Envelope, s *subscription) bool {
@@ -145,7 +137,7 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 // record may be committed once the broker acknowledged that. The failure of
 // a superseded retry is only logged: the entry it came from has a newer
 // attempt (or was resolved or deleted), which a fresh entry would erase.
-func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *retryClaim, superseded bool, cause error) bool {
+func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *dlq.Claim, superseded bool, cause error) bool {
 	if superseded {
 		s.bus.logger.Warn("eventbus: handler failed on a superseded retry; its dead-letter entry has a newer attempt and is left as it is",
 			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
@@ -154,7 +146,8 @@ func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.R
 	s.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
 		"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
 	stored := s.untilStored(spanCtx, stopping, r, func(ctx context.Context) error {
-		return s.bus.dlq.recordFailure(ctx, r, s.groupID, eventID, claim, cause)
+		_, err := s.bus.dlq.q.RecordFailure(ctx, r, s.groupID, eventID, claim, failureOf(cause))
+		return err
 	})
 	if stored {
 		s.bus.cfg.Metrics.observeDeadLettered(r.Topic, s.groupLabel)

@@ -14,18 +14,17 @@ import (
 type HandlerSpec struct {
 	// EventName is the event to handle. On a Bus it is the topic
 	// ("core.user.created", "plugin.crm.deal.updated"). On a PluginClient
-	// or a PluginHost it
-	// is the plugin's own event ("deal.updated"), another plugin's event
-	// with PluginID, or a core event: a name starting with "core." is always
-	// the core event.
+	// or a PluginHost it is the plugin's own event ("deal.updated"),
+	// another plugin's event with PluginID, or a core event: a name
+	// starting with "core." is always the core event.
 	EventName string
 	// Handler is called for each event; On builds it from a typed function.
-	// The handler's context carries the event (see EventContextFrom).
 	Handler Handler
-	// GroupID is the consumer group (on a PluginClient, the group name in
-	// the plugin's namespace; see PluginSubscribeOptions.GroupID). Handlers
-	// with the same GroupID share one group. Default: as Bus.Subscribe or
-	// PluginClient.Subscribe default it.
+	// GroupID is the consumer group (on a PluginClient or a PluginHost,
+	// the group name in the plugin's namespace; see
+	// PluginSubscribeOptions.GroupID). Handlers with the same GroupID share
+	// one group. Default: as the Subscribe method of the target defaults
+	// it.
 	GroupID string
 	// CoreEvent says EventName is a core event; names starting with
 	// "core." are anyway.
@@ -94,7 +93,9 @@ func WithDelivery(d Delivery) HandlerOption { return func(s *HandlerSpec) { s.De
 //	}
 //
 // An event whose data does not decode into T is a handler failure (it goes
-// to the dead letter queue).
+// to the dead letter queue). The handler On builds sets the event context
+// itself (see EventContextFrom), so it carries the event even when called
+// directly, as in a test.
 func On[T any](name Name[T], fn func(context.Context, Event[T]) error, opts ...HandlerOption) HandlerSpec {
 	spec := HandlerSpec{EventName: string(name)}
 	if fn != nil {

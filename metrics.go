@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plexica/eventbus/internal/dlq"
 )
 
 // Metrics are the bus's Prometheus series. Labels are bounded on purpose:
@@ -101,8 +103,8 @@ func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, float64(b.breaker.state()))
 	counts := b.dlq.countByStatus()
-	for _, s := range allStatuses {
-		ch <- prometheus.MustNewConstMetric(dlqEntriesDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
+	for _, s := range dlq.Statuses {
+		ch <- prometheus.MustNewConstMetric(dlqEntriesDesc, prometheus.GaugeValue, float64(counts[FailedEventStatus(s)]), string(s))
 	}
 	for key, lag := range b.consumerLag() {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), key.group, key.topic)

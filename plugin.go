@@ -23,49 +23,11 @@ type PluginScope struct {
 }
 
 // PluginClient is the event API of one plugin running for one tenant (the
-// TypeScript PluginEventClient). It is safe for concurrent use; build one
-// per plugin and tenant with NewPluginClient, on a shared Bus.
-//
-// # Scope
-//
-// Publish("contact.created", ...) on the "crm" plugin's client publishes
-// plugin.crm.contact.created, stamped with the client's tenant (and
-// workspace) and with the plugin ID as Metadata.Source. The client never
-// publishes a core.*, dlq.* or another plugin's topic: those names fail
-// with ErrPluginScope. Subscribe reaches the plugin's own events, another
-// plugin's (PluginSubscribeOptions.PluginID) or core events
-// (PluginSubscribeOptions.CoreEvent), and always delivers only the client's
-// tenant's events (and workspace's, when set). These checks keep honest
-// plugins in their lane; the security boundary against dishonest ones is
-// the broker (see TopicManager.ProvisionPlugin).
-//
-// # Consumer groups
-//
-// A subscription of plugin P with group name N joins the consumer group
-//
-//	plugin.<P>.<N>.tenant.<tenant>[.workspace.<workspace>]
-//
-// N is PluginSubscribeOptions.GroupID, or by default the subscribed topic:
-// "plugin.crm.contact.created" for crm's own contact.created (the prefix is
-// not repeated), "plugin.crm.core.user.created" for a core event,
-// "plugin.sample-analytics.plugin.crm.contact.created" for another plugin's
-// event. Two properties follow:
-//
-//   - every group of a plugin starts with "plugin.<P>.", so the broker ACLs
-//     of TopicManager.ProvisionPlugin grant exactly the plugin's groups;
-//   - the tenant (and workspace) filter is part of the group's identity, so
-//     the plugin's instances for different tenants — in one process or in
-//     many — are different groups: none of them ever skips and commits an
-//     event another tenant's instance needed, and instances for the same
-//     tenant share the work.
-//
-// The cost grows with the number of tenants T a plugin serves: each
-// subscription is T consumer groups (in this library, T consumer clients
-// and T sets of committed offsets), and each of them reads the whole topic
-// and skips the other tenants' events by header, without decoding them —
-// T-fold read amplification of the topic's traffic. For tens of tenants per
-// plugin this is cheap; for a deployment serving many tenants use a
-// PluginHost: one group per subscription, each event read once.
+// TypeScript PluginEventClient): it publishes the plugin's own events for
+// its tenant and receives only that tenant's events. Its consumer groups,
+// their cost, and when a PluginHost fits better: see Plugins in the
+// package documentation. It is safe for concurrent use; build one per
+// plugin and tenant with NewPluginClient, on a shared Bus.
 type PluginClient struct {
 	bus *Bus
 	pc  PluginScope
@@ -149,12 +111,11 @@ func (p *PluginClient) scopeError(name string) error {
 // broker acknowledged it.
 //
 // The event carries the client's tenant and workspace, and the plugin ID as
-// Metadata.Source. UserID, CorrelationID, CausationID and Version come from
-// the event context of ctx (WithEventContext), which handlers subscribed
-// through this package set to the event being handled: an event published
-// while handling another continues its correlation and names it as cause.
-// A context whose tenant (or workspace) differs from the client's fails with
-// ErrPluginScope; so does a core.*, dlq.* or another plugin's event name.
+// Metadata.Source. UserID, CorrelationID, CausationID and Version, and the
+// workspace when the client has none, come from the event context of ctx
+// (see Event context in the package documentation). A context whose tenant
+// (or workspace) differs from the client's fails with ErrPluginScope; so
+// does a core.*, dlq.* or another plugin's event name.
 func (p *PluginClient) Publish(ctx context.Context, eventName string, data any, opts ...PublishOption) (string, error) {
 	bus, topic, meta, err := p.resolvePublish(ctx, eventName)
 	if err != nil {
@@ -209,9 +170,9 @@ func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
 	}, nil
 }
 
-// PluginSubscribeOptions say which events a PluginClient subscription
-// receives and which consumer group it joins. The zero value subscribes to
-// the plugin's own event, in the default group, from now on.
+// PluginSubscribeOptions say which events a PluginClient or PluginHost
+// subscription receives and which consumer group it joins. The zero value
+// subscribes to the plugin's own event, in the default group, from now on.
 type PluginSubscribeOptions struct {
 	// PluginID subscribes to another plugin's event: with PluginID "crm",
 	// "contact.created" is plugin.crm.contact.created. Default: the client's
@@ -222,11 +183,15 @@ type PluginSubscribeOptions struct {
 	CoreEvent bool
 	// WorkspaceID delivers only this workspace's events. Default: the
 	// client's workspace, if any; a different one fails with ErrPluginScope.
+	// A PluginHost does not take it (ErrInvalidConfig).
 	WorkspaceID string
-	// GroupID names the consumer group within the plugin's namespace: the
-	// group joined is "plugin.<id>.<GroupID>" plus the tenant filter (see
-	// PluginClient). Subscriptions with the same GroupID share one group, so
-	// two topics may share it. Default: the subscribed topic.
+	// GroupID names the consumer group within the plugin's namespace:
+	// "plugin.<id>.<GroupID>", plus the tenant filter on a PluginClient.
+	// Subscriptions with the same GroupID share one group, so two topics
+	// may share it. Default: the subscribed topic, so crm's group for
+	// core.user.created is "plugin.crm.core.user.created", and for its own
+	// contact.created "plugin.crm.contact.created" (the prefix is not
+	// repeated).
 	GroupID string
 	// Delivery: start position, ordering, concurrency, failure policy, as
 	// in SubscribeOptions.
@@ -234,16 +199,13 @@ type PluginSubscribeOptions struct {
 }
 
 // Subscribe calls handler for each event eventName of the client's tenant
-// (and workspace, when set on the client or the options), with the delivery
-// guarantees of Bus.Subscribe: at-least-once, in order per key (the tenant,
-// unless a partition key was given; see Delivery), returning once the
-// group has joined.
-//
-// eventName is one of the plugin's own events ("deal.updated"), another
-// plugin's event with opts.PluginID, or, with opts.CoreEvent, a full core
-// event name ("core.user.created"). The handler's context carries the event
-// (see EventContextFrom), so what it publishes continues the event's
-// correlation.
+// (and workspace, when set on the client or the options), as Bus.Subscribe
+// does, in the group PluginSubscribeOptions.GroupID names. eventName is one
+// of the plugin's own events ("deal.updated"), another plugin's event with
+// opts.PluginID, or, with opts.CoreEvent, a full core event name
+// ("core.user.created"). A name of the wrong kind fails with
+// ErrInvalidTopic; a workspace other than the client's, with
+// ErrPluginScope.
 func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler Handler, opts PluginSubscribeOptions) (string, error) {
 	topic, err := p.subscribeTopic(eventName, opts)
 	if err != nil {

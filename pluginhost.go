@@ -26,60 +26,15 @@ type PluginHostConfig struct {
 }
 
 // PluginHost is the event API of one plugin deployment serving a changing
-// set of tenants: the many-tenant counterpart of PluginClient. It is safe
-// for concurrent use; build one per plugin and process with NewPluginHost.
-//
-// # One group per subscription
-//
-// A subscription of plugin P with group name N joins the single consumer
-// group
-//
-//	plugin.<P>.<N>
-//
-// (no tenant suffix; N defaults to the subscribed topic, as on a
-// PluginClient) for the whole deployment, whatever the number of tenants.
-// The group reads each event once and calls the handler only for events of
-// tenants the host serves; the others are skipped by header, without
-// decoding, and committed — they are not the plugin's to handle. The group
-// name starts with "plugin.<P>.", so the broker ACLs of
-// TopicManager.ProvisionPlugin are the same as for PluginClient.
-//
-// Every process running the deployment should build its host with the
-// same PluginID, subscriptions and tenant set (they share each group's
-// partitions): a process that does not serve a tenant skips and commits
-// that tenant's events on its partitions. FollowLifecycle keeps every
-// process's set in step with the platform.
-//
-// # Order, concurrency, isolation
-//
-// Events are handled in order per record key — the tenant, unless the
-// publisher gave a partition key (see Delivery) — so each tenant's events
-// are handled in the order they were published, and different tenants
-// concurrently up to Delivery.MaxConcurrency. A slow or failing tenant
-// holds up only its own events. A handler is called with events of served
-// tenants only, each with its TenantID; its context carries the event (see
-// EventContextFrom), so PluginHost.Publish, a function wrapped by
-// WithPublish(host, ...) and the tenant's Client act for that tenant.
-// Failures go to the dead letter queue under the host's group; the retry
-// comes back through the same group and reaches the handler for the
-// failed event's tenant only.
-//
-// # Tenants come and go
-//
-// AddTenant and RemoveTenant change the set at run time without a
-// rebalance: the filter is applied when an event is handled. After
-// AddTenant returns, every event of the tenant the host handles is
-// delivered: all events published from then on, and those of its events
-// still waiting in the group's backlog; events of the tenant handled
-// before (skipped and committed) are not delivered again. After
-// RemoveTenant returns, no handler starts for the tenant's events (calls
-// already running finish); the other tenants lose nothing.
-//
-// Pick a PluginHost when one deployment serves many tenants (hundreds or
-// thousands): one group and one read of the topic per subscription. Pick a
-// PluginClient per tenant when each tenant needs its own group: its own
-// committed offsets, lag, replay from its install, or instances pinned to
-// one tenant.
+// set of tenants, the many-tenant counterpart of PluginClient: each of its
+// subscriptions is one consumer group, "plugin.<id>.<name>", for all the
+// tenants it serves (see Plugins in the package documentation). Every
+// process of the deployment should build its host with the same plugin ID,
+// subscriptions and tenants, since they share each group's partitions: a
+// process skips and commits the events of a tenant it does not serve.
+// FollowLifecycle keeps every process's tenants in step with the platform.
+// It is safe for concurrent use; build one per plugin and process with
+// NewPluginHost.
 type PluginHost struct {
 	bus   *Bus
 	proto *PluginClient // the plugin's names (topics, groups); no tenant
@@ -122,9 +77,12 @@ func (h *PluginHost) PluginID() string { return h.proto.pc.PluginID }
 // Bus returns the bus the host runs on.
 func (h *PluginHost) Bus() *Bus { return h.bus }
 
-// AddTenant starts serving tenantID: see PluginHost for which of its events
-// are delivered. Adding a served tenant is a no-op. An empty tenant fails
-// with ErrTenantRequired.
+// AddTenant starts serving tenantID, without a rebalance. After it
+// returns, every event of the tenant that the host handles is delivered:
+// all published from then on, and those still waiting in a group's
+// backlog. Events of the tenant skipped before are not delivered again.
+// Adding a served tenant is a no-op. An empty tenant fails with
+// ErrTenantRequired.
 func (h *PluginHost) AddTenant(tenantID string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -147,9 +105,10 @@ func (h *PluginHost) addLocked(tenantID string) error {
 	return nil
 }
 
-// RemoveTenant stops serving tenantID and reports whether it was served.
-// No handler starts for its events after it returns; calls already running
-// finish. Its events are skipped and committed from then on.
+// RemoveTenant stops serving tenantID, without a rebalance, and reports
+// whether it was served. No handler starts for its events after it
+// returns; calls already running finish. Its events are skipped and
+// committed from then on; the other tenants lose nothing.
 func (h *PluginHost) RemoveTenant(tenantID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -235,11 +194,9 @@ func (h *PluginHost) resolvePublish(ctx context.Context, eventName string) (*Bus
 }
 
 // Subscribe calls handler for each event eventName of every tenant the
-// host serves, in one consumer group for all of them (see PluginHost),
-// with the delivery guarantees of Bus.Subscribe, returning once the group
-// has joined. eventName resolves as on PluginClient.Subscribe: the
-// plugin's own event, another plugin's with opts.PluginID, or a core event
-// with opts.CoreEvent. opts.WorkspaceID is not supported (a host serves
+// host serves, as Bus.Subscribe does, in one consumer group for all of
+// them (see GroupID). eventName resolves as on
+// PluginClient.Subscribe. opts.WorkspaceID is not supported (a host serves
 // whole tenants; filter workspaces in the handler, or use a PluginClient)
 // and fails with ErrInvalidConfig.
 func (h *PluginHost) Subscribe(ctx context.Context, eventName string, handler Handler, opts PluginSubscribeOptions) (string, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -143,13 +144,10 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 	return nil
 }
 
-// Publish publishes data of the type its name carries; see Bus.Publish. A
-// name of another payload type does not compile:
+// Publish publishes data of the type its name carries (see Name); see
+// Bus.Publish.
 //
 //	eventbus.Publish(ctx, bus, catalog.UserCreated, catalog.UserCreatedData{...}, meta)
-//
-// A string constant serves as a name of data's type; a name held in a
-// string variable goes to Bus.Publish.
 func Publish[T any](ctx context.Context, b *Bus, name Name[T], data T, meta PublishMetadata, opts ...PublishOption) (string, error) {
 	return b.Publish(ctx, string(name), data, meta, opts...)
 }
@@ -455,7 +453,7 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 			ErrInvalidEvent, eventType, env.Timestamp.UTC().Format(time.RFC3339))
 	}
 	for _, h := range o.headers {
-		if isDLQHeader(h.Key) {
+		if dlq.IsRetryHeader(h.Key) {
 			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
 				ErrInvalidEvent, h.Key)
 		}

@@ -8,27 +8,22 @@ import (
 
 type eventContextKey struct{}
 
-// WithEventContext returns a context that carries the metadata of the
-// events published with it: its tenant, workspace, user and correlation.
-// Publishers that take their metadata from the context read it — a
-// PluginClient's Publish (for user and correlation; the client fixes the
-// tenant) and functions wrapped by WithPublish. It replaces any event
-// context ctx already had.
+// WithEventContext returns a context that carries meta as its event
+// context (see Event context in the package documentation), replacing any
+// it had. PluginClient.Publish, PluginHost.Publish and functions wrapped by
+// WithPublish read it: the tenant (which a PluginClient only checks
+// against its own), the workspace, the user, and the correlation and
+// causation IDs. Bus.Publish does not.
 //
 //	ctx = eventbus.WithEventContext(ctx, eventbus.PublishMetadata{
 //		TenantID: "acme", UserID: "u-7", CorrelationID: requestID,
 //	})
-//
-// Every handler the bus calls gets a context whose event context is the
-// event being handled (its tenant, workspace, user and correlation, with
-// the event's ID as CausationID), as does a HandlerSpec.Handler built by On
-// when called directly.
 func WithEventContext(ctx context.Context, meta PublishMetadata) context.Context {
 	return context.WithValue(ctx, eventContextKey{}, meta)
 }
 
-// EventContextFrom returns the event context of ctx (see WithEventContext)
-// and whether it had one.
+// EventContextFrom returns the event context of ctx and whether it had
+// one. In a handler it is the event being handled.
 func EventContextFrom(ctx context.Context) (PublishMetadata, bool) {
 	m, ok := ctx.Value(eventContextKey{}).(PublishMetadata)
 	return m, ok
@@ -48,10 +43,9 @@ func withIncomingEvent(ctx context.Context, ev RawEvent) context.Context {
 }
 
 // Publisher is where WithPublish publishes: a *Bus, a *PluginClient or a
-// *PluginHost (which publishes for the tenant of the context).
-// Event names resolve as on each: a full topic name on a Bus
-// ("core.user.created"), the plugin's own event name on a PluginClient
-// ("contact.created").
+// *PluginHost. Event names resolve as on each: a full topic name on a Bus
+// ("core.user.created"), the plugin's own event name on a PluginClient or
+// a PluginHost ("contact.created").
 type Publisher interface {
 	// resolvePublish checks eventName and the event context of ctx before
 	// anything runs, and returns the bus, topic and metadata to publish
@@ -88,9 +82,10 @@ func (b *Bus) resolvePublish(ctx context.Context, eventName string) (*Bus, strin
 //	out, err := createContact(ctx, NewContact{Name: "Ada"})
 //
 // On a PluginClient the event is the plugin's own (plugin.<id>.<eventName>)
-// with the client's tenant; on a Bus eventName is the topic and the tenant
-// comes from the context (WithEventContext). User and correlation come from
-// the context in both cases.
+// with the client's tenant; on a PluginHost it is the plugin's own, for
+// the tenant of the context, which the host must serve; on a Bus eventName
+// is the topic and the tenant comes from the context (WithEventContext).
+// User and correlation come from the context in every case.
 //
 // Before fn runs, the name and the tenant are checked: if they are wrong,
 // fn is not called and the error says why. If fn fails, nothing is

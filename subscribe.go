@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/plexica/eventbus/internal/dlq"
 )
 
 // Handler handles one event. Returning nil means the event is done and its
@@ -31,11 +33,8 @@ type Delivery struct {
 	// FromBeginning makes a group that has no committed offsets on this
 	// topic start at the oldest retained event; otherwise it starts
 	// exactly after the events published before Subscribe was called.
-	// Either way the start is committed when the group first joins, so
-	// events published while every member is down are delivered when one
-	// comes back. (Where committed offsets fell out of retention,
-	// consuming resumes at the oldest retained event: nothing retained is
-	// skipped.)
+	// Where committed offsets fell out of retention, consuming resumes at
+	// the oldest retained event.
 	FromBeginning bool
 	// OnFailure decides what happens to an event whose handler failed (or
 	// a record that is not an event). Default DeadLetter.
@@ -52,8 +51,7 @@ type Delivery struct {
 	MaxConcurrency int
 	// MaxPending caps the events the subscription holds between fetch and
 	// commit in this process: waiting for their key or a free handler,
-	// running, or finished behind an unfinished event of their partition
-	// (an offset is committed only when everything before it is finished).
+	// running, or finished behind an unfinished event of their partition.
 	// When it is reached, fetching pauses for the partitions that hold
 	// some, and resumes as they drain, so memory stays bounded and a crash
 	// redelivers at most this many. An event that stays unfinished (a
@@ -69,8 +67,7 @@ type Ordering int
 const (
 	// OrderPerKey, the default, handles the events of one record key (the
 	// partition key, else the tenant ID) one at a time in the order they
-	// were published, and events of different keys concurrently. One slow
-	// or failing key holds up only itself.
+	// were published, and events of different keys concurrently.
 	OrderPerKey Ordering = iota
 	// OrderPerPartition handles each partition's events one at a time in
 	// offset order, partitions concurrently: the order of the whole topic
@@ -100,12 +97,9 @@ type SubscribeOptions struct {
 	// same filter) share the work; different groups each get every event.
 	// Default "<ClientID>.<eventType>".
 	GroupID string
-	// TenantID, when set, delivers only that tenant's events.
-	//
-	// The filter is part of the group's identity: the group actually joined
-	// is "<GroupID>.tenant.<TenantID>" (see EffectiveGroupID), so instances
-	// that share a GroupID but filter different tenants never skip and
-	// commit an event another instance needed.
+	// TenantID, when set, delivers only that tenant's events. The filter
+	// is part of the group's identity: the group joined is
+	// "<GroupID>.tenant.<TenantID>" (see EffectiveGroupID).
 	TenantID string
 	// WorkspaceID, when set, delivers only that workspace's events; it needs
 	// TenantID. It too is part of the group's identity.
@@ -182,16 +176,13 @@ func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 }
 
 // Subscribe calls handler for each event of eventType (a core or plugin
-// topic) that passes the options' tenant and workspace filters, with
-// at-least-once delivery: an event's offset is committed only after its
-// handler returned nil or its failure was stored in the dead letter queue
-// (from where it is retried, for this group only), and after every earlier
-// event of its partition is finished too. Events of one key are handled in
-// order, different keys concurrently (see Delivery for the choices).
-//
-// Subscribe returns the subscription's ID once the group has joined and
-// its partitions are assigned, so events published after it returns are
-// delivered.
+// topic) that passes the options' tenant and workspace filters, at least
+// once, as opts.Delivery says (see Delivery in the package documentation).
+// It returns the subscription's ID once the group has joined and its
+// partitions are assigned, so events published after it returns are
+// delivered. A bad or dlq.* topic fails with ErrInvalidTopic; the same
+// topic twice in one group of this process with ErrDuplicateSubscription;
+// bad options with ErrInvalidConfig.
 func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions) (string, error) {
 	return b.subscribe(ctx, eventType, handler, opts, nil)
 }
@@ -242,7 +233,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	}
 	groupID := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
 	var retryTopic string
-	if t := retryTopicFor(groupID, eventType); t != eventType {
+	if t := dlq.RetryTopicFor(groupID, eventType); t != eventType {
 		retryTopic = t
 		if err := b.ensureTopics(ctx, retryTopic); err != nil {
 			return "", fmt.Errorf("subscribe %s: the plugin's retry topic: %w", eventType, err)

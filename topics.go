@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/internal/backoff"
+	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/names"
 	"github.com/plexica/eventbus/internal/topicadmin"
 )
@@ -132,7 +133,7 @@ func DLQTopicFor(group, topic string) (string, error) {
 	if strings.HasPrefix(topic, "dlq.") {
 		return "", fmt.Errorf("%w: %q is a dead-letter topic already; give the topic whose failures it would hold", ErrInvalidTopic, topic)
 	}
-	return dlqTopicFor(group, topic), nil
+	return dlq.TopicFor(group, topic), nil
 }
 
 // Topic defaults used by EnsureTopic.

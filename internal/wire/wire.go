@@ -287,6 +287,15 @@ func HeaderValue(headers []kgo.RecordHeader, key string) ([]byte, bool) {
 	return nil, false
 }
 
+// EventIDOf names the event of a record that may not decode: its event-id
+// header, else its position.
+func EventIDOf(r *kgo.Record) string {
+	if id, ok := HeaderValue(r.Headers, HeaderEventID); ok && len(id) > 0 {
+		return string(id)
+	}
+	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+}
+
 // appendString appends s as a JSON string. Invalid UTF-8 is replaced with
 // U+FFFD, as encoding/json does.
 func appendString(dst []byte, s string) []byte {

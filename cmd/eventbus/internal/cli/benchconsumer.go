@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plexica/eventbus/internal/bench"
+	"github.com/plexica/eventbus/cmd/eventbus/internal/bench"
 )
 
 // benchConsumerCmd is the hidden command that `eventbus bench` runs in a

@@ -410,20 +410,29 @@ func (b *browser) checkConsole() {
 	}
 }
 
-// repoRoot is the directory of go.mod above the working directory.
+// repoRoot is the repository root: the directory of the go.work above the
+// working directory (the one that ties the library and this command's
+// module together), else that of the nearest go.mod.
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
+	module := ""
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
 			return dir
+		}
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && module == "" {
+			module = dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
+			if module == "" {
+				t.Fatal("no go.work or go.mod above the working directory")
+			}
+			return module
 		}
 		dir = parent
 	}

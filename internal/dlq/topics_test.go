@@ -1,6 +1,10 @@
-package eventbus
+package dlq
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/plexica/eventbus/internal/names"
+)
 
 func TestDeadLetterAndRetryTopics(t *testing.T) {
 	for _, c := range []struct{ group, topic, dlq, retry string }{
@@ -13,14 +17,14 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 		{"plugin.Not_An_ID.x", "core.user.created", "dlq.core.user.created", "core.user.created"},
 		{"plugin.crm", "core.user.created", "dlq.core.user.created", "core.user.created"}, // no group name after the ID
 	} {
-		if got := dlqTopicFor(c.group, c.topic); got != c.dlq {
-			t.Errorf("dlqTopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.dlq)
+		if got := TopicFor(c.group, c.topic); got != c.dlq {
+			t.Errorf("TopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.dlq)
 		}
-		if got := retryTopicFor(c.group, c.topic); got != c.retry {
-			t.Errorf("retryTopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.retry)
+		if got := RetryTopicFor(c.group, c.topic); got != c.retry {
+			t.Errorf("RetryTopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.retry)
 		}
 		for _, name := range []string{c.dlq, c.retry} {
-			if _, err := DefaultTopicRules().ParseTopic(name); err != nil {
+			if _, err := names.DefaultRules().ParseTopic(name); err != nil {
 				t.Errorf("%s is not a valid topic: %v", name, err)
 			}
 		}

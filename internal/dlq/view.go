@@ -1,8 +1,7 @@
-package eventbus
+package dlq
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
-	"github.com/plexica/eventbus/internal/redact"
-	"github.com/plexica/eventbus/internal/wire"
 )
 
 // topicPartition names one partition.
@@ -23,12 +20,12 @@ type topicPartition struct {
 	partition int32
 }
 
-// dlqView is this process's view of every dlq.* topic: an index of the
+// view is this process's view of every dlq.* topic: an index of the
 // entries (internal/dlqindex), read from the start of the topics outside
 // any group, so every instance sees every entry; entries are read back from
 // their records on demand (internal/logread).
-type dlqView struct {
-	q      *DeadLetterQueue
+type view struct {
+	q      *Queue
 	cl     *kgo.Client
 	reader *logread.Reader
 
@@ -45,8 +42,8 @@ type dlqView struct {
 	done   chan struct{}
 }
 
-func newDLQView(q *DeadLetterQueue) *dlqView {
-	return &dlqView{
+func newView(q *Queue) *view {
+	return &view{
 		q:        q,
 		index:    dlqindex.New(),
 		progress: map[topicPartition]int64{},
@@ -58,8 +55,8 @@ func newDLQView(q *DeadLetterQueue) *dlqView {
 // dlqTopicPattern matches every dead-letter topic.
 const dlqTopicPattern = `^dlq\..+`
 
-func (v *dlqView) start() error {
-	cl, err := v.q.bus.client.newKgo(
+func (v *view) start() error {
+	cl, err := v.q.host.NewClient(
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(dlqTopicPattern),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -93,8 +90,8 @@ func (v *dlqView) start() error {
 
 // endOffsets returns the end offset of every dlq.* partition that holds
 // records.
-func (v *dlqView) endOffsets(ctx context.Context) (map[topicPartition]int64, error) {
-	adm, err := v.q.bus.client.Admin()
+func (v *view) endOffsets(ctx context.Context) (map[topicPartition]int64, error) {
+	adm, err := v.q.host.Admin()
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +128,7 @@ func (v *dlqView) endOffsets(ctx context.Context) (map[topicPartition]int64, err
 	return out, nil
 }
 
-func (v *dlqView) run(ctx context.Context) {
+func (v *view) run(ctx context.Context) {
 	defer close(v.done)
 	for {
 		fetches := v.cl.PollFetches(ctx)
@@ -139,7 +136,7 @@ func (v *dlqView) run(ctx context.Context) {
 			return
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			v.q.logger.Warn("eventbus: dead letter queue read failed", "topic", t, "partition", p, "err", err)
+			v.q.cfg.Logger.Warn("eventbus: dead letter queue read failed", "topic", t, "partition", p, "err", err)
 		})
 		fetches.EachRecord(func(r *kgo.Record) { v.apply(r, true) })
 		v.checkReady()
@@ -149,7 +146,7 @@ func (v *dlqView) run(ctx context.Context) {
 // apply folds one DLQ record into the index. Records from the reader
 // advance its progress; records this process wrote are applied as soon as
 // they are acknowledged, so a caller reads its own writes.
-func (v *dlqView) apply(r *kgo.Record, fromReader bool) {
+func (v *view) apply(r *kgo.Record, fromReader bool) {
 	if id, e, ok := v.decodeIndex(r); ok {
 		v.index.Apply(id, e)
 	}
@@ -165,7 +162,7 @@ func (v *dlqView) apply(r *kgo.Record, fromReader bool) {
 
 // decodeIndex reads what the index keeps of a DLQ record: the entry's ID
 // and its index entry, or ok false for a record that is not an entry.
-func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool) {
+func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool) {
 	ie.Pos = dlqindex.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	if r.Value == nil { // a tombstone: keyed by the entry's ID
 		id = string(r.Key)
@@ -175,9 +172,9 @@ func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok b
 		ie.Deleted = true
 		return id, ie, true
 	}
-	e, overlay, deleted, err := decodeEntryRecord(r)
+	e, overlay, deleted, err := decodeRecord(r)
 	if err != nil {
-		v.q.logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		v.q.cfg.Logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		return "", ie, false
 	}
 	if e.Origin == OriginTypeScript && !overlay {
@@ -186,8 +183,8 @@ func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok b
 	ie.Deleted, ie.Overlay, ie.Origin = deleted, overlay, e.Origin
 	ie.Status, ie.Permanent = string(e.Status), e.Permanent
 	ie.Topic, ie.Group, ie.SchedulerGroup, ie.Tenant = e.OriginalTopic, e.ConsumerGroup, e.SchedulerGroup, e.TenantID
-	_, ie.TenantKnown = e.VerifiedTenant()
-	ie.ReasonLabel = reasonClass(redact.Text(e.FailureReason))
+	_, ie.TenantKnown = VerifiedTenant(e.TenantID, e.OriginalEvent)
+	ie.ReasonLabel = reasonLabel(e.FailureReason)
 	ie.RetryCount, ie.MaxRetries = int32(e.RetryCount), int32(e.MaxRetries)
 	ie.FailedAt, ie.ChangedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
 	if e.NextRetryAt != nil {
@@ -196,7 +193,7 @@ func (v *dlqView) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok b
 	return e.ID, ie, true
 }
 
-func (v *dlqView) checkReady() {
+func (v *view) checkReady() {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	select {
@@ -214,7 +211,7 @@ func (v *dlqView) checkReady() {
 
 // loading reports, while the view is not ready, how many dlq.* partitions
 // it has read up to their end offsets at start, of how many.
-func (v *dlqView) loading() (caughtUp, total int, ready bool) {
+func (v *view) loading() (caughtUp, total int, ready bool) {
 	select {
 	case <-v.ready:
 		return 0, 0, true
@@ -231,13 +228,13 @@ func (v *dlqView) loading() (caughtUp, total int, ready bool) {
 }
 
 // caughtUp reports whether the reader has read tp up to end.
-func (v *dlqView) caughtUp(tp topicPartition, end int64) bool {
+func (v *view) caughtUp(tp topicPartition, end int64) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.progress[tp] >= end
 }
 
-func (v *dlqView) waitReady(ctx context.Context) error {
+func (v *view) waitReady(ctx context.Context) error {
 	select {
 	case <-v.ready:
 		return nil
@@ -247,30 +244,30 @@ func (v *dlqView) waitReady(ctx context.Context) error {
 }
 
 // ref returns where live entry id lies.
-func (v *dlqView) ref(id string) (dlqindex.Ref, bool) {
+func (v *view) ref(id string) (dlqindex.Ref, bool) {
 	e, ok := v.index.Get(id)
 	return dlqindex.Ref{ID: id, Pos: e.Pos}, ok
 }
 
 // get reads entry id from its record.
-func (v *dlqView) get(ctx context.Context, id string) (FailedEvent, bool, error) {
+func (v *view) get(ctx context.Context, id string) (Entry, bool, error) {
 	ref, ok := v.ref(id)
 	if !ok {
-		return FailedEvent{}, false, nil
+		return Entry{}, false, nil
 	}
 	got, err := v.read(ctx, []dlqindex.Ref{ref})
 	if err != nil {
-		return FailedEvent{}, false, err
+		return Entry{}, false, err
 	}
 	if len(got) == 0 {
-		return FailedEvent{}, false, nil
+		return Entry{}, false, nil
 	}
 	return got[0], true, nil
 }
 
 // read reads the entries refs point at, in refs' order. An entry whose
 // record is gone (retention removed it since it was indexed) is left out.
-func (v *dlqView) read(ctx context.Context, refs []dlqindex.Ref) ([]FailedEvent, error) {
+func (v *view) read(ctx context.Context, refs []dlqindex.Ref) ([]Entry, error) {
 	byTP := map[topicPartition][]int64{}
 	for _, r := range refs {
 		tp := topicPartition{r.Pos.Topic, r.Pos.Partition}
@@ -284,13 +281,13 @@ func (v *dlqView) read(ctx context.Context, refs []dlqindex.Ref) ([]FailedEvent,
 		}
 		records[tp] = got
 	}
-	out := make([]FailedEvent, 0, len(refs))
+	out := make([]Entry, 0, len(refs))
 	for _, r := range refs {
 		rec := records[topicPartition{r.Pos.Topic, r.Pos.Partition}][r.Pos.Offset]
 		if rec == nil {
 			continue
 		}
-		e, _, deleted, err := decodeEntryRecord(rec)
+		e, _, deleted, err := decodeRecord(rec)
 		if err != nil || deleted || e.ID != r.ID {
 			continue
 		}
@@ -299,30 +296,18 @@ func (v *dlqView) read(ctx context.Context, refs []dlqindex.Ref) ([]FailedEvent,
 	return out, nil
 }
 
-// indexFilter is filter in the index's terms.
-func indexFilter(f FailedEventFilter) dlqindex.Filter {
-	return dlqindex.Filter{Topic: f.Topic, Tenant: f.TenantID, Status: string(f.Status), TenantKnown: f.VerifiedTenant}
-}
-
-// query returns where the entries that match filter lie, sorted by
-// failure time (newest first unless oldest) then ID.
-func (v *dlqView) query(filter FailedEventFilter, oldest bool) []dlqindex.Ref {
-	return v.index.Query(indexFilter(filter), oldest)
-}
-
-// stats counts the entries that match filter, from the index alone.
-func (v *dlqView) stats(filter FailedEventFilter) DLQStats {
-	statuses := make([]string, len(allStatuses))
-	for i, st := range allStatuses {
+// stats counts the entries that match f, from the index alone.
+func (v *view) stats(f dlqindex.Filter) dlqindex.Counts {
+	statuses := make([]string, len(Statuses))
+	for i, st := range Statuses {
 		statuses[i] = string(st)
 	}
-	c := v.index.Count(indexFilter(filter), statuses)
-	return DLQStats{Total: c.Total, ByStatus: c.ByStatus, ByTopic: c.ByTopic, ByReason: c.ByReason}
+	return v.index.Count(f, statuses)
 }
 
 // due returns, by partition, the IDs of this bus's live entries that are
 // due at now and that keep accepts (given their scheduler group).
-func (v *dlqView) due(now time.Time, keep func(tp topicPartition, schedulerGroup string) bool) map[topicPartition][]string {
+func (v *view) due(now time.Time, keep func(tp topicPartition, schedulerGroup string) bool) map[topicPartition][]string {
 	waiting := []string{string(StatusPending), string(StatusRetrying)}
 	byPos := v.index.Due(now.UnixNano(), waiting, func(topic string, partition int32, schedulerGroup string) bool {
 		return keep(topicPartition{topic, partition}, schedulerGroup)
@@ -334,79 +319,10 @@ func (v *dlqView) due(now time.Time, keep func(tp topicPartition, schedulerGroup
 	return out
 }
 
-func (v *dlqView) stop() {
+func (v *view) stop() {
 	if v.cancel != nil {
 		v.cancel()
 		<-v.done
 		v.cl.Close()
 	}
-}
-
-// isEntryID reports whether key has the shape of FailedEventID's IDs (32
-// lowercase hex characters): the keys of this bus's entries.
-func isEntryID(key string) bool {
-	if len(key) != 32 {
-		return false
-	}
-	for _, c := range key {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeEntryRecord reads the entry a DLQ record holds: one of this bus's
-// (keyed by its ID), one the TypeScript package wrote (keyed by tenant, see
-// dlq_legacy.go), or one of our overlays of the latter. deleted is set for
-// an overlay that deletes the TypeScript entry.
-func decodeEntryRecord(r *kgo.Record) (e FailedEvent, overlay, deleted bool, err error) {
-	// Nearly every record is one of this bus's entries: one parse.
-	if json.Unmarshal(r.Value, &e) == nil && e.Status != "" && e.Origin == "" && e.ID == string(r.Key) {
-		return e, false, false, nil
-	}
-	e = FailedEvent{}
-	var probe struct {
-		Status           *string         `json:"status"`
-		FailureTimestamp json.RawMessage `json:"failureTimestamp"`
-		Overlay          *legacyOverlay  `json:"typescriptOverlay"`
-	}
-	if err := json.Unmarshal(r.Value, &probe); err != nil {
-		return e, false, false, err
-	}
-	switch {
-	case probe.Overlay != nil:
-		o := probe.Overlay
-		if string(r.Key) != overlayKey(o.Entry.ID) || o.Entry.Origin != OriginTypeScript {
-			return e, false, false, fmt.Errorf("overlay keyed %q does not match its entry %q", r.Key, o.Entry.ID)
-		}
-		return o.Entry, true, o.Deleted, nil
-	case probe.Status == nil && probe.FailureTimestamp != nil:
-		e, err := fromTypeScript(r.Value)
-		return e, false, false, err
-	}
-	if err := json.Unmarshal(r.Value, &e); err != nil {
-		return e, false, false, err
-	}
-	if e.ID != string(r.Key) || e.Origin != "" {
-		return e, false, false, fmt.Errorf("entry %q keyed %q", e.ID, r.Key)
-	}
-	return e, false, false, nil
-}
-
-// VerifiedTenant returns the tenant of e when it is known: when its record
-// is an event (it decodes as one) and the event's tenant is the entry's
-// (the record's tenant-id header). A malformed record has no tenant: its
-// tenant-id header, if any, is a claim that nothing checks against its
-// bytes, which may hold anyone's data. Nor has a record whose header and
-// event disagree. Access scoped to a tenant uses it.
-func (e FailedEvent) VerifiedTenant() (tenant string, known bool) {
-	if e.TenantID == "" {
-		return "", false
-	}
-	env, err := wire.Decode(e.OriginalEvent)
-	if err != nil || env.TenantID != e.TenantID {
-		return "", false
-	}
-	return e.TenantID, true
 }

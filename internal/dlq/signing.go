@@ -1,4 +1,4 @@
-package eventbus
+package dlq
 
 import (
 	"crypto/hmac"
@@ -11,7 +11,7 @@ import (
 	"github.com/plexica/eventbus/internal/wire"
 )
 
-// Signed retries (DLQConfig.SigningKey): the retry carries the entry it
+// Signed retries (Config.SigningKey): the retry carries the entry it
 // retries, without its original event (that is the record itself), and an
 // HMAC-SHA256 over the record's topic, the entry and the record's value. A
 // subscriber that holds the key so trusts the retry, and records its
@@ -33,7 +33,7 @@ func retryMAC(key []byte, topic string, entry, value []byte) []byte {
 
 // signRetry returns the headers that sign a retry of e sent to topic with
 // value, or nothing without a key.
-func (q *DeadLetterQueue) signRetry(topic string, e FailedEvent, value []byte) []kgo.RecordHeader {
+func (q *Queue) signRetry(topic string, e Entry, value []byte) []kgo.RecordHeader {
 	if len(q.cfg.SigningKey) == 0 {
 		return nil
 	}
@@ -43,8 +43,8 @@ func (q *DeadLetterQueue) signRetry(topic string, e FailedEvent, value []byte) [
 		return nil
 	}
 	return []kgo.RecordHeader{
-		{Key: HeaderDLQEntry, Value: entry},
-		{Key: HeaderDLQSignature, Value: []byte(hex.EncodeToString(retryMAC(q.cfg.SigningKey, topic, entry, value)))},
+		{Key: HeaderEntry, Value: entry},
+		{Key: HeaderSignature, Value: []byte(hex.EncodeToString(retryMAC(q.cfg.SigningKey, topic, entry, value)))},
 	}
 }
 
@@ -52,26 +52,26 @@ func (q *DeadLetterQueue) signRetry(topic string, e FailedEvent, value []byte) [
 // it carries is the one its headers name, for r's event and for topic (the
 // topic the retry is for). It rebuilds the full entry from r (its value is
 // the original event, its headers the original headers).
-func (q *DeadLetterQueue) verifySigned(r *kgo.Record, topic string, id, group []byte, attempt int) (retryClaim, bool) {
-	entry, hasEntry := wire.HeaderValue(r.Headers, HeaderDLQEntry)
-	sig, hasSig := wire.HeaderValue(r.Headers, HeaderDLQSignature)
+func (q *Queue) verifySigned(r *kgo.Record, topic string, id, group []byte, attempt int) (Claim, bool) {
+	entry, hasEntry := wire.HeaderValue(r.Headers, HeaderEntry)
+	sig, hasSig := wire.HeaderValue(r.Headers, HeaderSignature)
 	if !hasEntry || !hasSig {
-		return retryClaim{}, false
+		return Claim{}, false
 	}
 	want := retryMAC(q.cfg.SigningKey, r.Topic, entry, r.Value)
 	got, err := hex.DecodeString(string(sig))
 	if err != nil || !hmac.Equal(got, want) {
-		return retryClaim{}, false
+		return Claim{}, false
 	}
-	var e FailedEvent
+	var e Entry
 	if err := json.Unmarshal(entry, &e); err != nil {
-		return retryClaim{}, false
+		return Claim{}, false
 	}
 	if e.ID != string(id) || e.ConsumerGroup != string(group) || e.RetryCount != attempt || e.OriginalTopic != topic ||
-		retryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic || e.EventID != eventIDOf(r) {
-		return retryClaim{}, false
+		RetryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic || e.EventID != wire.EventIDOf(r) {
+		return Claim{}, false
 	}
 	original := q.newEntry(r, e.ConsumerGroup, e.EventID)
 	e.OriginalEvent, e.OriginalHeaders = original.OriginalEvent, original.OriginalHeaders
-	return retryClaim{id: e.ID, group: e.ConsumerGroup, attempt: attempt, outstanding: true, entry: &e}, true
+	return Claim{ID: e.ID, Group: e.ConsumerGroup, Outstanding: true, attempt: attempt, entry: &e}, true
 }

@@ -1,6 +1,10 @@
-package eventbus
+package dlq
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/plexica/eventbus/internal/names"
+)
 
 // Where a failure is kept and where its retry goes depends on who failed:
 //
@@ -11,7 +15,7 @@ import "strings"
 //     entry is kept in dlq.plugin.<id>.<topic> and the retry goes to
 //     plugin.<id>.retry.<topic>, which that subscription also reads. The
 //     plugin so dead-letters and retries on its own credentials (ACLs on
-//     plugin.<id>. and dlq.plugin.<id>., see ProvisionPlugin) without
+//     plugin.<id>. and dlq.plugin.<id>., see TopicManager.ProvisionPlugin) without
 //     write access to core or other plugins' topics, and it can never write
 //     the dlq.* topics whose entries a core scheduler acts on.
 
@@ -23,7 +27,7 @@ func pluginOfGroup(group string) string {
 		return ""
 	}
 	id, _, ok := strings.Cut(rest, ".")
-	if !ok || ValidatePluginID(id) != nil {
+	if !ok || names.ValidatePluginID(id) != nil {
 		return ""
 	}
 	return id
@@ -39,16 +43,16 @@ func foreignToPlugin(group, topic string) (pluginID string, foreign bool) {
 	return id, true
 }
 
-// dlqTopicFor is the dead-letter topic of group's failures on topic.
-func dlqTopicFor(group, topic string) string {
+// TopicFor is the dead-letter topic of group's failures on topic.
+func TopicFor(group, topic string) string {
 	if id, foreign := foreignToPlugin(group, topic); foreign {
 		return "dlq.plugin." + id + "." + asEntity(topic)
 	}
 	return "dlq." + topic
 }
 
-// retryTopicFor is where retries of group's failures on topic are sent.
-func retryTopicFor(group, topic string) string {
+// RetryTopicFor is where retries of group's failures on topic are sent.
+func RetryTopicFor(group, topic string) string {
 	if id, foreign := foreignToPlugin(group, topic); foreign {
 		return "plugin." + id + ".retry." + asEntity(topic)
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plexica/eventbus/cmd/eventbus/internal/bench"
 	"github.com/plexica/eventbus/eventbustest"
-	"github.com/plexica/eventbus/internal/bench"
 )
 
 // TestBenchQuickInProcess runs `bench --quick --json` against an embedded

@@ -1,4 +1,4 @@
-package eventbus
+package dlq
 
 import (
 	"context"
@@ -30,10 +30,6 @@ import (
 // and its overlays, the latest change wins, so a newer failure that the
 // TypeScript package records under the same ID shows again.
 
-// OriginTypeScript is the FailedEvent.Origin of an entry written by the
-// TypeScript @plexica/event-bus on a shared cluster.
-const OriginTypeScript = "typescript"
-
 // typeScriptFailedEvent is the TypeScript package's dead-letter record.
 type typeScriptFailedEvent struct {
 	ID                 string          `json:"id"`
@@ -51,15 +47,15 @@ type typeScriptFailedEvent struct {
 }
 
 // fromTypeScript reads a TypeScript dead-letter record as an entry.
-func fromTypeScript(value []byte) (FailedEvent, error) {
+func fromTypeScript(value []byte) (Entry, error) {
 	var t typeScriptFailedEvent
 	if err := json.Unmarshal(value, &t); err != nil {
-		return FailedEvent{}, fmt.Errorf("a TypeScript dead-letter record: %w", err)
+		return Entry{}, fmt.Errorf("a TypeScript dead-letter record: %w", err)
 	}
 	if t.ID == "" || t.OriginalTopic == "" {
-		return FailedEvent{}, fmt.Errorf("a TypeScript dead-letter record without id or originalTopic")
+		return Entry{}, fmt.Errorf("a TypeScript dead-letter record without id or originalTopic")
 	}
-	e := FailedEvent{
+	e := Entry{
 		ID:            t.ID,
 		Origin:        OriginTypeScript,
 		OriginalEvent: t.OriginalEvent,
@@ -94,12 +90,12 @@ func fromTypeScript(value []byte) (FailedEvent, error) {
 // legacyOverlay is the record of ours that holds a TypeScript entry as an
 // operator's retry or delete left it.
 type legacyOverlay struct {
-	Entry   FailedEvent `json:"entry"`
-	Deleted bool        `json:"deleted,omitempty"`
+	Entry   Entry `json:"entry"`
+	Deleted bool  `json:"deleted,omitempty"`
 }
 
 // overlayKey is the record key of the overlays of TypeScript entry id: an
-// ID of ours, distinct from every FailedEventID.
+// ID of ours, distinct from every EntryID.
 func overlayKey(id string) string {
 	sum := sha256.Sum256([]byte("typescript\x00" + id))
 	return hex.EncodeToString(sum[:16])
@@ -107,8 +103,8 @@ func overlayKey(id string) string {
 
 // writeOverlay stores e, a TypeScript entry found on dlqTopic, as an
 // operator left it.
-func (q *DeadLetterQueue) writeOverlay(ctx context.Context, dlqTopic string, e FailedEvent, deleted bool) error {
-	e.UpdatedAt = q.now().UTC()
+func (q *Queue) writeOverlay(ctx context.Context, dlqTopic string, e Entry, deleted bool) error {
+	e.UpdatedAt = q.cfg.Now().UTC()
 	v, err := json.Marshal(struct {
 		Overlay legacyOverlay `json:"typescriptOverlay"`
 	}{legacyOverlay{Entry: e, Deleted: deleted}})
@@ -124,14 +120,10 @@ func (q *DeadLetterQueue) writeOverlay(ctx context.Context, dlqTopic string, e F
 // headers), so that every group reads it again, and marks the entry
 // resolved: the event is back with the TypeScript service, whose own bus
 // records a new entry if it fails again.
-func (q *DeadLetterQueue) retryTypeScript(ctx context.Context, dlqTopic string, e FailedEvent) error {
+func (q *Queue) retryTypeScript(ctx context.Context, dlqTopic string, e Entry) error {
 	env, err := wire.Decode(e.OriginalEvent)
 	if err != nil {
 		return fmt.Errorf("%w: entry %s holds no event to send again (%v)", ErrRetryNotAllowed, e.ID, err)
-	}
-	producer, err := q.bus.producer("")
-	if err != nil {
-		return err
 	}
 	rec := &kgo.Record{
 		Topic: e.OriginalTopic,
@@ -142,26 +134,26 @@ func (q *DeadLetterQueue) retryTypeScript(ctx context.Context, dlqTopic string, 
 			{Key: "x-dlq-id", Value: []byte(e.ID)},
 		},
 	}
-	if err := q.bus.produce(ctx, []prepared{{record: rec, producer: producer}}, nil); err != nil {
+	if err := q.host.Produce(ctx, rec); err != nil {
 		return fmt.Errorf("send retry of %s to %s: %w", e.ID, e.OriginalTopic, err)
 	}
-	now := q.now().UTC()
+	now := q.cfg.Now().UTC()
 	e.RetryCount++
 	e.Status, e.NextRetryAt, e.ResolvedAt = StatusResolved, nil, &now
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "manual-retry"})
-	q.bus.cfg.Metrics.observeRetrySent(e.OriginalTopic, true)
+	q.host.RetrySent(e.OriginalTopic, true)
 	return q.writeOverlay(ctx, dlqTopic, e, false)
 }
 
 // warnIfCompacted warns, once per topic, when a dlq.* topic that holds
 // entries of the TypeScript package is compacted: it keys its entries by
 // tenant, so compaction keeps only each tenant's newest one.
-func (v *dlqView) warnIfCompacted(topic string) {
+func (v *view) warnIfCompacted(topic string) {
 	if _, warned := v.warnedCompacted.LoadOrStore(topic, true); warned {
 		return
 	}
 	go func() {
-		adm, err := v.q.bus.client.Admin()
+		adm, err := v.q.host.Admin()
 		if err != nil {
 			return
 		}
@@ -177,7 +169,7 @@ func (v *dlqView) warnIfCompacted(topic string) {
 		}
 		for _, c := range rc.Configs {
 			if c.Key == "cleanup.policy" && c.Value != nil && compacts(*c.Value) {
-				v.q.logger.Warn("eventbus: a compacted dead-letter topic holds entries of the TypeScript package, which keys them by tenant: compaction keeps only each tenant's newest. Set cleanup.policy=delete on it (see the README, TypeScript services on the same cluster)",
+				v.q.cfg.Logger.Warn("eventbus: a compacted dead-letter topic holds entries of the TypeScript package, which keys them by tenant: compaction keeps only each tenant's newest. Set cleanup.policy=delete on it (see the README, TypeScript services on the same cluster)",
 					"topic", topic, "cleanup.policy", *c.Value)
 			}
 		}

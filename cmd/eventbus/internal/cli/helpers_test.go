@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexica/eventbus/cmd/eventbus/internal/bench"
 	"github.com/plexica/eventbus/eventbustest"
-	"github.com/plexica/eventbus/internal/bench"
 )
 
 // waitTimeout bounds every wait of these tests, those of the test kit

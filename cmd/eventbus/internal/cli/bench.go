@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plexica/eventbus/internal/bench"
+	"github.com/plexica/eventbus/cmd/eventbus/internal/bench"
 )
 
 // benchConfig is what `eventbus bench` runs, resolved from flags and

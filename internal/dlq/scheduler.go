@@ -1,4 +1,4 @@
-package eventbus
+package dlq
 
 import (
 	"context"
@@ -11,11 +11,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// dlqScheduler sends the automatic retries of the DLQ partitions this
-// process owns in DLQConfig.SchedulerGroup: group membership makes each
+// scheduler sends the automatic retries of the DLQ partitions this
+// process owns in Config.SchedulerGroup: group membership makes each
 // partition's owner its only scheduler, however many instances run.
-type dlqScheduler struct {
-	q  *DeadLetterQueue
+type scheduler struct {
+	q  *Queue
 	cl *kgo.Client
 
 	mu    sync.Mutex
@@ -31,20 +31,20 @@ type dlqScheduler struct {
 	done   chan struct{}
 }
 
-func newDLQScheduler(q *DeadLetterQueue) *dlqScheduler {
-	return &dlqScheduler{q: q, owned: map[topicPartition]int64{}, done: make(chan struct{})}
+func newScheduler(q *Queue) *scheduler {
+	return &scheduler{q: q, owned: map[topicPartition]int64{}, done: make(chan struct{})}
 }
 
-func (s *dlqScheduler) start() error {
-	cl, err := s.q.bus.client.newKgo(
+func (s *scheduler) start() error {
+	cl, err := s.q.host.NewClient(
 		kgo.ConsumerGroup(s.q.cfg.SchedulerGroup),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(dlqTopicPattern),
 		kgo.DisableAutoCommit(),
 		kgo.MetadataMaxAge(3*time.Second),
 		kgo.MetadataMinAge(250*time.Millisecond),
-		kgo.SessionTimeout(s.q.bus.cfg.Consumer.SessionTimeout),
-		kgo.HeartbeatInterval(s.q.bus.cfg.Consumer.HeartbeatInterval),
+		kgo.SessionTimeout(s.q.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(s.q.cfg.HeartbeatInterval),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
@@ -63,7 +63,7 @@ func (s *dlqScheduler) start() error {
 	return nil
 }
 
-func (s *dlqScheduler) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+func (s *scheduler) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	// The group only decides ownership; the view reads the records. Pausing
 	// spares the brokers a second read of every DLQ topic per process.
 	cl.PauseFetchTopics(slices.Collect(maps.Keys(assigned))...)
@@ -82,7 +82,7 @@ func (s *dlqScheduler) onAssigned(ctx context.Context, cl *kgo.Client, assigned 
 // view has read up to it, so that nothing the previous owner wrote is
 // missed; a listing that fails (a topic just created) is tried again at
 // the next tick.
-func (s *dlqScheduler) learnEnds(ctx context.Context) {
+func (s *scheduler) learnEnds(ctx context.Context) {
 	s.mu.Lock()
 	var topics []string
 	for tp, end := range s.owned {
@@ -94,7 +94,7 @@ func (s *dlqScheduler) learnEnds(ctx context.Context) {
 	if len(topics) == 0 {
 		return
 	}
-	adm, err := s.q.bus.client.Admin()
+	adm, err := s.q.host.Admin()
 	if err != nil {
 		return
 	}
@@ -114,7 +114,7 @@ func (s *dlqScheduler) learnEnds(ctx context.Context) {
 	})
 }
 
-func (s *dlqScheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (s *scheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	s.sending.Lock()
 	defer s.sending.Unlock()
 	s.mu.Lock()
@@ -129,7 +129,7 @@ func (s *dlqScheduler) onRevoked(_ context.Context, _ *kgo.Client, revoked map[s
 // drain polls until the client closes. The assigned topics are paused, so
 // it returns nothing but a record fetched before a pause took effect, which
 // it drops: the view already holds the records.
-func (s *dlqScheduler) drain(ctx context.Context) {
+func (s *scheduler) drain(ctx context.Context) {
 	for {
 		fetches := s.cl.PollFetches(ctx)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -139,7 +139,7 @@ func (s *dlqScheduler) drain(ctx context.Context) {
 }
 
 // loop checks the owned partitions for due retries several times a second.
-func (s *dlqScheduler) loop(ctx context.Context) {
+func (s *scheduler) loop(ctx context.Context) {
 	defer close(s.done)
 	interval := min(max(s.q.cfg.RetryBackoff/4, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(interval)
@@ -154,7 +154,7 @@ func (s *dlqScheduler) loop(ctx context.Context) {
 	}
 }
 
-func (s *dlqScheduler) tick(ctx context.Context) {
+func (s *scheduler) tick(ctx context.Context) {
 	s.learnEnds(ctx)
 	s.mu.Lock()
 	ready := map[topicPartition]bool{}
@@ -167,7 +167,7 @@ func (s *dlqScheduler) tick(ctx context.Context) {
 	if len(ready) == 0 {
 		return
 	}
-	now := s.q.now()
+	now := s.q.cfg.Now()
 	due := s.q.view.due(now, func(tp topicPartition, schedulerGroup string) bool {
 		return ready[tp] && s.schedules(schedulerGroup)
 	})
@@ -178,7 +178,7 @@ func (s *dlqScheduler) tick(ctx context.Context) {
 
 // schedules reports whether this scheduler's group schedules an entry of
 // schedulerGroup: the group of the bus that recorded its last failure.
-func (s *dlqScheduler) schedules(group string) bool {
+func (s *scheduler) schedules(group string) bool {
 	if group == "" {
 		group = DefaultSchedulerGroup
 	}
@@ -188,7 +188,7 @@ func (s *dlqScheduler) schedules(group string) bool {
 // sendDue sends the due retries of one owned partition. Each entry is read
 // again under the sending lock, so a newer version (a retry just answered)
 // is never overwritten by the one the scan saw.
-func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, ids []string, now time.Time) {
+func (s *scheduler) sendDue(ctx context.Context, tp topicPartition, ids []string, now time.Time) {
 	s.sending.Lock()
 	defer s.sending.Unlock()
 	if !s.stillOwned(tp) {
@@ -200,7 +200,7 @@ func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, ids []str
 		}
 		e, ok, err := s.q.view.get(ctx, id)
 		if err != nil {
-			s.q.logger.Warn("eventbus: could not read a due dead-letter entry; will try again", "dlq_id", id, "err", err)
+			s.q.cfg.Logger.Warn("eventbus: could not read a due dead-letter entry; will try again", "dlq_id", id, "err", err)
 			return
 		}
 		if ok && e.Origin == "" && isDue(&e, now) {
@@ -209,7 +209,7 @@ func (s *dlqScheduler) sendDue(ctx context.Context, tp topicPartition, ids []str
 	}
 }
 
-func (s *dlqScheduler) stillOwned(tp topicPartition) bool {
+func (s *scheduler) stillOwned(tp topicPartition) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.owned[tp]
@@ -218,7 +218,7 @@ func (s *dlqScheduler) stillOwned(tp topicPartition) bool {
 
 // isDue reports whether e waits for an automatic retry (or for being
 // marked out of retries) whose time has come.
-func isDue(e *FailedEvent, now time.Time) bool {
+func isDue(e *Entry, now time.Time) bool {
 	if e.Permanent || e.NextRetryAt == nil || e.NextRetryAt.After(now) {
 		return false
 	}
@@ -227,21 +227,21 @@ func isDue(e *FailedEvent, now time.Time) bool {
 
 // schedule sends e's retry, or gives up on it when it is out of retries.
 // e is due.
-func (s *dlqScheduler) schedule(ctx context.Context, e FailedEvent, now time.Time) {
+func (s *scheduler) schedule(ctx context.Context, e Entry, now time.Time) {
 	if e.RetryCount >= e.MaxRetries {
 		// The last retry was sent and never answered: out of retries.
 		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now.UTC()
 		if _, err := s.q.write(ctx, &e, false); err != nil {
-			s.q.logger.Warn("eventbus: could not mark dead-letter entry as out of retries", "dlq_id", e.ID, "err", err)
+			s.q.cfg.Logger.Warn("eventbus: could not mark dead-letter entry as out of retries", "dlq_id", e.ID, "err", err)
 		}
 		return
 	}
 	if err := s.q.sendRetry(ctx, e, false); err != nil {
-		s.q.logger.Warn("eventbus: automatic retry failed; will try again", "dlq_id", e.ID, "err", err)
+		s.q.cfg.Logger.Warn("eventbus: automatic retry failed; will try again", "dlq_id", e.ID, "err", err)
 	}
 }
 
-func (s *dlqScheduler) stop(ctx context.Context) {
+func (s *scheduler) stop(ctx context.Context) {
 	s.cancel()
 	select {
 	case <-s.done:

@@ -1,0 +1,115 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// testHost is a Host on an embedded broker: a franz-go client that
+// produces, reads single records and creates topics. Tracing and metrics
+// do nothing.
+type testHost struct {
+	seeds []string
+	cl    *kgo.Client
+	adm   *kadm.Client
+}
+
+func (h *testHost) Produce(ctx context.Context, rec *kgo.Record) error {
+	return h.cl.ProduceSync(ctx, rec).FirstErr()
+}
+
+func (h *testHost) EnsureTopic(ctx context.Context, topic string, configs map[string]string) error {
+	cfg := map[string]*string{}
+	for k, v := range configs {
+		cfg[k] = &v
+	}
+	resp, err := h.adm.CreateTopic(ctx, 3, 1, cfg, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+func (h *testHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(h.seeds...)}, opts...)...)
+}
+
+func (h *testHost) Conn() (*kgo.Client, error)   { return h.cl, nil }
+func (h *testHost) Admin() (*kadm.Client, error) { return h.adm, nil }
+
+func (h *testHost) StartSpan(ctx context.Context, _ string, _ ...attribute.KeyValue) (context.Context, func(error)) {
+	return ctx, func(error) {}
+}
+
+func (h *testHost) Extract(ctx context.Context, _ *kgo.Record) context.Context { return ctx }
+func (h *testHost) Inject(context.Context, *kgo.Record)                        {}
+func (h *testHost) RetrySent(string, bool)                                     {}
+
+// newTestQueue starts an embedded broker and a queue on it (with cfg's
+// zero settings defaulted as the bus defaults them); both stop with the
+// test. ctx ends a minute after the start.
+func newTestQueue(t *testing.T, cfg Config) (*Queue, *testHost, context.Context) {
+	t.Helper()
+	broker, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	host := &testHost{seeds: broker.Addrs(), cl: cl, adm: kadm.NewClient(cl)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 3
+	}
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = time.Second
+	}
+	if cfg.MaxRetryBackoff == 0 {
+		cfg.MaxRetryBackoff = time.Hour
+	}
+	if cfg.RetryTimeout == 0 {
+		cfg.RetryTimeout = 5 * time.Minute
+	}
+	if cfg.TopicCleanupPolicy == "" {
+		cfg.TopicCleanupPolicy = "compact,delete"
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout, cfg.HeartbeatInterval = 10*time.Second, time.Second
+	}
+	cfg.SchedulerGroup = "test-scheduler-" + uuid.NewString()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	q := New(host, cfg)
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q.Stop(stopCtx)
+	})
+	return q, host, ctx
+}
+
+// eventRecord is a record of an event of topic for tenant, as the bus
+// publishes it.
+func eventRecord(topic, tenant string) *kgo.Record {
+	env := wire.Envelope{ID: uuid.NewString(), Type: topic, TenantID: tenant, Timestamp: time.Now().UTC(), Data: []byte(`{"n":1}`)}
+	return &kgo.Record{Topic: topic, Key: []byte(tenant), Value: wire.Append(nil, &env), Headers: wire.AppendHeaders(nil, &env), Partition: 0, Offset: 7}
+}

@@ -1,0 +1,221 @@
+package dlq
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/dlqindex"
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// Claim is a record's retry headers once checked against the entry they
+// name (see VerifyRetry).
+type Claim struct {
+	// ID is the entry's; Group the consumer group the retry is for.
+	ID, Group string
+	// Outstanding: the entry still waits for this attempt (no newer
+	// version of it exists). Only then may the group's handling change the
+	// entry; a retry already answered (or headers replayed by another
+	// writer) is an ordinary event to that group.
+	Outstanding bool
+
+	attempt int
+	// entry is the entry as the retry's sender wrote it.
+	entry *Entry
+	// at is where that version lies (unsigned retries): the outcome is
+	// checked against it again just before it is written.
+	at *dlqindex.Position
+	// seen is the offset of the newest version of the entry the last check
+	// saw (at's, or a later copy of it).
+	seen int64
+}
+
+// maxOutstandingScan bounds how much of a DLQ partition is read after a
+// retry's entry to learn whether a newer version of it was written.
+const maxOutstandingScan = 8 << 20
+
+// VerifyRetry checks the retry headers of r (dlq-id, retry-group,
+// retry-attempt) against the entry they name: one with that ID, on r's
+// topic, for r's event and value, of the group they name, sent as that
+// attempt. Other groups skip such a retry; the named group lets it change
+// the entry only while that attempt is outstanding (Claim.Outstanding).
+// Anything else, such as headers that some writer to the topic set itself,
+// leaves the record an ordinary event that changes no entry (ok false).
+// topic is the topic the retry is for: r's own, or the one a plugin's
+// retry topic stands for. For a reader of another group than the retry's,
+// whether the attempt is outstanding does not matter (it skips the retry
+// either way) and is not looked up.
+//
+// With a signing key the record carries the entry and its signature
+// (signing.go). Without one it carries where the entry version it was
+// sent as lies (dlq-position): the subscriber reads that record, and the
+// ones after it for a newer version, from the entry's dlq.* topic, whose
+// name it derives itself: nobody but the writers of that topic can place
+// an entry there.
+func (q *Queue) VerifyRetry(ctx context.Context, r *kgo.Record, topic, readerGroup string) (Claim, bool) {
+	id, hasID := wire.HeaderValue(r.Headers, HeaderID)
+	group, hasGroup := wire.HeaderValue(r.Headers, HeaderGroup)
+	a, hasAttempt := wire.HeaderValue(r.Headers, HeaderAttempt)
+	attempt, err := strconv.Atoi(string(a))
+	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 {
+		return Claim{}, false
+	}
+	if len(q.cfg.SigningKey) > 0 {
+		return q.verifySigned(r, topic, id, group, attempt)
+	}
+	pos, _ := wire.HeaderValue(r.Headers, HeaderPosition)
+	ps, os, ok := strings.Cut(string(pos), ":")
+	partition, perr := strconv.ParseInt(ps, 10, 32)
+	offset, oerr := strconv.ParseInt(os, 10, 64)
+	if !ok || perr != nil || oerr != nil || partition < 0 || offset < 0 {
+		return Claim{}, false
+	}
+	reader, err := q.recordReader()
+	if err != nil {
+		return Claim{}, false
+	}
+	dlqTopic := TopicFor(string(group), topic)
+	got, err := reader.Read(ctx, dlqTopic, int32(partition), []int64{offset})
+	rec := got[offset]
+	if err != nil || rec == nil || string(rec.Key) != string(id) || rec.Value == nil {
+		return Claim{}, false
+	}
+	var e Entry
+	if json.Unmarshal(rec.Value, &e) != nil || e.ID != string(id) || e.Origin != "" || e.OriginalTopic != topic ||
+		RetryTopicFor(e.ConsumerGroup, e.OriginalTopic) != r.Topic || e.ConsumerGroup != string(group) ||
+		e.EventID != wire.EventIDOf(r) || e.RetryCount != attempt || e.Status != StatusRetrying || !bytes.Equal(retryValue(&e), r.Value) {
+		return Claim{}, false
+	}
+	if e.ConsumerGroup != readerGroup {
+		return Claim{ID: e.ID, Group: e.ConsumerGroup, attempt: attempt}, true
+	}
+	at := &dlqindex.Position{Topic: dlqTopic, Partition: int32(partition), Offset: offset}
+	claim := Claim{ID: e.ID, Group: e.ConsumerGroup, attempt: attempt, entry: &e, at: at}
+	claim.Outstanding = q.awaits(ctx, &claim)
+	return claim, true
+}
+
+// newest returns the newest record of entry id after position from on its
+// partition, below offset until if until >= 0 (nil when there is none),
+// and whether the read reached the partition's end (within
+// maxOutstandingScan) or until.
+func (q *Queue) newest(ctx context.Context, id string, from dlqindex.Position, until int64) (*kgo.Record, bool) {
+	reader, err := q.recordReader()
+	if err != nil {
+		return nil, false
+	}
+	var last *kgo.Record
+	complete, err := reader.Scan(ctx, from.Topic, from.Partition, from.Offset+1, maxOutstandingScan, func(r *kgo.Record) bool {
+		if until >= 0 && r.Offset >= until {
+			return false
+		}
+		if string(r.Key) == id {
+			last = r
+		}
+		return true
+	})
+	return last, err == nil && (complete || until >= 0)
+}
+
+// awaits reports whether the claim's entry still waits for its attempt:
+// its newest version is a retrying one of that attempt (the version the
+// retry was sent as, or a copy of it). A retry already answered, retried
+// again, deleted, or replayed by another writer awaits nothing.
+func (q *Queue) awaits(ctx context.Context, claim *Claim) bool {
+	if claim.at == nil {
+		return true // a signed retry: checked by its signature alone
+	}
+	last, complete := q.newest(ctx, claim.ID, *claim.at, -1)
+	if !complete {
+		return false
+	}
+	if last == nil {
+		claim.seen = claim.at.Offset
+		return true
+	}
+	claim.seen = last.Offset
+	var e Entry
+	if last.Value == nil || json.Unmarshal(last.Value, &e) != nil {
+		return false
+	}
+	return e.ID == claim.ID && e.Status == StatusRetrying && e.RetryCount == claim.attempt
+}
+
+// stillOutstanding checks, just before a retry's outcome is written, that
+// its entry has not moved on while the handler ran (another retry sent,
+// the entry deleted): the outcome of a superseded retry is dropped, since
+// writing it would erase the newer version.
+func (q *Queue) stillOutstanding(ctx context.Context, claim *Claim) bool {
+	if q.awaits(ctx, claim) {
+		return true
+	}
+	q.cfg.Logger.Warn("eventbus: a retry's entry moved on while the retry was handled; its outcome is left to the newer attempt",
+		"dlq_id", claim.ID, "attempt", claim.attempt)
+	return false
+}
+
+// writeOutcome writes a retry's outcome, e. Another writer (an operator's
+// retry, say) may have written the entry between the check that the retry
+// is still outstanding and this write, which then erased that version: it
+// is written again, after ours, so that the newer attempt stands.
+func (q *Queue) writeOutcome(ctx context.Context, claim *Claim, e *Entry) error {
+	if q.hookBeforeOutcome != nil {
+		q.hookBeforeOutcome()
+	}
+	written, err := q.write(ctx, e, false)
+	if err != nil || claim.at == nil {
+		return err
+	}
+	from := *claim.at
+	from.Offset = claim.seen
+	between, _ := q.newest(ctx, claim.ID, from, written.Offset)
+	if between == nil {
+		return nil
+	}
+	q.cfg.Logger.Warn("eventbus: a retry's outcome crossed a newer write of its entry; the newer version is written again",
+		"dlq_id", claim.ID, "attempt", claim.attempt)
+	again := &kgo.Record{Topic: between.Topic, Key: between.Key, Value: between.Value}
+	return q.produceEntryRecord(ctx, again, claim.ID)
+}
+
+// RecordFailure stores that group failed r (the event eventID): the next
+// step of the entry an outstanding verified retry (claim non-nil) came
+// from, or else a new entry, which replaces an earlier entry of the same
+// group and event, if any. It returns the entry's ID.
+func (q *Queue) RecordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *Claim, f Failure) (string, error) {
+	var e Entry
+	if claim != nil && claim.entry != nil {
+		if !q.stillOutstanding(ctx, claim) {
+			return claim.ID, nil
+		}
+		e = *claim.entry
+		e.RetryCount = max(e.RetryCount, claim.attempt)
+	} else {
+		e = *q.newEntry(r, group, eventID)
+	}
+	e.SchedulerGroup = q.cfg.SchedulerGroup
+	q.applyFailure(&e, f, q.cfg.Now().UTC())
+	if claim != nil && claim.entry != nil {
+		return e.ID, q.writeOutcome(ctx, claim, &e)
+	}
+	_, err := q.write(ctx, &e, false)
+	return e.ID, err
+}
+
+// Resolve marks the entry a successful verified retry came from as
+// resolved, unless it moved on meanwhile.
+func (q *Queue) Resolve(ctx context.Context, claim Claim) error {
+	if claim.entry == nil || !q.stillOutstanding(ctx, &claim) {
+		return nil
+	}
+	e := *claim.entry
+	now := q.cfg.Now().UTC()
+	e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
+	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved"})
+	return q.writeOutcome(ctx, &claim, &e)
+}
