@@ -16,7 +16,7 @@ type subscription struct {
 	id    string
 	topic string
 	// retryTopic, when set, is the topic this plugin group's retries of
-	// this topic's events arrive on (dlq_topics.go); the group reads it too.
+	// this topic's events arrive on (internal/dlq/topics.go); the group reads it too.
 	retryTopic string
 	groupID    string // the effective group ID (with the tenant filter)
 	// groupLabel is the GroupID as given: a bounded metrics label.
