@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexica/eventbus/internal/tracing"
 )
 
 // Compression is the codec a published batch is compressed with.
@@ -220,9 +222,9 @@ type Bus struct {
 	producers sync.Map // Compression -> *kgo.Client
 	prodMu    sync.Mutex
 
-	subs    subscriptions
-	dlq     *DeadLetterQueue
-	tracing *tracing
+	subs   subscriptions
+	dlq    *DeadLetterQueue
+	tracer *tracing.Tracer
 }
 
 // NewBus returns a bus on client, which must be connected.
@@ -236,7 +238,7 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	if err := cfg.setDefaults(client); err != nil {
 		return nil, err
 	}
-	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracing: newTracing(cfg.TracerProvider)}
+	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracer: tracing.New(cfg.TracerProvider)}
 	b.subs.init()
 	b.dlq = newDLQ(b)
 	cfg.Metrics.attach(b)

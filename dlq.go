@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/dlqindex"
@@ -47,18 +46,18 @@ const ReasonMalformed = dlq.ReasonMalformed
 // Retry headers: a retry re-publishes the original record with these, and
 // every subscription skips, before decoding, a retry meant for another group.
 const (
-	HeaderDLQID        = dlq.HeaderID
-	HeaderRetryGroup   = dlq.HeaderGroup
-	HeaderRetryAttempt = dlq.HeaderAttempt
+	HeaderDLQID        = wire.HeaderDLQID
+	HeaderRetryGroup   = wire.HeaderRetryGroup
+	HeaderRetryAttempt = wire.HeaderRetryAttempt
 	// HeaderDLQEntry and HeaderDLQSignature carry, with DLQConfig.SigningKey,
 	// the retried entry and its HMAC.
-	HeaderDLQEntry     = dlq.HeaderEntry
-	HeaderDLQSignature = dlq.HeaderSignature
+	HeaderDLQEntry     = wire.HeaderDLQEntry
+	HeaderDLQSignature = wire.HeaderDLQSignature
 	// HeaderDLQPosition carries, without a signing key, where the entry
 	// version the retry was sent as lies on its dlq.* topic
 	// ("<partition>:<offset>"): the subscriber checks the retry against
 	// that record and the ones after it.
-	HeaderDLQPosition = dlq.HeaderPosition
+	HeaderDLQPosition = wire.HeaderDLQPosition
 )
 
 // FailedEvent is one dead-letter entry: an event that one consumer group
@@ -269,7 +268,7 @@ func newDLQ(b *Bus) *DeadLetterQueue {
 		SchedulerGroup: c.SchedulerGroup, DisableScheduler: c.DisableScheduler, RetryTimeout: c.RetryTimeout,
 		SigningKey: c.SigningKey, TopicCleanupPolicy: c.TopicCleanupPolicy,
 		SessionTimeout: b.cfg.Consumer.SessionTimeout, HeartbeatInterval: b.cfg.Consumer.HeartbeatInterval,
-		Logger: b.logger,
+		Logger: b.logger, Tracer: b.tracer,
 	})}
 }
 
@@ -528,17 +527,6 @@ func (h dlqHost) EnsureTopic(ctx context.Context, topic string, configs map[stri
 func (h dlqHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) { return h.b.client.newKgo(opts...) }
 func (h dlqHost) Conn() (*kgo.Client, error)                     { return h.b.client.adminKgo() }
 func (h dlqHost) Admin() (*kadm.Client, error)                   { return h.b.client.Admin() }
-
-func (h dlqHost) StartSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
-	ctx, span := h.b.tracing.startInternal(ctx, name, attrs...)
-	return ctx, func(err error) { endSpan(span, err) }
-}
-
-func (h dlqHost) Extract(ctx context.Context, r *kgo.Record) context.Context {
-	return h.b.tracing.extract(ctx, r)
-}
-
-func (h dlqHost) Inject(ctx context.Context, r *kgo.Record) { h.b.tracing.inject(ctx, r) }
 
 func (h dlqHost) RetrySent(topic string, manual bool) {
 	h.b.cfg.Metrics.observeRetrySent(topic, manual)

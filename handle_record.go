@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlq"
+	"github.com/plexica/eventbus/internal/tracing"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -53,26 +54,26 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	if scope.Known && (!scope.Matches(s.tenantID, s.workspaceID) || (s.accept != nil && !s.accept(scope.TenantID))) {
 		return true // another tenant's event: skip without decoding
 	}
-	ctx, span := b.tracing.startProcess(ctx, r, s.groupLabel)
+	ctx, span := b.tracer.StartProcess(ctx, r, s.groupLabel)
 	env, err := wire.Decode(r.Value)
 	if err != nil {
 		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
-		endSpan(span, cause)
+		tracing.End(span, cause)
 		if s.onFailure == Skip {
 			return s.skip(r, wire.EventIDOf(r), cause)
 		}
 		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, superseded, cause)
 	}
 	if !scope.Known && !matchesFilter(env, s) {
-		endSpan(span, nil)
+		tracing.End(span, nil)
 		return true
 	}
 	ev := rawEvent(env)
 	start := time.Now()
 	err = callHandler(ctx, s.handler, ev)
 	b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
-	endSpan(span, err)
+	tracing.End(span, err)
 	if err != nil {
 		var perm *PermanentError
 		switch {
@@ -161,7 +162,7 @@ func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.R
 // write runs as a child of spanCtx's span, until the release.
 func (s *subscription) untilStored(spanCtx, stopping context.Context, r *kgo.Record, write func(context.Context) error) bool {
 	ctx := stopping
-	if s.bus.tracing != nil {
+	if s.bus.tracer != nil {
 		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(spanCtx))
 	}
 	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/plexica/eventbus/internal/dlq"
+	"github.com/plexica/eventbus/internal/tracing"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
@@ -84,14 +84,14 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 		return "", err
 	}
 	start := time.Now()
-	ctx, span := b.tracing.startPublish(ctx, p.record, p.causationID)
+	ctx, span := b.tracer.StartPublish(ctx, p.record, p.causationID)
 	err = b.breaker.run(func() error {
 		if err := b.ensureTopics(ctx, eventType); err != nil {
 			return err
 		}
 		return b.produce(ctx, []prepared{p}, nil)
 	})
-	endSpan(span, err)
+	tracing.End(span, err)
 	b.cfg.Metrics.observePublish(eventType, 1, start, err)
 	if err != nil {
 		return "", b.publishError(eventType, err)
@@ -131,10 +131,10 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 	start := time.Now()
 	// The producer's own record delivery timeout (Config.DeliveryTimeout)
 	// bounds the wait; no timer per event.
-	ctx, span := b.tracing.startPublish(ctx, p.record, p.causationID)
+	ctx, span := b.tracer.StartPublish(ctx, p.record, p.causationID)
 	p.producer.Produce(ctx, p.record, func(_ *kgo.Record, err error) {
 		report(err)
-		endSpan(span, err)
+		tracing.End(span, err)
 		b.cfg.Metrics.observePublish(eventType, 1, start, err)
 		if err != nil {
 			err = b.publishError(eventType, err)
@@ -234,11 +234,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 	start := time.Now()
 	spans := make([]trace.Span, len(prepared))
 	for i := range prepared {
-		_, spans[i] = b.tracing.startPublish(ctx, prepared[i].record, prepared[i].causationID)
+		_, spans[i] = b.tracer.StartPublish(ctx, prepared[i].record, prepared[i].causationID)
 	}
 	defer func() {
 		for i := range results {
-			endSpan(spans[i], results[i].Err)
+			tracing.End(spans[i], results[i].Err)
 			b.cfg.Metrics.observePublish(events[i].EventType, 1, start, results[i].Err)
 		}
 	}()
@@ -453,7 +453,7 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 			ErrInvalidEvent, eventType, env.Timestamp.UTC().Format(time.RFC3339))
 	}
 	for _, h := range o.headers {
-		if dlq.IsRetryHeader(h.Key) {
+		if wire.IsRetryHeader(h.Key) {
 			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
 				ErrInvalidEvent, h.Key)
 		}

@@ -134,7 +134,7 @@ func (q *Queue) newEntry(r *kgo.Record, group, eventID string) *Entry {
 		e.OriginalEvent, _ = json.Marshal(string(r.Value))
 	}
 	for _, h := range r.Headers {
-		if IsRetryHeader(h.Key) {
+		if wire.IsRetryHeader(h.Key) {
 			continue
 		}
 		switch h.Key {

@@ -11,15 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/internal/wire"
 )
 
 // testHost is a Host on an embedded broker: a franz-go client that
-// produces, reads single records and creates topics. Tracing and metrics
-// do nothing.
+// produces, reads single records and creates topics. It counts no
+// metrics.
 type testHost struct {
 	seeds []string
 	cl    *kgo.Client
@@ -52,13 +51,7 @@ func (h *testHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
 func (h *testHost) Conn() (*kgo.Client, error)   { return h.cl, nil }
 func (h *testHost) Admin() (*kadm.Client, error) { return h.adm, nil }
 
-func (h *testHost) StartSpan(ctx context.Context, _ string, _ ...attribute.KeyValue) (context.Context, func(error)) {
-	return ctx, func(error) {}
-}
-
-func (h *testHost) Extract(ctx context.Context, _ *kgo.Record) context.Context { return ctx }
-func (h *testHost) Inject(context.Context, *kgo.Record)                        {}
-func (h *testHost) RetrySent(string, bool)                                     {}
+func (h *testHost) RetrySent(string, bool) {}
 
 // newTestQueue starts an embedded broker and a queue on it (with cfg's
 // zero settings defaulted as the bus defaults them); both stop with the

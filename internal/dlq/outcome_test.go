@@ -87,7 +87,7 @@ func retryReader(t *testing.T, host *testHost, topic string) func(context.Contex
 		for ctx.Err() == nil {
 			var found *kgo.Record
 			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-				if a, ok := wire.HeaderValue(r.Headers, HeaderAttempt); ok && string(a) == strconv.Itoa(attempt) {
+				if a, ok := wire.HeaderValue(r.Headers, wire.HeaderRetryAttempt); ok && string(a) == strconv.Itoa(attempt) {
 					found = r
 				}
 			})

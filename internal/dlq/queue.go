@@ -23,6 +23,8 @@ import (
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
+	"github.com/plexica/eventbus/internal/tracing"
+	"github.com/plexica/eventbus/internal/wire"
 )
 
 // Errors the queue returns; the root package exports the first two as its
@@ -51,13 +53,6 @@ type Host interface {
 	Conn() (*kgo.Client, error)
 	// Admin is the bus's admin client.
 	Admin() (*kadm.Client, error)
-	// StartSpan starts an internal span in ctx's trace; end ends it,
-	// recording err.
-	StartSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (_ context.Context, end func(err error))
-	// Extract returns ctx with the trace context r's headers carry; Inject
-	// writes ctx's into them.
-	Extract(ctx context.Context, r *kgo.Record) context.Context
-	Inject(ctx context.Context, r *kgo.Record)
 	// RetrySent counts a retry sent for an event of topic.
 	RetrySent(topic string, manual bool)
 }
@@ -75,6 +70,8 @@ type Config struct {
 	// SessionTimeout and HeartbeatInterval are the scheduler group's.
 	SessionTimeout, HeartbeatInterval time.Duration
 	Logger                            *slog.Logger
+	// Tracer traces writes and retries (nil: off).
+	Tracer *tracing.Tracer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -348,10 +345,10 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 	for _, h := range e.OriginalHeaders {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
 	}
-	ctx, end := q.host.StartSpan(q.host.Extract(ctx, rec), "dlq retry "+e.OriginalTopic,
+	ctx, span := q.cfg.Tracer.StartInternal(q.cfg.Tracer.Extract(ctx, rec), "dlq retry "+e.OriginalTopic,
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("messaging.consumer.group.name", e.ConsumerGroup),
 		attribute.Bool("plexica.manual", manual), attribute.Int("plexica.retry_attempt", e.RetryCount+1))
-	defer func() { end(err) }()
+	defer func() { tracing.End(span, err) }()
 	now := q.cfg.Now().UTC()
 	e.RetryCount++
 	e.Status = StatusRetrying
@@ -369,11 +366,11 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 		return err
 	}
 	value := retryValue(&e)
-	q.host.Inject(ctx, rec)
+	q.cfg.Tracer.Inject(ctx, rec)
 	rec.Headers = append(rec.Headers,
-		kgo.RecordHeader{Key: HeaderID, Value: []byte(e.ID)},
-		kgo.RecordHeader{Key: HeaderGroup, Value: []byte(e.ConsumerGroup)},
-		kgo.RecordHeader{Key: HeaderAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
+		kgo.RecordHeader{Key: wire.HeaderDLQID, Value: []byte(e.ID)},
+		kgo.RecordHeader{Key: wire.HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
+		kgo.RecordHeader{Key: wire.HeaderRetryAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
 	)
 	// The target topic is ensured as Publish ensures its topics: a retry to
 	// a topic that is gone would otherwise wait out the delivery timeout.
@@ -384,7 +381,7 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 	if len(q.cfg.SigningKey) > 0 {
 		rec.Headers = append(rec.Headers, q.signRetry(target, e, value)...)
 	} else {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: wire.HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
 	}
 	rec.Topic, rec.Value = target, value
 	if err := q.host.Produce(ctx, rec); err != nil {
@@ -399,10 +396,10 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 // written, which holds its partition and offset.
 func (q *Queue) write(ctx context.Context, e *Entry, tombstone bool) (rec *kgo.Record, err error) {
 	topic := TopicFor(e.ConsumerGroup, e.OriginalTopic)
-	ctx, end := q.host.StartSpan(ctx, "dlq write "+topic,
+	ctx, span := q.cfg.Tracer.StartInternal(ctx, "dlq write "+topic,
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
 		attribute.Bool("plexica.tombstone", tombstone))
-	defer func() { end(err) }()
+	defer func() { tracing.End(span, err) }()
 	if err := q.host.EnsureTopic(ctx, topic, map[string]string{"cleanup.policy": q.cfg.TopicCleanupPolicy}); err != nil {
 		return nil, err
 	}

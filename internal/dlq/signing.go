@@ -43,8 +43,8 @@ func (q *Queue) signRetry(topic string, e Entry, value []byte) []kgo.RecordHeade
 		return nil
 	}
 	return []kgo.RecordHeader{
-		{Key: HeaderEntry, Value: entry},
-		{Key: HeaderSignature, Value: []byte(hex.EncodeToString(retryMAC(q.cfg.SigningKey, topic, entry, value)))},
+		{Key: wire.HeaderDLQEntry, Value: entry},
+		{Key: wire.HeaderDLQSignature, Value: []byte(hex.EncodeToString(retryMAC(q.cfg.SigningKey, topic, entry, value)))},
 	}
 }
 
@@ -53,8 +53,8 @@ func (q *Queue) signRetry(topic string, e Entry, value []byte) []kgo.RecordHeade
 // topic the retry is for). It rebuilds the full entry from r (its value is
 // the original event, its headers the original headers).
 func (q *Queue) verifySigned(r *kgo.Record, topic string, id, group []byte, attempt int) (Claim, bool) {
-	entry, hasEntry := wire.HeaderValue(r.Headers, HeaderEntry)
-	sig, hasSig := wire.HeaderValue(r.Headers, HeaderSignature)
+	entry, hasEntry := wire.HeaderValue(r.Headers, wire.HeaderDLQEntry)
+	sig, hasSig := wire.HeaderValue(r.Headers, wire.HeaderDLQSignature)
 	if !hasEntry || !hasSig {
 		return Claim{}, false
 	}

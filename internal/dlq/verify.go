@@ -58,9 +58,9 @@ const maxOutstandingScan = 8 << 20
 // name it derives itself: nobody but the writers of that topic can place
 // an entry there.
 func (q *Queue) VerifyRetry(ctx context.Context, r *kgo.Record, topic, readerGroup string) (Claim, bool) {
-	id, hasID := wire.HeaderValue(r.Headers, HeaderID)
-	group, hasGroup := wire.HeaderValue(r.Headers, HeaderGroup)
-	a, hasAttempt := wire.HeaderValue(r.Headers, HeaderAttempt)
+	id, hasID := wire.HeaderValue(r.Headers, wire.HeaderDLQID)
+	group, hasGroup := wire.HeaderValue(r.Headers, wire.HeaderRetryGroup)
+	a, hasAttempt := wire.HeaderValue(r.Headers, wire.HeaderRetryAttempt)
 	attempt, err := strconv.Atoi(string(a))
 	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 {
 		return Claim{}, false
@@ -68,7 +68,7 @@ func (q *Queue) VerifyRetry(ctx context.Context, r *kgo.Record, topic, readerGro
 	if len(q.cfg.SigningKey) > 0 {
 		return q.verifySigned(r, topic, id, group, attempt)
 	}
-	pos, _ := wire.HeaderValue(r.Headers, HeaderPosition)
+	pos, _ := wire.HeaderValue(r.Headers, wire.HeaderDLQPosition)
 	ps, os, ok := strings.Cut(string(pos), ":")
 	partition, perr := strconv.ParseInt(ps, 10, 32)
 	offset, oerr := strconv.ParseInt(os, 10, 64)

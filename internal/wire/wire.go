@@ -32,6 +32,33 @@ const (
 	HeaderTimestamp     = "timestamp"
 )
 
+// Retry headers: a retry of the dead letter queue re-publishes the
+// original record with these, and every subscription skips, before
+// decoding, a retry meant for another group. Only the bus sets them; a
+// caller's headers never may.
+const (
+	HeaderDLQID        = "dlq-id"
+	HeaderRetryGroup   = "retry-group"
+	HeaderRetryAttempt = "retry-attempt"
+	// HeaderDLQEntry and HeaderDLQSignature carry, with a signing key, the
+	// retried entry and its HMAC.
+	HeaderDLQEntry     = "dlq-entry"
+	HeaderDLQSignature = "dlq-signature"
+	// HeaderDLQPosition carries, without a signing key, where the entry
+	// version the retry was sent as lies on its dlq.* topic
+	// ("<partition>:<offset>").
+	HeaderDLQPosition = "dlq-position"
+)
+
+// IsRetryHeader reports whether key is one of the retry headers.
+func IsRetryHeader(key string) bool {
+	switch key {
+	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature, HeaderDLQPosition:
+		return true
+	}
+	return false
+}
+
 // ReservedHeaders lists the headers the bus writes itself; caller-supplied
 // headers with these names are refused so they can never replace them.
 var ReservedHeaders = [...]string{

@@ -1,4 +1,8 @@
-package eventbus
+// Package tracing starts the bus's OpenTelemetry spans and carries their
+// context in W3C trace-context record headers (traceparent, tracestate),
+// so that one trace spans publish → handle → dead letter → retry, across
+// processes. A nil *Tracer (no tracer provider configured) does nothing.
+package tracing
 
 import (
 	"context"
@@ -14,20 +18,19 @@ import (
 	"github.com/plexica/eventbus/internal/wire"
 )
 
-// tracing starts the bus's OpenTelemetry spans and carries their context
-// in W3C trace-context record headers (traceparent, tracestate), so that one
-// trace spans publish → handle → dead letter → retry, across processes. A
-// nil *tracing (no Config.TracerProvider) does nothing.
-type tracing struct {
+// Tracer starts spans for records and carries their context in the
+// records' headers.
+type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 }
 
-func newTracing(tp trace.TracerProvider) *tracing {
+// New returns the tracer of tp, or nil (tracing off) when tp is nil.
+func New(tp trace.TracerProvider) *Tracer {
 	if tp == nil {
 		return nil
 	}
-	return &tracing{
+	return &Tracer{
 		tracer: tp.Tracer("github.com/plexica/eventbus"),
 		prop:   propagation.TraceContext{},
 	}
@@ -50,9 +53,9 @@ func eventAttributes(r *kgo.Record) []attribute.KeyValue {
 	return attrs
 }
 
-// startPublish starts a producer span for r and writes its context into
+// StartPublish starts a producer span for r and writes its context into
 // r's headers.
-func (t *tracing) startPublish(ctx context.Context, r *kgo.Record, causationID string) (context.Context, trace.Span) {
+func (t *Tracer) StartPublish(ctx context.Context, r *kgo.Record, causationID string) (context.Context, trace.Span) {
 	if t == nil {
 		return ctx, nil
 	}
@@ -66,9 +69,9 @@ func (t *tracing) startPublish(ctx context.Context, r *kgo.Record, causationID s
 	return ctx, span
 }
 
-// startProcess starts a consumer span for r, a child of the span whose
+// StartProcess starts a consumer span for r, a child of the span whose
 // context r's headers carry.
-func (t *tracing) startProcess(ctx context.Context, r *kgo.Record, group string) (context.Context, trace.Span) {
+func (t *Tracer) StartProcess(ctx context.Context, r *kgo.Record, group string) (context.Context, trace.Span) {
 	if t == nil {
 		return ctx, nil
 	}
@@ -77,39 +80,39 @@ func (t *tracing) startProcess(ctx context.Context, r *kgo.Record, group string)
 		attribute.String("messaging.consumer.group.name", group),
 		attribute.Int("messaging.destination.partition.id", int(r.Partition)),
 		attribute.Int64("messaging.kafka.offset", r.Offset))
-	if a, ok := headerString(r.Headers, HeaderRetryAttempt); ok {
-		n, _ := strconv.Atoi(a)
+	if a, ok := wire.HeaderValue(r.Headers, wire.HeaderRetryAttempt); ok {
+		n, _ := strconv.Atoi(string(a))
 		attrs = append(attrs, attribute.Int("plexica.retry_attempt", n))
 	}
 	return t.tracer.Start(ctx, "process "+r.Topic,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 }
 
-// startInternal starts an internal span (dead-letter writes and retries).
-func (t *tracing) startInternal(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// StartInternal starts an internal span (dead-letter writes and retries).
+func (t *Tracer) StartInternal(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	if t == nil {
 		return ctx, nil
 	}
 	return t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
-// extract returns ctx with the span context carried by r's headers.
-func (t *tracing) extract(ctx context.Context, r *kgo.Record) context.Context {
+// Extract returns ctx with the span context carried by r's headers.
+func (t *Tracer) Extract(ctx context.Context, r *kgo.Record) context.Context {
 	if t == nil {
 		return ctx
 	}
 	return t.prop.Extract(ctx, kotel.NewRecordCarrier(r))
 }
 
-// inject writes ctx's span context into r's headers.
-func (t *tracing) inject(ctx context.Context, r *kgo.Record) {
+// Inject writes ctx's span context into r's headers.
+func (t *Tracer) Inject(ctx context.Context, r *kgo.Record) {
 	if t != nil {
 		t.prop.Inject(ctx, kotel.NewRecordCarrier(r))
 	}
 }
 
-// endSpan ends a span (nil-safe), recording err.
-func endSpan(span trace.Span, err error) {
+// End ends a span (nil-safe), recording err.
+func End(span trace.Span, err error) {
 	if span == nil {
 		return
 	}
@@ -118,13 +121,4 @@ func endSpan(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
-}
-
-func headerString(headers []kgo.RecordHeader, key string) (string, bool) {
-	for _, h := range headers {
-		if h.Key == key {
-			return string(h.Value), true
-		}
-	}
-	return "", false
 }
