@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -29,11 +31,9 @@ type PluginScope struct {
 // package documentation. It is safe for concurrent use; build one per
 // plugin and tenant with NewPluginClient, on a shared Bus.
 type PluginClient struct {
-	bus *Bus
-	pc  PluginScope
-
-	mu   sync.Mutex
-	subs map[string]struct{} // subscription IDs made by this client
+	bus  *Bus
+	pc   PluginScope
+	subs ownSubscriptions // made by this client
 }
 
 // NewPluginClient returns a client for pc on bus. It fails, wrapping
@@ -51,7 +51,7 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 		return nil, fmt.Errorf("%w: PluginScope.TenantID is empty; a plugin client is bound to one tenant (e.g. TenantID: \"acme\")",
 			ErrTenantRequired)
 	}
-	return &PluginClient{bus: bus, pc: pc, subs: map[string]struct{}{}}, nil
+	return &PluginClient{bus: bus, pc: pc}, nil
 }
 
 // Scope returns the plugin, tenant and workspace the client is bound to.
@@ -198,6 +198,15 @@ type PluginSubscribeOptions struct {
 	Delivery
 }
 
+// group returns the group name of a subscription to topic: GroupID, or by
+// default topic.
+func (o PluginSubscribeOptions) group(topic string) string {
+	if strings.TrimSpace(o.GroupID) == "" {
+		return topic
+	}
+	return o.GroupID
+}
+
 // Subscribe calls handler for each event eventName of the client's tenant
 // (and workspace, when set on the client or the options), as Bus.Subscribe
 // does, in the group PluginSubscribeOptions.GroupID names. eventName is one
@@ -222,12 +231,8 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 		}
 		ws = opts.WorkspaceID
 	}
-	group := opts.GroupID
-	if strings.TrimSpace(group) == "" {
-		group = topic
-	}
 	id, err := p.bus.Subscribe(ctx, topic, p.scoped(handler, ws), SubscribeOptions{
-		GroupID:     p.GroupID(group),
+		GroupID:     p.GroupID(opts.group(topic)),
 		TenantID:    p.pc.TenantID,
 		WorkspaceID: ws,
 		Delivery:    opts.Delivery,
@@ -235,9 +240,7 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 	if err != nil {
 		return "", err
 	}
-	p.mu.Lock()
-	p.subs[id] = struct{}{}
-	p.mu.Unlock()
+	p.subs.add(id)
 	return id, nil
 }
 
@@ -245,9 +248,6 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 // PluginClient.Subscribe. An event whose data does not decode into T is a
 // handler failure.
 func SubscribePlugin[T any](ctx context.Context, p *PluginClient, name Name[T], handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
-	if handler == nil {
-		return p.Subscribe(ctx, string(name), nil, opts)
-	}
 	return p.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
@@ -321,11 +321,7 @@ func (p *PluginClient) scoped(h Handler, workspaceID string) Handler {
 // Bus.Unsubscribe. An ID this client did not return fails with
 // ErrSubscriptionNotFound.
 func (p *PluginClient) Unsubscribe(ctx context.Context, id string) error {
-	p.mu.Lock()
-	_, ok := p.subs[id]
-	delete(p.subs, id)
-	p.mu.Unlock()
-	if !ok {
+	if !p.subs.remove(id) {
 		return fmt.Errorf("%w: plugin %s (tenant %s) has no subscription %q (already unsubscribed?)",
 			ErrSubscriptionNotFound, p.pc.PluginID, p.pc.TenantID, id)
 	}
@@ -335,23 +331,58 @@ func (p *PluginClient) Unsubscribe(ctx context.Context, id string) error {
 // Close unsubscribes every subscription of this client (the seed's
 // unsubscribeAll). The bus stays up; the client may subscribe again.
 func (p *PluginClient) Close(ctx context.Context) error {
-	p.mu.Lock()
-	ids := make([]string, 0, len(p.subs))
-	for id := range p.subs {
-		ids = append(ids, id)
+	return p.subs.closeAll(ctx, p.Unsubscribe)
+}
+
+// ownSubscriptions are the IDs of the subscriptions a PluginClient or a
+// PluginHost made on its bus: those its Unsubscribe takes and its Close
+// ends. The zero value is empty and ready to use.
+type ownSubscriptions struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+// add records ids.
+func (s *ownSubscriptions) add(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[string]struct{}{}
 	}
-	p.mu.Unlock()
+	for _, id := range ids {
+		s.ids[id] = struct{}{}
+	}
+}
+
+// remove forgets id and reports whether it was recorded.
+func (s *ownSubscriptions) remove(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ids[id]
+	delete(s.ids, id)
+	return ok
+}
+
+// closeAll calls unsubscribe with each recorded ID and joins the errors.
+func (s *ownSubscriptions) closeAll(ctx context.Context, unsubscribe func(context.Context, string) error) error {
+	s.mu.Lock()
+	ids := slices.Collect(maps.Keys(s.ids))
+	s.mu.Unlock()
 	var errs []error
 	for _, id := range ids {
-		if err := p.Unsubscribe(ctx, id); err != nil {
+		if err := unsubscribe(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// typedHandler turns a handler of typed events into a Handler.
+// typedHandler turns a handler of typed events into a Handler. A nil fn
+// gives a nil Handler, for Subscribe to reject.
 func typedHandler[T any](fn func(context.Context, Event[T]) error) Handler {
+	if fn == nil {
+		return nil
+	}
 	return func(ctx context.Context, raw RawEvent) error {
 		ev, err := Decode[T](raw)
 		if err != nil {

@@ -42,7 +42,7 @@ type PluginHost struct {
 	mu      sync.Mutex                               // serializes changes of tenants
 	tenants atomic.Pointer[map[string]*PluginClient] // served tenant -> its client
 	seen    map[string]time.Time                     // tenant -> last lifecycle event applied
-	subs    map[string]struct{}                      // subscription IDs made by this host
+	subs    ownSubscriptions                         // made by this host
 }
 
 // NewPluginHost returns a host of plugin cfg.PluginID on bus, serving
@@ -59,7 +59,6 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 		bus:   bus,
 		proto: &PluginClient{bus: bus, pc: PluginScope{PluginID: cfg.PluginID}},
 		seen:  map[string]time.Time{},
-		subs:  map[string]struct{}{},
 	}
 	empty := map[string]*PluginClient{}
 	h.tenants.Store(&empty)
@@ -211,20 +210,14 @@ func (h *PluginHost) Subscribe(ctx context.Context, eventName string, handler Ha
 		return "", fmt.Errorf("%w: a plugin host serves whole tenants; PluginSubscribeOptions.WorkspaceID %q is for a PluginClient (or filter by Event.WorkspaceID in the handler)",
 			ErrInvalidConfig, opts.WorkspaceID)
 	}
-	group := opts.GroupID
-	if strings.TrimSpace(group) == "" {
-		group = topic
-	}
 	id, err := h.bus.subscribe(ctx, topic, h.scoped(handler), SubscribeOptions{
-		GroupID:  h.GroupID(group),
+		GroupID:  h.GroupID(opts.group(topic)),
 		Delivery: opts.Delivery,
 	}, h.serves)
 	if err != nil {
 		return "", err
 	}
-	h.mu.Lock()
-	h.subs[id] = struct{}{}
-	h.mu.Unlock()
+	h.subs.add(id)
 	return id, nil
 }
 
@@ -232,9 +225,6 @@ func (h *PluginHost) Subscribe(ctx context.Context, eventName string, handler Ha
 // PluginHost.Subscribe. An event whose data does not decode into T is a
 // handler failure.
 func SubscribeHost[T any](ctx context.Context, h *PluginHost, name Name[T], handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
-	if handler == nil {
-		return h.Subscribe(ctx, string(name), nil, opts)
-	}
 	return h.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
@@ -253,11 +243,7 @@ func (h *PluginHost) scoped(handler Handler) Handler {
 // Unsubscribe stops a subscription made by this host; see Bus.Unsubscribe.
 // An ID this host did not return fails with ErrSubscriptionNotFound.
 func (h *PluginHost) Unsubscribe(ctx context.Context, id string) error {
-	h.mu.Lock()
-	_, ok := h.subs[id]
-	delete(h.subs, id)
-	h.mu.Unlock()
-	if !ok {
+	if !h.subs.remove(id) {
 		return fmt.Errorf("%w: plugin host %s has no subscription %q (already unsubscribed?)", ErrSubscriptionNotFound, h.PluginID(), id)
 	}
 	return h.bus.Unsubscribe(ctx, id)
@@ -267,16 +253,7 @@ func (h *PluginHost) Unsubscribe(ctx context.Context, id string) error {
 // included. The bus stays up and the tenant set is kept; the host may
 // subscribe again.
 func (h *PluginHost) Close(ctx context.Context) error {
-	h.mu.Lock()
-	ids := slices.Collect(maps.Keys(h.subs))
-	h.mu.Unlock()
-	var errs []error
-	for _, id := range ids {
-		if err := h.Unsubscribe(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return h.subs.closeAll(ctx, h.Unsubscribe)
 }
 
 // subscribeSpec makes *PluginHost a Subscriber (see InitializeHandlers):
@@ -352,11 +329,7 @@ func (h *PluginHost) FollowLifecycle(ctx context.Context, opts FollowOptions) er
 		}
 		ids = append(ids, id)
 	}
-	h.mu.Lock()
-	for _, id := range ids {
-		h.subs[id] = struct{}{}
-	}
-	h.mu.Unlock()
+	h.subs.add(ids...)
 	return nil
 }
 

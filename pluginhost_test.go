@@ -133,6 +133,15 @@ func pluginGroups(t *testing.T, adm *kadm.Client, pluginID string) []string {
 	return out
 }
 
+// hostEvent returns a plugin ID no other test uses, its event name for
+// entity.action (made unique as well) and that event's topic.
+func hostEvent(t *testing.T, name string) (plugin, event, topic string) {
+	t.Helper()
+	plugin = eventbustest.UniqueID("host")
+	event = pluginEvent(t, plugin, name)
+	return plugin, event, "plugin." + plugin + "." + event
+}
+
 func admin(t *testing.T, c *eventbus.Client) *kadm.Client {
 	t.Helper()
 	adm, err := c.Admin()
@@ -147,9 +156,7 @@ func TestPluginHostHundredTenantsEachGetsExactlyItsEvents(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	client := eventbustest.NewClient(t, brokers...)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
-	plugin := eventbustest.UniqueID("host")
-	event := pluginEvent(t, plugin, "contact.created")
-	topic := "plugin." + plugin + "." + event
+	plugin, event, topic := hostEvent(t, "contact.created")
 
 	served := make([]string, 100)
 	for i := range served {
@@ -218,9 +225,7 @@ func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
 	client := eventbustest.NewClient(t)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
 	adm := admin(t, client)
-	plugin := eventbustest.UniqueID("host")
-	event := pluginEvent(t, plugin, "deal.updated")
-	topic := "plugin." + plugin + "." + event
+	plugin, event, topic := hostEvent(t, "deal.updated")
 	host := newHost(t, bus, plugin, "acme", "globex")
 	rec := newHostRecorder()
 	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{})
@@ -265,9 +270,7 @@ func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
 func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 	t.Parallel()
 	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
-	plugin := eventbustest.UniqueID("host")
-	event := pluginEvent(t, plugin, "invoice.issued")
-	topic := "plugin." + plugin + "." + event
+	plugin, event, topic := hostEvent(t, "invoice.issued")
 	host := newHost(t, bus, plugin, "acme", "globex")
 	var acmeCalls, globexCalls atomic.Int64
 	rec := newHostRecorder()
@@ -309,9 +312,7 @@ func TestPluginHostTwoProcessesShareTheWork(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	client := eventbustest.NewClient(t, brokers...)
 	platform := eventbustest.NewBusOn(t, client, eventbus.Config{})
-	plugin := eventbustest.UniqueID("host")
-	event := pluginEvent(t, plugin, "order.placed")
-	topic := "plugin." + plugin + "." + event
+	plugin, event, topic := hostEvent(t, "order.placed")
 	tenants := make([]string, 20)
 	for i := range tenants {
 		tenants[i] = fmt.Sprintf("tenant-%02d", i)
@@ -424,9 +425,7 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 	t.Parallel()
 	client := eventbustest.NewClient(t)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
-	plugin := eventbustest.UniqueID("host")
-	event := pluginEvent(t, plugin, "contact.created")
-	topic := "plugin." + plugin + "." + event
+	plugin, event, topic := hostEvent(t, "contact.created")
 	host := newHost(t, bus, plugin)
 	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
 		t.Fatal(err)

@@ -268,17 +268,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 // Subscribe subscribes a handler of typed events; see Bus.Subscribe. An event
 // whose data does not decode into T is a handler failure.
 func Subscribe[T any](ctx context.Context, b *Bus, name Name[T], handler func(context.Context, Event[T]) error, opts SubscribeOptions) (string, error) {
-	eventType := string(name)
-	if handler == nil {
-		return b.Subscribe(ctx, eventType, nil, opts)
-	}
-	return b.Subscribe(ctx, eventType, func(ctx context.Context, raw RawEvent) error {
-		ev, err := Decode[T](raw)
-		if err != nil {
-			return err
-		}
-		return handler(ctx, ev)
-	}, opts)
+	return b.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
 // Unsubscribe stops a subscription: its handler is not called again, its

@@ -52,31 +52,11 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{
-		// An admin sees every entry of the cluster, so the exact counts
-		// below need a broker of this test's own, even when the suite runs
-		// on a shared cluster (EVENTBUS_TEST_BROKERS).
-		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
-			eventbustest.StartEmbedded(t, embedded.Config{}).Addrs()...),
-		topicA:  eventbustest.UniqueTopic(t, "core.user.created"),
-		topicB:  eventbustest.UniqueTopic(t, "core.invoice.issued"),
-		tenantA: eventbustest.UniqueID("acme"),
-		tenantB: eventbustest.UniqueID("globex"),
-		group:   eventbustest.UniqueID("billing"),
-		ids:     map[string]string{},
-		events:  map[string]string{},
-	}
-	f.q = f.bus.DLQ()
-	h, err := dlqhttp.New(f.q, dlqhttp.Options{
-		AdminTokens:  []string{adminToken},
-		TenantTokens: map[string]string{tokenA: f.tenantA, tokenB: f.tenantB},
-		Logger:       slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv = httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
+	// An admin sees every entry of the cluster, so the exact counts below
+	// need a broker of this test's own, even when the suite runs on a shared
+	// cluster (EVENTBUS_TEST_BROKERS).
+	f := serveFixture(t, eventbustest.StartEmbedded(t, embedded.Config{}).Addrs()...)
+	f.topicB = eventbustest.UniqueTopic(t, "core.invoice.issued")
 
 	handler := func(_ context.Context, ev eventbus.RawEvent) error {
 		if _, ok := f.healed.Load(ev.ID); ok {
@@ -100,6 +80,34 @@ func newFixture(t *testing.T) *fixture {
 	for name := range f.ids {
 		f.waitEntry(t, name, func(e eventbus.FailedEvent) bool { return e.Status == eventbus.StatusMaxRetriesExceeded })
 	}
+	return f
+}
+
+// serveFixture returns a fixture without entries: a bus on brokers and the
+// API on its DLQ, with topicA, the tenants and the group named (not topicB).
+func serveFixture(t *testing.T, brokers ...string) *fixture {
+	t.Helper()
+	f := &fixture{
+		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
+			brokers...),
+		topicA:  eventbustest.UniqueTopic(t, "core.user.created"),
+		tenantA: eventbustest.UniqueID("acme"),
+		tenantB: eventbustest.UniqueID("globex"),
+		group:   eventbustest.UniqueID("billing"),
+		ids:     map[string]string{},
+		events:  map[string]string{},
+	}
+	f.q = f.bus.DLQ()
+	h, err := dlqhttp.New(f.q, dlqhttp.Options{
+		AdminTokens:  []string{adminToken},
+		TenantTokens: map[string]string{tokenA: f.tenantA, tokenB: f.tenantB},
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
 	return f
 }
 

@@ -5,17 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
-	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -35,27 +31,7 @@ import (
 func TestAPIMalformedAndTextSecrets(t *testing.T) {
 	t.Parallel()
 	broker := eventbustest.StartEmbedded(t, embedded.Config{})
-	f := &fixture{
-		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
-			broker.Addrs()...),
-		topicA:  eventbustest.UniqueTopic(t, "core.user.created"),
-		tenantA: eventbustest.UniqueID("acme"),
-		tenantB: eventbustest.UniqueID("globex"),
-		group:   eventbustest.UniqueID("billing"),
-		ids:     map[string]string{},
-		events:  map[string]string{},
-	}
-	f.q = f.bus.DLQ()
-	h, err := dlqhttp.New(f.q, dlqhttp.Options{
-		AdminTokens:  []string{adminToken},
-		TenantTokens: map[string]string{tokenA: f.tenantA, tokenB: f.tenantB},
-		Logger:       slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv = httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
+	f := serveFixture(t, broker.Addrs()...)
 
 	handler := func(context.Context, eventbus.RawEvent) error {
 		return eventbus.Permanent(fmt.Errorf("POST https://bob:%s@auth.example.com/login?client_secret=%s failed: Authorization: Bearer %s", secret, secret, secret))

@@ -121,16 +121,7 @@ func Replace(ctx context.Context, adm *kadm.Client, user string, grants []Grant)
 		if wanted[g] {
 			continue
 		}
-		res, err := adm.DeleteACLs(ctx, builder(user, g))
-		if err == nil {
-			for _, r := range res {
-				if r.Err != nil {
-					err = r.Err
-					break
-				}
-			}
-		}
-		if err != nil {
+		if err := deleteACLs(ctx, adm, builder(user, g)); err != nil {
 			return fmt.Errorf("revoke %v: %w", g, err)
 		}
 	}
@@ -145,17 +136,23 @@ func RevokeAll(ctx context.Context, adm *kadm.Client, user string) error {
 		Deny("User:" + user).DenyHosts().
 		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
 		Operations()
-	deleted, err := adm.DeleteACLs(ctx, filter)
-	if err == nil {
-		for _, d := range deleted {
-			if d.Err != nil {
-				err = d.Err
-				break
-			}
-		}
-	}
-	if err != nil {
+	if err := deleteACLs(ctx, adm, filter); err != nil {
 		return fmt.Errorf("delete ACLs of user %s: %w", user, err)
+	}
+	return nil
+}
+
+// deleteACLs deletes the ACLs that b matches. Its error is the request's, or
+// that of the first filter the brokers failed.
+func deleteACLs(ctx context.Context, adm *kadm.Client, b *kadm.ACLBuilder) error {
+	res, err := adm.DeleteACLs(ctx, b)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return r.Err
+		}
 	}
 	return nil
 }

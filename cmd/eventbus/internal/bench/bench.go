@@ -144,14 +144,8 @@ func (c *Config) setDefaults() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("bench: no brokers given")
 	}
-	if c.Duration < 0 {
-		return fmt.Errorf("bench: duration %s is negative", c.Duration)
-	}
-	if c.Duration == 0 {
-		c.Duration = DefaultDuration
-		if c.Quick {
-			c.Duration = QuickDuration
-		}
+	if err := quickDefault(&c.Duration, "duration", DefaultDuration, QuickDuration, c.Quick); err != nil {
+		return err
 	}
 	if c.MaxEvents < 0 {
 		return fmt.Errorf("bench: events %d is negative; give 0 for no limit", c.MaxEvents)
@@ -175,14 +169,8 @@ func (c *Config) setDefaults() error {
 		return err
 	}
 	c.Phases = phases
-	if c.Backlog < 0 {
-		return fmt.Errorf("bench: backlog %d is negative", c.Backlog)
-	}
-	if c.Backlog == 0 {
-		c.Backlog = DefaultBacklog
-		if c.Quick {
-			c.Backlog = QuickBacklog
-		}
+	if err := quickDefault(&c.Backlog, "backlog", DefaultBacklog, QuickBacklog, c.Quick); err != nil {
+		return err
 	}
 	if c.Executable == "" && slices.Contains(c.Phases, PhaseCrash) {
 		exe, err := os.Executable()
@@ -196,6 +184,21 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return nil
+}
+
+// quickDefault checks setting name, which may not be negative, and sets it
+// when zero: to def, or to quick for a Quick run.
+func quickDefault[T int | time.Duration](v *T, name string, def, quick T, isQuick bool) error {
+	if *v < 0 {
+		return fmt.Errorf("bench: %s %v is negative", name, *v)
+	}
+	if *v == 0 {
+		*v = def
+		if isQuick {
+			*v = quick
+		}
 	}
 	return nil
 }

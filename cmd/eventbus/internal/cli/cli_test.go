@@ -138,12 +138,7 @@ func TestServePortInUse(t *testing.T) {
 }
 
 func TestServeUnreachableBrokers(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := closedAddr(t)
 	start := time.Now()
 	code, _, stderr := runCLI(context.Background(), "serve", "--brokers", addr, "--connect-timeout", "500ms")
 	if code != ExitError {

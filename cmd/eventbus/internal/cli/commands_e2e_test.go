@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -363,12 +362,7 @@ func regexpLine(out string, parts ...string) bool {
 // TestCommandsUnreachable checks the one line a person gets when nothing
 // answers where the commands look.
 func TestCommandsUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := closedAddr(t)
 	for _, args := range [][]string{
 		{"publish", "core.user.created", "--tenant", "acme", "--brokers", addr, "--connect-timeout", "300ms"},
 		{"tail", "core.user.created", "--brokers", addr, "--connect-timeout", "300ms"},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +67,19 @@ func eventbusBinary(t *testing.T) string {
 		t.Fatalf("go build ./cmd/eventbus: %v\n%s", buildErr, binPath)
 	}
 	return binPath
+}
+
+// closedAddr returns a local address where nothing listens: a port just
+// released.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 // runCLI runs the eventbus command in process and returns its exit code and

@@ -160,16 +160,12 @@ func (a *app) readPassword(cmd *cobra.Command) (string, error) {
 }
 
 func (a *app) pluginsProvision(ctx context.Context, bs brokerSettings, id string, access eventbus.PluginAccess) error {
-	client, err := a.connect(ctx, bs, "eventbus-plugins")
+	client, before, err := a.connectPlugin(ctx, bs, id)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
 	topics := client.Topics()
-	before, err := topics.DescribePlugin(ctx, id)
-	if err != nil {
-		return pluginsHint(err)
-	}
 	if err := topics.ProvisionPlugin(ctx, id, access); err != nil {
 		return pluginsHint(err)
 	}
@@ -208,10 +204,7 @@ topics and their events stay.`,
 		Example: `  eventbus plugins revoke crm`,
 		Args:    argsUsage(1, 1, "one plugin ID", "eventbus plugins revoke crm"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := eventbus.ValidatePluginID(args[0]); err != nil {
-				return usageErrorf("%v", err)
-			}
-			bs, err := a.resolveBrokers(cmd)
+			bs, err := a.pluginTarget(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -222,20 +215,25 @@ topics and their events stay.`,
 	return cmd
 }
 
+// pluginTarget checks the plugin ID a subcommand was given and resolves the
+// brokers that hold the plugin's user and ACLs.
+func (a *app) pluginTarget(cmd *cobra.Command, id string) (brokerSettings, error) {
+	if err := eventbus.ValidatePluginID(id); err != nil {
+		return brokerSettings{}, usageErrorf("%v", err)
+	}
+	return a.resolveBrokers(cmd)
+}
+
 func (a *app) pluginsRevoke(ctx context.Context, bs brokerSettings, id string) error {
-	client, err := a.connect(ctx, bs, "eventbus-plugins")
+	client, before, err := a.connectPlugin(ctx, bs, id)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	topics := client.Topics()
-	before, err := topics.DescribePlugin(ctx, id)
-	if err != nil {
-		return pluginsHint(err)
-	}
 	if !before.Provisioned() {
 		return notProvisioned(before)
 	}
+	topics := client.Topics()
 	if err := topics.RevokePlugin(ctx, id); err != nil {
 		return pluginsHint(err)
 	}
@@ -326,10 +324,7 @@ ACLs as they are, not what was asked for when provisioning.`,
   eventbus plugins check crm --json`,
 		Args: argsUsage(1, 1, "one plugin ID", "eventbus plugins check crm"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := eventbus.ValidatePluginID(args[0]); err != nil {
-				return usageErrorf("%v", err)
-			}
-			bs, err := a.resolveBrokers(cmd)
+			bs, err := a.pluginTarget(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -354,15 +349,11 @@ type pluginCheckReport struct {
 }
 
 func (a *app) pluginsCheck(ctx context.Context, bs brokerSettings, id string, asJSON bool) error {
-	client, err := a.connect(ctx, bs, "eventbus-plugins")
+	client, g, err := a.connectPlugin(ctx, bs, id)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	g, err := client.Topics().DescribePlugin(ctx, id)
-	if err != nil {
-		return pluginsHint(err)
-	}
 	if !g.Provisioned() {
 		return notProvisioned(g)
 	}
@@ -395,6 +386,21 @@ func (a *app) pluginsCheck(ctx context.Context, bs brokerSettings, id string, as
 		fmt.Fprintf(a.stdout, "note: %d ACL(s) apply to particular client hosts only and are left out above; see `eventbus plugins list`\n", report.HostACLs)
 	}
 	return nil
+}
+
+// connectPlugin connects to the brokers and reads back what they hold of
+// plugin id: its user and ACLs. The caller closes the client.
+func (a *app) connectPlugin(ctx context.Context, bs brokerSettings, id string) (*eventbus.Client, eventbus.PluginGrants, error) {
+	client, err := a.connect(ctx, bs, "eventbus-plugins")
+	if err != nil {
+		return nil, eventbus.PluginGrants{}, err
+	}
+	g, err := client.Topics().DescribePlugin(ctx, id)
+	if err != nil {
+		client.Close()
+		return nil, eventbus.PluginGrants{}, pluginsHint(err)
+	}
+	return client, g, nil
 }
 
 func notProvisioned(g eventbus.PluginGrants) error {

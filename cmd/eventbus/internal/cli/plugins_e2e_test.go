@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,12 +333,7 @@ func TestPluginsUsageErrors(t *testing.T) {
 // --password-stdin is taken (the command goes on to the brokers), an empty
 // one is refused.
 func TestPluginsPasswordStdin(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := closedAddr(t)
 	args := []string{"plugins", "provision", "crm", "--password-stdin", "--brokers", addr, "--connect-timeout", "300ms"}
 	code, _, stderr := runBinary(t, "s3cret\n", nil, args...)
 	if code != ExitError {
