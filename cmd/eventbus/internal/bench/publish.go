@@ -66,35 +66,72 @@ func (l *limit) take(n int) bool {
 
 func (r *runner) newLimit() *limit { return &limit{max: int64(r.cfg.MaxEvents)} }
 
+// throughputRounds is how many rounds the throughput phase splits each
+// side's duration into. The sides take turns, round by round, so that a
+// host that speeds up or slows down during the phase weighs on every side
+// alike (run one after the other, the same build's ratio swings by ±0.1 on
+// a small machine).
+const throughputRounds = 5
+
 // throughput measures batched publishing: ours with Bus.PublishBatch, raw
 // with asynchronous kgo Produce, both from Config.Publishers goroutines.
+// Each side runs Config.Duration in all, in throughputRounds turns (one
+// turn each with Config.CPUProfileDir, so that each side gets one profile).
 func (r *runner) throughput(ctx context.Context) (Throughput, error) {
 	var t Throughput
 	ours, raw := r.topics.name("tput", "ours"), r.topics.name("tput", "raw")
+	if err := r.warmUpOurs(ctx, ours); err != nil {
+		return t, fmt.Errorf("batched publish: %w", err)
+	}
+	if err := r.warmUpRaw(ctx, raw); err != nil {
+		return t, fmt.Errorf("batched publish: %w", err)
+	}
+	rawPool := r.events.rawPool(raw)
 	steps := []struct {
 		name, what string
 		rate       *Rate
-		run        func() (Rate, error)
+		run        func(d time.Duration, lim *limit) (Rate, error)
 	}{
-		{"ours", "PublishBatch with 100 events", &t.Ours, func() (Rate, error) { return r.oursThroughput(ctx, ours) }},
-		{"ours-async", "PublishAsync (no wait per event)", &t.OursAsync, func() (Rate, error) { return r.oursAsyncThroughput(ctx, ours) }},
-		{"raw", "kgo Produce (async), records built per event", &t.Raw, func() (Rate, error) {
-			return r.rawThroughput(ctx, raw, func(i int) *kgo.Record { return r.events.rawRecord(raw, i, 0) })
+		{"ours", "PublishBatch with 100 events", &t.Ours, func(d time.Duration, lim *limit) (Rate, error) {
+			return r.oursThroughput(ctx, ours, d, lim)
 		}},
-		{"raw-prebuilt", "kgo Produce (async), records built before timing", &t.RawPrebuilt, func() (Rate, error) {
-			pool := r.events.rawPool(raw)
-			return r.rawThroughput(ctx, raw, func(i int) *kgo.Record { return fresh(pool[i%poolSize]) })
+		{"ours-async", "PublishAsync (no wait per event)", &t.OursAsync, func(d time.Duration, lim *limit) (Rate, error) {
+			return r.oursAsyncThroughput(ctx, ours, d, lim)
+		}},
+		{"raw", "kgo Produce (async), records built per event", &t.Raw, func(d time.Duration, lim *limit) (Rate, error) {
+			return r.rawThroughput(ctx, raw, d, lim, func(i int) *kgo.Record { return r.events.rawRecord(raw, i, 0) })
+		}},
+		{"raw-prebuilt", "kgo Produce (async), records built before timing", &t.RawPrebuilt, func(d time.Duration, lim *limit) (Rate, error) {
+			return r.rawThroughput(ctx, raw, d, lim, func(i int) *kgo.Record { return fresh(rawPool[i%poolSize]) })
 		}},
 	}
-	for _, s := range steps {
-		r.progress("%s batched publish, %s: %d goroutines, %s, %s", r.step(PhaseThroughput), s.name, r.cfg.Publishers, s.what, r.cfg.Duration)
-		err := r.profiled("throughput-"+s.name, func() (err error) {
-			*s.rate, err = s.run()
-			return err
-		})
-		if err != nil {
-			return t, fmt.Errorf("batched publish, %s: %w", s.name, err)
+	rounds := throughputRounds
+	if r.cfg.CPUProfileDir != "" {
+		rounds = 1
+	}
+	turn := r.cfg.Duration / time.Duration(rounds)
+	limits := make([]*limit, len(steps))
+	for i := range steps {
+		limits[i] = r.newLimit()
+		r.progress("%s batched publish, %s: %d goroutines, %s, %s in %d turns", r.step(PhaseThroughput), steps[i].name, r.cfg.Publishers, steps[i].what, r.cfg.Duration, rounds)
+	}
+	events := make([]int64, len(steps))
+	took := make([]time.Duration, len(steps))
+	for range rounds {
+		for i, s := range steps {
+			err := r.profiled("throughput-"+s.name, func() error {
+				rate, err := s.run(turn, limits[i])
+				events[i] += rate.Events
+				took[i] += time.Duration(rate.Seconds * float64(time.Second))
+				return err
+			})
+			if err != nil {
+				return t, fmt.Errorf("batched publish, %s: %w", s.name, err)
+			}
 		}
+	}
+	for i, s := range steps {
+		*s.rate = newRate(events[i], took[i])
 		r.progress("      %s: %.0f events/s", s.name, s.rate.PerSecond)
 	}
 	t.Ratio = t.Ours.PerSecond / t.Raw.PerSecond
@@ -103,15 +140,13 @@ func (r *runner) throughput(ctx context.Context) (Throughput, error) {
 	return t, nil
 }
 
-func (r *runner) oursThroughput(ctx context.Context, topic string) (Rate, error) {
-	if err := r.warmUpOurs(ctx, topic); err != nil {
-		return Rate{}, err
-	}
-	lim := r.newLimit()
+// oursThroughput publishes full batches with PublishBatch from
+// Config.Publishers goroutines for d (or until lim).
+func (r *runner) oursThroughput(ctx context.Context, topic string, d time.Duration, lim *limit) (Rate, error) {
 	var acked atomic.Int64
 	errs := make([]error, r.cfg.Publishers)
 	start := time.Now()
-	deadline := start.Add(r.cfg.Duration)
+	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for w := range r.cfg.Publishers {
 		wg.Go(func() {
@@ -123,8 +158,8 @@ func (r *runner) oursThroughput(ctx context.Context, topic string) (Rate, error)
 }
 
 // oursAsyncThroughput publishes with PublishAsync in the loop shape of
-// rawThroughput, then waits for every acknowledgement.
-func (r *runner) oursAsyncThroughput(ctx context.Context, topic string) (Rate, error) {
+// rawThroughput for d (or until lim), then waits for every acknowledgement.
+func (r *runner) oursAsyncThroughput(ctx context.Context, topic string, d time.Duration, lim *limit) (Rate, error) {
 	var acked atomic.Int64
 	var failure firstError
 	var pending sync.WaitGroup
@@ -137,7 +172,7 @@ func (r *runner) oursAsyncThroughput(ctx context.Context, topic string) (Rate, e
 		acked.Add(1)
 	}
 	start := time.Now()
-	r.sendEach(func(i int) {
+	r.sendEach(d, lim, func(i int) {
 		pending.Add(1)
 		if err := r.bus.PublishAsync(ctx, topic, r.events.data(i, 0), r.events.meta(i), done); err != nil {
 			pending.Done()
@@ -149,11 +184,10 @@ func (r *runner) oursAsyncThroughput(ctx context.Context, topic string) (Rate, e
 }
 
 // sendEach calls send(i) for i = 0, 1, ... from Config.Publishers
-// goroutines until the phase's duration or event limit ends. Like ours does
-// once per batch, it looks at the clock and the limit once per 100 events.
-func (r *runner) sendEach(send func(i int)) {
-	lim := r.newLimit()
-	deadline := time.Now().Add(r.cfg.Duration)
+// goroutines for d or until lim. Like ours does once per batch, it looks at
+// the clock and the limit once per 100 events.
+func (r *runner) sendEach(d time.Duration, lim *limit, send func(i int)) {
+	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for w := range r.cfg.Publishers {
 		wg.Go(func() {
@@ -185,11 +219,8 @@ func (r *runner) publishBatches(ctx context.Context, topic string, first int, de
 }
 
 // rawThroughput produces build(0), build(1), ... asynchronously from
-// Config.Publishers goroutines until the phase ends, then flushes.
-func (r *runner) rawThroughput(ctx context.Context, topic string, build func(i int) *kgo.Record) (Rate, error) {
-	if err := r.warmUpRaw(ctx, topic); err != nil {
-		return Rate{}, err
-	}
+// Config.Publishers goroutines for d (or until lim), then flushes.
+func (r *runner) rawThroughput(ctx context.Context, topic string, d time.Duration, lim *limit, build func(i int) *kgo.Record) (Rate, error) {
 	var acked atomic.Int64
 	var failure firstError
 	promise := func(_ *kgo.Record, err error) {
@@ -200,7 +231,7 @@ func (r *runner) rawThroughput(ctx context.Context, topic string, build func(i i
 		acked.Add(1)
 	}
 	start := time.Now()
-	r.sendEach(func(i int) { r.raw.Produce(ctx, build(i), promise) })
+	r.sendEach(d, lim, func(i int) { r.raw.Produce(ctx, build(i), promise) })
 	if err := r.raw.Flush(ctx); err != nil {
 		return Rate{}, err
 	}
