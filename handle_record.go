@@ -60,7 +60,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
 		tracing.End(span, cause)
-		if s.onFailure == Skip {
+		if s.delivery.OnFailure == Skip {
 			return s.skip(r, wire.EventIDOf(r), cause)
 		}
 		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, superseded, cause)
@@ -77,9 +77,9 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	if err != nil {
 		var perm *PermanentError
 		switch {
-		case s.onFailure == Skip:
+		case s.delivery.OnFailure == Skip:
 			return s.skip(r, env.ID, err)
-		case s.onFailure == RetryInPlace && !errors.As(err, &perm):
+		case s.delivery.OnFailure == RetryInPlace && !errors.As(err, &perm):
 			if err = s.retryInPlace(ctx, stopping, r, ev, err); err != nil && !errors.As(err, &perm) {
 				return false // released before it succeeded: not committed
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 )
 
 // HandlerSpec is one declared event handler: which event, which function,
@@ -93,17 +92,9 @@ func WithDelivery(d Delivery) HandlerOption { return func(s *HandlerSpec) { s.De
 //	}
 //
 // An event whose data does not decode into T is a handler failure (it goes
-// to the dead letter queue). The handler On builds sets the event context
-// itself (see EventContextFrom), so it carries the event even when called
-// directly, as in a test.
+// to the dead letter queue).
 func On[T any](name Name[T], fn func(context.Context, Event[T]) error, opts ...HandlerOption) HandlerSpec {
-	spec := HandlerSpec{EventName: string(name)}
-	if fn != nil {
-		h := typedHandler(fn)
-		spec.Handler = func(ctx context.Context, ev RawEvent) error {
-			return h(withIncomingEvent(ctx, ev), ev)
-		}
-	}
+	spec := HandlerSpec{EventName: string(name), Handler: typedHandler(fn)}
 	for _, o := range opts {
 		o(&spec)
 	}
@@ -149,9 +140,9 @@ func (b *Bus) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, erro
 // TypeScript SDK ("deal.updated" is the plugin's own event, a "core." name
 // a core event), and a full "plugin.<id>.<event>" name is accepted too.
 func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
-	if spec.TenantID != "" && spec.TenantID != p.pc.TenantID {
+	if spec.TenantID != "" && spec.TenantID != p.scope.TenantID {
 		return "", fmt.Errorf("%w: handler for %q asks for tenant %q but the plugin client is bound to tenant %q",
-			ErrPluginScope, spec.EventName, spec.TenantID, p.pc.TenantID)
+			ErrPluginScope, spec.EventName, spec.TenantID, p.scope.TenantID)
 	}
 	name, opts, err := p.specOptions(spec)
 	if err != nil {
@@ -175,7 +166,7 @@ func (p *PluginClient) specOptions(spec HandlerSpec) (string, PluginSubscribeOpt
 			name, pluginID = t.Entity+"."+t.Action, t.PluginID
 		}
 	}
-	if pluginID == p.pc.PluginID {
+	if pluginID == p.scope.PluginID {
 		pluginID = ""
 	}
 	return name, PluginSubscribeOptions{
@@ -191,13 +182,12 @@ func (p *PluginClient) specOptions(spec HandlerSpec) (string, PluginSubscribeOpt
 // them.
 type Handlers struct {
 	target Subscriber
-	mu     sync.Mutex
-	ids    []string
+	subs   ownSubscriptions
 }
 
 // InitializeHandlers subscribes every handler x declares on target (a
-// *Bus, a *PluginClient or a *PluginHost), in order, and returns them for cleanup. Each
-// subscription has joined its group when it returns. If one fails, those
+// *Bus, a *PluginClient or a *PluginHost), in order, and returns them for
+// cleanup. Each subscription has joined its group when it returns. If one fails, those
 // already made are unsubscribed and the error names the failing handler.
 func InitializeHandlers(ctx context.Context, target Subscriber, x HandlerSet) (*Handlers, error) {
 	if target == nil || x == nil {
@@ -220,18 +210,14 @@ func InitializeHandlers(ctx context.Context, target Subscriber, x HandlerSet) (*
 			}
 			return nil, err
 		}
-		h.mu.Lock()
-		h.ids = append(h.ids, id)
-		h.mu.Unlock()
+		h.subs.add(id)
 	}
 	return h, nil
 }
 
 // SubscriptionIDs returns the IDs of the subscriptions still held.
 func (h *Handlers) SubscriptionIDs() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.ids...)
+	return h.subs.list()
 }
 
 // Cleanup unsubscribes every handler. Calling it again is a no-op.
@@ -239,15 +225,5 @@ func (h *Handlers) Cleanup(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
-	h.mu.Lock()
-	ids := h.ids
-	h.ids = nil
-	h.mu.Unlock()
-	var errs []error
-	for _, id := range ids {
-		if err := h.target.Unsubscribe(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return h.subs.closeAll(ctx, h.target.Unsubscribe)
 }

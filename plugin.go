@@ -31,9 +31,9 @@ type PluginScope struct {
 // package documentation. It is safe for concurrent use; build one per
 // plugin and tenant with NewPluginClient, on a shared Bus.
 type PluginClient struct {
-	bus  *Bus
-	pc   PluginScope
-	subs ownSubscriptions // made by this client
+	bus   *Bus
+	scope PluginScope
+	subs  ownSubscriptions // made by this client
 }
 
 // NewPluginClient returns a client for pc on bus. It fails, wrapping
@@ -51,11 +51,11 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 		return nil, fmt.Errorf("%w: PluginScope.TenantID is empty; a plugin client is bound to one tenant (e.g. TenantID: \"acme\")",
 			ErrTenantRequired)
 	}
-	return &PluginClient{bus: bus, pc: pc}, nil
+	return &PluginClient{bus: bus, scope: pc}, nil
 }
 
 // Scope returns the plugin, tenant and workspace the client is bound to.
-func (p *PluginClient) Scope() PluginScope { return p.pc }
+func (p *PluginClient) Scope() PluginScope { return p.scope }
 
 // Bus returns the bus the client runs on.
 func (p *PluginClient) Bus() *Bus { return p.bus }
@@ -66,7 +66,7 @@ func (p *PluginClient) Bus() *Bus { return p.bus }
 // ErrPluginScope; a name that breaks the topic rules fails with
 // ErrInvalidTopic.
 func (p *PluginClient) Topic(eventName string) (string, error) {
-	id := p.pc.PluginID
+	id := p.scope.PluginID
 	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
 		if strings.HasPrefix(eventName, prefix) {
 			return "", p.scopeError(eventName)
@@ -83,7 +83,7 @@ func (p *PluginClient) Topic(eventName string) (string, error) {
 // events. When the name is not a valid topic either, the error wraps
 // ErrInvalidTopic too.
 func (p *PluginClient) scopeError(name string) error {
-	id := p.pc.PluginID
+	id := p.scope.PluginID
 	t, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
 	var why string
 	switch {
@@ -147,11 +147,11 @@ func (p *PluginClient) resolvePublish(ctx context.Context, eventName string) (*B
 // context and the event context of ctx.
 func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
 	m, _ := EventContextFrom(ctx)
-	if m.TenantID != "" && m.TenantID != p.pc.TenantID {
+	if m.TenantID != "" && m.TenantID != p.scope.TenantID {
 		return PublishMetadata{}, fmt.Errorf("%w: the context is for tenant %q but this client of plugin %q is bound to tenant %q; publish through that tenant's PluginClient",
-			ErrPluginScope, m.TenantID, p.pc.PluginID, p.pc.TenantID)
+			ErrPluginScope, m.TenantID, p.scope.PluginID, p.scope.TenantID)
 	}
-	ws := p.pc.WorkspaceID
+	ws := p.scope.WorkspaceID
 	if m.WorkspaceID != "" {
 		if ws != "" && m.WorkspaceID != ws {
 			return PublishMetadata{}, fmt.Errorf("%w: the context is for workspace %q but this client is bound to workspace %q; use a client for that workspace",
@@ -160,9 +160,9 @@ func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
 		ws = m.WorkspaceID
 	}
 	return PublishMetadata{
-		TenantID:      p.pc.TenantID,
+		TenantID:      p.scope.TenantID,
 		WorkspaceID:   ws,
-		Source:        p.pc.PluginID,
+		Source:        p.scope.PluginID,
 		UserID:        m.UserID,
 		CorrelationID: m.CorrelationID,
 		CausationID:   m.CausationID,
@@ -223,7 +223,7 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 	if handler == nil {
 		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventName)
 	}
-	ws := p.pc.WorkspaceID
+	ws := p.scope.WorkspaceID
 	if opts.WorkspaceID != "" {
 		if ws != "" && opts.WorkspaceID != ws {
 			return "", fmt.Errorf("%w: PluginSubscribeOptions.WorkspaceID %q differs from the client's workspace %q; use a client for that workspace",
@@ -233,7 +233,7 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 	}
 	id, err := p.bus.Subscribe(ctx, topic, p.scoped(handler, ws), SubscribeOptions{
 		GroupID:     p.GroupID(opts.group(topic)),
-		TenantID:    p.pc.TenantID,
+		TenantID:    p.scope.TenantID,
 		WorkspaceID: ws,
 		Delivery:    opts.Delivery,
 	})
@@ -256,7 +256,7 @@ func SubscribePlugin[T any](ctx context.Context, p *PluginClient, name Name[T], 
 // "plugin.<id>.<name>". A name that already starts with "plugin.<id>." is
 // returned as it is.
 func (p *PluginClient) GroupID(name string) string {
-	prefix := "plugin." + p.pc.PluginID + "."
+	prefix := "plugin." + p.scope.PluginID + "."
 	if strings.HasPrefix(name, prefix) {
 		return name
 	}
@@ -290,7 +290,7 @@ func (p *PluginClient) subscribeTopic(eventName string, opts PluginSubscribeOpti
 			return "", fmt.Errorf("%w: plugin event name %q has the reserved prefix %q; %s", ErrInvalidTopic, eventName, prefix, hint)
 		}
 	}
-	pluginID := p.pc.PluginID
+	pluginID := p.scope.PluginID
 	if opts.PluginID != "" {
 		if err := ValidatePluginID(opts.PluginID); err != nil {
 			return "", fmt.Errorf("PluginSubscribeOptions.PluginID: %w", err)
@@ -305,10 +305,10 @@ func (p *PluginClient) subscribeTopic(eventName string, opts PluginSubscribeOpti
 }
 
 // scoped wraps a handler so that it sees only the client's tenant and
-// workspace (the bus already filters by header; this is a second check that
-// costs a string comparison) and gets the event in its context.
+// workspace: the bus already filters by header, and this second check, a
+// string comparison, keeps the isolation of tenants from resting on one.
 func (p *PluginClient) scoped(h Handler, workspaceID string) Handler {
-	tenant := p.pc.TenantID
+	tenant := p.scope.TenantID
 	return func(ctx context.Context, ev RawEvent) error {
 		if ev.TenantID != tenant || (workspaceID != "" && ev.WorkspaceID != workspaceID) {
 			return nil
@@ -323,7 +323,7 @@ func (p *PluginClient) scoped(h Handler, workspaceID string) Handler {
 func (p *PluginClient) Unsubscribe(ctx context.Context, id string) error {
 	if !p.subs.remove(id) {
 		return fmt.Errorf("%w: plugin %s (tenant %s) has no subscription %q (already unsubscribed?)",
-			ErrSubscriptionNotFound, p.pc.PluginID, p.pc.TenantID, id)
+			ErrSubscriptionNotFound, p.scope.PluginID, p.scope.TenantID, id)
 	}
 	return p.bus.Unsubscribe(ctx, id)
 }
@@ -331,12 +331,12 @@ func (p *PluginClient) Unsubscribe(ctx context.Context, id string) error {
 // Close unsubscribes every subscription of this client (the seed's
 // unsubscribeAll). The bus stays up; the client may subscribe again.
 func (p *PluginClient) Close(ctx context.Context) error {
-	return p.subs.closeAll(ctx, p.Unsubscribe)
+	return p.subs.closeAll(ctx, p.bus.Unsubscribe)
 }
 
-// ownSubscriptions are the IDs of the subscriptions a PluginClient or a
-// PluginHost made on its bus: those its Unsubscribe takes and its Close
-// ends. The zero value is empty and ready to use.
+// ownSubscriptions are the IDs of the subscriptions a PluginClient, a
+// PluginHost or Handlers made: those its Unsubscribe takes and its Close
+// (or Cleanup) ends. The zero value is empty and ready to use.
 type ownSubscriptions struct {
 	mu  sync.Mutex
 	ids map[string]struct{}
@@ -363,10 +363,19 @@ func (s *ownSubscriptions) remove(id string) bool {
 	return ok
 }
 
-// closeAll calls unsubscribe with each recorded ID and joins the errors.
+// list returns the recorded IDs.
+func (s *ownSubscriptions) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.ids))
+}
+
+// closeAll forgets every recorded ID, calls unsubscribe with each and joins
+// the errors.
 func (s *ownSubscriptions) closeAll(ctx context.Context, unsubscribe func(context.Context, string) error) error {
 	s.mu.Lock()
 	ids := slices.Collect(maps.Keys(s.ids))
+	s.ids = nil
 	s.mu.Unlock()
 	var errs []error
 	for _, id := range ids {

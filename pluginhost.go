@@ -57,7 +57,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	}
 	h := &PluginHost{
 		bus:   bus,
-		proto: &PluginClient{bus: bus, pc: PluginScope{PluginID: cfg.PluginID}},
+		proto: &PluginClient{bus: bus, scope: PluginScope{PluginID: cfg.PluginID}},
 		seen:  map[string]time.Time{},
 	}
 	empty := map[string]*PluginClient{}
@@ -71,7 +71,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 }
 
 // PluginID returns the plugin's ID.
-func (h *PluginHost) PluginID() string { return h.proto.pc.PluginID }
+func (h *PluginHost) PluginID() string { return h.proto.scope.PluginID }
 
 // Bus returns the bus the host runs on.
 func (h *PluginHost) Bus() *Bus { return h.bus }
@@ -253,7 +253,7 @@ func (h *PluginHost) Unsubscribe(ctx context.Context, id string) error {
 // included. The bus stays up and the tenant set is kept; the host may
 // subscribe again.
 func (h *PluginHost) Close(ctx context.Context) error {
-	return h.subs.closeAll(ctx, h.Unsubscribe)
+	return h.subs.closeAll(ctx, h.bus.Unsubscribe)
 }
 
 // subscribeSpec makes *PluginHost a Subscriber (see InitializeHandlers):

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -222,7 +223,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			return nil, fmt.Errorf("batch event %d of %d (nothing was sent): %w", i, len(events), err)
 		}
 		prepared[i] = p
-		if !containsString(topics, ev.EventType) {
+		if !slices.Contains(topics, ev.EventType) {
 			topics = append(topics, ev.EventType)
 		}
 	}
@@ -412,8 +413,12 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		opt(&o)
 	}
 	for _, h := range o.headers {
-		if wire.IsReservedHeader(h.Key) {
+		switch {
+		case wire.IsReservedHeader(h.Key):
 			return prepared{}, fmt.Errorf("%w: header %q is written by the bus and cannot be set by WithHeader; use another name",
+				ErrInvalidEvent, h.Key)
+		case wire.IsRetryHeader(h.Key):
+			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
 				ErrInvalidEvent, h.Key)
 		}
 	}
@@ -451,12 +456,6 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 	if !wire.TimeInRange(env.Timestamp) {
 		return prepared{}, fmt.Errorf("%w: event %q has timestamp %s, outside years 0000-9999 that the wire format (JavaScript's toISOString) can carry; give a time in that range",
 			ErrInvalidEvent, eventType, env.Timestamp.UTC().Format(time.RFC3339))
-	}
-	for _, h := range o.headers {
-		if wire.IsRetryHeader(h.Key) {
-			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
-				ErrInvalidEvent, h.Key)
-		}
 	}
 	headers := wire.AppendHeaders(make([]kgo.RecordHeader, 0, 6+len(o.headers)), &env)
 	headers = append(headers, o.headers...)
@@ -510,13 +509,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

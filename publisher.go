@@ -98,7 +98,7 @@ func WithPublish[In, Out any](target Publisher, name Name[Out], fn func(context.
 	return func(ctx context.Context, in In) (Out, error) {
 		var zero Out
 		if target == nil || fn == nil {
-			return zero, fmt.Errorf("%w: WithPublish(%q) needs a target (a *Bus or *PluginClient) and a function", ErrInvalidConfig, eventName)
+			return zero, fmt.Errorf("%w: WithPublish(%q) needs a target (a *Bus, *PluginClient or *PluginHost) and a function", ErrInvalidConfig, eventName)
 		}
 		bus, topic, meta, err := target.resolvePublish(ctx, eventName)
 		if err != nil {

@@ -251,7 +251,6 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 		workspaceID: opts.WorkspaceID,
 		accept:      accept,
 		delivery:    opts.Delivery,
-		onFailure:   opts.OnFailure,
 		startAt:     startAt,
 	}
 	g, err := b.subs.add(sub)

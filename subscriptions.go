@@ -26,9 +26,8 @@ type subscription struct {
 	workspaceID string
 	// accept, when set, is a further tenant filter applied by header (see
 	// Bus.subscribe): a PluginHost's set of served tenants.
-	accept    func(tenant []byte) bool
-	delivery  Delivery
-	onFailure FailurePolicy
+	accept   func(tenant []byte) bool
+	delivery Delivery
 	// startAt is where the group starts on each partition that has no
 	// committed offset: the end offsets when Subscribe was called. Nil with
 	// FromBeginning.
@@ -112,7 +111,6 @@ func (s *subscriptions) add(sub *subscription) (*groupConsumer, error) {
 // consumerConfig is the engine's configuration for a group.
 func (b *Bus) consumerConfig(groupID string) consumer.Config {
 	cc := b.cfg.Consumer
-	interval := cc.CommitInterval
 	return consumer.Config{
 		Group:             groupID,
 		NewClient:         b.client.newKgo,
@@ -120,7 +118,7 @@ func (b *Bus) consumerConfig(groupID string) consumer.Config {
 		HeartbeatInterval: cc.HeartbeatInterval,
 		InstanceID:        cc.InstanceID,
 		MaxPollRecords:    cc.MaxPollRecords,
-		CommitInterval:    max(interval, 0),
+		CommitInterval:    max(cc.CommitInterval, 0),
 		RevokeTimeout:     cc.RevokeTimeout,
 		Logger:            b.logger,
 	}

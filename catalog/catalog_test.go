@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,7 +188,10 @@ func TestDecodesTypeScriptPayloads(t *testing.T) {
 // (testdata/mismatch holds such a call; the same call with the right data
 // type is in the package example.)
 func TestMismatchedPayloadDoesNotCompile(t *testing.T) {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is not on PATH: %v", err)
+	}
 	out, err := exec.Command(goTool, "vet", "./testdata/mismatch").CombinedOutput()
 	if err == nil {
 		t.Fatalf("publishing core.user.created with UserLoginData compiled:\n%s", out)
