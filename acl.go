@@ -60,17 +60,16 @@ func PluginUsername(pluginID string) string { return "plugin." + pluginID }
 // a new password rotates it. Bad input fails as ValidatePluginAccess says.
 // The client must be allowed to alter SCRAM users and ACLs (a superuser).
 func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, access PluginAccess) error {
-	if err := ValidatePluginAccess(pluginID, access); err != nil {
+	plan, err := planPlugin(pluginID, access)
+	if err != nil {
 		return fmt.Errorf("provision plugin: %w", err)
 	}
-	mech, other, _ := scramMechanisms(access.Mechanism) // checked above
-	want, _ := pluginGrants(pluginID, access)           // checked above
 	adm, err := m.client.Admin()
 	if err != nil {
 		return err
 	}
 	user := PluginUsername(pluginID)
-	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: user, Mechanism: mech, Password: access.Password}})
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: user, Mechanism: plan.mech, Password: access.Password}})
 	if err == nil {
 		err = altered.Error()
 	}
@@ -78,12 +77,12 @@ func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, acc
 		return fmt.Errorf("provision plugin %s: set SCRAM credentials of user %s: %w", pluginID, user, err)
 	}
 	// A password left under the other mechanism would outlive a rotation.
-	if err := pluginacl.DeleteSCRAMs(ctx, adm, user, other); err != nil {
+	if err := pluginacl.DeleteSCRAMs(ctx, adm, user, plan.other); err != nil {
 		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
 	}
 	// Exactly these grants: what an earlier provisioning granted and this
 	// one does not is revoked.
-	if err := pluginacl.Replace(ctx, adm, user, want); err != nil {
+	if err := pluginacl.Replace(ctx, adm, user, plan.grants); err != nil {
 		return fmt.Errorf("provision plugin %s: %w", pluginID, err)
 	}
 	return nil
@@ -94,17 +93,35 @@ func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, acc
 // supported mechanism, and readable topics that are valid names or prefixes
 // outside the plugin's own space (ErrInvalidConfig, naming the field).
 func ValidatePluginAccess(pluginID string, access PluginAccess) error {
+	_, err := planPlugin(pluginID, access)
+	return err
+}
+
+// pluginPlan is what ProvisionPlugin sets for a plugin.
+type pluginPlan struct {
+	mech   kadm.ScramMechanism // the password's mechanism
+	other  kadm.ScramMechanism // the other one, whose credentials are deleted
+	grants []pluginacl.Grant   // the plugin's ACLs (see pluginacl.For)
+}
+
+// planPlugin checks pluginID and access (see ValidatePluginAccess) and
+// returns what ProvisionPlugin sets.
+func planPlugin(pluginID string, access PluginAccess) (pluginPlan, error) {
 	if err := ValidatePluginID(pluginID); err != nil {
-		return err
+		return pluginPlan{}, err
 	}
 	if access.Password == "" {
-		return fmt.Errorf("%w: PluginAccess.Password is empty; give plugin %q a long random password", ErrInvalidConfig, pluginID)
+		return pluginPlan{}, fmt.Errorf("%w: PluginAccess.Password is empty; give plugin %q a long random password", ErrInvalidConfig, pluginID)
 	}
-	if _, _, err := scramMechanisms(access.Mechanism); err != nil {
-		return err
+	mech, other, err := scramMechanisms(access.Mechanism)
+	if err != nil {
+		return pluginPlan{}, err
 	}
-	_, err := pluginGrants(pluginID, access)
-	return err
+	grants, err := pluginacl.For(pluginID, access.CoreTopics, access.PluginTopics, defaultTopicRules.ValidateTopic)
+	if err != nil {
+		return pluginPlan{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return pluginPlan{mech: mech, other: other, grants: grants}, nil
 }
 
 // RevokePlugin deletes the plugin's SCRAM credentials and every ACL of its
@@ -323,15 +340,6 @@ func sortACLs(acls []PluginACL) {
 		}
 		return 0
 	})
-}
-
-// pluginGrants lists the ACLs a plugin gets (see pluginacl.For).
-func pluginGrants(pluginID string, access PluginAccess) ([]pluginacl.Grant, error) {
-	gs, err := pluginacl.For(pluginID, access.CoreTopics, access.PluginTopics, defaultTopicRules.ValidateTopic)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
-	}
-	return gs, nil
 }
 
 func scramMechanisms(name string) (use, other kadm.ScramMechanism, err error) {

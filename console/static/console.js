@@ -158,6 +158,13 @@
     return el('span', { class: 'muted', title: 'Written by the TypeScript package: never retried automatically; a retry reaches every group' }, ` (${e.origin})`);
   }
 
+  // groupOf is the consumer group an entry names, as shown and said. An
+  // entry of the TypeScript package may name none, and its retry goes back
+  // to its topic, for every group, whatever it names.
+  function groupOf(e) {
+    return e.consumerGroup || '—';
+  }
+
   function badge(status) {
     return el('span', { class: 'badge status-' + status, title: STATUS_HELP[status] || '' }, status || 'unknown');
   }
@@ -548,7 +555,7 @@
           label('Failed at', timeEl(e.failedAt)),
           el('td', { class: 'mono topic', dataset: { label: 'Topic' } }, topicNodes(e.originalTopic)),
           label('Tenant', e.tenantId || '—'),
-          el('td', { class: 'mono', dataset: { label: 'Group' } }, e.consumerGroup || '—', originNote(e)),
+          el('td', { class: 'mono', dataset: { label: 'Group' } }, groupOf(e), originNote(e)),
           label('Status', badge(e.status)),
           el('td', { class: 'num', dataset: { label: 'Retries' } }, `${e.retryCount} / ${e.maxRetries}`),
           el('td', { class: 'reason', dataset: { label: 'Reason' }, title: e.failureReason }, el('span', { class: 'clamp' }, e.failureReason)),
@@ -651,7 +658,7 @@
     fact(dl, 'Event type', e.eventType || '—');
     fact(dl, 'Tenant', e.tenantId || '—');
     fact(dl, 'Workspace', e.workspaceId || '—');
-    fact(dl, 'Consumer group', el('span', { class: 'mono' }, e.consumerGroup || '—'));
+    fact(dl, 'Consumer group', el('span', { class: 'mono' }, groupOf(e)));
     fact(dl, 'Partition', String(e.partition));
     fact(dl, 'Offset', String(e.offset));
     if (e.originalKey) fact(dl, 'Partition key', el('span', { class: 'mono' }, decodeKey(e.originalKey)));
@@ -715,7 +722,10 @@
     const btn = ev.currentTarget;
     const ok = await confirmAction({
       title: 'Retry this event?',
-      message: `Send event ${e.eventId} (${e.originalTopic}) back to consumer group ${e.consumerGroup}? It is handled again at once.`,
+      message:
+        e.origin === 'typescript'
+          ? `Send event ${e.eventId} back to its topic ${e.originalTopic}? Every group reads it again at once.`
+          : `Send event ${e.eventId} (${e.originalTopic}) back to consumer group ${groupOf(e)}? It is handled again at once.`,
       ok: 'Retry',
     });
     if (!ok) return;
@@ -743,7 +753,7 @@
     const btn = ev.currentTarget;
     const ok = await confirmAction({
       title: 'Delete this entry?',
-      message: `Delete the dead-letter entry of event ${e.eventId} (${e.originalTopic}, group ${e.consumerGroup})? It cannot be retried afterwards.`,
+      message: `Delete the dead-letter entry of event ${e.eventId} (${e.originalTopic}, group ${groupOf(e)})? It cannot be retried afterwards.`,
       ok: 'Delete',
       danger: true,
     });

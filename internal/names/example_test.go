@@ -96,24 +96,6 @@ func ExamplePastTense() {
 	// created added stopped copied opened sent member_added
 }
 
-func ExampleDLQTopic() {
-	fmt.Println(names.DLQTopic("plugin.crm.contact.created"))
-	_, err := names.DLQTopic("dlq.core.user.created")
-	fmt.Println(err)
-	// Output:
-	// dlq.plugin.crm.contact.created <nil>
-	// invalid topic name "dlq.core.user.created": a dlq topic has no dlq topic of its own: DLQTopic needs a core or plugin topic (e.g. core.user.created)
-}
-
-func ExamplePluginTopic() {
-	fmt.Println(names.PluginTopic("crm", "contact.note.added"))
-	_, err := names.PluginTopic("CRM", "contact.created")
-	fmt.Println(err)
-	// Output:
-	// plugin.crm.contact.note.added <nil>
-	// invalid plugin ID "CRM": plugin ID "CRM" must be kebab-case [a-z0-9]+(-[a-z0-9]+)*: it has uppercase letters; use "crm"
-}
-
 func ExampleValidatePluginID() {
 	for _, id := range []string{"sample-analytics", "salesforce.sync", "crm-"} {
 		fmt.Println(names.ValidatePluginID(id))

@@ -47,23 +47,13 @@ func FuzzParseTopic(f *testing.F) {
 			if topic.Original != nil || topic.Action == "" || !strings.HasSuffix(name, "."+topic.Action) {
 				t.Fatalf("bad parts: %+v", topic)
 			}
-			dlq, err := DLQTopic(name)
-			if err != nil || dlq != dlqPrefix+name {
-				t.Fatalf("DLQTopic(%q) = %q, %v", name, dlq, err)
-			}
-			if topic.Kind == KindPlugin {
-				pt, err := PluginTopic(topic.PluginID, topic.Entity+"."+topic.Action)
-				if err != nil || pt != name {
-					t.Fatalf("PluginTopic(%q, ...) = %q, %v; want %q", topic.PluginID, pt, err, name)
-				}
+			if d, err := ParseTopic(dlqPrefix + name); err != nil || d.Original == nil || *d.Original != topic {
+				t.Fatalf("ParseTopic(%q) = %+v, %v; want the dlq topic of %+v", dlqPrefix+name, d, err, topic)
 			}
 		case KindDLQ:
 			o := topic.Original
 			if o == nil || o.Kind == KindDLQ || dlqPrefix+o.Name != name {
 				t.Fatalf("bad dlq topic: %+v (Original %+v)", topic, o)
-			}
-			if _, err := DLQTopic(name); err == nil {
-				t.Fatalf("DLQTopic accepted the dlq topic %q", name)
 			}
 		default:
 			t.Fatalf("bad kind %v", topic.Kind)

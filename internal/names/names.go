@@ -250,38 +250,6 @@ func ValidatePluginID(id string) error {
 	return e
 }
 
-// DLQTopic returns the dead-letter topic of topic, "dlq.<topic>", after
-// checking under DefaultRules() that topic is a valid core or plugin topic.
-func DLQTopic(topic string) (string, error) {
-	t, err := ParseTopic(topic)
-	if err != nil {
-		return "", err
-	}
-	if t.Kind == KindDLQ {
-		return "", &Error{
-			Name: topic,
-			Rule: "a dlq topic has no dlq topic of its own: DLQTopic needs a core or plugin topic (e.g. " + exampleCore + ")",
-			Err:  ErrInvalidTopic,
-		}
-	}
-	return dlqPrefix + topic, nil
-}
-
-// PluginTopic returns the topic "plugin.<pluginID>.<eventName>" of a plugin's
-// event, where eventName is "<entity>.<action>" (the entity may have more
-// dot-separated parts: "contact.note.added"). It checks pluginID with
-// ValidatePluginID and the whole name under DefaultRules().
-func PluginTopic(pluginID, eventName string) (string, error) {
-	if err := ValidatePluginID(pluginID); err != nil {
-		return "", err
-	}
-	name := pluginPrefix + pluginID + "." + eventName
-	if err := ValidateTopic(name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
-
 // rules returns r, or the default rules for a nil r.
 func (r *Rules) rules() *Rules {
 	if r == nil {

@@ -50,9 +50,6 @@ func TestParseTopicValid(t *testing.T) {
 			if d.Kind != KindDLQ || d.Name != dlq || d.Original == nil || *d.Original != tt.want {
 				t.Errorf("ParseTopic(%q) = %+v (Original %+v)", dlq, d, d.Original)
 			}
-			if got, err := DLQTopic(tt.name); err != nil || got != dlq {
-				t.Errorf("DLQTopic = %q, %v", got, err)
-			}
 		})
 	}
 }
@@ -194,9 +191,6 @@ func TestLengthLimits(t *testing.T) {
 			t.Errorf("len %d accepted: %v", len(name), err)
 		}
 	}
-	if _, err := DLQTopic(core245); err != nil {
-		t.Errorf("DLQTopic of a 245-character topic: %v", err)
-	}
 }
 
 func TestValidatePluginID(t *testing.T) {
@@ -238,58 +232,6 @@ func TestValidatePluginID(t *testing.T) {
 	const want = `invalid plugin ID "CRM": plugin ID "CRM" must be kebab-case [a-z0-9]+(-[a-z0-9]+)*: it has uppercase letters; use "crm"`
 	if got := ValidatePluginID("CRM").Error(); got != want {
 		t.Errorf("message\n got %s\nwant %s", got, want)
-	}
-}
-
-func TestPluginTopic(t *testing.T) {
-	tests := []struct {
-		id, event, want string
-		wantErr         []error
-	}{
-		{"crm", "contact.created", "plugin.crm.contact.created", nil},
-		{"crm", "contact.note.added", "plugin.crm.contact.note.added", nil},
-		{"sample-analytics", "report.built", "plugin.sample-analytics.report.built", nil},
-		{"CRM", "contact.created", "", []error{ErrInvalidPluginID}},
-		{"salesforce.sync", "contact.created", "", []error{ErrInvalidPluginID}},
-		{"crm", "contact", "", []error{ErrInvalidTopic}},
-		{"crm", "", "", []error{ErrInvalidTopic}},
-		{"crm", "contact.create", "", []error{ErrInvalidTopic}},
-		{"crm", ".contact.created", "", []error{ErrInvalidTopic}},
-	}
-	for _, tt := range tests {
-		got, err := PluginTopic(tt.id, tt.event)
-		if got != tt.want {
-			t.Errorf("PluginTopic(%q, %q) = %q, want %q", tt.id, tt.event, got, tt.want)
-		}
-		if (err != nil) != (tt.wantErr != nil) {
-			t.Errorf("PluginTopic(%q, %q) error = %v", tt.id, tt.event, err)
-		}
-		for _, w := range tt.wantErr {
-			if !errors.Is(err, w) {
-				t.Errorf("PluginTopic(%q, %q) error %v does not wrap %v", tt.id, tt.event, err, w)
-			}
-		}
-	}
-}
-
-func TestDLQTopic(t *testing.T) {
-	for name, want := range map[string]string{
-		"core.user.created":             "dlq.core.user.created",
-		"plugin.crm.contact.note.added": "dlq.plugin.crm.contact.note.added",
-	} {
-		if got, err := DLQTopic(name); err != nil || got != want {
-			t.Errorf("DLQTopic(%q) = %q, %v; want %q", name, got, err, want)
-		}
-	}
-	for _, name := range []string{"dlq.core.user.created", "core.user.create", "orders", ""} {
-		got, err := DLQTopic(name)
-		if got != "" || !errors.Is(err, ErrInvalidTopic) {
-			t.Errorf("DLQTopic(%q) = %q, %v; want ErrInvalidTopic", name, got, err)
-		}
-	}
-	_, err := DLQTopic("dlq.core.user.created")
-	if err == nil || !strings.Contains(err.Error(), "DLQTopic needs a core or plugin topic") {
-		t.Errorf("DLQTopic of a dlq topic: %v", err)
 	}
 }
 

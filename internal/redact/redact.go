@@ -14,7 +14,9 @@ import (
 	"unicode/utf8"
 )
 
-// Redacted replaces every secret the API would otherwise show.
+// Redacted replaces every secret that would otherwise be shown: by the DLQ
+// REST API and console (dlqhttp), and in the reason labels the dead letter
+// queue counts failures by (internal/dlq).
 const Redacted = "[REDACTED]"
 
 // A key name (a JSON member, a header, the key of a key=value pair in
@@ -88,7 +90,7 @@ func keyWords(key string) []string {
 	return words
 }
 
-// sensitiveKey reports whether values under key must be redacted: its
+// SensitiveKey reports whether values under key must be redacted: its
 // normalised form matches one of sensitiveNames.
 func SensitiveKey(key string) bool {
 	words := keyWords(key)
@@ -122,10 +124,11 @@ func wholeLineKey(key string) bool {
 // sensitive, at any depth and inside arrays, replaced by the string
 // Redacted, whatever that value was (a string, number, object, ...), and
 // every other string (such as the JSON string that holds a malformed
-// record's bytes) scrubbed by Text. Keys keep their order. When
-// nothing is redacted, raw itself is returned unchanged. raw is never
-// modified; the result is a new slice whenever it differs. Invalid JSON, which a stored entry never holds,
-// is replaced as a whole: it cannot be inspected, so it is not shown.
+// record's bytes) scrubbed by Text. Keys keep their order. When nothing is
+// redacted, raw itself is returned unchanged. raw is never modified; the
+// result is a new slice whenever it differs. Invalid JSON, which a stored
+// entry never holds, is replaced as a whole: it cannot be inspected, so it
+// is not shown.
 func JSON(raw json.RawMessage) json.RawMessage {
 	if len(raw) == 0 {
 		return raw

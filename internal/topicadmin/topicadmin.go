@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/plexica/eventbus/internal/backoff"
 )
 
 // Settings are how a topic is created. Replication 0 is min(3, brokers).
@@ -109,11 +111,7 @@ func (a *Admin) waitListed(parent context.Context, topic string) error {
 		if err == nil && slices.Contains(topics, topic) {
 			return nil
 		}
-		t := time.NewTimer(20 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, 20*time.Millisecond) {
 			return parent.Err()
 		}
 	}

@@ -35,6 +35,7 @@ const (
 	demoCRM       = "crm"
 	demoAnalytics = "sample-analytics"
 	demoContact   = "contact.created" // plugin.crm.contact.created
+	demoCRMGroup  = "crm-sync"        // crm's group on core.user.created
 )
 
 var demoTenants = []string{"acme", "globex"}
@@ -148,19 +149,30 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 		defer cancel()
 		_ = bus.Shutdown(stopCtx)
 	}()
+	hosts, err := newDemoHosts(bus)
+	if err != nil {
+		return err
+	}
+	// crm's failures on core.user.created are kept under the plugin's
+	// prefix, by the group they failed in. A host's subscription joins
+	// its group as it is (no tenant filter is added to the name).
+	dlqTopic, err := eventbus.DLQTopicFor(hosts[0].GroupID(demoCRMGroup), catalog.UserCreated.String())
+	if err != nil {
+		return err
+	}
 	// The topics exist before anyone subscribes, the dead-letter topic
 	// included, so the retry scheduler owns its partitions from the start.
-	for _, t := range []string{catalog.UserCreated.String(), catalog.UserLogin.String(), "plugin.crm." + demoContact, "dlq." + catalog.UserCreated.String()} {
+	for _, t := range []string{catalog.UserCreated.String(), catalog.UserLogin.String(), "plugin.crm." + demoContact, dlqTopic} {
 		if err := client.Topics().EnsureTopic(ctx, t); err != nil {
 			return err
 		}
 	}
-	d.say("    broker at %s; topics %s, %s, plugin.crm.%s (and dlq.%s for failures)\n",
-		strings.Join(broker.Addrs(), ","), catalog.UserCreated, catalog.UserLogin, demoContact, catalog.UserCreated)
+	d.say("    broker at %s; topics %s, %s, plugin.crm.%s (and %s for crm's failures)\n",
+		strings.Join(broker.Addrs(), ","), catalog.UserCreated, catalog.UserLogin, demoContact, dlqTopic)
 
 	// 2. The plugins, one host per plugin serving both tenants.
 	d.step(2, "The plugins subscribe: one PluginHost per plugin serving both tenants, one group per subscription")
-	if err := d.startPlugins(ctx, bus); err != nil {
+	if err := d.startPlugins(ctx, hosts); err != nil {
 		return err
 	}
 
@@ -274,23 +286,28 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// startPlugins subscribes crm and sample-analytics, each on one host
-// serving every demo tenant, both at once.
-func (d *demo) startPlugins(ctx context.Context, bus *eventbus.Bus) error {
-	type started struct {
-		lines []string
-		err   error
-	}
-	var plugins []eventbus.HandlerSet
+// newDemoHosts makes the hosts of crm and sample-analytics, in that
+// order, each serving every demo tenant.
+func newDemoHosts(bus *eventbus.Bus) ([]*eventbus.PluginHost, error) {
 	var hosts []*eventbus.PluginHost
 	for _, id := range []string{demoCRM, demoAnalytics} {
 		host, err := eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: id, Tenants: demoTenants})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		hosts = append(hosts, host)
 	}
-	plugins = append(plugins, &demoCRMPlugin{d: d, host: hosts[0]}, &demoAnalyticsPlugin{d: d, host: hosts[1]})
+	return hosts, nil
+}
+
+// startPlugins subscribes crm and sample-analytics on their hosts (see
+// newDemoHosts), both at once.
+func (d *demo) startPlugins(ctx context.Context, hosts []*eventbus.PluginHost) error {
+	type started struct {
+		lines []string
+		err   error
+	}
+	plugins := []eventbus.HandlerSet{&demoCRMPlugin{d: d, host: hosts[0]}, &demoAnalyticsPlugin{d: d, host: hosts[1]}}
 	results := make([]started, len(plugins))
 	var wg sync.WaitGroup
 	for i, p := range plugins {
@@ -508,7 +525,7 @@ type demoCRMPlugin struct {
 
 func (c *demoCRMPlugin) EventHandlers() []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(catalog.UserCreated, c.onUserCreated, eventbus.InGroup("crm-sync")),
+		eventbus.On(catalog.UserCreated, c.onUserCreated, eventbus.InGroup(demoCRMGroup)),
 	}
 }
 

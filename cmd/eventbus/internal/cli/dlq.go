@@ -56,7 +56,9 @@ its address as EVENTBUS_HTTP=...). Every request presents the bearer token of
 --token (env ` + EnvToken + `): one of serve's --admin-token list, or the admin token
 it generated and printed at start.
 
-Tables by default; --json prints the API's JSON answers.`,
+Tables by default; --json prints JSON instead: for stats, list, show and
+retry-topic, the API's answer as this command decoded it, written again
+(indented); for retry and delete, {"id", "status"} and {"id", "deleted"}.`,
 		Example: `  export EVENTBUS_API=http://127.0.0.1:8080 EVENTBUS_TOKEN=k8Qz1vXw9mR2pL7a
   eventbus dlq stats
   eventbus dlq list --status max-retries-exceeded --topic core.user.created
@@ -72,7 +74,7 @@ Tables by default; --json prints the API's JSON answers.`,
 	pf := cmd.PersistentFlags()
 	pf.String("api", DefaultAPI, "HTTP address of eventbus serve (env "+EnvAPI+")")
 	pf.String("token", "", "bearer token for the DLQ API (env "+EnvToken+")")
-	pf.Bool("json", false, "print the API's JSON answer")
+	pf.Bool("json", false, "print JSON instead of tables (see the command's help)")
 	cmd.AddCommand(
 		a.dlqStatsCmd(), a.dlqListCmd(), a.dlqShowCmd(),
 		a.dlqRetryCmd(), a.dlqRetryTopicCmd(), a.dlqDeleteCmd(),
@@ -135,10 +137,12 @@ func (d *dlqAPI) explain(ctx context.Context, err error) error {
 	case errors.As(err, &unsent):
 		return fmt.Errorf("cannot reach the DLQ API at %s: %v; start `eventbus serve`, or point --api or %s at its HTTP address (the EVENTBUS_HTTP= line it prints)",
 			d.base, unsent.Err, EnvAPI)
-	case errors.As(err, &syntax):
-		return fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", d.base, syntax)
-	case errors.As(err, &badType):
-		return fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", d.base, badType)
+	case errors.As(err, &syntax), errors.As(err, &badType):
+		var cause error = badType
+		if syntax != nil {
+			cause = syntax
+		}
+		return fmt.Errorf("the DLQ API at %s answered something that is not its JSON (%v); is --api the address of eventbus serve?", d.base, cause)
 	}
 	return err
 }
@@ -241,7 +245,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 	f.String("status", "", "only entries in this status: pending, retrying, resolved, max-retries-exceeded")
 	f.String("tenant", "", "only this tenant's entries")
 	f.Int("page", 1, "page to show, from 1")
-	f.Int("page-size", 20, "entries per page, at most 100")
+	f.Int("page-size", dlqhttp.DefaultPageSize, fmt.Sprintf("entries per page, at most %d", dlqhttp.MaxPageSize))
 	return cmd
 }
 
@@ -313,6 +317,9 @@ func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
 	row("Event", strings.TrimSpace(e.EventID+" "+parens(e.EventType)))
 	row("Tenant", scopeOf(e.TenantID, e.WorkspaceID))
 	row("Group", e.ConsumerGroup)
+	if e.Origin == eventbus.OriginTypeScript {
+		row("Written by", "the TypeScript package (a retry goes back to its topic, for every group)")
+	}
 	row("Position", fmt.Sprintf("partition %d, offset %d", e.Partition, e.Offset))
 	row("Failed at", formatTime(e.FailedAt))
 	row("Retries", fmt.Sprintf("%d of %d", e.RetryCount, e.MaxRetries))
@@ -359,7 +366,7 @@ func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
 func (a *app) dlqRetryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "retry ID",
-		Short: "Retry one entry now (in any status), for the group that failed it only",
+		Short: "Retry one entry now (in any status), for the group that failed it only (TypeScript entries: every group)",
 		Args:  argsUsage(1, 1, "one entry ID", "eventbus dlq retry 5f0c2a9e81d4b7c3a6e2f19b0d8c4e71"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := a.dlqSetup(cmd)
@@ -380,7 +387,10 @@ func (a *app) dlqRetryCmd() *cobra.Command {
 			if strings.HasPrefix(show, "-") {
 				show = "-- " + show
 			}
-			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it (status %s); follow it with: eventbus dlq show %s\n", args[0], eventbus.StatusRetrying, show)
+			// The answer does not say who wrote the entry, so the message
+			// covers both kinds.
+			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it, or, for an entry of the TypeScript package, "+
+				"back to its topic, where every group reads it again (status %s); follow it with: eventbus dlq show %s\n", args[0], eventbus.StatusRetrying, show)
 			return nil
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -87,12 +88,8 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 	acme := eventbustest.MustPublish(t, bus, topic, map[string]string{"password": "hunter2"}, eventbus.PublishMetadata{TenantID: "acme"})
 	globex := eventbustest.MustPublish(t, bus, topic, 2, eventbus.PublishMetadata{TenantID: "globex"})
 
-	type page struct {
-		Items []eventbus.FailedEvent `json:"items"`
-		Total int                    `json:"total"`
-	}
 	// Both instances converge on the same two entries (bounded poll).
-	var p1, p2 page
+	var p1, p2 dlqhttp.Page
 	eventbustest.Eventually(t, "both instances to hold the two entries", func() error {
 		call(t, "GET", "http://"+api1+"/api/dlq/events?topic="+topic, "admin-secret-0123456", &p1)
 		call(t, "GET", "http://"+api2+"/api/dlq/events?topic="+topic, "admin-secret-0123456", &p2)

@@ -553,7 +553,6 @@ func checkPlugin(g eventbus.PluginGrants) []pluginCheck {
 	}
 	own := "plugin." + g.PluginID + "."
 	ownTopics := aclScope{resource: "TOPIC", name: own}
-	cluster := aclScope{resource: "CLUSTER", name: "kafka-cluster", exact: true}
 	var checks []pluginCheck
 	add := func(action, resource string, v verdict) {
 		for _, c := range checks {
@@ -599,7 +598,7 @@ func checkPlugin(g eventbus.PluginGrants) []pluginCheck {
 	add("produce", "topic dlq.* (outside dlq."+own+"*)", evaluate(acls, dlq, "WRITE"))
 	add("create", "topic * (outside "+own+"*)", evaluateCreate(acls, aclScope{resource: "TOPIC", except: own}))
 	add("join consumer group", "group * (outside "+own+"*)", evaluate(acls, aclScope{resource: "GROUP", except: own}, "READ"))
-	add("manage ACLs and users", "cluster", evaluate(acls, cluster, "ALTER"))
+	add("manage ACLs and users", "cluster", evaluate(acls, clusterScope, "ALTER"))
 	return checks
 }
 
@@ -612,6 +611,9 @@ type aclScope struct {
 	exact    bool
 	except   string
 }
+
+// clusterScope is the cluster resource (Kafka names it kafka-cluster).
+var clusterScope = aclScope{resource: "CLUSTER", name: "kafka-cluster", exact: true}
 
 // covers reports whether acl matches every resource of s.
 func (s aclScope) covers(acl eventbus.PluginACL) bool {
@@ -705,7 +707,7 @@ func evaluate(acls []eventbus.PluginACL, s aclScope, op string) verdict {
 // evaluateCreate decides creating topics of s: brokers allow it with CREATE
 // on the cluster, or else CREATE on the topics.
 func evaluateCreate(acls []eventbus.PluginACL, s aclScope) verdict {
-	if v := evaluate(acls, aclScope{resource: "CLUSTER", name: "kafka-cluster", exact: true}, "CREATE"); v.access == accessAllowed {
+	if v := evaluate(acls, clusterScope, "CREATE"); v.access == accessAllowed {
 		return v
 	}
 	return evaluate(acls, s, "CREATE")
@@ -715,7 +717,7 @@ func evaluateCreate(acls []eventbus.PluginACL, s aclScope) verdict {
 // IDEMPOTENT_WRITE on the cluster, or (Kafka 3.0 and later) WRITE on any
 // topic.
 func evaluateIdempotent(acls []eventbus.PluginACL) verdict {
-	v := evaluate(acls, aclScope{resource: "CLUSTER", name: "kafka-cluster", exact: true}, "IDEMPOTENT_WRITE")
+	v := evaluate(acls, clusterScope, "IDEMPOTENT_WRITE")
 	if v.access == accessAllowed {
 		return v
 	}
