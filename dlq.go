@@ -182,9 +182,9 @@ type DLQConfig struct {
 	// over the entry they carry (headers dlq-entry and dlq-signature). A
 	// subscriber then checks a retry, and records what came of it, from the
 	// record alone. Without a key a retry names where its entry lies
-	// (dlq-position), and the subscriber reads that record and the few
-	// after it. Either way a process that only publishes and subscribes
-	// keeps no dead-letter view. Default none.
+	// (dlq-position), and the subscriber reads that record and the records
+	// after it (at most 8 MiB). Either way a process that only publishes
+	// and subscribes keeps no dead-letter view. Default none.
 	SigningKey []byte
 	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
 	// creates: "compact,delete" (the default: the newest version of each
@@ -253,9 +253,12 @@ func (e FailedEvent) VerifiedTenant() (tenant string, known bool) {
 
 // DeadLetterQueue lists, counts, retries and deletes the entries kept in
 // the dlq.* topics (see the package documentation, "Failures and the dead
-// letter queue"). The first call starts it in this process (Start): it
-// then keeps an index of every entry, about 500 bytes each, and reads the
-// entries themselves from their records when asked for.
+// letter queue"). Start, or any call that reads entries (FailedEvents,
+// QueryFailedEvents, FailedEvent, Stats, StatsFor, the retries and
+// DeleteFailedEvent), starts it in this process: it then keeps an index of
+// every entry (about 500 bytes per entry, map included) and reads the
+// entries themselves from their records when asked for. RouteToDLQ, Ready
+// and TopicRules start nothing.
 type DeadLetterQueue struct {
 	bus *Bus
 	q   *dlq.Queue
@@ -277,9 +280,12 @@ func (b *Bus) DLQ() *DeadLetterQueue { return b.dlq }
 
 // Start begins reading the dlq.* topics and, unless disabled, scheduling
 // retries; it returns once the view has caught up with what the topics held
-// when it started. Any DLQ call starts it; subscribing never does. A
-// deployment needs at least one process that runs it (eventbus serve does)
-// for automatic retries to be sent. Calling it again is a no-op.
+// when it started. Any call that reads entries (FailedEvents,
+// QueryFailedEvents, FailedEvent, Stats, StatsFor, the retries and
+// DeleteFailedEvent) starts it; RouteToDLQ, Ready, TopicRules and
+// subscribing never do. A deployment needs at least one process that runs
+// it (eventbus serve does) for automatic retries to be sent. Calling it
+// again is a no-op.
 func (q *DeadLetterQueue) Start(ctx context.Context) error {
 	return dlqError(q.q.Start(ctx))
 }
@@ -400,7 +406,18 @@ func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (s
 	if err := q.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
 		return 0, 0, err
 	}
-	entries, _, err := q.q.Query(ctx, dlqindex.Filter{Topic: topic}, false, 0, 0)
+	return q.RetryAll(ctx, FailedEventFilter{Topic: topic})
+}
+
+// RetryAll manually retries every unresolved entry that matches filter
+// (for example one topic's entries of one tenant) and returns how many
+// retries were sent and how many could not be.
+func (q *DeadLetterQueue) RetryAll(ctx context.Context, filter FailedEventFilter) (succeeded, failed int, err error) {
+	f, err := filter.index()
+	if err != nil {
+		return 0, 0, err
+	}
+	entries, _, err := q.q.Query(ctx, f, false, 0, 0)
 	if err != nil {
 		return 0, 0, dlqError(err)
 	}
@@ -491,15 +508,6 @@ func failedEvent(e *dlq.Entry) FailedEvent {
 		out.Attempts[i] = Attempt(a)
 	}
 	return out
-}
-
-// countByStatus counts the view's entries by status (zeros before Start).
-func (q *DeadLetterQueue) countByStatus() map[FailedEventStatus]int {
-	counts := map[FailedEventStatus]int{}
-	for st, n := range q.q.Counts() {
-		counts[FailedEventStatus(st)] = n
-	}
-	return counts
 }
 
 // stop stops the scheduler and the view.

@@ -102,9 +102,9 @@ func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, float64(b.breaker.state()))
-	counts := b.dlq.countByStatus()
+	counts := b.dlq.q.Counts() // zeros before the DLQ starts
 	for _, s := range dlq.Statuses {
-		ch <- prometheus.MustNewConstMetric(dlqEntriesDesc, prometheus.GaugeValue, float64(counts[FailedEventStatus(s)]), string(s))
+		ch <- prometheus.MustNewConstMetric(dlqEntriesDesc, prometheus.GaugeValue, float64(counts[string(s)]), string(s))
 	}
 	for key, lag := range b.consumerLag() {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), key.group, key.topic)

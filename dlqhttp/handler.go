@@ -249,34 +249,14 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) 
 	if err := a.checkTopic(topic); err != nil {
 		return err
 	}
+	// A tenant token retries its own entries only.
+	filter, err := a.scope(who, eventbus.FailedEventFilter{Topic: topic})
+	if err != nil {
+		return err
+	}
 	var out RetryCounts
-	if who.admin {
-		var err error
-		if out.Succeeded, out.Failed, err = a.q.RetryAllForTopic(r.Context(), topic); err != nil {
-			return err
-		}
-	} else {
-		// A tenant retries its own entries only, each as RetryAllForTopic
-		// would: manually, and every one that is not resolved.
-		entries, err := a.entries(r, who, eventbus.FailedEventFilter{Topic: topic})
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.Status == eventbus.StatusResolved {
-				continue
-			}
-			err := a.q.RetryFailedEvent(r.Context(), e.ID)
-			switch {
-			case err == nil:
-				out.Succeeded++
-			case errors.Is(err, eventbus.ErrFailedEventNotFound):
-				// deleted since it was listed: nothing left to retry
-			default:
-				a.log.Warn("dlqhttp: retry failed", "dlq_id", e.ID, "err", err)
-				out.Failed++
-			}
-		}
+	if out.Succeeded, out.Failed, err = a.q.RetryAll(r.Context(), filter); err != nil {
+		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entries of a topic", "topic", topic, "succeeded", out.Succeeded, "failed", out.Failed, "by", who.String())
 	return writeJSON(w, http.StatusOK, out)
@@ -310,15 +290,6 @@ func (a *api) scope(who principal, filter eventbus.FailedEventFilter) (eventbus.
 	}
 	filter.TenantID, filter.VerifiedTenant = who.tenant, true
 	return filter, nil
-}
-
-// entries returns the entries that match filter and that who may see.
-func (a *api) entries(r *http.Request, who principal, filter eventbus.FailedEventFilter) ([]eventbus.FailedEvent, error) {
-	filter, err := a.scope(who, filter)
-	if err != nil {
-		return nil, err
-	}
-	return a.q.FailedEvents(r.Context(), filter)
 }
 
 // checkTopic validates a topic parameter: a core or plugin topic (the

@@ -217,31 +217,32 @@ func reasonLabel(reason string) string {
 // see legacy.go), or one of our overlays of the latter. deleted is set for
 // an overlay that deletes the TypeScript entry.
 func decodeRecord(r *kgo.Record) (e Entry, overlay, deleted bool, err error) {
-	// Nearly every record is one of this bus's entries: one parse.
-	if json.Unmarshal(r.Value, &e) == nil && e.Status != "" && e.Origin == "" && e.ID == string(r.Key) {
+	// Nearly every record is one of this bus's entries: one parse, whose
+	// result and error the plain-entry path below reuses.
+	err = json.Unmarshal(r.Value, &e)
+	if err == nil && e.Status != "" && e.Origin == "" && e.ID == string(r.Key) {
 		return e, false, false, nil
 	}
-	e = Entry{}
 	var probe struct {
 		Status           *string         `json:"status"`
 		FailureTimestamp json.RawMessage `json:"failureTimestamp"`
 		Overlay          *legacyOverlay  `json:"typescriptOverlay"`
 	}
 	if err := json.Unmarshal(r.Value, &probe); err != nil {
-		return e, false, false, err
+		return Entry{}, false, false, err
 	}
 	switch {
 	case probe.Overlay != nil:
 		o := probe.Overlay
 		if string(r.Key) != overlayKey(o.Entry.ID) || o.Entry.Origin != OriginTypeScript {
-			return e, false, false, fmt.Errorf("overlay keyed %q does not match its entry %q", r.Key, o.Entry.ID)
+			return Entry{}, false, false, fmt.Errorf("overlay keyed %q does not match its entry %q", r.Key, o.Entry.ID)
 		}
 		return o.Entry, true, o.Deleted, nil
 	case probe.Status == nil && probe.FailureTimestamp != nil:
 		e, err := fromTypeScript(r.Value)
 		return e, false, false, err
 	}
-	if err := json.Unmarshal(r.Value, &e); err != nil {
+	if err != nil {
 		return e, false, false, err
 	}
 	if e.ID != string(r.Key) || e.Origin != "" {

@@ -94,8 +94,15 @@ type legacyOverlay struct {
 	Deleted bool  `json:"deleted,omitempty"`
 }
 
-// overlayKey is the record key of the overlays of TypeScript entry id: an
-// ID of ours, distinct from every EntryID.
+// overlayKey is the record key of the overlays of TypeScript entry id. It
+// is EntryID(OriginTypeScript, id), so it is the key of one of our own
+// entries too when a consumer group named "typescript" fails an event
+// whose ID is id: the two would share a key, and compaction would keep
+// only the newer. That does not happen in practice: the TypeScript package
+// names its entries dlq-<event ID>-<milliseconds> (the ID of the event plus
+// the time of its failure), not an event ID, which is a UUID unless its
+// publisher sets one. The key stays as it is: overlays written with it
+// exist on clusters.
 func overlayKey(id string) string {
 	sum := sha256.Sum256([]byte("typescript\x00" + id))
 	return hex.EncodeToString(sum[:16])

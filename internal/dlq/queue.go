@@ -223,18 +223,14 @@ func (q *Queue) recordReader() (*logread.Reader, error) {
 	return q.reader, q.readerErr
 }
 
-// Counts counts the entries by status, from the view's index (zeros
-// before Start).
-func (q *Queue) Counts() map[Status]int {
-	counts := map[Status]int{}
+// Counts counts the entries by status, from the view's index (an empty
+// map before Start: every status counts zero).
+func (q *Queue) Counts() map[string]int {
 	view := q.currentView()
 	if view == nil {
-		return counts
+		return map[string]int{}
 	}
-	for st, n := range view.stats(dlqindex.Filter{}).ByStatus {
-		counts[Status(st)] = n
-	}
-	return counts
+	return view.stats(dlqindex.Filter{}).ByStatus
 }
 
 // Query returns the entries that match f, sorted by failure time (newest
@@ -379,7 +375,11 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 		return fmt.Errorf("send retry of %s: %w", e.ID, err)
 	}
 	if len(q.cfg.SigningKey) > 0 {
-		rec.Headers = append(rec.Headers, q.signRetry(target, e, value)...)
+		signature, err := q.signRetry(target, e, value)
+		if err != nil {
+			return fmt.Errorf("sign retry of %s: %w", e.ID, err)
+		}
+		rec.Headers = append(rec.Headers, signature...)
 	} else {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: wire.HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
 	}

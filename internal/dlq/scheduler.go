@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/dlqindex"
 )
 
 // scheduler sends the automatic retries of the DLQ partitions this
@@ -185,8 +187,9 @@ func (s *scheduler) schedules(group string) bool {
 	return group == s.q.cfg.SchedulerGroup
 }
 
-// sendDue sends the due retries of one owned partition. Each entry is read
-// again under the sending lock, so a newer version (a retry just answered)
+// sendDue sends the due retries of one owned partition. The entries are
+// read again under the sending lock (in one read, from where the index
+// holds their newest versions), so a newer version (a retry just answered)
 // is never overwritten by the one the scan saw.
 func (s *scheduler) sendDue(ctx context.Context, tp topicPartition, ids []string, now time.Time) {
 	s.sending.Lock()
@@ -194,16 +197,32 @@ func (s *scheduler) sendDue(ctx context.Context, tp topicPartition, ids []string
 	if !s.stillOwned(tp) {
 		return
 	}
+	refs := make([]dlqindex.Ref, 0, len(ids))
 	for _, id := range ids {
+		if ref, ok := s.q.view.ref(id); ok {
+			refs = append(refs, ref)
+		}
+	}
+	entries, err := s.q.view.read(ctx, refs)
+	if err != nil {
+		s.q.cfg.Logger.Warn("eventbus: could not read the due dead-letter entries; will try again",
+			"topic", tp.topic, "partition", tp.partition, "entries", len(refs), "err", err)
+		return
+	}
+	read := make(map[string]dlqindex.Position, len(refs))
+	for _, ref := range refs {
+		read[ref.ID] = ref.Pos
+	}
+	for _, e := range entries {
 		if ctx.Err() != nil {
 			return
 		}
-		e, ok, err := s.q.view.get(ctx, id)
-		if err != nil {
-			s.q.cfg.Logger.Warn("eventbus: could not read a due dead-letter entry; will try again", "dlq_id", id, "err", err)
-			return
+		// Retries sent for the entries before this one take time: a version
+		// of it written meanwhile (and seen by the view) wins.
+		if cur, ok := s.q.view.ref(e.ID); !ok || cur.Pos != read[e.ID] {
+			continue
 		}
-		if ok && e.Origin == "" && isDue(&e, now) {
+		if e.Origin == "" && isDue(&e, now) {
 			s.schedule(ctx, e, now)
 		}
 	}

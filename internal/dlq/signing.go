@@ -32,20 +32,17 @@ func retryMAC(key []byte, topic string, entry, value []byte) []byte {
 }
 
 // signRetry returns the headers that sign a retry of e sent to topic with
-// value, or nothing without a key.
-func (q *Queue) signRetry(topic string, e Entry, value []byte) []kgo.RecordHeader {
-	if len(q.cfg.SigningKey) == 0 {
-		return nil
-	}
+// value, with Config.SigningKey (set: its caller checks).
+func (q *Queue) signRetry(topic string, e Entry, value []byte) ([]kgo.RecordHeader, error) {
 	e.OriginalEvent, e.OriginalHeaders = nil, nil
 	entry, err := json.Marshal(e)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	return []kgo.RecordHeader{
 		{Key: wire.HeaderDLQEntry, Value: entry},
 		{Key: wire.HeaderDLQSignature, Value: []byte(hex.EncodeToString(retryMAC(q.cfg.SigningKey, topic, entry, value)))},
-	}
+	}, nil
 }
 
 // verifySigned checks a signed retry: the signature, then that the entry

@@ -30,8 +30,9 @@ type Claim struct {
 	// at is where that version lies (unsigned retries): the outcome is
 	// checked against it again just before it is written.
 	at *dlqindex.Position
-	// seen is the offset of the newest version of the entry the last check
-	// saw (at's, or a later copy of it).
+	// seen is the offset of the newest version of the entry that a check
+	// found outstanding (at's, or a later copy of it): the next check reads
+	// only what follows it.
 	seen int64
 }
 
@@ -95,7 +96,7 @@ func (q *Queue) VerifyRetry(ctx context.Context, r *kgo.Record, topic, readerGro
 		return Claim{ID: e.ID, Group: e.ConsumerGroup, attempt: attempt}, true
 	}
 	at := &dlqindex.Position{Topic: dlqTopic, Partition: int32(partition), Offset: offset}
-	claim := Claim{ID: e.ID, Group: e.ConsumerGroup, attempt: attempt, entry: &e, at: at}
+	claim := Claim{ID: e.ID, Group: e.ConsumerGroup, attempt: attempt, entry: &e, at: at, seen: at.Offset}
 	claim.Outstanding = q.awaits(ctx, &claim)
 	return claim, true
 }
@@ -126,24 +127,37 @@ func (q *Queue) newest(ctx context.Context, id string, from dlqindex.Position, u
 // its newest version is a retrying one of that attempt (the version the
 // retry was sent as, or a copy of it). A retry already answered, retried
 // again, deleted, or replayed by another writer awaits nothing.
+//
+// It reads only the records after claim.seen: at seen lies the version
+// the retry was sent as, or a copy of it that an earlier call found
+// outstanding, so with nothing newer the entry still waits. That holds
+// because seen moves only on a true verdict and awaits is called again
+// only while the claim is outstanding: the bus hands RecordFailure and
+// Resolve only claims VerifyRetry found outstanding, and they stop at the
+// first false.
 func (q *Queue) awaits(ctx context.Context, claim *Claim) bool {
 	if claim.at == nil {
 		return true // a signed retry: checked by its signature alone
 	}
-	last, complete := q.newest(ctx, claim.ID, *claim.at, -1)
+	from := dlqindex.Position{Topic: claim.at.Topic, Partition: claim.at.Partition, Offset: claim.seen}
+	last, complete := q.newest(ctx, claim.ID, from, -1)
 	if !complete {
 		return false
 	}
 	if last == nil {
-		claim.seen = claim.at.Offset
 		return true
 	}
-	claim.seen = last.Offset
-	var e Entry
-	if last.Value == nil || json.Unmarshal(last.Value, &e) != nil {
+	var e struct {
+		ID         string `json:"id"`
+		Status     Status `json:"status"`
+		RetryCount int    `json:"retryCount"`
+	}
+	if last.Value == nil || json.Unmarshal(last.Value, &e) != nil ||
+		e.ID != claim.ID || e.Status != StatusRetrying || e.RetryCount != claim.attempt {
 		return false
 	}
-	return e.ID == claim.ID && e.Status == StatusRetrying && e.RetryCount == claim.attempt
+	claim.seen = last.Offset
+	return true
 }
 
 // stillOutstanding checks, just before a retry's outcome is written, that
@@ -171,8 +185,7 @@ func (q *Queue) writeOutcome(ctx context.Context, claim *Claim, e *Entry) error 
 	if err != nil || claim.at == nil {
 		return err
 	}
-	from := *claim.at
-	from.Offset = claim.seen
+	from := dlqindex.Position{Topic: claim.at.Topic, Partition: claim.at.Partition, Offset: claim.seen}
 	between, _ := q.newest(ctx, claim.ID, from, written.Offset)
 	if between == nil {
 		return nil

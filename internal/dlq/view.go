@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/logread"
 )
 
 // topicPartition names one partition.
@@ -23,11 +22,10 @@ type topicPartition struct {
 // view is this process's view of every dlq.* topic: an index of the
 // entries (internal/dlqindex), read from the start of the topics outside
 // any group, so every instance sees every entry; entries are read back from
-// their records on demand (internal/logread).
+// their records on demand, through q.recordReader (internal/logread).
 type view struct {
-	q      *Queue
-	cl     *kgo.Client
-	reader *logread.Reader
+	q  *Queue
+	cl *kgo.Client
 
 	index *dlqindex.Index
 
@@ -70,7 +68,7 @@ func (v *view) start() error {
 	v.cl = cl
 	// Entries are read back through a client that never long-polls: on this
 	// consuming client a read would queue behind the view's own fetch.
-	if v.reader, err = v.q.recordReader(); err != nil {
+	if _, err := v.q.recordReader(); err != nil {
 		cl.Close()
 		return err
 	}
@@ -182,10 +180,9 @@ func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool
 	}
 	ie.Deleted, ie.Overlay, ie.Origin = deleted, overlay, e.Origin
 	ie.Status, ie.Permanent = string(e.Status), e.Permanent
-	ie.Topic, ie.Group, ie.SchedulerGroup, ie.Tenant = e.OriginalTopic, e.ConsumerGroup, e.SchedulerGroup, e.TenantID
+	ie.Topic, ie.SchedulerGroup, ie.Tenant = e.OriginalTopic, e.SchedulerGroup, e.TenantID
 	_, ie.TenantKnown = VerifiedTenant(e.TenantID, e.OriginalEvent)
 	ie.ReasonLabel = reasonLabel(e.FailureReason)
-	ie.RetryCount, ie.MaxRetries = int32(e.RetryCount), int32(e.MaxRetries)
 	ie.FailedAt, ie.ChangedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
 	if e.NextRetryAt != nil {
 		ie.NextRetryAt = e.NextRetryAt.UnixNano()
@@ -268,6 +265,10 @@ func (v *view) get(ctx context.Context, id string) (Entry, bool, error) {
 // read reads the entries refs point at, in refs' order. An entry whose
 // record is gone (retention removed it since it was indexed) is left out.
 func (v *view) read(ctx context.Context, refs []dlqindex.Ref) ([]Entry, error) {
+	reader, err := v.q.recordReader()
+	if err != nil {
+		return nil, fmt.Errorf("dead letter queue: read entries: %w", err)
+	}
 	byTP := map[topicPartition][]int64{}
 	for _, r := range refs {
 		tp := topicPartition{r.Pos.Topic, r.Pos.Partition}
@@ -275,7 +276,7 @@ func (v *view) read(ctx context.Context, refs []dlqindex.Ref) ([]Entry, error) {
 	}
 	records := map[topicPartition]map[int64]*kgo.Record{}
 	for tp, offsets := range byTP {
-		got, err := v.reader.Read(ctx, tp.topic, tp.partition, offsets)
+		got, err := reader.Read(ctx, tp.topic, tp.partition, offsets)
 		if err != nil {
 			return nil, fmt.Errorf("dead letter queue: read entries: %w", err)
 		}
@@ -296,20 +297,28 @@ func (v *view) read(ctx context.Context, refs []dlqindex.Ref) ([]Entry, error) {
 	return out, nil
 }
 
+// statusNames are the statuses as the index holds them (Statuses);
+// waitingStatuses those of an entry that waits for an automatic retry.
+var (
+	statusNames = func() []string {
+		out := make([]string, len(Statuses))
+		for i, st := range Statuses {
+			out[i] = string(st)
+		}
+		return out
+	}()
+	waitingStatuses = []string{string(StatusPending), string(StatusRetrying)}
+)
+
 // stats counts the entries that match f, from the index alone.
 func (v *view) stats(f dlqindex.Filter) dlqindex.Counts {
-	statuses := make([]string, len(Statuses))
-	for i, st := range Statuses {
-		statuses[i] = string(st)
-	}
-	return v.index.Count(f, statuses)
+	return v.index.Count(f, statusNames)
 }
 
 // due returns, by partition, the IDs of this bus's live entries that are
 // due at now and that keep accepts (given their scheduler group).
 func (v *view) due(now time.Time, keep func(tp topicPartition, schedulerGroup string) bool) map[topicPartition][]string {
-	waiting := []string{string(StatusPending), string(StatusRetrying)}
-	byPos := v.index.Due(now.UnixNano(), waiting, func(topic string, partition int32, schedulerGroup string) bool {
+	byPos := v.index.Due(now.UnixNano(), waitingStatuses, func(topic string, partition int32, schedulerGroup string) bool {
 		return keep(topicPartition{topic, partition}, schedulerGroup)
 	})
 	out := make(map[topicPartition][]string, len(byPos))

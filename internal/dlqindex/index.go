@@ -2,7 +2,7 @@
 // entry, what it takes to filter, count, sort and schedule it, and where
 // its newest version lies on the dlq.* topics. The entries themselves stay
 // on the topics and are read from there when asked for, so the index grows
-// by a couple of hundred bytes per entry, whatever the events weigh.
+// by about 500 bytes per entry, map included, whatever the events weigh.
 package dlqindex
 
 import (
@@ -30,13 +30,12 @@ type Entry struct {
 	Overlay bool
 	Status  string
 	// Few distinct values across many entries: the index keeps one copy.
-	Topic, Tenant, Group, SchedulerGroup, ReasonLabel string
+	Topic, Tenant, SchedulerGroup, ReasonLabel string
 	// TenantKnown: the record is an event of Tenant (access scoped to a
 	// tenant sees only those).
 	TenantKnown bool
 	// Permanent entries are never retried automatically.
-	Permanent              bool
-	RetryCount, MaxRetries int32
+	Permanent bool
 	// Unix nanoseconds; NextRetryAt 0 is none.
 	FailedAt, NextRetryAt, ChangedAt int64
 }
@@ -77,7 +76,7 @@ func (x *Index) Apply(id string, e Entry) bool {
 	if cur, ok := x.entries[id]; ok && !supersedes(&e, cur) {
 		return false
 	}
-	e.Topic, e.Tenant, e.Group = x.intern(e.Topic), x.intern(e.Tenant), x.intern(e.Group)
+	e.Topic, e.Tenant = x.intern(e.Topic), x.intern(e.Tenant)
 	e.SchedulerGroup, e.ReasonLabel = x.intern(e.SchedulerGroup), x.intern(e.ReasonLabel)
 	x.entries[id] = &e
 	return true

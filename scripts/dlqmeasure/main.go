@@ -69,9 +69,7 @@ func main() {
 		var wg sync.WaitGroup
 		start := time.Now()
 		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for {
 					i := next.Add(1)
 					if i > int64(n) {
@@ -83,7 +81,7 @@ func main() {
 						panic(err)
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		fmt.Printf("filled %d entries in %s\n", n, time.Since(start).Round(time.Millisecond))
