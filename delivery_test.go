@@ -565,3 +565,38 @@ func TestStaticMemberResumesAtOnce(t *testing.T) {
 		rec.WaitForID(t, eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: fmt.Sprintf("t%d", i)}))
 	}
 }
+
+// TestBackPressureNeverStallsDelivery publishes steady bursts against a
+// tiny Delivery.MaxPending, so that back-pressure pauses and resumes
+// partitions all the time while handlers return at once: every event must
+// be handled. A pause that landed after the workers had drained (and
+// resumed) its partition used to leave that partition paused for ever, and
+// the subscription silently stopped consuming.
+func TestBackPressureNeverStallsDelivery(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	var handled atomic.Int64
+	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
+		handled.Add(1)
+		return nil
+	}, eventbus.SubscribeOptions{GroupID: "bursts", Delivery: eventbus.Delivery{MaxPending: 2, MaxConcurrency: 8}})
+	const bursts, burst = 1000, 24
+	for i := range bursts {
+		batch := make([]eventbus.BatchEvent, 0, burst)
+		for j := range burst {
+			batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: i*burst + j,
+				Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", j%12)}})
+		}
+		if _, err := bus.PublishBatch(ctxT(t), batch); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the bursts' pace
+	}
+	eventbustest.Eventually(t, "every event of the bursts to be handled", func() error {
+		if n := handled.Load(); n < bursts*burst {
+			return fmt.Errorf("%d of %d events handled", n, bursts*burst)
+		}
+		return nil
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -63,55 +64,114 @@ func (g *Group) committer() {
 // it in the commit's metadata, and waits for the answer. Commits never
 // overlap, so one that revocation makes cannot be overtaken by an older
 // one.
+//
+// A broker whose offset.metadata.max.bytes is below what the metadata
+// takes rejects the commit (OFFSET_METADATA_TOO_LARGE): the commit is then
+// made again at once with half the metadata, down to none, and the group
+// keeps the lower limit.
 func (g *Group) commitParts(ctx context.Context, topic string, d *dispatcher, parts []*partition) error {
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
-	points := d.commitPoints(parts)
-	if len(points) == 0 {
-		return nil
+	for {
+		limit := int(g.metadataLimit.Load())
+		points := d.commitPoints(parts, limit)
+		if len(points) == 0 {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		offsets := make(map[int32]kgo.EpochOffset, len(points))
+		for id, pt := range points {
+			offsets[id] = pt.EpochOffset
+		}
+		cctx = withCommitMetadata(cctx, func(t string, p int32, offset int64) string {
+			if pt, ok := points[p]; ok && t == topic && pt.Offset == offset {
+				return pt.metadata
+			}
+			return ""
+		})
+		err := commitSync(cctx, g.cl, map[string]map[int32]kgo.EpochOffset{topic: offsets})
+		cancel()
+		var failed partitionErrors
+		if errors.As(err, &failed) {
+			for p := range failed {
+				delete(points, p)
+			}
+		} else if err != nil {
+			clear(points)
+		}
+		d.committedAt(points, parts)
+		if limit > 0 && errors.Is(err, kerr.OffsetMetadataTooLarge) {
+			g.metadataLimit.Store(int64(limit / 2))
+			g.cfg.Logger.Warn("eventbus: the broker rejected the finished offsets carried in a commit as too large (offset.metadata.max.bytes); committing again with less",
+				"group", g.cfg.Group, "topic", topic, "metadata_bytes", limit/2)
+			continue
+		}
+		if err != nil {
+			g.commitSoon() // try again after CommitInterval
+		}
+		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	offsets := make(map[int32]kgo.EpochOffset, len(points))
-	for id, pt := range points {
-		offsets[id] = pt.EpochOffset
+}
+
+// partitionErrors are the partitions a commit's answer rejected.
+type partitionErrors map[int32]error
+
+func (e partitionErrors) Error() string {
+	var b strings.Builder
+	for p, err := range e {
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "partition %d: %v", p, err)
 	}
-	// The finished offsets ride in the request's metadata, set just
-	// before franz-go sends it.
-	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+	return b.String()
+}
+
+func (e partitionErrors) Unwrap() []error {
+	out := make([]error, 0, len(e))
+	for _, err := range e {
+		out = append(out, err)
+	}
+	return out
+}
+
+// withCommitMetadata makes the commits made with ctx carry, per partition,
+// the metadata meta returns for the offset committed; it is set just
+// before franz-go sends the request.
+func withCommitMetadata(ctx context.Context, meta func(topic string, partition int32, offset int64) string) context.Context {
+	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
 		for i := range req.Topics {
 			t := &req.Topics[i]
-			if t.Topic != topic {
-				continue
-			}
 			for j := range t.Partitions {
 				p := &t.Partitions[j]
-				if pt, ok := points[p.Partition]; ok && pt.Offset == p.Offset && pt.metadata != "" {
-					p.Metadata = kmsg.StringPtr(pt.metadata)
+				if m := meta(t.Topic, p.Partition, p.Offset); m != "" {
+					p.Metadata = kmsg.StringPtr(m)
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// commitSync commits offsets and waits for the answer: the request's error,
+// or the partitions the answer rejected (partitionErrors).
+func commitSync(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset) error {
 	var err error
-	g.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: offsets},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
-			if err = cerr; err != nil || resp == nil {
-				clear(points)
-				return
-			}
-			for _, t := range resp.Topics {
-				for _, p := range t.Partitions {
-					if p.ErrorCode != 0 {
-						delete(points, p.Partition)
-						err = fmt.Errorf("partition %d: %w", p.Partition, kerr.ErrorForCode(p.ErrorCode))
-					}
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+		if err = cerr; err != nil || resp == nil {
+			return
+		}
+		failed := partitionErrors{}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					failed[p.Partition] = kerr.ErrorForCode(p.ErrorCode)
 				}
 			}
-		})
-	d.committedAt(points, parts)
-	if err != nil {
-		g.commitSoon() // try again after CommitInterval
-	}
+		}
+		if len(failed) > 0 {
+			err = failed
+		}
+	})
 	return err
 }

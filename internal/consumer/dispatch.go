@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -16,6 +17,12 @@ import (
 //
 // Fetching never waits for it: the poll loop hands records over (enqueue)
 // and goes on.
+//
+// Pausing and resuming fetching is decided and issued in one place: inside
+// the dispatcher's lock, together with the decision. The client's paused
+// set of the topic so always equals the partitions marked paused here, in
+// whichever order the poll loop, the workers and the rebalance callbacks
+// run.
 type dispatcher struct {
 	g *Group
 	t Topic
@@ -29,6 +36,10 @@ type dispatcher struct {
 	held     int         // records in the partitions' windows
 	anyPause bool        // some partition is paused
 	closed   bool
+	// lingering are released partitions whose handlers still ran when
+	// they were forgotten (lost, or past their revoke bound): a partition
+	// assigned back starts its keys only once they returned.
+	lingering map[int32][]*partition
 }
 
 // partition is one assigned partition of a dispatcher's topic.
@@ -59,6 +70,12 @@ type partition struct {
 	released bool          // being released: nothing new starts
 	gone     bool          // released and forgotten: its window no longer counts
 	idle     chan struct{} // closed when running drops to 0, if waited for
+	// waiting: an earlier assignment's handlers of this partition still
+	// run; the queues that would be ready wait in deferred until they
+	// returned (or their bound passed), so one key never runs twice at
+	// once in this process.
+	waiting  bool
+	deferred []*keyQueue
 }
 
 // keyQueue is the records of one key (one partition, in per-partition
@@ -73,11 +90,12 @@ type keyQueue struct {
 }
 
 func newDispatcher(g *Group, t Topic) *dispatcher {
-	return &dispatcher{g: g, t: t, parts: map[int32]*partition{}}
+	return &dispatcher{g: g, t: t, parts: map[int32]*partition{}, lingering: map[int32][]*partition{}}
 }
 
 // assign starts the partitions' state (a partition already assigned keeps
-// its own).
+// its own). A partition whose earlier assignment's handlers still run
+// starts its keys once they returned, or RevokeTimeout passed.
 func (d *dispatcher) assign(ids []int32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -92,7 +110,46 @@ func (d *dispatcher) assign(ids []int32) {
 		p.ctx, p.cancel = context.WithCancel(d.g.handlerCtx)
 		p.stopping, p.stop = context.WithCancel(p.ctx)
 		d.parts[id] = p
+		var before []<-chan struct{}
+		for _, old := range d.lingering[id] {
+			before = append(before, old.idle)
+		}
+		if len(before) > 0 {
+			p.waiting = true
+			go d.startAfter(p, before)
+		}
 	}
+}
+
+// startAfter lets partition p's queues run once the handlers of its earlier
+// assignments returned (each closes its channel), or RevokeTimeout passed:
+// the same bound a revocation waits.
+func (d *dispatcher) startAfter(p *partition, before []<-chan struct{}) {
+	bound := time.NewTimer(d.g.cfg.RevokeTimeout)
+	defer bound.Stop()
+wait:
+	for _, ch := range before {
+		select {
+		case <-ch:
+		case <-bound.C:
+			d.g.cfg.Logger.Warn("eventbus: handlers of a partition's earlier assignment still running when it was assigned back; starting it anyway",
+				"group", d.g.cfg.Group, "topic", d.t.Name, "partition", p.id, "revoke_timeout", d.g.cfg.RevokeTimeout)
+			break wait
+		case <-p.stopping.Done():
+			return // released meanwhile: its queues are dropped
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p.waiting = false
+	for _, q := range p.deferred {
+		q.ready = false
+		if !p.released && len(q.recs) > 0 {
+			d.pushReady(q)
+		}
+	}
+	p.deferred = nil
+	d.startWorkers()
 }
 
 // owns reports whether some partition is assigned (and not being
@@ -139,18 +196,19 @@ func (p *partition) skipped(offset int64) bool {
 	return len(p.skip) > 0 && p.skip[0].first <= offset
 }
 
-// enqueue hands a partition's fetched records to the workers and returns
-// the partitions to pause, if the held records reached the cap.
-func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (pause []int32) {
+// enqueue hands a partition's fetched records to the workers, and pauses
+// fetching of the partitions that are behind once the held records reached
+// the cap.
+func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.parts[id]
 	if d.closed || p == nil || p.released {
-		return nil // not ours (any more): its owner reads it
+		return // not ours (any more): its owner reads it
 	}
 	for _, r := range recs {
 		if r.Offset < p.next {
-			continue // fetched again after a rebalance: already here
+			continue // below where this assignment started
 		}
 		p.next = r.Offset + 1
 		p.win.add(r.Offset, r.LeaderEpoch)
@@ -164,10 +222,33 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (pause []int32) {
 		}
 		q := d.queueFor(p, r)
 		q.recs = append(q.recs, r)
-		if !q.busy && !q.ready {
+		switch {
+		case q.busy || q.ready:
+		case p.waiting:
+			q.ready = true // taken out of turn by startAfter
+			p.deferred = append(p.deferred, q)
+		default:
 			d.pushReady(q)
 		}
 	}
+	d.startWorkers()
+	if d.held < d.t.MaxPending {
+		return
+	}
+	var pause []int32
+	for _, p := range d.parts {
+		if !p.paused && !p.released && p.win.size() > 0 {
+			p.paused, d.anyPause = true, true
+			pause = append(pause, p.id)
+		}
+	}
+	if len(pause) > 0 {
+		d.g.fetching.PauseFetchPartitions(map[string][]int32{d.t.Name: pause})
+	}
+}
+
+// startWorkers starts workers for the ready queues, up to MaxConcurrency.
+func (d *dispatcher) startWorkers() {
 	for d.active < d.t.MaxConcurrency {
 		q := d.popReady()
 		if q == nil {
@@ -176,16 +257,6 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (pause []int32) {
 		d.active++
 		go d.work(q)
 	}
-	if d.held < d.t.MaxPending {
-		return nil
-	}
-	for _, p := range d.parts {
-		if !p.paused && !p.released && p.win.size() > 0 {
-			p.paused, d.anyPause = true, true
-			pause = append(pause, p.id)
-		}
-	}
-	return pause
 }
 
 // queueFor returns the queue r joins.
@@ -270,6 +341,9 @@ func (d *dispatcher) work(q *keyQueue) {
 		if p.running == 0 && p.idle != nil {
 			close(p.idle)
 			p.idle = nil
+			if p.gone {
+				d.unlinger(p)
+			}
 		}
 		q.busy = false
 		switch {
@@ -279,9 +353,7 @@ func (d *dispatcher) work(q *keyQueue) {
 			delete(p.keys, q.key)
 		}
 		if resume := d.resumable(); len(resume) > 0 {
-			d.mu.Unlock()
 			d.g.fetching.ResumeFetchPartitions(map[string][]int32{d.t.Name: resume})
-			d.mu.Lock()
 		}
 		q = d.popReady()
 	}
@@ -336,23 +408,62 @@ func (d *dispatcher) release(ids []int32) (idle []<-chan struct{}, parts []*part
 }
 
 // forget removes released partitions, cancelling whatever of theirs still
-// runs, and returns those that were paused (pauses outlive assignments in
-// the client, so they must be lifted).
-func (d *dispatcher) forget(parts []*partition) (paused []int32) {
+// runs, and lifts their pauses (pauses outlive assignments in the client).
+// A partition whose handlers still run lingers until they return, so that
+// the partition assigned back waits for them (startAfter).
+func (d *dispatcher) forget(parts []*partition) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var paused []int32
 	for _, p := range parts {
 		p.cancel()
 		p.gone = true
 		d.held -= p.win.size()
 		if p.paused {
+			p.paused = false
 			paused = append(paused, p.id)
 		}
 		if d.parts[p.id] == p {
 			delete(d.parts, p.id)
 		}
+		if p.running > 0 {
+			if p.idle == nil {
+				p.idle = make(chan struct{})
+			}
+			d.lingering[p.id] = append(d.lingering[p.id], p)
+		}
 	}
-	return paused
+	if len(paused) > 0 {
+		d.g.fetching.ResumeFetchPartitions(map[string][]int32{d.t.Name: paused})
+	}
+}
+
+// unlinger drops a forgotten partition whose handlers all returned.
+func (d *dispatcher) unlinger(p *partition) {
+	rest := d.lingering[p.id][:0]
+	for _, old := range d.lingering[p.id] {
+		if old != p {
+			rest = append(rest, old)
+		}
+	}
+	if len(rest) == 0 {
+		delete(d.lingering, p.id)
+	} else {
+		d.lingering[p.id] = rest
+	}
+}
+
+// pausedSet is the partitions this dispatcher has paused in the client.
+func (d *dispatcher) pausedSet() []int32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []int32
+	for _, p := range d.parts {
+		if p.paused {
+			out = append(out, p.id)
+		}
+	}
+	return out
 }
 
 // commitPoint is what a partition's commit carries.
@@ -363,9 +474,10 @@ type commitPoint struct {
 }
 
 // commitPoints returns, for each partition whose commit point or finished
-// offsets moved since its last commit, what to commit; parts nil means
-// every partition not being released.
-func (d *dispatcher) commitPoints(parts []*partition) map[int32]commitPoint {
+// offsets moved since its last commit, what to commit, with at most
+// metadataLimit bytes of finished offsets; parts nil means every partition
+// not being released.
+func (d *dispatcher) commitPoints(parts []*partition, metadataLimit int) map[int32]commitPoint {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := map[int32]commitPoint{}
@@ -376,7 +488,7 @@ func (d *dispatcher) commitPoints(parts []*partition) map[int32]commitPoint {
 		}
 		out[p.id] = commitPoint{
 			EpochOffset: kgo.EpochOffset{Epoch: epoch, Offset: offset},
-			metadata:    encodeFinished(offset, p.win.finishedSpans()),
+			metadata:    encodeFinished(offset, p.win.finishedSpans(), metadataLimit),
 			seq:         p.win.finished,
 		}
 	}

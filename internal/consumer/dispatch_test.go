@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,9 +17,13 @@ type fakeFetching struct {
 	mu      sync.Mutex
 	paused  map[int32]bool
 	resumed int
+	onPause func() // runs before a pause is applied
 }
 
 func (f *fakeFetching) PauseFetchPartitions(m map[string][]int32) map[string][]int32 {
+	if f.onPause != nil {
+		f.onPause()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ps := range m {
@@ -26,6 +32,18 @@ func (f *fakeFetching) PauseFetchPartitions(m map[string][]int32) map[string][]i
 		}
 	}
 	return nil
+}
+
+// pausedSet is the paused partitions, sorted.
+func (f *fakeFetching) pausedSet() []int32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]int32, 0, len(f.paused))
+	for p := range f.paused {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (f *fakeFetching) ResumeFetchPartitions(m map[string][]int32) {
@@ -136,9 +154,16 @@ func TestDispatchPerKeyOrderAndBound(t *testing.T) {
 	}
 	p.mu.Unlock()
 	waitUntil(t, "both partitions commit 200", func() bool {
-		o := d.commitPoints(nil)
+		o := d.commitPoints(nil, maxFinishedBytes)
 		return o[0].Offset == 200 && o[1].Offset == 200
 	})
+}
+
+// heldOf is the dispatcher's held records.
+func heldOf(d *dispatcher) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held
 }
 
 // waitUntil polls cond (bounded).
@@ -188,21 +213,118 @@ func TestDispatchPausesAtTheCapAndResumes(t *testing.T) {
 	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
 	p.gate = make(chan struct{})
 	d, f := testDispatcher(t, PerKey, 2, 10, p.handle)
-	if pause := d.enqueue(0, records(0, 0, 6, 3)); len(pause) != 0 {
-		t.Fatalf("paused %v under the cap", pause)
+	d.enqueue(0, records(0, 0, 6, 3))
+	if got := f.pausedSet(); len(got) != 0 {
+		t.Fatalf("paused %v under the cap", got)
 	}
-	pause := d.enqueue(1, records(1, 0, 6, 3))
-	if len(pause) != 2 {
-		t.Fatalf("paused %v at 12 held (cap 10); want both partitions", pause)
+	d.enqueue(1, records(1, 0, 6, 3))
+	if got := f.pausedSet(); len(got) != 2 {
+		t.Fatalf("paused %v at 12 held (cap 10); want both partitions", got)
 	}
-	f.PauseFetchPartitions(map[string][]int32{"t": pause})
 	close(p.gate)
 	waitFinished(t, p, 12)
-	waitUntil(t, "every partition is resumed", func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return len(f.paused) == 0
+	waitUntil(t, "every partition is resumed", func() bool { return len(f.pausedSet()) == 0 })
+	if got := d.pausedSet(); len(got) != 0 {
+		t.Fatalf("the dispatcher still marks %v paused", got)
+	}
+}
+
+// TestDispatchPauseCannotOutrunTheDrain forces the order that left a
+// partition paused for ever: the records that reach the cap are handed
+// over, the workers drain them and resume before the hand-over's pause is
+// issued. The pause is issued inside the hand-over now, so whatever the
+// workers do afterwards finds it, and the client's paused set ends equal
+// to the dispatcher's (empty).
+func TestDispatchPauseCannotOutrunTheDrain(t *testing.T) {
+	f := &fakeFetching{paused: map[int32]bool{}}
+	var d *dispatcher
+	drained := make(chan struct{})
+	f.onPause = func() {
+		// Give the workers every chance to finish the held records before
+		// the pause lands. Issued from the poll loop after the hand-over
+		// (as it was), they did, and their resume came first; issued inside
+		// the hand-over, under the dispatcher's lock, the workers cannot
+		// finish until it landed, and this hold ends at its bound.
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+		}
+	}
+	var handled atomic.Int32
+	h := func(_, _ context.Context, _ *kgo.Record) bool {
+		if handled.Add(1) == 4 {
+			close(drained)
+		}
+		return true
+	}
+	g := &Group{commitSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	d = newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: PerKey, MaxConcurrency: 8, MaxPending: 2})
+	d.assign([]int32{0})
+	d.enqueue(0, records(0, 0, 4, 4))
+	waitUntil(t, "the four records are finished and nothing is held", func() bool { return heldOf(d) == 0 })
+	waitUntil(t, "the client's paused set equals the dispatcher's", func() bool {
+		return fmt.Sprint(f.pausedSet()) == fmt.Sprint(d.pausedSet())
 	})
+	if got := f.pausedSet(); len(got) != 0 {
+		t.Fatalf("partitions %v stay paused in the client with nothing held", got)
+	}
+}
+
+// TestDispatchLatePauseDoesNotOutliveRevoke: a partition paused when it is
+// revoked is resumed in the client as it is forgotten, so the same
+// partition assigned back is fetched again.
+func TestDispatchLatePauseDoesNotOutliveRevoke(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
+	p.gate = make(chan struct{})
+	d, f := testDispatcher(t, PerKey, 1, 2, p.handle)
+	d.enqueue(0, records(0, 0, 3, 1))
+	if got := f.pausedSet(); len(got) != 1 {
+		t.Fatalf("paused %v at the cap; want partition 0", got)
+	}
+	idle, parts := d.release([]int32{0})
+	close(p.gate)
+	for _, ch := range idle {
+		<-ch
+	}
+	d.forget(parts)
+	d.assign([]int32{0})
+	if got := f.pausedSet(); len(got) != 0 {
+		t.Fatalf("partition %v assigned back is still paused in the client", got)
+	}
+}
+
+// TestDispatchReassignedPartitionWaitsForEarlierHandlers: after a
+// partition is lost while a handler of key k runs, and is assigned back,
+// key k's next record does not start until that handler returned.
+func TestDispatchReassignedPartitionWaitsForEarlierHandlers(t *testing.T) {
+	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
+	p.gate = make(chan struct{})
+	d, _ := testDispatcher(t, PerKey, 4, 100, p.handle)
+	d.g.cfg.RevokeTimeout = time.Minute
+	d.enqueue(0, records(0, 0, 1, 1)) // key k0 at offset 0 runs and blocks
+	waitUntil(t, "offset 0 runs", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.total == 1
+	})
+	_, parts := d.release([]int32{0}) // lost: nothing waited for
+	d.forget(parts)
+	d.assign([]int32{0})
+	d.enqueue(0, records(0, 0, 1, 1)) // the same record, fetched again
+	// Give a second handler of the key the chance to start (bounded).
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		two := p.total == 2
+		p.mu.Unlock()
+		if two {
+			break
+		}
+	}
+	close(p.gate)
+	waitFinished(t, p, 2)
+	if p.maxSame != 1 {
+		t.Fatalf("%d handlers of one key ran at once after the partition came back", p.maxSame)
+	}
 }
 
 // TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished checks revocation:
@@ -224,7 +346,7 @@ func TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished(t *testing.T) {
 	}
 	close(p.gate)
 	<-idle[0]
-	offsets := d.commitPoints(parts)
+	offsets := d.commitPoints(parts, maxFinishedBytes)
 	if o := offsets[0]; o.Offset != 1 {
 		t.Fatalf("commit after release %+v, want offset 1 (only offset 0 finished)", o)
 	}

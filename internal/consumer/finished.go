@@ -17,7 +17,8 @@ import (
 // finished records only; offsets inside a range that hold no record (a
 // compacted or transaction-marker offset) are harmless. The list is cut at
 // maxFinishedBytes, under Kafka's default offset.metadata.max.bytes
-// (4,096): ranges beyond it are simply handled again.
+// (4,096), or at the lower limit a broker's rejection taught the group
+// (commitParts): ranges beyond it are simply handled again.
 const (
 	finishedPrefix   = "f1:"
 	maxFinishedBytes = 3_000
@@ -26,9 +27,10 @@ const (
 // span is a range of finished offsets, first and last included.
 type span struct{ first, last int64 }
 
-// encodeFinished encodes spans above commit (sorted, disjoint).
-func encodeFinished(commit int64, spans []span) string {
-	if len(spans) == 0 {
+// encodeFinished encodes spans above commit (sorted, disjoint) in at most
+// limit bytes.
+func encodeFinished(commit int64, spans []span, limit int) string {
+	if len(spans) == 0 || limit <= len(finishedPrefix) {
 		return ""
 	}
 	var b strings.Builder
@@ -36,7 +38,7 @@ func encodeFinished(commit int64, spans []span) string {
 	prev := commit
 	for i, s := range spans {
 		item := strconv.FormatInt(s.first-prev, 36) + "." + strconv.FormatInt(s.last-s.first, 36)
-		if b.Len()+len(item)+1 > maxFinishedBytes {
+		if b.Len()+len(item)+1 > limit {
 			break
 		}
 		if i > 0 {

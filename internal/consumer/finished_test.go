@@ -9,11 +9,11 @@ import (
 
 func TestFinishedRoundTrip(t *testing.T) {
 	spans := []span{{101, 101}, {103, 150}, {5000, 5000}, {1 << 40, 1<<40 + 7}}
-	meta := encodeFinished(100, spans)
+	meta := encodeFinished(100, spans, maxFinishedBytes)
 	if got := decodeFinished(100, meta); !reflect.DeepEqual(got, spans) {
 		t.Fatalf("decode(encode) = %v, want %v (meta %q)", got, spans, meta)
 	}
-	if encodeFinished(100, nil) != "" || decodeFinished(100, "") != nil {
+	if encodeFinished(100, nil, maxFinishedBytes) != "" || decodeFinished(100, "") != nil {
 		t.Fatal("no spans must encode to and decode from the empty string")
 	}
 }
@@ -40,7 +40,7 @@ func TestFinishedIsCutUnderTheMetadataLimit(t *testing.T) {
 	for i := range int64(5000) {
 		spans = append(spans, span{1000 + 3*i, 1000 + 3*i})
 	}
-	meta := encodeFinished(999, spans)
+	meta := encodeFinished(999, spans, maxFinishedBytes)
 	if len(meta) > maxFinishedBytes || !strings.HasPrefix(meta, finishedPrefix) {
 		t.Fatalf("metadata of %d bytes; want at most %d", len(meta), maxFinishedBytes)
 	}
@@ -67,7 +67,7 @@ func TestWindowFinishedSpansSurviveARestart(t *testing.T) {
 			done[int64(i)] = true
 		}
 		point, _ := w.commitPoint()
-		spans := decodeFinished(point, encodeFinished(point, w.finishedSpans()))
+		spans := decodeFinished(point, encodeFinished(point, w.finishedSpans(), maxFinishedBytes))
 		next := &partition{skip: spans}
 		for o := range int64(n) {
 			if o < point {

@@ -27,6 +27,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/internal/backoff"
 )
 
 // Ordering says which records of a topic are handled one at a time.
@@ -94,6 +96,8 @@ type Config struct {
 	RevokeTimeout time.Duration
 	// Logger gets warnings.
 	Logger *slog.Logger
+
+	hooks hooks // tests only
 }
 
 // Group is one consumer group's member in this process: one client, one
@@ -127,6 +131,21 @@ type Group struct {
 	stopHandlers  context.CancelFunc
 	pollDone      chan struct{}
 	committerDone chan struct{}
+
+	// metadataLimit caps the finished offsets carried in a commit's
+	// metadata: maxFinishedBytes, lowered when a broker rejects it.
+	metadataLimit atomic.Int64
+}
+
+// hooks let tests hold the engine's goroutines at the points where they
+// meet the client, to force the orders that the goroutines allow.
+type hooks struct {
+	// handedOver runs in the poll loop after a polled batch was handed
+	// to the dispatchers, before rebalances are allowed again.
+	handedOver func()
+	// rebalancing runs as partitions are revoked or lost, before they are
+	// released.
+	rebalancing func()
 }
 
 // Start joins the group, reading first.
@@ -144,6 +163,7 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		started:       make(chan struct{}),
 	}
 	g.starts.init()
+	g.metadataLimit.Store(maxFinishedBytes)
 	g.pollCtx, g.stopPolling = context.WithCancel(context.Background())
 	g.handlerCtx, g.stopHandlers = context.WithCancel(context.Background())
 	g.topics[first.Name] = newDispatcher(g, first)
@@ -163,6 +183,12 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
 		kgo.RebalanceTimeout(max(60*time.Second, cfg.RevokeTimeout+30*time.Second)),
+		// Records are handed over with rebalances held off, and
+		// AllowRebalance follows at once: no batch fetched for one
+		// assignment of a partition can reach the dispatcher after the
+		// partition was revoked or lost (the client drops what it
+		// buffered for the old assignment when the assignment changes).
+		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(g.onAssigned),
 		kgo.OnPartitionsRevoked(g.onRevoked),
 		kgo.OnPartitionsLost(g.onLost),
@@ -243,30 +269,83 @@ func (g *Group) Client() *kgo.Client { return g.cl }
 
 // poll fetches and hands records to the dispatchers, never waiting for
 // handlers: a partition whose records are not taken fast enough is paused
-// by its dispatcher instead.
+// by its dispatcher instead. Rebalances wait while a polled batch is being
+// handed over (BlockRebalanceOnPoll), so the records handed over always
+// belong to the partitions' current assignment.
 func (g *Group) poll() {
 	defer close(g.pollDone)
+	defer g.cl.AllowRebalance() // a poll ended by Stop holds rebalances too
+	var failing fetchFailures
 	for {
 		fetches := g.cl.PollRecords(g.pollCtx, g.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() || g.pollCtx.Err() != nil {
 			return
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			g.cfg.Logger.Warn("eventbus: fetch failed", "group", g.cfg.Group, "topic", topic, "partition", partition, "err", err)
-		})
+		records := false
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
 			}
-			d := g.dispatcher(p.Topic)
-			if d == nil {
-				return // unsubscribed meanwhile
-			}
-			if pause := d.enqueue(p.Partition, p.Records); len(pause) > 0 {
-				g.fetching.PauseFetchPartitions(map[string][]int32{p.Topic: pause})
+			records = true
+			if d := g.dispatcher(p.Topic); d != nil { // else unsubscribed meanwhile
+				d.enqueue(p.Partition, p.Records)
 			}
 		})
+		if h := g.cfg.hooks.handedOver; h != nil {
+			h()
+		}
+		g.cl.AllowRebalance()
+		var errs []error
+		fetches.EachError(func(topic string, partition int32, err error) {
+			errs = append(errs, fmt.Errorf("topic %s partition %d: %w", topic, partition, err))
+		})
+		if wait := failing.next(g, records, errs); wait > 0 && !backoff.Sleep(g.pollCtx, wait) {
+			return
+		}
 	}
+}
+
+// fetchFailures paces a poll loop whose fetches keep failing (a revoked
+// permission, a deleted topic): it waits longer after each failed poll
+// that brought no records, up to maxFetchBackoff, and logs a failure once,
+// then at most every fetchFailureLogEvery while it lasts.
+type fetchFailures struct {
+	polls   int // failed polls in a row
+	logged  time.Time
+	delays  backoff.Delays
+	skipped int // failures not logged since the last log
+}
+
+const (
+	maxFetchBackoff      = 5 * time.Second
+	fetchFailureLogEvery = 30 * time.Second
+)
+
+// next takes one poll's outcome and returns how long to wait before the
+// next poll.
+func (f *fetchFailures) next(g *Group, records bool, errs []error) time.Duration {
+	if len(errs) == 0 {
+		if f.polls > 0 {
+			g.cfg.Logger.Info("eventbus: fetching works again", "group", g.cfg.Group, "failed_polls", f.polls)
+		}
+		*f = fetchFailures{}
+		return 0
+	}
+	f.polls++
+	if f.polls == 1 {
+		f.delays = backoff.Delays{Base: 50 * time.Millisecond, Max: maxFetchBackoff}
+	}
+	if now := time.Now(); now.Sub(f.logged) >= fetchFailureLogEvery {
+		g.cfg.Logger.Warn("eventbus: fetch failed; polling again with backoff", "group", g.cfg.Group,
+			"err", errors.Join(errs...), "failed_polls", f.polls, "not_logged_since_last", f.skipped)
+		f.logged, f.skipped = now, 0
+	} else {
+		f.skipped++
+	}
+	if records {
+		return 0 // other partitions deliver: keep them going
+	}
+	return f.delays.Next()
 }
 
 func (g *Group) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -289,6 +368,9 @@ func (g *Group) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[stri
 // then the partitions go to their next owner.
 func (g *Group) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	<-g.started
+	if h := g.cfg.hooks.rebalancing; h != nil {
+		h()
+	}
 	if g.stopping.Load() {
 		return // Stop settled everything already
 	}
@@ -299,6 +381,9 @@ func (g *Group) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string
 // can be committed for them any more, so their handlers are cancelled.
 func (g *Group) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	<-g.started
+	if h := g.cfg.hooks.rebalancing; h != nil {
+		h()
+	}
 	g.releaseAll(ctx, lost, false)
 }
 
@@ -344,9 +429,7 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 	if commit {
 		g.commitParts(ctx, topic, d, parts)
 	}
-	if paused := d.forget(parts); len(paused) > 0 {
-		g.fetching.ResumeFetchPartitions(map[string][]int32{topic: paused})
-	}
+	d.forget(parts)
 }
 
 // WaitAssigned returns once the group has joined and topic's partitions are

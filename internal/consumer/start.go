@@ -5,9 +5,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/plexica/eventbus/internal/backoff"
 )
 
 // startOffsets remembers where partitions without a committed offset were
@@ -35,6 +36,22 @@ func (s *startOffsets) get(topic string, p int32) (int64, bool) {
 	return o, ok
 }
 
+// startMarker is the metadata of a start-position commit: it says where a
+// partition starts, not that anything was handled, so it is never taken
+// for the group's progress.
+const startMarker = "s1:start"
+
+// isProgress reports whether a committed offset is the group's progress
+// (a commit of handled records, by this engine or any other client) rather
+// than a start position.
+func isProgress(o kadm.OffsetResponse) bool {
+	return o.Err == nil && o.At >= 0 && o.Metadata != startMarker
+}
+
+// Reading the group's offsets at assignment is retried this many times,
+// backing off, before the documented fallback applies.
+const startReadAttempts = 5
+
 // fixStarts makes the group's start positions durable: every newly
 // assigned partition without a committed offset gets one now, at its start
 // position, before anything is read. So events published while every
@@ -42,21 +59,35 @@ func (s *startOffsets) get(topic string, p int32) (int64, bool) {
 // not only on those where something was handled and committed.
 //
 // The start position of such a partition is its oldest retained record
-// when the topic asked for FromBeginning or the group already has
-// offsets on other partitions of the topic (the partition is new); else the
-// topic's end offset when it was subscribed.
+// when the topic asked for FromBeginning, when the partition did not exist
+// when the topic was subscribed (it is missing from StartAt), or when the
+// group already made progress on other partitions of the topic (the
+// partition is new); else StartAt, the topic's end offset when it was
+// subscribed. Start-position commits carry startMarker and never count as
+// progress, so members that join a new group together all start at
+// StartAt, whichever of them commits first.
+//
+// When the group's offsets cannot be read (after startReadAttempts tries),
+// nothing is committed and a partition without a commit starts at StartAt,
+// or at its oldest retained record with FromBeginning: never at the oldest
+// record for a group that did not ask for it.
 func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	committed, err := g.adm.FetchOffsets(ctx, g.cfg.Group)
+	committed, err := g.readOffsets(ctx)
 	if err != nil {
-		g.cfg.Logger.Warn("eventbus: could not read the group's committed offsets; start positions are not made durable this time",
+		g.cfg.Logger.Warn("eventbus: could not read the group's committed offsets; partitions without a commit start where the subscription began, and that start is made durable by the first commit",
 			"group", g.cfg.Group, "err", err)
+		for topic, ps := range assigned {
+			if d := g.dispatcher(topic); d != nil && !d.t.FromBeginning {
+				for _, p := range ps {
+					if end, ok := d.t.StartAt[p]; ok {
+						g.starts.set(topic, p, end)
+					}
+				}
+			}
+		}
 		return
-	}
-	has := func(topic string, p int32) bool {
-		o, ok := committed.Lookup(topic, p)
-		return ok && o.Err == nil && o.At >= 0
 	}
 	toCommit := map[string]map[int32]kgo.EpochOffset{}
 	var needStart []string
@@ -65,24 +96,20 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 		if d == nil {
 			continue
 		}
+		topicHasProgress := false
+		for p, o := range committed[topic] {
+			topicHasProgress = topicHasProgress || (p >= 0 && isProgress(o))
+		}
 		for _, p := range ps {
 			if o, ok := committed.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
 				d.resumeFrom(p, o.At, decodeFinished(o.At, o.Metadata))
-			}
-		}
-		topicHasOffsets := false
-		for p, o := range committed[topic] {
-			topicHasOffsets = topicHasOffsets || (o.Err == nil && o.At >= 0 && p >= 0)
-		}
-		for _, p := range ps {
-			if has(topic, p) {
 				continue
 			}
 			if toCommit[topic] == nil {
 				toCommit[topic] = map[int32]kgo.EpochOffset{}
 			}
 			end, ok := d.t.StartAt[p]
-			if d.t.FromBeginning || topicHasOffsets || !ok {
+			if d.t.FromBeginning || topicHasProgress || !ok {
 				end = -1 // the oldest retained record, listed below
 				needStart = append(needStart, topic)
 			}
@@ -97,18 +124,22 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 		if err == nil {
 			err = starts.Error()
 		}
-		if err != nil {
-			g.cfg.Logger.Warn("eventbus: could not list start offsets; start positions are not made durable this time",
-				"group", g.cfg.Group, "err", err)
-			return
-		}
 		for topic, ps := range toCommit {
 			for p, o := range ps {
-				if o.Offset < 0 {
-					s, _ := starts.Lookup(topic, p)
-					ps[p] = kgo.EpochOffset{Epoch: -1, Offset: max(s.Offset, 0)}
+				if o.Offset >= 0 {
+					continue
 				}
+				if err != nil {
+					delete(ps, p) // reading starts at the oldest retained record (ConsumeResetOffset) anyway
+					continue
+				}
+				s, _ := starts.Lookup(topic, p)
+				ps[p] = kgo.EpochOffset{Epoch: -1, Offset: max(s.Offset, 0)}
 			}
+		}
+		if err != nil {
+			g.cfg.Logger.Warn("eventbus: could not list start offsets; partitions that start at their oldest record get no durable start this time",
+				"group", g.cfg.Group, "err", err)
 		}
 	}
 	for topic, ps := range toCommit {
@@ -116,19 +147,8 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 			g.starts.set(topic, p, o.Offset)
 		}
 	}
-	var cerr error
-	g.cl.CommitOffsetsSync(ctx, toCommit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		cerr = err
-		if err == nil && resp != nil {
-			for _, t := range resp.Topics {
-				for _, p := range t.Partitions {
-					if p.ErrorCode != 0 && cerr == nil {
-						cerr = kerr.ErrorForCode(p.ErrorCode)
-					}
-				}
-			}
-		}
-	})
+	ctx = withCommitMetadata(ctx, func(string, int32, int64) string { return startMarker })
+	cerr := commitSync(ctx, g.cl, toCommit)
 	if cerr == nil {
 		for topic, ps := range toCommit {
 			if d := g.dispatcher(topic); d != nil {
@@ -142,6 +162,23 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 		g.cfg.Logger.Warn("eventbus: could not commit start positions; a restart before the first commit may skip events published meanwhile",
 			"group", g.cfg.Group, "err", cerr)
 	}
+}
+
+// readOffsets reads the group's committed offsets, trying again on
+// failure (a broker still loading the group, a connection lost).
+func (g *Group) readOffsets(ctx context.Context) (kadm.OffsetResponses, error) {
+	delays := backoff.Delays{Base: 100 * time.Millisecond, Max: 2 * time.Second}
+	var err error
+	for range startReadAttempts {
+		var committed kadm.OffsetResponses
+		if committed, err = g.adm.FetchOffsets(ctx, g.cfg.Group); err == nil {
+			return committed, nil
+		}
+		if !backoff.Sleep(ctx, delays.Next()) {
+			break
+		}
+	}
+	return nil, err
 }
 
 // adjustStart runs once the group's committed offsets are fetched: a

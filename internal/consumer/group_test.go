@@ -1,0 +1,408 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Tests of the group against the embedded broker: where the engine meets
+// the client (start positions, commits, rebalances during a hand-over).
+// The broker's control functions force the orders under test.
+
+const testTopic = "core.test.happened"
+
+// testCluster starts an embedded broker with testTopic of partitions
+// partitions, each holding perPartition records (offsets 0..perPartition-1).
+func testCluster(t *testing.T, partitions int32, perPartition int) (*kfake.Cluster, []string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	if perPartition > 0 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var recs []*kgo.Record
+		for p := range partitions {
+			for i := range perPartition {
+				recs = append(recs, &kgo.Record{Topic: testTopic, Partition: p, Key: fmt.Appendf(nil, "k%d", i%3), Value: []byte("old")})
+			}
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, addrs
+}
+
+// testGroup starts a group on testTopic whose handler counts what it
+// handled; startAt is each partition's start without FromBeginning.
+func testGroup(t *testing.T, addrs []string, group string, startAt map[int32]int64, h HandleFunc, hk hooks) *Group {
+	t.Helper()
+	cfg := Config{
+		Group: group,
+		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
+			return kgo.NewClient(append(opts, kgo.SeedBrokers(addrs...))...)
+		},
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: 100 * time.Millisecond,
+		MaxPollRecords:    100,
+		CommitInterval:    10 * time.Millisecond,
+		RevokeTimeout:     5 * time.Second,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hooks:             hk,
+	}
+	g, err := Start(cfg, Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: startAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Stop(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.WaitAssigned(ctx, testTopic); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// counting is a handler that counts the records it handled, by value.
+type counting struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counting) handle(_, _ context.Context, r *kgo.Record) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[string(r.Value)]++
+	return true
+}
+
+func (c *counting) count(value string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[value]
+}
+
+// produceNew appends n records of value "new" to each partition.
+func produceNew(t *testing.T, addrs []string, partitions int32, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for p := range partitions {
+		for range n {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Partition: p, Value: []byte("new")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// commitRaw commits offset on partition p for group with metadata, as
+// another member (or another client) would.
+func commitRaw(t *testing.T, addrs []string, group string, p int32, offset int64, metadata string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: testTopic, Partition: p, At: offset, LeaderEpoch: -1, Metadata: metadata})
+	resp, err := kadm.NewClient(cl).CommitOffsets(context.Background(), group, offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+}
+
+// committed reads group's commit on partition p of testTopic.
+func committed(g *Group, group string, p int32) (kadm.OffsetResponse, bool) {
+	offs, err := g.adm.FetchOffsets(context.Background(), group)
+	if err != nil {
+		return kadm.OffsetResponse{}, false
+	}
+	return offs.Lookup(testTopic, p)
+}
+
+// waitFor polls cond (bounded).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
+}
+
+// TestMembersJoiningTogetherStartWhereTheySubscribed: member A of a new
+// group made its start-position commit on partition 0 (at the end, as it
+// subscribed) before member B read the group's offsets for partition 1.
+// B must take A's commit for a start, not for progress: partition 1 starts
+// where B subscribed, and the records published before are not delivered.
+func TestMembersJoiningTogetherStartWhereTheySubscribed(t *testing.T) {
+	_, addrs := testCluster(t, 2, 20)
+	commitRaw(t, addrs, "together", 0, 20, startMarker) // A's start commit
+	var c counting
+	testGroup(t, addrs, "together", map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
+	produceNew(t, addrs, 2, 3)
+	waitFor(t, "the 6 new records are handled", func() bool { return c.count("new") == 6 })
+	if n := c.count("old"); n != 0 {
+		t.Fatalf("%d records published before the group subscribed were delivered: a start-position commit was taken for progress", n)
+	}
+}
+
+// TestProgressOnATopicStartsANewPartitionAtItsOldest: where the group made
+// real progress on a topic, a partition without any commit is new (it was
+// created later), and it is read from its oldest record.
+func TestProgressOnATopicStartsANewPartitionAtItsOldest(t *testing.T) {
+	_, addrs := testCluster(t, 2, 20)
+	commitRaw(t, addrs, "grown", 0, 20, "") // progress, by any client
+	var c counting
+	testGroup(t, addrs, "grown", map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
+	waitFor(t, "partition 1's 20 records are handled", func() bool { return c.count("old") == 20 })
+}
+
+// TestFailedOffsetReadDoesNotReplayHistory: reading the group's committed
+// offsets at assignment fails (once, or on every try): the group must not
+// start at the oldest retained record, which it did not ask for.
+func TestFailedOffsetReadDoesNotReplayHistory(t *testing.T) {
+	for _, failures := range []int{1, startReadAttempts} {
+		t.Run(fmt.Sprintf("%d failures", failures), func(t *testing.T) {
+			c0, addrs := testCluster(t, 2, 20)
+			var failed atomic.Int32
+			c0.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+				c0.KeepControl()
+				if failed.Load() >= int32(failures) {
+					return nil, nil, false
+				}
+				failed.Add(1)
+				req := kreq.(*kmsg.OffsetFetchRequest)
+				resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+				resp.Version = req.Version
+				code := kerr.GroupAuthorizationFailed.Code
+				resp.ErrorCode = code
+				for _, g := range req.Groups {
+					rg := kmsg.NewOffsetFetchResponseGroup()
+					rg.Group, rg.ErrorCode = g.Group, code
+					resp.Groups = append(resp.Groups, rg)
+				}
+				return resp, nil, true
+			})
+			var c counting
+			testGroup(t, addrs, "unread", map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
+			produceNew(t, addrs, 2, 3)
+			waitFor(t, "the 6 new records are handled", func() bool { return c.count("new") == 6 })
+			if n := c.count("old"); n != 0 {
+				t.Fatalf("%d records published before the group subscribed were delivered after %d failed reads of its offsets", n, failures)
+			}
+		})
+	}
+}
+
+// TestCommitShrinksMetadataTheBrokerRejects: a broker whose
+// offset.metadata.max.bytes is below the finished offsets the engine
+// writes rejects the commit; the engine commits again with less, instead
+// of failing that partition's commits for ever.
+func TestCommitShrinksMetadataTheBrokerRejects(t *testing.T) {
+	c0, addrs := testCluster(t, 1, 0)
+	const brokerLimit = 40
+	var rejected, acceptedAfter atomic.Int32
+	c0.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.Metadata != nil && len(*rp.Metadata) <= brokerLimit && rejected.Load() > 0 && len(decodeFinished(rp.Offset, *rp.Metadata)) > 0 {
+					acceptedAfter.Add(1)
+				}
+				if rp.Metadata != nil && len(*rp.Metadata) > brokerLimit {
+					rejected.Add(1)
+					resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+					resp.Version = req.Version
+					for _, rt := range req.Topics {
+						st := kmsg.NewOffsetCommitResponseTopic()
+						st.Topic = rt.Topic
+						for _, rp := range rt.Partitions {
+							sp := kmsg.NewOffsetCommitResponseTopicPartition()
+							sp.Partition, sp.ErrorCode = rp.Partition, kerr.OffsetMetadataTooLarge.Code
+							st.Partitions = append(st.Partitions, sp)
+						}
+						resp.Topics = append(resp.Topics, st)
+					}
+					return resp, nil, true
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	// Every even offset is held until the odd ones finished, so the
+	// finished offsets above the commit point make long metadata.
+	gate := make(chan struct{})
+	var odd atomic.Int32
+	h := func(_, _ context.Context, r *kgo.Record) bool {
+		if r.Offset%2 == 0 {
+			<-gate
+		} else {
+			odd.Add(1)
+		}
+		return true
+	}
+	g := testGroupUnordered(t, addrs, "smallmeta", h)
+	produceNew(t, addrs, 1, 60)
+	waitFor(t, "the odd offsets are handled", func() bool { return odd.Load() == 30 })
+	waitFor(t, "a commit is rejected for its metadata", func() bool { return rejected.Load() > 0 })
+	waitFor(t, "a commit carrying finished offsets is accepted after the rejection, offset 0 still unfinished", func() bool {
+		return acceptedAfter.Load() > 0
+	})
+	if o, ok := committed(g, "smallmeta", 0); !ok || o.At != 0 || len(decodeFinished(0, o.Metadata)) == 0 {
+		t.Fatalf("the group's commit is %+v; want offset 0 with finished offsets above it", o)
+	}
+	close(gate)
+	if l := g.metadataLimit.Load(); l > brokerLimit {
+		t.Fatalf("the group still writes up to %d bytes of metadata; the broker takes %d", l, brokerLimit)
+	}
+}
+
+// testGroupUnordered is testGroup with every record handled at once.
+func testGroupUnordered(t *testing.T, addrs []string, group string, h HandleFunc) *Group {
+	t.Helper()
+	cfg := Config{
+		Group: group,
+		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
+			return kgo.NewClient(append(opts, kgo.SeedBrokers(addrs...))...)
+		},
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: 100 * time.Millisecond,
+		MaxPollRecords:    100,
+		CommitInterval:    10 * time.Millisecond,
+		RevokeTimeout:     5 * time.Second,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	g, err := Start(cfg, Topic{Name: testTopic, Handle: h, Ordering: Unordered, MaxConcurrency: 100, MaxPending: 1000, StartAt: map[int32]int64{0: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Stop(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.WaitAssigned(ctx, testTopic); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestHandOverHoldsOffRebalances: the poll loop is held after it polled a
+// batch, before the batch reached the dispatcher (as a stalled goroutine
+// would be), while a second member joins and the group takes a partition
+// away. No revocation may run until the hand-over is done: otherwise a
+// batch fetched for one assignment of a partition could be handed to the
+// next, and the records refetched in between dropped as already there.
+func TestHandOverHoldsOffRebalances(t *testing.T) {
+	_, addrs := testCluster(t, 2, 0)
+	var inHandOver, overlapped atomic.Bool
+	revoking := make(chan struct{}, 1)
+	holding := make(chan struct{})
+	var once sync.Once
+	hk := hooks{
+		handedOver: func() {
+			first := false
+			once.Do(func() { first = true })
+			if !first {
+				return
+			}
+			inHandOver.Store(true)
+			close(holding)
+			// Held until a revocation starts, or (when rebalances wait
+			// for the hand-over, as they must) a bound passes.
+			select {
+			case <-revoking:
+			case <-time.After(3 * time.Second):
+			}
+			inHandOver.Store(false)
+		},
+		rebalancing: func() {
+			if inHandOver.Load() {
+				overlapped.Store(true)
+			}
+			select {
+			case revoking <- struct{}{}:
+			default:
+			}
+		},
+	}
+	var c counting
+	testGroup(t, addrs, "handover", map[int32]int64{0: 0, 1: 0}, c.handle, hk)
+	produceNew(t, addrs, 2, 5)
+	select {
+	case <-holding:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no batch was handed over")
+	}
+	otherAssigned := make(chan struct{}, 1)
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("handover"), kgo.ConsumeTopics(testTopic),
+		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[testTopic]) > 0 {
+				select {
+				case otherAssigned <- struct{}{}:
+				default:
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for ctx.Err() == nil {
+			other.PollFetches(ctx)
+		}
+	}()
+	defer func() { cancel(); <-polled; other.Close() }()
+	select {
+	case <-otherAssigned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second member got no partition")
+	}
+	if overlapped.Load() {
+		t.Fatal("partitions were revoked while a polled batch was being handed over")
+	}
+}
