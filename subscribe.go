@@ -233,25 +233,32 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	}
 	groupID := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
 	var retryTopic string
+	var retryStartAt map[int32]int64
 	if t := dlq.RetryTopicFor(groupID, eventType); t != eventType {
 		retryTopic = t
 		if err := b.ensureTopics(ctx, retryTopic); err != nil {
 			return "", fmt.Errorf("subscribe %s: the plugin's retry topic: %w", eventType, err)
 		}
+		if !opts.FromBeginning {
+			if retryStartAt, err = b.endOffsets(ctx, retryTopic); err != nil {
+				return "", fmt.Errorf("subscribe %s: the plugin's retry topic: %w", eventType, err)
+			}
+		}
 	}
 	sub := &subscription{
-		bus:         b,
-		id:          uuid.NewString(),
-		topic:       eventType,
-		retryTopic:  retryTopic,
-		groupID:     groupID,
-		groupLabel:  opts.GroupID,
-		handler:     handler,
-		tenantID:    opts.TenantID,
-		workspaceID: opts.WorkspaceID,
-		accept:      accept,
-		delivery:    opts.Delivery,
-		startAt:     startAt,
+		bus:          b,
+		id:           uuid.NewString(),
+		topic:        eventType,
+		retryTopic:   retryTopic,
+		groupID:      groupID,
+		groupLabel:   opts.GroupID,
+		handler:      handler,
+		tenantID:     opts.TenantID,
+		workspaceID:  opts.WorkspaceID,
+		accept:       accept,
+		delivery:     opts.Delivery,
+		startAt:      startAt,
+		retryStartAt: retryStartAt,
 	}
 	g, err := b.subs.add(sub)
 	if err != nil {

@@ -32,12 +32,19 @@ type subscription struct {
 	// committed offset: the end offsets when Subscribe was called. Nil with
 	// FromBeginning.
 	startAt map[int32]int64
-	group   *groupConsumer
+	// retryStartAt is the same for the retry topic: its own end offsets,
+	// not the topic's.
+	retryStartAt map[int32]int64
+	group        *groupConsumer
 }
 
 // engineTopic is the subscription's topic (or its retry topic) as the
 // consumer engine reads it.
 func (s *subscription) engineTopic(name string) consumer.Topic {
+	startAt := s.startAt
+	if name == s.retryTopic {
+		startAt = s.retryStartAt
+	}
 	return consumer.Topic{
 		Name:           name,
 		Handle:         s.handleRecord,
@@ -45,7 +52,7 @@ func (s *subscription) engineTopic(name string) consumer.Topic {
 		MaxConcurrency: s.delivery.MaxConcurrency,
 		MaxPending:     s.delivery.MaxPending,
 		FromBeginning:  s.delivery.FromBeginning,
-		StartAt:        s.startAt,
+		StartAt:        startAt,
 	}
 }
 
