@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,26 @@ func testCluster(t *testing.T, partitions int32, perPartition int) (*kfake.Clust
 // handled; startAt is each partition's start without FromBeginning.
 func testGroup(t *testing.T, addrs []string, group string, startAt map[int32]int64, h HandleFunc, hk hooks) *Group {
 	t.Helper()
+	return startTestGroup(t, addrs, group, Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: startAt}, hk, io.Discard)
+}
+
+// testGroupUnordered is testGroup with every record handled at once.
+func testGroupUnordered(t *testing.T, addrs []string, group string, h HandleFunc) *Group {
+	t.Helper()
+	return startTestGroup(t, addrs, group, Topic{Name: testTopic, Handle: h, Ordering: Unordered, MaxConcurrency: 100, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}, hooks{}, io.Discard)
+}
+
+// testGroupLogging is testGroup logging to w.
+func testGroupLogging(t *testing.T, addrs []string, group string, w io.Writer) *Group {
+	t.Helper()
+	h := func(_, _ context.Context, _ *kgo.Record) bool { return true }
+	return startTestGroup(t, addrs, group, Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}, hooks{}, w)
+}
+
+// startTestGroup starts a group reading topic and waits until it is
+// assigned; the group is stopped when the test ends.
+func startTestGroup(t *testing.T, addrs []string, group string, topic Topic, hk hooks, logTo io.Writer) *Group {
+	t.Helper()
 	cfg := Config{
 		Group: group,
 		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
@@ -66,10 +87,10 @@ func testGroup(t *testing.T, addrs []string, group string, startAt map[int32]int
 		MaxPollRecords:    100,
 		CommitInterval:    10 * time.Millisecond,
 		RevokeTimeout:     5 * time.Second,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:            slog.New(slog.NewTextHandler(logTo, nil)),
 		hooks:             hk,
 	}
-	g, err := Start(cfg, Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: startAt})
+	g, err := Start(cfg, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,38 +316,6 @@ func TestCommitShrinksMetadataTheBrokerRejects(t *testing.T) {
 	}
 }
 
-// testGroupUnordered is testGroup with every record handled at once.
-func testGroupUnordered(t *testing.T, addrs []string, group string, h HandleFunc) *Group {
-	t.Helper()
-	cfg := Config{
-		Group: group,
-		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
-			return kgo.NewClient(append(opts, kgo.SeedBrokers(addrs...))...)
-		},
-		SessionTimeout:    6 * time.Second,
-		HeartbeatInterval: 100 * time.Millisecond,
-		MaxPollRecords:    100,
-		CommitInterval:    10 * time.Millisecond,
-		RevokeTimeout:     5 * time.Second,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	g, err := Start(cfg, Topic{Name: testTopic, Handle: h, Ordering: Unordered, MaxConcurrency: 100, MaxPending: 1000, StartAt: map[int32]int64{0: 0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Stop(ctx)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := g.WaitAssigned(ctx, testTopic); err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
 // TestHandOverHoldsOffRebalances: the poll loop is held after it polled a
 // batch, before the batch reached the dispatcher (as a stalled goroutine
 // would be), while a second member joins and the group takes a partition
@@ -405,4 +394,56 @@ func TestHandOverHoldsOffRebalances(t *testing.T) {
 	if overlapped.Load() {
 		t.Fatal("partitions were revoked while a polled batch was being handed over")
 	}
+}
+
+// TestFailingFetchesBackOff: every fetch of the topic fails with an
+// authorization error (a plugin whose grants were revoked). The poll loop
+// backs off between polls and logs the failure once, instead of polling
+// again at once and logging every failed fetch.
+func TestFailingFetchesBackOff(t *testing.T) {
+	c0, addrs := testCluster(t, 1, 0)
+	var failedFetches atomic.Int32
+	var logs lockedBuffer
+	g := testGroupLogging(t, addrs, "revoked", &logs)
+	c0.ControlKey(int16(kmsg.Fetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.FetchRequest)
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		failedFetches.Add(1)
+		return resp, nil, true
+	})
+	_ = g
+	waitFor(t, "six fetches failed", func() bool { return failedFetches.Load() >= 6 })
+	if n := strings.Count(logs.String(), "fetch failed"); n != 1 {
+		t.Fatalf("%d fetch failures were logged for %d failed fetches; want 1 (then at most one per %v)", n, failedFetches.Load(), fetchFailureLogEvery)
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
