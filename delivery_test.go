@@ -199,6 +199,48 @@ func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
 	}
 }
 
+// TestStuckTenantDoesNotStallItsPartitionPastTheCap: with MaxPending 8, a
+// tenant whose handler never returns is followed on its partition by 20
+// events of another tenant, more than the cap. The finished events behind
+// the stuck one do not count toward the cap, so the other tenant gets
+// them all (it used to get 7: the partition was paused once 8 were held).
+func TestStuckTenantDoesNotStallItsPartitionPastTheCap(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	release := releaseAtCleanup(t)
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	const stuck = "stuck"
+	other := ""
+	for i := 0; other == ""; i++ {
+		if c := fmt.Sprintf("tenant-%02d", i); partitionOf(c, eventbus.DefaultPartitions) == partitionOf(stuck, eventbus.DefaultPartitions) {
+			other = c
+		}
+	}
+	entered := make(chan struct{}, 1)
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+		if ev.TenantID == stuck {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+			return nil
+		}
+		return rec.Handle(ctx, ev)
+	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g"), Delivery: eventbus.Delivery{MaxPending: 8}})
+	eventbustest.MustPublish(t, bus, topic, "stuck", eventbus.PublishMetadata{TenantID: stuck})
+	select {
+	case <-entered:
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatal("the stuck handler was not called")
+	}
+	for i := range 20 {
+		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: other})
+	}
+	rec.WaitFor(t, 20)
+}
+
 // TestRetryInPlaceHoldsOnlyItsKey checks that RetryInPlace retrying a
 // failing event holds only that event's key: other tenants' events, those
 // on the failing tenant's partition too, are all handled meanwhile.

@@ -80,7 +80,7 @@ var (
 		"Events not yet committed by this process's consumer groups, summed per GroupID (over its tenant filters) and topic.",
 		[]string{"group", "topic"}, nil)
 	pendingDesc = prometheus.NewDesc("eventbus_consumer_pending_events",
-		"Events this process holds between fetch and commit (waiting for their key or a handler, running, or finished behind an unfinished one), per GroupID and topic; capped by Delivery.MaxPending per subscription.",
+		"Unfinished events this process holds (waiting for their key or a handler, or running), per GroupID and topic; capped by Delivery.MaxPending per subscription.",
 		[]string{"group", "topic"}, nil)
 )
 

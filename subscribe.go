@@ -49,15 +49,15 @@ type Delivery struct {
 	// DefaultMaxConcurrency (64). With OrderPerPartition at most one runs
 	// per partition anyway.
 	MaxConcurrency int
-	// MaxPending caps the events the subscription holds between fetch and
-	// commit in this process: waiting for their key or a free handler,
-	// running, or finished behind an unfinished event of their partition.
-	// When it is reached, fetching pauses for the partitions that hold
-	// some, and resumes as they drain, so memory stays bounded and a crash
-	// redelivers at most this many. An event that stays unfinished (a
-	// handler that never returns, RetryInPlace on an event that always
-	// fails) so eventually pauses its partition. Default DefaultMaxPending
-	// (10,000).
+	// MaxPending caps the unfinished events the subscription holds in this
+	// process: waiting for their key or a free handler, or running. When
+	// it is reached, fetching pauses for the partitions that hold some, and
+	// resumes as they drain, so memory stays bounded. Events finished
+	// behind an unfinished one do not count (they are kept as ranges of
+	// offsets, and ride in the commit's metadata, within its size limit,
+	// so that a crash redelivers few of them): a stuck key holds up the other keys of its
+	// partition only once its own waiting events reach the cap. Default
+	// DefaultMaxPending (10,000).
 	MaxPending int
 }
 

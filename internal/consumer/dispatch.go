@@ -13,7 +13,10 @@ import (
 // Topic.MaxConcurrency workers, taken in turn so that a busy key never
 // starves the others. It owns each assigned partition's window, from which
 // commits are taken, and pauses fetching of the partitions that are behind
-// once Topic.MaxPending records are held.
+// once Topic.MaxPending unfinished records (waiting or running) are held.
+// Records finished behind an unfinished one do not count: a stuck key
+// holds up the other keys of its partition only once its own records
+// reach the cap.
 //
 // Fetching never waits for it: the poll loop hands records over (enqueue)
 // and goes on.
@@ -33,7 +36,7 @@ type dispatcher struct {
 	ready    []*keyQueue // queues waiting for a worker, in turn
 	readyAt  int         // ready[readyAt:] are waiting
 	active   int         // running workers
-	held     int         // records in the partitions' windows
+	held     int         // unfinished records (waiting or running) of the partitions
 	anyPause bool        // some partition is paused
 	closed   bool
 	// lingering are released partitions whose handlers still ran when
@@ -214,9 +217,8 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
 		p.win.add(r.Offset, r.LeaderEpoch)
 		d.held++
 		if p.skipped(r.Offset) {
-			before := p.win.size()
 			p.win.finish(r.Offset)
-			d.held -= before - p.win.size()
+			d.held--
 			d.g.commitSoon()
 			continue
 		}
@@ -237,7 +239,7 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
 	}
 	var pause []int32
 	for _, p := range d.parts {
-		if !p.paused && !p.released && p.win.size() > 0 {
+		if !p.paused && !p.released && p.win.unfinished > 0 {
 			p.paused, d.anyPause = true, true
 			pause = append(pause, p.id)
 		}
@@ -326,11 +328,11 @@ func (d *dispatcher) work(q *keyQueue) {
 		d.mu.Lock()
 		p.running--
 		if finished {
-			before := p.win.size()
+			before := p.win.unfinished
 			p.win.finish(r.Offset)
 			d.g.commitSoon() // the commit point or the finished list moved
 			if !p.gone {
-				d.held -= before - p.win.size()
+				d.held -= before - p.win.unfinished
 			}
 		} else {
 			// Not finished: the partition is being released. Nothing
@@ -361,7 +363,8 @@ func (d *dispatcher) work(q *keyQueue) {
 }
 
 // resumable unpauses the paused partitions that have drained: all of them
-// once the held records fell under half the cap, else those holding none.
+// once the unfinished records fell under half the cap, else those holding
+// none.
 func (d *dispatcher) resumable() (resume []int32) {
 	if !d.anyPause {
 		return nil
@@ -371,7 +374,7 @@ func (d *dispatcher) resumable() (resume []int32) {
 		if !p.paused {
 			continue
 		}
-		if d.held < d.t.MaxPending/2 || p.win.size() == 0 {
+		if d.held < d.t.MaxPending/2 || p.win.unfinished == 0 {
 			p.paused = false
 			resume = append(resume, p.id)
 			continue
@@ -418,7 +421,7 @@ func (d *dispatcher) forget(parts []*partition) {
 	for _, p := range parts {
 		p.cancel()
 		p.gone = true
-		d.held -= p.win.size()
+		d.held -= p.win.unfinished
 		if p.paused {
 			p.paused = false
 			paused = append(paused, p.id)

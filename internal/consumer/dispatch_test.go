@@ -360,3 +360,33 @@ func TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished(t *testing.T) {
 		t.Fatalf("a released partition took %d records", d.held)
 	}
 }
+
+// TestDispatchStuckKeyDoesNotPauseItsPartition: one key's record never
+// finishes; the other keys' records behind it finish. They must not count
+// toward MaxPending: the partition stays unpaused, so the other keys of
+// the partition keep being fetched.
+func TestDispatchStuckKeyDoesNotPauseItsPartition(t *testing.T) {
+	stuck := make(chan struct{})
+	defer close(stuck)
+	var handled atomic.Int32
+	h := func(_, _ context.Context, r *kgo.Record) bool {
+		if string(r.Key) == "stuck" {
+			<-stuck
+			return true
+		}
+		handled.Add(1)
+		return true
+	}
+	d, f := testDispatcher(t, PerKey, 4, 8, h)
+	d.enqueue(0, []*kgo.Record{{Topic: "t", Partition: 0, Offset: 0, Key: []byte("stuck")}})
+	for i := range 20 {
+		d.enqueue(0, []*kgo.Record{{Topic: "t", Partition: 0, Offset: int64(1 + i), Key: fmt.Appendf(nil, "k%d", i%3)}})
+		waitUntil(t, "the record behind the stuck key is handled", func() bool { return handled.Load() == int32(i+1) })
+	}
+	if got := f.pausedSet(); len(got) != 0 {
+		t.Fatalf("partitions %v paused with one unfinished record (MaxPending 8)", got)
+	}
+	if n := heldOf(d); n != 1 {
+		t.Fatalf("%d records held, want 1 (the stuck one)", n)
+	}
+}

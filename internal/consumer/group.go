@@ -59,7 +59,8 @@ type Topic struct {
 	Name   string
 	Handle HandleFunc
 	// Ordering, MaxConcurrency (handlers running at once) and MaxPending
-	// (records held between fetch and commit) must be set (positive).
+	// (unfinished records held: waiting or running) must be set
+	// (positive).
 	Ordering       Ordering
 	MaxConcurrency int
 	MaxPending     int
@@ -558,8 +559,8 @@ func withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, deadline.Add(-reserve))
 }
 
-// Pending is how many records of topic this member holds between fetch and
-// commit: waiting, running, or finished behind an unfinished one.
+// Pending is how many unfinished records of topic this member holds:
+// waiting or running.
 func (g *Group) Pending(topic string) int {
 	d := g.dispatcher(topic)
 	if d == nil {

@@ -69,3 +69,40 @@ func TestWindowRandomOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowKeepsFinishedRecordsAsRuns: behind one stuck record, records
+// that finish are merged into runs, so the window's entries stay few
+// while its commit point, size and finished spans stay exact.
+func TestWindowKeepsFinishedRecordsAsRuns(t *testing.T) {
+	w := newWindow()
+	w.add(0, 1) // stuck
+	for o := int64(1); o <= 10_000; o++ {
+		w.add(o, 1)
+		if o%1000 != 0 { // every thousandth stays unfinished
+			w.finish(o)
+		}
+	}
+	if got := len(w.entries) - w.head; got > 2*minCompact {
+		t.Fatalf("%d entries for 11 unfinished records and runs between them; want few", got)
+	}
+	if w.size() != 10_001 || w.unfinished != 11 {
+		t.Fatalf("size %d unfinished %d, want 10001 and 11", w.size(), w.unfinished)
+	}
+	if o, _ := w.commitPoint(); o != 0 {
+		t.Fatalf("commit point %d, want 0 (offset 0 is stuck)", o)
+	}
+	spans := w.finishedSpans()
+	if len(spans) != 10 || spans[0] != (span{1, 999}) || spans[9] != (span{9001, 9999}) {
+		t.Fatalf("finished spans %v, want 10 runs from {1 999} to {9001 9999}", spans)
+	}
+	w.finish(0)
+	if o, _ := w.commitPoint(); o != 1000 {
+		t.Fatalf("commit point %d after the stuck record finished, want 1000", o)
+	}
+	for o := int64(1000); o <= 10_000; o += 1000 {
+		w.finish(o)
+	}
+	if o, _ := w.commitPoint(); o != 10_001 || w.size() != 0 || w.unfinished != 0 {
+		t.Fatalf("all finished: commit point %d size %d unfinished %d, want 10001, 0, 0", o, w.size(), w.unfinished)
+	}
+}
