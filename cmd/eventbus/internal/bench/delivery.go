@@ -111,11 +111,18 @@ type pacedRun struct {
 // subscribeDefault is pacedRun.subscribe's default: one Bus.Subscribe with
 // default options, in a new group.
 func (r *runner) subscribeDefault(ctx context.Context, topic string, handler eventbus.Handler) (func(context.Context), error) {
-	id, err := r.bus.Subscribe(ctx, topic, handler, eventbus.SubscribeOptions{GroupID: "eventbus-bench-" + randomHex(4)})
-	if err != nil {
-		return nil, err
+	return r.subscribeWith(eventbus.Delivery{})(ctx, topic, handler)
+}
+
+// subscribeWith is subscribeDefault with delivery's options.
+func (r *runner) subscribeWith(delivery eventbus.Delivery) func(context.Context, string, eventbus.Handler) (func(context.Context), error) {
+	return func(ctx context.Context, topic string, handler eventbus.Handler) (func(context.Context), error) {
+		id, err := r.bus.Subscribe(ctx, topic, handler, eventbus.SubscribeOptions{GroupID: "eventbus-bench-" + randomHex(4), Delivery: delivery})
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { _ = r.bus.Unsubscribe(ctx, id) }, nil
 	}
-	return func(ctx context.Context) { _ = r.bus.Unsubscribe(ctx, id) }, nil
 }
 
 // oursPaced publishes run's events with Bus.PublishAsync at run.rate to a

@@ -109,7 +109,7 @@ func (t topics) all() []string {
 		case PhaseSlow:
 			out = append(out, t.slow())
 		case PhaseFairness:
-			out = append(out, t.fairness("unblocked"), t.fairness("blocked"))
+			out = append(out, t.fairness("unblocked"), t.fairness("blocked"), t.fairness("blocked_small_cap"))
 		case PhaseCrash:
 			out = append(out, t.crash())
 		case PhaseHosts:
