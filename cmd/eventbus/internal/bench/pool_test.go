@@ -188,7 +188,7 @@ func TestParsePhases(t *testing.T) {
 
 func TestTopicsOfPhases(t *testing.T) {
 	tp := topics{prefix: "core.bench_x", rates: []int{1000, 10000}, phases: []string{PhaseSlow, PhaseFairness}}
-	want := []string{"core.bench_x_slow_all.recorded", "core.bench_x_fair_unblocked.recorded", "core.bench_x_fair_blocked.recorded"}
+	want := []string{"core.bench_x_slow_all.recorded", "core.bench_x_fair_unblocked.recorded", "core.bench_x_fair_blocked.recorded", "core.bench_x_fair_blocked_small_cap.recorded"}
 	if got := tp.all(); !slices.Equal(got, want) {
 		t.Fatalf("topics = %v, want %v", got, want)
 	}
