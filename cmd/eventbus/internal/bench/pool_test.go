@@ -193,7 +193,7 @@ func TestTopicsOfPhases(t *testing.T) {
 		t.Fatalf("topics = %v, want %v", got, want)
 	}
 	tp.phases = AllPhases
-	if n := len(tp.all()); n != 2+2+4+1+2+1+8 {
-		t.Fatalf("%d topics for every phase, want 20", n)
+	if n := len(tp.all()); n != 2+2+4+1+3+1+8 {
+		t.Fatalf("%d topics for every phase, want 21", n)
 	}
 }
