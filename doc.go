@@ -65,14 +65,24 @@
 // how events are handled. By default the events of one key (the partition
 // key, else the tenant) are handled one at a time in publish order, and
 // different keys concurrently. Fetching never waits for handlers: a slow or
-// stuck key holds up only itself, within the bound of
-// [Delivery.MaxPending].
+// stuck key holds up only itself until its own waiting events reach
+// [Delivery.MaxPending] (events finished behind it do not count); then its
+// partition pauses, and resumes as it drains.
 //
 // A new group's start position is committed when it first joins, so events
-// published while every member is down are delivered when one returns. A
-// partition revoked in a rebalance waits for its running handlers at most
-// [ConsumerConfig.RevokeTimeout], and [Bus.Shutdown] at most until its ctx
-// ends; what did not finish is not committed and comes again.
+// published while every member is down are delivered when one returns. It
+// is where the subscription began (or the oldest retained event with
+// FromBeginning); only a partition the group has no commit on while it
+// made progress on others (one added to the topic later) starts at its
+// oldest retained event. Members that join a new group together all start
+// where they subscribed. A partition revoked in a rebalance waits for its
+// running handlers at most [ConsumerConfig.RevokeTimeout], and
+// [Bus.Shutdown] at most until its ctx ends; what did not finish is not
+// committed and comes again. Events fetched before a rebalance are never
+// handed to the partition's next assignment, and a partition assigned back
+// to a process starts its keys only once the handlers of its earlier
+// assignment there returned (bounded by RevokeTimeout), so one key never
+// runs twice at once in a process.
 //
 // # Tenants and consumer groups
 //
