@@ -47,9 +47,11 @@ func (c Compression) codec() (kgo.CompressionCodec, error) {
 const (
 	// MaxBatchSize is the most events one PublishBatch takes.
 	MaxBatchSize = 100
-	// DefaultMaxEventBytes is the default largest encoded event (value, key
-	// and headers): 1 MB, which fits Kafka's and Redpanda's default
-	// message.max.bytes with room for the batch header.
+	// DefaultMaxEventBytes is the default largest event, as a broker
+	// measures it (see Config.MaxEventBytes): 1 MB. The producer's batches
+	// then stay within 1,000,012 bytes, under Kafka's (1,048,588) and
+	// Redpanda's (1,048,576) default max.message.bytes, whatever events
+	// they pack together.
 	DefaultMaxEventBytes = 1_000_000
 )
 
@@ -70,13 +72,24 @@ type Config struct {
 	// (bounded by its context) when it is reached, so memory stays bounded
 	// under sustained load. Default 10,000.
 	MaxBufferedRecords int
-	// MaxEventBytes is the largest encoded event. Default DefaultMaxEventBytes.
+	// MaxEventBytes is the largest event, counted as a broker counts it
+	// against max.message.bytes: the record batch that would carry the
+	// event alone, uncompressed — 61 bytes of batch header, the record's
+	// framing, its key, value and headers (the traceparent header that
+	// tracing adds included). Larger events fail with ErrEventTooLarge
+	// before anything is sent. The producer packs events into batches of
+	// at most max(MaxEventBytes, DefaultMaxEventBytes)+12 bytes, so a value
+	// above the default needs the brokers' message.max.bytes and the
+	// topics' max.message.bytes raised to that. Default
+	// DefaultMaxEventBytes.
 	MaxEventBytes int
 	// DeliveryTimeout bounds how long a publish may wait for the broker
-	// before it fails. Default 30 s; at least 1 s. A publish that failed
-	// this way (or by its context) may still have reached the broker: a
-	// caller that retries it can cause a duplicate, which consumers must
-	// tolerate under at-least-once delivery anyway.
+	// before it fails with ErrBrokerUnavailable, and how long the creation
+	// of a topic before its first publish may take. Default 30 s; at least
+	// 1 s. A publish that failed this way (or by its context) may still
+	// have reached the broker: a caller that retries it can cause a
+	// duplicate, which consumers must tolerate under at-least-once
+	// delivery anyway.
 	DeliveryTimeout time.Duration
 	// DisableTopicCreation stops the bus from creating missing topics with
 	// the TopicManager's defaults before first use of each.
