@@ -110,10 +110,10 @@ func newBreaker(cfg BreakerConfig) *breaker {
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return c.ConsecutiveFailures >= cfg.FailureThreshold
 		},
-		// Only failures that say the cluster is unavailable count; any
-		// other outcome neither counts nor resets the count.
+		// Successes and failures that say the cluster is unavailable
+		// count; any other failure neither counts nor resets the count.
 		IsExcluded: func(err error) bool {
-			return !errors.Is(err, ErrBrokerUnavailable)
+			return err != nil && !errors.Is(err, ErrBrokerUnavailable)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if cfg.OnStateChange != nil {

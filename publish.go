@@ -520,10 +520,14 @@ func (b *Bus) publishError(eventType string, err error) error {
 		return fmt.Errorf("%w: publish %s: Shutdown closed the producer before the broker acknowledged the event, "+
 			"which may or may not have been written; give Shutdown a context that lasts until in-flight events are acknowledged",
 			ErrShuttingDown, eventType)
-	case errors.Is(err, kerr.UnknownTopicOrPartition):
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
 		// The topic was deleted while in use: the next publish creates
-		// it again.
+		// it again, and the producers look up its new ID.
 		b.client.topics.forgetTopic(eventType)
+		b.producers.Range(func(_, v any) bool {
+			v.(*kgo.Client).ForceMetadataRefresh()
+			return true
+		})
 	}
 	return fmt.Errorf("publish %s: %w", eventType, err)
 }

@@ -285,6 +285,10 @@ func TestShutdownHonoursCtxWithPublishInFlight(t *testing.T) {
 		pubErr <- err
 	}()
 	<-held
+	asyncErr := make(chan error, 1)
+	if err := bus.PublishAsync(ctxT(t), topic, "accepted before Shutdown", meta, func(_ string, err error) { asyncErr <- err }); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -295,6 +299,10 @@ func TestShutdownHonoursCtxWithPublishInFlight(t *testing.T) {
 	err := <-pubErr
 	if !errors.Is(err, eventbus.ErrShuttingDown) || !strings.Contains(err.Error(), "acknowledged") {
 		t.Fatalf("the publish in flight when Shutdown closed the producer: %v; want ErrShuttingDown saying it was not acknowledged", err)
+	}
+	err = <-asyncErr
+	if !errors.Is(err, eventbus.ErrShuttingDown) || !strings.Contains(err.Error(), "acknowledged") {
+		t.Fatalf("the PublishAsync event accepted before Shutdown: %v; want ErrShuttingDown saying it was not acknowledged", err)
 	}
 }
 
@@ -342,5 +350,131 @@ func TestHandlerPublishesWhileShutdownDrains(t *testing.T) {
 	}
 	if err := <-shutdown; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestOneCallersDeadlineDoesNotFailAnother: a publish whose caller's
+// deadline ends while the broker holds its request must not fail another
+// caller's event of the same partition (franz-go fails the records behind
+// a cancelled in-flight record with that record's context error), nor
+// count toward the breaker.
+func TestOneCallersDeadlineDoesNotFailAnother(t *testing.T) {
+	t.Parallel()
+	broker := faultBroker(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, broker.Addrs()...)
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	meta := eventbus.PublishMetadata{TenantID: "acme"} // one key: one partition
+	eventbustest.MustPublish(t, bus, topic, 0, meta)
+
+	held, release := holdFirst(t, broker.Cluster(), kmsg.Produce)
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	shortErr := make(chan error, 1)
+	go func() {
+		_, err := bus.Publish(short, topic, "short", meta)
+		shortErr <- err
+	}()
+	<-held
+	otherErr := make(chan error, 1)
+	go func() {
+		_, err := bus.Publish(ctxT(t), topic, "other", meta)
+		otherErr <- err
+	}()
+	if err := <-shortErr; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the publish whose deadline ended: %v; want context.DeadlineExceeded", err)
+	}
+	release()
+	if err := <-otherErr; err != nil {
+		t.Fatalf("another caller's publish of the same partition failed: %v", err)
+	}
+	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+		t.Fatalf("breaker %s, want closed", s)
+	}
+}
+
+// TestSizeLimitCountsWhatTheBrokerCounts checks that Config.MaxEventBytes
+// counts an event as a broker counts it against max.message.bytes (record
+// framing and the traceparent header included): with both set to the same
+// value, every event the bus sends is accepted, and the bus refuses the
+// others before sending.
+func TestSizeLimitCountsWhatTheBrokerCounts(t *testing.T) {
+	t.Parallel()
+	const limit = 2048
+	bus := eventbustest.NewBus(t, eventbus.Config{MaxEventBytes: limit, Compression: eventbus.CompressionNone, TracerProvider: &spanRecorder{}})
+	topic := eventbustest.UniqueTopic(t, "core.note.added")
+	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic, eventbus.WithTopicConfig("max.message.bytes", fmt.Sprint(limit))); err != nil {
+		t.Fatal(err)
+	}
+	accepted, refused := 0, 0
+	for n := 1000; n <= 2100; n += 3 {
+		_, err := bus.Publish(ctxT(t), topic, strings.Repeat("a", n), eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithHeader("x-note", "n"))
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, eventbus.ErrEventTooLarge) && !strings.Contains(err.Error(), "broker refused"):
+			refused++
+		default:
+			t.Fatalf("a %d-byte payload under a %d-byte limit on both sides: %v; want it sent or refused before sending", n, limit, err)
+		}
+	}
+	if accepted == 0 || refused == 0 {
+		t.Fatalf("%d accepted, %d refused: the sizes tried do not straddle the limit", accepted, refused)
+	}
+}
+
+// TestDeletedTopicIsCreatedAgain checks that a topic deleted while in use
+// is not remembered as created for ever: a publish that finds it unknown
+// makes the next one create it again, and neither counts toward the
+// breaker. (franz-go's producer keeps the deleted topic's ID, so
+// publishing through the same Bus still fails with UNKNOWN_TOPIC_ID on
+// the embedded broker; the topic is back for everyone else.)
+func TestDeletedTopicIsCreatedAgain(t *testing.T) {
+	t.Parallel()
+	broker := faultBroker(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{DeliveryTimeout: 25 * time.Second, Breaker: eventbus.BreakerConfig{FailureThreshold: 1}}, broker.Addrs()...)
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	meta := eventbus.PublishMetadata{TenantID: "acme"}
+	eventbustest.MustPublish(t, bus, topic, 0, meta)
+	adm, err := bus.Client().Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteTopic(ctxT(t), topic); err != nil {
+		t.Fatal(err)
+	}
+	// franz-go gives up on an unknown topic after its own retries (about
+	// 20 s), within the delivery timeout.
+	_, first := bus.Publish(ctxT(t), topic, 1, meta)
+	_, second := bus.Publish(ctxT(t), topic, 2, meta)
+	if exists, err := bus.Client().Topics().TopicExists(ctxT(t), topic); err != nil || !exists {
+		t.Fatalf("the deleted topic was not created again (exists %t, %v); publishes: %v; %v", exists, err, first, second)
+	}
+	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+		t.Fatalf("breaker %s after publishes to a deleted topic (%v; %v), want closed", s, first, second)
+	}
+}
+
+// TestBatchRefusesOneKeyAcrossCodecs checks that PublishBatch refuses to
+// send events of one topic and key with different compressions, whose
+// order the producers (one per codec) would not keep, and sends events of
+// different keys with different compressions.
+func TestBatchRefusesOneKeyAcrossCodecs(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	acme, globex := eventbus.PublishMetadata{TenantID: "acme"}, eventbus.PublishMetadata{TenantID: "globex"}
+	none := []eventbus.PublishOption{eventbus.WithCompression(eventbus.CompressionNone)}
+	_, err := bus.PublishBatch(ctxT(t), []eventbus.BatchEvent{
+		{EventType: topic, Data: 1, Metadata: acme},
+		{EventType: topic, Data: 2, Metadata: acme, Options: none},
+	})
+	if !errors.Is(err, eventbus.ErrInvalidEvent) {
+		t.Fatalf("one key, two codecs: %v; want ErrInvalidEvent", err)
+	}
+	if _, err := bus.PublishBatch(ctxT(t), []eventbus.BatchEvent{
+		{EventType: topic, Data: 1, Metadata: acme},
+		{EventType: topic, Data: 2, Metadata: globex, Options: none},
+	}); err != nil {
+		t.Fatalf("two keys, two codecs: %v", err)
 	}
 }
