@@ -92,7 +92,7 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 	}
 	start := time.Now()
 	ctx, span := b.tracer.StartPublish(ctx, p.record, p.causationID)
-	if err := b.checkSize(p.record); err != nil {
+	if err := b.checkTracedSize(p.record); err != nil {
 		tracing.End(span, err)
 		return "", err
 	}
@@ -145,7 +145,7 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 		tracing.End(span, err)
 		return err
 	}
-	if err := b.checkSize(p.record); err != nil {
+	if err := b.checkTracedSize(p.record); err != nil {
 		return fail(err)
 	}
 	report, err := b.breaker.allow()
@@ -265,7 +265,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 		_, spans[i] = b.tracer.StartPublish(ctx, prepared[i].record, prepared[i].causationID)
 	}
 	for i := range prepared {
-		if err := b.checkSize(prepared[i].record); err != nil {
+		if err := b.checkTracedSize(prepared[i].record); err != nil {
 			for _, span := range spans {
 				tracing.End(span, err)
 			}
@@ -428,8 +428,8 @@ func deliveryError(caller, own context.Context, err, timedOut error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// Not this record's deadline: franz-go failed it together with
 		// an earlier record of its partition whose context ended.
-		return fmt.Errorf("the producer failed the event together with an earlier event of its partition whose publish was cancelled "+
-			"(nothing says the brokers are unavailable); publish it again: %v", err)
+		return fmt.Errorf("the producer failed the event together with an earlier event of its partition that was cancelled or timed out "+
+			"(not this event's deadline); publish it again: %v", err)
 	}
 	if rejected := rejectedEvent(err); rejected != nil {
 		return rejected
@@ -621,25 +621,17 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		key = o.key
 	}
 	value := wire.Append(make([]byte, 0, wire.Size(&env)), &env)
-	if size := len(value) + len(key); size > b.cfg.MaxEventBytes { // before tracing, the cheap part of checkSize
-		return prepared{}, tooLarge(eventType, size, b.cfg.MaxEventBytes)
+	// The record's own timestamp is left to the producer (the send time):
+	// franz-go starts a record's delivery clock at it, so an event replayed
+	// under its original time would otherwise time out at once, and
+	// brokers apply time-based retention to it. The event's time travels in
+	// its value and timestamp header.
+	record := &kgo.Record{Topic: eventType, Key: key, Value: value, Headers: headers}
+	// Checked again with the trace context once a span is started.
+	if err := b.checkSize(record); err != nil {
+		return prepared{}, err
 	}
-	return prepared{
-		id:          env.ID,
-		causationID: env.CausationID,
-		producer:    producer,
-		// The record's own timestamp is left to the producer (the send
-		// time): franz-go starts a record's delivery clock at it, so an
-		// event replayed under its original time would otherwise time out
-		// at once, and brokers apply time-based retention to it. The
-		// event's time travels in its value and timestamp header.
-		record: &kgo.Record{
-			Topic:   eventType,
-			Key:     key,
-			Value:   value,
-			Headers: headers,
-		},
-	}, nil
+	return prepared{id: env.ID, causationID: env.CausationID, producer: producer, record: record}, nil
 }
 
 // recordBatchHeader is the size of a Kafka record batch's header (v2),
@@ -667,6 +659,14 @@ func (b *Bus) checkSize(r *kgo.Record) error {
 		return tooLarge(r.Topic, size, b.cfg.MaxEventBytes)
 	}
 	return nil
+}
+
+// checkTracedSize checks r again once tracing added its headers.
+func (b *Bus) checkTracedSize(r *kgo.Record) error {
+	if b.tracer == nil {
+		return nil // prepare checked the record as it is sent
+	}
+	return b.checkSize(r)
 }
 
 func tooLarge(eventType string, size, limit int) error {
