@@ -181,7 +181,9 @@ func WithTopicConfig(key, value string) TopicOption {
 
 // TopicManager validates topic names and creates topics with the bus's
 // defaults. A topic is ensured once per process: later calls for the same
-// name return at once, so publishing never pays an extra round trip.
+// name return at once, so publishing never pays an extra round trip. A
+// publish that finds the topic unknown to the brokers (deleted while in
+// use) makes the next call check and create it again.
 type TopicManager struct {
 	client *Client
 
