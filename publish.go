@@ -108,6 +108,9 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 	tracing.End(span, err)
 	b.cfg.Metrics.observePublish(eventType, 1, start, err)
 	if err != nil {
+		if isUnknownTopic(err) {
+			b.topicGone(eventType)
+		}
 		return "", b.publishError(eventType, err)
 	}
 	return p.id, nil
@@ -168,6 +171,9 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 		tracing.End(span, err)
 		b.cfg.Metrics.observePublish(eventType, 1, start, err)
 		if err != nil {
+			if isUnknownTopic(err) {
+				go b.topicGone(eventType)
+			}
 			err = b.publishError(eventType, err)
 		}
 		done(p.id, err)
@@ -302,8 +308,13 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			results[i].Err = errs[i]
 		}
 		var firstErr error
+		var gone []string // topics found deleted
 		for i := range results {
 			if results[i].Err != nil {
+				if isUnknownTopic(results[i].Err) && !slices.Contains(gone, events[i].EventType) {
+					gone = append(gone, events[i].EventType)
+					b.topicGone(events[i].EventType)
+				}
 				results[i].Err = b.publishError(events[i].EventType, results[i].Err)
 				failed++
 				// The breaker hears of the cluster's unavailability if
@@ -520,16 +531,27 @@ func (b *Bus) publishError(eventType string, err error) error {
 		return fmt.Errorf("%w: publish %s: Shutdown closed the producer before the broker acknowledged the event, "+
 			"which may or may not have been written; give Shutdown a context that lasts until in-flight events are acknowledged",
 			ErrShuttingDown, eventType)
-	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
-		// The topic was deleted while in use: the next publish creates
-		// it again, and the producers look up its new ID.
-		b.client.topics.forgetTopic(eventType)
-		b.producers.Range(func(_, v any) bool {
-			v.(*kgo.Client).ForceMetadataRefresh()
-			return true
-		})
 	}
 	return fmt.Errorf("publish %s: %w", eventType, err)
+}
+
+// isUnknownTopic reports whether err says the brokers do not know the
+// topic: it was deleted while in use (and perhaps created again since).
+func isUnknownTopic(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)
+}
+
+// topicGone makes the next publish to topic check it and create it again,
+// and the producers forget what they knew of it: franz-go never adopts the
+// ID of a recreated topic until the topic is purged from it. It blocks on
+// the producers' metadata loop, so a produce callback runs it on its own
+// goroutine.
+func (b *Bus) topicGone(topic string) {
+	b.client.topics.forgetTopic(topic)
+	b.producers.Range(func(_, v any) bool {
+		v.(*kgo.Client).PurgeTopicsFromProducing(topic)
+		return true
+	})
 }
 
 func (b *Bus) ensureTopics(ctx context.Context, topics ...string) error {
