@@ -1,21 +1,31 @@
 package eventbus
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // BreakerConfig tunes the circuit breaker on the publish path. After
-// FailureThreshold consecutive failed publishes it opens and Publish fails
-// fast with ErrCircuitOpen; after OpenTimeout it half-opens and lets
-// HalfOpenSuccesses publishes through; if they all succeed it closes, and
-// any failure opens it again. Validation errors (bad name, no tenant, too
-// large) are the caller's and never count; nor does a caller's cancelled
-// context.
+// FailureThreshold consecutive publishes failed because the cluster is
+// unavailable it opens and Publish fails fast with ErrCircuitOpen; after
+// OpenTimeout it half-opens and lets HalfOpenSuccesses publishes through;
+// if they all succeed it closes, and any such failure opens it again.
+//
+// Only failures that wrap ErrBrokerUnavailable count: the brokers did not
+// answer or acknowledge within Config.DeliveryTimeout (the send or the
+// topic's creation), could not be reached, or answered that they cannot
+// take writes now (no leader, not enough in-sync replicas). Nothing that
+// is the caller's counts: validation errors, a broker's rejection of one
+// event (too large for its topic, invalid), missing permissions, or the
+// caller's own context ending (cancelled or past its deadline).
 type BreakerConfig struct {
 	// Disabled turns the breaker off.
 	Disabled bool
@@ -100,8 +110,10 @@ func newBreaker(cfg BreakerConfig) *breaker {
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return c.ConsecutiveFailures >= cfg.FailureThreshold
 		},
+		// Successes and failures that say the cluster is unavailable
+		// count; any other failure neither counts nor resets the count.
 		IsExcluded: func(err error) bool {
-			return errors.Is(err, context.Canceled) || isCallerError(err)
+			return err != nil && !errors.Is(err, ErrBrokerUnavailable)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if cfg.OnStateChange != nil {
@@ -145,10 +157,53 @@ func (b *breaker) state() BreakerState {
 	return breakerState(b.cb.State())
 }
 
-// isCallerError reports whether err is the caller's fault, which must never
-// trip the breaker.
+// isCallerError reports whether err is the caller's fault.
 func isCallerError(err error) bool {
 	return errors.Is(err, ErrInvalidTopic) || errors.Is(err, ErrTenantRequired) ||
 		errors.Is(err, ErrEventTooLarge) || errors.Is(err, ErrBatchTooLarge) ||
 		errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrShuttingDown)
+}
+
+// isUnavailable reports whether err (from a broker request or a record's
+// delivery) says the cluster cannot be reached or cannot take writes now,
+// rather than something about the request.
+func isUnavailable(err error) bool {
+	if errors.Is(err, ErrBrokerUnavailable) || errors.Is(err, kgo.ErrRecordTimeout) ||
+		errors.Is(err, kgo.ErrRecordRetries) {
+		return true
+	}
+	for _, k := range []*kerr.Error{
+		kerr.NotEnoughReplicas, kerr.NotEnoughReplicasAfterAppend, kerr.LeaderNotAvailable,
+		kerr.NotLeaderForPartition, kerr.BrokerNotAvailable, kerr.RequestTimedOut,
+		kerr.NetworkException, kerr.KafkaStorageError, kerr.NotController,
+		kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress,
+	} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	if _, ok := errors.AsType[*kgo.ErrFirstReadEOF](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// rejectedEvent maps a broker's rejection of one event (not of the
+// cluster's state) to the sentinel it means, or returns nil.
+func rejectedEvent(err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return fmt.Errorf("%w: the broker refused the event as larger than the topic's max.message.bytes allows "+
+			"(Config.MaxEventBytes is above it); raise the topic's max.message.bytes or publish smaller events: %w", ErrEventTooLarge, err)
+	case errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.InvalidTimestamp),
+		errors.Is(err, kerr.UnsupportedForMessageFormat), errors.Is(err, kerr.UnsupportedCompressionType),
+		errors.Is(err, kerr.PolicyViolation):
+		return fmt.Errorf("%w: the broker refused the event (a topic setting it breaks, such as compaction without a key, "+
+			"timestamps outside message.timestamp.difference.max.ms, or a codec the topic forbids): %w", ErrInvalidEvent, err)
+	}
+	return nil
 }

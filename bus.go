@@ -47,9 +47,11 @@ func (c Compression) codec() (kgo.CompressionCodec, error) {
 const (
 	// MaxBatchSize is the most events one PublishBatch takes.
 	MaxBatchSize = 100
-	// DefaultMaxEventBytes is the default largest encoded event (value, key
-	// and headers): 1 MB, which fits Kafka's and Redpanda's default
-	// message.max.bytes with room for the batch header.
+	// DefaultMaxEventBytes is the default largest event, as a broker
+	// measures it (see Config.MaxEventBytes): 1 MB. The producer's batches
+	// then stay within 1,000,012 bytes, under Kafka's (1,048,588) and
+	// Redpanda's (1,048,576) default max.message.bytes, whatever events
+	// they pack together.
 	DefaultMaxEventBytes = 1_000_000
 )
 
@@ -70,13 +72,24 @@ type Config struct {
 	// (bounded by its context) when it is reached, so memory stays bounded
 	// under sustained load. Default 10,000.
 	MaxBufferedRecords int
-	// MaxEventBytes is the largest encoded event. Default DefaultMaxEventBytes.
+	// MaxEventBytes is the largest event, counted as a broker counts it
+	// against max.message.bytes: the record batch that would carry the
+	// event alone, uncompressed — 61 bytes of batch header, the record's
+	// framing, its key, value and headers (the traceparent header that
+	// tracing adds included). Larger events fail with ErrEventTooLarge
+	// before anything is sent. The producer packs events into batches of
+	// at most max(MaxEventBytes, DefaultMaxEventBytes)+12 bytes, so a value
+	// above the default needs the brokers' message.max.bytes and the
+	// topics' max.message.bytes raised to that. Default
+	// DefaultMaxEventBytes.
 	MaxEventBytes int
 	// DeliveryTimeout bounds how long a publish may wait for the broker
-	// before it fails. Default 30 s; at least 1 s. A publish that failed
-	// this way (or by its context) may still have reached the broker: a
-	// caller that retries it can cause a duplicate, which consumers must
-	// tolerate under at-least-once delivery anyway.
+	// before it fails with ErrBrokerUnavailable, and how long the creation
+	// of a topic before its first publish may take. Default 30 s; at least
+	// 1 s. A publish that failed this way (or by its context) may still
+	// have reached the broker: a caller that retries it can cause a
+	// duplicate, which consumers must tolerate under at-least-once
+	// delivery anyway.
 	DeliveryTimeout time.Duration
 	// DisableTopicCreation stops the bus from creating missing topics with
 	// the TopicManager's defaults before first use of each.
@@ -215,11 +228,15 @@ type Bus struct {
 	logger  *slog.Logger
 	breaker *breaker
 
-	// pubMu is held for reading by every publish in flight and for writing
-	// by Shutdown, which so waits for them.
-	pubMu     sync.RWMutex
-	closing   atomic.Bool
-	producers sync.Map // Compression -> *kgo.Client
+	// gate says who may publish (gateOpen, gateDraining, gateClosed);
+	// inflight counts the publishes in progress, and the last to leave
+	// after the gate closed signals idle. Shutdown waits on idle, bounded
+	// by its context.
+	gate      atomic.Int32
+	inflight  atomic.Int64
+	idle      chan struct{}
+	closing   atomic.Bool // Shutdown began: no new subscriptions
+	producers sync.Map    // Compression -> *kgo.Client
 	prodMu    sync.Mutex
 
 	subs   subscriptions
@@ -238,7 +255,8 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	if err := cfg.setDefaults(client); err != nil {
 		return nil, err
 	}
-	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracer: tracing.New(cfg.TracerProvider)}
+	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracer: tracing.New(cfg.TracerProvider),
+		idle: make(chan struct{}, 1)}
 	b.subs.init()
 	b.dlq = newDLQ(b)
 	cfg.Metrics.attach(b)
@@ -279,7 +297,7 @@ func (b *Bus) producer(c Compression) (*kgo.Client, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(b.cfg.Linger),
 		kgo.MaxBufferedRecords(b.cfg.MaxBufferedRecords),
-		kgo.ProducerBatchMaxBytes(int32(max(b.cfg.MaxEventBytes+64<<10, 1<<20))),
+		kgo.ProducerBatchMaxBytes(int32(producerBatchMaxBytes(b.cfg.MaxEventBytes))),
 		kgo.RecordDeliveryTimeout(b.cfg.DeliveryTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// Publish must fail in bounded time (the breaker depends on it), even
@@ -294,28 +312,48 @@ func (b *Bus) producer(c Compression) (*kgo.Client, error) {
 	return p, nil
 }
 
-// Shutdown stops the bus: publishing ends (later calls fail with
-// ErrShuttingDown), in-flight publishes finish, every subscription stops
-// fetching, waits for its running handlers (bounded by ctx), commits what
-// they handled and leaves its group (a static member, with
-// ConsumerConfig.InstanceID, does not leave), and the producers are
-// flushed and closed. The client stays open. Calling Shutdown twice is a
-// no-op.
+// producerBatchMaxBytes is the producer's batch limit for an event limit
+// (as eventWireSize counts). franz-go counts a batch 4 bytes larger than a
+// broker does (the length prefix of its bytes in the request), so an event
+// at the limit always fits one batch; and with the default event limit no
+// batch, whatever events it packs, exceeds 1,000,012 bytes, under Kafka's
+// (1,048,588) and Redpanda's (1,048,576) default max.message.bytes.
+func producerBatchMaxBytes(maxEventBytes int) int {
+	return max(maxEventBytes, DefaultMaxEventBytes) + 12
+}
+
+// Shutdown stops the bus. Publishes from outside the bus fail with
+// ErrShuttingDown from the moment it is called; every subscription stops
+// fetching and waits for its running handlers (bounded by ctx), which may
+// still publish meanwhile (their follow-up events are sent), then commits
+// what they handled and leaves its group (a static member, with
+// ConsumerConfig.InstanceID, does not leave). Then Shutdown waits for the
+// publishes in progress and flushes the producers (events of PublishAsync
+// included) until the brokers acknowledged them or ctx ends, and closes
+// the producers. Shutdown returns by ctx's deadline: events not
+// acknowledged by then fail (their Publish returns, their PublishAsync
+// callback is called) with an error wrapping ErrShuttingDown that says
+// they may or may not have been written, and Shutdown's error counts them.
+// The client stays open. Calling Shutdown twice is a no-op.
 func (b *Bus) Shutdown(ctx context.Context) error {
-	if b.closing.Swap(true) {
+	if !b.gate.CompareAndSwap(gateOpen, gateDraining) {
 		return nil
 	}
+	b.closing.Store(true)
 	var errs []error
 	if err := b.subs.closeAll(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	b.dlq.stop(ctx)
-	b.pubMu.Lock() // waits for in-flight publishes
-	defer b.pubMu.Unlock()
+	b.gate.Store(gateClosed) // handlers are done (or abandoned): no one may publish now
+	if n := b.waitPublishes(ctx); n > 0 {
+		errs = append(errs, fmt.Errorf("%w: ctx ended with %d publishes waiting for the brokers; they fail with ErrShuttingDown (%w)",
+			ErrShuttingDown, n, context.Cause(ctx)))
+	}
 	b.producers.Range(func(_, v any) bool {
 		p := v.(*kgo.Client)
 		if err := p.Flush(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("flush producer: %w", err))
+			errs = append(errs, fmt.Errorf("flush producer: events not acknowledged by then fail with ErrShuttingDown: %w", err))
 		}
 		p.Close()
 		return true

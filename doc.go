@@ -48,8 +48,24 @@
 //
 // [Bus.Publish] returns once the broker acknowledged the event: the
 // producer is idempotent, with acks=all and no linger, and compresses with
-// Snappy by default ([Config.Compression]). A circuit breaker guards
-// publishing ([BreakerConfig]).
+// Snappy by default ([Config.Compression]). An event may take
+// [Config.MaxEventBytes] as a broker measures it: the record batch that
+// would carry it alone, headers and framing included. The producer's
+// batches stay under the brokers' default max.message.bytes whatever
+// events they pack, and a broker's rejection of one event wraps
+// [ErrEventTooLarge] or [ErrInvalidEvent].
+//
+// A circuit breaker guards publishing ([BreakerConfig]). It counts only
+// failures that wrap [ErrBrokerUnavailable] (no acknowledgement or topic
+// creation within [Config.DeliveryTimeout], brokers unreachable or unable
+// to take writes), never the caller's: bad input, a broker's rejection of
+// one event, or the caller's own context ending.
+//
+// [Bus.Shutdown] refuses publishes from outside at once but lets running
+// handlers publish their follow-up events while it waits for them; then it
+// waits for the publishes in flight and flushes the producers until its
+// ctx ends. Events not acknowledged by then fail with [ErrShuttingDown]
+// (they may or may not have been written).
 //
 // # Delivery
 //

@@ -28,8 +28,13 @@ var (
 	// to a tenant. Nothing was sent.
 	ErrTenantRequired = errors.New("tenant ID required")
 
-	// ErrEventTooLarge: an encoded event (value, key and headers) exceeds
-	// Config.MaxEventBytes (1,000,000 bytes by default). Nothing was sent.
+	// ErrEventTooLarge: an event takes more than Config.MaxEventBytes
+	// (1,000,000 bytes by default) as a broker measures it — the record
+	// batch that would carry it alone, uncompressed: value, key, headers
+	// (the trace context included) and their framing. Nothing was sent.
+	// It also wraps a broker's MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE
+	// for one event (the topic's max.message.bytes is below
+	// Config.MaxEventBytes). Never counts toward the circuit breaker.
 	ErrEventTooLarge = errors.New("event too large")
 
 	// ErrBatchTooLarge: PublishBatch was given more than MaxBatchSize (100)
@@ -38,16 +43,22 @@ var (
 
 	// ErrInvalidEvent: an event's payload or options cannot be published
 	// (for example the data does not encode to JSON, or a caller header
-	// tries to replace one the bus writes). Nothing was sent.
+	// tries to replace one the bus writes). Nothing was sent. It also wraps
+	// a broker's rejection of one event for a topic setting it breaks
+	// (INVALID_RECORD, INVALID_TIMESTAMP, ...). Never counts toward the
+	// circuit breaker.
 	ErrInvalidEvent = errors.New("invalid event")
 
 	// ErrCircuitOpen: the publish circuit breaker is open after repeated
-	// broker failures; Publish fails fast until it half-opens
-	// (Config.Breaker.OpenTimeout, 60 s by default).
+	// publishes failed with ErrBrokerUnavailable; Publish fails fast until
+	// it half-opens (Config.Breaker.OpenTimeout, 60 s by default).
 	ErrCircuitOpen = errors.New("circuit breaker open")
 
 	// ErrShuttingDown: the bus (or client) was shut down; no more publishing
-	// or subscribing.
+	// or subscribing (a running handler may still publish while Shutdown
+	// waits for it). An event in flight when Shutdown's ctx ended fails
+	// with it too, with a message saying the brokers had not acknowledged
+	// it: it may or may not have been written.
 	ErrShuttingDown = errors.New("event bus shutting down")
 
 	// ErrDuplicateSubscription: the same topic was subscribed twice in one
@@ -61,9 +72,12 @@ var (
 	ErrNotConnected = errors.New("client not connected")
 
 	// ErrBrokerUnavailable: no broker answered in time (the message names
-	// the brokers that were tried), or the brokers did not acknowledge a
-	// publish within Config.DeliveryTimeout. A caller's own expired context
-	// stays context.DeadlineExceeded.
+	// the brokers that were tried), the brokers did not acknowledge a
+	// publish (or create its topic) within Config.DeliveryTimeout, could
+	// not be reached, or answered that they cannot take writes now (no
+	// leader, not enough in-sync replicas). It is the only failure the
+	// circuit breaker counts. A caller's own expired context stays
+	// context.DeadlineExceeded.
 	ErrBrokerUnavailable = errors.New("broker unavailable")
 
 	// ErrAuthenticationFailed: a broker rejected the SASL credentials of

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
@@ -73,20 +75,31 @@ func WithTimestamp(t time.Time) PublishOption {
 // it. Bad input fails before anything is sent, wrapping ErrInvalidTopic,
 // ErrTenantRequired, ErrEventTooLarge or ErrInvalidEvent; an open circuit
 // breaker fails fast with ErrCircuitOpen. When the brokers do not
-// acknowledge within Config.DeliveryTimeout the error wraps
-// ErrBrokerUnavailable; when ctx ends first it wraps ctx's error instead.
+// acknowledge within Config.DeliveryTimeout (or cannot create the topic
+// within it, the first time the bus publishes to it) the error wraps
+// ErrBrokerUnavailable; a broker's rejection of the event itself wraps
+// ErrEventTooLarge or ErrInvalidEvent. When ctx ends first the error wraps
+// ctx's error instead; the event may still be written, but ctx's end
+// never fails other callers' events.
 func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta PublishMetadata, opts ...PublishOption) (string, error) {
-	if !b.beginPublish() {
-		return "", shuttingDown()
+	if err := b.enterPublish(ctx); err != nil {
+		return "", err
 	}
-	defer b.pubMu.RUnlock()
+	defer b.leavePublish()
 	p, err := b.prepare(eventType, data, meta, opts)
 	if err != nil {
 		return "", err
 	}
 	start := time.Now()
 	ctx, span := b.tracer.StartPublish(ctx, p.record, p.causationID)
+	if err := b.checkTracedSize(p.record); err != nil {
+		tracing.End(span, err)
+		return "", err
+	}
 	err = b.breaker.run(func() error {
+		if err := callerEnded(ctx); err != nil {
+			return err
+		}
 		if err := b.ensureTopics(ctx, eventType); err != nil {
 			return err
 		}
@@ -95,6 +108,9 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 	tracing.End(span, err)
 	b.cfg.Metrics.observePublish(eventType, 1, start, err)
 	if err != nil {
+		if isUnknownTopic(err) {
+			b.topicGone(eventType)
+		}
 		return "", b.publishError(eventType, err)
 	}
 	return p.id, nil
@@ -108,36 +124,56 @@ func (b *Bus) Publish(ctx context.Context, eventType string, data any, meta Publ
 //
 // Bad input (and an open breaker, or a shutdown) is returned at once and
 // done is not called. The first event of a topic waits for the topic to be
-// ensured.
+// ensured, bounded by ctx and Config.DeliveryTimeout. Once handed to the
+// producer the event is bounded by Config.DeliveryTimeout, not by ctx:
+// cancelling an event in flight would fail the events of its partition
+// behind it.
 func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta PublishMetadata, done func(id string, err error), opts ...PublishOption) error {
 	if done == nil {
 		return fmt.Errorf("%w: PublishAsync needs a done callback (use Publish to wait instead)", ErrInvalidConfig)
 	}
-	if !b.beginPublish() {
-		return shuttingDown()
+	if err := b.enterPublish(ctx); err != nil {
+		return err
 	}
-	defer b.pubMu.RUnlock()
+	defer b.leavePublish()
 	p, err := b.prepare(eventType, data, meta, opts)
 	if err != nil {
 		return err
-	}
-	report, err := b.breaker.allow()
-	if err != nil {
-		return err
-	}
-	if err := b.ensureTopics(ctx, eventType); err != nil {
-		report(err)
-		return b.publishError(eventType, err)
 	}
 	start := time.Now()
 	// The producer's own record delivery timeout (Config.DeliveryTimeout)
 	// bounds the wait; no timer per event.
 	ctx, span := b.tracer.StartPublish(ctx, p.record, p.causationID)
-	p.producer.Produce(ctx, p.record, func(_ *kgo.Record, err error) {
+	fail := func(err error) error {
+		tracing.End(span, err)
+		return err
+	}
+	if err := b.checkTracedSize(p.record); err != nil {
+		return fail(err)
+	}
+	report, err := b.breaker.allow()
+	if err != nil {
+		return fail(err)
+	}
+	if err := callerEnded(ctx); err != nil {
+		report(err)
+		return fail(err)
+	}
+	if err := b.ensureTopics(ctx, eventType); err != nil {
+		report(err)
+		return fail(b.publishError(eventType, err))
+	}
+	// The event does not carry ctx's cancellation (see produce).
+	timedOut, own := b.deliveryTimedOut(), context.WithoutCancel(ctx)
+	p.producer.Produce(own, p.record, func(_ *kgo.Record, err error) {
+		err = deliveryError(own, own, err, timedOut) // ctx no longer matters
 		report(err)
 		tracing.End(span, err)
 		b.cfg.Metrics.observePublish(eventType, 1, start, err)
 		if err != nil {
+			if isUnknownTopic(err) {
+				go b.topicGone(eventType)
+			}
 			err = b.publishError(eventType, err)
 		}
 		done(p.id, err)
@@ -211,10 +247,10 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 	if len(events) == 0 {
 		return nil, nil
 	}
-	if !b.beginPublish() {
-		return nil, shuttingDown()
+	if err := b.enterPublish(ctx); err != nil {
+		return nil, err
 	}
-	defer b.pubMu.RUnlock()
+	defer b.leavePublish()
 	prepared := make([]prepared, len(events))
 	topics := make([]string, 0, 1)
 	for i, ev := range events {
@@ -227,16 +263,27 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			topics = append(topics, ev.EventType)
 		}
 	}
+	if err := keyOrderKept(prepared); err != nil {
+		return nil, err
+	}
+	spans := make([]trace.Span, len(prepared))
+	for i := range prepared {
+		_, spans[i] = b.tracer.StartPublish(ctx, prepared[i].record, prepared[i].causationID)
+	}
+	for i := range prepared {
+		if err := b.checkTracedSize(prepared[i].record); err != nil {
+			for _, span := range spans {
+				tracing.End(span, err)
+			}
+			return nil, fmt.Errorf("batch event %d of %d (nothing was sent): %w", i, len(events), err)
+		}
+	}
 	results := make([]PublishResult, len(events))
 	for i := range prepared {
 		results[i].EventID = prepared[i].id
 	}
 	failed := 0
 	start := time.Now()
-	spans := make([]trace.Span, len(prepared))
-	for i := range prepared {
-		_, spans[i] = b.tracer.StartPublish(ctx, prepared[i].record, prepared[i].causationID)
-	}
 	defer func() {
 		for i := range results {
 			tracing.End(spans[i], results[i].Err)
@@ -244,7 +291,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 		}
 	}()
 	err := b.breaker.run(func() error {
-		if err := b.ensureTopics(ctx, topics...); err != nil {
+		err := callerEnded(ctx)
+		if err == nil {
+			err = b.ensureTopics(ctx, topics...)
+		}
+		if err != nil {
 			for i := range results {
 				results[i].Err = err
 			}
@@ -257,11 +308,18 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			results[i].Err = errs[i]
 		}
 		var firstErr error
+		var gone []string // topics found deleted
 		for i := range results {
 			if results[i].Err != nil {
+				if isUnknownTopic(results[i].Err) && !slices.Contains(gone, events[i].EventType) {
+					gone = append(gone, events[i].EventType)
+					b.topicGone(events[i].EventType)
+				}
 				results[i].Err = b.publishError(events[i].EventType, results[i].Err)
 				failed++
-				if firstErr == nil {
+				// The breaker hears of the cluster's unavailability if
+				// any event met it.
+				if firstErr == nil || (!errors.Is(firstErr, ErrBrokerUnavailable) && errors.Is(results[i].Err, ErrBrokerUnavailable)) {
 					firstErr = results[i].Err
 				}
 			}
@@ -283,81 +341,181 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 // produce sends records and waits until the broker acknowledged each, or
 // until ctx or Config.DeliveryTimeout ends. errs, when not nil, receives
 // each record's own outcome; the return value is the first failure, or
-// the deadline's error when waiting stopped early (records still in the
-// producer are then cancelled).
+// the deadline's error when waiting stopped early.
+//
+// The records do not carry the caller's cancellation, only the delivery
+// timeout: franz-go fails the records buffered behind a cancelled
+// in-flight record of the same partition with that record's context
+// error, so one caller's deadline would fail other callers' events. A
+// caller whose ctx ends stops waiting; its records stay in the producer
+// until acknowledged or timed out, and may still be written.
 func (b *Bus) produce(parent context.Context, ps []prepared, errs []error) error {
-	timedOut := fmt.Errorf("%w: the brokers did not acknowledge within Config.DeliveryTimeout (%s)", ErrBrokerUnavailable, b.cfg.DeliveryTimeout)
-	ctx, cancel := context.WithTimeoutCause(parent, b.cfg.DeliveryTimeout, timedOut)
-	defer cancel()
+	timedOut := b.deliveryTimedOut()
+	ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(parent), b.cfg.DeliveryTimeout, timedOut)
 	var mu sync.Mutex
 	var first error
 	left, abandoned := len(ps), false
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if left == 0 {
+			cancel()
+		} // else the last outcome cancels: cancelling now would fail the records
+	}()
 	finished := make([]bool, len(ps))
 	done := make(chan struct{})
 	for i := range ps {
 		ps[i].producer.Produce(ctx, ps[i].record, func(_ *kgo.Record, err error) {
 			mu.Lock()
 			defer mu.Unlock()
+			if left--; left == 0 {
+				cancel() // every record has its outcome: release the timer
+			}
 			if abandoned {
 				return
 			}
 			finished[i] = true
-			err = deliveryError(parent, err, timedOut)
+			err = deliveryError(parent, ctx, err, timedOut)
 			if errs != nil {
 				errs[i] = err
 			}
 			if err != nil && first == nil {
 				first = err
 			}
-			if left--; left == 0 {
+			if left == 0 {
 				close(done)
 			}
 		})
 	}
+	var stopped context.Context
 	select {
 	case <-done:
-		mu.Lock()
-		defer mu.Unlock()
 		return first
 	case <-ctx.Done():
-		mu.Lock()
-		defer mu.Unlock()
-		abandoned = true
-		err := deliveryError(parent, context.Cause(ctx), timedOut)
-		for i := range errs {
-			if !finished[i] {
-				errs[i] = err
-			}
-		}
-		return err
+		stopped = ctx
+	case <-parent.Done():
+		stopped = parent
 	}
-}
-
-// deliveryError says why a record was not acknowledged, so that errors.Is
-// tells the caller's own context (context.DeadlineExceeded or Canceled)
-// from brokers that did not answer in time (ErrBrokerUnavailable).
-func deliveryError(parent context.Context, err, timedOut error) error {
-	switch {
-	case err == nil:
-		return nil
-	case parent.Err() != nil:
-		return fmt.Errorf("the broker had not acknowledged when the caller's context ended: %w", context.Cause(parent))
-	case errors.Is(err, ErrBrokerUnavailable):
-		return err
-	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w (%v)", timedOut, err)
+	mu.Lock()
+	defer mu.Unlock()
+	if left == 0 {
+		// Every record's outcome arrived as the wait ended: the outcomes,
+		// not the deadline, say what happened.
+		return first
+	}
+	abandoned = true
+	err := deliveryError(parent, ctx, context.Cause(stopped), timedOut)
+	for i := range errs {
+		if !finished[i] {
+			errs[i] = err
+		}
 	}
 	return err
 }
 
-// beginPublish takes the publish read lock unless the bus is shutting down.
-func (b *Bus) beginPublish() bool {
-	b.pubMu.RLock()
-	if b.closing.Load() {
-		b.pubMu.RUnlock()
-		return false
+// deliveryTimedOut is the error of a publish that the brokers did not
+// acknowledge within Config.DeliveryTimeout.
+func (b *Bus) deliveryTimedOut() error {
+	return fmt.Errorf("%w: the brokers did not acknowledge within Config.DeliveryTimeout (%s)", ErrBrokerUnavailable, b.cfg.DeliveryTimeout)
+}
+
+// deliveryError says why a record was not acknowledged, so that errors.Is
+// tells the caller's own context (context.DeadlineExceeded or Canceled)
+// from brokers that did not answer in time or cannot take writes
+// (ErrBrokerUnavailable), and a broker's rejection of the event itself
+// (ErrEventTooLarge, ErrInvalidEvent). Only ErrBrokerUnavailable counts
+// toward the breaker. own is the context the record was produced with
+// (its cause is timedOut when the delivery timeout ended it).
+func deliveryError(caller, own context.Context, err, timedOut error) error {
+	switch {
+	case err == nil:
+		return nil
+	case caller.Err() != nil:
+		return fmt.Errorf("the broker had not acknowledged when the caller's context ended (the event may still be written): %w", context.Cause(caller))
+	case errors.Is(err, ErrBrokerUnavailable):
+		return err
+	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(context.Cause(own), timedOut):
+		return fmt.Errorf("%w (%v)", timedOut, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// Not this record's deadline: franz-go failed it together with
+		// an earlier record of its partition whose context ended.
+		return fmt.Errorf("the producer failed the event together with an earlier event of its partition that was cancelled or timed out "+
+			"(not this event's deadline); publish it again: %v", err)
 	}
-	return true
+	if rejected := rejectedEvent(err); rejected != nil {
+		return rejected
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%w: %w", ErrBrokerUnavailable, err)
+	}
+	return err
+}
+
+// callerEnded returns an error when ctx ended before anything was sent.
+func callerEnded(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("the caller's context had ended before the event was sent (nothing was sent): %w", context.Cause(ctx))
+}
+
+// Publish gate states: open to every publish, draining (Shutdown waits for
+// running handlers, which may still publish), closed.
+const (
+	gateOpen int32 = iota
+	gateDraining
+	gateClosed
+)
+
+type handlerKey struct{}
+
+// handlerContext marks ctx as a running handler's of this bus: its
+// publishes are let through while Shutdown drains the handlers.
+func (b *Bus) handlerContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, handlerKey{}, b)
+}
+
+// enterPublish counts a publish in unless the bus is shutting down: once
+// Shutdown began, only the bus's running handlers (see handlerContext)
+// may publish, until it stopped waiting for them. leavePublish must follow.
+func (b *Bus) enterPublish(ctx context.Context) error {
+	b.inflight.Add(1)
+	switch b.gate.Load() {
+	case gateOpen:
+		return nil
+	case gateDraining:
+		if by, _ := ctx.Value(handlerKey{}).(*Bus); by == b {
+			return nil
+		}
+	}
+	b.leavePublish()
+	return shuttingDown()
+}
+
+// leavePublish counts a publish out, waking Shutdown when it was the last.
+func (b *Bus) leavePublish() {
+	if b.inflight.Add(-1) == 0 && b.gate.Load() == gateClosed {
+		select {
+		case b.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitPublishes waits until no publish is in flight, or ctx ends; it
+// returns how many were left.
+func (b *Bus) waitPublishes(ctx context.Context) int64 {
+	for {
+		n := b.inflight.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-b.idle:
+		case <-ctx.Done():
+			return n
+		}
+	}
 }
 
 func shuttingDown() error {
@@ -370,9 +528,30 @@ func (b *Bus) publishError(eventType string, err error) error {
 	case errors.Is(err, ErrCircuitOpen), isCallerError(err):
 		return err
 	case errors.Is(err, kgo.ErrClientClosed):
-		return shuttingDown()
+		return fmt.Errorf("%w: publish %s: Shutdown closed the producer before the broker acknowledged the event, "+
+			"which may or may not have been written; give Shutdown a context that lasts until in-flight events are acknowledged",
+			ErrShuttingDown, eventType)
 	}
 	return fmt.Errorf("publish %s: %w", eventType, err)
+}
+
+// isUnknownTopic reports whether err says the brokers do not know the
+// topic: it was deleted while in use (and perhaps created again since).
+func isUnknownTopic(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)
+}
+
+// topicGone makes the next publish to topic check it and create it again,
+// and the producers forget what they knew of it: franz-go never adopts the
+// ID of a recreated topic until the topic is purged from it. It blocks on
+// the producers' metadata loop, so a produce callback runs it on its own
+// goroutine.
+func (b *Bus) topicGone(topic string) {
+	b.client.topics.forgetTopic(topic)
+	b.producers.Range(func(_, v any) bool {
+		v.(*kgo.Client).PurgeTopicsFromProducing(topic)
+		return true
+	})
 }
 
 func (b *Bus) ensureTopics(ctx context.Context, topics ...string) error {
@@ -380,7 +559,7 @@ func (b *Bus) ensureTopics(ctx context.Context, topics ...string) error {
 		return nil
 	}
 	for _, t := range topics {
-		if err := b.client.topics.EnsureTopic(ctx, t); err != nil {
+		if err := b.client.topics.ensureTopic(ctx, t, b.cfg.DeliveryTimeout); err != nil {
 			return err
 		}
 	}
@@ -464,30 +643,85 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		key = o.key
 	}
 	value := wire.Append(make([]byte, 0, wire.Size(&env)), &env)
-	size := len(value) + len(key)
-	for _, h := range headers {
-		size += len(h.Key) + len(h.Value)
+	// The record's own timestamp is left to the producer (the send time):
+	// franz-go starts a record's delivery clock at it, so an event replayed
+	// under its original time would otherwise time out at once, and
+	// brokers apply time-based retention to it. The event's time travels in
+	// its value and timestamp header.
+	record := &kgo.Record{Topic: eventType, Key: key, Value: value, Headers: headers}
+	// Checked again with the trace context once a span is started.
+	if err := b.checkSize(record); err != nil {
+		return prepared{}, err
 	}
-	if size > b.cfg.MaxEventBytes {
-		return prepared{}, fmt.Errorf("%w: event %q encodes to %d bytes, over the %d-byte limit; store large payloads elsewhere and publish a reference",
-			ErrEventTooLarge, eventType, size, b.cfg.MaxEventBytes)
+	return prepared{id: env.ID, causationID: env.CausationID, producer: producer, record: record}, nil
+}
+
+// recordBatchHeader is the size of a Kafka record batch's header (v2),
+// which a broker counts against max.message.bytes.
+const recordBatchHeader = 61
+
+// eventWireSize is the size of r as a broker measures it against
+// max.message.bytes: a record batch that carries r alone, uncompressed
+// (its header, the record's framing, key, value and headers).
+func eventWireSize(r *kgo.Record) int {
+	l := 1 + 1 + 1 + // attributes, timestamp delta 0, offset delta 0
+		kbin.VarintLen(int32(len(r.Key))) + len(r.Key) +
+		kbin.VarintLen(int32(len(r.Value))) + len(r.Value) +
+		kbin.VarintLen(int32(len(r.Headers)))
+	for _, h := range r.Headers {
+		l += kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + kbin.VarintLen(int32(len(h.Value))) + len(h.Value)
 	}
-	return prepared{
-		id:          env.ID,
-		causationID: env.CausationID,
-		producer:    producer,
-		// The record's own timestamp is left to the producer (the send
-		// time): franz-go starts a record's delivery clock at it, so an
-		// event replayed under its original time would otherwise time out
-		// at once, and brokers apply time-based retention to it. The
-		// event's time travels in its value and timestamp header.
-		record: &kgo.Record{
-			Topic:   eventType,
-			Key:     key,
-			Value:   value,
-			Headers: headers,
-		},
-	}, nil
+	return recordBatchHeader + kbin.VarintLen(int32(l)) + l
+}
+
+// checkSize checks an event's record, with every header it will be sent
+// with (the trace context included), against Config.MaxEventBytes.
+func (b *Bus) checkSize(r *kgo.Record) error {
+	if size := eventWireSize(r); size > b.cfg.MaxEventBytes {
+		return tooLarge(r.Topic, size, b.cfg.MaxEventBytes)
+	}
+	return nil
+}
+
+// checkTracedSize checks r again once tracing added its headers.
+func (b *Bus) checkTracedSize(r *kgo.Record) error {
+	if b.tracer == nil {
+		return nil // prepare checked the record as it is sent
+	}
+	return b.checkSize(r)
+}
+
+func tooLarge(eventType string, size, limit int) error {
+	return fmt.Errorf("%w: event %q takes %d bytes on the wire (value, key, headers and their framing in a record batch), over the %d-byte limit (Config.MaxEventBytes); store large payloads elsewhere and publish a reference",
+		ErrEventTooLarge, eventType, size, limit)
+}
+
+// keyOrderKept refuses a batch that would send events of one topic and key
+// through producers of different codecs: each producer has its own
+// connection, so their order within the key would not be kept.
+func keyOrderKept(ps []prepared) error {
+	mixed := false
+	for i := range ps {
+		if ps[i].producer != ps[0].producer {
+			mixed = true
+			break
+		}
+	}
+	if !mixed {
+		return nil
+	}
+	type topicKey struct{ topic, key string }
+	seen := make(map[topicKey]*kgo.Client, len(ps))
+	for i, p := range ps {
+		k := topicKey{p.record.Topic, string(p.record.Key)}
+		if prev, ok := seen[k]; ok && prev != p.producer {
+			return fmt.Errorf("%w: batch event %d of %d (nothing was sent) has another compression than an earlier event of %s with the same key; "+
+				"the order within a key holds only within one codec: give events of one key the same WithCompression, or publish them in separate calls",
+				ErrInvalidEvent, i, len(ps), p.record.Topic)
+		}
+		seen[k] = p.producer
+	}
+	return nil
 }
 
 // encodeData encodes an event payload as JSON. Raw JSON is checked, not re-encoded.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/plexica/eventbus/internal/consumer"
 )
 
@@ -46,8 +48,11 @@ func (s *subscription) engineTopic(name string) consumer.Topic {
 		startAt = s.retryStartAt
 	}
 	return consumer.Topic{
-		Name:           name,
-		Handle:         s.handleRecord,
+		Name: name,
+		Handle: func(ctx, stopping context.Context, r *kgo.Record) bool {
+			// Marked so that the handler may publish while Shutdown drains.
+			return s.handleRecord(s.bus.handlerContext(ctx), stopping, r)
+		},
 		Ordering:       consumer.Ordering(s.delivery.Ordering),
 		MaxConcurrency: s.delivery.MaxConcurrency,
 		MaxPending:     s.delivery.MaxPending,

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -180,7 +181,9 @@ func WithTopicConfig(key, value string) TopicOption {
 
 // TopicManager validates topic names and creates topics with the bus's
 // defaults. A topic is ensured once per process: later calls for the same
-// name return at once, so publishing never pays an extra round trip.
+// name return at once, so publishing never pays an extra round trip. A
+// publish that finds the topic unknown to the brokers (deleted while in
+// use) makes the next call check and create it again.
 type TopicManager struct {
 	client *Client
 
@@ -238,11 +241,25 @@ func (m *TopicManager) ValidateTopic(name string) error {
 // Rules returns the topic rules in force.
 func (m *TopicManager) Rules() *TopicRules { return m.client.cfg.TopicRules }
 
+// TopicCreationTimeout bounds a topic creation that EnsureTopic starts.
+// (The bus bounds the creations it starts before a publish by
+// Config.DeliveryTimeout instead.)
+const TopicCreationTimeout = 30 * time.Second
+
 // EnsureTopic creates topic if it does not exist, with 3 partitions,
 // replication factor min(3, brokers) and 7-day retention (dlq.* topics: 30
 // days and compaction) unless opts say otherwise. A topic that already exists
-// is left as it is. Concurrent calls for one name make one request.
+// is left as it is. Concurrent calls for one name make one request, which
+// runs under its own context bounded by TopicCreationTimeout, not under any
+// caller's: a caller whose ctx ends stops waiting with ctx's error while
+// the others keep waiting. When the brokers do not answer in time the
+// error wraps ErrBrokerUnavailable.
 func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...TopicOption) error {
+	return m.ensureTopic(ctx, topic, TopicCreationTimeout, opts...)
+}
+
+// ensureTopic is EnsureTopic with the creation bounded by timeout.
+func (m *TopicManager) ensureTopic(ctx context.Context, topic string, timeout time.Duration, opts ...TopicOption) error {
 	if err := m.ValidateTopic(topic); err != nil {
 		return err
 	}
@@ -250,7 +267,7 @@ func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...To
 	if err != nil {
 		return err
 	}
-	return admin.Ensure(ctx, topic, func() topicadmin.Settings {
+	err = admin.Ensure(ctx, topic, timeout, func() topicadmin.Settings {
 		s := topicSettings{partitions: DefaultPartitions, retention: DefaultRetention}
 		parsed, _ := m.client.cfg.TopicRules.ParseTopic(topic)
 		isDLQ := parsed.Kind == TopicKindDLQ
@@ -269,6 +286,27 @@ func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...To
 		}
 		return topicadmin.Settings{Partitions: s.partitions, Replication: s.replication, Retention: s.retention, Configs: configs}
 	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return err // the caller's own context: its error, unwrapped by us
+	case errors.Is(err, topicadmin.ErrTimedOut):
+		return fmt.Errorf("%w: the brokers did not create topic %s within %s: %w", ErrBrokerUnavailable, topic, timeout, err)
+	case isUnavailable(err):
+		return fmt.Errorf("%w: could not create topic %s: %w", ErrBrokerUnavailable, topic, err)
+	}
+	return err
+}
+
+// forgetTopic makes the next ensure of topic check the brokers again.
+func (m *TopicManager) forgetTopic(topic string) {
+	m.mu.Lock()
+	admin := m.admin
+	m.mu.Unlock()
+	if admin != nil {
+		admin.Forget(topic)
+	}
 }
 
 // TopicExists reports whether topic exists on the cluster.

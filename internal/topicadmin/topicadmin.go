@@ -41,30 +41,70 @@ type ensureCall struct {
 	err  error
 }
 
+// ErrTimedOut: a creation did not finish within its own time bound. It
+// says nothing about the caller's context, which Ensure reports as that
+// context's error.
+var ErrTimedOut = errors.New("topic creation timed out")
+
 // New returns an Admin over cl.
 func New(cl *kgo.Client) *Admin { return &Admin{cl: cl, adm: kadm.NewClient(cl)} }
 
 // Ensure creates topic with s unless it exists, once per Admin: later calls
 // for the name return the first call's result at once, and concurrent calls
-// share one request. A failure is forgotten, so the next call tries again.
+// share one request. The creation runs under its own context, bounded by
+// timeout, and never under a caller's: a caller whose ctx ends stops
+// waiting (and gets ctx's error) while the others keep waiting for the
+// result. A creation that does not finish within timeout fails with
+// ErrTimedOut. A failure is forgotten, so the next call tries again.
 // settings is called only when a request is made.
-func (a *Admin) Ensure(ctx context.Context, topic string, settings func() Settings) error {
-	call := &ensureCall{done: make(chan struct{})}
-	if v, loaded := a.ensured.LoadOrStore(topic, call); loaded {
-		prev := v.(*ensureCall)
-		select {
-		case <-prev.done:
-			return prev.err
-		case <-ctx.Done():
-			return ctx.Err()
+func (a *Admin) Ensure(ctx context.Context, topic string, timeout time.Duration, settings func() Settings) error {
+	v, ok := a.ensured.Load(topic)
+	if !ok {
+		call := &ensureCall{done: make(chan struct{})}
+		var loaded bool
+		if v, loaded = a.ensured.LoadOrStore(topic, call); !loaded {
+			go a.run(call, topic, timeout, settings)
 		}
 	}
-	call.err = a.create(ctx, topic, settings())
-	if call.err != nil {
-		a.ensured.Delete(topic)
+	call := v.(*ensureCall)
+	select {
+	case <-call.done:
+		return call.err
+	default:
 	}
+	select {
+	case <-call.done:
+		return call.err
+	case <-ctx.Done():
+		return fmt.Errorf("ensure topic %q: stopped waiting for its creation: %w", topic, context.Cause(ctx))
+	}
+}
+
+// run creates topic for call under its own timeout.
+func (a *Admin) run(call *ensureCall, topic string, timeout time.Duration, settings func() Settings) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := a.create(ctx, topic, settings())
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: ensure topic %q: not done within %s (%v)", ErrTimedOut, topic, timeout, err)
+	}
+	if err != nil {
+		a.ensured.CompareAndDelete(topic, call)
+	}
+	call.err = err
 	close(call.done)
-	return call.err
+}
+
+// Forget drops what Ensure remembers of topic, so that the next Ensure
+// checks the brokers again: for a topic that was deleted while in use.
+func (a *Admin) Forget(topic string) {
+	if v, ok := a.ensured.Load(topic); ok {
+		select {
+		case <-v.(*ensureCall).done: // a creation in progress stays shared
+			a.ensured.CompareAndDelete(topic, v)
+		default:
+		}
+	}
 }
 
 func (a *Admin) create(ctx context.Context, topic string, s Settings) error {

@@ -2,6 +2,7 @@ package topicadmin
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,7 @@ func TestEnsureCreatesOnceAndListsFresh(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = a.Ensure(ctx, "core.user.created", settings)
+			errs[i] = a.Ensure(ctx, "core.user.created", 30*time.Second, settings)
 		}()
 	}
 	wg.Wait()
@@ -54,7 +55,7 @@ func TestEnsureCreatesOnceAndListsFresh(t *testing.T) {
 	if n := settingsCalls.Load(); n != 1 {
 		t.Fatalf("%d creation requests for one name, want 1", n)
 	}
-	if err := a.Ensure(ctx, "core.user.created", settings); err != nil || settingsCalls.Load() != 1 {
+	if err := a.Ensure(ctx, "core.user.created", 30*time.Second, settings); err != nil || settingsCalls.Load() != 1 {
 		t.Fatalf("a second Ensure: %v, %d requests", err, settingsCalls.Load())
 	}
 	topics, err := a.Fresh(ctx)
@@ -70,15 +71,28 @@ func TestEnsureCreatesOnceAndListsFresh(t *testing.T) {
 func TestEnsureForgetsAFailure(t *testing.T) {
 	a, ctx := newAdmin(t)
 	settings := func() Settings { return Settings{Partitions: 1, Retention: time.Hour} }
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := a.Ensure(cancelled, "core.user.created", settings); err == nil {
-		t.Fatal("Ensure with a cancelled context succeeded")
+	if err := a.Ensure(ctx, "core.user.created", time.Nanosecond, settings); !errors.Is(err, ErrTimedOut) {
+		t.Fatalf("Ensure bounded by 1 ns: %v, want ErrTimedOut", err)
 	}
-	if err := a.Ensure(ctx, "core.user.created", settings); err != nil {
+	if err := a.Ensure(ctx, "core.user.created", 30*time.Second, settings); err != nil {
 		t.Fatalf("the retry after a failure: %v", err)
 	}
 	if topics, err := a.Fresh(ctx, "core.user.created"); err != nil || len(topics) != 1 {
 		t.Fatalf("Fresh = %v, %v", topics, err)
+	}
+}
+
+// TestEnsureOutlivesACancelledCaller checks that a caller's cancellation
+// ends its own wait, not the creation that others share.
+func TestEnsureOutlivesACancelledCaller(t *testing.T) {
+	a, ctx := newAdmin(t)
+	settings := func() Settings { return Settings{Partitions: 1, Retention: time.Hour} }
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := a.Ensure(cancelled, "core.user.created", 30*time.Second, settings); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ensure with a cancelled context: %v, want context.Canceled", err)
+	}
+	if err := a.Ensure(ctx, "core.user.created", 30*time.Second, settings); err != nil {
+		t.Fatalf("Ensure after a cancelled caller: %v", err)
 	}
 }
