@@ -85,6 +85,14 @@
 // filtered group reads the whole topic. Filters are not a security
 // boundary; the broker's ACLs are (see Broker-enforced isolation).
 //
+// The headers and the event must agree: a record whose tenant-id (or
+// workspace-id) header names another tenant (or workspace) than its
+// event's tenantId (workspaceId) is malformed, on every path alike
+// ([Bus.Subscribe], [PluginClient], [PluginHost]). It is never handed to a
+// handler; it goes to the dead letter queue with reason [ReasonMalformed]
+// (or is skipped and logged under [Skip]). A record without those headers
+// is filtered by its decoded event.
+//
 // # Event context
 //
 // Every handler the bus calls gets a context that carries the event being

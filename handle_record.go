@@ -56,6 +56,15 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	}
 	ctx, span := b.tracer.StartProcess(ctx, r, s.groupLabel)
 	env, err := wire.Decode(r.Value)
+	if err == nil {
+		// One rule for every subscription (Bus.Subscribe, PluginClient,
+		// PluginHost): the headers filtered the record, so an event that
+		// claims another tenant or workspace than its headers is not an
+		// event of this topic's tenants but a malformed record.
+		if why := scope.Mismatch(&env); why != "" {
+			err = fmt.Errorf("%w: %s", wire.ErrMalformed, why)
+		}
+	}
 	if err != nil {
 		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
@@ -65,7 +74,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		}
 		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, superseded, cause)
 	}
-	if !scope.Known && !matchesFilter(env, s) {
+	if (!scope.Known || !scope.WorkspaceKnown) && !matchesFilter(env, s) {
 		tracing.End(span, nil)
 		return true
 	}
