@@ -28,6 +28,17 @@ var (
 	// to a tenant. Nothing was sent.
 	ErrTenantRequired = errors.New("tenant ID required")
 
+	// ErrInvalidTenantID: a tenant ID has characters or a length that
+	// tenant IDs may not have (see ValidateTenantID): 1 to 128 ASCII
+	// letters, digits, '-' and '_'. A tenant ID names consumer groups,
+	// which a dot would make ambiguous. The message says what is wrong
+	// and shows a valid ID.
+	ErrInvalidTenantID = errors.New("invalid tenant ID")
+
+	// ErrInvalidWorkspaceID: a workspace ID breaks the same rule as
+	// ErrInvalidTenantID describes (see ValidateWorkspaceID).
+	ErrInvalidWorkspaceID = errors.New("invalid workspace ID")
+
 	// ErrEventTooLarge: an encoded event (value, key and headers) exceeds
 	// Config.MaxEventBytes (1,000,000 bytes by default). Nothing was sent.
 	ErrEventTooLarge = errors.New("event too large")

@@ -47,7 +47,9 @@ type PluginHost struct {
 
 // NewPluginHost returns a host of plugin cfg.PluginID on bus, serving
 // cfg.Tenants. It fails, wrapping ErrInvalidPluginID, when the plugin ID is
-// not kebab-case, and wrapping ErrTenantRequired when a tenant is empty.
+// not kebab-case, wrapping ErrTenantRequired when a tenant is empty, and
+// wrapping ErrInvalidTenantID when a tenant is not a valid tenant ID (see
+// ValidateTenantID).
 func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginHost needs a Bus (see NewBus)", ErrInvalidConfig)
@@ -81,7 +83,8 @@ func (h *PluginHost) Bus() *Bus { return h.bus }
 // all published from then on, and those still waiting in a group's
 // backlog. Events of the tenant skipped before are not delivered again.
 // Adding a served tenant is a no-op. An empty tenant fails with
-// ErrTenantRequired.
+// ErrTenantRequired; one that is not a valid tenant ID (letters, digits,
+// '-' and '_', no dots; see ValidateTenantID) with ErrInvalidTenantID.
 func (h *PluginHost) AddTenant(tenantID string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

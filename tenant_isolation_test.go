@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -134,4 +135,124 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTenantIDsCannotShareAGroup: tenant "acme" with workspace "w1" and
+// tenant "acme.workspace.w1" would join the same consumer group
+// (<group>.tenant.acme.workspace.w1), and each member would skip and
+// commit the other's events. Tenant and workspace IDs with a dot are
+// rejected, so no two scopes share a group: the first client (on its own
+// bus) gets every one of its events.
+func TestTenantIDsCannotShareAGroup(t *testing.T) {
+	t.Parallel()
+	brokers := eventbustest.Brokers(t)
+	busA := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	busB := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	plugin := eventbustest.UniqueID("collide")
+	event := pluginEvent(t, plugin, "deal.updated")
+	a := newPluginClient(t, busA, plugin, "acme", "w1")
+	rec := eventbustest.NewRecorder()
+	mustPluginSubscribe(t, a, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+
+	b, errB := eventbus.NewPluginClient(busB, eventbus.PluginScope{PluginID: plugin, TenantID: "acme.workspace.w1"})
+	if errB == nil {
+		mustPluginSubscribe(t, b, event, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.PluginSubscribeOptions{})
+	}
+	// The same through Bus.Subscribe: a group of its own for each scope.
+	topic := "plugin." + plugin + "." + event
+	group := eventbustest.UniqueID("g")
+	busRec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, busA, topic, busRec.Handle, eventbus.SubscribeOptions{GroupID: group, TenantID: "acme", WorkspaceID: "w1"})
+	_, errBus := busB.Subscribe(ctxT(t), topic, func(context.Context, eventbus.RawEvent) error { return nil },
+		eventbus.SubscribeOptions{GroupID: group, TenantID: "acme.workspace.w1"})
+
+	// Keys spread the events over every partition, so each member of a
+	// shared group would own some of them.
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, mustPluginPublish(t, a, event, i, eventbus.WithPartitionKey(fmt.Sprintf("deal-%d", i))))
+	}
+	for _, id := range ids {
+		rec.WaitForID(t, id)
+		busRec.WaitForID(t, id)
+	}
+	for name, err := range map[string]error{"NewPluginClient": errB, "Bus.Subscribe": errBus} {
+		if !errors.Is(err, eventbus.ErrInvalidTenantID) || !strings.Contains(err.Error(), `"acme.workspace.w1"`) {
+			t.Errorf("%s with tenant \"acme.workspace.w1\": %v, want ErrInvalidTenantID naming it", name, err)
+		}
+	}
+}
+
+func TestValidateTenantID(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"acme", "Acme-Corp", "tenant_42", "3f9a1c2e-7b4d-4e1a-9c3b-0a1b2c3d4e5f", strings.Repeat("a", eventbus.MaxScopeIDLen)} {
+		if err := eventbus.ValidateTenantID(id); err != nil {
+			t.Errorf("ValidateTenantID(%q) = %v, want nil", id, err)
+		}
+		if err := eventbus.ValidateWorkspaceID(id); err != nil {
+			t.Errorf("ValidateWorkspaceID(%q) = %v, want nil", id, err)
+		}
+	}
+	if err := eventbus.ValidateWorkspaceID(""); err != nil {
+		t.Errorf("ValidateWorkspaceID(\"\") = %v, want nil (no workspace)", err)
+	}
+	for _, id := range []string{"", "  "} {
+		if err := eventbus.ValidateTenantID(id); !errors.Is(err, eventbus.ErrTenantRequired) {
+			t.Errorf("ValidateTenantID(%q) = %v, want ErrTenantRequired", id, err)
+		}
+	}
+	for id, want := range map[string]string{
+		"acme.workspace.w1": `invalid tenant ID "acme.workspace.w1": it contains '.'`,
+		"acme corp":         `use e.g. "acme-corp"`,
+		"café":              `it contains the byte 0xc3`,
+		"a\x00b":            `it contains the byte 0x0`,
+		"tenant/1":          `it contains '/'`,
+		strings.Repeat("a", eventbus.MaxScopeIDLen+1): "it is 129 bytes long",
+	} {
+		err := eventbus.ValidateTenantID(id)
+		if !errors.Is(err, eventbus.ErrInvalidTenantID) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "use e.g.") {
+			t.Errorf("ValidateTenantID(%q) = %v, want ErrInvalidTenantID saying %q and showing a valid ID", id, err, want)
+		}
+		if err := eventbus.ValidateWorkspaceID(id); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
+			t.Errorf("ValidateWorkspaceID(%q) = %v, want ErrInvalidWorkspaceID", id, err)
+		}
+	}
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	if _, err := eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: "crm", Tenants: []string{"acme.x"}}); !errors.Is(err, eventbus.ErrInvalidTenantID) {
+		t.Errorf("NewPluginHost with tenant \"acme.x\": %v, want ErrInvalidTenantID", err)
+	}
+	h := newHost(t, bus, "crm")
+	if err := h.AddTenant("acme.x"); !errors.Is(err, eventbus.ErrInvalidTenantID) || h.Serves("acme.x") {
+		t.Errorf("AddTenant(\"acme.x\"): %v, want ErrInvalidTenantID", err)
+	}
+	if _, err := eventbus.NewPluginClient(bus, eventbus.PluginScope{PluginID: "crm", TenantID: "acme", WorkspaceID: "w.1"}); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
+		t.Errorf("NewPluginClient with workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
+	}
+	p := newPluginClient(t, bus, "crm", "acme", "")
+	ctx := eventbus.WithEventContext(ctxT(t), eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "w.1"})
+	if _, err := p.Publish(ctx, "contact.created", 1); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
+		t.Errorf("PluginClient.Publish with the context's workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
+	}
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	if _, err := bus.Subscribe(ctxT(t), topic, func(context.Context, eventbus.RawEvent) error { return nil },
+		eventbus.SubscribeOptions{TenantID: "acme", WorkspaceID: "w.1"}); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
+		t.Errorf("Subscribe with workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
+	}
+}
+
+// FuzzEffectiveGroupIDSeparatesScopes: of valid tenant and workspace IDs,
+// no two scopes name the same group.
+func FuzzEffectiveGroupIDSeparatesScopes(f *testing.F) {
+	f.Add("acme", "w1", "acme.workspace.w1", "")
+	f.Add("a", "", "a", "b")
+	f.Fuzz(func(t *testing.T, t1, w1, t2, w2 string) {
+		for _, err := range []error{eventbus.ValidateTenantID(t1), eventbus.ValidateTenantID(t2), eventbus.ValidateWorkspaceID(w1), eventbus.ValidateWorkspaceID(w2)} {
+			if err != nil {
+				return
+			}
+		}
+		if (t1 != t2 || w1 != w2) && eventbus.EffectiveGroupID("g", t1, w1) == eventbus.EffectiveGroupID("g", t2, w2) {
+			t.Fatalf("(%q, %q) and (%q, %q) share group %q", t1, w1, t2, w2, eventbus.EffectiveGroupID("g", t1, w1))
+		}
+	})
 }
