@@ -292,7 +292,7 @@ func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 		return len(rec.byTenant["acme"]) == 1 && len(rec.byTenant["globex"]) == 1
 	})
 	group := host.GroupID("billing")
-	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, acme), hasStatus(eventbus.StatusResolved))
+	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", acme), hasStatus(eventbus.StatusResolved))
 	if e.ConsumerGroup != group || e.TenantID != "acme" || e.RetryCount != 1 {
 		t.Fatalf("entry = %+v", e)
 	}
