@@ -174,7 +174,10 @@
 // process must run, or failed events wait for one. A process that only
 // publishes and subscribes keeps no view: it writes its failures and checks
 // each retry it receives from the record the retry names, or from its
-// signature ([DLQConfig.SigningKey]).
+// signature ([DLQConfig.SigningKey]). When that record cannot be read (a
+// broker or connection error) the subscriber backs off and checks again,
+// holding the event's key: a retry is never handled as an ordinary event,
+// nor skipped, because a read failed.
 //
 // # Errors
 //
