@@ -109,3 +109,56 @@ func TestRetryOnTheOriginalTopicWaitsOutAReadError(t *testing.T) {
 		t.Fatalf("%d reads failed, want the 4 injected", f)
 	}
 }
+
+// TestRetryLeftUnfinishedWhenReleasedWhileUnreadable: a subscriber that
+// still cannot read a retry's entry when its partition is released (here:
+// Unsubscribe) gives up without committing the retry; the group's next
+// member handles it.
+func TestRetryLeftUnfinishedWhenReleasedWhileUnreadable(t *testing.T) {
+	t.Parallel()
+	brokers := eventbustest.Brokers(t)
+	service := eventbustest.NewBus(t, fastInPlace(), brokers...)
+	ops := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
+	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	crm := newPluginClient(t, service, eventbustest.UniqueID("crm"), "acme", "")
+	var calls atomic.Int64
+	handler := func(rec *eventbustest.Recorder) eventbus.Handler {
+		return func(ctx context.Context, ev eventbus.RawEvent) error {
+			if calls.Add(1) == 1 {
+				return eventbus.Permanent(errors.New("crm is down"))
+			}
+			return rec.Handle(ctx, ev)
+		}
+	}
+	first := eventbustest.NewRecorder()
+	sub := mustPluginSubscribe(t, crm, topic, handler(first), eventbus.PluginSubscribeOptions{CoreEvent: true})
+	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
+	entryID := eventbus.FailedEventID(eventbus.EffectiveGroupID(crm.GroupID(topic), "acme", ""), topic, "acme", id)
+	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+
+	var failed atomic.Int64
+	eventbus.SetDLQReadFault(service, func() error {
+		failed.Add(1)
+		return errors.New("injected: connection reset by broker")
+	})
+	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+		t.Fatal(err)
+	}
+	eventbustest.Eventually(t, "the subscriber to check the retry and fail", func() error {
+		if failed.Load() < 2 {
+			return errors.New("not yet checked twice")
+		}
+		return nil
+	})
+	if err := crm.Unsubscribe(ctxT(t), sub); err != nil {
+		t.Fatal(err)
+	}
+	if n := first.Len(); n != 0 {
+		t.Fatalf("the unreadable retry was handled %d times", n)
+	}
+	eventbus.SetDLQReadFault(service, nil)
+	second := eventbustest.NewRecorder()
+	mustPluginSubscribe(t, crm, topic, handler(second), eventbus.PluginSubscribeOptions{CoreEvent: true})
+	second.WaitForID(t, id)
+	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))
+}

@@ -258,7 +258,7 @@ func (q *Queue) writeOutcome(ctx context.Context, claim *Claim, e *Entry) error 
 // RecordFailure stores that group failed r (the event eventID): the next
 // step of the entry an outstanding verified retry (claim non-nil) came
 // from, or else a new entry, which replaces an earlier entry of the same
-// group and event, if any. It returns the entry's ID. When the claim's
+// group, topic, tenant and event (see EntryID), if any. It returns the entry's ID. When the claim's
 // entry could not be read to check that it is still outstanding, nothing
 // is written and the error wraps ErrEntryUnreadable: call it again.
 func (q *Queue) RecordFailure(ctx context.Context, r *kgo.Record, group, eventID string, claim *Claim, f Failure) (string, error) {
