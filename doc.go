@@ -89,9 +89,9 @@
 // so no two scopes share a group name ([ValidateTenantID]; the errors wrap
 // [ErrInvalidTenantID] or [ErrInvalidWorkspaceID]). [Bus.Publish] does not
 // check them yet: an event of a tenant that breaks the rule is published,
-// but no filter, client or host can name that tenant. Each
-// filtered group reads the whole topic. Filters are not a security
-// boundary; the broker's ACLs are (see Broker-enforced isolation).
+// but no filter, client or host can name that tenant. Each filtered group
+// reads the whole topic. Filters are not a security boundary; the
+// broker's ACLs are (see Broker-enforced isolation).
 //
 // The headers and the event must agree: a record whose tenant-id (or
 // workspace-id) header names another tenant (or workspace) than its
