@@ -100,6 +100,11 @@ var (
 	// serve. Nothing was sent. The message says what to do instead.
 	ErrPluginScope = errors.New("outside the plugin's scope")
 
+	// ErrHostClosed: PluginHost.Close ran while PluginHost.FollowLifecycle
+	// was starting or catching up; the host does not follow the
+	// lifecycle. Call FollowLifecycle again to follow it.
+	ErrHostClosed = errors.New("plugin host closed")
+
 	// ErrResultNotPublished: a function wrapped by WithPublish succeeded —
 	// its side effects happened — but its result could not be published.
 	// The error also wraps the cause (ErrCircuitOpen, ErrEventTooLarge, a

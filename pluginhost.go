@@ -2,16 +2,12 @@ package eventbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/google/uuid"
 )
 
 // PluginHostConfig describes a plugin deployment for NewPluginHost.
@@ -39,10 +35,18 @@ type PluginHost struct {
 	bus   *Bus
 	proto *PluginClient // the plugin's names (topics, groups); no tenant
 
-	mu      sync.Mutex                               // serializes changes of tenants
+	mu      sync.Mutex                               // serializes changes of tenants and followers
 	tenants atomic.Pointer[map[string]*PluginClient] // served tenant -> its client
-	seen    map[string]time.Time                     // tenant -> last lifecycle event applied
+	seen    map[string]int64                         // tenant -> sequence of the last lifecycle event applied (0: none)
 	subs    ownSubscriptions                         // made by this host
+
+	followers []*lifecycleFollower // FollowLifecycle's consumers, stopped by Close
+	following atomic.Int32         // len(followers), read without mu
+	closes    int                  // Close calls: a FollowLifecycle that saw another count fails
+	hooks     struct {             // set by tests (export_test.go) before use
+		lifecycle, unknownTenant func(tenant string)
+		follow                   func()
+	}
 }
 
 // NewPluginHost returns a host of plugin cfg.PluginID on bus, serving
@@ -60,7 +64,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	h := &PluginHost{
 		bus:   bus,
 		proto: &PluginClient{bus: bus, scope: PluginScope{PluginID: cfg.PluginID}},
-		seen:  map[string]time.Time{},
+		seen:  map[string]int64{},
 	}
 	empty := map[string]*PluginClient{}
 	h.tenants.Store(&empty)
@@ -134,10 +138,12 @@ func (h *PluginHost) Serves(tenantID string) bool {
 	return ok
 }
 
-// serves is Serves on a header value, without allocating.
+// serves is the header filter of the host's subscriptions, without
+// allocating: a served tenant, or any tenant while the host follows the
+// lifecycle (scoped decides once the lifecycle is read far enough).
 func (h *PluginHost) serves(tenant []byte) bool {
 	_, ok := (*h.tenants.Load())[string(tenant)]
-	return ok
+	return ok || h.following.Load() > 0
 }
 
 // Tenants returns the served tenants, sorted.
@@ -233,14 +239,45 @@ func SubscribeHost[T any](ctx context.Context, h *PluginHost, name Name[T], hand
 
 // scoped wraps a handler so that it sees only served tenants (checked
 // again at the call, so a tenant removed after its event passed the
-// header filter is not called).
+// header filter is not called). While the host follows the lifecycle, an
+// event of a tenant it does not serve is held (its key waits, nothing is
+// committed) until the lifecycle topics have been applied up to their end
+// offsets listed after the event was fetched, then checked again: an
+// install published before the tenant's event is applied first.
 func (h *PluginHost) scoped(handler Handler) Handler {
 	return func(ctx context.Context, ev RawEvent) error {
 		if !h.Serves(ev.TenantID) {
-			return nil
+			if err := h.catchUp(ctx, ev.TenantID); err != nil {
+				return err
+			}
+			if !h.Serves(ev.TenantID) {
+				return nil
+			}
 		}
 		return handler(ctx, ev)
 	}
+}
+
+// catchUp waits until every follower of the host has applied the
+// lifecycle topics up to their end offsets as of now. It fails only when
+// ctx ends first (the event is then not finished); a follower that stops
+// meanwhile (Close, Shutdown) no longer counts.
+func (h *PluginHost) catchUp(ctx context.Context, tenant string) error {
+	h.mu.Lock()
+	fs := slices.Clone(h.followers)
+	h.mu.Unlock()
+	if len(fs) == 0 {
+		return nil
+	}
+	if hook := h.hooks.unknownTenant; hook != nil {
+		hook(tenant)
+	}
+	for _, f := range fs {
+		if err := f.sync(ctx); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("plugin host %s: event of tenant %q held until the lifecycle is read: %w", h.PluginID(), tenant, context.Cause(ctx))
+		}
+	}
+	return nil
 }
 
 // Unsubscribe stops a subscription made by this host; see Bus.Unsubscribe.
@@ -252,11 +289,36 @@ func (h *PluginHost) Unsubscribe(ctx context.Context, id string) error {
 	return h.bus.Unsubscribe(ctx, id)
 }
 
-// Close unsubscribes every subscription of the host, FollowLifecycle's
-// included. The bus stays up and the tenant set is kept; the host may
-// subscribe again.
+// Close unsubscribes every subscription of the host, then stops its
+// lifecycle consumers (FollowLifecycle): after it returns no lifecycle
+// event changes the host's tenants, and a FollowLifecycle still starting
+// or catching up fails with ErrHostClosed. The bus stays up and the tenant
+// set is kept; the host may subscribe, and follow, again.
 func (h *PluginHost) Close(ctx context.Context) error {
-	return h.subs.closeAll(ctx, h.bus.Unsubscribe)
+	h.mu.Lock()
+	h.closes++
+	h.mu.Unlock()
+	err := h.subs.closeAll(ctx, h.bus.Unsubscribe)
+	h.mu.Lock()
+	fs := h.followers
+	h.followers = nil
+	h.following.Store(0)
+	h.mu.Unlock()
+	for _, f := range fs {
+		f.stop(fmt.Errorf("%w: plugin host %s", ErrHostClosed, h.PluginID()))
+	}
+	return err
+}
+
+// dropFollower forgets f (after its FollowLifecycle failed) and stops it.
+func (h *PluginHost) dropFollower(f *lifecycleFollower, cause error) {
+	h.mu.Lock()
+	if i := slices.Index(h.followers, f); i >= 0 {
+		h.followers = slices.Delete(h.followers, i, i+1)
+		h.following.Store(int32(len(h.followers)))
+	}
+	h.mu.Unlock()
+	f.stop(cause)
 }
 
 // subscribeSpec makes *PluginHost a Subscriber (see InitializeHandlers):
@@ -291,71 +353,76 @@ var LifecycleEvents = []string{
 	"core.plugin.deactivated", "core.plugin.uninstalled",
 }
 
-// lifecycleData is what FollowLifecycle reads of a lifecycle event's data.
-type lifecycleData struct {
-	PluginID string `json:"pluginId"`
-	TenantID string `json:"tenantId"`
-}
-
 // FollowLifecycle makes the host follow the platform: a core.plugin.installed
 // or core.plugin.activated event of this plugin adds its tenant, and a
 // core.plugin.deactivated or core.plugin.uninstalled event removes it.
-// Events of other plugins are ignored; the tenant is the data's tenantId,
-// else the event's. Per tenant, an event older (by Timestamp) than the
-// last one applied is ignored, so that an install and an uninstall read
-// from different topics apply in the order they happened. It returns once
-// the subscriptions have joined; Close stops them.
+// Events of other plugins are ignored. The tenant is the data's tenantId,
+// else the event's; an event whose data names another tenant than the
+// event (or whose tenant-id header disagrees with it) is ignored and
+// logged, never applied to either tenant.
 //
-// Every process must see every lifecycle event, so each FollowLifecycle
-// call reads in a consumer group of its own,
-// "plugin.<id>.lifecycle.<random>" — in the plugin's namespace, so the
-// ACLs stay the same, but the plugin must be allowed to read the
-// core.plugin. topics (ProvisionPlugin's CoreTopics).
+// It returns once the lifecycle topics have been read and applied up to
+// their end offsets as of the call: with FollowOptions.FromBeginning the
+// host then serves exactly the tenants the retained history leaves
+// installed and active; without it, at once. It fails when ctx ends first
+// (the host then does not follow), and with ErrHostClosed when Close runs
+// meanwhile.
+//
+// Order: the publishers' clocks never decide. Within a partition events
+// apply in log order; events read after the call apply in the order read.
+// When an event's data carries a "sequence" (a number the platform
+// increases with each lifecycle event of a plugin and tenant) and the last
+// event applied for that tenant carried one too, an event with a lower
+// sequence is ignored. A replay (FromBeginning) gives each tenant the
+// state of its last retained event: the highest sequence when all of the
+// tenant's events carry one, else — the four topics having no common
+// order — the latest event timestamp.
+//
+// While the host follows, its subscriptions hold an event of a tenant it
+// does not serve (its key waits; nothing is committed) until the
+// lifecycle topics have been applied up to their end offsets listed after
+// the event was fetched, then check again: a tenant's events published
+// after its install are never skipped because the install was read late.
+// Events of tenants the host does not serve so cost, before they are
+// skipped, a decode and a shared wait (one ListOffsets request for all
+// the events waiting at that moment, plus the lifecycle consumer's lag).
+//
+// The lifecycle topics are read by a consumer of the host's own, without
+// a consumer group, so every process sees every lifecycle event and
+// nothing is left on the broker when a process restarts: no group per
+// call. The plugin must be allowed to read the core.plugin. topics
+// (ProvisionPlugin's CoreTopics). Partitions added to those topics after
+// the call are not read; follow again (Close, FollowLifecycle) to read
+// them. Close and Bus.Shutdown stop it.
 func (h *PluginHost) FollowLifecycle(ctx context.Context, opts FollowOptions) error {
-	group := "lifecycle." + uuid.NewString()
-	var ids []string
-	for _, topic := range LifecycleEvents {
-		add := strings.HasSuffix(topic, ".installed") || strings.HasSuffix(topic, ".activated")
-		id, err := h.bus.Subscribe(ctx, topic, typedHandler(func(_ context.Context, ev Event[lifecycleData]) error {
-			h.applyLifecycle(ev, add)
-			return nil
-		}), SubscribeOptions{
-			GroupID:  h.GroupID(group),
-			Delivery: Delivery{FromBeginning: opts.FromBeginning, OnFailure: Skip},
-		})
-		if err != nil {
-			err = fmt.Errorf("plugin host %s: follow %s: %w", h.PluginID(), topic, err)
-			for _, id := range ids {
-				err = errors.Join(err, h.bus.Unsubscribe(context.WithoutCancel(ctx), id))
-			}
-			return err
-		}
-		ids = append(ids, id)
-	}
-	h.subs.add(ids...)
-	return nil
-}
-
-// applyLifecycle adds or removes the tenant of a lifecycle event.
-func (h *PluginHost) applyLifecycle(ev Event[lifecycleData], add bool) {
-	if ev.Data.PluginID != h.PluginID() {
-		return
-	}
-	tenant := ev.Data.TenantID
-	if tenant == "" {
-		tenant = ev.TenantID
+	h.mu.Lock()
+	closes := h.closes
+	h.mu.Unlock()
+	f, ends, err := h.newFollower(ctx, opts.FromBeginning)
+	if err != nil {
+		return fmt.Errorf("plugin host %s: follow the lifecycle: %w", h.PluginID(), err)
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if last, ok := h.seen[tenant]; ok && ev.Timestamp.Before(last) {
-		return
+	if h.closes != closes {
+		h.mu.Unlock()
+		f.cl.Close()
+		return fmt.Errorf("%w: plugin host %s was closed while FollowLifecycle started", ErrHostClosed, h.PluginID())
 	}
-	h.seen[tenant] = ev.Timestamp
-	if add {
-		if err := h.addLocked(tenant); err != nil {
-			h.bus.logger.Warn("eventbus: plugin host: lifecycle event names no usable tenant", "plugin", h.PluginID(), "event_id", ev.ID, "err", err)
-		}
-		return
+	h.followers = append(h.followers, f)
+	h.following.Store(int32(len(h.followers)))
+	h.mu.Unlock()
+	var replayTo lifecycleOffsets
+	if opts.FromBeginning {
+		replayTo = ends
 	}
-	h.removeLocked(tenant)
+	go f.run(replayTo)
+	if hook := h.hooks.follow; hook != nil {
+		hook()
+	}
+	if err := f.waitApplied(ctx, ends); err != nil {
+		err = fmt.Errorf("plugin host %s: follow the lifecycle: %w", h.PluginID(), err)
+		h.dropFollower(f, err)
+		return err
+	}
+	return nil
 }

@@ -1,0 +1,239 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// Tests of PluginHost.FollowLifecycle: how a host follows the platform's
+// core.plugin.* events (issue 26, items 4, 5, 6 and 9).
+
+// publishLifecycle publishes a lifecycle event (catalog.PluginInstalled
+// and its kin) of plugin for tenant, under that tenant.
+func publishLifecycle(t *testing.T, bus *eventbus.Bus, eventType, plugin, tenant string, opts ...eventbus.PublishOption) string {
+	t.Helper()
+	return eventbustest.MustPublish(t, bus, eventType, map[string]string{"pluginId": plugin, "tenantId": tenant},
+		eventbus.PublishMetadata{TenantID: tenant}, opts...)
+}
+
+// publishLifecycleNoise publishes n lifecycle events of eventType for other
+// plugins, in batches.
+func publishLifecycleNoise(t *testing.T, bus *eventbus.Bus, eventType string, n int) {
+	t.Helper()
+	for n > 0 {
+		batch := make([]eventbus.BatchEvent, min(n, eventbus.MaxBatchSize))
+		for i := range batch {
+			batch[i] = eventbus.BatchEvent{EventType: eventType,
+				Data:     map[string]string{"pluginId": "someone-else", "tenantId": fmt.Sprintf("t%d", i)},
+				Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("t%d", i)}}
+		}
+		results, err := bus.PublishBatch(boundedCtx(t), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range results {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		n -= len(batch)
+	}
+}
+
+// committedAll reports whether group has committed every record of topic.
+func committedAll(t *testing.T, adm *kadm.Client, group, topic string) bool {
+	t.Helper()
+	lags, err := adm.Lag(boundedCtx(t), group)
+	if err != nil {
+		return false
+	}
+	l, ok := lags[group]
+	if !ok || l.Error() != nil {
+		return false
+	}
+	tl, ok := l.Lag.TotalByTopic()[topic]
+	return ok && tl.Lag == 0
+}
+
+// waitClosed waits (bounded) until ch is closed.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatalf("waited %s for %s", eventbustest.WaitTimeout, what)
+	}
+}
+
+// Item 4: the tenant's first event, handled by the data group while the
+// install is still unread by the lifecycle consumer (held by a hook), is
+// delivered once the install is applied, not skipped and committed.
+func TestPluginHostDeliversTheFirstEventOfATenantInstalledMeanwhile(t *testing.T) {
+	t.Parallel()
+	client := eventbustest.NewClient(t)
+	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
+	plugin, event, topic := hostEvent(t, "contact.created")
+	host := newHost(t, bus, plugin)
+	held, release := make(chan struct{}), make(chan struct{})
+	var heldOnce sync.Once
+	eventbus.SetLifecycleHook(host, func(tenant string) {
+		if tenant == "acme" {
+			heldOnce.Do(func() { close(held) })
+			<-release
+		}
+	})
+	waiting := make(chan struct{})
+	var waitingOnce sync.Once
+	eventbus.SetUnknownTenantHook(host, func(tenant string) {
+		if tenant == "acme" {
+			waitingOnce.Do(func() { close(waiting) })
+		}
+	})
+	rec := newHostRecorder()
+	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{GroupID: "sync"})
+	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "acme")
+	waitClosed(t, held, "the lifecycle consumer to reach acme's install")
+	first := eventbustest.MustPublish(t, bus, topic, map[string]string{"n": "1"}, eventbus.PublishMetadata{TenantID: "acme"})
+	// The data group has reached acme's event: it waits for the lifecycle
+	// (the fix), or it skipped and committed it (the defect).
+	adm := admin(t, client)
+	eventbustest.Eventually(t, "the data group to reach acme's first event", func() error {
+		select {
+		case <-waiting:
+			return nil
+		default:
+		}
+		if committedAll(t, adm, host.GroupID("sync"), topic) {
+			return nil
+		}
+		return errors.New("neither waiting nor committed")
+	})
+	close(release)
+	rec.waitFor(t, "acme's first event", func() bool { return len(rec.byTenant["acme"]) == 1 })
+	if got := rec.ids("acme"); got[0] != first {
+		t.Fatalf("acme received %v, want [%s]", got, first)
+	}
+}
+
+// Item 5: FollowLifecycle with FromBeginning returns once the retained
+// lifecycle events are applied: a tenant that uninstalled the plugin is
+// not served, one that installed it is.
+func TestFollowLifecycleFromBeginningReturnsAfterTheReplay(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	plugin := eventbustest.UniqueID("host")
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "acme")
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "globex")
+	publishLifecycleNoise(t, bus, catalog.PluginUninstalled.String(), 3000)
+	publishLifecycle(t, bus, catalog.PluginUninstalled.String(), plugin, "acme")
+
+	host := newHost(t, bus, plugin)
+	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{FromBeginning: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := host.Tenants(); len(got) != 1 || got[0] != "globex" {
+		t.Fatalf("FollowLifecycle(FromBeginning) returned serving %v, want [globex]", got)
+	}
+	defer host.Close(context.Background())
+}
+
+// Item 6: Close stops a FollowLifecycle under way; FollowLifecycle fails,
+// nothing of it keeps reading, and a later install does not add the
+// tenant to the closed host.
+func TestPluginHostCloseStopsAFollowLifecycleUnderWay(t *testing.T) {
+	t.Parallel()
+	client := eventbustest.NewClient(t)
+	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
+	plugin := eventbustest.UniqueID("host")
+	host := newHost(t, bus, plugin)
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	eventbus.SetFollowHook(host, func() {
+		close(entered)
+		<-proceed
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}) }()
+	waitClosed(t, entered, "FollowLifecycle to start")
+	if err := host.Close(boundedCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, eventbus.ErrHostClosed) {
+			t.Errorf("FollowLifecycle = %v although the host was closed while it ran, want ErrHostClosed", err)
+		}
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatal("FollowLifecycle did not return")
+	}
+	// Nothing of the host reads the lifecycle any more.
+	adm := admin(t, client)
+	groups := pluginGroups(t, adm, plugin)
+	if len(groups) > 0 {
+		described, err := adm.DescribeGroups(boundedCtx(t), groups...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range described.Sorted() {
+			if len(g.Members) > 0 {
+				t.Errorf("group %s has %d members after Close", g.Group, len(g.Members))
+			}
+		}
+	}
+	// A later install reaches a host that follows, not the closed one.
+	other := newHost(t, bus, plugin)
+	if err := other.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "acme")
+	eventbustest.Eventually(t, "the following host to serve acme", func() error {
+		if !other.Serves("acme") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if host.Serves("acme") {
+		t.Error("the closed host applied a later install")
+	}
+}
+
+// Item 9: an install stamped by a publisher whose clock runs an hour ahead
+// does not make a later uninstall look older: the uninstall is applied,
+// by a following host and by one that replays the history.
+func TestFollowLifecycleIgnoresPublishersClocks(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	plugin := eventbustest.UniqueID("host")
+	host := newHost(t, bus, plugin)
+	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close(context.Background())
+	serves := func(want bool) {
+		t.Helper()
+		eventbustest.Eventually(t, fmt.Sprintf("Serves(acme) to be %t", want), func() error {
+			if host.Serves("acme") != want {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+	}
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "acme", eventbus.WithTimestamp(time.Now().Add(time.Hour)))
+	serves(true)
+	publishLifecycle(t, bus, catalog.PluginUninstalled.String(), plugin, "acme")
+	serves(false)
+}
