@@ -133,6 +133,18 @@
 // are added and removed at run time without a rebalance
 // ([PluginHost.AddTenant], [PluginHost.FollowLifecycle]).
 //
+// [PluginHost.FollowLifecycle] keeps a host's tenants in step with the
+// platform's core.plugin.* events. It reads them with a consumer of its
+// own, without a consumer group (so a restart leaves nothing behind on the
+// broker), and returns once it has applied them up to their end offsets as
+// of the call: after a restart with FollowOptions.FromBeginning, a tenant
+// that uninstalled the plugin is not served. While a host follows, an event
+// of a tenant it does not serve is not skipped before the lifecycle events
+// published until that event was fetched are applied, so a tenant's first
+// events are not lost to an install read late. The publishers' clocks
+// never order lifecycle events read live: the log's order does, and a
+// platform sequence (data.sequence) when the events carry one.
+//
 // Use a PluginHost when one deployment serves many tenants (hundreds or
 // thousands). Keep a PluginClient per tenant when each tenant needs a group
 // of its own (its own offsets and lag, a replay from its install, workspace

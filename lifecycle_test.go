@@ -237,3 +237,78 @@ func TestFollowLifecycleIgnoresPublishersClocks(t *testing.T) {
 	publishLifecycle(t, bus, catalog.PluginUninstalled.String(), plugin, "acme")
 	serves(false)
 }
+
+// Item 9, with the platform's sequence: a replay orders a tenant's events
+// by data.sequence, not by their stamps; a live host ignores an event
+// with a lower sequence than the last applied.
+func TestFollowLifecycleOrdersBySequence(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	plugin := eventbustest.UniqueID("host")
+	publish := func(eventType, tenant string, seq int, opts ...eventbus.PublishOption) {
+		t.Helper()
+		eventbustest.MustPublish(t, bus, eventType, map[string]any{"pluginId": plugin, "tenantId": tenant, "sequence": seq},
+			eventbus.PublishMetadata{TenantID: tenant}, opts...)
+	}
+	ahead := eventbus.WithTimestamp(time.Now().Add(time.Hour))
+	publish(catalog.PluginInstalled.String(), "acme", 1, ahead)
+	publish(catalog.PluginUninstalled.String(), "acme", 2)
+	publish(catalog.PluginInstalled.String(), "globex", 1)
+
+	host := newHost(t, bus, plugin)
+	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{FromBeginning: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close(context.Background())
+	if got := host.Tenants(); len(got) != 1 || got[0] != "globex" {
+		t.Fatalf("replay served %v, want [globex]", got)
+	}
+	// Live: globex's deactivation with sequence 3, then a stale activation
+	// (sequence 2, read later) that must not bring it back; initech's
+	// install, on the same partition, tells when both were read.
+	key := eventbus.WithPartitionKey("lifecycle")
+	publish(catalog.PluginDeactivated.String(), "globex", 3)
+	eventbustest.Eventually(t, "globex to be removed", func() error {
+		if host.Serves("globex") {
+			return errors.New("still served")
+		}
+		return nil
+	})
+	publish(catalog.PluginActivated.String(), "globex", 2, key)
+	publish(catalog.PluginActivated.String(), "initech", 1, key)
+	eventbustest.Eventually(t, "initech to be served", func() error {
+		if !host.Serves("initech") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if host.Serves("globex") {
+		t.Error("an activation with an older sequence than the deactivation applied was applied")
+	}
+}
+
+// An event whose data.tenantId disagrees with the tenant it was published
+// for is ignored: neither tenant is added.
+func TestFollowLifecycleIgnoresADataTenantThatDisagrees(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	plugin := eventbustest.UniqueID("host")
+	host := newHost(t, bus, plugin)
+	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close(context.Background())
+	key := eventbus.WithPartitionKey("lifecycle")
+	eventbustest.MustPublish(t, bus, catalog.PluginInstalled.String(), map[string]string{"pluginId": plugin, "tenantId": "globex"},
+		eventbus.PublishMetadata{TenantID: "acme"}, key)
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "initech", key)
+	eventbustest.Eventually(t, "initech to be served", func() error {
+		if !host.Serves("initech") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if got := host.Tenants(); len(got) != 1 {
+		t.Errorf("serving %v, want [initech]", got)
+	}
+}

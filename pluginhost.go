@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // PluginHostConfig describes a plugin deployment for NewPluginHost.
@@ -40,6 +41,7 @@ type PluginHost struct {
 	seen    map[string]int64                         // tenant -> sequence of the last lifecycle event applied (0: none)
 	subs    ownSubscriptions                         // made by this host
 
+	running   sync.Map             // tenant -> *atomic.Int64: handler calls under way (DrainTenant)
 	followers []*lifecycleFollower // FollowLifecycle's consumers, stopped by Close
 	following atomic.Int32         // len(followers), read without mu
 	closes    int                  // Close calls: a FollowLifecycle that saw another count fails
@@ -112,9 +114,12 @@ func (h *PluginHost) addLocked(tenantID string) error {
 }
 
 // RemoveTenant stops serving tenantID, without a rebalance, and reports
-// whether it was served. No handler starts for its events after it
-// returns; calls already running finish. Its events are skipped and
-// committed from then on; the other tenants lose nothing.
+// whether it was served. No handler call starts for its events after it
+// returns; it does not wait for the calls already running, which finish
+// (and may publish) as they would have: DrainTenant waits for them. Its
+// events are skipped and committed from then on (while the host follows
+// the lifecycle, once the lifecycle is read up to them; see
+// FollowLifecycle); the other tenants lose nothing.
 func (h *PluginHost) RemoveTenant(tenantID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -130,6 +135,30 @@ func (h *PluginHost) removeLocked(tenantID string) bool {
 	delete(next, tenantID)
 	h.tenants.Store(&next)
 	return true
+}
+
+// DrainTenant waits until no handler call for tenantID runs on the host's
+// subscriptions, and fails with ctx's error when ctx ends first. After
+// RemoveTenant(tenantID) it returns once the calls that started before
+// the removal have finished; none starts after (unless the tenant is
+// added again). It does not stop the calls: a handler that never returns
+// keeps it waiting until ctx ends.
+func (h *PluginHost) DrainTenant(ctx context.Context, tenantID string) error {
+	v, ok := h.running.Load(tenantID)
+	if !ok {
+		return nil
+	}
+	n := v.(*atomic.Int64)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("plugin host %s: drain tenant %q: %d handler calls still running: %w", h.PluginID(), tenantID, n.Load(), context.Cause(ctx))
+		}
+	}
+	return nil
 }
 
 // Serves reports whether the host serves tenantID.
@@ -253,6 +282,18 @@ func (h *PluginHost) scoped(handler Handler) Handler {
 			if !h.Serves(ev.TenantID) {
 				return nil
 			}
+		}
+		// Counted before the check that RemoveTenant's promise rests on,
+		// so that DrainTenant sees every call that passed it.
+		v, ok := h.running.Load(ev.TenantID)
+		if !ok {
+			v, _ = h.running.LoadOrStore(ev.TenantID, new(atomic.Int64))
+		}
+		n := v.(*atomic.Int64)
+		n.Add(1)
+		defer n.Add(-1)
+		if !h.Serves(ev.TenantID) {
+			return nil // removed meanwhile
 		}
 		return handler(ctx, ev)
 	}
