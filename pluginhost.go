@@ -167,12 +167,32 @@ func (h *PluginHost) Serves(tenantID string) bool {
 	return ok
 }
 
+// filterWait bounds how long the header filter (serves) holds an event of
+// a tenant the host does not serve while the lifecycle is read up to it;
+// past it the event is decoded and scoped waits, with the handler's
+// context (which a rebalance or shutdown cancels).
+const filterWait = 5 * time.Second
+
 // serves is the header filter of the host's subscriptions, without
-// allocating: a served tenant, or any tenant while the host follows the
-// lifecycle (scoped decides once the lifecycle is read far enough).
+// allocating for a served tenant. While the host follows the lifecycle, an
+// event of another tenant waits (its key only) until the lifecycle is read
+// up to it (catchUp), then is checked again, so that it is skipped on its
+// headers, undecoded, as before: a record of a tenant the host does not
+// serve never reaches its dead letter queue.
 func (h *PluginHost) serves(tenant []byte) bool {
+	if _, ok := (*h.tenants.Load())[string(tenant)]; ok {
+		return true
+	}
+	if h.following.Load() == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), filterWait)
+	defer cancel()
+	if err := h.catchUp(ctx, string(tenant)); err != nil {
+		return true // not read up to it in time: scoped waits on
+	}
 	_, ok := (*h.tenants.Load())[string(tenant)]
-	return ok || h.following.Load() > 0
+	return ok
 }
 
 // Tenants returns the served tenants, sorted.
@@ -425,8 +445,12 @@ var LifecycleEvents = []string{
 // the event was fetched, then check again: a tenant's events published
 // after its install are never skipped because the install was read late.
 // Events of tenants the host does not serve so cost, before they are
-// skipped, a decode and a shared wait (one ListOffsets request for all
-// the events waiting at that moment, plus the lifecycle consumer's lag).
+// skipped on their headers, a shared wait: one ListOffsets request for all
+// the events waiting at that moment, plus the lifecycle consumer's lag;
+// one event per key waits at a time. A wait longer than 5 s (the
+// lifecycle cannot be read) goes on after the event is decoded, with the
+// handler's context, so that a rebalance or shutdown ends it (the event
+// is then not committed).
 //
 // The lifecycle topics are read by a consumer of the host's own, without
 // a consumer group, so every process sees every lifecycle event and
