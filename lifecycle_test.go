@@ -312,3 +312,75 @@ func TestFollowLifecycleIgnoresADataTenantThatDisagrees(t *testing.T) {
 		t.Errorf("serving %v, want [initech]", got)
 	}
 }
+
+// Churn (run with -race): tenants are installed, uninstalled, added and
+// removed while their events flow. A tenant that is never served never
+// reaches the handler, and once the churn is over a tenant installed last
+// gets its first event.
+func TestPluginHostLifecycleChurn(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	plugin, event, topic := hostEvent(t, "contact.created")
+	host := newHost(t, bus, plugin)
+	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close(context.Background())
+	rec := newHostRecorder()
+	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+	tenants := []string{"t0", "t1", "t2", "t3"}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // data of the churned tenants and of one never served
+		defer wg.Done()
+		for i := range 200 {
+			tenant := tenants[i%len(tenants)]
+			if i%5 == 0 {
+				tenant = "outsider"
+			}
+			if _, err := bus.Publish(boundedCtx(t), topic, map[string]int{"n": i}, eventbus.PublishMetadata{TenantID: tenant}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() { // the platform's lifecycle
+		defer wg.Done()
+		for i := range 60 {
+			eventType := catalog.PluginInstalled.String()
+			if i%2 == 1 {
+				eventType = catalog.PluginUninstalled.String()
+			}
+			tenant := tenants[(i/2)%len(tenants)]
+			if _, err := bus.Publish(boundedCtx(t), eventType, map[string]string{"pluginId": plugin, "tenantId": tenant},
+				eventbus.PublishMetadata{TenantID: tenant}, eventbus.WithPartitionKey(tenant)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() { // an operator
+		defer wg.Done()
+		for i := range 100 {
+			tenant := tenants[i%len(tenants)]
+			if i%2 == 0 {
+				if err := host.AddTenant(tenant); err != nil {
+					t.Error(err)
+				}
+			} else {
+				host.RemoveTenant(tenant)
+				_ = host.DrainTenant(boundedCtx(t), tenant)
+			}
+		}
+	}()
+	wg.Wait()
+	publishLifecycle(t, bus, catalog.PluginInstalled.String(), plugin, "final")
+	last := eventbustest.MustPublish(t, bus, topic, map[string]string{"n": "last"}, eventbus.PublishMetadata{TenantID: "final"})
+	rec.waitFor(t, "the first event of the tenant installed last", func() bool { return len(rec.byTenant["final"]) == 1 })
+	if got := rec.ids("final"); got[0] != last {
+		t.Errorf("final received %v", got)
+	}
+	if got := rec.ids("outsider"); len(got) > 0 {
+		t.Errorf("a tenant never served received %d events", len(got))
+	}
+}
