@@ -402,8 +402,9 @@ func (h *PluginHost) subscribeSpec(ctx context.Context, spec HandlerSpec) (strin
 type FollowOptions struct {
 	// FromBeginning replays the retained lifecycle events first, so the
 	// host rebuilds its tenant set from the platform's history (within the
-	// topics' retention). Default: only lifecycle events published from
-	// now on; give the current tenants in PluginHostConfig.Tenants.
+	// topics' retention); FollowLifecycle returns once the replay is
+	// applied. Default: only lifecycle events published from now on; give
+	// the current tenants in PluginHostConfig.Tenants.
 	FromBeginning bool
 }
 
