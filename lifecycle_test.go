@@ -384,3 +384,49 @@ func TestPluginHostLifecycleChurn(t *testing.T) {
 		t.Errorf("a tenant never served received %d events", len(got))
 	}
 }
+
+// A plugin host on the plugin's provisioned credentials follows the
+// lifecycle with read and describe on core.plugin. only: no consumer
+// group is made for it (none is left behind by a restart).
+func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
+	t.Parallel()
+	brokers, admin := secureCluster(t)
+	ctx := boundedCtx(t)
+	for _, topic := range eventbus.LifecycleEvents {
+		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{"core.plugin."}}); err != nil {
+		t.Fatal(err)
+	}
+	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
+	publishLifecycle(t, platform, catalog.PluginInstalled.String(), "crm", "acme")
+
+	pluginBus := eventbustest.NewBusOn(t, pluginConnection(t, brokers, "crm", "crm-secret"), eventbus.Config{
+		DisableTopicCreation: true,
+		DLQ:                  eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+	})
+	host := newHost(t, pluginBus, "crm")
+	if err := host.FollowLifecycle(ctx, eventbus.FollowOptions{FromBeginning: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close(context.Background())
+	if !host.Serves("acme") {
+		t.Fatalf("after the replay the host serves %v, want acme", host.Tenants())
+	}
+	publishLifecycle(t, platform, catalog.PluginUninstalled.String(), "crm", "acme")
+	eventbustest.Eventually(t, "acme to be removed", func() error {
+		if host.Serves("acme") {
+			return errors.New("still served")
+		}
+		return nil
+	})
+	adm, err := admin.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if groups := pluginGroups(t, adm, "crm"); len(groups) > 0 {
+		t.Errorf("following the lifecycle made groups %v", groups)
+	}
+}
