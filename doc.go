@@ -144,6 +144,9 @@
 // events are not lost to an install read late. The publishers' clocks
 // never order lifecycle events read live: the log's order does, and a
 // platform sequence (data.sequence) when the events carry one.
+// [PluginHost.RemoveTenant] does not wait for the tenant's running
+// handler calls (none starts after it returns); [PluginHost.DrainTenant]
+// waits for them.
 //
 // Use a PluginHost when one deployment serves many tenants (hundreds or
 // thousands). Keep a PluginClient per tenant when each tenant needs a group
