@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,11 +60,22 @@ func PluginUsername(pluginID string) string { return "plugin." + pluginID }
 // ACLs, so calling it again with fewer topics revokes the others, and with
 // a new password rotates it. Bad input fails as ValidatePluginAccess says.
 // The client must be allowed to alter SCRAM users and ACLs (a superuser).
+//
+// Concurrent calls for one plugin: on one TopicManager they run one after
+// the other, each whole: the plugin ends with the password and grants of
+// the call that ran last. The broker
+// has no lock, so calls from different processes for one plugin may
+// interleave and leave a mix (either password; grants of both, or one's
+// minus what the other revoked). Provision a plugin from one place; a call
+// repeated after such a race converges to its own grants.
 func (m *TopicManager) ProvisionPlugin(ctx context.Context, pluginID string, access PluginAccess) error {
 	plan, err := planPlugin(pluginID, access)
 	if err != nil {
 		return fmt.Errorf("provision plugin: %w", err)
 	}
+	lock, _ := m.provisioning.LoadOrStore(pluginID, new(sync.Mutex))
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
 	adm, err := m.client.Admin()
 	if err != nil {
 		return err

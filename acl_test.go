@@ -474,3 +474,46 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 		t.Fatalf("dlq.%s exists=%v (err %v); the plugin's failure belongs in dlq.plugin.crm.%s", core, ok, err, core)
 	}
 }
+
+// Two ProvisionPlugin calls for one plugin at once, on one TopicManager:
+// the plugin ends with the grants of one of them, whole, never a mix.
+func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
+	t.Parallel()
+	_, admin := secureCluster(t)
+	topics := admin.Topics()
+	ctx := boundedCtx(t)
+	adm, err := admin.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := func() (user, tenant bool) {
+		res, err := adm.DescribeACLs(ctx, kadm.NewACLs().Allow("User:plugin.crm").AllowHosts().
+			AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			for _, d := range r.Described {
+				user = user || d.Name == "core.user."
+				tenant = tenant || d.Name == "core.tenant."
+			}
+		}
+		return user, tenant
+	}
+	for round := range 10 {
+		var wg sync.WaitGroup
+		for _, core := range []string{"core.user.", "core.tenant."} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "pw-" + core, CoreTopics: []string{core}}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if user, tenant := reads(); user == tenant {
+			t.Fatalf("round %d: after two concurrent provisionings the plugin reads core.user.: %t, core.tenant.: %t; want exactly one", round, user, tenant)
+		}
+	}
+}

@@ -242,6 +242,19 @@ type Bus struct {
 	subs   subscriptions
 	dlq    *DeadLetterQueue
 	tracer *tracing.Tracer
+
+	// stopped ends when Shutdown starts: what runs beside the
+	// subscriptions (a PluginHost's lifecycle consumer) stops with it.
+	stopped context.Context
+	stop    context.CancelFunc
+}
+
+// stoppedCtx returns a context that ends when Shutdown starts.
+func (b *Bus) stoppedCtx() context.Context {
+	if b.stopped == nil {
+		return context.Background()
+	}
+	return b.stopped
 }
 
 // NewBus returns a bus on client, which must be connected.
@@ -258,6 +271,7 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracer: tracing.New(cfg.TracerProvider),
 		idle: make(chan struct{}, 1)}
 	b.subs.init()
+	b.stopped, b.stop = context.WithCancel(context.Background())
 	b.dlq = newDLQ(b)
 	cfg.Metrics.attach(b)
 	// Start the default producer now so configuration errors show here.
@@ -343,6 +357,9 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 	var errs []error
 	if err := b.subs.closeAll(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if b.stop != nil {
+		b.stop() // after the subscriptions: their handlers may wait for a lifecycle consumer
 	}
 	b.dlq.stop(ctx)
 	b.gate.Store(gateClosed) // handlers are done (or abandoned): no one may publish now

@@ -63,7 +63,9 @@ const (
 // FailedEvent is one dead-letter entry: an event that one consumer group
 // failed to handle, with everything needed to understand and retry it.
 type FailedEvent struct {
-	// ID is stable per consumer group and event ID, and URL-safe.
+	// ID is stable per consumer group, topic, tenant and event ID, and
+	// URL-safe (see FailedEventID); entries stored before the topic and
+	// tenant were part of it keep the ID they were stored with.
 	ID string `json:"id"`
 	// Origin is empty for the entries of this bus, OriginTypeScript for
 	// those the TypeScript package wrote on a shared cluster: listed,
@@ -232,10 +234,20 @@ func (c *DLQConfig) setDefaults() error {
 	return nil
 }
 
-// FailedEventID is the dead-letter ID of an event failed by a group:
-// stable, URL-safe, 32 lowercase hex characters (never mistaken for a
-// command-line flag).
-func FailedEventID(group, eventID string) string { return dlq.EntryID(group, eventID) }
+// FailedEventID is the dead-letter ID of the event eventID of tenant
+// tenantID on topic, failed by consumer group group: stable, URL-safe, 32
+// lowercase hex characters (never mistaken for a command-line flag). The
+// tenant is the event's tenant-id header (its tenantId for a record
+// without one), the topic the one it was published to. Tenant and topic
+// are part of it because one group may serve many tenants (a PluginHost's)
+// and topics, where event IDs need not be unique.
+//
+// Entries stored before the tenant and topic were part of the ID keep the
+// ID they were stored with (a hash of group and event ID): they are read,
+// retried and deleted by that ID as before.
+func FailedEventID(group, topic, tenantID, eventID string) string {
+	return dlq.EntryID(group, topic, tenantID, eventID)
+}
 
 // OriginTypeScript is the FailedEvent.Origin of an entry written by the
 // TypeScript @plexica/event-bus on a shared cluster.

@@ -50,7 +50,7 @@ func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 
 	// A real, closed entry of the mailer group.
 	failed := eventbustest.MustPublish(t, bus, topic, "reject", eventbus.PublishMetadata{TenantID: "acme"})
-	entryID := eventbus.FailedEventID(mailer, failed)
+	entryID := eventbus.FailedEventID(mailer, topic, "acme", failed)
 	waitEntry(t, bus.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -69,7 +69,7 @@ func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its failure is recorded under the ID the bus derives, not the one given.
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(mailer, "forged-2"), func(eventbus.FailedEvent) bool { return true })
+	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(mailer, topic, "acme", "forged-2"), func(eventbus.FailedEvent) bool { return true })
 	e := waitEntry(t, bus.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if e.Status != eventbus.StatusMaxRetriesExceeded || e.ResolvedAt != nil {
 		t.Fatalf("the forged retry changed the closed entry: %+v", e)

@@ -42,7 +42,7 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 
 	// Fails, is retried once (only the mailer sees the retry), fails again: out of retries.
 	id := eventbustest.MustPublish(t, service, topic, "fail", eventbus.PublishMetadata{TenantID: "acme"})
-	entryID := eventbus.FailedEventID(mailer, id)
+	entryID := eventbus.FailedEventID(mailer, topic, "acme", id)
 	e := waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if e.RetryCount != 1 || mailerCalls.Load() != 2 {
 		t.Fatalf("entry %+v after %d handlings; want one retry, handled twice", e, mailerCalls.Load())
@@ -160,7 +160,7 @@ func TestRetryOutcomeYieldsToANewerRetry(t *testing.T) {
 	}, eventbus.SubscribeOptions{GroupID: group})
 
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
-	entryID := eventbus.FailedEventID(group, id)
+	entryID := eventbus.FailedEventID(group, topic, "acme", id)
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
 		t.Fatal(err)

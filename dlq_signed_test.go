@@ -47,7 +47,7 @@ func TestSignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	rec.WaitForID(t, id) // failed, dead-lettered, retried by ops, handled
-	e := waitEntry(t, ops.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusResolved))
+	e := waitEntry(t, ops.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusResolved))
 	if e.RetryCount != 1 || len(e.OriginalEvent) == 0 {
 		t.Fatalf("entry %+v; want resolved after one retry, with its original event", e)
 	}

@@ -70,7 +70,7 @@ func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
 
 	id := eventbustest.MustPublish(t, bus, topic, map[string]int{"amount": 42}, eventbus.PublishMetadata{TenantID: "acme"})
 	billingRec.WaitForID(t, id) // the retry reached billing
-	dlqID := eventbus.FailedEventID(billing, id)
+	dlqID := eventbus.FailedEventID(billing, topic, "acme", id)
 	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
 	if e.ConsumerGroup != billing || e.RetryCount != 1 || e.EventID != id || e.TenantID != "acme" || e.OriginalTopic != topic {
 		t.Fatalf("entry = %+v", e)
@@ -111,7 +111,7 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 		return errors.New("gateway timeout")
 	}, eventbus.SubscribeOptions{GroupID: group})
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	dlqID := eventbus.FailedEventID(group, id)
+	dlqID := eventbus.FailedEventID(group, topic, "acme", id)
 	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if got := calls.Load(); got != 1+3 {
 		t.Fatalf("handler called %d times, want 1 + MaxRetries (3)", got)
@@ -170,15 +170,15 @@ func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
 	later := eventbustest.MustPublish(t, bus, topic, "later", meta)
 	panicky := eventbustest.MustPublish(t, bus, topic, "panic", meta)
 
-	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, perm), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", perm), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if !e.Permanent || e.RetryCount != 0 {
 		t.Fatalf("permanent entry %+v", e)
 	}
-	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, later), hasStatus(eventbus.StatusPending))
+	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", later), hasStatus(eventbus.StatusPending))
 	if e.NextRetryAt == nil || time.Until(*e.NextRetryAt) < 50*time.Minute {
 		t.Fatalf("RetryAfter(1h) scheduled at %v", e.NextRetryAt)
 	}
-	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, panicky), hasStatus(eventbus.StatusResolved))
+	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", panicky), hasStatus(eventbus.StatusResolved))
 	if !strings.Contains(e.FailureReason, "nil map") || !strings.Contains(e.StackTrace, "goroutine") {
 		t.Fatalf("panic entry: reason %q, stack %q", e.FailureReason, e.StackTrace)
 	}
@@ -255,9 +255,9 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 		ids = append(ids, eventbustest.MustPublish(t, first, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 	for _, id := range ids {
-		waitEntry(t, first.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+		waitEntry(t, first.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	}
-	toDelete := eventbus.FailedEventID(group, ids[0])
+	toDelete := eventbus.FailedEventID(group, topic, "acme", ids[0])
 	if err := first.DLQ().DeleteFailedEvent(ctxT(t), toDelete); err != nil {
 		t.Fatal(err)
 	}
@@ -312,12 +312,13 @@ func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
 	eventbustest.MustSubscribe(t, a, topic, failing, eventbus.SubscribeOptions{GroupID: group})
 	eventbustest.MustSubscribe(t, b, topic, failing, eventbus.SubscribeOptions{GroupID: group})
 	const events = 6
-	var ids []string
+	var ids, tenants []string
 	for i := range events {
-		ids = append(ids, eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: eventbustest.UniqueID("tenant")}))
+		tenants = append(tenants, eventbustest.UniqueID("tenant"))
+		ids = append(ids, eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: tenants[i]}))
 	}
-	for _, id := range ids {
-		e := waitEntry(t, b.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	for i, id := range ids {
+		e := waitEntry(t, b.DLQ(), eventbus.FailedEventID(group, topic, tenants[i], id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 		if e.RetryCount != 3 {
 			t.Fatalf("entry %s sent %d retries, want 3", e.ID, e.RetryCount)
 		}
@@ -354,7 +355,7 @@ func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
 		return errors.New("warehouse offline")
 	}, eventbus.SubscribeOptions{GroupID: group})
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	e := waitEntry(t, other.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	e := waitEntry(t, other.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if e.SchedulerGroup != ours.DLQ.SchedulerGroup {
 		t.Errorf("entry's scheduler group %q, want %q", e.SchedulerGroup, ours.DLQ.SchedulerGroup)
 	}

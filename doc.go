@@ -107,9 +107,25 @@
 // group's identity: the group joined is
 // <GroupID>.tenant.<TenantID>[.workspace.<WorkspaceID>]
 // ([EffectiveGroupID]). So instances that share a GroupID but filter
-// different tenants never skip and commit an event another one needed. Each
-// filtered group reads the whole topic. Filters are not a security
-// boundary; the broker's ACLs are (see Broker-enforced isolation).
+// different tenants never skip and commit an event another one needed.
+// Tenant and workspace IDs are therefore checked wherever they name a
+// group or a served tenant (a filtered [Bus.Subscribe], [NewPluginClient],
+// [PluginHost.AddTenant], a [PluginClient]'s publish): 1 to 128 ASCII
+// letters, digits, '-' and '_' — "acme", "tenant_42", a UUID — and no dots,
+// so no two scopes share a group name ([ValidateTenantID]; the errors wrap
+// [ErrInvalidTenantID] or [ErrInvalidWorkspaceID]). [Bus.Publish] does not
+// check them yet: an event of a tenant that breaks the rule is published,
+// but no filter, client or host can name that tenant. Each filtered group
+// reads the whole topic. Filters are not a security boundary; the
+// broker's ACLs are (see Broker-enforced isolation).
+//
+// The headers and the event must agree: a record whose tenant-id (or
+// workspace-id) header names another tenant (or workspace) than its
+// event's tenantId (workspaceId) is malformed, on every path alike
+// ([Bus.Subscribe], [PluginClient], [PluginHost]). It is never handed to a
+// handler; it goes to the dead letter queue with reason [ReasonMalformed]
+// (or is skipped and logged under [Skip]). A record without those headers
+// is filtered by its decoded event.
 //
 // # Event context
 //
@@ -142,6 +158,21 @@
 // partition key), so a slow or failing one holds up only itself. Tenants
 // are added and removed at run time without a rebalance
 // ([PluginHost.AddTenant], [PluginHost.FollowLifecycle]).
+//
+// [PluginHost.FollowLifecycle] keeps a host's tenants in step with the
+// platform's core.plugin.* events. It reads them with a consumer of its
+// own, without a consumer group (so a restart leaves nothing behind on the
+// broker), and returns once it has applied them up to their end offsets as
+// of the call: after a restart with FollowOptions.FromBeginning, a tenant
+// that uninstalled the plugin is not served. While a host follows, an event
+// of a tenant it does not serve is not skipped before the lifecycle events
+// published until that event was fetched are applied, so a tenant's first
+// events are not lost to an install read late. The publishers' clocks
+// never order lifecycle events read live: the log's order does, and a
+// platform sequence (data.sequence) when the events carry one.
+// [PluginHost.RemoveTenant] does not wait for the tenant's running
+// handler calls (none starts after it returns); [PluginHost.DrainTenant]
+// waits for them.
 //
 // Use a PluginHost when one deployment serves many tenants (hundreds or
 // thousands). Keep a PluginClient per tenant when each tenant needs a group
@@ -184,7 +215,10 @@
 // process must run, or failed events wait for one. A process that only
 // publishes and subscribes keeps no view: it writes its failures and checks
 // each retry it receives from the record the retry names, or from its
-// signature ([DLQConfig.SigningKey]).
+// signature ([DLQConfig.SigningKey]). When that record cannot be read (a
+// broker or connection error) the subscriber backs off and checks again,
+// holding the event's key: a retry is never handled as an ordinary event,
+// nor skipped, because a read failed.
 //
 // # Errors
 //

@@ -28,6 +28,17 @@ var (
 	// to a tenant. Nothing was sent.
 	ErrTenantRequired = errors.New("tenant ID required")
 
+	// ErrInvalidTenantID: a tenant ID has characters or a length that
+	// tenant IDs may not have (see ValidateTenantID): 1 to 128 ASCII
+	// letters, digits, '-' and '_'. A tenant ID names consumer groups,
+	// which a dot would make ambiguous. The message says what is wrong
+	// and shows a valid ID.
+	ErrInvalidTenantID = errors.New("invalid tenant ID")
+
+	// ErrInvalidWorkspaceID: a workspace ID breaks the same rule as
+	// ErrInvalidTenantID describes (see ValidateWorkspaceID).
+	ErrInvalidWorkspaceID = errors.New("invalid workspace ID")
+
 	// ErrEventTooLarge: an event takes more than Config.MaxEventBytes
 	// (1,000,000 bytes by default) as a broker measures it — the record
 	// batch that would carry it alone, uncompressed: value, key, headers
@@ -102,6 +113,11 @@ var (
 	// another plugin's event, or act for a tenant or workspace it does not
 	// serve. Nothing was sent. The message says what to do instead.
 	ErrPluginScope = errors.New("outside the plugin's scope")
+
+	// ErrHostClosed: PluginHost.Close ran while PluginHost.FollowLifecycle
+	// was starting or catching up; the host does not follow the
+	// lifecycle. Call FollowLifecycle again to follow it.
+	ErrHostClosed = errors.New("plugin host closed")
 
 	// ErrResultNotPublished: a function wrapped by WithPublish succeeded —
 	// its side effects happened — but its result could not be published.

@@ -22,10 +22,10 @@ func fastInPlace() eventbus.Config {
 	return cfg
 }
 
-// assertNoEntry fails the test when group's failure of eventID was dead-lettered.
-func assertNoEntry(t *testing.T, bus *eventbus.Bus, group, eventID string) {
+// assertNoEntry fails the test when group's failure of acme's event eventID on topic was dead-lettered.
+func assertNoEntry(t *testing.T, bus *eventbus.Bus, group, topic, eventID string) {
 	t.Helper()
-	if e, err := bus.DLQ().FailedEvent(ctxT(t), eventbus.FailedEventID(group, eventID)); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if e, err := bus.DLQ().FailedEvent(ctxT(t), eventbus.FailedEventID(group, topic, "acme", eventID)); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Errorf("event %s was dead-lettered (entry %s, status %q, err %v); the policy should have kept it out", eventID, e.ID, e.Status, err)
 	}
 }
@@ -63,7 +63,7 @@ func TestRetryInPlaceKeepsOrderAndSkipsTheDLQ(t *testing.T) {
 	if got := failures.Load(); got != 4 {
 		t.Errorf("handler called %d times for the failing event, want 4 (3 failures, then success)", got)
 	}
-	assertNoEntry(t, bus, group, first)
+	assertNoEntry(t, bus, group, topic, first)
 }
 
 func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
@@ -77,7 +77,7 @@ func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
 		return eventbus.Permanent(errors.New("unknown currency"))
 	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if got := calls.Load(); got != 1 {
 		t.Errorf("handler called %d times, want 1: a permanent failure is not retried", got)
 	}
@@ -110,7 +110,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 	}
 	good := eventbustest.MustPublish(t, bus, topic, "good", meta)
 	assertIDs(t, "handled", rec.WaitFor(t, 1), good)
-	assertNoEntry(t, bus, group, bad)
+	assertNoEntry(t, bus, group, topic, bad)
 	entries, err := bus.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
 	if err != nil || len(entries) != 0 {
 		t.Fatalf("%d dead-letter entries (err %v), want none", len(entries), err)

@@ -31,8 +31,10 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	superseded := false
 	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (internal/dlq/topics.go)
 	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
-		c, ok := b.dlq.q.VerifyRetry(stopping, r, s.topic, s.groupID)
+		c, ok, err := s.verifyRetry(stopping, r)
 		switch {
+		case err != nil:
+			return false // released before the entry could be read: the next owner checks again
 		case ok && c.Group != s.groupID:
 			return true // a retry for another group: never ours to see
 		case ok && c.Outstanding:
@@ -56,6 +58,15 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	}
 	ctx, span := b.tracer.StartProcess(ctx, r, s.groupLabel)
 	env, err := wire.Decode(r.Value)
+	if err == nil {
+		// One rule for every subscription (Bus.Subscribe, PluginClient,
+		// PluginHost): the headers filtered the record, so an event that
+		// claims another tenant or workspace than its headers is not an
+		// event of this topic's tenants but a malformed record.
+		if why := scope.Mismatch(&env); why != "" {
+			err = fmt.Errorf("%w: %s", wire.ErrMalformed, why)
+		}
+	}
 	if err != nil {
 		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
@@ -65,7 +76,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		}
 		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, superseded, cause)
 	}
-	if !scope.Known && !matchesFilter(env, s) {
+	if (!scope.Known || !scope.WorkspaceKnown) && !matchesFilter(env, s) {
 		tracing.End(span, nil)
 		return true
 	}
@@ -92,6 +103,31 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.q.Resolve(ctx, *claim) })
 	}
 	return true
+}
+
+// verifyRetry checks a record's retry headers against the entry they name
+// (dlq.Queue.VerifyRetry). While the entry cannot be read (a broker or
+// connection error: dlq.ErrEntryUnreadable) it backs off and checks
+// again, holding the record's key: a retry is never taken for an ordinary
+// event, nor skipped and committed, because a read failed. It returns an
+// error only when stopping ended first; the record is then unfinished.
+func (s *subscription) verifyRetry(stopping context.Context, r *kgo.Record) (dlq.Claim, bool, error) {
+	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}
+	for {
+		c, ok, err := s.bus.dlq.q.VerifyRetry(stopping, r, s.topic, s.groupID)
+		if err == nil {
+			return c, ok, nil
+		}
+		if stopping.Err() != nil {
+			return dlq.Claim{}, false, stopping.Err()
+		}
+		wait := delays.Next()
+		s.bus.logger.Warn("eventbus: could not check a retry against its dead-letter entry; holding the event's key and checking again",
+			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", wait, "err", err)
+		if !backoff.Sleep(stopping, wait) {
+			return dlq.Claim{}, false, stopping.Err()
+		}
+	}
 }
 
 func matchesFilter(env wire.Envelope, s *subscription) bool {

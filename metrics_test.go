@@ -35,7 +35,7 @@ func TestMetrics(t *testing.T) {
 	}, eventbus.SubscribeOptions{GroupID: "mailer", TenantID: "acme"})
 	eventbustest.MustPublish(t, bus, topic, "good", eventbus.PublishMetadata{TenantID: "acme"})
 	bad := eventbustest.MustPublish(t, bus, topic, "bad", eventbus.PublishMetadata{TenantID: "acme"})
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(eventbus.EffectiveGroupID("mailer", "acme", ""), bad), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(eventbus.EffectiveGroupID("mailer", "acme", ""), topic, "acme", bad), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	rec.WaitFor(t, 1)
 
 	want := map[string]float64{

@@ -17,10 +17,12 @@ type PluginScope struct {
 	// Required; see ValidatePluginID.
 	PluginID string
 	// TenantID is the tenant the client publishes for and receives events
-	// of. Required.
+	// of. Required; a valid tenant ID (see ValidateTenantID: letters,
+	// digits, '-' and '_', no dots), since it names the client's groups.
 	TenantID string
 	// WorkspaceID, when set, stamps published events with this workspace
-	// and delivers only this workspace's events.
+	// and delivers only this workspace's events. A valid workspace ID
+	// (ValidateWorkspaceID), like TenantID.
 	WorkspaceID string
 }
 
@@ -39,7 +41,10 @@ type PluginClient struct {
 // NewPluginClient returns a client for pc on bus. It fails, wrapping
 // ErrInvalidPluginID, when pc.PluginID is not kebab-case ("crm",
 // "sample-analytics"; not "CRM", "sample_analytics" or "salesforce.sync"),
-// and wrapping ErrTenantRequired when pc.TenantID is empty.
+// wrapping ErrTenantRequired when pc.TenantID is empty, and wrapping
+// ErrInvalidTenantID (ErrInvalidWorkspaceID) when the tenant (workspace)
+// is not a valid ID: letters, digits, '-' and '_', no dots (see
+// ValidateTenantID).
 func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginClient needs a Bus (see NewBus)", ErrInvalidConfig)
@@ -50,6 +55,12 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 	if strings.TrimSpace(pc.TenantID) == "" {
 		return nil, fmt.Errorf("%w: PluginScope.TenantID is empty; a plugin client is bound to one tenant (e.g. TenantID: \"acme\")",
 			ErrTenantRequired)
+	}
+	if err := ValidateTenantID(pc.TenantID); err != nil {
+		return nil, fmt.Errorf("new plugin client: PluginScope.TenantID: %w", err)
+	}
+	if err := ValidateWorkspaceID(pc.WorkspaceID); err != nil {
+		return nil, fmt.Errorf("new plugin client: PluginScope.WorkspaceID: %w", err)
 	}
 	return &PluginClient{bus: bus, scope: pc}, nil
 }
@@ -156,6 +167,9 @@ func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
 		if ws != "" && m.WorkspaceID != ws {
 			return PublishMetadata{}, fmt.Errorf("%w: the context is for workspace %q but this client is bound to workspace %q; use a client for that workspace",
 				ErrPluginScope, m.WorkspaceID, ws)
+		}
+		if err := ValidateWorkspaceID(m.WorkspaceID); err != nil {
+			return PublishMetadata{}, fmt.Errorf("the context's workspace: %w", err)
 		}
 		ws = m.WorkspaceID
 	}

@@ -2,7 +2,6 @@ package eventbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // PluginHostConfig describes a plugin deployment for NewPluginHost.
@@ -39,15 +36,26 @@ type PluginHost struct {
 	bus   *Bus
 	proto *PluginClient // the plugin's names (topics, groups); no tenant
 
-	mu      sync.Mutex                               // serializes changes of tenants
+	mu      sync.Mutex                               // serializes changes of tenants and followers
 	tenants atomic.Pointer[map[string]*PluginClient] // served tenant -> its client
-	seen    map[string]time.Time                     // tenant -> last lifecycle event applied
+	seen    map[string]int64                         // tenant -> sequence of the last lifecycle event applied (0: none)
 	subs    ownSubscriptions                         // made by this host
+
+	running   sync.Map             // tenant -> *atomic.Int64: handler calls under way (DrainTenant)
+	followers []*lifecycleFollower // FollowLifecycle's consumers, stopped by Close
+	following atomic.Int32         // len(followers), read without mu
+	closes    int                  // Close calls: a FollowLifecycle that saw another count fails
+	hooks     struct {             // set by tests (export_test.go) before use
+		lifecycle, unknownTenant func(tenant string)
+		follow                   func()
+	}
 }
 
 // NewPluginHost returns a host of plugin cfg.PluginID on bus, serving
 // cfg.Tenants. It fails, wrapping ErrInvalidPluginID, when the plugin ID is
-// not kebab-case, and wrapping ErrTenantRequired when a tenant is empty.
+// not kebab-case, wrapping ErrTenantRequired when a tenant is empty, and
+// wrapping ErrInvalidTenantID when a tenant is not a valid tenant ID (see
+// ValidateTenantID).
 func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginHost needs a Bus (see NewBus)", ErrInvalidConfig)
@@ -58,7 +66,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	h := &PluginHost{
 		bus:   bus,
 		proto: &PluginClient{bus: bus, scope: PluginScope{PluginID: cfg.PluginID}},
-		seen:  map[string]time.Time{},
+		seen:  map[string]int64{},
 	}
 	empty := map[string]*PluginClient{}
 	h.tenants.Store(&empty)
@@ -81,7 +89,8 @@ func (h *PluginHost) Bus() *Bus { return h.bus }
 // all published from then on, and those still waiting in a group's
 // backlog. Events of the tenant skipped before are not delivered again.
 // Adding a served tenant is a no-op. An empty tenant fails with
-// ErrTenantRequired.
+// ErrTenantRequired; one that is not a valid tenant ID (letters, digits,
+// '-' and '_', no dots; see ValidateTenantID) with ErrInvalidTenantID.
 func (h *PluginHost) AddTenant(tenantID string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -105,9 +114,12 @@ func (h *PluginHost) addLocked(tenantID string) error {
 }
 
 // RemoveTenant stops serving tenantID, without a rebalance, and reports
-// whether it was served. No handler starts for its events after it
-// returns; calls already running finish. Its events are skipped and
-// committed from then on; the other tenants lose nothing.
+// whether it was served. No handler call starts for its events after it
+// returns; it does not wait for the calls already running, which finish
+// (and may publish) as they would have: DrainTenant waits for them. Its
+// events are skipped and committed from then on (while the host follows
+// the lifecycle, once the lifecycle is read up to them; see
+// FollowLifecycle); the other tenants lose nothing.
 func (h *PluginHost) RemoveTenant(tenantID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -125,14 +137,60 @@ func (h *PluginHost) removeLocked(tenantID string) bool {
 	return true
 }
 
+// DrainTenant waits until no handler call for tenantID runs on the host's
+// subscriptions, and fails with ctx's error when ctx ends first. After
+// RemoveTenant(tenantID) it returns once the calls that started before
+// the removal have finished; none starts after (unless the tenant is
+// added again). It does not stop the calls: a handler that never returns
+// keeps it waiting until ctx ends.
+func (h *PluginHost) DrainTenant(ctx context.Context, tenantID string) error {
+	v, ok := h.running.Load(tenantID)
+	if !ok {
+		return nil
+	}
+	n := v.(*atomic.Int64)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("plugin host %s: drain tenant %q: %d handler calls still running: %w", h.PluginID(), tenantID, n.Load(), context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
 // Serves reports whether the host serves tenantID.
 func (h *PluginHost) Serves(tenantID string) bool {
 	_, ok := (*h.tenants.Load())[tenantID]
 	return ok
 }
 
-// serves is Serves on a header value, without allocating.
+// filterWait bounds how long the header filter (serves) holds an event of
+// a tenant the host does not serve while the lifecycle is read up to it;
+// past it the event is decoded and scoped waits, with the handler's
+// context (which a rebalance or shutdown cancels).
+const filterWait = 5 * time.Second
+
+// serves is the header filter of the host's subscriptions, without
+// allocating for a served tenant. While the host follows the lifecycle, an
+// event of another tenant waits (its key only) until the lifecycle is read
+// up to it (catchUp), then is checked again, so that it is skipped on its
+// headers, undecoded, as before: a record of a tenant the host does not
+// serve never reaches its dead letter queue.
 func (h *PluginHost) serves(tenant []byte) bool {
+	if _, ok := (*h.tenants.Load())[string(tenant)]; ok {
+		return true
+	}
+	if h.following.Load() == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), filterWait)
+	defer cancel()
+	if err := h.catchUp(ctx, string(tenant)); err != nil {
+		return true // not read up to it in time: scoped waits on
+	}
 	_, ok := (*h.tenants.Load())[string(tenant)]
 	return ok
 }
@@ -230,14 +288,57 @@ func SubscribeHost[T any](ctx context.Context, h *PluginHost, name Name[T], hand
 
 // scoped wraps a handler so that it sees only served tenants (checked
 // again at the call, so a tenant removed after its event passed the
-// header filter is not called).
+// header filter is not called). While the host follows the lifecycle, an
+// event of a tenant it does not serve is held (its key waits, nothing is
+// committed) until the lifecycle topics have been applied up to their end
+// offsets listed after the event was fetched, then checked again: an
+// install published before the tenant's event is applied first.
 func (h *PluginHost) scoped(handler Handler) Handler {
 	return func(ctx context.Context, ev RawEvent) error {
 		if !h.Serves(ev.TenantID) {
-			return nil
+			if err := h.catchUp(ctx, ev.TenantID); err != nil {
+				return err
+			}
+			if !h.Serves(ev.TenantID) {
+				return nil
+			}
+		}
+		// Counted before the check that RemoveTenant's promise rests on,
+		// so that DrainTenant sees every call that passed it.
+		v, ok := h.running.Load(ev.TenantID)
+		if !ok {
+			v, _ = h.running.LoadOrStore(ev.TenantID, new(atomic.Int64))
+		}
+		n := v.(*atomic.Int64)
+		n.Add(1)
+		defer n.Add(-1)
+		if !h.Serves(ev.TenantID) {
+			return nil // removed meanwhile
 		}
 		return handler(ctx, ev)
 	}
+}
+
+// catchUp waits until every follower of the host has applied the
+// lifecycle topics up to their end offsets as of now. It fails only when
+// ctx ends first (the event is then not finished); a follower that stops
+// meanwhile (Close, Shutdown) no longer counts.
+func (h *PluginHost) catchUp(ctx context.Context, tenant string) error {
+	h.mu.Lock()
+	fs := slices.Clone(h.followers)
+	h.mu.Unlock()
+	if len(fs) == 0 {
+		return nil
+	}
+	if hook := h.hooks.unknownTenant; hook != nil {
+		hook(tenant)
+	}
+	for _, f := range fs {
+		if err := f.sync(ctx); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("plugin host %s: event of tenant %q held until the lifecycle is read: %w", h.PluginID(), tenant, context.Cause(ctx))
+		}
+	}
+	return nil
 }
 
 // Unsubscribe stops a subscription made by this host; see Bus.Unsubscribe.
@@ -249,11 +350,36 @@ func (h *PluginHost) Unsubscribe(ctx context.Context, id string) error {
 	return h.bus.Unsubscribe(ctx, id)
 }
 
-// Close unsubscribes every subscription of the host, FollowLifecycle's
-// included. The bus stays up and the tenant set is kept; the host may
-// subscribe again.
+// Close unsubscribes every subscription of the host, then stops its
+// lifecycle consumers (FollowLifecycle): after it returns no lifecycle
+// event changes the host's tenants, and a FollowLifecycle still starting
+// or catching up fails with ErrHostClosed. The bus stays up and the tenant
+// set is kept; the host may subscribe, and follow, again.
 func (h *PluginHost) Close(ctx context.Context) error {
-	return h.subs.closeAll(ctx, h.bus.Unsubscribe)
+	h.mu.Lock()
+	h.closes++
+	h.mu.Unlock()
+	err := h.subs.closeAll(ctx, h.bus.Unsubscribe)
+	h.mu.Lock()
+	fs := h.followers
+	h.followers = nil
+	h.following.Store(0)
+	h.mu.Unlock()
+	for _, f := range fs {
+		f.stop(fmt.Errorf("%w: plugin host %s", ErrHostClosed, h.PluginID()))
+	}
+	return err
+}
+
+// dropFollower forgets f (after its FollowLifecycle failed) and stops it.
+func (h *PluginHost) dropFollower(f *lifecycleFollower, cause error) {
+	h.mu.Lock()
+	if i := slices.Index(h.followers, f); i >= 0 {
+		h.followers = slices.Delete(h.followers, i, i+1)
+		h.following.Store(int32(len(h.followers)))
+	}
+	h.mu.Unlock()
+	f.stop(cause)
 }
 
 // subscribeSpec makes *PluginHost a Subscriber (see InitializeHandlers):
@@ -276,8 +402,9 @@ func (h *PluginHost) subscribeSpec(ctx context.Context, spec HandlerSpec) (strin
 type FollowOptions struct {
 	// FromBeginning replays the retained lifecycle events first, so the
 	// host rebuilds its tenant set from the platform's history (within the
-	// topics' retention). Default: only lifecycle events published from
-	// now on; give the current tenants in PluginHostConfig.Tenants.
+	// topics' retention); FollowLifecycle returns once the replay is
+	// applied. Default: only lifecycle events published from now on; give
+	// the current tenants in PluginHostConfig.Tenants.
 	FromBeginning bool
 }
 
@@ -288,71 +415,80 @@ var LifecycleEvents = []string{
 	"core.plugin.deactivated", "core.plugin.uninstalled",
 }
 
-// lifecycleData is what FollowLifecycle reads of a lifecycle event's data.
-type lifecycleData struct {
-	PluginID string `json:"pluginId"`
-	TenantID string `json:"tenantId"`
-}
-
 // FollowLifecycle makes the host follow the platform: a core.plugin.installed
 // or core.plugin.activated event of this plugin adds its tenant, and a
 // core.plugin.deactivated or core.plugin.uninstalled event removes it.
-// Events of other plugins are ignored; the tenant is the data's tenantId,
-// else the event's. Per tenant, an event older (by Timestamp) than the
-// last one applied is ignored, so that an install and an uninstall read
-// from different topics apply in the order they happened. It returns once
-// the subscriptions have joined; Close stops them.
+// Events of other plugins are ignored. The tenant is the data's tenantId,
+// else the event's; an event whose data names another tenant than the
+// event (or whose tenant-id header disagrees with it) is ignored and
+// logged, never applied to either tenant.
 //
-// Every process must see every lifecycle event, so each FollowLifecycle
-// call reads in a consumer group of its own,
-// "plugin.<id>.lifecycle.<random>" — in the plugin's namespace, so the
-// ACLs stay the same, but the plugin must be allowed to read the
-// core.plugin. topics (ProvisionPlugin's CoreTopics).
+// It returns once the lifecycle topics have been read and applied up to
+// their end offsets as of the call: with FollowOptions.FromBeginning the
+// host then serves exactly the tenants the retained history leaves
+// installed and active; without it, at once. It fails when ctx ends first
+// (the host then does not follow), and with ErrHostClosed when Close runs
+// meanwhile.
+//
+// Order: the publishers' clocks never decide. Within a partition events
+// apply in log order; events read after the call apply in the order read.
+// When an event's data carries a "sequence" (a number the platform
+// increases with each lifecycle event of a plugin and tenant) and the last
+// event applied for that tenant carried one too, an event with a lower
+// sequence is ignored. A replay (FromBeginning) gives each tenant the
+// state of its last retained event: the highest sequence when all of the
+// tenant's events carry one, else — the four topics having no common
+// order — the latest event timestamp.
+//
+// While the host follows, its subscriptions hold an event of a tenant it
+// does not serve (its key waits; nothing is committed) until the
+// lifecycle topics have been applied up to their end offsets listed after
+// the event was fetched, then check again: a tenant's events published
+// after its install are never skipped because the install was read late.
+// Events of tenants the host does not serve so cost, before they are
+// skipped on their headers, a shared wait: one ListOffsets request for all
+// the events waiting at that moment, plus the lifecycle consumer's lag;
+// one event per key waits at a time. A wait longer than 5 s (the
+// lifecycle cannot be read) goes on after the event is decoded, with the
+// handler's context, so that a rebalance or shutdown ends it (the event
+// is then not committed).
+//
+// The lifecycle topics are read by a consumer of the host's own, without
+// a consumer group, so every process sees every lifecycle event and
+// nothing is left on the broker when a process restarts: no group per
+// call. The plugin must be allowed to read the core.plugin. topics
+// (ProvisionPlugin's CoreTopics). Partitions added to those topics after
+// the call are not read; follow again (Close, FollowLifecycle) to read
+// them. Close and Bus.Shutdown stop it.
 func (h *PluginHost) FollowLifecycle(ctx context.Context, opts FollowOptions) error {
-	group := "lifecycle." + uuid.NewString()
-	var ids []string
-	for _, topic := range LifecycleEvents {
-		add := strings.HasSuffix(topic, ".installed") || strings.HasSuffix(topic, ".activated")
-		id, err := h.bus.Subscribe(ctx, topic, typedHandler(func(_ context.Context, ev Event[lifecycleData]) error {
-			h.applyLifecycle(ev, add)
-			return nil
-		}), SubscribeOptions{
-			GroupID:  h.GroupID(group),
-			Delivery: Delivery{FromBeginning: opts.FromBeginning, OnFailure: Skip},
-		})
-		if err != nil {
-			err = fmt.Errorf("plugin host %s: follow %s: %w", h.PluginID(), topic, err)
-			for _, id := range ids {
-				err = errors.Join(err, h.bus.Unsubscribe(context.WithoutCancel(ctx), id))
-			}
-			return err
-		}
-		ids = append(ids, id)
-	}
-	h.subs.add(ids...)
-	return nil
-}
-
-// applyLifecycle adds or removes the tenant of a lifecycle event.
-func (h *PluginHost) applyLifecycle(ev Event[lifecycleData], add bool) {
-	if ev.Data.PluginID != h.PluginID() {
-		return
-	}
-	tenant := ev.Data.TenantID
-	if tenant == "" {
-		tenant = ev.TenantID
+	h.mu.Lock()
+	closes := h.closes
+	h.mu.Unlock()
+	f, ends, err := h.newFollower(ctx, opts.FromBeginning)
+	if err != nil {
+		return fmt.Errorf("plugin host %s: follow the lifecycle: %w", h.PluginID(), err)
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if last, ok := h.seen[tenant]; ok && ev.Timestamp.Before(last) {
-		return
+	if h.closes != closes {
+		h.mu.Unlock()
+		f.cl.Close()
+		return fmt.Errorf("%w: plugin host %s was closed while FollowLifecycle started", ErrHostClosed, h.PluginID())
 	}
-	h.seen[tenant] = ev.Timestamp
-	if add {
-		if err := h.addLocked(tenant); err != nil {
-			h.bus.logger.Warn("eventbus: plugin host: lifecycle event names no usable tenant", "plugin", h.PluginID(), "event_id", ev.ID, "err", err)
-		}
-		return
+	h.followers = append(h.followers, f)
+	h.following.Store(int32(len(h.followers)))
+	h.mu.Unlock()
+	var replayTo lifecycleOffsets
+	if opts.FromBeginning {
+		replayTo = ends
 	}
-	h.removeLocked(tenant)
+	go f.run(replayTo)
+	if hook := h.hooks.follow; hook != nil {
+		hook()
+	}
+	if err := f.waitApplied(ctx, ends); err != nil {
+		err = fmt.Errorf("plugin host %s: follow the lifecycle: %w", h.PluginID(), err)
+		h.dropFollower(f, err)
+		return err
+	}
+	return nil
 }

@@ -292,7 +292,7 @@ func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 		return len(rec.byTenant["acme"]) == 1 && len(rec.byTenant["globex"]) == 1
 	})
 	group := host.GroupID("billing")
-	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, acme), hasStatus(eventbus.StatusResolved))
+	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", acme), hasStatus(eventbus.StatusResolved))
 	if e.ConsumerGroup != group || e.TenantID != "acme" || e.RetryCount != 1 {
 		t.Fatalf("entry = %+v", e)
 	}
@@ -558,5 +558,47 @@ func TestPluginHostPublishesForTheHandledTenant(t *testing.T) {
 		if ev.TenantID != tenant || ev.Metadata.Source != plugin || ev.Metadata.CausationID == "" {
 			t.Errorf("%s's contact = %+v", tenant, ev)
 		}
+	}
+}
+
+// RemoveTenant does not wait for the tenant's running handler calls;
+// DrainTenant does, and fails with ctx's error while one runs.
+func TestPluginHostDrainTenantWaitsForRunningHandlers(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	plugin := eventbustest.UniqueID("host")
+	event := pluginEvent(t, plugin, "contact.created")
+	host := newHost(t, bus, plugin, "acme")
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	mustHostSubscribe(t, host, event, func(context.Context, eventbus.RawEvent) error {
+		once.Do(func() { close(started) })
+		<-release
+		return nil
+	}, eventbus.PluginSubscribeOptions{})
+	c, err := host.Client("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPluginPublish(t, c, event, map[string]string{})
+	select {
+	case <-started:
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatal("the handler was not called")
+	}
+	if !host.RemoveTenant("acme") {
+		t.Fatal("RemoveTenant(acme) = false")
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := host.DrainTenant(short, "acme"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DrainTenant while a call runs = %v, want DeadlineExceeded", err)
+	}
+	close(release)
+	if err := host.DrainTenant(boundedCtx(t), "acme"); err != nil {
+		t.Fatalf("DrainTenant after the call returned = %v", err)
+	}
+	if err := host.DrainTenant(boundedCtx(t), "never-served"); err != nil {
+		t.Fatalf("DrainTenant(never-served) = %v", err)
 	}
 }

@@ -99,10 +99,14 @@ type SubscribeOptions struct {
 	GroupID string
 	// TenantID, when set, delivers only that tenant's events. The filter
 	// is part of the group's identity: the group joined is
-	// "<GroupID>.tenant.<TenantID>" (see EffectiveGroupID).
+	// "<GroupID>.tenant.<TenantID>" (see EffectiveGroupID). It must be a
+	// valid tenant ID (ValidateTenantID: letters, digits, '-', '_', no
+	// dots), so no two filters join the same group; else Subscribe fails
+	// with ErrInvalidTenantID.
 	TenantID string
 	// WorkspaceID, when set, delivers only that workspace's events; it needs
-	// TenantID. It too is part of the group's identity.
+	// TenantID. It too is part of the group's identity, and is checked by
+	// ValidateWorkspaceID (ErrInvalidWorkspaceID).
 	WorkspaceID string
 	// Delivery: start position, ordering, concurrency, failure policy.
 	Delivery
@@ -163,7 +167,10 @@ func (d Delivery) withDefaults() (Delivery, error) {
 }
 
 // EffectiveGroupID is the consumer group a subscription with these options
-// joins: the GroupID plus its tenant and workspace filter.
+// joins: the GroupID plus its tenant and workspace filter,
+// "<groupID>[.tenant.<tenantID>[.workspace.<workspaceID>]]". Subscribe
+// accepts only tenant and workspace IDs without dots (ValidateTenantID),
+// so two different filters on one GroupID never share a group.
 func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 	g := groupID
 	if tenantID != "" {
@@ -182,7 +189,9 @@ func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 // partitions are assigned, so events published after it returns are
 // delivered. A bad or dlq.* topic fails with ErrInvalidTopic; the same
 // topic twice in one group of this process with ErrDuplicateSubscription;
-// bad options with ErrInvalidConfig.
+// a tenant or workspace filter that is not a valid ID with
+// ErrInvalidTenantID or ErrInvalidWorkspaceID; other bad options with
+// ErrInvalidConfig.
 func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions) (string, error) {
 	return b.subscribe(ctx, eventType, handler, opts, nil)
 }
@@ -207,6 +216,14 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	}
 	if opts.WorkspaceID != "" && opts.TenantID == "" {
 		return "", fmt.Errorf("%w: SubscribeOptions.WorkspaceID %q needs a TenantID too (workspaces belong to tenants)", ErrInvalidConfig, opts.WorkspaceID)
+	}
+	if opts.TenantID != "" {
+		if err := ValidateTenantID(opts.TenantID); err != nil {
+			return "", fmt.Errorf("subscribe %s: SubscribeOptions.TenantID: %w", eventType, err)
+		}
+	}
+	if err := ValidateWorkspaceID(opts.WorkspaceID); err != nil {
+		return "", fmt.Errorf("subscribe %s: SubscribeOptions.WorkspaceID: %w", eventType, err)
 	}
 	if opts.Delivery, err = opts.Delivery.withDefaults(); err != nil {
 		return "", err

@@ -193,6 +193,8 @@ type TopicManager struct {
 
 	valid      sync.Map // topic names that passed validation
 	validCount atomic.Int64
+
+	provisioning sync.Map // plugin ID -> *sync.Mutex: ProvisionPlugin calls one at a time per plugin
 }
 
 // maxCachedValidTopics bounds the cache of validated names, so that a

@@ -43,7 +43,7 @@ func TestTracingFollowsAnEventThroughTheDLQ(t *testing.T) {
 	}, eventbus.SubscribeOptions{GroupID: group})
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme", CorrelationID: "corr-42"})
 	done.WaitForID(t, id)
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, id), hasStatus(eventbus.StatusResolved))
+	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusResolved))
 
 	ended := spans.Ended()
 	var publish *endedSpan

@@ -31,10 +31,10 @@
 //	core.user.deleted                       UserDeletedData{userId}
 //	core.user.login                         UserLoginData{userId, ipAddress?, userAgent?}
 //	core.user.logout                        UserLogoutData{userId, sessionDuration?}
-//	core.plugin.installed                   PluginInstalledData{pluginId, tenantId, version?}
-//	core.plugin.uninstalled                 PluginUninstalledData{pluginId, tenantId}
-//	core.plugin.activated                   PluginActivatedData{pluginId, tenantId}
-//	core.plugin.deactivated                 PluginDeactivatedData{pluginId, tenantId}
+//	core.plugin.installed                   PluginInstalledData{pluginId, tenantId, version?, sequence?}
+//	core.plugin.uninstalled                 PluginUninstalledData{pluginId, tenantId, sequence?}
+//	core.plugin.activated                   PluginActivatedData{pluginId, tenantId, sequence?}
+//	core.plugin.deactivated                 PluginDeactivatedData{pluginId, tenantId, sequence?}
 //	core.plugin.configured                  PluginConfiguredData{pluginId, tenantId, changes}
 //	core.auth.token_issued                  TokenIssuedData{userId, clientId?, expiresAt}
 //	core.auth.login_failed                  LoginFailedData{email, ipAddress?, reason}
@@ -283,12 +283,22 @@ type PluginInstalledData struct {
 	PluginID string `json:"pluginId"`
 	TenantID string `json:"tenantId"`
 	Version  string `json:"version,omitempty"`
+	// Sequence, when the platform sets it, increases with each lifecycle
+	// event (installed, activated, deactivated, uninstalled) of one plugin
+	// and tenant; PluginHost.FollowLifecycle orders by it rather than by
+	// the publishers' clocks. 0: not set.
+	Sequence int64 `json:"sequence,omitempty"`
 }
 
 // PluginUninstalledData is the data of core.plugin.uninstalled.
 type PluginUninstalledData struct {
 	PluginID string `json:"pluginId"`
 	TenantID string `json:"tenantId"`
+	// Sequence, when the platform sets it, increases with each lifecycle
+	// event (installed, activated, deactivated, uninstalled) of one plugin
+	// and tenant; PluginHost.FollowLifecycle orders by it rather than by
+	// the publishers' clocks. 0: not set.
+	Sequence int64 `json:"sequence,omitempty"`
 }
 
 // PluginActivatedData is the data of core.plugin.activated: an installed
@@ -296,6 +306,11 @@ type PluginUninstalledData struct {
 type PluginActivatedData struct {
 	PluginID string `json:"pluginId"`
 	TenantID string `json:"tenantId"`
+	// Sequence, when the platform sets it, increases with each lifecycle
+	// event (installed, activated, deactivated, uninstalled) of one plugin
+	// and tenant; PluginHost.FollowLifecycle orders by it rather than by
+	// the publishers' clocks. 0: not set.
+	Sequence int64 `json:"sequence,omitempty"`
 }
 
 // PluginDeactivatedData is the data of core.plugin.deactivated: an
@@ -303,6 +318,11 @@ type PluginActivatedData struct {
 type PluginDeactivatedData struct {
 	PluginID string `json:"pluginId"`
 	TenantID string `json:"tenantId"`
+	// Sequence, when the platform sets it, increases with each lifecycle
+	// event (installed, activated, deactivated, uninstalled) of one plugin
+	// and tenant; PluginHost.FollowLifecycle orders by it rather than by
+	// the publishers' clocks. 0: not set.
+	Sequence int64 `json:"sequence,omitempty"`
 }
 
 // PluginConfiguredData is the data of core.plugin.configured: a plugin's

@@ -69,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	publish := func(name, topic, tenant string, data any, opts ...eventbus.PublishOption) {
 		id := eventbustest.MustPublish(t, f.bus, topic, data, eventbus.PublishMetadata{TenantID: tenant}, opts...)
-		f.events[name], f.ids[name] = id, eventbus.FailedEventID(f.group, id)
+		f.events[name], f.ids[name] = id, eventbus.FailedEventID(f.group, topic, tenant, id)
 	}
 	publish("secret", f.topicA, f.tenantA,
 		json.RawMessage(`{"password":"`+secret+`","profile":{"apiKey":"k","name":"Ann"}}`),

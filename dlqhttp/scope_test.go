@@ -38,7 +38,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 	}
 	eventbustest.MustSubscribe(t, f.bus, f.topicA, handler, eventbus.SubscribeOptions{GroupID: f.group})
 	id := eventbustest.MustPublish(t, f.bus, f.topicA, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: f.tenantA})
-	f.ids["failing"] = eventbus.FailedEventID(f.group, id)
+	f.ids["failing"] = eventbus.FailedEventID(f.group, f.topicA, f.tenantA, id)
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...))
 	if err != nil {

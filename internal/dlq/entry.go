@@ -2,6 +2,7 @@ package dlq
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -92,9 +93,36 @@ type Failure struct {
 	HasRetryAfter bool
 }
 
-// EntryID is the ID of the entry for an event failed by a group: stable,
-// URL-safe, 32 lowercase hex characters.
-func EntryID(group, eventID string) string {
+// EntryID is the ID of the entry for the event eventID of tenantID on
+// topic, failed by group: stable, URL-safe, 32 lowercase hex characters.
+// The tenant and the topic are part of it because one group may serve many
+// tenants (a plugin host's) and read many topics, where event IDs need not
+// be unique (a replay, WithEventID): no two of them share an entry.
+//
+// Entries written before the tenant and topic were part of the ID have
+// IDs of LegacyEntryID's form. Nothing recomputes an entry's ID from its
+// fields: every entry is found, retried and deleted by the ID stored in it
+// (its record's key), so those entries stay usable as they are. A new
+// failure of such an event makes a new entry beside the old one.
+func EntryID(group, topic, tenantID, eventID string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write([]byte(entryIDVersion))
+	for _, field := range [...]string{group, topic, tenantID, eventID} {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(field)))]) // length-prefixed: no two field lists hash the same bytes
+		h.Write([]byte(field))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// entryIDVersion starts what EntryID hashes, so its IDs never coincide
+// with LegacyEntryID's (nor with overlayKey's, which has that form).
+const entryIDVersion = "plexica-eventbus/dlq-entry/v2\x00"
+
+// LegacyEntryID is the ID that entries written before EntryID took the
+// tenant and topic into account have: a hash of group and event ID only.
+// Such entries keep it (see EntryID).
+func LegacyEntryID(group, eventID string) string {
 	sum := sha256.Sum256([]byte(group + "\x00" + eventID))
 	return hex.EncodeToString(sum[:16])
 }
@@ -114,10 +142,11 @@ func isEntryID(key string) bool {
 }
 
 // newEntry builds the entry for a record that group failed; applyFailure
-// then records the failure itself.
+// then records the failure itself. Its tenant is the record's tenant-id
+// header, or for a record without one, the tenant of its event when it
+// decodes as one.
 func (q *Queue) newEntry(r *kgo.Record, group, eventID string) *Entry {
 	e := &Entry{
-		ID:             EntryID(group, eventID),
 		OriginalTopic:  r.Topic,
 		OriginalKey:    r.Key,
 		EventID:        eventID,
@@ -147,6 +176,15 @@ func (q *Queue) newEntry(r *kgo.Record, group, eventID string) *Entry {
 		}
 		e.OriginalHeaders = append(e.OriginalHeaders, Header{h.Key, string(h.Value)})
 	}
+	if _, ok := wire.HeaderValue(r.Headers, wire.HeaderTenantID); !ok {
+		if env, err := wire.Decode(r.Value); err == nil {
+			e.TenantID, e.WorkspaceID = env.TenantID, env.WorkspaceID
+			if e.EventType == "" {
+				e.EventType = env.Type
+			}
+		}
+	}
+	e.ID = EntryID(group, e.OriginalTopic, e.TenantID, eventID)
 	return e
 }
 

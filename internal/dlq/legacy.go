@@ -2,8 +2,6 @@ package dlq
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -95,18 +93,14 @@ type legacyOverlay struct {
 }
 
 // overlayKey is the record key of the overlays of TypeScript entry id. It
-// is EntryID(OriginTypeScript, id), so it is the key of one of our own
-// entries too when a consumer group named "typescript" fails an event
-// whose ID is id: the two would share a key, and compaction would keep
-// only the newer. That does not happen in practice: the TypeScript package
-// names its entries dlq-<event ID>-<milliseconds> (the ID of the event plus
-// the time of its failure), not an event ID, which is a UUID unless its
-// publisher sets one. The key stays as it is: overlays written with it
-// exist on clusters.
-func overlayKey(id string) string {
-	sum := sha256.Sum256([]byte("typescript\x00" + id))
-	return hex.EncodeToString(sum[:16])
-}
+// is LegacyEntryID(OriginTypeScript, id), the ID that one of our own
+// entries had before EntryID took the tenant and topic in: when a group
+// named "typescript" failed an event whose ID is id. EntryID's IDs never
+// coincide with it. (Nor did that happen in practice before: the
+// TypeScript package names its entries dlq-<event ID>-<milliseconds>, not
+// an event ID.) The key stays as it is: overlays written with it exist on
+// clusters.
+func overlayKey(id string) string { return LegacyEntryID(OriginTypeScript, id) }
 
 // writeOverlay stores e, a TypeScript entry found on dlqTopic, as an
 // operator left it.

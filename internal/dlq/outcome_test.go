@@ -43,8 +43,8 @@ func TestRetryOutcomeCrossingANewerRetry(t *testing.T) {
 	retries := retryReader(t, host, topic)
 	retry()
 	first := retries(ctx, 1)
-	claim, ok := q.VerifyRetry(ctx, first, topic, group)
-	if !ok || !claim.Outstanding {
+	claim, ok, err := q.VerifyRetry(ctx, first, topic, group)
+	if err != nil || !ok || !claim.Outstanding {
 		t.Fatalf("the first retry: verified %v, outstanding %v", ok, claim.Outstanding)
 	}
 	var once sync.Once
@@ -53,8 +53,8 @@ func TestRetryOutcomeCrossingANewerRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := retries(ctx, 2)
-	claim, ok = q.VerifyRetry(ctx, second, topic, group)
-	if !ok || !claim.Outstanding {
+	claim, ok, err = q.VerifyRetry(ctx, second, topic, group)
+	if err != nil || !ok || !claim.Outstanding {
 		t.Fatalf("the second retry: verified %v, outstanding %v: the first retry's outcome erased it", ok, claim.Outstanding)
 	}
 	if _, err := q.RecordFailure(ctx, second, group, eventID, &claim, rejected); err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -102,6 +103,9 @@ type Queue struct {
 	// hookBeforeOutcome, when set by a test, runs just before a retry's
 	// outcome is written.
 	hookBeforeOutcome func()
+	// readFault, when set by a test (SetReadFault), runs before each read
+	// of the records retries name; an error it returns is the read's.
+	readFault atomic.Pointer[func() error]
 
 	readerOnce sync.Once
 	reader     *logread.Reader // reads the records retries name
@@ -221,6 +225,26 @@ func (q *Queue) recordReader() (*logread.Reader, error) {
 		q.reader = logread.New(cl)
 	})
 	return q.reader, q.readerErr
+}
+
+// SetReadFault makes fault run before each read of the dead-letter
+// records that retries name (VerifyRetry and the checks of a retry's
+// outcome); a non-nil error it returns fails that read. For tests that
+// inject broker errors; nil removes it.
+func (q *Queue) SetReadFault(fault func() error) {
+	if fault == nil {
+		q.readFault.Store(nil)
+		return
+	}
+	q.readFault.Store(&fault)
+}
+
+// injectedFault returns the error of the test's read fault, if any.
+func (q *Queue) injectedFault() error {
+	if f := q.readFault.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
 }
 
 // Counts counts the entries by status, from the view's index (an empty

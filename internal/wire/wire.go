@@ -275,6 +275,10 @@ type Scope struct {
 	// Known is false when the record has no tenant-id header (for example,
 	// it was written by another producer); the value must then be decoded.
 	Known bool
+	// WorkspaceKnown is false when the record has no workspace-id header
+	// (the bus always writes one, empty for no workspace): a workspace
+	// filter must then be applied to the decoded event.
+	WorkspaceKnown bool
 }
 
 // ScopeOf reads the tenant and workspace from a record's headers.
@@ -285,22 +289,37 @@ func ScopeOf(headers []kgo.RecordHeader) Scope {
 		case HeaderTenantID:
 			s.TenantID, s.Known = h.Value, true
 		case HeaderWorkspaceID:
-			s.WorkspaceID = h.Value
+			s.WorkspaceID, s.WorkspaceKnown = h.Value, true
 		}
 	}
 	return s
 }
 
 // Matches reports whether the scope passes a tenant (and workspace) filter.
-// An empty filter field matches anything.
+// An empty filter field matches anything, and so does a workspace filter
+// on a record without a workspace-id header (the decoded event decides).
 func (s Scope) Matches(tenantID, workspaceID string) bool {
 	if tenantID != "" && string(s.TenantID) != tenantID {
 		return false
 	}
-	if workspaceID != "" && string(s.WorkspaceID) != workspaceID {
+	if workspaceID != "" && s.WorkspaceKnown && string(s.WorkspaceID) != workspaceID {
 		return false
 	}
 	return true
+}
+
+// Mismatch describes how the headers' scope disagrees with the decoded
+// event e's tenantId and workspaceId, or returns "" when they agree (or
+// the headers name no scope). A header that is absent is not compared;
+// an empty workspace-id header means "no workspace".
+func (s Scope) Mismatch(e *Envelope) string {
+	if s.Known && string(s.TenantID) != e.TenantID {
+		return fmt.Sprintf("the tenant-id header says %q but the event's tenantId is %q", s.TenantID, e.TenantID)
+	}
+	if s.WorkspaceKnown && string(s.WorkspaceID) != e.WorkspaceID {
+		return fmt.Sprintf("the workspace-id header says %q but the event's workspaceId is %q", s.WorkspaceID, e.WorkspaceID)
+	}
+	return ""
 }
 
 // HeaderValue returns the value of the first header named key, and whether it

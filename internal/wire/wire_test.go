@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func sample() Envelope {
@@ -185,4 +187,38 @@ func FuzzTimestampRoundTrip(f *testing.F) {
 			t.Fatalf("round trip of %v gave %v", tm, got.Timestamp)
 		}
 	})
+}
+
+func TestScopeMismatchAndMatches(t *testing.T) {
+	hdr := func(kv ...string) []kgo.RecordHeader {
+		var hs []kgo.RecordHeader
+		for i := 0; i < len(kv); i += 2 {
+			hs = append(hs, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return hs
+	}
+	acmeW1 := &Envelope{TenantID: "acme", WorkspaceID: "w1"}
+	for _, c := range []struct {
+		name     string
+		headers  []kgo.RecordHeader
+		mismatch bool
+	}{
+		{"agree", hdr(HeaderTenantID, "acme", HeaderWorkspaceID, "w1"), false},
+		{"no headers", nil, false},
+		{"no workspace header", hdr(HeaderTenantID, "acme"), false},
+		{"other tenant", hdr(HeaderTenantID, "globex", HeaderWorkspaceID, "w1"), true},
+		{"other workspace", hdr(HeaderTenantID, "acme", HeaderWorkspaceID, "w2"), true},
+		{"empty workspace header", hdr(HeaderTenantID, "acme", HeaderWorkspaceID, ""), true},
+	} {
+		if got := ScopeOf(c.headers).Mismatch(acmeW1) != ""; got != c.mismatch {
+			t.Errorf("%s: mismatch %v, want %v", c.name, got, c.mismatch)
+		}
+	}
+	// Without a workspace-id header the headers cannot decide a workspace filter.
+	if s := ScopeOf(hdr(HeaderTenantID, "acme")); !s.Matches("acme", "w1") || s.Matches("globex", "") {
+		t.Error("a record without a workspace-id header: the tenant filter decides, the workspace filter waits for the event")
+	}
+	if s := ScopeOf(hdr(HeaderTenantID, "acme", HeaderWorkspaceID, "")); s.Matches("acme", "w1") {
+		t.Error("an empty workspace-id header (no workspace) passed a workspace filter")
+	}
 }

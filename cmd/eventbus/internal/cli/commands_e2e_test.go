@@ -252,7 +252,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		}, eventbus.SubscribeOptions{GroupID: "mailer"})
 		acme := strings.TrimSpace(mustRun(t, "", env, "publish", topic, "--tenant", "acme", "--data", `{"userId":"u-1","password":"hunter2"}`))
 		mustRun(t, "", env, "publish", topic, "--tenant", "globex")
-		id := eventbus.FailedEventID("mailer", acme)
+		id := eventbus.FailedEventID("mailer", topic, "acme", acme)
 
 		api := []string{EnvAPI + "=" + httpAddr, EnvToken + "=admin-secret-0123456"}
 		eventbustest.Eventually(t, "the two failures to reach the DLQ", func() error {
@@ -286,7 +286,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 			t.Fatalf("dlq list with acme's token:\n%s", out)
 		}
 		out = mustRun(t, "", api, "dlq", "show", "--", id)
-		for _, want := range []string{"ID:", id, "Status:", "max-retries-exceeded (permanent failure)", "Group:", "mailer", "History:", "failed", "Original event:", eventbus.FailedEventID("mailer", acme)} {
+		for _, want := range []string{"ID:", id, "Status:", "max-retries-exceeded (permanent failure)", "Group:", "mailer", "History:", "failed", "Original event:", eventbus.FailedEventID("mailer", topic, "acme", acme)} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("dlq show lacks %q:\n%s", want, out)
 			}

@@ -97,8 +97,8 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 	eventbustest.MustPublish(t, bus, audits, map[string]any{"action": "login"}, eventbus.PublishMetadata{TenantID: "acme"})
 	const entries = 6
-	acmeID := eventbus.FailedEventID("mailer", acmeUser)
-	globexID := eventbus.FailedEventID("mailer", globexUser)
+	acmeID := eventbus.FailedEventID("mailer", users, "acme", acmeUser)
+	globexID := eventbus.FailedEventID("mailer", users, "globex", globexUser)
 
 	// Wait (bounded) until the API holds every entry, so the first page the
 	// browser shows is complete.

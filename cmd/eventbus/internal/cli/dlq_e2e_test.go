@@ -103,10 +103,10 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 			t.Fatalf("instances disagree: %+v vs %+v", p1.Items[i], p2.Items[i])
 		}
 	}
-	id := eventbus.FailedEventID("mailer", acme)
+	id := eventbus.FailedEventID("mailer", topic, "acme", acme)
 	// The delete is checked on the entry no retry touches: a retry that
 	// fails again after a delete rightly records the entry anew.
-	untouched := eventbus.FailedEventID("mailer", globex)
+	untouched := eventbus.FailedEventID("mailer", topic, "globex", globex)
 	base := "http://" + api1 + "/api/dlq"
 	var entry eventbus.FailedEvent
 	checks := []struct {
