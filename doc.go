@@ -109,13 +109,13 @@
 // ([EffectiveGroupID]). So instances that share a GroupID but filter
 // different tenants never skip and commit an event another one needed.
 // Tenant and workspace IDs are therefore checked wherever they name a
-// group or a served tenant (a filtered [Bus.Subscribe], [NewPluginClient],
-// [PluginHost.AddTenant], a [PluginClient]'s publish): 1 to 128 ASCII
-// letters, digits, '-' and '_' — "acme", "tenant_42", a UUID — and no dots,
-// so no two scopes share a group name ([ValidateTenantID]; the errors wrap
-// [ErrInvalidTenantID] or [ErrInvalidWorkspaceID]). [Bus.Publish] does not
-// check them yet: an event of a tenant that breaks the rule is published,
-// but no filter, client or host can name that tenant. Each filtered group
+// group or a served tenant, and on every publish (a filtered
+// [Bus.Subscribe], [NewPluginClient], [PluginHost.AddTenant], [Bus.Publish]
+// and the other publishers): 1 to 128 ASCII letters, digits, '-' and '_' —
+// "acme", "tenant_42", a UUID — and no dots, so no two scopes share a group
+// name ([ValidateTenantID]; the errors wrap [ErrInvalidTenantID] or
+// [ErrInvalidWorkspaceID]). Events written by other clients are read
+// whatever their tenant. Each filtered group
 // reads the whole topic. Filters are not a security boundary; the
 // broker's ACLs are (see Broker-enforced isolation).
 //

@@ -587,6 +587,9 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 		return prepared{}, fmt.Errorf("%w: event %q has no PublishMetadata.TenantID; every event belongs to a tenant (e.g. TenantID: \"tenant-acme\")",
 			ErrTenantRequired, eventType)
 	}
+	if err := validateScope(meta); err != nil {
+		return prepared{}, fmt.Errorf("event %q: %w", eventType, err)
+	}
 	var o publishOptions
 	for _, opt := range opts {
 		opt(&o)

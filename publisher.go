@@ -68,6 +68,9 @@ func (b *Bus) resolvePublish(ctx context.Context, eventName string) (*Bus, strin
 			"set it with eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: \"acme\"}) or publish through a PluginClient",
 			ErrTenantRequired, eventName)
 	}
+	if err := validateScope(meta); err != nil {
+		return nil, "", PublishMetadata{}, fmt.Errorf("publishing %q: %w", eventName, err)
+	}
 	return b, eventName, meta, nil
 }
 

@@ -15,8 +15,8 @@ const MaxScopeIDLen = 128
 // An empty ID fails with ErrTenantRequired; any other rejection wraps
 // ErrInvalidTenantID, says what is wrong and shows a valid ID.
 //
-// Subscriptions filtered to a tenant, PluginClient and PluginHost check
-// tenant IDs with it.
+// Publishing, subscriptions filtered to a tenant, PluginClient and
+// PluginHost check tenant IDs with it.
 func ValidateTenantID(id string) error {
 	if strings.TrimSpace(id) == "" {
 		return fmt.Errorf("%w: the tenant ID is empty; every event belongs to a tenant (e.g. %q)", ErrTenantRequired, "acme")
@@ -85,4 +85,12 @@ func fixScopeID(id string) string {
 		s = s[:MaxScopeIDLen]
 	}
 	return s
+}
+
+// validateScope checks an event's tenant and workspace IDs.
+func validateScope(meta PublishMetadata) error {
+	if err := ValidateTenantID(meta.TenantID); err != nil {
+		return err
+	}
+	return ValidateWorkspaceID(meta.WorkspaceID)
 }
