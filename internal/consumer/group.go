@@ -115,6 +115,9 @@ type Group struct {
 
 	mu     sync.RWMutex
 	topics map[string]*dispatcher
+	// retired are removed topics' dispatchers whose handlers still ran:
+	// the topic added back waits for them (dispatcher.inherit).
+	retired map[string]*dispatcher
 
 	commitMu  sync.Mutex    // serializes commits, with revocations' too
 	commitSig chan struct{} // something finished: commit soon
@@ -156,6 +159,7 @@ func Start(cfg Config, first Topic) (*Group, error) {
 	g := &Group{
 		cfg:           cfg,
 		topics:        map[string]*dispatcher{},
+		retired:       map[string]*dispatcher{},
 		commitSig:     make(chan struct{}, 1),
 		assignSig:     make(chan struct{}),
 		pollDone:      make(chan struct{}),
@@ -229,7 +233,10 @@ func (g *Group) AddTopic(t Topic) error {
 	if g.topics[t.Name] != nil {
 		return ErrDuplicateTopic
 	}
-	g.topics[t.Name] = newDispatcher(g, t)
+	d := newDispatcher(g, t)
+	d.inherit(g.retired[t.Name])
+	delete(g.retired, t.Name)
+	g.topics[t.Name] = d
 	g.cl.AddConsumeTopics(t.Name)
 	return nil
 }
@@ -250,6 +257,9 @@ func (g *Group) RemoveTopic(ctx context.Context, name string) (last bool) {
 	g.settle(ctx, name, d, idle, parts, true)
 	g.mu.Lock()
 	delete(g.topics, name)
+	if d.leftRunning() {
+		g.retired[name] = d
+	}
 	g.mu.Unlock()
 	g.cl.PurgeTopicsFromConsuming(name)
 	return false

@@ -447,3 +447,92 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestReaddedTopicWaitsForTheRemovedOnesHandlers: a topic is removed while
+// a handler of key k0 still runs (it ignores its context; RemoveTopic's
+// wait ends with its ctx), and the same topic is added back to the group
+// (a plugin unsubscribed and subscribed again). The record comes again to
+// the new subscription: it must not start while the removed one's handler
+// of the same key still runs, as it would not after a lost partition
+// (startAfter), or one key runs twice at once in this process.
+func TestReaddedTopicWaitsForTheRemovedOnesHandlers(t *testing.T) {
+	const other = "core.other.happened"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	release := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	var mu sync.Mutex
+	running, runs, overlap := 0, 0, false
+	started := make(chan struct{}, 10)
+	h := func(_, _ context.Context, r *kgo.Record) bool {
+		mu.Lock()
+		running++
+		runs++
+		first := runs == 1
+		overlap = overlap || running > 1
+		mu.Unlock()
+		started <- struct{}{}
+		if first {
+			<-gate // the removed subscription's handler: ignores its context
+		}
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return true
+	}
+	topic := Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}
+	g := startTestGroup(t, addrs, "readd", topic, hooks{}, io.Discard)
+	if err := g.AddTopic(Topic{Name: other, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Key: []byte("k0"), Value: []byte("new")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the record was not handled")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	g.RemoveTopic(ctx, testTopic) // returns with the handler still running
+	cancel()
+	if err := g.AddTopic(topic); err != nil {
+		t.Fatal(err)
+	}
+	// The record is fetched again (nothing was committed) and handed to
+	// the new subscription: wait until it holds it, or already runs it.
+	waitFor(t, "the re-added topic's record is handed over", func() bool {
+		mu.Lock()
+		again := runs > 1
+		mu.Unlock()
+		return again || g.Pending(testTopic) > 0
+	})
+	// Give a second handler of the key the chance to start (bounded).
+	select {
+	case <-started:
+	case <-time.After(500 * time.Millisecond):
+	}
+	mu.Lock()
+	twice := overlap
+	mu.Unlock()
+	if twice {
+		t.Fatal("the re-added topic's record ran while the removed subscription's handler of the same key still ran")
+	}
+	release()
+	waitFor(t, "the record is handled again once the first handler returned", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return runs == 2 && running == 0
+	})
+}
