@@ -149,6 +149,10 @@ type hooks struct {
 	// rebalancing runs as partitions are revoked or lost, before they are
 	// released.
 	rebalancing func()
+	// removing runs in RemoveTopic once the topic's handlers are settled,
+	// between its last two steps (the client's purge of the topic and
+	// dropping its dispatcher).
+	removing func()
 }
 
 // Start joins the group, reading first.
@@ -255,13 +259,19 @@ func (g *Group) RemoveTopic(ctx context.Context, name string) (last bool) {
 	}
 	idle, parts := d.close()
 	g.settle(ctx, name, d, idle, parts, true)
+	// The client stops reading the topic before its dispatcher is
+	// dropped: an AddTopic of the same topic meanwhile is refused as a
+	// duplicate, instead of being undone by this purge.
+	g.cl.PurgeTopicsFromConsuming(name)
+	if h := g.cfg.hooks.removing; h != nil {
+		h()
+	}
 	g.mu.Lock()
 	delete(g.topics, name)
 	if d.leftRunning() {
 		g.retired[name] = d
 	}
 	g.mu.Unlock()
-	g.cl.PurgeTopicsFromConsuming(name)
 	return false
 }
 

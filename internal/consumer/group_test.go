@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -535,4 +536,63 @@ func TestReaddedTopicWaitsForTheRemovedOnesHandlers(t *testing.T) {
 		defer mu.Unlock()
 		return runs == 2 && running == 0
 	})
+}
+
+// TestTopicAddedBackDuringRemovalIsRead: a topic is added back to the
+// group (a plugin subscribing again) while its removal is finishing. The
+// new subscription must be read: the removal's purge must not take the
+// topic away from the client after the new subscription added it. An add
+// refused as a duplicate while the removal runs is made again once it
+// returned, as a caller would.
+func TestTopicAddedBackDuringRemovalIsRead(t *testing.T) {
+	const other = "core.other.happened"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	var cnt counting
+	topic := Topic{Name: testTopic, Handle: cnt.handle, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}
+	var g *Group
+	added := make(chan error, 1)
+	hk := hooks{removing: func() {
+		go func() { added <- g.AddTopic(topic) }()
+		// Let the add land here if it can (bounded: a removal that holds
+		// it off makes it wait).
+		select {
+		case err := <-added:
+			added <- err
+		case <-time.After(time.Second):
+		}
+	}}
+	g = startTestGroup(t, addrs, "readded", topic, hk, io.Discard)
+	if err := g.AddTopic(Topic{Name: other, Handle: cnt.handle, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if g.RemoveTopic(ctx, testTopic) {
+		t.Fatal("RemoveTopic reported the last topic removed")
+	}
+	var addErr error
+	select {
+	case addErr = <-added:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AddTopic did not return")
+	}
+	if errors.Is(addErr, ErrDuplicateTopic) {
+		addErr = g.AddTopic(topic)
+	}
+	if addErr != nil {
+		t.Fatal(addErr)
+	}
+	produceNew(t, addrs, 1, 3)
+	deadline := time.Now().Add(15 * time.Second)
+	for cnt.count("new") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 records published after the topic was added back were handled: the client no longer reads it", cnt.count("new"))
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
 }
