@@ -596,3 +596,62 @@ func TestTopicAddedBackDuringRemovalIsRead(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // bounded poll
 	}
 }
+
+// TestStopKeepsItsDeadlineDuringAnAssignment: Stop is called while the
+// group is in an assignment callback reading the group's offsets from a
+// coordinator that keeps failing (the start positions' retries). The poll
+// loop cannot return while a callback runs (BlockRebalanceOnPoll), and
+// Stop waits for it: the callback's work must end with Stop, or Stop
+// overruns its deadline by the retries.
+func TestStopKeepsItsDeadlineDuringAnAssignment(t *testing.T) {
+	const other = "core.other.happened"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	var armed atomic.Bool
+	reading := make(chan struct{}, 1)
+	c.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil && (len(req.Groups) == 0 || req.Groups[0].Topics == nil)
+		if !armed.Load() || !all { // only the engine's read of every offset (fixStarts)
+			return nil, nil, false
+		}
+		select {
+		case reading <- struct{}{}:
+		default:
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		code := kerr.CoordinatorLoadInProgress.Code
+		resp.ErrorCode = code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	h := func(_, _ context.Context, _ *kgo.Record) bool { return true }
+	g := startTestGroup(t, addrs, "stopping", Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}, hooks{}, io.Discard)
+	armed.Store(true)
+	if err := g.AddTopic(Topic{Name: other, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reading: // the assignment of other reads the group's offsets, and fails
+	case <-time.After(20 * time.Second):
+		t.Fatal("the assignment did not read the group's offsets")
+	}
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	begin := time.Now()
+	_ = g.Stop(ctx)
+	if took := time.Since(begin); took > deadline+time.Second {
+		t.Fatalf("Stop took %v with a %v deadline", took.Round(10*time.Millisecond), deadline)
+	}
+}

@@ -74,7 +74,14 @@ const startReadAttempts = 5
 func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	// Stop waits for this callback (the poll loop cannot return while it
+	// runs): the work here ends when Stop begins. The member is leaving;
+	// whoever takes the partitions makes their starts durable.
+	defer context.AfterFunc(g.pollCtx, cancel)()
 	committed, err := g.readOffsets(ctx)
+	if err != nil && g.pollCtx.Err() != nil {
+		return // stopping
+	}
 	if err != nil {
 		g.cfg.Logger.Warn("eventbus: could not read the group's committed offsets; partitions without a commit start where the subscription began, and that start is made durable by the first commit",
 			"group", g.cfg.Group, "err", err)
