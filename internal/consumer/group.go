@@ -134,6 +134,11 @@ type Group struct {
 	stopHandlers  context.CancelFunc
 	pollDone      chan struct{}
 	committerDone chan struct{}
+	// stopDue is closed when Stop's time for handlers is over: a
+	// revocation under way waits no longer for its handlers either (Stop
+	// waits for it, through the poll loop).
+	stopDue     chan struct{}
+	stopDueOnce sync.Once
 
 	// metadataLimit caps the finished offsets carried in a commit's
 	// metadata: maxFinishedBytes, lowered when a broker rejects it.
@@ -168,6 +173,7 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		assignSig:     make(chan struct{}),
 		pollDone:      make(chan struct{}),
 		committerDone: make(chan struct{}),
+		stopDue:       make(chan struct{}),
 		started:       make(chan struct{}),
 	}
 	g.starts.init()
@@ -443,6 +449,8 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 				break wait
 			case <-ctx.Done():
 				break wait
+			case <-g.stopDue:
+				break wait
 			}
 		}
 	}
@@ -527,6 +535,10 @@ func (g *Group) Stop(ctx context.Context) error {
 	}
 	var err error
 	handlersCtx, cancel := withReserve(ctx)
+	defer cancel()
+	// A revocation that began before Stop waits for its handlers until
+	// then too: the poll loop, which Stop waits for, returns only after it.
+	context.AfterFunc(handlersCtx, func() { g.stopDueOnce.Do(func() { close(g.stopDue) }) })
 waitIdle:
 	for _, ch := range idle {
 		select {
@@ -537,7 +549,6 @@ waitIdle:
 			break waitIdle
 		}
 	}
-	cancel()
 	g.stopHandlers()
 	<-g.pollDone
 	<-g.committerDone

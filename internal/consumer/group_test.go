@@ -655,3 +655,56 @@ func TestStopKeepsItsDeadlineDuringAnAssignment(t *testing.T) {
 		t.Fatalf("Stop took %v with a %v deadline", took.Round(10*time.Millisecond), deadline)
 	}
 }
+
+// TestStopKeepsItsDeadlineDuringARevocation: a rebalance takes a partition
+// away while its handler runs and ignores its context; the revocation
+// waits for it (up to RevokeTimeout), and Stop is called meanwhile. Stop
+// waits for the poll loop, which cannot return while the revocation runs
+// (BlockRebalanceOnPoll): the revocation's wait must end by Stop's
+// deadline, as Stop's own wait for its handlers does.
+func TestStopKeepsItsDeadlineDuringARevocation(t *testing.T) {
+	_, addrs := testCluster(t, 2, 1)
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	var running atomic.Int32
+	h := func(_, _ context.Context, _ *kgo.Record) bool {
+		running.Add(1)
+		<-gate // ignores its context
+		return true
+	}
+	g := testGroup(t, addrs, "revoking", map[int32]int64{0: 0, 1: 0}, h, hooks{})
+	waitFor(t, "both partitions' records run", func() bool { return running.Load() == 2 })
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("revoking"), kgo.ConsumeTopics(testTopic),
+		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for pctx.Err() == nil {
+			other.PollFetches(pctx)
+		}
+	}()
+	defer func() { pcancel(); <-polled; other.Close() }()
+	d := g.dispatcher(testTopic)
+	waitFor(t, "a partition is being revoked, its handler still running", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, p := range d.parts {
+			if p.released && p.running > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	begin := time.Now()
+	_ = g.Stop(ctx)
+	if took := time.Since(begin); took > deadline+time.Second {
+		t.Fatalf("Stop took %v with a %v deadline (RevokeTimeout %v)", took.Round(10*time.Millisecond), deadline, g.cfg.RevokeTimeout)
+	}
+}
