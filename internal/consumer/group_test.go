@@ -708,3 +708,71 @@ func TestStopKeepsItsDeadlineDuringARevocation(t *testing.T) {
 		t.Fatalf("Stop took %v with a %v deadline (RevokeTimeout %v)", took.Round(10*time.Millisecond), deadline, g.cfg.RevokeTimeout)
 	}
 }
+
+// TestPartitionErrorInOffsetReadKeepsTheCommit: the group has handled a
+// partition up to offset 5 when a member joins; the read of the group's
+// offsets at assignment answers that partition with an error (a transient
+// UNSTABLE_OFFSET_COMMIT). Its commit is unknown, not absent: no start
+// position may be committed over it, or the records from 5 up to where
+// the subscription started are skipped unhandled.
+func TestPartitionErrorInOffsetReadKeepsTheCommit(t *testing.T) {
+	c0, addrs := testCluster(t, 1, 20)
+	commitRaw(t, addrs, "unstable", 0, 5, "") // records 0..4 were handled
+	topicID := topicIDOf(t, addrs, testTopic)
+	var failed atomic.Bool
+	c0.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil && (len(req.Groups) == 0 || req.Groups[0].Topics == nil)
+		if !all || failed.Swap(true) { // the engine's first read of every offset
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		code := kerr.UnstableOffsetCommit.Code
+		if req.Version >= 8 {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = req.Groups[0].Group
+			rt := kmsg.NewOffsetFetchResponseGroupTopic()
+			rt.Topic, rt.TopicID = testTopic, topicID
+			rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = 0, -1, -1, code
+			rt.Partitions = append(rt.Partitions, rp)
+			rg.Topics = append(rg.Topics, rt)
+			resp.Groups = append(resp.Groups, rg)
+		} else {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = testTopic
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = 0, -1, -1, code
+			rt.Partitions = append(rt.Partitions, rp)
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	var c counting
+	testGroup(t, addrs, "unstable", map[int32]int64{0: 20}, c.handle, hooks{})
+	if !failed.Load() {
+		t.Fatal("the engine's read of the group's offsets was not answered with the partition error")
+	}
+	produceNew(t, addrs, 1, 3)
+	waitFor(t, "the 3 new records are handled", func() bool { return c.count("new") == 3 })
+	if n := c.count("old"); n != 15 {
+		t.Fatalf("%d of the 15 records above the group's commit (5) were handled; a start position was committed over the commit the read could not tell", n)
+	}
+}
+
+// topicIDOf is topic's ID.
+func topicIDOf(t *testing.T, addrs []string, topic string) [16]byte {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topics[topic].ID
+}

@@ -108,8 +108,21 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 			topicHasProgress = topicHasProgress || (p >= 0 && isProgress(o))
 		}
 		for _, p := range ps {
-			if o, ok := committed.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+			o, ok := committed.Lookup(topic, p)
+			if ok && o.Err == nil && o.At >= 0 {
 				d.resumeFrom(p, o.At, decodeFinished(o.At, o.Metadata))
+				continue
+			}
+			if ok && o.Err != nil {
+				// The partition's commit is unknown, not absent: a start
+				// committed over it could skip records never handled.
+				// Without a commit found by the client, it starts as
+				// after a failed read.
+				g.cfg.Logger.Warn("eventbus: could not read a partition's committed offset; no start position is committed for it this time",
+					"group", g.cfg.Group, "topic", topic, "partition", p, "err", o.Err)
+				if end, ok := d.t.StartAt[p]; ok && !d.t.FromBeginning {
+					g.starts.set(topic, p, end)
+				}
 				continue
 			}
 			if toCommit[topic] == nil {
