@@ -254,6 +254,9 @@ func (g *Group) AddTopic(t Topic) error {
 // RemoveTopic stops reading a topic: its queued records are dropped, its
 // running handlers are waited for (bounded by RevokeTimeout and ctx), what
 // they finished is committed, and the topic is purged from the client.
+// Until it returns, an AddTopic of the same topic fails with
+// ErrDuplicateTopic; added back later, the topic's keys wait for the
+// handlers the removal left running (as a partition assigned back does).
 // It reports whether no topic is left (the caller then stops the group).
 func (g *Group) RemoveTopic(ctx context.Context, name string) (last bool) {
 	g.mu.Lock()
