@@ -776,3 +776,78 @@ func topicIDOf(t *testing.T, addrs []string, topic string) [16]byte {
 	}
 	return topics[topic].ID
 }
+
+// TestRebalanceAssigningNothingNewDoesNotStallDelivery: a second member
+// joins and this member keeps one of its partitions, assigned nothing new,
+// while the group coordinator answers reads of the group's offsets slowly
+// (COORDINATOR_LOAD_IN_PROGRESS, as while it moves). The assignment
+// callback holds the poll loop (BlockRebalanceOnPoll): with nothing to
+// start it has no offsets to read, and the kept partition's records are
+// delivered at once, not after the read's 15 s bound.
+func TestRebalanceAssigningNothingNewDoesNotStallDelivery(t *testing.T) {
+	c0, addrs := testCluster(t, 2, 0)
+	var armed atomic.Bool
+	c0.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil && (len(req.Groups) == 0 || req.Groups[0].Topics == nil)
+		if !armed.Load() || !all { // only the engine's read of every offset (fixStarts)
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		code := kerr.CoordinatorLoadInProgress.Code
+		resp.ErrorCode = code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	var cnt counting
+	g := testGroup(t, addrs, "keeping", map[int32]int64{0: 0, 1: 0}, cnt.handle, hooks{})
+	armed.Store(true)
+	otherAssigned := make(chan struct{}, 1)
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("keeping"), kgo.ConsumeTopics(testTopic),
+		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[testTopic]) > 0 {
+				select {
+				case otherAssigned <- struct{}{}:
+				default:
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for pctx.Err() == nil {
+			other.PollFetches(pctx)
+		}
+	}()
+	defer func() { pcancel(); <-polled; other.Close() }()
+	select {
+	case <-otherAssigned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second member got no partition")
+	}
+	d := g.dispatcher(testTopic)
+	waitFor(t, "this member holds one partition", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.parts) == 1
+	})
+	produceNew(t, addrs, 2, 1) // one record on each partition
+	begin := time.Now()
+	for cnt.count("new") < 1 {
+		if time.Since(begin) > 5*time.Second {
+			t.Fatal("the kept partition's record was not delivered within 5 s of the rebalance")
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
+}

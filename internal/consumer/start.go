@@ -72,6 +72,16 @@ const startReadAttempts = 5
 // or at its oldest retained record with FromBeginning: never at the oldest
 // record for a group that did not ask for it.
 func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
+	// A rebalance that assigns nothing new (cooperative and KIP-848
+	// assignments call back with what was added) has nothing to start:
+	// the callback holds the poll loop, so it reads no offsets.
+	anything := false
+	for topic, ps := range assigned {
+		anything = anything || (len(ps) > 0 && g.dispatcher(topic) != nil)
+	}
+	if !anything {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	// Stop waits for this callback (the poll loop cannot return while it
