@@ -43,6 +43,11 @@ type dispatcher struct {
 	// they were forgotten (lost, or past their revoke bound): a partition
 	// assigned back starts its keys only once they returned.
 	lingering map[int32][]*partition
+	// inherited are, per partition, the idle channels of the handlers
+	// still running in an earlier dispatcher of the same topic (removed
+	// from the group, then added back): they are waited for like
+	// lingering ones.
+	inherited map[int32][]<-chan struct{}
 }
 
 // partition is one assigned partition of a dispatcher's topic.
@@ -93,7 +98,7 @@ type keyQueue struct {
 }
 
 func newDispatcher(g *Group, t Topic) *dispatcher {
-	return &dispatcher{g: g, t: t, parts: map[int32]*partition{}, lingering: map[int32][]*partition{}}
+	return &dispatcher{g: g, t: t, parts: map[int32]*partition{}, lingering: map[int32][]*partition{}, inherited: map[int32][]<-chan struct{}{}}
 }
 
 // assign starts the partitions' state (a partition already assigned keeps
@@ -117,11 +122,68 @@ func (d *dispatcher) assign(ids []int32) {
 		for _, old := range d.lingering[id] {
 			before = append(before, old.idle)
 		}
+		before = append(before, d.inheritedRunning(id)...)
 		if len(before) > 0 {
 			p.waiting = true
 			go d.startAfter(p, before)
 		}
 	}
+}
+
+// inherit takes over, from the dispatcher that read the same topic before
+// it was removed, the handlers it left running, so that its partitions
+// assigned here wait for them as for this dispatcher's lingering ones.
+func (d *dispatcher) inherit(old *dispatcher) {
+	if old == nil {
+		return
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, ps := range old.lingering {
+		for _, p := range ps {
+			d.inherited[id] = append(d.inherited[id], p.idle)
+		}
+	}
+	for id := range old.inherited {
+		d.inherited[id] = append(d.inherited[id], old.inheritedRunning(id)...)
+	}
+}
+
+// inheritedRunning returns partition id's inherited channels not yet
+// closed, dropping the closed ones.
+func (d *dispatcher) inheritedRunning(id int32) []<-chan struct{} {
+	var open []<-chan struct{}
+	for _, ch := range d.inherited[id] {
+		select {
+		case <-ch:
+		default:
+			open = append(open, ch)
+		}
+	}
+	if len(open) == 0 {
+		delete(d.inherited, id)
+	} else {
+		d.inherited[id] = open
+	}
+	return open
+}
+
+// leftRunning reports whether handlers of this dispatcher, or of those
+// before it, still run after every partition was forgotten.
+func (d *dispatcher) leftRunning() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.lingering) > 0 {
+		return true
+	}
+	for id := range d.inherited {
+		if len(d.inheritedRunning(id)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // startAfter lets partition p's queues run once the handlers of its earlier

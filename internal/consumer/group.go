@@ -116,6 +116,9 @@ type Group struct {
 
 	mu     sync.RWMutex
 	topics map[string]*dispatcher
+	// retired are removed topics' dispatchers whose handlers still ran:
+	// the topic added back waits for them (dispatcher.inherit).
+	retired map[string]*dispatcher
 
 	commitMu  sync.Mutex    // serializes commits, with revocations' too
 	commitSig chan struct{} // something finished: commit soon
@@ -132,6 +135,11 @@ type Group struct {
 	stopHandlers  context.CancelFunc
 	pollDone      chan struct{}
 	committerDone chan struct{}
+	// stopDue is closed when Stop's time for handlers is over: a
+	// revocation under way waits no longer for its handlers either (Stop
+	// waits for it, through the poll loop).
+	stopDue     chan struct{}
+	stopDueOnce sync.Once
 
 	// metadataLimit caps the finished offsets carried in a commit's
 	// metadata: maxFinishedBytes, lowered when a broker rejects it.
@@ -147,6 +155,10 @@ type hooks struct {
 	// rebalancing runs as partitions are revoked or lost, before they are
 	// released.
 	rebalancing func()
+	// removing runs in RemoveTopic once the topic's handlers are settled,
+	// between its last two steps (the client's purge of the topic and
+	// dropping its dispatcher).
+	removing func()
 }
 
 // Start joins the group, reading first.
@@ -157,10 +169,12 @@ func Start(cfg Config, first Topic) (*Group, error) {
 	g := &Group{
 		cfg:           cfg,
 		topics:        map[string]*dispatcher{},
+		retired:       map[string]*dispatcher{},
 		commitSig:     make(chan struct{}, 1),
 		assignSig:     make(chan struct{}),
 		pollDone:      make(chan struct{}),
 		committerDone: make(chan struct{}),
+		stopDue:       make(chan struct{}),
 		started:       make(chan struct{}),
 	}
 	g.starts.init()
@@ -230,7 +244,10 @@ func (g *Group) AddTopic(t Topic) error {
 	if g.topics[t.Name] != nil {
 		return ErrDuplicateTopic
 	}
-	g.topics[t.Name] = newDispatcher(g, t)
+	d := newDispatcher(g, t)
+	d.inherit(g.retired[t.Name])
+	delete(g.retired, t.Name)
+	g.topics[t.Name] = d
 	g.cl.AddConsumeTopics(t.Name)
 	return nil
 }
@@ -238,6 +255,9 @@ func (g *Group) AddTopic(t Topic) error {
 // RemoveTopic stops reading a topic: its queued records are dropped, its
 // running handlers are waited for (bounded by RevokeTimeout and ctx), what
 // they finished is committed, and the topic is purged from the client.
+// Until it returns, an AddTopic of the same topic fails with
+// ErrDuplicateTopic; added back later, the topic's keys wait for the
+// handlers the removal left running (as a partition assigned back does).
 // It reports whether no topic is left (the caller then stops the group).
 func (g *Group) RemoveTopic(ctx context.Context, name string) (last bool) {
 	g.mu.Lock()
@@ -249,10 +269,19 @@ func (g *Group) RemoveTopic(ctx context.Context, name string) (last bool) {
 	}
 	idle, parts := d.close()
 	g.settle(ctx, name, d, idle, parts, true)
+	// The client stops reading the topic before its dispatcher is
+	// dropped: an AddTopic of the same topic meanwhile is refused as a
+	// duplicate, instead of being undone by this purge.
+	g.cl.PurgeTopicsFromConsuming(name)
+	if h := g.cfg.hooks.removing; h != nil {
+		h()
+	}
 	g.mu.Lock()
 	delete(g.topics, name)
+	if d.leftRunning() {
+		g.retired[name] = d
+	}
 	g.mu.Unlock()
-	g.cl.PurgeTopicsFromConsuming(name)
 	return false
 }
 
@@ -424,6 +453,8 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 				break wait
 			case <-ctx.Done():
 				break wait
+			case <-g.stopDue:
+				break wait
 			}
 		}
 	}
@@ -508,6 +539,10 @@ func (g *Group) Stop(ctx context.Context) error {
 	}
 	var err error
 	handlersCtx, cancel := withReserve(ctx)
+	defer cancel()
+	// A revocation that began before Stop waits for its handlers until
+	// then too: the poll loop, which Stop waits for, returns only after it.
+	context.AfterFunc(handlersCtx, func() { g.stopDueOnce.Do(func() { close(g.stopDue) }) })
 waitIdle:
 	for _, ch := range idle {
 		select {
@@ -518,7 +553,6 @@ waitIdle:
 			break waitIdle
 		}
 	}
-	cancel()
 	g.stopHandlers()
 	<-g.pollDone
 	<-g.committerDone

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -446,4 +447,407 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestReaddedTopicWaitsForTheRemovedOnesHandlers: a topic is removed while
+// a handler of key k0 still runs (it ignores its context; RemoveTopic's
+// wait ends with its ctx), and the same topic is added back to the group
+// (a plugin unsubscribed and subscribed again). The record comes again to
+// the new subscription: it must not start while the removed one's handler
+// of the same key still runs, as it would not after a lost partition
+// (startAfter), or one key runs twice at once in this process.
+func TestReaddedTopicWaitsForTheRemovedOnesHandlers(t *testing.T) {
+	const other = "core.other.happened"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	release := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	var mu sync.Mutex
+	running, runs, overlap := 0, 0, false
+	started := make(chan struct{}, 10)
+	h := func(_, _ context.Context, r *kgo.Record) bool {
+		mu.Lock()
+		running++
+		runs++
+		first := runs == 1
+		overlap = overlap || running > 1
+		mu.Unlock()
+		started <- struct{}{}
+		if first {
+			<-gate // the removed subscription's handler: ignores its context
+		}
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return true
+	}
+	topic := Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}
+	g := startTestGroup(t, addrs, "readd", topic, hooks{}, io.Discard)
+	if err := g.AddTopic(Topic{Name: other, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: testTopic, Key: []byte("k0"), Value: []byte("new")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the record was not handled")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	g.RemoveTopic(ctx, testTopic) // returns with the handler still running
+	cancel()
+	if err := g.AddTopic(topic); err != nil {
+		t.Fatal(err)
+	}
+	// The record is fetched again (nothing was committed) and handed to
+	// the new subscription: wait until it holds it, or already runs it.
+	waitFor(t, "the re-added topic's record is handed over", func() bool {
+		mu.Lock()
+		again := runs > 1
+		mu.Unlock()
+		return again || g.Pending(testTopic) > 0
+	})
+	// Give a second handler of the key the chance to start (bounded).
+	select {
+	case <-started:
+	case <-time.After(500 * time.Millisecond):
+	}
+	mu.Lock()
+	twice := overlap
+	mu.Unlock()
+	if twice {
+		t.Fatal("the re-added topic's record ran while the removed subscription's handler of the same key still ran")
+	}
+	release()
+	waitFor(t, "the record is handled again once the first handler returned", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return runs == 2 && running == 0
+	})
+}
+
+// TestTopicAddedBackDuringRemovalIsRead: a topic is added back to the
+// group (a plugin subscribing again) while its removal is finishing. The
+// new subscription must be read: the removal's purge must not take the
+// topic away from the client after the new subscription added it. An add
+// refused as a duplicate while the removal runs is made again once it
+// returned, as a caller would.
+func TestTopicAddedBackDuringRemovalIsRead(t *testing.T) {
+	const other = "core.other.happened"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	var cnt counting
+	topic := Topic{Name: testTopic, Handle: cnt.handle, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}
+	var g *Group
+	added := make(chan error, 1)
+	hk := hooks{removing: func() {
+		go func() { added <- g.AddTopic(topic) }()
+		// Let the add land here if it can (bounded: a removal that holds
+		// it off makes it wait).
+		select {
+		case err := <-added:
+			added <- err
+		case <-time.After(time.Second):
+		}
+	}}
+	g = startTestGroup(t, addrs, "readded", topic, hk, io.Discard)
+	if err := g.AddTopic(Topic{Name: other, Handle: cnt.handle, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if g.RemoveTopic(ctx, testTopic) {
+		t.Fatal("RemoveTopic reported the last topic removed")
+	}
+	var addErr error
+	select {
+	case addErr = <-added:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AddTopic did not return")
+	}
+	if errors.Is(addErr, ErrDuplicateTopic) {
+		addErr = g.AddTopic(topic)
+	}
+	if addErr != nil {
+		t.Fatal(addErr)
+	}
+	produceNew(t, addrs, 1, 3)
+	deadline := time.Now().Add(15 * time.Second)
+	for cnt.count("new") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 records published after the topic was added back were handled: the client no longer reads it", cnt.count("new"))
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
+}
+
+// TestStopKeepsItsDeadlineDuringAnAssignment: Stop is called while the
+// group is in an assignment callback reading the group's offsets from a
+// coordinator that keeps failing (the start positions' retries). The poll
+// loop cannot return while a callback runs (BlockRebalanceOnPoll), and
+// Stop waits for it: the callback's work must end with Stop, or Stop
+// overruns its deadline by the retries.
+func TestStopKeepsItsDeadlineDuringAnAssignment(t *testing.T) {
+	const other = "core.other.happened"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	var armed atomic.Bool
+	reading := make(chan struct{}, 1)
+	c.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil && (len(req.Groups) == 0 || req.Groups[0].Topics == nil)
+		if !armed.Load() || !all { // only the engine's read of every offset (fixStarts)
+			return nil, nil, false
+		}
+		select {
+		case reading <- struct{}{}:
+		default:
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		code := kerr.CoordinatorLoadInProgress.Code
+		resp.ErrorCode = code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	h := func(_, _ context.Context, _ *kgo.Record) bool { return true }
+	g := startTestGroup(t, addrs, "stopping", Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}, hooks{}, io.Discard)
+	armed.Store(true)
+	if err := g.AddTopic(Topic{Name: other, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reading: // the assignment of other reads the group's offsets, and fails
+	case <-time.After(20 * time.Second):
+		t.Fatal("the assignment did not read the group's offsets")
+	}
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	begin := time.Now()
+	_ = g.Stop(ctx)
+	if took := time.Since(begin); took > deadline+time.Second {
+		t.Fatalf("Stop took %v with a %v deadline", took.Round(10*time.Millisecond), deadline)
+	}
+}
+
+// TestStopKeepsItsDeadlineDuringARevocation: a rebalance takes a partition
+// away while its handler runs and ignores its context; the revocation
+// waits for it (up to RevokeTimeout), and Stop is called meanwhile. Stop
+// waits for the poll loop, which cannot return while the revocation runs
+// (BlockRebalanceOnPoll): the revocation's wait must end by Stop's
+// deadline, as Stop's own wait for its handlers does.
+func TestStopKeepsItsDeadlineDuringARevocation(t *testing.T) {
+	_, addrs := testCluster(t, 2, 1)
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	var running atomic.Int32
+	h := func(_, _ context.Context, _ *kgo.Record) bool {
+		running.Add(1)
+		<-gate // ignores its context
+		return true
+	}
+	g := testGroup(t, addrs, "revoking", map[int32]int64{0: 0, 1: 0}, h, hooks{})
+	waitFor(t, "both partitions' records run", func() bool { return running.Load() == 2 })
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("revoking"), kgo.ConsumeTopics(testTopic),
+		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for pctx.Err() == nil {
+			other.PollFetches(pctx)
+		}
+	}()
+	defer func() { pcancel(); <-polled; other.Close() }()
+	d := g.dispatcher(testTopic)
+	waitFor(t, "a partition is being revoked, its handler still running", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, p := range d.parts {
+			if p.released && p.running > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	begin := time.Now()
+	_ = g.Stop(ctx)
+	if took := time.Since(begin); took > deadline+time.Second {
+		t.Fatalf("Stop took %v with a %v deadline (RevokeTimeout %v)", took.Round(10*time.Millisecond), deadline, g.cfg.RevokeTimeout)
+	}
+}
+
+// TestPartitionErrorInOffsetReadKeepsTheCommit: the group has handled a
+// partition up to offset 5 when a member joins; the read of the group's
+// offsets at assignment answers that partition with an error (a transient
+// UNSTABLE_OFFSET_COMMIT). Its commit is unknown, not absent: no start
+// position may be committed over it, or the records from 5 up to where
+// the subscription started are skipped unhandled.
+func TestPartitionErrorInOffsetReadKeepsTheCommit(t *testing.T) {
+	c0, addrs := testCluster(t, 1, 20)
+	commitRaw(t, addrs, "unstable", 0, 5, "") // records 0..4 were handled
+	topicID := topicIDOf(t, addrs, testTopic)
+	var failed atomic.Bool
+	c0.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil && (len(req.Groups) == 0 || req.Groups[0].Topics == nil)
+		if !all || failed.Swap(true) { // the engine's first read of every offset
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		code := kerr.UnstableOffsetCommit.Code
+		if req.Version >= 8 {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = req.Groups[0].Group
+			rt := kmsg.NewOffsetFetchResponseGroupTopic()
+			rt.Topic, rt.TopicID = testTopic, topicID
+			rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = 0, -1, -1, code
+			rt.Partitions = append(rt.Partitions, rp)
+			rg.Topics = append(rg.Topics, rt)
+			resp.Groups = append(resp.Groups, rg)
+		} else {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = testTopic
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = 0, -1, -1, code
+			rt.Partitions = append(rt.Partitions, rp)
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	var c counting
+	testGroup(t, addrs, "unstable", map[int32]int64{0: 20}, c.handle, hooks{})
+	if !failed.Load() {
+		t.Fatal("the engine's read of the group's offsets was not answered with the partition error")
+	}
+	produceNew(t, addrs, 1, 3)
+	waitFor(t, "the 3 new records are handled", func() bool { return c.count("new") == 3 })
+	if n := c.count("old"); n != 15 {
+		t.Fatalf("%d of the 15 records above the group's commit (5) were handled; a start position was committed over the commit the read could not tell", n)
+	}
+}
+
+// topicIDOf is topic's ID.
+func topicIDOf(t *testing.T, addrs []string, topic string) [16]byte {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topics[topic].ID
+}
+
+// TestRebalanceAssigningNothingNewDoesNotStallDelivery: a second member
+// joins and this member keeps one of its partitions, assigned nothing new,
+// while the group coordinator answers reads of the group's offsets slowly
+// (COORDINATOR_LOAD_IN_PROGRESS, as while it moves). The assignment
+// callback holds the poll loop (BlockRebalanceOnPoll): with nothing to
+// start it has no offsets to read, and the kept partition's records are
+// delivered at once, not after the read's 15 s bound.
+func TestRebalanceAssigningNothingNewDoesNotStallDelivery(t *testing.T) {
+	c0, addrs := testCluster(t, 2, 0)
+	var armed atomic.Bool
+	c0.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		all := req.Topics == nil && (len(req.Groups) == 0 || req.Groups[0].Topics == nil)
+		if !armed.Load() || !all { // only the engine's read of every offset (fixStarts)
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		code := kerr.CoordinatorLoadInProgress.Code
+		resp.ErrorCode = code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	var cnt counting
+	g := testGroup(t, addrs, "keeping", map[int32]int64{0: 0, 1: 0}, cnt.handle, hooks{})
+	armed.Store(true)
+	otherAssigned := make(chan struct{}, 1)
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("keeping"), kgo.ConsumeTopics(testTopic),
+		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[testTopic]) > 0 {
+				select {
+				case otherAssigned <- struct{}{}:
+				default:
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for pctx.Err() == nil {
+			other.PollFetches(pctx)
+		}
+	}()
+	defer func() { pcancel(); <-polled; other.Close() }()
+	select {
+	case <-otherAssigned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second member got no partition")
+	}
+	d := g.dispatcher(testTopic)
+	waitFor(t, "this member holds one partition", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.parts) == 1
+	})
+	produceNew(t, addrs, 2, 1) // one record on each partition
+	begin := time.Now()
+	for cnt.count("new") < 1 {
+		if time.Since(begin) > 5*time.Second {
+			t.Fatal("the kept partition's record was not delivered within 5 s of the rebalance")
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
 }

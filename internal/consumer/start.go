@@ -72,9 +72,26 @@ const startReadAttempts = 5
 // or at its oldest retained record with FromBeginning: never at the oldest
 // record for a group that did not ask for it.
 func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
+	// A rebalance that assigns nothing new (cooperative and KIP-848
+	// assignments call back with what was added) has nothing to start:
+	// the callback holds the poll loop, so it reads no offsets.
+	anything := false
+	for topic, ps := range assigned {
+		anything = anything || (len(ps) > 0 && g.dispatcher(topic) != nil)
+	}
+	if !anything {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	// Stop waits for this callback (the poll loop cannot return while it
+	// runs): the work here ends when Stop begins. The member is leaving;
+	// whoever takes the partitions makes their starts durable.
+	defer context.AfterFunc(g.pollCtx, cancel)()
 	committed, err := g.readOffsets(ctx)
+	if err != nil && g.pollCtx.Err() != nil {
+		return // stopping
+	}
 	if err != nil {
 		g.cfg.Logger.Warn("eventbus: could not read the group's committed offsets; partitions without a commit start where the subscription began, and that start is made durable by the first commit",
 			"group", g.cfg.Group, "err", err)
@@ -101,8 +118,21 @@ func (g *Group) fixStarts(ctx context.Context, assigned map[string][]int32) {
 			topicHasProgress = topicHasProgress || (p >= 0 && isProgress(o))
 		}
 		for _, p := range ps {
-			if o, ok := committed.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+			o, ok := committed.Lookup(topic, p)
+			if ok && o.Err == nil && o.At >= 0 {
 				d.resumeFrom(p, o.At, decodeFinished(o.At, o.Metadata))
+				continue
+			}
+			if ok && o.Err != nil {
+				// The partition's commit is unknown, not absent: a start
+				// committed over it could skip records never handled.
+				// Without a commit found by the client, it starts as
+				// after a failed read.
+				g.cfg.Logger.Warn("eventbus: could not read a partition's committed offset; no start position is committed for it this time",
+					"group", g.cfg.Group, "topic", topic, "partition", p, "err", o.Err)
+				if end, ok := d.t.StartAt[p]; ok && !d.t.FromBeginning {
+					g.starts.set(topic, p, end)
+				}
 				continue
 			}
 			if toCommit[topic] == nil {
