@@ -82,6 +82,9 @@ var (
 	pendingDesc = prometheus.NewDesc("eventbus_consumer_pending_events",
 		"Unfinished events this process holds (waiting for their key or a handler, or running), per GroupID and topic; capped by Delivery.MaxPending per subscription.",
 		[]string{"group", "topic"}, nil)
+	fetchFailingDesc = prometheus.NewDesc("eventbus_consumer_fetch_failing",
+		"1 while this process's fetches of a topic keep failing (a revoked permission, a deleted topic), per GroupID and topic; see Bus.ConsumerErrors.",
+		[]string{"group", "topic"}, nil)
 )
 
 // gaugeCollector reports the gauges read at scrape time.
@@ -92,6 +95,7 @@ func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- dlqEntriesDesc
 	ch <- lagDesc
 	ch <- pendingDesc
+	ch <- fetchFailingDesc
 }
 
 func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -111,6 +115,9 @@ func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for key, n := range b.consumerPending() {
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), key.group, key.topic)
+	}
+	for key := range b.fetchFailing() {
+		ch <- prometheus.MustNewConstMetric(fetchFailingDesc, prometheus.GaugeValue, 1, key.group, key.topic)
 	}
 }
 

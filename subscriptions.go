@@ -200,6 +200,38 @@ func (b *Bus) consumerPending() map[lagKey]int64 {
 	return out
 }
 
+// fetchFailing lists, per GroupID and topic, the groups of this process
+// whose fetches keep failing, with their last error.
+func (b *Bus) fetchFailing() map[lagKey]error {
+	b.subs.mu.Lock()
+	defer b.subs.mu.Unlock()
+	out := map[lagKey]error{}
+	for _, sub := range b.subs.byID {
+		errs := sub.group.engine.FetchErrors()
+		for _, topic := range []string{sub.topic, sub.retryTopic} {
+			if err := errs[topic]; err != nil && topic != "" {
+				out[lagKey{sub.groupLabel, topic}] = fmt.Errorf("group %s: %w", sub.groupID, err)
+			}
+		}
+	}
+	return out
+}
+
+// ConsumerErrors reports this bus's subscriptions whose fetches keep
+// failing (a plugin whose read permission was revoked, a deleted topic):
+// nil while every group fetches, else one error naming each group and
+// topic and wrapping its last fetch error. The groups keep polling, with
+// backoff, and recover by themselves once the cause is mended. A process's
+// readiness check can include it; eventbus serve's /readyz does, and the
+// eventbus_consumer_fetch_failing gauge reports the same.
+func (b *Bus) ConsumerErrors() error {
+	var errs []error
+	for _, err := range b.fetchFailing() {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // lagKey labels consumer lag: the GroupID as given (bounded) and the topic.
 type lagKey struct{ group, topic string }
 

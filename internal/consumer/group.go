@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,9 @@ type Group struct {
 	stopDue     chan struct{}
 	stopDueOnce sync.Once
 
+	failMu  sync.Mutex
+	failing map[string]error // topic -> last fetch error, while failing
+
 	// metadataLimit caps the finished offsets carried in a commit's
 	// metadata: maxFinishedBytes, lowered when a broker rejects it.
 	metadataLimit atomic.Int64
@@ -170,6 +174,7 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		cfg:           cfg,
 		topics:        map[string]*dispatcher{},
 		retired:       map[string]*dispatcher{},
+		failing:       map[string]error{},
 		commitSig:     make(chan struct{}, 1),
 		assignSig:     make(chan struct{}),
 		pollDone:      make(chan struct{}),
@@ -317,6 +322,7 @@ func (g *Group) poll() {
 				return
 			}
 			records = true
+			g.fetchFailed(p.Topic, nil)
 			if d := g.dispatcher(p.Topic); d != nil { // else unsubscribed meanwhile
 				d.enqueue(p.Partition, p.Records)
 			}
@@ -327,12 +333,43 @@ func (g *Group) poll() {
 		g.cl.AllowRebalance()
 		var errs []error
 		fetches.EachError(func(topic string, partition int32, err error) {
-			errs = append(errs, fmt.Errorf("topic %s partition %d: %w", topic, partition, err))
+			err = fmt.Errorf("topic %s partition %d: %w", topic, partition, err)
+			errs = append(errs, err)
+			g.fetchFailed(topic, err)
 		})
+		if len(errs) == 0 {
+			g.fetchFailed("", nil)
+		}
 		if wait := failing.next(g, records, errs); wait > 0 && !backoff.Sleep(g.pollCtx, wait) {
 			return
 		}
 	}
+}
+
+// fetchFailed records that fetching topic failed with err, or works again
+// (err nil); topic "" with a nil err: every topic works.
+func (g *Group) fetchFailed(topic string, err error) {
+	g.failMu.Lock()
+	defer g.failMu.Unlock()
+	switch {
+	case err != nil:
+		g.failing[topic] = err
+	case topic == "":
+		clear(g.failing)
+	default:
+		delete(g.failing, topic)
+	}
+}
+
+// FetchErrors returns, per topic, the last error of fetches that keep
+// failing (a revoked permission, a deleted topic): empty while the group
+// fetches. A topic leaves it once a fetch of it delivers again.
+func (g *Group) FetchErrors() map[string]error {
+	g.failMu.Lock()
+	defer g.failMu.Unlock()
+	out := make(map[string]error, len(g.failing))
+	maps.Copy(out, g.failing)
+	return out
 }
 
 // fetchFailures paces a poll loop whose fetches keep failing (a revoked

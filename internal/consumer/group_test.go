@@ -424,10 +424,12 @@ func TestFailingFetchesBackOff(t *testing.T) {
 		failedFetches.Add(1)
 		return resp, nil, true
 	})
-	_ = g
 	waitFor(t, "six fetches failed", func() bool { return failedFetches.Load() >= 6 })
 	if n := strings.Count(logs.String(), "fetch failed"); n != 1 {
 		t.Fatalf("%d fetch failures were logged for %d failed fetches; want 1 (then at most one per %v)", n, failedFetches.Load(), fetchFailureLogEvery)
+	}
+	if err := g.FetchErrors()[testTopic]; !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("FetchErrors()[%s] = %v while every fetch fails, want TOPIC_AUTHORIZATION_FAILED", testTopic, err)
 	}
 }
 

@@ -128,9 +128,9 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	return nil
 }
 
-// ready answers 200 "ready" when a broker answers a metadata request and
-// the dead letter queue's view has read the dlq.* topics; else 503 with one
-// line per reason.
+// ready answers 200 "ready" when a broker answers a metadata request, the
+// dead letter queue's view has read the dlq.* topics and no consumer's
+// fetches keep failing; else 503 with one line per reason.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -141,6 +141,9 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.bus.DLQ().Ready(); err != nil {
 		reasons = append(reasons, err.Error())
+	}
+	if err := s.bus.ConsumerErrors(); err != nil {
+		reasons = append(reasons, "fetches keep failing: "+strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if len(reasons) > 0 {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
