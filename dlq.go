@@ -122,7 +122,9 @@ type RecordHeader struct {
 // Attempt is one step in a failed event's history.
 type Attempt struct {
 	At time.Time `json:"at"`
-	// Kind is "failed", "retry" (automatic retry sent), "manual-retry" or "resolved".
+	// Kind is "failed", "retry" (automatic retry sent), "manual-retry",
+	// "resolved" or "retry-not-sent" (a retry whose send failed, Error
+	// saying why: it spent no attempt).
 	Kind  string `json:"kind"`
 	Error string `json:"error,omitempty"`
 }

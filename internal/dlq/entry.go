@@ -73,7 +73,8 @@ type Header struct {
 }
 
 // Attempt is one step in an entry's history: Kind "failed", "retry",
-// "manual-retry" or "resolved".
+// "manual-retry", "resolved", or AttemptRetryNotSent (a retry whose send
+// failed, Error saying why: it spent no attempt).
 type Attempt struct {
 	At    time.Time `json:"at"`
 	Kind  string    `json:"kind"`
