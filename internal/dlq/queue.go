@@ -379,6 +379,11 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 	prior := e
 	prior.Attempts = slices.Clip(prior.Attempts) // the appends below must not share its array
 	now := q.cfg.Now().UTC()
+	if !manual {
+		// Sent automatically: its latest failure was not permanent (an entry
+		// written before Permanent followed the latest failure may say so).
+		e.Permanent = false
+	}
 	e.RetryCount++
 	e.Status = StatusRetrying
 	next := now.Add(q.cfg.RetryTimeout)

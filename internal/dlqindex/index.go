@@ -34,7 +34,9 @@ type Entry struct {
 	// TenantKnown: the record is an event of Tenant (access scoped to a
 	// tenant sees only those).
 	TenantKnown bool
-	// Permanent entries are never retried automatically.
+	// Permanent: the entry's latest failure was permanent. Due does not
+	// look at it: a permanent entry is due only while retrying (its manual
+	// retry's timeout), and its scheduler then marks it out of retries.
 	Permanent bool
 	// Unix nanoseconds; NextRetryAt 0 is none.
 	FailedAt, NextRetryAt, ChangedAt int64
@@ -186,14 +188,15 @@ func (x *Index) Count(f Filter, statuses []string) Counts {
 
 // Due returns, by partition of their newest version, the IDs of the live
 // entries of the bus itself (no Origin) that wait for an automatic retry
-// whose time, now (Unix nanoseconds), has come, in one of the statuses
-// waiting, and that keep accepts.
+// or a retry's timeout whose time, now (Unix nanoseconds), has come, in one
+// of the statuses waiting, and that keep accepts. Permanent entries are
+// among them (see Entry.Permanent).
 func (x *Index) Due(now int64, waiting []string, keep func(topic string, partition int32, schedulerGroup string) bool) map[Position][]string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	out := map[Position][]string{}
 	for id, e := range x.entries {
-		if e.Deleted || e.Origin != "" || e.Permanent || e.NextRetryAt == 0 || e.NextRetryAt > now || !slices.Contains(waiting, e.Status) {
+		if e.Deleted || e.Origin != "" || e.NextRetryAt == 0 || e.NextRetryAt > now || !slices.Contains(waiting, e.Status) {
 			continue
 		}
 		if keep(e.Pos.Topic, e.Pos.Partition, e.SchedulerGroup) {
