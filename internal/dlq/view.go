@@ -143,18 +143,27 @@ func (v *view) run(ctx context.Context) {
 
 // apply folds one DLQ record into the index. Records from the reader
 // advance its progress; records this process wrote are applied as soon as
-// they are acknowledged, so a caller reads its own writes.
+// they are acknowledged, so a caller reads its own writes, unless the
+// reader got there first (it applied that record, and maybe newer ones).
+// The index drops an entry at its tombstone; one this process wrote is
+// kept (Unread) until the reader reads it, so that the older versions the
+// reader brings before it do not show the entry again.
 func (v *view) apply(r *kgo.Record, fromReader bool) {
-	if id, e, ok := v.decodeIndex(r); ok {
+	id, e, ok := v.decodeIndex(r)
+	tp := topicPartition{r.Topic, r.Partition}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !fromReader {
+		if v.progress[tp] > r.Offset {
+			return
+		}
+		e.Unread = e.Deleted
+	}
+	if ok {
 		v.index.Apply(id, e)
 	}
-	if fromReader {
-		tp := topicPartition{r.Topic, r.Partition}
-		v.mu.Lock()
-		if r.Offset+1 > v.progress[tp] {
-			v.progress[tp] = r.Offset + 1
-		}
-		v.mu.Unlock()
+	if fromReader && r.Offset+1 > v.progress[tp] {
+		v.progress[tp] = r.Offset + 1
 	}
 }
 

@@ -11,6 +11,14 @@ import (
 	"sync"
 )
 
+// Len is how many entries the index holds, tombstones it still keeps
+// included.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.entries)
+}
+
 // Position is where one record lies.
 type Position struct {
 	Topic     string
@@ -20,8 +28,16 @@ type Position struct {
 
 // Entry is what the index keeps of one version of an entry.
 type Entry struct {
-	Pos     Position
+	Pos Position
+	// Deleted: a tombstone (or an overlay that deletes). The index drops
+	// the bus's own entries (no Origin) when it applies their tombstone,
+	// and keeps nothing of them, unless Unread.
 	Deleted bool
+	// Unread marks a tombstone this process wrote that the view's reader
+	// has not read yet: the index keeps it until then, so that older
+	// versions the reader still brings do not show the entry again; the
+	// reader's copy of it (not Unread) drops the entry.
+	Unread bool
 	// Origin is "" for the bus's own entries; for those another
 	// implementation wrote (and the overlays that answer them) it names it.
 	Origin string
@@ -71,12 +87,19 @@ func New() *Index {
 }
 
 // Apply folds one version of entry id into the index, unless the version
-// it holds supersedes it. It reports whether e was taken.
+// it holds supersedes it. It reports whether e was taken. A tombstone of
+// one of the bus's own entries that is not Unread removes the entry: a
+// deleted entry costs nothing. Those of entries another implementation
+// wrote are kept (their versions have different keys, read in any order).
 func (x *Index) Apply(id string, e Entry) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if cur, ok := x.entries[id]; ok && !supersedes(&e, cur) {
 		return false
+	}
+	if e.Deleted && e.Origin == "" && !e.Unread {
+		delete(x.entries, id)
+		return true
 	}
 	e.Topic, e.Tenant = x.intern(e.Topic), x.intern(e.Tenant)
 	e.SchedulerGroup, e.ReasonLabel = x.intern(e.SchedulerGroup), x.intern(e.ReasonLabel)

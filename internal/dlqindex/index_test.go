@@ -2,6 +2,7 @@ package dlqindex
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"unsafe"
 )
@@ -22,7 +23,7 @@ func TestLaterOffsetWinsForTheBusOwnEntries(t *testing.T) {
 	if e, ok := x.Get("a"); !ok || e.Status != "resolved" {
 		t.Fatalf("Get = %+v, %v", e, ok)
 	}
-	x.Apply("a", Entry{Pos: pos(0, 10), Deleted: true})
+	x.Apply("a", Entry{Pos: pos(0, 10), Deleted: true, Unread: true})
 	if _, ok := x.Get("a"); ok {
 		t.Fatal("a tombstone left the entry live")
 	}
@@ -121,5 +122,42 @@ func TestInternSharesRepeatedStrings(t *testing.T) {
 	b, _ := x.Get("b")
 	if unsafe.StringData(a.Topic) != unsafe.StringData(b.Topic) || len(x.strs) != 1 {
 		t.Fatalf("the two entries' topics do not share their bytes (%d strings kept)", len(x.strs))
+	}
+}
+
+// TestDeletedEntriesCostNothing: once the view's reader has read an
+// entry's tombstone, the index keeps nothing of the entry.
+func TestDeletedEntriesCostNothing(t *testing.T) {
+	x := New()
+	const n = 1000
+	id := func(i int) string { return "entry-" + strconv.Itoa(i) }
+	for i := range n {
+		x.Apply(id(i), Entry{Pos: pos(0, int64(i)), Status: "pending", Topic: "core.user.created"})
+	}
+	for i := range n {
+		x.Apply(id(i), Entry{Pos: pos(0, int64(n+i)), Deleted: true})
+	}
+	if len(x.entries) != 0 {
+		t.Fatalf("%d deleted entries are still held in the index", len(x.entries))
+	}
+}
+
+// TestUnreadTombstoneIsKeptUntilRead: a tombstone this process wrote is
+// applied before the view's reader reaches it; older versions the reader
+// brings meanwhile do not show the entry again, and the reader's copy of
+// the tombstone leaves nothing behind.
+func TestUnreadTombstoneIsKeptUntilRead(t *testing.T) {
+	x := New()
+	x.Apply("a", Entry{Pos: pos(0, 5), Status: "pending"})
+	x.Apply("a", Entry{Pos: pos(0, 7), Deleted: true, Unread: true})
+	if x.Apply("a", Entry{Pos: pos(0, 6), Status: "retrying"}) {
+		t.Fatal("a version older than an unread tombstone showed the entry again")
+	}
+	if _, ok := x.Get("a"); ok {
+		t.Fatal("an unread tombstone left the entry live")
+	}
+	x.Apply("a", Entry{Pos: pos(0, 7), Deleted: true})
+	if x.Len() != 0 {
+		t.Fatalf("the index holds %d entries after the reader read the tombstone", x.Len())
 	}
 }
