@@ -69,6 +69,10 @@ type Config struct {
 	RetryTimeout                  time.Duration
 	SigningKey                    []byte
 	TopicCleanupPolicy            string
+	// RetentionCheck is how often the view lists the dlq.* partitions'
+	// start offsets, to drop the entries retention removed
+	// (DefaultRetentionCheck when 0).
+	RetentionCheck time.Duration
 	// SessionTimeout and HeartbeatInterval are the scheduler group's.
 	SessionTimeout, HeartbeatInterval time.Duration
 	Logger                            *slog.Logger

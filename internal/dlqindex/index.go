@@ -119,6 +119,23 @@ func (x *Index) intern(s string) string {
 	return s
 }
 
+// DropBelow removes the entries whose newest version lies below the start
+// offset that start returns for its partition: retention (or
+// DeleteRecords) removed their records, so a view read afresh would not
+// hold them. It returns how many it removed.
+func (x *Index) DropBelow(start func(topic string, partition int32) int64) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for id, e := range x.entries {
+		if e.Pos.Offset < start(e.Pos.Topic, e.Pos.Partition) {
+			delete(x.entries, id)
+			n++
+		}
+	}
+	return n
+}
+
 // Get returns what the index holds of live entry id.
 func (x *Index) Get(id string) (Entry, bool) {
 	x.mu.RLock()
