@@ -89,3 +89,53 @@ func TestAttemptIsSpentOnlyWhenTheRetryIsSent(t *testing.T) {
 		})
 	}
 }
+
+// TestManualRetryNotSentKeepsTheOutstandingRetry: a manual retry whose
+// send fails, of an entry whose retry is outstanding, leaves that retry
+// outstanding: same attempt, same timeout.
+func TestManualRetryNotSentKeepsTheOutstandingRetry(t *testing.T) {
+	t.Parallel()
+	q, host, ctx := newTestQueue(t, Config{DisableScheduler: true})
+	var failing atomic.Bool
+	errBroker := errors.New("injected: broker unavailable")
+	host.produceFault = func(rec *kgo.Record) error {
+		if failing.Load() && !strings.HasPrefix(rec.Topic, "dlq.") {
+			return errBroker
+		}
+		return nil
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const topic, group = "core.user.created", "mailer"
+	r := eventRecord(topic, "acme")
+	id, err := q.RecordFailure(ctx, r, group, wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Retry(ctx, e, false); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	if err := q.Retry(ctx, sent, true); !errors.Is(err, errBroker) {
+		t.Fatalf("manual Retry with the produce failing = %v", err)
+	}
+	e, err = q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Status != StatusRetrying || e.RetryCount != 1 || e.NextRetryAt == nil || !e.NextRetryAt.Equal(*sent.NextRetryAt) {
+		t.Fatalf("after a manual retry that was not sent: status %s, retry count %d, timeout %v; want retrying, 1, %v", e.Status, e.RetryCount, e.NextRetryAt, sent.NextRetryAt)
+	}
+	if last := e.Attempts[len(e.Attempts)-1]; last.Kind != AttemptRetryNotSent {
+		t.Fatalf("the history ends with %q", last.Kind)
+	}
+}

@@ -447,8 +447,9 @@ const AttemptRetryNotSent = "retry-not-sent"
 // Its retry count is unchanged. An entry that waits for automatic retries
 // (pending, or retrying after a timeout) is due again after a backoff that
 // grows with the sends that failed in a row (1 s · 2^n, capped like the
-// retries'); one out of retries or resolved stays so (a manual retry
-// failed).
+// retries'), or at the time it was due anyway if that is later (a manual
+// retry that failed moves no retry, nor an outstanding retry's timeout,
+// earlier); one out of retries or resolved stays so.
 func (q *Queue) retryNotSent(ctx context.Context, e Entry, cause error) error {
 	now := q.cfg.Now().UTC()
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: AttemptRetryNotSent, Error: cause.Error()})
@@ -459,7 +460,9 @@ func (q *Queue) retryNotSent(ctx context.Context, e Entry, cause error) error {
 			failed++
 		}
 		next := now.Add(q.cfg.backoff(failed - 1))
-		e.NextRetryAt = &next
+		if e.NextRetryAt == nil || e.NextRetryAt.Before(next) {
+			e.NextRetryAt = &next
+		}
 	}
 	if _, err := q.write(ctx, &e, false); err != nil {
 		q.cfg.Logger.Warn("eventbus: could not record a dead-letter retry that was not sent", "dlq_id", e.ID, "err", err)
