@@ -22,7 +22,10 @@ type FailedEventStatus string
 const (
 	// StatusPending: failed; an automatic retry is scheduled at NextRetryAt.
 	StatusPending FailedEventStatus = FailedEventStatus(dlq.StatusPending)
-	// StatusRetrying: a retry was sent to the failed group; its outcome is not known yet.
+	// StatusRetrying: a retry was sent to the failed group; its outcome is
+	// not known yet. Unanswered at NextRetryAt (DLQConfig.RetryTimeout), it
+	// times out: the next automatic retry is sent, or, after the last one
+	// or a retry of a permanent failure, the entry is out of retries.
 	StatusRetrying FailedEventStatus = FailedEventStatus(dlq.StatusRetrying)
 	// StatusResolved: a retry succeeded.
 	StatusResolved FailedEventStatus = FailedEventStatus(dlq.StatusResolved)
@@ -97,9 +100,9 @@ type FailedEvent struct {
 	Partition     int32             `json:"partition"`
 	Offset        int64             `json:"offset"`
 	Status        FailedEventStatus `json:"status"`
-	// Permanent is set when the handler returned a Permanent error, or the
+	// Permanent is set when the latest failure was a Permanent error, or the
 	// record was not an event (ReasonMalformed): only a manual retry sends
-	// it again.
+	// it again. A later failure that is not permanent clears it.
 	Permanent   bool       `json:"permanent,omitempty"`
 	NextRetryAt *time.Time `json:"nextRetryAt,omitempty"`
 	ResolvedAt  *time.Time `json:"resolvedAt,omitempty"`
@@ -122,7 +125,9 @@ type RecordHeader struct {
 // Attempt is one step in a failed event's history.
 type Attempt struct {
 	At time.Time `json:"at"`
-	// Kind is "failed", "retry" (automatic retry sent), "manual-retry" or "resolved".
+	// Kind is "failed", "retry" (automatic retry sent), "manual-retry",
+	// "resolved" or "retry-not-sent" (a retry whose send failed, Error
+	// saying why: it spent no attempt).
 	Kind  string `json:"kind"`
 	Error string `json:"error,omitempty"`
 }

@@ -73,7 +73,8 @@ type Header struct {
 }
 
 // Attempt is one step in an entry's history: Kind "failed", "retry",
-// "manual-retry" or "resolved".
+// "manual-retry", "resolved", or AttemptRetryNotSent (a retry whose send
+// failed, Error saying why: it spent no attempt).
 type Attempt struct {
 	At    time.Time `json:"at"`
 	Kind  string    `json:"kind"`
@@ -194,11 +195,14 @@ func (q *Queue) applyFailure(e *Entry, f Failure, now time.Time) {
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "failed", Error: e.FailureReason})
 	e.UpdatedAt = now
 	e.ResolvedAt = nil
+	// Permanent follows the latest failure: a permanent entry retried by
+	// hand that fails again for a transient reason waits for automatic
+	// retries again.
+	e.Permanent = f.Permanent
 	switch {
 	case f.Permanent:
 		// A permanent failure (or a record that is not an event, which
 		// fails the same way every time) is sent again only by hand.
-		e.Permanent = true
 		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil
 	case e.RetryCount >= e.MaxRetries:
 		e.Status, e.NextRetryAt = StatusMaxRetriesExceeded, nil

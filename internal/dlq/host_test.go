@@ -20,16 +20,33 @@ import (
 // produces, reads single records and creates topics. It counts no
 // metrics.
 type testHost struct {
-	seeds []string
-	cl    *kgo.Client
-	adm   *kadm.Client
+	seeds  []string
+	cl     *kgo.Client
+	adm    *kadm.Client
+	broker *embedded.Broker
+
+	// produceFault and ensureFault, when set before the queue starts, fail
+	// the produce of a record and the creation of a topic when they return
+	// an error.
+	produceFault func(rec *kgo.Record) error
+	ensureFault  func(topic string) error
 }
 
 func (h *testHost) Produce(ctx context.Context, rec *kgo.Record) error {
+	if h.produceFault != nil {
+		if err := h.produceFault(rec); err != nil {
+			return err
+		}
+	}
 	return h.cl.ProduceSync(ctx, rec).FirstErr()
 }
 
 func (h *testHost) EnsureTopic(ctx context.Context, topic string, configs map[string]string) error {
+	if h.ensureFault != nil {
+		if err := h.ensureFault(topic); err != nil {
+			return err
+		}
+	}
 	cfg := map[string]*string{}
 	for k, v := range configs {
 		cfg[k] = &v
@@ -68,7 +85,7 @@ func newTestQueue(t *testing.T, cfg Config) (*Queue, *testHost, context.Context)
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	host := &testHost{seeds: broker.Addrs(), cl: cl, adm: kadm.NewClient(cl)}
+	host := &testHost{seeds: broker.Addrs(), cl: cl, adm: kadm.NewClient(cl), broker: broker}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	if cfg.MaxRetries == 0 {

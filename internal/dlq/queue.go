@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,10 @@ type Config struct {
 	RetryTimeout                  time.Duration
 	SigningKey                    []byte
 	TopicCleanupPolicy            string
+	// RetentionCheck is how often the view lists the dlq.* partitions'
+	// start offsets, to drop the entries retention removed
+	// (DefaultRetentionCheck when 0).
+	RetentionCheck time.Duration
 	// SessionTimeout and HeartbeatInterval are the scheduler group's.
 	SessionTimeout, HeartbeatInterval time.Duration
 	Logger                            *slog.Logger
@@ -359,6 +364,12 @@ func (q *Queue) topicOf(id string) (string, error) {
 
 // sendRetry marks the entry as retrying and re-publishes its event to its
 // topic with the retry headers, so that only its group handles it.
+//
+// The attempt is spent only when the retry is sent: what can fail before
+// the send (the retry topic's creation, the signature) is done before the
+// entry is marked, and when the send itself fails the entry is written
+// back as it was (retryNotSent): its retry count unchanged, retryable again
+// after a backoff rather than after the retry timeout.
 func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error) {
 	// The retry belongs to the original event's trace.
 	rec := &kgo.Record{Key: e.OriginalKey, Headers: make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+5)}
@@ -369,7 +380,14 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 		attribute.String("plexica.dlq_id", e.ID), attribute.String("messaging.consumer.group.name", e.ConsumerGroup),
 		attribute.Bool("plexica.manual", manual), attribute.Int("plexica.retry_attempt", e.RetryCount+1))
 	defer func() { tracing.End(span, err) }()
+	prior := e
+	prior.Attempts = slices.Clip(prior.Attempts) // the appends below must not share its array
 	now := q.cfg.Now().UTC()
+	if !manual {
+		// Sent automatically: its latest failure was not permanent (an entry
+		// written before Permanent followed the latest failure may say so).
+		e.Permanent = false
+	}
 	e.RetryCount++
 	e.Status = StatusRetrying
 	next := now.Add(q.cfg.RetryTimeout)
@@ -381,38 +399,75 @@ func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error)
 	}
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: kind})
 	e.UpdatedAt = now
+	value := retryValue(&e)
+	// The target topic is ensured as Publish ensures its topics: a retry to
+	// a topic that is gone would otherwise wait out the delivery timeout.
+	target := RetryTopicFor(e.ConsumerGroup, e.OriginalTopic)
+	if err := q.host.EnsureTopic(ctx, target, nil); err != nil {
+		return q.retryNotSent(ctx, prior, fmt.Errorf("send retry of %s: %w", e.ID, err))
+	}
+	var signature []kgo.RecordHeader
+	if len(q.cfg.SigningKey) > 0 {
+		if signature, err = q.signRetry(target, e, value); err != nil {
+			return q.retryNotSent(ctx, prior, fmt.Errorf("sign retry of %s: %w", e.ID, err))
+		}
+	}
 	written, err := q.write(ctx, &e, false)
 	if err != nil {
 		return err
 	}
-	value := retryValue(&e)
 	q.cfg.Tracer.Inject(ctx, rec)
 	rec.Headers = append(rec.Headers,
 		kgo.RecordHeader{Key: wire.HeaderDLQID, Value: []byte(e.ID)},
 		kgo.RecordHeader{Key: wire.HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
 		kgo.RecordHeader{Key: wire.HeaderRetryAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
 	)
-	// The target topic is ensured as Publish ensures its topics: a retry to
-	// a topic that is gone would otherwise wait out the delivery timeout.
-	target := RetryTopicFor(e.ConsumerGroup, e.OriginalTopic)
-	if err := q.host.EnsureTopic(ctx, target, nil); err != nil {
-		return fmt.Errorf("send retry of %s: %w", e.ID, err)
-	}
-	if len(q.cfg.SigningKey) > 0 {
-		signature, err := q.signRetry(target, e, value)
-		if err != nil {
-			return fmt.Errorf("sign retry of %s: %w", e.ID, err)
-		}
+	if signature != nil {
 		rec.Headers = append(rec.Headers, signature...)
 	} else {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: wire.HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
 	}
 	rec.Topic, rec.Value = target, value
 	if err := q.host.Produce(ctx, rec); err != nil {
-		return fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err)
+		// The version just written names an attempt that was not sent (or
+		// whose fate is unknown): the entry as it was replaces it, so no
+		// answer to that attempt can change the entry.
+		return q.retryNotSent(ctx, prior, fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err))
 	}
 	q.host.RetrySent(e.OriginalTopic, manual)
 	return nil
+}
+
+// AttemptRetryNotSent is the Kind of an Attempt that records a retry whose
+// send failed: it spent no attempt.
+const AttemptRetryNotSent = "retry-not-sent"
+
+// retryNotSent writes entry e back as it was before a retry of it that
+// could not be sent, with that failure in its history, and returns cause.
+// Its retry count is unchanged. An entry that waits for automatic retries
+// (pending, or retrying after a timeout) is due again after a backoff that
+// grows with the sends that failed in a row (1 s · 2^n, capped like the
+// retries'), or at the time it was due anyway if that is later (a manual
+// retry that failed moves no retry, nor an outstanding retry's timeout,
+// earlier); one out of retries or resolved stays so.
+func (q *Queue) retryNotSent(ctx context.Context, e Entry, cause error) error {
+	now := q.cfg.Now().UTC()
+	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: AttemptRetryNotSent, Error: cause.Error()})
+	e.UpdatedAt = now
+	if e.Status == StatusPending || e.Status == StatusRetrying {
+		failed := 0
+		for i := len(e.Attempts) - 1; i >= 0 && e.Attempts[i].Kind == AttemptRetryNotSent; i-- {
+			failed++
+		}
+		next := now.Add(q.cfg.backoff(failed - 1))
+		if e.NextRetryAt == nil || e.NextRetryAt.Before(next) {
+			e.NextRetryAt = &next
+		}
+	}
+	if _, err := q.write(ctx, &e, false); err != nil {
+		q.cfg.Logger.Warn("eventbus: could not record a dead-letter retry that was not sent", "dlq_id", e.ID, "err", err)
+	}
+	return cause
 }
 
 // write stores an entry (or its tombstone) on its DLQ topic and applies it

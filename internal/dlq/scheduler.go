@@ -235,19 +235,25 @@ func (s *scheduler) stillOwned(tp topicPartition) bool {
 	return ok
 }
 
-// isDue reports whether e waits for an automatic retry (or for being
-// marked out of retries) whose time has come.
+// isDue reports whether e waits for an automatic retry (pending) or for
+// the answer to a retry (retrying), and its time (the backoff, or the
+// retry timeout) has come. A retrying entry is due at its timeout whatever
+// its failure was, permanent or not: schedule then moves it to a state
+// that can be retried. Permanent does not hold back a pending entry: a
+// pending entry's latest failure was not permanent (applyFailure), or it
+// was written before Permanent followed the latest failure.
 func isDue(e *Entry, now time.Time) bool {
-	if e.Permanent || e.NextRetryAt == nil || e.NextRetryAt.After(now) {
+	if e.NextRetryAt == nil || e.NextRetryAt.After(now) {
 		return false
 	}
 	return e.Status == StatusPending || e.Status == StatusRetrying
 }
 
 // schedule sends e's retry, or gives up on it when it is out of retries.
-// e is due.
+// e is due. A retry of a permanent failure (a manual one) that timed out
+// is out of retries too: only a manual retry sends it again.
 func (s *scheduler) schedule(ctx context.Context, e Entry, now time.Time) {
-	if e.RetryCount >= e.MaxRetries {
+	if e.RetryCount >= e.MaxRetries || (e.Permanent && e.Status == StatusRetrying) {
 		// The last retry was sent and never answered: out of retries.
 		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now.UTC()
 		if _, err := s.q.write(ctx, &e, false); err != nil {

@@ -32,12 +32,14 @@ type view struct {
 	mu       sync.RWMutex
 	progress map[topicPartition]int64 // next offset the reader will see
 	targets  map[topicPartition]int64 // end offsets when the view started
+	starts   map[topicPartition]int64 // start offsets last listed (followStarts)
 	ready    chan struct{}
 
 	warnedCompacted sync.Map // dlq topics already warned about (legacy.go)
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+	watching sync.WaitGroup // watchStarts
 }
 
 func newView(q *Queue) *view {
@@ -45,6 +47,7 @@ func newView(q *Queue) *view {
 		q:        q,
 		index:    dlqindex.New(),
 		progress: map[topicPartition]int64{},
+		starts:   map[topicPartition]int64{},
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -83,7 +86,24 @@ func (v *view) start() error {
 	v.targets = targets
 	v.checkReady()
 	go v.run(ctx)
+	v.watching.Add(1)
+	go v.watchStarts(ctx)
 	return nil
+}
+
+// dlqTopics lists the dlq.* topics.
+func dlqTopics(ctx context.Context, adm *kadm.Client) ([]string, error) {
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name := range topics {
+		if strings.HasPrefix(name, "dlq.") {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // endOffsets returns the end offset of every dlq.* partition that holds
@@ -93,15 +113,9 @@ func (v *view) endOffsets(ctx context.Context) (map[topicPartition]int64, error)
 	if err != nil {
 		return nil, err
 	}
-	topics, err := adm.ListTopics(ctx)
+	dlqTopics, err := dlqTopics(ctx, adm)
 	if err != nil {
 		return nil, err
-	}
-	var dlqTopics []string
-	for name := range topics {
-		if strings.HasPrefix(name, "dlq.") {
-			dlqTopics = append(dlqTopics, name)
-		}
 	}
 	out := map[topicPartition]int64{}
 	if len(dlqTopics) == 0 {
@@ -126,6 +140,85 @@ func (v *view) endOffsets(ctx context.Context) (map[topicPartition]int64, error)
 	return out, nil
 }
 
+// DefaultRetentionCheck is how often, by default, the view lists the
+// start offsets of the dlq.* partitions (Config.RetentionCheck).
+const DefaultRetentionCheck = 30 * time.Second
+
+// loadingStartsCheck is how often the view lists the start offsets while
+// it loads, so that readiness never waits on a partition emptied meanwhile.
+const loadingStartsCheck = 500 * time.Millisecond
+
+// watchStarts follows the start offsets of the dlq.* partitions
+// (followStarts): every loadingStartsCheck while the view loads, then
+// every Config.RetentionCheck.
+func (v *view) watchStarts(ctx context.Context) {
+	defer v.watching.Done()
+	every := v.q.cfg.RetentionCheck
+	if every <= 0 {
+		every = DefaultRetentionCheck
+	}
+	for {
+		wait := every
+		if _, _, ready := v.loading(); !ready {
+			wait = min(wait, loadingStartsCheck)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		v.followStarts(ctx)
+	}
+}
+
+// followStarts lists the start offsets of the dlq.* partitions. Below a
+// partition's start offset, retention (or DeleteRecords) removed the
+// records: the entries whose newest version lay there leave the view, as a
+// fresh instance would not see them, and the reader's progress moves up to
+// the start, since nothing below it can be delivered any more: readiness
+// and the scheduler never wait on a partition that cannot deliver more. A
+// listing that fails is tried again at the next check.
+func (v *view) followStarts(ctx context.Context) {
+	adm, err := v.q.host.Admin()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	topics, err := dlqTopics(ctx, adm)
+	if err != nil || len(topics) == 0 {
+		return
+	}
+	listed, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return
+	}
+	v.mu.Lock()
+	moved := false
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			return
+		}
+		tp := topicPartition{o.Topic, o.Partition}
+		if o.Offset > v.starts[tp] {
+			v.starts[tp] = o.Offset
+			moved = true
+		}
+		if o.Offset > v.progress[tp] {
+			v.progress[tp] = o.Offset
+		}
+	})
+	if moved {
+		if n := v.index.DropBelow(func(topic string, partition int32) int64 {
+			return v.starts[topicPartition{topic, partition}]
+		}); n > 0 {
+			v.q.cfg.Logger.Info("eventbus: dead-letter entries whose records retention removed left the view", "entries", n)
+		}
+	}
+	v.mu.Unlock()
+	v.checkReady()
+}
+
 func (v *view) run(ctx context.Context) {
 	defer close(v.done)
 	for {
@@ -143,18 +236,29 @@ func (v *view) run(ctx context.Context) {
 
 // apply folds one DLQ record into the index. Records from the reader
 // advance its progress; records this process wrote are applied as soon as
-// they are acknowledged, so a caller reads its own writes.
+// they are acknowledged, so a caller reads its own writes, unless the
+// reader got there first (it applied that record, and maybe newer ones).
+// The index drops an entry at its tombstone; one this process wrote is
+// kept (Unread) until the reader reads it, so that the older versions the
+// reader brings before it do not show the entry again.
 func (v *view) apply(r *kgo.Record, fromReader bool) {
-	if id, e, ok := v.decodeIndex(r); ok {
+	id, e, ok := v.decodeIndex(r)
+	tp := topicPartition{r.Topic, r.Partition}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !fromReader {
+		if v.progress[tp] > r.Offset {
+			return
+		}
+		e.Unread = e.Deleted
+	}
+	// A record below the partition's start offset (fetched before
+	// retention removed it) is gone: a fresh view would not see it.
+	if ok && r.Offset >= v.starts[tp] {
 		v.index.Apply(id, e)
 	}
-	if fromReader {
-		tp := topicPartition{r.Topic, r.Partition}
-		v.mu.Lock()
-		if r.Offset+1 > v.progress[tp] {
-			v.progress[tp] = r.Offset + 1
-		}
-		v.mu.Unlock()
+	if fromReader && r.Offset+1 > v.progress[tp] {
+		v.progress[tp] = r.Offset + 1
 	}
 }
 
@@ -332,6 +436,7 @@ func (v *view) stop() {
 	if v.cancel != nil {
 		v.cancel()
 		<-v.done
+		v.watching.Wait()
 		v.cl.Close()
 	}
 }

@@ -2,7 +2,9 @@
 // entry, what it takes to filter, count, sort and schedule it, and where
 // its newest version lies on the dlq.* topics. The entries themselves stay
 // on the topics and are read from there when asked for, so the index grows
-// by about 500 bytes per entry, map included, whatever the events weigh.
+// by about 500 bytes per entry, map included, whatever the events weigh. A
+// deleted entry costs nothing once its tombstone is read, and entries whose
+// records retention removed are dropped (DropBelow).
 package dlqindex
 
 import (
@@ -10,6 +12,14 @@ import (
 	"strings"
 	"sync"
 )
+
+// Len is how many entries the index holds, tombstones it still keeps
+// included.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.entries)
+}
 
 // Position is where one record lies.
 type Position struct {
@@ -20,8 +30,16 @@ type Position struct {
 
 // Entry is what the index keeps of one version of an entry.
 type Entry struct {
-	Pos     Position
+	Pos Position
+	// Deleted: a tombstone (or an overlay that deletes). The index drops
+	// the bus's own entries (no Origin) when it applies their tombstone,
+	// and keeps nothing of them, unless Unread.
 	Deleted bool
+	// Unread marks a tombstone this process wrote that the view's reader
+	// has not read yet: the index keeps it until then, so that older
+	// versions the reader still brings do not show the entry again; the
+	// reader's copy of it (not Unread) drops the entry.
+	Unread bool
 	// Origin is "" for the bus's own entries; for those another
 	// implementation wrote (and the overlays that answer them) it names it.
 	Origin string
@@ -34,7 +52,9 @@ type Entry struct {
 	// TenantKnown: the record is an event of Tenant (access scoped to a
 	// tenant sees only those).
 	TenantKnown bool
-	// Permanent entries are never retried automatically.
+	// Permanent: the entry's latest failure was permanent. Due does not
+	// look at it: a permanent entry is due only while retrying (its manual
+	// retry's timeout), and its scheduler then marks it out of retries.
 	Permanent bool
 	// Unix nanoseconds; NextRetryAt 0 is none.
 	FailedAt, NextRetryAt, ChangedAt int64
@@ -69,12 +89,19 @@ func New() *Index {
 }
 
 // Apply folds one version of entry id into the index, unless the version
-// it holds supersedes it. It reports whether e was taken.
+// it holds supersedes it. It reports whether e was taken. A tombstone of
+// one of the bus's own entries that is not Unread removes the entry: a
+// deleted entry costs nothing. Those of entries another implementation
+// wrote are kept (their versions have different keys, read in any order).
 func (x *Index) Apply(id string, e Entry) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if cur, ok := x.entries[id]; ok && !supersedes(&e, cur) {
 		return false
+	}
+	if e.Deleted && e.Origin == "" && !e.Unread {
+		delete(x.entries, id)
+		return true
 	}
 	e.Topic, e.Tenant = x.intern(e.Topic), x.intern(e.Tenant)
 	e.SchedulerGroup, e.ReasonLabel = x.intern(e.SchedulerGroup), x.intern(e.ReasonLabel)
@@ -92,6 +119,23 @@ func (x *Index) intern(s string) string {
 	}
 	x.strs[s] = s
 	return s
+}
+
+// DropBelow removes the entries whose newest version lies below the start
+// offset that start returns for its partition: retention (or
+// DeleteRecords) removed their records, so a view read afresh would not
+// hold them. It returns how many it removed.
+func (x *Index) DropBelow(start func(topic string, partition int32) int64) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for id, e := range x.entries {
+		if e.Pos.Offset < start(e.Pos.Topic, e.Pos.Partition) {
+			delete(x.entries, id)
+			n++
+		}
+	}
+	return n
 }
 
 // Get returns what the index holds of live entry id.
@@ -186,14 +230,15 @@ func (x *Index) Count(f Filter, statuses []string) Counts {
 
 // Due returns, by partition of their newest version, the IDs of the live
 // entries of the bus itself (no Origin) that wait for an automatic retry
-// whose time, now (Unix nanoseconds), has come, in one of the statuses
-// waiting, and that keep accepts.
+// or a retry's timeout whose time, now (Unix nanoseconds), has come, in one
+// of the statuses waiting, and that keep accepts. Permanent entries are
+// among them (see Entry.Permanent).
 func (x *Index) Due(now int64, waiting []string, keep func(topic string, partition int32, schedulerGroup string) bool) map[Position][]string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	out := map[Position][]string{}
 	for id, e := range x.entries {
-		if e.Deleted || e.Origin != "" || e.Permanent || e.NextRetryAt == 0 || e.NextRetryAt > now || !slices.Contains(waiting, e.Status) {
+		if e.Deleted || e.Origin != "" || e.NextRetryAt == 0 || e.NextRetryAt > now || !slices.Contains(waiting, e.Status) {
 			continue
 		}
 		if keep(e.Pos.Topic, e.Pos.Partition, e.SchedulerGroup) {
