@@ -16,7 +16,7 @@ import (
 func TestShutdownWithoutDeadlineReturnsWithinShutdownTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 2 * time.Second
-	bus := eventbustest.NewBus(t, eventbus.Config{})
+	bus := eventbustest.NewBus(t, eventbus.Config{ShutdownTimeout: timeout})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 
 	release := make(chan struct{}) // the deaf handler's only way out
