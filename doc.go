@@ -211,11 +211,13 @@
 // retries or [RetryAfter] to pick the delay; a malformed record is only
 // retried by hand. A retry goes to the group that failed and no other.
 //
-// The dlq.* topics are the source of truth. Only a process that runs the
-// [DeadLetterQueue] ([DeadLetterQueue.Start], or any DLQ call; eventbus
-// serve does) keeps a view of them and, as a member of
-// [DLQConfig.SchedulerGroup], sends automatic retries. At least one such
-// process must run, or failed events wait for one. A process that only
+// The dlq.* topics are the source of truth. Only a process that calls
+// [DeadLetterQueue.Start] (eventbus serve does) keeps a view of them and,
+// as a member of [DLQConfig.SchedulerGroup], sends automatic retries. At
+// least one such process must run, or failed events wait for one. Reads
+// start nothing: in a process that has not called Start, Stats, a list or
+// a get reads the topics for that call alone and answers from them. A
+// process that only
 // publishes and subscribes keeps no view: it writes its failures and checks
 // each retry it receives from the record the retry names, or from its
 // signature ([DLQConfig.SigningKey]). When that record cannot be read (a

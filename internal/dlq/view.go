@@ -34,8 +34,6 @@ type view struct {
 	targets  map[topicPartition]int64 // end offsets when the view started
 	ready    chan struct{}
 
-	warnedCompacted sync.Map // dlq topics already warned about (legacy.go)
-
 	cancel context.CancelFunc
 	done   chan struct{}
 }
