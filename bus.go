@@ -55,6 +55,11 @@ const (
 	DefaultMaxEventBytes = 1_000_000
 )
 
+// DefaultShutdownTimeout is the bound of Shutdown when its context has no
+// deadline (Config.ShutdownTimeout's default): Shutdown(context.Background())
+// returns within it whatever a handler does.
+const DefaultShutdownTimeout = 30 * time.Second
+
 // Config tunes a Bus. The zero value is ready to use; every field documents
 // its default.
 type Config struct {
@@ -94,6 +99,14 @@ type Config struct {
 	// DisableTopicCreation stops the bus from creating missing topics with
 	// the TopicManager's defaults before first use of each.
 	DisableTopicCreation bool
+	// ShutdownTimeout bounds Shutdown when its context has no deadline
+	// (Shutdown(context.Background()) returns within it), and likewise
+	// Unsubscribe, PluginClient.Close and PluginHost.Close when they stop
+	// a consumer group. A context with a deadline is used as it is.
+	// Running handlers get the grace period, the first three quarters of
+	// the time to the deadline (22.5 s of the default); see Shutdown.
+	// Default DefaultShutdownTimeout; negative is an error.
+	ShutdownTimeout time.Duration
 	// Breaker tunes the publish circuit breaker.
 	Breaker BreakerConfig
 	// Consumer tunes subscriptions.
@@ -180,6 +193,12 @@ func (c *Config) setDefaults(client *Client) error {
 	}
 	if c.DeliveryTimeout < time.Second {
 		return fmt.Errorf("%w: Config.DeliveryTimeout %s is under the 1 s minimum", ErrInvalidConfig, c.DeliveryTimeout)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("%w: Config.ShutdownTimeout %s is negative (0 means DefaultShutdownTimeout)", ErrInvalidConfig, c.ShutdownTimeout)
 	}
 	c.Breaker.setDefaults()
 	cc := &c.Consumer
@@ -338,20 +357,39 @@ func producerBatchMaxBytes(maxEventBytes int) int {
 
 // Shutdown stops the bus. Publishes from outside the bus fail with
 // ErrShuttingDown from the moment it is called; every subscription stops
-// fetching and waits for its running handlers (bounded by ctx), which may
-// still publish meanwhile (their follow-up events are sent), then commits
-// what they handled and leaves its group (a static member, with
+// fetching and waits for its running handlers, which may still publish
+// meanwhile (their follow-up events are sent), then commits what they
+// handled and leaves its group (a static member, with
 // ConsumerConfig.InstanceID, does not leave). Then Shutdown waits for the
 // publishes in progress and flushes the producers (events of PublishAsync
-// included) until the brokers acknowledged them or ctx ends, and closes
-// the producers. Shutdown returns by ctx's deadline: events not
-// acknowledged by then fail (their Publish returns, their PublishAsync
-// callback is called) with an error wrapping ErrShuttingDown that says
-// they may or may not have been written, and Shutdown's error counts them.
-// The client stays open. Calling Shutdown twice is a no-op.
+// included) until the brokers acknowledged them or the deadline passes,
+// and closes the producers.
+//
+// Shutdown returns by ctx's deadline, or within Config.ShutdownTimeout
+// (DefaultShutdownTimeout, 30 s) when ctx has none, whatever a handler
+// does. Running handlers have a grace period: the first three quarters of
+// the time from the call to that deadline (22.5 s of the default 30 s;
+// 7.5 s of a ctx that ends in 10 s). When it ends, every running handler's
+// context is cancelled and Shutdown waits for handlers no longer: what
+// they were handling is not committed and is delivered again, and
+// Shutdown's error says so. The last quarter is kept for the final
+// commits, leaving the groups and flushing the producers. A handler that
+// watches its context thus learns of the shutdown when the grace period
+// ends, not before; cancelling ctx ends the grace period at once.
+//
+// Events not acknowledged by the deadline fail (their Publish returns,
+// their PublishAsync callback is called) with an error wrapping
+// ErrShuttingDown that says they may or may not have been written, and
+// Shutdown's error counts them. The client stays open. Calling Shutdown
+// twice is a no-op.
 func (b *Bus) Shutdown(ctx context.Context) error {
 	if !b.gate.CompareAndSwap(gateOpen, gateDraining) {
 		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.ShutdownTimeout)
+		defer cancel()
 	}
 	b.closing.Store(true)
 	var errs []error

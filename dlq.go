@@ -270,12 +270,19 @@ func (e FailedEvent) VerifiedTenant() (tenant string, known bool) {
 
 // DeadLetterQueue lists, counts, retries and deletes the entries kept in
 // the dlq.* topics (see the package documentation, "Failures and the dead
-// letter queue"). Start, or any call that reads entries (FailedEvents,
-// QueryFailedEvents, FailedEvent, Stats, StatsFor, the retries and
-// DeleteFailedEvent), starts it in this process: it then keeps an index of
-// every entry (about 500 bytes per entry, map included) and reads the
-// entries themselves from their records when asked for. RouteToDLQ, Ready
-// and TopicRules start nothing.
+// letter queue"). Nothing runs until Start: only a process that calls it
+// keeps an index of every entry (about 500 bytes per entry, map included),
+// kept current as the topics change, and schedules automatic retries.
+//
+// Reads (FailedEvents, QueryFailedEvents, FailedEvent, Stats, StatsFor)
+// work in any process. After Start they answer from the index. Before it
+// they answer from the topics: each read reads every dlq.* partition up to
+// its current end, outside any consumer group, answers, and keeps nothing;
+// it never joins the scheduler group or sends a retry. That costs a read
+// of the whole queue per call: a process that reads often (a REST API, a
+// dashboard) calls Start. The manual retries and DeleteFailedEvent read
+// the entry the same way, then write what the operator asked for, and
+// nothing more. RouteToDLQ, Ready and TopicRules read nothing.
 type DeadLetterQueue struct {
 	bus *Bus
 	q   *dlq.Queue
@@ -295,14 +302,15 @@ func newDLQ(b *Bus) *DeadLetterQueue {
 // DLQ returns the bus's dead letter queue.
 func (b *Bus) DLQ() *DeadLetterQueue { return b.dlq }
 
-// Start begins reading the dlq.* topics and, unless disabled, scheduling
-// retries; it returns once the view has caught up with what the topics held
-// when it started. Any call that reads entries (FailedEvents,
-// QueryFailedEvents, FailedEvent, Stats, StatsFor, the retries and
-// DeleteFailedEvent) starts it; RouteToDLQ, Ready, TopicRules and
-// subscribing never do. A deployment needs at least one process that runs
-// it (eventbus serve does) for automatic retries to be sent. Calling it
-// again is a no-op.
+// Start runs the dead letter queue in this process: it begins reading the
+// dlq.* topics into an index that reads then answer from and, unless
+// DLQConfig.DisableScheduler, joins DLQConfig.SchedulerGroup to send the
+// automatic retries of the partitions it is given. It returns once the
+// index has caught up with what the topics held when it started. Nothing
+// else starts it: not reads, not subscribing. A deployment needs at least
+// one process that calls it (eventbus serve does) for automatic retries to
+// be sent. Calling it again only waits for the index to catch up. It
+// stops with Bus.Shutdown.
 func (q *DeadLetterQueue) Start(ctx context.Context) error {
 	return dlqError(q.q.Start(ctx))
 }

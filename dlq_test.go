@@ -98,7 +98,7 @@ func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
 
 func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 	t.Parallel()
-	bus := eventbustest.NewBus(t, fastDLQ())
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
 	topic := eventbustest.UniqueTopic(t, "core.payment.captured")
 	group := eventbustest.UniqueID("payments")
 	var calls atomic.Int64
@@ -146,7 +146,7 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 
 func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
 	t.Parallel()
-	bus := eventbustest.NewBus(t, fastDLQ())
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ()))
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("g")
 	var calls sync.Map
@@ -244,7 +244,7 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	cfg := fastDLQ()
 	cfg.DLQ.MaxRetries = 1
-	first := eventbustest.NewBus(t, cfg, brokers...)
+	first := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...))
 	topic := eventbustest.UniqueTopic(t, "core.report.generated")
 	group := eventbustest.UniqueID("reports")
 	eventbustest.MustSubscribe(t, first, topic, func(context.Context, eventbus.RawEvent) error {
@@ -269,7 +269,8 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A new instance rebuilds the same view from the dlq topics alone.
+	// A new instance rebuilds the same view from the dlq topics alone
+	// (without Start: its reads read the topics).
 	second := eventbustest.NewBus(t, cfg, brokers...)
 	after, err := second.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
 	if err != nil {
@@ -307,8 +308,8 @@ func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
 		calls.Add(1)
 		return errors.New("warehouse offline")
 	}
-	a := eventbustest.NewBus(t, cfg, brokers...)
-	b := eventbustest.NewBus(t, cfg, brokers...)
+	a := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...))
+	b := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...))
 	eventbustest.MustSubscribe(t, a, topic, failing, eventbus.SubscribeOptions{GroupID: group})
 	eventbustest.MustSubscribe(t, b, topic, failing, eventbus.SubscribeOptions{GroupID: group})
 	const events = 6

@@ -64,7 +64,10 @@
 // [Bus.Shutdown] refuses publishes from outside at once but lets running
 // handlers publish their follow-up events while it waits for them; then it
 // waits for the publishes in flight and flushes the producers until its
-// ctx ends. Events not acknowledged by then fail with [ErrShuttingDown]
+// deadline: ctx's, or [Config.ShutdownTimeout] ([DefaultShutdownTimeout],
+// 30 s) when ctx has none. Running handlers have the first three quarters
+// of that time (the grace period); then their contexts are cancelled.
+// Events not acknowledged by the deadline fail with [ErrShuttingDown]
 // (they may or may not have been written).
 //
 // # Delivery
@@ -93,7 +96,7 @@
 // oldest retained event. Members that join a new group together all start
 // where they subscribed. A partition revoked in a rebalance waits for its
 // running handlers at most [ConsumerConfig.RevokeTimeout], and
-// [Bus.Shutdown] at most until its ctx ends; what did not finish is not
+// [Bus.Shutdown] at most until its grace period ends; what did not finish is not
 // committed and comes again. Events fetched before a rebalance are never
 // handed to the partition's next assignment, and a partition assigned back
 // to a process starts its keys only once the handlers of its earlier
@@ -208,11 +211,13 @@
 // retries or [RetryAfter] to pick the delay; a malformed record is only
 // retried by hand. A retry goes to the group that failed and no other.
 //
-// The dlq.* topics are the source of truth. Only a process that runs the
-// [DeadLetterQueue] ([DeadLetterQueue.Start], or any DLQ call; eventbus
-// serve does) keeps a view of them and, as a member of
-// [DLQConfig.SchedulerGroup], sends automatic retries. At least one such
-// process must run, or failed events wait for one. A process that only
+// The dlq.* topics are the source of truth. Only a process that calls
+// [DeadLetterQueue.Start] (eventbus serve does) keeps a view of them and,
+// as a member of [DLQConfig.SchedulerGroup], sends automatic retries. At
+// least one such process must run, or failed events wait for one. Reads
+// start nothing: in a process that has not called Start, Stats, a list or
+// a get reads the topics for that call alone and answers from them. A
+// process that only
 // publishes and subscribes keeps no view: it writes its failures and checks
 // each retry it receives from the record the retry names, or from its
 // signature ([DLQConfig.SigningKey]). When that record cannot be read (a

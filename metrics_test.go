@@ -24,7 +24,7 @@ func TestMetrics(t *testing.T) {
 	cfg := fastDLQ()
 	cfg.Metrics = m
 	cfg.DLQ.MaxRetries = 1
-	bus := eventbustest.NewBus(t, cfg)
+	bus := startDLQ(t, eventbustest.NewBus(t, cfg))
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	rec := eventbustest.NewRecorder()
 	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {

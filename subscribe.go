@@ -298,6 +298,9 @@ func Subscribe[T any](ctx context.Context, b *Bus, name Name[T], handler func(co
 // running handlers are waited for (bounded by ctx and
 // ConsumerConfig.RevokeTimeout), what it finished is committed, and when
 // it was its group's last subscription in this process the group is left.
+// Leaving the group is bounded as Shutdown is: by ctx's deadline, or
+// Config.ShutdownTimeout when ctx has none, with the same grace period for
+// running handlers.
 func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 	return b.subs.remove(ctx, id)
 }

@@ -132,6 +132,7 @@ func (b *Bus) consumerConfig(groupID string) consumer.Config {
 		MaxPollRecords:    cc.MaxPollRecords,
 		CommitInterval:    max(cc.CommitInterval, 0),
 		RevokeTimeout:     cc.RevokeTimeout,
+		ShutdownTimeout:   b.cfg.ShutdownTimeout,
 		Logger:            b.logger,
 	}
 }

@@ -48,6 +48,11 @@ type Options struct {
 // listed in the package documentation, all under /api/dlq/. Mount it on
 // "/api/dlq/" of a larger mux, or serve it as it is.
 //
+// New starts nothing: call q.Start (as eventbus serve does) so that the
+// API answers from the queue's index and the process schedules automatic
+// retries. Without it every request reads the dlq.* topics from their
+// start (see eventbus.DeadLetterQueue).
+//
 // New fails, with an error wrapping eventbus.ErrInvalidConfig, when q is
 // nil, a token is malformed (see ParseTokens), a token is both an admin and
 // a tenant token, or no token is configured and AllowUnauthenticated is false.

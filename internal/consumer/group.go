@@ -49,7 +49,7 @@ const (
 // HandleFunc finishes one record and reports whether it is finished
 // (handled, or its failure dealt with) and may be committed. ctx is the
 // handler's context: it is cancelled when the record's partition is taken
-// away after its revoke bound, or the group stopped past its deadline.
+// away after its revoke bound, or when a Stop's grace period ends.
 // stopping is done as soon as the partition is being released: work that
 // could wait long (retries) should give up and return false, and the record
 // then comes again to the partition's next owner.
@@ -96,6 +96,9 @@ type Config struct {
 	// RevokeTimeout bounds how long a revoked partition waits for its
 	// running handlers before their context is cancelled.
 	RevokeTimeout time.Duration
+	// ShutdownTimeout is the bound Stop applies when its context has no
+	// deadline (0: none, Stop then waits as long as its context lets it).
+	ShutdownTimeout time.Duration
 	// Logger gets warnings.
 	Logger *slog.Logger
 
@@ -548,13 +551,20 @@ func (g *Group) groupCovers(ctx context.Context, topic string) bool {
 	return len(d.AssignedPartitions()[topic]) == len(td.Partitions)
 }
 
-// Stop stops the group by ctx's deadline: fetching stops, queued records
-// are dropped, running handlers get until shortly before the deadline
-// (then their context is cancelled), what finished is committed, the
-// group is left (a static member keeps its place for a restart) and the
-// client closed. A handler that ignores its context does not hold Stop
-// up; what it was handling is not committed and comes again.
+// Stop stops the group by ctx's deadline, or within ShutdownTimeout when
+// ctx has none: fetching stops, queued records are dropped, running
+// handlers get a grace period (GracePeriod: three quarters of the time
+// to the deadline), then their context is cancelled; what finished is
+// committed, the group is left (a static member keeps its place for a
+// restart) and the client closed, in the last quarter. A handler that
+// ignores its context does not hold Stop up; what it was handling is not
+// committed and comes again.
 func (g *Group) Stop(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok && g.cfg.ShutdownTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.cfg.ShutdownTimeout)
+		defer cancel()
+	}
 	g.stopping.Store(true)
 	g.stopPolling()
 	g.mu.RLock()
@@ -575,7 +585,7 @@ func (g *Group) Stop(ctx context.Context) error {
 		rel[name] = released{d, parts}
 	}
 	var err error
-	handlersCtx, cancel := withReserve(ctx)
+	handlersCtx, cancel := withGrace(ctx)
 	defer cancel()
 	// A revocation that began before Stop waits for its handlers until
 	// then too: the poll loop, which Stop waits for, returns only after it.
@@ -585,7 +595,7 @@ waitIdle:
 		select {
 		case <-ch:
 		case <-handlersCtx.Done():
-			err = fmt.Errorf("group %s: handlers still running when the shutdown deadline neared; they were cancelled and their events not committed: %w",
+			err = fmt.Errorf("group %s: handlers still running when the shutdown grace period ended; they were cancelled and their events not committed: %w",
 				g.cfg.Group, handlersCtx.Err())
 			break waitIdle
 		}
@@ -619,15 +629,23 @@ waitIdle:
 	return err
 }
 
-// withReserve returns a context that ends a little before ctx's deadline,
-// keeping time for the final commit and leaving the group.
-func withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+// GracePeriod is the share of the time from the start of a stop to its
+// deadline during which running handlers are waited for: three quarters.
+// Then their context is cancelled, and the last quarter is kept for the
+// final commit and leaving the group (and, in a bus's Shutdown, flushing
+// the producers).
+func GracePeriod(untilDeadline time.Duration) time.Duration {
+	return untilDeadline * 3 / 4
+}
+
+// withGrace returns a context that ends when the grace period before
+// ctx's deadline ends (GracePeriod), or with ctx when it has no deadline.
+func withGrace(ctx context.Context) (context.Context, context.CancelFunc) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
 	}
-	reserve := min(time.Until(deadline)/4, time.Second)
-	return context.WithDeadline(ctx, deadline.Add(-reserve))
+	return context.WithTimeout(ctx, GracePeriod(time.Until(deadline)))
 }
 
 // Pending is how many unfinished records of topic this member holds:

@@ -853,3 +853,54 @@ func TestRebalanceAssigningNothingNewDoesNotStallDelivery(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // bounded poll
 	}
 }
+
+// TestStopWithoutDeadlineIsBounded: Stop(context.Background()) with a
+// handler that ignores its context returns within ShutdownTimeout; the
+// handler's context is cancelled when the grace period (GracePeriod of
+// the bound) ends.
+func TestStopWithoutDeadlineIsBounded(t *testing.T) {
+	_, addrs := testCluster(t, 1, 1)
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	var running atomic.Int32
+	cancelled := make(chan time.Time, 1)
+	h := func(ctx, _ context.Context, _ *kgo.Record) bool {
+		running.Add(1)
+		context.AfterFunc(ctx, func() { cancelled <- time.Now() })
+		<-gate // ignores its context
+		return true
+	}
+	g := testGroup(t, addrs, "unbounded", map[int32]int64{0: 0}, h, hooks{})
+	waitFor(t, "the record's handler runs", func() bool { return running.Load() == 1 })
+	const bound = time.Second
+	g.cfg.ShutdownTimeout = bound
+	begin := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- g.Stop(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Stop abandoned a running handler without saying so")
+		}
+	case <-time.After(3 * bound):
+		t.Fatalf("Stop(context.Background()) still blocked after %v with ShutdownTimeout %v", 3*bound, bound)
+	}
+	select {
+	case at := <-cancelled:
+		if got, grace := at.Sub(begin), GracePeriod(bound); got < grace-50*time.Millisecond || got > bound {
+			t.Errorf("the handler's context was cancelled %v into Stop; want about %v", got, grace)
+		}
+	default:
+		t.Error("Stop returned without cancelling the running handler's context")
+	}
+}
+
+func TestGracePeriodIsThreeQuarters(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{
+		30 * time.Second: 22500 * time.Millisecond, 10 * time.Second: 7500 * time.Millisecond, 0: 0,
+	} {
+		if got := GracePeriod(in); got != want {
+			t.Errorf("GracePeriod(%v) = %v, want %v", in, got, want)
+		}
+	}
+}

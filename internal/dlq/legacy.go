@@ -146,11 +146,11 @@ func (q *Queue) retryTypeScript(ctx context.Context, dlqTopic string, e Entry) e
 	return q.writeOverlay(ctx, dlqTopic, e, false)
 }
 
-// warnIfCompacted warns, once per topic, when a dlq.* topic that holds
+// warnIfCompacted warns, once per topic and process, when a dlq.* topic that holds
 // entries of the TypeScript package is compacted: it keys its entries by
 // tenant, so compaction keeps only each tenant's newest one.
 func (v *view) warnIfCompacted(topic string) {
-	if _, warned := v.warnedCompacted.LoadOrStore(topic, true); warned {
+	if _, warned := v.q.warnedCompacted.LoadOrStore(topic, true); warned {
 		return
 	}
 	go func() {

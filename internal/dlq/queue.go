@@ -88,10 +88,12 @@ func (c *Config) backoff(n int) time.Duration {
 }
 
 // Queue is one bus's dead letter queue. Only a process that calls Start
-// reads the dlq.* topics: it keeps an index of every entry (view.go),
-// reads entries back from their records on demand, and, as a member of
-// Config.SchedulerGroup, schedules the automatic retries of the DLQ
-// partitions it owns (scheduler.go). A process that only publishes and
+// keeps reading the dlq.* topics: it keeps an index of every entry
+// (view.go), reads entries back from their records on demand, and, as a
+// member of Config.SchedulerGroup, schedules the automatic retries of the
+// DLQ partitions it owns (scheduler.go). A read (Query, Get, Stats) in a
+// process that did not call Start reads the topics for that read alone
+// (readView) and starts nothing. A process that only publishes and
 // subscribes keeps no view: it writes its failures, and checks the
 // retries it receives by reading the one record each names (verify.go).
 type Queue struct {
@@ -103,7 +105,8 @@ type Queue struct {
 	sched   *scheduler
 	stopped bool
 
-	knownTopics sync.Map // dlq topics this process wrote to
+	knownTopics     sync.Map // dlq topics this process wrote to
+	warnedCompacted sync.Map // dlq topics already warned about (legacy.go)
 
 	// hookBeforeOutcome, when set by a test, runs just before a retry's
 	// outcome is written.
@@ -209,12 +212,41 @@ func (q *Queue) currentView() *view {
 	return q.view
 }
 
-// started starts the view (if need be) and waits until it is ready.
-func (q *Queue) started(ctx context.Context) (*view, error) {
-	if err := q.Start(ctx); err != nil {
+// readView returns the view a read answers from. In a process that called
+// Start it is the running view, once it has caught up. In one that did
+// not, it is a snapshot made for this read alone: the dlq.* topics read outside any group up to their
+// current ends, then the reader closed. A read never starts the queue: it
+// joins no group, sends no retry and leaves nothing running.
+func (q *Queue) readView(ctx context.Context) (*view, error) {
+	q.mu.Lock()
+	v, stopped := q.view, q.stopped
+	q.mu.Unlock()
+	switch {
+	case stopped:
+		return nil, ErrStopped
+	case v != nil:
+		if err := v.waitReady(ctx); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	return q.snapshot(ctx)
+}
+
+// snapshot reads the dlq.* topics up to their current end offsets into a
+// view of its own, and stops its reader: the index stays, the entries are
+// read back from their records as a started view's are.
+func (q *Queue) snapshot(ctx context.Context) (*view, error) {
+	v := newView(q)
+	if err := v.start(); err != nil {
 		return nil, err
 	}
-	return q.currentView(), nil
+	err := v.waitReady(ctx)
+	v.stop()
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // recordReader returns the reader of single DLQ records. It reads through
@@ -267,7 +299,7 @@ func (q *Queue) Counts() map[string]int {
 // the rest), and how many match in all. Matching, counting and sorting use
 // the index; only the page's entries are read from the brokers.
 func (q *Queue) Query(ctx context.Context, f dlqindex.Filter, oldest bool, offset, limit int) ([]Entry, int, error) {
-	view, err := q.started(ctx)
+	view, err := q.readView(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -286,7 +318,7 @@ func (q *Queue) Query(ctx context.Context, f dlqindex.Filter, oldest bool, offse
 
 // Get returns one entry, or an error wrapping ErrNotFound.
 func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
-	view, err := q.started(ctx)
+	view, err := q.readView(ctx)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -306,7 +338,7 @@ func notFound(id string) error {
 
 // Stats counts the entries that match f, from the index.
 func (q *Queue) Stats(ctx context.Context, f dlqindex.Filter) (dlqindex.Counts, error) {
-	view, err := q.started(ctx)
+	view, err := q.readView(ctx)
 	if err != nil {
 		return dlqindex.Counts{}, err
 	}
@@ -323,7 +355,7 @@ func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
 		if !manual {
 			return fmt.Errorf("%w: entry %s was written by the TypeScript package; retry it manually", ErrRetryNotAllowed, e.ID)
 		}
-		topic, err := q.topicOf(e.ID)
+		topic, err := q.topicOf(ctx, e.ID)
 		if err != nil {
 			return err
 		}
@@ -339,7 +371,7 @@ func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
 // entry the TypeScript package wrote, an overlay that hides it.
 func (q *Queue) Delete(ctx context.Context, e Entry) error {
 	if e.Origin == OriginTypeScript {
-		topic, err := q.topicOf(e.ID)
+		topic, err := q.topicOf(ctx, e.ID)
 		if err != nil {
 			return err
 		}
@@ -349,11 +381,12 @@ func (q *Queue) Delete(ctx context.Context, e Entry) error {
 	return err
 }
 
-// topicOf returns the dlq.* topic where the view found entry id.
-func (q *Queue) topicOf(id string) (string, error) {
-	view := q.currentView()
-	if view == nil {
-		return "", notFound(id)
+// topicOf returns the dlq.* topic where the view (or, before Start, a
+// snapshot of the topics) found entry id.
+func (q *Queue) topicOf(ctx context.Context, id string) (string, error) {
+	view, err := q.readView(ctx)
+	if err != nil {
+		return "", err
 	}
 	e, ok := view.index.Get(id)
 	if !ok {

@@ -35,8 +35,6 @@ type view struct {
 	starts   map[topicPartition]int64 // start offsets last listed (followStarts)
 	ready    chan struct{}
 
-	warnedCompacted sync.Map // dlq topics already warned about (legacy.go)
-
 	cancel   context.CancelFunc
 	done     chan struct{}
 	watching sync.WaitGroup // watchStarts

@@ -167,6 +167,11 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 			return err
 		}
 	}
+	// This process runs the dead letter queue, as eventbus serve does:
+	// reading it alone would start nothing, and send no retry.
+	if err := bus.DLQ().Start(ctx); err != nil {
+		return err
+	}
 	d.say("    broker at %s; topics %s, %s, plugin.crm.%s (and %s for crm's failures)\n",
 		strings.Join(broker.Addrs(), ","), catalog.UserCreated, catalog.UserLogin, demoContact, dlqTopic)
 
