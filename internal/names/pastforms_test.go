@@ -1,0 +1,206 @@
+package names
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// listedForms reads pastforms.txt: form → bases, and base → forms.
+func listedForms(t testing.TB) (forms, bases map[string][]string) {
+	t.Helper()
+	data, err := os.ReadFile("pastforms.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms, bases = map[string][]string{}, map[string][]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		forms[f[0]] = f[1:]
+		for _, b := range f[1:] {
+			bases[b] = append(bases[b], f[0])
+		}
+	}
+	if len(forms) < 1000 {
+		t.Fatalf("pastforms.txt has %d forms", len(forms))
+	}
+	return forms, bases
+}
+
+// exampleAction returns the action of the suggestion for a rejected
+// core.order.<action>, or "" when there is none; it fails the test if the
+// name is accepted.
+func exampleAction(t *testing.T, action string) string {
+	t.Helper()
+	err := ValidateTopic("core.order." + action)
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Errorf("core.order.%s accepted (%v), want it rejected", action, err)
+		return ""
+	}
+	return strings.TrimPrefix(e.Example, "core.order.")
+}
+
+// TestIrregularPastForms goes over the whole list: every past form is
+// accepted, in core and plugin topics, and every present form that is not a
+// past form itself is rejected with one of its own past forms as suggestion.
+func TestIrregularPastForms(t *testing.T) {
+	forms, bases := listedForms(t)
+	for f := range forms {
+		for _, name := range []string{"core.order." + f, "plugin.shop.item." + f, "core.order.item_" + f, "dlq.core.order." + f} {
+			if err := ValidateTopic(name); err != nil {
+				t.Errorf("past form rejected: %v", err)
+			}
+		}
+		if got := PastTense(f); got != f {
+			t.Errorf("PastTense(%q) = %q, want it unchanged (already past)", f, got)
+		}
+	}
+	for b, pasts := range bases {
+		if _, past := forms[b]; past || strings.HasSuffix(b, "ed") {
+			if err := ValidateTopic("core.order." + b); err != nil {
+				t.Errorf("%q is a past form too, but: %v", b, err)
+			}
+			continue
+		}
+		got := exampleAction(t, b)
+		if !slices.Contains(pasts, got) {
+			t.Errorf("core.order.%s: suggestion %q, want one of %q", b, got, pasts)
+		}
+		if got := PastTense("line_" + b); !slices.Contains(pasts, strings.TrimPrefix(got, "line_")) {
+			t.Errorf("PastTense(line_%s) = %q, want line_ and one of %q", b, got, pasts)
+		}
+	}
+}
+
+// TestIssue25Names checks the names of issue 25 and the forms equal to the
+// present or prefixed.
+func TestIssue25Names(t *testing.T) {
+	for _, a := range []string{
+		"held", "kept", "sold", "bought", "chosen", "written", "wrote", "made", "found", "taught",
+		"said", "stuck", "frozen", "read", "set", "put", "cut", "split", "hit", "let", "cost", "shut",
+		"quit", "spread", "burst", "broadcast", "forecast", "reset", "upset", "rebuilt", "withdrawn",
+		"upheld", "overridden", "undone", "misread", "reread", "overcome", "become", "come", "run",
+		"rerun", "was", "were", "been", "had", "did", "done", "gone", "went", "sent", "paid", "lost",
+		"won", "begun", "began", "got", "gotten", "lit", "fled", "led", "fed", "bred", "sped",
+		"submitted", "stopped", "logged", "visited", "opened", "cancelled", "canceled", "labelled",
+		"labeled", "panicked", "synced", "payment_held", "item_sold",
+	} {
+		if err := ValidateTopic("core.order." + a); err != nil {
+			t.Errorf("rejected: %v", err)
+		}
+		if err := ValidateTopic("plugin.shop-x.item.note." + a); err != nil {
+			t.Errorf("rejected: %v", err)
+		}
+	}
+	for present, want := range map[string][]string{
+		"hold": {"held"}, "buy": {"bought"}, "keep": {"kept"}, "choose": {"chosen", "chose"},
+		"find": {"found"}, "forget": {"forgotten", "forgot"}, "submit": {"submitted"},
+		"write": {"written", "wrote"}, "sell": {"sold"}, "teach": {"taught"}, "say": {"said"},
+		"stick": {"stuck"}, "freeze": {"frozen", "froze"}, "make": {"made"}, "send": {"sent"},
+		"pay": {"paid"}, "do": {"done", "did"}, "go": {"gone", "went"}, "get": {"got", "gotten"},
+		"rebuild": {"rebuilt"}, "withdraw": {"withdrawn", "withdrew"}, "uphold": {"upheld"},
+		"override": {"overridden", "overrode"}, "work": {"worked"}, "learn": {"learned", "learnt"},
+		"bypass": {"bypassed"}, "payment_hold": {"payment_held"}, "item_buy": {"item_bought"},
+	} {
+		if got := exampleAction(t, present); !slices.Contains(want, got) {
+			t.Errorf("core.order.%s: suggestion %q, want one of %q", present, got, want)
+		}
+	}
+}
+
+// TestRegularSpelling checks the spelling rules of regular verbs: doubling,
+// -e, -y, -c/-ck.
+func TestRegularSpelling(t *testing.T) {
+	for present, past := range map[string]string{
+		// doubling, and not
+		"submit": "submitted", "stop": "stopped", "log": "logged", "plan": "planned",
+		"ship": "shipped", "admit": "admitted", "commit": "committed", "refer": "referred",
+		"prefer": "preferred", "control": "controlled", "cancel": "cancelled", "label": "labelled",
+		"visit": "visited", "open": "opened", "edit": "edited", "offer": "offered",
+		"enter": "entered", "fix": "fixed", "allow": "allowed", "add": "added",
+		"happen": "happened", "limit": "limited", "deposit": "deposited", "audit": "audited",
+		// -e
+		"create": "created", "update": "updated", "delete": "deleted", "approve": "approved",
+		"free": "freed", "agree": "agreed",
+		// -y
+		"copy": "copied", "apply": "applied", "verify": "verified", "play": "played",
+		"deploy": "deployed", "notify": "notified", "retry": "retried",
+		// -c/-ck
+		"panic": "panicked", "mimic": "mimicked", "traffic": "trafficked", "picnic": "picnicked",
+		"sync": "synced",
+		// in words
+		"member_add": "member_added", "job_stop": "job_stopped", "email_send": "email_sent",
+	} {
+		if err := ValidateTopic("core.order." + past); err != nil {
+			t.Errorf("rejected: %v", err)
+		}
+		if got := exampleAction(t, present); got != past {
+			t.Errorf("core.order.%s: suggestion %q, want %q", present, got, past)
+		}
+		if got := PastTense(present); got != past {
+			t.Errorf("PastTense(%q) = %q, want %q", present, got, past)
+		}
+	}
+}
+
+// TestNoInventedSuggestions checks that no suggestion appends "ed" to an
+// irregular verb or to a past form, and that a word that is no verb form the
+// rules can put in the past gets none.
+func TestNoInventedSuggestions(t *testing.T) {
+	forms, bases := listedForms(t)
+	for f := range forms {
+		if got := PastTense(f); got == f+"ed" || got == f+"d" {
+			t.Errorf("PastTense(%q) = %q", f, got)
+		}
+	}
+	for b, pasts := range bases {
+		if got := PastTense(b); (got == b+"ed" || got == b+"d") && !slices.Contains(pasts, got) {
+			t.Errorf("PastTense(%q) = %q, not one of %q", b, got, pasts)
+		}
+	}
+	for _, a := range []string{"v2", "x_", "", "creating", "processing", "creates", "ships", "resend", "prebuild"} {
+		if got := PastTense(a); got != "" {
+			t.Errorf("PastTense(%q) = %q, want no suggestion", a, got)
+		}
+	}
+}
+
+// FuzzPastTense checks that any suggestion is itself accepted, and that an
+// accepted action is never given a suggestion (least of all itself plus
+// "ed").
+func FuzzPastTense(f *testing.F) {
+	for _, s := range []string{"held", "hold", "found", "find", "read", "submit", "stop", "copy",
+		"panic", "create", "written", "write", "member_add", "login", "ran", "x", "v2", "bought", "said"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, a string) {
+		p := PastTense(a)
+		if !isIdent(a) {
+			return
+		}
+		err := ValidateTopic("core.order." + a)
+		if err == nil {
+			if p != a {
+				t.Fatalf("%q is accepted, but PastTense gives %q", a, p)
+			}
+			return
+		}
+		if p != "" {
+			if err := ValidateTopic("core.order." + p); err != nil {
+				t.Fatalf("PastTense(%q) = %q, rejected: %v", a, p, err)
+			}
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Example != "" {
+			if err := ValidateTopic(e.Example); err != nil {
+				t.Fatalf("suggestion %q rejected: %v", e.Example, err)
+			}
+		}
+	})
+}
