@@ -23,7 +23,9 @@ func listedForms(t testing.TB) (forms, bases map[string][]string) {
 		}
 		forms[f[0]] = f[1:]
 		for _, b := range f[1:] {
-			bases[b] = append(bases[b], f[0])
+			if !strings.HasPrefix(b, "~") { // a form not to suggest
+				bases[b] = append(bases[b], f[0])
+			}
 		}
 	}
 	if len(forms) < 1000 {
@@ -185,11 +187,14 @@ func FuzzPastTense(f *testing.F) {
 			return
 		}
 		err := ValidateTopic("core.order." + a)
-		if err == nil {
+		if err == nil && !slices.Contains(DefaultRules().AllowedActions(), a[strings.LastIndexByte(a, '_')+1:]) {
 			if p != a {
 				t.Fatalf("%q is accepted, but PastTense gives %q", a, p)
 			}
 			return
+		}
+		if err == nil {
+			return // allowed (login): PastTense does not know the allow-list
 		}
 		if p != "" {
 			if err := ValidateTopic("core.order." + p); err != nil {
