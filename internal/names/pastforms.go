@@ -21,6 +21,10 @@ var (
 	// pastOf maps a listed base verb to the past form suggested for it:
 	// hold→held, write→written, stop→stopped.
 	pastOf map[string]string
+	// notPastEd holds words ending in "ed" that are no past form: bases
+	// such as speed, feed, embed (listed with their pasts sped, fed,
+	// embedded) and the words verb.exc marks as their own base (seed).
+	notPastEd map[string]struct{}
 	// sameBase holds the listed verbs whose past form or participle is the
 	// base itself: read, set, put, come, run.
 	sameBase map[string]struct{}
@@ -28,9 +32,13 @@ var (
 
 func init() {
 	pastForms = make(map[string]struct{}, 1600)
+	notPastEd = make(map[string]struct{}, 32)
 	byBase := make(map[string][]string, 1400)
 	for line := range strings.SplitSeq(pastFormsText, "\n") {
 		f := strings.Fields(line)
+		if len(f) == 1 && strings.HasPrefix(f[0], "!") {
+			notPastEd[f[0][1:]] = struct{}{}
+		}
 		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
@@ -56,6 +64,9 @@ func init() {
 		}
 		if best != "" {
 			pastOf[b] = best
+		}
+		if _, past := pastForms[b]; !past && strings.HasSuffix(b, "ed") {
+			notPastEd[b] = struct{}{} // speed: sped
 		}
 	}
 }
@@ -101,14 +112,19 @@ func vowelUA(a, b string) bool {
 	return diff >= 0 && a[diff] == 'u' && b[diff] == 'a'
 }
 
-// isPast reports whether word is a past tense or past participle: it ends in
-// "ed" or is a listed irregular form. It is a map lookup.
+// isPast reports whether word is a past tense or past participle: a listed
+// form (held, written, read, stopped), or a word ending in "ed" that is not
+// a verb the list knows for another past (speed: sped; feed: fed). It costs
+// a map lookup or two.
 func isPast(word string) bool {
-	if strings.HasSuffix(word, "ed") {
+	if _, ok := pastForms[word]; ok {
 		return true
 	}
-	_, ok := pastForms[word]
-	return ok
+	if !strings.HasSuffix(word, "ed") {
+		return false
+	}
+	_, not := notPastEd[word]
+	return !not
 }
 
 // verbPrefixes are prefixes that make a verb from a verb: resend, reapply,
