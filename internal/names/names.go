@@ -587,9 +587,10 @@ func (r *Rules) fixAction(action string) string {
 //     (create→created), "ied" for a "y" after a consonant (notify→notified),
 //     the last consonant doubled in a one-vowel word ending in
 //     consonant-vowel-consonant other than w, x or y (blog→blogged), "ed"
-//     otherwise (sync→synced, visit→visited) — but nothing for a word with a
-//     digit (v2), an -ing form (creating) or a word ending in a single "s"
-//     (creates, ships; not process or focus).
+//     otherwise (sync→synced, visit→visited) — but nothing for a word of one
+//     letter, a word with a digit (v2), an -ing form (creating), a word
+//     ending in a single "s" (creates, ships; not process or focus), or
+//     when the result is a present verb (b: not "bed").
 //
 // The list is derived from WordNet 3.0's verb exception list (about 1,500
 // forms of 1,300 verbs; see pastforms.txt and WORDNET-LICENSE), so every
@@ -610,8 +611,8 @@ func PastTense(action string) string {
 	if p, ok := pastOf[word]; ok {
 		return head + p
 	}
-	if p := regularPast(word); p != "" {
-		return head + p
+	if p := regularPast(word); p != "" && isPast(p) {
+		return head + p // not "bed" for "b": that is a present verb
 	}
 	return ""
 }

@@ -178,8 +178,8 @@ func regularPast(word string) string {
 	n := len(word)
 	last := word[n-1]
 	switch {
-	case strings.ContainsAny(word, "0123456789"):
-		return "" // v2: not a verb
+	case n < 2 || strings.ContainsAny(word, "0123456789"):
+		return "" // x, v2: not a verb
 	case n > 4 && strings.HasSuffix(word, "ing"):
 		return "" // creating: an -ing form, whose "past" is no word
 	case last == 's' && !strings.HasSuffix(word, "ss") && !strings.HasSuffix(word, "us") &&

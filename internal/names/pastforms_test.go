@@ -201,7 +201,7 @@ func FuzzPastTense(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, a string) {
 		p := PastTense(a)
-		if !isIdent(a) {
+		if !isIdent(a) || len(a) > 200 { // room for "core.order." and a suffix
 			return
 		}
 		err := ValidateTopic("core.order." + a)
