@@ -156,16 +156,18 @@ func (e *Error) Unwrap() []error {
 }
 
 // defaultActions is the default allow-list of actions that are accepted
-// although they do not end in "ed": the past-tense and noun-like actions of
-// the core event catalog.
+// although they are not past tenses: the noun-like actions of the core event
+// catalog, and the irregular past forms that were listed before every past
+// form was accepted (kept, so that AllowedActions does not change).
 var defaultActions = []string{
 	"login", "logout", "request", "response", "error", "reset",
 	"sent", "built", "paid", "read", "won", "lost", "begun", "done",
 	"run", "set", "spent", "shut", "split", "heartbeat", "signup",
 }
 
-// Rules is a set of topic-name rules: the fixed forms and segment rules plus
-// an allow-list of actions accepted although they do not end in "ed". A
+// Rules is a set of topic-name rules: the fixed forms and segment rules,
+// past-tense actions, plus an allow-list of actions accepted although they
+// are not past tenses (login, request). A
 // *Rules is immutable and safe for concurrent use. A nil *Rules behaves like
 // DefaultRules().
 type Rules struct {
@@ -184,8 +186,8 @@ func newRules(actions []string) *Rules {
 	return r
 }
 
-// DefaultRules returns the rules with the default allow-list of non-"-ed"
-// actions: login, logout, request, response, error, reset, sent, built, paid,
+// DefaultRules returns the rules with the default allow-list of actions that
+// are not past tenses (and a few that are): login, logout, request, response, error, reset, sent, built, paid,
 // read, won, lost, begun, done, run, set, spent, shut, split, heartbeat and
 // signup. The package-level ParseTopic and ValidateTopic use it.
 func DefaultRules() *Rules { return defaultRules }
@@ -202,8 +204,8 @@ func NewRules(extraActions ...string) (*Rules, error) {
 	return newRules(slices.Concat(defaultActions, extraActions)), nil
 }
 
-// AllowedActions returns the allow-list of actions accepted although they do
-// not end in "ed", sorted. The slice is a copy.
+// AllowedActions returns the allow-list of actions accepted although they are
+// not past tenses, sorted. The slice is a copy.
 func (r *Rules) AllowedActions() []string {
 	return slices.Clone(r.rules().sorted)
 }
