@@ -117,14 +117,12 @@ func vowelUA(a, b string) bool {
 // a verb the list knows for another past (speed: sped; feed: fed). It costs
 // a map lookup or two.
 func isPast(word string) bool {
-	if _, ok := pastForms[word]; ok {
-		return true
+	if strings.HasSuffix(word, "ed") {
+		_, not := notPastEd[word] // no listed form is in notPastEd
+		return !not
 	}
-	if !strings.HasSuffix(word, "ed") {
-		return false
-	}
-	_, not := notPastEd[word]
-	return !not
+	_, ok := pastForms[word]
+	return ok
 }
 
 // verbPrefixes are prefixes that make a verb from a verb: resend, reapply,
