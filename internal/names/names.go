@@ -187,9 +187,10 @@ func newRules(actions []string) *Rules {
 }
 
 // DefaultRules returns the rules with the default allow-list of actions that
-// are not past tenses (and a few that are): login, logout, request, response, error, reset, sent, built, paid,
-// read, won, lost, begun, done, run, set, spent, shut, split, heartbeat and
-// signup. The package-level ParseTopic and ValidateTopic use it.
+// are not past tenses (and a few that are, listed before every past form was
+// accepted): login, logout, request, response, error, reset, sent, built,
+// paid, read, won, lost, begun, done, run, set, spent, shut, split, heartbeat
+// and signup. The package-level ParseTopic and ValidateTopic use it.
 func DefaultRules() *Rules { return defaultRules }
 
 // NewRules returns the default rules with extraActions added to the
@@ -262,8 +263,9 @@ func (r *Rules) rules() *Rules {
 
 // allows reports whether action (already a valid segment) counts as past
 // tense: its last word (after the last '_') is a past tense or past
-// participle (ends in "ed" or is an irregular form such as held, written or
-// read) or is on the allow-list, or the whole action is on it. So
+// participle (see isPast: an irregular form such as held, written or read,
+// or a word ending in "ed" but speed) or is on the allow-list, or the whole
+// action is on it. So
 // member_added, payment_held, password_reset and email_sent pass, and
 // created_v2 does not. It costs a map lookup or three.
 func (r *Rules) allows(action string) bool {

@@ -3,6 +3,7 @@ package names
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -235,4 +236,30 @@ func FuzzPastTense(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPastFormsUpToDate rebuilds pastforms.txt from WordNet with
+// gen_pastforms.go and compares, where Debian's wordnet-base is installed
+// (it is not needed otherwise: the list is committed).
+func TestPastFormsUpToDate(t *testing.T) {
+	const dir = "/usr/share/wordnet"
+	if _, err := os.Stat(dir + "/verb.exc"); err != nil || testing.Short() {
+		t.Skip("WordNet (Debian wordnet-base) is not installed")
+	}
+	out := t.TempDir() + "/pastforms.txt"
+	cmd := exec.Command("go", "run", "gen_pastforms.go", "-wordnet", dir, "-o", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen_pastforms.go: %v\n%s", err, b)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("pastforms.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Error("pastforms.txt differs from what gen_pastforms.go makes: run go generate ./internal/names")
+	}
 }
