@@ -39,10 +39,13 @@
 // data): verbs whose past equals their present (read, set, put, cut, split,
 // ...) or whose participle does (come, run), with their prefixed forms that
 // WordNet's index.verb lists as verbs (reset, typeset, misread, overcome,
-// ...). regularToo adds the usual regular form of verbs for which verb.exc
-// holds only an archaic or British irregular one (work: wrought; learn:
-// learnt), so that a suggestion prefers "worked"; notSuggested marks the
-// few archaic or adjectival forms never to suggest (sunken, slidden).
+// ...). Prefixed irregular forms that verb.exc leaves out (resold, regrown)
+// are derived with the prefixes in irregularPrefixes where index.verb lists
+// the prefixed verb, and accepted but never suggested. regularToo adds the
+// usual regular form of verbs for which verb.exc holds only an archaic or
+// British irregular one (work: wrought; learn: learnt), so that a
+// suggestion prefers "worked"; notSuggested marks the few archaic or
+// adjectival forms never to suggest (sunken, slidden).
 package main
 
 import (
@@ -86,6 +89,10 @@ var prefixes = []string{
 	"be", "broad", "co", "counter", "fore", "in", "inter", "lip", "mis", "off",
 	"out", "over", "pre", "proof", "re", "sub", "tele", "type", "un", "under", "up",
 }
+
+// irregularPrefixes are tried on the irregular forms of verb.exc: resold,
+// regrown, misspoke, underspent.
+var irregularPrefixes = []string{"counter", "fore", "mis", "out", "over", "pre", "re", "un", "under", "up", "with"}
 
 // regularToo maps verbs for which verb.exc has only an archaic or chiefly
 // British irregular form to their usual regular past.
@@ -171,6 +178,26 @@ func main() {
 		add(past, base)
 	}
 
+	// Prefixed irregular forms that verb.exc leaves out (resold, regrown,
+	// misspoke): for an irregular form F of a verb B and a prefix P, P+F is
+	// the past of P+B when WordNet lists P+B as a verb and P+F as no verb
+	// (rebound is a verb of its own). Some P+B are not P and B (relay,
+	// reprove), so these forms are accepted but never suggested.
+	prefixed := map[string][]string{}
+	for f, bs := range pairs {
+		for _, base := range bs {
+			if strings.HasSuffix(f, "ed") && strings.HasPrefix(f, base[:len(base)-1]) {
+				continue // stopped, worked: the prefixed verb has the regular past
+			}
+			for _, p := range irregularPrefixes {
+				pf, pb := p+f, p+base
+				if verbs[pb] && !verbs[pf] && pairs[pf] == nil && added[pf] == nil && !slices.Contains(prefixed[pf], pb) {
+					prefixed[pf] = append(prefixed[pf], pb)
+				}
+			}
+		}
+	}
+
 	var b strings.Builder
 	pkg := "wordnet-base"
 	if v, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "wordnet-base").Output(); err == nil {
@@ -192,11 +219,18 @@ func main() {
 	write(pairs)
 	fmt.Fprintf(&b, "# Added by gen_pastforms.go, not in verb.exc (%d forms):\n", len(added))
 	write(added)
+	fmt.Fprintf(&b, "# Prefixed forms, accepted but never suggested (%d forms):\n", len(prefixed))
+	for _, f := range slices.Sorted(maps.Keys(prefixed)) {
+		fmt.Fprintf(&b, "%s ~%s\n", f, strings.Join(prefixed[f], " ~"))
+	}
+	for g := range guards {
+		if added[g] != nil {
+			delete(guards, g) // shed: its own past
+		}
+	}
 	fmt.Fprintf(&b, "# Words ending in \"ed\" that are no past form, from verb.exc (%d):\n", len(guards))
 	for _, g := range slices.Sorted(maps.Keys(guards)) {
-		if _, past := added[g]; !past {
-			fmt.Fprintf(&b, "!%s\n", g)
-		}
+		fmt.Fprintf(&b, "!%s\n", g)
 	}
 	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)

@@ -34,6 +34,7 @@ func init() {
 	pastForms = make(map[string]struct{}, 1600)
 	notPastEd = make(map[string]struct{}, 32)
 	byBase := make(map[string][]string, 1400)
+	var tildeBases []string
 	for line := range strings.SplitSeq(pastFormsText, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 1 && strings.HasPrefix(f[0], "!") {
@@ -44,7 +45,9 @@ func init() {
 		}
 		pastForms[f[0]] = struct{}{}
 		for _, b := range f[1:] {
-			if !strings.HasPrefix(b, "~") { // ~: never suggested
+			if nb, ok := strings.CutPrefix(b, "~"); ok { // never suggested
+				tildeBases = append(tildeBases, nb)
+			} else {
 				byBase[b] = append(byBase[b], f[0])
 			}
 		}
@@ -67,6 +70,11 @@ func init() {
 		}
 		if _, past := pastForms[b]; !past && strings.HasSuffix(b, "ed") {
 			notPastEd[b] = struct{}{} // speed: sped
+		}
+	}
+	for _, b := range tildeBases {
+		if _, past := pastForms[b]; !past && strings.HasSuffix(b, "ed") {
+			notPastEd[b] = struct{}{} // overfeed: overfed
 		}
 	}
 }

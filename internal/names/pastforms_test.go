@@ -92,7 +92,7 @@ func TestIssue25Names(t *testing.T) {
 		"rerun", "was", "were", "been", "had", "did", "done", "gone", "went", "sent", "paid", "lost",
 		"won", "begun", "began", "got", "gotten", "lit", "fled", "led", "fed", "bred", "sped",
 		"submitted", "stopped", "logged", "visited", "opened", "cancelled", "canceled", "labelled",
-		"labeled", "panicked", "synced", "payment_held", "item_sold",
+		"labeled", "panicked", "synced", "payment_held", "item_sold", "resold", "regrown", "misspoke",
 	} {
 		if err := ValidateTopic("core.order." + a); err != nil {
 			t.Errorf("rejected: %v", err)
@@ -122,7 +122,7 @@ func TestIssue25Names(t *testing.T) {
 func TestPresentEndingInEd(t *testing.T) {
 	for present, past := range map[string]string{
 		"speed": "sped", "feed": "fed", "breed": "bred", "bleed": "bled", "embed": "embedded",
-		"shred": "shredded", "seed": "seeded", "weed": "weeded", "bed": "bedded",
+		"shred": "shredded", "seed": "seeded", "weed": "weeded", "bed": "bedded", "overfeed": "",
 	} {
 		if got := exampleAction(t, present); got != past {
 			t.Errorf("core.order.%s: suggestion %q, want %q", present, got, past)
