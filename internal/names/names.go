@@ -584,6 +584,8 @@ func (r *Rules) fixAction(action string) string {
 //   - a verb on the list gets its past from the list: hold→held,
 //     buy→bought, write→written, get→gotten, stop→stopped, copy→copied,
 //     panic→panicked, submit→submitted, cancel→cancelled;
+//   - a present form on the list gets its verb's past: has→had,
+//     quizzes→quizzed;
 //   - a verb on the list behind a prefix gets the prefixed past if it is
 //     regular (resubmit→resubmitted, unpin→unpinned) and none otherwise
 //     (resend: the list has no "resent");
@@ -614,6 +616,12 @@ func PastTense(action string) string {
 	}
 	if p, ok := pastOf[word]; ok {
 		return head + p
+	}
+	if base, ok := presentOf[word]; ok { // has: had
+		if p, ok := pastOf[base]; ok {
+			return head + p
+		}
+		return ""
 	}
 	if p := regularPast(word); p != "" && isPast(p) {
 		return head + p // not "bed" for "b": that is a present verb

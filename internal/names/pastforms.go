@@ -25,6 +25,9 @@ var (
 	// such as speed, feed, embed (listed with their pasts sped, fed,
 	// embedded) and the words verb.exc marks as their own base (seed).
 	notPastEd map[string]struct{}
+	// presentOf maps the irregular present forms that verb.exc lists to
+	// their base: has→have, is→be, quizzes→quiz.
+	presentOf map[string]string
 	// sameBase holds the listed verbs whose past form or participle is the
 	// base itself: read, set, put, come, run.
 	sameBase map[string]struct{}
@@ -33,14 +36,21 @@ var (
 func init() {
 	pastForms = make(map[string]struct{}, 1600)
 	notPastEd = make(map[string]struct{}, 32)
+	presentOf = make(map[string]string, 32)
 	byBase := make(map[string][]string, 1400)
 	var tildeBases []string
 	for line := range strings.SplitSeq(pastFormsText, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 1 && strings.HasPrefix(f[0], "!") {
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+			continue
+		case strings.HasPrefix(f[0], "!"): // seed: no past form
 			notPastEd[f[0][1:]] = struct{}{}
-		}
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			continue
+		case strings.HasPrefix(f[0], "-") && len(f) >= 2: // has have
+			presentOf[f[0][1:]] = f[1]
+			continue
+		case len(f) < 2:
 			continue
 		}
 		pastForms[f[0]] = struct{}{}

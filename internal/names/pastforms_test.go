@@ -19,7 +19,7 @@ func listedForms(t testing.TB) (forms, bases map[string][]string) {
 	forms, bases = map[string][]string{}, map[string][]string{}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+		if len(f) < 2 || strings.ContainsAny(f[0][:1], "#-!") { // comments, present forms, guards
 			continue
 		}
 		forms[f[0]] = f[1:]
@@ -131,6 +131,20 @@ func TestPresentEndingInEd(t *testing.T) {
 	for _, a := range []string{"shed", "wed", "sped", "fed", "bred", "created", "seeded"} {
 		if err := ValidateTopic("core.order." + a); err != nil {
 			t.Errorf("rejected: %v", err)
+		}
+	}
+}
+
+// TestPresentForms checks that the present forms verb.exc lists are
+// rejected with their verb's past, not a made-up form (hased, amed, ised).
+func TestPresentForms(t *testing.T) {
+	for present, want := range map[string][]string{
+		"has": {"had"}, "is": {"been", "was", "were"}, "am": {"been", "was", "were"},
+		"are": {"been", "was", "were"}, "quizzes": {"quizzed"}, "gasses": {"gassed"},
+		"item_has": {"item_had"},
+	} {
+		if got := exampleAction(t, present); !slices.Contains(want, got) {
+			t.Errorf("core.order.%s: suggestion %q, want one of %q", present, got, want)
 		}
 	}
 }
