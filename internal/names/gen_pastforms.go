@@ -234,7 +234,7 @@ func main() {
 	write(added)
 	fmt.Fprintf(&b, "# Prefixed forms, accepted but never suggested (%d forms):\n", len(prefixed))
 	for _, f := range slices.Sorted(maps.Keys(prefixed)) {
-		fmt.Fprintf(&b, "%s ~%s\n", f, strings.Join(prefixed[f], " ~"))
+		fmt.Fprintf(&b, "%s ~%s\n", f, strings.Join(slices.Sorted(slices.Values(prefixed[f])), " ~"))
 	}
 	fmt.Fprintf(&b, "# Present forms, no past forms (%d forms):\n", len(presents))
 	for _, f := range slices.Sorted(maps.Keys(presents)) {
