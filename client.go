@@ -55,8 +55,9 @@ type ClientConfig struct {
 	Logger *slog.Logger
 	// ConnectTimeout bounds Connect when no broker answers. Default 10 s.
 	ConnectTimeout time.Duration
-	// TopicRules are the topic-name rules; set it to allow more non-"-ed"
-	// actions (see NewTopicRules). Default DefaultTopicRules().
+	// TopicRules are the topic-name rules; set it to allow more actions
+	// that are not past tenses (see NewTopicRules). Default
+	// DefaultTopicRules().
 	TopicRules *TopicRules
 }
 

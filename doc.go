@@ -36,9 +36,11 @@
 //
 // Segments are lowercase, [a-z][a-z0-9_]*; plugin IDs are kebab-case
 // ([ValidatePluginID]). An action is past tense: its last word (after the
-// last "_") ends in "ed", or that word or the whole action is on the
-// allow-list of the [TopicRules] in force (login, logout, request, error,
-// reset, ...; extend it with [NewTopicRules] in [ClientConfig.TopicRules]).
+// last "_") is an English past tense or past participle, regular (created,
+// submitted, member_added) or irregular (held, sold, written, read, set; the
+// list is derived from WordNet's), or that word or the whole action is on
+// the allow-list of the [TopicRules] in force (login, logout, request,
+// error, ...; extend it with [NewTopicRules] in [ClientConfig.TopicRules]).
 // A core or plugin topic has at most 245 characters, so that its dlq. topic
 // fits Kafka's 249. A bad name fails with [ErrInvalidTopic] and a suggested
 // fix. The bus creates a missing topic on first use

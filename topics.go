@@ -69,8 +69,9 @@ const (
 // String returns "core", "plugin" or "dlq".
 func (k TopicKind) String() string { return names.Kind(k).String() }
 
-// TopicRules is a set of topic-name rules: the fixed forms plus the list of
-// actions allowed although they do not end in "-ed". A *TopicRules is
+// TopicRules is a set of topic-name rules: the fixed forms, actions in the
+// past tense (created, held, written), plus the list of actions allowed
+// although they are not past tenses (login, request). A *TopicRules is
 // immutable and safe for concurrent use; a nil one is DefaultTopicRules().
 type TopicRules struct {
 	rules *names.Rules
@@ -78,8 +79,8 @@ type TopicRules struct {
 
 var defaultTopicRules = &TopicRules{names.DefaultRules()}
 
-// DefaultTopicRules returns the rules with the default allow-list of non-"-ed"
-// actions (login, logout, request, response, error, reset, ...).
+// DefaultTopicRules returns the rules with the default allow-list of actions
+// that are not past tenses (login, logout, request, response, error, ...).
 func DefaultTopicRules() *TopicRules { return defaultTopicRules }
 
 // NewTopicRules returns the default rules extended with more allowed actions,
@@ -93,8 +94,9 @@ func NewTopicRules(extraActions ...string) (*TopicRules, error) {
 	return &TopicRules{r}, nil
 }
 
-// AllowedActions returns the actions accepted although they do not end in
-// "-ed", sorted. The slice is a copy.
+// AllowedActions returns the allow-list: the actions accepted although they
+// are not past tenses, sorted. It holds some past forms too (sent, built,
+// read), from before every past form was accepted. The slice is a copy.
 func (r *TopicRules) AllowedActions() []string { return r.get().AllowedActions() }
 
 // ValidateTopic checks name against r. The error wraps ErrInvalidTopic (and

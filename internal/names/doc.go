@@ -45,18 +45,38 @@
 // # Past-tense actions
 //
 // Events record what happened, so actions are past tense: an action is
-// accepted when its last word (after the last '_') ends in "ed" (created,
-// member_added, login_failed) or is on the allow-list of the [Rules] in
-// force (login, password_reset, email_sent), or when the whole action is on
-// that list. The default allow-list holds the non-"-ed" actions of the core
-// event catalog:
+// accepted when its last word (after the last '_') is an English past tense
+// or past participle, or is on the allow-list of the [Rules] in force
+// (login, request), or when the whole action is on that list. A past form
+// is a listed irregular form (held, sold, written, chosen, read, set,
+// rebuilt, withdrawn; was, been), or a word ending in "ed" (created,
+// submitted, member_added, login_failed) other than a present verb the list
+// knows (speed, feed, embed). The default allow-list holds the noun-like
+// actions of the core event catalog, and past forms it held before every
+// past form was accepted:
 //
 //	begun built done error heartbeat login logout lost paid read request
 //	reset response run sent set shut signup spent split won
 //
-// [NewRules] extends the list, for example NewRules("sync", "made"). A rejected
-// action comes with a suggestion from [PastTense]: core.user.create is
-// rejected with "use \"core.user.created\"".
+// [NewRules] extends the list, for example NewRules("sync", "import"). A
+// rejected action comes with a suggestion from [PastTense] when it has one:
+// core.user.create is rejected with "use \"core.user.created\"",
+// core.order.hold with "use \"core.order.held\"", and core.order.buy with
+// "use \"core.order.bought\"". A suggestion is a listed past form or a
+// regular past; a word that has neither gets none.
+//
+// # The list of past forms
+//
+// The irregular forms come from WordNet 3.0's verb exception list (verb.exc,
+// Debian package wordnet-base), filtered to past tenses and participles, with
+// the verbs whose past equals the present (read, set, put, cut, come, run)
+// added, and the prefixed forms it leaves out (resold, regrown): 1,565 forms
+// (561 of them not ending in "ed") of 1,365 verbs, embedded from
+// pastforms.txt and looked up in a map. WordNet 3.0 is Copyright 2006 by
+// Princeton University, used under its licence (WORDNET-LICENSE in this
+// directory). gen_pastforms.go rebuilds the list: go generate
+// ./internal/names, with wordnet-base installed; building and testing do not
+// need it.
 //
 // # Errors
 //

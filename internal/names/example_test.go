@@ -3,6 +3,7 @@ package names_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/plexica/eventbus/internal/names"
 )
@@ -88,12 +89,16 @@ func ExampleNewRules() {
 }
 
 func ExamplePastTense() {
-	for _, a := range []string{"create", "add", "stop", "copy", "open", "send", "member_add"} {
-		fmt.Print(names.PastTense(a), " ")
+	var pasts []string
+	for _, a := range []string{"create", "add", "stop", "copy", "open", "send", "member_add",
+		"hold", "buy", "write", "submit", "panic", "work", "held", "read"} {
+		pasts = append(pasts, names.PastTense(a))
 	}
-	fmt.Println()
+	fmt.Println(strings.Join(pasts, " "))
+	fmt.Printf("%q\n", names.PastTense("creating")) // no suggestion rather than a wrong one
 	// Output:
-	// created added stopped copied opened sent member_added
+	// created added stopped copied opened sent member_added held bought written submitted panicked worked held read
+	// ""
 }
 
 func ExampleValidatePluginID() {

@@ -21,6 +21,8 @@ func FuzzParseTopic(f *testing.F) {
 		"", ".", "core.", "core..created", "core.user.created.", "dlq.", "dlq.orders",
 		"plugin.crm..created", "core.usér.created", "core.user.\xff",
 		"core.user." + strings.Repeat("a", 234) + "ed",
+		"core.payment.held", "core.payment.hold", "plugin.shop.item.sold", "core.order.buy",
+		"core.order.speed", "core.order.creating", "core.order.resend", "core.x.b",
 	} {
 		f.Add(seed)
 	}

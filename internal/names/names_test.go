@@ -87,7 +87,7 @@ func TestParseTopicInvalid(t *testing.T) {
 		{name: "core.tenant.member_add", example: "core.tenant.member_added"},
 		{name: "core.job.stop", example: "core.job.stopped"},
 		{name: "core.email.send", example: "core.email.sent"},
-		{name: "core.file.write", contains: []string{`its past tense "written" is not on the allowed-actions list: add it with eventbus.NewTopicRules("written")`, "(e.g. core.user.created)"}},
+		{name: "core.file.write", example: "core.file.written"},
 		{name: "core.user.created_v2", contains: []string{"past tense", "(e.g. core.user.created)"}},
 		{name: "core.auth.login_attempt", example: "core.auth.login_attempted", contains: []string{`action "login_attempt" must be past tense`}},
 		{name: "core.mail.email_send", example: "core.mail.email_sent"},
@@ -244,10 +244,11 @@ func TestPastTense(t *testing.T) {
 		"verify": "verified", "start": "started", "import": "imported", "sync": "synced",
 		"send": "sent", "build": "built", "pay": "paid", "begin": "begun", "win": "won",
 		"lose": "lost", "run": "run", "set": "set", "do": "done", "make": "made",
-		"write": "written", "get": "got", "reset": "reset", "read": "read",
+		"write": "written", "get": "gotten", "reset": "reset", "read": "read",
 		"member_add": "member_added", "email_send": "email_sent", "job_stop": "job_stopped",
 		"created": "created", "sent": "sent", "made": "made", "member_added": "member_added",
-		"": "", "x_": "x_", "v2": "v2ed",
+		"": "", "x_": "", "v2": "", "hold": "held", "buy": "bought", "submit": "submitted",
+		"held": "held", "found": "found", "find": "found", "work": "worked", "creating": "",
 	}
 	for in, want := range tests {
 		if got := PastTense(in); got != want {
@@ -379,6 +380,8 @@ func TestParseTopicAllocs(t *testing.T) {
 		"core.user.created":             0,
 		"plugin.crm.contact.note.added": 0,
 		"core.auth.login":               0,
+		"core.payment.held":             0,
+		"plugin.shop.item.sold":         0,
 		"dlq.core.user.created":         1,
 	} {
 		if got := testing.AllocsPerRun(100, func() { _, _ = ParseTopic(name) }); got > want {
@@ -393,6 +396,7 @@ func BenchmarkParseTopic(b *testing.B) {
 	for _, name := range []string{
 		"core.user.created",
 		"core.auth.login",
+		"core.payment.held",
 		"plugin.sample-analytics.contact.note.added",
 		"dlq.plugin.crm.contact.created",
 	} {

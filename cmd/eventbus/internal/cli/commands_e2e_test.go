@@ -450,6 +450,47 @@ func TestTopicsCheckInProcess(t *testing.T) {
 	}
 }
 
+// TestTopicsCheckPastForms checks that topics check accepts the irregular
+// past forms of issue 25 in core and plugin topics, and suggests real words
+// for present-tense actions (not "holded", "buyed", "submited").
+func TestTopicsCheckPastForms(t *testing.T) {
+	for _, name := range []string{
+		"core.payment.held", "core.order.kept", "plugin.shop.item.sold", "core.order.bought",
+		"core.option.chosen", "core.doc.written", "core.order.made", "core.item.found",
+		"core.course.taught", "core.note.said", "core.job.stuck", "core.account.frozen",
+		"core.doc.read", "core.flag.set", "core.file.put", "core.order.split", "core.app.rebuilt",
+		"plugin.crm.offer.withdrawn", "core.ruling.upheld", "plugin.crm.deal.price_overridden",
+		"core.order.submitted", "core.order.cancelled", "core.order.canceled",
+	} {
+		code, out, stderr := runCLI(context.Background(), "topics", "check", name)
+		if code != ExitOK || !strings.Contains(out, name+" is a valid") {
+			t.Errorf("topics check %s: exit %d\n%s%s", name, code, out, stderr)
+		}
+	}
+	for name, want := range map[string]string{
+		"core.payment.hold":           "core.payment.held",
+		"core.order.buy":              "core.order.bought",
+		"plugin.shop.item.sell":       "plugin.shop.item.sold",
+		"core.order.submit":           "core.order.submitted",
+		"core.doc.write":              "core.doc.written",
+		"core.item.find":              "core.item.found",
+		"plugin.crm.deal.member_keep": "plugin.crm.deal.member_kept",
+	} {
+		code, out, stderr := runCLI(context.Background(), "topics", "check", name)
+		if code != ExitError || out != "" {
+			t.Errorf("topics check %s: exit %d, want %d\n%s", name, code, ExitError, out)
+			continue
+		}
+		oneLineError(t, stderr, "must be past tense", `use "`+want+`"`)
+	}
+	// No suggestion rather than an invented word: the rule's example instead.
+	code, _, stderr := runCLI(context.Background(), "topics", "check", "core.order.creating")
+	if code != ExitError {
+		t.Fatalf("exit %d", code)
+	}
+	oneLineError(t, stderr, "must be past tense", "(e.g. core.user.created)")
+}
+
 func TestTailArguments(t *testing.T) {
 	cmd := newApp(nil, nil).tailCmd()
 	if err := cmd.ParseFlags([]string{"--tenant", "acme"}); err != nil {

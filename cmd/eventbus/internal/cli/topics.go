@@ -26,8 +26,8 @@ func (a *app) topicsCmd() *cobra.Command {
   dlq.<topic>                           dlq.core.user.created
 
 Segments are lowercase ([a-z][a-z0-9_]*; plugin IDs kebab-case), and actions are
-past tense (created, member_added) or on the allowed list (login, logout,
-request, error, reset, ...).`,
+past tense, regular or irregular (created, member_added, held, sold, written,
+read) or on the allowed list (login, logout, request, error, ...).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageErrorf("topics needs a subcommand: list, create NAME or check NAME")
@@ -211,6 +211,7 @@ with status 1 and a message that names the rule it breaks and, when one can be
 derived, the valid name to use instead.`,
 		Example: `  eventbus topics check core.user.created
   eventbus topics check core.user.create     # suggests core.user.created
+  eventbus topics check core.payment.hold    # suggests core.payment.held
   eventbus topics check plugin.crm.deal.sync --allow-action sync`,
 		Args: argsUsage(1, 1, "one topic name", "eventbus topics check core.user.created"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -227,7 +228,7 @@ derived, the valid name to use instead.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSlice("allow-action", nil, "also allow these actions although they do not end in -ed (as eventbus.NewTopicRules does)")
+	cmd.Flags().StringSlice("allow-action", nil, "also allow these actions although they are not past tenses (as eventbus.NewTopicRules does)")
 	return cmd
 }
 
