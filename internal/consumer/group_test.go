@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,67 @@ import (
 // the client (start positions, commits, rebalances during a hand-over).
 // The broker's control functions force the orders under test.
 
-const testTopic = "core.test.happened"
+// testTopic is the topic of the test running now: fixed on an embedded
+// broker of the test's own, unique on a real cluster (sharedCluster).
+// These tests do not run in parallel.
+var testTopic = "core.test.happened"
+
+// sharedCluster is testCluster for the tests that need no control
+// function: on the cluster EVENTBUS_TEST_BROKERS names, when set, with a
+// new topic of its own (testTopic), else on an embedded broker.
+func sharedCluster(t *testing.T, partitions int32, perPartition int) []string {
+	t.Helper()
+	brokers := os.Getenv("EVENTBUS_TEST_BROKERS")
+	if brokers == "" {
+		_, addrs := testCluster(t, partitions, perPartition)
+		return addrs
+	}
+	addrs := strings.Split(brokers, ",")
+	was := testTopic
+	testTopic = fmt.Sprintf("core.test_%d.happened", time.Now().UnixNano())
+	t.Cleanup(func() { testTopic = was })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created, err := adm.CreateTopic(ctx, partitions, 1, nil, testTopic)
+	if err == nil {
+		err = created.Err
+	}
+	if err != nil {
+		t.Fatalf("create %s: %v", testTopic, err)
+	}
+	topic := testTopic
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+		if err == nil {
+			_, _ = kadm.NewClient(cl).DeleteTopics(ctx, topic)
+			cl.Close()
+		}
+	})
+	var recs []*kgo.Record
+	for p := range partitions {
+		for i := range perPartition {
+			recs = append(recs, &kgo.Record{Topic: testTopic, Partition: p, Key: fmt.Appendf(nil, "k%d", i%3), Value: []byte("old")})
+		}
+	}
+	// A new topic's leaders may take a moment to be known: produce
+	// retries until they are, within ctx.
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return addrs
+}
+
+// uniqueGroup names a group no earlier run used (a real cluster keeps
+// groups' offsets across runs).
+func uniqueGroup(name string) string { return fmt.Sprintf("%s-%d", name, time.Now().UnixNano()) }
 
 // testCluster starts an embedded broker with testTopic of partitions
 // partitions, each holding perPartition records (offsets 0..perPartition-1).
@@ -194,10 +255,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // B must take A's commit for a start, not for progress: partition 1 starts
 // where B subscribed, and the records published before are not delivered.
 func TestMembersJoiningTogetherStartWhereTheySubscribed(t *testing.T) {
-	_, addrs := testCluster(t, 2, 20)
-	commitRaw(t, addrs, "together", 0, 20, startMarker) // A's start commit
+	addrs := sharedCluster(t, 2, 20)
+	group := uniqueGroup("together")
+	commitRaw(t, addrs, group, 0, 20, startMarker) // A's start commit
 	var c counting
-	testGroup(t, addrs, "together", map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
+	testGroup(t, addrs, group, map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
 	produceNew(t, addrs, 2, 3)
 	waitFor(t, "the 6 new records are handled", func() bool { return c.count("new") == 6 })
 	if n := c.count("old"); n != 0 {
@@ -209,10 +271,11 @@ func TestMembersJoiningTogetherStartWhereTheySubscribed(t *testing.T) {
 // real progress on a topic, a partition without any commit is new (it was
 // created later), and it is read from its oldest record.
 func TestProgressOnATopicStartsANewPartitionAtItsOldest(t *testing.T) {
-	_, addrs := testCluster(t, 2, 20)
-	commitRaw(t, addrs, "grown", 0, 20, "") // progress, by any client
+	addrs := sharedCluster(t, 2, 20)
+	group := uniqueGroup("grown")
+	commitRaw(t, addrs, group, 0, 20, "") // progress, by any client
 	var c counting
-	testGroup(t, addrs, "grown", map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
+	testGroup(t, addrs, group, map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
 	waitFor(t, "partition 1's 20 records are handled", func() bool { return c.count("old") == 20 })
 }
 
@@ -324,7 +387,8 @@ func TestCommitShrinksMetadataTheBrokerRejects(t *testing.T) {
 // batch fetched for one assignment of a partition could be handed to the
 // next, and the records refetched in between dropped as already there.
 func TestHandOverHoldsOffRebalances(t *testing.T) {
-	_, addrs := testCluster(t, 2, 0)
+	addrs := sharedCluster(t, 2, 0)
+	group := uniqueGroup("handover")
 	var inHandOver, overlapped atomic.Bool
 	revoking := make(chan struct{}, 1)
 	holding := make(chan struct{})
@@ -357,7 +421,7 @@ func TestHandOverHoldsOffRebalances(t *testing.T) {
 		},
 	}
 	var c counting
-	testGroup(t, addrs, "handover", map[int32]int64{0: 0, 1: 0}, c.handle, hk)
+	testGroup(t, addrs, group, map[int32]int64{0: 0, 1: 0}, c.handle, hk)
 	produceNew(t, addrs, 2, 5)
 	select {
 	case <-holding:
@@ -365,7 +429,7 @@ func TestHandOverHoldsOffRebalances(t *testing.T) {
 		t.Fatal("no batch was handed over")
 	}
 	otherAssigned := make(chan struct{}, 1)
-	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("handover"), kgo.ConsumeTopics(testTopic),
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(testTopic),
 		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			if len(m[testTopic]) > 0 {
@@ -665,7 +729,8 @@ func TestStopKeepsItsDeadlineDuringAnAssignment(t *testing.T) {
 // (BlockRebalanceOnPoll): the revocation's wait must end by Stop's
 // deadline, as Stop's own wait for its handlers does.
 func TestStopKeepsItsDeadlineDuringARevocation(t *testing.T) {
-	_, addrs := testCluster(t, 2, 1)
+	addrs := sharedCluster(t, 2, 1)
+	group := uniqueGroup("revoking")
 	gate := make(chan struct{})
 	t.Cleanup(func() { close(gate) })
 	var running atomic.Int32
@@ -674,9 +739,9 @@ func TestStopKeepsItsDeadlineDuringARevocation(t *testing.T) {
 		<-gate // ignores its context
 		return true
 	}
-	g := testGroup(t, addrs, "revoking", map[int32]int64{0: 0, 1: 0}, h, hooks{})
+	g := testGroup(t, addrs, group, map[int32]int64{0: 0, 1: 0}, h, hooks{})
 	waitFor(t, "both partitions' records run", func() bool { return running.Load() == 2 })
-	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("revoking"), kgo.ConsumeTopics(testTopic),
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(testTopic),
 		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
 	if err != nil {
 		t.Fatal(err)
@@ -859,7 +924,7 @@ func TestRebalanceAssigningNothingNewDoesNotStallDelivery(t *testing.T) {
 // handler's context is cancelled when the grace period (GracePeriod of
 // the bound) ends.
 func TestStopWithoutDeadlineIsBounded(t *testing.T) {
-	_, addrs := testCluster(t, 1, 1)
+	addrs := sharedCluster(t, 1, 1)
 	gate := make(chan struct{})
 	t.Cleanup(func() { close(gate) })
 	var running atomic.Int32
@@ -870,7 +935,7 @@ func TestStopWithoutDeadlineIsBounded(t *testing.T) {
 		<-gate // ignores its context
 		return true
 	}
-	g := testGroup(t, addrs, "unbounded", map[int32]int64{0: 0}, h, hooks{})
+	g := testGroup(t, addrs, uniqueGroup("unbounded"), map[int32]int64{0: 0}, h, hooks{})
 	waitFor(t, "the record's handler runs", func() bool { return running.Load() == 1 })
 	const bound = time.Second
 	g.cfg.ShutdownTimeout = bound
