@@ -237,6 +237,37 @@ func committed(g *Group, group string, p int32) (kadm.OffsetResponse, bool) {
 	return offs.Lookup(testTopic, p)
 }
 
+// joinOther starts a second member of group on testTopic (a plain kgo
+// consumer that polls until the test ends) and returns a channel that
+// receives once the group assigned it a partition.
+func joinOther(t *testing.T, addrs []string, group string) <-chan struct{} {
+	t.Helper()
+	assigned := make(chan struct{}, 1)
+	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(testTopic),
+		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[testTopic]) > 0 {
+				select {
+				case assigned <- struct{}{}:
+				default:
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for ctx.Err() == nil {
+			other.PollFetches(ctx)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-polled; other.Close() })
+	return assigned
+}
+
 // waitFor polls cond (bounded).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -428,29 +459,7 @@ func TestHandOverHoldsOffRebalances(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no batch was handed over")
 	}
-	otherAssigned := make(chan struct{}, 1)
-	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(testTopic),
-		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			if len(m[testTopic]) > 0 {
-				select {
-				case otherAssigned <- struct{}{}:
-				default:
-				}
-			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for ctx.Err() == nil {
-			other.PollFetches(ctx)
-		}
-	}()
-	defer func() { cancel(); <-polled; other.Close() }()
+	otherAssigned := joinOther(t, addrs, group)
 	select {
 	case <-otherAssigned:
 	case <-time.After(30 * time.Second):
@@ -741,20 +750,7 @@ func TestStopKeepsItsDeadlineDuringARevocation(t *testing.T) {
 	}
 	g := testGroup(t, addrs, group, map[int32]int64{0: 0, 1: 0}, h, hooks{})
 	waitFor(t, "both partitions' records run", func() bool { return running.Load() == 2 })
-	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(testTopic),
-		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(context.Background())
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for pctx.Err() == nil {
-			other.PollFetches(pctx)
-		}
-	}()
-	defer func() { pcancel(); <-polled; other.Close() }()
+	joinOther(t, addrs, group)
 	d := g.dispatcher(testTopic)
 	waitFor(t, "a partition is being revoked, its handler still running", func() bool {
 		d.mu.Lock()
@@ -875,29 +871,7 @@ func TestRebalanceAssigningNothingNewDoesNotStallDelivery(t *testing.T) {
 	var cnt counting
 	g := testGroup(t, addrs, "keeping", map[int32]int64{0: 0, 1: 0}, cnt.handle, hooks{})
 	armed.Store(true)
-	otherAssigned := make(chan struct{}, 1)
-	other, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup("keeping"), kgo.ConsumeTopics(testTopic),
-		kgo.HeartbeatInterval(100*time.Millisecond), kgo.DisableAutoCommit(),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			if len(m[testTopic]) > 0 {
-				select {
-				case otherAssigned <- struct{}{}:
-				default:
-				}
-			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(context.Background())
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for pctx.Err() == nil {
-			other.PollFetches(pctx)
-		}
-	}()
-	defer func() { pcancel(); <-polled; other.Close() }()
+	otherAssigned := joinOther(t, addrs, "keeping")
 	select {
 	case <-otherAssigned:
 	case <-time.After(30 * time.Second):
