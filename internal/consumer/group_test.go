@@ -237,6 +237,19 @@ func committed(g *Group, group string, p int32) (kadm.OffsetResponse, bool) {
 	return offs.Lookup(testTopic, p)
 }
 
+// offsetFetchFailed answers an offset read with err for every group asked.
+func offsetFetchFailed(req *kmsg.OffsetFetchRequest, err *kerr.Error) *kmsg.OffsetFetchResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	resp.Version = req.Version
+	resp.ErrorCode = err.Code
+	for _, g := range req.Groups {
+		rg := kmsg.NewOffsetFetchResponseGroup()
+		rg.Group, rg.ErrorCode = g.Group, err.Code
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
 // joinOther starts a second member of group on testTopic (a plain kgo
 // consumer that polls until the test ends) and returns a channel that
 // receives once the group assigned it a partition.
@@ -325,16 +338,7 @@ func TestFailedOffsetReadDoesNotReplayHistory(t *testing.T) {
 				}
 				failed.Add(1)
 				req := kreq.(*kmsg.OffsetFetchRequest)
-				resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-				resp.Version = req.Version
-				code := kerr.GroupAuthorizationFailed.Code
-				resp.ErrorCode = code
-				for _, g := range req.Groups {
-					rg := kmsg.NewOffsetFetchResponseGroup()
-					rg.Group, rg.ErrorCode = g.Group, code
-					resp.Groups = append(resp.Groups, rg)
-				}
-				return resp, nil, true
+				return offsetFetchFailed(req, kerr.GroupAuthorizationFailed), nil, true
 			})
 			var c counting
 			testGroup(t, addrs, "unread", map[int32]int64{0: 20, 1: 20}, c.handle, hooks{})
@@ -699,16 +703,7 @@ func TestStopKeepsItsDeadlineDuringAnAssignment(t *testing.T) {
 		case reading <- struct{}{}:
 		default:
 		}
-		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-		resp.Version = req.Version
-		code := kerr.CoordinatorLoadInProgress.Code
-		resp.ErrorCode = code
-		for _, g := range req.Groups {
-			rg := kmsg.NewOffsetFetchResponseGroup()
-			rg.Group, rg.ErrorCode = g.Group, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp, nil, true
+		return offsetFetchFailed(req, kerr.CoordinatorLoadInProgress), nil, true
 	})
 	h := func(_, _ context.Context, _ *kgo.Record) bool { return true }
 	g := startTestGroup(t, addrs, "stopping", Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, StartAt: map[int32]int64{0: 0}}, hooks{}, io.Discard)
@@ -857,16 +852,7 @@ func TestRebalanceAssigningNothingNewDoesNotStallDelivery(t *testing.T) {
 		if !armed.Load() || !all { // only the engine's read of every offset (fixStarts)
 			return nil, nil, false
 		}
-		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-		resp.Version = req.Version
-		code := kerr.CoordinatorLoadInProgress.Code
-		resp.ErrorCode = code
-		for _, g := range req.Groups {
-			rg := kmsg.NewOffsetFetchResponseGroup()
-			rg.Group, rg.ErrorCode = g.Group, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp, nil, true
+		return offsetFetchFailed(req, kerr.CoordinatorLoadInProgress), nil, true
 	})
 	var cnt counting
 	g := testGroup(t, addrs, "keeping", map[int32]int64{0: 0, 1: 0}, cnt.handle, hooks{})
