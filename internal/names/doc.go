@@ -62,8 +62,14 @@
 // rejected action comes with a suggestion from [PastTense] when it has one:
 // core.user.create is rejected with "use \"core.user.created\"",
 // core.order.hold with "use \"core.order.held\"", and core.order.buy with
-// "use \"core.order.bought\"". A suggestion is a listed past form or a
-// regular past; a word that has neither gets none.
+// "use \"core.order.bought\"". A suggestion is a listed past form or the
+// regular past of a verb; a word that is no verb (core.order.payment,
+// core.cart.checkout) gets none, and its message shows a valid name
+// instead: "(e.g. core.user.created)". The verbs are WordNet's one-word verb
+// lemmas and a few newer ones (upsert, onboard, unsubscribe, enqueue,
+// resync); an action that is none of them, such as checkout (a noun: the
+// verb is "check out"), is accepted as it is once put on the allow-list
+// with [NewRules] (eventbus.NewTopicRules).
 //
 // # The list of past forms
 //
@@ -76,7 +82,10 @@
 // Princeton University, used under its licence (WORDNET-LICENSE in this
 // directory). gen_pastforms.go rebuilds the list: go generate
 // ./internal/names, with wordnet-base installed; building and testing do not
-// need it.
+// need it. It also writes verbs.txt, the verbs given a regular past as a
+// suggestion: WordNet's 8,429 one-word verb lemmas (index.verb) and 26 verbs
+// it adds that WordNet 3.0 does not know (upsert, onboard, unsubscribe,
+// ...), 68 KB, read into a map on the first rejected name.
 //
 // # Errors
 //

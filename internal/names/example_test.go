@@ -96,8 +96,10 @@ func ExamplePastTense() {
 	}
 	fmt.Println(strings.Join(pasts, " "))
 	fmt.Printf("%q\n", names.PastTense("creating")) // no suggestion rather than a wrong one
+	fmt.Printf("%q\n", names.PastTense("payment"))  // no verb: not "paymented"
 	// Output:
 	// created added stopped copied opened sent member_added held bought written submitted panicked worked held read
+	// ""
 	// ""
 }
 

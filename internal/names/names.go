@@ -589,18 +589,26 @@ func (r *Rules) fixAction(action string) string {
 //   - a verb on the list behind a prefix gets the prefixed past if it is
 //     regular (resubmit→resubmitted, unpin→unpinned) and none otherwise
 //     (resend: the list has no "resent");
-//   - any other word gets the regular past: "d" after an "e"
+//   - any other verb gets the regular past: "d" after an "e"
 //     (create→created), "ied" for a "y" after a consonant (notify→notified),
 //     the last consonant doubled in a one-vowel word ending in
-//     consonant-vowel-consonant other than w, x or y (blog→blogged), "ed"
+//     consonant-vowel-consonant other than c, w, x or y (blog→blogged), "ed"
 //     otherwise (sync→synced, visit→visited) — but nothing for a word of one
 //     letter, a word with a digit (v2), an -ing form (creating), a word
 //     ending in a single "s" (creates, ships; not process or focus), or
-//     when the result is a present verb (b: not "bed").
+//     when the result is a present verb (b: not "bed");
+//   - a word that is no verb gets nothing: payment, checkout, customer
+//     (not "paymented", "checkouted"). The verbs are WordNet's one-word
+//     verb lemmas (about 8,400: visit, open, invoice, refund), the bases of
+//     the list, and a few that WordNet 3.0 does not know (upsert, onboard,
+//     unsubscribe, enqueue, resync, unban: see verbs.txt). Words WordNet
+//     knows only as nouns, whose verb is two words (checkout: check out;
+//     rollback, backup, setup), get no suggestion; put them on the
+//     allowed-actions list with NewRules to accept them as they are.
 //
 // The list is derived from WordNet 3.0's verb exception list (about 1,500
 // forms of 1,300 verbs; see pastforms.txt and WORDNET-LICENSE), so every
-// suggestion is a real word or the regular form of a word WordNet does not
+// suggestion is a real word or the regular form of a verb WordNet does not
 // know as irregular. Verbs with two pasts get the regular one (work→worked,
 // not wrought) or the participle (write→written, do→done).
 func PastTense(action string) string {
@@ -623,6 +631,9 @@ func PastTense(action string) string {
 		}
 		return ""
 	}
+	if !isVerb(word) {
+		return "" // payment, checkout: no verb, and "paymented" no word
+	}
 	if p := regularPast(word); p != "" && isPast(p) {
 		return head + p // not "bed" for "b": that is a present verb
 	}
@@ -633,10 +644,12 @@ func isLetter(c byte) bool    { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 
 func isVowel(c byte) bool     { return strings.IndexByte("aeiouAEIOU", c) >= 0 }
 func isConsonant(c byte) bool { return isLetter(c) && !isVowel(c) }
 
+// vowels counts the vowels of s, a "y" after a consonant among them (the
+// "y" of hyphen and syphon, not of yip or play).
 func vowels(s string) int {
 	n := 0
 	for i := 0; i < len(s); i++ {
-		if isVowel(s[i]) {
+		if isVowel(s[i]) || s[i] == 'y' && i > 0 && isConsonant(s[i-1]) {
 			n++
 		}
 	}

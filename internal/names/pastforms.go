@@ -3,9 +3,10 @@ package names
 import (
 	_ "embed"
 	"strings"
+	"sync"
 )
 
-//go:generate go run gen_pastforms.go -wordnet /usr/share/wordnet -o pastforms.txt
+//go:generate go run gen_pastforms.go -wordnet /usr/share/wordnet -o pastforms.txt -verbs verbs.txt
 
 // pastFormsText is the list of English past forms, derived from WordNet 3.0
 // by gen_pastforms.go (see WORDNET-LICENSE): "FORM BASE..." lines, a base
@@ -130,6 +131,34 @@ func vowelUA(a, b string) bool {
 	return diff >= 0 && a[diff] == 'u' && b[diff] == 'a'
 }
 
+// verbsText is the list of English verbs, one a line, that may be given a
+// regular past form as a suggestion: WordNet 3.0's one-word verb lemmas and
+// the few gen_pastforms.go adds (see WORDNET-LICENSE).
+//
+//go:embed verbs.txt
+var verbsText string
+
+// verbSet returns the verbs of verbsText. It is built on first use, on the
+// path of a rejected name, so that a program that never gets one does not
+// pay for it; the keys share verbsText's memory.
+var verbSet = sync.OnceValue(func() map[string]struct{} {
+	m := make(map[string]struct{}, 8500)
+	for line := range strings.SplitSeq(verbsText, "\n") {
+		if line != "" && line[0] != '#' {
+			m[line] = struct{}{}
+		}
+	}
+	return m
+})
+
+// isVerb reports whether word is a verb the list knows: WordNet's verb
+// lemmas (visit, open, sync, invoice) and a few more (upsert, onboard);
+// not payment, checkout or customer. It costs a map lookup.
+func isVerb(word string) bool {
+	_, ok := verbSet()[word]
+	return ok
+}
+
 // isPast reports whether word is a past tense or past participle: a listed
 // form (held, written, read, stopped), or a word ending in "ed" that is not
 // a verb the list knows for another past (speed: sped; feed: fed). It costs
@@ -188,8 +217,8 @@ func spelledRegular(base, past string) bool {
 	return strings.HasSuffix(past, "ed") && len(past) > len(base) && strings.HasPrefix(past, base[:len(base)-1])
 }
 
-// regularPast returns the regular past of word, which is not listed, or ""
-// when that form would likely be wrong.
+// regularPast returns the regular past of word, a verb that is not listed,
+// or "" when that form would likely be wrong.
 func regularPast(word string) string {
 	n := len(word)
 	last := word[n-1]
@@ -210,7 +239,7 @@ func regularPast(word string) string {
 		return word + "d"
 	case last == 'y' && n >= 2 && isConsonant(word[n-2]):
 		return word[:n-1] + "ied"
-	case n >= 3 && isConsonant(last) && last != 'w' && last != 'x' && last != 'y' &&
+	case n >= 3 && isConsonant(last) && last != 'c' && last != 'w' && last != 'x' && last != 'y' &&
 		isVowel(word[n-2]) && isConsonant(word[n-3]) && vowels(word) == 1:
 		return word + string(last) + "ed"
 	}

@@ -252,28 +252,76 @@ func FuzzPastTense(f *testing.F) {
 	})
 }
 
-// TestPastFormsUpToDate rebuilds pastforms.txt from WordNet with
-// gen_pastforms.go and compares, where Debian's wordnet-base is installed
-// (it is not needed otherwise: the list is committed).
+// TestPastFormsUpToDate rebuilds pastforms.txt and verbs.txt from WordNet
+// with gen_pastforms.go and compares, where Debian's wordnet-base is
+// installed (it is not needed otherwise: the lists are committed).
 func TestPastFormsUpToDate(t *testing.T) {
 	const dir = "/usr/share/wordnet"
-	if _, err := os.Stat(dir + "/verb.exc"); err != nil || testing.Short() {
-		t.Skip("WordNet (Debian wordnet-base) is not installed")
+	for _, f := range []string{"verb.exc", "index.verb", "index.noun", "index.adj", "index.adv"} {
+		if _, err := os.Stat(dir + "/" + f); err != nil || testing.Short() {
+			t.Skip("WordNet (Debian wordnet-base) is not installed")
+		}
 	}
-	out := t.TempDir() + "/pastforms.txt"
-	cmd := exec.Command("go", "run", "gen_pastforms.go", "-wordnet", dir, "-o", out)
+	tmp := t.TempDir()
+	cmd := exec.Command("go", "run", "gen_pastforms.go", "-wordnet", dir,
+		"-o", tmp+"/pastforms.txt", "-verbs", tmp+"/verbs.txt")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gen_pastforms.go: %v\n%s", err, b)
 	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"pastforms.txt", "verbs.txt"} {
+		got, err := os.ReadFile(tmp + "/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s differs from what gen_pastforms.go makes: run go generate ./internal/names", f)
+		}
 	}
-	want, err := os.ReadFile("pastforms.txt")
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestNoSuggestionForNonVerbs checks that a word WordNet does not know as a
+// verb gets no made-up past form ("paymented", "checkouted"), only the rule
+// and an example of a valid name, while the verbs keep their suggestion.
+func TestNoSuggestionForNonVerbs(t *testing.T) {
+	for _, a := range []string{
+		"payment", "checkout", "customer", "user", "status", "summary", "history",
+		"session", "token", "webhook", "shipment", "delivery", "subscription", "metadata",
+		"order_payment", "cart_checkout", "rollback", "backup", "setup", "bookmark",
+		"insight", "uptime", "overdraft", "resend", "resell", "unsend",
+	} {
+		err := ValidateTopic("core.order." + a)
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("core.order.%s accepted (%v), want it rejected", a, err)
+			continue
+		}
+		if e.Example != "" {
+			t.Errorf("core.order.%s: suggestion %q, want none", a, e.Example)
+		}
+		if want := `action "` + a + `" must be past tense (or on the allowed-actions list) (e.g. core.user.created)`; e.Rule != want {
+			t.Errorf("core.order.%s: rule %q, want %q", a, e.Rule, want)
+		}
+		if got := PastTense(a); got != "" {
+			t.Errorf("PastTense(%q) = %q, want no suggestion", a, got)
+		}
 	}
-	if string(got) != string(want) {
-		t.Error("pastforms.txt differs from what gen_pastforms.go makes: run go generate ./internal/names")
+	for present, past := range map[string]string{
+		"submit": "submitted", "open": "opened", "stop": "stopped", "visit": "visited",
+		"cancel": "cancelled", "sync": "synced", "subscribe": "subscribed", "invoice": "invoiced",
+		"refund": "refunded", "account": "accounted", "resubmit": "resubmitted", "unpin": "unpinned",
+		"order_pay": "order_paid", "payment_capture": "payment_captured", "blog": "blogged",
+		"spam": "spammed", "hyphen": "hyphened", "syphon": "syphoned", "zinc": "zinced",
+		// not in WordNet 3.0, added by gen_pastforms.go
+		"upsert": "upserted", "onboard": "onboarded", "unsubscribe": "unsubscribed",
+		"enqueue": "enqueued", "reapply": "reapplied", "unban": "unbanned", "unflag": "unflagged",
+		"resync": "resynced", "unlink": "unlinked", "whitelist": "whitelisted",
+	} {
+		if got := exampleAction(t, present); got != past {
+			t.Errorf("core.order.%s: suggestion %q, want %q", present, got, past)
+		}
 	}
 }

@@ -483,12 +483,18 @@ func TestTopicsCheckPastForms(t *testing.T) {
 		}
 		oneLineError(t, stderr, "must be past tense", `use "`+want+`"`)
 	}
-	// No suggestion rather than an invented word: the rule's example instead.
-	code, _, stderr := runCLI(context.Background(), "topics", "check", "core.order.creating")
-	if code != ExitError {
-		t.Fatalf("exit %d", code)
+	// No suggestion rather than an invented word: the rule's example instead
+	// (not "paymented" for a noun).
+	for _, name := range []string{"core.order.creating", "core.order.payment", "plugin.shop.cart.checkout"} {
+		code, _, stderr := runCLI(context.Background(), "topics", "check", name)
+		if code != ExitError {
+			t.Fatalf("topics check %s: exit %d", name, code)
+		}
+		oneLineError(t, stderr, "must be past tense", "(e.g. ")
+		if strings.Contains(stderr, `; use "`) {
+			t.Errorf("topics check %s suggests a name: %s", name, stderr)
+		}
 	}
-	oneLineError(t, stderr, "must be past tense", "(e.g. core.user.created)")
 }
 
 func TestTailArguments(t *testing.T) {
