@@ -1,8 +1,13 @@
 package eventbus
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestConfigDefaults: the zero configs get the documented defaults, from
@@ -84,4 +89,71 @@ func TestConfigTrapFixes(t *testing.T) {
 	if got := (Config{}).withDefaults(nil).DLQ.maxRetries(); got != DefaultMaxRetries {
 		t.Errorf("MaxRetries 0 reaches the queue as %d, want DefaultMaxRetries", got)
 	}
+}
+
+// TestREADMEStatesTheDefaults: the README's configuration table gives each
+// default constant with its value.
+func TestREADMEStatesTheDefaults(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, value := range map[string]string{
+		"DefaultClientID":                 `"` + DefaultClientID + `"`,
+		"DefaultConnectTimeout":           readable(DefaultConnectTimeout),
+		"DefaultSource":                   `"` + DefaultSource + `"`,
+		"DefaultCompression":              string(DefaultCompression),
+		"DefaultMaxEventBytes":            "1 MB",
+		"DefaultDeliveryTimeout":          readable(DefaultDeliveryTimeout),
+		"DefaultMaxBufferedRecords":       "10,000",
+		"DefaultShutdownTimeout":          readable(DefaultShutdownTimeout),
+		"DefaultSessionTimeout":           readable(DefaultSessionTimeout),
+		"DefaultHeartbeatInterval":        readable(DefaultHeartbeatInterval),
+		"DefaultMaxPollRecords":           strconv.Itoa(DefaultMaxPollRecords),
+		"DefaultRevokeTimeout":            readable(DefaultRevokeTimeout),
+		"DefaultCommitInterval":           readable(DefaultCommitInterval),
+		"DefaultConsumerRetryBackoff":     readable(DefaultConsumerRetryBackoff),
+		"DefaultConsumerMaxRetryBackoff":  readable(DefaultConsumerMaxRetryBackoff),
+		"DefaultMaxRetries":               strconv.Itoa(DefaultMaxRetries),
+		"DefaultDLQRetryBackoff":          readable(DefaultDLQRetryBackoff),
+		"DefaultDLQMaxRetryBackoff":       readable(DefaultDLQMaxRetryBackoff),
+		"DefaultRetryTimeout":             readable(DefaultRetryTimeout),
+		"DefaultDLQCleanupPolicy":         "`CleanupCompactDelete`",
+		"DefaultBreakerFailureThreshold":  strconv.Itoa(DefaultBreakerFailureThreshold),
+		"DefaultBreakerOpenTimeout":       readable(DefaultBreakerOpenTimeout),
+		"DefaultBreakerHalfOpenSuccesses": strconv.Itoa(DefaultBreakerHalfOpenSuccesses),
+		"DefaultPartitions":               strconv.Itoa(DefaultPartitions),
+		"DefaultRetention":                readable(DefaultRetention),
+		"DefaultDLQRetention":             readable(DefaultDLQRetention),
+	} {
+		if want := "`" + name + "`, " + value; !strings.Contains(string(readme), want) {
+			t.Errorf("README.md does not say %s", want)
+		}
+	}
+	for _, d := range []struct {
+		name  string
+		value int
+	}{{"DefaultReplicationFactor", DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
+		if want := fmt.Sprintf("`%s` (%d)", d.name, d.value); !strings.Contains(string(readme), want) {
+			t.Errorf("README.md does not say %s", want)
+		}
+	}
+	if want := "`DefaultMaxPending` (10,000)"; !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not say %s", want)
+	}
+}
+
+// readable says d as the README does: 30 s, 100 ms, 5 min, 1 h, 7 days.
+func readable(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d >= 2*time.Minute && d%time.Minute == 0: // 60 s stays 60 s
+		return fmt.Sprintf("%d min", d/time.Minute)
+	case d >= time.Second && d%time.Second == 0:
+		return fmt.Sprintf("%d s", d/time.Second)
+	}
+	return fmt.Sprintf("%d ms", d/time.Millisecond)
 }
