@@ -22,16 +22,14 @@ import (
 // settings that can be switched off say so with a named constant
 // (NoRetries, CommitEveryBatch), never with zero.
 
-// Defaults of ClientConfig.
+// The defaults of the configs below, each named in its field's
+// documentation, and the named values that switch something off.
 const (
 	// DefaultClientID is ClientConfig.ClientID's default.
 	DefaultClientID = "plexica-eventbus"
 	// DefaultConnectTimeout is ClientConfig.ConnectTimeout's default.
 	DefaultConnectTimeout = 10 * time.Second
-)
 
-// Defaults of Config.
-const (
 	// DefaultSource is Config.Source's default.
 	DefaultSource = "core"
 	// DefaultCompression is Config.Compression's default.
@@ -51,16 +49,7 @@ const (
 	// Shutdown(context.Background()) returns within it whatever a handler
 	// does.
 	DefaultShutdownTimeout = 30 * time.Second
-)
 
-// Limits of Config and ConsumerConfig.
-const (
-	minDeliveryTimeout = time.Second
-	maxRevokeTimeout   = 5 * time.Minute
-)
-
-// Defaults of ConsumerConfig.
-const (
 	// DefaultSessionTimeout is ConsumerConfig.SessionTimeout's default
 	// (franz-go's own).
 	DefaultSessionTimeout = 45 * time.Second
@@ -72,21 +61,24 @@ const (
 	DefaultRevokeTimeout = 10 * time.Second
 	// DefaultCommitInterval is ConsumerConfig.CommitInterval's default.
 	DefaultCommitInterval = 100 * time.Millisecond
+	// CommitEveryBatch, as ConsumerConfig.CommitInterval, commits the
+	// handled offsets after every fetched batch instead of at most once
+	// per interval.
+	CommitEveryBatch time.Duration = -1
 	// DefaultConsumerRetryBackoff is ConsumerConfig.RetryBackoff's default.
 	DefaultConsumerRetryBackoff = 100 * time.Millisecond
 	// DefaultConsumerMaxRetryBackoff is ConsumerConfig.MaxRetryBackoff's
 	// default.
 	DefaultConsumerMaxRetryBackoff = 30 * time.Second
-)
 
-// CommitEveryBatch, as ConsumerConfig.CommitInterval, commits the handled
-// offsets after every fetched batch instead of at most once per interval.
-const CommitEveryBatch time.Duration = -1
-
-// Defaults of DLQConfig.
-const (
 	// DefaultMaxRetries is DLQConfig.MaxRetries's default.
 	DefaultMaxRetries = 3
+	// NoRetries, as DLQConfig.MaxRetries, turns automatic retries off: a
+	// failed event goes to the dead letter queue as max-retries-exceeded
+	// at once, and is sent again only by hand. (MaxRetries 0 means
+	// DefaultMaxRetries, as every zero field of a config means its
+	// default.)
+	NoRetries = -1
 	// DefaultDLQRetryBackoff is DLQConfig.RetryBackoff's default.
 	DefaultDLQRetryBackoff = time.Second
 	// DefaultDLQMaxRetryBackoff is DLQConfig.MaxRetryBackoff's default.
@@ -98,16 +90,43 @@ const (
 	// DefaultDLQCleanupPolicy is DLQConfig.TopicCleanupPolicy's default,
 	// and the cleanup policy of the dlq.* topics EnsureTopic creates.
 	DefaultDLQCleanupPolicy = CleanupCompactDelete
+
+	// DefaultBreakerFailureThreshold is BreakerConfig.FailureThreshold's
+	// default.
+	DefaultBreakerFailureThreshold = 5
+	// DefaultBreakerOpenTimeout is BreakerConfig.OpenTimeout's default.
+	DefaultBreakerOpenTimeout = 60 * time.Second
+	// DefaultBreakerHalfOpenSuccesses is BreakerConfig.HalfOpenSuccesses's
+	// default.
+	DefaultBreakerHalfOpenSuccesses = 2
+
+	// DefaultMaxConcurrency is Delivery.MaxConcurrency's default: enough
+	// for a handler that waits 10 ms on a database to drain thousands of
+	// events a second, few enough for a connection pool.
+	DefaultMaxConcurrency = 64
+	// DefaultMaxPending is Delivery.MaxPending's default.
+	DefaultMaxPending = 10_000
+
+	// DefaultPartitions is the partition count of the topics EnsureTopic
+	// creates (and the bus before first use of a topic); see
+	// WithPartitions.
+	DefaultPartitions = 3
+	// DefaultReplicationFactor is the largest default replication factor
+	// (WithReplicationFactor): a topic gets min(DefaultReplicationFactor,
+	// brokers).
+	DefaultReplicationFactor = topicadmin.DefaultReplication
+	// DefaultRetention is a topic's retention.ms (WithRetention).
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultDLQRetention is a dlq.* topic's retention.ms.
+	DefaultDLQRetention = 30 * 24 * time.Hour
 )
 
-// NoRetries, as DLQConfig.MaxRetries, turns automatic retries off: a failed
-// event goes to the dead letter queue as max-retries-exceeded at once, and
-// is sent again only by hand. (MaxRetries 0 means DefaultMaxRetries, as
-// every zero field of a config means its default.)
-const NoRetries = -1
-
-// minSigningKeyBytes is the shortest DLQConfig.SigningKey.
-const minSigningKeyBytes = 32
+// Limits of the configs.
+const (
+	minDeliveryTimeout = time.Second
+	maxRevokeTimeout   = 5 * time.Minute
+	minSigningKeyBytes = 32
+)
 
 // CleanupPolicy is a topic's cleanup.policy.
 type CleanupPolicy string
@@ -119,43 +138,6 @@ const (
 	CleanupCompactDelete CleanupPolicy = "compact,delete"
 	// CleanupDelete keeps every version until retention removes it.
 	CleanupDelete CleanupPolicy = "delete"
-)
-
-// Defaults of BreakerConfig.
-const (
-	// DefaultBreakerFailureThreshold is BreakerConfig.FailureThreshold's
-	// default.
-	DefaultBreakerFailureThreshold = 5
-	// DefaultBreakerOpenTimeout is BreakerConfig.OpenTimeout's default.
-	DefaultBreakerOpenTimeout = 60 * time.Second
-	// DefaultBreakerHalfOpenSuccesses is BreakerConfig.HalfOpenSuccesses's
-	// default.
-	DefaultBreakerHalfOpenSuccesses = 2
-)
-
-// Defaults of Delivery.
-const (
-	// DefaultMaxConcurrency is Delivery.MaxConcurrency's default: enough
-	// for a handler that waits 10 ms on a database to drain thousands of
-	// events a second, few enough for a connection pool.
-	DefaultMaxConcurrency = 64
-	// DefaultMaxPending is Delivery.MaxPending's default.
-	DefaultMaxPending = 10_000
-)
-
-// Defaults of the topics EnsureTopic creates (and the bus before its first
-// publish or subscribe to a topic).
-const (
-	// DefaultPartitions is the partition count (WithPartitions).
-	DefaultPartitions = 3
-	// DefaultReplicationFactor is the largest default replication factor
-	// (WithReplicationFactor): a topic gets min(DefaultReplicationFactor,
-	// brokers).
-	DefaultReplicationFactor = topicadmin.DefaultReplication
-	// DefaultRetention is a topic's retention.ms (WithRetention).
-	DefaultRetention = 7 * 24 * time.Hour
-	// DefaultDLQRetention is a dlq.* topic's retention.ms.
-	DefaultDLQRetention = 30 * 24 * time.Hour
 )
 
 // ClientConfig says where the brokers are and how to reach them.

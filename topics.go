@@ -236,10 +236,12 @@ func (m *TopicManager) Rules() *TopicRules { return m.client.cfg.TopicRules }
 // Config.DeliveryTimeout instead.)
 const TopicCreationTimeout = 30 * time.Second
 
-// EnsureTopic creates topic if it does not exist, with 3 partitions,
-// replication factor min(3, brokers) and 7-day retention (dlq.* topics: 30
-// days and compaction) unless opts say otherwise. A topic that already exists
-// is left as it is. Concurrent calls for one name make one request, which
+// EnsureTopic creates topic if it does not exist, with DefaultPartitions
+// (3) partitions, replication factor min(DefaultReplicationFactor (3),
+// brokers) and DefaultRetention (7 days; dlq.* topics: DefaultDLQRetention,
+// 30 days, and cleanup.policy DefaultDLQCleanupPolicy) unless opts say
+// otherwise; a negative option fails with ErrInvalidConfig. A topic that
+// already exists is left as it is. Concurrent calls for one name make one request, which
 // runs under its own context bounded by TopicCreationTimeout, not under any
 // caller's: a caller whose ctx ends stops waiting with ctx's error while
 // the others keep waiting. When the brokers do not answer in time the
