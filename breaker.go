@@ -6,41 +6,11 @@ import (
 	"io"
 	"net"
 	"syscall"
-	"time"
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// BreakerConfig tunes the circuit breaker on the publish path. After
-// FailureThreshold consecutive publishes failed because the cluster is
-// unavailable it opens and Publish fails fast with ErrCircuitOpen; after
-// OpenTimeout it half-opens and lets HalfOpenSuccesses publishes through;
-// if they all succeed it closes, and any such failure opens it again.
-//
-// Only failures that wrap ErrBrokerUnavailable count: the brokers did not
-// answer or acknowledge within Config.DeliveryTimeout (the send or the
-// topic's creation), could not be reached, or answered that they cannot
-// take writes now (no leader, not enough in-sync replicas). Nothing that
-// is the caller's counts: validation errors, a broker's rejection of one
-// event (too large for its topic, invalid), missing permissions, or the
-// caller's own context ending (cancelled or past its deadline).
-type BreakerConfig struct {
-	// Disabled turns the breaker off.
-	Disabled bool
-	// FailureThreshold is the number of consecutive failures that opens the
-	// breaker. Default 5.
-	FailureThreshold uint32
-	// OpenTimeout is how long the breaker stays open before half-opening.
-	// Default 60 s.
-	OpenTimeout time.Duration
-	// HalfOpenSuccesses is the number of successes in the half-open state
-	// that closes the breaker. Default 2.
-	HalfOpenSuccesses uint32
-	// OnStateChange, if set, is called on every state change.
-	OnStateChange func(from, to BreakerState)
-}
 
 // BreakerState is the state of the publish circuit breaker.
 type BreakerState int
@@ -77,18 +47,6 @@ func breakerState(s gobreaker.State) BreakerState {
 		return BreakerOpen
 	}
 	return BreakerClosed
-}
-
-func (c *BreakerConfig) setDefaults() {
-	if c.FailureThreshold == 0 {
-		c.FailureThreshold = 5
-	}
-	if c.OpenTimeout <= 0 {
-		c.OpenTimeout = 60 * time.Second
-	}
-	if c.HalfOpenSuccesses == 0 {
-		c.HalfOpenSuccesses = 2
-	}
 }
 
 // breaker guards publishing; a nil cb means disabled. It is two-step so

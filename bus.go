@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexica/eventbus/internal/tracing"
 )
@@ -18,7 +16,7 @@ import (
 // Compression is the codec a published batch is compressed with.
 type Compression string
 
-// The codecs. The zero value means CompressionSnappy.
+// The codecs. The zero value means DefaultCompression (CompressionSnappy).
 const (
 	CompressionSnappy Compression = "snappy"
 	CompressionNone   Compression = "none"
@@ -43,201 +41,8 @@ func (c Compression) codec() (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("%w: compression %q is unknown; use snappy, none, lz4, zstd or gzip", ErrInvalidConfig, string(c))
 }
 
-// Limits the bus enforces before sending anything.
-const (
-	// MaxBatchSize is the most events one PublishBatch takes.
-	MaxBatchSize = 100
-	// DefaultMaxEventBytes is the default largest event, as a broker
-	// measures it (see Config.MaxEventBytes): 1 MB. The producer's batches
-	// then stay within 1,000,012 bytes, under Kafka's (1,048,588) and
-	// Redpanda's (1,048,576) default max.message.bytes, whatever events
-	// they pack together.
-	DefaultMaxEventBytes = 1_000_000
-)
-
-// DefaultShutdownTimeout is the bound of Shutdown when its context has no
-// deadline (Config.ShutdownTimeout's default): Shutdown(context.Background())
-// returns within it whatever a handler does.
-const DefaultShutdownTimeout = 30 * time.Second
-
-// Config tunes a Bus. The zero value is ready to use; every field documents
-// its default.
-type Config struct {
-	// Source is the metadata source of published events when the publisher
-	// gives none. Default "core".
-	Source string
-	// Compression is the default codec. Default CompressionSnappy.
-	Compression Compression
-	// Linger is how long the producer waits to fill a batch. Default 0: send
-	// as soon as possible (records published while a request is in flight
-	// are still batched). Franz-go's own default, 10 ms, would dominate
-	// single-publish latency.
-	Linger time.Duration
-	// MaxBufferedRecords caps the records waiting to be sent; Publish blocks
-	// (bounded by its context) when it is reached, so memory stays bounded
-	// under sustained load. Default 10,000.
-	MaxBufferedRecords int
-	// MaxEventBytes is the largest event, counted as a broker counts it
-	// against max.message.bytes: the record batch that would carry the
-	// event alone, uncompressed — 61 bytes of batch header, the record's
-	// framing, its key, value and headers (the traceparent header that
-	// tracing adds included). Larger events fail with ErrEventTooLarge
-	// before anything is sent. The producer packs events into batches of
-	// at most max(MaxEventBytes, DefaultMaxEventBytes)+12 bytes, so a value
-	// above the default needs the brokers' message.max.bytes and the
-	// topics' max.message.bytes raised to that. Default
-	// DefaultMaxEventBytes.
-	MaxEventBytes int
-	// DeliveryTimeout bounds how long a publish may wait for the broker
-	// before it fails with ErrBrokerUnavailable, and how long the creation
-	// of a topic before its first publish may take. Default 30 s; at least
-	// 1 s. A publish that failed this way (or by its context) may still
-	// have reached the broker: a caller that retries it can cause a
-	// duplicate, which consumers must tolerate under at-least-once
-	// delivery anyway.
-	DeliveryTimeout time.Duration
-	// DisableTopicCreation stops the bus from creating missing topics with
-	// the TopicManager's defaults before first use of each.
-	DisableTopicCreation bool
-	// ShutdownTimeout bounds Shutdown when its context has no deadline
-	// (Shutdown(context.Background()) returns within it), and likewise
-	// Unsubscribe, PluginClient.Close and PluginHost.Close when they stop
-	// a consumer group. A context with a deadline is used as it is.
-	// Running handlers get the grace period, the first three quarters of
-	// the time to the deadline (22.5 s of the default); see Shutdown.
-	// Default DefaultShutdownTimeout; negative is an error.
-	ShutdownTimeout time.Duration
-	// Breaker tunes the publish circuit breaker.
-	Breaker BreakerConfig
-	// Consumer tunes subscriptions.
-	Consumer ConsumerConfig
-	// DLQ tunes the dead letter queue and its retries.
-	DLQ DLQConfig
-	// Metrics, when set, records Prometheus series (see NewMetrics).
-	Metrics *Metrics
-	// TracerProvider, when set, turns OpenTelemetry tracing on: a span per
-	// publish, per handled event, per dead-letter write and retry, with the
-	// W3C trace context carried in record headers (traceparent) so that one
-	// trace spans publish → handle → dead letter → retry. Correlation and
-	// causation IDs are span attributes. Off by default.
-	TracerProvider trace.TracerProvider
-	// Logger receives the bus's logs. Default: the client's logger.
-	Logger *slog.Logger
-}
-
-// ConsumerConfig tunes the consumer groups that subscriptions run in.
-type ConsumerConfig struct {
-	// SessionTimeout is how long the broker waits for a silent member before
-	// it reassigns its partitions. Default 45 s (franz-go's default).
-	SessionTimeout time.Duration
-	// HeartbeatInterval is how often members heartbeat. Default 3 s.
-	HeartbeatInterval time.Duration
-	// MaxPollRecords caps the records the fetch loop takes from the client
-	// at once. Default 500.
-	MaxPollRecords int
-	// RevokeTimeout bounds how long a partition taken away in a rebalance
-	// (or a subscription being removed) waits for its running handlers;
-	// then their context is cancelled and the partition goes to its next
-	// owner, while other partitions never wait. What did not finish is not
-	// committed and comes again. Default 10 s; at most 5 minutes.
-	RevokeTimeout time.Duration
-	// InstanceID, when set, makes this process a static member of its
-	// consumer groups (Kafka's group.instance.id, KIP-345): a restart with
-	// the same InstanceID takes its partitions back at once instead of
-	// after SessionTimeout, without a rebalance. It must be unique among
-	// the processes of a group and stable across restarts (a pod or host
-	// name). The price: a static member that stops does not leave its
-	// groups, so its partitions wait SessionTimeout before other members
-	// take them over. Default empty: dynamic membership.
-	InstanceID string
-	// CommitInterval is the least time between two commits of a group's
-	// handled offsets: a batch handled sooner is committed with the next
-	// commit, at most CommitInterval later. Every commit is a write on the
-	// brokers' __consumer_offsets log, so at low rates, where each fetch
-	// brings one event, this spares them a commit per event (and the
-	// latency that load adds) at the price of at most CommitInterval of
-	// handled events being delivered again after a crash. Default 100 ms;
-	// negative: commit after every batch.
-	CommitInterval time.Duration
-	// RetryBackoff is the first delay of the retries a subscription makes
-	// in place: calling the handler again under RetryInPlace, and writing a
-	// dead-letter entry again when the broker refused it. It doubles up to
-	// RetryBackoffMax. The event is not committed meanwhile. Default
-	// 100 ms.
-	RetryBackoff time.Duration
-	// RetryBackoffMax caps RetryBackoff. Default 30 s.
-	RetryBackoffMax time.Duration
-}
-
-func (c *Config) setDefaults(client *Client) error {
-	if c.Source == "" {
-		c.Source = "core"
-	}
-	if _, err := c.Compression.codec(); err != nil {
-		return err
-	}
-	if c.Linger < 0 {
-		return fmt.Errorf("%w: Config.Linger %s is negative", ErrInvalidConfig, c.Linger)
-	}
-	if c.MaxBufferedRecords == 0 {
-		c.MaxBufferedRecords = 10_000
-	}
-	if c.MaxEventBytes == 0 {
-		c.MaxEventBytes = DefaultMaxEventBytes
-	}
-	if c.MaxBufferedRecords < 0 || c.MaxEventBytes < 0 {
-		return fmt.Errorf("%w: Config.MaxBufferedRecords and Config.MaxEventBytes must be positive", ErrInvalidConfig)
-	}
-	if c.DeliveryTimeout == 0 {
-		c.DeliveryTimeout = 30 * time.Second
-	}
-	if c.DeliveryTimeout < time.Second {
-		return fmt.Errorf("%w: Config.DeliveryTimeout %s is under the 1 s minimum", ErrInvalidConfig, c.DeliveryTimeout)
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ShutdownTimeout < 0 {
-		return fmt.Errorf("%w: Config.ShutdownTimeout %s is negative (0 means DefaultShutdownTimeout)", ErrInvalidConfig, c.ShutdownTimeout)
-	}
-	c.Breaker.setDefaults()
-	cc := &c.Consumer
-	if cc.SessionTimeout <= 0 {
-		cc.SessionTimeout = 45 * time.Second
-	}
-	if cc.HeartbeatInterval <= 0 {
-		cc.HeartbeatInterval = 3 * time.Second
-	}
-	if cc.HeartbeatInterval >= cc.SessionTimeout {
-		return fmt.Errorf("%w: Consumer.HeartbeatInterval (%s) must be shorter than Consumer.SessionTimeout (%s)",
-			ErrInvalidConfig, cc.HeartbeatInterval, cc.SessionTimeout)
-	}
-	if cc.MaxPollRecords <= 0 {
-		cc.MaxPollRecords = 500
-	}
-	if cc.RevokeTimeout <= 0 {
-		cc.RevokeTimeout = 10 * time.Second
-	}
-	if cc.RevokeTimeout > 5*time.Minute {
-		return fmt.Errorf("%w: Consumer.RevokeTimeout %s is over the 5 minute limit (a rebalance waits for it)", ErrInvalidConfig, cc.RevokeTimeout)
-	}
-	if cc.CommitInterval == 0 {
-		cc.CommitInterval = 100 * time.Millisecond
-	}
-	if cc.RetryBackoff <= 0 {
-		cc.RetryBackoff = 100 * time.Millisecond
-	}
-	if cc.RetryBackoffMax <= 0 {
-		cc.RetryBackoffMax = 30 * time.Second
-	}
-	if err := c.DLQ.setDefaults(); err != nil {
-		return err
-	}
-	if c.Logger == nil {
-		c.Logger = client.logger
-	}
-	return nil
-}
+// MaxBatchSize is the most events one PublishBatch takes.
+const MaxBatchSize = 100
 
 // Bus publishes and subscribes to events on one Client. It is safe for
 // concurrent use. Build it with NewBus and stop it with Shutdown.
@@ -284,7 +89,8 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 	if _, err := client.Admin(); err != nil {
 		return nil, err
 	}
-	if err := cfg.setDefaults(client); err != nil {
+	cfg = cfg.withDefaults(client.logger)
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	b := &Bus{client: client, cfg: cfg, logger: cfg.Logger, breaker: newBreaker(cfg.Breaker), tracer: tracing.New(cfg.TracerProvider),
@@ -310,9 +116,6 @@ func (b *Bus) BreakerState() BreakerState { return b.breaker.state() }
 func (b *Bus) producer(c Compression) (*kgo.Client, error) {
 	if c == "" {
 		c = b.cfg.Compression
-	}
-	if c == "" {
-		c = CompressionSnappy
 	}
 	if p, ok := b.producers.Load(c); ok {
 		return p.(*kgo.Client), nil

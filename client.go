@@ -41,26 +41,6 @@ type SASLConfig struct {
 	Password string
 }
 
-// ClientConfig says where the brokers are and how to reach them.
-type ClientConfig struct {
-	// Brokers are the seed brokers, "host:port". Required.
-	Brokers []string
-	// ClientID names this client to the brokers. Default "plexica-eventbus".
-	ClientID string
-	// SASL, when set, authenticates every connection.
-	SASL *SASLConfig
-	// TLS, when set, encrypts every connection.
-	TLS *tls.Config
-	// Logger receives the client's logs. Default slog.Default().
-	Logger *slog.Logger
-	// ConnectTimeout bounds Connect when no broker answers. Default 10 s.
-	ConnectTimeout time.Duration
-	// TopicRules are the topic-name rules; set it to allow more actions
-	// that are not past tenses (see NewTopicRules). Default
-	// DefaultTopicRules().
-	TopicRules *TopicRules
-}
-
 // Client is a connection to a Kafka-protocol cluster (Redpanda, Apache
 // Kafka, or the embedded broker). One Client serves any number of Bus values;
 // it is safe for concurrent use.
@@ -77,30 +57,9 @@ type Client struct {
 
 // NewClient checks cfg and returns a Client that is not yet connected.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, fmt.Errorf("%w: ClientConfig.Brokers is empty; give at least one \"host:port\" (e.g. 127.0.0.1:9092)", ErrInvalidConfig)
-	}
-	for _, b := range cfg.Brokers {
-		if strings.TrimSpace(b) == "" {
-			return nil, fmt.Errorf("%w: ClientConfig.Brokers has an empty address", ErrInvalidConfig)
-		}
-	}
-	if cfg.ClientID == "" {
-		cfg.ClientID = "plexica-eventbus"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 10 * time.Second
-	}
-	if cfg.TopicRules == nil {
-		cfg.TopicRules = DefaultTopicRules()
-	}
-	if cfg.SASL != nil {
-		if _, err := cfg.SASL.mechanism(); err != nil {
-			return nil, err
-		}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	c := &Client{cfg: cfg, logger: cfg.Logger}
 	c.topics = newTopicManager(c)

@@ -160,85 +160,6 @@ type DLQStats struct {
 	ByReason map[string]int `json:"byReason"`
 }
 
-// DLQConfig tunes the dead letter queue.
-type DLQConfig struct {
-	// MaxRetries is the number of automatic retries. Default 3.
-	MaxRetries int
-	// RetryBackoff is the delay before the first automatic retry; retry n
-	// waits RetryBackoff·2^n. Default 1 s.
-	RetryBackoff time.Duration
-	// MaxRetryBackoff caps the delay. Default 1 h.
-	MaxRetryBackoff time.Duration
-	// SchedulerGroup is the consumer group over the dlq.* topics whose
-	// members schedule automatic retries: each DLQ partition's owner is its
-	// only scheduler. An entry is scheduled only by the group named in its
-	// FailedEvent.SchedulerGroup (the group of the bus whose handler
-	// failed), so deployments that share a cluster under different names
-	// never retry each other's entries. Every instance of one deployment
-	// must use the same name. Default DefaultSchedulerGroup.
-	SchedulerGroup string
-	// DisableScheduler stops this process from scheduling automatic retries
-	// (other instances still do).
-	DisableScheduler bool
-	// RetryTimeout is how long a sent retry may stay unanswered before it
-	// is sent again (the process that was to handle it may have died).
-	// Default 5 min.
-	RetryTimeout time.Duration
-	// SigningKey, when set (at least 32 bytes, the same in every process of
-	// a deployment), signs the retries this process sends: an HMAC-SHA256
-	// over the entry they carry (headers dlq-entry and dlq-signature). A
-	// subscriber then checks a retry, and records what came of it, from the
-	// record alone. Without a key a retry names where its entry lies
-	// (dlq-position), and the subscriber reads that record and the records
-	// after it (at most 8 MiB). Either way a process that only publishes
-	// and subscribes keeps no dead-letter view. Default none.
-	SigningKey []byte
-	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
-	// creates: "compact,delete" (the default: the newest version of each
-	// entry is kept, for at most the 30-day retention) or "delete" (every
-	// version is kept until retention removes it). Use "delete" on a
-	// cluster shared with services that use the TypeScript package: it
-	// keys its entries by tenant, so compaction would keep only each
-	// tenant's newest. Topics that already exist are left as they are.
-	TopicCleanupPolicy string
-}
-
-// DefaultSchedulerGroup is the DLQ scheduler group used when
-// DLQConfig.SchedulerGroup is empty.
-const DefaultSchedulerGroup = dlq.DefaultSchedulerGroup
-
-func (c *DLQConfig) setDefaults() error {
-	if c.MaxRetries == 0 {
-		c.MaxRetries = 3
-	}
-	if c.MaxRetries < 0 {
-		return fmt.Errorf("%w: DLQ.MaxRetries %d is negative", ErrInvalidConfig, c.MaxRetries)
-	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = time.Second
-	}
-	if c.MaxRetryBackoff <= 0 {
-		c.MaxRetryBackoff = time.Hour
-	}
-	if c.SchedulerGroup == "" {
-		c.SchedulerGroup = DefaultSchedulerGroup
-	}
-	if c.RetryTimeout <= 0 {
-		c.RetryTimeout = 5 * time.Minute
-	}
-	switch c.TopicCleanupPolicy {
-	case "":
-		c.TopicCleanupPolicy = "compact,delete"
-	case "compact,delete", "delete":
-	default:
-		return fmt.Errorf("%w: DLQ.TopicCleanupPolicy %q is not \"compact,delete\" (the default) or \"delete\" (for clusters shared with TypeScript services)", ErrInvalidConfig, c.TopicCleanupPolicy)
-	}
-	if len(c.SigningKey) > 0 && len(c.SigningKey) < 32 {
-		return fmt.Errorf("%w: DLQ.SigningKey has %d bytes; give at least 32 random bytes, the same in every process of the deployment", ErrInvalidConfig, len(c.SigningKey))
-	}
-	return nil
-}
-
 // FailedEventID is the dead-letter ID of the event eventID of tenant
 // tenantID on topic, failed by consumer group group: stable, URL-safe, 32
 // lowercase hex characters (never mistaken for a command-line flag). The
@@ -291,9 +212,9 @@ type DeadLetterQueue struct {
 func newDLQ(b *Bus) *DeadLetterQueue {
 	c := b.cfg.DLQ
 	return &DeadLetterQueue{bus: b, q: dlq.New(dlqHost{b}, dlq.Config{
-		MaxRetries: c.MaxRetries, RetryBackoff: c.RetryBackoff, MaxRetryBackoff: c.MaxRetryBackoff,
+		MaxRetries: c.maxRetries(), RetryBackoff: c.RetryBackoff, MaxRetryBackoff: c.MaxRetryBackoff,
 		SchedulerGroup: c.SchedulerGroup, DisableScheduler: c.DisableScheduler, RetryTimeout: c.RetryTimeout,
-		SigningKey: c.SigningKey, TopicCleanupPolicy: c.TopicCleanupPolicy,
+		SigningKey: c.SigningKey, TopicCleanupPolicy: string(c.TopicCleanupPolicy),
 		SessionTimeout: b.cfg.Consumer.SessionTimeout, HeartbeatInterval: b.cfg.Consumer.HeartbeatInterval,
 		Logger: b.logger, Tracer: b.tracer,
 	})}

@@ -209,7 +209,8 @@
 //
 // With DeadLetter the failure is stored as a [FailedEvent] in a dlq.*
 // topic and retried automatically with backoff, at most
-// [DLQConfig.MaxRetries] times. A handler returns [Permanent] to skip the
+// [DLQConfig.MaxRetries] times ([DefaultMaxRetries]; [NoRetries] turns
+// automatic retries off). A handler returns [Permanent] to skip the
 // retries or [RetryAfter] to pick the delay; a malformed record is only
 // retried by hand. A retry goes to the group that failed and no other.
 //

@@ -18,7 +18,7 @@ import (
 func fastInPlace() eventbus.Config {
 	cfg := fastDLQ()
 	cfg.Consumer.RetryBackoff = 5 * time.Millisecond
-	cfg.Consumer.RetryBackoffMax = 20 * time.Millisecond
+	cfg.Consumer.MaxRetryBackoff = 20 * time.Millisecond
 	return cfg
 }
 

@@ -112,7 +112,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 // event, nor skipped and committed, because a read failed. It returns an
 // error only when stopping ended first; the record is then unfinished.
 func (s *subscription) verifyRetry(stopping context.Context, r *kgo.Record) (dlq.Claim, bool, error) {
-	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}
+	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.MaxRetryBackoff}
 	for {
 		c, ok, err := s.bus.dlq.q.VerifyRetry(stopping, r, s.topic, s.groupID)
 		if err == nil {
@@ -149,7 +149,7 @@ func (s *subscription) skip(r *kgo.Record, eventID string, cause error) bool {
 // partition was released first. Only the event's key (or partition, with
 // OrderPerPartition) waits meanwhile.
 func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record, ev RawEvent, err error) error {
-	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}
+	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.MaxRetryBackoff}
 	for {
 		wait := delays.Next()
 		s.bus.logger.Warn("eventbus: handler failed; retrying in place (OnFailure: RetryInPlace)",
@@ -201,7 +201,7 @@ func (s *subscription) untilStored(spanCtx, stopping context.Context, r *kgo.Rec
 	if s.bus.tracer != nil {
 		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(spanCtx))
 	}
-	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.RetryBackoffMax}
+	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.MaxRetryBackoff}
 	for {
 		err := write(ctx)
 		if err == nil {

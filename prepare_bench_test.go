@@ -9,8 +9,8 @@ func BenchmarkPrepare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := Config{}
-	if err := cfg.setDefaults(c); err != nil {
+	cfg := Config{}.withDefaults(c.logger)
+	if err := cfg.validate(); err != nil {
 		b.Fatal(err)
 	}
 	bus := &Bus{client: c, cfg: cfg, breaker: newBreaker(cfg.Breaker)}

@@ -14,53 +14,6 @@ import (
 // offset may be committed; returning an error (or panicking) means it failed.
 type Handler func(ctx context.Context, event RawEvent) error
 
-// Defaults of Delivery.
-const (
-	// DefaultMaxConcurrency is Delivery.MaxConcurrency's default: enough
-	// for a handler that waits 10 ms on a database to drain thousands of
-	// events a second, few enough for a connection pool.
-	DefaultMaxConcurrency = 64
-	// DefaultMaxPending is Delivery.MaxPending's default.
-	DefaultMaxPending = 10_000
-)
-
-// Delivery says how a subscription's events are handled: where a new group
-// starts, in which order, how many at once, and what a failure leads to.
-// SubscribeOptions, PluginSubscribeOptions and HandlerSpec embed it, so
-// every way to subscribe offers the same choices. The zero value is the
-// default of each field.
-type Delivery struct {
-	// FromBeginning makes a group that has no committed offsets on this
-	// topic start at the oldest retained event; otherwise it starts
-	// exactly after the events published before Subscribe was called.
-	// Where committed offsets fell out of retention, consuming resumes at
-	// the oldest retained event.
-	FromBeginning bool
-	// OnFailure decides what happens to an event whose handler failed (or
-	// a record that is not an event). Default DeadLetter.
-	OnFailure FailurePolicy
-	// Ordering says which events are handled one at a time. Default
-	// OrderPerKey: the events of one key (the record key: the partition
-	// key given to Publish, else the tenant ID) in order, different keys
-	// concurrently.
-	Ordering Ordering
-	// MaxConcurrency is how many of the subscription's handlers may run at
-	// once in this process, across its partitions and keys. Default
-	// DefaultMaxConcurrency (64). With OrderPerPartition at most one runs
-	// per partition anyway.
-	MaxConcurrency int
-	// MaxPending caps the unfinished events the subscription holds in this
-	// process: waiting for their key or a free handler, or running. When
-	// it is reached, fetching pauses for the partitions that hold some, and
-	// resumes as they drain, so memory stays bounded. Events finished
-	// behind an unfinished one do not count (they are kept as ranges of
-	// offsets, and ride in the commit's metadata, within its size limit,
-	// so that a crash redelivers few of them): a stuck key holds up the other keys of its
-	// partition only once its own waiting events reach the cap. Default
-	// DefaultMaxPending (10,000).
-	MaxPending int
-}
-
 // Ordering says which events of a subscription are handled one at a time.
 type Ordering int
 
@@ -121,7 +74,7 @@ const (
 	// which retries it for this group only, and moves on.
 	DeadLetter FailurePolicy = iota
 	// RetryInPlace calls the handler again, backing off from
-	// ConsumerConfig.RetryBackoff up to RetryBackoffMax, until it succeeds
+	// ConsumerConfig.RetryBackoff up to MaxRetryBackoff, until it succeeds
 	// or the partition is released; the event's key waits meanwhile (its
 	// partition, with OrderPerPartition), so events are handled strictly
 	// in order. What can never succeed (a Permanent error, a record that
@@ -143,27 +96,6 @@ func (p FailurePolicy) String() string {
 		return "skip"
 	}
 	return fmt.Sprintf("FailurePolicy(%d)", int(p))
-}
-
-// withDefaults checks the delivery choices and fills in defaults.
-func (d Delivery) withDefaults() (Delivery, error) {
-	if d.OnFailure < DeadLetter || d.OnFailure > Skip {
-		return d, fmt.Errorf("%w: Delivery.OnFailure %d is not DeadLetter, RetryInPlace or Skip", ErrInvalidConfig, d.OnFailure)
-	}
-	if d.Ordering < OrderPerKey || d.Ordering > OrderNone {
-		return d, fmt.Errorf("%w: Delivery.Ordering %d is not OrderPerKey, OrderPerPartition or OrderNone", ErrInvalidConfig, d.Ordering)
-	}
-	if d.MaxConcurrency < 0 || d.MaxPending < 0 {
-		return d, fmt.Errorf("%w: Delivery.MaxConcurrency (%d) and MaxPending (%d) must not be negative (0 means the default)",
-			ErrInvalidConfig, d.MaxConcurrency, d.MaxPending)
-	}
-	if d.MaxConcurrency == 0 {
-		d.MaxConcurrency = DefaultMaxConcurrency
-	}
-	if d.MaxPending == 0 {
-		d.MaxPending = DefaultMaxPending
-	}
-	return d, nil
 }
 
 // EffectiveGroupID is the consumer group a subscription with these options
@@ -225,7 +157,8 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := ValidateWorkspaceID(opts.WorkspaceID); err != nil {
 		return "", fmt.Errorf("subscribe %s: SubscribeOptions.WorkspaceID: %w", eventType, err)
 	}
-	if opts.Delivery, err = opts.Delivery.withDefaults(); err != nil {
+	opts.Delivery = opts.Delivery.withDefaults()
+	if err := opts.Delivery.validate(); err != nil {
 		return "", err
 	}
 	if opts.GroupID == "" {

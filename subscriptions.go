@@ -130,7 +130,7 @@ func (b *Bus) consumerConfig(groupID string) consumer.Config {
 		HeartbeatInterval: cc.HeartbeatInterval,
 		InstanceID:        cc.InstanceID,
 		MaxPollRecords:    cc.MaxPollRecords,
-		CommitInterval:    max(cc.CommitInterval, 0),
+		CommitInterval:    cc.commitInterval(),
 		RevokeTimeout:     cc.RevokeTimeout,
 		ShutdownTimeout:   b.cfg.ShutdownTimeout,
 		Logger:            b.logger,

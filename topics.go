@@ -139,34 +139,22 @@ func DLQTopicFor(group, topic string) (string, error) {
 	return dlq.TopicFor(group, topic), nil
 }
 
-// Topic defaults used by EnsureTopic.
-const (
-	DefaultPartitions   = 3
-	DefaultRetention    = 7 * 24 * time.Hour
-	DefaultDLQRetention = 30 * 24 * time.Hour
-)
-
 // TopicOption changes how EnsureTopic creates a topic.
 type TopicOption func(*topicSettings)
 
-type topicSettings struct {
-	partitions  int32
-	replication int16
-	retention   time.Duration
-	configs     map[string]string
-}
-
-// WithPartitions sets the partition count (default 3).
+// WithPartitions sets the partition count (default DefaultPartitions, 3).
 func WithPartitions(n int) TopicOption {
 	return func(s *topicSettings) { s.partitions = int32(n) }
 }
 
-// WithReplicationFactor sets the replication factor (default min(3, brokers)).
+// WithReplicationFactor sets the replication factor (default
+// min(DefaultReplicationFactor, brokers)).
 func WithReplicationFactor(n int) TopicOption {
 	return func(s *topicSettings) { s.replication = int16(n) }
 }
 
-// WithRetention sets retention.ms (default 7 days; 30 days for dlq.* topics).
+// WithRetention sets retention.ms (default DefaultRetention, 7 days;
+// DefaultDLQRetention, 30 days, for dlq.* topics).
 func WithRetention(d time.Duration) TopicOption {
 	return func(s *topicSettings) { s.retention = d }
 }
@@ -250,10 +238,12 @@ func (m *TopicManager) Rules() *TopicRules { return m.client.cfg.TopicRules }
 // Config.DeliveryTimeout instead.)
 const TopicCreationTimeout = 30 * time.Second
 
-// EnsureTopic creates topic if it does not exist, with 3 partitions,
-// replication factor min(3, brokers) and 7-day retention (dlq.* topics: 30
-// days and compaction) unless opts say otherwise. A topic that already exists
-// is left as it is. Concurrent calls for one name make one request, which
+// EnsureTopic creates topic if it does not exist, with DefaultPartitions
+// (3) partitions, replication factor min(DefaultReplicationFactor (3),
+// brokers) and DefaultRetention (7 days; dlq.* topics: DefaultDLQRetention,
+// 30 days, and cleanup.policy DefaultDLQCleanupPolicy) unless opts say
+// otherwise; a negative option fails with ErrInvalidConfig. A topic that
+// already exists is left as it is. Concurrent calls for one name make one request, which
 // runs under its own context bounded by TopicCreationTimeout, not under any
 // caller's: a caller whose ctx ends stops waiting with ctx's error while
 // the others keep waiting. When the brokers do not answer in time the
@@ -271,24 +261,17 @@ func (m *TopicManager) ensureTopic(ctx context.Context, topic string, timeout ti
 	if err != nil {
 		return err
 	}
+	var s topicSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	parsed, _ := m.client.cfg.TopicRules.ParseTopic(topic)
+	s = s.withDefaults(parsed.Kind == TopicKindDLQ)
+	if err := s.validate(topic); err != nil {
+		return err
+	}
 	err = admin.Ensure(ctx, topic, timeout, func() topicadmin.Settings {
-		s := topicSettings{partitions: DefaultPartitions, retention: DefaultRetention}
-		parsed, _ := m.client.cfg.TopicRules.ParseTopic(topic)
-		isDLQ := parsed.Kind == TopicKindDLQ
-		if isDLQ {
-			s.retention = DefaultDLQRetention
-		}
-		configs := map[string]string{}
-		if isDLQ {
-			configs["cleanup.policy"] = "compact,delete"
-		}
-		for _, o := range opts {
-			o(&s)
-		}
-		for k, v := range s.configs {
-			configs[k] = v
-		}
-		return topicadmin.Settings{Partitions: s.partitions, Replication: s.replication, Retention: s.retention, Configs: configs}
+		return topicadmin.Settings{Partitions: s.partitions, Replication: s.replication, Retention: s.retention, Configs: s.configs}
 	})
 	switch {
 	case err == nil:

@@ -21,7 +21,12 @@ import (
 	"github.com/plexica/eventbus/internal/backoff"
 )
 
-// Settings are how a topic is created. Replication 0 is min(3, brokers).
+// DefaultReplication is the largest replication factor a topic gets when
+// Settings.Replication is 0: min(DefaultReplication, brokers).
+const DefaultReplication = 3
+
+// Settings are how a topic is created. Replication 0 is
+// min(DefaultReplication, brokers).
 type Settings struct {
 	Partitions  int32
 	Replication int16
@@ -113,7 +118,7 @@ func (a *Admin) create(ctx context.Context, topic string, s Settings) error {
 		if err != nil {
 			return fmt.Errorf("ensure topic %q: list brokers: %w", topic, err)
 		}
-		s.Replication = int16(min(3, max(1, len(brokers))))
+		s.Replication = int16(min(DefaultReplication, max(1, len(brokers))))
 	}
 	configs := map[string]*string{}
 	retention := strconv.FormatInt(s.Retention.Milliseconds(), 10)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -231,5 +233,29 @@ func TestReadyWatcher(t *testing.T) {
 	}
 	if _, ok := parseBrokersLine("EVENTBUS_BROKERS="); ok {
 		t.Fatal("an empty brokers line must not count")
+	}
+}
+
+// TestServeHelpShowsTheLibraryDefaults: serve --help states the library's
+// defaults from its constants.
+func TestServeHelpShowsTheLibraryDefaults(t *testing.T) {
+	cmd := (&app{}).serveCmd()
+	want := []string{
+		fmt.Sprintf("up to %d automatic", eventbus.DefaultMaxRetries),
+		"doubling up to " + shortDuration(eventbus.DefaultDLQMaxRetryBackoff),
+		eventbus.DefaultSchedulerGroup,
+	}
+	for _, w := range want {
+		if !strings.Contains(cmd.Long, w) {
+			t.Errorf("serve --help does not say %q:\n%s", w, cmd.Long)
+		}
+	}
+	if got := cmd.Flags().Lookup("connect-timeout").DefValue; got != eventbus.DefaultConnectTimeout.String() {
+		t.Errorf("--connect-timeout default %s, want eventbus.DefaultConnectTimeout (%s)", got, eventbus.DefaultConnectTimeout)
+	}
+	for d, want := range map[time.Duration]string{time.Hour: "1h", 30 * time.Second: "30s", 90 * time.Minute: "1h30m", time.Minute: "1m"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -472,7 +472,7 @@ func fresh(ctx context.Context) context.Context { return kadm.WithAuthorizedOps(
 
 // addCompressionFlag adds --compression to a command that publishes.
 func addCompressionFlag(cmd *cobra.Command) {
-	cmd.Flags().String("compression", "", "codec of published batches: snappy (default), none, lz4, zstd or gzip; none serves consumers without a Snappy codec, such as a plain KafkaJS (env "+EnvCompression+")")
+	cmd.Flags().String("compression", "", "codec of published batches: snappy, none, lz4, zstd or gzip (default "+string(eventbus.DefaultCompression)+"); none serves consumers without a Snappy codec, such as a plain KafkaJS (env "+EnvCompression+")")
 }
 
 // resolveCompression reads --compression (or EVENTBUS_COMPRESSION).

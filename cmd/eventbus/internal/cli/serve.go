@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -15,12 +16,14 @@ import (
 
 // Defaults of `eventbus serve`.
 const (
-	DefaultBrokerAddr     = "127.0.0.1:9092"
-	DefaultDataDir        = "./data"
-	DefaultConnectTimeout = 10 * time.Second
+	DefaultBrokerAddr = "127.0.0.1:9092"
+	DefaultDataDir    = "./data"
+	// DefaultConnectTimeout is the library's ClientConfig default.
+	DefaultConnectTimeout = eventbus.DefaultConnectTimeout
 	DefaultHTTPAddr       = "127.0.0.1:8080"
-	// shutdownTimeout bounds a clean stop; after it, what is left is dropped.
-	shutdownTimeout = 30 * time.Second
+	// shutdownTimeout bounds a clean stop; after it, what is left is
+	// dropped. It is the library's bound of Bus.Shutdown.
+	shutdownTimeout = eventbus.DefaultShutdownTimeout
 )
 
 // serveConfig is what `eventbus serve` runs, resolved from flags and
@@ -53,7 +56,7 @@ func (a *app) serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the event bus service, with an embedded broker unless --brokers is given",
-		Long: `Run the event bus service until SIGINT or SIGTERM.
+		Long: fmt.Sprintf(`Run the event bus service until SIGINT or SIGTERM.
 
 Without --brokers it starts an embedded Kafka-protocol broker (for development)
 on --broker-addr, persisting under --data; --in-memory (or --data "") keeps it in
@@ -62,7 +65,13 @@ SASL and TLS as the --sasl-* and --tls-* flags say (the password comes from
 EVENTBUS_SASL_PASSWORD or --sasl-password-file).
 
 Once ready it prints how to connect, and one line for scripts:
-  EVENTBUS_BROKERS=host:port[,host:port...]`,
+  EVENTBUS_BROKERS=host:port[,host:port...]
+
+It runs the dead letter queue with the library's defaults: up to %d automatic
+retries per failed event, %s after the failure and doubling up to %s, in
+scheduler group %s; a stop waits at most %s.`,
+			eventbus.DefaultMaxRetries, shortDuration(eventbus.DefaultDLQRetryBackoff), shortDuration(eventbus.DefaultDLQMaxRetryBackoff),
+			eventbus.DefaultSchedulerGroup, shortDuration(shutdownTimeout)),
 		Example: `  eventbus serve
   eventbus serve --broker-addr 127.0.0.1:0 --in-memory
   eventbus serve --brokers redpanda-0:9092,redpanda-1:9092
@@ -172,4 +181,17 @@ func (a *app) serve(ctx context.Context, cfg serveConfig) error {
 	closeErr := s.Close(stopCtx)
 	a.log.Info("eventbus: stopped")
 	return errors.Join(runErr, closeErr)
+}
+
+// shortDuration is d as time.Duration.String says it, without the zero
+// minutes and seconds of a round duration: 1h, not 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

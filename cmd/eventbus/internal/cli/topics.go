@@ -119,8 +119,10 @@ func (a *app) topicsCreateCmd() *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic with the bus's defaults (if it does not exist)",
 		Long: fmt.Sprintf(`Create topic NAME after checking it against the topic rules, with %d partitions,
-replication factor min(3, brokers) and 7-day retention (dlq.* topics: 30 days,
-compacted) unless flags say otherwise. A topic that exists is left as it is.`, eventbus.DefaultPartitions),
+replication factor min(%d, brokers) and %d-day retention (dlq.* topics: %d days,
+cleanup.policy %s) unless flags say otherwise. A topic that exists is left as it is.`,
+			eventbus.DefaultPartitions, eventbus.DefaultReplicationFactor, days(eventbus.DefaultRetention),
+			days(eventbus.DefaultDLQRetention), eventbus.DefaultDLQCleanupPolicy),
 		Example: `  eventbus topics create core.invoice.paid
   eventbus topics create plugin.crm.contact.created --partitions 12 --replication 3`,
 		Args: argsUsage(1, 1, "one topic name", "eventbus topics create core.invoice.paid"),
@@ -137,7 +139,7 @@ compacted) unless flags say otherwise. A topic that exists is left as it is.`, e
 			case partitions < 0:
 				return usageErrorf("--partitions %d is negative; give at least 1 (0: the default, %d)", partitions, eventbus.DefaultPartitions)
 			case replication < 0:
-				return usageErrorf("--replication %d is negative; give at least 1 (0: min(3, brokers))", replication)
+				return usageErrorf("--replication %d is negative; give at least 1 (0: min(%d, brokers))", replication, eventbus.DefaultReplicationFactor)
 			case retention < 0:
 				return usageErrorf("--retention %s is negative; give e.g. 168h (0: the default)", retention)
 			}
@@ -150,8 +152,9 @@ compacted) unless flags say otherwise. A topic that exists is left as it is.`, e
 	}
 	f := cmd.Flags()
 	f.Int("partitions", 0, fmt.Sprintf("number of partitions (0: %d)", eventbus.DefaultPartitions))
-	f.Int("replication", 0, "replication factor (0: min(3, brokers))")
-	f.Duration("retention", 0, "retention, e.g. 720h (0: 7 days; 30 days for dlq.* topics)")
+	f.Int("replication", 0, fmt.Sprintf("replication factor (0: min(%d, brokers))", eventbus.DefaultReplicationFactor))
+	f.Duration("retention", 0, fmt.Sprintf("retention, e.g. 720h (0: %d days; %d days for dlq.* topics)",
+		days(eventbus.DefaultRetention), days(eventbus.DefaultDLQRetention)))
 	addBrokerFlags(cmd)
 	return cmd
 }
@@ -170,8 +173,8 @@ func (a *app) topicsCreate(ctx context.Context, bs brokerSettings, name string, 
 		if replication > 0 {
 			brokers, err := adm.ListBrokers(ctx)
 			if err == nil && replication > len(brokers) {
-				return fmt.Errorf("--replication %d is more than the cluster's %d broker(s); give at most %d (or leave it out for min(3, brokers))",
-					replication, len(brokers), len(brokers))
+				return fmt.Errorf("--replication %d is more than the cluster's %d broker(s); give at most %d (or leave it out for min(%d, brokers))",
+					replication, len(brokers), len(brokers), eventbus.DefaultReplicationFactor)
 			}
 		}
 		var opts []eventbus.TopicOption
@@ -279,3 +282,6 @@ func (a *app) connectAdmin(ctx context.Context, bs brokerSettings) (*eventbus.Cl
 	}
 	return client, adm, nil
 }
+
+// days is d in whole days, as the help says the topic defaults.
+func days(d time.Duration) int { return int(d / (24 * time.Hour)) }
