@@ -637,9 +637,9 @@ type Delivery struct {
 	// resumes as they drain, so memory stays bounded. Events finished
 	// behind an unfinished one do not count (they are kept as ranges of
 	// offsets, and ride in the commit's metadata, within its size limit,
-	// so that a crash redelivers few of them): a stuck key holds up the other keys of its
-	// partition only once its own waiting events reach the cap. Default
-	// DefaultMaxPending (10,000).
+	// so that a crash redelivers few of them): a stuck key holds up the
+	// other keys of its partition only once its own waiting events reach
+	// the cap. Default DefaultMaxPending (10,000).
 	MaxPending int
 }
 
