@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -129,12 +130,13 @@ func (a *api) route(e endpoint) http.Handler {
 	})
 }
 
-// GET /api/dlq/stats[?tenantId=]
+// GET /api/dlq/stats[?topic=&status=&tenantId=]
 //
 // A tenant token counts only the entries it may see. The reasons that
 // label ByReason are scrubbed of secrets (DeadLetterQueue.Stats).
 func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error {
-	filter, err := a.scope(who, eventbus.DLQQuery{TenantID: r.URL.Query().Get("tenantId")})
+	query := r.URL.Query()
+	filter, err := a.filter(who, query.Get("topic"), query)
 	if err != nil {
 		return err
 	}
@@ -165,18 +167,8 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 	default:
 		return badRequest("sort %q is not failedAt (oldest failure first) or -failedAt (newest first, the default)", query.Get("sort"))
 	}
-	filter := eventbus.DLQQuery{Status: eventbus.FailedEventStatus(query.Get("status"))}
-	if filter.Status != "" && !filter.Status.Valid() {
-		return badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
-	}
-	if topic := query.Get("topic"); topic != "" {
-		if err := a.checkTopic(topic); err != nil {
-			return err
-		}
-		filter.Topic = topic
-	}
-	filter.TenantID = query.Get("tenantId")
-	if filter, err = a.scope(who, filter); err != nil {
+	filter, err := a.filter(who, query.Get("topic"), query)
+	if err != nil {
 		return err
 	}
 	offset := math.MaxInt // a page past any end: nothing is read, nothing overflows
@@ -247,14 +239,14 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) erro
 	return nil
 }
 
-// POST /api/dlq/retry/topic/{topic} answers RetryCounts.
+// POST /api/dlq/retry/topic/{topic}[?status=&tenantId=] answers RetryCounts.
 func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) error {
 	topic := r.PathValue("topic")
-	if err := a.checkTopic(topic); err != nil {
-		return err
+	if topic == "" {
+		return a.checkTopic(topic) // the filter would take it for "any topic"
 	}
 	// A tenant token retries its own entries only.
-	filter, err := a.scope(who, eventbus.DLQQuery{Topic: topic})
+	filter, err := a.filter(who, topic, r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -279,6 +271,23 @@ func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error
 		return eventbus.FailedEvent{}, fmt.Errorf("entry outside the token's tenant: %w", eventbus.ErrFailedEventNotFound)
 	}
 	return e, nil
+}
+
+// filter is the selection of a request: topic (validated, when not
+// empty) and the query's status and tenantId, narrowed by scope to what
+// who may see.
+func (a *api) filter(who principal, topic string, query url.Values) (eventbus.DLQQuery, error) {
+	filter := eventbus.DLQQuery{Status: eventbus.FailedEventStatus(query.Get("status")), TenantID: query.Get("tenantId")}
+	if filter.Status != "" && !filter.Status.Valid() {
+		return filter, badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
+	}
+	if topic != "" {
+		if err := a.checkTopic(topic); err != nil {
+			return filter, err
+		}
+		filter.Topic = topic
+	}
+	return a.scope(who, filter)
 }
 
 // scope narrows filter to what who may see. The filter's TenantID is the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -158,7 +159,7 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 				return err
 			}
 			tenant, _ := cmd.Flags().GetString("tenant")
-			stats, err := api.Stats(cmd.Context(), tenant)
+			stats, err := api.Stats(cmd.Context(), eventbus.DLQQuery{TenantID: tenant})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
@@ -224,16 +225,22 @@ func (a *app) dlqListCmd() *cobra.Command {
 			if size < 1 || size > dlqhttp.MaxPageSize {
 				return usageErrorf("--page-size must be between 1 and %d", dlqhttp.MaxPageSize)
 			}
+			if page-1 > math.MaxInt/size {
+				return usageErrorf("--page %d is past any entry", page)
+			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			p, err := api.List(cmd.Context(), dlqhttp.ListQuery{
-				Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant, Page: page, PageSize: size,
+			// One page of the API: an offset that is a multiple of a limit
+			// of at most MaxPageSize is one request.
+			items, total, err := api.List(cmd.Context(), eventbus.DLQQuery{
+				Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant, Offset: (page - 1) * size, Limit: size,
 			})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
+			p := dlqhttp.Page{Items: items, Total: total, Page: page, PageSize: size, TotalPages: (total + size - 1) / size}
 			if api.asJSON {
 				return writeJSON(a.stdout, p)
 			}
@@ -412,7 +419,8 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := api.RetryTopic(cmd.Context(), topic)
+			var out dlqhttp.RetryCounts
+			out.Succeeded, out.Failed, err = api.RetryAll(cmd.Context(), eventbus.DLQQuery{Topic: topic})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
