@@ -346,7 +346,7 @@ func (q *DeadLetterQueue) Get(ctx context.Context, id string) (FailedEvent, erro
 // all), and how many match in all. Matching, counting and sorting use the
 // view's index; only the returned entries are read from the brokers, so
 // page through many with Offset and Limit.
-func (q *DeadLetterQueue) List(ctx context.Context, query DLQQuery) ([]FailedEvent, int, error) {
+func (q *DeadLetterQueue) List(ctx context.Context, query DLQQuery) (items []FailedEvent, total int, err error) {
 	f, err := query.index()
 	if err != nil {
 		return nil, 0, err

@@ -137,7 +137,7 @@ func (c *Client) Stats(ctx context.Context, q eventbus.DLQQuery) (eventbus.DLQSt
 // redacted as the API shows them; the slice is empty, not nil, when
 // nothing is there. VerifiedTenant is refused with an error wrapping
 // eventbus.ErrInvalidConfig.
-func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) ([]eventbus.FailedEvent, int, error) {
+func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) (items []eventbus.FailedEvent, total int, err error) {
 	v, err := filterValues("List", q, true)
 	if err != nil {
 		return nil, 0, err
@@ -150,7 +150,7 @@ func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) ([]eventbus.Fail
 	if q.Oldest {
 		v.Set("sort", "failedAt")
 	}
-	items, total := []eventbus.FailedEvent{}, 0
+	items = []eventbus.FailedEvent{}
 	for page, skip := q.Offset/size+1, q.Offset%size; ; page, skip = page+1, 0 {
 		v.Set("page", strconv.Itoa(page))
 		var p Page
@@ -196,7 +196,7 @@ func (c *Client) Retry(ctx context.Context, id string, opts ...eventbus.RetryOpt
 	}
 	var q url.Values
 	for _, o := range opts {
-		if o == eventbus.RetryIfAllowed() {
+		if o == eventbus.RetryIfAllowed() { // the one option there is; RetryOption{} changes nothing
 			q = url.Values{"manual": {"false"}}
 		}
 	}
