@@ -226,6 +226,9 @@ func TestClient(t *testing.T) {
 		if ok, failed, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusPending}); err != nil || ok != 0 || failed != 0 {
 			t.Fatalf("retry of topic A's pending entries %d, %d, %v", ok, failed, err)
 		}
+		// A tenant token may not name another tenant.
+		_, _, err := a.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, TenantID: f.tenantB})
+		apiError(t, err, http.StatusForbidden, "forbidden")
 		ok, failed, err := b.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA})
 		if err != nil || ok != 1 || failed != 0 {
 			t.Fatalf("tenant B topic retry %d, %d, %v", ok, failed, err)
