@@ -152,14 +152,20 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Count dead-letter entries by status, topic and reason",
-		Args:  argsUsage(0, 0, "no arguments", "eventbus dlq stats --tenant acme"),
+		Args:  argsUsage(0, 0, "no arguments (filters are flags)", "eventbus dlq stats --tenant acme"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			topic, _ := f.GetString("topic")
+			status, _ := f.GetString("status")
+			tenant, _ := f.GetString("tenant")
+			if status != "" && !eventbus.FailedEventStatus(status).Valid() {
+				return usageErrorf("--status %q is not a status; use pending, retrying, resolved or max-retries-exceeded", status)
+			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			tenant, _ := cmd.Flags().GetString("tenant")
-			stats, err := api.Stats(cmd.Context(), eventbus.DLQQuery{TenantID: tenant})
+			stats, err := api.Stats(cmd.Context(), eventbus.DLQQuery{Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
@@ -169,7 +175,10 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 			return writeStats(a.stdout, stats)
 		},
 	}
-	cmd.Flags().String("tenant", "", "count only this tenant's entries")
+	f := cmd.Flags()
+	f.String("topic", "", "count only entries of this topic")
+	f.String("status", "", "count only entries in this status: pending, retrying, resolved, max-retries-exceeded")
+	f.String("tenant", "", "count only this tenant's entries")
 	return cmd
 }
 
