@@ -463,7 +463,7 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	contacts.WaitForID(t, c) // dead-lettered, retried, handled
 	users.WaitForID(t, u)
 	for _, topic := range []string{"plugin.crm.contact.created", core} {
-		entries := waitList(t, pluginBus.DLQ(), eventbus.FailedEventFilter{Topic: topic, Status: eventbus.StatusResolved}, 1)
+		entries := waitList(t, pluginBus.DLQ(), eventbus.DLQQuery{Topic: topic, Status: eventbus.StatusResolved}, 1)
 		if entries[0].RetryCount != 1 {
 			t.Errorf("%s: entry %+v, want one retry", topic, entries[0])
 		}

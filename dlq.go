@@ -132,23 +132,23 @@ type Attempt struct {
 	Error string `json:"error,omitempty"`
 }
 
-// FailedEventFilter selects dead-letter entries; empty fields match all.
-type FailedEventFilter struct {
+// DLQQuery selects dead-letter entries: the filter of every read and of
+// RetryAll, and, for List, the order and the page. Empty fields match all.
+type DLQQuery struct {
+	// Topic is an original topic (not its dlq.* topic).
 	Topic    string
 	TenantID string
 	Status   FailedEventStatus
 	// VerifiedTenant keeps only the entries whose tenant is known (see
 	// FailedEvent.VerifiedTenant): what access scoped to a tenant may see.
 	VerifiedTenant bool
-}
 
-// FailedEventQuery selects one page of dead-letter entries.
-type FailedEventQuery struct {
-	FailedEventFilter
-	// Oldest sorts by failure time, oldest first; the default is newest first.
+	// Oldest sorts by failure time, oldest first; the default is newest
+	// first. List only.
 	Oldest bool
 	// Offset skips that many matching entries; Limit returns at most that
-	// many (0: all the rest).
+	// many (0: all the rest). List only: Stats and RetryAll refuse a query
+	// that sets Oldest, Offset or Limit, rather than ignore them.
 	Offset, Limit int
 }
 
@@ -195,15 +195,15 @@ func (e FailedEvent) VerifiedTenant() (tenant string, known bool) {
 // keeps an index of every entry (about 500 bytes per entry, map included),
 // kept current as the topics change, and schedules automatic retries.
 //
-// Reads (FailedEvents, QueryFailedEvents, FailedEvent, Stats, StatsFor)
-// work in any process. After Start they answer from the index. Before it
-// they answer from the topics: each read reads every dlq.* partition up to
-// its current end, outside any consumer group, answers, and keeps nothing;
-// it never joins the scheduler group or sends a retry. That costs a read
-// of the whole queue per call: a process that reads often (a REST API, a
-// dashboard) calls Start. The manual retries and DeleteFailedEvent read
-// the entry the same way, then write what the operator asked for, and
-// nothing more. RouteToDLQ, Ready and TopicRules read nothing.
+// The reads (Get, List, Stats) work in any process. After Start they
+// answer from the index. Before it they answer from the topics: each read
+// reads every dlq.* partition up to its current end, outside any consumer
+// group, answers, and keeps nothing; it never joins the scheduler group or
+// sends a retry. That costs a read of the whole queue per call: a process
+// that reads often (a REST API, a dashboard) calls Start. Retry, RetryAll
+// and Delete read their entries the same way, then write what the
+// operator asked for, and nothing more. RouteToDLQ, Ready and TopicRules
+// read nothing.
 type DeadLetterQueue struct {
 	bus *Bus
 	q   *dlq.Queue
@@ -253,19 +253,22 @@ func dlqError(err error) error {
 // TopicRules returns the topic-name rules of the bus's client.
 func (q *DeadLetterQueue) TopicRules() *TopicRules { return q.bus.client.cfg.TopicRules }
 
-// FailedEvents returns the entries that match filter, newest failure
-// first. It reads every one of them from the brokers: to page through
-// many, use QueryFailedEvents.
-func (q *DeadLetterQueue) FailedEvents(ctx context.Context, filter FailedEventFilter) ([]FailedEvent, error) {
-	out, _, err := q.QueryFailedEvents(ctx, FailedEventQuery{FailedEventFilter: filter})
-	return out, err
+// Get returns one entry, or an error wrapping ErrFailedEventNotFound.
+func (q *DeadLetterQueue) Get(ctx context.Context, id string) (FailedEvent, error) {
+	e, err := q.q.Get(ctx, id)
+	if err != nil {
+		return FailedEvent{}, dlqError(err)
+	}
+	return failedEvent(&e), nil
 }
 
-// QueryFailedEvents returns one page of the entries that match query, and
-// how many match in all. Matching, counting and sorting use the view's
-// index; only the page's entries are read from the brokers.
-func (q *DeadLetterQueue) QueryFailedEvents(ctx context.Context, query FailedEventQuery) ([]FailedEvent, int, error) {
-	f, err := query.FailedEventFilter.index()
+// List returns the entries that match query, newest failure first unless
+// query.Oldest, from query.Offset on and at most query.Limit of them (0:
+// all), and how many match in all. Matching, counting and sorting use the
+// view's index; only the returned entries are read from the brokers, so
+// page through many with Offset and Limit.
+func (q *DeadLetterQueue) List(ctx context.Context, query DLQQuery) (items []FailedEvent, total int, err error) {
+	f, err := query.index()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -283,35 +286,30 @@ func (q *DeadLetterQueue) QueryFailedEvents(ctx context.Context, query FailedEve
 	return out, total, nil
 }
 
-// index is the filter in the index's terms, or an error for a status that
-// is not one of the four.
-func (f FailedEventFilter) index() (dlqindex.Filter, error) {
-	if f.Status != "" && !f.Status.Valid() {
-		return dlqindex.Filter{}, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, f.Status)
+// index is the query's filter in the index's terms, or an error for a
+// status that is not one of the four.
+func (query DLQQuery) index() (dlqindex.Filter, error) {
+	if query.Status != "" && !query.Status.Valid() {
+		return dlqindex.Filter{}, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, query.Status)
 	}
-	return dlqindex.Filter{Topic: f.Topic, Tenant: f.TenantID, Status: string(f.Status), TenantKnown: f.VerifiedTenant}, nil
+	return dlqindex.Filter{Topic: query.Topic, Tenant: query.TenantID, Status: string(query.Status), TenantKnown: query.VerifiedTenant}, nil
 }
 
-// FailedEvent returns one entry, or an error wrapping ErrFailedEventNotFound.
-func (q *DeadLetterQueue) FailedEvent(ctx context.Context, id string) (FailedEvent, error) {
-	e, err := q.q.Get(ctx, id)
-	if err != nil {
-		return FailedEvent{}, dlqError(err)
+// filterOnly is query.index for the calls that take every match (Stats,
+// RetryAll): a query that orders or pages is refused.
+func (query DLQQuery) filterOnly(call string) (dlqindex.Filter, error) {
+	if query.Oldest || query.Offset != 0 || query.Limit != 0 {
+		return dlqindex.Filter{}, fmt.Errorf("%w: %s takes every matching entry; Oldest, Offset and Limit are for List", ErrInvalidConfig, call)
 	}
-	return failedEvent(&e), nil
+	return query.index()
 }
 
-// Stats counts the entries by status, topic and reason.
-func (q *DeadLetterQueue) Stats(ctx context.Context) (DLQStats, error) {
-	return q.StatsFor(ctx, FailedEventFilter{})
-}
-
-// StatsFor counts the entries that match filter (for example one
-// tenant's), from the view's index. The reasons that label ByReason are
-// the first line of each failure reason, secrets scrubbed, at most 80
-// bytes.
-func (q *DeadLetterQueue) StatsFor(ctx context.Context, filter FailedEventFilter) (DLQStats, error) {
-	f, err := filter.index()
+// Stats counts the entries that match query (DLQQuery{} for all of them,
+// or for example one tenant's) by status, topic and reason, from the
+// view's index. The reasons that label ByReason are the first line of each
+// failure reason, secrets scrubbed, at most 80 bytes.
+func (q *DeadLetterQueue) Stats(ctx context.Context, query DLQQuery) (DLQStats, error) {
+	f, err := query.filterOnly("Stats")
 	if err != nil {
 		return DLQStats{}, err
 	}
@@ -322,23 +320,28 @@ func (q *DeadLetterQueue) StatsFor(ctx context.Context, filter FailedEventFilter
 	return DLQStats{Total: c.Total, ByStatus: c.ByStatus, ByTopic: c.ByTopic, ByReason: c.ByReason}, nil
 }
 
-// RetryFailedEvent sends the entry's event again, by hand, to the consumer
-// group that failed it, and only to that group, whatever the entry's status.
-// An entry the TypeScript package wrote (Origin OriginTypeScript) is retried
-// the way that package retries: every group reads the event again.
-func (q *DeadLetterQueue) RetryFailedEvent(ctx context.Context, id string) error {
-	return q.retry(ctx, id, true)
-}
+// RetryOption changes how DeadLetterQueue.Retry (and dlqhttp's
+// Client.Retry) sends an entry again. The zero RetryOption changes nothing.
+type RetryOption struct{ ifAllowed bool }
 
-// RetryFailedEventIfAllowed sends the entry's event again as an automatic
+// RetryIfAllowed makes Retry send the entry's event again as an automatic
 // retry would: it counts toward the entry's MaxRetries and fails with
 // ErrRetryNotAllowed when the entry is resolved, out of retries, or was
 // written by the TypeScript package.
-func (q *DeadLetterQueue) RetryFailedEventIfAllowed(ctx context.Context, id string) error {
-	return q.retry(ctx, id, false)
-}
+func RetryIfAllowed() RetryOption { return RetryOption{ifAllowed: true} }
 
-func (q *DeadLetterQueue) retry(ctx context.Context, id string, manual bool) error {
+// Retry sends the entry's event again, by hand, to the consumer group that
+// failed it, and only to that group, whatever the entry's status. An entry
+// the TypeScript package wrote (Origin OriginTypeScript) is retried the way
+// that package retries: every group reads the event again. With
+// RetryIfAllowed it retries as the automatic schedule would instead.
+func (q *DeadLetterQueue) Retry(ctx context.Context, id string, opts ...RetryOption) error {
+	manual := true
+	for _, o := range opts {
+		if o.ifAllowed {
+			manual = false
+		}
+	}
 	e, err := q.q.Get(ctx, id)
 	if err != nil {
 		return dlqError(err)
@@ -346,20 +349,17 @@ func (q *DeadLetterQueue) retry(ctx context.Context, id string, manual bool) err
 	return q.q.Retry(ctx, e, manual)
 }
 
-// RetryAllForTopic manually retries every unresolved entry of topic and
-// returns how many retries were sent and how many could not be.
-func (q *DeadLetterQueue) RetryAllForTopic(ctx context.Context, topic string) (succeeded, failed int, err error) {
-	if err := q.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
-		return 0, 0, err
+// RetryAll manually retries every unresolved entry that matches query (for
+// example one topic's entries of one tenant) and returns how many retries
+// were sent and how many could not be. A query that sets Oldest, Offset or
+// Limit is refused, and so is a Topic that is not a valid topic name.
+func (q *DeadLetterQueue) RetryAll(ctx context.Context, query DLQQuery) (succeeded, failed int, err error) {
+	if query.Topic != "" {
+		if err := q.bus.client.cfg.TopicRules.ValidateTopic(query.Topic); err != nil {
+			return 0, 0, err
+		}
 	}
-	return q.RetryAll(ctx, FailedEventFilter{Topic: topic})
-}
-
-// RetryAll manually retries every unresolved entry that matches filter
-// (for example one topic's entries of one tenant) and returns how many
-// retries were sent and how many could not be.
-func (q *DeadLetterQueue) RetryAll(ctx context.Context, filter FailedEventFilter) (succeeded, failed int, err error) {
-	f, err := filter.index()
+	f, err := query.filterOnly("RetryAll")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -381,9 +381,9 @@ func (q *DeadLetterQueue) RetryAll(ctx context.Context, filter FailedEventFilter
 	return succeeded, failed, nil
 }
 
-// DeleteFailedEvent removes an entry (a tombstone on its DLQ topic; for an
-// entry the TypeScript package wrote, an overlay that hides it).
-func (q *DeadLetterQueue) DeleteFailedEvent(ctx context.Context, id string) error {
+// Delete removes an entry (a tombstone on its DLQ topic; for an entry the
+// TypeScript package wrote, an overlay that hides it).
+func (q *DeadLetterQueue) Delete(ctx context.Context, id string) error {
 	e, err := q.q.Get(ctx, id)
 	if err != nil {
 		return dlqError(err)

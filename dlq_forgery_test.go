@@ -74,7 +74,7 @@ func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 	if e.Status != eventbus.StatusMaxRetriesExceeded || e.ResolvedAt != nil {
 		t.Fatalf("the forged retry changed the closed entry: %+v", e)
 	}
-	if _, err := bus.DLQ().FailedEvent(ctxT(t), "chosen-by-the-writer"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := bus.DLQ().Get(ctxT(t), "chosen-by-the-writer"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("an entry with the writer's chosen ID exists (err %v)", err)
 	}
 	// The bus itself refuses to publish these headers.

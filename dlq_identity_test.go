@@ -35,7 +35,7 @@ func TestDLQEntriesOfTenantsSharingAHostGroupAreSeparate(t *testing.T) {
 	for _, tenant := range []string{"acme", "globex"} {
 		eventbustest.MustPublish(t, bus, topic, tenant, eventbus.PublishMetadata{TenantID: tenant}, eventbus.WithEventID(eventID))
 	}
-	entries := waitList(t, bus.DLQ(), eventbus.FailedEventFilter{Topic: topic}, 2)
+	entries := waitList(t, bus.DLQ(), eventbus.DLQQuery{Topic: topic}, 2)
 	var tenants, ids []string
 	for _, e := range entries {
 		tenants = append(tenants, e.TenantID)
@@ -103,7 +103,7 @@ func TestDLQEntryStoredWithALegacyIDStaysUsable(t *testing.T) {
 	if err := raw.ProduceSync(ctxT(t), &kgo.Record{Topic: stored.Topic, Partition: stored.Partition, Key: []byte(legacy), Value: value}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.DLQ().DeleteFailedEvent(ctxT(t), current); err != nil {
+	if err := bus.DLQ().Delete(ctxT(t), current); err != nil {
 		t.Fatal(err)
 	}
 
@@ -112,21 +112,21 @@ func TestDLQEntryStoredWithALegacyIDStaysUsable(t *testing.T) {
 		t.Fatalf("legacy entry %+v", e)
 	}
 	healthy.Store(true)
-	if err := bus.DLQ().RetryFailedEvent(ctxT(t), legacy); err != nil {
+	if err := bus.DLQ().Retry(ctxT(t), legacy); err != nil {
 		t.Fatal(err)
 	}
 	rec.WaitForID(t, id)
 	waitEntry(t, bus.DLQ(), legacy, hasStatus(eventbus.StatusResolved))
-	if err := bus.DLQ().DeleteFailedEvent(ctxT(t), legacy); err != nil {
+	if err := bus.DLQ().Delete(ctxT(t), legacy); err != nil {
 		t.Fatal(err)
 	}
 	eventbustest.Eventually(t, "the legacy entry to be deleted", func() error {
-		if _, err := bus.DLQ().FailedEvent(ctxT(t), legacy); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if _, err := bus.DLQ().Get(ctxT(t), legacy); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 			return fmt.Errorf("FailedEvent: %v", err)
 		}
 		return nil
 	})
-	if _, err := bus.DLQ().FailedEvent(ctxT(t), current); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := bus.DLQ().Get(ctxT(t), current); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("the retry of the legacy entry recreated an entry under the current ID: %v", err)
 	}
 }

@@ -63,7 +63,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 
 	// A fresh view lists both, the original's marked as its.
 	ops := eventbustest.NewBus(t, cfg, brokers...)
-	entries, err := ops.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	entries, _, err := ops.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	if tenant, known := ts.VerifiedTenant(); !known || tenant != "acme" {
 		t.Fatalf("TypeScript entry's tenant %q known %v", tenant, known)
 	}
-	stats, err := ops.DLQ().StatsFor(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	stats, err := ops.DLQ().Stats(ctxT(t), eventbus.DLQQuery{Topic: topic})
 	if err != nil || stats.Total != 2 || stats.ByReason["smtp down"] != 1 {
 		t.Fatalf("stats %+v (%v)", stats, err)
 	}
@@ -94,31 +94,31 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	})
 
 	// Retried by hand only, the way the original retries: every group reads it again.
-	if err := ops.DLQ().RetryFailedEventIfAllowed(ctxT(t), tsID); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+	if err := ops.DLQ().Retry(ctxT(t), tsID, eventbus.RetryIfAllowed()); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
 		t.Fatalf("automatic retry of a TypeScript entry: %v; want ErrRetryNotAllowed", err)
 	}
 	audit := eventbustest.NewRecorder()
 	eventbustest.MustSubscribe(t, bus, topic, audit.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("audit")})
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), tsID); err != nil {
+	if err := ops.DLQ().Retry(ctxT(t), tsID); err != nil {
 		t.Fatal(err)
 	}
 	if ev := audit.WaitForID(t, eventID); ev.TenantID != "acme" || string(ev.Data) != `{"email":"a@example.com"}` {
 		t.Fatalf("retried event %+v", ev)
 	}
-	e, err := ops.DLQ().FailedEvent(ctxT(t), tsID)
+	e, err := ops.DLQ().Get(ctxT(t), tsID)
 	if err != nil || e.Status != eventbus.StatusResolved || e.RetryCount != 1 || e.Origin != eventbus.OriginTypeScript {
 		t.Fatalf("after the retry: %+v (%v)", e, err)
 	}
 
 	// Deleted: gone, for this view and a fresh one.
-	if err := ops.DLQ().DeleteFailedEvent(ctxT(t), tsID); err != nil {
+	if err := ops.DLQ().Delete(ctxT(t), tsID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops.DLQ().FailedEvent(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := ops.DLQ().Get(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("deleted TypeScript entry: %v", err)
 	}
 	fresh := eventbustest.NewBus(t, cfg, brokers...)
-	if _, err := fresh.DLQ().FailedEvent(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := fresh.DLQ().Get(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("deleted TypeScript entry, fresh view: %v", err)
 	}
 

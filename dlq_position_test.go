@@ -71,12 +71,12 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 	// A later event of the same key is handled after the replay is finished.
 	after := eventbustest.MustPublish(t, service, topic, "after", eventbus.PublishMetadata{TenantID: "acme"})
 	mailerRec.WaitForID(t, after)
-	if got, err := ops.DLQ().FailedEvent(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusMaxRetriesExceeded || got.ResolvedAt != nil {
+	if got, err := ops.DLQ().Get(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusMaxRetriesExceeded || got.ResolvedAt != nil {
 		t.Fatalf("the replayed retry changed the entry: %+v (%v)", got, err)
 	}
 
 	// A manual retry now is outstanding: it resolves the entry.
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+	if err := ops.DLQ().Retry(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
 	resolved := waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))
@@ -90,7 +90,7 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 	}
 	last := eventbustest.MustPublish(t, service, topic, "last", eventbus.PublishMetadata{TenantID: "acme"})
 	mailerRec.WaitForID(t, last)
-	if got, err := ops.DLQ().FailedEvent(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusResolved || got.RetryCount != resolved.RetryCount || len(got.Attempts) != len(resolved.Attempts) {
+	if got, err := ops.DLQ().Get(ctxT(t), entryID); err != nil || got.Status != eventbus.StatusResolved || got.RetryCount != resolved.RetryCount || len(got.Attempts) != len(resolved.Attempts) {
 		t.Fatalf("a failing replay of an answered retry changed the entry: %+v (%v); was %+v", got, err, resolved)
 	}
 	auditRec.WaitForID(t, last)
@@ -162,7 +162,7 @@ func TestRetryOutcomeYieldsToANewerRetry(t *testing.T) {
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(group, topic, "acme", id)
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+	if err := ops.DLQ().Retry(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -170,7 +170,7 @@ func TestRetryOutcomeYieldsToANewerRetry(t *testing.T) {
 	case <-ctxT(t).Done():
 		t.Fatal("the first retry never reached the handler")
 	}
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil { // the entry moves on
+	if err := ops.DLQ().Retry(ctxT(t), entryID); err != nil { // the entry moves on
 		t.Fatal(err)
 	}
 	close(release)

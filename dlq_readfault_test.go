@@ -51,7 +51,7 @@ func TestRetryOnARetryTopicWaitsOutAReadError(t *testing.T) {
 	entryID := eventbus.FailedEventID(eventbus.EffectiveGroupID(crm.GroupID(topic), "acme", ""), topic, "acme", id)
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 	failed := failReads(t, service, 3)
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+	if err := ops.DLQ().Retry(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
 	rec.WaitForID(t, id)
@@ -88,7 +88,7 @@ func TestRetryOnTheOriginalTopicWaitsOutAReadError(t *testing.T) {
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
 	auditRec.WaitForID(t, id)
 	failed := failReads(t, service, 4) // both groups' checks fail, twice each at most
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+	if err := ops.DLQ().Retry(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
 	billingRec.WaitForID(t, id)
@@ -141,7 +141,7 @@ func TestRetryLeftUnfinishedWhenReleasedWhileUnreadable(t *testing.T) {
 		failed.Add(1)
 		return errors.New("injected: connection reset by broker")
 	})
-	if err := ops.DLQ().RetryFailedEvent(ctxT(t), entryID); err != nil {
+	if err := ops.DLQ().Retry(ctxT(t), entryID); err != nil {
 		t.Fatal(err)
 	}
 	eventbustest.Eventually(t, "the subscriber to check the retry and fail", func() error {

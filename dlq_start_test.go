@@ -13,8 +13,8 @@ import (
 )
 
 // Reads of the dead letter queue never start background work (issue 20):
-// a process that did not call Start answers Stats, FailedEvents and
-// FailedEvent from the topics, without joining the scheduler group, so it
+// a process that did not call Start answers Stats, List and Get from
+// the topics, without joining the scheduler group, so it
 // sends no retry, even of an entry whose automatic retry is due.
 func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	t.Parallel()
@@ -42,18 +42,18 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	// send it, and the handler fail it again, well within this window.
 	window := time.Now().Add(3 * time.Second)
 	for time.Now().Before(window) {
-		st, err := q.Stats(ctxT(t))
+		st, err := q.Stats(ctxT(t), eventbus.DLQQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st.Total != 1 || st.ByStatus[string(eventbus.StatusPending)] != 1 {
 			t.Fatalf("stats %+v, want the one pending entry", st)
 		}
-		list, err := q.FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+		list, _, err := q.List(ctxT(t), eventbus.DLQQuery{Topic: topic})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := q.FailedEvent(ctxT(t), entryID)
+		got, err := q.Get(ctxT(t), entryID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	// Start sends the retry.
 	startDLQ(t, reader)
 	eventbustest.Eventually(t, "the retry once the queue is started", func() error {
-		if got, err := q.FailedEvent(ctxT(t), entryID); err != nil || got.RetryCount == 0 {
+		if got, err := q.Get(ctxT(t), entryID); err != nil || got.RetryCount == 0 {
 			return fmt.Errorf("entry %+v (err %v)", got, err)
 		}
 		return nil

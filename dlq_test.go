@@ -39,7 +39,7 @@ func waitEntry(t *testing.T, q *eventbus.DeadLetterQueue, id string, ok func(eve
 	var e eventbus.FailedEvent
 	eventbustest.Eventually(t, "dead-letter entry "+id, func() error {
 		var err error
-		e, err = q.FailedEvent(ctxT(t), id)
+		e, err = q.Get(ctxT(t), id)
 		if err == nil && ok(e) {
 			return nil
 		}
@@ -78,7 +78,7 @@ func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
 	if e.FailureReason != "ledger unavailable" || e.ResolvedAt == nil {
 		t.Fatalf("entry = %+v", e)
 	}
-	entries, err := bus.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	entries, _, err := bus.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("entries for %s: %d (err %v), want exactly the failing group's", topic, len(entries), err)
 	}
@@ -126,12 +126,12 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 	if kinds["failed"] != 4 || kinds["retry"] != 3 {
 		t.Fatalf("attempts %+v", kinds)
 	}
-	err := bus.DLQ().RetryFailedEventIfAllowed(ctxT(t), dlqID)
+	err := bus.DLQ().Retry(ctxT(t), dlqID, eventbus.RetryIfAllowed())
 	if !errors.Is(err, eventbus.ErrRetryNotAllowed) {
 		t.Fatalf("automatic retry after max: %v", err)
 	}
 	healthy.Store(true)
-	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID); err != nil {
+	if err := bus.DLQ().Retry(ctxT(t), dlqID); err != nil {
 		t.Fatal(err)
 	}
 	e = waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
@@ -139,7 +139,7 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 		t.Fatalf("after manual retry: %d calls, retry count %d", calls.Load(), e.RetryCount)
 	}
 	// A manual retry works even on a resolved entry.
-	if err := bus.DLQ().RetryFailedEvent(ctxT(t), dlqID); err != nil {
+	if err := bus.DLQ().Retry(ctxT(t), dlqID); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -202,7 +202,7 @@ func TestDLQMalformedRecord(t *testing.T) {
 	if err := raw.ProduceSync(ctxT(t), garbage).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	entries := waitList(t, bus.DLQ(), eventbus.FailedEventFilter{Topic: topic}, 1)
+	entries := waitList(t, bus.DLQ(), eventbus.DLQQuery{Topic: topic}, 1)
 	e := entries[0]
 	if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) || e.ConsumerGroup != group {
 		t.Fatalf("entry %+v", e)
@@ -222,12 +222,12 @@ func TestDLQMalformedRecord(t *testing.T) {
 	rec.WaitForID(t, id)
 }
 
-func waitList(t *testing.T, q *eventbus.DeadLetterQueue, f eventbus.FailedEventFilter, n int) []eventbus.FailedEvent {
+func waitList(t *testing.T, q *eventbus.DeadLetterQueue, f eventbus.DLQQuery, n int) []eventbus.FailedEvent {
 	t.Helper()
 	var list []eventbus.FailedEvent
 	eventbustest.Eventually(t, fmt.Sprintf("%d dead-letter entries", n), func() error {
 		var err error
-		list, err = q.FailedEvents(ctxT(t), f)
+		list, _, err = q.List(ctxT(t), f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,10 +258,10 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 		waitEntry(t, first.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	}
 	toDelete := eventbus.FailedEventID(group, topic, "acme", ids[0])
-	if err := first.DLQ().DeleteFailedEvent(ctxT(t), toDelete); err != nil {
+	if err := first.DLQ().Delete(ctxT(t), toDelete); err != nil {
 		t.Fatal(err)
 	}
-	before, err := first.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	before, _, err := first.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 	// A new instance rebuilds the same view from the dlq topics alone
 	// (without Start: its reads read the topics).
 	second := eventbustest.NewBus(t, cfg, brokers...)
-	after, err := second.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	after, _, err := second.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,10 +284,10 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 			t.Fatalf("entry %d changed across restart: %+v vs %+v", i, before[i], after[i])
 		}
 	}
-	if _, err := second.DLQ().FailedEvent(ctxT(t), toDelete); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := second.DLQ().Get(ctxT(t), toDelete); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("deleted entry: %v", err)
 	}
-	stats, err := second.DLQ().Stats(ctxT(t))
+	stats, err := second.DLQ().Stats(ctxT(t), eventbus.DLQQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,20 +388,33 @@ func TestDLQBadInput(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	q := bus.DLQ()
 	ctx := ctxT(t)
-	if _, err := q.FailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := q.Get(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
-	if err := q.RetryFailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if err := q.Retry(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("retry unknown: %v", err)
 	}
-	if err := q.DeleteFailedEvent(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if err := q.Delete(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Fatalf("delete unknown: %v", err)
 	}
-	if _, err := q.FailedEvents(ctx, eventbus.FailedEventFilter{Status: "broken"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, _, err := q.List(ctx, eventbus.DLQQuery{Status: "broken"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("bad status: %v", err)
 	}
-	if _, _, err := q.RetryAllForTopic(ctx, "orders"); !errors.Is(err, eventbus.ErrInvalidTopic) {
+	if _, _, err := q.RetryAll(ctx, eventbus.DLQQuery{Topic: "orders"}); !errors.Is(err, eventbus.ErrInvalidTopic) {
 		t.Fatalf("bad topic: %v", err)
+	}
+	// Stats and RetryAll take every match: a query that orders or pages is
+	// refused rather than half obeyed.
+	for _, query := range []eventbus.DLQQuery{{Limit: 1}, {Offset: 1}, {Oldest: true}} {
+		if _, err := q.Stats(ctx, query); !errors.Is(err, eventbus.ErrInvalidConfig) {
+			t.Fatalf("Stats(%+v): %v", query, err)
+		}
+		if _, _, err := q.RetryAll(ctx, query); !errors.Is(err, eventbus.ErrInvalidConfig) {
+			t.Fatalf("RetryAll(%+v): %v", query, err)
+		}
+	}
+	if _, _, err := q.List(ctx, eventbus.DLQQuery{Limit: -1}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+		t.Fatalf("negative limit: %v", err)
 	}
 }
 

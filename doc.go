@@ -217,11 +217,12 @@
 // The dlq.* topics are the source of truth. Only a process that calls
 // [DeadLetterQueue.Start] (eventbus serve does) keeps a view of them and,
 // as a member of [DLQConfig.SchedulerGroup], sends automatic retries. At
-// least one such process must run, or failed events wait for one. Reads
-// start nothing: in a process that has not called Start, Stats, a list or
-// a get reads the topics for that call alone and answers from them. A
-// process that only
-// publishes and subscribes keeps no view: it writes its failures and checks
+// least one such process must run, or failed events wait for one. The
+// queue speaks the verbs of its REST API ([DeadLetterQueue.Get], List,
+// Stats, Retry, RetryAll, Delete, selecting with a [DLQQuery]). Reads start
+// nothing: in a process that has not called Start, Get, List and Stats
+// read the topics for that call alone and answer from them. A process that
+// only publishes and subscribes keeps no view: it writes its failures and checks
 // each retry it receives from the record the retry names, or from its
 // signature ([DLQConfig.SigningKey]). When that record cannot be read (a
 // broker or connection error) the subscriber backs off and checks again,

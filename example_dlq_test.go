@@ -39,7 +39,7 @@ func exampleBusWith(ctx context.Context, cfg eventbus.Config) (bus *eventbus.Bus
 // status, and returns it.
 func waitForEntry(ctx context.Context, q *eventbus.DeadLetterQueue, topic string, status eventbus.FailedEventStatus) eventbus.FailedEvent {
 	for {
-		entries, err := q.FailedEvents(ctx, eventbus.FailedEventFilter{Topic: topic, Status: status})
+		entries, _, err := q.List(ctx, eventbus.DLQQuery{Topic: topic, Status: status})
 		if err != nil {
 			panic(err)
 		}
@@ -57,7 +57,7 @@ func waitForEntry(ctx context.Context, q *eventbus.DeadLetterQueue, topic string
 // A dead-letter round trip: the handler fails, the event's entry appears in
 // the dead letter queue, an operator fixes the cause and retries it by hand,
 // the retry reaches the group that failed and the entry is resolved.
-func ExampleDeadLetterQueue_RetryFailedEvent() {
+func ExampleDeadLetterQueue_Retry() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The first automatic retry an hour away: only the manual retry runs here.
@@ -85,7 +85,7 @@ func ExampleDeadLetterQueue_RetryFailedEvent() {
 	fmt.Println(entry.Status, entry.ConsumerGroup, entry.FailureReason)
 
 	mailServerUp.Store(true) // the cause is fixed
-	if err := q.RetryFailedEvent(ctx, entry.ID); err != nil {
+	if err := q.Retry(ctx, entry.ID); err != nil {
 		panic(err)
 	}
 	fmt.Println("mailed", <-sent)

@@ -38,7 +38,7 @@ func ExampleSubscribeOptions_retryInPlace() {
 		panic(err)
 	}
 	<-done
-	stats, _ := bus.DLQ().Stats(ctx)
+	stats, _ := bus.DLQ().Stats(ctx, eventbus.DLQQuery{})
 	fmt.Println("dead-letter entries:", stats.Total)
 	// Output:
 	// attempt 1: ledger busy

@@ -25,7 +25,7 @@ func fastInPlace() eventbus.Config {
 // assertNoEntry fails the test when group's failure of acme's event eventID on topic was dead-lettered.
 func assertNoEntry(t *testing.T, bus *eventbus.Bus, group, topic, eventID string) {
 	t.Helper()
-	if e, err := bus.DLQ().FailedEvent(ctxT(t), eventbus.FailedEventID(group, topic, "acme", eventID)); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if e, err := bus.DLQ().Get(ctxT(t), eventbus.FailedEventID(group, topic, "acme", eventID)); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 		t.Errorf("event %s was dead-lettered (entry %s, status %q, err %v); the policy should have kept it out", eventID, e.ID, e.Status, err)
 	}
 }
@@ -111,7 +111,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 	good := eventbustest.MustPublish(t, bus, topic, "good", meta)
 	assertIDs(t, "handled", rec.WaitFor(t, 1), good)
 	assertNoEntry(t, bus, group, topic, bad)
-	entries, err := bus.DLQ().FailedEvents(ctxT(t), eventbus.FailedEventFilter{Topic: topic})
+	entries, _, err := bus.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
 	if err != nil || len(entries) != 0 {
 		t.Fatalf("%d dead-letter entries (err %v), want none", len(entries), err)
 	}

@@ -54,7 +54,7 @@ func TestMetrics(t *testing.T) {
 		got = scrape(t, reg)
 		// The gauge counts every entry of the cluster's dlq.* topics, as the
 		// view holds them (a shared cluster has other tests' entries too).
-		stats, err := bus.DLQ().Stats(ctxT(t))
+		stats, err := bus.DLQ().Stats(ctxT(t), eventbus.DLQQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -600,7 +600,7 @@ func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []P
 			return prepared{}, fmt.Errorf("%w: header %q is written by the bus and cannot be set by WithHeader; use another name",
 				ErrInvalidEvent, h.Key)
 		case wire.IsRetryHeader(h.Key):
-			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.RetryFailedEvent",
+			return prepared{}, fmt.Errorf("%w: header %q is the dead letter queue's own (it marks a retry); use another header name, and retry failed events with DeadLetterQueue.Retry",
 				ErrInvalidEvent, h.Key)
 		}
 	}

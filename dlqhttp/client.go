@@ -18,8 +18,10 @@ import (
 const maxAnswer = 64 << 20
 
 // Client calls the DLQ REST API that New serves, for example the one of
-// `eventbus serve`. Its methods mirror the routes and answer the types the
-// API encodes. A Client is safe for concurrent use.
+// `eventbus serve`. It speaks the words of eventbus.DeadLetterQueue (Get,
+// List, Stats, Retry, RetryAll, Delete, with the same eventbus.DLQQuery and
+// eventbus.RetryIfAllowed), one route per method. A Client is safe for
+// concurrent use.
 //
 // Errors: an answer that is not a success is an *APIError, which errors.Is
 // matches against eventbus.ErrFailedEventNotFound (404) and
@@ -86,25 +88,19 @@ type RetryCounts struct {
 	Failed    int `json:"failed"`
 }
 
-// ListQuery selects the entries of Client.List. Zero fields are left out
-// of the request, for the server's defaults.
-type ListQuery struct {
-	// Topic is an original topic (not its dlq.* topic).
-	Topic  string
-	Status eventbus.FailedEventStatus
-	// TenantID narrows an admin's list to one tenant. A tenant token may
-	// give only its own tenant.
-	TenantID string
-	// Page counts from 1; 0 means the first.
-	Page int
-	// PageSize is at most MaxPageSize; 0 means DefaultPageSize.
-	PageSize int
-	// Oldest lists the oldest failure first (sort=failedAt) instead of the
-	// newest.
-	Oldest bool
-}
-
-func (q ListQuery) values() url.Values {
+// filterValues is the query string of q's filter (topic, status,
+// tenantId), or an error for what the routes cannot carry: VerifiedTenant
+// (a tenant token implies it; an admin cannot ask for it), and, unless
+// paged, the order and the page (Oldest, Offset, Limit are for List).
+func filterValues(call string, q eventbus.DLQQuery, paged bool) (url.Values, error) {
+	switch {
+	case q.VerifiedTenant:
+		return nil, fmt.Errorf("%w: dlqhttp: %s: the API takes no VerifiedTenant (a tenant token always implies it)", eventbus.ErrInvalidConfig, call)
+	case !paged && (q.Oldest || q.Offset != 0 || q.Limit != 0):
+		return nil, fmt.Errorf("%w: dlqhttp: %s takes every matching entry; Oldest, Offset and Limit are for List", eventbus.ErrInvalidConfig, call)
+	case q.Offset < 0 || q.Limit < 0:
+		return nil, fmt.Errorf("%w: dlqhttp: %s: offset %d and limit %d must not be negative", eventbus.ErrInvalidConfig, call, q.Offset, q.Limit)
+	}
 	v := url.Values{}
 	set := func(key, value string) {
 		if value != "" {
@@ -114,40 +110,70 @@ func (q ListQuery) values() url.Values {
 	set("topic", q.Topic)
 	set("status", string(q.Status))
 	set("tenantId", q.TenantID)
-	if q.Page != 0 {
-		v.Set("page", strconv.Itoa(q.Page))
-	}
-	if q.PageSize != 0 {
-		v.Set("pageSize", strconv.Itoa(q.PageSize))
-	}
-	if q.Oldest {
-		v.Set("sort", "failedAt")
-	}
-	return v
+	return v, nil
 }
 
-// Stats calls GET /api/dlq/stats: the counts of the entries the token may
-// see, of tenant tenantID only unless it is empty.
-func (c *Client) Stats(ctx context.Context, tenantID string) (eventbus.DLQStats, error) {
-	var q url.Values
-	if tenantID != "" {
-		q = url.Values{"tenantId": {tenantID}}
-	}
+// Stats calls GET /api/dlq/stats (DeadLetterQueue.Stats): the counts of
+// the entries that match q (Topic, Status, TenantID) and that the token
+// may see. A query with Oldest, Offset, Limit or VerifiedTenant is
+// refused with an error wrapping eventbus.ErrInvalidConfig.
+func (c *Client) Stats(ctx context.Context, q eventbus.DLQQuery) (eventbus.DLQStats, error) {
 	var s eventbus.DLQStats
-	err := c.call(ctx, http.MethodGet, "/stats", q, &s)
+	v, err := filterValues("Stats", q, false)
+	if err == nil {
+		err = c.call(ctx, http.MethodGet, "/stats", v, &s)
+	}
 	return s, err
 }
 
-// List calls GET /api/dlq/events: one page of the entries that match q.
-func (c *Client) List(ctx context.Context, q ListQuery) (Page, error) {
-	var p Page
-	err := c.call(ctx, http.MethodGet, "/events", q.values(), &p)
-	return p, err
+// List calls GET /api/dlq/events (DeadLetterQueue.List): the entries that
+// match q and that the token may see, newest failure first unless
+// q.Oldest, from q.Offset on and at most q.Limit of them, and how many
+// match in all. A Limit of 0 means all the rest, as for the queue itself:
+// the answer is then read page after page (MaxPageSize entries each), as
+// it is when Offset is not a multiple of a Limit of at most MaxPageSize;
+// otherwise it is one request for one page. Pages read one after another
+// may miss or repeat entries that change between them. The items are
+// redacted as the API shows them; the slice is empty, not nil, when
+// nothing is there. VerifiedTenant is refused with an error wrapping
+// eventbus.ErrInvalidConfig.
+func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) (items []eventbus.FailedEvent, total int, err error) {
+	v, err := filterValues("List", q, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	size := MaxPageSize
+	if q.Limit > 0 && q.Limit <= MaxPageSize && q.Offset%q.Limit == 0 {
+		size = q.Limit
+	}
+	v.Set("pageSize", strconv.Itoa(size))
+	if q.Oldest {
+		v.Set("sort", "failedAt")
+	}
+	items = []eventbus.FailedEvent{}
+	for page, skip := q.Offset/size+1, q.Offset%size; ; page, skip = page+1, 0 {
+		v.Set("page", strconv.Itoa(page))
+		var p Page
+		if err := c.call(ctx, http.MethodGet, "/events", v, &p); err != nil {
+			return nil, 0, err
+		}
+		total = p.Total
+		if skip < len(p.Items) {
+			items = append(items, p.Items[skip:]...)
+		}
+		if q.Limit > 0 && len(items) >= q.Limit {
+			return items[:q.Limit], total, nil
+		}
+		if len(p.Items) < size || page >= p.TotalPages {
+			return items, total, nil
+		}
+	}
 }
 
-// Get calls GET /api/dlq/events/{id}: one entry, redacted as the API shows
-// it. An unknown entry, or one outside a tenant token's tenant, is an
-// *APIError that errors.Is matches against eventbus.ErrFailedEventNotFound.
+// Get calls GET /api/dlq/events/{id} (DeadLetterQueue.Get): one entry,
+// redacted as the API shows it. An unknown entry, or one outside a tenant
+// token's tenant, is an *APIError that errors.Is matches against
+// eventbus.ErrFailedEventNotFound.
 func (c *Client) Get(ctx context.Context, id string) (eventbus.FailedEvent, error) {
 	var e eventbus.FailedEvent
 	path, err := entryPath(id)
@@ -157,26 +183,22 @@ func (c *Client) Get(ctx context.Context, id string) (eventbus.FailedEvent, erro
 	return e, err
 }
 
-// Retry calls POST /api/dlq/events/{id}/retry: it sends the entry again,
-// by hand, to the consumer group that failed it, whatever its status
-// (DeadLetterQueue.RetryFailedEvent).
-func (c *Client) Retry(ctx context.Context, id string) error {
-	return c.retry(ctx, id, nil)
-}
-
-// RetryIfAllowed calls POST /api/dlq/events/{id}/retry?manual=false: it
-// retries the entry as the automatic schedule would
-// (DeadLetterQueue.RetryFailedEventIfAllowed); an entry that is resolved or
-// out of retries refuses with an *APIError that errors.Is matches against
-// eventbus.ErrRetryNotAllowed.
-func (c *Client) RetryIfAllowed(ctx context.Context, id string) error {
-	return c.retry(ctx, id, url.Values{"manual": {"false"}})
-}
-
-func (c *Client) retry(ctx context.Context, id string, q url.Values) error {
+// Retry calls POST /api/dlq/events/{id}/retry (DeadLetterQueue.Retry): it
+// sends the entry again, by hand, to the consumer group that failed it,
+// whatever its status. With eventbus.RetryIfAllowed() (?manual=false) it
+// retries the entry as the automatic schedule would; an entry that is
+// resolved or out of retries refuses with an *APIError that errors.Is
+// matches against eventbus.ErrRetryNotAllowed.
+func (c *Client) Retry(ctx context.Context, id string, opts ...eventbus.RetryOption) error {
 	path, err := entryPath(id)
 	if err != nil {
 		return err
+	}
+	var q url.Values
+	for _, o := range opts {
+		if o == eventbus.RetryIfAllowed() { // the one option there is; RetryOption{} changes nothing
+			q = url.Values{"manual": {"false"}}
+		}
 	}
 	// The answer, 202 {"id":..., "status":"retrying"}, says nothing the
 	// caller does not know; it is decoded only to check it is the API's.
@@ -187,20 +209,31 @@ func (c *Client) retry(ctx context.Context, id string, q url.Values) error {
 	return c.call(ctx, http.MethodPost, path+"/retry", q, &answer)
 }
 
-// RetryTopic calls POST /api/dlq/retry/topic/{topic}: it retries, manually,
-// every entry of the original topic (not its dlq.* topic) that is not
-// resolved and that the token may see.
-func (c *Client) RetryTopic(ctx context.Context, topic string) (RetryCounts, error) {
-	var n RetryCounts
-	if topic == "" {
-		return n, fmt.Errorf("dlqhttp: retry of a topic: %w: empty topic", eventbus.ErrInvalidTopic)
+// RetryAll calls POST /api/dlq/retry/topic/{topic}
+// (DeadLetterQueue.RetryAll): it retries, manually, every entry that
+// matches q, is not resolved and that the token may see, and returns how
+// many retries were sent and how many the brokers refused. The route is
+// per topic: q.Topic, an original topic (not its dlq.* topic), is
+// required (an error wrapping eventbus.ErrInvalidTopic without it); Status
+// and TenantID narrow it further. A query with Oldest, Offset, Limit or
+// VerifiedTenant is refused with an error wrapping
+// eventbus.ErrInvalidConfig.
+func (c *Client) RetryAll(ctx context.Context, q eventbus.DLQQuery) (succeeded, failed int, err error) {
+	if q.Topic == "" {
+		return 0, 0, fmt.Errorf("dlqhttp: retry of a topic: %w: empty topic", eventbus.ErrInvalidTopic)
 	}
-	err := c.call(ctx, http.MethodPost, "/retry/topic/"+pathSegment(topic), nil, &n)
-	return n, err
+	v, err := filterValues("RetryAll", q, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	v.Del("topic") // it is in the path
+	var n RetryCounts
+	err = c.call(ctx, http.MethodPost, "/retry/topic/"+pathSegment(q.Topic), v, &n)
+	return n.Succeeded, n.Failed, err
 }
 
-// Delete calls DELETE /api/dlq/events/{id}: the entry is forgotten, and
-// will not be retried.
+// Delete calls DELETE /api/dlq/events/{id} (DeadLetterQueue.Delete): the
+// entry is forgotten, and will not be retried.
 func (c *Client) Delete(ctx context.Context, id string) error {
 	path, err := entryPath(id)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func TestClient(t *testing.T) {
 
 	t.Run("auth", func(t *testing.T) {
 		for _, c := range []*dlqhttp.Client{newClient(t, f.srv.URL, "wrong-token-0123456789"), newClient(t, f.srv.URL, "")} {
-			_, err := c.Stats(ctx, "")
+			_, err := c.Stats(ctx, eventbus.DLQQuery{})
 			e := apiError(t, err, http.StatusUnauthorized, "unauthorized")
 			if errors.Unwrap(e) != nil || errors.Is(err, eventbus.ErrFailedEventNotFound) {
 				t.Fatalf("401 wraps %v", errors.Unwrap(e))
@@ -83,52 +84,71 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("stats", func(t *testing.T) {
-		s, err := admin.Stats(ctx, "")
+		s, err := admin.Stats(ctx, eventbus.DLQQuery{})
 		if err != nil || s.Total != 4 || s.ByTopic[f.topicA] != 3 || s.ByTopic[f.topicB] != 1 || s.ByStatus["max-retries-exceeded"] != 4 {
 			t.Fatalf("admin stats %+v, %v", s, err)
 		}
-		if s, err := admin.Stats(ctx, f.tenantB); err != nil || s.Total != 1 {
+		if s, err := admin.Stats(ctx, eventbus.DLQQuery{TenantID: f.tenantB}); err != nil || s.Total != 1 {
 			t.Fatalf("admin stats of tenant B %+v, %v", s, err)
 		}
-		if s, err := b.Stats(ctx, ""); err != nil || s.Total != 1 || len(s.ByTopic) != 1 {
+		if s, err := admin.Stats(ctx, eventbus.DLQQuery{Topic: f.topicB, Status: eventbus.StatusMaxRetriesExceeded}); err != nil || s.Total != 1 || s.ByTopic[f.topicB] != 1 {
+			t.Fatalf("admin stats of topic B %+v, %v", s, err)
+		}
+		if s, err := b.Stats(ctx, eventbus.DLQQuery{}); err != nil || s.Total != 1 || len(s.ByTopic) != 1 {
 			t.Fatalf("tenant B stats %+v, %v", s, err)
 		}
-		_, err = a.Stats(ctx, f.tenantB)
+		_, err = a.Stats(ctx, eventbus.DLQQuery{TenantID: f.tenantB})
 		apiError(t, err, http.StatusForbidden, "forbidden")
+		_, err = admin.Stats(ctx, eventbus.DLQQuery{Status: "broken"})
+		apiError(t, err, http.StatusBadRequest, "bad_request")
+		// What the route cannot carry is refused before any request.
+		for _, q := range []eventbus.DLQQuery{{Limit: 1}, {Offset: 1}, {Oldest: true}, {VerifiedTenant: true}} {
+			if _, err := admin.Stats(ctx, q); !errors.Is(err, eventbus.ErrInvalidConfig) {
+				t.Fatalf("Stats(%+v): %v", q, err)
+			}
+		}
 	})
 
 	t.Run("list", func(t *testing.T) {
-		p, err := admin.List(ctx, dlqhttp.ListQuery{})
-		if err != nil || p.Total != 4 || len(p.Items) != 4 || p.Page != 1 || p.PageSize != dlqhttp.DefaultPageSize || p.TotalPages != 1 {
-			t.Fatalf("list %+v, %v", p, err)
+		all, total, err := admin.List(ctx, eventbus.DLQQuery{})
+		if err != nil || total != 4 || len(all) != 4 {
+			t.Fatalf("list %+v, %d, %v", all, total, err)
 		}
-		for i := 1; i < len(p.Items); i++ {
-			if p.Items[i].FailedAt.After(p.Items[i-1].FailedAt) {
-				t.Fatalf("not newest first: %v", p.Items)
+		for i := 1; i < len(all); i++ {
+			if all[i].FailedAt.After(all[i-1].FailedAt) {
+				t.Fatalf("not newest first: %v", all)
 			}
 		}
-		asc, err := admin.List(ctx, dlqhttp.ListQuery{Oldest: true})
-		if err != nil || asc.Items[0].ID != p.Items[3].ID || asc.Items[3].ID != p.Items[0].ID {
+		asc, _, err := admin.List(ctx, eventbus.DLQQuery{Oldest: true})
+		if err != nil || asc[0].ID != all[3].ID || asc[3].ID != all[0].ID {
 			t.Fatalf("oldest first %+v, %v", asc, err)
 		}
-		p, err = admin.List(ctx, dlqhttp.ListQuery{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded, TenantID: f.tenantA, Page: 2, PageSize: 1})
-		if err != nil || p.Total != 2 || p.TotalPages != 2 || p.Page != 2 || p.PageSize != 1 || len(p.Items) != 1 || p.Items[0].TenantID != f.tenantA {
-			t.Fatalf("filtered page %+v, %v", p, err)
+		page, total, err := admin.List(ctx, eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded, TenantID: f.tenantA, Offset: 1, Limit: 1})
+		if err != nil || total != 2 || len(page) != 1 || page[0].TenantID != f.tenantA {
+			t.Fatalf("filtered page %+v, %d, %v", page, total, err)
 		}
-		p, err = admin.List(ctx, dlqhttp.ListQuery{Status: eventbus.StatusPending})
-		if err != nil || p.Total != 0 || p.Items == nil || p.TotalPages != 0 {
-			t.Fatalf("empty list %+v, %v", p, err)
+		// An offset that is not a multiple of the limit.
+		mid, total, err := admin.List(ctx, eventbus.DLQQuery{Offset: 1, Limit: 2})
+		if err != nil || total != 4 || len(mid) != 2 || mid[0].ID != all[1].ID || mid[1].ID != all[2].ID {
+			t.Fatalf("entries 1 and 2 %+v, %d, %v", mid, total, err)
 		}
-		if p, err := b.List(ctx, dlqhttp.ListQuery{}); err != nil || p.Total != 1 || p.Items[0].ID != f.ids["b1"] {
-			t.Fatalf("tenant B list %+v, %v", p, err)
+		empty, total, err := admin.List(ctx, eventbus.DLQQuery{Status: eventbus.StatusPending})
+		if err != nil || total != 0 || empty == nil || len(empty) != 0 {
+			t.Fatalf("empty list %+v, %d, %v", empty, total, err)
 		}
-		_, err = admin.List(ctx, dlqhttp.ListQuery{PageSize: dlqhttp.MaxPageSize + 1})
-		apiError(t, err, http.StatusBadRequest, "bad_request")
-		_, err = a.List(ctx, dlqhttp.ListQuery{TenantID: f.tenantB})
+		if items, total, err := b.List(ctx, eventbus.DLQQuery{}); err != nil || total != 1 || items[0].ID != f.ids["b1"] {
+			t.Fatalf("tenant B list %+v, %v", items, err)
+		}
+		for _, q := range []eventbus.DLQQuery{{Limit: -1}, {Offset: -1}, {VerifiedTenant: true}} {
+			if _, _, err := admin.List(ctx, q); !errors.Is(err, eventbus.ErrInvalidConfig) {
+				t.Fatalf("List(%+v): %v", q, err)
+			}
+		}
+		_, _, err = a.List(ctx, eventbus.DLQQuery{TenantID: f.tenantB})
 		apiError(t, err, http.StatusForbidden, "forbidden")
 		// A topic holding query syntax reaches the server whole, and is refused.
 		for _, topic := range []string{"core.user.created&status=pending", "core.user.created#x", "core.user.created%41"} {
-			_, err := admin.List(ctx, dlqhttp.ListQuery{Topic: topic})
+			_, _, err := admin.List(ctx, eventbus.DLQQuery{Topic: topic})
 			if e := apiError(t, err, http.StatusBadRequest, "bad_request"); !strings.Contains(e.Message, strconv.Quote(topic)) {
 				t.Fatalf("topic %q: the server saw another: %v", topic, e)
 			}
@@ -174,7 +194,7 @@ func TestClient(t *testing.T) {
 
 	t.Run("retry", func(t *testing.T) {
 		// An automatic-rule retry of an entry out of retries conflicts.
-		err := a.RetryIfAllowed(ctx, f.ids["a2"])
+		err := a.Retry(ctx, f.ids["a2"], eventbus.RetryIfAllowed())
 		apiError(t, err, http.StatusConflict, "conflict")
 		if !errors.Is(err, eventbus.ErrRetryNotAllowed) || errors.Is(err, eventbus.ErrFailedEventNotFound) {
 			t.Fatalf("409 is not ErrRetryNotAllowed: %v", err)
@@ -202,25 +222,35 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("retry topic", func(t *testing.T) {
-		n, err := b.RetryTopic(ctx, f.topicA)
-		if err != nil || n != (dlqhttp.RetryCounts{Succeeded: 1}) {
-			t.Fatalf("tenant B topic retry %+v, %v", n, err)
+		// The filter narrows the retry: no entry of topic A is pending.
+		if ok, failed, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusPending}); err != nil || ok != 0 || failed != 0 {
+			t.Fatalf("retry of topic A's pending entries %d, %d, %v", ok, failed, err)
+		}
+		// A tenant token may not name another tenant.
+		_, _, err := a.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, TenantID: f.tenantB})
+		apiError(t, err, http.StatusForbidden, "forbidden")
+		ok, failed, err := b.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA})
+		if err != nil || ok != 1 || failed != 0 {
+			t.Fatalf("tenant B topic retry %d, %d, %v", ok, failed, err)
 		}
 		// Admin retries every unresolved entry of a topic (a2 is resolved),
 		// named by its dlq topic too.
-		n, err = admin.RetryTopic(ctx, f.topicA)
-		if err != nil || n != (dlqhttp.RetryCounts{Succeeded: 2}) {
-			t.Fatalf("admin topic retry %+v, %v", n, err)
+		ok, failed, err = admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA})
+		if err != nil || ok != 2 || failed != 0 {
+			t.Fatalf("admin topic retry %d, %d, %v", ok, failed, err)
 		}
 		// A topic with path syntax reaches the route whole, and is refused.
 		for _, topic := range append([]string{"dlq." + f.topicA, "core.user/created?x=1#y", "orders"}, oddNames...) {
-			_, err := admin.RetryTopic(ctx, topic)
+			_, _, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: topic})
 			if e := apiError(t, err, http.StatusBadRequest, "bad_request"); !strings.Contains(e.Message, strconv.Quote(topic)) {
-				t.Fatalf("RetryTopic(%q): the server saw another topic: %v", topic, e)
+				t.Fatalf("RetryAll(%q): the server saw another topic: %v", topic, e)
 			}
 		}
-		if _, err := admin.RetryTopic(ctx, ""); !errors.Is(err, eventbus.ErrInvalidTopic) {
-			t.Fatalf("RetryTopic(\"\"): %v", err)
+		if _, _, err := admin.RetryAll(ctx, eventbus.DLQQuery{}); !errors.Is(err, eventbus.ErrInvalidTopic) {
+			t.Fatalf("RetryAll without a topic: %v", err)
+		}
+		if _, _, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, Limit: 1}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+			t.Fatalf("RetryAll with a limit: %v", err)
 		}
 	})
 
@@ -269,7 +299,7 @@ func TestClient(t *testing.T) {
 				t.Fatalf("Get(%q) = %+v, %v", id, e, err)
 			}
 			// Never retried automatically: only by hand.
-			if err := admin.RetryIfAllowed(ctx, id); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+			if err := admin.Retry(ctx, id, eventbus.RetryIfAllowed()); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
 				t.Fatalf("automatic retry of %q: %v", id, err)
 			}
 			if err := admin.Retry(ctx, id); err != nil {
@@ -291,7 +321,7 @@ func TestClient(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		cancel()
 		var ue *url.Error
-		if _, err := admin.Stats(ctx, ""); !errors.Is(err, context.Canceled) || !errors.As(err, &ue) {
+		if _, err := admin.Stats(ctx, eventbus.DLQQuery{}); !errors.Is(err, context.Canceled) || !errors.As(err, &ue) {
 			t.Fatalf("canceled: %v", err)
 		}
 	})
@@ -302,7 +332,7 @@ func TestClient(t *testing.T) {
 		if err := f.bus.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		_, err := admin.Stats(ctx, "")
+		_, err := admin.Stats(ctx, eventbus.DLQQuery{})
 		if e := apiError(t, err, http.StatusServiceUnavailable, "unavailable"); errors.Unwrap(e) != nil {
 			t.Fatalf("503 wraps %v", errors.Unwrap(e))
 		}
@@ -347,18 +377,26 @@ func TestClientRequests(t *testing.T) {
 		call func() error
 		want request
 	}{
-		{func() error { _, err := c.Stats(ctx, ""); return err }, request{method: "GET", path: "/gw/api/dlq/stats"}},
-		{func() error { _, err := c.Stats(ctx, "a&b c"); return err }, request{method: "GET", path: "/gw/api/dlq/stats", query: "tenantId=a%26b+c"}},
-		{func() error { _, err := c.List(ctx, dlqhttp.ListQuery{}); return err }, request{method: "GET", path: "/gw/api/dlq/events"}},
+		{func() error { _, err := c.Stats(ctx, eventbus.DLQQuery{}); return err }, request{method: "GET", path: "/gw/api/dlq/stats"}},
+		{func() error { _, err := c.Stats(ctx, eventbus.DLQQuery{TenantID: "a&b c"}); return err }, request{method: "GET", path: "/gw/api/dlq/stats", query: "tenantId=a%26b+c"}},
 		{func() error {
-			_, err := c.List(ctx, dlqhttp.ListQuery{Topic: "core.a.b", Status: eventbus.StatusPending, TenantID: "t=1", Page: 2, PageSize: 5, Oldest: true})
+			_, err := c.Stats(ctx, eventbus.DLQQuery{Topic: "core.a.b", Status: eventbus.StatusPending})
+			return err
+		}, request{method: "GET", path: "/gw/api/dlq/stats", query: "status=pending&topic=core.a.b"}},
+		{func() error { _, _, err := c.List(ctx, eventbus.DLQQuery{}); return err }, request{method: "GET", path: "/gw/api/dlq/events", query: "page=1&pageSize=100"}},
+		{func() error {
+			_, _, err := c.List(ctx, eventbus.DLQQuery{Topic: "core.a.b", Status: eventbus.StatusPending, TenantID: "t=1", Offset: 5, Limit: 5, Oldest: true})
 			return err
 		}, request{method: "GET", path: "/gw/api/dlq/events", query: "page=2&pageSize=5&sort=failedAt&status=pending&tenantId=t%3D1&topic=core.a.b"}},
 		{func() error { _, err := c.Get(ctx, "a/b?c#d %"); return err }, request{method: "GET", path: "/gw/api/dlq/events/a%2Fb%3Fc%23d%20%25"}},
 		{func() error { _, err := c.Get(ctx, ".."); return err }, request{method: "GET", path: "/gw/api/dlq/events/%2E%2E"}},
 		{func() error { return c.Retry(ctx, "é") }, request{method: "POST", path: "/gw/api/dlq/events/%C3%A9/retry"}},
-		{func() error { return c.RetryIfAllowed(ctx, "x") }, request{method: "POST", path: "/gw/api/dlq/events/x/retry", query: "manual=false"}},
-		{func() error { _, err := c.RetryTopic(ctx, "core.user/x"); return err }, request{method: "POST", path: "/gw/api/dlq/retry/topic/core.user%2Fx"}},
+		{func() error { return c.Retry(ctx, "x", eventbus.RetryIfAllowed()) }, request{method: "POST", path: "/gw/api/dlq/events/x/retry", query: "manual=false"}},
+		{func() error { _, _, err := c.RetryAll(ctx, eventbus.DLQQuery{Topic: "core.user/x"}); return err }, request{method: "POST", path: "/gw/api/dlq/retry/topic/core.user%2Fx"}},
+		{func() error {
+			_, _, err := c.RetryAll(ctx, eventbus.DLQQuery{Topic: "core.a.b", Status: eventbus.StatusPending, TenantID: "acme"})
+			return err
+		}, request{method: "POST", path: "/gw/api/dlq/retry/topic/core.a.b", query: "status=pending&tenantId=acme"}},
 		{func() error { return c.Delete(ctx, "./x") }, request{method: "DELETE", path: "/gw/api/dlq/events/.%2Fx"}},
 	} {
 		if err := tc.call(); err != nil {
@@ -372,7 +410,7 @@ func TestClientRequests(t *testing.T) {
 
 	// Without a token, no Authorization; the base may be the API's address.
 	for _, base := range []string{srv.URL, srv.URL + "/", srv.URL + "/api/dlq", srv.URL + "/api/dlq/"} {
-		if _, err := newClient(t, base, "").Stats(ctx, ""); err != nil {
+		if _, err := newClient(t, base, "").Stats(ctx, eventbus.DLQQuery{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := last(); got.path != "/api/dlq/stats" || got.auth != "" {
@@ -387,7 +425,7 @@ func TestClientErrors(t *testing.T) {
 
 	// A proxy's error page.
 	srv, _ := recorder(t, http.StatusBadGateway, "\n<html>upstream down</html>\n<body>...</body>\n")
-	_, err := newClient(t, srv.URL, "").Stats(ctx, "")
+	_, err := newClient(t, srv.URL, "").Stats(ctx, eventbus.DLQQuery{})
 	var e *dlqhttp.APIError
 	if !errors.As(err, &e) || *e != (dlqhttp.APIError{Status: http.StatusBadGateway, Message: "<html>upstream down</html>"}) {
 		t.Fatalf("502: %#v", err)
@@ -402,7 +440,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	// A success that is not the API's JSON.
 	srv, _ = recorder(t, http.StatusOK, "<html>hello</html>")
-	_, err = newClient(t, srv.URL, "").List(ctx, dlqhttp.ListQuery{})
+	_, _, err = newClient(t, srv.URL, "").List(ctx, eventbus.DLQQuery{})
 	var syntax *json.SyntaxError
 	if !errors.As(err, &syntax) || !strings.Contains(err.Error(), srv.URL+"/api/dlq/events") {
 		t.Fatalf("HTML answer: %v", err)
@@ -419,7 +457,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, err = newClient(t, "http://"+addr, "").Stats(ctx, "")
+	_, err = newClient(t, "http://"+addr, "").Stats(ctx, eventbus.DLQQuery{})
 	var ue *url.Error
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "http://"+addr+"/api/dlq/stats") || errors.As(err, &e) {
 		t.Fatalf("unreachable: %v", err)
@@ -445,6 +483,51 @@ func TestNewClient(t *testing.T) {
 	for _, base := range []string{"http://host", "https://host:8443/", "http://[::1]:80/a/b", "HTTP://host/api/dlq"} {
 		if _, err := dlqhttp.NewClient(base, "a token, with blanks", nil); err != nil {
 			t.Errorf("NewClient(%q): %v", base, err)
+		}
+	}
+}
+
+// TestClientListPages: List reads page after page when the offset and limit
+// are not one page of the API, and stops at the limit or the end.
+func TestClientListPages(t *testing.T) {
+	const n = 2*dlqhttp.MaxPageSize + 17
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		size, _ := strconv.Atoi(r.URL.Query().Get("pageSize"))
+		p := dlqhttp.Page{Items: []eventbus.FailedEvent{}, Total: n, Page: page, PageSize: size, TotalPages: (n + size - 1) / size}
+		for i := (page - 1) * size; i < min(page*size, n); i++ {
+			p.Items = append(p.Items, eventbus.FailedEvent{ID: strconv.Itoa(i)})
+		}
+		_ = json.NewEncoder(w).Encode(p)
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, "")
+	for _, tc := range []struct {
+		offset, limit, from, to int
+		requests                int32
+	}{
+		{0, 0, 0, n, 3},                          // all: every page
+		{5, 0, 5, n, 3},                          // all the rest, from inside the first page
+		{10, 5, 10, 15, 1},                       // one page of 5 (the third)
+		{7, 150, 7, 157, 2},                      // more than a page, off the grid
+		{n - 3, 10, n - 3, n, 1},                 // past the end
+		{n + 5, 10, n + 5, n + 5, 1},             // wholly past the end
+		{dlqhttp.MaxPageSize - 1, 2, 99, 101, 2}, // across two pages
+	} {
+		requests.Store(0)
+		items, total, err := c.List(t.Context(), eventbus.DLQQuery{Offset: tc.offset, Limit: tc.limit})
+		if err != nil || total != n || len(items) != max(tc.to-tc.from, 0) {
+			t.Fatalf("List(offset %d, limit %d): %d items, total %d, %v", tc.offset, tc.limit, len(items), total, err)
+		}
+		for i, e := range items {
+			if e.ID != strconv.Itoa(tc.from+i) {
+				t.Fatalf("List(offset %d, limit %d): item %d is %s", tc.offset, tc.limit, i, e.ID)
+			}
+		}
+		if got := requests.Load(); got != tc.requests {
+			t.Fatalf("List(offset %d, limit %d): %d requests, want %d", tc.offset, tc.limit, got, tc.requests)
 		}
 	}
 }

@@ -12,22 +12,27 @@
 //
 // # Routes
 //
-//	GET    /api/dlq/stats                  counts by status, topic and reason
-//	GET    /api/dlq/events                 a page of entries (query below)
+//	GET    /api/dlq/stats                  counts by status, topic and reason (filter below)
+//	GET    /api/dlq/events                 a page of entries (filter and paging below)
 //	GET    /api/dlq/events/{id}            one entry
 //	POST   /api/dlq/events/{id}/retry      retry one entry: 202 {"id":..., "status":"retrying"}
-//	POST   /api/dlq/retry/topic/{topic}    retry every unresolved entry of a topic: {"succeeded":n,"failed":m}
+//	POST   /api/dlq/retry/topic/{topic}    retry every unresolved entry of a topic (filter below): {"succeeded":n,"failed":m}
 //	DELETE /api/dlq/events/{id}            delete one entry: 204
 //
-// GET /api/dlq/stats answers an eventbus.DLQStats, counting only the
-// entries the token may see; an admin may narrow it with ?tenantId=. Its
-// byReason labels are failure reasons, scrubbed (see Redaction) and cut to
-// their first line, at most 80 bytes.
+// The filter, of stats, events and a topic's retry, is the query
+// parameters topic (an original topic, not its dlq.* topic; the retry of a
+// topic takes it from its path), status (pending, retrying, resolved or
+// max-retries-exceeded) and tenantId: the fields of eventbus.DLQQuery.
+// Every answer covers only the entries the token may see (see
+// Authentication).
 //
-// GET /api/dlq/events takes topic, status (pending, retrying, resolved or
-// max-retries-exceeded), tenantId, page (from 1), pageSize (default 20, at
-// most 100) and sort (-failedAt, newest failure first, the default; or
-// failedAt, oldest first). It answers
+// GET /api/dlq/stats answers an eventbus.DLQStats. Its byReason labels are
+// failure reasons, scrubbed (see Redaction) and cut to their first line,
+// at most 80 bytes.
+//
+// GET /api/dlq/events takes the filter, page (from 1), pageSize (default
+// 20, at most 100) and sort (-failedAt, newest failure first, the default;
+// or failedAt, oldest first). It answers
 //
 //	{"items":[...],"total":42,"page":1,"pageSize":20,"totalPages":3}
 //
@@ -103,15 +108,16 @@
 //
 // # Client
 //
-// Client calls the API from Go, with a method per route that answers the
-// types above (eventbus.DLQStats, Page, eventbus.FailedEvent, RetryCounts);
-// `eventbus dlq` is built on it:
+// Client calls the API from Go in the words of eventbus.DeadLetterQueue:
+// Get, List, Stats, Retry, RetryAll and Delete, with the same
+// eventbus.DLQQuery, eventbus.RetryIfAllowed, eventbus.DLQStats and
+// eventbus.FailedEvent, one route per method; `eventbus dlq` is built on it:
 //
 //	c, err := dlqhttp.NewClient("http://localhost:8080", token, &http.Client{Timeout: 30 * time.Second})
 //	...
-//	p, err := c.List(ctx, dlqhttp.ListQuery{Topic: "core.user.created", Status: eventbus.StatusMaxRetriesExceeded})
+//	items, total, err := c.List(ctx, eventbus.DLQQuery{Topic: "core.user.created", Status: eventbus.StatusMaxRetriesExceeded, Limit: 20})
 //	...
-//	err = c.Retry(ctx, p.Items[0].ID)
+//	err = c.Retry(ctx, items[0].ID)
 //	if errors.Is(err, eventbus.ErrFailedEventNotFound) { ... }
 //
 // An error answer is an *APIError with the status, code and message.

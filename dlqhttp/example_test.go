@@ -97,19 +97,20 @@ func ExampleClient() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	page, err := c.List(ctx, dlqhttp.ListQuery{Topic: "core.order.placed", Status: eventbus.StatusMaxRetriesExceeded})
+	// The words and types of bus.DLQ(), over HTTP.
+	items, total, err := c.List(ctx, eventbus.DLQQuery{Topic: "core.order.placed", Status: eventbus.StatusMaxRetriesExceeded, Limit: 20})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%d entry, page %d of %d\n", page.Total, page.Page, page.TotalPages)
-	entry, err := c.Get(ctx, page.Items[0].ID)
+	fmt.Printf("%d of %d entry\n", len(items), total)
+	entry, err := c.Get(ctx, items[0].ID)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(entry.ConsumerGroup, entry.Status, entry.FailureReason)
 
 	// The automatic schedule does not retry a permanent failure...
-	err = c.RetryIfAllowed(ctx, entry.ID)
+	err = c.Retry(ctx, entry.ID, eventbus.RetryIfAllowed())
 	fmt.Println("retry refused:", errors.Is(err, eventbus.ErrRetryNotAllowed))
 	// ...but an operator may.
 	if err := c.Retry(ctx, entry.ID); err != nil {
@@ -125,7 +126,7 @@ func ExampleClient() {
 		fmt.Println(apiErr.Status, apiErr.Code)
 	}
 	// Output:
-	// 1 entry, page 1 of 1
+	// 1 of 1 entry
 	// fulfilment max-retries-exceeded permanent: payment declined
 	// retry refused: true
 	// deleted: true

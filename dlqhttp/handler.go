@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -129,16 +130,17 @@ func (a *api) route(e endpoint) http.Handler {
 	})
 }
 
-// GET /api/dlq/stats[?tenantId=]
+// GET /api/dlq/stats[?topic=&status=&tenantId=]
 //
 // A tenant token counts only the entries it may see. The reasons that
-// label ByReason are scrubbed of secrets (DeadLetterQueue.StatsFor).
+// label ByReason are scrubbed of secrets (DeadLetterQueue.Stats).
 func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error {
-	filter, err := a.scope(who, eventbus.FailedEventFilter{TenantID: r.URL.Query().Get("tenantId")})
+	query := r.URL.Query()
+	filter, err := a.filter(who, query.Get("topic"), query)
 	if err != nil {
 		return err
 	}
-	s, err := a.q.StatsFor(r.Context(), filter)
+	s, err := a.q.Stats(r.Context(), filter)
 	if err != nil {
 		return err
 	}
@@ -165,27 +167,16 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 	default:
 		return badRequest("sort %q is not failedAt (oldest failure first) or -failedAt (newest first, the default)", query.Get("sort"))
 	}
-	filter := eventbus.FailedEventFilter{Status: eventbus.FailedEventStatus(query.Get("status"))}
-	if filter.Status != "" && !filter.Status.Valid() {
-		return badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
-	}
-	if topic := query.Get("topic"); topic != "" {
-		if err := a.checkTopic(topic); err != nil {
-			return err
-		}
-		filter.Topic = topic
-	}
-	filter.TenantID = query.Get("tenantId")
-	if filter, err = a.scope(who, filter); err != nil {
+	filter, err := a.filter(who, query.Get("topic"), query)
+	if err != nil {
 		return err
 	}
 	offset := math.MaxInt // a page past any end: nothing is read, nothing overflows
 	if pageNo-1 <= math.MaxInt/size {
 		offset = (pageNo - 1) * size
 	}
-	entries, total, err := a.q.QueryFailedEvents(r.Context(), eventbus.FailedEventQuery{
-		FailedEventFilter: filter, Oldest: ascending, Offset: offset, Limit: size,
-	})
+	filter.Oldest, filter.Offset, filter.Limit = ascending, offset, size
+	entries, total, err := a.q.List(r.Context(), filter)
 	if err != nil {
 		return err
 	}
@@ -221,11 +212,11 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error
 			return err
 		}
 	}
-	retry := a.q.RetryFailedEvent
+	var opts []eventbus.RetryOption
 	if !manual {
-		retry = a.q.RetryFailedEventIfAllowed
+		opts = append(opts, eventbus.RetryIfAllowed())
 	}
-	if err := retry(r.Context(), id); err != nil {
+	if err := a.q.Retry(r.Context(), id, opts...); err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
@@ -240,7 +231,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) erro
 			return err
 		}
 	}
-	if err := a.q.DeleteFailedEvent(r.Context(), id); err != nil {
+	if err := a.q.Delete(r.Context(), id); err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: deleted dead-letter entry", "dlq_id", id, "by", who.String())
@@ -248,14 +239,14 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) erro
 	return nil
 }
 
-// POST /api/dlq/retry/topic/{topic} answers RetryCounts.
+// POST /api/dlq/retry/topic/{topic}[?status=&tenantId=] answers RetryCounts.
 func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) error {
 	topic := r.PathValue("topic")
-	if err := a.checkTopic(topic); err != nil {
-		return err
+	if topic == "" {
+		return a.checkTopic(topic) // the filter would take it for "any topic"
 	}
 	// A tenant token retries its own entries only.
-	filter, err := a.scope(who, eventbus.FailedEventFilter{Topic: topic})
+	filter, err := a.filter(who, topic, r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -272,7 +263,7 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) 
 // unknown ID gets, so that the token learns nothing of it, not even that
 // it exists.
 func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error) {
-	e, err := a.q.FailedEvent(r.Context(), r.PathValue("id"))
+	e, err := a.q.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return e, err
 	}
@@ -282,11 +273,28 @@ func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error
 	return e, nil
 }
 
+// filter is the selection of a request: topic (validated, when not
+// empty) and the query's status and tenantId, narrowed by scope to what
+// who may see.
+func (a *api) filter(who principal, topic string, query url.Values) (eventbus.DLQQuery, error) {
+	filter := eventbus.DLQQuery{Status: eventbus.FailedEventStatus(query.Get("status")), TenantID: query.Get("tenantId")}
+	if filter.Status != "" && !filter.Status.Valid() {
+		return filter, badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
+	}
+	if topic != "" {
+		if err := a.checkTopic(topic); err != nil {
+			return filter, err
+		}
+		filter.Topic = topic
+	}
+	return a.scope(who, filter)
+}
+
 // scope narrows filter to what who may see. The filter's TenantID is the
 // request's tenantId: any tenant for an admin; for a tenant token, empty or
 // its own tenant, and another is refused (403). A tenant token sees only
 // the entries whose tenant is verified (FailedEvent.VerifiedTenant).
-func (a *api) scope(who principal, filter eventbus.FailedEventFilter) (eventbus.FailedEventFilter, error) {
+func (a *api) scope(who principal, filter eventbus.DLQQuery) (eventbus.DLQQuery, error) {
 	if who.admin {
 		return filter, nil
 	}

@@ -117,7 +117,7 @@ func (f *fixture) waitEntry(t *testing.T, name string, ok func(eventbus.FailedEv
 	var e eventbus.FailedEvent
 	eventbustest.Eventually(t, "dead-letter entry "+name, func() error {
 		var err error
-		e, err = f.q.FailedEvent(context.Background(), f.ids[name])
+		e, err = f.q.Get(context.Background(), f.ids[name])
 		if err == nil && ok(e) {
 			return nil
 		}
@@ -402,7 +402,7 @@ func TestAPI(t *testing.T) {
 			t.Fatalf("headers shown as %+v", e.OriginalHeaders)
 		}
 		// The stored entry keeps the secret (a retry sends the original).
-		stored, err := f.q.FailedEvent(context.Background(), f.ids["secret"])
+		stored, err := f.q.Get(context.Background(), f.ids["secret"])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,7 +428,7 @@ func TestAPI(t *testing.T) {
 		f.do(t, "POST", "/api/dlq/events/"+f.ids["a2"]+"/retry?manual=false", tokenA).wantError(t, http.StatusConflict, "conflict")
 		// Another tenant's entry is not found (as if it did not exist), and is not retried.
 		f.do(t, "POST", "/api/dlq/events/"+f.ids["a2"]+"/retry", tokenB).wantError(t, http.StatusNotFound, "not_found")
-		if e, _ := f.q.FailedEvent(context.Background(), f.ids["a2"]); e.RetryCount != 0 {
+		if e, _ := f.q.Get(context.Background(), f.ids["a2"]); e.RetryCount != 0 {
 			t.Fatalf("forbidden retry was sent: %+v", e)
 		}
 		// A manual retry reaches the handler, which now succeeds.
@@ -453,10 +453,10 @@ func TestAPI(t *testing.T) {
 		if got.Succeeded != 1 || got.Failed != 0 {
 			t.Fatalf("tenant B topic retry %+v", got)
 		}
-		if e, _ := f.q.FailedEvent(context.Background(), f.ids["b1"]); e.RetryCount != 1 {
+		if e, _ := f.q.Get(context.Background(), f.ids["b1"]); e.RetryCount != 1 {
 			t.Fatalf("b1 not retried: %+v", e)
 		}
-		if e, _ := f.q.FailedEvent(context.Background(), f.ids["secret"]); e.RetryCount != 0 {
+		if e, _ := f.q.Get(context.Background(), f.ids["secret"]); e.RetryCount != 0 {
 			t.Fatalf("tenant B retried tenant A's entry: %+v", e)
 		}
 		// A tenant without entries on a topic retries nothing.
@@ -469,7 +469,7 @@ func TestAPI(t *testing.T) {
 		if got.Succeeded != 2 || got.Failed != 0 {
 			t.Fatalf("admin topic retry %+v", got)
 		}
-		if e, _ := f.q.FailedEvent(context.Background(), f.ids["secret"]); e.RetryCount != 1 {
+		if e, _ := f.q.Get(context.Background(), f.ids["secret"]); e.RetryCount != 1 {
 			t.Fatalf("admin retry skipped an entry: %+v", e)
 		}
 	})
@@ -480,7 +480,7 @@ func TestAPI(t *testing.T) {
 		if len(r.body) != 0 {
 			t.Fatalf("204 with a body: %s", r.body)
 		}
-		if _, err := f.q.FailedEvent(context.Background(), f.ids["a3"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if _, err := f.q.Get(context.Background(), f.ids["a3"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 			t.Fatalf("deleted entry: %v", err)
 		}
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["a3"], adminToken).wantError(t, http.StatusNotFound, "not_found")

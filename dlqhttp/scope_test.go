@@ -59,7 +59,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 	}
 	// Wait for the four entries, and name the malformed ones by their bytes.
 	eventbustest.Eventually(t, "the four entries", func() error {
-		all, err := f.q.FailedEvents(context.Background(), eventbus.FailedEventFilter{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded})
+		all, _, err := f.q.List(context.Background(), eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 		}
 		return fmt.Errorf("entries %+v, named %v", all, f.ids)
 	})
-	if e, _ := f.q.FailedEvent(context.Background(), f.ids["truncated"]); e.TenantID != f.tenantA {
+	if e, _ := f.q.Get(context.Background(), f.ids["truncated"]); e.TenantID != f.tenantA {
 		t.Fatalf("the malformed record's claimed tenant is not kept: %+v", e)
 	}
 
@@ -115,7 +115,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 			t.Fatalf("admin stats %+v", s)
 		}
 		// The stored entries keep their bytes: a manual retry sends the original.
-		stored, err := f.q.FailedEvent(context.Background(), f.ids["form"])
+		stored, err := f.q.Get(context.Background(), f.ids["form"])
 		if err != nil || !strings.Contains(string(stored.OriginalEvent), secret) {
 			t.Fatalf("stored entry %s (%v)", stored.OriginalEvent, err)
 		}
@@ -156,17 +156,17 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 			t.Fatalf("tenant A topic retry %+v", got)
 		}
 		for _, name := range []string{"truncated", "form", "notevent"} {
-			e, err := f.q.FailedEvent(context.Background(), f.ids[name])
+			e, err := f.q.Get(context.Background(), f.ids[name])
 			if err != nil || e.RetryCount != 0 {
 				t.Fatalf("%s after the tenant's requests: %+v (%v)", name, e, err)
 			}
 		}
-		if e, _ := f.q.FailedEvent(context.Background(), f.ids["failing"]); e.RetryCount != 1 {
+		if e, _ := f.q.Get(context.Background(), f.ids["failing"]); e.RetryCount != 1 {
 			t.Fatalf("failing not retried: %+v", e)
 		}
 		// An admin still deletes a malformed entry.
 		f.do(t, "DELETE", "/api/dlq/events/"+f.ids["form"], adminToken).want(t, http.StatusNoContent, nil)
-		if _, err := f.q.FailedEvent(context.Background(), f.ids["form"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if _, err := f.q.Get(context.Background(), f.ids["form"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
 			t.Fatalf("deleted entry: %v", err)
 		}
 	})

@@ -14,7 +14,7 @@ const pollInterval = 10 * time.Millisecond
 // returned and what was waited for:
 //
 //	eventbustest.Eventually(t, "the entry to be retried", func() error {
-//		e, err := q.FailedEvent(ctx, id)
+//		e, err := q.Get(ctx, id)
 //		if err != nil {
 //			return err
 //		}

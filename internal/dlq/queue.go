@@ -333,7 +333,7 @@ func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 }
 
 func notFound(id string) error {
-	return fmt.Errorf("%w: no dead-letter entry %q (list them with FailedEvents)", ErrNotFound, id)
+	return fmt.Errorf("%w: no dead-letter entry %q (list them with List)", ErrNotFound, id)
 }
 
 // Stats counts the entries that match f, from the index.

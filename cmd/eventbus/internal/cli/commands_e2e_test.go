@@ -270,6 +270,11 @@ func TestCommandsEndToEnd(t *testing.T) {
 		if !regexpLine(out, "max-retries-exceeded", "2") || !regexpLine(out, topic, "2") {
 			t.Fatalf("dlq stats:\n%s", out)
 		}
+		var acmeStats eventbus.DLQStats
+		out = mustRun(t, "", api, "dlq", "stats", "--json", "--topic", topic, "--status", "max-retries-exceeded", "--tenant", "acme")
+		if err := json.Unmarshal([]byte(out), &acmeStats); err != nil || acmeStats.Total != 1 || acmeStats.ByTopic[topic] != 1 {
+			t.Fatalf("dlq stats --topic --status --tenant acme (%v):\n%s", err, out)
+		}
 		out = mustRun(t, "", api, "dlq", "list", "--topic", topic)
 		if !regexpLine(out, id, "max-retries-exceeded", topic, "acme", "mailer", "0/3", "mailbox rejected") ||
 			!strings.Contains(out, "page 1 of 1, 2 entries") {

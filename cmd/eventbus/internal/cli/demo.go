@@ -213,7 +213,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	filter := eventbus.FailedEventFilter{Topic: catalog.UserCreated.String(), TenantID: "globex"}
+	filter := eventbus.DLQQuery{Topic: catalog.UserCreated.String(), TenantID: "globex"}
 	entry, err := d.waitEntry(ctx, bus.DLQ(), filter, id, func(eventbus.FailedEvent) bool { return true })
 	if err != nil {
 		return err
@@ -235,7 +235,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	d.say("    dead letter queue          entry %s: status %s (%s)\n", resolved.ID, resolved.Status, strings.Join(history, " → "))
 	d.pause()
 
-	stats, err := bus.DLQ().Stats(ctx)
+	stats, err := bus.DLQ().Stats(ctx, eventbus.DLQQuery{})
 	if err != nil {
 		return fmt.Errorf("read the dead letter queue: %w", err)
 	}
@@ -422,13 +422,13 @@ func (d *demo) waitUntil(ctx context.Context, cond func() bool, progress func() 
 
 // waitEntry polls the dead letter queue (bounded) until the entry of event
 // id exists and done accepts it.
-func (d *demo) waitEntry(ctx context.Context, q *eventbus.DeadLetterQueue, filter eventbus.FailedEventFilter, id string, done func(eventbus.FailedEvent) bool) (eventbus.FailedEvent, error) {
+func (d *demo) waitEntry(ctx context.Context, q *eventbus.DeadLetterQueue, filter eventbus.DLQQuery, id string, done func(eventbus.FailedEvent) bool) (eventbus.FailedEvent, error) {
 	deadline := time.Now().Add(demoStepTimeout)
 	tick := time.NewTicker(demoPoll)
 	defer tick.Stop()
 	var last eventbus.FailedEvent
 	for {
-		entries, err := q.FailedEvents(ctx, filter)
+		entries, _, err := q.List(ctx, filter)
 		if err != nil && ctx.Err() == nil {
 			return last, fmt.Errorf("read the dead letter queue: %w", err)
 		}

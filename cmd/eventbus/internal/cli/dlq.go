@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -151,14 +152,20 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Count dead-letter entries by status, topic and reason",
-		Args:  argsUsage(0, 0, "no arguments", "eventbus dlq stats --tenant acme"),
+		Args:  argsUsage(0, 0, "no arguments (filters are flags)", "eventbus dlq stats --tenant acme"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			topic, _ := f.GetString("topic")
+			status, _ := f.GetString("status")
+			tenant, _ := f.GetString("tenant")
+			if status != "" && !eventbus.FailedEventStatus(status).Valid() {
+				return usageErrorf("--status %q is not a status; use pending, retrying, resolved or max-retries-exceeded", status)
+			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			tenant, _ := cmd.Flags().GetString("tenant")
-			stats, err := api.Stats(cmd.Context(), tenant)
+			stats, err := api.Stats(cmd.Context(), eventbus.DLQQuery{Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
@@ -168,7 +175,10 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 			return writeStats(a.stdout, stats)
 		},
 	}
-	cmd.Flags().String("tenant", "", "count only this tenant's entries")
+	f := cmd.Flags()
+	f.String("topic", "", "count only entries of this topic")
+	f.String("status", "", "count only entries in this status: pending, retrying, resolved, max-retries-exceeded")
+	f.String("tenant", "", "count only this tenant's entries")
 	return cmd
 }
 
@@ -224,16 +234,22 @@ func (a *app) dlqListCmd() *cobra.Command {
 			if size < 1 || size > dlqhttp.MaxPageSize {
 				return usageErrorf("--page-size must be between 1 and %d", dlqhttp.MaxPageSize)
 			}
+			if page-1 > math.MaxInt/size {
+				return usageErrorf("--page %d is past any entry", page)
+			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			p, err := api.List(cmd.Context(), dlqhttp.ListQuery{
-				Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant, Page: page, PageSize: size,
+			// One page of the API: an offset that is a multiple of a limit
+			// of at most MaxPageSize is one request.
+			items, total, err := api.List(cmd.Context(), eventbus.DLQQuery{
+				Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant, Offset: (page - 1) * size, Limit: size,
 			})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
+			p := dlqhttp.Page{Items: items, Total: total, Page: page, PageSize: size, TotalPages: (total + size - 1) / size}
 			if api.asJSON {
 				return writeJSON(a.stdout, p)
 			}
@@ -412,7 +428,8 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := api.RetryTopic(cmd.Context(), topic)
+			var out dlqhttp.RetryCounts
+			out.Succeeded, out.Failed, err = api.RetryAll(cmd.Context(), eventbus.DLQQuery{Topic: topic})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
