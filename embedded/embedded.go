@@ -7,8 +7,9 @@
 // --brokers), tests (each its own broker, in-process, nothing to install)
 // and demos. What it is not: a production broker. It has no replication
 // across machines (its several "brokers" share one process), and its
-// records live in the process's memory, with DataDir as a copy on disk. Run
-// Redpanda or Apache Kafka in production; the same code talks to them.
+// records live in the process: in its memory without DataDir, in DataDir
+// with an index in memory otherwise. Run Redpanda or Apache Kafka in
+// production; the same code talks to them.
 //
 // Memory stays bounded the way Kafka bounds a log: each partition keeps
 // what its topic's retention.ms and retention.bytes allow (applied every
