@@ -38,6 +38,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // ErrAddrInUse is returned by Start when the listen address is taken.
@@ -189,7 +192,40 @@ func Start(cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
-	return &Broker{cluster: c, addrs: c.ListenAddrs(), janitor: newJanitor(c, cfg.MaxBytes, cfg.CheckInterval, cfg.DataDir)}, nil
+	var lister *kgo.Client
+	if cfg.MaxBytes > 0 {
+		lister = selfClient(c.ListenAddrs(), cfg)
+	}
+	return &Broker{cluster: c, addrs: c.ListenAddrs(), janitor: newJanitor(c, cfg.MaxBytes, cfg.CheckInterval, cfg.DataDir, lister)}, nil
+}
+
+// selfClient is an admin client of the broker itself, for the janitor to
+// list its topics (kfake has no listing of its own), logged in as the
+// superuser when SASL is on. Nil under TLS (the janitor cannot be sure to
+// pass the listener's client authentication) or when the client cannot be
+// made: the janitor then learns the topics from produce requests.
+func selfClient(addrs []string, cfg Config) *kgo.Client {
+	if cfg.TLS != nil {
+		return nil
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ClientID("embedded-janitor")}
+	if su := cfg.Superuser; su != nil {
+		switch su.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: su.Name, Pass: su.Password}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: su.Name, Pass: su.Password}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: su.Name, Pass: su.Password}.AsSha512Mechanism()))
+		default:
+			return nil
+		}
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil
+	}
+	return cl
 }
 
 // segmentBytes is the segment size under a cap of maxBytes: a 64th of it,

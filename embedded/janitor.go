@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"context"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -29,6 +31,9 @@ const capLowWater = 0.9
 type janitor struct {
 	cluster  *kfake.Cluster
 	maxBytes int64
+	// lister, when set, lists the broker's topics through a client of its
+	// own; else the janitor learns them from produce requests.
+	lister *kgo.Client
 
 	mu     sync.Mutex
 	names  map[string]struct{}   // topics records were produced to (or found in DataDir)
@@ -38,20 +43,21 @@ type janitor struct {
 	ticker *time.Ticker
 }
 
-func newJanitor(c *kfake.Cluster, maxBytes int64, interval time.Duration, dataDir string) *janitor {
+func newJanitor(c *kfake.Cluster, maxBytes int64, interval time.Duration, dataDir string, lister *kgo.Client) *janitor {
 	j := &janitor{
 		cluster:  c,
 		maxBytes: maxBytes,
+		lister:   lister,
 		names:    make(map[string]struct{}),
 		ids:      make(map[[16]byte]struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		ticker:   time.NewTicker(interval),
 	}
-	if maxBytes > 0 {
-		// kfake has no listing of topics: learn them from what is
-		// produced, and from the data directory for what a previous run
-		// kept there.
+	if maxBytes > 0 && lister == nil {
+		// kfake has no listing of topics of its own: learn them from what
+		// is produced, and from the data directory for what a previous
+		// run kept there.
 		for _, t := range persistedTopics(dataDir) {
 			j.names[t] = struct{}{}
 		}
@@ -120,12 +126,6 @@ func (j *janitor) run() {
 	}
 }
 
-// close stops the janitor and waits for a running check to end.
-func (j *janitor) close() {
-	close(j.stop)
-	<-j.done
-}
-
 // check applies retention.ms and retention.bytes now (kfake on its own
 // does so only every log.cleaner.backoff.ms, an hour by default), then
 // the size cap.
@@ -134,6 +134,36 @@ func (j *janitor) check() {
 	if j.maxBytes > 0 {
 		j.enforceCap()
 	}
+}
+
+// close stops the janitor and waits for a running check to end.
+func (j *janitor) close() {
+	close(j.stop)
+	<-j.done
+	if j.lister != nil {
+		j.lister.Close()
+	}
+}
+
+// listTopics adds the broker's topics, as its client lists them, to the
+// known ones.
+func (j *janitor) listTopics() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A metadata request of its own each time: kadm's ListTopics answers
+	// from the client's cache, which would miss new topics for seconds.
+	req := kmsg.NewPtrMetadataRequest() // no Topics: all of them
+	resp, err := req.RequestWith(ctx, j.lister)
+	if err != nil {
+		return // the next check tries again; the known topics stay
+	}
+	j.mu.Lock()
+	for _, t := range resp.Topics {
+		if t.Topic != nil && t.ErrorCode == 0 {
+			j.names[*t.Topic] = struct{}{}
+		}
+	}
+	j.mu.Unlock()
 }
 
 // partSize is one partition the cap may trim.
@@ -148,6 +178,9 @@ type partSize struct {
 // may trim: every topic but those compacted without deletion
 // (cleanup.policy=compact), which keep what compaction keeps.
 func (j *janitor) cappedPartitions() []partSize {
+	if j.lister != nil {
+		j.listTopics()
+	}
 	j.mu.Lock()
 	for id := range j.ids {
 		if ti := j.cluster.TopicIDInfo(id); ti != nil {

@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/internal/testcerts"
 )
 
 // retained sums what the broker reports holding per topic through
@@ -240,4 +243,60 @@ func TestMaxBytesOnDisk(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("data directory after 12 MB into a %d-byte cap: %d bytes", maxBytes, dirBytes(t, dir))
+}
+
+// TestMaxBytesSASLAndTLS floods a broker with SASL and ACLs (the janitor
+// lists topics as the superuser) and one with TLS (the janitor learns the
+// topics from produce requests) past the cap.
+func TestMaxBytesSASLAndTLS(t *testing.T) {
+	t.Parallel()
+	const maxBytes = 1 << 20
+	ca := testcerts.NewCA(t, "test CA")
+	su := &embedded.User{Mechanism: "SCRAM-SHA-256", Name: "admin", Password: "admin-secret"}
+	for _, tc := range []struct {
+		name   string
+		cfg    embedded.Config
+		client []kgo.Opt
+	}{
+		{"sasl", embedded.Config{Superuser: su, EnableACLs: true},
+			[]kgo.Opt{kgo.SASL(scram.Auth{User: su.Name, Pass: su.Password}.AsSha256Mechanism())}},
+		{"tls", embedded.Config{TLS: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "broker", "127.0.0.1").TLS}}},
+			[]kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool()})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.cfg.MaxBytes, tc.cfg.CheckInterval = maxBytes, 20*time.Millisecond
+			b, err := embedded.Start(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			cl, err := kgo.NewClient(append(tc.client, kgo.SeedBrokers(b.Addrs()...), kgo.ProducerBatchCompression(kgo.NoCompression()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			adm := kadm.NewClient(cl)
+			if _, err := adm.CreateTopics(context.Background(), 3, 1, nil, "flood"); err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			for range 10 {
+				produce(t, cl, "flood", 300, 1000, 1<<30)
+			}
+			produced := time.Since(began)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				total := sum(retained(t, adm), "")
+				if total <= maxBytes {
+					t.Logf("3 MB produced in %s; %d bytes retained %s later", produced.Round(time.Millisecond), total, (time.Since(began) - produced).Round(time.Millisecond))
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the broker retains %d bytes after 3 MB into a %d-byte cap", total, maxBytes)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
 }
