@@ -27,6 +27,10 @@ import (
 // environment variable holds "brokers topic group [instanceID]".
 const crashHelperEnv = "EVENTBUS_CRASH_HELPER"
 
+// crashStaticSessionTimeout is the crash helper's session timeout as a
+// static member: a restart under the same instance ID must not wait it out.
+const crashStaticSessionTimeout = time.Minute
+
 // stuckTenant's events never finish in the crash helper.
 const stuckTenant = "stuck"
 
@@ -46,7 +50,7 @@ func runCrashHelper() {
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
 	}
 	if len(args) > 3 {
-		cc = eventbus.ConsumerConfig{InstanceID: args[3], SessionTimeout: time.Minute}
+		cc = eventbus.ConsumerConfig{InstanceID: args[3], SessionTimeout: crashStaticSessionTimeout}
 	}
 	ctx := context.Background()
 	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: strings.Split(brokers, ",")})

@@ -1,8 +1,10 @@
 //go:build kafkacluster && unix
 
-// The broker fault test on a real 3-node Apache Kafka cluster: a broker is
+// The broker fault tests on a real 3-node Apache Kafka cluster: a broker is
 // stopped and restarted while events are published under load, and the
-// figure reported is events lost (must be 0) and duplicates seen.
+// leader of a consumed partition is killed (SIGKILL) while a consumer group
+// handles and commits; the figures reported are events lost (must be 0)
+// and duplicates seen.
 //
 // It needs the cluster that scripts/kafka.sh starts, so it only builds with
 // the kafkacluster tag:
@@ -24,13 +26,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,30 +87,17 @@ func kafkaScript(t *testing.T, timeout time.Duration, args ...string) (string, e
 	return stdout.String(), nil
 }
 
-// killNode sends SIGKILL to node n of the 3-node cluster and waits
-// (bounded) until scripts/kafka.sh status reports it stopped.
+// killNode sends SIGKILL to node n of the 3-node cluster (scripts/kafka.sh
+// kill-node, which returns once the JVM is gone).
 func killNode(t *testing.T, n int) error {
 	t.Helper()
-	out, err := kafkaScript(t, 30*time.Second, "status")
-	if err != nil {
+	if !nodeRunning(t, n) {
+		return fmt.Errorf("node %d is not running", n)
+	}
+	if _, err := kafkaScript(t, scriptStopFor, "kill-node", fmt.Sprint(n), "--nodes", "3"); err != nil {
 		return err
 	}
-	m := regexp.MustCompile(fmt.Sprintf(`cluster3 node %d: running pid (\d+)`, n)).FindStringSubmatch(out)
-	if m == nil {
-		return fmt.Errorf("node %d is not running: %s", n, out)
-	}
-	pid, _ := strconv.Atoi(m[1])
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("kill -9 %d: %w", pid, err)
-	}
-	t.Logf("  sent SIGKILL to node %d (pid %d)", n, pid)
-	deadline := time.Now().Add(scriptStopFor)
-	for nodeRunning(t, n) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %d (pid %d) still running %s after SIGKILL", n, pid, scriptStopFor)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	t.Logf("  sent SIGKILL to node %d", n)
 	return nil
 }
 
@@ -455,4 +441,232 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 	}
 	t.Logf("fault test: %d published, %d lost, %d duplicates seen, %d publish retries, broker %d %s at %s, restarted at %s",
 		len(ids), lost, dups, failedCalls.Load(), faultNode, verb, stoppedAt, restartedAt)
+}
+
+const (
+	leaderKillTotal      = 6_000
+	leaderKillPartitions = 6
+	leaderKillHandle     = 4 * time.Millisecond // per event: consuming spans the failover
+	leaderKillAt         = leaderKillTotal / 5  // handled events before the leader is killed
+)
+
+// partitionLeaders returns the node that leads each partition of topic.
+func partitionLeaders(ctx context.Context, client *eventbus.Client, topic string) (map[int32]int32, error) {
+	adm, err := client.Admin()
+	if err != nil {
+		return nil, err
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	d := td[topic]
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	out := make(map[int32]int32, len(d.Partitions))
+	for p, pd := range d.Partitions {
+		out[p] = pd.Leader
+	}
+	return out, nil
+}
+
+// groupCoordinator returns the node that coordinates group.
+func groupCoordinator(ctx context.Context, client *eventbus.Client, group string) (int32, error) {
+	adm, err := client.Admin()
+	if err != nil {
+		return -1, err
+	}
+	r := adm.FindGroupCoordinators(ctx, group)
+	c, ok := r[group]
+	if !ok {
+		return -1, fmt.Errorf("no coordinator found for group %s", group)
+	}
+	if c.Err != nil {
+		return -1, c.Err
+	}
+	return c.NodeID, nil
+}
+
+// The leader of a consumed partition is killed (SIGKILL, no controlled
+// shutdown) while a consumer group handles and commits: the partition's
+// leadership moves to a replica in sync, the group goes on, and it handles
+// every event; what it handled twice is reported. The node killed is the
+// group's coordinator when that node leads one of the topic's partitions
+// (it does with 6 partitions on 3 nodes, unless leadership is skewed):
+// the group then loses its coordinator and that partition's leader at
+// once, the worst case for duplicates.
+func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
+	bootstrap := strings.TrimSpace(os.Getenv(clusterEnv))
+	if bootstrap == "" {
+		t.Fatalf("%s is not set: this test (build tag kafkacluster) needs a 3-node Kafka cluster; "+
+			"start one with `scripts/kafka.sh start --nodes 3` and set %s to the bootstrap list it prints", clusterEnv, clusterEnv)
+	}
+	brokers := strings.Split(bootstrap, ",")
+	if len(brokers) != 3 {
+		t.Fatalf("%s=%q names %d brokers; this test kills a leader of a 3-node cluster", clusterEnv, bootstrap, len(brokers))
+	}
+	for n := 1; n <= 3; n++ {
+		if !nodeRunning(t, n) {
+			t.Logf("node %d is down (an earlier test?); starting it", n)
+			if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(n), "--nodes", "3"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	killed := -1
+	t.Cleanup(func() {
+		if killed < 0 || nodeRunning(t, killed) {
+			return
+		}
+		t.Logf("cleanup: node %d is down; starting it again", killed)
+		if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(killed), "--nodes", "3"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), faultPublishFor+scriptStopFor+faultDrainFor)
+	defer cancel()
+
+	client := eventbustest.NewClient(t, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	{
+		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
+		err := client.Topics().EnsureTopic(ectx, topic, eventbus.WithPartitions(leaderKillPartitions),
+			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		ecancel()
+		if err != nil {
+			t.Fatalf("ensure %s: %v", topic, err)
+		}
+	}
+	// Everything is published (and acknowledged by two replicas at
+	// least) before the group starts, so that what is tested is consuming.
+	pub := eventbustest.NewBusOn(t, client, eventbus.Config{})
+	ids := make([]string, 0, leaderKillTotal)
+	for from := 0; from < leaderKillTotal; from += eventbus.MaxBatchSize {
+		batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
+		for i := from; i < min(from+eventbus.MaxBatchSize, leaderKillTotal); i++ {
+			batch = append(batch, eventbus.BatchEvent{
+				EventType: topic,
+				Data:      map[string]any{"order": i},
+				Metadata:  eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%faultTenants)},
+				Options:   []eventbus.PublishOption{eventbus.WithPartitionKey(fmt.Sprintf("order-%d", i))},
+			})
+		}
+		res, err := pub.PublishBatch(ctx, batch)
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		for _, r := range res {
+			ids = append(ids, r.EventID)
+		}
+	}
+	t.Logf("published %d events; topic %s: %s", len(ids), topic, leaders(ctx, client, topic))
+
+	var (
+		seenMu  sync.Mutex
+		seen    = map[string]int{}
+		handled atomic.Int64
+	)
+	group := eventbustest.UniqueID("leaderkill")
+	consumer := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	start := time.Now()
+	eventbustest.MustSubscribe(t, consumer, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+		select {
+		case <-time.After(leaderKillHandle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		seenMu.Lock()
+		seen[ev.ID]++
+		seenMu.Unlock()
+		handled.Add(1)
+		return nil
+	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
+
+	// The fault: once a fifth is handled, kill the leader of a partition,
+	// on the group coordinator's node if it leads one.
+	for handled.Load() < leaderKillAt {
+		if ctx.Err() != nil {
+			t.Fatalf("the group handled %d events, never %d", handled.Load(), leaderKillAt)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	led, err := partitionLeaders(ctx, client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coordinator, err := groupCoordinator(ctx, client, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partition := int32(0)
+	for p := range int32(leaderKillPartitions) {
+		if led[p] == coordinator {
+			partition = p
+			break
+		}
+	}
+	leader := led[partition]
+	role := "not the group coordinator"
+	if leader == coordinator {
+		role = "also the group coordinator"
+	}
+	atHandled, killedAt := handled.Load(), time.Since(start)
+	killed = int(leader)
+	if err := killNode(t, killed); err != nil {
+		t.Fatalf("killing node %d, leader of partition %d: %v", killed, partition, err)
+	}
+	t.Logf("node %d, leader of partition %d and %s, killed (SIGKILL) at %d handled (+%.1fs)", killed, partition, role, atHandled, killedAt.Seconds())
+	newLeader := leader
+	for newLeader == leader || newLeader < 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("partition %d has no new leader after node %d was killed: %s", partition, killed, leaders(ctx, client, topic))
+		}
+		time.Sleep(100 * time.Millisecond)
+		if now, err := partitionLeaders(ctx, client, topic); err == nil {
+			newLeader = now[partition]
+		}
+	}
+	failover := time.Since(start) - killedAt
+	t.Logf("partition %d led by node %d %.1fs after the kill; topic: %s", partition, newLeader, failover.Seconds(), leaders(ctx, client, topic))
+
+	missing := func() int {
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		n := 0
+		for _, id := range ids {
+			if seen[id] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	drain := time.NewTimer(faultDrainFor)
+	defer drain.Stop()
+	lost := missing()
+	for lost > 0 {
+		select {
+		case <-drain.C:
+			t.Fatalf("fault test (leader killed while consuming): %d published, %d lost: not handled by the group %s after the kill", len(ids), lost, faultDrainFor)
+		case <-time.After(100 * time.Millisecond):
+		}
+		lost = missing()
+	}
+	all := time.Since(start)
+	seenMu.Lock()
+	dups := 0
+	for _, n := range seen {
+		dups += n - 1
+	}
+	distinct := len(seen)
+	seenMu.Unlock()
+	if distinct != len(ids) {
+		t.Errorf("the group handled %d distinct event IDs, %d were published", distinct, len(ids))
+	}
+	t.Logf("fault test (leader killed while consuming): %d published, %d lost, %d duplicates handled (%.2f%%), node %d (leader of partition %d, %s) killed at %d handled, new leader after %.1fs, all handled %.1fs after the group started",
+		len(ids), lost, dups, 100*float64(dups)/float64(len(ids)), killed, partition, role, atHandled, failover.Seconds(), all.Seconds())
+
+	if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(killed), "--nodes", "3"); err != nil {
+		t.Fatalf("restarting node %d: %v", killed, err)
+	}
 }

@@ -3,9 +3,22 @@
 // protocol speaker with consumer groups, transactions, SASL, ACLs and TLS,
 // and (with Config.DataDir) persistence across restarts.
 //
-// It is not a production broker: run Redpanda or Apache Kafka there.
+// What it is for: a developer's machine (`eventbus serve` without
+// --brokers), tests (each its own broker, in-process, nothing to install)
+// and demos. What it is not: a production broker. It has no replication
+// across machines (its several "brokers" share one process), and its
+// records live in the process: in its memory without DataDir, in DataDir
+// with an index in memory otherwise. Run Redpanda or Apache Kafka in
+// production; the same code talks to them.
 //
-//	b, err := embedded.Start(embedded.Config{Addr: "127.0.0.1:9092", DataDir: "./data"})
+// Memory stays bounded the way Kafka bounds a log: each partition keeps
+// what its topic's retention.ms and retention.bytes allow (applied every
+// Config.CheckInterval), and Config.MaxBytes caps all topics together:
+// past it, the oldest records of the largest partitions are deleted first.
+// Topics with cleanup.policy=compact are left out of the cap: they keep
+// what compaction keeps.
+//
+//	b, err := embedded.Start(embedded.Config{Addr: "127.0.0.1:9092", DataDir: "./data", MaxBytes: 512 << 20})
 //	if err != nil { ... }
 //	defer b.Close()
 //	fmt.Println(b.Addrs()) // [127.0.0.1:9092]
@@ -22,8 +35,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // ErrAddrInUse is returned by Start when the listen address is taken.
@@ -68,11 +85,26 @@ type Config struct {
 	TLS *tls.Config
 	// Logger, when set, receives the broker's logs at the given level and above.
 	Logger *slog.Logger
+	// MaxBytes, when positive, caps the bytes of records the broker
+	// retains, all topics together, in memory and (with DataDir) on disk:
+	// past it, the oldest records of the largest partitions are deleted
+	// first, as DeleteRecords would, until the total is back under 90 % of
+	// it. Topics with cleanup.policy=compact (without delete) are neither
+	// counted nor trimmed: they keep what compaction keeps. The cap is
+	// checked every CheckInterval, so the total can pass it by what is
+	// produced in between. 0 means no cap: records stay until their
+	// topic's retention.ms or retention.bytes removes them.
+	MaxBytes int64
+	// CheckInterval is how often retention (retention.ms and
+	// retention.bytes of each partition, as Kafka applies them) and
+	// MaxBytes are enforced. Default DefaultCheckInterval.
+	CheckInterval time.Duration
 }
 
 // Broker is a running embedded cluster.
 type Broker struct {
 	cluster *kfake.Cluster
+	janitor *janitor
 	addrs   []string
 	once    sync.Once
 }
@@ -92,6 +124,15 @@ func Start(cfg Config) (*Broker, error) {
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("embedded broker address %q: port must be a number from 0 to 65535", cfg.Addr)
+	}
+	if cfg.MaxBytes < 0 {
+		return nil, fmt.Errorf("embedded broker MaxBytes %d: want 0 (no cap) or a positive number of bytes", cfg.MaxBytes)
+	}
+	if cfg.CheckInterval < 0 {
+		return nil, fmt.Errorf("embedded broker CheckInterval %s: want a positive duration (or 0 for the default)", cfg.CheckInterval)
+	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = DefaultCheckInterval
 	}
 	if cfg.EnableACLs && cfg.Superuser == nil {
 		return nil, errors.New("embedded broker: EnableACLs needs a Superuser (or no one could create ACLs)")
@@ -120,6 +161,12 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.DefaultNumPartitions(3),
 		kfake.AllowAutoTopicCreation(),
 	}
+	if cfg.MaxBytes > 0 {
+		// Records leave the disk a whole segment at a time: segments of
+		// kfake's default 100 MiB would keep far more on disk than a
+		// small cap allows.
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.FormatInt(segmentBytes(cfg.MaxBytes), 10)}))
+	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 		if cfg.SyncWrites {
@@ -145,7 +192,46 @@ func Start(cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
-	return &Broker{cluster: c, addrs: c.ListenAddrs()}, nil
+	var lister *kgo.Client
+	if cfg.MaxBytes > 0 {
+		lister = selfClient(c.ListenAddrs(), cfg)
+	}
+	return &Broker{cluster: c, addrs: c.ListenAddrs(), janitor: newJanitor(c, cfg.MaxBytes, cfg.CheckInterval, cfg.DataDir, lister)}, nil
+}
+
+// selfClient is an admin client of the broker itself, for the janitor to
+// list its topics (kfake has no listing of its own), logged in as the
+// superuser when SASL is on. Nil under TLS (the janitor cannot be sure to
+// pass the listener's client authentication) or when the client cannot be
+// made: the janitor then learns the topics from produce requests.
+func selfClient(addrs []string, cfg Config) *kgo.Client {
+	if cfg.TLS != nil {
+		return nil
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ClientID("embedded-janitor")}
+	if su := cfg.Superuser; su != nil {
+		switch su.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: su.Name, Pass: su.Password}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: su.Name, Pass: su.Password}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: su.Name, Pass: su.Password}.AsSha512Mechanism()))
+		default:
+			return nil
+		}
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil
+	}
+	return cl
+}
+
+// segmentBytes is the segment size under a cap of maxBytes: a 64th of it,
+// from 1 MiB to kfake's default of 100 MiB.
+func segmentBytes(maxBytes int64) int64 {
+	return min(max(maxBytes/64, 1<<20), 100<<20)
 }
 
 // advertisedHost is the host a broker listening on listenHost tells
@@ -196,7 +282,10 @@ func (b *Broker) Addrs() []string { return append([]string(nil), b.addrs...) }
 // Close stops the broker. With a DataDir, its state is flushed there first.
 // Closing twice is a no-op.
 func (b *Broker) Close() {
-	b.once.Do(b.cluster.Close)
+	b.once.Do(func() {
+		b.janitor.close()
+		b.cluster.Close()
+	})
 }
 
 // Cluster returns the underlying kfake cluster, for fault injection in tests.

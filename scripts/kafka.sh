@@ -12,6 +12,8 @@
 #   scripts/kafka.sh stop [--nodes 1|3|all]         stop nodes (default: every cluster)
 #   scripts/kafka.sh stop all                       same as plain stop
 #   scripts/kafka.sh stop-node N [--nodes 3]        stop node N, keep its data
+#   scripts/kafka.sh kill-node N [--nodes 3]        SIGKILL node N (a crash: no controlled
+#                                                   shutdown, its leaders fail), keep its data
 #   scripts/kafka.sh start-node N [--nodes 3]       restart node N on its kept data, wait
 #   scripts/kafka.sh status                         which nodes run
 #   scripts/kafka.sh bootstrap [--nodes 1|3]        print the bootstrap list of a cluster
@@ -475,6 +477,25 @@ cmd_stop_node() {
   log "'$CL' node $NODE stopped (data kept; scripts/kafka.sh start-node $NODE brings it back)"
 }
 
+cmd_kill_node() {
+  parse_node_cmd "$@"
+  local pid dir
+  dir=$(node_dir "$CL" "$NODE")
+  if ! pid=$(node_pid "$CL" "$NODE"); then
+    log "'$CL' node $NODE is not running"
+    rm -f "$dir/kafka.pid"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS < deadline)) || die "'$CL' node $NODE (pid $pid) still alive 30s after SIGKILL"
+    sleep 0.05
+  done
+  rm -f "$dir/kafka.pid"
+  log "'$CL' node $NODE killed (SIGKILL, pid $pid; data kept; scripts/kafka.sh start-node $NODE brings it back)"
+}
+
 cmd_start_node() {
   parse_node_cmd "$@"
   find_java
@@ -535,6 +556,7 @@ main() {
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     stop-node) cmd_stop_node "$@" ;;
+    kill-node) cmd_kill_node "$@" ;;
     start-node) cmd_start_node "$@" ;;
     status) cmd_status ;;
     bootstrap) cmd_bootstrap "$@" ;;

@@ -153,6 +153,13 @@ type Config struct {
 	// (core.plugin.installed, .activated, .deactivated, .uninstalled of
 	// crm): tenants are added and removed as they install it.
 	Follow bool
+	// InstanceID, when set, makes the plugin a static member of its
+	// consumer groups (eventbus.ConsumerConfig.InstanceID): a restart
+	// takes its partitions back at once instead of after the session
+	// timeout. Stable across restarts, unique among the plugin's
+	// instances: main takes it from EVENTBUS_INSTANCE_ID (set it to the
+	// pod name).
+	InstanceID string
 	// SASL, when set, logs in with the plugin's credentials (see
 	// TopicManager.ProvisionPlugin).
 	SASL   *eventbus.SASLConfig
@@ -185,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	if err := client.Connect(ctx); err != nil {
 		return nil, err
 	}
-	bus, err := eventbus.NewBus(client, eventbus.Config{Source: PluginID})
+	bus, err := eventbus.NewBus(client, eventbus.Config{Source: PluginID, Consumer: eventbus.ConsumerConfig{InstanceID: cfg.InstanceID}})
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -286,20 +293,25 @@ func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated brokers")
 	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve from the start")
 	follow := flag.Bool("follow", false, "follow the platform's installs and uninstalls of the plugin")
+	instance := flag.String("instance-id", os.Getenv(EnvInstanceID), "stable ID of this instance in its consumer groups, for restarts without waiting out the session timeout; set it to the pod name (env "+EnvInstanceID+")")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := Run(ctx, Config{
-		Brokers: strings.Split(*brokers, ","),
-		Tenants: splitList(*tenants),
-		Follow:  *follow,
-		Ready:   func(*Plugin) { slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow) },
+		Brokers:    strings.Split(*brokers, ","),
+		Tenants:    splitList(*tenants),
+		Follow:     *follow,
+		InstanceID: *instance,
+		Ready:      func(*Plugin) { slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow) },
 	})
 	if err != nil {
 		slog.Error("crm plugin failed", "err", err)
 		os.Exit(1)
 	}
 }
+
+// EnvInstanceID names the instance ID main passes to Config.InstanceID.
+const EnvInstanceID = "EVENTBUS_INSTANCE_ID"
 
 // splitList splits a comma-separated flag, dropping empty items.
 func splitList(s string) []string {

@@ -38,6 +38,13 @@ type serveConfig struct {
 	AdvertisedHost string
 	// DataDir is where the embedded broker persists; empty keeps it in memory.
 	DataDir string
+	// BrokerMaxBytes caps what the embedded broker retains, all topics
+	// together; 0 means no cap (embedded.Config.MaxBytes).
+	BrokerMaxBytes int64
+	// InstanceID makes this process a static member of its consumer groups
+	// (eventbus.ConsumerConfig.InstanceID), so that a restart takes its
+	// partitions back at once; empty: dynamic membership.
+	InstanceID string
 	// HTTPAddr is where the DLQ REST API, /metrics and the health checks listen.
 	HTTPAddr string
 	// Tokens is the --admin-token list (see dlqhttp.ParseTokens); empty
@@ -60,7 +67,9 @@ func (a *app) serveCmd() *cobra.Command {
 
 Without --brokers it starts an embedded Kafka-protocol broker (for development)
 on --broker-addr, persisting under --data; --in-memory (or --data "") keeps it in
-memory. With --brokers it connects to that Redpanda or Kafka cluster instead, with
+memory. The embedded broker keeps at most --broker-max-bytes of records (default
+`+DefaultBrokerMaxBytes+`): past it the oldest records of the largest partitions go first.
+With --brokers it connects to that Redpanda or Kafka cluster instead, with
 SASL and TLS as the --sasl-* and --tls-* flags say (the password comes from
 EVENTBUS_SASL_PASSWORD or --sasl-password-file).
 
@@ -73,7 +82,8 @@ scheduler group %s; a stop waits at most %s.`,
 			eventbus.DefaultMaxRetries, shortDuration(eventbus.DefaultDLQRetryBackoff), shortDuration(eventbus.DefaultDLQMaxRetryBackoff),
 			eventbus.DefaultSchedulerGroup, shortDuration(shutdownTimeout)),
 		Example: `  eventbus serve
-  eventbus serve --broker-addr 127.0.0.1:0 --in-memory
+  eventbus serve --broker-addr 127.0.0.1:0 --in-memory --broker-max-bytes 64MiB
+  EVENTBUS_INSTANCE_ID=$POD_NAME eventbus serve --brokers kafka-0:9092
   eventbus serve --brokers redpanda-0:9092,redpanda-1:9092
   EVENTBUS_SASL_PASSWORD=... eventbus serve --brokers kafka-0:9093 --sasl-mechanism SCRAM-SHA-512 --sasl-user eventbus --tls-ca ca.pem`,
 		Args: cobra.NoArgs,
@@ -91,6 +101,8 @@ scheduler group %s; a stop waits at most %s.`,
 	f.String("advertised-host", "", "host the embedded broker tells clients to connect to; default the --broker-addr host, or this machine's name when that is 0.0.0.0 (env "+EnvAdvertisedHost+")")
 	f.String("data", DefaultDataDir, `directory the embedded broker persists to; "" keeps it in memory (env `+EnvData+")")
 	f.Bool("in-memory", false, "keep the embedded broker's data in memory only (same as --data \"\")")
+	f.String("broker-max-bytes", DefaultBrokerMaxBytes, "cap on the records the embedded broker retains, all topics together, in memory and on disk: past it the oldest records of the largest partitions are deleted first (compacted topics are left out); e.g. 256MiB, 2GiB; 0: no cap (env "+EnvBrokerMaxBytes+")")
+	f.String("instance-id", "", "a stable ID for this process in its consumer groups, unique among the instances (set it to the pod name): a restart then takes its partitions back at once instead of after the session timeout (env "+EnvInstanceID+")")
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
 	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
@@ -109,8 +121,12 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 		DataDir:        a.stringSetting(cmd, "data", EnvData),
 		HTTPAddr:       a.stringSetting(cmd, "http-addr", EnvHTTPAddr),
 		Tokens:         a.stringSetting(cmd, "admin-token", EnvTokens),
+		InstanceID:     strings.TrimSpace(a.stringSetting(cmd, "instance-id", EnvInstanceID)),
 	}
 	var err error
+	if cfg.BrokerMaxBytes, err = parseByteSize(a.stringSetting(cmd, "broker-max-bytes", EnvBrokerMaxBytes)); err != nil {
+		return cfg, usageErrorf("--broker-max-bytes (or %s): %v", EnvBrokerMaxBytes, err)
+	}
 	if cfg.Compression, err = a.resolveCompression(cmd); err != nil {
 		return cfg, err
 	}
@@ -132,7 +148,7 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 		return cfg, usageErrorf("--connect-timeout must be positive, e.g. 10s")
 	}
 	if !cfg.embedded() {
-		for _, name := range []string{"broker-addr", "advertised-host", "data", "in-memory"} {
+		for _, name := range []string{"broker-addr", "advertised-host", "data", "in-memory", "broker-max-bytes"} {
 			if f.Changed(name) {
 				return cfg, usageErrorf("--%s configures the embedded broker, which does not run with --brokers (or %s); drop one of the two", name, EnvBrokers)
 			}

@@ -75,7 +75,7 @@ func (s *server) Start(ctx context.Context) error {
 		return err
 	}
 	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics, Compression: s.cfg.Compression,
-		DLQ: eventbus.DLQConfig{SigningKey: s.cfg.SigningKey}})
+		DLQ: eventbus.DLQConfig{SigningKey: s.cfg.SigningKey}, Consumer: eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID}})
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func randomToken() string {
 }
 
 func (s *server) startEmbedded() error {
-	b, err := embedded.Start(embedded.Config{Addr: s.cfg.BrokerAddr, AdvertisedHost: s.cfg.AdvertisedHost, DataDir: s.cfg.DataDir, Logger: s.libLog})
+	b, err := embedded.Start(embedded.Config{Addr: s.cfg.BrokerAddr, AdvertisedHost: s.cfg.AdvertisedHost, DataDir: s.cfg.DataDir, MaxBytes: s.cfg.BrokerMaxBytes, Logger: s.libLog})
 	if errors.Is(err, embedded.ErrAddrInUse) {
 		return fmt.Errorf("cannot listen on %s: the address is in use (another eventbus or Kafka broker?); stop it, pick another address with --broker-addr (port 0 picks a free one), or use it with --brokers %s",
 			s.cfg.BrokerAddr, s.cfg.BrokerAddr)

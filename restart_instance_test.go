@@ -1,0 +1,80 @@
+package eventbus_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+)
+
+// TestCrashRestartResumeTime kills a consumer (SIGKILL: it never leaves its
+// group) and starts it again, with and without an instance ID, and
+// logs how long the restarted process takes, from its start, to handle an
+// event published once it has subscribed. A static member
+// (ConsumerConfig.InstanceID, EVENTBUS_INSTANCE_ID in serve and the
+// examples) takes its partitions back without waiting for the dead
+// member's session timeout (crashStaticSessionTimeout, a minute); a dynamic
+// one waits its own out (6 s here, 45 s by default: logged, not asserted).
+func TestCrashRestartResumeTime(t *testing.T) {
+	t.Parallel()
+	brokers := eventbustest.Brokers(t)
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	for _, tc := range []struct {
+		name     string
+		instance string
+	}{
+		{"with instance ID", eventbustest.UniqueID("pod")},
+		{"without", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
+			group := eventbustest.UniqueID("billing")
+			args := []string{strings.Join(brokers, ","), topic, group}
+			if tc.instance != "" {
+				args = append(args, tc.instance)
+			}
+			publish := func() string {
+				return eventbustest.MustPublish(t, bus, topic, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: "acme"})
+			}
+			// run starts the helper, publishes once it subscribed and
+			// returns how long after the start the event was handled;
+			// kill, when set, SIGKILLs the helper then.
+			run := func(kill bool) time.Duration {
+				started := time.Now()
+				cmd, sc := startCrashHelper(t, args...)
+				var id string
+				for sc.Scan() {
+					line := sc.Text()
+					switch {
+					case line == "subscribed":
+						id = publish()
+					case strings.HasPrefix(line, "error"):
+						t.Fatal(line)
+					case id != "" && line == "handled "+id:
+						took := time.Since(started)
+						if kill {
+							if err := cmd.Process.Kill(); err != nil {
+								t.Fatal(err)
+							}
+							_ = cmd.Wait()
+						}
+						return took
+					}
+				}
+				t.Fatalf("the helper ended before it handled %s", id)
+				return 0
+			}
+			first := run(true)
+			resumed := run(false)
+			t.Logf("%s: the first start handled an event %s after the process started; the restart after a crash, %s", tc.name, first.Round(time.Millisecond), resumed.Round(time.Millisecond))
+			// A static member must not wait for the dead member's session
+			// timeout: that is the mechanism under test, not a speed.
+			if tc.instance != "" && resumed >= crashStaticSessionTimeout {
+				t.Errorf("after the crash the restarted static member took %s, as long as the session timeout (%s) it should not wait", resumed, crashStaticSessionTimeout)
+			}
+		})
+	}
+}
