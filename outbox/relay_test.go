@@ -210,8 +210,15 @@ func TestRelayWaitsOutABrokerOutage(t *testing.T) {
 	for n := 20; n < 40; n++ { // commits while the broker is down
 		write(n)
 	}
-	if n := count(t, pool, "SELECT count(*) FROM eventbus_outbox"); n == 0 {
-		t.Fatal("the outbox emptied with the broker down")
+	// The relay keeps failing until the breaker opens.
+	eventbustest.Eventually(t, "the relay to open the breaker", func() error {
+		if s := bus.BreakerState(); s != eventbus.BreakerOpen {
+			return fmt.Errorf("breaker %s", s)
+		}
+		return nil
+	})
+	if n := count(t, pool, "SELECT count(*) FROM eventbus_outbox"); n != keys*20 {
+		t.Fatalf("%d rows in the outbox with the broker down, want %d", n, keys*20)
 	}
 	eventbustest.StartEmbedded(t, embedded.Config{Addr: addr, DataDir: dir})
 	for n := 40; n < perKey; n++ {
