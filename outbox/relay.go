@@ -88,6 +88,7 @@ func (c RelayConfig) validate() error {
 // the events of one key are sent by one relay at a time, in the order
 // they were written. See the package documentation.
 type Relay struct {
+	pool    *pgxpool.Pool
 	connCfg *pgx.ConnConfig
 	bus     *eventbus.Bus
 	cfg     RelayConfig
@@ -101,7 +102,7 @@ type Relay struct {
 // NewRelay returns a relay of the outbox of cfg that sends with bus. It
 // opens a connection of its own with pool's connection settings (it holds
 // session advisory locks and LISTENs on it), and reopens it after a
-// failure; pool is not used otherwise.
+// failure; pool serves Backlog and Collector.
 func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, error) {
 	if pool == nil || bus == nil {
 		return nil, fmt.Errorf("%w: outbox.NewRelay needs a pool and a bus", eventbus.ErrInvalidConfig)
@@ -117,6 +118,7 @@ func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, e
 	connCfg := pool.Config().ConnConfig.Copy()
 	connCfg.RuntimeParams["application_name"] = RelayApplicationName
 	return &Relay{
+		pool:    pool,
 		connCfg: connCfg,
 		bus:     bus,
 		cfg:     cfg,

@@ -1,7 +1,12 @@
 package outbox_test
 
 import (
+	"context"
+	"strings"
+
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"sync"
 	"testing"
 	"time"
@@ -259,4 +264,79 @@ func TestRelayReconnectsToPostgres(t *testing.T) {
 		return err
 	})
 	rec.WaitForID(t, id)
+}
+
+// TestRelayReportsItsBacklog checks Backlog and the collector: rows wait
+// while no relay runs, and a row the bus refuses for good is set aside,
+// counted, and does not hold up the rows behind it.
+func TestRelayReportsItsBacklog(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, outbox.Config{})
+	writerBus := eventbustest.NewBus(t, eventbus.Config{})
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	w := newWriter(t, writerBus, outbox.Config{})
+	meta := eventbus.PublishMetadata{TenantID: "acme"}
+	var ids []string
+	inTx(t, pool, func(tx pgx.Tx) error {
+		for i, data := range []string{"small", strings.Repeat("x", 4096), "small again"} {
+			id, err := w.Publish(t.Context(), tx, topic, data, meta)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	// The relay's bus allows smaller events than the writer's.
+	relayBus := eventbustest.NewBus(t, eventbus.Config{MaxEventBytes: 2048})
+	r, err := outbox.NewRelay(pool, relayBus, outbox.RelayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Backlog(t.Context())
+	if err != nil || b.Rows != 3 || b.OldestAge <= 0 {
+		t.Fatalf("backlog before the relay ran: %+v, %v", b, err)
+	}
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, relayBus, topic, rec.Handle, eventbus.SubscribeOptions{Delivery: eventbus.Delivery{FromBeginning: true}})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go r.Run(ctx)
+	rec.WaitForID(t, ids[2])
+	eventbustest.Eventually(t, "the backlog to hold only the dead row", func() error {
+		b, err := r.Backlog(t.Context())
+		if err != nil || b.Rows != 0 || b.Dead != 1 || r.Stats().Dead != 1 {
+			return fmt.Errorf("backlog %+v (%v), stats %+v", b, err, r.Stats())
+		}
+		return nil
+	})
+	var lastErr string
+	if err := pool.QueryRow(t.Context(), "SELECT last_error FROM eventbus_outbox WHERE event_id = $1", ids[1]).Scan(&lastErr); err != nil || !strings.Contains(lastErr, "limit") {
+		t.Fatalf("the dead row's last_error: %q (%v)", lastErr, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collector())
+	got, err := testutil.GatherAndCount(reg, "eventbus_outbox_backlog_rows", "eventbus_outbox_dead_rows", "eventbus_outbox_sent_total", "eventbus_outbox_up")
+	if err != nil || got != 4 {
+		t.Fatalf("gathered %d outbox metrics (%v), want 4", got, err)
+	}
+	if v := testutil.ToFloat64(gauge(t, reg, "eventbus_outbox_dead_rows")); v != 1 {
+		t.Fatalf("eventbus_outbox_dead_rows %v, want 1", v)
+	}
+}
+
+// gauge returns the one metric named name of reg, as a collector.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "copy"}, func() float64 { return mf.GetMetric()[0].GetGauge().GetValue() })
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
 }
