@@ -95,6 +95,13 @@ func (t tableName) suffixed(suffix string) string {
 // channel is the LISTEN/NOTIFY channel of an outbox table.
 func (t tableName) channel() string { return "eventbus_outbox:" + t.plain() }
 
+// Validate checks the table names (after WithDefaults); it fails with
+// eventbus.ErrInvalidConfig.
+func (c Config) Validate() error {
+	_, err := c.tables()
+	return err
+}
+
 type tables struct {
 	outbox, inbox tableName
 }
