@@ -55,8 +55,11 @@
 //     key are therefore sent by one relay at a time, in the order they
 //     were written (which is commit order for writes that one key's
 //     transactions serialise, as they should). Several relays share the
-//     shards: each takes the free ones in random order and keeps them for
-//     the life of its database session.
+//     shards: each relay holds a presence lock, and every PollInterval
+//     (between two batches, so nothing of a shard is in flight) it gives
+//     up what it holds beyond its fair share (Shards divided by the number
+//     of relays, rounded up) and takes free shards, in random order, up to
+//     it.
 //   - A relay that dies (or loses its session) releases its locks with the
 //     session; another relay takes the shards at its next poll
 //     (RelayConfig.PollInterval) and sends what is still there. Events the

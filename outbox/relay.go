@@ -88,12 +88,13 @@ func (c RelayConfig) validate() error {
 // the events of one key are sent by one relay at a time, in the order
 // they were written. See the package documentation.
 type Relay struct {
-	pool    *pgxpool.Pool
-	connCfg *pgx.ConnConfig
-	bus     *eventbus.Bus
-	cfg     RelayConfig
-	table   tableName
-	lockKey int32
+	pool      *pgxpool.Pool
+	connCfg   *pgx.ConnConfig
+	bus       *eventbus.Bus
+	cfg       RelayConfig
+	table     tableName
+	lockKey   int32 // the advisory lock class of the shards
+	memberKey int32 // the advisory lock class of the relays' presence
 
 	sent, dead atomic.Int64
 	shards     atomic.Int32
@@ -118,12 +119,13 @@ func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, e
 	connCfg := pool.Config().ConnConfig.Copy()
 	connCfg.RuntimeParams["application_name"] = RelayApplicationName
 	return &Relay{
-		pool:    pool,
-		connCfg: connCfg,
-		bus:     bus,
-		cfg:     cfg,
-		table:   t.outbox,
-		lockKey: hashKey(t.outbox.plain()),
+		pool:      pool,
+		connCfg:   connCfg,
+		bus:       bus,
+		cfg:       cfg,
+		table:     t.outbox,
+		lockKey:   hashKey(t.outbox.plain()) & 0x7fffffff,
+		memberKey: hashKey("members:"+t.outbox.plain()) & 0x7fffffff,
 	}, nil
 }
 
@@ -206,6 +208,11 @@ func (r *Relay) session(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.table.channel()}.Sanitize()); err != nil {
 		return err
 	}
+	// Presence: the relays of the table are the sessions that hold a lock
+	// of this class (one each, on their backend PID).
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, pg_backend_pid())", r.memberKey); err != nil {
+		return err
+	}
 	sel := `SELECT id, event_id, topic, key, value, header_keys, header_values, compression FROM ` + r.table.sql() +
 		` WHERE shard = ANY($1) AND dead_at IS NULL ORDER BY id LIMIT $2`
 	del := `DELETE FROM ` + r.table.sql() + ` WHERE id = ANY($1)`
@@ -213,12 +220,11 @@ func (r *Relay) session(ctx context.Context) error {
 	var lastClaim time.Time
 	backoff := r.cfg.MinBackoff
 	for {
-		if len(held) < Shards && time.Since(lastClaim) >= r.cfg.PollInterval {
-			got, err := r.claim(ctx, conn, held)
-			if err != nil {
+		if time.Since(lastClaim) >= r.cfg.PollInterval {
+			// Between batches: nothing of a shard given up is in flight.
+			if held, err = r.balance(ctx, conn, held); err != nil {
 				return err
 			}
-			held = append(held, got...)
 			r.shards.Store(int32(len(held)))
 			lastClaim = time.Now()
 		}
@@ -258,15 +264,49 @@ func (r *Relay) session(ctx context.Context) error {
 	}
 }
 
-// claim takes the advisory lock of every shard that no session holds, in
-// random order (so relays started together share the shards).
-func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, held []int32) ([]int32, error) {
-	rows, err := conn.Query(ctx, `SELECT s FROM (SELECT s FROM generate_series(0, $2 - 1) s WHERE NOT (s = ANY(coalesce($3::int[], '{}'))) ORDER BY random()) free
-		WHERE pg_try_advisory_lock($1, s)`, r.lockKey, Shards, held)
+// balance gives up the shards this relay holds beyond its fair share
+// (Shards divided by the number of relays of the table, rounded up) and
+// takes free shards, in random order, up to it. It returns the shards held.
+func (r *Relay) balance(ctx context.Context, conn *pgx.Conn, held []int32) ([]int32, error) {
+	var relays int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = $1::int4::oid AND objsubid = 2`, r.memberKey).Scan(&relays); err != nil {
+		return held, err
+	}
+	share := (Shards + max(relays, 1) - 1) / max(relays, 1)
+	if len(held) > share {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, s) FROM unnest($2::int[]) s`, r.lockKey, held[share:]); err != nil {
+			return held, err
+		}
+		return r.heldShards(ctx, conn)
+	}
+	if len(held) == share {
+		return held, nil
+	}
+	// The candidates are materialised first, so that the lock is tried
+	// only as the LIMIT pulls rows.
+	if _, err := conn.Exec(ctx, `WITH free AS MATERIALIZED (
+			SELECT s FROM generate_series(0, $2 - 1) s WHERE NOT (s = ANY($3::int[])) ORDER BY random())
+		SELECT s FROM free WHERE pg_try_advisory_lock($1, s) LIMIT $4`, r.lockKey, Shards, held, share-len(held)); err != nil {
+		return held, err
+	}
+	return r.heldShards(ctx, conn)
+}
+
+// heldShards returns the shards whose locks this session holds, as
+// PostgreSQL sees them.
+func (r *Relay) heldShards(ctx context.Context, conn *pgx.Conn) ([]int32, error) {
+	rows, err := conn.Query(ctx, `SELECT objid::bigint::int4 FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND pid = pg_backend_pid() AND classid = $1::int4::oid AND objsubid = 2 ORDER BY objid`, r.lockKey)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[int32])
+	held, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if held == nil {
+		held = []int32{}
+	}
+	return held, err
 }
 
 func (r *Relay) read(ctx context.Context, conn *pgx.Conn, sel string, held []int32) ([]row, error) {
