@@ -213,8 +213,13 @@ func (r *Relay) session(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, pg_backend_pid())", r.memberKey); err != nil {
 		return err
 	}
-	sel := `SELECT id, event_id, topic, key, value, header_keys, header_values, compression FROM ` + r.table.sql() +
-		` WHERE shard = ANY($1) AND dead_at IS NULL ORDER BY id LIMIT $2`
+	// The oldest rows of each held shard (an index range each), then the
+	// oldest of those: what is read of a shard is always a prefix of it in
+	// id order, and the cost does not grow with the backlog.
+	sel := `SELECT o.id, o.event_id, o.topic, o.key, o.value, o.header_keys, o.header_values, o.compression
+		FROM unnest($1::int[]) s, LATERAL (SELECT * FROM ` + r.table.sql() + ` t
+			WHERE t.shard = s AND t.dead_at IS NULL ORDER BY t.id LIMIT $2) o
+		ORDER BY o.id LIMIT $2`
 	del := `DELETE FROM ` + r.table.sql() + ` WHERE id = ANY($1)`
 	held := []int32{}
 	var lastClaim time.Time
