@@ -2,7 +2,9 @@ package outbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,4 +64,67 @@ func BenchmarkRelayBacklog(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkCommitToHandler measures the time from a transaction's commit
+// to the subscriber's handler, one event per transaction, at most 1,000
+// transactions a second, with one relay woken by LISTEN/NOTIFY (its poll
+// interval is 1 s: a poll-only relay would show it).
+// go test -run '^$' -bench CommitToHandler -benchtime 3000x ./outbox
+func BenchmarkCommitToHandler(b *testing.B) {
+	dsn := eventbustest.Postgres(b)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	bus := eventbustest.NewBus(b, eventbus.Config{})
+	topic := eventbustest.UniqueTopic(b, "core.order.placed")
+	w, err := outbox.NewWriter(bus, outbox.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	latencies := make(chan time.Duration, b.N)
+	eventbustest.MustSubscribe(b, bus, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+		var committed int64
+		if err := json.Unmarshal(ev.Data, &committed); err != nil {
+			return err
+		}
+		latencies <- time.Since(time.Unix(0, committed))
+		return nil
+	}, eventbus.SubscribeOptions{})
+	r, err := outbox.NewRelay(pool, bus, outbox.RelayConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go r.Run(rctx)
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < b.N; i++ {
+		<-tick.C
+		// The event carries a time just before the commit; the commit
+		// itself is part of what is measured.
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := w.Publish(ctx, tx, topic, time.Now().UnixNano(), eventbus.PublishMetadata{TenantID: fmt.Sprintf("t-%d", i%16)})
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	all := make([]time.Duration, 0, b.N)
+	for range b.N {
+		all = append(all, <-latencies)
+	}
+	b.StopTimer()
+	slices.Sort(all)
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*95/100].Microseconds())/1000, "p95-ms")
 }
