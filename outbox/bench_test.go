@@ -128,3 +128,50 @@ func BenchmarkCommitToHandler(b *testing.B) {
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*95/100].Microseconds())/1000, "p95-ms")
 }
+
+// BenchmarkTransactionCost compares a transaction that inserts one
+// business row with the same transaction that also writes one outbox
+// event. go test -run '^$' -bench TransactionCost ./outbox
+func BenchmarkTransactionCost(b *testing.B) {
+	dsn := eventbustest.Postgres(b)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer text NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	bus := eventbustest.NewBus(b, eventbus.Config{})
+	w, err := outbox.NewWriter(bus, outbox.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, withEvent := range []bool{false, true} {
+		name := "row"
+		if withEvent {
+			name = "row+event"
+		}
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, "INSERT INTO orders (customer) VALUES ($1)", "c-1"); err != nil {
+						return err
+					}
+					if !withEvent {
+						return nil
+					}
+					_, err := w.Publish(ctx, tx, "core.order.placed", map[string]int{"n": i}, eventbus.PublishMetadata{TenantID: "acme"})
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
