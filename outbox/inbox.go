@@ -101,6 +101,10 @@ type TxHandler[T any] func(ctx context.Context, tx pgx.Tx, ev eventbus.Event[T])
 //
 // Only fn's work in tx is exactly-once; anything else it does (a mail, a
 // call) happens again when the transaction rolls back after it.
+//
+// Each running handler holds one of the pool's connections for its
+// transaction: size the pool (pgxpool's MaxConns) for the subscription's
+// MaxConcurrency, or handlers wait for connections.
 func (in *Inbox) Handler(group string, fn TxHandler[json.RawMessage]) eventbus.Handler {
 	return Handle(in, group, fn)
 }

@@ -163,8 +163,12 @@ func (r *Relay) Stats() RelayStats {
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := r.cfg.MinBackoff
 	for {
+		began := time.Now()
 		err := r.session(ctx)
 		r.shards.Store(0)
+		if time.Since(began) > r.cfg.MaxBackoff {
+			backoff = r.cfg.MinBackoff // the session worked for a while: a new failure
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
