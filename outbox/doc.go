@@ -37,6 +37,8 @@
 //	})
 //
 // The insert also notifies the relay (pg_notify, delivered at commit).
+// Writer.PublishSQL and PublishSQL do the same in a database/sql
+// transaction (*sql.Tx, any PostgreSQL driver).
 //
 // # Relaying (the relay)
 //

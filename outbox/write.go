@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,9 +14,10 @@ import (
 // Writer writes events into the outbox table in the caller's transaction.
 // It is safe for concurrent use.
 type Writer struct {
-	bus    *eventbus.Bus
-	table  tableName
-	insert string
+	bus       *eventbus.Bus
+	table     tableName
+	insert    string
+	insertSQL string // for database/sql: the header arrays as literals
 }
 
 // NewWriter returns a writer of the outbox of cfg. bus validates and
@@ -31,13 +33,15 @@ func NewWriter(bus *eventbus.Bus, cfg Config) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{
-		bus:   bus,
-		table: t.outbox,
-		insert: `WITH ins AS (INSERT INTO ` + t.outbox.sql() +
-			` (shard, event_id, topic, key, value, header_keys, header_values, compression)
+	insert := `WITH ins AS (INSERT INTO ` + t.outbox.sql() +
+		` (shard, event_id, topic, key, value, header_keys, header_values, compression)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
-SELECT pg_notify($9, '')`,
+SELECT pg_notify($9, '')`
+	return &Writer{
+		bus:       bus,
+		table:     t.outbox,
+		insert:    insert,
+		insertSQL: strings.Replace(insert, "$6, $7, $8", "$6::text[], $7::bytea[], $8", 1),
 	}, nil
 }
 
