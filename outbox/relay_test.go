@@ -352,3 +352,54 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Colle
 	t.Fatalf("no metric %s", name)
 	return nil
 }
+
+// TestRelayTakesOverTheShardsOfAStoppedRelay: when one of two relays
+// stops (its session ends, its locks go with it), the other takes all the
+// shards at its next poll and sends what is written after.
+func TestRelayTakesOverTheShardsOfAStoppedRelay(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, outbox.Config{})
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+	w := newWriter(t, bus, outbox.Config{})
+	r1 := startRelay(t, pool, bus, outbox.RelayConfig{})
+	r2, err := outbox.NewRelay(pool, bus, outbox.RelayConfig{PollInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r2.Run(ctx) }()
+	eventbustest.Eventually(t, "the relays to share the shards", func() error {
+		if s1, s2 := r1.Stats(), r2.Stats(); s1.Shards != outbox.Shards/2 || s2.Shards != outbox.Shards/2 {
+			return fmt.Errorf("the relays hold %d and %d shards", s1.Shards, s2.Shards)
+		}
+		return nil
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eventbustest.Eventually(t, "the remaining relay to hold every shard", func() error {
+		if s := r1.Stats(); s.Shards != outbox.Shards {
+			return fmt.Errorf("it holds %d shards", s.Shards)
+		}
+		return nil
+	})
+	var ids []string
+	inTx(t, pool, func(tx pgx.Tx) error {
+		for k := range 64 { // keys in every shard, most likely
+			id, err := w.Publish(t.Context(), tx, topic, k, eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithPartitionKey(fmt.Sprint("order-", k)))
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	for _, id := range ids {
+		rec.WaitForID(t, id)
+	}
+}
