@@ -165,7 +165,7 @@ func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
 
 // TestInboxConsumerKilledMidBacklog: a consumer whose 10 ms handler
 // inserts one effect row per event through the inbox is killed with
-// SIGKILL in the middle of a 600-event backlog and replaced: every event
+// SIGKILL in the middle of a 1,000-event backlog and replaced: every event
 // has its effect, none has two (the redelivered ones are skipped).
 func TestInboxConsumerKilledMidBacklog(t *testing.T) {
 	t.Parallel()
@@ -175,7 +175,7 @@ func TestInboxConsumerKilledMidBacklog(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{Consumer: crashConsumer}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("billing")
-	const events = 600
+	const events = 1000
 	batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
 	for i := range events {
 		batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: i,
