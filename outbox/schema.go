@@ -92,8 +92,15 @@ func (t tableName) suffixed(suffix string) string {
 	return pgx.Identifier{t.name + suffix}.Sanitize()
 }
 
-// channel is the LISTEN/NOTIFY channel of an outbox table.
-func (t tableName) channel() string { return "eventbus_outbox:" + t.plain() }
+// channel is the LISTEN/NOTIFY channel of an outbox table: its name, or
+// a hash of it where the name would pass PostgreSQL's 63-byte limit.
+func (t tableName) channel() string {
+	c := "eventbus_outbox:" + t.plain()
+	if len(c) > 63 {
+		c = fmt.Sprintf("eventbus_outbox:%08x", uint32(hashKey(t.plain())))
+	}
+	return c
+}
 
 // Validate checks the table names (after WithDefaults); it fails with
 // eventbus.ErrInvalidConfig.

@@ -82,6 +82,17 @@ func TestMigrateIsIdempotentAndNamesTheTables(t *testing.T) {
 			t.Errorf("inbox table %q: %v, want ErrInvalidConfig", bad, err)
 		}
 	}
+	// Names at the length limit work end to end (the notification
+	// channel stays within PostgreSQL's 63 bytes).
+	long := outbox.Config{Table: strings.Repeat("s", 50) + "." + strings.Repeat("t", 50), InboxTable: strings.Repeat("i", 50)}
+	if err := outbox.Migrate(t.Context(), pool, long); err != nil {
+		t.Fatalf("migrate with the longest names: %v", err)
+	}
+	lw := newWriter(t, eventbustest.NewBus(t, eventbus.Config{}), long)
+	inTx(t, pool, func(tx pgx.Tx) error {
+		_, err := lw.Publish(t.Context(), tx, "core.invoice.issued", 1, eventbus.PublishMetadata{TenantID: "acme"})
+		return err
+	})
 	// The writer writes into the named table.
 	w := newWriter(t, eventbustest.NewBus(t, eventbus.Config{}), cfg)
 	inTx(t, pool, func(tx pgx.Tx) error {
