@@ -173,7 +173,7 @@ func startCluster() (string, error) {
 	if os.Getuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return "", fmt.Errorf("running as root, and initdb refuses root: need the system user \"postgres\" to run the cluster (%v)", err)
+			return "", &postgresMissingError{why: fmt.Sprintf("running as root, which initdb refuses, and there is no system user \"postgres\" to run the cluster as (%v)", err)}
 		}
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
