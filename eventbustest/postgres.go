@@ -139,6 +139,9 @@ func postgresServer() (string, error) {
 	return pgAdmin, pgErr
 }
 
+// postgresBinGlob is where Debian's packages install the server binaries.
+var postgresBinGlob = "/usr/lib/postgresql/*/bin"
+
 // postgresBin returns the directory of initdb and postgres.
 func postgresBin() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
@@ -150,7 +153,7 @@ func postgresBin() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(postgresBinGlob)
 	for i := len(dirs) - 1; i >= 0; i-- { // the newest version first
 		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
 			if _, err := os.Stat(filepath.Join(dirs[i], "postgres")); err == nil {
