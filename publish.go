@@ -263,6 +263,12 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			topics = append(topics, ev.EventType)
 		}
 	}
+	return b.publishPrepared(ctx, prepared, topics)
+}
+
+// publishPrepared sends a batch of validated events (of topics) through the
+// breaker, as PublishBatch documents.
+func (b *Bus) publishPrepared(ctx context.Context, prepared []prepared, topics []string) ([]PublishResult, error) {
 	if err := keyOrderKept(prepared); err != nil {
 		return nil, err
 	}
@@ -275,10 +281,10 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 			for _, span := range spans {
 				tracing.End(span, err)
 			}
-			return nil, fmt.Errorf("batch event %d of %d (nothing was sent): %w", i, len(events), err)
+			return nil, fmt.Errorf("batch event %d of %d (nothing was sent): %w", i, len(prepared), err)
 		}
 	}
-	results := make([]PublishResult, len(events))
+	results := make([]PublishResult, len(prepared))
 	for i := range prepared {
 		results[i].EventID = prepared[i].id
 	}
@@ -287,7 +293,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 	defer func() {
 		for i := range results {
 			tracing.End(spans[i], results[i].Err)
-			b.cfg.Metrics.observePublish(events[i].EventType, 1, start, results[i].Err)
+			b.cfg.Metrics.observePublish(prepared[i].record.Topic, 1, start, results[i].Err)
 		}
 	}()
 	err := b.breaker.run(func() error {
@@ -311,11 +317,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 		var gone []string // topics found deleted
 		for i := range results {
 			if results[i].Err != nil {
-				if isUnknownTopic(results[i].Err) && !slices.Contains(gone, events[i].EventType) {
-					gone = append(gone, events[i].EventType)
-					b.topicGone(events[i].EventType)
+				if isUnknownTopic(results[i].Err) && !slices.Contains(gone, prepared[i].record.Topic) {
+					gone = append(gone, prepared[i].record.Topic)
+					b.topicGone(prepared[i].record.Topic)
 				}
-				results[i].Err = b.publishError(events[i].EventType, results[i].Err)
+				results[i].Err = b.publishError(prepared[i].record.Topic, results[i].Err)
 				failed++
 				// The breaker hears of the cluster's unavailability if
 				// any event met it.
@@ -327,13 +333,13 @@ func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishR
 		return firstErr
 	})
 	if failed > 0 {
-		return results, &BatchError{Failed: failed, Total: len(events), Results: results}
+		return results, &BatchError{Failed: failed, Total: len(prepared), Results: results}
 	}
 	if err != nil { // the breaker refused the whole batch
 		for i := range results {
 			results[i].Err = err
 		}
-		return results, &BatchError{Failed: len(events), Total: len(events), Results: results}
+		return results, &BatchError{Failed: len(prepared), Total: len(prepared), Results: results}
 	}
 	return results, nil
 }

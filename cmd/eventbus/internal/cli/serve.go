@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/outbox"
 )
 
 // Defaults of `eventbus serve`.
@@ -54,6 +55,11 @@ type serveConfig struct {
 	Compression eventbus.Compression
 	// SigningKey signs the retries this process sends (EVENTBUS_DLQ_SIGNING_KEY).
 	SigningKey []byte
+	// OutboxDSN, when set, is the PostgreSQL database whose outbox this
+	// process relays (--outbox-dsn, EVENTBUS_OUTBOX_DSN).
+	OutboxDSN string
+	// Outbox names the outbox table.
+	Outbox outbox.Config
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -72,6 +78,11 @@ memory. The embedded broker keeps at most --broker-max-bytes of records (default
 With --brokers it connects to that Redpanda or Kafka cluster instead, with
 SASL and TLS as the --sasl-* and --tls-* flags say (the password comes from
 EVENTBUS_SASL_PASSWORD or --sasl-password-file).
+
+With --outbox-dsn (or EVENTBUS_OUTBOX_DSN) it also relays the transactional
+outbox of that PostgreSQL database (package outbox): its tables are created if
+missing, /metrics shows the backlog and /readyz fails while the database does
+not answer.
 
 Once ready it prints how to connect, and one line for scripts:
   EVENTBUS_BROKERS=host:port[,host:port...]
@@ -108,6 +119,7 @@ scheduler group %s; a stop waits at most %s.`,
 	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
+	addOutboxFlags(cmd, "relay the transactional outbox of this PostgreSQL database to the brokers (its tables are created if missing)")
 	return cmd
 }
 
@@ -126,6 +138,9 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	var err error
 	if cfg.BrokerMaxBytes, err = parseByteSize(a.stringSetting(cmd, "broker-max-bytes", EnvBrokerMaxBytes)); err != nil {
 		return cfg, usageErrorf("--broker-max-bytes (or %s): %v", EnvBrokerMaxBytes, err)
+	}
+	if cfg.OutboxDSN, cfg.Outbox, err = a.resolveOutbox(cmd); err != nil {
+		return cfg, err
 	}
 	if cfg.Compression, err = a.resolveCompression(cmd); err != nil {
 		return cfg, err

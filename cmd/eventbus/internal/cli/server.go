@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,6 +22,7 @@ import (
 	"github.com/plexica/eventbus/console"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/outbox"
 )
 
 // server is what `eventbus serve` runs: the brokers (an embedded one, or a
@@ -40,6 +42,11 @@ type server struct {
 	broker *embedded.Broker // nil with an external cluster
 	client *eventbus.Client
 	bus    *eventbus.Bus
+
+	pool      *pgxpool.Pool // the outbox's database, nil without --outbox-dsn
+	relay     *outbox.Relay
+	stopRelay context.CancelFunc
+	relayDone chan struct{}
 
 	http           *http.Server
 	listener       net.Listener
@@ -79,6 +86,11 @@ func (s *server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.OutboxDSN != "" {
+		if err := s.startOutbox(ctx, registry); err != nil {
+			return err
+		}
+	}
 	// The DLQ view is rebuilt from the dlq.* topics in the background (a
 	// large DLQ takes a while): /readyz says so meanwhile, and API calls
 	// wait for it. This instance also joins the retry schedulers.
@@ -88,6 +100,34 @@ func (s *server) Start(ctx context.Context) error {
 		}
 	}()
 	return s.startHTTP(registry)
+}
+
+// startOutbox connects to the outbox's database, creates its tables if
+// missing and starts the relay. A database that does not answer fails the
+// start; once started, the relay reconnects by itself.
+func (s *server) startOutbox(ctx context.Context, registry *prometheus.Registry) error {
+	pool, err := pgxpool.New(ctx, s.cfg.OutboxDSN)
+	if err != nil {
+		return fmt.Errorf("--outbox-dsn: %w", err)
+	}
+	s.pool = pool
+	mctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	if err := outbox.Migrate(mctx, pool, s.cfg.Outbox); err != nil {
+		return fmt.Errorf("the outbox database (--outbox-dsn) did not take the tables: %w", err)
+	}
+	s.relay, err = outbox.NewRelay(pool, s.bus, outbox.RelayConfig{Config: s.cfg.Outbox, Logger: s.libLog})
+	if err != nil {
+		return err
+	}
+	registry.MustRegister(s.relay.Collector())
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopRelay, s.relayDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.relayDone)
+		_ = s.relay.Run(rctx) // returns nil when stopped
+	}()
+	return nil
 }
 
 // startHTTP binds the HTTP listener (so a port in use fails before the
@@ -141,6 +181,11 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.bus.DLQ().Ready(); err != nil {
 		reasons = append(reasons, err.Error())
+	}
+	if s.relay != nil {
+		if _, err := s.relay.Backlog(ctx); err != nil {
+			reasons = append(reasons, "the outbox is unreachable: "+err.Error())
+		}
 	}
 	if err := s.bus.ConsumerErrors(); err != nil {
 		reasons = append(reasons, "fetches keep failing: "+strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -248,6 +293,16 @@ func (s *server) Close(ctx context.Context) error {
 		}
 	} else if s.listener != nil {
 		_ = s.listener.Close()
+	}
+	if s.stopRelay != nil {
+		s.stopRelay()
+		select {
+		case <-s.relayDone:
+		case <-ctx.Done():
+		}
+	}
+	if s.pool != nil {
+		s.pool.Close()
 	}
 	if s.bus != nil {
 		if e := s.bus.Shutdown(ctx); e != nil {
