@@ -241,16 +241,8 @@ func benchPool(b *testing.B, maxConns int32) *pgxpool.Pool {
 // interval is 1 s: a poll-only relay would show it).
 // go test -run '^$' -bench CommitToHandler -benchtime 3000x ./outbox
 func BenchmarkCommitToHandler(b *testing.B) {
-	dsn := eventbustest.Postgres(b)
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := benchPool(b, 0)
 	ctx := context.Background()
-	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
-		b.Fatal(err)
-	}
 	bus := eventbustest.NewBus(b, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(b, "core.order.placed")
 	w, err := outbox.NewWriter(bus, outbox.Config{})
@@ -302,16 +294,8 @@ func BenchmarkCommitToHandler(b *testing.B) {
 // business row with the same transaction that also writes one outbox
 // event. go test -run '^$' -bench TransactionCost ./outbox
 func BenchmarkTransactionCost(b *testing.B) {
-	dsn := eventbustest.Postgres(b)
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := benchPool(b, 0)
 	ctx := context.Background()
-	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
-		b.Fatal(err)
-	}
 	if _, err := pool.Exec(ctx, "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer text NOT NULL)"); err != nil {
 		b.Fatal(err)
 	}
