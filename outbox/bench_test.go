@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
@@ -18,52 +21,218 @@ import (
 
 // BenchmarkRelayBacklog measures how fast one relay drains a backlog of
 // b.N committed events (64 keys) to the brokers (writing them is not
-// timed). go test -run '^$' -bench RelayBacklog -benchtime 100000x ./outbox
+// timed), against raw franz-go publishing the same records (the same
+// encoding, keys, headers and compression, made by Bus.EncodeEvent as the
+// Writer makes them) to the same broker in ProduceSync batches of
+// eventbus.MaxBatchSize, what the relay sends at once, with the producer
+// options the bus uses.
+// go test -run '^$' -bench RelayBacklog -benchtime 100000x ./outbox
 func BenchmarkRelayBacklog(b *testing.B) {
-	dsn := eventbustest.Postgres(b)
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := benchPool(b, 0)
 	ctx := context.Background()
-	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
-		b.Fatal(err)
-	}
-	bus := eventbustest.NewBus(b, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(b, "core.order.placed")
+	brokers := eventbustest.Brokers(b)
+	bus := eventbustest.NewBus(b, eventbus.Config{}, brokers...)
 	w, err := outbox.NewWriter(bus, outbox.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	for done := 0; done < b.N; {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			for i := 0; i < 1000 && done < b.N; i, done = i+1, done+1 {
-				key := fmt.Sprintf("order-%d", done%64)
-				if _, err := w.Publish(ctx, tx, topic, seq{key, done}, eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithPartitionKey(key)); err != nil {
-					return err
+	meta := eventbus.PublishMetadata{TenantID: "acme"}
+	keyOf := func(i int) string { return fmt.Sprintf("order-%d", i%64) }
+
+	b.Run("relay", func(b *testing.B) {
+		topic := eventbustest.UniqueTopic(b, "core.order.placed")
+		eventbustest.MustPublish(b, bus, topic, seq{"warm-up", 0}, meta) // creates the topic
+		for done := 0; done < b.N; {
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				for i := 0; i < 1000 && done < b.N; i, done = i+1, done+1 {
+					key := keyOf(done)
+					if _, err := w.Publish(ctx, tx, topic, seq{key, done}, meta, eventbus.WithPartitionKey(key)); err != nil {
+						return err
+					}
 				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
 			}
-			return nil
-		})
+		}
+		r, err := outbox.NewRelay(pool, bus, outbox.RelayConfig{})
 		if err != nil {
 			b.Fatal(err)
 		}
+		rctx, cancel := context.WithCancel(ctx)
+		stopped := make(chan error, 1)
+		b.ResetTimer()
+		start := time.Now()
+		go func() { stopped <- r.Run(rctx) }()
+		for r.Stats().Sent < int64(b.N) {
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		cancel()
+		if err := <-stopped; err != nil {
+			b.Fatal(err)
+		}
+	})
+
+	b.Run("raw", func(b *testing.B) {
+		topic := eventbustest.UniqueTopic(b, "core.order.placed")
+		eventbustest.MustPublish(b, bus, topic, seq{"warm-up", 0}, meta) // creates the topic
+		records := make([]*kgo.Record, b.N)
+		for i := range records {
+			key := keyOf(i)
+			ev, err := bus.EncodeEvent(topic, seq{key, i}, meta, eventbus.WithPartitionKey(key))
+			if err != nil {
+				b.Fatal(err)
+			}
+			records[i] = &kgo.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Headers: ev.Headers}
+		}
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(brokers...),
+			kgo.ProducerBatchCompression(kgo.SnappyCompression()),
+			kgo.ProducerLinger(0),
+			kgo.MaxBufferedRecords(eventbus.DefaultMaxBufferedRecords),
+			kgo.RecordDeliveryTimeout(eventbus.DefaultDeliveryTimeout),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+		)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		b.ResetTimer()
+		start := time.Now()
+		for i := 0; i < len(records); i += eventbus.MaxBatchSize {
+			if err := cl.ProduceSync(ctx, records[i:min(i+eventbus.MaxBatchSize, len(records))]...).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	})
+}
+
+// BenchmarkInboxCost measures a subscription whose handler takes 10 ms and
+// inserts one effect row per event, handled directly ("plain", the insert
+// in its own transaction) and through the Inbox ("inbox", the insert and
+// the inbox record in one transaction): b.N events published beforehand
+// on 64 keys, 16 handlers at a time, timed from the first handler's start
+// to the last one's end.
+// go test -run '^$' -bench InboxCost -benchtime 2000x ./outbox
+func BenchmarkInboxCost(b *testing.B) {
+	const concurrency = 16
+	pool := benchPool(b, 2*concurrency)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, "CREATE TABLE effects (event_id text NOT NULL)"); err != nil {
+		b.Fatal(err)
 	}
-	r, err := outbox.NewRelay(pool, bus, outbox.RelayConfig{})
+	in, err := outbox.NewInbox(pool, outbox.InboxConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	b.ResetTimer()
-	start := time.Now()
-	go r.Run(rctx)
-	for r.Stats().Sent < int64(b.N) {
-		time.Sleep(time.Millisecond)
+	bus := eventbustest.NewBus(b, eventbus.Config{})
+	for _, withInbox := range []bool{false, true} {
+		name := "plain"
+		if withInbox {
+			name = "inbox"
+		}
+		b.Run(name, func(b *testing.B) {
+			topic := eventbustest.UniqueTopic(b, "core.order.placed")
+			group := eventbustest.UniqueID("bench")
+			for i := 0; i < b.N; i += eventbus.MaxBatchSize {
+				batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
+				for j := i; j < min(i+eventbus.MaxBatchSize, b.N); j++ {
+					key := fmt.Sprintf("order-%d", j%64)
+					batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: seq{key, j},
+						Metadata: eventbus.PublishMetadata{TenantID: "acme"}, Options: []eventbus.PublishOption{eventbus.WithPartitionKey(key)}})
+				}
+				if _, err := bus.PublishBatch(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var (
+				mu      sync.Mutex
+				started time.Time
+				handled int
+				done    = make(chan time.Time, 1)
+			)
+			effect := func(ctx context.Context, db interface {
+				Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+			}, ev eventbus.RawEvent) error {
+				mu.Lock()
+				if started.IsZero() {
+					started = time.Now()
+				}
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+				_, err := db.Exec(ctx, "INSERT INTO effects (event_id) VALUES ($1)", ev.ID)
+				return err
+			}
+			finished := func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if handled++; handled == b.N {
+					done <- time.Now()
+				}
+			}
+			h := func(ctx context.Context, ev eventbus.RawEvent) error {
+				if err := effect(ctx, pool, ev); err != nil {
+					return err
+				}
+				finished()
+				return nil
+			}
+			if withInbox {
+				inner := in.Handler(group, func(ctx context.Context, tx pgx.Tx, ev eventbus.RawEvent) error {
+					return effect(ctx, tx, ev)
+				})
+				h = func(ctx context.Context, ev eventbus.RawEvent) error {
+					if err := inner(ctx, ev); err != nil {
+						return err
+					}
+					finished()
+					return nil
+				}
+			}
+			b.ResetTimer()
+			eventbustest.MustSubscribe(b, bus, topic, h, eventbus.SubscribeOptions{GroupID: group,
+				Delivery: eventbus.Delivery{FromBeginning: true, MaxConcurrency: concurrency}})
+			var end time.Time
+			select {
+			case end = <-done:
+			case <-time.After(time.Duration(b.N)*10*time.Millisecond + eventbustest.WaitTimeout):
+				mu.Lock()
+				defer mu.Unlock()
+				b.Fatalf("%d of %d events handled", handled, b.N)
+			}
+			b.StopTimer()
+			mu.Lock()
+			elapsed := end.Sub(started)
+			mu.Unlock()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// benchPool returns a pool (of at most maxConns connections when not 0)
+// on a new database with the outbox's tables.
+func benchPool(b *testing.B, maxConns int32) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(eventbustest.Postgres(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if maxConns != 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	if err := outbox.Migrate(context.Background(), pool, outbox.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	return pool
 }
 
 // BenchmarkCommitToHandler measures the time from a transaction's commit
@@ -72,16 +241,8 @@ func BenchmarkRelayBacklog(b *testing.B) {
 // interval is 1 s: a poll-only relay would show it).
 // go test -run '^$' -bench CommitToHandler -benchtime 3000x ./outbox
 func BenchmarkCommitToHandler(b *testing.B) {
-	dsn := eventbustest.Postgres(b)
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := benchPool(b, 0)
 	ctx := context.Background()
-	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
-		b.Fatal(err)
-	}
 	bus := eventbustest.NewBus(b, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(b, "core.order.placed")
 	w, err := outbox.NewWriter(bus, outbox.Config{})
@@ -133,16 +294,8 @@ func BenchmarkCommitToHandler(b *testing.B) {
 // business row with the same transaction that also writes one outbox
 // event. go test -run '^$' -bench TransactionCost ./outbox
 func BenchmarkTransactionCost(b *testing.B) {
-	dsn := eventbustest.Postgres(b)
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := benchPool(b, 0)
 	ctx := context.Background()
-	if err := outbox.Migrate(ctx, pool, outbox.Config{}); err != nil {
-		b.Fatal(err)
-	}
 	if _, err := pool.Exec(ctx, "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer text NOT NULL)"); err != nil {
 		b.Fatal(err)
 	}
