@@ -111,13 +111,8 @@ func startHelper(t *testing.T, args ...string) *exec.Cmd {
 // over: 0 lost, each key in order, duplicates counted and reported.
 func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	brokers := eventbustest.Brokers(t)
-	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, brokers, bus, topic, rec, w := f.pool, f.brokers, f.bus, f.topic, f.rec, f.w
 	const keys, perKey = 20, 100
 	for n := range perKey {
 		inTx(t, pool, func(tx pgx.Tx) error {

@@ -39,6 +39,29 @@ func newWriter(t *testing.T, bus *eventbus.Bus, cfg outbox.Config) *outbox.Write
 	return w
 }
 
+// fixture is where most relay tests start: a database with the outbox's
+// tables, a bus on the suite's brokers, a new topic with a recorder
+// subscribed to it, and a writer.
+type fixture struct {
+	pool    *pgxpool.Pool
+	brokers []string
+	bus     *eventbus.Bus
+	topic   string
+	rec     *eventbustest.Recorder
+	w       *outbox.Writer
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	f := fixture{pool: newPool(t, outbox.Config{}), brokers: eventbustest.Brokers(t)}
+	f.bus = eventbustest.NewBus(t, eventbus.Config{}, f.brokers...)
+	f.topic = eventbustest.UniqueTopic(t, "core.order.placed")
+	f.rec = eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, f.bus, f.topic, f.rec.Handle, eventbus.SubscribeOptions{})
+	f.w = newWriter(t, f.bus, outbox.Config{})
+	return f
+}
+
 // startRelay runs a relay until the test ends.
 func startRelay(t *testing.T, pool *pgxpool.Pool, bus *eventbus.Bus, cfg outbox.RelayConfig) *outbox.Relay {
 	t.Helper()

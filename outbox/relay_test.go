@@ -24,12 +24,8 @@ import (
 // under the ID chosen when it was written.
 func TestRelayPublishesOnlyCommittedEventsOnce(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	bus := eventbustest.NewBus(t, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, bus, topic, rec, w := f.pool, f.bus, f.topic, f.rec, f.w
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 
 	tx, err := pool.Begin(t.Context())
@@ -76,12 +72,8 @@ func TestRelayPublishesOnlyCommittedEventsOnce(t *testing.T) {
 // of 6 keys in one transaction.
 func TestRelayBatchInOneTransactionArrivesInOrderPerKey(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	bus := eventbustest.NewBus(t, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, bus, topic, rec, w := f.pool, f.bus, f.topic, f.rec, f.w
 	const keys, perKey = 6, 50
 	inTx(t, pool, func(tx pgx.Tx) error {
 		for n := range perKey {
@@ -107,12 +99,8 @@ func TestRelayBatchInOneTransactionArrivesInOrderPerKey(t *testing.T) {
 // never send A's.
 func TestRelayDeliversTransactionsThatCommitOutOfOrder(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	bus := eventbustest.NewBus(t, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, bus, topic, rec, w := f.pool, f.bus, f.topic, f.rec, f.w
 	startRelay(t, pool, bus, outbox.RelayConfig{})
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 
@@ -143,13 +131,8 @@ func TestRelayDeliversTransactionsThatCommitOutOfOrder(t *testing.T) {
 // one transaction per event: every key's events arrive in commit order.
 func TestTwoRelaysKeepPerKeyOrder(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	brokers := eventbustest.Brokers(t)
-	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, brokers, topic, rec, w := f.pool, f.brokers, f.topic, f.rec, f.w
 	r1 := startRelay(t, pool, eventbustest.NewBus(t, eventbus.Config{}, brokers...), outbox.RelayConfig{BatchSize: 10})
 	r2 := startRelay(t, pool, eventbustest.NewBus(t, eventbus.Config{}, brokers...), outbox.RelayConfig{BatchSize: 10})
 	eventbustest.Eventually(t, "the relays to share the shards", func() error {
@@ -253,12 +236,8 @@ func TestRelayWaitsOutABrokerOutage(t *testing.T) {
 // reconnects and sends what is written after.
 func TestRelayReconnectsToPostgres(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	bus := eventbustest.NewBus(t, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, bus, topic, rec, w := f.pool, f.bus, f.topic, f.rec, f.w
 	r := startRelay(t, pool, bus, outbox.RelayConfig{MinBackoff: 10 * time.Millisecond})
 	eventbustest.Eventually(t, "the relay to hold the shards", func() error {
 		if s := r.Stats(); s.Shards != outbox.Shards {
@@ -358,12 +337,8 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Colle
 // shards at its next poll and sends what is written after.
 func TestRelayTakesOverTheShardsOfAStoppedRelay(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, outbox.Config{})
-	bus := eventbustest.NewBus(t, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
-	w := newWriter(t, bus, outbox.Config{})
+	f := newFixture(t)
+	pool, bus, topic, rec, w := f.pool, f.bus, f.topic, f.rec, f.w
 	r1 := startRelay(t, pool, bus, outbox.RelayConfig{})
 	r2, err := outbox.NewRelay(pool, bus, outbox.RelayConfig{PollInterval: 200 * time.Millisecond})
 	if err != nil {
