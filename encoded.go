@@ -60,14 +60,7 @@ func (b *Bus) EncodeEvent(eventType string, data any, meta PublishMetadata, opts
 // fails the call with ErrEventTooLarge and nothing sent); the rest of the
 // record is sent as it is.
 func (b *Bus) PublishEncoded(ctx context.Context, events []EncodedEvent) ([]PublishResult, error) {
-	if len(events) > MaxBatchSize {
-		return nil, fmt.Errorf("%w: %d events given, at most %d per batch; split it into several calls",
-			ErrBatchTooLarge, len(events), MaxBatchSize)
-	}
-	if len(events) == 0 {
-		return nil, nil
-	}
-	if err := b.enterPublish(ctx); err != nil {
+	if ok, err := b.enterBatch(ctx, len(events)); !ok {
 		return nil, err
 	}
 	defer b.leavePublish()

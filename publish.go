@@ -234,20 +234,31 @@ func (e *BatchError) Unwrap() []error {
 	return errs
 }
 
+// enterBatch starts a batch of n events: more than MaxBatchSize fail with
+// ErrBatchTooLarge, an empty batch has nothing to do (false, nil), and
+// otherwise the publish gate is entered (true; the caller defers
+// leavePublish).
+func (b *Bus) enterBatch(ctx context.Context, n int) (bool, error) {
+	if n > MaxBatchSize {
+		return false, fmt.Errorf("%w: %d events given, at most %d per batch; split it into several calls",
+			ErrBatchTooLarge, n, MaxBatchSize)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	if err := b.enterPublish(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // PublishBatch publishes up to MaxBatchSize events. Every event is validated
 // before any is sent: one bad event fails the whole call with nothing sent,
 // and the error names its index. Otherwise all are sent together and the
 // call returns when each was acknowledged or failed; results[i] is event i's
 // outcome, and a non-nil error (a *BatchError) says how many failed.
 func (b *Bus) PublishBatch(ctx context.Context, events []BatchEvent) ([]PublishResult, error) {
-	if len(events) > MaxBatchSize {
-		return nil, fmt.Errorf("%w: %d events given, at most %d per batch; split it into several calls",
-			ErrBatchTooLarge, len(events), MaxBatchSize)
-	}
-	if len(events) == 0 {
-		return nil, nil
-	}
-	if err := b.enterPublish(ctx); err != nil {
+	if ok, err := b.enterBatch(ctx, len(events)); !ok {
 		return nil, err
 	}
 	defer b.leavePublish()
