@@ -1,0 +1,151 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/gateway"
+)
+
+const (
+	adminToken = "admin-token-0123456789abcdef"
+	acmeToken  = "acme-token-0123456789abcdef"
+)
+
+// fixture is a bus on its own brokers (or the shared real cluster) with a
+// gateway served by an httptest server.
+type fixture struct {
+	t       *testing.T
+	brokers []string
+	bus     *eventbus.Bus
+	gw      *gateway.Gateway
+	srv     *httptest.Server
+}
+
+func newFixture(t *testing.T, cfg gateway.Config, busCfg eventbus.Config) *fixture {
+	t.Helper()
+	brokers := eventbustest.Brokers(t)
+	if busCfg.TracerProvider == nil {
+		busCfg.TracerProvider = noop.NewTracerProvider()
+	}
+	bus := eventbustest.NewBus(t, busCfg, brokers...)
+	cfg.Bus = bus
+	if cfg.AdminTokens == nil {
+		cfg.AdminTokens = []string{adminToken}
+	}
+	if cfg.TenantTokens == nil {
+		cfg.TenantTokens = map[string]string{acmeToken: "acme"}
+	}
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), eventbustest.WaitTimeout)
+		defer cancel()
+		_ = gw.Close(ctx)
+	})
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return &fixture{t: t, brokers: brokers, bus: bus, gw: gw, srv: srv}
+}
+
+// answer is a decoded HTTP answer.
+type answer struct {
+	Status int
+	Body   map[string]any
+	Raw    string
+}
+
+// post sends body to path with the headers (a Content-Type among them)
+// and the admin token unless headers set Authorization ("" drops it).
+func (f *fixture) post(path string, body string, headers map[string]string) answer {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+path, bytes.NewBufferString(body))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{Status: resp.StatusCode, Raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.Body)
+	return a
+}
+
+// records reads n records of topic from the start, or fails the test.
+func records(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), eventbustest.WaitTimeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %d of %d records before the deadline", topic, len(out), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// endOffsets is how many records topic holds, all partitions together.
+func endOffsets(t *testing.T, brokers []string, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			n += o.Offset
+		}
+	})
+	return n
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
