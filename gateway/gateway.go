@@ -68,12 +68,13 @@ type Config struct {
 // (see the package documentation for its routes) and the push
 // subscriptions it runs.
 type Gateway struct {
-	cfg    Config
-	auth   *authenticator
-	allow  []allowedPrefix
-	client *http.Client
-	prop   propagation.TextMapPropagator
-	mux    *http.ServeMux
+	cfg     Config
+	auth    *authenticator
+	allow   []allowedPrefix
+	client  *http.Client
+	prop    propagation.TextMapPropagator
+	mux     *http.ServeMux
+	metrics *metrics
 
 	mu   sync.Mutex
 	subs map[string]*push // by Subscription.Name
@@ -119,11 +120,19 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, auth: auth, allow: allow, client: client,
-		prop: propagation.TraceContext{}, subs: map[string]*push{},
+		prop: propagation.TraceContext{}, subs: map[string]*push{}, metrics: newMetrics(),
 	}
 	g.mux = http.NewServeMux()
-	g.mux.HandleFunc("POST /api/events", func(w http.ResponseWriter, r *http.Request) { g.publish(w, r, false) })
-	g.mux.HandleFunc("POST /api/events/batch", func(w http.ResponseWriter, r *http.Request) { g.publish(w, r, true) })
+	g.mux.HandleFunc("POST /api/events", func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		g.publish(sw, r, false)
+		g.metrics.observePublish("/api/events", sw.status)
+	})
+	g.mux.HandleFunc("POST /api/events/batch", func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		g.publish(sw, r, true)
+		g.metrics.observePublish("/api/events/batch", sw.status)
+	})
 	g.mux.HandleFunc("GET /api/subscriptions", g.listSubscriptions)
 	return g, nil
 }
@@ -132,6 +141,17 @@ func New(cfg Config) (*Gateway, error) {
 // /api/events/batch, GET /api/subscriptions); mount it at /api/events and
 // /api/subscriptions.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+// statusWriter remembers the status of an answer, for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
 
 // result is one event's outcome in an answer.
 type result struct {

@@ -190,6 +190,12 @@ func TestPublishRejectsBadInput(t *testing.T) {
 	if n := endOffsets(t, f.brokers, topic); n != 1 {
 		t.Fatalf("the topic holds %d records, want 1 (only the good event)", n)
 	}
+	for key, want := range map[[2]string]float64{{"/api/events/batch", "413"}: 1, {"/api/events/batch", "400"}: 2, {"/api/events/batch", "403"}: 1, {"/api/events", "200"}: 1} {
+		got := metricValue(t, f.gw, "eventbus_gateway_publish_requests_total", map[string]string{"route": key[0], "status": key[1]})
+		if got != want {
+			t.Errorf("answers %s %s counted %v, want %v", key[0], key[1], got, want)
+		}
+	}
 }
 
 // TestPublishAfterShutdownIsUnavailable: a stopped bus answers 503

@@ -214,9 +214,16 @@ func (p *push) send(ctx context.Context, ev eventbus.RawEvent) (status int, retr
 	}
 	setCloudEventHeaders(req.Header, ev)
 	p.g.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	start := time.Now()
 	resp, err := p.g.client.Do(req)
+	timedOut := err != nil && rctx.Err() != nil && ctx.Err() == nil
+	if err == nil {
+		p.g.metrics.observePush(p.sub.Name, answerClass(resp.StatusCode, nil, false), start)
+	} else if ctx.Err() == nil {
+		p.g.metrics.observePush(p.sub.Name, answerClass(0, err, timedOut), start)
+	}
 	if err != nil {
-		if rctx.Err() != nil && ctx.Err() == nil {
+		if timedOut {
 			return 0, 0, "", fmt.Errorf("no answer within %s (the subscription's timeout): %w", time.Duration(p.sub.Timeout), err)
 		}
 		return 0, 0, "", err

@@ -222,7 +222,8 @@ func TestPush503RetriesInPlaceHoldingOnlyItsKey(t *testing.T) {
 			close(finished)
 		}
 	})
-	subscribe(t, f, gateway.Subscription{Name: eventbustest.UniqueID("busy"), Events: []string{topic}, Endpoint: srv.URL})
+	name := eventbustest.UniqueID("busy")
+	subscribe(t, f, gateway.Subscription{Name: name, Events: []string{topic}, Endpoint: srv.URL})
 	publishKeyed(t, f.bus, topic, "a", 0)
 	publishKeyed(t, f.bus, topic, "a", 1)
 	publishKeyed(t, f.bus, topic, "b", 0)
@@ -241,6 +242,18 @@ func TestPush503RetriesInPlaceHoldingOnlyItsKey(t *testing.T) {
 	if tries < 2 {
 		t.Fatalf("a0 was tried %d times, want at least 2 (refused, then accepted)", tries)
 	}
+	answers := func(class string) float64 {
+		return metricValue(t, f.gw, "eventbus_gateway_push_answers_total", map[string]string{"subscription": name, "class": class})
+	}
+	retries := float64(tries - 1)
+	mu.Unlock() // the last answer is counted once the gateway has read it
+	eventbustest.Eventually(t, "the answers counted", func() error {
+		if answers("2xx") != 3 || answers("retry") != retries {
+			return fmt.Errorf("answers counted: 2xx %v, retry %v; want 3 and %v", answers("2xx"), answers("retry"), retries)
+		}
+		return nil
+	})
+	mu.Lock()
 }
 
 // dlqEntry waits for the dead-letter entry of eventID in topic to reach

@@ -167,6 +167,7 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	if err != nil {
 		return err
 	}
+	registry.MustRegister(s.gateway.Collector())
 	mux := http.NewServeMux()
 	mux.Handle("/api/dlq/", api)
 	mux.Handle("/api/events", s.gateway)
