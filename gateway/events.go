@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -42,25 +41,24 @@ const (
 
 // envelopeRequest is the bus's own JSON envelope as a publisher sends it:
 // the wire format's fields, each optional but type and tenantId, plus the
-// partition key. Unknown fields are refused, so that a misspelt field
-// (tenantID) is not silently dropped.
+// partition key (see envelopeOf).
 type envelopeRequest struct {
-	ID           string          `json:"id"`
-	Type         string          `json:"type"`
-	TenantID     string          `json:"tenantId"`
-	WorkspaceID  string          `json:"workspaceId"`
-	Timestamp    *time.Time      `json:"timestamp"`
-	Data         json.RawMessage `json:"data"`
-	Metadata     metadataRequest `json:"metadata"`
-	PartitionKey string          `json:"partitionKey"`
+	ID           string
+	Type         string
+	TenantID     string
+	WorkspaceID  string
+	Timestamp    *time.Time
+	Data         json.RawMessage
+	Metadata     metadataRequest
+	PartitionKey string
 }
 
 type metadataRequest struct {
-	Source        string `json:"source"`
-	UserID        string `json:"userId"`
-	CorrelationID string `json:"correlationId"`
-	CausationID   string `json:"causationId"`
-	Version       string `json:"version"`
+	Source        string
+	UserID        string
+	CorrelationID string
+	CausationID   string
+	Version       string
 }
 
 func (e envelopeRequest) event() eventbus.BatchEvent {
@@ -95,6 +93,9 @@ func dataOf(raw json.RawMessage) any {
 	if len(raw) == 0 {
 		return nil
 	}
+	if !bytes.ContainsAny(raw, " \t\r\n<>&\u2028\u2029") {
+		return raw // already as encoding/json writes it
+	}
 	var compact, escaped bytes.Buffer
 	if err := json.Compact(&compact, raw); err != nil {
 		return raw // the library reports the invalid JSON
@@ -103,30 +104,20 @@ func dataOf(raw json.RawMessage) any {
 	return json.RawMessage(escaped.Bytes())
 }
 
-// Member names of the envelope and its metadata. encoding/json matches
-// names without regard to case; these are checked exactly, so that
-// tenantID is refused rather than read as tenantId.
-var (
-	envelopeMembers = []string{"id", "type", "tenantId", "workspaceId", "timestamp", "data", "metadata", "partitionKey"}
-	metadataMembers = []string{"source", "userId", "correlationId", "causationId", "version"}
-)
-
-// checkMembers refuses a member of an object not named exactly as in
-// names.
-func checkMembers(raw []byte, names []string, what string) error {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return err
+// jsonString reads a JSON string (null reads as ""). Most strings have
+// no escapes and are taken as they are.
+func jsonString(v json.RawMessage) (string, error) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
 	}
-	for name := range members {
-		if !slices.Contains(names, name) {
-			return fmt.Errorf("unknown member %q in %s (members are %s, spelt exactly so)", name, what, strings.Join(names, ", "))
-		}
+	if string(v) == "null" {
+		return "", nil
 	}
-	if md, ok := members["metadata"]; ok && what == "the envelope" && string(md) != "null" {
-		return checkMembers(md, metadataMembers, "metadata")
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", fmt.Errorf("want a string, found %s", v)
 	}
-	return nil
+	return s, nil
 }
 
 // cloudEvent is a CloudEvent's attributes, from ce-* headers or a
@@ -231,22 +222,90 @@ func errOrNull(err error) error {
 	return err
 }
 
-// decodeEnvelope reads one envelope, refusing unknown fields and trailing
-// data.
+// decodeEnvelope reads one envelope, refusing a member it does not know.
+// Member names are matched exactly (encoding/json would read tenantID as
+// tenantId).
 func decodeEnvelope(raw []byte, where string) (eventbus.BatchEvent, error) {
-	var e envelopeRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
 		return eventbus.BatchEvent{}, fmt.Errorf("%w: %s is not the bus's JSON envelope ({\"type\",\"tenantId\",\"data\",...}): %v", ErrBadRequest, where, err)
 	}
-	if dec.More() {
-		return eventbus.BatchEvent{}, fmt.Errorf("%w: %s has data after its JSON object", ErrBadRequest, where)
+	return envelopeOf(members, where)
+}
+
+// envelopeOf reads an envelope from its members.
+func envelopeOf(members map[string]json.RawMessage, where string) (eventbus.BatchEvent, error) {
+	if members == nil {
+		return eventbus.BatchEvent{}, fmt.Errorf("%w: %s is not a JSON object", ErrBadRequest, where)
 	}
-	if err := checkMembers(raw, envelopeMembers, "the envelope"); err != nil {
-		return eventbus.BatchEvent{}, fmt.Errorf("%w: %s: %v", ErrBadRequest, where, err)
+	var e envelopeRequest
+	for name, v := range members {
+		var err error
+		switch name {
+		case "id":
+			e.ID, err = jsonString(v)
+		case "type":
+			e.Type, err = jsonString(v)
+		case "tenantId":
+			e.TenantID, err = jsonString(v)
+		case "workspaceId":
+			e.WorkspaceID, err = jsonString(v)
+		case "partitionKey":
+			e.PartitionKey, err = jsonString(v)
+		case "data":
+			e.Data = v
+		case "timestamp":
+			var ts string
+			if ts, err = jsonString(v); err == nil && ts != "" {
+				var t time.Time
+				if t, err = time.Parse(time.RFC3339Nano, ts); err == nil {
+					e.Timestamp = &t
+				} else {
+					err = fmt.Errorf("%q is not an RFC 3339 time (2026-11-27T17:06:55.916Z)", ts)
+				}
+			}
+		case "metadata":
+			err = e.Metadata.read(v)
+		default:
+			err = fmt.Errorf("unknown member (members are id, type, tenantId, workspaceId, timestamp, data, metadata, partitionKey, spelt exactly so)")
+		}
+		if err != nil {
+			return eventbus.BatchEvent{}, fmt.Errorf("%w: %s: member %q: %v", ErrBadRequest, where, name, err)
+		}
 	}
 	return e.event(), nil
+}
+
+// read reads the envelope's metadata object.
+func (m *metadataRequest) read(raw json.RawMessage) error {
+	if string(raw) == "null" {
+		return nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return fmt.Errorf("want an object: %v", err)
+	}
+	for name, v := range members {
+		var err error
+		switch name {
+		case "source":
+			m.Source, err = jsonString(v)
+		case "userId":
+			m.UserID, err = jsonString(v)
+		case "correlationId":
+			m.CorrelationID, err = jsonString(v)
+		case "causationId":
+			m.CausationID, err = jsonString(v)
+		case "version":
+			m.Version, err = jsonString(v)
+		default:
+			err = fmt.Errorf("unknown member (members are source, userId, correlationId, causationId, version, spelt exactly so)")
+		}
+		if err != nil {
+			return fmt.Errorf("%q: %v", name, err)
+		}
+	}
+	return nil
 }
 
 // mediaType returns the request's media type, lowercase, without
@@ -304,27 +363,32 @@ func readEvents(r *http.Request, body []byte, batch bool) ([]eventbus.BatchEvent
 			return nil, err
 		}
 		return []eventbus.BatchEvent{ev}, nil
-	case (mt == MediaJSON || mt == MediaCloudEventBatch) && batch:
+	case mt == MediaJSON && batch:
+		var items []map[string]json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return nil, fmt.Errorf("%w: a batch is a JSON array of envelopes: %v", ErrBadRequest, err)
+		}
+		if err := checkBatchSize(len(items)); err != nil {
+			return nil, err
+		}
+		events := make([]eventbus.BatchEvent, len(items))
+		for i, item := range items {
+			if events[i], err = envelopeOf(item, fmt.Sprintf("batch event %d of %d (nothing was sent)", i, len(items))); err != nil {
+				return nil, err
+			}
+		}
+		return events, nil
+	case mt == MediaCloudEventBatch && batch:
 		var items []json.RawMessage
 		if err := json.Unmarshal(body, &items); err != nil {
 			return nil, fmt.Errorf("%w: a batch is a JSON array of events: %v", ErrBadRequest, err)
 		}
-		if len(items) > eventbus.MaxBatchSize {
-			return nil, fmt.Errorf("%w: %d events given, at most %d per batch; split it into several requests (nothing was sent)",
-				eventbus.ErrBatchTooLarge, len(items), eventbus.MaxBatchSize)
-		}
-		if len(items) == 0 {
-			return nil, fmt.Errorf("%w: the batch is empty", ErrBadRequest)
+		if err := checkBatchSize(len(items)); err != nil {
+			return nil, err
 		}
 		events := make([]eventbus.BatchEvent, len(items))
 		for i, item := range items {
-			where := fmt.Sprintf("batch event %d of %d (nothing was sent)", i, len(items))
-			if mt == MediaJSON {
-				events[i], err = decodeEnvelope(item, where)
-			} else {
-				events[i], err = structuredCloudEvent(item, where)
-			}
-			if err != nil {
+			if events[i], err = structuredCloudEvent(item, fmt.Sprintf("batch event %d of %d (nothing was sent)", i, len(items))); err != nil {
 				return nil, err
 			}
 		}
@@ -336,6 +400,19 @@ func readEvents(r *http.Request, body []byte, batch bool) ([]eventbus.BatchEvent
 	default:
 		return nil, fmt.Errorf("%w: Content-Type %q; send application/json (an envelope, or a binary-mode CloudEvent) or %s", ErrUnsupportedMediaType, mt, MediaCloudEvent)
 	}
+}
+
+// checkBatchSize refuses an empty batch and one over
+// eventbus.MaxBatchSize.
+func checkBatchSize(n int) error {
+	if n > eventbus.MaxBatchSize {
+		return fmt.Errorf("%w: %d events given, at most %d per batch; split it into several requests (nothing was sent)",
+			eventbus.ErrBatchTooLarge, n, eventbus.MaxBatchSize)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: the batch is empty", ErrBadRequest)
+	}
+	return nil
 }
 
 // readBody reads at most limit bytes of the request's body.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -176,4 +177,46 @@ func metricValue(t *testing.T, gw *gateway.Gateway, name string, labels map[stri
 		}
 	}
 	return 0
+}
+
+// benchServer is the gateway on an httptest server, for benchmarks.
+type benchServer struct {
+	url    string
+	client *http.Client
+}
+
+func newBenchServer(b testing.TB, gw *gateway.Gateway) *benchServer {
+	srv := httptest.NewServer(gw)
+	b.Cleanup(srv.Close)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	return &benchServer{url: srv.URL, client: &http.Client{Transport: transport}}
+}
+
+func (s *benchServer) post(path, body string) error {
+	req, err := http.NewRequest(http.MethodPost, s.url+path, bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, raw)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+// endpointServer serves h until the test or benchmark ends, and returns
+// its URL.
+func endpointServer(b testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return srv.URL
 }
