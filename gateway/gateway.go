@@ -40,6 +40,10 @@ type Config struct {
 	// TenantTokens maps a bearer token to the one tenant it may publish
 	// and subscribe for.
 	TenantTokens map[string]string
+	// PluginTokens maps a bearer token to the plugin (and maybe tenant) it
+	// may publish for: only plugin.<id>.* events (ParsePluginTokens reads
+	// the --plugin-token list).
+	PluginTokens map[string]PluginScope
 	// AllowUnauthenticated lets requests without a token in as admin (for
 	// local development only). A presented token must still be valid.
 	AllowUnauthenticated bool
@@ -179,9 +183,8 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	for i, ev := range events {
-		if !who.mayActFor(ev.Metadata.TenantID) {
-			writeError(w, fmt.Errorf("%w: event %d is for tenant %q; this token may publish only for tenant %q (nothing was sent)",
-				ErrForbidden, i, ev.Metadata.TenantID, who.tenant))
+		if err := who.mayPublish(ev.EventType, ev.Metadata.TenantID); err != nil {
+			writeError(w, fmt.Errorf("event %d (nothing was sent): %w", i, err))
 			return
 		}
 	}

@@ -24,6 +24,10 @@ import (
 const (
 	adminToken = "admin-token-0123456789abcdef"
 	acmeToken  = "acme-token-0123456789abcdef"
+	// crmToken is plugin crm's for tenant acme; anyCRMToken plugin crm's
+	// for any tenant.
+	crmToken    = "crm-acme-token-0123456789abcdef"
+	anyCRMToken = "crm-any-token-0123456789abcdef"
 )
 
 // fixture is a bus on its own brokers (or the shared real cluster) with a
@@ -49,6 +53,9 @@ func newFixture(t *testing.T, cfg gateway.Config, busCfg eventbus.Config) *fixtu
 	}
 	if cfg.TenantTokens == nil {
 		cfg.TenantTokens = map[string]string{acmeToken: "acme"}
+	}
+	if cfg.PluginTokens == nil {
+		cfg.PluginTokens = map[string]gateway.PluginScope{crmToken: {PluginID: "crm", TenantID: "acme"}, anyCRMToken: {PluginID: "crm"}}
 	}
 	gw, err := gateway.New(cfg)
 	if err != nil {

@@ -113,8 +113,8 @@ func (g *Gateway) Subscriptions() []Subscription {
 }
 
 // listSubscriptions answers GET /api/subscriptions: the running
-// subscriptions the token may see (an admin every one, a tenant token
-// those of its tenant).
+// subscriptions the token may see (an admin every one, a token scoped to a
+// tenant those of its tenant).
 func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	who, err := g.auth.authenticate(r)
 	if err != nil {
@@ -123,7 +123,7 @@ func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []Subscription{}
 	for _, s := range g.Subscriptions() {
-		if who.admin || (s.TenantID != "" && s.TenantID == who.tenant) {
+		if who.maySee(s.TenantID) {
 			out = append(out, s)
 		}
 	}

@@ -153,4 +153,11 @@ func TestServeSubscriptionsFileErrors(t *testing.T) {
 	if _, err := resolveServe(t, nil, "--subscriptions", filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("a missing file was accepted")
 	}
+	cfg, err := resolveServe(t, map[string]string{EnvPluginTokens: "k8Qz1vXw9mR2pL7a=plugin:crm:tenant:acme"})
+	if err != nil || cfg.PluginTokens["k8Qz1vXw9mR2pL7a"] != (gateway.PluginScope{PluginID: "crm", TenantID: "acme"}) {
+		t.Errorf("plugin tokens from the environment: %v %v", cfg.PluginTokens, err)
+	}
+	if _, err := resolveServe(t, nil, "--plugin-token", "k8Qz1vXw9mR2pL7a=plugin:CRM"); err == nil || !strings.Contains(err.Error(), "--plugin-token") {
+		t.Errorf("a bad plugin token: %v", err)
+	}
 }

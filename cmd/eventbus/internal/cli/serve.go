@@ -23,6 +23,8 @@ const (
 	// EnvPushAllow lists the endpoint prefixes push subscriptions may
 	// deliver to (--push-allow).
 	EnvPushAllow = "EVENTBUS_PUSH_ALLOW"
+	// EnvPluginTokens lists the gateway's plugin tokens (--plugin-token).
+	EnvPluginTokens = "EVENTBUS_PLUGIN_TOKENS"
 )
 
 // Defaults of `eventbus serve`.
@@ -77,6 +79,8 @@ type serveConfig struct {
 	// PushAllow are the URL prefixes push endpoints must be under
 	// (gateway.Config.AllowedEndpoints).
 	PushAllow []string
+	// PluginTokens are the gateway's plugin tokens (--plugin-token).
+	PluginTokens map[string]gateway.PluginScope
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -141,6 +145,7 @@ scheduler group %s; a stop waits at most %s.`,
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
 	f.String("subscriptions", "", "JSON file of push subscriptions the HTTP gateway runs: {\"subscriptions\":[{\"name\":...,\"events\":[...],\"endpoint\":...}]} (env "+EnvSubscriptions+")")
 	f.String("push-allow", "", "URL prefixes push endpoints must be under, comma separated (https://hooks.internal/,http://10.0.3.7:3000/); none: any http or https URL (env "+EnvPushAllow+")")
+	f.String("plugin-token", "", "bearer tokens of the HTTP gateway that publish only a plugin's own events, comma separated: TOKEN=plugin:ID (any tenant) or TOKEN=plugin:ID:tenant:TENANT (env "+EnvPluginTokens+")")
 	f.String("admin-token", "", "bearer tokens for the DLQ REST API and the HTTP gateway, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
@@ -169,6 +174,9 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	}
 	cfg.SubscriptionsFile = strings.TrimSpace(a.stringSetting(cmd, "subscriptions", EnvSubscriptions))
 	cfg.PushAllow = splitList(a.stringSetting(cmd, "push-allow", EnvPushAllow))
+	if cfg.PluginTokens, err = gateway.ParsePluginTokens(a.stringSetting(cmd, "plugin-token", EnvPluginTokens)); err != nil {
+		return cfg, usageErrorf("--plugin-token (or %s): %v", EnvPluginTokens, err)
+	}
 	if cfg.SubscriptionsFile != "" {
 		if cfg.Subscriptions, err = gateway.LoadSubscriptions(cfg.SubscriptionsFile); err != nil {
 			return cfg, usageErrorf("--subscriptions (or %s): %v", EnvSubscriptions, err)

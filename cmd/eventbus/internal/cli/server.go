@@ -162,7 +162,7 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	if err != nil {
 		return err
 	}
-	s.gateway, err = gateway.New(gateway.Config{Bus: s.bus, AdminTokens: admin, TenantTokens: tenants,
+	s.gateway, err = gateway.New(gateway.Config{Bus: s.bus, AdminTokens: admin, TenantTokens: tenants, PluginTokens: s.cfg.PluginTokens,
 		AllowedEndpoints: s.cfg.PushAllow, Logger: s.log})
 	if err != nil {
 		return err
