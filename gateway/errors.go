@@ -75,6 +75,8 @@ var classes = []errorClass{
 	{ErrBadRequest, "ErrBadRequest", http.StatusBadRequest, "send a JSON body as docs/gateway.md shows"},
 	{ErrEndpointNotAllowed, "ErrEndpointNotAllowed", http.StatusForbidden, "declare an endpoint under one of the allowed prefixes (--push-allow), or ask the operator to allow it"},
 	{ErrInvalidSubscription, "ErrInvalidSubscription", http.StatusBadRequest, "fix the field the message names"},
+	{ErrNotStarted, "ErrNotStarted", http.StatusServiceUnavailable, "retry shortly; the gateway is reading its declarations"},
+	{eventbus.ErrSubscriptionNotFound, "ErrSubscriptionNotFound", http.StatusNotFound, "list the subscriptions with GET /api/subscriptions"},
 	{eventbus.ErrBatchTooLarge, "ErrBatchTooLarge", http.StatusRequestEntityTooLarge, fmt.Sprintf("send at most %d events per batch", eventbus.MaxBatchSize)},
 	{eventbus.ErrEventTooLarge, "ErrEventTooLarge", http.StatusRequestEntityTooLarge, "make the event smaller (store large payloads elsewhere and publish a reference)"},
 	{eventbus.ErrInvalidTopic, "ErrInvalidTopic", http.StatusBadRequest, "name the event core.<domain>.<action> or plugin.<pluginId>.<entity>.<action>, lowercase, past-tense action (core.user.created)"},

@@ -59,6 +59,11 @@ type Config struct {
 	// PublishTimeout bounds a publish request when the request itself has
 	// no deadline. Default DefaultPublishTimeout.
 	PublishTimeout time.Duration
+	// SubscriptionsTopic is the compacted topic that holds the push
+	// subscriptions declared over HTTP (see Gateway.Start); gateways that
+	// share it run the same subscriptions. Default
+	// DefaultSubscriptionsTopic.
+	SubscriptionsTopic string
 	// Client sends the push requests. Default: an http.Client whose
 	// transport keeps enough idle connections per endpoint for
 	// DefaultMaxConcurrency requests; no redirects are followed (an
@@ -80,8 +85,9 @@ type Gateway struct {
 	mux     *http.ServeMux
 	metrics *metrics
 
-	mu   sync.Mutex
-	subs map[string]*push // by Subscription.Name
+	mu    sync.Mutex
+	subs  map[string]*push // by Subscription.Name
+	store *store           // the declarations made over HTTP, once started
 }
 
 // New returns a gateway for cfg.Bus. Bad configuration fails with
@@ -104,6 +110,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.SubscriptionsTopic == "" {
+		cfg.SubscriptionsTopic = DefaultSubscriptionsTopic
 	}
 	auth, err := newAuthenticator(cfg)
 	if err != nil {
@@ -138,12 +147,15 @@ func New(cfg Config) (*Gateway, error) {
 		g.metrics.observePublish("/api/events/batch", sw.status)
 	})
 	g.mux.HandleFunc("GET /api/subscriptions", g.listSubscriptions)
+	g.mux.HandleFunc("POST /api/subscriptions", g.declare)
+	g.mux.HandleFunc("DELETE /api/subscriptions/{name}", g.remove)
 	return g, nil
 }
 
 // ServeHTTP serves the gateway's routes (POST /api/events, POST
-// /api/events/batch, GET /api/subscriptions); mount it at /api/events and
-// /api/subscriptions.
+// /api/events/batch, GET and POST /api/subscriptions, DELETE
+// /api/subscriptions/{name}); mount it at /api/events, /api/events/,
+// /api/subscriptions and /api/subscriptions/.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
 
 // statusWriter remembers the status of an answer, for the metrics.

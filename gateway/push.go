@@ -85,9 +85,17 @@ func (g *Gateway) Unsubscribe(ctx context.Context, name string) error {
 	return p.stop(ctx)
 }
 
-// Close stops every push subscription (bounded by ctx). Publishing keeps
-// working until the bus shuts down.
+// Close stops following the declarations (see Start) and stops every push
+// subscription (bounded by ctx). Publishing keeps working until the bus
+// shuts down.
 func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	s := g.store
+	g.store = nil
+	g.mu.Unlock()
+	if s != nil {
+		s.stop() // no declaration starts or stops anything after this
+	}
 	g.mu.Lock()
 	subs := g.subs
 	g.subs = map[string]*push{}

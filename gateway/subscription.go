@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,6 +216,30 @@ func (g *Gateway) checkEndpoint(s Subscription) error {
 		ErrEndpointNotAllowed, s.Name, s.Endpoint, len(g.allow))
 }
 
+// subscriptionMembers are the JSON members of a Subscription.
+var subscriptionMembers = []string{"name", "events", "endpoint", "group", "tenantId", "workspaceId", "ordering", "maxConcurrency", "timeout", "body", "fromBeginning"}
+
+// decodeSubscription reads one Subscription, refusing members it does not
+// have. Names are matched exactly (encoding/json would read tenantID as
+// tenantId).
+func decodeSubscription(raw []byte) (Subscription, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return Subscription{}, err
+	}
+	if members == nil {
+		return Subscription{}, fmt.Errorf("a subscription is a JSON object")
+	}
+	for name := range members {
+		if !slices.Contains(subscriptionMembers, name) {
+			return Subscription{}, fmt.Errorf("unknown member %q (members are %s, spelt exactly so)", name, strings.Join(subscriptionMembers, ", "))
+		}
+	}
+	var sub Subscription
+	err := json.Unmarshal(raw, &sub)
+	return sub, err
+}
+
 // SubscriptionsFile is the JSON file `eventbus serve --subscriptions`
 // reads: {"subscriptions":[{...}, ...]}.
 type SubscriptionsFile struct {
@@ -229,11 +254,21 @@ func LoadSubscriptions(path string) ([]Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSubscription, err)
 	}
-	var f SubscriptionsFile
+	var file struct {
+		Subscriptions []json.RawMessage `json:"subscriptions"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := dec.Decode(&file); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v (want {\"subscriptions\":[{\"name\":...,\"events\":[...],\"endpoint\":...}]})", ErrInvalidSubscription, path, err)
+	}
+	var f SubscriptionsFile
+	for i, raw := range file.Subscriptions {
+		s, err := decodeSubscription(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: subscription %d: %v", ErrInvalidSubscription, path, i, err)
+		}
+		f.Subscriptions = append(f.Subscriptions, s)
 	}
 	seen := map[string]bool{}
 	for i, s := range f.Subscriptions {

@@ -135,7 +135,8 @@ func TestServeSubscriptionsFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	for i, c := range []struct{ content, want string }{
 		{`{"subscriptions":[{"name":"a","events":["core.invoice.paid"],"endpoint":"http://x/","timeout":"soon"}]}`, `duration "soon"`},
-		{`{"subscriptions":[{"name":"a","events":["core.invoice.paid"],"endpont":"http://x/"}]}`, `unknown field "endpont"`},
+		{`{"subscriptions":[{"name":"a","events":["core.invoice.paid"],"endpont":"http://x/"}]}`, `unknown member "endpont"`},
+		{`{"subscriptions":[{"name":"a","events":["core.invoice.paid"],"endpoint":"http://x/","tenantID":"acme"}]}`, `unknown member "tenantID"`},
 		{`{"subscriptions":[{"name":"A b","events":["core.invoice.paid"],"endpoint":"http://x/"}]}`, `name "A b"`},
 		{`{"subscriptions":[{"name":"a","endpoint":"http://x/"}]}`, `has no events`},
 		{`{"subscriptions":[{"name":"a","events":["x"],"endpoint":"http://x/","ordering":"random"}]}`, `ordering "random"`},

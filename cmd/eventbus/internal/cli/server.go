@@ -115,7 +115,8 @@ func (s *server) Start(ctx context.Context) error {
 			return fmt.Errorf("--subscriptions %s: %w", s.cfg.SubscriptionsFile, err)
 		}
 	}
-	return nil
+	// Then the subscriptions declared over HTTP, kept in the brokers.
+	return s.gateway.Start(ctx)
 }
 
 // startOutbox connects to the outbox's database, creates its tables if
@@ -173,6 +174,7 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	mux.Handle("/api/events", s.gateway)
 	mux.Handle("/api/events/", s.gateway)
 	mux.Handle("/api/subscriptions", s.gateway)
+	mux.Handle("/api/subscriptions/", s.gateway)
 	// The DLQ console: its page at / and its assets under /console/
 	// ("GET /" itself would conflict with "/api/dlq/").
 	mux.Handle("GET /{$}", console.Handler())
