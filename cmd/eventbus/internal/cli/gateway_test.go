@@ -162,3 +162,39 @@ func TestServeSubscriptionsFileErrors(t *testing.T) {
 		t.Errorf("a bad plugin token: %v", err)
 	}
 }
+
+// TestSubscriptionsCommands adds, lists and removes a push subscription
+// through a running serve, as an operator would.
+func TestSubscriptionsCommands(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	s := startServe(t, "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory",
+		"--admin-token", gatewayTestToken, "--push-allow", hook.URL+"/")
+	api := []string{"--api", s.listener.Addr().String(), "--token", gatewayTestToken}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	run := func(args ...string) (int, string, string) {
+		return runCLI(ctx, append(append([]string{"subscriptions"}, args...), api...)...)
+	}
+	code, out, errOut := run("add", "crm-users", "--events", "core.user.created", "--endpoint", hook.URL+"/users", "--tenant", "acme", "--timeout", "3s")
+	if code != 0 || !strings.Contains(out, "push subscription crm-users: core.user.created -> "+hook.URL+"/users (group gateway.crm-users)") {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = run("list")
+	if code != 0 || !strings.Contains(out, "crm-users") || !strings.Contains(out, "acme") || !strings.Contains(out, "3s") {
+		t.Fatalf("list: %d %q %q", code, out, errOut)
+	}
+	code, _, errOut = run("add", "metadata", "--events", "core.user.created", "--endpoint", "http://169.254.169.254/")
+	if code == 0 || !strings.Contains(errOut, "ErrEndpointNotAllowed") {
+		t.Fatalf("add outside the allowlist: %d %q", code, errOut)
+	}
+	if code, out, errOut = run("remove", "crm-users"); code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("remove: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut = run("list"); code != 0 || !strings.Contains(out, "no push subscriptions") {
+		t.Fatalf("list after remove: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut = runCLI(ctx, "subscriptions", "list", "--api", s.listener.Addr().String(), "--token", "wrong-token-0123456789"); code == 0 || !strings.Contains(errOut, "--token") {
+		t.Fatalf("a wrong token: %d %q", code, errOut)
+	}
+}
