@@ -60,11 +60,23 @@ func (g *Gateway) Subscribe(ctx context.Context, s Subscription) error {
 		if err != nil {
 			p.stop(context.WithoutCancel(ctx))
 			g.mu.Lock()
-			delete(g.subs, s.Name)
+			if g.subs[s.Name] == p {
+				delete(g.subs, s.Name)
+			}
 			g.mu.Unlock()
 			return fmt.Errorf("push subscription %q: %w", s.Name, err)
 		}
-		p.ids = append(p.ids, id)
+		g.mu.Lock()
+		current := g.subs[s.Name] == p
+		if current {
+			p.ids = append(p.ids, id)
+		}
+		g.mu.Unlock()
+		if !current { // removed or closed while it started
+			_ = g.cfg.Bus.Unsubscribe(context.WithoutCancel(ctx), id)
+			p.stop(context.WithoutCancel(ctx))
+			return fmt.Errorf("%w: push subscription %q was removed while it started", eventbus.ErrSubscriptionNotFound, s.Name)
+		}
 	}
 	g.cfg.Logger.Info("eventbus gateway: push subscription running",
 		"subscription", s.Name, "events", strings.Join(s.Events, ","), "group", s.Group, "endpoint", s.Endpoint)
@@ -141,8 +153,12 @@ func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *push) stop(ctx context.Context) error {
+	p.g.mu.Lock()
+	ids := p.ids
+	p.ids = nil
+	p.g.mu.Unlock()
 	var errs []error
-	for _, id := range p.ids {
+	for _, id := range ids {
 		errs = append(errs, p.g.cfg.Bus.Unsubscribe(ctx, id))
 	}
 	return errors.Join(errs...)
