@@ -149,6 +149,8 @@ func New(cfg Config) (*Gateway, error) {
 	g.mux.HandleFunc("GET /api/subscriptions", g.listSubscriptions)
 	g.mux.HandleFunc("POST /api/subscriptions", g.declare)
 	g.mux.HandleFunc("DELETE /api/subscriptions/{name}", g.remove)
+	g.mux.HandleFunc("GET /api/subscriptions/{name}/events", g.pullEvents)
+	g.mux.HandleFunc("POST /api/subscriptions/{name}/ack", g.ack)
 	return g, nil
 }
 

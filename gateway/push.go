@@ -20,9 +20,10 @@ import (
 
 // push is one running push subscription.
 type push struct {
-	g   *Gateway
-	sub Subscription // with defaults
-	ids []string     // the bus's subscription IDs, one per event type
+	g    *Gateway
+	sub  Subscription // with defaults
+	ids  []string     // the bus's subscription IDs, one per event type
+	pull *pullQueue   // for a pull subscription
 }
 
 // Subscribe starts a push subscription: it joins the subscription's
@@ -48,10 +49,15 @@ func (g *Gateway) Subscribe(ctx context.Context, s Subscription) error {
 		return fmt.Errorf("%w: a subscription named %q already runs; remove it first or pick another name", ErrInvalidSubscription, s.Name)
 	}
 	p := &push{g: g, sub: s}
+	handler := p.handle
+	if s.Pull {
+		p.pull = newPullQueue()
+		handler = p.pull.handle(time.Duration(s.Timeout))
+	}
 	g.subs[s.Name] = p // reserved while it starts
 	g.mu.Unlock()
 	for _, topic := range s.Events {
-		id, err := g.cfg.Bus.Subscribe(ctx, topic, p.handle, eventbus.SubscribeOptions{
+		id, err := g.cfg.Bus.Subscribe(ctx, topic, handler, eventbus.SubscribeOptions{
 			GroupID: s.Group, TenantID: s.TenantID, WorkspaceID: s.WorkspaceID,
 			Delivery: eventbus.Delivery{
 				FromBeginning: s.FromBeginning, Ordering: ordering, MaxConcurrency: s.MaxConcurrency,

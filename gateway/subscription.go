@@ -55,8 +55,13 @@ type Subscription struct {
 	// Events are the event types (topics) delivered. At least one.
 	Events []string `json:"events"`
 	// Endpoint is the http or https URL each event is POSTed to; it must
-	// be under Config.AllowedEndpoints. Required.
-	Endpoint string `json:"endpoint"`
+	// be under Config.AllowedEndpoints. Required, unless Pull.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Pull, instead of pushing to an endpoint, holds each event until a
+	// client takes it (GET /api/subscriptions/{name}/events) and
+	// acknowledges it (POST /api/subscriptions/{name}/ack), within
+	// Timeout of taking it: for services that cannot open a port.
+	Pull bool `json:"pull,omitempty"`
 	// Group is the consumer group; gateway processes that run the same
 	// subscription share its events as members of it. Default
 	// GroupPrefix+Name.
@@ -159,6 +164,9 @@ func (s Subscription) validate() error {
 	if s.MaxConcurrency < 0 || s.Timeout < 0 {
 		return fmt.Errorf("%w: subscription %q: maxConcurrency and timeout must not be negative (0 means the default)", ErrInvalidSubscription, s.Name)
 	}
+	if s.Pull && s.Endpoint != "" {
+		return fmt.Errorf("%w: subscription %q has both pull and an endpoint; a pull subscription's clients take its events", ErrInvalidSubscription, s.Name)
+	}
 	if s.Body != BodyEvent && s.Body != BodyData {
 		return fmt.Errorf("%w: subscription %q: body %q; want %q or %q", ErrInvalidSubscription, s.Name, s.Body, BodyEvent, BodyData)
 	}
@@ -189,6 +197,9 @@ func parseAllowlist(prefixes []string) ([]allowedPrefix, error) {
 
 // checkEndpoint refuses an endpoint outside the allowlist.
 func (g *Gateway) checkEndpoint(s Subscription) error {
+	if s.Pull {
+		return nil // no endpoint
+	}
 	u, err := url.Parse(s.Endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
 		return fmt.Errorf("%w: subscription %q: endpoint %q is not an http or https URL without credentials or fragment (https://hooks.internal/orders)",
@@ -217,7 +228,7 @@ func (g *Gateway) checkEndpoint(s Subscription) error {
 }
 
 // subscriptionMembers are the JSON members of a Subscription.
-var subscriptionMembers = []string{"name", "events", "endpoint", "group", "tenantId", "workspaceId", "ordering", "maxConcurrency", "timeout", "body", "fromBeginning"}
+var subscriptionMembers = []string{"name", "events", "endpoint", "pull", "group", "tenantId", "workspaceId", "ordering", "maxConcurrency", "timeout", "body", "fromBeginning"}
 
 // decodeSubscription reads one Subscription, refusing members it does not
 // have. Names are matched exactly (encoding/json would read tenantID as
