@@ -88,6 +88,19 @@
 //     with the bus's automatic retries, which reach this subscription's
 //     group only.
 //
+// # Pull subscriptions
+//
+// A Subscription with Pull holds each event until a client takes it (GET
+// /api/subscriptions/{name}/events?max=&wait=) and settles it (POST
+// /api/subscriptions/{name}/ack with {"ack":[leaseId...],
+// "nack":[{"leaseId","reason","permanent"}]}) within Timeout: one event per
+// key at a time, as with push; a nack or an expired lease is
+// dead-lettered as the answers above are.
+//
+// Subscriptions declared at run time (POST /api/subscriptions, DELETE
+// /api/subscriptions/{name}) are kept in Config.SubscriptionsTopic; see
+// Gateway.Start.
+//
 // # Authentication
 //
 // Every route needs a bearer token: an admin token acts for every tenant;
