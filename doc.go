@@ -11,9 +11,13 @@
 //
 //	eventbus.Subscribe(ctx, bus, "core.user.created",
 //		func(ctx context.Context, ev eventbus.Event[UserCreated]) error { ... },
-//		eventbus.SubscribeOptions{GroupID: "mailer", TenantID: "acme"})
-//	eventbus.Publish(ctx, bus, "core.user.created", UserCreated{...},
-//		eventbus.PublishMetadata{TenantID: "acme"})
+//		eventbus.InGroup("mailer"), eventbus.ForTenant("acme"))
+//	ctx = eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"})
+//	eventbus.Publish(ctx, bus, "core.user.created", UserCreated{...})
+//
+// The same two calls work on a [PluginClient] and a [PluginHost] (both a
+// [Subscriber] and a [Publisher]), with the same options; a name resolves
+// by one rule on all three (see [Subscribe]).
 //
 // # Events
 //
@@ -115,7 +119,7 @@
 // different tenants never skip and commit an event another one needed.
 // Tenant and workspace IDs are therefore checked wherever they name a
 // group or a served tenant, and on every publish (a filtered
-// [Bus.Subscribe], [NewPluginClient], [PluginHost.AddTenant], [Bus.Publish]
+// [Subscribe], [NewPluginClient], [PluginHost.AddTenant], [Publish]
 // and the other publishers): 1 to 128 ASCII letters, digits, '-' and '_' —
 // "acme", "tenant_42", a UUID — and no dots, so no two scopes share a group
 // name ([ValidateTenantID]; the errors wrap [ErrInvalidTenantID] or
@@ -127,7 +131,7 @@
 // The headers and the event must agree: a record whose tenant-id (or
 // workspace-id) header names another tenant (or workspace) than its
 // event's tenantId (workspaceId) is malformed, on every path alike
-// ([Bus.Subscribe], [PluginClient], [PluginHost]). It is never handed to a
+// ([Subscribe] on a [Bus], a [PluginClient] or a [PluginHost]). It is never handed to a
 // handler; it goes to the dead letter queue with reason [ReasonMalformed]
 // (or is skipped and logged under [Skip]). A record without those headers
 // is filtered by its decoded event.

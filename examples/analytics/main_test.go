@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 		}
 		summaries[tenant] = eventbustest.NewRecorder()
 		wctx, wcancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		_, err = watcher.Subscribe(wctx, SummaryGeneratedEvent, summaries[tenant].Handle, eventbus.PluginSubscribeOptions{PluginID: PluginID})
+		_, err = eventbus.Subscribe(wctx, watcher, eventbus.Name[json.RawMessage](SummaryGeneratedEvent), summaries[tenant].Handle, eventbus.FromPlugin(PluginID))
 		wcancel()
 		if err != nil {
 			t.Fatal(err)
@@ -62,7 +63,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 		c    *eventbus.PluginClient
 		name string
 	}{{crmAcme, "contact.created"}, {crmAcme, "contact.created"}, {crmAcme, "deal.updated"}, {crmGlobex, "contact.created"}} {
-		if _, err := pub.c.Publish(pctx, pub.name, map[string]string{"id": "x"}); err != nil {
+		if _, err := eventbus.Publish(pctx, pub.c, eventbus.Name[map[string]string](pub.name), map[string]string{"id": "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -33,8 +33,7 @@ func TestRunServesEachTenant(t *testing.T) {
 	// The platform publishes new users; an observer watches what crm publishes for acme.
 	platform := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	contacts := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, platform, "plugin.crm.contact.created", contacts.Handle,
-		eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("observer"), TenantID: acme})
+	eventbustest.MustSubscribe(t, platform, "plugin.crm.contact.created", contacts.Handle, eventbus.InGroup(eventbustest.UniqueID("observer")), eventbus.ForTenant(acme))
 	user := eventbustest.MustPublish(t, platform, catalog.UserCreated.String(),
 		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"},
 		eventbus.PublishMetadata{TenantID: acme, CorrelationID: "signup-1"})

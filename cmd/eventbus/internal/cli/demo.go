@@ -313,6 +313,11 @@ func (d *demo) startPlugins(ctx context.Context, hosts []*eventbus.PluginHost) e
 		err   error
 	}
 	plugins := []eventbus.HandlerSet{&demoCRMPlugin{d: d, host: hosts[0]}, &demoAnalyticsPlugin{d: d, host: hosts[1]}}
+	// What each plugin's handlers read, in the order they declare them.
+	routes := [][]struct{ topic, group string }{
+		{{catalog.UserCreated.String(), demoCRMGroup}},
+		{{catalog.UserCreated.String(), "signups"}, {catalog.UserLogin.String(), "sessions"}, {"plugin." + demoCRM + "." + demoContact, "crm-activity"}},
+	}
 	results := make([]started, len(plugins))
 	var wg sync.WaitGroup
 	for i, p := range plugins {
@@ -322,13 +327,9 @@ func (d *demo) startPlugins(ctx context.Context, hosts []*eventbus.PluginHost) e
 				results[i].err = err
 				return
 			}
-			for _, spec := range p.EventHandlers() {
-				topic := spec.EventName
-				if spec.PluginID != "" {
-					topic = "plugin." + spec.PluginID + "." + spec.EventName
-				}
+			for _, r := range routes[i] {
 				results[i].lines = append(results[i].lines,
-					fmt.Sprintf("    %-30s %-28s group %s\n", instance(host.PluginID(), strings.Join(host.Tenants(), ",")), topic, host.GroupID(spec.GroupID)))
+					fmt.Sprintf("    %-30s %-28s group %s\n", instance(host.PluginID(), strings.Join(host.Tenants(), ",")), r.topic, host.GroupID(r.group)))
 			}
 		})
 	}
@@ -559,7 +560,7 @@ func (c *demoCRMPlugin) onUserCreated(ctx context.Context, ev eventbus.Event[cat
 	contact := demoContactData{ContactID: "c-" + strings.TrimPrefix(ev.Data.UserID, "u-"), UserID: ev.Data.UserID, Email: ev.Data.Email}
 	d.say("    %-26s → %-26s %s for %s\n", name, "plugin.crm."+demoContact, contact.ContactID, contact.UserID)
 	// The host publishes for the tenant of the event being handled.
-	if _, err := c.host.Publish(ctx, demoContact, contact); err != nil {
+	if _, err := eventbus.Publish(ctx, c.host, demoContact, contact); err != nil {
 		return err
 	}
 	d.mu.Lock()
