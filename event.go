@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Event is a domain event: typed data plus the tenant it belongs to and the
