@@ -122,6 +122,21 @@ func Subscribe[T any](ctx context.Context, target Subscriber, name Name[T], fn f
 	return target.subscribeSpec(ctx, On(name, fn, opts...))
 }
 
+// Handle runs the declared handler on one event as a subscription runs
+// it, without a broker: ctx carries the event context of ev (what the
+// handler publishes belongs to ev's tenant, workspace, user and
+// correlation, and is caused by ev), the data is decoded into the
+// handler's type (a failure wraps ErrInvalidEvent), and a panic is
+// returned as a *PanicError. Nothing is committed, retried or dead
+// lettered: the error is returned. eventbustest.Work builds the event and
+// calls it, for a handler's unit tests.
+func (s HandlerSpec) Handle(ctx context.Context, ev RawEvent) error {
+	if s.handler == nil {
+		return fmt.Errorf("%w: the handler spec has no function; declare it with eventbus.On", ErrInvalidConfig)
+	}
+	return callHandler(ctx, s.handler, ev)
+}
+
 // HandlerSet is a type that declares its event handlers.
 type HandlerSet interface {
 	EventHandlers() []HandlerSpec
