@@ -10,6 +10,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginrun"
 )
 
 func TestRunCountsPerTenant(t *testing.T) {
@@ -17,12 +18,13 @@ func TestRunCountsPerTenant(t *testing.T) {
 	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan *Plugin, 1)
+	ready := make(chan *pluginrun.Deployment[Analytics], 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Brokers: brokers, Tenants: []string{acme, globex}, SummaryEvery: 1, Ready: func(p *Plugin) { ready <- p }})
+		done <- pluginrun.Run(ctx, Deployment(brokers, []string{acme, globex}, false, ""), New(1), Handlers,
+			func(p *pluginrun.Deployment[Analytics]) { ready <- p })
 	}()
-	var p *Plugin
+	var p *pluginrun.Deployment[Analytics]
 	select {
 	case p = <-ready:
 	case err := <-done:
@@ -105,7 +107,11 @@ func TestRunCountsPerTenant(t *testing.T) {
 		if last.Total != total || !maps.Equal(last.Counts, counts) {
 			t.Errorf("%s: last summary %+v, want counts %v", tenant, last, counts)
 		}
-		if got := p.Tenant(tenant).Counts(); !maps.Equal(got, counts) {
+		a, err := p.Tenant(tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Counts(); !maps.Equal(got, counts) {
 			t.Errorf("%s: counts %v, want %v", tenant, got, counts)
 		}
 	}

@@ -1,7 +1,7 @@
 // Command crm is the sample CRM plugin of Plexica, written against the
-// public API of github.com/plexica/eventbus only. One deployment serves
-// many tenants through an eventbus.PluginHost; for each tenant it serves,
-// it
+// public API of github.com/plexica/eventbus only: its business logic, run
+// by pluginrun (one deployment, an eventbus.PluginHost, serves many
+// tenants). For each tenant it serves, it
 //
 //   - turns each new user of the tenant (core.user.created) into a contact
 //     and publishes plugin.crm.contact.created;
@@ -29,10 +29,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/pluginrun"
 )
 
 // PluginID is the plugin's ID: its topics are plugin.crm.*.
@@ -144,149 +144,28 @@ func (c *CRM) Pipeline() map[string]int {
 	return out
 }
 
-// Config says where the brokers are and which tenants the plugin serves.
-type Config struct {
-	Brokers []string
-	// Tenants are served from the start.
-	Tenants []string
-	// Follow makes the plugin follow the platform's lifecycle events
-	// (core.plugin.installed, .activated, .deactivated, .uninstalled of
-	// crm): tenants are added and removed as they install it.
-	Follow bool
-	// InstanceID, when set, makes the plugin a static member of its
-	// consumer groups (eventbus.ConsumerConfig.InstanceID): a restart
-	// takes its partitions back at once instead of after the session
-	// timeout. Stable across restarts, unique among the plugin's
-	// instances: main takes it from EVENTBUS_INSTANCE_ID (set it to the
-	// pod name).
-	InstanceID string
-	// SASL, when set, logs in with the plugin's credentials (see
-	// TopicManager.ProvisionPlugin).
-	SASL   *eventbus.SASLConfig
-	Logger *slog.Logger
-	// Ready, when set, is called by Run once the handlers are subscribed.
-	Ready func(*Plugin)
-}
-
-// Plugin is the running plugin: one PluginHost for every tenant, and each
-// tenant's CRM, made when the tenant's first event arrives.
-type Plugin struct {
-	client   *eventbus.Client
-	bus      *eventbus.Bus
-	host     *eventbus.PluginHost
-	handlers *eventbus.Handlers
-
-	mu      sync.Mutex
-	tenants map[string]*CRM
-}
-
-// Start connects and subscribes the handlers, once for all tenants.
-func Start(ctx context.Context, cfg Config) (*Plugin, error) {
-	if len(cfg.Tenants) == 0 && !cfg.Follow {
-		return nil, errors.New("crm: no tenants to serve (give some, or follow the platform's installs)")
-	}
-	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: cfg.Brokers, ClientID: PluginID, SASL: cfg.SASL, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
-	if err := client.Connect(ctx); err != nil {
-		return nil, err
-	}
-	bus, err := eventbus.NewBus(client, eventbus.Config{Source: PluginID, Consumer: eventbus.ConsumerConfig{InstanceID: cfg.InstanceID}})
-	if err != nil {
-		client.Close()
-		return nil, err
-	}
-	p := &Plugin{client: client, bus: bus, tenants: map[string]*CRM{}}
-	if p.host, err = eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: PluginID, Tenants: cfg.Tenants}); err == nil {
-		if cfg.Follow {
-			err = p.host.FollowLifecycle(ctx, eventbus.FollowOptions{})
-		}
-		if err == nil {
-			p.handlers, err = eventbus.InitializeHandlers(ctx, p.host, p)
-		}
-	}
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("crm: %w", err), p.Stop(context.WithoutCancel(ctx)))
-	}
-	return p, nil
-}
-
-// EventHandlers declares the plugin's handlers, for every tenant: both in
-// group crm-sync. Each event goes to its tenant's CRM.
-func (p *Plugin) EventHandlers() []eventbus.HandlerSpec {
+// Handlers declares the plugin's handlers, once for every tenant: both in
+// group crm-sync. pluginrun.Handle routes each event to its tenant's CRM.
+func Handlers(d *pluginrun.Deployment[CRM]) []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(catalog.UserCreated, func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
-			c, err := p.crm(ev.TenantID)
-			if err != nil {
-				return err
-			}
-			return c.onUserCreated(ctx, ev)
-		}, eventbus.InGroup("crm-sync")),
-		eventbus.On(DealUpdatedEvent, func(ctx context.Context, ev eventbus.Event[DealUpdated]) error {
-			c, err := p.crm(ev.TenantID)
-			if err != nil {
-				return err
-			}
-			return c.onDealUpdated(ctx, ev)
-		}, eventbus.InGroup("crm-sync")),
+		eventbus.On(catalog.UserCreated, pluginrun.Handle(d, (*CRM).onUserCreated), eventbus.InGroup("crm-sync")),
+		eventbus.On(DealUpdatedEvent, pluginrun.Handle(d, (*CRM).onDealUpdated), eventbus.InGroup("crm-sync")),
 	}
 }
 
-// crm returns the CRM of a served tenant, making it on first use.
-func (p *Plugin) crm(tenant string) (*CRM, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.tenants[tenant]; ok {
-		return c, nil
+// Deployment is the plugin's deployment configuration: brokers, tenants
+// served from the start, whether to follow the platform's installs
+// (core.plugin.installed, .activated, .deactivated, .uninstalled of crm),
+// and the instance ID that makes restarts take the partitions back at once
+// (main reads it from EVENTBUS_INSTANCE_ID; set it to the pod name).
+func Deployment(brokers, tenants []string, follow bool, instanceID string) pluginrun.Config {
+	return pluginrun.Config{
+		PluginID: PluginID,
+		Client:   eventbus.ClientConfig{Brokers: brokers},
+		Bus:      eventbus.Config{Consumer: eventbus.ConsumerConfig{InstanceID: instanceID}},
+		Tenants:  tenants,
+		Follow:   follow,
 	}
-	events, err := p.host.Client(tenant)
-	if err != nil {
-		return nil, err
-	}
-	c := NewCRM(events)
-	p.tenants[tenant] = c
-	return c, nil
-}
-
-// Host returns the plugin's host: AddTenant and RemoveTenant change the
-// tenants it serves.
-func (p *Plugin) Host() *eventbus.PluginHost { return p.host }
-
-// Tenant returns the CRM of a tenant the plugin serves, or nil.
-func (p *Plugin) Tenant(id string) *CRM {
-	c, err := p.crm(id)
-	if err != nil {
-		return nil
-	}
-	return c
-}
-
-// Stop unsubscribes the handlers and shuts the bus down.
-func (p *Plugin) Stop(ctx context.Context) error {
-	var errs []error
-	errs = append(errs, p.handlers.Cleanup(ctx))
-	if p.host != nil {
-		errs = append(errs, p.host.Close(ctx))
-	}
-	errs = append(errs, p.bus.Shutdown(ctx))
-	p.client.Close()
-	return errors.Join(errs...)
-}
-
-// Run runs the plugin until ctx ends.
-func Run(ctx context.Context, cfg Config) error {
-	p, err := Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if cfg.Ready != nil {
-		cfg.Ready(p)
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	return p.Stop(stopCtx)
 }
 
 func main() {
@@ -297,13 +176,10 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := Run(ctx, Config{
-		Brokers:    strings.Split(*brokers, ","),
-		Tenants:    splitList(*tenants),
-		Follow:     *follow,
-		InstanceID: *instance,
-		Ready:      func(*Plugin) { slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow) },
-	})
+	err := pluginrun.Run(ctx, Deployment(strings.Split(*brokers, ","), splitList(*tenants), *follow, *instance), NewCRM, Handlers,
+		func(*pluginrun.Deployment[CRM]) {
+			slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow)
+		})
 	if err != nil {
 		slog.Error("crm plugin failed", "err", err)
 		os.Exit(1)
