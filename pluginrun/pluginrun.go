@@ -61,17 +61,24 @@ type Config struct {
 	// FollowFromBeginning, with Follow, rebuilds the tenant set from the
 	// retained lifecycle history before Start returns.
 	FollowFromBeginning bool
+	// Intercept, when set, runs around every handler call that Handle
+	// routes: it gets the event (its data, of the handler's type, in an
+	// any) and the call, and returns what the handler returns, so it may
+	// observe, fail or skip the call. For instrumentation; `eventbus demo`
+	// narrates the plugins and plans a failure with it.
+	Intercept func(ctx context.Context, ev eventbus.Event[any], handle func(context.Context) error) error
 }
 
 // Deployment is a running plugin deployment: a client, a bus, a host and
 // the handlers on it, and the state of each served tenant (of type S).
 // It is safe for concurrent use.
 type Deployment[S any] struct {
-	client   *eventbus.Client
-	bus      *eventbus.Bus
-	host     *eventbus.PluginHost
-	handlers *eventbus.Handlers
-	newState func(*eventbus.PluginClient) *S
+	client    *eventbus.Client
+	bus       *eventbus.Bus
+	host      *eventbus.PluginHost
+	handlers  *eventbus.Handlers
+	newState  func(*eventbus.PluginClient) *S
+	intercept func(context.Context, eventbus.Event[any], func(context.Context) error) error
 
 	mu     sync.Mutex
 	states map[string]*S
@@ -117,7 +124,7 @@ func Start[S any](ctx context.Context, cfg Config, newState func(*eventbus.Plugi
 		client.Close()
 		return nil, err
 	}
-	d := &Deployment[S]{client: client, bus: bus, newState: newState, states: map[string]*S{}}
+	d := &Deployment[S]{client: client, bus: bus, newState: newState, intercept: cfg.Intercept, states: map[string]*S{}}
 	d.host, err = eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: cfg.PluginID, Tenants: cfg.Tenants})
 	if err == nil && cfg.Follow {
 		err = d.host.FollowLifecycle(ctx, eventbus.FollowOptions{FromBeginning: cfg.FollowFromBeginning})
@@ -172,7 +179,13 @@ func Handle[S, T any](d *Deployment[S], fn func(*S, context.Context, eventbus.Ev
 		if err != nil {
 			return err
 		}
-		return fn(s, ctx, ev)
+		if d.intercept == nil {
+			return fn(s, ctx, ev)
+		}
+		return d.intercept(ctx, eventbus.Event[any]{
+			ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID,
+			Timestamp: ev.Timestamp, Data: ev.Data, Metadata: ev.Metadata,
+		}, func(ctx context.Context) error { return fn(s, ctx, ev) })
 	}
 }
 

@@ -3,6 +3,7 @@ package pluginrun_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,11 +52,19 @@ func TestOneCallRunsTenantsAddedAndRemovedAtRunTime(t *testing.T) {
 	handled := make(chan [2]string, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*eventbustest.WaitTimeout)
 	defer cancel()
+	var interceptMu sync.Mutex
+	var intercepted []string // what Intercept saw, by data
 
 	d, err := pluginrun.Start(ctx, pluginrun.Config{
 		PluginID: "ledger",
 		Client:   eventbus.ClientConfig{Brokers: brokers},
 		Tenants:  []string{acme},
+		Intercept: func(ctx context.Context, ev eventbus.Event[any], handle func(context.Context) error) error {
+			interceptMu.Lock()
+			intercepted = append(intercepted, ev.Data.(note).ID)
+			interceptMu.Unlock()
+			return handle(ctx)
+		},
 	}, func(events *eventbus.PluginClient) *ledger {
 		return &ledger{tenant: events.Scope().TenantID, handled: handled}
 	}, func(d *pluginrun.Deployment[ledger]) []eventbus.HandlerSpec {
@@ -134,6 +143,12 @@ func TestOneCallRunsTenantsAddedAndRemovedAtRunTime(t *testing.T) {
 	if got := gs.list(); len(got) != 2 || got[0] != "g-1" || got[1] != "g-2" {
 		t.Fatalf("globex's notes %v, want [g-1 g-2]", got)
 	}
+
+	interceptMu.Lock()
+	if got := strings.Join(intercepted, ","); got != "a-1,g-1,g-2,a-3" {
+		t.Errorf("Intercept saw %s, want the calls a-1,g-1,g-2,a-3", got)
+	}
+	interceptMu.Unlock()
 
 	stopped = true
 	if err := d.Stop(ctx); err != nil {
