@@ -1,32 +1,27 @@
-// Command analytics is the sample-analytics plugin of Plexica, written
-// against the public API of github.com/plexica/eventbus only. One
-// deployment, run by pluginrun, serves many tenants through an
-// eventbus.PluginHost (one
+// Package analytics is the sample-analytics plugin of Plexica, written
+// against the public API of github.com/plexica/eventbus only: its business
+// logic, run by pluginrun from cmd/analytics and from `eventbus demo`. One
+// deployment serves many tenants through an eventbus.PluginHost (one
 // consumer group per subscription for all of them); for each tenant it
 // serves, it counts
 //
 //   - the CRM plugin's events: plugin.crm.contact.created and
 //     plugin.crm.deal.updated (another plugin's events);
-//   - core events: core.user.login, core.user.logout and core.api.request;
+//   - core events: core.user.created, core.user.login, core.user.logout
+//     and core.api.request;
 //
 // and publishes plugin.sample-analytics.summary.generated, with the
-// tenant's counts, every -summary-every events. Each tenant's counts only
-// ever include that tenant's events. With -follow, tenants are added and
-// removed as they install and uninstall the plugin.
+// tenant's counts, every summaryEvery events (see New). Each tenant's
+// counts only ever include that tenant's events. With -follow, tenants are
+// added and removed as they install and uninstall the plugin.
 //
-//	go run ./examples/analytics -brokers 127.0.0.1:9092 -tenants acme,globex -follow
-package main
+//	go run ./examples/analytics/cmd/analytics -brokers 127.0.0.1:9092 -tenants acme,globex -follow
+package analytics
 
 import (
 	"context"
-	"flag"
-	"log/slog"
 	"maps"
-	"os"
-	"os/signal"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
@@ -100,6 +95,7 @@ func Handlers(d *pluginrun.Deployment[Analytics]) []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
 		eventbus.On("contact.created", count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
 		eventbus.On("deal.updated", count, eventbus.FromPlugin("crm"), eventbus.InGroup("crm-activity")),
+		eventbus.On(eventbus.Name[any](catalog.UserCreated), count, eventbus.InGroup("signups")),
 		eventbus.On(eventbus.Name[any](catalog.UserLogin), count, eventbus.InGroup("sessions")),
 		eventbus.On(eventbus.Name[any](catalog.UserLogout), count, eventbus.InGroup("sessions")),
 		eventbus.On(eventbus.Name[any](catalog.APIRequest), count, eventbus.InGroup("api-usage")),
@@ -124,37 +120,4 @@ func Deployment(brokers, tenants []string, follow bool, instanceID string) plugi
 		Tenants:  tenants,
 		Follow:   follow,
 	}
-}
-
-func main() {
-	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated brokers")
-	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve from the start")
-	follow := flag.Bool("follow", false, "follow the platform's installs and uninstalls of the plugin")
-	instance := flag.String("instance-id", os.Getenv(EnvInstanceID), "stable ID of this instance in its consumer groups, for restarts without waiting out the session timeout; set it to the pod name (env "+EnvInstanceID+")")
-	every := flag.Int("summary-every", 100, "publish a summary every this many events of a tenant")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := pluginrun.Run(ctx, Deployment(strings.Split(*brokers, ","), splitList(*tenants), *follow, *instance), New(*every), Handlers,
-		func(*pluginrun.Deployment[Analytics]) {
-			slog.Info("sample-analytics plugin running", "tenants", *tenants, "follow", *follow)
-		})
-	if err != nil {
-		slog.Error("sample-analytics plugin failed", "err", err)
-		os.Exit(1)
-	}
-}
-
-// EnvInstanceID names the instance ID main passes to Config.InstanceID.
-const EnvInstanceID = "EVENTBUS_INSTANCE_ID"
-
-// splitList splits a comma-separated flag, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -1,7 +1,8 @@
-// Command crm is the sample CRM plugin of Plexica, written against the
+// Package crm is the sample CRM plugin of Plexica, written against the
 // public API of github.com/plexica/eventbus only: its business logic, run
 // by pluginrun (one deployment, an eventbus.PluginHost, serves many
-// tenants). For each tenant it serves, it
+// tenants) from cmd/crm and from `eventbus demo`. For each tenant it
+// serves, it
 //
 //   - turns each new user of the tenant (core.user.created) into a contact
 //     and publishes plugin.crm.contact.created;
@@ -14,21 +15,15 @@
 // the platform's core.plugin.installed/uninstalled events. Run it next to
 // `eventbus serve`:
 //
-//	go run ./examples/crm -brokers 127.0.0.1:9092 -tenants acme,globex -follow
-package main
+//	go run ./examples/crm/cmd/crm -brokers 127.0.0.1:9092 -tenants acme,globex -follow
+package crm
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/signal"
 	"slices"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
@@ -37,6 +32,10 @@ import (
 
 // PluginID is the plugin's ID: its topics are plugin.crm.*.
 const PluginID = "crm"
+
+// Group is the consumer group of both handlers, in the plugin's
+// namespace: plugin.crm.crm-sync.
+const Group = "crm-sync"
 
 // Event names of the plugin (topics plugin.crm.<name>).
 const (
@@ -148,8 +147,8 @@ func (c *CRM) Pipeline() map[string]int {
 // group crm-sync. pluginrun.Handle routes each event to its tenant's CRM.
 func Handlers(d *pluginrun.Deployment[CRM]) []eventbus.HandlerSpec {
 	return []eventbus.HandlerSpec{
-		eventbus.On(catalog.UserCreated, pluginrun.Handle(d, (*CRM).onUserCreated), eventbus.InGroup("crm-sync")),
-		eventbus.On(DealUpdatedEvent, pluginrun.Handle(d, (*CRM).onDealUpdated), eventbus.InGroup("crm-sync")),
+		eventbus.On(catalog.UserCreated, pluginrun.Handle(d, (*CRM).onUserCreated), eventbus.InGroup(Group)),
+		eventbus.On(DealUpdatedEvent, pluginrun.Handle(d, (*CRM).onDealUpdated), eventbus.InGroup(Group)),
 	}
 }
 
@@ -166,36 +165,4 @@ func Deployment(brokers, tenants []string, follow bool, instanceID string) plugi
 		Tenants:  tenants,
 		Follow:   follow,
 	}
-}
-
-func main() {
-	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated brokers")
-	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve from the start")
-	follow := flag.Bool("follow", false, "follow the platform's installs and uninstalls of the plugin")
-	instance := flag.String("instance-id", os.Getenv(EnvInstanceID), "stable ID of this instance in its consumer groups, for restarts without waiting out the session timeout; set it to the pod name (env "+EnvInstanceID+")")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := pluginrun.Run(ctx, Deployment(strings.Split(*brokers, ","), splitList(*tenants), *follow, *instance), NewCRM, Handlers,
-		func(*pluginrun.Deployment[CRM]) {
-			slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow)
-		})
-	if err != nil {
-		slog.Error("crm plugin failed", "err", err)
-		os.Exit(1)
-	}
-}
-
-// EnvInstanceID names the instance ID main passes to Config.InstanceID.
-const EnvInstanceID = "EVENTBUS_INSTANCE_ID"
-
-// splitList splits a comma-separated flag, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
 }
