@@ -392,7 +392,7 @@ func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
 	t.Parallel()
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
-	for _, topic := range eventbus.LifecycleEvents {
+	for _, topic := range []string{"core.plugin.installed", "core.plugin.activated", "core.plugin.deactivated", "core.plugin.uninstalled"} {
 		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
 			t.Fatal(err)
 		}

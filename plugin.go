@@ -68,15 +68,12 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 // Scope returns the plugin, tenant and workspace the client is bound to.
 func (p *PluginClient) Scope() PluginScope { return p.scope }
 
-// Bus returns the bus the client runs on.
-func (p *PluginClient) Bus() *Bus { return p.bus }
-
-// Topic returns the topic of one of the plugin's own events:
-// Topic("contact.created") is "plugin.crm.contact.created" for the crm
-// plugin. A name with a core., plugin. or dlq. prefix fails with
+// topic returns the topic of one of the plugin's own events, which it
+// publishes: topic("contact.created") is "plugin.crm.contact.created" for
+// the crm plugin. A name with a core., plugin. or dlq. prefix fails with
 // ErrPluginScope; a name that breaks the topic rules fails with
 // ErrInvalidTopic.
-func (p *PluginClient) Topic(eventName string) (string, error) {
+func (p *PluginClient) topic(eventName string) (string, error) {
 	id := p.scope.PluginID
 	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
 		if strings.HasPrefix(eventName, prefix) {
@@ -120,7 +117,7 @@ func (p *PluginClient) scopeError(name string) error {
 // resolvePublish makes *PluginClient a Publisher: the topic and metadata
 // of one of the plugin's events, for the client's tenant.
 func (p *PluginClient) resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error) {
-	topic, err := p.Topic(eventName)
+	topic, err := p.topic(eventName)
 	if err != nil {
 		return nil, "", PublishMetadata{}, err
 	}

@@ -104,9 +104,10 @@ func TestPluginPublishStaysInScope(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	ctx := boundedCtx(t)
-	if topic, err := crm.Topic("contact.note.added"); err != nil || topic != "plugin.crm.contact.note.added" {
-		t.Fatalf("Topic = %q, %v", topic, err)
-	}
+	// A three-segment event name is the plugin's own topic plugin.crm.contact.note.added.
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, "plugin.crm.contact.note.added", rec.Handle, eventbus.ForTenant("acme"))
+	rec.WaitForID(t, mustPluginPublish(t, crm, "contact.note.added", 1))
 	for _, c := range []struct {
 		name         string
 		scope, topic bool // wraps ErrPluginScope, ErrInvalidTopic

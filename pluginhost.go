@@ -81,9 +81,6 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 // PluginID returns the plugin's ID.
 func (h *PluginHost) PluginID() string { return h.proto.scope.PluginID }
 
-// Bus returns the bus the host runs on.
-func (h *PluginHost) Bus() *Bus { return h.bus }
-
 // AddTenant starts serving tenantID, without a rebalance. After it
 // returns, every event of the tenant that the host handles is delivered:
 // all published from then on, and those still waiting in a group's
@@ -210,10 +207,6 @@ func (h *PluginHost) Client(tenantID string) (*PluginClient, error) {
 	}
 	return nil, fmt.Errorf("%w: plugin %q does not serve tenant %q (see PluginHost.AddTenant)", ErrPluginScope, h.PluginID(), tenantID)
 }
-
-// Topic returns the topic of one of the plugin's own events; see
-// PluginClient.Topic.
-func (h *PluginHost) Topic(eventName string) (string, error) { return h.proto.Topic(eventName) }
 
 // GroupID returns the consumer group a host subscription with group name
 // name joins: "plugin.<id>.<name>" (a name that already starts with
@@ -372,9 +365,9 @@ type FollowOptions struct {
 	FromBeginning bool
 }
 
-// LifecycleEvents are the core events FollowLifecycle reads: installs and
+// lifecycleEvents are the core events FollowLifecycle reads: installs and
 // activations add a tenant, deactivations and uninstalls remove it.
-var LifecycleEvents = []string{
+var lifecycleEvents = []string{
 	"core.plugin.installed", "core.plugin.activated",
 	"core.plugin.deactivated", "core.plugin.uninstalled",
 }

@@ -197,7 +197,7 @@ func (m *TopicManager) validateCached(name string) error {
 	if _, ok := m.valid.Load(name); ok {
 		return nil
 	}
-	if err := m.ValidateTopic(name); err != nil {
+	if err := m.client.cfg.TopicRules.ValidateTopic(name); err != nil {
 		return err
 	}
 	if m.validCount.Load() < maxCachedValidTopics {
@@ -225,11 +225,6 @@ func (m *TopicManager) topicAdmin() (*topicadmin.Admin, error) {
 
 func newTopicManager(c *Client) *TopicManager { return &TopicManager{client: c} }
 
-// ValidateTopic checks name against the client's topic rules.
-func (m *TopicManager) ValidateTopic(name string) error {
-	return m.client.cfg.TopicRules.ValidateTopic(name)
-}
-
 // Rules returns the topic rules in force.
 func (m *TopicManager) Rules() *TopicRules { return m.client.cfg.TopicRules }
 
@@ -254,7 +249,7 @@ func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...To
 
 // ensureTopic is EnsureTopic with the creation bounded by timeout.
 func (m *TopicManager) ensureTopic(ctx context.Context, topic string, timeout time.Duration, opts ...TopicOption) error {
-	if err := m.ValidateTopic(topic); err != nil {
+	if err := m.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
 		return err
 	}
 	admin, err := m.topicAdmin()
