@@ -325,7 +325,6 @@ func (c *Client) Close() {
 // Brokers returns the seed brokers.
 func (c *Client) Brokers() []string { return append([]string(nil), c.cfg.Brokers...) }
 
-
 // Topics returns the client's TopicManager.
 func (c *Client) Topics() *TopicManager { return c.topics }
 
