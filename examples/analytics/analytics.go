@@ -107,17 +107,3 @@ func Handlers(d *pluginrun.Deployment[Analytics]) []eventbus.HandlerSpec {
 func New(summaryEvery int) func(*eventbus.PluginClient) *Analytics {
 	return func(events *eventbus.PluginClient) *Analytics { return NewAnalytics(events, summaryEvery) }
 }
-
-// Deployment is the plugin's deployment configuration: brokers, tenants
-// served from the start, whether to follow the platform's installs of
-// sample-analytics, and the instance ID that makes restarts take the
-// partitions back at once (main reads it from EVENTBUS_INSTANCE_ID).
-func Deployment(brokers, tenants []string, follow bool, instanceID string) pluginrun.Config {
-	return pluginrun.Config{
-		PluginID: PluginID,
-		Client:   eventbus.ClientConfig{Brokers: brokers},
-		Bus:      eventbus.Config{Consumer: eventbus.ConsumerConfig{InstanceID: instanceID}},
-		Tenants:  tenants,
-		Follow:   follow,
-	}
-}

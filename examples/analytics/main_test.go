@@ -21,7 +21,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 	ready := make(chan *pluginrun.Deployment[Analytics], 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- pluginrun.Run(ctx, Deployment(brokers, []string{acme, globex}, false, ""), New(1), Handlers,
+		done <- pluginrun.Run(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, New(1), Handlers,
 			func(p *pluginrun.Deployment[Analytics]) { ready <- p })
 	}()
 	var p *pluginrun.Deployment[Analytics]

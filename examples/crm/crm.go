@@ -151,18 +151,3 @@ func Handlers(d *pluginrun.Deployment[CRM]) []eventbus.HandlerSpec {
 		eventbus.On(DealUpdatedEvent, pluginrun.Handle(d, (*CRM).onDealUpdated), eventbus.InGroup(Group)),
 	}
 }
-
-// Deployment is the plugin's deployment configuration: brokers, tenants
-// served from the start, whether to follow the platform's installs
-// (core.plugin.installed, .activated, .deactivated, .uninstalled of crm),
-// and the instance ID that makes restarts take the partitions back at once
-// (main reads it from EVENTBUS_INSTANCE_ID; set it to the pod name).
-func Deployment(brokers, tenants []string, follow bool, instanceID string) pluginrun.Config {
-	return pluginrun.Config{
-		PluginID: PluginID,
-		Client:   eventbus.ClientConfig{Brokers: brokers},
-		Bus:      eventbus.Config{Consumer: eventbus.ConsumerConfig{InstanceID: instanceID}},
-		Tenants:  tenants,
-		Follow:   follow,
-	}
-}

@@ -30,7 +30,7 @@ func TestRunServesEachTenant(t *testing.T) {
 	ready := make(chan *pluginrun.Deployment[CRM], 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- pluginrun.Run(ctx, Deployment(brokers, []string{acme, globex}, false, ""), NewCRM, Handlers,
+		done <- pluginrun.Run(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, NewCRM, Handlers,
 			func(p *pluginrun.Deployment[CRM]) { ready <- p })
 	}()
 	var p *pluginrun.Deployment[CRM]

@@ -17,7 +17,7 @@ import (
 )
 
 // TestRestartWithInstanceID runs the plugin as a static member
-// (the instance ID of Deployment, from EVENTBUS_INSTANCE_ID in main), stops it and
+// (Bus.Consumer.InstanceID, from EVENTBUS_INSTANCE_ID in the command), stops it and
 // starts it again with the same ID: its group's member carries the ID, and
 // the new instance handles a new event at once, with no session timeout to
 // wait out.
@@ -36,7 +36,9 @@ func TestRestartWithInstanceID(t *testing.T) {
 		return slices.ContainsFunc(tenant(t, p, acme).Contacts(), func(c ContactCreated) bool { return c.UserID == user })
 	}
 
-	first, err := pluginrun.Start(ctx, Deployment(brokers, []string{acme}, false, instance), NewCRM, Handlers)
+	cfg := pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme},
+		Bus: eventbus.Config{Consumer: eventbus.ConsumerConfig{InstanceID: instance}}}
+	first, err := pluginrun.Start(ctx, cfg, NewCRM, Handlers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func TestRestartWithInstanceID(t *testing.T) {
 	}
 
 	began := time.Now()
-	second, err := pluginrun.Start(ctx, Deployment(brokers, []string{acme}, false, instance), NewCRM, Handlers)
+	second, err := pluginrun.Start(ctx, cfg, NewCRM, Handlers)
 	if err != nil {
 		t.Fatal(err)
 	}

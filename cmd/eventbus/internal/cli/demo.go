@@ -295,8 +295,9 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Logger) (func(), error) {
 	// The hosts exist once Start returned; the interceptors read them then.
 	var crmHost, analyticsHost atomic.Pointer[eventbus.PluginHost]
-	config := func(cfg pluginrun.Config, intercept func(*eventbus.PluginHost) func(context.Context, eventbus.Event[any], func(context.Context) error) error,
+	config := func(pluginID string, intercept func(*eventbus.PluginHost) func(context.Context, eventbus.Event[any], func(context.Context) error) error,
 		host *atomic.Pointer[eventbus.PluginHost]) pluginrun.Config {
+		cfg := pluginrun.Config{PluginID: pluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: demoTenants}
 		cfg.Client.Logger = log
 		cfg.Bus.Logger = log
 		cfg.Bus.DLQ = eventbus.DLQConfig{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup}
@@ -310,13 +311,13 @@ func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Log
 	var crmErr, analyticsErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		crmDep, crmErr = pluginrun.Start(ctx, config(crm.Deployment(brokers, demoTenants, false, ""), d.crmIntercept, &crmHost), crm.NewCRM, crm.Handlers)
+		crmDep, crmErr = pluginrun.Start(ctx, config(crm.PluginID, d.crmIntercept, &crmHost), crm.NewCRM, crm.Handlers)
 		if crmErr == nil {
 			crmHost.Store(crmDep.Host())
 		}
 	})
 	wg.Go(func() {
-		analyticsDep, analyticsErr = pluginrun.Start(ctx, config(analytics.Deployment(brokers, demoTenants, false, ""), d.analyticsIntercept, &analyticsHost),
+		analyticsDep, analyticsErr = pluginrun.Start(ctx, config(analytics.PluginID, d.analyticsIntercept, &analyticsHost),
 			analytics.New(0), analytics.Handlers)
 		if analyticsErr == nil {
 			analyticsHost.Store(analyticsDep.Host())

@@ -2,49 +2,14 @@
 // github.com/plexica/eventbus/examples/crm) next to `eventbus serve`:
 //
 //	go run ./examples/crm/cmd/crm -brokers 127.0.0.1:9092 -tenants acme,globex -follow
+//
+// Set EVENTBUS_INSTANCE_ID (or -instance-id) to the pod name for restarts
+// that take the partitions back at once.
 package main
 
 import (
-	"context"
-	"flag"
-	"log/slog"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-
 	"github.com/plexica/eventbus/examples/crm"
 	"github.com/plexica/eventbus/pluginrun"
 )
 
-func main() {
-	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated brokers")
-	tenants := flag.String("tenants", "acme", "comma-separated tenants to serve from the start")
-	follow := flag.Bool("follow", false, "follow the platform's installs and uninstalls of the plugin")
-	instance := flag.String("instance-id", os.Getenv(EnvInstanceID), "stable ID of this instance in its consumer groups, for restarts without waiting out the session timeout; set it to the pod name (env "+EnvInstanceID+")")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := pluginrun.Run(ctx, crm.Deployment(strings.Split(*brokers, ","), splitList(*tenants), *follow, *instance), crm.NewCRM, crm.Handlers,
-		func(*pluginrun.Deployment[crm.CRM]) {
-			slog.Info("crm plugin running", "tenants", *tenants, "follow", *follow)
-		})
-	if err != nil {
-		slog.Error("crm plugin failed", "err", err)
-		os.Exit(1)
-	}
-}
-
-// EnvInstanceID names the instance ID main passes to crm.Deployment.
-const EnvInstanceID = "EVENTBUS_INSTANCE_ID"
-
-// splitList splits a comma-separated flag, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
-}
+func main() { pluginrun.Main(crm.PluginID, crm.NewCRM, crm.Handlers) }
