@@ -52,7 +52,8 @@
 //
 // # Publishing
 //
-// [Bus.Publish] returns once the broker acknowledged the event: the
+// [Publish] (and [Bus.Publish], its untyped form with explicit metadata,
+// for relays and tools) returns once the broker acknowledged the event: the
 // producer is idempotent, with acks=all and no linger, and compresses with
 // Snappy by default ([Config.Compression]). An event may take
 // [Config.MaxEventBytes] as a broker measures it: the record batch that
@@ -141,8 +142,8 @@
 // Every handler the bus calls gets a context that carries the event being
 // handled as its event context ([EventContextFrom]): its tenant, workspace,
 // user and correlation, with the event's ID as CausationID. What the
-// handler publishes through a [PluginClient], a [PluginHost] or
-// [WithPublish] so keeps the correlation and names the event as its cause.
+// handler publishes with [Publish] or [WithPublish] so keeps the
+// correlation and names the event as its cause.
 // Elsewhere, [WithEventContext] sets it.
 //
 // # Plugins
@@ -187,7 +188,9 @@
 // thousands). Keep a PluginClient per tenant when each tenant needs a group
 // of its own (its own offsets and lag, a replay from its install, workspace
 // filters, instances pinned to one tenant) and the tenants stay in the
-// tens. [PluginHost.Client] is a tenant's PluginClient.
+// tens. [PluginHost.Client] is a tenant's PluginClient. Package pluginrun
+// runs a host-based deployment in one call: client, bus, host, lifecycle,
+// handlers, one state value per served tenant, and the stop in order.
 //
 // A type declares its handlers with [On]; [InitializeHandlers] subscribes
 // them on a Bus, a PluginClient or a PluginHost. [WithPublish] wraps a
