@@ -94,11 +94,6 @@ func NewTopicRules(extraActions ...string) (*TopicRules, error) {
 	return &TopicRules{r}, nil
 }
 
-// AllowedActions returns the allow-list: the actions accepted although they
-// are not past tenses, sorted. It holds some past forms too (sent, built,
-// read), from before every past form was accepted. The slice is a copy.
-func (r *TopicRules) AllowedActions() []string { return r.get().AllowedActions() }
-
 // ValidateTopic checks name against r. The error wraps ErrInvalidTopic (and
 // ErrInvalidPluginID when the plugin ID is at fault), names the rule that
 // failed and, when one can be derived, a corrected name.
