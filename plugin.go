@@ -69,45 +69,37 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 func (p *PluginClient) Scope() PluginScope { return p.scope }
 
 // topic returns the topic of one of the plugin's own events, which it
-// publishes: topic("contact.created") is "plugin.crm.contact.created" for
-// the crm plugin. A name with a core., plugin. or dlq. prefix fails with
-// ErrPluginScope; a name that breaks the topic rules fails with
+// publishes, resolving the name as Subscribe does: for the crm plugin,
+// "contact.created" and "plugin.crm.contact.created" are both
+// plugin.crm.contact.created. A core.*, dlq.* or another plugin's name
+// fails with ErrPluginScope; a name that breaks the topic rules fails with
 // ErrInvalidTopic.
 func (p *PluginClient) topic(eventName string) (string, error) {
-	id := p.scope.PluginID
-	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
-		if strings.HasPrefix(eventName, prefix) {
-			return "", p.scopeError(eventName)
+	if !strings.HasPrefix(eventName, "plugin."+p.scope.PluginID+".") {
+		for _, prefix := range []string{"core.", "plugin.", "dlq."} {
+			if strings.HasPrefix(eventName, prefix) {
+				return "", p.scopeError(eventName)
+			}
 		}
 	}
-	topic := "plugin." + id + "." + eventName
-	if err := p.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
-		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", id, eventName, err)
-	}
-	return topic, nil
+	return resolveName(p.bus.client.cfg.TopicRules, eventName, p.scope.PluginID, "")
 }
 
-// scopeError explains why a prefixed name cannot be one of the plugin's own
-// events. When the name is not a valid topic either, the error wraps
-// ErrInvalidTopic too.
+// scopeError explains why a core.*, dlq.* or another plugin's name cannot
+// be one of the plugin's own events. When the name is not a valid topic
+// either, the error wraps ErrInvalidTopic too.
 func (p *PluginClient) scopeError(name string) error {
 	id := p.scope.PluginID
-	t, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
-	var why string
+	_, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
+	why := "a plugin publishes only its own events"
 	switch {
 	case strings.HasPrefix(name, "core."):
 		why = "core events are published by the platform, not by plugins"
 	case strings.HasPrefix(name, "dlq."):
 		why = "dead-letter topics are written by the bus itself"
-	case parseErr == nil && t.PluginID == id:
-		why = fmt.Sprintf("name the plugin's events without the prefix: use %q", t.Entity+"."+t.Action)
-	default:
-		why = "a plugin publishes only its own events"
 	}
-	err := fmt.Errorf("%w: plugin %q cannot publish %q: %s", ErrPluginScope, id, name, why)
-	if !(parseErr == nil && t.PluginID == id) {
-		err = fmt.Errorf("%w; its events are plugin.%s.<entity>.<action>, named without the prefix (e.g. \"contact.created\")", err, id)
-	}
+	err := fmt.Errorf("%w: plugin %q cannot publish %q: %s; its events are plugin.%s.<entity>.<action>, named with or without the prefix (e.g. \"contact.created\")",
+		ErrPluginScope, id, name, why, id)
 	if parseErr != nil {
 		return fmt.Errorf("%w (%w)", err, parseErr)
 	}

@@ -192,7 +192,8 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 // Event context in the package documentation; in a handler it is the event
 // being handled). On a Bus name is the topic and the context must name a
 // tenant (ErrTenantRequired). On a PluginClient name is one of the plugin's
-// own events ("contact.created" is plugin.<id>.contact.created), published
+// own events, resolved as Subscribe resolves names ("contact.created" and
+// "plugin.<id>.contact.created" are plugin.<id>.contact.created), published
 // for the client's tenant; a context of another tenant or workspace, or a
 // core.*, dlq.* or another plugin's name, fails with ErrPluginScope. On a
 // PluginHost it is the same, for the tenant of the context, which the host
