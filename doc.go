@@ -149,7 +149,8 @@
 // # Plugins
 //
 // A [PluginClient] is one plugin's view of the bus for one tenant. It
-// publishes only the plugin's own events, named without the prefix; it
+// publishes only the plugin's own events, named with or without the
+// prefix (names resolve by one rule, see [Subscribe]); it
 // subscribes to its own, another plugin's or core events, and receives only
 // its tenant's. A subscription of plugin P with group name N (by default
 // the subscribed topic) joins the group
