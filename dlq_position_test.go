@@ -37,8 +37,8 @@ func TestUnsignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 			return errors.New("smtp down")
 		}
 		return mailerRec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: mailer})
-	eventbustest.MustSubscribe(t, service, topic, auditRec.Handle, eventbus.SubscribeOptions{GroupID: audit})
+	}, eventbus.InGroup(mailer))
+	eventbustest.MustSubscribe(t, service, topic, auditRec.Handle, eventbus.InGroup(audit))
 
 	// Fails, is retried once (only the mailer sees the retry), fails again: out of retries.
 	id := eventbustest.MustPublish(t, service, topic, "fail", eventbus.PublishMetadata{TenantID: "acme"})
@@ -157,7 +157,7 @@ func TestRetryOutcomeYieldsToANewerRetry(t *testing.T) {
 			}
 		}
 		return eventbus.Permanent(errors.New("mailbox rejected"))
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(group, topic, "acme", id)

@@ -45,7 +45,7 @@ func TestRetryOnARetryTopicWaitsOutAReadError(t *testing.T) {
 			return eventbus.Permanent(errors.New("crm is down"))
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.PluginSubscribeOptions{CoreEvent: true})
+	})
 
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(eventbus.EffectiveGroupID(crm.GroupID(topic), "acme", ""), topic, "acme", id)
@@ -80,8 +80,8 @@ func TestRetryOnTheOriginalTopicWaitsOutAReadError(t *testing.T) {
 			return eventbus.Permanent(errors.New("ledger unavailable"))
 		}
 		return billingRec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: billing})
-	eventbustest.MustSubscribe(t, service, topic, auditRec.Handle, eventbus.SubscribeOptions{GroupID: audit})
+	}, eventbus.InGroup(billing))
+	eventbustest.MustSubscribe(t, service, topic, auditRec.Handle, eventbus.InGroup(audit))
 
 	id := eventbustest.MustPublish(t, service, topic, 42, eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(billing, topic, "acme", id)
@@ -131,7 +131,7 @@ func TestRetryLeftUnfinishedWhenReleasedWhileUnreadable(t *testing.T) {
 		}
 	}
 	first := eventbustest.NewRecorder()
-	sub := mustPluginSubscribe(t, crm, topic, handler(first), eventbus.PluginSubscribeOptions{CoreEvent: true})
+	sub := mustPluginSubscribe(t, crm, topic, handler(first))
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(eventbus.EffectiveGroupID(crm.GroupID(topic), "acme", ""), topic, "acme", id)
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
@@ -158,7 +158,7 @@ func TestRetryLeftUnfinishedWhenReleasedWhileUnreadable(t *testing.T) {
 	}
 	eventbus.SetDLQReadFault(service, nil)
 	second := eventbustest.NewRecorder()
-	mustPluginSubscribe(t, crm, topic, handler(second), eventbus.PluginSubscribeOptions{CoreEvent: true})
+	mustPluginSubscribe(t, crm, topic, handler(second))
 	second.WaitForID(t, id)
 	waitEntry(t, ops.DLQ(), entryID, hasStatus(eventbus.StatusResolved))
 }

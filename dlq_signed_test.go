@@ -43,7 +43,7 @@ func TestSignedRetriesNeedNoViewInSubscribers(t *testing.T) {
 			return errors.New("smtp down")
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 
 	id := eventbustest.MustPublish(t, service, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	rec.WaitForID(t, id) // failed, dead-lettered, retried by ops, handled

@@ -26,7 +26,7 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	eventbustest.MustSubscribe(t, subscriber, topic, func(context.Context, eventbus.RawEvent) error {
 		calls.Add(1)
 		return errors.New("ledger down")
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, subscriber, topic, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(group, topic, "acme", id)
 
