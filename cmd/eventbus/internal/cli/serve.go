@@ -116,7 +116,7 @@ scheduler group %s; a stop waits at most %s.`,
 	f.String("instance-id", "", "a stable ID for this process in its consumer groups, unique among the instances (set it to the pod name): a restart then takes its partitions back at once instead of after the session timeout (env "+EnvInstanceID+")")
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
-	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
+	f.String("admin-token", "", "bearer tokens for the console and its REST API, comma separated: [NAME:]TOKEN (admin) or [NAME:]TOKEN=tenant:ID (one tenant); the audit trail records each action with the token's NAME; none: a random admin token is generated and printed (env "+EnvTokens+")")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
 	addOutboxFlags(cmd, "relay the transactional outbox of this PostgreSQL database to the brokers (its tables are created if missing)")
@@ -154,7 +154,7 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		return cfg, usageErrorf("--http-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.HTTPAddr, DefaultHTTPAddr)
 	}
-	if _, _, err := dlqhttp.ParseTokens(cfg.Tokens); err != nil {
+	if _, err := dlqhttp.ParseNamedTokens(cfg.Tokens); err != nil {
 		return cfg, usageErrorf("--admin-token: %v", err)
 	}
 	inMemory, _ := f.GetBool("in-memory")

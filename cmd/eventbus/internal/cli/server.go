@@ -17,11 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/console"
+	"github.com/plexica/eventbus/consoleapi"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/groups"
 	"github.com/plexica/eventbus/outbox"
 )
 
@@ -47,6 +51,10 @@ type server struct {
 	relay     *outbox.Relay
 	stopRelay context.CancelFunc
 	relayDone chan struct{}
+
+	audit       *audit.Log      // the operators' audit trail
+	history     *groups.History // consumer groups' lag, sampled
+	stopHistory context.CancelFunc
 
 	http           *http.Server
 	listener       net.Listener
@@ -99,7 +107,20 @@ func (s *server) Start(ctx context.Context) error {
 			s.log.Error("eventbus: could not start the dead letter queue", "err", err)
 		}
 	}()
-	return s.startHTTP(registry)
+	if s.audit, err = audit.Open(ctx, client, audit.Config{}); err != nil {
+		return fmt.Errorf("the audit trail (topic %s) cannot be opened: %w", audit.Topic, err)
+	}
+	adm, err := client.Admin()
+	if err != nil {
+		return err
+	}
+	if s.history, err = groups.NewHistory(adm, groups.HistoryConfig{}); err != nil {
+		return err
+	}
+	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopHistory = stop
+	go s.history.Run(hctx)
+	return s.startHTTP(registry, adm)
 }
 
 // startOutbox connects to the outbox's database, creates its tables if
@@ -133,21 +154,32 @@ func (s *server) startOutbox(ctx context.Context, registry *prometheus.Registry)
 // startHTTP binds the HTTP listener (so a port in use fails before the
 // banner) and builds its routes: the DLQ REST API, /metrics, /healthz and
 // /readyz.
-func (s *server) startHTTP(registry *prometheus.Registry) error {
-	admin, tenants, err := dlqhttp.ParseTokens(s.cfg.Tokens)
+func (s *server) startHTTP(registry *prometheus.Registry, adm *kadm.Client) error {
+	tokens, err := dlqhttp.ParseNamedTokens(s.cfg.Tokens)
 	if err != nil {
 		return err
 	}
-	if len(admin) == 0 && len(tenants) == 0 {
+	if len(tokens) == 0 {
 		s.generatedToken = randomToken()
-		admin = []string{s.generatedToken}
+		tokens = []dlqhttp.Token{{Name: generatedTokenName, Secret: s.generatedToken}}
 	}
-	api, err := dlqhttp.New(s.bus.DLQ(), dlqhttp.Options{AdminTokens: admin, TenantTokens: tenants, Logger: s.log})
+	auth, err := dlqhttp.NewAuthenticator(dlqhttp.Options{Tokens: tokens})
+	if err != nil {
+		return err
+	}
+	api, err := dlqhttp.New(s.bus.DLQ(), dlqhttp.Options{Authenticator: auth, Audit: s.audit, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	ops, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: s.audit, History: s.history, Logger: s.log})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/dlq/", api)
+	for _, p := range []string{"/api/audit", "/api/groups", "/api/groups/", "/api/topics"} {
+		mux.Handle(p, ops)
+	}
 	// The DLQ console: its page at / and its assets under /console/
 	// ("GET /" itself would conflict with "/api/dlq/").
 	mux.Handle("GET /{$}", console.Handler())
@@ -198,6 +230,10 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = io.WriteString(w, "ready\n")
 }
+
+// generatedTokenName is the name of the admin token serve makes up when
+// none is configured: the audit trail records it.
+const generatedTokenName = "generated-admin"
 
 func randomToken() string {
 	var b [24]byte
@@ -261,7 +297,7 @@ func (s *server) PrintBanner(w io.Writer) {
 	fmt.Fprintf(w, "connect with: brokers=%s\n", brokers)
 	if s.listener != nil {
 		addr := s.listener.Addr().String()
-		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ console /, DLQ REST API /api/dlq/..., /metrics, /healthz, /readyz\n", addr)
+		fmt.Fprintf(w, "eventbus: HTTP on http://%s: console /, REST API /api/dlq/..., /api/groups, /api/topics, /api/audit, /metrics, /healthz, /readyz\n", addr)
 		if s.generatedToken != "" {
 			fmt.Fprintf(w, "eventbus: DLQ API admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
 		}
@@ -293,6 +329,12 @@ func (s *server) Close(ctx context.Context) error {
 		}
 	} else if s.listener != nil {
 		_ = s.listener.Close()
+	}
+	if s.stopHistory != nil {
+		s.stopHistory()
+	}
+	if s.audit != nil {
+		s.audit.Close()
 	}
 	if s.stopRelay != nil {
 		s.stopRelay()
