@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/groups"
 	"github.com/plexica/eventbus/outbox"
 )
 
@@ -60,6 +61,9 @@ type serveConfig struct {
 	OutboxDSN string
 	// Outbox names the outbox table.
 	Outbox outbox.Config
+	// LagSampleInterval is how often the consumer groups' lag is sampled
+	// for the console's chart (groups.HistoryConfig.Interval).
+	LagSampleInterval time.Duration
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -117,6 +121,7 @@ scheduler group %s; a stop waits at most %s.`,
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
 	f.String("admin-token", "", "bearer tokens for the console and its REST API, comma separated: [NAME:]TOKEN (admin) or [NAME:]TOKEN=tenant:ID (one tenant); the audit trail records each action with the token's NAME; none: a random admin token is generated and printed (env "+EnvTokens+")")
+	f.Duration("lag-sample-interval", groups.DefaultSampleInterval, "how often the console samples every consumer group's lag (its chart shows the last "+shortDuration(groups.DefaultHistoryWindow)+")")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
 	addOutboxFlags(cmd, "relay the transactional outbox of this PostgreSQL database to the brokers (its tables are created if missing)")
@@ -156,6 +161,9 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	}
 	if _, err := dlqhttp.ParseNamedTokens(cfg.Tokens); err != nil {
 		return cfg, usageErrorf("--admin-token: %v", err)
+	}
+	if cfg.LagSampleInterval, _ = f.GetDuration("lag-sample-interval"); cfg.LagSampleInterval <= 0 || cfg.LagSampleInterval > groups.DefaultHistoryWindow {
+		return cfg, usageErrorf("--lag-sample-interval must be positive and at most %s, e.g. 10s", shortDuration(groups.DefaultHistoryWindow))
 	}
 	inMemory, _ := f.GetBool("in-memory")
 	cfg.ConnectTimeout, _ = f.GetDuration("connect-timeout")

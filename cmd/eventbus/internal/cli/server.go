@@ -114,7 +114,7 @@ func (s *server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.history, err = groups.NewHistory(adm, groups.HistoryConfig{}); err != nil {
+	if s.history, err = groups.NewHistory(adm, groups.HistoryConfig{Interval: s.cfg.LagSampleInterval}); err != nil {
 		return err
 	}
 	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
