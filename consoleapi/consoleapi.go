@@ -11,9 +11,10 @@
 //	GET  /api/groups/{group}               members, per-partition offsets and lag, lag history (admin)
 //	POST /api/groups/{group}/reset         preview or apply an offset reset (admin)
 //	GET  /api/topics                       topics with partitions, replication, retention, end offsets (admin)
+//	GET  /api/tail?type=&tenantId=&key=&header=&text=  live events as server-sent events
 //
-// A tenant token sees the audit entries of its own tenant only; the other
-// routes are for admin tokens (403 for a tenant token).
+// A tenant token sees the audit entries and live events of its own tenant
+// only; the other routes are for admin tokens (403 for a tenant token).
 package consoleapi
 
 import (
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
@@ -51,6 +53,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of reset targets given as "ago:"; default time.Now.
 	Now func() time.Time
+	// KafkaOpts reach the cluster for live tails (eventbus.Client.KafkaOpts);
+	// without them GET /api/tail answers 503.
+	KafkaOpts []kgo.Opt
+	// MaxTailStreams is how many live tails may run at once. Default
+	// DefaultMaxTailStreams.
+	MaxTailStreams int
+	// TailRate is how many events a second one live tail sends at most.
+	// Default DefaultTailRate.
+	TailRate int
+	// Stop, when closed, ends the live tails (a server shutting down waits
+	// for its requests, and a tail never ends by itself).
+	Stop <-chan struct{}
 }
 
 // maxBody caps a request body.
@@ -68,17 +82,30 @@ func New(opts Options) (http.Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &api{Options: opts}
+	if opts.MaxTailStreams < 0 || opts.TailRate < 0 {
+		return nil, fmt.Errorf("%w: consoleapi.Options: MaxTailStreams and TailRate may not be negative", eventbus.ErrInvalidConfig)
+	}
+	if opts.MaxTailStreams == 0 {
+		opts.MaxTailStreams = DefaultMaxTailStreams
+	}
+	if opts.TailRate == 0 {
+		opts.TailRate = DefaultTailRate
+	}
+	a := &api{Options: opts, tails: make(chan struct{}, opts.MaxTailStreams)}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/audit", a.route(false, a.auditList))
 	mux.Handle("GET /api/groups", a.route(true, a.groupList))
 	mux.Handle("GET /api/groups/{group}", a.route(true, a.groupGet))
 	mux.Handle("POST /api/groups/{group}/reset", a.route(true, a.groupReset))
 	mux.Handle("GET /api/topics", a.route(true, a.topicList))
+	mux.Handle("GET /api/tail", a.route(false, a.tail))
 	return mux, nil
 }
 
-type api struct{ Options }
+type api struct {
+	Options
+	tails chan struct{} // one token per running live tail
+}
 
 type endpoint func(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal) error
 
@@ -135,7 +162,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, groups.ErrGroupActive):
 		dlqhttp.WriteError(w, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, groups.ErrInvalidTarget), errors.Is(err, audit.ErrInvalidQuery):
+	case errors.Is(err, groups.ErrInvalidTarget), errors.Is(err, audit.ErrInvalidQuery), errors.Is(err, eventbus.ErrInvalidTopic):
 		dlqhttp.WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case r.Context().Err() != nil:
 		a.Logger.Debug("consoleapi: request canceled", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: log, History: hist, Logger: slog.New(slog.DiscardHandler)})
+	h, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: log, History: hist, KafkaOpts: client.KafkaOpts(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ type server struct {
 	audit       *audit.Log      // the operators' audit trail
 	history     *groups.History // consumer groups' lag, sampled
 	stopHistory context.CancelFunc
+	stopStreams chan struct{} // closed by Close: the live tails end
 
 	http           *http.Server
 	listener       net.Listener
@@ -171,13 +172,15 @@ func (s *server) startHTTP(registry *prometheus.Registry, adm *kadm.Client) erro
 	if err != nil {
 		return err
 	}
-	ops, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: s.audit, History: s.history, Logger: s.log})
+	s.stopStreams = make(chan struct{})
+	ops, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: s.audit, History: s.history, Logger: s.log,
+		KafkaOpts: s.client.KafkaOpts(), Stop: s.stopStreams})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/dlq/", api)
-	for _, p := range []string{"/api/audit", "/api/groups", "/api/groups/", "/api/topics"} {
+	for _, p := range []string{"/api/audit", "/api/groups", "/api/groups/", "/api/topics", "/api/tail"} {
 		mux.Handle(p, ops)
 	}
 	// The DLQ console: its page at / and its assets under /console/
@@ -297,7 +300,7 @@ func (s *server) PrintBanner(w io.Writer) {
 	fmt.Fprintf(w, "connect with: brokers=%s\n", brokers)
 	if s.listener != nil {
 		addr := s.listener.Addr().String()
-		fmt.Fprintf(w, "eventbus: HTTP on http://%s: console /, REST API /api/dlq/..., /api/groups, /api/topics, /api/audit, /metrics, /healthz, /readyz\n", addr)
+		fmt.Fprintf(w, "eventbus: HTTP on http://%s: console /, REST API /api/dlq/..., /api/groups, /api/topics, /api/tail, /api/audit, /metrics, /healthz, /readyz\n", addr)
 		if s.generatedToken != "" {
 			fmt.Fprintf(w, "eventbus: DLQ API admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
 		}
@@ -323,6 +326,9 @@ func (s *server) Run(ctx context.Context) error {
 // embedded broker. It is safe after a failed Start.
 func (s *server) Close(ctx context.Context) error {
 	var err error
+	if s.stopStreams != nil {
+		close(s.stopStreams)
+	}
 	if s.http != nil {
 		if e := s.http.Shutdown(ctx); e != nil {
 			err = fmt.Errorf("stop HTTP: %w", e)
