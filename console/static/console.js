@@ -300,7 +300,7 @@
     if (m) return { view: 'detail', id: decodeURIComponent(m[1]) };
     const g = /^\/group\/([^/]+)$/.exec(path);
     if (g) return { view: 'group', group: decodeURIComponent(g[1]) };
-    if (path === '/groups' || path === '/topics' || path === '/audit') return { view: path.slice(1) };
+    if (['/groups', '/topics', '/audit', '/tail'].includes(path)) return { view: path.slice(1) };
     const page = parseInt(params.get('page') || '1', 10);
     const size = params.get('pageSize') || '20';
     return {
@@ -332,10 +332,10 @@
   }
 
   function showOnly(id) {
-    for (const v of ['login-view', 'list-view', 'detail-view', 'groups-view', 'group-view', 'topics-view', 'audit-view']) $('#' + v).hidden = v !== id;
+    for (const v of ['login-view', 'list-view', 'detail-view', 'groups-view', 'group-view', 'topics-view', 'audit-view', 'tail-view']) $('#' + v).hidden = v !== id;
     $('#session').hidden = id === 'login-view';
     $('#nav').hidden = id === 'login-view';
-    const page = { 'list-view': 'events', 'detail-view': 'events', 'groups-view': 'groups', 'group-view': 'groups', 'topics-view': 'topics', 'audit-view': 'audit' }[id];
+    const page = { 'list-view': 'events', 'detail-view': 'events', 'groups-view': 'groups', 'group-view': 'groups', 'topics-view': 'topics', 'audit-view': 'audit', 'tail-view': 'tail' }[id];
     for (const a of document.querySelectorAll('#nav a')) {
       if (a.dataset.nav === page) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
@@ -351,6 +351,7 @@
   function render() {
     watchGen++;
     stopGroupPolling();
+    stopTail('');
     if (keepNotice) keepNotice = false;
     else notice('');
     if (!token()) {
@@ -377,6 +378,10 @@
       showOnly('topics-view');
       focusHeading('#topics-h');
       loadTopics();
+    } else if (r.view === 'tail') {
+      showOnly('tail-view');
+      focusHeading('#tail-h');
+      $('#tail-state').textContent = 'Stopped.';
     } else if (r.view === 'audit') {
       showOnly('audit-view');
       focusHeading('#audit-h');
@@ -865,6 +870,7 @@
       renderGroup(g);
     } catch (e) {
       stopGroupPolling();
+    stopTail('');
       fail(e, out);
     }
   }
@@ -1058,6 +1064,126 @@
     }
   }
 
+  // ------------------------------------------------------------ live tail
+
+  const TAIL_MAX_ROWS = 500;
+  let tailAbort = null;
+
+  function stopTail(state) {
+    if (tailAbort) tailAbort.abort();
+    tailAbort = null;
+    $('#t-pause').disabled = true;
+    $('#t-start').textContent = 'Start';
+    if (state !== '') $('#tail-state').textContent = state;
+  }
+
+  function tailQuery() {
+    const p = new URLSearchParams();
+    const type = $('#t-type').value.trim();
+    if (type) p.set('type', type);
+    for (const [id, k] of [['#t-tenant', 'tenantId'], ['#t-key', 'key'], ['#t-header', 'header'], ['#t-text', 'text']]) {
+      const v = $(id).value.trim();
+      if (v) p.set(k, v);
+    }
+    return p.toString();
+  }
+
+  // startTail reads GET /api/tail as a stream of server-sent events (fetch,
+  // not EventSource, so that the token goes in the Authorization header).
+  async function startTail(ev) {
+    if (ev) ev.preventDefault();
+    stopTail('');
+    const abort = new AbortController();
+    tailAbort = abort;
+    const out = $('#tail-error');
+    out.textContent = '';
+    $('#tail-state').textContent = 'Connecting…';
+    $('#t-pause').disabled = false;
+    $('#t-start').textContent = 'Restart';
+    let resp;
+    try {
+      resp = await fetch('/api/tail?' + tailQuery(), {
+        headers: { Authorization: 'Bearer ' + token(), Accept: 'text/event-stream' },
+        cache: 'no-store',
+        credentials: 'omit',
+        signal: abort.signal,
+      });
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      stopTail('Stopped.');
+      fail(new ApiError(0, 'network', 'Cannot reach the server: ' + e.message), out);
+      return;
+    }
+    if (!resp.ok) {
+      let body = null;
+      try {
+        body = await resp.json();
+      } catch (_) {
+        body = null;
+      }
+      const e = body && body.error;
+      stopTail('Stopped.');
+      fail(new ApiError(resp.status, (e && e.code) || 'http_' + resp.status, (e && e.message) || resp.statusText, resp.headers.get('Retry-After')), out);
+      return;
+    }
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data) onTailEvent(event, JSON.parse(data));
+        }
+      }
+      if (tailAbort === abort) stopTail('The server ended the tail.');
+    } catch (e) {
+      if (!abort.signal.aborted) {
+        stopTail('Stopped.');
+        fail(new ApiError(0, 'network', 'The tail broke off: ' + e.message), out);
+      }
+    }
+  }
+
+  function onTailEvent(event, data) {
+    if (event === 'ready') {
+      const n = (data.topics || []).length;
+      $('#tail-state').textContent = `Live: following ${n} topic${n === 1 ? '' : 's'}.`;
+      $('#tail-view').dataset.live = 'true';
+      return;
+    }
+    if (event === 'dropped') {
+      $('#tail-state').textContent = `Live: ${data.dropped} events over the rate limit were not shown.`;
+      return;
+    }
+    if (event !== 'record') return;
+    const body = $('#tail tbody');
+    const shown = typeof data.value === 'string' ? data.value : JSON.stringify(data.value);
+    const type = data.value && data.value.type ? data.value.type : data.topic;
+    body.prepend(
+      el(
+        'tr',
+        { dataset: { topic: data.topic, tenant: data.tenantId || '', id: (data.value && data.value.id) || '' } },
+        el('td', null, timeEl(data.timestamp)),
+        el('td', { class: 'mono topic' }, topicNodes(type)),
+        el('td', null, data.malformed ? 'not an event' : data.tenantId),
+        el('td', { class: 'mono' }, data.key || '—'),
+        el('td', { class: 'mono small wrap' }, shown),
+      ),
+    );
+    while (body.rows.length > TAIL_MAX_ROWS) body.deleteRow(body.rows.length - 1);
+  }
+
   // ------------------------------------------------------------ audit trail
 
   let auditNext = 0;
@@ -1150,6 +1276,9 @@
       loadAudit(false);
     });
     $('#audit-more').addEventListener('click', () => loadAudit(true));
+    $('#tail-filters').addEventListener('submit', startTail);
+    $('#t-pause').addEventListener('click', () => stopTail('Paused: events published meanwhile are not shown. Start to follow again.'));
+    $('#t-clear').addEventListener('click', () => clear($('#tail tbody')));
     window.addEventListener('hashchange', render);
     // A token change in another tab of this session (sign out there).
     window.addEventListener('storage', (ev) => {

@@ -24,9 +24,9 @@ import (
 // HTML stays text.
 func TestConsolePagesEndToEnd(t *testing.T) {
 	artifacts := needChromium(t)
-	const token = "ops-console-token-0001"
+	const token, acmeOps = "ops-console-token-0001", "acme-console-token-001"
 	_, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory",
-		"--admin-token", "ana:"+token, "--lag-sample-interval", "200ms")
+		"--admin-token", "ana:"+token+",acme-ops:"+acmeOps+"=tenant:acme", "--lag-sample-interval", "200ms")
 	brokers, httpAddr := waitForServe(t, lines)
 	if httpAddr == "" {
 		t.Fatalf("serve printed no %s line; stderr:\n%s", HTTPLinePrefix, stderr)
@@ -131,6 +131,38 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	b.waitFor("the reset in the trail", fmt.Sprintf(`[...document.querySelectorAll('#audit tbody tr')].some(r => r.dataset.actor === 'ana' &&
 		r.dataset.action === 'group.reset' && r.cells[3].textContent === %q && r.innerText.includes('redeliver=%d'))`, group, events))
 	b.screenshot("console-audit.png", true)
+
+	// The live tail: an event published once it is live shows up, its HTML
+	// as text; pause stops it.
+	b.do("open the tail", chromedp.Navigate(base+"/#/tail"), chromedp.WaitVisible(chromedp.CSS("#t-type")))
+	b.do("start it", chromedp.SendKeys(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
+	b.waitFor("the tail live", `document.querySelector('#tail-view').dataset.live === 'true'`)
+	html := `<img src=x onerror="window.__xss=3">`
+	live := eventbustest.MustPublish(t, bus, topic, map[string]any{"comment": html, "password": "hunter2"}, eventbus.PublishMetadata{TenantID: "globex"},
+		eventbus.WithHeader("x-note", html), eventbus.WithPartitionKey(html))
+	b.waitFor("the event in the tail", fmt.Sprintf(`(() => { const r = document.querySelector('#tail tbody tr[data-id=%q]');
+		return r && r.innerText.includes(%q) && r.innerText.includes('[REDACTED]') && !r.innerText.includes('hunter2') })()`, live, html))
+	b.screenshot("console-tail.png", true)
+	b.do("pause", chromedp.Click(chromedp.CSS("#t-pause")))
+	b.waitFor("paused", `document.querySelector('#tail-state').textContent.startsWith('Paused')`)
+
+	// A tenant token sees its tenant's events only.
+	b.do("sign in as a tenant",
+		chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem('eventbus.dlq.token', '`+acmeOps+`')`),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS("#t-type")),
+	)
+	b.do("start the tenant's tail", chromedp.SendKeys(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
+	b.waitFor("the tenant's tail live", `document.querySelector('#tail-view').dataset.live === 'true'`)
+	hidden := eventbustest.MustPublish(t, bus, topic, map[string]any{"n": "globex's"}, eventbus.PublishMetadata{TenantID: "globex"})
+	own := eventbustest.MustPublish(t, bus, topic, map[string]any{"n": "acme's"}, eventbus.PublishMetadata{TenantID: "acme"})
+	b.waitFor("the tenant's own event", fmt.Sprintf(`!!document.querySelector('#tail tbody tr[data-id=%q]')`, own))
+	if got := b.text(fmt.Sprintf(`String(!!document.querySelector('#tail tbody tr[data-id=%q]'))`, hidden)); got != "false" {
+		t.Errorf("the tenant token's tail shows another tenant's event")
+	}
+	b.do("the tenant opens the groups", chromedp.Navigate(base+"/#/groups"))
+	b.waitFor("the groups refused", `document.querySelector('#groups-error').textContent.includes('403')`)
+
 	if x := b.text(`String(window.__xss)`); x != "undefined" {
 		t.Errorf("something ran as HTML: window.__xss = %s", x)
 	}
