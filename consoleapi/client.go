@@ -1,6 +1,7 @@
 package consoleapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -88,4 +89,89 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 		return e
 	}
 	return json.Unmarshal(body, out)
+}
+
+// Tail follows GET /api/tail with filter f, calling onRecord for each
+// event and onDropped with each count of events over the rate limit, until
+// ctx ends (then it returns nil) or the stream breaks. ready is called once
+// the server reads every followed topic, with their names.
+func (c *Client) Tail(ctx context.Context, f TailFilter, ready func(topics []string), onRecord func(TailRecord), onDropped func(int)) error {
+	v := url.Values{}
+	for _, t := range f.Types {
+		v.Add("type", t)
+	}
+	for k, s := range map[string]string{"tenantId": f.TenantID, "key": f.Key, "header": f.Header, "text": f.Text} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/tail?"+v.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// A stream has no overall deadline: only ctx ends it.
+	hc := *c.http
+	hc.Timeout = 0
+	res, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		e := &Error{Status: res.StatusCode}
+		var b struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &b) == nil {
+			e.Code, e.Message = b.Error.Code, b.Error.Message
+		}
+		return e
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var event, data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data += strings.TrimPrefix(line, "data: ")
+		case line == "":
+			switch event {
+			case "ready":
+				var r struct{ Topics []string }
+				if json.Unmarshal([]byte(data), &r) == nil && ready != nil {
+					ready(r.Topics)
+				}
+			case "record":
+				var r TailRecord
+				if err := json.Unmarshal([]byte(data), &r); err != nil {
+					return fmt.Errorf("consoleapi: a tail record that is not JSON: %w", err)
+				}
+				onRecord(r)
+			case "dropped":
+				var d struct{ Dropped int }
+				if json.Unmarshal([]byte(data), &d) == nil && onDropped != nil {
+					onDropped(d.Dropped)
+				}
+			}
+			event, data = "", ""
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("consoleapi: the tail broke off: %w", err)
+	}
+	return fmt.Errorf("consoleapi: the server ended the tail")
 }

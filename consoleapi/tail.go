@@ -270,6 +270,7 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 // tailStart lists the topics f follows and their end offsets: the tail
 // starts there.
 func (a *api) tailStart(ctx context.Context, f TailFilter) ([]string, map[string]map[int32]kgo.Offset, error) {
+	ctx = fresh(ctx)
 	details, err := a.Admin.ListTopics(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package consoleapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,6 +12,13 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
 )
+
+// fresh returns a context whose metadata requests reach a broker instead of
+// being answered from the admin client's metadata cache (up to 5 s old,
+// franz-go's MetadataMinAge), so that a topic created a moment ago is seen:
+// asking for the authorized operations too, which the cache does not hold,
+// does it.
+func fresh(ctx context.Context) context.Context { return kadm.WithAuthorizedOps(ctx) }
 
 // TopicPartition is one partition of a Topic.
 type TopicPartition struct {
@@ -43,7 +51,7 @@ type Topic struct {
 // name; topics whose names start with "__" only with internal=true.
 func (a *api) topicList(w http.ResponseWriter, r *http.Request, _ dlqhttp.Principal) error {
 	internal := r.URL.Query().Get("internal") == "true"
-	ctx := r.Context()
+	ctx := fresh(r.Context())
 	details, err := a.Admin.ListTopics(ctx)
 	if err != nil {
 		return err

@@ -326,6 +326,9 @@ func PlanReset(ctx context.Context, adm *kadm.Client, group string, topics []str
 	}
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
+	// Past the admin client's metadata cache: a topic created a moment ago
+	// is found.
+	ctx = kadm.WithAuthorizedOps(ctx)
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err == nil {
 		err = starts.Error()

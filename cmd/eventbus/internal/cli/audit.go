@@ -102,17 +102,23 @@ a tenant token sees its tenant's entries only.`,
 // apiSettings resolves --api and --token of a command that calls serve's
 // REST API.
 func (a *app) apiSettings(cmd *cobra.Command) (base, token string, err error) {
-	api := strings.TrimSpace(a.stringSetting(cmd, "api", EnvAPI))
 	token = strings.TrimSpace(a.stringSetting(cmd, "token", EnvToken))
+	base, err = apiBase(a.stringSetting(cmd, "api", EnvAPI))
+	return base, token, err
+}
+
+// apiBase checks the address of eventbus serve and returns its base URL.
+func apiBase(api string) (string, error) {
+	api = strings.TrimSpace(api)
 	if api == "" {
-		return "", "", usageErrorf("--api is empty; give the HTTP address of eventbus serve, e.g. %s", DefaultAPI)
+		return "", usageErrorf("--api is empty; give the HTTP address of eventbus serve, e.g. %s", DefaultAPI)
 	}
 	if !strings.Contains(api, "://") {
 		api = "http://" + api // serve prints host:port
 	}
 	u, err := url.Parse(api)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", usageErrorf("--api %q is not an http(s) address, e.g. %s", api, DefaultAPI)
+		return "", usageErrorf("--api %q is not an http(s) address, e.g. %s", api, DefaultAPI)
 	}
-	return u.Scheme + "://" + u.Host + strings.TrimSuffix(u.EscapedPath(), "/"), token, nil
+	return u.Scheme + "://" + u.Host + strings.TrimSuffix(u.EscapedPath(), "/"), nil
 }
