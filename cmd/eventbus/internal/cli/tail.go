@@ -476,7 +476,9 @@ func (a *app) tailAPI(ctx context.Context, cfg tailConfig) error {
 			}
 			t.print([]byte(formatEventLine(ev)))
 		},
-		func(n int) { fmt.Fprintf(a.stderr, "eventbus: %d events over the tail's rate limit were not shown\n", n) })
+		func(n int) {
+			fmt.Fprintf(a.stderr, "eventbus: %d events over the tail's rate limit were not shown\n", n)
+		})
 	if err != nil {
 		return fmt.Errorf("live tail at %s: %w", base, err)
 	}
