@@ -193,7 +193,7 @@ func TestTailErrorsAndLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the tails' cancel (cleanups run last first)
 	g := &fixture{srv: srv}
 	first := openTail(t, srv, adminSec, nil)
 	if code, c := g.call(t, "GET", "/api/tail", adminSec, nil, nil); code != 503 || c != "unavailable" {
@@ -213,4 +213,41 @@ func TestTailErrorsAndLimits(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTailRate: past TailRate events a second, events are counted and
+// reported, not sent.
+func TestTailRate(t *testing.T) {
+	f := newFixture(t)
+	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	eventbustest.MustPublish(t, f.bus, topic, 0, eventbus.PublishMetadata{TenantID: "acme"})
+	tokens, _ := dlqhttp.ParseNamedTokens(adminToken)
+	auth, _ := dlqhttp.NewAuthenticator(dlqhttp.Options{Tokens: tokens})
+	h, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: f.adm, Audit: f.audit, KafkaOpts: f.bus.Client().KafkaOpts(), TailRate: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close) // after the tail's cancel (cleanups run last first)
+	s := openTail(t, srv, adminSec, url.Values{"type": {topic}})
+	for i := range 4 {
+		eventbustest.MustPublish(t, f.bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
+	}
+	records, dropped := 0, 0
+	for records+dropped < 4 {
+		ev := s.next(t)
+		switch ev.event {
+		case "record":
+			records++
+		case "dropped":
+			var d struct{ Dropped int }
+			if err := json.Unmarshal([]byte(ev.data), &d); err != nil {
+				t.Fatal(err)
+			}
+			dropped += d.Dropped
+		}
+	}
+	if records < 1 || dropped < 1 || records+dropped != 4 {
+		t.Errorf("%d sent and %d reported dropped of 4 at 1 a second; want both, adding up to 4", records, dropped)
+	}
 }
