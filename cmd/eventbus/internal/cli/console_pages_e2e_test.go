@@ -127,7 +127,12 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 		r.querySelector('.events').textContent === '%d')`, topic, events))
 	b.screenshot("console-topics.png", true)
 
+	// A reset of the HTML-named group, so that the audit trail shows its name.
+	if code := callJSON(t, "POST", base+"/api/groups/"+encodeURIComponent(evil)+"/reset", token, `{"to":"latest","execute":true}`); code != 200 {
+		t.Fatalf("reset of the HTML-named group: %d", code)
+	}
 	b.do("open the audit trail", chromedp.Navigate(base+"/#/audit"))
+	b.waitFor("the HTML-named group as text in the trail", fmt.Sprintf(`[...document.querySelectorAll('#audit tbody tr')].some(r => r.cells[3].textContent === %q)`, evil))
 	b.waitFor("the reset in the trail", fmt.Sprintf(`[...document.querySelectorAll('#audit tbody tr')].some(r => r.dataset.actor === 'ana' &&
 		r.dataset.action === 'group.reset' && r.cells[3].textContent === %q && r.innerText.includes('redeliver=%d'))`, group, events))
 	b.screenshot("console-audit.png", true)
