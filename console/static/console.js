@@ -300,7 +300,7 @@
     if (m) return { view: 'detail', id: decodeURIComponent(m[1]) };
     const g = /^\/group\/([^/]+)$/.exec(path);
     if (g) return { view: 'group', group: decodeURIComponent(g[1]) };
-    if (['/groups', '/topics', '/audit', '/tail'].includes(path)) return { view: path.slice(1) };
+    if (['/groups', '/topics', '/audit', '/tail'].includes(path)) return { view: path.slice(1), type: params.get('type') || '' };
     const page = parseInt(params.get('page') || '1', 10);
     const size = params.get('pageSize') || '20';
     return {
@@ -381,6 +381,7 @@
     } else if (r.view === 'tail') {
       showOnly('tail-view');
       focusHeading('#tail-h');
+      if (r.type) $('#t-type').value = r.type;
       $('#tail-state').textContent = 'Stopped.';
     } else if (r.view === 'audit') {
       showOnly('audit-view');
@@ -688,12 +689,14 @@
     const dl = clear($('#d-facts'));
     fact(dl, 'Status', badge(e.status), e.permanent ? el('span', { class: 'muted' }, ' (permanent failure)') : null);
     if (e.origin) fact(dl, 'Written by', originNote(e));
-    fact(dl, 'Topic', el('span', { class: 'mono' }, e.originalTopic));
+    fact(dl, 'Topic', el('a', { class: 'mono', href: '#/tail?type=' + enc(e.originalTopic), title: 'Follow this topic live' }, e.originalTopic));
     fact(dl, 'Event ID', el('span', { class: 'mono' }, e.eventId || '—'));
     fact(dl, 'Event type', e.eventType || '—');
     fact(dl, 'Tenant', e.tenantId || '—');
     fact(dl, 'Workspace', e.workspaceId || '—');
-    fact(dl, 'Consumer group', el('span', { class: 'mono' }, groupOf(e)));
+    fact(dl, 'Consumer group', e.consumerGroup
+      ? el('a', { class: 'mono', href: groupHash(e.consumerGroup), title: 'The group\'s lag, members and replay' }, e.consumerGroup)
+      : el('span', { class: 'mono' }, groupOf(e)));
     fact(dl, 'Partition', String(e.partition));
     fact(dl, 'Offset', String(e.offset));
     if (e.originalKey) fact(dl, 'Partition key', el('span', { class: 'mono' }, decodeKey(e.originalKey)));
@@ -1046,7 +1049,9 @@
           el(
             'tr',
             { dataset: { topic: t.name } },
-            el('td', { class: 'mono topic' }, t.name),
+            el('td', { class: 'mono topic' }, t.kind === 'core' || t.kind === 'plugin'
+              ? el('a', { href: '#/tail?type=' + enc(t.name), title: 'Follow this topic live' }, topicNodes(t.name))
+              : topicNodes(t.name)),
             el('td', null, t.kind),
             el('td', { class: 'num' }, String(t.partitions)),
             el('td', { class: 'num' }, String(t.replicationFactor)),

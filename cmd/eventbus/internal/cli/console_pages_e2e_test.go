@@ -126,6 +126,8 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	b.waitFor("the topic with its events", fmt.Sprintf(`[...document.querySelectorAll('#topics tbody tr')].some(r => r.dataset.topic === %q &&
 		r.querySelector('.events').textContent === '%d')`, topic, events))
 	b.screenshot("console-topics.png", true)
+	b.do("follow the topic from its row", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#topics tr[data-topic=%q] a`, topic))))
+	b.waitFor("the tail of that topic", fmt.Sprintf(`!document.querySelector('#tail-view').hidden && document.querySelector('#t-type').value === %q`, topic))
 
 	// A reset of the HTML-named group, so that the audit trail shows its name.
 	if code := callJSON(t, "POST", base+"/api/groups/"+encodeURIComponent(evil)+"/reset", token, `{"to":"latest","execute":true}`); code != 200 {
@@ -140,7 +142,7 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// The live tail: an event published once it is live shows up, its HTML
 	// as text; pause stops it.
 	b.do("open the tail", chromedp.Navigate(base+"/#/tail"), chromedp.WaitVisible(chromedp.CSS("#t-type")))
-	b.do("start it", chromedp.SendKeys(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
+	b.do("start it", chromedp.SetValue(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
 	b.waitFor("the tail live", `document.querySelector('#tail-view').dataset.live === 'true'`)
 	html := `<img src=x onerror="window.__xss=3">`
 	live := eventbustest.MustPublish(t, bus, topic, map[string]any{"comment": html, "password": "hunter2"}, eventbus.PublishMetadata{TenantID: "globex"},
@@ -157,7 +159,7 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS("#t-type")),
 	)
-	b.do("start the tenant's tail", chromedp.SendKeys(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
+	b.do("start the tenant's tail", chromedp.SetValue(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
 	b.waitFor("the tenant's tail live", `document.querySelector('#tail-view').dataset.live === 'true'`)
 	hidden := eventbustest.MustPublish(t, bus, topic, map[string]any{"n": "globex's"}, eventbus.PublishMetadata{TenantID: "globex"})
 	own := eventbustest.MustPublish(t, bus, topic, map[string]any{"n": "acme's"}, eventbus.PublishMetadata{TenantID: "acme"})
