@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -190,4 +191,47 @@ func encodeURIComponent(s string) string {
 		}
 	}
 	return out.String()
+}
+
+// TestConsoleAuditAfterRestart: an action taken through the API is on the
+// console's audit page, with the token's name, after serve restarts on its
+// data.
+func TestConsoleAuditAfterRestart(t *testing.T) {
+	artifacts := needChromium(t)
+	const token = "ops-console-token-0002"
+	dir := t.TempDir()
+	serve := func() (*eventbusProc, []string, string) {
+		cmd, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data", dir, "--admin-token", "bo:"+token)
+		brokers, httpAddr := waitForServe(t, lines)
+		if httpAddr == "" {
+			t.Fatalf("serve printed no %s line; stderr:\n%s", HTTPLinePrefix, stderr)
+		}
+		return &eventbusProc{cmd: cmd, lines: lines}, brokers, httpAddr
+	}
+	proc, brokers, httpAddr := serve()
+	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	topic := eventbustest.UniqueTopic(t, "core.invoice.paid")
+	group := eventbustest.UniqueID("ledger")
+	eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
+	if code := callJSON(t, "POST", "http://"+httpAddr+"/api/groups/"+group+"/reset", token, `{"to":"earliest","topics":["`+topic+`"],"execute":true}`); code != 200 {
+		t.Fatalf("reset: %d", code)
+	}
+	if err := bus.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.cmd.Process.Signal(syscall.SIGTERM)
+	if code, _ := waitExit(t, proc.cmd, proc.lines); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+
+	_, _, httpAddr = serve()
+	b := newBrowser(t, artifacts)
+	b.do("sign in on the audit page",
+		chromedp.Navigate("http://"+httpAddr+"/#/audit"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token+kb.Enter),
+	)
+	b.waitFor("the reset, by bo, after the restart", fmt.Sprintf(`[...document.querySelectorAll('#audit tbody tr')].some(r =>
+		r.dataset.actor === 'bo' && r.dataset.action === 'group.reset' && r.cells[3].textContent === %q)`, group))
+	b.checkConsole()
 }
