@@ -182,6 +182,10 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 		return err
 	}
 	defer cl.Close()
+	// Ends the poller below before the client closes (deferred calls run
+	// last first).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
