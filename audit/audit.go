@@ -58,6 +58,9 @@ const (
 	// ActionGroupReset: a consumer group's committed offsets moved
 	// (Target: the group): a replay when they move back.
 	ActionGroupReset = "group.reset"
+	// ActionGroupReplay: one event delivered again to one group (Target:
+	// the group; the detail names the event).
+	ActionGroupReplay = "group.replay"
 )
 
 // Outcomes of an Entry.

@@ -10,6 +10,7 @@
 //	GET  /api/groups                       every consumer group with its state and lag (admin)
 //	GET  /api/groups/{group}               members, per-partition offsets and lag, lag history (admin)
 //	POST /api/groups/{group}/reset         preview or apply an offset reset (admin)
+//	POST /api/groups/{group}/replay        deliver one event again to one running group (admin)
 //	GET  /api/topics                       topics with partitions, replication, retention, end offsets (admin)
 //	GET  /api/tail?type=&tenantId=&key=&header=&text=  live events as server-sent events
 //
@@ -62,6 +63,9 @@ type Options struct {
 	// TailRate is how many events a second one live tail sends at most.
 	// Default DefaultTailRate.
 	TailRate int
+	// DLQ, when set, is the dead letter queue that POST
+	// /api/groups/{group}/replay delivers one event again through.
+	DLQ *eventbus.DeadLetterQueue
 	// Stop, when closed, ends the live tails (a server shutting down waits
 	// for its requests, and a tail never ends by itself).
 	Stop <-chan struct{}
@@ -97,6 +101,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.Handle("GET /api/groups", a.route(true, a.groupList))
 	mux.Handle("GET /api/groups/{group}", a.route(true, a.groupGet))
 	mux.Handle("POST /api/groups/{group}/reset", a.route(true, a.groupReset))
+	mux.Handle("POST /api/groups/{group}/replay", a.route(true, a.replay))
 	mux.Handle("GET /api/topics", a.route(true, a.topicList))
 	mux.Handle("GET /api/tail", a.route(false, a.tail))
 	return mux, nil
@@ -158,6 +163,8 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		dlqhttp.WriteError(w, ae.status, ae.code, ae.message)
+	case errors.Is(err, eventbus.ErrFailedEventNotFound):
+		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, groups.ErrGroupNotFound):
 		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, groups.ErrGroupActive):
@@ -309,12 +316,15 @@ func (a *api) groupReset(w http.ResponseWriter, r *http.Request, who dlqhttp.Pri
 func (a *api) recordReset(ctx context.Context, who dlqhttp.Principal, plan groups.ResetPlan, err error) {
 	e := ResetEntry(who.Name, plan, err)
 	e.ActorTenant = who.Tenant
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	if rerr := a.Audit.Record(ctx, e); rerr != nil {
 		a.Logger.Error("consoleapi: the audit trail did not take a reset", "group", plan.Group, "by", who.Name, "err", rerr)
 	}
 }
+
+// auditTimeout bounds the write of one audit entry.
+const auditTimeout = 10 * time.Second
 
 // ResetEntry is the audit entry of a reset by actor that ended with err.
 // `eventbus groups reset --execute` records the same.

@@ -63,13 +63,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: log, History: hist, KafkaOpts: client.KafkaOpts(), Logger: slog.New(slog.DiscardHandler)})
+	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
+	h, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: log, History: hist, KafkaOpts: client.KafkaOpts(), DLQ: bus.DLQ(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, bus: eventbustest.NewBusOn(t, client, eventbus.Config{}), adm: adm, audit: log}
+	return &fixture{srv: srv, bus: bus, adm: adm, audit: log}
 }
 
 // call sends a request and decodes a JSON answer into out (unless nil);

@@ -174,7 +174,7 @@ func (s *server) startHTTP(registry *prometheus.Registry, adm *kadm.Client) erro
 	}
 	s.stopStreams = make(chan struct{})
 	ops, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: s.audit, History: s.history, Logger: s.log,
-		KafkaOpts: s.client.KafkaOpts(), Stop: s.stopStreams})
+		KafkaOpts: s.client.KafkaOpts(), DLQ: s.bus.DLQ(), Stop: s.stopStreams})
 	if err != nil {
 		return err
 	}
