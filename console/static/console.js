@@ -1016,6 +1016,21 @@
     btn.disabled = !resetPlan;
   }
 
+  async function replayEvent(ev) {
+    ev.preventDefault();
+    const body = { topic: $('#p-topic').value.trim(), partition: Number($('#p-partition').value), offset: Number($('#p-offset').value) };
+    const ok = await confirmAction({
+      title: 'Deliver this event again to ' + groupName + '?',
+      message: `The event at ${body.topic} partition ${body.partition} offset ${body.offset} goes to this group only. This is recorded in the audit trail.`,
+      ok: 'Replay',
+    });
+    if (!ok) return;
+    await runAction($('#p-replay'), $('#p-result'), 'Replaying…', async () => {
+      const r = await api('POST', '/api/groups/' + enc(groupName) + '/replay', null, body);
+      return `Sent event ${r.eventId} again (dead-letter entry ${r.dlqId}).`;
+    });
+  }
+
   // ------------------------------------------------------------ topics
 
   function fmtBytes(n) {
@@ -1274,6 +1289,7 @@
     $('#groups-refresh').addEventListener('click', loadGroups);
     $('#reset-form').addEventListener('submit', previewReset);
     $('#r-execute').addEventListener('click', executeReset);
+    $('#replay-form').addEventListener('submit', replayEvent);
     $('#topics-refresh').addEventListener('click', loadTopics);
     $('#audit-refresh').addEventListener('click', () => loadAudit(false));
     $('#audit-filters').addEventListener('submit', (ev) => {

@@ -113,9 +113,6 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	eventbustest.MustSubscribe(t, again, topic, second.Handle, eventbus.SubscribeOptions{GroupID: group})
 	second.WaitFor(t, previewed)
 	b.waitFor("the lag drained again", `document.querySelector('#g-sub').dataset.lag === '0'`)
-	if err := again.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if n := second.Len(); n != previewed || previewed != events {
 		t.Errorf("after the reset the group handled %d events; the preview said %d (want %d)", n, previewed, events)
 	}
@@ -123,9 +120,29 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 		t.Errorf("the other group: lag %d (%v), want %d: the reset touched it", g.Lag, err, events)
 	}
 
+	// While it runs, one event goes to it again, to it only.
+	partition := b.text(`[...document.querySelectorAll('#g-partitions tbody tr')].find(r => Number(r.cells[3].textContent) > 0).cells[1].textContent`)
+	b.do("replay the first event",
+		chromedp.SetValue(chromedp.CSS("#p-topic"), topic),
+		chromedp.SetValue(chromedp.CSS("#p-partition"), partition),
+		chromedp.SetValue(chromedp.CSS("#p-offset"), "0"),
+		chromedp.Click(chromedp.CSS("#p-replay")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+	)
+	b.waitFor("the replay sent", `document.querySelector('#p-result').textContent.includes('Sent event')`)
+	if again := second.WaitFor(t, events+1); again[events].ID != first.Events()[0].ID {
+		t.Errorf("the replay delivered %s, want the first event %s", again[events].ID, first.Events()[0].ID)
+	}
+
+	if err := again.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	b.do("open the topics", chromedp.Navigate(base+"/#/topics"))
+	// The events, and the replay's record (addressed to the group only).
 	b.waitFor("the topic with its events", fmt.Sprintf(`[...document.querySelectorAll('#topics tbody tr')].some(r => r.dataset.topic === %q &&
-		r.querySelector('.events').textContent === '%d')`, topic, events))
+		r.querySelector('.events').textContent === '%d')`, topic, events+1))
 	b.screenshot("console-topics.png", true)
 	b.do("follow the topic from its row", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#topics tr[data-topic=%q] a`, topic))))
 	b.waitFor("the tail of that topic", fmt.Sprintf(`!document.querySelector('#tail-view').hidden && document.querySelector('#t-type').value === %q`, topic))
