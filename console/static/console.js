@@ -1223,7 +1223,7 @@
       for (const e of page.items || []) {
         const target = e.action.startsWith('dlq.') && e.action !== 'dlq.retry-topic' && e.action !== 'dlq.delete'
           ? el('a', { href: '#/event/' + enc(e.target) }, e.target)
-          : e.action === 'group.reset'
+          : e.action === 'group.reset' || e.action === 'group.replay'
             ? el('a', { href: groupHash(e.target) }, e.target)
             : e.target;
         const detail = Object.entries(e.detail || {})

@@ -20,7 +20,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Show the audit trail: who retried, deleted or reset what, newest first",
 		Long: `Show the operators' audit trail kept by eventbus serve (topic ` + audit.Topic + `): every
-dead-letter retry and delete, and every consumer group reset, with the name of
+dead-letter retry and delete, and every consumer group reset and replay, with the name of
 the token that asked (serve's --admin-token NAME:TOKEN), newest first. Through
 the REST API of a running serve (--api, env ` + EnvAPI + `; --token, env ` + EnvToken + `);
 a tenant token sees its tenant's entries only.`,
@@ -40,7 +40,7 @@ a tenant token sees its tenant's entries only.`,
 			if q.Limit < 1 || q.Limit > audit.MaxLimit {
 				return usageErrorf("--limit must be between 1 and %d", audit.MaxLimit)
 			}
-			actions := []string{audit.ActionDLQRetry, audit.ActionDLQRetryTopic, audit.ActionDLQDelete, audit.ActionGroupReset}
+			actions := []string{audit.ActionDLQRetry, audit.ActionDLQRetryTopic, audit.ActionDLQDelete, audit.ActionGroupReset, audit.ActionGroupReplay}
 			if q.Action != "" && !slices.Contains(actions, q.Action) {
 				return usageErrorf("--action %q is not one of %s", q.Action, strings.Join(actions, ", "))
 			}
@@ -91,7 +91,7 @@ a tenant token sees its tenant's entries only.`,
 	f.String("api", DefaultAPI, "HTTP address of eventbus serve (env "+EnvAPI+")")
 	f.String("token", "", "bearer token (env "+EnvToken+")")
 	f.String("actor", "", "only the entries of this token name")
-	f.String("action", "", "only this action: dlq.retry, dlq.retry-topic, dlq.delete or group.reset")
+	f.String("action", "", "only this action: dlq.retry, dlq.retry-topic, dlq.delete, group.reset or group.replay")
 	f.String("tenant", "", "only the entries concerning this tenant")
 	f.Int("limit", audit.DefaultLimit, "entries to show")
 	f.Int64("before", 0, "show entries older than this offset (the --before an earlier page printed)")
