@@ -55,8 +55,17 @@
 // event agree). An entry without a known tenant, above all a malformed
 // record, whose bytes may hold anyone's data and whose tenant-id header,
 // if any, nothing checks, is for admins only. Tokens are compared in
-// constant time. See ParseTokens for the --admin-token /
+// constant time. See ParseNamedTokens for the --admin-token /
 // EVENTBUS_ADMIN_TOKENS format.
+//
+// # Audit
+//
+// Tokens may be named (Token.Name; unnamed ones are named by their
+// fingerprint). With Options.Audit (an audit.Log), every retry, retry of a
+// topic and delete is recorded, with the name of the token that asked, its
+// outcome, and the entry's topic, group and tenant, before the answer is
+// sent. One Authenticator (Options.Authenticator) can serve this API and
+// the console's other APIs (package consoleapi) with the same tokens.
 //
 // # Errors
 //

@@ -16,7 +16,7 @@ import (
 
 func testAPI(t *testing.T) (*api, *bytes.Buffer) {
 	t.Helper()
-	auth, err := newAuthenticator(Options{AdminTokens: []string{"adm"}})
+	auth, err := NewAuthenticator(Options{AdminTokens: []string{"adm"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		a, _ := testAPI(t)
-		rec := serve(a, func(http.ResponseWriter, *http.Request, principal) error { return tt.err })
+		rec := serve(a, func(http.ResponseWriter, *http.Request, Principal) error { return tt.err })
 		if code, _ := errorCode(t, rec); rec.Code != tt.status || code != tt.code {
 			t.Errorf("%v: %d %s, want %d %s", tt.err, rec.Code, code, tt.status, tt.code)
 		}
@@ -67,7 +67,7 @@ func TestErrorMapping(t *testing.T) {
 func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
 	a, logs := testAPI(t)
 	detail := "dial tcp 10.0.0.7:9092: connection refused\ngoroutine 7 [running]:\nmain.main()"
-	rec := serve(a, func(http.ResponseWriter, *http.Request, principal) error { return errors.New(detail) })
+	rec := serve(a, func(http.ResponseWriter, *http.Request, Principal) error { return errors.New(detail) })
 	code, msg := errorCode(t, rec)
 	if rec.Code != 500 || code != "internal" || strings.Contains(rec.Body.String(), "10.0.0.7") || strings.Contains(msg, "goroutine") {
 		t.Fatalf("500 response %d %s", rec.Code, rec.Body)
@@ -77,7 +77,7 @@ func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
 	}
 
 	a, logs = testAPI(t)
-	rec = serve(a, func(http.ResponseWriter, *http.Request, principal) error { panic("nil map write") })
+	rec = serve(a, func(http.ResponseWriter, *http.Request, Principal) error { panic("nil map write") })
 	code, _ = errorCode(t, rec)
 	if rec.Code != 500 || code != "internal" || strings.Contains(rec.Body.String(), "nil map") || strings.Contains(rec.Body.String(), "goroutine") {
 		t.Fatalf("panic response %d %s", rec.Code, rec.Body)

@@ -1,6 +1,7 @@
 package dlqhttp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/audit"
 )
 
 // Paging limits of GET /api/dlq/events.
@@ -32,6 +35,16 @@ type Options struct {
 	// tenant: a malformed record (whose tenant-id header, if any, is an
 	// unchecked claim) is for admin tokens only.
 	TenantTokens map[string]string
+	// Tokens are named tokens (see ParseNamedTokens), in addition to
+	// AdminTokens and TenantTokens, which are named by their fingerprint.
+	Tokens []Token
+	// Authenticator, when set, checks the requests' tokens instead of one
+	// built from AdminTokens, TenantTokens, Tokens and AllowUnauthenticated
+	// (which must then be empty): share one between this API and others.
+	Authenticator *Authenticator
+	// Audit, when set, records every retry and delete (with the name of the
+	// token that asked) before the answer is sent; see package audit.
+	Audit Auditor
 	// AllowUnauthenticated lets requests without an Authorization header in
 	// with admin access. For local development only. New fails when no
 	// token is configured and this is false. When tokens are configured too,
@@ -61,11 +74,16 @@ func New(q *eventbus.DeadLetterQueue, opts Options) (http.Handler, error) {
 	if q == nil {
 		return nil, fmt.Errorf("%w: dlqhttp.New needs a dead letter queue (bus.DLQ())", eventbus.ErrInvalidConfig)
 	}
-	auth, err := newAuthenticator(opts)
-	if err != nil {
-		return nil, err
+	auth := opts.Authenticator
+	if auth == nil {
+		var err error
+		if auth, err = NewAuthenticator(opts); err != nil {
+			return nil, err
+		}
+	} else if len(opts.AdminTokens)+len(opts.TenantTokens)+len(opts.Tokens) > 0 || opts.AllowUnauthenticated {
+		return nil, fmt.Errorf("%w: dlqhttp.Options: give the tokens either to the Authenticator or as AdminTokens, TenantTokens, Tokens and AllowUnauthenticated, not both", eventbus.ErrInvalidConfig)
 	}
-	a := &api{q: q, auth: auth, rules: opts.TopicRules, log: opts.Logger}
+	a := &api{q: q, auth: auth, rules: opts.TopicRules, log: opts.Logger, audit: opts.Audit}
 	if a.rules == nil {
 		a.rules = q.TopicRules()
 	}
@@ -85,16 +103,22 @@ func New(q *eventbus.DeadLetterQueue, opts Options) (http.Handler, error) {
 	return mux, nil
 }
 
+// Auditor records the actions taken through the API (audit.Log is one).
+type Auditor interface {
+	Record(ctx context.Context, e audit.Entry) error
+}
+
 type api struct {
 	q     *eventbus.DeadLetterQueue
-	auth  *authenticator
+	audit Auditor
+	auth  *Authenticator
 	rules *eventbus.TopicRules
 	log   *slog.Logger
 }
 
 // endpoint serves one route for an authenticated principal; a returned
 // error becomes the JSON error response (see writeError).
-type endpoint func(w http.ResponseWriter, r *http.Request, who principal) error
+type endpoint func(w http.ResponseWriter, r *http.Request, who Principal) error
 
 // route authenticates the request, runs e, and turns its error or panic
 // into a JSON error response.
@@ -112,13 +136,13 @@ func (a *api) route(e endpoint) http.Handler {
 				writeJSONError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
 			}
 		}()
-		who, fail := a.auth.authenticate(r)
-		switch fail {
-		case authMissing:
+		who, fail := a.auth.Authenticate(r)
+		switch {
+		case errors.Is(fail, ErrMissingToken):
 			h.Set("WWW-Authenticate", `Bearer realm="eventbus-dlq"`)
 			writeJSONError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 			return
-		case authInvalid:
+		case fail != nil:
 			a.log.Info("dlqhttp: rejected credentials", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			h.Set("WWW-Authenticate", `Bearer realm="eventbus-dlq", error="invalid_token"`)
 			writeJSONError(w, http.StatusUnauthorized, codeUnauthorized, "invalid bearer token")
@@ -134,7 +158,7 @@ func (a *api) route(e endpoint) http.Handler {
 //
 // A tenant token counts only the entries it may see. The reasons that
 // label ByReason are scrubbed of secrets (DeadLetterQueue.Stats).
-func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error {
+func (a *api) stats(w http.ResponseWriter, r *http.Request, who Principal) error {
 	query := r.URL.Query()
 	filter, err := a.filter(who, query.Get("topic"), query)
 	if err != nil {
@@ -149,7 +173,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request, who principal) error
 
 // GET /api/dlq/events?topic=&status=&tenantId=&page=&pageSize=&sort=
 // answers a Page.
-func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error {
+func (a *api) list(w http.ResponseWriter, r *http.Request, who Principal) error {
 	query := r.URL.Query()
 	pageNo, err := intParam(query.Get("page"), "page", 1, 1, 0)
 	if err != nil {
@@ -188,7 +212,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who principal) error 
 }
 
 // GET /api/dlq/events/{id}
-func (a *api) get(w http.ResponseWriter, r *http.Request, who principal) error {
+func (a *api) get(w http.ResponseWriter, r *http.Request, who Principal) error {
 	e, err := a.entry(r, who)
 	if err != nil {
 		return err
@@ -197,7 +221,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request, who principal) error {
 }
 
 // POST /api/dlq/events/{id}/retry[?manual=false]
-func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error {
+func (a *api) retry(w http.ResponseWriter, r *http.Request, who Principal) error {
 	manual := true
 	if v := r.URL.Query().Get("manual"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -207,16 +231,17 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error
 		manual = b
 	}
 	id := r.PathValue("id")
-	if !who.admin {
-		if _, err := a.entry(r, who); err != nil {
-			return err
-		}
+	e, err := a.entry(r, who)
+	if err != nil {
+		return err
 	}
 	var opts []eventbus.RetryOption
 	if !manual {
 		opts = append(opts, eventbus.RetryIfAllowed())
 	}
-	if err := a.q.Retry(r.Context(), id, opts...); err != nil {
+	err = a.q.Retry(r.Context(), id, opts...)
+	a.record(r, who, audit.ActionDLQRetry, id, e, map[string]string{"manual": strconv.FormatBool(manual)}, err)
+	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
@@ -224,14 +249,15 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error
 }
 
 // DELETE /api/dlq/events/{id}
-func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) error {
+func (a *api) delete(w http.ResponseWriter, r *http.Request, who Principal) error {
 	id := r.PathValue("id")
-	if !who.admin {
-		if _, err := a.entry(r, who); err != nil {
-			return err
-		}
+	e, err := a.entry(r, who)
+	if err != nil {
+		return err
 	}
-	if err := a.q.Delete(r.Context(), id); err != nil {
+	err = a.q.Delete(r.Context(), id)
+	a.record(r, who, audit.ActionDLQDelete, id, e, nil, err)
+	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: deleted dead-letter entry", "dlq_id", id, "by", who.String())
@@ -240,7 +266,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) erro
 }
 
 // POST /api/dlq/retry/topic/{topic}[?status=&tenantId=] answers RetryCounts.
-func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) error {
+func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who Principal) error {
 	topic := r.PathValue("topic")
 	if topic == "" {
 		return a.checkTopic(topic) // the filter would take it for "any topic"
@@ -251,18 +277,56 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who principal) 
 		return err
 	}
 	var out RetryCounts
-	if out.Succeeded, out.Failed, err = a.q.RetryAll(r.Context(), filter); err != nil {
+	out.Succeeded, out.Failed, err = a.q.RetryAll(r.Context(), filter)
+	detail := map[string]string{"succeeded": strconv.Itoa(out.Succeeded), "failed": strconv.Itoa(out.Failed)}
+	if filter.Status != "" {
+		detail["status"] = string(filter.Status)
+	}
+	a.recordEntry(r, audit.Entry{Actor: who.Name, ActorTenant: who.Tenant, Action: audit.ActionDLQRetryTopic, Target: topic, TenantID: filter.TenantID, Detail: detail}, err)
+	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entries of a topic", "topic", topic, "succeeded", out.Succeeded, "failed", out.Failed, "by", who.String())
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// record adds the action taken on entry e (with error err, nil when it
+// succeeded) to the audit trail, when there is one.
+func (a *api) record(r *http.Request, who Principal, action, id string, e eventbus.FailedEvent, detail map[string]string, err error) {
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	detail["topic"], detail["group"] = e.OriginalTopic, e.ConsumerGroup
+	tenant, _ := e.VerifiedTenant()
+	a.recordEntry(r, audit.Entry{Actor: who.Name, ActorTenant: who.Tenant, Action: action, Target: id, TenantID: tenant, Detail: detail}, err)
+}
+
+// recordEntry appends ent, with the outcome of err, to the audit trail.
+// The action has been taken: a trail that cannot take the entry is logged
+// as an error, and the answer still says what happened.
+func (a *api) recordEntry(r *http.Request, ent audit.Entry, err error) {
+	if a.audit == nil {
+		return
+	}
+	ent.Outcome = audit.OutcomeOK
+	if err != nil {
+		ent.Outcome, ent.Error = audit.OutcomeFailed, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	defer cancel()
+	if rerr := a.audit.Record(ctx, ent); rerr != nil {
+		a.log.Error("dlqhttp: the audit trail did not take an action", "action", ent.Action, "target", ent.Target, "by", ent.Actor, "err", rerr)
+	}
+}
+
+// auditTimeout bounds the write of one audit entry.
+const auditTimeout = 10 * time.Second
+
 // entry returns the entry named by the request's {id}, if who may see it.
 // An entry a tenant token may not see is not found, with the answer an
 // unknown ID gets, so that the token learns nothing of it, not even that
 // it exists.
-func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error) {
+func (a *api) entry(r *http.Request, who Principal) (eventbus.FailedEvent, error) {
 	e, err := a.q.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return e, err
@@ -276,7 +340,7 @@ func (a *api) entry(r *http.Request, who principal) (eventbus.FailedEvent, error
 // filter is the selection of a request: topic (validated, when not
 // empty) and the query's status and tenantId, narrowed by scope to what
 // who may see.
-func (a *api) filter(who principal, topic string, query url.Values) (eventbus.DLQQuery, error) {
+func (a *api) filter(who Principal, topic string, query url.Values) (eventbus.DLQQuery, error) {
 	filter := eventbus.DLQQuery{Status: eventbus.FailedEventStatus(query.Get("status")), TenantID: query.Get("tenantId")}
 	if filter.Status != "" && !filter.Status.Valid() {
 		return filter, badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
@@ -294,14 +358,14 @@ func (a *api) filter(who principal, topic string, query url.Values) (eventbus.DL
 // request's tenantId: any tenant for an admin; for a tenant token, empty or
 // its own tenant, and another is refused (403). A tenant token sees only
 // the entries whose tenant is verified (FailedEvent.VerifiedTenant).
-func (a *api) scope(who principal, filter eventbus.DLQQuery) (eventbus.DLQQuery, error) {
-	if who.admin {
+func (a *api) scope(who Principal, filter eventbus.DLQQuery) (eventbus.DLQQuery, error) {
+	if who.Admin() {
 		return filter, nil
 	}
-	if filter.TenantID != "" && filter.TenantID != who.tenant {
+	if filter.TenantID != "" && filter.TenantID != who.Tenant {
 		return filter, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
 	}
-	filter.TenantID, filter.VerifiedTenant = who.tenant, true
+	filter.TenantID, filter.VerifiedTenant = who.Tenant, true
 	return filter, nil
 }
 
@@ -395,6 +459,13 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// WriteError writes the API's JSON error body,
+// {"error":{"code":code,"message":message}}, with status. The console's
+// other APIs answer their errors with it too.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeJSONError(w, status, code, message)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, message string) {

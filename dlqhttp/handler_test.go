@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
@@ -24,6 +25,9 @@ const (
 	adminToken = "admin-0123456789abcdef"
 	tokenA     = "tenant-a-0123456789abcdef"
 	tokenB     = "tenant-b-0123456789abcdef"
+	// namedToken is an admin token named namedAdmin.
+	namedToken = "named-0123456789abcdef"
+	namedAdmin = "ana"
 	// secret is in the payload and a header of one entry; no response may show it.
 	secret = "hunter2"
 )
@@ -48,6 +52,7 @@ type fixture struct {
 	ids              map[string]string // fixture name -> dlq ID
 	events           map[string]string // fixture name -> event ID
 	healed           sync.Map          // event ID -> true: the handler succeeds
+	audit            *audit.Log        // the trail the API records to
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -98,10 +103,17 @@ func serveFixture(t *testing.T, brokers ...string) *fixture {
 		events:  map[string]string{},
 	}
 	f.q = f.bus.DLQ()
+	var err error
+	if f.audit, err = audit.Open(context.Background(), f.bus.Client(), audit.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.audit.Close)
 	h, err := dlqhttp.New(f.q, dlqhttp.Options{
 		AdminTokens:  []string{adminToken},
 		TenantTokens: map[string]string{tokenA: f.tenantA, tokenB: f.tenantB},
+		Tokens:       []dlqhttp.Token{{Name: namedAdmin, Secret: namedToken}},
 		Logger:       slog.New(slog.DiscardHandler),
+		Audit:        f.audit,
 	})
 	if err != nil {
 		t.Fatal(err)

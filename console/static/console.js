@@ -1,5 +1,5 @@
-// The DLQ console: a client of the DLQ REST API (package dlqhttp) on the
-// same origin. No framework and no build step; every value from the API
+// The operator console: a client of the DLQ REST API (package dlqhttp)
+// and of the console API (package consoleapi) on the same origin. No framework and no build step; every value from the API
 // reaches the page through textContent, never as HTML.
 'use strict';
 
@@ -78,12 +78,16 @@
 
   // api calls the REST API and returns the decoded JSON (null for 204).
   // It throws an ApiError; a 401 also signs out (see fail).
-  async function api(method, path, tok) {
+  // A path starting with /api/ is used as it is; others are under /api/dlq.
+  async function api(method, path, tok, payload) {
     let resp;
+    const headers = { Authorization: 'Bearer ' + (tok === undefined || tok === null ? token() : tok), Accept: 'application/json' };
+    if (payload !== undefined) headers['Content-Type'] = 'application/json';
     try {
-      resp = await fetch(API + path, {
+      resp = await fetch(path.startsWith('/api/') ? path : API + path, {
         method,
-        headers: { Authorization: 'Bearer ' + (tok === undefined ? token() : tok), Accept: 'application/json' },
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
         cache: 'no-store',
         credentials: 'omit',
       });
@@ -294,6 +298,9 @@
     const params = new URLSearchParams(q < 0 ? '' : h.slice(q + 1));
     const m = /^\/event\/([^/]+)$/.exec(path);
     if (m) return { view: 'detail', id: decodeURIComponent(m[1]) };
+    const g = /^\/group\/([^/]+)$/.exec(path);
+    if (g) return { view: 'group', group: decodeURIComponent(g[1]) };
+    if (['/groups', '/topics', '/audit', '/tail'].includes(path)) return { view: path.slice(1), type: params.get('type') || '' };
     const page = parseInt(params.get('page') || '1', 10);
     const size = params.get('pageSize') || '20';
     return {
@@ -325,8 +332,14 @@
   }
 
   function showOnly(id) {
-    for (const v of ['login-view', 'list-view', 'detail-view']) $('#' + v).hidden = v !== id;
+    for (const v of ['login-view', 'list-view', 'detail-view', 'groups-view', 'group-view', 'topics-view', 'audit-view', 'tail-view']) $('#' + v).hidden = v !== id;
     $('#session').hidden = id === 'login-view';
+    $('#nav').hidden = id === 'login-view';
+    const page = { 'list-view': 'events', 'detail-view': 'events', 'groups-view': 'groups', 'group-view': 'groups', 'topics-view': 'topics', 'audit-view': 'audit', 'tail-view': 'tail' }[id];
+    for (const a of document.querySelectorAll('#nav a')) {
+      if (a.dataset.nav === page) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
   }
 
   function focusHeading(sel) {
@@ -337,6 +350,8 @@
 
   function render() {
     watchGen++;
+    stopGroupPolling();
+    stopTail('');
     if (keepNotice) keepNotice = false;
     else notice('');
     if (!token()) {
@@ -351,6 +366,27 @@
       showOnly('detail-view');
       focusHeading('#detail-h');
       loadDetail(r.id, true);
+    } else if (r.view === 'groups') {
+      showOnly('groups-view');
+      focusHeading('#groups-h');
+      loadGroups();
+    } else if (r.view === 'group') {
+      showOnly('group-view');
+      focusHeading('#group-h');
+      openGroup(r.group);
+    } else if (r.view === 'topics') {
+      showOnly('topics-view');
+      focusHeading('#topics-h');
+      loadTopics();
+    } else if (r.view === 'tail') {
+      showOnly('tail-view');
+      focusHeading('#tail-h');
+      if (r.type) $('#t-type').value = r.type;
+      $('#tail-state').textContent = 'Stopped.';
+    } else if (r.view === 'audit') {
+      showOnly('audit-view');
+      focusHeading('#audit-h');
+      loadAudit(false);
     } else {
       query = r.query;
       showOnly('list-view');
@@ -709,12 +745,14 @@
     const dl = clear($('#d-facts'));
     fact(dl, 'Status', badge(e.status), e.permanent ? el('span', { class: 'muted' }, ' (permanent failure)') : null);
     if (e.origin) fact(dl, 'Written by', originNote(e));
-    fact(dl, 'Topic', el('span', { class: 'mono' }, e.originalTopic));
+    fact(dl, 'Topic', el('a', { class: 'mono', href: '#/tail?type=' + enc(e.originalTopic), title: 'Follow this topic live' }, e.originalTopic));
     fact(dl, 'Event ID', el('span', { class: 'mono' }, e.eventId || '—'));
     fact(dl, 'Event type', e.eventType || '—');
     fact(dl, 'Tenant', e.tenantId || '—');
     fact(dl, 'Workspace', e.workspaceId || '—');
-    fact(dl, 'Consumer group', el('span', { class: 'mono' }, groupOf(e)));
+    fact(dl, 'Consumer group', e.consumerGroup
+      ? el('a', { class: 'mono', href: groupHash(e.consumerGroup), title: 'The group\'s lag, members and replay' }, e.consumerGroup)
+      : el('span', { class: 'mono' }, groupOf(e)));
     fact(dl, 'Partition', String(e.partition));
     fact(dl, 'Offset', String(e.offset));
     if (e.originalKey) fact(dl, 'Partition key', el('span', { class: 'mono' }, decodeKey(e.originalKey)));
@@ -827,6 +865,449 @@
     }
   }
 
+  // ------------------------------------------------------------ consumer groups
+
+  const GROUP_POLL_MS = 2000;
+  let groupTimer = 0;
+  let groupName = '';
+  let resetPlan = null; // the plan last previewed, applied by "Apply"
+
+  function stopGroupPolling() {
+    if (groupTimer) clearInterval(groupTimer);
+    groupTimer = 0;
+  }
+
+  function groupHash(name) {
+    return '#/group/' + enc(name);
+  }
+
+  async function loadGroups() {
+    const out = $('#groups-error');
+    out.textContent = '';
+    try {
+      const r = await api('GET', '/api/groups');
+      const body = clear($('#groups tbody'));
+      for (const g of r.groups || []) {
+        body.append(
+          el(
+            'tr',
+            { dataset: { group: g.group } },
+            el('td', { class: 'mono' }, el('a', { href: groupHash(g.group) }, g.group)),
+            el('td', null, g.state),
+            el('td', { class: 'num' }, String(g.members)),
+            el('td', { class: 'num lag' }, String(g.lag)),
+            el('td', { class: 'mono wrap' }, (g.topics || []).join(', ')),
+          ),
+        );
+      }
+      if (!(r.groups || []).length) body.append(el('tr', null, el('td', { colspan: '5', class: 'muted' }, 'No consumer groups.')));
+    } catch (e) {
+      fail(e, out);
+    }
+  }
+
+  function openGroup(name) {
+    if (groupName !== name) {
+      resetPlan = null;
+      $('#r-plan').hidden = true;
+      $('#r-execute').disabled = true;
+      $('#r-result').textContent = '';
+    }
+    groupName = name;
+    $('#group-h').textContent = 'Consumer group ' + name;
+    loadGroup();
+    groupTimer = setInterval(loadGroup, GROUP_POLL_MS);
+  }
+
+  async function loadGroup() {
+    const name = groupName;
+    const out = $('#group-error');
+    try {
+      const g = await api('GET', '/api/groups/' + enc(name));
+      if (name !== groupName) return;
+      out.textContent = '';
+      renderGroup(g);
+    } catch (e) {
+      stopGroupPolling();
+    stopTail('');
+      fail(e, out);
+    }
+  }
+
+  function renderGroup(g) {
+    const st = $('#g-state');
+    st.textContent = g.state;
+    $('#g-sub').textContent = `${g.members.length} member${g.members.length === 1 ? '' : 's'} · total lag ${g.lag}`;
+    $('#g-sub').dataset.lag = String(g.lag);
+    const parts = clear($('#g-partitions tbody'));
+    for (const p of g.partitions) {
+      parts.append(
+        el(
+          'tr',
+          null,
+          el('td', { class: 'mono' }, p.topic),
+          el('td', { class: 'num' }, String(p.partition)),
+          el('td', { class: 'num' }, p.committed < 0 ? '—' : String(p.committed)),
+          el('td', { class: 'num' }, String(p.end)),
+          el('td', { class: 'num' }, p.lag < 0 ? '—' : String(p.lag)),
+          el('td', { class: 'mono small' }, p.member || '—'),
+        ),
+      );
+    }
+    const mem = clear($('#g-members tbody'));
+    for (const m of g.members) {
+      mem.append(
+        el(
+          'tr',
+          null,
+          el('td', { class: 'mono small' }, m.instanceId || m.id),
+          el('td', { class: 'mono' }, m.clientId),
+          el('td', { class: 'mono' }, m.host),
+          el('td', { class: 'mono small wrap' }, (m.assigned || []).join(', ')),
+        ),
+      );
+    }
+    if (!g.members.length) mem.append(el('tr', null, el('td', { colspan: '4', class: 'muted' }, 'No members: the group is idle.')));
+    renderChart(g.history || [], g.sampleIntervalSeconds);
+  }
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const n = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
+    for (const c of children) n.append(c);
+    return n;
+  }
+
+  // renderChart draws the lag history as a line over the last 30 minutes.
+  function renderChart(points, interval) {
+    const box = clear($('#g-chart'));
+    const W = 600, H = 160, PAD = 30;
+    const now = Date.now();
+    const span = 30 * 60 * 1000;
+    const max = Math.max(1, ...points.map((p) => p.lag));
+    const x = (t) => PAD + ((t - (now - span)) / span) * (W - 2 * PAD);
+    const y = (v) => H - PAD - (v / max) * (H - 2 * PAD);
+    const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'lag-chart', 'aria-hidden': 'true' });
+    chart.append(svg('line', { x1: PAD, y1: H - PAD, x2: W - PAD, y2: H - PAD, class: 'axis' }));
+    chart.append(svg('line', { x1: PAD, y1: PAD, x2: PAD, y2: H - PAD, class: 'axis' }));
+    const label = (tx, ty, text, anchor) => {
+      const t = svg('text', { x: tx, y: ty, 'text-anchor': anchor || 'start', class: 'axis-label' });
+      t.textContent = text;
+      return t;
+    };
+    chart.append(label(PAD - 4, PAD + 4, String(max), 'end'), label(PAD - 4, H - PAD + 4, '0', 'end'));
+    chart.append(label(PAD, H - 8, '−30 min'), label(W - PAD, H - 8, 'now', 'end'));
+    const pts = points.map((p) => `${x(Date.parse(p.t)).toFixed(1)},${y(p.lag).toFixed(1)}`);
+    if (pts.length) {
+      chart.append(svg('polyline', { points: pts.join(' '), class: 'lag-line' }));
+      for (const p of points) chart.append(svg('circle', { cx: x(Date.parse(p.t)).toFixed(1), cy: y(p.lag).toFixed(1), r: 2.5, class: 'lag-point' }));
+    }
+    box.append(chart);
+    box.dataset.points = String(points.length);
+    $('#g-chart-note').textContent = points.length
+      ? `${points.length} samples, one every ${interval} s; the last: lag ${points[points.length - 1].lag}.`
+      : 'No samples yet: the server samples every group periodically.';
+  }
+
+  function resetRequest() {
+    const kind = $('#r-to').value;
+    const value = $('#r-value').value.trim();
+    const to = kind === 'earliest' || kind === 'latest' ? kind : kind + ':' + value;
+    const topic = $('#r-topic').value.trim();
+    return { to, topics: topic ? [topic] : undefined };
+  }
+
+  async function previewReset(ev) {
+    ev.preventDefault();
+    const req = resetRequest();
+    resetPlan = null;
+    $('#r-execute').disabled = true;
+    await runAction($('#r-preview'), $('#r-result'), 'Computing the plan…', async () => {
+      const plan = await api('POST', '/api/groups/' + enc(groupName) + '/reset', null, { ...req, execute: false });
+      resetPlan = { req, plan };
+      renderPlan(plan);
+      $('#r-execute').disabled = false;
+      return `Preview: ${plan.redeliver} events would be delivered again, ${plan.skip} skipped. Nothing changed yet.`;
+    });
+    $('#r-execute').disabled = !resetPlan;
+  }
+
+  function renderPlan(plan) {
+    const body = clear($('#r-plan tbody'));
+    for (const p of plan.partitions) {
+      body.append(
+        el(
+          'tr',
+          null,
+          el('td', { class: 'mono' }, p.topic),
+          el('td', { class: 'num' }, String(p.partition)),
+          el('td', { class: 'num' }, p.current < 0 ? '—' : String(p.current)),
+          el('td', { class: 'num' }, String(p.new)),
+          el('td', { class: 'num' }, String(p.redeliver)),
+          el('td', { class: 'num' }, String(p.skip)),
+        ),
+      );
+    }
+    $('#r-plan').hidden = false;
+  }
+
+  async function executeReset(ev) {
+    if (!resetPlan) return;
+    const { req, plan } = resetPlan;
+    const btn = ev.currentTarget;
+    const ok = await confirmAction({
+      title: 'Reset the offsets of ' + groupName + '?',
+      message: `The group will handle ${plan.redeliver} events again and skip ${plan.skip}. This is recorded in the audit trail.`,
+      ok: 'Reset offsets',
+      danger: true,
+    });
+    if (!ok) return;
+    await runAction(btn, $('#r-result'), 'Resetting…', async () => {
+      const done = await api('POST', '/api/groups/' + enc(groupName) + '/reset', null, { ...req, execute: true });
+      resetPlan = null;
+      loadGroup();
+      return `Reset applied: ${done.redeliver} events will be delivered again, ${done.skip} skipped.`;
+    });
+    btn.disabled = !resetPlan;
+  }
+
+  async function replayEvent(ev) {
+    ev.preventDefault();
+    const body = { topic: $('#p-topic').value.trim(), partition: Number($('#p-partition').value), offset: Number($('#p-offset').value) };
+    const ok = await confirmAction({
+      title: 'Deliver this event again to ' + groupName + '?',
+      message: `The event at ${body.topic} partition ${body.partition} offset ${body.offset} goes to this group only. This is recorded in the audit trail.`,
+      ok: 'Replay',
+    });
+    if (!ok) return;
+    await runAction($('#p-replay'), $('#p-result'), 'Replaying…', async () => {
+      const r = await api('POST', '/api/groups/' + enc(groupName) + '/replay', null, body);
+      return `Sent event ${r.eventId} again (dead-letter entry ${r.dlqId}).`;
+    });
+  }
+
+  // ------------------------------------------------------------ topics
+
+  function fmtBytes(n) {
+    if (n === undefined || n === null) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
+  }
+
+  function fmtRetention(ms) {
+    if (ms < 0) return 'forever';
+    const d = ms / 86400000;
+    if (d >= 1 && Number.isInteger(d)) return d + ' d';
+    const h = ms / 3600000;
+    if (h >= 1) return h.toFixed(1).replace(/\.0$/, '') + ' h';
+    return Math.round(ms / 1000) + ' s';
+  }
+
+  async function loadTopics() {
+    const out = $('#topics-error');
+    out.textContent = '';
+    try {
+      const r = await api('GET', '/api/topics');
+      const body = clear($('#topics tbody'));
+      for (const t of r.topics || []) {
+        body.append(
+          el(
+            'tr',
+            { dataset: { topic: t.name } },
+            el('td', { class: 'mono topic' }, t.kind === 'core' || t.kind === 'plugin'
+              ? el('a', { href: '#/tail?type=' + enc(t.name), title: 'Follow this topic live' }, topicNodes(t.name))
+              : topicNodes(t.name)),
+            el('td', null, t.kind),
+            el('td', { class: 'num' }, String(t.partitions)),
+            el('td', { class: 'num' }, String(t.replicationFactor)),
+            el('td', null, fmtRetention(t.retentionMs)),
+            el('td', null, t.cleanupPolicy || '—'),
+            el('td', { class: 'num events' }, String(t.events)),
+            el('td', { class: 'num' }, fmtBytes(t.sizeBytes)),
+            el('td', { class: 'mono small wrap' }, (t.partitionDetails || []).map((p) => `${p.partition}:${p.end}`).join(' ')),
+          ),
+        );
+      }
+      if (!(r.topics || []).length) body.append(el('tr', null, el('td', { colspan: '9', class: 'muted' }, 'No topics yet.')));
+    } catch (e) {
+      fail(e, out);
+    }
+  }
+
+  // ------------------------------------------------------------ live tail
+
+  const TAIL_MAX_ROWS = 500;
+  let tailAbort = null;
+
+  function stopTail(state) {
+    if (tailAbort) tailAbort.abort();
+    tailAbort = null;
+    $('#t-pause').disabled = true;
+    $('#t-start').textContent = 'Start';
+    if (state !== '') $('#tail-state').textContent = state;
+  }
+
+  function tailQuery() {
+    const p = new URLSearchParams();
+    const type = $('#t-type').value.trim();
+    if (type) p.set('type', type);
+    for (const [id, k] of [['#t-tenant', 'tenantId'], ['#t-key', 'key'], ['#t-header', 'header'], ['#t-text', 'text']]) {
+      const v = $(id).value.trim();
+      if (v) p.set(k, v);
+    }
+    return p.toString();
+  }
+
+  // startTail reads GET /api/tail as a stream of server-sent events (fetch,
+  // not EventSource, so that the token goes in the Authorization header).
+  async function startTail(ev) {
+    if (ev) ev.preventDefault();
+    stopTail('');
+    const abort = new AbortController();
+    tailAbort = abort;
+    const out = $('#tail-error');
+    out.textContent = '';
+    $('#tail-state').textContent = 'Connecting…';
+    $('#t-pause').disabled = false;
+    $('#t-start').textContent = 'Restart';
+    let resp;
+    try {
+      resp = await fetch('/api/tail?' + tailQuery(), {
+        headers: { Authorization: 'Bearer ' + token(), Accept: 'text/event-stream' },
+        cache: 'no-store',
+        credentials: 'omit',
+        signal: abort.signal,
+      });
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      stopTail('Stopped.');
+      fail(new ApiError(0, 'network', 'Cannot reach the server: ' + e.message), out);
+      return;
+    }
+    if (!resp.ok) {
+      let body = null;
+      try {
+        body = await resp.json();
+      } catch (_) {
+        body = null;
+      }
+      const e = body && body.error;
+      stopTail('Stopped.');
+      fail(new ApiError(resp.status, (e && e.code) || 'http_' + resp.status, (e && e.message) || resp.statusText, resp.headers.get('Retry-After')), out);
+      return;
+    }
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data) onTailEvent(event, JSON.parse(data));
+        }
+      }
+      if (tailAbort === abort) stopTail('The server ended the tail.');
+    } catch (e) {
+      if (!abort.signal.aborted) {
+        stopTail('Stopped.');
+        fail(new ApiError(0, 'network', 'The tail broke off: ' + e.message), out);
+      }
+    }
+  }
+
+  function onTailEvent(event, data) {
+    if (event === 'ready') {
+      const n = (data.topics || []).length;
+      $('#tail-state').textContent = `Live: following ${n} topic${n === 1 ? '' : 's'}.`;
+      $('#tail-view').dataset.live = 'true';
+      return;
+    }
+    if (event === 'dropped') {
+      $('#tail-state').textContent = `Live: ${data.dropped} events over the rate limit were not shown.`;
+      return;
+    }
+    if (event !== 'record') return;
+    const body = $('#tail tbody');
+    const shown = typeof data.value === 'string' ? data.value : JSON.stringify(data.value);
+    const type = data.value && data.value.type ? data.value.type : data.topic;
+    body.prepend(
+      el(
+        'tr',
+        { dataset: { topic: data.topic, tenant: data.tenantId || '', id: (data.value && data.value.id) || '' } },
+        el('td', null, timeEl(data.timestamp)),
+        el('td', { class: 'mono topic' }, topicNodes(type)),
+        el('td', null, data.malformed ? 'not an event' : data.tenantId),
+        el('td', { class: 'mono' }, data.key || '—'),
+        el('td', { class: 'mono small wrap' }, shown),
+      ),
+    );
+    while (body.rows.length > TAIL_MAX_ROWS) body.deleteRow(body.rows.length - 1);
+  }
+
+  // ------------------------------------------------------------ audit trail
+
+  let auditNext = 0;
+
+  async function loadAudit(more) {
+    const out = $('#audit-error');
+    out.textContent = '';
+    const p = new URLSearchParams();
+    const actor = $('#a-actor').value.trim();
+    const action = $('#a-action').value;
+    if (actor) p.set('actor', actor);
+    if (action) p.set('action', action);
+    if (more && auditNext) p.set('before', String(auditNext));
+    try {
+      const page = await api('GET', '/api/audit?' + p.toString());
+      const body = more ? $('#audit tbody') : clear($('#audit tbody'));
+      for (const e of page.items || []) {
+        const target = e.action.startsWith('dlq.') && e.action !== 'dlq.retry-topic' && e.action !== 'dlq.delete'
+          ? el('a', { href: '#/event/' + enc(e.target) }, e.target)
+          : e.action === 'group.reset' || e.action === 'group.replay'
+            ? el('a', { href: groupHash(e.target) }, e.target)
+            : e.target;
+        const detail = Object.entries(e.detail || {})
+          .sort((a, b) => a[0].localeCompare(b[0]))
+          .map(([k, v]) => k + '=' + v)
+          .join(' ');
+        body.append(
+          el(
+            'tr',
+            { dataset: { actor: e.actor, action: e.action } },
+            el('td', null, timeEl(e.time)),
+            el('td', { class: 'mono' }, e.actor + (e.actorTenant ? ' (tenant ' + e.actorTenant + ')' : '')),
+            el('td', { class: 'mono' }, e.action),
+            el('td', { class: 'mono wrap' }, target),
+            el('td', null, e.tenantId || '—'),
+            el('td', null, e.outcome + (e.error ? ': ' + e.error : '')),
+            el('td', { class: 'mono small wrap' }, detail),
+          ),
+        );
+      }
+      if (!more && !(page.items || []).length) body.append(el('tr', null, el('td', { colspan: '7', class: 'muted' }, 'No entries.')));
+      auditNext = page.next || 0;
+      $('#audit-more').hidden = !auditNext;
+    } catch (e) {
+      fail(e, out);
+    }
+  }
+
   // ------------------------------------------------------------ wiring
 
   function init() {
@@ -862,6 +1343,20 @@
         return e ? 'Refreshed.' : undefined;
       });
     });
+    $('#groups-refresh').addEventListener('click', loadGroups);
+    $('#reset-form').addEventListener('submit', previewReset);
+    $('#r-execute').addEventListener('click', executeReset);
+    $('#replay-form').addEventListener('submit', replayEvent);
+    $('#topics-refresh').addEventListener('click', loadTopics);
+    $('#audit-refresh').addEventListener('click', () => loadAudit(false));
+    $('#audit-filters').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      loadAudit(false);
+    });
+    $('#audit-more').addEventListener('click', () => loadAudit(true));
+    $('#tail-filters').addEventListener('submit', startTail);
+    $('#t-pause').addEventListener('click', () => stopTail('Paused: events published meanwhile are not shown. Start to follow again.'));
+    $('#t-clear').addEventListener('click', () => clear($('#tail tbody')));
     window.addEventListener('hashchange', render);
     // A token change in another tab of this session (sign out there).
     window.addEventListener('storage', (ev) => {

@@ -44,17 +44,7 @@ const (
 // topic, check the narrow layout and the 401 path, and save screenshots
 // under artifacts/ at the repository root.
 func TestConsoleEndToEnd(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := fmt.Sprintf("the console test drives headless Chromium at %s, which is missing (%v); install it with: apt-get install -y chromium", chromiumPath, err)
-		if os.Getenv(requireBrowserEnv) != "" {
-			t.Fatalf("%s (%s is set, so the test may not be skipped; .ci/run sets it and installs Chromium)", msg, requireBrowserEnv)
-		}
-		t.Skip(msg)
-	}
-	artifacts := filepath.Join(repoRoot(t), "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := needChromium(t)
 	start := time.Now()
 
 	_, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory", "--admin-token", consoleToken)
@@ -280,6 +270,25 @@ func TestConsoleEndToEnd(t *testing.T) {
 
 	b.checkConsole()
 	t.Logf("console test: %s in all (screenshots in %s)", time.Since(start).Round(time.Millisecond), artifacts)
+}
+
+// needChromium skips the test, with the install command, on a machine
+// without Chromium (fails instead when requireBrowserEnv is set), and
+// returns the folder for screenshots.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		msg := fmt.Sprintf("the console test drives headless Chromium at %s, which is missing (%v); install it with: apt-get install -y chromium", chromiumPath, err)
+		if os.Getenv(requireBrowserEnv) != "" {
+			t.Fatalf("%s (%s is set, so the test may not be skipped; .ci/run sets it and installs Chromium)", msg, requireBrowserEnv)
+		}
+		t.Skip(msg)
+	}
+	artifacts := filepath.Join(repoRoot(t), "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return artifacts
 }
 
 // browser is one headless Chromium tab driven by a test.

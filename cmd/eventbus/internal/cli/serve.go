@@ -13,6 +13,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/gateway"
+	"github.com/plexica/eventbus/groups"
 	"github.com/plexica/eventbus/outbox"
 )
 
@@ -81,6 +82,9 @@ type serveConfig struct {
 	PushAllow []string
 	// PluginTokens are the gateway's plugin tokens (--plugin-token).
 	PluginTokens map[string]gateway.PluginScope
+	// LagSampleInterval is how often the consumer groups' lag is sampled
+	// for the console's chart (groups.HistoryConfig.Interval).
+	LagSampleInterval time.Duration
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -146,7 +150,8 @@ scheduler group %s; a stop waits at most %s.`,
 	f.String("subscriptions", "", "JSON file of push subscriptions the HTTP gateway runs: {\"subscriptions\":[{\"name\":...,\"events\":[...],\"endpoint\":...}]} (env "+EnvSubscriptions+")")
 	f.String("push-allow", "", "URL prefixes push endpoints must be under, comma separated (https://hooks.internal/,http://10.0.3.7:3000/); none: any http or https URL (env "+EnvPushAllow+")")
 	f.String("plugin-token", "", "bearer tokens of the HTTP gateway that publish only a plugin's own events, comma separated: TOKEN=plugin:ID (any tenant) or TOKEN=plugin:ID:tenant:TENANT (env "+EnvPluginTokens+")")
-	f.String("admin-token", "", "bearer tokens for the DLQ REST API and the HTTP gateway, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
+	f.String("admin-token", "", "bearer tokens for the console, its REST API and the HTTP gateway, comma separated: [NAME:]TOKEN (admin) or [NAME:]TOKEN=tenant:ID (one tenant); the audit trail records each action with the token's NAME; none: a random admin token is generated and printed (env "+EnvTokens+")")
+	f.Duration("lag-sample-interval", groups.DefaultSampleInterval, "how often the console samples every consumer group's lag (its chart shows the last "+shortDuration(groups.DefaultHistoryWindow)+")")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
 	addOutboxFlags(cmd, "relay the transactional outbox of this PostgreSQL database to the brokers (its tables are created if missing)")
@@ -194,8 +199,11 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		return cfg, usageErrorf("--http-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.HTTPAddr, DefaultHTTPAddr)
 	}
-	if _, _, err := dlqhttp.ParseTokens(cfg.Tokens); err != nil {
+	if _, err := dlqhttp.ParseNamedTokens(cfg.Tokens); err != nil {
 		return cfg, usageErrorf("--admin-token: %v", err)
+	}
+	if cfg.LagSampleInterval, _ = f.GetDuration("lag-sample-interval"); cfg.LagSampleInterval <= 0 || cfg.LagSampleInterval > groups.DefaultHistoryWindow {
+		return cfg, usageErrorf("--lag-sample-interval must be positive and at most %s, e.g. 10s", shortDuration(groups.DefaultHistoryWindow))
 	}
 	inMemory, _ := f.GetBool("in-memory")
 	cfg.ConnectTimeout, _ = f.GetDuration("connect-timeout")

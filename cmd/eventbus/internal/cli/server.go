@@ -17,13 +17,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/console"
+	"github.com/plexica/eventbus/consoleapi"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/gateway"
+	"github.com/plexica/eventbus/groups"
 	"github.com/plexica/eventbus/outbox"
 )
 
@@ -51,6 +55,11 @@ type server struct {
 	relay     *outbox.Relay
 	stopRelay context.CancelFunc
 	relayDone chan struct{}
+
+	audit       *audit.Log      // the operators' audit trail
+	history     *groups.History // consumer groups' lag, sampled
+	stopHistory context.CancelFunc
+	stopStreams chan struct{} // closed by Close: the live tails end
 
 	http           *http.Server
 	listener       net.Listener
@@ -107,7 +116,20 @@ func (s *server) Start(ctx context.Context) error {
 			s.log.Error("eventbus: could not start the dead letter queue", "err", err)
 		}
 	}()
-	if err := s.startHTTP(registry); err != nil {
+	if s.audit, err = audit.Open(ctx, client, audit.Config{}); err != nil {
+		return fmt.Errorf("the audit trail (topic %s) cannot be opened: %w", audit.Topic, err)
+	}
+	adm, err := client.Admin()
+	if err != nil {
+		return err
+	}
+	if s.history, err = groups.NewHistory(adm, groups.HistoryConfig{Interval: s.cfg.LagSampleInterval}); err != nil {
+		return err
+	}
+	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopHistory = stop
+	go s.history.Run(hctx)
+	if err := s.startHTTP(registry, adm); err != nil {
 		return err
 	}
 	for _, sub := range s.cfg.Subscriptions {
@@ -150,18 +172,38 @@ func (s *server) startOutbox(ctx context.Context, registry *prometheus.Registry)
 // startHTTP binds the HTTP listener (so a port in use fails before the
 // banner) and builds its routes: the DLQ REST API, /metrics, /healthz and
 // /readyz.
-func (s *server) startHTTP(registry *prometheus.Registry) error {
-	admin, tenants, err := dlqhttp.ParseTokens(s.cfg.Tokens)
+func (s *server) startHTTP(registry *prometheus.Registry, adm *kadm.Client) error {
+	tokens, err := dlqhttp.ParseNamedTokens(s.cfg.Tokens)
 	if err != nil {
 		return err
 	}
-	if len(admin) == 0 && len(tenants) == 0 {
+	if len(tokens) == 0 {
 		s.generatedToken = randomToken()
-		admin = []string{s.generatedToken}
+		tokens = []dlqhttp.Token{{Name: generatedTokenName, Secret: s.generatedToken}}
 	}
-	api, err := dlqhttp.New(s.bus.DLQ(), dlqhttp.Options{AdminTokens: admin, TenantTokens: tenants, Logger: s.log})
+	auth, err := dlqhttp.NewAuthenticator(dlqhttp.Options{Tokens: tokens})
 	if err != nil {
 		return err
+	}
+	api, err := dlqhttp.New(s.bus.DLQ(), dlqhttp.Options{Authenticator: auth, Audit: s.audit, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.stopStreams = make(chan struct{})
+	ops, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: s.audit, History: s.history, Logger: s.log,
+		KafkaOpts: s.client.KafkaOpts(), DLQ: s.bus.DLQ(), Stop: s.stopStreams})
+	if err != nil {
+		return err
+	}
+	// The gateway takes the same tokens: admin ones, and tenant ones.
+	var admin []string
+	tenants := map[string]string{}
+	for _, t := range tokens {
+		if t.Tenant == "" {
+			admin = append(admin, t.Secret)
+		} else {
+			tenants[t.Secret] = t.Tenant
+		}
 	}
 	s.gateway, err = gateway.New(gateway.Config{Bus: s.bus, AdminTokens: admin, TenantTokens: tenants, PluginTokens: s.cfg.PluginTokens,
 		AllowedEndpoints: s.cfg.PushAllow, Logger: s.log})
@@ -175,6 +217,9 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	mux.Handle("/api/events/", s.gateway)
 	mux.Handle("/api/subscriptions", s.gateway)
 	mux.Handle("/api/subscriptions/", s.gateway)
+	for _, p := range []string{"/api/audit", "/api/groups", "/api/groups/", "/api/topics", "/api/tail"} {
+		mux.Handle(p, ops)
+	}
 	// The DLQ console: its page at / and its assets under /console/
 	// ("GET /" itself would conflict with "/api/dlq/").
 	mux.Handle("GET /{$}", console.Handler())
@@ -225,6 +270,10 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = io.WriteString(w, "ready\n")
 }
+
+// generatedTokenName is the name of the admin token serve makes up when
+// none is configured: the audit trail records it.
+const generatedTokenName = "generated-admin"
 
 func randomToken() string {
 	var b [24]byte
@@ -288,7 +337,7 @@ func (s *server) PrintBanner(w io.Writer) {
 	fmt.Fprintf(w, "connect with: brokers=%s\n", brokers)
 	if s.listener != nil {
 		addr := s.listener.Addr().String()
-		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ console /, DLQ REST API /api/dlq/..., gateway /api/events, /metrics, /healthz, /readyz\n", addr)
+		fmt.Fprintf(w, "eventbus: HTTP on http://%s: console /, REST API /api/dlq/..., /api/groups, /api/topics, /api/tail, /api/audit, gateway /api/events, /metrics, /healthz, /readyz\n", addr)
 		if s.generatedToken != "" {
 			fmt.Fprintf(w, "eventbus: DLQ API and gateway admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
 		}
@@ -314,6 +363,9 @@ func (s *server) Run(ctx context.Context) error {
 // embedded broker. It is safe after a failed Start.
 func (s *server) Close(ctx context.Context) error {
 	var err error
+	if s.stopStreams != nil {
+		close(s.stopStreams)
+	}
 	if s.http != nil {
 		if e := s.http.Shutdown(ctx); e != nil {
 			err = fmt.Errorf("stop HTTP: %w", e)
@@ -325,6 +377,12 @@ func (s *server) Close(ctx context.Context) error {
 		if e := s.gateway.Close(ctx); e != nil {
 			err = errors.Join(err, fmt.Errorf("stop the push subscriptions: %w", e))
 		}
+	}
+	if s.stopHistory != nil {
+		s.stopHistory()
+	}
+	if s.audit != nil {
+		s.audit.Close()
 	}
 	if s.stopRelay != nil {
 		s.stopRelay()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/consoleapi"
 )
 
 // DefaultTailRefresh is how often `eventbus tail` looks for new topics that
@@ -40,6 +42,12 @@ type tailConfig struct {
 	Generated bool
 	Max       int
 	Refresh   time.Duration
+	// Key, Header and Text are the console's filters (consoleapi.TailFilter);
+	// Key and Header need API.
+	Key, Header, Text string
+	// API, when set, is the address of a running serve whose live tail
+	// (GET /api/tail) this tail reads, with Token.
+	API, Token string
 }
 
 // matches reports whether topic is followed by c.
@@ -74,16 +82,26 @@ for again every --refresh and followed, from their beginning, once they appear.
 By default tail joins a consumer group of its own (eventbus-tail-<random>,
 removed at exit), so it never takes events away from the groups of real
 consumers, and starts at events published from now on (--from-beginning: at the
-oldest retained one). It stops on Ctrl-C, or after --max events.`,
+oldest retained one). It stops on Ctrl-C, or after --max events.
+
+With --api (the address of a running eventbus serve) and --token, tail reads
+serve's live tail instead of the brokers, with the console's filters applied on
+the server: --tenant, --key, --header name=value and --text (searched in the
+event as shown, secrets redacted); a tenant token sees its tenant's events only.
+--key and --header need --api; --text works both ways.`,
 		Example: `  eventbus tail core.user.created
   eventbus tail core.user. plugin.crm. --tenant acme
   eventbus tail 'core.*' --from-beginning --json | jq .
-  eventbus tail core.user.login --tenant acme --workspace sales --max 10`,
+  eventbus tail core.user.login --tenant acme --workspace sales --max 10
+  eventbus tail core.order. --api 127.0.0.1:8080 --token $TOKEN --key order-7 --text refund`,
 		Args: argsUsage(1, -1, "at least one event type or prefix", "eventbus tail core.user.created plugin.crm."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := resolveTail(cmd, args)
 			if err != nil {
 				return err
+			}
+			if cfg.API != "" {
+				return a.tailAPI(cmd.Context(), cfg)
 			}
 			bs, err := a.resolveBrokers(cmd)
 			if err != nil {
@@ -100,6 +118,11 @@ oldest retained one). It stops on Ctrl-C, or after --max events.`,
 	f.String("group", "", "consumer group to join, kept at exit; its other members share the events with this tail (default: a new group of this tail only, removed at exit)")
 	f.Int("max", 0, "stop after this many events (0: run until Ctrl-C)")
 	f.Duration("refresh", DefaultTailRefresh, "how often to look for new topics matching a prefix")
+	f.String("key", "", "only events with this record key (needs --api)")
+	f.String("header", "", "only events with this header, name or name=value (needs --api)")
+	f.String("text", "", "only events whose JSON contains this text, ignoring case")
+	f.String("api", "", "read the live tail of this running eventbus serve (host:port) instead of the brokers")
+	f.String("token", "", "bearer token for --api (env "+EnvToken+")")
 	addBrokerFlags(cmd)
 	return cmd
 }
@@ -115,6 +138,11 @@ func resolveTail(cmd *cobra.Command, args []string) (tailConfig, error) {
 	cfg.Group, _ = f.GetString("group")
 	cfg.Max, _ = f.GetInt("max")
 	cfg.Refresh, _ = f.GetDuration("refresh")
+	cfg.Key, _ = f.GetString("key")
+	cfg.Header, _ = f.GetString("header")
+	cfg.Text, _ = f.GetString("text")
+	cfg.API, _ = f.GetString("api")
+	cfg.Token, _ = f.GetString("token")
 	for _, arg := range args {
 		p, isPrefix := tailPrefix(arg)
 		if !isPrefix {
@@ -140,6 +168,10 @@ func resolveTail(cmd *cobra.Command, args []string) (tailConfig, error) {
 		return cfg, usageErrorf("--max %d is negative; give 0 to run until Ctrl-C", cfg.Max)
 	case cfg.Refresh <= 0:
 		return cfg, usageErrorf("--refresh must be positive, e.g. 5s")
+	case cfg.API == "" && (cfg.Key != "" || cfg.Header != ""):
+		return cfg, usageErrorf("--key and --header filter on the server: give --api (the address of eventbus serve) and --token")
+	case cfg.API != "" && (cfg.WorkspaceID != "" || cfg.FromBeginning || f.Changed("group")):
+		return cfg, usageErrorf("--workspace, --from-beginning and --group are for reading the brokers; drop them with --api (serve's live tail starts now)")
 	}
 	if cfg.Group == "" {
 		var b [5]byte
@@ -371,15 +403,79 @@ func (t *tailer) handle(_ context.Context, ev eventbus.RawEvent) error {
 	} else {
 		line = []byte(formatEventLine(ev))
 	}
+	if t.cfg.Text != "" {
+		shown, _ := json.Marshal(ev)
+		if !strings.Contains(strings.ToLower(string(shown)), strings.ToLower(t.cfg.Text)) {
+			return nil
+		}
+	}
+	t.print(line)
+	return nil
+}
+
+// print writes one line, counting it against --max.
+func (t *tailer) print(line []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.cfg.Max > 0 && t.count >= t.cfg.Max {
-		return nil
+		return
 	}
 	t.count++
 	_, _ = t.out.Write(append(line, '\n'))
 	if t.cfg.Max > 0 && t.count == t.cfg.Max {
 		close(t.done)
+	}
+}
+
+// tailAPI runs tail against serve's live tail (GET /api/tail).
+func (a *app) tailAPI(ctx context.Context, cfg tailConfig) error {
+	token := cfg.Token
+	if token == "" {
+		token, _ = a.lookupEnv(EnvToken)
+	}
+	base, err := apiBase(cfg.API)
+	if err != nil {
+		return err
+	}
+	filter := consoleapi.TailFilter{TenantID: cfg.TenantID, Key: cfg.Key, Header: cfg.Header, Text: cfg.Text}
+	filter.Types = append(filter.Types, cfg.Types...)
+	for _, p := range cfg.Prefixes {
+		if p != "" {
+			filter.Types = append(filter.Types, p)
+		}
+	}
+	t := &tailer{a: a, cfg: cfg, out: a.stdout, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-t.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = consoleapi.NewClient(base, strings.TrimSpace(token), &http.Client{}).Tail(ctx, filter,
+		func(topics []string) {
+			fmt.Fprintf(a.stderr, "eventbus: tailing %s through %s; Ctrl-C to stop\n", strings.Join(topics, ", "), base)
+		},
+		func(r consoleapi.TailRecord) {
+			if cfg.JSON {
+				line, _ := json.Marshal(r)
+				t.print(line)
+				return
+			}
+			var ev eventbus.RawEvent
+			if r.Malformed || json.Unmarshal(r.Value, &ev) != nil {
+				t.print(fmt.Appendf(nil, "%s  %s  (not an event)  %s", r.Timestamp.Format("2006-01-02T15:04:05.000Z"), r.Topic, r.Value))
+				return
+			}
+			t.print([]byte(formatEventLine(ev)))
+		},
+		func(n int) {
+			fmt.Fprintf(a.stderr, "eventbus: %d events over the tail's rate limit were not shown\n", n)
+		})
+	if err != nil {
+		return fmt.Errorf("live tail at %s: %w", base, err)
 	}
 	return nil
 }
