@@ -209,7 +209,7 @@ func TestGroupsAPI(t *testing.T) {
 	}
 
 	// A running member: 409, and the failed attempt is not an action taken.
-	eventbustest.MustSubscribe(t, f.bus, topic, eventbustest.NewRecorder().Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, f.bus, topic, eventbustest.NewRecorder().Handle, eventbus.InGroup(group))
 	if code, c := f.call(t, "POST", "/api/groups/"+group+"/reset", adminSec, consoleapi.ResetRequest{To: "latest"}, nil); code != 409 || c != "conflict" {
 		t.Errorf("reset of a running group: %d %s, want 409", code, c)
 	}

@@ -20,8 +20,8 @@ func TestReplay(t *testing.T) {
 	group, other := eventbustest.UniqueID("mailer"), eventbustest.UniqueID("crm")
 	consumer := eventbustest.NewBus(t, eventbus.Config{}, f.bus.Client().Brokers()...)
 	rec, otherRec := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, consumer, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
-	eventbustest.MustSubscribe(t, consumer, topic, otherRec.Handle, eventbus.SubscribeOptions{GroupID: other})
+	eventbustest.MustSubscribe(t, consumer, topic, rec.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, consumer, topic, otherRec.Handle, eventbus.InGroup(other))
 	var ids []string
 	for i := range 3 {
 		ids = append(ids, eventbustest.MustPublish(t, f.bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithPartitionKey("one-key")))

@@ -57,8 +57,8 @@ func TestDescribeResetRedeliver(t *testing.T) {
 
 	consumer := eventbustest.NewBus(t, eventbus.Config{}, client.Brokers()...)
 	rec, otherRec := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, consumer, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
-	eventbustest.MustSubscribe(t, consumer, topic, otherRec.Handle, eventbus.SubscribeOptions{GroupID: other, Delivery: eventbus.Delivery{FromBeginning: true}})
+	eventbustest.MustSubscribe(t, consumer, topic, rec.Handle, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
+	eventbustest.MustSubscribe(t, consumer, topic, otherRec.Handle, eventbus.InGroup(other), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	rec.WaitFor(t, 10)
 	otherRec.WaitFor(t, 10)
 
@@ -126,7 +126,7 @@ func TestDescribeResetRedeliver(t *testing.T) {
 	// The group runs again: exactly the six later events come back.
 	again := eventbustest.NewBus(t, eventbus.Config{}, client.Brokers()...)
 	rec2 := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, again, topic, rec2.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, again, topic, rec2.Handle, eventbus.InGroup(group))
 	got := rec2.WaitFor(t, 6)
 	var gotIDs []string
 	for _, e := range got {

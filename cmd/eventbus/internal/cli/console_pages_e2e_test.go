@@ -80,7 +80,7 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// A consumer runs: the lag drains to 0 in the page, the chart grows.
 	consumer := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	first := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, consumer, topic, first.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, consumer, topic, first.Handle, eventbus.InGroup(group))
 	first.WaitFor(t, events)
 	b.waitFor("the lag drained, with a member", `document.querySelector('#g-sub').dataset.lag === '0' &&
 		document.querySelectorAll('#g-members tbody tr td').length === 4 && Number(document.querySelector('#g-chart').dataset.points) >= 2`)
@@ -110,7 +110,7 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// Exactly the previewed events come back, to this group only.
 	again := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	second := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, again, topic, second.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, again, topic, second.Handle, eventbus.InGroup(group))
 	second.WaitFor(t, previewed)
 	b.waitFor("the lag drained again", `document.querySelector('#g-sub').dataset.lag === '0'`)
 	if n := second.Len(); n != previewed || previewed != events {

@@ -40,7 +40,7 @@ func TestGroupsResetAndAuditEndToEnd(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("mailer")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
 	for i := range 5 {
 		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
 	}
