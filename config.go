@@ -566,7 +566,12 @@ func (c DLQConfig) maxRetries() int { return max(c.MaxRetries, 0) }
 // Only failures that wrap ErrBrokerUnavailable count: the brokers did not
 // answer or acknowledge within Config.DeliveryTimeout (the send or the
 // topic's creation), could not be reached, or answered that they cannot
-// take writes now (no leader, not enough in-sync replicas). Nothing that
+// take writes now (no leader, not enough in-sync replicas). And such a
+// failure counts only when the brokers acknowledged no other record while
+// it was in flight: a partition whose leader fails over makes its own
+// publishes fail, not those of the partitions whose leaders are alive, so
+// one broker's failover never opens the breaker while the rest of the
+// cluster takes writes. Nothing that
 // is the caller's counts: validation errors, a broker's rejection of one
 // event (too large for its topic, invalid), missing permissions, or the
 // caller's own context ending (cancelled or past its deadline).
