@@ -357,13 +357,16 @@ type ConsumerConfig struct {
 	InstanceID string
 	// CommitInterval is the least time between two commits of a group's
 	// handled offsets: a batch handled sooner is committed with the next
-	// commit, at most CommitInterval later. Every commit is a write on the
+	// commit, at most CommitInterval later, unless a subscription finished
+	// its MaxConcurrency events (at least 64) since the group's last
+	// commit, which commits at once. Every commit is a write on the
 	// brokers' __consumer_offsets log, so at low rates, where each fetch
 	// brings one event, this spares them a commit per event (and the
-	// latency that load adds) at the price of at most CommitInterval of
-	// handled events being delivered again after a crash. Default
-	// DefaultCommitInterval (100 ms); CommitEveryBatch commits after every
-	// batch instead.
+	// latency that load adds); at high rates the count bounds what a crash
+	// delivers again (about MaxConcurrency events per subscription, plus
+	// what was running and what finished during one commit's round trip).
+	// Default DefaultCommitInterval (100 ms); CommitEveryBatch commits after
+	// every batch instead.
 	CommitInterval time.Duration
 	// RetryBackoff is the first delay of the retries a subscription makes
 	// in place: calling the handler again under RetryInPlace, and writing a

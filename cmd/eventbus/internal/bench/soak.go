@@ -25,6 +25,11 @@ const (
 	DefaultSoakSample   = 10 * time.Second
 )
 
+// SoakCapReached is the share of SoakConfig.MaxBytes at which the cap
+// counts as reached: the embedded broker trims to 90 % of its cap once it
+// is passed.
+const SoakCapReached = 0.9
+
 // SoakConfig says how long and how hard to load a broker, and how to read
 // its memory.
 type SoakConfig struct {
@@ -37,8 +42,9 @@ type SoakConfig struct {
 	// Sample is how often the broker's memory is read (and a progress line
 	// written). Default DefaultSoakSample.
 	Sample time.Duration
-	// MaxBytes is the broker's size cap, for the report: the load reaches
-	// it once the bytes published pass it. 0: no cap.
+	// MaxBytes is the broker's size cap, for the report: the load reached
+	// it once the records the broker retains (DescribeLogDirs) came to
+	// SoakCapReached of it. 0: no cap.
 	MaxBytes int64
 	// RSS reads the broker process's resident set size, bytes. Required.
 	RSS func() (int64, error)
@@ -54,6 +60,9 @@ type SoakSample struct {
 	Seconds float64 `json:"seconds"`
 	// RSS is the broker process's resident set size, bytes.
 	RSS int64 `json:"rss"`
+	// Retained is the bytes of records the broker holds, all topics
+	// (DescribeLogDirs; -1: not known).
+	Retained int64 `json:"retained"`
 	// Published and Handled are the events published and handled so far.
 	Published int64 `json:"published"`
 	Handled   int64 `json:"handled"`
@@ -78,8 +87,11 @@ type Soak struct {
 	StartRSS int64 `json:"startRss"`
 	PeakRSS  int64 `json:"peakRss"`
 	EndRSS   int64 `json:"endRss"`
-	// CapReachedSeconds is when the bytes published passed MaxBytes
-	// (-1: never). RSSAtCap is the first reading from then on, and
+	// PeakRetained is the most bytes of records the broker held at a
+	// sample.
+	PeakRetained int64 `json:"peakRetained"`
+	// CapReachedSeconds is when the records the broker retains first came
+	// to SoakCapReached of MaxBytes (-1: never). RSSAtCap is the first reading from then on, and
 	// PeakAfterCap the highest: flat memory means PeakAfterCap stays near
 	// RSSAtCap however long the load goes on.
 	CapReachedSeconds float64      `json:"capReachedSeconds"`
@@ -152,6 +164,23 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*Soak, error) {
 	}
 	s.PeakRSS = s.StartRSS
 
+	adm, err := client.Admin()
+	if err != nil {
+		return nil, err
+	}
+	retained := func() int64 {
+		rctx, cancel := context.WithTimeout(ctx, setupTimeout)
+		defer cancel()
+		dirs, err := adm.DescribeAllLogDirs(rctx, nil)
+		if err != nil {
+			return -1
+		}
+		var total int64
+		for _, d := range dirs {
+			total += d.Size()
+		}
+		return total
+	}
 	start := time.Now()
 	read := func() error {
 		rss, err := cfg.RSS()
@@ -160,16 +189,18 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*Soak, error) {
 		}
 		at := time.Since(start).Seconds()
 		pub := published.Load()
-		s.Samples = append(s.Samples, SoakSample{Seconds: at, RSS: rss, Published: pub, Handled: handled.Load()})
+		held := retained()
+		s.Samples = append(s.Samples, SoakSample{Seconds: at, RSS: rss, Retained: held, Published: pub, Handled: handled.Load()})
 		s.PeakRSS = max(s.PeakRSS, rss)
-		if cfg.MaxBytes > 0 && pub*int64(s.RecordBytes) >= cfg.MaxBytes {
+		s.PeakRetained = max(s.PeakRetained, held)
+		if cfg.MaxBytes > 0 && (s.CapReachedSeconds >= 0 || float64(held) >= SoakCapReached*float64(cfg.MaxBytes)) {
 			if s.CapReachedSeconds < 0 {
 				s.CapReachedSeconds, s.RSSAtCap = at, rss
 			}
 			s.PeakAfterCap = max(s.PeakAfterCap, rss)
 		}
-		fmt.Fprintf(cfg.Progress, "soak: %5.0f s  RSS %7.1f MiB  published %d  handled %d  failed %d\n",
-			at, mib(rss), pub, handled.Load(), failed.Load())
+		fmt.Fprintf(cfg.Progress, "soak: %5.0f s  RSS %7.1f MiB  retained %7.1f MiB  published %d  handled %d  failed %d\n",
+			at, mib(rss), mib(held), pub, handled.Load(), failed.Load())
 		return nil
 	}
 	lctx, stop := context.WithTimeout(ctx, cfg.Duration)
@@ -236,8 +267,9 @@ func (s *Soak) WriteTable(w io.Writer) error {
 	_, err := fmt.Fprintf(w, `soak: %d events/s for %.0f s (%d B an event), broker size cap %.0f MiB
 published %d, handled %d, failed %d
 broker RSS: start %.1f MiB, peak %.1f MiB, end %.1f MiB
+records retained by the broker: at most %.1f MiB
 cap reached: %s
 `, s.Rate, s.DurationSeconds, s.RecordBytes, mib(s.MaxBytes), s.Published, s.Handled, s.Failed,
-		mib(s.StartRSS), mib(s.PeakRSS), mib(s.EndRSS), capAt)
+		mib(s.StartRSS), mib(s.PeakRSS), mib(s.EndRSS), mib(s.PeakRetained), capAt)
 	return err
 }
