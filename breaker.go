@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sony/gobreaker/v2"
@@ -51,10 +52,26 @@ func breakerState(s gobreaker.State) BreakerState {
 
 // breaker guards publishing; a nil cb means disabled. It is two-step so
 // that asynchronous publishes report their outcome when it arrives.
+//
+// It opens when the cluster cannot be reached, not when one partition's
+// leader is failing over: a publish that failed as unavailable counts only
+// when the brokers acknowledged no record since it was let through. While
+// some partitions' leaders take writes, acknowledgements keep coming, and
+// the failures of the partitions without a leader (each bounded by
+// Config.DeliveryTimeout) do not stop the others' publishes.
 type breaker struct {
 	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
 	cfg BreakerConfig
+	// acked counts the records the brokers acknowledged (delivered).
+	acked atomic.Uint64
 }
+
+// partialFailure is an unavailability failure of a publish during which
+// the brokers acknowledged other records: one partition's trouble, not
+// the cluster's. It neither counts toward opening nor resets the count.
+type partialFailure struct{ error }
+
+func (e partialFailure) Unwrap() error { return e.error }
 
 func newBreaker(cfg BreakerConfig) *breaker {
 	b := &breaker{cfg: cfg}
@@ -71,6 +88,9 @@ func newBreaker(cfg BreakerConfig) *breaker {
 		// Successes and failures that say the cluster is unavailable
 		// count; any other failure neither counts nor resets the count.
 		IsExcluded: func(err error) bool {
+			if _, partial := err.(partialFailure); partial {
+				return true
+			}
 			return err != nil && !errors.Is(err, ErrBrokerUnavailable)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
@@ -99,12 +119,30 @@ func (b *breaker) allow() (done func(error), err error) {
 	if b.cb == nil {
 		return func(error) {}, nil
 	}
-	done, err = b.cb.Allow()
+	acked := b.acked.Load()
+	report, err := b.cb.Allow()
 	if err != nil {
-		return nil, fmt.Errorf("%w: publishing failed %d times in a row; the bus retries the broker %s after it opened",
+		return nil, fmt.Errorf("%w: publishing failed %d times in a row with no broker acknowledging anything meanwhile; the bus retries the brokers %s after it opened",
 			ErrCircuitOpen, b.cfg.FailureThreshold, b.cfg.OpenTimeout)
 	}
-	return done, nil
+	return func(err error) {
+		switch {
+		case err == nil:
+			b.acked.Add(1)
+		case b.acked.Load() != acked && errors.Is(err, ErrBrokerUnavailable):
+			err = partialFailure{err} // others were delivered meanwhile
+		}
+		report(err)
+	}, nil
+}
+
+// delivered records that the brokers acknowledged a record: the cluster
+// takes writes, so the unavailability failures of publishes let through
+// before it do not count.
+func (b *breaker) delivered() {
+	if b.cb != nil {
+		b.acked.Add(1)
+	}
 }
 
 // state returns the breaker's state (closed when disabled).

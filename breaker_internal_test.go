@@ -58,3 +58,45 @@ func TestBreakerCountsOnlyUnavailability(t *testing.T) {
 		t.Fatal("NOT_ENOUGH_REPLICAS does not wrap ErrBrokerUnavailable")
 	}
 }
+
+// TestBreakerCountsOnlyFailuresWithNothingDelivered (issue 24): a publish
+// that failed as unavailable counts only when no record was acknowledged
+// since the breaker let it through. Two publishes to a partition without
+// a leader fail after a third, to a partition whose leader is alive,
+// succeeded (or after a record of a batch was acknowledged): the cluster
+// takes writes, the breaker stays closed. The same failures with nothing
+// acknowledged meanwhile open it.
+func TestBreakerCountsOnlyFailuresWithNothingDelivered(t *testing.T) {
+	b := newBreaker(BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour, HalfOpenSuccesses: 2})
+	unavailable := fmt.Errorf("%w: no leader", ErrBrokerUnavailable)
+	allow := func() func(error) {
+		t.Helper()
+		done, err := b.allow()
+		if err != nil {
+			t.Fatalf("allow: %v (breaker %s)", err, b.state())
+		}
+		return done
+	}
+	a, c, live := allow(), allow(), allow()
+	live(nil)
+	a(unavailable)
+	c(unavailable)
+	if s := b.state(); s != BreakerClosed {
+		t.Fatalf("breaker %s after 2 failures let through before a success; want closed", s)
+	}
+	a, c = allow(), allow()
+	b.delivered() // a record of a batch acknowledged
+	a(unavailable)
+	c(unavailable)
+	if s := b.state(); s != BreakerClosed {
+		t.Fatalf("breaker %s after 2 failures let through before a record was acknowledged; want closed", s)
+	}
+	allow()(unavailable)
+	allow()(unavailable)
+	if s := b.state(); s != BreakerOpen {
+		t.Fatalf("breaker %s after 2 failures with nothing acknowledged; want open", s)
+	}
+	if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("allow when open: %v, want ErrCircuitOpen", err)
+	}
+}

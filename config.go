@@ -357,13 +357,16 @@ type ConsumerConfig struct {
 	InstanceID string
 	// CommitInterval is the least time between two commits of a group's
 	// handled offsets: a batch handled sooner is committed with the next
-	// commit, at most CommitInterval later. Every commit is a write on the
+	// commit, at most CommitInterval later, unless a subscription finished
+	// its MaxConcurrency events (at least 64) since the group's last
+	// commit, which commits at once. Every commit is a write on the
 	// brokers' __consumer_offsets log, so at low rates, where each fetch
 	// brings one event, this spares them a commit per event (and the
-	// latency that load adds) at the price of at most CommitInterval of
-	// handled events being delivered again after a crash. Default
-	// DefaultCommitInterval (100 ms); CommitEveryBatch commits after every
-	// batch instead.
+	// latency that load adds); at high rates the count bounds what a crash
+	// delivers again (about MaxConcurrency events per subscription, plus
+	// what was running and what finished during one commit's round trip).
+	// Default DefaultCommitInterval (100 ms); CommitEveryBatch commits after
+	// every batch instead.
 	CommitInterval time.Duration
 	// RetryBackoff is the first delay of the retries a subscription makes
 	// in place: calling the handler again under RetryInPlace, and writing a
@@ -566,7 +569,12 @@ func (c DLQConfig) maxRetries() int { return max(c.MaxRetries, 0) }
 // Only failures that wrap ErrBrokerUnavailable count: the brokers did not
 // answer or acknowledge within Config.DeliveryTimeout (the send or the
 // topic's creation), could not be reached, or answered that they cannot
-// take writes now (no leader, not enough in-sync replicas). Nothing that
+// take writes now (no leader, not enough in-sync replicas). And such a
+// failure counts only when the brokers acknowledged no other record while
+// it was in flight: a partition whose leader fails over makes its own
+// publishes fail, not those of the partitions whose leaders are alive, so
+// one broker's failover never opens the breaker while the rest of the
+// cluster takes writes. Nothing that
 // is the caller's counts: validation errors, a broker's rejection of one
 // event (too large for its topic, invalid), missing permissions, or the
 // caller's own context ending (cancelled or past its deadline).

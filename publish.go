@@ -410,6 +410,9 @@ func (b *Bus) produce(parent context.Context, ps []prepared, errs []error) error
 			if left--; left == 0 {
 				cancel() // every record has its outcome: release the timer
 			}
+			if err == nil {
+				b.breaker.delivered() // the cluster takes writes
+			}
 			if abandoned {
 				return
 			}

@@ -12,7 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// commitSoon asks the committer to commit: something finished.
+// commitSoon asks the committer to commit: something finished. The
+// commit is made once CommitInterval passed since the last one, or sooner
+// when enough finished meanwhile (commitNow).
 func (g *Group) commitSoon() {
 	select {
 	case g.commitSig <- struct{}{}:
@@ -20,17 +22,59 @@ func (g *Group) commitSoon() {
 	}
 }
 
-// committer commits the finished prefix of every partition whenever
-// something finished, at most once per CommitInterval, until fetching
-// stops (Stop then commits one last time).
+// commitNow asks the committer to commit without waiting for
+// CommitInterval: a topic finished commitEvery records since its last
+// commit.
+func (g *Group) commitNow() {
+	select {
+	case g.commitNowSig <- struct{}{}:
+	default:
+	}
+}
+
+// minCommitEvery is the fewest finished records of a topic that make a
+// commit due before CommitInterval passed (commitEvery).
+const minCommitEvery = 64
+
+// commitEvery is how many records of topic t, finished since its last
+// commit, make a commit due at once: its MaxConcurrency, at least
+// minCommitEvery. So what a crash hands again to the next owner is bounded
+// by a count, about what was running plus as many again and what finished
+// during one commit's round trip, whatever the rate; and a busy group
+// commits once per that many records, never more often than its commits
+// return (commits never overlap), while a quiet one commits at most once
+// per CommitInterval.
+func commitEvery(t Topic) int { return max(t.MaxConcurrency, minCommitEvery) }
+
+// committer commits the finished prefix of every partition (and the
+// offsets finished above it) whenever something finished: once
+// CommitInterval passed since the last commit, or at once when a topic
+// finished commitEvery records since its last one; until fetching stops
+// (Stop then commits one last time).
 func (g *Group) committer() {
 	defer close(g.committerDone)
+	var last time.Time
 	for {
+		now := false
 		select {
 		case <-g.commitSig:
+		case <-g.commitNowSig:
+			now = true
 		case <-g.pollCtx.Done():
 			return
 		}
+		if wait := g.cfg.CommitInterval - time.Since(last); !now && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-g.commitNowSig:
+				t.Stop()
+			case <-g.pollCtx.Done():
+				t.Stop()
+				return
+			}
+		}
+		last = time.Now()
 		g.mu.RLock()
 		ds := make(map[string]*dispatcher, len(g.topics))
 		for name, d := range g.topics {
@@ -45,15 +89,6 @@ func (g *Group) committer() {
 				// A rebalance is under way: its revocation commits.
 			default:
 				g.cfg.Logger.Warn("eventbus: commit failed; handled events may be delivered again", "group", g.cfg.Group, "topic", name, "err", err)
-			}
-		}
-		if g.cfg.CommitInterval > 0 {
-			t := time.NewTimer(g.cfg.CommitInterval)
-			select {
-			case <-t.C:
-			case <-g.pollCtx.Done():
-				t.Stop()
-				return
 			}
 		}
 	}

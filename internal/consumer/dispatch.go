@@ -38,7 +38,10 @@ type dispatcher struct {
 	active   int         // running workers
 	held     int         // unfinished records (waiting or running) of the partitions
 	anyPause bool        // some partition is paused
-	closed   bool
+	// uncommitted counts the records finished since the last commit of
+	// every partition (commitPoints): at commitEvery, a commit is due.
+	uncommitted int
+	closed      bool
 	// lingering are released partitions whose handlers still ran when
 	// they were forgotten (lost, or past their revoke bound): a partition
 	// assigned back starts its keys only once they returned.
@@ -392,7 +395,13 @@ func (d *dispatcher) work(q *keyQueue) {
 		if finished {
 			before := p.win.unfinished
 			p.win.finish(r.Offset)
-			d.g.commitSoon() // the commit point or the finished list moved
+			// The commit point or the finished list moved: commit soon,
+			// or now once enough finished since the last commit.
+			if d.uncommitted++; d.uncommitted == commitEvery(d.t) {
+				d.g.commitNow()
+			} else {
+				d.g.commitSoon()
+			}
 			if !p.gone {
 				d.held -= before - p.win.unfinished
 			}
@@ -568,6 +577,7 @@ func (d *dispatcher) commitPoints(parts []*partition, metadataLimit int) map[int
 			add(p)
 		}
 	}
+	d.uncommitted = 0 // every partition's finished records are in this commit
 	return out
 }
 

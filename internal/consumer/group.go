@@ -91,7 +91,10 @@ type Config struct {
 	InstanceID string
 	// MaxPollRecords caps the records taken from the client at once.
 	MaxPollRecords int
-	// CommitInterval is the least time between two commits.
+	// CommitInterval is the least time between two commits, unless a
+	// topic finished commitEvery records since its last commit (its
+	// MaxConcurrency, at least 64): then it commits at once, so that what a
+	// crash hands again is bounded by a count of records, not by a time.
 	CommitInterval time.Duration
 	// RevokeTimeout bounds how long a revoked partition waits for its
 	// running handlers before their context is cancelled.
@@ -126,7 +129,10 @@ type Group struct {
 
 	commitMu  sync.Mutex    // serializes commits, with revocations' too
 	commitSig chan struct{} // something finished: commit soon
-	starts    startOffsets
+	// commitNowSig: a topic finished commitEvery records since its last
+	// commit: commit without waiting for CommitInterval.
+	commitNowSig chan struct{}
+	starts       startOffsets
 
 	assignMu    sync.Mutex
 	assignCount int
@@ -179,6 +185,7 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		retired:       map[string]*dispatcher{},
 		failing:       map[string]error{},
 		commitSig:     make(chan struct{}, 1),
+		commitNowSig:  make(chan struct{}, 1),
 		assignSig:     make(chan struct{}),
 		pollDone:      make(chan struct{}),
 		committerDone: make(chan struct{}),

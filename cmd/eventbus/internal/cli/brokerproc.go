@@ -33,8 +33,15 @@ type childBroker struct {
 // startChildBroker runs exe serve and returns once it printed its
 // EVENTBUS_BROKERS line. Its standard error goes to stderr.
 func startChildBroker(ctx context.Context, exe string, stderr io.Writer) (*childBroker, error) {
+	return startChildBrokerWith(ctx, exe, stderr, "--in-memory")
+}
+
+// startChildBrokerWith is startChildBroker with serve's storage flags
+// given: "--in-memory", or "--data", dir, with any other serve flags.
+func startChildBrokerWith(ctx context.Context, exe string, stderr io.Writer, storage ...string) (*childBroker, error) {
 	ready := newReadyWatcher()
-	cmd := exec.Command(exe, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory", "--log-level", "warn")
+	args := append([]string{"serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, storage...)
+	cmd := exec.Command(exe, args...)
 	cmd.Env = withoutEventbusEnv(os.Environ())
 	cmd.Stdout = ready
 	cmd.Stderr = stderr
@@ -63,6 +70,9 @@ func startChildBroker(ctx context.Context, exe string, stderr io.Writer) (*child
 		return nil, ctx.Err()
 	}
 }
+
+// Pid is the child broker's process ID.
+func (c *childBroker) Pid() int { return c.cmd.Process.Pid }
 
 // Brokers returns the child broker's addresses.
 func (c *childBroker) Brokers() []string { return c.brokers }

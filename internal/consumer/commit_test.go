@@ -1,0 +1,225 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// offsetSet is a set of partition offsets, safe for concurrent use.
+type offsetSet struct {
+	mu sync.Mutex
+	at map[int32]map[int64]bool
+}
+
+func (s *offsetSet) add(p int32, offset int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = map[int32]map[int64]bool{}
+	}
+	if s.at[p] == nil {
+		s.at[p] = map[int64]bool{}
+	}
+	s.at[p][offset] = true
+}
+
+func (s *offsetSet) has(p int32, offset int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.at[p][offset]
+}
+
+func (s *offsetSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, o := range s.at {
+		n += len(o)
+	}
+	return n
+}
+
+// each calls f for every offset in the set.
+func (s *offsetSet) each(f func(p int32, offset int64)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, offs := range s.at {
+		for o := range offs {
+			f(p, o)
+		}
+	}
+}
+
+// crashGroup starts a group of topic on addrs with the given commit
+// interval, waits until it is assigned, and stops it when the test ends.
+func crashGroup(t *testing.T, addrs []string, group string, topic Topic, interval time.Duration) *Group {
+	t.Helper()
+	g, err := Start(Config{
+		Group: group,
+		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
+			return kgo.NewClient(append(opts, kgo.SeedBrokers(addrs...))...)
+		},
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: 100 * time.Millisecond,
+		MaxPollRecords:    100,
+		CommitInterval:    interval,
+		RevokeTimeout:     5 * time.Second,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Stop(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.WaitAssigned(ctx, topic.Name); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestCrashRedeliversABoundedCount: a member handles 3,000 of 6,000
+// records as fast as it can, then its handlers hang and it is killed (its
+// commits fail from then on, as a dead process's would never be sent). The
+// member that takes over may handle again only what finished after the
+// last commit: fewer than commitEvery records, whatever the time between
+// commits (here an hour, so only the count of finished records can make
+// a commit due). Nothing is lost.
+func TestCrashRedeliversABoundedCount(t *testing.T) {
+	const (
+		partitions   = 3
+		perPartition = 2000
+		killAt       = 3000
+		group        = "crash-bound"
+	)
+	c, addrs := testCluster(t, partitions, perPartition)
+	var killed atomic.Bool
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !killed.Load() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	var first offsetSet
+	var mu sync.Mutex
+	handled := 0
+	hung := make(chan struct{})
+	var hangOnce sync.Once
+	topic := Topic{Name: testTopic, Ordering: Unordered, MaxConcurrency: 8, MaxPending: 1000, FromBeginning: true}
+	topic.Handle = func(_, stopping context.Context, r *kgo.Record) bool {
+		mu.Lock()
+		if handled == killAt {
+			mu.Unlock()
+			hangOnce.Do(func() { close(hung) })
+			<-stopping.Done() // hangs until the member is stopped
+			return false
+		}
+		handled++
+		first.add(r.Partition, r.Offset)
+		mu.Unlock()
+		return true
+	}
+	g := crashGroup(t, addrs, group, topic, time.Hour)
+	<-hung
+
+	// What the group committed (offsets and finished offsets above them)
+	// covers all but fewer than commitEvery of the records handled.
+	bound := commitEvery(topic)
+	uncovered := func() int {
+		offs, err := g.adm.FetchOffsets(context.Background(), group)
+		if err != nil {
+			return -1
+		}
+		n := 0
+		first.each(func(p int32, offset int64) {
+			o, ok := offs.Lookup(testTopic, p)
+			if !ok || o.Err != nil || offset >= o.At && !inSpans(decodeFinished(o.At, o.Metadata), offset) {
+				n++
+			}
+		})
+		return n
+	}
+	waitFor(t, fmt.Sprintf("the commits cover all but fewer than %d of the %d records handled", bound, killAt), func() bool {
+		n := uncovered()
+		return n >= 0 && n < bound
+	})
+
+	killed.Store(true) // from now on, nothing the member commits arrives
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = g.Stop(ctx) // its final commit fails: as good as a kill
+	killed.Store(false)
+
+	var second offsetSet
+	var dups atomic.Int32
+	topic.Handle = func(_, _ context.Context, r *kgo.Record) bool {
+		if first.has(r.Partition, r.Offset) {
+			dups.Add(1)
+		}
+		second.add(r.Partition, r.Offset)
+		return true
+	}
+	g2 := crashGroup(t, addrs, group, topic, 10*time.Millisecond)
+	waitFor(t, "the second member commits the end of every partition", func() bool {
+		for p := range int32(partitions) {
+			if o, ok := committed(g2, group, p); !ok || o.At != perPartition {
+				return false
+			}
+		}
+		return true
+	})
+	lost := 0
+	for p := range int32(partitions) {
+		for o := range int64(perPartition) {
+			if !first.has(p, o) && !second.has(p, o) {
+				lost++
+			}
+		}
+	}
+	t.Logf("handled %d before the kill, %d after; %d handled twice (bound %d)", first.len(), second.len(), dups.Load(), bound)
+	if lost > 0 {
+		t.Errorf("%d records lost", lost)
+	}
+	if int(dups.Load()) >= bound {
+		t.Errorf("%d records handled twice after the kill; want fewer than %d (commitEvery)", dups.Load(), bound)
+	}
+}
+
+// inSpans says whether offset is in one of spans.
+func inSpans(spans []span, offset int64) bool {
+	for _, s := range spans {
+		if s.first <= offset && offset <= s.last {
+			return true
+		}
+	}
+	return false
+}
