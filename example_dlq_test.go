@@ -63,6 +63,11 @@ func ExampleDeadLetterQueue_Retry() {
 	// The first automatic retry an hour away: only the manual retry runs here.
 	bus, stop := exampleBusWith(ctx, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
 	defer stop()
+	// This process runs the queue (eventbus serve does): it owns the
+	// entries, applies failures and operators' retries, and sends retries.
+	if err := bus.DLQ().Start(ctx); err != nil {
+		panic(err)
+	}
 
 	var mailServerUp atomic.Bool
 	sent := make(chan string, 1)

@@ -1,10 +1,5 @@
 package eventbus
 
-// SetDLQReadFault makes fault run before each read of the dead-letter
-// records that b's subscribers check retries against; an error it returns
-// fails that read (see dlq.Queue.SetReadFault). nil removes it.
-func SetDLQReadFault(b *Bus, fault func() error) { b.dlq.q.SetReadFault(fault) }
-
 // SetLifecycleHook makes hook run (on the lifecycle consumer's goroutine)
 // before h applies a lifecycle event of its plugin; it may block to hold
 // the lifecycle consumer. Set it before FollowLifecycle.

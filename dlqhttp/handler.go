@@ -1,6 +1,7 @@
 package dlqhttp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plexica/eventbus"
 )
@@ -216,12 +218,24 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who principal) error
 	if !manual {
 		opts = append(opts, eventbus.RetryIfAllowed())
 	}
-	if err := a.q.Retry(r.Context(), id, opts...); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), ownerWait)
+	defer cancel()
+	err := a.q.Retry(ctx, id, opts...)
+	if errors.Is(err, eventbus.ErrNotApplied) {
+		a.log.Info("dlqhttp: retry of dead-letter entry stored for its owner", "dlq_id", id, "manual", manual, "by", who.String())
+		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
+	}
+	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
 	return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": string(eventbus.StatusRetrying)})
 }
+
+// ownerWait bounds how long a retry or a delete waits for the entry's
+// owner to apply it; past it the answer is 202 Accepted with status
+// "accepted": the command is stored and the owner applies it later.
+const ownerWait = 5 * time.Second
 
 // DELETE /api/dlq/events/{id}
 func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) error {
@@ -231,7 +245,14 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who principal) erro
 			return err
 		}
 	}
-	if err := a.q.Delete(r.Context(), id); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), ownerWait)
+	defer cancel()
+	err := a.q.Delete(ctx, id)
+	if errors.Is(err, eventbus.ErrNotApplied) {
+		a.log.Info("dlqhttp: delete of dead-letter entry stored for its owner", "dlq_id", id, "by", who.String())
+		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
+	}
+	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: deleted dead-letter entry", "dlq_id", id, "by", who.String())

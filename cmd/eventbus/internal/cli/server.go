@@ -82,7 +82,7 @@ func (s *server) Start(ctx context.Context) error {
 		return err
 	}
 	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics, Compression: s.cfg.Compression,
-		DLQ: eventbus.DLQConfig{SigningKey: s.cfg.SigningKey}, Consumer: eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID}})
+		Consumer: eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID}})
 	if err != nil {
 		return err
 	}
