@@ -110,6 +110,9 @@ func ExamplePermanent() {
 	defer cancel()
 	bus, stop := exampleBus(ctx) // an embedded broker and a bus, as in Example
 	defer stop()
+	if err := bus.DLQ().Start(ctx); err != nil { // this process runs the queue
+		panic(err)
+	}
 
 	_, err := eventbus.Subscribe(ctx, bus, invoiceIssuedEvent, func(_ context.Context, ev eventbus.Event[invoiceIssued]) error {
 		if ev.Data.Amount < 0 {

@@ -56,7 +56,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		}
 	}
 	if err != nil {
-		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
+		b.cfg.Metrics.observeHandled(s.topic, s.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
 		tracing.End(span, cause)
 		if s.delivery.OnFailure == Skip {
@@ -71,7 +71,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	ev := rawEvent(env)
 	start := time.Now()
 	err = callHandler(ctx, s.handler, ev)
-	b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
+	b.cfg.Metrics.observeHandled(s.topic, s.groupLabel, start, err)
 	tracing.End(span, err)
 	if err != nil {
 		var perm *PermanentError
@@ -122,7 +122,7 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 		}
 		start := time.Now()
 		err = callHandler(ctx, s.handler, ev)
-		s.bus.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
+		s.bus.cfg.Metrics.observeHandled(s.topic, s.groupLabel, start, err)
 		var perm *PermanentError
 		if err == nil || errors.As(err, &perm) {
 			return err
@@ -144,7 +144,7 @@ func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.R
 		return err
 	})
 	if stored {
-		s.bus.cfg.Metrics.observeDeadLettered(r.Topic, s.groupLabel)
+		s.bus.cfg.Metrics.observeDeadLettered(s.topic, s.groupLabel)
 	}
 	return stored
 }

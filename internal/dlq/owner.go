@@ -13,6 +13,7 @@ import (
 
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlqindex"
+	"github.com/plexica/eventbus/internal/pluginacl"
 	"github.com/plexica/eventbus/internal/tracing"
 	"github.com/plexica/eventbus/internal/wire"
 )
@@ -60,7 +61,7 @@ func newOwner(q *Queue, tp topicPartition) *owner {
 
 // transactionalID is the partition's, within the scheduler group.
 func (o *owner) transactionalID() string {
-	return "eventbus-dlq." + o.q.cfg.SchedulerGroup + "." + o.tp.topic + "." + strconv.Itoa(int(o.tp.partition))
+	return pluginacl.TransactionalIDPrefix + o.q.cfg.SchedulerGroup + "." + o.tp.topic + "." + strconv.Itoa(int(o.tp.partition))
 }
 
 // ready takes the partition over if that is not done yet, and reports
