@@ -278,8 +278,8 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 				Headers: []kgo.RecordHeader{{Key: HeaderCommandResult, Value: []byte(ch.result)}}})
 		}
 	}
-	if h := o.q.hookBeforeCommit; h != nil {
-		h(o.tp.topic, o.tp.partition)
+	if h := o.q.hookBeforeCommit.Load(); h != nil {
+		(*h)(o.tp.topic, o.tp.partition)
 	}
 	err := o.cl.BeginTransaction()
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -112,7 +113,7 @@ type Queue struct {
 
 	// hookBeforeCommit, when set by a test, runs just before an owner
 	// commits a round of changes to a partition.
-	hookBeforeCommit func(topic string, partition int32)
+	hookBeforeCommit atomic.Pointer[func(topic string, partition int32)]
 
 	// wake tells the scheduler a command arrived (poke).
 	wake chan struct{}
@@ -560,6 +561,16 @@ func (q *Queue) produceEntryRecord(ctx context.Context, rec *kgo.Record, id stri
 		q.noticeTopic()
 	}
 	return nil
+}
+
+// setHookBeforeCommit sets the test hook that runs just before an owner
+// commits a round (nil: none).
+func (q *Queue) setHookBeforeCommit(h func(topic string, partition int32)) {
+	if h == nil {
+		q.hookBeforeCommit.Store(nil)
+		return
+	}
+	q.hookBeforeCommit.Store(&h)
 }
 
 // poke makes this process's owners look at their partitions now (a
