@@ -391,8 +391,10 @@ func (q *DeadLetterQueue) Delete(ctx context.Context, id string) error {
 }
 
 // RouteToDLQ records that group failed to handle event (published on
-// topic) because of cause, as the bus does itself when a handler fails. It
-// returns the entry's ID.
+// topic) because of cause, as the bus does itself when a handler fails, and
+// returns the entry's ID. It returns once the failure is stored for the
+// entry's owner; in a process that runs the queue (Start), once the owner
+// applied it, so that a read that follows sees the entry.
 func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event RawEvent, group string, cause error) (string, error) {
 	if _, err := q.bus.client.cfg.TopicRules.ParseTopic(topic); err != nil {
 		return "", err
@@ -411,7 +413,7 @@ func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event Ra
 	}
 	rec := p.record
 	rec.Partition, rec.Offset = -1, -1
-	return q.q.RecordFailure(ctx, rec, topic, group, event.ID, nil, failureOf(cause))
+	return q.q.RouteFailure(ctx, rec, topic, group, event.ID, failureOf(cause))
 }
 
 // failureOf classifies a handler's error for the dead letter queue.

@@ -442,6 +442,18 @@ func (q *Queue) RecordFailure(ctx context.Context, r *kgo.Record, topic, group, 
 	return c.ID, err
 }
 
+// RouteFailure is RecordFailure of an ordinary delivery by hand: in a
+// process that runs the queue it also waits until the owner applied it.
+func (q *Queue) RouteFailure(ctx context.Context, r *kgo.Record, topic, group, eventID string, f Failure) (string, error) {
+	e := q.newEntry(r, topic, group, eventID)
+	c := &command{Kind: CommandFailed, ID: e.ID, Entry: e, Failure: &f, At: q.cfg.Now().UTC()}
+	rec, err := q.sendCommand(ctx, TopicFor(group, topic), q.cfg.SchedulerGroup, c)
+	if err != nil || q.currentView() == nil {
+		return c.ID, err
+	}
+	return c.ID, q.await(ctx, c.ID, rec)
+}
+
 // Resolve asks the owner of the claim's entry to record that its retry
 // succeeded. It returns once the command is stored.
 func (q *Queue) Resolve(ctx context.Context, group string, claim Claim) error {
