@@ -358,6 +358,7 @@
       syncFilterForm();
       loadStats();
       loadList();
+      loadSubscriptions();
     }
     firstRender = false;
   }
@@ -412,6 +413,61 @@
   }
 
   // ------------------------------------------------------------ stats
+
+  // loadSubscriptions lists the HTTP gateway's push subscriptions
+  // (GET /api/subscriptions, package gateway); the panel stays hidden
+  // where no gateway answers.
+  async function loadSubscriptions() {
+    const panel = $('#subs-panel');
+    const out = $('#subs-error');
+    out.textContent = '';
+    let resp;
+    try {
+      resp = await fetch('/api/subscriptions', {
+        headers: { Authorization: 'Bearer ' + token(), Accept: 'application/json' },
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+    } catch (e) {
+      panel.hidden = true;
+      return;
+    }
+    if (resp.status === 404) {
+      panel.hidden = true;
+      return;
+    }
+    panel.hidden = false;
+    let body = null;
+    try {
+      body = await resp.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!resp.ok) {
+      out.textContent = `Push subscriptions (${resp.status}): ` + ((body && body.error) || resp.statusText);
+      return;
+    }
+    const subs = (body && body.subscriptions) || [];
+    const tbody = clear($('#subs tbody'));
+    for (const sub of subs) {
+      tbody.append(
+        el(
+          'tr',
+          null,
+          el('td', { class: 'mono', dataset: { label: 'Name' } }, sub.name),
+          el('td', { class: 'mono', dataset: { label: 'Events' } }, (sub.events || []).join(', ')),
+          el('td', { class: 'mono', dataset: { label: 'Endpoint' } }, sub.endpoint),
+          el('td', { dataset: { label: 'Tenant' } }, sub.tenantId || 'every tenant'),
+          el('td', { class: 'mono', dataset: { label: 'Group' } }, sub.group),
+          el('td', { dataset: { label: 'Ordering' } }, sub.ordering),
+          el('td', { class: 'num', dataset: { label: 'Concurrency' } }, String(sub.maxConcurrency)),
+        ),
+      );
+    }
+    $('#subs-count').textContent = subs.length === 1 ? '1 subscription' : `${subs.length} subscriptions`;
+    $('#subs-empty').hidden = subs.length > 0;
+    $('#subs').hidden = subs.length === 0;
+  }
 
   async function loadStats() {
     const out = $('#stats-error');
@@ -782,6 +838,7 @@
     $('#refresh').addEventListener('click', () => {
       loadStats();
       loadList();
+      loadSubscriptions();
     });
     $('#filters').addEventListener('submit', applyFilters);
     $('#clear').addEventListener('click', () => go(listHash({ ...DEFAULT_QUERY })));

@@ -73,11 +73,14 @@ const (
 	// PhaseHosts is one plugin subscription serving 1 to 1,000 tenants,
 	// through a PluginHost and a PluginClient per tenant (Hosts).
 	PhaseHosts = "hosts"
+	// PhaseGateway is the HTTP gateway against the library: batched
+	// publish and push delivery (Gateway).
+	PhaseGateway = "gateway"
 )
 
 // AllPhases are the phases in the order they run; Config.Phases defaults
 // to all of them.
-var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts}
+var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts, PhaseGateway}
 
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.
@@ -262,6 +265,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		case PhaseHosts:
 			if rep.Hosts, err = r.hosts(ctx); err != nil {
+				return nil, err
+			}
+		case PhaseGateway:
+			if rep.Gateway, err = r.gatewayPhase(ctx); err != nil {
 				return nil, err
 			}
 		}

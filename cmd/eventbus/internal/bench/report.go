@@ -54,6 +54,7 @@ type Report struct {
 	Fairness    *Fairness       `json:"fairness,omitempty"`
 	Crash       *Crash          `json:"crash,omitempty"`
 	Hosts       *Hosts          `json:"hosts,omitempty"`
+	Gateway     *Gateway        `json:"gateway,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -108,6 +109,12 @@ func (r *Report) evaluate() {
 	}
 	if c := r.Crash; c != nil {
 		add("crash: events lost after kill -9", "0", float64(c.Lost), c.Lost == 0)
+	}
+	if g := r.Gateway; g != nil {
+		add("gateway batched publish HTTP/library", fmt.Sprintf(">= %.1f", TargetGatewayPublishRatio),
+			g.PublishRatio, g.PublishRatio >= TargetGatewayPublishRatio)
+		add("gateway push events/s, default settings", fmt.Sprintf(">= %d", TargetGatewayPush),
+			g.Push.PerSecond, g.Push.PerSecond >= TargetGatewayPush)
 	}
 	if h := r.Hosts; h != nil {
 		for _, run := range h.Runs {
@@ -177,6 +184,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if h := r.Hosts; h != nil {
 		hostsRows(row, h)
+	}
+	if g := r.Gateway; g != nil {
+		row("gateway: batched publish HTTP vs library (events/s)", fmt.Sprintf("%.0f", g.HTTPBatch.PerSecond), fmt.Sprintf("%.0f", g.LibraryBatch.PerSecond),
+			ratio(g.PublishRatio), fmt.Sprintf("≥ %.1f×", TargetGatewayPublishRatio), verdict(g.PublishRatio >= TargetGatewayPublishRatio))
+		row(fmt.Sprintf("gateway: push %g ms, %d keys vs library (events/s)", g.HandlerMs, g.Keys), fmt.Sprintf("%.0f", g.Push.PerSecond), fmt.Sprintf("%.0f", g.Library.PerSecond),
+			ratio(g.PushRatio), fmt.Sprintf("≥ %d/s", TargetGatewayPush), verdict(g.Push.PerSecond >= TargetGatewayPush))
 	}
 	if err := writeRows(w, rows); err != nil {
 		return err

@@ -115,6 +115,8 @@ func (t topics) all() []string {
 		case PhaseHosts:
 			out = append(out, t.hosts(0, "base"))
 			out = append(out, t.hostsPlugin()...)
+		case PhaseGateway:
+			out = append(out, t.name("gw", "pub"), t.name("gw", "push"))
 		}
 	}
 	return out

@@ -51,6 +51,11 @@ same work:
               tenants only): delivery p50/p95, consumer groups, events read
               per event published (from the brokers' committed offsets), heap
               in use; and one unfiltered Bus.Subscribe as the p95 baseline.
+  gateway     the HTTP gateway (package gateway) on the same bus: batched
+              publish, POST /api/events/batch of 100 envelopes vs
+              PublishBatch, events/s; and a push subscription with default
+              settings draining --backlog events over 1,000 tenants to an
+              endpoint taking 10 ms vs Bus.Subscribe with a 10 ms handler.
 
 --phases picks some of them (default all; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio

@@ -22,7 +22,7 @@ func TestBenchQuickInProcess(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkReport(t, stdout)
-	if !strings.Contains(stderr, "bench: [3/7] delivery at 10000 events/s") {
+	if !strings.Contains(stderr, "bench: [3/8] delivery at 10000 events/s") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }
@@ -153,6 +153,14 @@ func checkNewPhases(rep bench.Report, positive func(string, float64), latency fu
 			positive("slow handler "+name+" events/s", d.PerSecond)
 		}
 		positive("slow handler ratio", s.Ratio)
+	}
+	if g := rep.Gateway; g == nil {
+		*missing = append(*missing, "gateway figures")
+	} else {
+		positive("gateway HTTP batch events/s", g.HTTPBatch.PerSecond)
+		positive("gateway library batch events/s", g.LibraryBatch.PerSecond)
+		positive("gateway push handled", float64(g.Push.Handled))
+		positive("gateway library handled", float64(g.Library.Handled))
 	}
 	if f := rep.Fairness; f == nil {
 		*missing = append(*missing, "fairness figures")

@@ -166,7 +166,7 @@ development; with --brokers it works against a Redpanda or Kafka cluster.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.PersistentFlags().String("log-level", "info",
 		"log level on stderr: debug, info, warn or error (env "+EnvLogLevel+")")
-	root.AddCommand(a.serveCmd(), a.benchCmd(), a.publishCmd(), a.tailCmd(), a.topicsCmd(), a.dlqCmd(), a.demoCmd(), a.benchConsumerCmd(), a.pluginsCmd(), a.outboxCmd())
+	root.AddCommand(a.serveCmd(), a.benchCmd(), a.publishCmd(), a.tailCmd(), a.topicsCmd(), a.dlqCmd(), a.demoCmd(), a.benchConsumerCmd(), a.pluginsCmd(), a.outboxCmd(), a.subscriptionsCmd())
 	return root
 }
 

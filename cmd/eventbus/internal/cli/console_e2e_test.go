@@ -18,6 +18,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/gateway"
 )
 
 // chromiumPath is Debian's chromium package, which .ci/run installs.
@@ -112,6 +113,16 @@ func TestConsoleEndToEnd(t *testing.T) {
 	})
 	t.Logf("serve and %d failed events ready after %s", entries, time.Since(start).Round(time.Millisecond))
 
+	// A push subscription of the HTTP gateway, which the console lists.
+	gw, err := gateway.NewClient(base, consoleToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookName := "crm-hook"
+	if _, err := gw.Declare(context.Background(), gateway.Subscription{Name: hookName, Events: []string{users}, Endpoint: "http://127.0.0.1:9/events", TenantID: "acme"}); err != nil {
+		t.Fatalf("declare a push subscription: %v", err)
+	}
+
 	b := newBrowser(t, artifacts)
 
 	// Sign in with the keyboard: type the token, press Enter.
@@ -128,6 +139,10 @@ func TestConsoleEndToEnd(t *testing.T) {
 		entries, entries))
 	if tok := b.text(`sessionStorage.getItem('eventbus.dlq.token')`); tok != consoleToken {
 		t.Errorf("sessionStorage token %q, want T", tok)
+	}
+	b.waitFor("the push subscriptions", `document.querySelectorAll('#subs tbody tr').length === 1`)
+	if subs := b.text(`document.querySelector('#subs-panel').innerText`); !strings.Contains(subs, hookName) || !strings.Contains(subs, "http://127.0.0.1:9/events") || !strings.Contains(subs, "gateway."+hookName) {
+		t.Errorf("the push subscriptions panel lacks %s:\n%s", hookName, subs)
 	}
 	stats := b.text(`document.querySelector('#stats').innerText`)
 	for _, want := range []string{users, invoices, audits, "email rejected: mailbox unavailable", "ledger closed for period 2025-12", "max-retries-exceeded"} {

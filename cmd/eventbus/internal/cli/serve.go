@@ -12,7 +12,19 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/gateway"
 	"github.com/plexica/eventbus/outbox"
+)
+
+// Environment variables of serve's HTTP gateway.
+const (
+	// EnvSubscriptions names the push subscriptions file (--subscriptions).
+	EnvSubscriptions = "EVENTBUS_SUBSCRIPTIONS"
+	// EnvPushAllow lists the endpoint prefixes push subscriptions may
+	// deliver to (--push-allow).
+	EnvPushAllow = "EVENTBUS_PUSH_ALLOW"
+	// EnvPluginTokens lists the gateway's plugin tokens (--plugin-token).
+	EnvPluginTokens = "EVENTBUS_PLUGIN_TOKENS"
 )
 
 // Defaults of `eventbus serve`.
@@ -58,6 +70,15 @@ type serveConfig struct {
 	OutboxDSN string
 	// Outbox names the outbox table.
 	Outbox outbox.Config
+	// SubscriptionsFile is the push subscriptions file (--subscriptions);
+	// Subscriptions are what it declares.
+	SubscriptionsFile string
+	Subscriptions     []gateway.Subscription
+	// PushAllow are the URL prefixes push endpoints must be under
+	// (gateway.Config.AllowedEndpoints).
+	PushAllow []string
+	// PluginTokens are the gateway's plugin tokens (--plugin-token).
+	PluginTokens map[string]gateway.PluginScope
 }
 
 // embedded reports whether serve runs the embedded broker.
@@ -76,6 +97,12 @@ memory. The embedded broker keeps at most --broker-max-bytes of records (default
 With --brokers it connects to that Redpanda or Kafka cluster instead, with
 SASL and TLS as the --sasl-* and --tls-* flags say (the password comes from
 EVENTBUS_SASL_PASSWORD or --sasl-password-file).
+
+It serves the HTTP gateway (package gateway): POST /api/events and
+/api/events/batch publish over HTTP (the bus's JSON envelope or CloudEvents),
+with the --admin-token tokens; --subscriptions names a JSON file of push
+subscriptions, each delivering events to an HTTP endpoint (see
+docs/gateway.md), and --push-allow limits the endpoints they may name.
 
 With --outbox-dsn (or EVENTBUS_OUTBOX_DSN) it also relays the transactional
 outbox of that PostgreSQL database (package outbox): its tables are created if
@@ -114,7 +141,10 @@ scheduler group %s; a stop waits at most %s.`,
 	f.String("instance-id", "", "a stable ID for this process in its consumer groups, unique among the instances (set it to the pod name): a restart then takes its partitions back at once instead of after the session timeout (env "+EnvInstanceID+")")
 	f.Duration("connect-timeout", DefaultConnectTimeout, "how long to wait for the brokers to answer")
 	f.String("http-addr", DefaultHTTPAddr, "where the DLQ REST API, /metrics, /healthz and /readyz listen, host:port; port 0 picks a free one (env "+EnvHTTPAddr+")")
-	f.String("admin-token", "", "bearer tokens for the DLQ REST API, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
+	f.String("subscriptions", "", "JSON file of push subscriptions the HTTP gateway runs: {\"subscriptions\":[{\"name\":...,\"events\":[...],\"endpoint\":...}]} (env "+EnvSubscriptions+")")
+	f.String("push-allow", "", "URL prefixes push endpoints must be under, comma separated (https://hooks.internal/,http://10.0.3.7:3000/); none: any http or https URL (env "+EnvPushAllow+")")
+	f.String("plugin-token", "", "bearer tokens of the HTTP gateway that publish only a plugin's own events, comma separated: TOKEN=plugin:ID (any tenant) or TOKEN=plugin:ID:tenant:TENANT (env "+EnvPluginTokens+")")
+	f.String("admin-token", "", "bearer tokens for the DLQ REST API and the HTTP gateway, comma separated: TOKEN (admin) or TOKEN=tenant:ID (one tenant); none: a random admin token is generated and printed (env "+EnvTokens+")")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
 	addOutboxFlags(cmd, "relay the transactional outbox of this PostgreSQL database to the brokers (its tables are created if missing)")
@@ -139,6 +169,16 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	}
 	if cfg.OutboxDSN, cfg.Outbox, err = a.resolveOutbox(cmd); err != nil {
 		return cfg, err
+	}
+	cfg.SubscriptionsFile = strings.TrimSpace(a.stringSetting(cmd, "subscriptions", EnvSubscriptions))
+	cfg.PushAllow = splitList(a.stringSetting(cmd, "push-allow", EnvPushAllow))
+	if cfg.PluginTokens, err = gateway.ParsePluginTokens(a.stringSetting(cmd, "plugin-token", EnvPluginTokens)); err != nil {
+		return cfg, usageErrorf("--plugin-token (or %s): %v", EnvPluginTokens, err)
+	}
+	if cfg.SubscriptionsFile != "" {
+		if cfg.Subscriptions, err = gateway.LoadSubscriptions(cfg.SubscriptionsFile); err != nil {
+			return cfg, usageErrorf("--subscriptions (or %s): %v", EnvSubscriptions, err)
+		}
 	}
 	if cfg.Compression, err = a.resolveCompression(cmd); err != nil {
 		return cfg, err

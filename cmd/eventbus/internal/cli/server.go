@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/console"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/gateway"
 	"github.com/plexica/eventbus/outbox"
 )
 
@@ -42,6 +44,8 @@ type server struct {
 	broker *embedded.Broker // nil with an external cluster
 	client *eventbus.Client
 	bus    *eventbus.Bus
+
+	gateway *gateway.Gateway // the HTTP gateway: publish and push subscriptions
 
 	pool      *pgxpool.Pool // the outbox's database, nil without --outbox-dsn
 	relay     *outbox.Relay
@@ -81,8 +85,12 @@ func (s *server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A no-op tracer provider records nothing but carries trace context:
+	// the traceparent of an HTTP publish reaches the event's headers, and
+	// an event's reaches its push requests.
 	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics, Compression: s.cfg.Compression,
-		Consumer: eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID}})
+		Consumer:       eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID},
+		TracerProvider: noop.NewTracerProvider()})
 	if err != nil {
 		return err
 	}
@@ -99,7 +107,16 @@ func (s *server) Start(ctx context.Context) error {
 			s.log.Error("eventbus: could not start the dead letter queue", "err", err)
 		}
 	}()
-	return s.startHTTP(registry)
+	if err := s.startHTTP(registry); err != nil {
+		return err
+	}
+	for _, sub := range s.cfg.Subscriptions {
+		if err := s.gateway.Subscribe(ctx, sub); err != nil {
+			return fmt.Errorf("--subscriptions %s: %w", s.cfg.SubscriptionsFile, err)
+		}
+	}
+	// Then the subscriptions declared over HTTP, kept in the brokers.
+	return s.gateway.Start(ctx)
 }
 
 // startOutbox connects to the outbox's database, creates its tables if
@@ -146,8 +163,18 @@ func (s *server) startHTTP(registry *prometheus.Registry) error {
 	if err != nil {
 		return err
 	}
+	s.gateway, err = gateway.New(gateway.Config{Bus: s.bus, AdminTokens: admin, TenantTokens: tenants, PluginTokens: s.cfg.PluginTokens,
+		AllowedEndpoints: s.cfg.PushAllow, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	registry.MustRegister(s.gateway.Collector())
 	mux := http.NewServeMux()
 	mux.Handle("/api/dlq/", api)
+	mux.Handle("/api/events", s.gateway)
+	mux.Handle("/api/events/", s.gateway)
+	mux.Handle("/api/subscriptions", s.gateway)
+	mux.Handle("/api/subscriptions/", s.gateway)
 	// The DLQ console: its page at / and its assets under /console/
 	// ("GET /" itself would conflict with "/api/dlq/").
 	mux.Handle("GET /{$}", console.Handler())
@@ -261,9 +288,9 @@ func (s *server) PrintBanner(w io.Writer) {
 	fmt.Fprintf(w, "connect with: brokers=%s\n", brokers)
 	if s.listener != nil {
 		addr := s.listener.Addr().String()
-		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ console /, DLQ REST API /api/dlq/..., /metrics, /healthz, /readyz\n", addr)
+		fmt.Fprintf(w, "eventbus: HTTP on http://%s: DLQ console /, DLQ REST API /api/dlq/..., gateway /api/events, /metrics, /healthz, /readyz\n", addr)
 		if s.generatedToken != "" {
-			fmt.Fprintf(w, "eventbus: DLQ API admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
+			fmt.Fprintf(w, "eventbus: DLQ API and gateway admin token (generated; set --admin-token to choose): %s\n", s.generatedToken)
 		}
 		fmt.Fprintf(w, "%s%s\n", HTTPLinePrefix, addr)
 	}
@@ -293,6 +320,11 @@ func (s *server) Close(ctx context.Context) error {
 		}
 	} else if s.listener != nil {
 		_ = s.listener.Close()
+	}
+	if s.gateway != nil {
+		if e := s.gateway.Close(ctx); e != nil {
+			err = errors.Join(err, fmt.Errorf("stop the push subscriptions: %w", e))
+		}
 	}
 	if s.stopRelay != nil {
 		s.stopRelay()
