@@ -330,12 +330,18 @@ func (v *view) applyCommand(tp topicPartition, r *kgo.Record, fromReader bool) {
 }
 
 // pendingCommands lists tp's commands not applied yet whose owner is
-// schedulerGroup's, in offset order.
+// schedulerGroup's, in offset order: those the reader has read, so that
+// none is applied before a command below it (one this process stored
+// itself is known before the reader gets there).
 func (v *view) pendingCommands(tp topicPartition, schedulerGroup string) []pendingCommand {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	var out []pendingCommand
+	read := v.progress[tp]
 	for _, c := range v.commands[tp] {
+		if c.offset >= read {
+			continue
+		}
 		g := c.schedulerGroup
 		if g == "" {
 			g = DefaultSchedulerGroup
