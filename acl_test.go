@@ -294,8 +294,8 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	})
 	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
 	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	mustPluginSubscribe(t, crm, "contact.created", contacts.Handle, eventbus.PluginSubscribeOptions{})
-	mustPluginSubscribe(t, crm, core, users.Handle, eventbus.PluginSubscribeOptions{CoreEvent: true})
+	mustPluginSubscribe(t, crm, "contact.created", contacts.Handle)
+	mustPluginSubscribe(t, crm, core, users.Handle)
 
 	c := mustPluginPublish(t, crm, "contact.created", crmContact{ID: "c1"})
 	u := eventbustest.MustPublish(t, platform, core, userPayload{"u1", "ada@acme.test"}, eventbus.PublishMetadata{TenantID: "acme"})
@@ -455,8 +455,8 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 		}
 	}
 	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	mustPluginSubscribe(t, crm, "contact.created", failOnce(contacts), eventbus.PluginSubscribeOptions{})
-	mustPluginSubscribe(t, crm, core, failOnce(users), eventbus.PluginSubscribeOptions{CoreEvent: true})
+	mustPluginSubscribe(t, crm, "contact.created", failOnce(contacts))
+	mustPluginSubscribe(t, crm, core, failOnce(users))
 
 	c := mustPluginPublish(t, crm, "contact.created", crmContact{ID: "c1"})
 	u := eventbustest.MustPublish(t, platform, core, userPayload{"u1", "ada@acme.test"}, eventbus.PublishMetadata{TenantID: "acme"})

@@ -32,12 +32,11 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 	_, err := eventbus.Subscribe(ctxT(t), bus, eventbus.Name[userCreated](topic), func(_ context.Context, ev eventbus.Event[userCreated]) error {
 		got <- ev
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+	}, eventbus.InGroup(eventbustest.UniqueID("g")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := eventbus.Publish(ctxT(t), bus, eventbus.Name[userCreated](topic), userCreated{UserID: "u1", Email: "a@b.c"},
-		eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "ws1", UserID: "admin", CausationID: "c0"})
+	id, err := eventbus.Publish(eventbus.WithEventContext(ctxT(t), eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "ws1", UserID: "admin", CausationID: "c0"}), bus, eventbus.Name[userCreated](topic), userCreated{UserID: "u1", Email: "a@b.c"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +63,9 @@ func TestTenantAndWorkspaceFilters(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.workspace.updated")
 	group := eventbustest.UniqueID("g")
 	acme, acmeWS1, globex := eventbustest.NewRecorder(), eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, acme.Handle, eventbus.SubscribeOptions{GroupID: group, TenantID: "acme"})
-	eventbustest.MustSubscribe(t, bus, topic, acmeWS1.Handle, eventbus.SubscribeOptions{GroupID: group, TenantID: "acme", WorkspaceID: "ws1"})
-	eventbustest.MustSubscribe(t, bus, topic, globex.Handle, eventbus.SubscribeOptions{GroupID: group, TenantID: "globex"})
+	eventbustest.MustSubscribe(t, bus, topic, acme.Handle, eventbus.InGroup(group), eventbus.ForTenant("acme"))
+	eventbustest.MustSubscribe(t, bus, topic, acmeWS1.Handle, eventbus.InGroup(group), eventbus.ForTenant("acme"), eventbus.ForWorkspace("ws1"))
+	eventbustest.MustSubscribe(t, bus, topic, globex.Handle, eventbus.InGroup(group), eventbus.ForTenant("globex"))
 
 	publish := func(tenant, ws string) string {
 		return eventbustest.MustPublish(t, bus, topic, map[string]string{"t": tenant}, eventbus.PublishMetadata{TenantID: tenant, WorkspaceID: ws})
@@ -170,7 +169,7 @@ func TestPublishBatch(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("g")))
 	batch := make([]eventbus.BatchEvent, eventbus.MaxBatchSize)
 	for i := range batch {
 		batch[i] = eventbus.BatchEvent{EventType: topic, Data: i, Metadata: eventbus.PublishMetadata{TenantID: "acme"}}
@@ -205,7 +204,7 @@ func TestPublishAfterShutdown(t *testing.T) {
 	if _, err := bus.Publish(ctxT(t), topic, 1, eventbus.PublishMetadata{TenantID: "t"}); !errors.Is(err, eventbus.ErrShuttingDown) {
 		t.Fatalf("publish after shutdown: %v", err)
 	}
-	if _, err := bus.Subscribe(ctxT(t), topic, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.SubscribeOptions{}); !errors.Is(err, eventbus.ErrShuttingDown) {
+	if _, err := eventbus.Subscribe(ctxT(t), bus, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error { return nil }); !errors.Is(err, eventbus.ErrShuttingDown) {
 		t.Fatalf("subscribe after shutdown: %v", err)
 	}
 }
@@ -230,7 +229,7 @@ func TestPublishAsync(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.audit.recorded")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("g")))
 	const n = 200
 	var wg sync.WaitGroup
 	var mu sync.Mutex

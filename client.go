@@ -325,9 +325,6 @@ func (c *Client) Close() {
 // Brokers returns the seed brokers.
 func (c *Client) Brokers() []string { return append([]string(nil), c.cfg.Brokers...) }
 
-// ClientID returns the client ID sent to the brokers.
-func (c *Client) ClientID() string { return c.cfg.ClientID }
-
 // Topics returns the client's TopicManager.
 func (c *Client) Topics() *TopicManager { return c.topics }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
-	"github.com/plexica/eventbus/internal/testcerts"
+	"github.com/plexica/eventbus/eventbustest/testcerts"
 )
 
 // TestConnectSecurity connects to a broker that requires SCRAM and TLS:

@@ -594,8 +594,7 @@ func (c BreakerConfig) validate() error {
 
 // Delivery says how a subscription's events are handled: where a new group
 // starts, in which order, how many at once, and what a failure leads to.
-// SubscribeOptions, PluginSubscribeOptions and HandlerSpec embed it, so
-// every way to subscribe offers the same choices. The zero value is the
+// WithDelivery gives it to Subscribe and On, on every target. The zero value is the
 // default of each field.
 type Delivery struct {
 	// FromBeginning makes a group that has no committed offsets on this

@@ -120,7 +120,7 @@ func TestDLQNoRetries(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 		calls.Add(1)
 		return errors.New("gateway timeout")
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	dlqID := eventbus.FailedEventID(group, topic, "acme", id)
 	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusMaxRetriesExceeded))

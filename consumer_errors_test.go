@@ -29,7 +29,7 @@ func TestConsumerErrorsReportsFailingFetches(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{Metrics: m}, broker.Addrs()...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: "revoked"})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup("revoked"))
 	c := broker.Cluster()
 	var failing atomic.Bool
 	failing.Store(true)

@@ -141,7 +141,7 @@ func TestPerKeyOrderWithConcurrency(t *testing.T) {
 		running--
 		mu.Unlock()
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g"), Delivery: eventbus.Delivery{FromBeginning: true}})
+	}, eventbus.InGroup(eventbustest.UniqueID("g")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 
 	if got := waitRecorded(rec, keys*perKey, 20*time.Second); got < keys*perKey {
 		t.Fatalf("handled %d of %d events in 20 s", got, keys*perKey)
@@ -178,7 +178,7 @@ func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
 			return nil
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+	}, eventbus.InGroup(eventbustest.UniqueID("g")))
 
 	eventbustest.MustPublish(t, bus, topic, "stuck", eventbus.PublishMetadata{TenantID: blocked})
 	select {
@@ -228,7 +228,7 @@ func TestStuckTenantDoesNotStallItsPartitionPastTheCap(t *testing.T) {
 			return nil
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g"), Delivery: eventbus.Delivery{MaxPending: 8}})
+	}, eventbus.InGroup(eventbustest.UniqueID("g")), eventbus.WithDelivery(eventbus.Delivery{MaxPending: 8}))
 	eventbustest.MustPublish(t, bus, topic, "stuck", eventbus.PublishMetadata{TenantID: stuck})
 	select {
 	case <-entered:
@@ -257,7 +257,7 @@ func TestRetryInPlaceHoldsOnlyItsKey(t *testing.T) {
 			return fmt.Errorf("ledger of %s is locked", failing)
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("ledger"), Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
+	}, eventbus.InGroup(eventbustest.UniqueID("ledger")), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.RetryInPlace}))
 
 	eventbustest.MustPublish(t, bus, topic, "never", eventbus.PublishMetadata{TenantID: failing})
 	deadline := time.Now().Add(15 * time.Second)
@@ -298,7 +298,7 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 
 	before := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, before, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, before, topic, rec.Handle, eventbus.InGroup(group))
 	for i := range 3 {
 		eventbustest.MustPublish(t, pub, topic, i, eventbus.PublishMetadata{TenantID: first})
 	}
@@ -335,7 +335,7 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 
 	after := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	rec2 := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.InGroup(group))
 	if got := waitRecorded(rec2, len(ids), 15*time.Second); got < len(ids) {
 		var tenantsGot []string
 		for _, ev := range rec2.Events() {
@@ -363,7 +363,7 @@ func TestShutdownReturnsByDeadline(t *testing.T) {
 		}
 		<-release // ignores its context
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+	}, eventbus.InGroup(eventbustest.UniqueID("g")))
 	eventbustest.MustPublish(t, bus, topic, "stuck", eventbus.PublishMetadata{TenantID: "acme"})
 	select {
 	case <-entered:
@@ -426,7 +426,7 @@ func TestRebalanceWhileHandlersRun(t *testing.T) {
 	}
 
 	first := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	eventbustest.MustSubscribe(t, first, topic, handler("first"), eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, first, topic, handler("first"), eventbus.InGroup(group))
 
 	// The stream: an event every 5 ms, its progress reported.
 	published := make(chan string, total)
@@ -471,7 +471,7 @@ func TestRebalanceWhileHandlersRun(t *testing.T) {
 
 	awaitPublished(total / 3)
 	second := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	eventbustest.MustSubscribe(t, second, topic, handler("second"), eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, second, topic, handler("second"), eventbus.InGroup(group))
 	awaitPublished(2 * total / 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -531,7 +531,7 @@ func TestPendingStaysBoundedWhileHandlersHang(t *testing.T) {
 		started.Add(1)
 		<-release // never returns while the test runs
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "hung", Delivery: eventbus.Delivery{MaxPending: maxPending, MaxConcurrency: 8}})
+	}, eventbus.InGroup("hung"), eventbus.WithDelivery(eventbus.Delivery{MaxPending: maxPending, MaxConcurrency: 8}))
 	gauge := `eventbus_consumer_pending_events{group="hung",topic="` + topic + `"}`
 	peak := 0.0
 	sample := func() {
@@ -600,7 +600,7 @@ func TestStaticMemberResumesAtOnce(t *testing.T) {
 	rec := eventbustest.NewRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := restarted.Subscribe(ctx, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group}); err != nil {
+	if _, err := eventbus.Subscribe(ctx, restarted, eventbus.Name[json.RawMessage](topic), rec.Handle, eventbus.InGroup(group)); err != nil {
 		t.Fatalf("the restarted static member did not get its partitions back within 20 s (session timeout 1 min): %v", err)
 	}
 	for i := range 6 {
@@ -622,7 +622,7 @@ func TestBackPressureNeverStallsDelivery(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 		handled.Add(1)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "bursts", Delivery: eventbus.Delivery{MaxPending: 2, MaxConcurrency: 8}})
+	}, eventbus.InGroup("bursts"), eventbus.WithDelivery(eventbus.Delivery{MaxPending: 2, MaxConcurrency: 8}))
 	const bursts, burst = 1000, 24
 	for i := range bursts {
 		batch := make([]eventbus.BatchEvent, 0, burst)

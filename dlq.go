@@ -12,7 +12,7 @@ import (
 
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // FailedEventStatus is where a dead-letter entry stands.

@@ -45,8 +45,8 @@ func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 			return errors.New("smtp down")
 		}
 		return mailerRec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: mailer})
-	eventbustest.MustSubscribe(t, bus, topic, auditRec.Handle, eventbus.SubscribeOptions{GroupID: audit})
+	}, eventbus.InGroup(mailer))
+	eventbustest.MustSubscribe(t, bus, topic, auditRec.Handle, eventbus.InGroup(audit))
 
 	// A real, closed entry of the mailer group.
 	failed := eventbustest.MustPublish(t, bus, topic, "reject", eventbus.PublishMetadata{TenantID: "acme"})

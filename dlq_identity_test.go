@@ -29,7 +29,7 @@ func TestDLQEntriesOfTenantsSharingAHostGroupAreSeparate(t *testing.T) {
 	host := newHost(t, bus, plugin, "acme", "globex")
 	mustHostSubscribe(t, host, event, func(_ context.Context, ev eventbus.RawEvent) error {
 		return eventbus.Permanent(errors.New("no ledger for " + ev.TenantID))
-	}, eventbus.PluginSubscribeOptions{GroupID: "billing"})
+	}, eventbus.InGroup("billing"))
 
 	const eventID = "invoice-2026-0001"
 	for _, tenant := range []string{"acme", "globex"} {
@@ -77,7 +77,7 @@ func TestDLQEntryStoredWithALegacyIDStaysUsable(t *testing.T) {
 			return eventbus.Permanent(errors.New("mailbox rejected"))
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
 	current := eventbus.FailedEventID(group, topic, "acme", id)
 	waitEntry(t, bus.DLQ(), current, hasStatus(eventbus.StatusMaxRetriesExceeded))

@@ -99,7 +99,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 		t.Fatalf("automatic retry of a TypeScript entry: %v; want ErrRetryNotAllowed", err)
 	}
 	audit := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, audit.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("audit")})
+	eventbustest.MustSubscribe(t, bus, topic, audit.Handle, eventbus.InGroup(eventbustest.UniqueID("audit")))
 	if err := ops.DLQ().Retry(ctxT(t), tsID); err != nil {
 		t.Fatal(err)
 	}

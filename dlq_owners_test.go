@@ -44,7 +44,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 			return fmt.Errorf("attempt %d failed", n)
 		}
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 
 	const n = 24
 	ids := make([]string, n)

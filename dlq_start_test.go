@@ -27,7 +27,7 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	eventbustest.MustSubscribe(t, subscriber, topic, func(context.Context, eventbus.RawEvent) error {
 		calls.Add(1)
 		return errors.New("ledger down")
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	// The entry's owner records the failure, then stops: no process of the
 	// deployment runs the queue any more.
 	owner := startDLQ(t, eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}}, brokers...))

@@ -64,9 +64,9 @@ func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
 			return errors.New("ledger unavailable")
 		}
 		return billingRec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: billing})
+	}, eventbus.InGroup(billing))
 	auditRec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, auditRec.Handle, eventbus.SubscribeOptions{GroupID: audit})
+	eventbustest.MustSubscribe(t, bus, topic, auditRec.Handle, eventbus.InGroup(audit))
 
 	id := eventbustest.MustPublish(t, bus, topic, map[string]int{"amount": 42}, eventbus.PublishMetadata{TenantID: "acme"})
 	billingRec.WaitForID(t, id) // the retry reached billing
@@ -109,7 +109,7 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 			return nil
 		}
 		return errors.New("gateway timeout")
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	dlqID := eventbus.FailedEventID(group, topic, "acme", id)
 	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusMaxRetriesExceeded))
@@ -164,7 +164,7 @@ func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
 			}
 			return nil
 		}
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	perm := eventbustest.MustPublish(t, bus, topic, "permanent", meta)
 	later := eventbustest.MustPublish(t, bus, topic, "later", meta)
@@ -191,7 +191,7 @@ func TestDLQMalformedRecord(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("g")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -249,7 +249,7 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 	group := eventbustest.UniqueID("reports")
 	eventbustest.MustSubscribe(t, first, topic, func(context.Context, eventbus.RawEvent) error {
 		return errors.New("disk full")
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	var ids []string
 	for i := range 3 {
 		ids = append(ids, eventbustest.MustPublish(t, first, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
@@ -310,8 +310,8 @@ func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
 	}
 	a := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...))
 	b := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...))
-	eventbustest.MustSubscribe(t, a, topic, failing, eventbus.SubscribeOptions{GroupID: group})
-	eventbustest.MustSubscribe(t, b, topic, failing, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, a, topic, failing, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, b, topic, failing, eventbus.InGroup(group))
 	const events = 6
 	var ids, tenants []string
 	for i := range events {
@@ -354,7 +354,7 @@ func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 		calls.Add(1)
 		return errors.New("warehouse offline")
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	e := waitEntry(t, other.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if e.SchedulerGroup != ours.DLQ.SchedulerGroup {
@@ -471,7 +471,7 @@ func TestDLQStartsWithAnEmptiedPartition(t *testing.T) {
 	if err := other.DLQ().Start(ctx); err != nil {
 		t.Fatalf("a new process's DLQ with an emptied dlq.* partition: %v", err)
 	}
-	if _, err := other.Subscribe(ctx, topic, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.SubscribeOptions{}); err != nil {
+	if _, err := eventbus.Subscribe(ctx, other, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error { return nil }); err != nil {
 		t.Fatalf("Subscribe in that process: %v", err)
 	}
 }

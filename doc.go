@@ -11,9 +11,13 @@
 //
 //	eventbus.Subscribe(ctx, bus, "core.user.created",
 //		func(ctx context.Context, ev eventbus.Event[UserCreated]) error { ... },
-//		eventbus.SubscribeOptions{GroupID: "mailer", TenantID: "acme"})
-//	eventbus.Publish(ctx, bus, "core.user.created", UserCreated{...},
-//		eventbus.PublishMetadata{TenantID: "acme"})
+//		eventbus.InGroup("mailer"), eventbus.ForTenant("acme"))
+//	ctx = eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"})
+//	eventbus.Publish(ctx, bus, "core.user.created", UserCreated{...})
+//
+// The same two calls work on a [PluginClient] and a [PluginHost] (both a
+// [Subscriber] and a [Publisher]), with the same options; a name resolves
+// by one rule on all three (see [Subscribe]).
 //
 // # Events
 //
@@ -48,7 +52,8 @@
 //
 // # Publishing
 //
-// [Bus.Publish] returns once the broker acknowledged the event: the
+// [Publish] (and [Bus.Publish], its untyped form with explicit metadata,
+// for relays and tools) returns once the broker acknowledged the event: the
 // producer is idempotent, with acks=all and no linger, and compresses with
 // Snappy by default ([Config.Compression]). An event may take
 // [Config.MaxEventBytes] as a broker measures it: the record batch that
@@ -115,7 +120,7 @@
 // different tenants never skip and commit an event another one needed.
 // Tenant and workspace IDs are therefore checked wherever they name a
 // group or a served tenant, and on every publish (a filtered
-// [Bus.Subscribe], [NewPluginClient], [PluginHost.AddTenant], [Bus.Publish]
+// [Subscribe], [NewPluginClient], [PluginHost.AddTenant], [Publish]
 // and the other publishers): 1 to 128 ASCII letters, digits, '-' and '_' —
 // "acme", "tenant_42", a UUID — and no dots, so no two scopes share a group
 // name ([ValidateTenantID]; the errors wrap [ErrInvalidTenantID] or
@@ -127,7 +132,7 @@
 // The headers and the event must agree: a record whose tenant-id (or
 // workspace-id) header names another tenant (or workspace) than its
 // event's tenantId (workspaceId) is malformed, on every path alike
-// ([Bus.Subscribe], [PluginClient], [PluginHost]). It is never handed to a
+// ([Subscribe] on a [Bus], a [PluginClient] or a [PluginHost]). It is never handed to a
 // handler; it goes to the dead letter queue with reason [ReasonMalformed]
 // (or is skipped and logged under [Skip]). A record without those headers
 // is filtered by its decoded event.
@@ -137,14 +142,15 @@
 // Every handler the bus calls gets a context that carries the event being
 // handled as its event context ([EventContextFrom]): its tenant, workspace,
 // user and correlation, with the event's ID as CausationID. What the
-// handler publishes through a [PluginClient], a [PluginHost] or
-// [WithPublish] so keeps the correlation and names the event as its cause.
+// handler publishes with [Publish] or [WithPublish] so keeps the
+// correlation and names the event as its cause.
 // Elsewhere, [WithEventContext] sets it.
 //
 // # Plugins
 //
 // A [PluginClient] is one plugin's view of the bus for one tenant. It
-// publishes only the plugin's own events, named without the prefix; it
+// publishes only the plugin's own events, named with or without the
+// prefix (names resolve by one rule, see [Subscribe]); it
 // subscribes to its own, another plugin's or core events, and receives only
 // its tenant's. A subscription of plugin P with group name N (by default
 // the subscribed topic) joins the group
@@ -183,7 +189,9 @@
 // thousands). Keep a PluginClient per tenant when each tenant needs a group
 // of its own (its own offsets and lag, a replay from its install, workspace
 // filters, instances pinned to one tenant) and the tenants stay in the
-// tens. [PluginHost.Client] is a tenant's PluginClient.
+// tens. [PluginHost.Client] is a tenant's PluginClient. Package pluginrun
+// runs a host-based deployment in one call: client, bus, host, lifecycle,
+// handlers, one state value per served tenant, and the stop in order.
 //
 // A type declares its handlers with [On]; [InitializeHandlers] subscribes
 // them on a Bus, a PluginClient or a PluginHost. [WithPublish] wraps a

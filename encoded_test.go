@@ -17,7 +17,7 @@ func TestEncodedEventsArriveAsPublished(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle)
 	ev, err := bus.EncodeEvent(topic, map[string]int{"n": 7}, eventbus.PublishMetadata{TenantID: "acme", UserID: "u-1"},
 		eventbus.WithPartitionKey("order-9"), eventbus.WithHeader("x-origin", "outbox"))
 	if err != nil {

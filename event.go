@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Event is a domain event: typed data plus the tenant it belongs to and the
@@ -45,17 +45,16 @@ type Metadata struct {
 
 // Name is an event's type name (its topic, or a plugin's event name)
 // together with the type of its data, so that the generic calls (Publish,
-// Subscribe, On, PublishPlugin, SubscribePlugin, SubscribeHost,
-// WithPublish) infer the data type from the name and a payload or handler
-// of another type does not compile. Package catalog names the core events
+// Subscribe, On, WithPublish) infer the data type from the name and a
+// payload or handler of another type does not compile. Package catalog names the core events
 // this way; a plugin declares its own:
 //
 //	const DealWon eventbus.Name[DealWonData] = "deal.won"
 //
 // An untyped string constant also serves as a Name of whatever type the
-// call's data or handler has. Names known only at run time (a string
-// variable) go to the methods (Bus.Publish, Bus.Subscribe, ...), which take
-// a string and any data.
+// call's data or handler has. A name known only at run time (a string
+// variable) is converted: Name[json.RawMessage](topic) subscribes a raw
+// Handler; Bus.Publish takes a string and any data.
 type Name[T any] string
 
 // String returns the name.

@@ -30,16 +30,16 @@ func ExampleDelivery() {
 		defer mu.Unlock()
 		seen[ev.TenantID] = append(seen[ev.TenantID], ev.Data)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "fulfilment", Delivery: eventbus.Delivery{
+	}, eventbus.InGroup("fulfilment"), eventbus.WithDelivery(eventbus.Delivery{
 		Ordering:       eventbus.OrderPerKey, // the default
 		MaxConcurrency: 16,
-	}})
+	}))
 	if err != nil {
 		panic(err)
 	}
 	for n := 1; n <= 4; n++ {
 		for _, tenant := range []string{"acme", "globex", "initech"} {
-			if _, err := eventbus.Publish(ctx, bus, "core.order.placed", n, eventbus.PublishMetadata{TenantID: tenant}); err != nil {
+			if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: tenant}), bus, "core.order.placed", n); err != nil {
 				panic(err)
 			}
 		}

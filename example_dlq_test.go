@@ -77,11 +77,11 @@ func ExampleDeadLetterQueue_Retry() {
 		}
 		sent <- ev.Data.InvoiceID
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "mailer"})
+	}, eventbus.InGroup("mailer"))
 	if err != nil {
 		panic(err)
 	}
-	if _, err := eventbus.Publish(ctx, bus, invoiceIssuedEvent, invoiceIssued{"inv-9", 300}, eventbus.PublishMetadata{TenantID: "acme"}); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"}), bus, invoiceIssuedEvent, invoiceIssued{"inv-9", 300}); err != nil {
 		panic(err)
 	}
 
@@ -119,11 +119,11 @@ func ExamplePermanent() {
 			return eventbus.Permanent(fmt.Errorf("invoice %s: negative amount %d", ev.Data.InvoiceID, ev.Data.Amount))
 		}
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "ledger"})
+	}, eventbus.InGroup("ledger"))
 	if err != nil {
 		panic(err)
 	}
-	if _, err := eventbus.Publish(ctx, bus, invoiceIssuedEvent, invoiceIssued{"inv-3", -5}, eventbus.PublishMetadata{TenantID: "acme"}); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"}), bus, invoiceIssuedEvent, invoiceIssued{"inv-3", -5}); err != nil {
 		panic(err)
 	}
 
@@ -161,11 +161,11 @@ func ExampleRetryAfter() {
 		fmt.Printf("attempt %d: charged %s\n", attempts, ev.Data.InvoiceID)
 		close(done)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "payments"})
+	}, eventbus.InGroup("payments"))
 	if err != nil {
 		panic(err)
 	}
-	if _, err := eventbus.Publish(ctx, bus, invoiceIssuedEvent, invoiceIssued{"inv-4", 120}, eventbus.PublishMetadata{TenantID: "acme"}); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"}), bus, invoiceIssuedEvent, invoiceIssued{"inv-4", 120}); err != nil {
 		panic(err)
 	}
 	<-done

@@ -13,7 +13,7 @@ import (
 // failure in place: the event's key (here its tenant) waits until the
 // handler succeeds, other keys go on, and nothing goes to the dead letter
 // queue.
-func ExampleSubscribeOptions_retryInPlace() {
+func ExampleSubscribe_retryInPlace() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bus, stop := exampleBus(ctx) // an embedded broker and a bus, as in Example
@@ -21,7 +21,7 @@ func ExampleSubscribeOptions_retryInPlace() {
 
 	done := make(chan struct{})
 	attempts := 0
-	_, err := bus.Subscribe(ctx, "core.invoice.paid", func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err := eventbus.Subscribe(ctx, bus, "core.invoice.paid", func(_ context.Context, ev eventbus.RawEvent) error {
 		attempts++
 		if attempts == 1 {
 			fmt.Println("attempt 1: ledger busy")
@@ -30,7 +30,7 @@ func ExampleSubscribeOptions_retryInPlace() {
 		fmt.Printf("attempt %d: booked %s\n", attempts, ev.Data)
 		close(done)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "ledger", Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
+	}, eventbus.InGroup("ledger"), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.RetryInPlace}))
 	if err != nil {
 		panic(err)
 	}

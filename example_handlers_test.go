@@ -61,11 +61,11 @@ func ExampleInitializeHandlers() {
 	fmt.Println("subscriptions:", len(h.SubscriptionIDs()))
 
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
-	if _, err := eventbus.Publish(ctx, bus, invoiceIssuedEvent, invoiceIssued{"inv-1", 4200}, meta); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, meta), bus, invoiceIssuedEvent, invoiceIssued{"inv-1", 4200}); err != nil {
 		panic(err)
 	}
 	fmt.Println(<-b.done)
-	if _, err := eventbus.Publish(ctx, bus, paymentReceivedEvent, paymentReceived{"inv-1"}, meta); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, meta), bus, paymentReceivedEvent, paymentReceived{"inv-1"}); err != nil {
 		panic(err)
 	}
 	fmt.Println(<-b.done)
@@ -88,7 +88,7 @@ func ExampleWithPublish() {
 	_, err := eventbus.Subscribe(ctx, bus, invoiceIssuedEvent, func(_ context.Context, ev eventbus.Event[invoiceIssued]) error {
 		received <- ev
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: "mailer"})
+	}, eventbus.InGroup("mailer"))
 	if err != nil {
 		panic(err)
 	}

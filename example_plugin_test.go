@@ -29,28 +29,24 @@ func ExamplePluginClient() {
 		panic(err)
 	}
 	created := make(chan eventbus.Event[contactCreatedEvent], 1)
-	_, err = eventbus.SubscribePlugin(ctx, crm, "contact.created",
-		func(_ context.Context, ev eventbus.Event[contactCreatedEvent]) error {
-			created <- ev
-			return nil
-		}, eventbus.PluginSubscribeOptions{GroupID: "contacts"})
+	_, err = eventbus.Subscribe(ctx, crm, "contact.created", func(_ context.Context, ev eventbus.Event[contactCreatedEvent]) error {
+		created <- ev
+		return nil
+	}, eventbus.InGroup("contacts"))
 	if err != nil {
 		panic(err)
 	}
 	// Each new user of acme becomes a contact; globex's users are never seen.
-	_, err = eventbus.SubscribePlugin(ctx, crm, catalog.UserCreated,
-		func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
-			_, err := crm.Publish(ctx, "contact.created", contactCreatedEvent{ContactID: "c-" + ev.Data.UserID, Name: ev.Data.Email})
-			return err
-		}, eventbus.PluginSubscribeOptions{CoreEvent: true, GroupID: "user-sync"})
+	_, err = eventbus.Subscribe(ctx, crm, catalog.UserCreated, func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
+		_, err := eventbus.Publish(ctx, crm, "contact.created", contactCreatedEvent{ContactID: "c-" + ev.Data.UserID, Name: ev.Data.Email})
+		return err
+	}, eventbus.InGroup("user-sync"))
 	if err != nil {
 		panic(err)
 	}
 
 	for _, tenant := range []string{"globex", "acme"} {
-		_, err := eventbus.Publish(ctx, bus, catalog.UserCreated,
-			catalog.UserCreatedData{UserID: "u-" + tenant, Email: "ada@" + tenant + ".test", Role: "member"},
-			eventbus.PublishMetadata{TenantID: tenant})
+		_, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: tenant}), bus, catalog.UserCreated, catalog.UserCreatedData{UserID: "u-" + tenant, Email: "ada@" + tenant + ".test", Role: "member"})
 		if err != nil {
 			panic(err)
 		}
@@ -59,7 +55,7 @@ func ExamplePluginClient() {
 	fmt.Println(ev.Type, ev.TenantID, ev.Metadata.Source, ev.Data.ContactID)
 
 	// A plugin cannot publish outside its own topics.
-	_, err = crm.Publish(ctx, catalog.UserCreated.String(), catalog.UserCreatedData{})
+	_, err = eventbus.Publish(ctx, crm, catalog.UserCreated, catalog.UserCreatedData{})
 	fmt.Println(errors.Is(err, eventbus.ErrPluginScope))
 	// Output:
 	// plugin.crm.contact.created acme crm c-u-acme

@@ -29,21 +29,19 @@ func ExamplePluginHost() {
 	}
 
 	created := make(chan eventbus.Event[contactCreatedEvent], 10)
-	_, err = eventbus.SubscribeHost(ctx, host, "contact.created",
-		func(_ context.Context, ev eventbus.Event[contactCreatedEvent]) error {
-			created <- ev
-			return nil
-		}, eventbus.PluginSubscribeOptions{GroupID: "contacts"})
+	_, err = eventbus.Subscribe(ctx, host, "contact.created", func(_ context.Context, ev eventbus.Event[contactCreatedEvent]) error {
+		created <- ev
+		return nil
+	}, eventbus.InGroup("contacts"))
 	if err != nil {
 		panic(err)
 	}
 	// Each new user becomes a contact of the user's tenant: Publish acts
 	// for the tenant of the event being handled.
-	_, err = eventbus.SubscribeHost(ctx, host, catalog.UserCreated,
-		func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
-			_, err := host.Publish(ctx, "contact.created", contactCreatedEvent{ContactID: "c-" + ev.Data.UserID})
-			return err
-		}, eventbus.PluginSubscribeOptions{CoreEvent: true, GroupID: "user-sync"})
+	_, err = eventbus.Subscribe(ctx, host, catalog.UserCreated, func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
+		_, err := eventbus.Publish(ctx, host, "contact.created", contactCreatedEvent{ContactID: "c-" + ev.Data.UserID})
+		return err
+	}, eventbus.InGroup("user-sync"))
 	if err != nil {
 		panic(err)
 	}
@@ -51,9 +49,7 @@ func ExamplePluginHost() {
 
 	host.RemoveTenant("globex") // globex's users are skipped from now on
 	for _, tenant := range []string{"globex", "acme"} {
-		_, err := eventbus.Publish(ctx, bus, catalog.UserCreated,
-			catalog.UserCreatedData{UserID: "u-" + tenant, Email: "ada@" + tenant + ".test", Role: "member"},
-			eventbus.PublishMetadata{TenantID: tenant})
+		_, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: tenant}), bus, catalog.UserCreated, catalog.UserCreatedData{UserID: "u-" + tenant, Email: "ada@" + tenant + ".test", Role: "member"})
 		if err != nil {
 			panic(err)
 		}

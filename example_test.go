@@ -40,12 +40,10 @@ func Example() {
 	defer bus.Shutdown(context.Background())
 
 	received := make(chan eventbus.Event[memberAdded], 1)
-	_, err = eventbus.Subscribe(ctx, bus, "core.workspace.member_added",
-		func(_ context.Context, ev eventbus.Event[memberAdded]) error {
-			received <- ev
-			return nil
-		},
-		eventbus.SubscribeOptions{GroupID: "notifications", TenantID: "acme"})
+	_, err = eventbus.Subscribe(ctx, bus, "core.workspace.member_added", func(_ context.Context, ev eventbus.Event[memberAdded]) error {
+		received <- ev
+		return nil
+	}, eventbus.InGroup("notifications"), eventbus.ForTenant("acme"))
 	if err != nil {
 		panic(err)
 	}
@@ -54,10 +52,10 @@ func Example() {
 		return eventbus.PublishMetadata{TenantID: tenant, WorkspaceID: "ws-1"}
 	}
 	// Globex's event is skipped by the acme subscription.
-	if _, err := eventbus.Publish(ctx, bus, "core.workspace.member_added", memberAdded{"m-0", "owner"}, meta("globex")); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, meta("globex")), bus, "core.workspace.member_added", memberAdded{"m-0", "owner"}); err != nil {
 		panic(err)
 	}
-	if _, err := eventbus.Publish(ctx, bus, "core.workspace.member_added", memberAdded{"m-1", "editor"}, meta("acme")); err != nil {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, meta("acme")), bus, "core.workspace.member_added", memberAdded{"m-1", "editor"}); err != nil {
 		panic(err)
 	}
 	ev := <-received

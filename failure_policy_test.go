@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,7 @@ func TestRetryInPlaceKeepsOrderAndSkipsTheDLQ(t *testing.T) {
 		handled = append(handled, int(n[0]-'0'))
 		mu.Unlock()
 		return done.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
+	}, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.RetryInPlace}))
 	// One tenant, one partition key: the three events share a partition.
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	first := eventbustest.MustPublish(t, bus, topic, 1, meta)
@@ -75,7 +76,7 @@ func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 		calls.Add(1)
 		return eventbus.Permanent(errors.New("unknown currency"))
-	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.RetryInPlace}})
+	}, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.RetryInPlace}))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	if got := calls.Load(); got != 1 {
@@ -95,7 +96,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 			return errors.New("cannot print")
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{OnFailure: eventbus.Skip}})
+	}, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.Skip}))
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -121,7 +122,7 @@ func TestUnknownFailurePolicy(t *testing.T) {
 	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	_, err := bus.Subscribe(ctxT(t), topic, nop, eventbus.SubscribeOptions{Delivery: eventbus.Delivery{OnFailure: eventbus.FailurePolicy(7)}})
+	_, err := eventbus.Subscribe(ctxT(t), bus, eventbus.Name[json.RawMessage](topic), nop, eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.FailurePolicy(7)}))
 	if !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("Subscribe with OnFailure 7: %v, want ErrInvalidConfig", err)
 	}

@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -67,7 +68,7 @@ func runCrashHelper() {
 		os.Exit(2)
 	}
 	var mu sync.Mutex
-	_, err = bus.Subscribe(ctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err = eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
 		if ev.TenantID == stuckTenant {
 			select {} // never returns: everything after it stays above the commit point
 		}
@@ -76,7 +77,7 @@ func runCrashHelper() {
 		defer mu.Unlock()
 		fmt.Println("handled", ev.ID)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
+	}, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -148,7 +149,7 @@ func TestConsumerCrashLosesNothing(t *testing.T) {
 	before := len(seen)
 
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	// Wait until every event not handled before the crash has arrived.
 	// count merges what the crashed consumer and the new one handled; it
 	// also returns how many events the new one had in that snapshot.
@@ -186,7 +187,7 @@ func TestEmbeddedBrokerRestartKeepsEventsAndOffsets(t *testing.T) {
 	client := eventbustest.NewClient(t, addr)
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
 	var ids []string
 	for i := range 10 {
 		ids = append(ids, eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
@@ -211,7 +212,7 @@ func TestEmbeddedBrokerRestartKeepsEventsAndOffsets(t *testing.T) {
 	rec2 := eventbustest.NewRecorder()
 	// FromBeginning would replay everything if the committed offsets were
 	// lost; the group must resume where it stopped.
-	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
+	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	assertIDs(t, "after restart", rec2.WaitFor(t, 10), ids[10:]...)
 	last := eventbustest.MustPublish(t, after, topic, "last", eventbus.PublishMetadata{TenantID: "acme"})
 	got := rec2.WaitFor(t, 11)
@@ -341,7 +342,7 @@ func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
 	_ = cmd.Wait()
 
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
 	rec.WaitForID(t, stuckID)
 	// A later event on the partition shows the restarted member has gone
 	// past everything the crashed one finished.

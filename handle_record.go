@@ -13,7 +13,7 @@ import (
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/tracing"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // This file is what one record means to a subscription: filters, decoding,

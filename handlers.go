@@ -9,80 +9,65 @@ import (
 
 // HandlerSpec is one declared event handler: which event, which function,
 // and how to subscribe it. Build it with On; InitializeHandlers subscribes
-// it on a Bus, a PluginClient or a PluginHost.
+// it on a Bus, a PluginClient or a PluginHost, exactly as Subscribe would
+// with the same name and options.
 type HandlerSpec struct {
-	// EventName is the event to handle. On a Bus it is the topic
-	// ("core.user.created", "plugin.crm.deal.updated"). On a PluginClient
-	// or a PluginHost it is the plugin's own event ("deal.updated"),
-	// another plugin's event with PluginID, or a core event: a name
-	// starting with "core." is always the core event.
-	EventName string
-	// Handler is called for each event; On builds it from a typed function.
-	Handler Handler
-	// GroupID is the consumer group (on a PluginClient or a PluginHost,
-	// the group name in the plugin's namespace; see
-	// PluginSubscribeOptions.GroupID). Handlers with the same GroupID share
-	// one group. Default: as the Subscribe method of the target defaults
-	// it.
-	GroupID string
-	// CoreEvent says EventName is a core event; names starting with
-	// "core." are anyway.
-	CoreEvent bool
-	// PluginID makes a short EventName ("contact.created") another plugin's
-	// event: plugin.<PluginID>.<EventName>.
-	PluginID string
-	// TenantID filters to one tenant on a Bus. On a PluginClient it must be
-	// empty or the client's tenant; on a PluginHost, empty (the host
-	// serves its tenant set).
-	TenantID string
-	// WorkspaceID filters to one workspace (not on a PluginHost).
-	WorkspaceID string
-	// Delivery: start position, ordering, concurrency, failure policy, as
-	// in SubscribeOptions.
-	Delivery
+	name        string  // the event name, resolved by resolveName
+	handler     Handler // called for each event
+	groupID     string  // InGroup
+	pluginID    string  // FromPlugin
+	tenantID    string  // ForTenant
+	workspaceID string  // ForWorkspace
+	delivery    Delivery
 }
 
-// HandlerOption sets an optional field of a HandlerSpec.
-type HandlerOption func(*HandlerSpec)
+// SubscribeOption sets how Subscribe subscribes a handler, or how
+// InitializeHandlers subscribes a handler declared with On: the same
+// options on every target (a *Bus, a *PluginClient or a *PluginHost).
+type SubscribeOption func(*HandlerSpec)
 
 // InGroup sets the handler's consumer group; handlers with the same group
-// share it.
-func InGroup(groupID string) HandlerOption { return func(s *HandlerSpec) { s.GroupID = groupID } }
-
-// AsCoreEvent marks the event name as a core event.
-func AsCoreEvent() HandlerOption { return func(s *HandlerSpec) { s.CoreEvent = true } }
-
-// FromPlugin makes a short event name another plugin's event.
-func FromPlugin(pluginID string) HandlerOption { return func(s *HandlerSpec) { s.PluginID = pluginID } }
-
-// ForTenant filters the handler to one tenant (on a Bus).
-func ForTenant(tenantID string) HandlerOption { return func(s *HandlerSpec) { s.TenantID = tenantID } }
-
-// ForWorkspace filters the handler to one workspace.
-func ForWorkspace(workspaceID string) HandlerOption {
-	return func(s *HandlerSpec) { s.WorkspaceID = workspaceID }
+// share it. On a Bus it is the group's name (default
+// "<ClientID>.<topic>"). On a PluginClient or a PluginHost it is the name
+// within the plugin's namespace, "plugin.<id>.<group>" (default the
+// topic: crm's group for core.user.created is
+// "plugin.crm.core.user.created", and for its own contact.created
+// "plugin.crm.contact.created"); a PluginClient adds its tenant filter
+// (see EffectiveGroupID).
+func InGroup(groupID string) SubscribeOption {
+	return func(s *HandlerSpec) { s.groupID = groupID }
 }
 
-// FromBeginning makes the handler's new group start at the oldest retained
-// event.
-func FromBeginning() HandlerOption { return func(s *HandlerSpec) { s.FromBeginning = true } }
+// FromPlugin makes a short event name ("contact.created") the event of
+// plugin pluginID: plugin.<pluginID>.contact.created. Without it a short
+// name is the subscribing plugin's own event, and on a Bus it fails.
+func FromPlugin(pluginID string) SubscribeOption {
+	return func(s *HandlerSpec) { s.pluginID = pluginID }
+}
 
-// WithOnFailure sets what a failure of the handler leads to (see
-// FailurePolicy; default DeadLetter).
-func WithOnFailure(p FailurePolicy) HandlerOption { return func(s *HandlerSpec) { s.OnFailure = p } }
+// ForTenant delivers only one tenant's events. The filter is part of the
+// group's identity (see EffectiveGroupID); the tenant must be a valid
+// tenant ID (ValidateTenantID). A PluginClient takes only its own tenant;
+// a PluginHost none (it serves its tenant set).
+func ForTenant(tenantID string) SubscribeOption {
+	return func(s *HandlerSpec) { s.tenantID = tenantID }
+}
 
-// WithOrdering sets which of the handler's events are handled one at a time
-// (default OrderPerKey).
-func WithOrdering(o Ordering) HandlerOption { return func(s *HandlerSpec) { s.Ordering = o } }
+// ForWorkspace delivers only one workspace's events. On a Bus it needs
+// ForTenant too; a PluginClient takes only its own workspace when it has
+// one; a PluginHost none (filter by Event.WorkspaceID in the handler).
+func ForWorkspace(workspaceID string) SubscribeOption {
+	return func(s *HandlerSpec) { s.workspaceID = workspaceID }
+}
 
-// WithMaxConcurrency sets how many of the handler's calls may run at once
-// (default DefaultMaxConcurrency).
-func WithMaxConcurrency(n int) HandlerOption { return func(s *HandlerSpec) { s.MaxConcurrency = n } }
+// WithDelivery sets the delivery: start position, ordering, concurrency,
+// failure policy (see Delivery; the zero value is the default).
+func WithDelivery(d Delivery) SubscribeOption {
+	return func(s *HandlerSpec) { s.delivery = d }
+}
 
-// WithDelivery sets every delivery choice at once.
-func WithDelivery(d Delivery) HandlerOption { return func(s *HandlerSpec) { s.Delivery = d } }
-
-// On declares a handler of events of type T (the seed's @EventHandler):
+// On declares a handler of events of type T (the seed's @EventHandler) for
+// InitializeHandlers, with the options Subscribe takes:
 //
 //	func (s *CRM) EventHandlers() []eventbus.HandlerSpec {
 //		return []eventbus.HandlerSpec{
@@ -91,14 +76,65 @@ func WithDelivery(d Delivery) HandlerOption { return func(s *HandlerSpec) { s.De
 //		}
 //	}
 //
-// An event whose data does not decode into T is a handler failure (it goes
-// to the dead letter queue).
-func On[T any](name Name[T], fn func(context.Context, Event[T]) error, opts ...HandlerOption) HandlerSpec {
-	spec := HandlerSpec{EventName: string(name), Handler: typedHandler(fn)}
+// The name resolves as in Subscribe. An event whose data does not decode
+// into T is a handler failure (it goes to the dead letter queue).
+func On[T any](name Name[T], fn func(context.Context, Event[T]) error, opts ...SubscribeOption) HandlerSpec {
+	spec := HandlerSpec{name: string(name), handler: typedHandler(fn)}
 	for _, o := range opts {
-		o(&spec)
+		if o != nil {
+			o(&spec)
+		}
 	}
 	return spec
+}
+
+// Subscribe calls fn for each event name on target (a *Bus, a
+// *PluginClient or a *PluginHost) that passes the target's and the
+// options' tenant and workspace filters, at least once, as WithDelivery
+// says (see Delivery in the package documentation). It returns the
+// subscription's ID once the group has joined and its partitions are
+// assigned, so events published after it returns are delivered; stop it
+// with target.Unsubscribe.
+//
+// The name resolves by one rule on every target: a name starting with
+// "core." is that core event, one starting with "plugin." that plugin
+// event, and a short name ("contact.created") the event of the plugin
+// FromPlugin names, else of the subscribing PluginClient's or
+// PluginHost's own plugin (on a Bus a short name needs FromPlugin). A
+// dlq.* name fails with ErrInvalidTopic (read failed events through the
+// DeadLetterQueue).
+//
+// T is the event's data: an event whose data does not decode into T is a
+// handler failure. With T json.RawMessage (fn a Handler, or a func of
+// RawEvent) the data is passed as it is, undecoded:
+//
+//	eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage]("core.user.created"), handler)
+//
+// Errors: a bad name with ErrInvalidTopic; the same topic twice in one
+// group of this process with ErrDuplicateSubscription; a tenant or
+// workspace filter that is not a valid ID with ErrInvalidTenantID or
+// ErrInvalidWorkspaceID; a filter outside a PluginClient's scope with
+// ErrPluginScope; other bad options with ErrInvalidConfig.
+func Subscribe[T any](ctx context.Context, target Subscriber, name Name[T], fn func(context.Context, Event[T]) error, opts ...SubscribeOption) (string, error) {
+	if target == nil || fn == nil {
+		return "", fmt.Errorf("%w: Subscribe(%q) needs a target (a *Bus, *PluginClient or *PluginHost) and a handler", ErrInvalidConfig, string(name))
+	}
+	return target.subscribeSpec(ctx, On(name, fn, opts...))
+}
+
+// Handle runs the declared handler on one event as a subscription runs
+// it, without a broker: ctx carries the event context of ev (what the
+// handler publishes belongs to ev's tenant, workspace, user and
+// correlation, and is caused by ev), the data is decoded into the
+// handler's type (a failure wraps ErrInvalidEvent), and a panic is
+// returned as a *PanicError. Nothing is committed, retried or dead
+// lettered: the error is returned. eventbustest.Work builds the event and
+// calls it, for a handler's unit tests.
+func (s HandlerSpec) Handle(ctx context.Context, ev RawEvent) error {
+	if s.handler == nil {
+		return fmt.Errorf("%w: the handler spec has no function; declare it with eventbus.On", ErrInvalidConfig)
+	}
+	return callHandler(ctx, s.handler, ev)
 }
 
 // HandlerSet is a type that declares its event handlers.
@@ -106,76 +142,65 @@ type HandlerSet interface {
 	EventHandlers() []HandlerSpec
 }
 
-// Subscriber is what InitializeHandlers subscribes on: a *Bus, a
-// *PluginClient or a *PluginHost.
+// Subscriber is what Subscribe and InitializeHandlers subscribe on: a
+// *Bus, a *PluginClient or a *PluginHost.
 type Subscriber interface {
 	subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error)
+	// Unsubscribe stops a subscription made on this target.
 	Unsubscribe(ctx context.Context, id string) error
 }
 
-// subscribeSpec makes *Bus a Subscriber: the event name is a topic, or a
-// short plugin event name with spec.PluginID.
-func (b *Bus) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
-	topic := spec.EventName
-	switch {
-	case spec.CoreEvent && spec.PluginID != "":
-		return "", fmt.Errorf("%w: handler for %q sets both CoreEvent and PluginID %q; set one", ErrInvalidConfig, topic, spec.PluginID)
-	case spec.CoreEvent && !strings.HasPrefix(topic, "core."):
-		return "", fmt.Errorf("%w: handler marked CoreEvent needs a core event name such as \"core.user.created\", not %q", ErrInvalidTopic, topic)
-	case spec.PluginID != "" && !strings.HasPrefix(topic, "plugin."):
-		if err := ValidatePluginID(spec.PluginID); err != nil {
-			return "", fmt.Errorf("handler for %q: PluginID: %w", topic, err)
+// resolveName turns an event name into its topic, by the one rule of
+// every target (see Subscribe): "core." and "plugin." names are full
+// topics, a short name is the event of fromPlugin, else of own (the
+// subscribing plugin; empty on a Bus).
+func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error) {
+	if fromPlugin != "" {
+		if err := ValidatePluginID(fromPlugin); err != nil {
+			return "", fmt.Errorf("subscribe %q: FromPlugin: %w", name, err)
 		}
-		topic = "plugin." + spec.PluginID + "." + topic
 	}
-	return b.Subscribe(ctx, topic, spec.Handler, SubscribeOptions{
-		GroupID:     spec.GroupID,
-		TenantID:    spec.TenantID,
-		WorkspaceID: spec.WorkspaceID,
-		Delivery:    spec.Delivery,
-	})
+	switch {
+	case strings.HasPrefix(name, "dlq."):
+		return "", fmt.Errorf("%w: %q is a dead-letter topic; read failed events through the DeadLetterQueue instead", ErrInvalidTopic, name)
+	case strings.HasPrefix(name, "core."), strings.HasPrefix(name, "plugin."):
+		t, err := rules.ParseTopic(name)
+		if err != nil {
+			return "", err
+		}
+		if fromPlugin != "" && (t.Kind != TopicKindPlugin || t.PluginID != fromPlugin) {
+			return "", fmt.Errorf("%w: %q is a full event name, not plugin %q's: give FromPlugin a short name (\"contact.created\") or drop it",
+				ErrInvalidConfig, name, fromPlugin)
+		}
+		return name, nil
+	}
+	plugin := fromPlugin
+	if plugin == "" {
+		plugin = own
+	}
+	if plugin == "" {
+		return "", fmt.Errorf("%w: %q is a short plugin event name; on a Bus give the full name (\"plugin.crm.%s\") or eventbus.FromPlugin(\"crm\")",
+			ErrInvalidTopic, name, name)
+	}
+	topic := "plugin." + plugin + "." + name
+	if err := rules.ValidateTopic(topic); err != nil {
+		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", plugin, name, err)
+	}
+	return topic, nil
 }
 
-// subscribeSpec makes *PluginClient a Subscriber: names resolve as in the
-// TypeScript SDK ("deal.updated" is the plugin's own event, a "core." name
-// a core event), and a full "plugin.<id>.<event>" name is accepted too.
-func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
-	if spec.TenantID != "" && spec.TenantID != p.scope.TenantID {
-		return "", fmt.Errorf("%w: handler for %q asks for tenant %q but the plugin client is bound to tenant %q",
-			ErrPluginScope, spec.EventName, spec.TenantID, p.scope.TenantID)
-	}
-	name, opts, err := p.specOptions(spec)
+// subscribeSpec makes *Bus a Subscriber.
+func (b *Bus) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
+	topic, err := resolveName(b.client.cfg.TopicRules, spec.name, "", spec.pluginID)
 	if err != nil {
 		return "", err
 	}
-	return p.Subscribe(ctx, name, spec.Handler, opts)
-}
-
-// specOptions resolves a spec's event name and options on the plugin:
-// "deal.updated" is the plugin's own event, a "core." name a core event,
-// and a full "plugin.<id>.<event>" name is accepted too.
-func (p *PluginClient) specOptions(spec HandlerSpec) (string, PluginSubscribeOptions, error) {
-	name, pluginID := spec.EventName, spec.PluginID
-	core := spec.CoreEvent || strings.HasPrefix(name, "core.")
-	if !core && strings.HasPrefix(name, "plugin.") {
-		t, err := p.bus.client.cfg.TopicRules.ParseTopic(name)
-		if err != nil {
-			return "", PluginSubscribeOptions{}, err
-		}
-		if t.Kind == TopicKindPlugin && (pluginID == "" || pluginID == t.PluginID) {
-			name, pluginID = t.Entity+"."+t.Action, t.PluginID
-		}
-	}
-	if pluginID == p.scope.PluginID {
-		pluginID = ""
-	}
-	return name, PluginSubscribeOptions{
-		PluginID:    pluginID,
-		CoreEvent:   core,
-		WorkspaceID: spec.WorkspaceID,
-		GroupID:     spec.GroupID,
-		Delivery:    spec.Delivery,
-	}, nil
+	return b.subscribe(ctx, topic, spec.handler, subscribeOptions{
+		GroupID:     spec.groupID,
+		TenantID:    spec.tenantID,
+		WorkspaceID: spec.workspaceID,
+		Delivery:    spec.delivery,
+	}, nil)
 }
 
 // Handlers are the subscriptions InitializeHandlers made; Cleanup removes
@@ -195,7 +220,7 @@ func InitializeHandlers(ctx context.Context, target Subscriber, x HandlerSet) (*
 	}
 	specs := x.EventHandlers()
 	for i, s := range specs {
-		if s.EventName == "" || s.Handler == nil {
+		if s.name == "" || s.handler == nil {
 			return nil, fmt.Errorf("%w: handler %d of %T has no event name or no function; declare it with eventbus.On(\"core.user.created\", fn)",
 				ErrInvalidConfig, i, x)
 		}
@@ -204,7 +229,7 @@ func InitializeHandlers(ctx context.Context, target Subscriber, x HandlerSet) (*
 	for i, s := range specs {
 		id, err := target.subscribeSpec(ctx, s)
 		if err != nil {
-			err = fmt.Errorf("initialize handler %d of %T (%s): %w", i, x, s.EventName, err)
+			err = fmt.Errorf("initialize handler %d of %T (%s): %w", i, x, s.name, err)
 			if cerr := h.Cleanup(context.WithoutCancel(ctx)); cerr != nil {
 				err = errors.Join(err, fmt.Errorf("and unsubscribing the handlers already subscribed: %w", cerr))
 			}

@@ -3,7 +3,6 @@ package eventbus_test
 import (
 	"context"
 	"errors"
-	"reflect"
 	"testing"
 
 	"github.com/plexica/eventbus"
@@ -85,7 +84,7 @@ func TestHandlersOnBusShareOneGroup(t *testing.T) {
 		t.Fatalf("second cleanup: %v", err)
 	}
 	// Cleaned up: the group's topics can be subscribed again.
-	eventbustest.MustSubscribe(t, bus, s.created, nop, eventbus.SubscribeOptions{GroupID: s.group})
+	eventbustest.MustSubscribe(t, bus, s.created, nop, eventbus.InGroup(s.group))
 }
 
 // crmHandlers declares handlers as a plugin would: its own event, a core
@@ -119,7 +118,7 @@ func (c *crmHandlers) onUserCreated(ctx context.Context, ev eventbus.Event[userP
 		return err
 	}
 	// What a handler publishes continues the event's correlation.
-	_, err := c.crm.Publish(ctx, c.welcomeEvent, map[string]string{"userId": ev.Data.UserID})
+	_, err := eventbus.Publish(ctx, c.crm, eventbus.Name[map[string]string](c.welcomeEvent), map[string]string{"userId": ev.Data.UserID})
 	return err
 }
 
@@ -142,7 +141,7 @@ func TestHandlersOnPluginClient(t *testing.T) {
 		welcomeEvent: pluginEvent(t, "crm", "welcome.sent"),
 	}
 	welcomes := eventbustest.NewRecorder()
-	mustPluginSubscribe(t, crm, c.welcomeEvent, welcomes.Handle, eventbus.PluginSubscribeOptions{})
+	mustPluginSubscribe(t, crm, c.welcomeEvent, welcomes.Handle)
 	h, err := eventbus.InitializeHandlers(boundedCtx(t), crm, c)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +204,7 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 		t.Fatalf("InitializeHandlers = %v, want ErrInvalidTopic", err)
 	}
 	// The first handler was unsubscribed again: its topic is free in its group.
-	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.InGroup(group))
 
 	// Specs without a name or function fail before anything is subscribed.
 	noFn := eventbus.On[userPayload](eventbus.Name[userPayload](topic), nil)
@@ -224,32 +223,5 @@ func TestInitializeHandlersUndoesOnError(t *testing.T) {
 	}
 	if err := (*eventbus.Handlers)(nil).Cleanup(boundedCtx(t)); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestOnOptionsFillTheSpec(t *testing.T) {
-	spec := eventbus.On("contact.created", func(context.Context, eventbus.Event[crmContact]) error { return nil },
-		eventbus.InGroup("g"), eventbus.FromPlugin("crm"), eventbus.ForTenant("acme"),
-		eventbus.ForWorkspace("ws"), eventbus.FromBeginning(),
-		eventbus.WithOnFailure(eventbus.RetryInPlace), eventbus.WithOrdering(eventbus.OrderPerPartition), eventbus.WithMaxConcurrency(8))
-	want := eventbus.HandlerSpec{EventName: "contact.created", GroupID: "g", PluginID: "crm", TenantID: "acme",
-		WorkspaceID: "ws", Delivery: eventbus.Delivery{FromBeginning: true,
-			OnFailure: eventbus.RetryInPlace, Ordering: eventbus.OrderPerPartition, MaxConcurrency: 8}}
-	got := spec
-	got.Handler = nil
-	if !reflect.DeepEqual(got, want) || spec.Handler == nil {
-		t.Fatalf("spec = %+v", spec)
-	}
-	if !eventbus.On("core.user.created", func(context.Context, eventbus.Event[any]) error { return nil }, eventbus.AsCoreEvent()).CoreEvent {
-		t.Fatal("AsCoreEvent not set")
-	}
-	// The typed handler decodes the data; data of the wrong shape is a failure.
-	var got2 crmContact
-	h := eventbus.On("contact.created", func(_ context.Context, ev eventbus.Event[crmContact]) error { got2 = ev.Data; return nil }).Handler
-	if err := h(context.Background(), eventbus.RawEvent{Data: []byte(`{"contactId":"c1","name":"Ada"}`)}); err != nil || got2.Name != "Ada" {
-		t.Fatalf("decoded %+v, %v", got2, err)
-	}
-	if err := h(context.Background(), eventbus.RawEvent{Data: []byte(`[1]`)}); err == nil {
-		t.Fatal("data of the wrong shape was accepted")
 	}
 }

@@ -197,7 +197,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 		seen[ev.ID]++
 		seenMu.Unlock()
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("fault"), Delivery: eventbus.Delivery{FromBeginning: true}})
+	}, eventbus.InGroup(eventbustest.UniqueID("fault")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 
 	// The publisher. A short breaker timeout: if the breaker opens while the
 	// leaders move, the test's retries get through again within a second.
@@ -581,7 +581,7 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 		seenMu.Unlock()
 		handled.Add(1)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
+	}, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 
 	// The fault: once a fifth is handled, kill the leader of a partition,
 	// on the group coordinator's node if it leads one.

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/internal/backoff"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // This file is how a PluginHost follows the platform's lifecycle events
@@ -97,15 +97,15 @@ func (h *PluginHost) listLifecycleOffsets(ctx context.Context, start bool) (life
 	for {
 		var listed kadm.ListedOffsets
 		if start {
-			listed, err = adm.ListStartOffsets(ctx, LifecycleEvents...)
+			listed, err = adm.ListStartOffsets(ctx, lifecycleEvents...)
 		} else {
-			listed, err = adm.ListEndOffsets(ctx, LifecycleEvents...)
+			listed, err = adm.ListEndOffsets(ctx, lifecycleEvents...)
 		}
 		if err == nil {
 			err = listed.Error()
 		}
 		if err == nil {
-			for _, topic := range LifecycleEvents {
+			for _, topic := range lifecycleEvents {
 				if len(listed[topic]) == 0 {
 					err = fmt.Errorf("topic %s has no partitions yet", topic)
 					break
@@ -128,7 +128,7 @@ func (h *PluginHost) listLifecycleOffsets(ctx context.Context, start bool) (life
 // running, and the end offsets listed first: once they are applied, the
 // follower has caught up with the lifecycle as of the call.
 func (h *PluginHost) newFollower(ctx context.Context, fromBeginning bool) (*lifecycleFollower, lifecycleOffsets, error) {
-	if err := h.bus.ensureTopics(ctx, LifecycleEvents...); err != nil {
+	if err := h.bus.ensureTopics(ctx, lifecycleEvents...); err != nil {
 		return nil, nil, err
 	}
 	ends, err := h.listLifecycleOffsets(ctx, false)

@@ -100,7 +100,7 @@ func TestPluginHostDeliversTheFirstEventOfATenantInstalledMeanwhile(t *testing.T
 		}
 	})
 	rec := newHostRecorder()
-	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{GroupID: "sync"})
+	mustHostSubscribe(t, host, event, rec.Handle, eventbus.InGroup("sync"))
 	if err := host.FollowLifecycle(boundedCtx(t), eventbus.FollowOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestPluginHostLifecycleChurn(t *testing.T) {
 	}
 	defer host.Close(context.Background())
 	rec := newHostRecorder()
-	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+	mustHostSubscribe(t, host, event, rec.Handle)
 	tenants := []string{"t0", "t1", "t2", "t3"}
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -392,7 +392,7 @@ func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
 	t.Parallel()
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
-	for _, topic := range eventbus.LifecycleEvents {
+	for _, topic := range []string{"core.plugin.installed", "core.plugin.activated", "core.plugin.deactivated", "core.plugin.uninstalled"} {
 		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
 			t.Fatal(err)
 		}

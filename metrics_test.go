@@ -32,7 +32,7 @@ func TestMetrics(t *testing.T) {
 			return errors.New("rejected")
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: "mailer", TenantID: "acme"})
+	}, eventbus.InGroup("mailer"), eventbus.ForTenant("acme"))
 	eventbustest.MustPublish(t, bus, topic, "good", eventbus.PublishMetadata{TenantID: "acme"})
 	bad := eventbustest.MustPublish(t, bus, topic, "bad", eventbus.PublishMetadata{TenantID: "acme"})
 	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(eventbus.EffectiveGroupID("mailer", "acme", ""), topic, "acme", bad), hasStatus(eventbus.StatusMaxRetriesExceeded))

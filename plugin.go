@@ -68,82 +68,48 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 // Scope returns the plugin, tenant and workspace the client is bound to.
 func (p *PluginClient) Scope() PluginScope { return p.scope }
 
-// Bus returns the bus the client runs on.
-func (p *PluginClient) Bus() *Bus { return p.bus }
-
-// Topic returns the topic of one of the plugin's own events:
-// Topic("contact.created") is "plugin.crm.contact.created" for the crm
-// plugin. A name with a core., plugin. or dlq. prefix fails with
-// ErrPluginScope; a name that breaks the topic rules fails with
+// topic returns the topic of one of the plugin's own events, which it
+// publishes, resolving the name as Subscribe does: for the crm plugin,
+// "contact.created" and "plugin.crm.contact.created" are both
+// plugin.crm.contact.created. A core.*, dlq.* or another plugin's name
+// fails with ErrPluginScope; a name that breaks the topic rules fails with
 // ErrInvalidTopic.
-func (p *PluginClient) Topic(eventName string) (string, error) {
-	id := p.scope.PluginID
-	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
-		if strings.HasPrefix(eventName, prefix) {
-			return "", p.scopeError(eventName)
+func (p *PluginClient) topic(eventName string) (string, error) {
+	if !strings.HasPrefix(eventName, "plugin."+p.scope.PluginID+".") {
+		for _, prefix := range []string{"core.", "plugin.", "dlq."} {
+			if strings.HasPrefix(eventName, prefix) {
+				return "", p.scopeError(eventName)
+			}
 		}
 	}
-	topic := "plugin." + id + "." + eventName
-	if err := p.bus.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
-		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", id, eventName, err)
-	}
-	return topic, nil
+	return resolveName(p.bus.client.cfg.TopicRules, eventName, p.scope.PluginID, "")
 }
 
-// scopeError explains why a prefixed name cannot be one of the plugin's own
-// events. When the name is not a valid topic either, the error wraps
-// ErrInvalidTopic too.
+// scopeError explains why a core.*, dlq.* or another plugin's name cannot
+// be one of the plugin's own events. When the name is not a valid topic
+// either, the error wraps ErrInvalidTopic too.
 func (p *PluginClient) scopeError(name string) error {
 	id := p.scope.PluginID
-	t, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
-	var why string
+	_, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
+	why := "a plugin publishes only its own events"
 	switch {
 	case strings.HasPrefix(name, "core."):
 		why = "core events are published by the platform, not by plugins"
 	case strings.HasPrefix(name, "dlq."):
 		why = "dead-letter topics are written by the bus itself"
-	case parseErr == nil && t.PluginID == id:
-		why = fmt.Sprintf("name the plugin's events without the prefix: use %q", t.Entity+"."+t.Action)
-	default:
-		why = "a plugin publishes only its own events"
 	}
-	err := fmt.Errorf("%w: plugin %q cannot publish %q: %s", ErrPluginScope, id, name, why)
-	if !(parseErr == nil && t.PluginID == id) {
-		err = fmt.Errorf("%w; its events are plugin.%s.<entity>.<action>, named without the prefix (e.g. \"contact.created\")", err, id)
-	}
+	err := fmt.Errorf("%w: plugin %q cannot publish %q: %s; its events are plugin.%s.<entity>.<action>, named with or without the prefix (e.g. \"contact.created\")",
+		ErrPluginScope, id, name, why, id)
 	if parseErr != nil {
 		return fmt.Errorf("%w (%w)", err, parseErr)
 	}
 	return err
 }
 
-// Publish publishes data as the plugin's event eventName ("contact.created"
-// publishes plugin.<id>.contact.created) and returns the event ID once the
-// broker acknowledged it.
-//
-// The event carries the client's tenant and workspace, and the plugin ID as
-// Metadata.Source. UserID, CorrelationID, CausationID and Version, and the
-// workspace when the client has none, come from the event context of ctx
-// (see Event context in the package documentation). A context whose tenant
-// (or workspace) differs from the client's fails with ErrPluginScope; so
-// does a core.*, dlq.* or another plugin's event name.
-func (p *PluginClient) Publish(ctx context.Context, eventName string, data any, opts ...PublishOption) (string, error) {
-	bus, topic, meta, err := p.resolvePublish(ctx, eventName)
-	if err != nil {
-		return "", err
-	}
-	return bus.Publish(ctx, topic, data, meta, opts...)
-}
-
-// PublishPlugin publishes data of type T as the plugin's event eventName;
-// see PluginClient.Publish.
-func PublishPlugin[T any](ctx context.Context, p *PluginClient, name Name[T], data T, opts ...PublishOption) (string, error) {
-	return p.Publish(ctx, string(name), data, opts...)
-}
-
-// resolvePublish returns the topic and metadata of one of the plugin's events.
+// resolvePublish makes *PluginClient a Publisher: the topic and metadata
+// of one of the plugin's events, for the client's tenant.
 func (p *PluginClient) resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error) {
-	topic, err := p.Topic(eventName)
+	topic, err := p.topic(eventName)
 	if err != nil {
 		return nil, "", PublishMetadata{}, err
 	}
@@ -184,73 +150,36 @@ func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
 	}, nil
 }
 
-// PluginSubscribeOptions say which events a PluginClient or PluginHost
-// subscription receives and which consumer group it joins. The zero value
-// subscribes to the plugin's own event, in the default group, from now on.
-type PluginSubscribeOptions struct {
-	// PluginID subscribes to another plugin's event: with PluginID "crm",
-	// "contact.created" is plugin.crm.contact.created. Default: the client's
-	// own plugin.
-	PluginID string
-	// CoreEvent subscribes to a core event; the event name is then the full
-	// core topic, such as "core.user.created".
-	CoreEvent bool
-	// WorkspaceID delivers only this workspace's events. Default: the
-	// client's workspace, if any; a different one fails with ErrPluginScope.
-	// A PluginHost does not take it (ErrInvalidConfig).
-	WorkspaceID string
-	// GroupID names the consumer group within the plugin's namespace:
-	// "plugin.<id>.<GroupID>", plus the tenant filter on a PluginClient.
-	// Subscriptions with the same GroupID share one group, so two topics
-	// may share it. Default: the subscribed topic, so crm's group for
-	// core.user.created is "plugin.crm.core.user.created", and for its own
-	// contact.created "plugin.crm.contact.created" (the prefix is not
-	// repeated).
-	GroupID string
-	// Delivery: start position, ordering, concurrency, failure policy, as
-	// in SubscribeOptions.
-	Delivery
-}
-
-// group returns the group name of a subscription to topic: GroupID, or by
-// default topic.
-func (o PluginSubscribeOptions) group(topic string) string {
-	if strings.TrimSpace(o.GroupID) == "" {
-		return topic
+// subscribeSpec makes *PluginClient a Subscriber: it delivers the
+// client's tenant (and workspace, when set on the client or by
+// ForWorkspace) only, in the group InGroup names within the plugin's
+// namespace (see GroupID), the tenant filter added.
+func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
+	if spec.tenantID != "" && spec.tenantID != p.scope.TenantID {
+		return "", fmt.Errorf("%w: subscribe %q: ForTenant(%q) but the plugin client is bound to tenant %q; use that tenant's client",
+			ErrPluginScope, spec.name, spec.tenantID, p.scope.TenantID)
 	}
-	return o.GroupID
-}
-
-// Subscribe calls handler for each event eventName of the client's tenant
-// (and workspace, when set on the client or the options), as Bus.Subscribe
-// does, in the group PluginSubscribeOptions.GroupID names. eventName is one
-// of the plugin's own events ("deal.updated"), another plugin's event with
-// opts.PluginID, or, with opts.CoreEvent, a full core event name
-// ("core.user.created"). A name of the wrong kind fails with
-// ErrInvalidTopic; a workspace other than the client's, with
-// ErrPluginScope.
-func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler Handler, opts PluginSubscribeOptions) (string, error) {
-	topic, err := p.subscribeTopic(eventName, opts)
+	topic, err := resolveName(p.bus.client.cfg.TopicRules, spec.name, p.scope.PluginID, spec.pluginID)
 	if err != nil {
 		return "", err
 	}
-	if handler == nil {
-		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventName)
+	if spec.handler == nil {
+		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, spec.name)
 	}
 	ws := p.scope.WorkspaceID
-	if opts.WorkspaceID != "" {
-		if ws != "" && opts.WorkspaceID != ws {
-			return "", fmt.Errorf("%w: PluginSubscribeOptions.WorkspaceID %q differs from the client's workspace %q; use a client for that workspace",
-				ErrPluginScope, opts.WorkspaceID, ws)
+	if spec.workspaceID != "" {
+		if ws != "" && spec.workspaceID != ws {
+			return "", fmt.Errorf("%w: ForWorkspace(%q) differs from the client's workspace %q; use a client for that workspace",
+				ErrPluginScope, spec.workspaceID, ws)
 		}
-		ws = opts.WorkspaceID
+		ws = spec.workspaceID
 	}
-	id, err := p.bus.Subscribe(ctx, topic, p.scoped(handler, ws), SubscribeOptions{
-		GroupID:     p.GroupID(opts.group(topic)),
+	id, err := p.bus.subscribe(ctx, topic, p.scoped(spec.handler, ws), subscribeOptions{
+		GroupID:     p.GroupID(groupName(spec.groupID, topic)),
 		TenantID:    p.scope.TenantID,
 		WorkspaceID: ws,
-		Delivery:    opts.Delivery,
-	})
+		Delivery:    spec.delivery,
+	}, nil)
 	if err != nil {
 		return "", err
 	}
@@ -258,11 +187,13 @@ func (p *PluginClient) Subscribe(ctx context.Context, eventName string, handler 
 	return id, nil
 }
 
-// SubscribePlugin subscribes a handler of typed events; see
-// PluginClient.Subscribe. An event whose data does not decode into T is a
-// handler failure.
-func SubscribePlugin[T any](ctx context.Context, p *PluginClient, name Name[T], handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
-	return p.Subscribe(ctx, string(name), typedHandler(handler), opts)
+// groupName is a plugin subscription's group name: the one InGroup gave,
+// or by default the topic.
+func groupName(group, topic string) string {
+	if strings.TrimSpace(group) == "" {
+		return topic
+	}
+	return group
 }
 
 // GroupID returns the consumer group name a subscription with group name
@@ -275,47 +206,6 @@ func (p *PluginClient) GroupID(name string) string {
 		return name
 	}
 	return prefix + name
-}
-
-// subscribeTopic resolves the topic a subscription reads.
-func (p *PluginClient) subscribeTopic(eventName string, opts PluginSubscribeOptions) (string, error) {
-	rules := p.bus.client.cfg.TopicRules
-	if opts.CoreEvent {
-		if opts.PluginID != "" {
-			return "", fmt.Errorf("%w: PluginSubscribeOptions sets both CoreEvent and PluginID %q; set one", ErrInvalidConfig, opts.PluginID)
-		}
-		t, err := rules.ParseTopic(eventName)
-		if err != nil {
-			return "", fmt.Errorf("subscribe to core event: %w", err)
-		}
-		if t.Kind != TopicKindCore {
-			return "", fmt.Errorf("%w: CoreEvent needs a full core event name such as \"core.user.created\", not %q", ErrInvalidTopic, eventName)
-		}
-		return eventName, nil
-	}
-	for _, prefix := range []string{"core.", "plugin.", "dlq."} {
-		if strings.HasPrefix(eventName, prefix) {
-			hint := "give the event name without prefix (e.g. \"contact.created\") and the plugin in PluginSubscribeOptions.PluginID"
-			if prefix == "core." {
-				hint = "set PluginSubscribeOptions.CoreEvent to subscribe to a core event"
-			} else if prefix == "dlq." {
-				hint = "read failed events through the DeadLetterQueue"
-			}
-			return "", fmt.Errorf("%w: plugin event name %q has the reserved prefix %q; %s", ErrInvalidTopic, eventName, prefix, hint)
-		}
-	}
-	pluginID := p.scope.PluginID
-	if opts.PluginID != "" {
-		if err := ValidatePluginID(opts.PluginID); err != nil {
-			return "", fmt.Errorf("PluginSubscribeOptions.PluginID: %w", err)
-		}
-		pluginID = opts.PluginID
-	}
-	topic := "plugin." + pluginID + "." + eventName
-	if err := rules.ValidateTopic(topic); err != nil {
-		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", pluginID, eventName, err)
-	}
-	return topic, nil
 }
 
 // scoped wraps a handler so that it sees only the client's tenant and
@@ -405,6 +295,9 @@ func (s *ownSubscriptions) closeAll(ctx context.Context, unsubscribe func(contex
 func typedHandler[T any](fn func(context.Context, Event[T]) error) Handler {
 	if fn == nil {
 		return nil
+	}
+	if raw, ok := any(fn).(func(context.Context, RawEvent) error); ok {
+		return raw // T is json.RawMessage: nothing to decode
 	}
 	return func(ctx context.Context, raw RawEvent) error {
 		ev, err := Decode[T](raw)

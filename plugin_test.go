@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -37,9 +38,9 @@ func newPluginClient(t *testing.T, bus *eventbus.Bus, pluginID, tenantID, worksp
 	return p
 }
 
-func mustPluginSubscribe(t *testing.T, p *eventbus.PluginClient, eventName string, h eventbus.Handler, opts eventbus.PluginSubscribeOptions) string {
+func mustPluginSubscribe(t *testing.T, p *eventbus.PluginClient, eventName string, h eventbus.Handler, opts ...eventbus.SubscribeOption) string {
 	t.Helper()
-	id, err := p.Subscribe(boundedCtx(t), eventName, h, opts)
+	id, err := eventbus.Subscribe(boundedCtx(t), p, eventbus.Name[json.RawMessage](eventName), h, opts...)
 	if err != nil {
 		t.Fatalf("plugin %s subscribe %s: %v", p.Scope().PluginID, eventName, err)
 	}
@@ -48,7 +49,7 @@ func mustPluginSubscribe(t *testing.T, p *eventbus.PluginClient, eventName strin
 
 func mustPluginPublish(t *testing.T, p *eventbus.PluginClient, eventName string, data any, opts ...eventbus.PublishOption) string {
 	t.Helper()
-	id, err := p.Publish(boundedCtx(t), eventName, data, opts...)
+	id, err := eventbus.Publish(boundedCtx(t), p, eventbus.Name[any](eventName), data, opts...)
 	if err != nil {
 		t.Fatalf("plugin %s publish %s: %v", p.Scope().PluginID, eventName, err)
 	}
@@ -103,9 +104,12 @@ func TestPluginPublishStaysInScope(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	ctx := boundedCtx(t)
-	if topic, err := crm.Topic("contact.note.added"); err != nil || topic != "plugin.crm.contact.note.added" {
-		t.Fatalf("Topic = %q, %v", topic, err)
-	}
+	// A three-segment event name is the plugin's own topic plugin.crm.contact.note.added.
+	rec := eventbustest.NewRecorder()
+	eventbustest.MustSubscribe(t, bus, "plugin.crm.contact.note.added", rec.Handle, eventbus.ForTenant("acme"))
+	rec.WaitForID(t, mustPluginPublish(t, crm, "contact.note.added", 1))
+	// Its full name resolves to the same topic, by the rule Subscribe follows.
+	rec.WaitForID(t, mustPluginPublish(t, crm, "plugin.crm.contact.note.added", 2))
 	for _, c := range []struct {
 		name         string
 		scope, topic bool // wraps ErrPluginScope, ErrInvalidTopic
@@ -113,7 +117,6 @@ func TestPluginPublishStaysInScope(t *testing.T) {
 	}{
 		{"core.user.created", true, false, "core events are published by the platform"},
 		{"plugin.other.x.created", true, false, "only its own events"},
-		{"plugin.crm.contact.created", true, false, `use "contact.created"`},
 		{"plugin.crm-admin.user.created", true, false, "only its own events"},
 		{"dlq.plugin.crm.contact.created", true, false, "dead-letter"},
 		{"core.user.create", true, true, `use "core.user.created"`},
@@ -122,7 +125,7 @@ func TestPluginPublishStaysInScope(t *testing.T) {
 		{"created", false, true, "plugin.<pluginId>.<entity>.<action>"},
 		{"", false, true, "<entity>.<action>"},
 	} {
-		_, err := crm.Publish(ctx, c.name, map[string]string{"x": "y"})
+		_, err := eventbus.Publish(ctx, crm, eventbus.Name[map[string]string](c.name), map[string]string{"x": "y"})
 		if err == nil {
 			t.Errorf("Publish(%q) succeeded", c.name)
 			continue
@@ -137,11 +140,11 @@ func TestPluginPublishStaysInScope(t *testing.T) {
 	}
 	// The context cannot move the event to another tenant or workspace.
 	other := eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "globex"})
-	if _, err := crm.Publish(other, "contact.created", 1); !errors.Is(err, eventbus.ErrPluginScope) {
+	if _, err := eventbus.Publish(other, crm, "contact.created", 1); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Errorf("publish with another tenant's context: %v", err)
 	}
 	ws1 := newPluginClient(t, bus, "crm", "acme", "ws-1")
-	if _, err := ws1.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{WorkspaceID: "ws-2"}), "contact.created", 1); !errors.Is(err, eventbus.ErrPluginScope) {
+	if _, err := eventbus.Publish(eventbus.WithEventContext(ctx, eventbus.PublishMetadata{WorkspaceID: "ws-2"}), ws1, "contact.created", 1); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Errorf("publish with another workspace's context: %v", err)
 	}
 }
@@ -152,10 +155,10 @@ func TestPluginPublishAndSubscribeOwnEvents(t *testing.T) {
 	crm := newPluginClient(t, bus, "crm", "acme", "")
 	event := pluginEvent(t, "crm", "contact.created")
 	rec := eventbustest.NewRecorder()
-	mustPluginSubscribe(t, crm, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+	mustPluginSubscribe(t, crm, event, rec.Handle)
 
 	ctx := eventbus.WithEventContext(boundedCtx(t), eventbus.PublishMetadata{UserID: "u-7", CorrelationID: "req-1"})
-	id, err := eventbus.PublishPlugin(ctx, crm, eventbus.Name[crmContact](event), crmContact{ID: "c-1", Name: "Ada"})
+	id, err := eventbus.Publish(ctx, crm, eventbus.Name[crmContact](event), crmContact{ID: "c-1", Name: "Ada"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +204,8 @@ func TestPluginSubscribesToOtherPluginsAndCoreEvents(t *testing.T) {
 	analytics := newPluginClient(t, bus, "sample-analytics", "acme", "")
 
 	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	mustPluginSubscribe(t, analytics, contactEvent, contacts.Handle, eventbus.PluginSubscribeOptions{PluginID: "crm"})
-	mustPluginSubscribe(t, analytics, coreEvent, users.Handle, eventbus.PluginSubscribeOptions{CoreEvent: true})
+	mustPluginSubscribe(t, analytics, contactEvent, contacts.Handle, eventbus.FromPlugin("crm"))
+	mustPluginSubscribe(t, analytics, coreEvent, users.Handle)
 
 	// One partition key for all: globex's events come before acme's on the
 	// same partition, so once acme's arrive, globex's were seen and skipped.
@@ -225,9 +228,9 @@ func TestPluginWorkspaceFilter(t *testing.T) {
 	bound := newPluginClient(t, bus, "crm", "acme", "ws-1")
 	unbound := newPluginClient(t, bus, "crm", "acme", "")
 	fromClient, fromOptions := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	mustPluginSubscribe(t, bound, event, fromClient.Handle, eventbus.PluginSubscribeOptions{})
-	mustPluginSubscribe(t, unbound, event, fromOptions.Handle, eventbus.PluginSubscribeOptions{WorkspaceID: "ws-1", GroupID: "by-option"})
-	if _, err := bound.Subscribe(boundedCtx(t), event, nop, eventbus.PluginSubscribeOptions{WorkspaceID: "ws-2"}); !errors.Is(err, eventbus.ErrPluginScope) {
+	mustPluginSubscribe(t, bound, event, fromClient.Handle)
+	mustPluginSubscribe(t, unbound, event, fromOptions.Handle, eventbus.ForWorkspace("ws-1"), eventbus.InGroup("by-option"))
+	if _, err := eventbus.Subscribe(boundedCtx(t), bound, eventbus.Name[json.RawMessage](event), nop, eventbus.ForWorkspace("ws-2")); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Fatalf("subscribing a ws-1 client to ws-2: %v", err)
 	}
 
@@ -252,22 +255,22 @@ func TestPluginSubscribeRejectsBadInput(t *testing.T) {
 	ctx := boundedCtx(t)
 	for _, c := range []struct {
 		name string
-		opts eventbus.PluginSubscribeOptions
+		opts []eventbus.SubscribeOption
 		h    eventbus.Handler
 		want error
 	}{
-		{"core.user.created", eventbus.PluginSubscribeOptions{}, nop, eventbus.ErrInvalidTopic},
-		{"plugin.crm.contact.created", eventbus.PluginSubscribeOptions{}, nop, eventbus.ErrInvalidTopic},
-		{"dlq.core.user.created", eventbus.PluginSubscribeOptions{}, nop, eventbus.ErrInvalidTopic},
-		{"contact.created", eventbus.PluginSubscribeOptions{CoreEvent: true}, nop, eventbus.ErrInvalidTopic},
-		{"core.user.create", eventbus.PluginSubscribeOptions{CoreEvent: true}, nop, eventbus.ErrInvalidTopic},
-		{"core.user.created", eventbus.PluginSubscribeOptions{CoreEvent: true, PluginID: "crm"}, nop, eventbus.ErrInvalidConfig},
-		{"contact.created", eventbus.PluginSubscribeOptions{PluginID: "CRM"}, nop, eventbus.ErrInvalidPluginID},
-		{"contact.create", eventbus.PluginSubscribeOptions{}, nop, eventbus.ErrInvalidTopic},
-		{"contact.created", eventbus.PluginSubscribeOptions{}, nil, eventbus.ErrInvalidConfig},
+		{"dlq.core.user.created", nil, nop, eventbus.ErrInvalidTopic},
+		{"core.user.create", nil, nop, eventbus.ErrInvalidTopic},
+		{"plugin.crm.contact.create", nil, nop, eventbus.ErrInvalidTopic},
+		{"core.user.created", []eventbus.SubscribeOption{eventbus.FromPlugin("crm")}, nop, eventbus.ErrInvalidConfig},
+		{"plugin.billing.invoice.paid", []eventbus.SubscribeOption{eventbus.FromPlugin("crm")}, nop, eventbus.ErrInvalidConfig},
+		{"contact.created", []eventbus.SubscribeOption{eventbus.FromPlugin("CRM")}, nop, eventbus.ErrInvalidPluginID},
+		{"contact.create", nil, nop, eventbus.ErrInvalidTopic},
+		{"contact.created", []eventbus.SubscribeOption{eventbus.ForTenant("globex")}, nop, eventbus.ErrPluginScope},
+		{"contact.created", nil, nil, eventbus.ErrInvalidConfig},
 	} {
-		if _, err := crm.Subscribe(ctx, c.name, c.h, c.opts); !errors.Is(err, c.want) {
-			t.Errorf("Subscribe(%q, %+v) = %v, want %v", c.name, c.opts, err, c.want)
+		if _, err := eventbus.Subscribe(ctx, crm, eventbus.Name[json.RawMessage](c.name), c.h, c.opts...); !errors.Is(err, c.want) {
+			t.Errorf("Subscribe(%q) = %v, want %v", c.name, err, c.want)
 		}
 	}
 	if err := crm.Unsubscribe(ctx, "no-such-id"); !errors.Is(err, eventbus.ErrSubscriptionNotFound) {
@@ -275,7 +278,7 @@ func TestPluginSubscribeRejectsBadInput(t *testing.T) {
 	}
 	// A client cannot remove another client's subscription.
 	other := newPluginClient(t, bus, "crm", "globex", "")
-	id := mustPluginSubscribe(t, other, pluginEvent(t, "crm", "contact.created"), nop, eventbus.PluginSubscribeOptions{})
+	id := mustPluginSubscribe(t, other, pluginEvent(t, "crm", "contact.created"), nop)
 	if err := crm.Unsubscribe(ctx, id); !errors.Is(err, eventbus.ErrSubscriptionNotFound) {
 		t.Errorf("unsubscribe another client's subscription: %v", err)
 	}
@@ -318,7 +321,7 @@ func TestPluginTenantsInOneProcessLoseNothing(t *testing.T) {
 		recs[tenant] = eventbustest.NewRecorder()
 		// Every tenant's client uses the same group name, as one plugin's
 		// code would: the tenant makes the groups distinct.
-		mustPluginSubscribe(t, clients[tenant], event, recs[tenant].Handle, eventbus.PluginSubscribeOptions{GroupID: "invoices"})
+		mustPluginSubscribe(t, clients[tenant], event, recs[tenant].Handle, eventbus.InGroup("invoices"))
 	}
 	ids, markers := tenantRun(t, clients, event, 30)
 	for _, tenant := range tenants {
@@ -343,7 +346,7 @@ func TestPluginTenantsInSeveralProcessesLoseNothing(t *testing.T) {
 	for _, tenant := range append([]string{tenants[0]}, tenants...) {
 		bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 		p := newPluginClient(t, bus, "billing", tenant, "")
-		mustPluginSubscribe(t, p, event, recs[tenant].Handle, eventbus.PluginSubscribeOptions{GroupID: "invoices"})
+		mustPluginSubscribe(t, p, event, recs[tenant].Handle, eventbus.InGroup("invoices"))
 	}
 
 	publisher := eventbustest.NewBus(t, eventbus.Config{}, brokers...)

@@ -81,9 +81,6 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 // PluginID returns the plugin's ID.
 func (h *PluginHost) PluginID() string { return h.proto.scope.PluginID }
 
-// Bus returns the bus the host runs on.
-func (h *PluginHost) Bus() *Bus { return h.bus }
-
 // AddTenant starts serving tenantID, without a rebalance. After it
 // returns, every event of the tenant that the host handles is delivered:
 // all published from then on, and those still waiting in a group's
@@ -211,28 +208,11 @@ func (h *PluginHost) Client(tenantID string) (*PluginClient, error) {
 	return nil, fmt.Errorf("%w: plugin %q does not serve tenant %q (see PluginHost.AddTenant)", ErrPluginScope, h.PluginID(), tenantID)
 }
 
-// Topic returns the topic of one of the plugin's own events; see
-// PluginClient.Topic.
-func (h *PluginHost) Topic(eventName string) (string, error) { return h.proto.Topic(eventName) }
-
 // GroupID returns the consumer group a host subscription with group name
 // name joins: "plugin.<id>.<name>" (a name that already starts with
 // "plugin.<id>." is returned as it is). Unlike a PluginClient's, the group
 // has no tenant suffix: it is the same for every tenant.
 func (h *PluginHost) GroupID(name string) string { return h.proto.GroupID(name) }
-
-// Publish publishes data as the plugin's event eventName for the tenant of
-// ctx's event context — in a handler, the tenant of the event being
-// handled; elsewhere set it with WithEventContext. It fails with
-// ErrTenantRequired when ctx names no tenant and with ErrPluginScope when
-// the host does not serve it; see PluginClient.Publish for the rest.
-func (h *PluginHost) Publish(ctx context.Context, eventName string, data any, opts ...PublishOption) (string, error) {
-	bus, topic, meta, err := h.resolvePublish(ctx, eventName)
-	if err != nil {
-		return "", err
-	}
-	return bus.Publish(ctx, topic, data, meta, opts...)
-}
 
 // resolvePublish makes *PluginHost a Publisher (see WithPublish): the
 // tenant comes from the event context of ctx and must be served.
@@ -248,42 +228,6 @@ func (h *PluginHost) resolvePublish(ctx context.Context, eventName string) (*Bus
 		return nil, "", PublishMetadata{}, fmt.Errorf("publish %q: %w", eventName, err)
 	}
 	return c.resolvePublish(ctx, eventName)
-}
-
-// Subscribe calls handler for each event eventName of every tenant the
-// host serves, as Bus.Subscribe does, in one consumer group for all of
-// them (see GroupID). eventName resolves as on
-// PluginClient.Subscribe. opts.WorkspaceID is not supported (a host serves
-// whole tenants; filter workspaces in the handler, or use a PluginClient)
-// and fails with ErrInvalidConfig.
-func (h *PluginHost) Subscribe(ctx context.Context, eventName string, handler Handler, opts PluginSubscribeOptions) (string, error) {
-	topic, err := h.proto.subscribeTopic(eventName, opts)
-	if err != nil {
-		return "", err
-	}
-	if handler == nil {
-		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventName)
-	}
-	if opts.WorkspaceID != "" {
-		return "", fmt.Errorf("%w: a plugin host serves whole tenants; PluginSubscribeOptions.WorkspaceID %q is for a PluginClient (or filter by Event.WorkspaceID in the handler)",
-			ErrInvalidConfig, opts.WorkspaceID)
-	}
-	id, err := h.bus.subscribe(ctx, topic, h.scoped(handler), SubscribeOptions{
-		GroupID:  h.GroupID(opts.group(topic)),
-		Delivery: opts.Delivery,
-	}, h.serves)
-	if err != nil {
-		return "", err
-	}
-	h.subs.add(id)
-	return id, nil
-}
-
-// SubscribeHost subscribes a handler of typed events on a host; see
-// PluginHost.Subscribe. An event whose data does not decode into T is a
-// handler failure.
-func SubscribeHost[T any](ctx context.Context, h *PluginHost, name Name[T], handler func(context.Context, Event[T]) error, opts PluginSubscribeOptions) (string, error) {
-	return h.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
 // scoped wraps a handler so that it sees only served tenants (checked
@@ -382,19 +326,32 @@ func (h *PluginHost) dropFollower(f *lifecycleFollower, cause error) {
 	f.stop(cause)
 }
 
-// subscribeSpec makes *PluginHost a Subscriber (see InitializeHandlers):
-// names resolve as on a PluginClient. spec.TenantID and spec.WorkspaceID
-// are not supported (a host serves its tenant set) and fail.
+// subscribeSpec makes *PluginHost a Subscriber: it delivers the events of
+// every tenant the host serves in one consumer group for all of them (see
+// GroupID). ForTenant and ForWorkspace are not supported (a host serves
+// whole tenants; filter workspaces in the handler, or use a PluginClient)
+// and fail with ErrInvalidConfig.
 func (h *PluginHost) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
-	if spec.TenantID != "" {
-		return "", fmt.Errorf("%w: handler for %q asks for tenant %q; a plugin host serves the tenants added to it (AddTenant), not one per handler",
-			ErrInvalidConfig, spec.EventName, spec.TenantID)
+	if spec.tenantID != "" || spec.workspaceID != "" {
+		return "", fmt.Errorf("%w: subscribe %q: a plugin host serves the tenants added to it (AddTenant), not ForTenant/ForWorkspace "+
+			"(filter by Event.WorkspaceID in the handler, or subscribe on a PluginClient)", ErrInvalidConfig, spec.name)
 	}
-	name, opts, err := h.proto.specOptions(spec)
+	topic, err := resolveName(h.bus.client.cfg.TopicRules, spec.name, h.PluginID(), spec.pluginID)
 	if err != nil {
 		return "", err
 	}
-	return h.Subscribe(ctx, name, spec.Handler, opts)
+	if spec.handler == nil {
+		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, spec.name)
+	}
+	id, err := h.bus.subscribe(ctx, topic, h.scoped(spec.handler), subscribeOptions{
+		GroupID:  h.GroupID(groupName(spec.groupID, topic)),
+		Delivery: spec.delivery,
+	}, h.serves)
+	if err != nil {
+		return "", err
+	}
+	h.subs.add(id)
+	return id, nil
 }
 
 // FollowOptions say how FollowLifecycle reads the platform's lifecycle
@@ -408,9 +365,9 @@ type FollowOptions struct {
 	FromBeginning bool
 }
 
-// LifecycleEvents are the core events FollowLifecycle reads: installs and
+// lifecycleEvents are the core events FollowLifecycle reads: installs and
 // activations add a tenant, deactivations and uninstalls remove it.
-var LifecycleEvents = []string{
+var lifecycleEvents = []string{
 	"core.plugin.installed", "core.plugin.activated",
 	"core.plugin.deactivated", "core.plugin.uninstalled",
 }

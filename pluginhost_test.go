@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -90,9 +91,9 @@ func newHost(t *testing.T, bus *eventbus.Bus, pluginID string, tenants ...string
 	return h
 }
 
-func mustHostSubscribe(t *testing.T, h *eventbus.PluginHost, eventName string, fn eventbus.Handler, opts eventbus.PluginSubscribeOptions) string {
+func mustHostSubscribe(t *testing.T, h *eventbus.PluginHost, eventName string, fn eventbus.Handler, opts ...eventbus.SubscribeOption) string {
 	t.Helper()
-	id, err := h.Subscribe(boundedCtx(t), eventName, fn, opts)
+	id, err := eventbus.Subscribe(boundedCtx(t), h, eventbus.Name[json.RawMessage](eventName), fn, opts...)
 	if err != nil {
 		t.Fatalf("host %s subscribe %s: %v", h.PluginID(), eventName, err)
 	}
@@ -164,7 +165,7 @@ func TestPluginHostHundredTenantsEachGetsExactlyItsEvents(t *testing.T) {
 	}
 	host := newHost(t, bus, plugin, served...)
 	rec := newHostRecorder()
-	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{GroupID: "contacts"})
+	mustHostSubscribe(t, host, event, rec.Handle, eventbus.InGroup("contacts"))
 
 	// 3 events per served tenant, interleaved, and events of 10 tenants
 	// the host does not serve.
@@ -228,7 +229,7 @@ func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
 	plugin, event, topic := hostEvent(t, "deal.updated")
 	host := newHost(t, bus, plugin, "acme", "globex")
 	rec := newHostRecorder()
-	mustHostSubscribe(t, host, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+	mustHostSubscribe(t, host, event, rec.Handle)
 	group := host.GroupID(topic)
 
 	publish := func(round int) map[string]string {
@@ -284,7 +285,7 @@ func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 			globexCalls.Add(1)
 		}
 		return rec.Handle(ctx, ev)
-	}, eventbus.PluginSubscribeOptions{GroupID: "billing"})
+	}, eventbus.InGroup("billing"))
 
 	acme := eventbustest.MustPublish(t, bus, topic, map[string]int{"amount": 1}, eventbus.PublishMetadata{TenantID: "acme"})
 	globex := eventbustest.MustPublish(t, bus, topic, map[string]int{"amount": 2}, eventbus.PublishMetadata{TenantID: "globex"})
@@ -350,7 +351,7 @@ func TestPluginHostTwoProcessesShareTheWork(t *testing.T) {
 	for proc := range 2 {
 		bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 		host := newHost(t, bus, plugin, tenants...)
-		mustHostSubscribe(t, host, event, handler(proc), eventbus.PluginSubscribeOptions{GroupID: "orders"})
+		mustHostSubscribe(t, host, event, handler(proc), eventbus.InGroup("orders"))
 	}
 	var batch []eventbus.BatchEvent
 	for i := range total {
@@ -498,19 +499,18 @@ func TestPluginHostScope(t *testing.T) {
 		t.Errorf("Client(acme) = %+v, %v", c, err)
 	}
 	ctx := boundedCtx(t)
-	if _, err := host.Publish(ctx, "contact.created", 1); !errors.Is(err, eventbus.ErrTenantRequired) {
+	if _, err := eventbus.Publish(ctx, host, "contact.created", 1); !errors.Is(err, eventbus.ErrTenantRequired) {
 		t.Errorf("Publish without a tenant = %v, want ErrTenantRequired", err)
 	}
 	globex := eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "globex"})
-	if _, err := host.Publish(globex, "contact.created", 1); !errors.Is(err, eventbus.ErrPluginScope) {
+	if _, err := eventbus.Publish(globex, host, "contact.created", 1); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Errorf("Publish for a tenant not served = %v, want ErrPluginScope", err)
 	}
 	acme := eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"})
-	if _, err := host.Publish(acme, catalog.UserCreated.String(), 1); !errors.Is(err, eventbus.ErrPluginScope) {
+	if _, err := eventbus.Publish(acme, host, eventbus.Name[int](catalog.UserCreated), 1); !errors.Is(err, eventbus.ErrPluginScope) {
 		t.Errorf("Publish of a core event = %v, want ErrPluginScope", err)
 	}
-	if _, err := host.Subscribe(ctx, "contact.created", func(context.Context, eventbus.RawEvent) error { return nil },
-		eventbus.PluginSubscribeOptions{WorkspaceID: "w1"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, err := eventbus.Subscribe(ctx, host, "contact.created", func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.ForWorkspace("w1")); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Errorf("Subscribe with a workspace = %v, want ErrInvalidConfig", err)
 	}
 	if got := host.GroupID("crm-sync"); got != "plugin.crm.crm-sync" {
@@ -537,14 +537,14 @@ func TestPluginHostPublishesForTheHandledTenant(t *testing.T) {
 	in, out := pluginEvent(t, plugin, "user.created"), pluginEvent(t, plugin, "contact.created")
 	host := newHost(t, bus, plugin, "acme", "globex")
 	rec := newHostRecorder()
-	mustHostSubscribe(t, host, out, rec.Handle, eventbus.PluginSubscribeOptions{})
+	mustHostSubscribe(t, host, out, rec.Handle)
 	publishContact := eventbus.WithPublish(host, eventbus.Name[map[string]int](out), func(_ context.Context, n int) (map[string]int, error) {
 		return map[string]int{"n": n}, nil
 	})
 	mustHostSubscribe(t, host, in, func(ctx context.Context, ev eventbus.RawEvent) error {
 		_, err := publishContact(ctx, 1)
 		return err
-	}, eventbus.PluginSubscribeOptions{})
+	})
 	for _, tenant := range []string{"acme", "globex"} {
 		c, err := host.Client(tenant)
 		if err != nil {
@@ -575,7 +575,7 @@ func TestPluginHostDrainTenantWaitsForRunningHandlers(t *testing.T) {
 		once.Do(func() { close(started) })
 		<-release
 		return nil
-	}, eventbus.PluginSubscribeOptions{})
+	})
 	c, err := host.Client("acme")
 	if err != nil {
 		t.Fatal(err)

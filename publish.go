@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexica/eventbus/internal/tracing"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // PublishOption changes how one event is published.
@@ -181,12 +181,34 @@ func (b *Bus) PublishAsync(ctx context.Context, eventType string, data any, meta
 	return nil
 }
 
-// Publish publishes data of the type its name carries (see Name); see
-// Bus.Publish.
+// Publish publishes data, of the type its name carries (see Name), as the
+// event name on target (a *Bus, a *PluginClient or a *PluginHost), and
+// returns the event ID once the brokers acknowledged it:
 //
-//	eventbus.Publish(ctx, bus, catalog.UserCreated, catalog.UserCreatedData{...}, meta)
-func Publish[T any](ctx context.Context, b *Bus, name Name[T], data T, meta PublishMetadata, opts ...PublishOption) (string, error) {
-	return b.Publish(ctx, string(name), data, meta, opts...)
+//	ctx = eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"})
+//	id, err := eventbus.Publish(ctx, bus, catalog.UserCreated, catalog.UserCreatedData{...})
+//
+// The metadata comes from the event context of ctx on every target (see
+// Event context in the package documentation; in a handler it is the event
+// being handled). On a Bus name is the topic and the context must name a
+// tenant (ErrTenantRequired). On a PluginClient name is one of the plugin's
+// own events, resolved as Subscribe resolves names ("contact.created" and
+// "plugin.<id>.contact.created" are plugin.<id>.contact.created), published
+// for the client's tenant; a context of another tenant or workspace, or a
+// core.*, dlq.* or another plugin's name, fails with ErrPluginScope. On a
+// PluginHost it is the same, for the tenant of the context, which the host
+// must serve (ErrTenantRequired, ErrPluginScope). Delivery, sizes and
+// failures are as for Bus.Publish, the untyped form with explicit
+// metadata that relays use.
+func Publish[T any](ctx context.Context, target Publisher, name Name[T], data T, opts ...PublishOption) (string, error) {
+	if target == nil {
+		return "", fmt.Errorf("%w: Publish(%q) needs a target (a *Bus, *PluginClient or *PluginHost)", ErrInvalidConfig, string(name))
+	}
+	bus, topic, meta, err := target.resolvePublish(ctx, string(name))
+	if err != nil {
+		return "", err
+	}
+	return bus.Publish(ctx, topic, data, meta, opts...)
 }
 
 // BatchEvent is one event of a PublishBatch.

@@ -20,7 +20,7 @@ func TestPublishUnderAnOldTimestamp(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{DeliveryTimeout: time.Second})
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle)
 	old := time.Date(2019, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	id, err := bus.Publish(ctxT(t), topic, "replayed", meta, eventbus.WithTimestamp(old))

@@ -339,7 +339,7 @@ func TestHandlerPublishesWhileShutdownDrains(t *testing.T) {
 		_, err := bus.Publish(ctx, invoices, "for "+ev.ID, eventbus.PublishMetadata{TenantID: ev.TenantID})
 		followUp <- err
 		return err
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("billing")})
+	}, eventbus.InGroup(eventbustest.UniqueID("billing")))
 	eventbustest.MustPublish(t, bus, orders, "order", meta)
 	<-running
 

@@ -10,8 +10,7 @@ type eventContextKey struct{}
 
 // WithEventContext returns a context that carries meta as its event
 // context (see Event context in the package documentation), replacing any
-// it had. PluginClient.Publish, PluginHost.Publish and functions wrapped by
-// WithPublish read it: the tenant (which a PluginClient only checks
+// it had. Publish and functions wrapped by WithPublish read it: the tenant (which a PluginClient only checks
 // against its own), the workspace, the user, and the correlation and
 // causation IDs. Bus.Publish does not.
 //
@@ -42,10 +41,11 @@ func withIncomingEvent(ctx context.Context, ev RawEvent) context.Context {
 	})
 }
 
-// Publisher is where WithPublish publishes: a *Bus, a *PluginClient or a
-// *PluginHost. Event names resolve as on each: a full topic name on a Bus
-// ("core.user.created"), the plugin's own event name on a PluginClient or
-// a PluginHost ("contact.created").
+// Publisher is where Publish and WithPublish publish: a *Bus, a
+// *PluginClient or a *PluginHost. Event names resolve as on each: a full
+// topic name on a Bus ("core.user.created"), the plugin's own event name
+// on a PluginClient or a PluginHost ("contact.created"); the metadata is
+// the event context of ctx on all three.
 type Publisher interface {
 	// resolvePublish checks eventName and the event context of ctx before
 	// anything runs, and returns the bus, topic and metadata to publish

@@ -34,7 +34,7 @@ func TestWithPublishOnBus(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{MaxEventBytes: 4096})
 	topic := eventbustest.UniqueTopic(t, "core.contact.created")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle)
 
 	calls := 0
 	create := eventbus.WithPublish(bus, eventbus.Name[contactOutput](topic), func(_ context.Context, in contactInput) (contactOutput, error) {
@@ -90,7 +90,7 @@ func TestWithPublishOnPluginClient(t *testing.T) {
 	crm := newPluginClient(t, bus, "crm", "acme", "ws-1")
 	event := pluginEvent(t, "crm", "contact.created")
 	rec := eventbustest.NewRecorder()
-	mustPluginSubscribe(t, crm, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+	mustPluginSubscribe(t, crm, event, rec.Handle)
 
 	create := eventbus.WithPublish(crm, eventbus.Name[contactOutput](event), func(_ context.Context, in contactInput) (contactOutput, error) {
 		return contactOutput{ContactID: "c-1", Name: in.Name}, nil

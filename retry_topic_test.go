@@ -45,8 +45,7 @@ func TestRetryTopicStartsAtItsOwnEnd(t *testing.T) {
 		}
 	}
 	retryEnds := endOffsets(t, bus, retryTopic)
-	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error { return nil },
-		eventbus.SubscribeOptions{GroupID: "plugin.crm.sync"})
+	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.InGroup("plugin.crm.sync"))
 	adm, err := bus.Client().Admin()
 	if err != nil {
 		t.Fatal(err)

@@ -27,13 +27,13 @@ func TestShutdownWithoutDeadlineReturnsWithinShutdownTimeout(t *testing.T) {
 		close(deafRunning)
 		<-release // ignores ctx
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("deaf")})
+	}, eventbus.InGroup(eventbustest.UniqueID("deaf")))
 	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
 		close(politeRunning)
 		<-ctx.Done()
 		politeCancelled <- time.Now()
 		return ctx.Err()
-	}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("polite")})
+	}, eventbus.InGroup(eventbustest.UniqueID("polite")))
 	eventbustest.MustPublish(t, bus, topic, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: "acme"})
 	for _, running := range []chan struct{}{deafRunning, politeRunning} {
 		select {

@@ -43,25 +43,14 @@ func (o Ordering) String() string {
 	return fmt.Sprintf("Ordering(%d)", int(o))
 }
 
-// SubscribeOptions say which consumer group a subscription joins, which
-// events it wants, and how they are delivered.
-type SubscribeOptions struct {
-	// GroupID is the consumer group. Instances with the same GroupID (and the
-	// same filter) share the work; different groups each get every event.
-	// Default "<ClientID>.<eventType>".
+// subscribeOptions are a Bus subscription's group, filters and delivery,
+// as the options of a HandlerSpec set them.
+type subscribeOptions struct {
+	// GroupID is the consumer group; default "<ClientID>.<topic>".
 	GroupID string
-	// TenantID, when set, delivers only that tenant's events. The filter
-	// is part of the group's identity: the group joined is
-	// "<GroupID>.tenant.<TenantID>" (see EffectiveGroupID). It must be a
-	// valid tenant ID (ValidateTenantID: letters, digits, '-', '_', no
-	// dots), so no two filters join the same group; else Subscribe fails
-	// with ErrInvalidTenantID.
-	TenantID string
-	// WorkspaceID, when set, delivers only that workspace's events; it needs
-	// TenantID. It too is part of the group's identity, and is checked by
-	// ValidateWorkspaceID (ErrInvalidWorkspaceID).
-	WorkspaceID string
-	// Delivery: start position, ordering, concurrency, failure policy.
+	// TenantID and WorkspaceID filter the events; both are part of the
+	// group's identity (see EffectiveGroupID).
+	TenantID, WorkspaceID string
 	Delivery
 }
 
@@ -114,25 +103,12 @@ func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
 	return g
 }
 
-// Subscribe calls handler for each event of eventType (a core or plugin
-// topic) that passes the options' tenant and workspace filters, at least
-// once, as opts.Delivery says (see Delivery in the package documentation).
-// It returns the subscription's ID once the group has joined and its
-// partitions are assigned, so events published after it returns are
-// delivered. A bad or dlq.* topic fails with ErrInvalidTopic; the same
-// topic twice in one group of this process with ErrDuplicateSubscription;
-// a tenant or workspace filter that is not a valid ID with
-// ErrInvalidTenantID or ErrInvalidWorkspaceID; other bad options with
-// ErrInvalidConfig.
-func (b *Bus) Subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions) (string, error) {
-	return b.subscribe(ctx, eventType, handler, opts, nil)
-}
-
-// subscribe is Subscribe with a bus-internal tenant filter: when accept is
+// subscribe subscribes handler to the topic eventType (see Subscribe),
+// with a bus-internal tenant filter: when accept is
 // not nil, events of a tenant it rejects are skipped by header, before
 // decoding, and committed (a PluginHost passes the set of tenants it
 // serves, which changes at run time without touching the group).
-func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, opts SubscribeOptions, accept func(tenant []byte) bool) (string, error) {
+func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, opts subscribeOptions, accept func(tenant []byte) bool) (string, error) {
 	if b.closing.Load() {
 		return "", shuttingDown()
 	}
@@ -147,15 +123,15 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, eventType)
 	}
 	if opts.WorkspaceID != "" && opts.TenantID == "" {
-		return "", fmt.Errorf("%w: SubscribeOptions.WorkspaceID %q needs a TenantID too (workspaces belong to tenants)", ErrInvalidConfig, opts.WorkspaceID)
+		return "", fmt.Errorf("%w: ForWorkspace(%q) on a Bus needs ForTenant too (workspaces belong to tenants)", ErrInvalidConfig, opts.WorkspaceID)
 	}
 	if opts.TenantID != "" {
 		if err := ValidateTenantID(opts.TenantID); err != nil {
-			return "", fmt.Errorf("subscribe %s: SubscribeOptions.TenantID: %w", eventType, err)
+			return "", fmt.Errorf("subscribe %s: ForTenant: %w", eventType, err)
 		}
 	}
 	if err := ValidateWorkspaceID(opts.WorkspaceID); err != nil {
-		return "", fmt.Errorf("subscribe %s: SubscribeOptions.WorkspaceID: %w", eventType, err)
+		return "", fmt.Errorf("subscribe %s: ForWorkspace: %w", eventType, err)
 	}
 	opts.Delivery = opts.Delivery.withDefaults()
 	if err := opts.Delivery.validate(); err != nil {
@@ -222,12 +198,6 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 		return "", fmt.Errorf("subscribe %s in group %s: the group did not assign partitions in time: %w", eventType, g.id, err)
 	}
 	return sub.id, nil
-}
-
-// Subscribe subscribes a handler of typed events; see Bus.Subscribe. An event
-// whose data does not decode into T is a handler failure.
-func Subscribe[T any](ctx context.Context, b *Bus, name Name[T], handler func(context.Context, Event[T]) error, opts SubscribeOptions) (string, error) {
-	return b.Subscribe(ctx, string(name), typedHandler(handler), opts)
 }
 
 // Unsubscribe stops a subscription: its handler is not called again, its

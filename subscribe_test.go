@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -22,8 +23,8 @@ func TestTwoTopicsShareOneGroup(t *testing.T) {
 	deleted := eventbustest.UniqueTopic(t, "core.user.deleted")
 	group := eventbustest.UniqueID("crm-sync")
 	recCreated, recDeleted := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, created, recCreated.Handle, eventbus.SubscribeOptions{GroupID: group})
-	eventbustest.MustSubscribe(t, bus, deleted, recDeleted.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, created, recCreated.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, bus, deleted, recDeleted.Handle, eventbus.InGroup(group))
 
 	c := eventbustest.MustPublish(t, bus, created, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	d := eventbustest.MustPublish(t, bus, deleted, 2, eventbus.PublishMetadata{TenantID: "acme"})
@@ -37,28 +38,29 @@ func TestSubscriptionConflicts(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	other := eventbustest.UniqueTopic(t, "core.user.updated")
 	group := eventbustest.UniqueID("g")
-	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.InGroup(group))
 	ctx := ctxT(t)
-	if _, err := bus.Subscribe(ctx, topic, nop, eventbus.SubscribeOptions{GroupID: group}); !errors.Is(err, eventbus.ErrDuplicateSubscription) {
+	if _, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), nop, eventbus.InGroup(group)); !errors.Is(err, eventbus.ErrDuplicateSubscription) {
 		t.Fatalf("same topic twice in one group: %v", err)
 	}
 	// Another topic joins the group's consumer.
-	eventbustest.MustSubscribe(t, bus, other, nop, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, other, nop, eventbus.InGroup(group))
 	// A tenant filter is its own group, so the same topic may be subscribed there.
-	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.SubscribeOptions{GroupID: group, TenantID: "acme"})
+	eventbustest.MustSubscribe(t, bus, topic, nop, eventbus.InGroup(group), eventbus.ForTenant("acme"))
 	for _, bad := range []struct {
 		topic string
 		h     eventbus.Handler
-		opts  eventbus.SubscribeOptions
+		opts  []eventbus.SubscribeOption
 		want  error
 	}{
-		{"core.user.create", nop, eventbus.SubscribeOptions{}, eventbus.ErrInvalidTopic},
-		{"dlq." + topic, nop, eventbus.SubscribeOptions{}, eventbus.ErrInvalidTopic},
-		{topic, nil, eventbus.SubscribeOptions{GroupID: "x"}, eventbus.ErrInvalidConfig},
-		{topic, nop, eventbus.SubscribeOptions{GroupID: "y", WorkspaceID: "ws"}, eventbus.ErrInvalidConfig},
+		{"core.user.create", nop, nil, eventbus.ErrInvalidTopic},
+		{"dlq." + topic, nop, nil, eventbus.ErrInvalidTopic},
+		{"contact.created", nop, nil, eventbus.ErrInvalidTopic},
+		{topic, nil, []eventbus.SubscribeOption{eventbus.InGroup("x")}, eventbus.ErrInvalidConfig},
+		{topic, nop, []eventbus.SubscribeOption{eventbus.InGroup("y"), eventbus.ForWorkspace("ws")}, eventbus.ErrInvalidConfig},
 	} {
-		if _, err := bus.Subscribe(ctx, bad.topic, bad.h, bad.opts); !errors.Is(err, bad.want) {
-			t.Errorf("Subscribe(%q, %+v) = %v, want %v", bad.topic, bad.opts, err, bad.want)
+		if _, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](bad.topic), bad.h, bad.opts...); !errors.Is(err, bad.want) {
+			t.Errorf("Subscribe(%q) = %v, want %v", bad.topic, err, bad.want)
 		}
 	}
 	if err := bus.Unsubscribe(ctx, "no-such-id"); !errors.Is(err, eventbus.ErrSubscriptionNotFound) {
@@ -73,8 +75,8 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	b := eventbustest.UniqueTopic(t, "core.user.deleted")
 	group := eventbustest.UniqueID("g")
 	recA, recB := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	idA := eventbustest.MustSubscribe(t, bus, a, recA.Handle, eventbus.SubscribeOptions{GroupID: group})
-	eventbustest.MustSubscribe(t, bus, b, recB.Handle, eventbus.SubscribeOptions{GroupID: group})
+	idA := eventbustest.MustSubscribe(t, bus, a, recA.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, bus, b, recB.Handle, eventbus.InGroup(group))
 	if err := bus.Unsubscribe(ctxT(t), idA); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	}
 	// The group, and the topic in it, can be subscribed again.
 	again := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, a, again.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, a, again.Handle, eventbus.InGroup(group))
 }
 
 // An event published right after Subscribe returns is delivered to a new
@@ -97,7 +99,7 @@ func TestNoEventLostRightAfterSubscribe(t *testing.T) {
 	for range 30 {
 		topic := eventbustest.UniqueTopic(t, "core.user.created")
 		rec := eventbustest.NewRecorder()
-		eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("g")})
+		eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("g")))
 		rec.WaitForID(t, eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 }
@@ -113,8 +115,8 @@ func TestFromBeginningPerTopicInOneGroup(t *testing.T) {
 	eventbustest.MustPublish(t, bus, live, "old", meta)
 	group := eventbustest.UniqueID("g")
 	recHistory, recLive := eventbustest.NewRecorder(), eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, history, recHistory.Handle, eventbus.SubscribeOptions{GroupID: group, Delivery: eventbus.Delivery{FromBeginning: true}})
-	eventbustest.MustSubscribe(t, bus, live, recLive.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, history, recHistory.Handle, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
+	eventbustest.MustSubscribe(t, bus, live, recLive.Handle, eventbus.InGroup(group))
 	recHistory.WaitForID(t, old)
 	fresh := eventbustest.MustPublish(t, bus, live, "new", meta)
 	assertIDs(t, "live", recLive.WaitFor(t, 1), fresh)
@@ -131,7 +133,7 @@ func TestCommitsTheLastBatchWithoutAnotherFetch(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("mailer")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: group})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
 	const events = 5
 	for i := range events {
 		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})

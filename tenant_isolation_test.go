@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,7 +43,7 @@ func scopeMismatch(topic, id, headerTenant, headerWorkspace, bodyTenant, bodyWor
 
 // TestScopeMismatchIsMalformedOnEveryPath: a record whose tenant-id (or
 // workspace-id) header and event disagree is dead-lettered as malformed
-// by Bus.Subscribe, PluginClient and PluginHost alike, and delivered by
+// by Subscribe on a Bus, PluginClient and PluginHost alike, and delivered by
 // none of them.
 func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 	t.Parallel()
@@ -76,9 +77,9 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 	wsCtx := eventbus.WithEventContext(context.Background(), eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "w1"})
 	paths := []path{
 		{
-			name: "Bus.Subscribe", topic: busTopic, group: eventbus.EffectiveGroupID(busGroup, "acme", "w1"),
+			name: "Subscribe on a Bus", topic: busTopic, group: eventbus.EffectiveGroupID(busGroup, "acme", "w1"),
 			subscribe: func(topic string, h eventbus.Handler) {
-				eventbustest.MustSubscribe(t, bus, topic, h, eventbus.SubscribeOptions{GroupID: busGroup, TenantID: "acme", WorkspaceID: "w1"})
+				eventbustest.MustSubscribe(t, bus, topic, h, eventbus.InGroup(busGroup), eventbus.ForTenant("acme"), eventbus.ForWorkspace("w1"))
 			},
 			publish: func() string {
 				return eventbustest.MustPublish(t, bus, busTopic, "good", eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "w1"})
@@ -87,17 +88,17 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 		{
 			name: "PluginClient", topic: "plugin." + clientPlugin + "." + clientEvent, group: eventbus.EffectiveGroupID(acmeClient.GroupID("plugin."+clientPlugin+"."+clientEvent), "acme", "w1"),
 			subscribe: func(_ string, h eventbus.Handler) {
-				mustPluginSubscribe(t, acmeClient, clientEvent, h, eventbus.PluginSubscribeOptions{})
+				mustPluginSubscribe(t, acmeClient, clientEvent, h)
 			},
 			publish: func() string { return mustPluginPublish(t, acmeClient, clientEvent, "good") },
 		},
 		{
 			name: "PluginHost", topic: "plugin." + hostPlugin + "." + hostEvent, group: host.GroupID("plugin." + hostPlugin + "." + hostEvent),
 			subscribe: func(_ string, h eventbus.Handler) {
-				mustHostSubscribe(t, host, hostEvent, h, eventbus.PluginSubscribeOptions{})
+				mustHostSubscribe(t, host, hostEvent, h)
 			},
 			publish: func() string {
-				id, err := hostAcme.Publish(wsCtx, hostEvent, "good")
+				id, err := eventbus.Publish(wsCtx, hostAcme, eventbus.Name[string](hostEvent), "good")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -152,19 +153,18 @@ func TestTenantIDsCannotShareAGroup(t *testing.T) {
 	event := pluginEvent(t, plugin, "deal.updated")
 	a := newPluginClient(t, busA, plugin, "acme", "w1")
 	rec := eventbustest.NewRecorder()
-	mustPluginSubscribe(t, a, event, rec.Handle, eventbus.PluginSubscribeOptions{})
+	mustPluginSubscribe(t, a, event, rec.Handle)
 
 	b, errB := eventbus.NewPluginClient(busB, eventbus.PluginScope{PluginID: plugin, TenantID: "acme.workspace.w1"})
 	if errB == nil {
-		mustPluginSubscribe(t, b, event, func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.PluginSubscribeOptions{})
+		mustPluginSubscribe(t, b, event, func(context.Context, eventbus.RawEvent) error { return nil })
 	}
-	// The same through Bus.Subscribe: a group of its own for each scope.
+	// The same through Subscribe on a Bus: a group of its own for each scope.
 	topic := "plugin." + plugin + "." + event
 	group := eventbustest.UniqueID("g")
 	busRec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, busA, topic, busRec.Handle, eventbus.SubscribeOptions{GroupID: group, TenantID: "acme", WorkspaceID: "w1"})
-	_, errBus := busB.Subscribe(ctxT(t), topic, func(context.Context, eventbus.RawEvent) error { return nil },
-		eventbus.SubscribeOptions{GroupID: group, TenantID: "acme.workspace.w1"})
+	eventbustest.MustSubscribe(t, busA, topic, busRec.Handle, eventbus.InGroup(group), eventbus.ForTenant("acme"), eventbus.ForWorkspace("w1"))
+	_, errBus := eventbus.Subscribe(ctxT(t), busB, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.InGroup(group), eventbus.ForTenant("acme.workspace.w1"))
 
 	// Keys spread the events over every partition, so each member of a
 	// shared group would own some of them.
@@ -176,7 +176,7 @@ func TestTenantIDsCannotShareAGroup(t *testing.T) {
 		rec.WaitForID(t, id)
 		busRec.WaitForID(t, id)
 	}
-	for name, err := range map[string]error{"NewPluginClient": errB, "Bus.Subscribe": errBus} {
+	for name, err := range map[string]error{"NewPluginClient": errB, "Subscribe on a Bus": errBus} {
 		if !errors.Is(err, eventbus.ErrInvalidTenantID) || !strings.Contains(err.Error(), `"acme.workspace.w1"`) {
 			t.Errorf("%s with tenant \"acme.workspace.w1\": %v, want ErrInvalidTenantID naming it", name, err)
 		}
@@ -230,12 +230,11 @@ func TestValidateTenantID(t *testing.T) {
 	}
 	p := newPluginClient(t, bus, "crm", "acme", "")
 	ctx := eventbus.WithEventContext(ctxT(t), eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "w.1"})
-	if _, err := p.Publish(ctx, "contact.created", 1); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
-		t.Errorf("PluginClient.Publish with the context's workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
+	if _, err := eventbus.Publish(ctx, p, "contact.created", 1); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
+		t.Errorf("Publish on a PluginClient with the context's workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
 	}
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	if _, err := bus.Subscribe(ctxT(t), topic, func(context.Context, eventbus.RawEvent) error { return nil },
-		eventbus.SubscribeOptions{TenantID: "acme", WorkspaceID: "w.1"}); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
+	if _, err := eventbus.Subscribe(ctxT(t), bus, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.ForTenant("acme"), eventbus.ForWorkspace("w.1")); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
 		t.Errorf("Subscribe with workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
 	}
 }

@@ -94,11 +94,6 @@ func NewTopicRules(extraActions ...string) (*TopicRules, error) {
 	return &TopicRules{r}, nil
 }
 
-// AllowedActions returns the allow-list: the actions accepted although they
-// are not past tenses, sorted. It holds some past forms too (sent, built,
-// read), from before every past form was accepted. The slice is a copy.
-func (r *TopicRules) AllowedActions() []string { return r.get().AllowedActions() }
-
 // ValidateTopic checks name against r. The error wraps ErrInvalidTopic (and
 // ErrInvalidPluginID when the plugin ID is at fault), names the rule that
 // failed and, when one can be derived, a corrected name.
@@ -197,7 +192,7 @@ func (m *TopicManager) validateCached(name string) error {
 	if _, ok := m.valid.Load(name); ok {
 		return nil
 	}
-	if err := m.ValidateTopic(name); err != nil {
+	if err := m.client.cfg.TopicRules.ValidateTopic(name); err != nil {
 		return err
 	}
 	if m.validCount.Load() < maxCachedValidTopics {
@@ -225,11 +220,6 @@ func (m *TopicManager) topicAdmin() (*topicadmin.Admin, error) {
 
 func newTopicManager(c *Client) *TopicManager { return &TopicManager{client: c} }
 
-// ValidateTopic checks name against the client's topic rules.
-func (m *TopicManager) ValidateTopic(name string) error {
-	return m.client.cfg.TopicRules.ValidateTopic(name)
-}
-
 // Rules returns the topic rules in force.
 func (m *TopicManager) Rules() *TopicRules { return m.client.cfg.TopicRules }
 
@@ -254,7 +244,7 @@ func (m *TopicManager) EnsureTopic(ctx context.Context, topic string, opts ...To
 
 // ensureTopic is EnsureTopic with the creation bounded by timeout.
 func (m *TopicManager) ensureTopic(ctx context.Context, topic string, timeout time.Duration, opts ...TopicOption) error {
-	if err := m.ValidateTopic(topic); err != nil {
+	if err := m.client.cfg.TopicRules.ValidateTopic(topic); err != nil {
 		return err
 	}
 	admin, err := m.topicAdmin()

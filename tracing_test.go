@@ -40,7 +40,7 @@ func TestTracingFollowsAnEventThroughTheDLQ(t *testing.T) {
 			return errors.New("ledger unavailable")
 		}
 		return done.Handle(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme", CorrelationID: "corr-42"})
 	done.WaitForID(t, id)
 	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusResolved))

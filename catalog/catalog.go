@@ -7,11 +7,11 @@
 //		func(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
 //			log.Printf("tenant %s: new user %s", ev.TenantID, ev.Data.Email)
 //			return nil
-//		}, eventbus.SubscribeOptions{GroupID: "welcome-mails"})
+//		}, eventbus.InGroup("welcome-mails"))
 //
+//	ctx = eventbus.WithEventContext(ctx, eventbus.PublishMetadata{TenantID: "acme"})
 //	eventbus.Publish(ctx, bus, catalog.UserCreated,
-//		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"},
-//		eventbus.PublishMetadata{TenantID: "acme"})
+//		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"})
 //
 // # Events
 //

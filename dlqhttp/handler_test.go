@@ -65,7 +65,7 @@ func newFixture(t *testing.T) *fixture {
 		return eventbus.Permanent(errors.New("ledger rejected the event"))
 	}
 	for _, topic := range []string{f.topicA, f.topicB} {
-		eventbustest.MustSubscribe(t, f.bus, topic, handler, eventbus.SubscribeOptions{GroupID: f.group})
+		eventbustest.MustSubscribe(t, f.bus, topic, handler, eventbus.InGroup(f.group))
 	}
 	publish := func(name, topic, tenant string, data any, opts ...eventbus.PublishOption) {
 		id := eventbustest.MustPublish(t, f.bus, topic, data, eventbus.PublishMetadata{TenantID: tenant}, opts...)

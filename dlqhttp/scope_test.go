@@ -36,7 +36,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 	handler := func(context.Context, eventbus.RawEvent) error {
 		return eventbus.Permanent(fmt.Errorf("POST https://bob:%s@auth.example.com/login?client_secret=%s failed: Authorization: Bearer %s", secret, secret, secret))
 	}
-	eventbustest.MustSubscribe(t, f.bus, f.topicA, handler, eventbus.SubscribeOptions{GroupID: f.group})
+	eventbustest.MustSubscribe(t, f.bus, f.topicA, handler, eventbus.InGroup(f.group))
 	id := eventbustest.MustPublish(t, f.bus, f.topicA, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: f.tenantA})
 	f.ids["failing"] = eventbus.FailedEventID(f.group, f.topicA, f.tenantA, id)
 

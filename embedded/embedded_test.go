@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/embedded"
-	"github.com/plexica/eventbus/internal/testcerts"
+	"github.com/plexica/eventbus/eventbustest/testcerts"
 )
 
 // advertised returns the broker addresses the cluster's metadata names.

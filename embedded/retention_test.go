@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus/embedded"
-	"github.com/plexica/eventbus/internal/testcerts"
+	"github.com/plexica/eventbus/eventbustest/testcerts"
 )
 
 // retained sums what the broker reports holding per topic through

@@ -7,7 +7,7 @@
 //		bus := eventbustest.NewBus(t, eventbus.Config{})
 //		topic := eventbustest.UniqueTopic(t, "core.user.created")
 //		rec := eventbustest.NewRecorder()
-//		eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+//		eventbustest.MustSubscribe(t, bus, topic, rec.Handle)
 //		...
 //		rec.WaitFor(t, 1)
 //	}
@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"strings"
 	"sync"
@@ -154,12 +155,14 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
-// MustSubscribe subscribes or fails the test.
-func MustSubscribe(t testing.TB, bus *eventbus.Bus, eventType string, h eventbus.Handler, opts eventbus.SubscribeOptions) string {
+// MustSubscribe subscribes the raw handler h to eventType on target (a
+// *Bus, *PluginClient or *PluginHost; see eventbus.Subscribe) or fails the
+// test.
+func MustSubscribe(t testing.TB, target eventbus.Subscriber, eventType string, h eventbus.Handler, opts ...eventbus.SubscribeOption) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
-	id, err := bus.Subscribe(ctx, eventType, h, opts)
+	id, err := eventbus.Subscribe(ctx, target, eventbus.Name[json.RawMessage](eventType), h, opts...)
 	if err != nil {
 		t.Fatalf("subscribe %s: %v", eventType, err)
 	}

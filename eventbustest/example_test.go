@@ -29,17 +29,16 @@ type mailQueued struct {
 // into a queued welcome mail. The topics are parameters so that a test can
 // give unique ones.
 func subscribeWelcomeMails(ctx context.Context, bus *eventbus.Bus, usersTopic, mailsTopic string) error {
-	_, err := eventbus.Subscribe(ctx, bus, eventbus.Name[userCreated](usersTopic),
-		func(ctx context.Context, ev eventbus.Event[userCreated]) error {
-			if ev.Data.Email == "" {
-				return eventbus.Permanent(fmt.Errorf("user %s has no email", ev.Data.UserID))
-			}
-			// ctx carries the handled event: the mail keeps its tenant and
-			// correlation ID and names it as its cause.
-			meta, _ := eventbus.EventContextFrom(ctx)
-			_, err := bus.Publish(ctx, mailsTopic, mailQueued{To: ev.Data.Email, Template: "welcome"}, meta)
-			return err
-		}, eventbus.SubscribeOptions{GroupID: "welcome-mails"})
+	_, err := eventbus.Subscribe(ctx, bus, eventbus.Name[userCreated](usersTopic), func(ctx context.Context, ev eventbus.Event[userCreated]) error {
+		if ev.Data.Email == "" {
+			return eventbus.Permanent(fmt.Errorf("user %s has no email", ev.Data.UserID))
+		}
+		// ctx carries the handled event: the mail keeps its tenant and
+		// correlation ID and names it as its cause.
+		meta, _ := eventbus.EventContextFrom(ctx)
+		_, err := bus.Publish(ctx, mailsTopic, mailQueued{To: ev.Data.Email, Template: "welcome"}, meta)
+		return err
+	}, eventbus.InGroup("welcome-mails"))
 	return err
 }
 
@@ -50,7 +49,7 @@ func TestWelcomeMailIsQueued(t *testing.T) {
 	mails := eventbustest.UniqueTopic(t, "core.mail.queued")
 
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, mails, rec.Handle, eventbus.SubscribeOptions{GroupID: "test"})
+	eventbustest.MustSubscribe(t, bus, mails, rec.Handle, eventbus.InGroup("test"))
 	if err := subscribeWelcomeMails(ctx, bus, users, mails); err != nil {
 		t.Fatal(err)
 	}

@@ -118,8 +118,8 @@ func BenchmarkPushDelivery(b *testing.B) {
 	for b.Loop() {
 		b.Run("library", func(b *testing.B) {
 			drain(b, func(handle func()) error {
-				_, err := bus.Subscribe(ctx, topic, func(context.Context, eventbus.RawEvent) error { handle(); return nil },
-					eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("bench-lib"), Delivery: eventbus.Delivery{FromBeginning: true}})
+				_, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error { handle(); return nil },
+					eventbus.InGroup(eventbustest.UniqueID("bench-lib")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 				return err
 			})
 		})
@@ -194,12 +194,12 @@ func BenchmarkPushLatency(b *testing.B) {
 		b.Run("library", func(b *testing.B) {
 			topic := eventbustest.UniqueTopic(b, "core.order.placed")
 			measure(b, topic, func(record func(int64)) error {
-				_, err := bus.Subscribe(ctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+				_, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
 					var s stamped
 					_ = json.Unmarshal(ev.Data, &s)
 					record(s.Sent)
 					return nil
-				}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("lat-lib")})
+				}, eventbus.InGroup(eventbustest.UniqueID("lat-lib")))
 				return err
 			})
 		})

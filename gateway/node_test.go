@@ -79,7 +79,7 @@ func TestNodePluginLoop(t *testing.T) {
 	}()
 
 	contacts := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, f.bus, contactTopic, contacts.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, f.bus, contactTopic, contacts.Handle)
 	subscribe(t, f, gateway.Subscription{Name: eventbustest.UniqueID("crm-contacts"), Events: []string{userTopic}, Endpoint: endpoint})
 	id := eventbustest.MustPublish(t, f.bus, userTopic, map[string]string{"userId": "u-1", "email": "a@acme.test"},
 		eventbus.PublishMetadata{TenantID: "acme", CorrelationID: "signup-1"})

@@ -57,12 +57,16 @@ func (g *Gateway) Subscribe(ctx context.Context, s Subscription) error {
 	g.subs[s.Name] = p // reserved while it starts
 	g.mu.Unlock()
 	for _, topic := range s.Events {
-		id, err := g.cfg.Bus.Subscribe(ctx, topic, handler, eventbus.SubscribeOptions{
-			GroupID: s.Group, TenantID: s.TenantID, WorkspaceID: s.WorkspaceID,
-			Delivery: eventbus.Delivery{
-				FromBeginning: s.FromBeginning, Ordering: ordering, MaxConcurrency: s.MaxConcurrency,
-			},
-		})
+		opts := []eventbus.SubscribeOption{eventbus.InGroup(s.Group), eventbus.WithDelivery(eventbus.Delivery{
+			FromBeginning: s.FromBeginning, Ordering: ordering, MaxConcurrency: s.MaxConcurrency,
+		})}
+		if s.TenantID != "" {
+			opts = append(opts, eventbus.ForTenant(s.TenantID))
+		}
+		if s.WorkspaceID != "" {
+			opts = append(opts, eventbus.ForWorkspace(s.WorkspaceID))
+		}
+		id, err := eventbus.Subscribe(ctx, g.cfg.Bus, eventbus.Name[json.RawMessage](topic), handler, opts...)
 		if err != nil {
 			p.stop(context.WithoutCancel(ctx))
 			g.mu.Lock()

@@ -195,8 +195,7 @@ func BenchmarkInboxCost(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			eventbustest.MustSubscribe(b, bus, topic, h, eventbus.SubscribeOptions{GroupID: group,
-				Delivery: eventbus.Delivery{FromBeginning: true, MaxConcurrency: concurrency}})
+			eventbustest.MustSubscribe(b, bus, topic, h, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true, MaxConcurrency: concurrency}))
 			var end time.Time
 			select {
 			case end = <-done:
@@ -257,7 +256,7 @@ func BenchmarkCommitToHandler(b *testing.B) {
 		}
 		latencies <- time.Since(time.Unix(0, committed))
 		return nil
-	}, eventbus.SubscribeOptions{})
+	})
 	r, err := outbox.NewRelay(pool, bus, outbox.RelayConfig{})
 	if err != nil {
 		b.Fatal(err)

@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,8 +71,7 @@ func runHelper(args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := bus.Subscribe(ctx, args[3], in.Handler(args[4], slowEffect),
-			eventbus.SubscribeOptions{GroupID: args[4], Delivery: eventbus.Delivery{FromBeginning: true}}); err != nil {
+		if _, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](args[3]), in.Handler(args[4], slowEffect), eventbus.InGroup(args[4]), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true})); err != nil {
 			return err
 		}
 		select {} // until killed
@@ -205,7 +205,7 @@ func TestInboxConsumerKilledMidBacklog(t *testing.T) {
 			ran.Add(1)
 		}
 		return err
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	eventbustest.Eventually(t, "every event's effect", func() error {
 		if n := count(t, pool, "SELECT count(DISTINCT event_id) FROM effects"); n != events {
 			return fmt.Errorf("%d events have their effect", n)

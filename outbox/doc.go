@@ -92,7 +92,7 @@
 //		outbox.Handle(in, "mailer", func(ctx context.Context, tx pgx.Tx, ev eventbus.Event[catalog.UserCreatedData]) error {
 //			_, err := tx.Exec(ctx, "INSERT INTO welcome_mails (user_id) VALUES ($1)", ev.Data.UserID)
 //			return err
-//		}), eventbus.SubscribeOptions{GroupID: "mailer"})
+//		}), eventbus.InGroup("mailer"))
 //
 // Records are kept for InboxConfig.Retention (default 7 days): an event
 // redelivered after that is handled again. Only the work done in the

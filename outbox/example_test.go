@@ -52,11 +52,10 @@ func Example() {
 	// Consuming side: one invoice per order, however often it is delivered.
 	in, _ := outbox.NewInbox(pool, outbox.InboxConfig{})
 	go in.Run(ctx)
-	_, err = eventbus.Subscribe(ctx, bus, orderPlaced,
-		outbox.Handle(in, "billing", func(ctx context.Context, tx pgx.Tx, ev eventbus.Event[OrderPlaced]) error {
-			_, err := tx.Exec(ctx, "INSERT INTO invoices (order_id) VALUES ($1)", ev.Data.OrderID)
-			return err
-		}), eventbus.SubscribeOptions{GroupID: "billing"})
+	_, err = eventbus.Subscribe(ctx, bus, orderPlaced, outbox.Handle(in, "billing", func(ctx context.Context, tx pgx.Tx, ev eventbus.Event[OrderPlaced]) error {
+		_, err := tx.Exec(ctx, "INSERT INTO invoices (order_id) VALUES ($1)", ev.Data.OrderID)
+		return err
+	}), eventbus.InGroup("billing"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func newFixture(t *testing.T) fixture {
 	f.bus = eventbustest.NewBus(t, eventbus.Config{}, f.brokers...)
 	f.topic = eventbustest.UniqueTopic(t, "core.order.placed")
 	f.rec = eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, f.bus, f.topic, f.rec.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, f.bus, f.topic, f.rec.Handle)
 	f.w = newWriter(t, f.bus, outbox.Config{})
 	return f
 }

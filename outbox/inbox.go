@@ -115,7 +115,7 @@ func (in *Inbox) Handler(group string, fn TxHandler[json.RawMessage]) eventbus.H
 //		outbox.Handle(inbox, "mailer", func(ctx context.Context, tx pgx.Tx, ev eventbus.Event[catalog.UserCreatedData]) error {
 //			_, err := tx.Exec(ctx, "INSERT INTO welcome_mails (user_id) VALUES ($1)", ev.Data.UserID)
 //			return err
-//		}), eventbus.SubscribeOptions{GroupID: "mailer"})
+//		}), eventbus.InGroup("mailer"))
 func Handle[T any](in *Inbox, group string, fn TxHandler[T]) func(context.Context, eventbus.Event[T]) error {
 	return func(ctx context.Context, ev eventbus.Event[T]) error {
 		_, err := in.Do(ctx, group, ev.ID, func(tx pgx.Tx) error { return fn(ctx, tx, ev) })

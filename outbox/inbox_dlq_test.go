@@ -46,7 +46,7 @@ func TestInboxFailureGoesToTheDLQAndAHandledRetryIsSkipped(t *testing.T) {
 	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
 		defer deliveries.Add(1)
 		return h(ctx, ev)
-	}, eventbus.SubscribeOptions{GroupID: group})
+	}, eventbus.InGroup(group))
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	id := eventbustest.MustPublish(t, bus, topic, "inv-1", meta)
 

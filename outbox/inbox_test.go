@@ -52,7 +52,7 @@ func TestInboxRunsTheEffectOncePerGroup(t *testing.T) {
 		eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
 			defer calls.Add(1)
 			return h(ctx, ev)
-		}, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID(g)})
+		}, eventbus.InGroup(eventbustest.UniqueID(g)))
 	}
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	id := eventbustest.MustPublish(t, bus, topic, "first", meta)

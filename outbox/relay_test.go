@@ -227,7 +227,7 @@ func TestRelayWaitsOutABrokerOutage(t *testing.T) {
 	waitEmpty(t, pool, "eventbus_outbox")
 	rec := eventbustest.NewRecorder()
 	reader := eventbustest.NewBus(t, eventbus.Config{}, addr) // the relay's bus has a 1 s delivery timeout
-	eventbustest.MustSubscribe(t, reader, topic, rec.Handle, eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("reader"), Delivery: eventbus.Delivery{FromBeginning: true}})
+	eventbustest.MustSubscribe(t, reader, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("reader")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	events := rec.WaitFor(t, keys*perKey)
 	d := checkOrder(t, events, keys, perKey)
 	t.Logf("broker outage: %d events, 0 lost, %d duplicates", keys*perKey, d)
@@ -290,7 +290,7 @@ func TestRelayReportsItsBacklog(t *testing.T) {
 		t.Fatalf("backlog before the relay ran: %+v, %v", b, err)
 	}
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, relayBus, topic, rec.Handle, eventbus.SubscribeOptions{Delivery: eventbus.Delivery{FromBeginning: true}})
+	eventbustest.MustSubscribe(t, relayBus, topic, rec.Handle, eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go r.Run(ctx)

@@ -23,7 +23,7 @@ func TestPublishSQLWritesInADatabaseSQLTransaction(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle)
 	w := newWriter(t, bus, outbox.Config{})
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	begin := func() *sql.Tx {

@@ -1,7 +1,8 @@
-package main
+package analytics
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginrun"
 )
 
 func TestRunCountsPerTenant(t *testing.T) {
@@ -16,12 +18,13 @@ func TestRunCountsPerTenant(t *testing.T) {
 	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan *Plugin, 1)
+	ready := make(chan *pluginrun.Deployment[Analytics], 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Brokers: brokers, Tenants: []string{acme, globex}, SummaryEvery: 1, Ready: func(p *Plugin) { ready <- p }})
+		done <- pluginrun.Run(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, New(1), Handlers,
+			func(p *pluginrun.Deployment[Analytics]) { ready <- p })
 	}()
-	var p *Plugin
+	var p *pluginrun.Deployment[Analytics]
 	select {
 	case p = <-ready:
 	case err := <-done:
@@ -40,7 +43,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 		}
 		summaries[tenant] = eventbustest.NewRecorder()
 		wctx, wcancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		_, err = watcher.Subscribe(wctx, SummaryGeneratedEvent, summaries[tenant].Handle, eventbus.PluginSubscribeOptions{PluginID: PluginID})
+		_, err = eventbus.Subscribe(wctx, watcher, eventbus.Name[json.RawMessage](SummaryGeneratedEvent), summaries[tenant].Handle, eventbus.FromPlugin(PluginID))
 		wcancel()
 		if err != nil {
 			t.Fatal(err)
@@ -62,7 +65,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 		c    *eventbus.PluginClient
 		name string
 	}{{crmAcme, "contact.created"}, {crmAcme, "contact.created"}, {crmAcme, "deal.updated"}, {crmGlobex, "contact.created"}} {
-		if _, err := pub.c.Publish(pctx, pub.name, map[string]string{"id": "x"}); err != nil {
+		if _, err := eventbus.Publish(pctx, pub.c, eventbus.Name[map[string]string](pub.name), map[string]string{"id": "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,7 +107,11 @@ func TestRunCountsPerTenant(t *testing.T) {
 		if last.Total != total || !maps.Equal(last.Counts, counts) {
 			t.Errorf("%s: last summary %+v, want counts %v", tenant, last, counts)
 		}
-		if got := p.Tenant(tenant).Counts(); !maps.Equal(got, counts) {
+		a, err := p.Tenant(tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Counts(); !maps.Equal(got, counts) {
 			t.Errorf("%s: counts %v, want %v", tenant, got, counts)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package crm
 
 import (
 	"context"
@@ -9,19 +9,31 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginrun"
 )
+
+// tenant returns a served tenant's CRM or fails the test.
+func tenant(t testing.TB, p *pluginrun.Deployment[CRM], id string) *CRM {
+	t.Helper()
+	c, err := p.Tenant(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 func TestRunServesEachTenant(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan *Plugin, 1)
+	ready := make(chan *pluginrun.Deployment[CRM], 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Brokers: brokers, Tenants: []string{acme, globex}, Ready: func(p *Plugin) { ready <- p }})
+		done <- pluginrun.Run(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, NewCRM, Handlers,
+			func(p *pluginrun.Deployment[CRM]) { ready <- p })
 	}()
-	var p *Plugin
+	var p *pluginrun.Deployment[CRM]
 	select {
 	case p = <-ready:
 	case err := <-done:
@@ -33,8 +45,7 @@ func TestRunServesEachTenant(t *testing.T) {
 	// The platform publishes new users; an observer watches what crm publishes for acme.
 	platform := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	contacts := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, platform, "plugin.crm.contact.created", contacts.Handle,
-		eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("observer"), TenantID: acme})
+	eventbustest.MustSubscribe(t, platform, "plugin.crm.contact.created", contacts.Handle, eventbus.InGroup(eventbustest.UniqueID("observer")), eventbus.ForTenant(acme))
 	user := eventbustest.MustPublish(t, platform, catalog.UserCreated.String(),
 		catalog.UserCreatedData{UserID: "u-1", Email: "ada@acme.test", Role: "member"},
 		eventbus.PublishMetadata{TenantID: acme, CorrelationID: "signup-1"})
@@ -48,21 +59,21 @@ func TestRunServesEachTenant(t *testing.T) {
 		ev.Metadata.CausationID != user || ev.Metadata.CorrelationID != "signup-1" {
 		t.Fatalf("contact.created = %+v (%v)", got, err)
 	}
-	if cs := p.Tenant(acme).Contacts(); len(cs) != 1 || cs[0].UserID != "u-1" {
+	if cs := tenant(t, p, acme).Contacts(); len(cs) != 1 || cs[0].UserID != "u-1" {
 		t.Fatalf("acme's contacts: %+v", cs)
 	}
 	eventbustest.Eventually(t, "globex's contact", func() error {
-		if cs := p.Tenant(globex).Contacts(); len(cs) != 1 {
+		if cs := tenant(t, p, globex).Contacts(); len(cs) != 1 {
 			return fmt.Errorf("globex's contacts: %+v", cs)
 		}
 		return nil
 	})
-	if cs := p.Tenant(globex).Contacts(); cs[0].UserID != "u-2" {
+	if cs := tenant(t, p, globex).Contacts(); cs[0].UserID != "u-2" {
 		t.Fatalf("globex's contacts: %+v", cs)
 	}
 
 	// Deals: published by the plugin, and its own handler keeps the pipeline.
-	crm := p.Tenant(acme)
+	crm := tenant(t, p, acme)
 	for _, d := range []DealUpdated{{"d-1", "lead", 100}, {"d-2", "won", 500}} {
 		if _, err := crm.UpdateDeal(ctx, d); err != nil {
 			t.Fatal(err)
@@ -77,7 +88,7 @@ func TestRunServesEachTenant(t *testing.T) {
 		}
 		return nil
 	})
-	if pl := p.Tenant(globex).Pipeline(); len(pl) != 0 {
+	if pl := tenant(t, p, globex).Pipeline(); len(pl) != 0 {
 		t.Fatalf("globex's pipeline has acme's deals: %v", pl)
 	}
 

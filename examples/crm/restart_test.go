@@ -1,4 +1,4 @@
-package main
+package crm
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginrun"
 )
 
 // TestRestartWithInstanceID runs the plugin as a static member
-// (Config.InstanceID, from EVENTBUS_INSTANCE_ID in main), stops it and
+// (Bus.Consumer.InstanceID, from EVENTBUS_INSTANCE_ID in the command), stops it and
 // starts it again with the same ID: its group's member carries the ID, and
 // the new instance handles a new event at once, with no session timeout to
 // wait out.
@@ -31,18 +32,20 @@ func TestRestartWithInstanceID(t *testing.T) {
 			catalog.UserCreatedData{UserID: user, Email: user + "@acme.test", Role: "member"},
 			eventbus.PublishMetadata{TenantID: acme})
 	}
-	handled := func(p *Plugin, user string) bool {
-		return slices.ContainsFunc(p.Tenant(acme).Contacts(), func(c ContactCreated) bool { return c.UserID == user })
+	handled := func(p *pluginrun.Deployment[CRM], user string) bool {
+		return slices.ContainsFunc(tenant(t, p, acme).Contacts(), func(c ContactCreated) bool { return c.UserID == user })
 	}
 
-	first, err := Start(ctx, Config{Brokers: brokers, Tenants: []string{acme}, InstanceID: instance})
+	cfg := pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme},
+		Bus: eventbus.Config{Consumer: eventbus.ConsumerConfig{InstanceID: instance}}}
+	first, err := pluginrun.Start(ctx, cfg, NewCRM, Handlers)
 	if err != nil {
 		t.Fatal(err)
 	}
 	signup("u-1")
 	eventbustest.Eventually(t, "the first instance handles u-1", func() error {
 		if !handled(first, "u-1") {
-			return fmt.Errorf("contacts %+v", first.Tenant(acme).Contacts())
+			return fmt.Errorf("contacts %+v", tenant(t, first, acme).Contacts())
 		}
 		return nil
 	})
@@ -54,7 +57,7 @@ func TestRestartWithInstanceID(t *testing.T) {
 	}
 
 	began := time.Now()
-	second, err := Start(ctx, Config{Brokers: brokers, Tenants: []string{acme}, InstanceID: instance})
+	second, err := pluginrun.Start(ctx, cfg, NewCRM, Handlers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func TestRestartWithInstanceID(t *testing.T) {
 	signup("u-2")
 	eventbustest.Eventually(t, "the restarted instance handles u-2", func() error {
 		if !handled(second, "u-2") {
-			return fmt.Errorf("contacts %+v", second.Tenant(acme).Contacts())
+			return fmt.Errorf("contacts %+v", tenant(t, second, acme).Contacts())
 		}
 		return nil
 	})

@@ -141,8 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	_, err = eventbus.Subscribe(ctx, bus, OrderPlacedEvent, outbox.Handle(inbox, "billing", bill),
-		eventbus.SubscribeOptions{GroupID: "billing", TenantID: cfg.Tenant})
+	_, err = eventbus.Subscribe(ctx, bus, OrderPlacedEvent, outbox.Handle(inbox, "billing", bill), eventbus.InGroup("billing"), eventbus.ForTenant(cfg.Tenant))
 	if err != nil {
 		return err
 	}

@@ -43,8 +43,7 @@ func TestOrdersAreBilledOnce(t *testing.T) {
 	// Another team watches core.order.placed.
 	platform := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	placed := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, platform, OrderPlacedEvent.String(), placed.Handle,
-		eventbus.SubscribeOptions{GroupID: eventbustest.UniqueID("observer"), TenantID: tenant})
+	eventbustest.MustSubscribe(t, platform, OrderPlacedEvent.String(), placed.Handle, eventbus.InGroup(eventbustest.UniqueID("observer")), eventbus.ForTenant(tenant))
 
 	first, err := s.PlaceOrder(ctx, "ada", 4200)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/pluginacl"
 	"github.com/plexica/eventbus/internal/tracing"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // owner is this process's ownership of one dlq.* partition: the only

@@ -26,7 +26,7 @@ import (
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/tracing"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Errors the queue returns; the root package exports the first two as its

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // TestStopHoldsNoLockWhileWaiting: stopping the dead letter queue waits

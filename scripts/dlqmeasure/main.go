@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -86,12 +87,12 @@ func main() {
 		secs, _ := strconv.Atoi(os.Args[4])
 		before := heap()
 		var handled atomic.Int64
-		_, err := bus.Subscribe(ctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+		_, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
 			if handled.Add(1)%50 == 0 {
 				return errors.New("one in 50 fails")
 			}
 			return nil
-		}, eventbus.SubscribeOptions{GroupID: "measure-" + strconv.Itoa(os.Getpid())})
+		}, eventbus.InGroup("measure-"+strconv.Itoa(os.Getpid())))
 		if err != nil {
 			panic(err)
 		}

@@ -11,5 +11,5 @@ import (
 
 func main() {
 	var bus *eventbus.Bus
-	_, _ = eventbus.Publish(context.Background(), bus, catalog.UserCreated, catalog.UserLoginData{UserID: "u-1"}, eventbus.PublishMetadata{TenantID: "acme"})
+	_, _ = eventbus.Publish(context.Background(), bus, catalog.UserCreated, catalog.UserLoginData{UserID: "u-1"})
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,7 @@ const (
 )
 
 // Crash is what a kill -9 of a consumer halfway through a backlog costs:
-// the consumer, Bus.Subscribe with default Delivery options (plus
+// the consumer, Subscribe with default Delivery options (plus
 // FromBeginning) and a handler of HandlerMs ± 50%, runs in a child process
 // (this binary's CrashConsumerCommand) and is killed with SIGKILL once it
 // handled KilledAt events; the same group, as the same static member
@@ -210,11 +211,11 @@ func RunCrashConsumer(ctx context.Context, cfg CrashConsumerConfig, out io.Write
 			stop() // no one reads: nothing left to report to
 		}
 	}
-	_, err = bus.Subscribe(cctx, cfg.Topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err = eventbus.Subscribe(cctx, bus, eventbus.Name[json.RawMessage](cfg.Topic), func(_ context.Context, ev eventbus.RawEvent) error {
 		time.Sleep(jittered(cfg.HandlerDelay, rand.Float64())) // the handler's work
 		emit(handledPrefix + ev.ID)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: cfg.Group, Delivery: eventbus.Delivery{FromBeginning: true}})
+	}, eventbus.InGroup(cfg.Group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	if err != nil {
 		return err
 	}
@@ -414,12 +415,12 @@ func (r *runner) runCrash(ctx context.Context, c *Crash, topic string, tally *cr
 	var first time.Time
 	sctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	_, err = bus.Subscribe(sctx, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err = eventbus.Subscribe(sctx, bus, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
 		firstOnce.Do(func() { first = time.Now() })
 		time.Sleep(jittered(CrashHandlerTime, rand.Float64()))
 		tally.add(restartedSide, ev.ID)
 		return nil
-	}, eventbus.SubscribeOptions{GroupID: child.Group, Delivery: eventbus.Delivery{FromBeginning: true}})
+	}, eventbus.InGroup(child.Group), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	if err != nil {
 		return fmt.Errorf("restarted consumer: %w", err)
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -11,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 const (
@@ -44,7 +45,7 @@ type DeliverySide struct {
 func (d DeliverySide) Missing() int { return max(d.Sent-d.Count, 0) }
 
 // delivery measures end-to-end latency at rate: ours with Bus.Publish and
-// Bus.Subscribe, raw with kgo Produce and a kgo group consumer.
+// Subscribe, raw with kgo Produce and a kgo group consumer.
 func (r *runner) delivery(ctx context.Context, rate int) (Delivery, error) {
 	d := Delivery{Rate: rate}
 	r.progress("%s delivery at %d events/s, ours: PublishAsync → Subscribe handler, %s", r.step(PhaseDelivery), rate, r.cfg.Duration)
@@ -96,7 +97,7 @@ type pacedRun struct {
 	// other tenants'.
 	blocked string
 	// subscribe, when set, subscribes handler to topic in place of one
-	// Bus.Subscribe with default options in a group of its own, and
+	// Subscribe with default options in a group of its own, and
 	// returns what unsubscribes it (the hosts phase: a PluginHost, or a
 	// PluginClient per tenant).
 	subscribe func(ctx context.Context, topic string, handler eventbus.Handler) (stop func(context.Context), err error)
@@ -108,7 +109,7 @@ type pacedRun struct {
 	measure func(ctx context.Context) error
 }
 
-// subscribeDefault is pacedRun.subscribe's default: one Bus.Subscribe with
+// subscribeDefault is pacedRun.subscribe's default: one Subscribe with
 // default options, in a new group.
 func (r *runner) subscribeDefault(ctx context.Context, topic string, handler eventbus.Handler) (func(context.Context), error) {
 	return r.subscribeWith(eventbus.Delivery{})(ctx, topic, handler)
@@ -117,7 +118,7 @@ func (r *runner) subscribeDefault(ctx context.Context, topic string, handler eve
 // subscribeWith is subscribeDefault with delivery's options.
 func (r *runner) subscribeWith(delivery eventbus.Delivery) func(context.Context, string, eventbus.Handler) (func(context.Context), error) {
 	return func(ctx context.Context, topic string, handler eventbus.Handler) (func(context.Context), error) {
-		id, err := r.bus.Subscribe(ctx, topic, handler, eventbus.SubscribeOptions{GroupID: "eventbus-bench-" + randomHex(4), Delivery: delivery})
+		id, err := eventbus.Subscribe(ctx, r.bus, eventbus.Name[json.RawMessage](topic), handler, eventbus.InGroup("eventbus-bench-"+randomHex(4)), eventbus.WithDelivery(delivery))
 		if err != nil {
 			return nil, err
 		}

@@ -116,7 +116,7 @@ func (r *runner) gatewayPhase(ctx context.Context) (*Gateway, error) {
 		drain      *Drain
 		start      slowSide
 	}{
-		{"library", "Subscribe, default options", &g.Library, r.oursSlow(eventbus.SubscribeOptions{})},
+		{"library", "Subscribe, default options", &g.Library, r.oursSlow(eventbus.Delivery{})},
 		{"push", "a push subscription, default settings", &g.Push, pushSide(gw)},
 	}
 	for _, side := range sides {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -38,7 +39,7 @@ var HostsTenants = []int{1, 10, 100, 1_000}
 // over each of HostsTenants: a PluginHost (one group for all tenants) and a
 // PluginClient per tenant (one group per tenant), each subscribed once to a
 // core topic whose events are spread evenly over the tenants. Baseline is
-// one unfiltered Bus.Subscribe on the same kind of topic at the same rate,
+// one unfiltered Subscribe on the same kind of topic at the same rate,
 // over the most tenants.
 type Hosts struct {
 	Rate            int          `json:"rate"`
@@ -106,7 +107,7 @@ func (r *runner) hosts(ctx context.Context) (*Hosts, error) {
 	step := r.step(PhaseHosts)
 	maxTenants := HostsTenants[len(HostsTenants)-1]
 	h := &Hosts{Rate: HostsRate, BaselineTenants: maxTenants}
-	r.progress("%s hosts baseline: one unfiltered Bus.Subscribe at %d events/s over %d tenants, %s", step, h.Rate, maxTenants, r.cfg.Duration)
+	r.progress("%s hosts baseline: one unfiltered Subscribe at %d events/s over %d tenants, %s", step, h.Rate, maxTenants, r.cfg.Duration)
 	err := r.profiled("hosts-baseline", func() (err error) {
 		h.Baseline, err = r.oursPaced(ctx, pacedRun{
 			topic:   r.topics.hosts(0, "base"),
@@ -175,7 +176,7 @@ func (r *runner) hostsSide(ctx context.Context, tenants int, side string) (Hosts
 			if err != nil {
 				return nil, err
 			}
-			id, err := host.Subscribe(ctx, topic, handler, eventbus.PluginSubscribeOptions{CoreEvent: true, GroupID: name})
+			id, err := eventbus.Subscribe(ctx, host, eventbus.Name[json.RawMessage](topic), handler, eventbus.InGroup(name))
 			if err != nil {
 				return nil, err
 			}
@@ -252,7 +253,7 @@ func (r *runner) subscribePerTenant(ctx context.Context, topic, name string, ten
 				return
 			}
 			groups[i] = eventbus.EffectiveGroupID(c.GroupID(name), t, "")
-			id, err := c.Subscribe(ctx, topic, handler, eventbus.PluginSubscribeOptions{CoreEvent: true, GroupID: name})
+			id, err := eventbus.Subscribe(ctx, c, eventbus.Name[json.RawMessage](topic), handler, eventbus.InGroup(name))
 			if err != nil {
 				errs[i] = fmt.Errorf("tenant %s: %w", t, err)
 				return

@@ -314,7 +314,7 @@ func writeNotes(w io.Writer, r *Report) error {
 	if h := r.Hosts; h != nil {
 		notes = append(notes, fmt.Sprintf("hosts: one subscription of plugin %q to a core topic, events spread evenly over the tenants, "+
 			"paced at %d/s; column ours is one PluginHost (one Subscribe), column raw a PluginClient per tenant (one Subscribe each), "+
-			"— where not run; ratio is the host's p95 over one unfiltered Bus.Subscribe's at the same rate over %d tenants. "+
+			"— where not run; ratio is the host's p95 over one unfiltered Subscribe's at the same rate over %d tenants. "+
 			"Groups are those the side created, listed from the brokers; events read per event published is, from the brokers, "+
 			"the offsets the side's groups committed over the topic divided by the events published to it (warm-up included). "+
 			"Heap in use is the whole process's, after a GC, with the side's subscriptions still running.",

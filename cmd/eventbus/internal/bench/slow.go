@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -9,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // The slow-handler phase: a backlog published before any consumer starts,
@@ -62,9 +63,9 @@ type SlowHandler struct {
 	// PoolWorkers is the raw pool's worker count.
 	PoolWorkers int `json:"poolWorkers"`
 
-	// Ours is Bus.Subscribe with default options.
+	// Ours is Subscribe with default options.
 	Ours Drain `json:"ours"`
-	// OursTuned is Bus.Subscribe with MaxConcurrency and MaxPending.
+	// OursTuned is Subscribe with MaxConcurrency and MaxPending.
 	OursTuned Drain `json:"oursTuned"`
 	// RawPerPartition is a kgo group consumer handing each partition's
 	// records to a goroutine of its own (franz-go's
@@ -117,16 +118,16 @@ func (r *runner) slowHandler(ctx context.Context) (*SlowHandler, error) {
 	if _, err := r.fillBacklog(ctx, topic, s.Backlog); err != nil {
 		return nil, fmt.Errorf("slow handler: backlog: %w", err)
 	}
-	tuned := eventbus.SubscribeOptions{Delivery: eventbus.Delivery{
+	tuned := eventbus.Delivery{
 		MaxConcurrency: TunedMaxConcurrency,
 		MaxPending:     TunedMaxPending,
-	}}
+	}
 	sides := []struct {
 		name, what string
 		drain      *Drain
 		start      slowSide
 	}{
-		{"ours", "Subscribe, default options", &s.Ours, r.oursSlow(eventbus.SubscribeOptions{})},
+		{"ours", "Subscribe, default options", &s.Ours, r.oursSlow(eventbus.Delivery{})},
 		{"ours-tuned", fmt.Sprintf("Subscribe, MaxConcurrency %d, MaxPending %d", TunedMaxConcurrency, TunedMaxPending),
 			&s.OursTuned, r.oursSlow(tuned)},
 		{"raw-partition", "kgo, a goroutine per partition", &s.RawPerPartition, r.rawPerPartitionSlow},
@@ -211,18 +212,17 @@ func slowWork(c *drainCounter) {
 	c.end()
 }
 
-// oursSlow is the side of Bus.Subscribe with opts (plus a group of its own
-// reading from the beginning).
-func (r *runner) oursSlow(opts eventbus.SubscribeOptions) slowSide {
+// oursSlow is the side of eventbus.Subscribe with delivery d (plus a group
+// of its own reading from the beginning).
+func (r *runner) oursSlow(d eventbus.Delivery) slowSide {
 	return func(ctx context.Context, topic string, c *drainCounter) (func(), error) {
-		opts.GroupID = "eventbus-bench-slow-" + randomHex(4)
-		opts.FromBeginning = true
+		d.FromBeginning = true
 		sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 		defer cancel()
-		id, err := r.bus.Subscribe(sctx, topic, func(context.Context, eventbus.RawEvent) error {
+		id, err := eventbus.Subscribe(sctx, r.bus, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error {
 			slowWork(c)
 			return nil
-		}, opts)
+		}, eventbus.InGroup("eventbus-bench-slow-"+randomHex(4)), eventbus.WithDelivery(d))
 		if err != nil {
 			return nil, err
 		}

@@ -32,10 +32,10 @@ same work:
   publish     single publish latency p50/p95/p99 (Bus.Publish vs kgo
               ProduceSync);
   delivery    delivery latency p50/p95/p99 from publish to handler at paced
-              rates (Bus.Subscribe vs a kgo group consumer);
+              rates (Subscribe vs a kgo group consumer);
   slow        a handler of 10 ms per event draining a backlog (--backlog
               events over 1,000 tenants, published before the consumers
-              start), events/s: Bus.Subscribe with default options and tuned
+              start), events/s: Subscribe with default options and tuned
               (MaxConcurrency 1024, MaxPending 20000) vs kgo with a goroutine
               per partition and with a key-ordered pool of 256 workers;
   fairness    delivery latency p95 at 1,000 events/s over 100 tenants, ours
@@ -50,12 +50,12 @@ same work:
               group) vs a PluginClient per tenant (a group each; 1 to 100
               tenants only): delivery p50/p95, consumer groups, events read
               per event published (from the brokers' committed offsets), heap
-              in use; and one unfiltered Bus.Subscribe as the p95 baseline.
+              in use; and one unfiltered Subscribe as the p95 baseline.
   gateway     the HTTP gateway (package gateway) on the same bus: batched
               publish, POST /api/events/batch of 100 envelopes vs
               PublishBatch, events/s; and a push subscription with default
               settings draining --backlog events over 1,000 tenants to an
-              endpoint taking 10 ms vs Bus.Subscribe with a 10 ms handler.
+              endpoint taking 10 ms vs Subscribe with a 10 ms handler.
 
 --phases picks some of them (default all; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio

@@ -249,7 +249,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		topic := eventbustest.UniqueTopic(t, "core.user.created")
 		eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 			return eventbus.Permanent(errors.New("mailbox rejected"))
-		}, eventbus.SubscribeOptions{GroupID: "mailer"})
+		}, eventbus.InGroup("mailer"))
 		acme := strings.TrimSpace(mustRun(t, "", env, "publish", topic, "--tenant", "acme", "--data", `{"userId":"u-1","password":"hunter2"}`))
 		mustRun(t, "", env, "publish", topic, "--tenant", "globex")
 		id := eventbus.FailedEventID("mailer", topic, "acme", acme)

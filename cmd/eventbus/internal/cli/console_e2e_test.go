@@ -78,13 +78,13 @@ func TestConsoleEndToEnd(t *testing.T) {
 			return nil
 		}
 		return eventbus.Permanent(errors.New("email rejected: mailbox unavailable"))
-	}, eventbus.SubscribeOptions{GroupID: "mailer"})
+	}, eventbus.InGroup("mailer"))
 	eventbustest.MustSubscribe(t, bus, invoices, func(context.Context, eventbus.RawEvent) error {
 		return eventbus.Permanent(errors.New("ledger closed for period 2025-12"))
-	}, eventbus.SubscribeOptions{GroupID: "billing"})
+	}, eventbus.InGroup("billing"))
 	eventbustest.MustSubscribe(t, bus, audits, func(context.Context, eventbus.RawEvent) error {
 		panic("audit store unreachable")
-	}, eventbus.SubscribeOptions{GroupID: "auditor"})
+	}, eventbus.InGroup("auditor"))
 
 	acmeUser := eventbustest.MustPublish(t, bus, users, map[string]any{
 		"userId": "u-1001", "email": "ana@acme.test", "password": "hunter2",

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,9 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/examples/analytics"
+	"github.com/plexica/eventbus/examples/crm"
+	"github.com/plexica/eventbus/pluginrun"
 )
 
 // Settings of `eventbus demo`.
@@ -28,24 +32,19 @@ const (
 	demoStepTimeout = 30 * time.Second
 	// demoPoll is how often the demo looks at the dead letter queue.
 	demoPoll = 20 * time.Millisecond
+	// demoSchedulerGroup schedules the retries of every bus of the demo:
+	// an entry is retried by the scheduler group of the bus that wrote it.
+	demoSchedulerGroup = "eventbus-demo-dlq-scheduler"
 )
 
-// The demo's cast.
+// The demo's cast: the example plugins crm and sample-analytics.
 const (
-	demoCRM       = "crm"
-	demoAnalytics = "sample-analytics"
-	demoContact   = "contact.created" // plugin.crm.contact.created
-	demoCRMGroup  = "crm-sync"        // crm's group on core.user.created
+	demoCRM       = crm.PluginID
+	demoAnalytics = analytics.PluginID
+	demoContact   = crm.ContactCreatedEvent // plugin.crm.contact.created
 )
 
 var demoTenants = []string{"acme", "globex"}
-
-// demoContactData is the data of plugin.crm.contact.created.
-type demoContactData struct {
-	ContactID string `json:"contactId"`
-	UserID    string `json:"userId"`
-	Email     string `json:"email"`
-}
 
 func (a *app) demoCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -139,7 +138,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	bus, err := eventbus.NewBus(client, eventbus.Config{
 		Source: "core",
 		Logger: log,
-		DLQ:    eventbus.DLQConfig{RetryBackoff: demoRetryBackoff, SchedulerGroup: "eventbus-demo-dlq-scheduler"},
+		DLQ:    eventbus.DLQConfig{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup},
 	})
 	if err != nil {
 		return err
@@ -149,14 +148,10 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 		defer cancel()
 		_ = bus.Shutdown(stopCtx)
 	}()
-	hosts, err := newDemoHosts(bus)
-	if err != nil {
-		return err
-	}
 	// crm's failures on core.user.created are kept under the plugin's
 	// prefix, by the group they failed in. A host's subscription joins
 	// its group as it is (no tenant filter is added to the name).
-	dlqTopic, err := eventbus.DLQTopicFor(hosts[0].GroupID(demoCRMGroup), catalog.UserCreated.String())
+	dlqTopic, err := eventbus.DLQTopicFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
 	if err != nil {
 		return err
 	}
@@ -177,9 +172,11 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 
 	// 2. The plugins, one host per plugin serving both tenants.
 	d.step(2, "The plugins subscribe: one PluginHost per plugin serving both tenants, one group per subscription")
-	if err := d.startPlugins(ctx, hosts); err != nil {
+	stopPlugins, err := d.startPlugins(ctx, broker.Addrs(), log)
+	if err != nil {
 		return err
 	}
+	defer stopPlugins()
 
 	// 3. The core service publishes; the plugins react.
 	d.step(3, "The core service publishes catalog events for both tenants (→ publishes, ← receives)")
@@ -291,58 +288,120 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// newDemoHosts makes the hosts of crm and sample-analytics, in that
-// order, each serving every demo tenant.
-func newDemoHosts(bus *eventbus.Bus) ([]*eventbus.PluginHost, error) {
-	var hosts []*eventbus.PluginHost
-	for _, id := range []string{demoCRM, demoAnalytics} {
-		host, err := eventbus.NewPluginHost(bus, eventbus.PluginHostConfig{PluginID: id, Tenants: demoTenants})
-		if err != nil {
-			return nil, err
+// startPlugins runs the example plugins crm and sample-analytics, each a
+// deployment (see pluginrun) of one PluginHost serving both tenants, both
+// at once, with an interceptor that narrates their handling and plans
+// crm's failure. It returns the function that stops them.
+func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Logger) (func(), error) {
+	// The hosts exist once Start returned; the interceptors read them then.
+	var crmHost, analyticsHost atomic.Pointer[eventbus.PluginHost]
+	config := func(pluginID string, intercept func(*eventbus.PluginHost) func(context.Context, eventbus.Event[any], func(context.Context) error) error,
+		host *atomic.Pointer[eventbus.PluginHost]) pluginrun.Config {
+		cfg := pluginrun.Config{PluginID: pluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: demoTenants}
+		cfg.Client.Logger = log
+		cfg.Bus.Logger = log
+		cfg.Bus.DLQ = eventbus.DLQConfig{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup}
+		cfg.Intercept = func(ctx context.Context, ev eventbus.Event[any], handle func(context.Context) error) error {
+			return intercept(host.Load())(ctx, ev, handle)
 		}
-		hosts = append(hosts, host)
+		return cfg
 	}
-	return hosts, nil
-}
-
-// startPlugins subscribes crm and sample-analytics on their hosts (see
-// newDemoHosts), both at once.
-func (d *demo) startPlugins(ctx context.Context, hosts []*eventbus.PluginHost) error {
-	type started struct {
-		lines []string
-		err   error
-	}
-	plugins := []eventbus.HandlerSet{&demoCRMPlugin{d: d, host: hosts[0]}, &demoAnalyticsPlugin{d: d, host: hosts[1]}}
-	results := make([]started, len(plugins))
+	var crmDep *pluginrun.Deployment[crm.CRM]
+	var analyticsDep *pluginrun.Deployment[analytics.Analytics]
+	var crmErr, analyticsErr error
 	var wg sync.WaitGroup
-	for i, p := range plugins {
-		wg.Go(func() {
-			host := hosts[i]
-			if _, err := eventbus.InitializeHandlers(ctx, host, p); err != nil {
-				results[i].err = err
-				return
-			}
-			for _, spec := range p.EventHandlers() {
-				topic := spec.EventName
-				if spec.PluginID != "" {
-					topic = "plugin." + spec.PluginID + "." + spec.EventName
-				}
-				results[i].lines = append(results[i].lines,
-					fmt.Sprintf("    %-30s %-28s group %s\n", instance(host.PluginID(), strings.Join(host.Tenants(), ",")), topic, host.GroupID(spec.GroupID)))
-			}
-		})
-	}
-	wg.Wait()
-	for _, r := range results {
-		if r.err != nil {
-			return r.err
+	wg.Go(func() {
+		crmDep, crmErr = pluginrun.Start(ctx, config(crm.PluginID, d.crmIntercept, &crmHost), crm.NewCRM, crm.Handlers)
+		if crmErr == nil {
+			crmHost.Store(crmDep.Host())
 		}
-		for _, l := range r.lines {
-			d.say("%s", l)
+	})
+	wg.Go(func() {
+		analyticsDep, analyticsErr = pluginrun.Start(ctx, config(analytics.PluginID, d.analyticsIntercept, &analyticsHost),
+			analytics.New(0), analytics.Handlers)
+		if analyticsErr == nil {
+			analyticsHost.Store(analyticsDep.Host())
+		}
+	})
+	wg.Wait()
+	stop := func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clientStopTimeout)
+		defer cancel()
+		if crmDep != nil {
+			_ = crmDep.Stop(stopCtx)
+		}
+		if analyticsDep != nil {
+			_ = analyticsDep.Stop(stopCtx)
+		}
+	}
+	if err := errors.Join(crmErr, analyticsErr); err != nil {
+		stop()
+		return nil, err
+	}
+	for _, p := range []struct {
+		host   *eventbus.PluginHost
+		routes [][2]string // topic, group
+	}{
+		{crmHost.Load(), [][2]string{{catalog.UserCreated.String(), crm.Group}, {"plugin.crm." + crm.DealUpdatedEvent, crm.Group}}},
+		{analyticsHost.Load(), [][2]string{{catalog.UserCreated.String(), "signups"}, {catalog.UserLogin.String() + ", " + catalog.UserLogout.String(), "sessions"},
+			{catalog.APIRequest.String(), "api-usage"}, {"plugin.crm." + demoContact + ", plugin.crm." + crm.DealUpdatedEvent, "crm-activity"}}},
+	} {
+		for _, r := range p.routes {
+			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], p.host.GroupID(r[1]))
 		}
 	}
 	d.pause()
-	return nil
+	return stop, nil
+}
+
+// crmIntercept narrates crm's handling and makes its address book "be
+// down" the first time it handles some users.
+func (d *demo) crmIntercept(host *eventbus.PluginHost) func(context.Context, eventbus.Event[any], func(context.Context) error) error {
+	return func(ctx context.Context, ev eventbus.Event[any], handle func(context.Context) error) error {
+		tenant := tenantOf(host, ev.TenantID)
+		name := instance(demoCRM, tenant)
+		raw := eventbus.RawEvent{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID}
+		user, _ := ev.Data.(catalog.UserCreatedData)
+		d.mu.Lock()
+		d.attempts[ev.ID]++
+		attempt := d.attempts[ev.ID]
+		fail := d.failOnce[user.UserID] && attempt == 1
+		d.mu.Unlock()
+		note := ""
+		if attempt > 1 {
+			note = fmt.Sprintf(" (retry %d)", attempt-1)
+		}
+		if fail {
+			err := errors.New("address book unavailable (the demo's planned failure)")
+			d.receivedEvent(name, tenant, raw, false,
+				fmt.Sprintf("    %-26s ← %-26s %s ✗ handler failed: %v", name, ev.Type, user.UserID, err))
+			return err
+		}
+		d.receivedEvent(name, tenant, raw, true, fmt.Sprintf("    %-26s ← %-26s %s%s", name, ev.Type, user.UserID, note))
+		if ev.Type == catalog.UserCreated.String() {
+			d.say("    %-26s → %-26s for %s\n", name, "plugin.crm."+demoContact, user.UserID)
+			d.mu.Lock()
+			d.published++
+			d.mu.Unlock()
+		}
+		return handle(ctx)
+	}
+}
+
+// analyticsIntercept narrates what sample-analytics counts.
+func (d *demo) analyticsIntercept(host *eventbus.PluginHost) func(context.Context, eventbus.Event[any], func(context.Context) error) error {
+	return func(ctx context.Context, ev eventbus.Event[any], handle func(context.Context) error) error {
+		tenant := tenantOf(host, ev.TenantID)
+		name := instance(demoAnalytics, tenant)
+		data, _ := ev.Data.(map[string]any)
+		subject, _ := data["userId"].(string)
+		if c, ok := data["contactId"].(string); ok {
+			subject = c
+		}
+		raw := eventbus.RawEvent{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID}
+		d.receivedEvent(name, tenant, raw, true, fmt.Sprintf("    %-26s ← %-26s %s (counted)", name, ev.Type, subject))
+		return handle(ctx)
+	}
 }
 
 // tenantOf is the tenant a host hands ev to: the tenant of the client it
@@ -518,80 +577,3 @@ func times(n int) string {
 }
 
 func instance(plugin, tenant string) string { return plugin + "[" + tenant + "]" }
-
-// demoCRMPlugin is the demo's crm plugin, for every tenant of its host:
-// each new user becomes a contact of the user's tenant, published as
-// plugin.crm.contact.created. Its address book "is down" the first time it
-// handles some users.
-type demoCRMPlugin struct {
-	d    *demo
-	host *eventbus.PluginHost
-}
-
-func (c *demoCRMPlugin) EventHandlers() []eventbus.HandlerSpec {
-	return []eventbus.HandlerSpec{
-		eventbus.On(catalog.UserCreated, c.onUserCreated, eventbus.InGroup(demoCRMGroup)),
-	}
-}
-
-func (c *demoCRMPlugin) onUserCreated(ctx context.Context, ev eventbus.Event[catalog.UserCreatedData]) error {
-	d, tenant := c.d, tenantOf(c.host, ev.TenantID)
-	name := instance(demoCRM, tenant)
-	raw := eventbus.RawEvent{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID}
-
-	d.mu.Lock()
-	d.attempts[ev.ID]++
-	attempt := d.attempts[ev.ID]
-	fail := d.failOnce[ev.Data.UserID] && attempt == 1
-	d.mu.Unlock()
-	note := ""
-	if attempt > 1 {
-		note = fmt.Sprintf(" (retry %d)", attempt-1)
-	}
-	if fail {
-		err := errors.New("address book unavailable (the demo's planned failure)")
-		d.receivedEvent(name, tenant, raw, false,
-			fmt.Sprintf("    %-26s ← %-26s %s ✗ handler failed: %v", name, ev.Type, ev.Data.UserID, err))
-		return err
-	}
-	d.receivedEvent(name, tenant, raw, true, fmt.Sprintf("    %-26s ← %-26s %s%s", name, ev.Type, ev.Data.UserID, note))
-
-	contact := demoContactData{ContactID: "c-" + strings.TrimPrefix(ev.Data.UserID, "u-"), UserID: ev.Data.UserID, Email: ev.Data.Email}
-	d.say("    %-26s → %-26s %s for %s\n", name, "plugin.crm."+demoContact, contact.ContactID, contact.UserID)
-	// The host publishes for the tenant of the event being handled.
-	if _, err := c.host.Publish(ctx, demoContact, contact); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.published++
-	d.mu.Unlock()
-	return nil
-}
-
-// demoAnalyticsPlugin is the demo's sample-analytics plugin, for every
-// tenant of its host: it counts new users, logins and the crm plugin's new
-// contacts.
-type demoAnalyticsPlugin struct {
-	d    *demo
-	host *eventbus.PluginHost
-}
-
-func (x *demoAnalyticsPlugin) EventHandlers() []eventbus.HandlerSpec {
-	return []eventbus.HandlerSpec{
-		eventbus.On(eventbus.Name[map[string]any](catalog.UserCreated), x.count, eventbus.InGroup("signups")),
-		eventbus.On(eventbus.Name[map[string]any](catalog.UserLogin), x.count, eventbus.InGroup("sessions")),
-		eventbus.On(demoContact, x.count, eventbus.FromPlugin(demoCRM), eventbus.InGroup("crm-activity")),
-	}
-}
-
-func (x *demoAnalyticsPlugin) count(_ context.Context, ev eventbus.Event[map[string]any]) error {
-	tenant := tenantOf(x.host, ev.TenantID)
-	name := instance(demoAnalytics, tenant)
-	subject, _ := ev.Data["userId"].(string)
-	if c, ok := ev.Data["contactId"].(string); ok {
-		subject = c
-	}
-	raw := eventbus.RawEvent{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID}
-	x.d.receivedEvent(name, tenant, raw, true, fmt.Sprintf("    %-26s ← %-26s %s (counted)", name, ev.Type, subject))
-	return nil
-}

@@ -84,7 +84,7 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 		return eventbus.Permanent(errors.New("email rejected"))
-	}, eventbus.SubscribeOptions{GroupID: "mailer"})
+	}, eventbus.InGroup("mailer"))
 	acme := eventbustest.MustPublish(t, bus, topic, map[string]string{"password": "hunter2"}, eventbus.PublishMetadata{TenantID: "acme"})
 	globex := eventbustest.MustPublish(t, bus, topic, 2, eventbus.PublishMetadata{TenantID: "globex"})
 

@@ -97,9 +97,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	// FromBeginning: the topic is new, and a group that starts "from now"
 	// may miss an event published the moment Subscribe returns (see the
 	// report on eventbus.Subscribe).
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{
-		GroupID: eventbustest.UniqueID("e2e"), Delivery: eventbus.Delivery{FromBeginning: true},
-	})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("e2e")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	id := eventbustest.MustPublish(t, bus, topic, map[string]string{"orderId": "o-1"}, eventbus.PublishMetadata{TenantID: "acme"})
 	if ev := rec.WaitForID(t, id); ev.TenantID != "acme" || string(ev.Data) != `{"orderId":"o-1"}` {
 		t.Fatalf("received %+v", ev)

@@ -44,7 +44,7 @@ func TestServeRelaysTheOutbox(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{}, broker.Addrs()...)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.SubscribeOptions{})
+	eventbustest.MustSubscribe(t, bus, topic, rec.Handle)
 	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

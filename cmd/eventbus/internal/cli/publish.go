@@ -14,7 +14,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // reservedHeaders are the record headers the bus writes itself (and the

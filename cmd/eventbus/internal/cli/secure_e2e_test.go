@@ -16,7 +16,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
-	"github.com/plexica/eventbus/internal/testcerts"
+	"github.com/plexica/eventbus/eventbustest/testcerts"
 )
 
 // The user of secureCluster.

@@ -74,8 +74,7 @@ func TestServeUsesInstanceID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Close(context.Background()) }()
-	if _, err := s.bus.Subscribe(ctx, "core.invoice.paid", func(context.Context, eventbus.RawEvent) error { return nil },
-		eventbus.SubscribeOptions{GroupID: "billing"}); err != nil {
+	if _, err := eventbus.Subscribe(ctx, s.bus, "core.invoice.paid", func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.InGroup("billing")); err != nil {
 		t.Fatal(err)
 	}
 	for {

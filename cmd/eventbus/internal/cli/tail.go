@@ -305,18 +305,13 @@ func (t *tailer) follow(ctx context.Context, topics []string, fromBeginning bool
 	var wg sync.WaitGroup
 	for i, topic := range topics {
 		wg.Go(func() {
-			_, errs[i] = t.bus.Subscribe(ctx, topic, t.handle, eventbus.SubscribeOptions{
-				GroupID:     t.cfg.Group,
-				TenantID:    t.cfg.TenantID,
-				WorkspaceID: t.cfg.WorkspaceID,
-				Delivery: eventbus.Delivery{
-					FromBeginning: fromBeginning,
-					// A throwaway reader: a record it cannot show is not a failure to keep.
-					OnFailure: eventbus.Skip,
-					// Shown in the order of each partition.
-					Ordering: eventbus.OrderPerPartition,
-				},
-			})
+			_, errs[i] = eventbus.Subscribe(ctx, t.bus, eventbus.Name[json.RawMessage](topic), t.handle, eventbus.InGroup(t.cfg.Group), eventbus.ForTenant(t.cfg.TenantID), eventbus.ForWorkspace(t.cfg.WorkspaceID), eventbus.WithDelivery(eventbus.Delivery{
+				FromBeginning: fromBeginning,
+				// A throwaway reader: a record it cannot show is not a failure to keep.
+				OnFailure: eventbus.Skip,
+				// Shown in the order of each partition.
+				Ordering: eventbus.OrderPerPartition,
+			}))
 		})
 	}
 	wg.Wait()

@@ -10,6 +10,11 @@
 // Absent optional fields are omitted. The timestamp is written as
 // JavaScript's Date.toISOString writes it (UTC, milliseconds, "Z"); any RFC
 // 3339 time is accepted when reading.
+//
+// Most programs never need it: the bus encodes and decodes events itself.
+// It is public for tools that read or write the topics with a Kafka client
+// of their own (the eventbus command's benchmark builds its raw franz-go
+// records with it) and as the written form of the format.
 package wire
 
 import (
