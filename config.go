@@ -125,7 +125,6 @@ const (
 const (
 	minDeliveryTimeout = time.Second
 	maxRevokeTimeout   = 5 * time.Minute
-	minSigningKeyBytes = 32
 )
 
 // CleanupPolicy is a topic's cleanup.policy.
@@ -481,15 +480,6 @@ type DLQConfig struct {
 	// is sent again (the process that was to handle it may have died).
 	// Default DefaultRetryTimeout (5 min).
 	RetryTimeout time.Duration
-	// SigningKey, when set (at least 32 bytes, the same in every process of
-	// a deployment), signs the retries this process sends: an HMAC-SHA256
-	// over the entry they carry (headers dlq-entry and dlq-signature). A
-	// subscriber then checks a retry, and records what came of it, from the
-	// record alone. Without a key a retry names where its entry lies
-	// (dlq-position), and the subscriber reads that record and the records
-	// after it (at most 8 MiB). Either way a process that only publishes
-	// and subscribes keeps no dead-letter view. Default none.
-	SigningKey []byte
 	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
 	// creates: CleanupCompactDelete (the newest version of each entry is
 	// kept, for at most the 30-day retention) or CleanupDelete (every
@@ -549,10 +539,6 @@ func (c DLQConfig) validate() error {
 	default:
 		return fmt.Errorf("%w: DLQ.TopicCleanupPolicy %q is not CleanupCompactDelete (%q, the default) or CleanupDelete (%q, for clusters shared with TypeScript services)",
 			ErrInvalidConfig, string(c.TopicCleanupPolicy), string(CleanupCompactDelete), string(CleanupDelete))
-	}
-	if len(c.SigningKey) > 0 && len(c.SigningKey) < minSigningKeyBytes {
-		return fmt.Errorf("%w: DLQ.SigningKey has %d bytes; give at least %d random bytes, the same in every process of the deployment",
-			ErrInvalidConfig, len(c.SigningKey), minSigningKeyBytes)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // FailedEventStatus is where a dead-letter entry stands.
@@ -46,21 +46,15 @@ func (s FailedEventStatus) Valid() bool {
 // ReasonMalformed is the failure reason of a record whose value is not an event.
 const ReasonMalformed = dlq.ReasonMalformed
 
-// Retry headers: a retry re-publishes the original record with these, and
-// every subscription skips, before decoding, a retry meant for another group.
+// Retry headers: a retry re-publishes the original record with these to
+// the failed group's own retry topic, which only that group reads. They
+// name the entry, the group and the attempt (1 for the first retry); the
+// entry's owner checks the answer against the entry. Anywhere else they
+// mean nothing, and a caller's headers never may set them.
 const (
 	HeaderDLQID        = wire.HeaderDLQID
 	HeaderRetryGroup   = wire.HeaderRetryGroup
 	HeaderRetryAttempt = wire.HeaderRetryAttempt
-	// HeaderDLQEntry and HeaderDLQSignature carry, with DLQConfig.SigningKey,
-	// the retried entry and its HMAC.
-	HeaderDLQEntry     = wire.HeaderDLQEntry
-	HeaderDLQSignature = wire.HeaderDLQSignature
-	// HeaderDLQPosition carries, without a signing key, where the entry
-	// version the retry was sent as lies on its dlq.* topic
-	// ("<partition>:<offset>"): the subscriber checks the retry against
-	// that record and the ones after it.
-	HeaderDLQPosition = wire.HeaderDLQPosition
 )
 
 // FailedEvent is one dead-letter entry: an event that one consumer group
@@ -126,10 +120,15 @@ type RecordHeader struct {
 type Attempt struct {
 	At time.Time `json:"at"`
 	// Kind is "failed", "retry" (automatic retry sent), "manual-retry",
-	// "resolved" or "retry-not-sent" (a retry whose send failed, Error
-	// saying why: it spent no attempt).
-	Kind  string `json:"kind"`
-	Error string `json:"error,omitempty"`
+	// "resolved", "retry-not-sent" (a retry whose send failed, Error
+	// saying why: it spent no attempt) or "late-failed" (a failure that
+	// answered an older retry than the entry's latest: recorded, it
+	// changes nothing else).
+	Kind string `json:"kind"`
+	// Number is the retry the step sent or answered (0: the first
+	// delivery).
+	Number int    `json:"number,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // DLQQuery selects dead-letter entries: the filter of every read and of
@@ -214,8 +213,8 @@ func newDLQ(b *Bus) *DeadLetterQueue {
 	return &DeadLetterQueue{bus: b, q: dlq.New(dlqHost{b}, dlq.Config{
 		MaxRetries: c.maxRetries(), RetryBackoff: c.RetryBackoff, MaxRetryBackoff: c.MaxRetryBackoff,
 		SchedulerGroup: c.SchedulerGroup, DisableScheduler: c.DisableScheduler, RetryTimeout: c.RetryTimeout,
-		SigningKey: c.SigningKey, TopicCleanupPolicy: string(c.TopicCleanupPolicy),
-		SessionTimeout: b.cfg.Consumer.SessionTimeout, HeartbeatInterval: b.cfg.Consumer.HeartbeatInterval,
+		TopicCleanupPolicy: string(c.TopicCleanupPolicy),
+		SessionTimeout:     b.cfg.Consumer.SessionTimeout, HeartbeatInterval: b.cfg.Consumer.HeartbeatInterval,
 		Logger: b.logger, Tracer: b.tracer,
 	})}
 }
@@ -392,8 +391,10 @@ func (q *DeadLetterQueue) Delete(ctx context.Context, id string) error {
 }
 
 // RouteToDLQ records that group failed to handle event (published on
-// topic) because of cause, as the bus does itself when a handler fails. It
-// returns the entry's ID.
+// topic) because of cause, as the bus does itself when a handler fails, and
+// returns the entry's ID. It returns once the failure is stored for the
+// entry's owner; in a process that runs the queue (Start), once the owner
+// applied it, so that a read that follows sees the entry.
 func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event RawEvent, group string, cause error) (string, error) {
 	if _, err := q.bus.client.cfg.TopicRules.ParseTopic(topic); err != nil {
 		return "", err
@@ -412,7 +413,7 @@ func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event Ra
 	}
 	rec := p.record
 	rec.Partition, rec.Offset = -1, -1
-	return q.q.RecordFailure(ctx, rec, group, event.ID, nil, failureOf(cause))
+	return q.q.RouteFailure(ctx, rec, topic, group, event.ID, failureOf(cause))
 }
 
 // failureOf classifies a handler's error for the dead letter queue.

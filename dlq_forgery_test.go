@@ -33,7 +33,7 @@ func forgedRetry(topic, eventID, data, dlqID, group string) *kgo.Record {
 func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
-	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	mailer, audit := eventbustest.UniqueID("mailer"), eventbustest.UniqueID("audit")
 	mailerRec, auditRec := eventbustest.NewRecorder(), eventbustest.NewRecorder()

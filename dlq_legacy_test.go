@@ -39,12 +39,13 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	var logs eventbustest.LogBuffer
 	cfg := eventbus.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	bus := eventbustest.NewBus(t, cfg, brokers...)
+	bus := startDLQ(t, eventbustest.NewBus(t, cfg, brokers...)) // the entries' owner
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	ours, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}, "mailer", errors.New("boom"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitEntry(t, bus.DLQ(), ours, func(eventbus.FailedEvent) bool { return true }) // applied by its owner
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)

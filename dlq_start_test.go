@@ -14,8 +14,9 @@ import (
 
 // Reads of the dead letter queue never start background work (issue 20):
 // a process that did not call Start answers Stats, List and Get from
-// the topics, without joining the scheduler group, so it
-// sends no retry, even of an entry whose automatic retry is due.
+// the topics, without joining the scheduler group, so it applies no
+// command and sends no retry, even of an entry whose automatic retry is
+// due.
 func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
@@ -27,20 +28,24 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 		calls.Add(1)
 		return errors.New("ledger down")
 	}, eventbus.InGroup(group))
+	// The entry's owner records the failure, then stops: no process of the
+	// deployment runs the queue any more.
+	owner := startDLQ(t, eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}}, brokers...))
 	id := eventbustest.MustPublish(t, subscriber, topic, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: "acme"})
 	entryID := eventbus.FailedEventID(group, topic, "acme", id)
-
-	// Another process of the same deployment (same scheduler group) reads
-	// the queue without calling Start.
+	waitEntry(t, owner.DLQ(), entryID, hasStatus(eventbus.StatusPending))
+	if err := owner.Shutdown(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// A retry by hand, stored for an owner; nobody applies it yet.
 	reader := eventbustest.NewBus(t, fastDLQ(), brokers...)
 	q := reader.DLQ()
-	e := waitEntry(t, q, entryID, hasStatus(eventbus.StatusPending))
-	if e.NextRetryAt == nil || e.RetryCount != 0 {
-		t.Fatalf("want a pending entry with an automatic retry scheduled, got %+v", e)
+	if err := q.Retry(ctxShort(t), entryID); !errors.Is(err, eventbus.ErrNotApplied) {
+		t.Fatalf("Retry with no process running the queue: %v, want ErrNotApplied", err)
 	}
-	// The retry is due within milliseconds (fastDLQ); a scheduler would
-	// send it, and the handler fail it again, well within this window.
-	window := time.Now().Add(3 * time.Second)
+	// Another process of the same deployment (same scheduler group) reads
+	// the queue without calling Start, again and again.
+	window := time.Now().Add(2 * time.Second)
 	for time.Now().Before(window) {
 		// This test's topic only: on a shared cluster other tests' entries
 		// are in the queue too.
@@ -60,7 +65,7 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(list) != 1 || got.RetryCount != 0 || got.Status != eventbus.StatusPending || calls.Load() != 1 {
-			t.Fatalf("a read of the dead letter queue sent a retry: entry %s status %s after %d retries, %d entries listed, handler called %d times",
+			t.Fatalf("a read of the dead letter queue applied a command or sent a retry: entry %s status %s after %d retries, %d entries listed, handler called %d times",
 				got.ID, got.Status, got.RetryCount, len(list), calls.Load())
 		}
 		time.Sleep(100 * time.Millisecond) // the pace of the reads, not a wait for a join
@@ -69,8 +74,8 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 		t.Fatal("Ready: the reads started the queue in a process that never called Start")
 	}
 
-	// Control: the entry was retryable all along; a process that calls
-	// Start sends the retry.
+	// Control: a process that calls Start becomes the owner and applies
+	// the stored retry.
 	startDLQ(t, reader)
 	eventbustest.Eventually(t, "the retry once the queue is started", func() error {
 		if got, err := q.Get(ctxT(t), entryID); err != nil || got.RetryCount == 0 {
@@ -78,4 +83,11 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// ctxShort is a context that ends within a second, or with the test.
+func ctxShort(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(ctxT(t), time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

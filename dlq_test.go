@@ -187,7 +187,7 @@ func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
 func TestDLQMalformedRecord(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
-	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("g")
 	rec := eventbustest.NewRecorder()

@@ -222,20 +222,25 @@
 // retries or [RetryAfter] to pick the delay; a malformed record is only
 // retried by hand. A retry goes to the group that failed and no other.
 //
-// The dlq.* topics are the source of truth. Only a process that calls
-// [DeadLetterQueue.Start] (eventbus serve does) keeps a view of them and,
-// as a member of [DLQConfig.SchedulerGroup], sends automatic retries. At
-// least one such process must run, or failed events wait for one. The
-// queue speaks the verbs of its REST API ([DeadLetterQueue.Get], List,
-// Stats, Retry, RetryAll, Delete, selecting with a [DLQQuery]). Reads start
-// nothing: in a process that has not called Start, Get, List and Stats
-// read the topics for that call alone and answer from them. A process that
-// only publishes and subscribes keeps no view: it writes its failures and checks
-// each retry it receives from the record the retry names, or from its
-// signature ([DLQConfig.SigningKey]). When that record cannot be read (a
-// broker or connection error) the subscriber backs off and checks again,
-// holding the event's key: a retry is never handled as an ordinary event,
-// nor skipped, because a read failed.
+// The dlq.* topics are the source of truth, and each entry has one writer:
+// the member of [DLQConfig.SchedulerGroup] that owns the entry's dlq.*
+// partition, in a process that calls [DeadLetterQueue.Start] (eventbus
+// serve does). A subscriber that fails an event, or answers a retry, and
+// an operator who retries or deletes an entry, only append a command to
+// that partition; the owner applies the commands in order, each change in
+// a Kafka transaction with the retry it sends, and fences the previous
+// owner when a partition changes hands. So a delete is never undone, an
+// answer is never lost, and an attempt is counted exactly when its retry
+// is sent. At least one such process must run, or failures wait for one
+// (stored, not lost). Retry and Delete return once the owner applied them,
+// or an error wrapping [ErrNotApplied] when none did in time.
+//
+// A retry goes to the failed group's own retry topic, which only that
+// group reads: no other group ever sees it, and the subscriber reads
+// nothing to handle it. The queue speaks the verbs of its REST API
+// ([DeadLetterQueue.Get], List, Stats, Retry, RetryAll, Delete, selecting
+// with a [DLQQuery]). Reads start nothing: in a process that has not
+// called Start, Get, List and Stats read the topics for that call alone.
 //
 // # Errors
 //

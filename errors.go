@@ -134,6 +134,13 @@ var (
 	// entry the TypeScript package wrote. A manual retry works in any
 	// status.
 	ErrRetryNotAllowed = dlq.ErrRetryNotAllowed
+
+	// ErrNotApplied: DeadLetterQueue.Retry or Delete stored its command,
+	// but the entry's owner (a process running the queue, such as
+	// eventbus serve) did not apply it before ctx ended (or within
+	// DefaultCommandWait when ctx has no deadline). The owner applies it
+	// when it can; the REST API answers 202 Accepted.
+	ErrNotApplied = dlq.ErrNotApplied
 )
 
 // ConnectError is what Client.Connect returns when retrying cannot help.

@@ -63,6 +63,11 @@ func ExampleDeadLetterQueue_Retry() {
 	// The first automatic retry an hour away: only the manual retry runs here.
 	bus, stop := exampleBusWith(ctx, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
 	defer stop()
+	// This process runs the queue (eventbus serve does): it owns the
+	// entries, applies failures and operators' retries, and sends retries.
+	if err := bus.DLQ().Start(ctx); err != nil {
+		panic(err)
+	}
 
 	var mailServerUp atomic.Bool
 	sent := make(chan string, 1)
@@ -105,6 +110,9 @@ func ExamplePermanent() {
 	defer cancel()
 	bus, stop := exampleBus(ctx) // an embedded broker and a bus, as in Example
 	defer stop()
+	if err := bus.DLQ().Start(ctx); err != nil { // this process runs the queue
+		panic(err)
+	}
 
 	_, err := eventbus.Subscribe(ctx, bus, invoiceIssuedEvent, func(_ context.Context, ev eventbus.Event[invoiceIssued]) error {
 		if ev.Data.Amount < 0 {

@@ -1,9 +1,6 @@
 package eventbus
 
-// SetDLQReadFault makes fault run before each read of the dead-letter
-// records that b's subscribers check retries against; an error it returns
-// fails that read (see dlq.Queue.SetReadFault). nil removes it.
-func SetDLQReadFault(b *Bus, fault func() error) { b.dlq.q.SetReadFault(fault) }
+import "github.com/plexica/eventbus/internal/dlq"
 
 // SetLifecycleHook makes hook run (on the lifecycle consumer's goroutine)
 // before h applies a lifecycle event of its plugin; it may block to hold
@@ -17,3 +14,7 @@ func SetUnknownTenantHook(h *PluginHost, hook func(tenant string)) { h.hooks.unk
 // SetFollowHook makes hook run inside FollowLifecycle once it has started
 // following, before it waits for the lifecycle topics to be read.
 func SetFollowHook(h *PluginHost, hook func()) { h.hooks.follow = hook }
+
+// RetryTopicOf is where the dead letter queue sends group's retries of
+// topic (internal/dlq/topics.go).
+func RetryTopicOf(group, topic string) string { return dlq.RetryTopicFor(group, topic) }

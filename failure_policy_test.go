@@ -69,7 +69,7 @@ func TestRetryInPlaceKeepsOrderAndSkipsTheDLQ(t *testing.T) {
 
 func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
 	t.Parallel()
-	bus := eventbustest.NewBus(t, fastInPlace())
+	bus := startDLQ(t, eventbustest.NewBus(t, fastInPlace()))
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("ledger")
 	var calls atomic.Int64

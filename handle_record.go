@@ -13,7 +13,7 @@ import (
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/tracing"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // This file is what one record means to a subscription: filters, decoding,
@@ -28,29 +28,17 @@ import (
 func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record) bool {
 	b := s.bus
 	var claim *dlq.Claim
-	superseded := false
-	fromRetryTopic := r.Topic != s.topic // a plugin's retry topic (internal/dlq/topics.go)
-	if _, hasRetryHeaders := wire.HeaderValue(r.Headers, HeaderRetryGroup); hasRetryHeaders {
-		c, ok, err := s.verifyRetry(stopping, r)
-		switch {
-		case err != nil:
-			return false // released before the entry could be read: the next owner checks again
-		case ok && c.Group != s.groupID:
-			return true // a retry for another group: never ours to see
-		case ok && c.Outstanding:
-			claim = &c
-		case ok:
-			// Our retry, but its entry has moved on since (answered,
-			// retried again, deleted): an ordinary event whose failure
-			// leaves the entry to its newer attempt.
-			superseded = true
-		case stopping.Err() != nil:
-			return false // released while checking: the next owner checks again
+	if s.retryTopic != "" && r.Topic == s.retryTopic {
+		// The group's own retry topic (internal/dlq/topics.go): only the
+		// dead letter queue's owner writes there, and only this group
+		// reads it. Retry headers anywhere else mean nothing.
+		c, ok := dlq.ParseRetry(r, s.topic, s.groupID)
+		if !ok {
+			b.logger.Warn("eventbus: a record on a retry topic is no retry of this group's; skipped",
+				"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+			return true
 		}
-		// Headers that match no outstanding retry: an ordinary event.
-	}
-	if fromRetryTopic && claim == nil {
-		return true // a retry topic carries only retries: anything else is not an event of this topic
+		claim = &c
 	}
 	scope := wire.ScopeOf(r.Headers)
 	if scope.Known && (!scope.Matches(s.tenantID, s.workspaceID) || (s.accept != nil && !s.accept(scope.TenantID))) {
@@ -68,13 +56,13 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 		}
 	}
 	if err != nil {
-		b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, time.Now(), err)
+		b.cfg.Metrics.observeHandled(s.topic, s.groupLabel, time.Now(), err)
 		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
 		tracing.End(span, cause)
 		if s.delivery.OnFailure == Skip {
 			return s.skip(r, wire.EventIDOf(r), cause)
 		}
-		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, superseded, cause)
+		return s.recordFailure(ctx, stopping, r, wire.EventIDOf(r), claim, cause)
 	}
 	if (!scope.Known || !scope.WorkspaceKnown) && !matchesFilter(env, s) {
 		tracing.End(span, nil)
@@ -83,7 +71,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	ev := rawEvent(env)
 	start := time.Now()
 	err = callHandler(ctx, s.handler, ev)
-	b.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
+	b.cfg.Metrics.observeHandled(s.topic, s.groupLabel, start, err)
 	tracing.End(span, err)
 	if err != nil {
 		var perm *PermanentError
@@ -96,38 +84,13 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 			}
 		}
 		if err != nil {
-			return s.recordFailure(ctx, stopping, r, env.ID, claim, superseded, err)
+			return s.recordFailure(ctx, stopping, r, env.ID, claim, err)
 		}
 	}
 	if claim != nil {
-		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.q.Resolve(ctx, *claim) })
+		return s.untilStored(ctx, stopping, r, func(ctx context.Context) error { return b.dlq.q.Resolve(ctx, s.groupID, *claim) })
 	}
 	return true
-}
-
-// verifyRetry checks a record's retry headers against the entry they name
-// (dlq.Queue.VerifyRetry). While the entry cannot be read (a broker or
-// connection error: dlq.ErrEntryUnreadable) it backs off and checks
-// again, holding the record's key: a retry is never taken for an ordinary
-// event, nor skipped and committed, because a read failed. It returns an
-// error only when stopping ended first; the record is then unfinished.
-func (s *subscription) verifyRetry(stopping context.Context, r *kgo.Record) (dlq.Claim, bool, error) {
-	delays := backoff.Delays{Base: s.bus.cfg.Consumer.RetryBackoff, Max: s.bus.cfg.Consumer.MaxRetryBackoff}
-	for {
-		c, ok, err := s.bus.dlq.q.VerifyRetry(stopping, r, s.topic, s.groupID)
-		if err == nil {
-			return c, ok, nil
-		}
-		if stopping.Err() != nil {
-			return dlq.Claim{}, false, stopping.Err()
-		}
-		wait := delays.Next()
-		s.bus.logger.Warn("eventbus: could not check a retry against its dead-letter entry; holding the event's key and checking again",
-			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "retry_in", wait, "err", err)
-		if !backoff.Sleep(stopping, wait) {
-			return dlq.Claim{}, false, stopping.Err()
-		}
-	}
 }
 
 func matchesFilter(env wire.Envelope, s *subscription) bool {
@@ -159,7 +122,7 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 		}
 		start := time.Now()
 		err = callHandler(ctx, s.handler, ev)
-		s.bus.cfg.Metrics.observeHandled(r.Topic, s.groupLabel, start, err)
+		s.bus.cfg.Metrics.observeHandled(s.topic, s.groupLabel, start, err)
 		var perm *PermanentError
 		if err == nil || errors.As(err, &perm) {
 			return err
@@ -170,24 +133,18 @@ func (s *subscription) retryInPlace(ctx, stopping context.Context, r *kgo.Record
 	}
 }
 
-// recordFailure stores a failed handling in the dead letter queue; the
-// record may be committed once the broker acknowledged that. The failure of
-// a superseded retry is only logged: the entry it came from has a newer
-// attempt (or was resolved or deleted), which a fresh entry would erase.
-func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *dlq.Claim, superseded bool, cause error) bool {
-	if superseded {
-		s.bus.logger.Warn("eventbus: handler failed on a superseded retry; its dead-letter entry has a newer attempt and is left as it is",
-			"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
-		return true
-	}
+// recordFailure stores a failed handling in the dead letter queue (a
+// command to the entry's owner); the record may be committed once the
+// broker acknowledged that.
+func (s *subscription) recordFailure(spanCtx, stopping context.Context, r *kgo.Record, eventID string, claim *dlq.Claim, cause error) bool {
 	s.bus.logger.Warn("eventbus: handler failed; event sent to the dead letter queue",
 		"group", s.groupID, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", eventID, "err", cause)
 	stored := s.untilStored(spanCtx, stopping, r, func(ctx context.Context) error {
-		_, err := s.bus.dlq.q.RecordFailure(ctx, r, s.groupID, eventID, claim, failureOf(cause))
+		_, err := s.bus.dlq.q.RecordFailure(ctx, r, s.topic, s.groupID, eventID, claim, failureOf(cause))
 		return err
 	})
 	if stored {
-		s.bus.cfg.Metrics.observeDeadLettered(r.Topic, s.groupLabel)
+		s.bus.cfg.Metrics.observeDeadLettered(s.topic, s.groupLabel)
 	}
 	return stored
 }

@@ -160,14 +160,17 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	groupID := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
 	var retryTopic string
 	var retryStartAt map[int32]int64
-	if t := dlq.RetryTopicFor(groupID, eventType); t != eventType {
-		retryTopic = t
+	// The group's own retry topic, where the dead letter queue sends its
+	// retries (internal/dlq/topics.go); a subscription that skips its
+	// failures has none.
+	if opts.Delivery.OnFailure != Skip {
+		retryTopic = dlq.RetryTopicFor(groupID, eventType)
 		if err := b.ensureTopics(ctx, retryTopic); err != nil {
-			return "", fmt.Errorf("subscribe %s: the plugin's retry topic: %w", eventType, err)
+			return "", fmt.Errorf("subscribe %s: the group's retry topic: %w", eventType, err)
 		}
 		if !opts.FromBeginning {
 			if retryStartAt, err = b.endOffsets(ctx, retryTopic); err != nil {
-				return "", fmt.Errorf("subscribe %s: the plugin's retry topic: %w", eventType, err)
+				return "", fmt.Errorf("subscribe %s: the group's retry topic: %w", eventType, err)
 			}
 		}
 	}

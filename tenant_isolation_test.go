@@ -48,7 +48,7 @@ func scopeMismatch(topic, id, headerTenant, headerWorkspace, bodyTenant, bodyWor
 func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
-	bus := eventbustest.NewBus(t, fastDLQ(), brokers...)
+	bus := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)

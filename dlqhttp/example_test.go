@@ -150,6 +150,9 @@ func exampleBus(ctx context.Context, logger *slog.Logger) (bus *eventbus.Bus, st
 	if err != nil {
 		log.Fatal(err)
 	}
+	if err := bus.DLQ().Start(ctx); err != nil { // this process runs the queue, as eventbus serve does
+		log.Fatal(err)
+	}
 	return bus, func() {
 		_ = bus.Shutdown(ctx)
 		client.Close()

@@ -239,14 +239,25 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who Principal) error
 	if !manual {
 		opts = append(opts, eventbus.RetryIfAllowed())
 	}
-	err = a.q.Retry(r.Context(), id, opts...)
+	ctx, cancel := context.WithTimeout(r.Context(), ownerWait)
+	defer cancel()
+	err = a.q.Retry(ctx, id, opts...)
 	a.record(r, who, audit.ActionDLQRetry, id, e, map[string]string{"manual": strconv.FormatBool(manual)}, err)
+	if errors.Is(err, eventbus.ErrNotApplied) {
+		a.log.Info("dlqhttp: retry of dead-letter entry stored for its owner", "dlq_id", id, "manual", manual, "by", who.String())
+		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
+	}
 	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
 	return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": string(eventbus.StatusRetrying)})
 }
+
+// ownerWait bounds how long a retry or a delete waits for the entry's
+// owner to apply it; past it the answer is 202 Accepted with status
+// "accepted": the command is stored and the owner applies it later.
+const ownerWait = 5 * time.Second
 
 // DELETE /api/dlq/events/{id}
 func (a *api) delete(w http.ResponseWriter, r *http.Request, who Principal) error {
@@ -255,8 +266,14 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who Principal) erro
 	if err != nil {
 		return err
 	}
-	err = a.q.Delete(r.Context(), id)
+	ctx, cancel := context.WithTimeout(r.Context(), ownerWait)
+	defer cancel()
+	err = a.q.Delete(ctx, id)
 	a.record(r, who, audit.ActionDLQDelete, id, e, nil, err)
+	if errors.Is(err, eventbus.ErrNotApplied) {
+		a.log.Info("dlqhttp: delete of dead-letter entry stored for its owner", "dlq_id", id, "by", who.String())
+		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
+	}
 	if err != nil {
 		return err
 	}

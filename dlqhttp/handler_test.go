@@ -108,6 +108,13 @@ func serveFixture(t *testing.T, brokers ...string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.audit.Close)
+	// This process runs the queue, as eventbus serve does: it owns the
+	// entries and applies failures, retries and deletes.
+	ctx, cancel := context.WithTimeout(context.Background(), eventbustest.WaitTimeout)
+	defer cancel()
+	if err := f.q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	h, err := dlqhttp.New(f.q, dlqhttp.Options{
 		AdminTokens:  []string{adminToken},
 		TenantTokens: map[string]string{tokenA: f.tenantA, tokenB: f.tenantB},

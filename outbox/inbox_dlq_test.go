@@ -25,6 +25,9 @@ func TestInboxFailureGoesToTheDLQAndAHandledRetryIsSkipped(t *testing.T) {
 	pool := newPool(t, outbox.Config{})
 	in := newInbox(t, pool, outbox.InboxConfig{})
 	bus := eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
+	if err := bus.DLQ().Start(t.Context()); err != nil { // the dead letter queue's owner
+		t.Fatal(err)
+	}
 	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
 	group := eventbustest.UniqueID("mailer")
 	var failing atomic.Bool

@@ -226,7 +226,8 @@ func TestRelayWaitsOutABrokerOutage(t *testing.T) {
 	}
 	waitEmpty(t, pool, "eventbus_outbox")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("reader")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
+	reader := eventbustest.NewBus(t, eventbus.Config{}, addr) // the relay's bus has a 1 s delivery timeout
+	eventbustest.MustSubscribe(t, reader, topic, rec.Handle, eventbus.InGroup(eventbustest.UniqueID("reader")), eventbus.WithDelivery(eventbus.Delivery{FromBeginning: true}))
 	events := rec.WaitFor(t, keys*perKey)
 	d := checkOrder(t, events, keys, perKey)
 	t.Logf("broker outage: %d events, 0 lost, %d duplicates", keys*perKey, d)

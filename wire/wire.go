@@ -38,27 +38,20 @@ const (
 )
 
 // Retry headers: a retry of the dead letter queue re-publishes the
-// original record with these, and every subscription skips, before
-// decoding, a retry meant for another group. Only the bus sets them; a
-// caller's headers never may.
+// original record with these to the failed group's own retry topic. Only
+// the bus sets them; a caller's headers never may.
 const (
 	HeaderDLQID        = "dlq-id"
 	HeaderRetryGroup   = "retry-group"
 	HeaderRetryAttempt = "retry-attempt"
-	// HeaderDLQEntry and HeaderDLQSignature carry, with a signing key, the
-	// retried entry and its HMAC.
-	HeaderDLQEntry     = "dlq-entry"
-	HeaderDLQSignature = "dlq-signature"
-	// HeaderDLQPosition carries, without a signing key, where the entry
-	// version the retry was sent as lies on its dlq.* topic
-	// ("<partition>:<offset>").
-	HeaderDLQPosition = "dlq-position"
 )
 
-// IsRetryHeader reports whether key is one of the retry headers.
+// IsRetryHeader reports whether key is one of the retry headers, or one
+// that earlier versions of the bus put on retries (dlq-entry,
+// dlq-signature, dlq-position): none is kept with an entry's headers.
 func IsRetryHeader(key string) bool {
 	switch key {
-	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, HeaderDLQEntry, HeaderDLQSignature, HeaderDLQPosition:
+	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, "dlq-entry", "dlq-signature", "dlq-position":
 		return true
 	}
 	return false

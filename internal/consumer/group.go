@@ -205,6 +205,10 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		// fetch in flight returns; franz-go's default 5 s long poll
 		// would stall it that long.
 		kgo.FetchMaxWait(time.Second),
+		// Only committed records: a retry the dead letter queue's owner
+		// sent in a transaction that was then aborted (a fenced owner)
+		// was never sent.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Partitions without a committed offset get one at assignment
 		// (start.go); where a committed offset fell out of retention,
 		// reading resumes at the oldest retained record.

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/internal/redact"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Status is where an entry stands.
@@ -73,25 +73,29 @@ type Header struct {
 }
 
 // Attempt is one step in an entry's history: Kind "failed", "retry",
-// "manual-retry", "resolved", or AttemptRetryNotSent (a retry whose send
-// failed, Error saying why: it spent no attempt).
+// "manual-retry", "resolved", AttemptRetryNotSent (a retry whose send
+// failed, Error saying why: it spent no attempt), or AttemptLateFailed (a
+// failure that answered an older retry than the entry's latest).
+// Number is the retry the step sent or answered (0: the first delivery).
 type Attempt struct {
-	At    time.Time `json:"at"`
-	Kind  string    `json:"kind"`
-	Error string    `json:"error,omitempty"`
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"`
+	Number int       `json:"number,omitempty"`
+	Error  string    `json:"error,omitempty"`
 }
 
 // Failure is one failed handling, as the bus classified its error.
 type Failure struct {
 	// Reason is the error's text; Stack the stack of a panic.
-	Reason, Stack string
+	Reason string `json:"reason"`
+	Stack  string `json:"stack,omitempty"`
 	// Permanent: only a manual retry sends the event again (a Permanent
 	// error, or a record that is not an event).
-	Permanent bool
+	Permanent bool `json:"permanent,omitempty"`
 	// RetryAfter, when HasRetryAfter, replaces the backoff before the next
 	// automatic retry.
-	RetryAfter    time.Duration
-	HasRetryAfter bool
+	RetryAfter    time.Duration `json:"retryAfter,omitempty"`
+	HasRetryAfter bool          `json:"hasRetryAfter,omitempty"`
 }
 
 // EntryID is the ID of the entry for the event eventID of tenantID on
@@ -142,13 +146,13 @@ func isEntryID(key string) bool {
 	return true
 }
 
-// newEntry builds the entry for a record that group failed; applyFailure
+// newEntry builds the entry for a record of topic that group failed; applyFailure
 // then records the failure itself. Its tenant is the record's tenant-id
 // header, or for a record without one, the tenant of its event when it
 // decodes as one.
-func (q *Queue) newEntry(r *kgo.Record, group, eventID string) *Entry {
+func (q *Queue) newEntry(r *kgo.Record, topic, group, eventID string) *Entry {
 	e := &Entry{
-		OriginalTopic:  r.Topic,
+		OriginalTopic:  topic,
 		OriginalKey:    r.Key,
 		EventID:        eventID,
 		ConsumerGroup:  group,

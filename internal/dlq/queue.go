@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +26,7 @@ import (
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/internal/tracing"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Errors the queue returns; the root package exports the first two as its
@@ -67,7 +67,6 @@ type Config struct {
 	SchedulerGroup                string
 	DisableScheduler              bool
 	RetryTimeout                  time.Duration
-	SigningKey                    []byte
 	TopicCleanupPolicy            string
 	// RetentionCheck is how often the view lists the dlq.* partitions'
 	// start offsets, to drop the entries retention removed
@@ -81,6 +80,10 @@ type Config struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
+
+// transactionTimeout is how long an owner's transaction may stay open
+// before the brokers abort it.
+func (c *Config) transactionTimeout() time.Duration { return 30 * time.Second }
 
 // backoff is the delay before automatic retry n+1 after n were sent.
 func (c *Config) backoff(n int) time.Duration {
@@ -108,12 +111,16 @@ type Queue struct {
 	knownTopics     sync.Map // dlq topics this process wrote to
 	warnedCompacted sync.Map // dlq topics already warned about (legacy.go)
 
-	// hookBeforeOutcome, when set by a test, runs just before a retry's
-	// outcome is written.
-	hookBeforeOutcome func()
-	// readFault, when set by a test (SetReadFault), runs before each read
-	// of the records retries name; an error it returns is the read's.
-	readFault atomic.Pointer[func() error]
+	// hookBeforeCommit, when set by a test, runs just before an owner
+	// commits a round of changes to a partition.
+	hookBeforeCommit atomic.Pointer[func(topic string, partition int32)]
+
+	// wake tells the scheduler a command arrived (poke).
+	wake chan struct{}
+
+	commandsOnce sync.Once
+	commands     *kgo.Client // produces commands (commandClient)
+	commandsErr  error
 
 	readerOnce sync.Once
 	reader     *logread.Reader // reads the records retries name
@@ -131,7 +138,7 @@ func New(host Host, cfg Config) *Queue {
 	if cfg.SchedulerGroup == "" {
 		cfg.SchedulerGroup = DefaultSchedulerGroup
 	}
-	return &Queue{host: host, cfg: cfg}
+	return &Queue{host: host, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
 // Start begins reading the dlq.* topics and, unless disabled, scheduling
@@ -183,6 +190,10 @@ func (q *Queue) Stop(ctx context.Context) {
 	}
 	if view != nil {
 		view.stop()
+	}
+	q.commandsOnce.Do(func() { q.commandsErr = ErrStopped })
+	if q.commands != nil {
+		q.commands.Close()
 	}
 }
 
@@ -264,26 +275,6 @@ func (q *Queue) recordReader() (*logread.Reader, error) {
 	return q.reader, q.readerErr
 }
 
-// SetReadFault makes fault run before each read of the dead-letter
-// records that retries name (VerifyRetry and the checks of a retry's
-// outcome); a non-nil error it returns fails that read. For tests that
-// inject broker errors; nil removes it.
-func (q *Queue) SetReadFault(fault func() error) {
-	if fault == nil {
-		q.readFault.Store(nil)
-		return
-	}
-	q.readFault.Store(&fault)
-}
-
-// injectedFault returns the error of the test's read fault, if any.
-func (q *Queue) injectedFault() error {
-	if f := q.readFault.Load(); f != nil {
-		return (*f)()
-	}
-	return nil
-}
-
 // Counts counts the entries by status, from the view's index (an empty
 // map before Start: every status counts zero).
 func (q *Queue) Counts() map[string]int {
@@ -345,11 +336,12 @@ func (q *Queue) Stats(ctx context.Context, f dlqindex.Filter) (dlqindex.Counts, 
 	return view.stats(f), nil
 }
 
-// Retry sends entry e, just read, again to the group that failed it. A
+// Retry asks the owner of entry e, just read, to send it again to the
+// group that failed it, and waits until the owner did (see await). A
 // manual retry works in any status; otherwise the retry counts toward
-// MaxRetries and fails with ErrRetryNotAllowed when the entry is resolved,
-// out of retries, or was written by the TypeScript package. A TypeScript
-// entry is retried the way that package retries (legacy.go).
+// MaxRetries and fails with ErrRetryNotAllowed when the entry is
+// resolved, out of retries, or was written by the TypeScript package. A
+// TypeScript entry is retried the way that package retries (legacy.go).
 func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
 	if e.Origin == OriginTypeScript {
 		if !manual {
@@ -364,11 +356,12 @@ func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
 	if !manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
 		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", ErrRetryNotAllowed, e.ID, e.Status, e.RetryCount, e.MaxRetries)
 	}
-	return q.sendRetry(ctx, e, manual)
+	return q.ask(ctx, e, &command{Kind: CommandRetry, ID: e.ID, Manual: manual, At: q.cfg.Now().UTC()})
 }
 
-// Delete removes entry e, just read: a tombstone on its DLQ topic; for an
-// entry the TypeScript package wrote, an overlay that hides it.
+// Delete asks the owner of entry e, just read, to remove it (a tombstone
+// on its DLQ topic), and waits until the owner did; an entry the
+// TypeScript package wrote is hidden by an overlay instead.
 func (q *Queue) Delete(ctx context.Context, e Entry) error {
 	if e.Origin == OriginTypeScript {
 		topic, err := q.topicOf(ctx, e.ID)
@@ -377,8 +370,17 @@ func (q *Queue) Delete(ctx context.Context, e Entry) error {
 		}
 		return q.writeOverlay(ctx, topic, e, true)
 	}
-	_, err := q.write(ctx, &e, true)
-	return err
+	return q.ask(ctx, e, &command{Kind: CommandDelete, ID: e.ID, At: q.cfg.Now().UTC()})
+}
+
+// ask sends an operator's command on entry e to its owner and waits for
+// the result.
+func (q *Queue) ask(ctx context.Context, e Entry, c *command) error {
+	rec, err := q.sendCommand(ctx, TopicFor(e.ConsumerGroup, e.OriginalTopic), e.SchedulerGroup, c)
+	if err != nil {
+		return err
+	}
+	return q.await(ctx, e.ID, rec)
 }
 
 // topicOf returns the dlq.* topic where the view (or, before Start, a
@@ -395,135 +397,167 @@ func (q *Queue) topicOf(ctx context.Context, id string) (string, error) {
 	return e.Pos.Topic, nil
 }
 
-// sendRetry marks the entry as retrying and re-publishes its event to its
-// topic with the retry headers, so that only its group handles it.
-//
-// The attempt is spent only when the retry is sent: what can fail before
-// the send (the retry topic's creation, the signature) is done before the
-// entry is marked, and when the send itself fails the entry is written
-// back as it was (retryNotSent): its retry count unchanged, retryable again
-// after a backoff rather than after the retry timeout.
-func (q *Queue) sendRetry(ctx context.Context, e Entry, manual bool) (err error) {
-	// The retry belongs to the original event's trace.
-	rec := &kgo.Record{Key: e.OriginalKey, Headers: make([]kgo.RecordHeader, 0, len(e.OriginalHeaders)+5)}
-	for _, h := range e.OriginalHeaders {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
+// Claim is what the retry headers of a record on a group's retry topic
+// say: the entry and the attempt it is a retry of. The record lies on a
+// topic only the entry's owner writes retries to and only that group
+// reads, so the claim needs no reading of the entry: the owner checks the
+// answer against the entry when it applies it (decide).
+type Claim struct {
+	// ID is the entry's; Attempt the retry's number (1 for the first).
+	ID      string
+	Attempt int
+	// Topic is the entry's original topic.
+	Topic string
+}
+
+// ParseRetry reads the retry headers of r, a record of group's retry topic
+// for topic. ok is false when they are missing or malformed, or name
+// another group: such a record is no retry of this group's.
+func ParseRetry(r *kgo.Record, topic, group string) (Claim, bool) {
+	id, hasID := wire.HeaderValue(r.Headers, wire.HeaderDLQID)
+	g, hasGroup := wire.HeaderValue(r.Headers, wire.HeaderRetryGroup)
+	a, hasAttempt := wire.HeaderValue(r.Headers, wire.HeaderRetryAttempt)
+	attempt, err := strconv.Atoi(string(a))
+	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 || string(g) != group || !isEntryID(string(id)) {
+		return Claim{}, false
 	}
-	ctx, span := q.cfg.Tracer.StartInternal(q.cfg.Tracer.Extract(ctx, rec), "dlq retry "+e.OriginalTopic,
-		attribute.String("plexica.dlq_id", e.ID), attribute.String("messaging.consumer.group.name", e.ConsumerGroup),
-		attribute.Bool("plexica.manual", manual), attribute.Int("plexica.retry_attempt", e.RetryCount+1))
+	return Claim{ID: string(id), Attempt: attempt, Topic: topic}, true
+}
+
+// RecordFailure asks the owner of the entry to record that group failed r
+// (the event eventID of topic): the answer to a retry (claim non-nil), or
+// else the failure of an ordinary delivery, which makes a new entry (and
+// replaces an earlier entry of the same group, topic, tenant and event,
+// see EntryID). It returns once the command is stored, with the entry's
+// ID; the owner applies it.
+func (q *Queue) RecordFailure(ctx context.Context, r *kgo.Record, topic, group, eventID string, claim *Claim, f Failure) (string, error) {
+	c := &command{Kind: CommandFailed, Failure: &f, At: q.cfg.Now().UTC()}
+	if claim != nil {
+		c.ID, c.Attempt = claim.ID, claim.Attempt
+	} else {
+		e := q.newEntry(r, topic, group, eventID)
+		c.ID, c.Entry = e.ID, e
+	}
+	_, err := q.sendCommand(ctx, TopicFor(group, topic), q.cfg.SchedulerGroup, c)
+	return c.ID, err
+}
+
+// RouteFailure is RecordFailure of an ordinary delivery by hand: in a
+// process that runs the queue it also waits until the owner applied it.
+func (q *Queue) RouteFailure(ctx context.Context, r *kgo.Record, topic, group, eventID string, f Failure) (string, error) {
+	e := q.newEntry(r, topic, group, eventID)
+	c := &command{Kind: CommandFailed, ID: e.ID, Entry: e, Failure: &f, At: q.cfg.Now().UTC()}
+	rec, err := q.sendCommand(ctx, TopicFor(group, topic), q.cfg.SchedulerGroup, c)
+	if err != nil || q.currentView() == nil {
+		return c.ID, err
+	}
+	return c.ID, q.await(ctx, c.ID, rec)
+}
+
+// Resolve asks the owner of the claim's entry to record that its retry
+// succeeded. It returns once the command is stored.
+func (q *Queue) Resolve(ctx context.Context, group string, claim Claim) error {
+	c := &command{Kind: CommandResolved, ID: claim.ID, Attempt: claim.Attempt, At: q.cfg.Now().UTC()}
+	_, err := q.sendCommand(ctx, TopicFor(group, claim.Topic), q.cfg.SchedulerGroup, c)
+	return err
+}
+
+// sendCommand stores command c on dlqTopic, on its entry's partition, for
+// the owner in schedulerGroup, and returns its record once the brokers
+// acknowledged it.
+func (q *Queue) sendCommand(ctx context.Context, dlqTopic, schedulerGroup string, c *command) (rec *kgo.Record, err error) {
+	if schedulerGroup == "" {
+		schedulerGroup = DefaultSchedulerGroup
+	}
+	ctx, span := q.cfg.Tracer.StartInternal(ctx, "dlq write "+dlqTopic,
+		attribute.String("plexica.dlq_id", c.ID), attribute.String("plexica.dlq_command", c.Kind))
 	defer func() { tracing.End(span, err) }()
-	prior := e
-	prior.Attempts = slices.Clip(prior.Attempts) // the appends below must not share its array
-	now := q.cfg.Now().UTC()
-	if !manual {
-		// Sent automatically: its latest failure was not permanent (an entry
-		// written before Permanent followed the latest failure may say so).
-		e.Permanent = false
+	if err := q.host.EnsureTopic(ctx, dlqTopic, map[string]string{"cleanup.policy": q.cfg.TopicCleanupPolicy}); err != nil {
+		return nil, fmt.Errorf("write dead-letter command for %s to %s: %w", c.ID, dlqTopic, err)
 	}
-	e.RetryCount++
-	e.Status = StatusRetrying
-	next := now.Add(q.cfg.RetryTimeout)
-	e.NextRetryAt = &next
-	e.ResolvedAt = nil
-	kind := "retry"
-	if manual {
-		kind = "manual-retry"
+	if rec, err = commandRecord(dlqTopic, schedulerGroup, c); err != nil {
+		return nil, err
 	}
-	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: kind})
-	e.UpdatedAt = now
-	value := retryValue(&e)
-	// The target topic is ensured as Publish ensures its topics: a retry to
-	// a topic that is gone would otherwise wait out the delivery timeout.
-	target := RetryTopicFor(e.ConsumerGroup, e.OriginalTopic)
-	if err := q.host.EnsureTopic(ctx, target, nil); err != nil {
-		return q.retryNotSent(ctx, prior, fmt.Errorf("send retry of %s: %w", e.ID, err))
+	cl, err := q.commandClient()
+	if err != nil {
+		return nil, err
 	}
-	var signature []kgo.RecordHeader
-	if len(q.cfg.SigningKey) > 0 {
-		if signature, err = q.signRetry(target, e, value); err != nil {
-			return q.retryNotSent(ctx, prior, fmt.Errorf("sign retry of %s: %w", e.ID, err))
-		}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return nil, fmt.Errorf("write dead-letter command for %s to %s: %w", c.ID, dlqTopic, err)
 	}
-	written, err := q.write(ctx, &e, false)
+	if view := q.currentView(); view != nil {
+		view.apply(rec, false)
+	}
+	if _, seen := q.knownTopics.LoadOrStore(rec.Topic, true); !seen {
+		q.noticeTopic()
+	}
+	return rec, nil
+}
+
+// commandClient returns the producer of commands: the bus's connection
+// with entryPartitioner, so that a command lands on its entry's partition.
+func (q *Queue) commandClient() (*kgo.Client, error) {
+	q.commandsOnce.Do(func() {
+		q.commands, q.commandsErr = q.host.NewClient(kgo.RecordPartitioner(newEntryPartitioner()))
+	})
+	return q.commands, q.commandsErr
+}
+
+// DefaultCommandWait bounds how long Retry and Delete wait for the
+// entry's owner to apply their command when ctx has no deadline.
+const DefaultCommandWait = 30 * time.Second
+
+// ErrNotApplied: a command was stored but its entry's owner has not
+// applied it yet (no process runs the queue, or it is catching up). The
+// owner applies it when it can.
+var ErrNotApplied = errors.New("the dead-letter command is stored but not applied yet")
+
+// await waits for the owner to apply command rec and returns its result:
+// nil, or an error wrapping ErrNotFound or ErrRetryNotAllowed; or one
+// wrapping ErrNotApplied when the wait ends first.
+func (q *Queue) await(ctx context.Context, id string, rec *kgo.Record) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultCommandWait)
+		defer cancel()
+	}
+	reader, err := q.recordReader()
 	if err != nil {
 		return err
 	}
-	q.cfg.Tracer.Inject(ctx, rec)
-	rec.Headers = append(rec.Headers,
-		kgo.RecordHeader{Key: wire.HeaderDLQID, Value: []byte(e.ID)},
-		kgo.RecordHeader{Key: wire.HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
-		kgo.RecordHeader{Key: wire.HeaderRetryAttempt, Value: []byte(fmt.Sprint(e.RetryCount))},
-	)
-	if signature != nil {
-		rec.Headers = append(rec.Headers, signature...)
-	} else {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: wire.HeaderDLQPosition, Value: []byte(fmt.Sprintf("%d:%d", written.Partition, written.Offset))})
+	from, wait := rec.Offset+1, 5*time.Millisecond
+	for {
+		var result []byte
+		found := false
+		_, err := reader.Scan(ctx, rec.Topic, rec.Partition, from, 0, func(r *kgo.Record) bool {
+			from = r.Offset + 1
+			if r.Value == nil && string(r.Key) == string(rec.Key) {
+				result, _ = wire.HeaderValue(r.Headers, HeaderCommandResult)
+				found = true
+				return false
+			}
+			return true
+		})
+		if found {
+			return resultError(id, string(result))
+		}
+		if err != nil && ctx.Err() == nil {
+			q.cfg.Logger.Debug("eventbus: reading a dead-letter command's result", "dlq_id", id, "err", err)
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return fmt.Errorf("%w: %s on entry %s (is a process running the queue? eventbus serve does): %w", ErrNotApplied, commandKind(rec), id, ctx.Err())
+		}
+		wait = min(wait*2, 100*time.Millisecond)
 	}
-	rec.Topic, rec.Value = target, value
-	if err := q.host.Produce(ctx, rec); err != nil {
-		// The version just written names an attempt that was not sent (or
-		// whose fate is unknown): the entry as it was replaces it, so no
-		// answer to that attempt can change the entry.
-		return q.retryNotSent(ctx, prior, fmt.Errorf("send retry of %s to %s: %w", e.ID, target, err))
-	}
-	q.host.RetrySent(e.OriginalTopic, manual)
-	return nil
 }
 
-// AttemptRetryNotSent is the Kind of an Attempt that records a retry whose
-// send failed: it spent no attempt.
-const AttemptRetryNotSent = "retry-not-sent"
-
-// retryNotSent writes entry e back as it was before a retry of it that
-// could not be sent, with that failure in its history, and returns cause.
-// Its retry count is unchanged. An entry that waits for automatic retries
-// (pending, or retrying after a timeout) is due again after a backoff that
-// grows with the sends that failed in a row (1 s · 2^n, capped like the
-// retries'), or at the time it was due anyway if that is later (a manual
-// retry that failed moves no retry, nor an outstanding retry's timeout,
-// earlier); one out of retries or resolved stays so.
-func (q *Queue) retryNotSent(ctx context.Context, e Entry, cause error) error {
-	now := q.cfg.Now().UTC()
-	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: AttemptRetryNotSent, Error: cause.Error()})
-	e.UpdatedAt = now
-	if e.Status == StatusPending || e.Status == StatusRetrying {
-		failed := 0
-		for i := len(e.Attempts) - 1; i >= 0 && e.Attempts[i].Kind == AttemptRetryNotSent; i-- {
-			failed++
-		}
-		next := now.Add(q.cfg.backoff(failed - 1))
-		if e.NextRetryAt == nil || e.NextRetryAt.Before(next) {
-			e.NextRetryAt = &next
-		}
+// commandKind names the command rec holds, for errors.
+func commandKind(rec *kgo.Record) string {
+	var c struct {
+		Kind string `json:"kind"`
 	}
-	if _, err := q.write(ctx, &e, false); err != nil {
-		q.cfg.Logger.Warn("eventbus: could not record a dead-letter retry that was not sent", "dlq_id", e.ID, "err", err)
-	}
-	return cause
-}
-
-// write stores an entry (or its tombstone) on its DLQ topic and applies it
-// to the local view once the broker acknowledged it. It returns the record
-// written, which holds its partition and offset.
-func (q *Queue) write(ctx context.Context, e *Entry, tombstone bool) (rec *kgo.Record, err error) {
-	topic := TopicFor(e.ConsumerGroup, e.OriginalTopic)
-	ctx, span := q.cfg.Tracer.StartInternal(ctx, "dlq write "+topic,
-		attribute.String("plexica.dlq_id", e.ID), attribute.String("plexica.dlq_status", string(e.Status)),
-		attribute.Bool("plexica.tombstone", tombstone))
-	defer func() { tracing.End(span, err) }()
-	if err := q.host.EnsureTopic(ctx, topic, map[string]string{"cleanup.policy": q.cfg.TopicCleanupPolicy}); err != nil {
-		return nil, err
-	}
-	rec = &kgo.Record{Topic: topic, Key: []byte(e.ID)}
-	if !tombstone {
-		v, err := json.Marshal(e)
-		if err != nil {
-			return nil, err
-		}
-		rec.Value = v
-	}
-	return rec, q.produceEntryRecord(ctx, rec, e.ID)
+	_ = json.Unmarshal(rec.Value, &c)
+	return c.Kind
 }
 
 // produceEntryRecord writes one DLQ record and applies it to the local
@@ -539,6 +573,25 @@ func (q *Queue) produceEntryRecord(ctx context.Context, rec *kgo.Record, id stri
 		q.noticeTopic()
 	}
 	return nil
+}
+
+// setHookBeforeCommit sets the test hook that runs just before an owner
+// commits a round (nil: none).
+func (q *Queue) setHookBeforeCommit(h func(topic string, partition int32)) {
+	if h == nil {
+		q.hookBeforeCommit.Store(nil)
+		return
+	}
+	q.hookBeforeCommit.Store(&h)
+}
+
+// poke makes this process's owners look at their partitions now (a
+// command arrived).
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 // noticeTopic makes the view and the scheduler look for new dlq.* topics

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/wire"
 )
 
 // TestReadsBeforeStartStartNothing: Stats, Query and Get on a queue that
@@ -14,12 +13,11 @@ import (
 // scheduler behind (an entry due for an automatic retry stays unsent).
 func TestReadsBeforeStartStartNothing(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Millisecond})
-	r := eventRecord("core.user.created", "acme")
-	id, err := q.RecordFailure(ctx, r, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
-	if err != nil {
+	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
+	if err := q.Start(ctx); err != nil { // the entries' owner
 		t.Fatal(err)
 	}
+	id := recordFailures(t, q, ctx, "core.user.created", "mailer", 1)[0]
 	// A second process of the deployment, which never calls Start.
 	reader := New(host, q.cfg)
 	counts, err := reader.Stats(ctx, dlqindex.Filter{})

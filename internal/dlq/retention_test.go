@@ -10,23 +10,42 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
-// recordFailures records n failures of events of topic by group, and
-// returns their entries' IDs.
+// recordFailures records n failures of events of topic by group, waits
+// until q applied them if it runs (their owner), and returns their
+// entries' IDs.
 func recordFailures(t *testing.T, q *Queue, ctx context.Context, topic, group string, n int) []string {
 	t.Helper()
 	ids := make([]string, 0, n)
 	for range n {
 		r := eventRecord(topic, "acme")
-		id, err := q.RecordFailure(ctx, r, group, wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
+		id, err := q.RecordFailure(ctx, r, r.Topic, group, wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
 	}
+	for _, id := range ids {
+		if q.currentView() == nil {
+			break // the commands are stored; nobody here applies them
+		}
+		waitFor(t, ctx, "entry "+id+" applied", func() bool { _, err := q.Get(ctx, id); return err == nil })
+	}
 	return ids
+}
+
+// waitFor polls ok (bounded by ctx) until it holds.
+func waitFor(t *testing.T, ctx context.Context, what string, ok func() bool) {
+	t.Helper()
+	for !ok() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waited for %s: %v", what, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // deleteAllRecords moves the start offset of every partition of topic to
@@ -87,7 +106,7 @@ func TestReadinessDoesNotWaitOnAnEmptiedPartition(t *testing.T) {
 // a running one must drop them too.
 func TestRetentionRemovesEntriesFromTheView(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{DisableScheduler: true, RetentionCheck: 20 * time.Millisecond})
+	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, RetentionCheck: 20 * time.Millisecond})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +137,7 @@ func TestRetentionRemovesEntriesFromTheView(t *testing.T) {
 // until then the entries are gone from what it serves.
 func TestDeletedEntriesLeaveNothingInTheView(t *testing.T) {
 	t.Parallel()
-	q, _, ctx := newTestQueue(t, Config{DisableScheduler: true})
+	q, _, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

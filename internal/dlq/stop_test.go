@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexica/eventbus/internal/wire"
+	"github.com/plexica/eventbus/wire"
 )
 
 // TestStopHoldsNoLockWhileWaiting: stopping the dead letter queue waits
@@ -35,7 +35,7 @@ func TestStopHoldsNoLockWhileWaiting(t *testing.T) {
 	// entry due at once. The clock stays the real one until the scheduler
 	// runs.
 	r := eventRecord("core.user.created", "acme")
-	if _, err := q.RecordFailure(ctx, r, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"}); err != nil {
+	if _, err := q.RecordFailure(ctx, r, r.Topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"}); err != nil {
 		t.Fatal(err)
 	}
 	q.mu.Lock()

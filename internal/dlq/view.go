@@ -1,9 +1,10 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus/internal/dlqindex"
+	"github.com/plexica/eventbus/wire"
 )
 
 // topicPartition names one partition.
@@ -30,10 +32,15 @@ type view struct {
 	index *dlqindex.Index
 
 	mu       sync.RWMutex
-	progress map[topicPartition]int64 // next offset the reader will see
-	targets  map[topicPartition]int64 // end offsets when the view started
-	starts   map[topicPartition]int64 // start offsets last listed (followStarts)
-	ready    chan struct{}
+	progress map[topicPartition]int64                     // next offset the reader will see
+	targets  map[topicPartition]int64                     // end offsets when the view started
+	starts   map[topicPartition]int64                     // start offsets last listed (followStarts)
+	commands map[topicPartition]map[string]pendingCommand // commands not applied yet, by key
+	// appliedAhead holds the commands whose tombstones an owner of this
+	// process wrote before the reader read them, until it does: the
+	// reader, still behind, must not take them for pending again.
+	appliedAhead map[string]bool
+	ready        chan struct{}
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -42,23 +49,31 @@ type view struct {
 
 func newView(q *Queue) *view {
 	return &view{
-		q:        q,
-		index:    dlqindex.New(),
-		progress: map[topicPartition]int64{},
-		starts:   map[topicPartition]int64{},
-		ready:    make(chan struct{}),
-		done:     make(chan struct{}),
+		q:            q,
+		index:        dlqindex.New(),
+		progress:     map[topicPartition]int64{},
+		starts:       map[topicPartition]int64{},
+		commands:     map[topicPartition]map[string]pendingCommand{},
+		appliedAhead: map[string]bool{},
+		ready:        make(chan struct{}),
+		done:         make(chan struct{}),
 	}
 }
 
-// dlqTopicPattern matches every dead-letter topic.
-const dlqTopicPattern = `^dlq\..+`
+// entryTopicPattern matches every topic that holds dead-letter entries
+// (not the retry topics of core groups, dlq.retry.*).
+const entryTopicPattern = `^dlq\.(core|plugin)\..+`
 
 func (v *view) start() error {
 	cl, err := v.q.host.NewClient(
 		kgo.ConsumeRegex(),
-		kgo.ConsumeTopics(dlqTopicPattern),
+		kgo.ConsumeTopics(entryTopicPattern),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Only what owners committed: an aborted transaction (an owner
+		// fenced mid-way) never happened. The commit markers come too, so
+		// that progress reaches the partitions' ends.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 		kgo.MetadataMaxAge(3*time.Second),
 		kgo.MetadataMinAge(250*time.Millisecond),
 		kgo.FetchMaxWait(time.Second),
@@ -97,7 +112,7 @@ func dlqTopics(ctx context.Context, adm *kadm.Client) ([]string, error) {
 	}
 	var out []string
 	for name := range topics {
-		if strings.HasPrefix(name, "dlq.") {
+		if IsEntryTopic(name) {
 			out = append(out, name)
 		}
 	}
@@ -119,7 +134,7 @@ func (v *view) endOffsets(ctx context.Context) (map[topicPartition]int64, error)
 	if len(dlqTopics) == 0 {
 		return out, nil
 	}
-	ends, err := adm.ListEndOffsets(ctx, dlqTopics...)
+	ends, err := adm.ListCommittedOffsets(ctx, dlqTopics...)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +222,13 @@ func (v *view) followStarts(ctx context.Context) {
 		}
 	})
 	if moved {
+		for tp, cmds := range v.commands {
+			for key, c := range cmds {
+				if c.offset < v.starts[tp] {
+					delete(cmds, key)
+				}
+			}
+		}
 		if n := v.index.DropBelow(func(topic string, partition int32) int64 {
 			return v.starts[topicPartition{topic, partition}]
 		}); n > 0 {
@@ -240,8 +262,19 @@ func (v *view) run(ctx context.Context) {
 // kept (Unread) until the reader reads it, so that the older versions the
 // reader brings before it do not show the entry again.
 func (v *view) apply(r *kgo.Record, fromReader bool) {
-	id, e, ok := v.decodeIndex(r)
 	tp := topicPartition{r.Topic, r.Partition}
+	if r.Attrs.IsControl() || isCommandKey(r.Key) {
+		v.mu.Lock()
+		if !r.Attrs.IsControl() && (fromReader || v.progress[tp] <= r.Offset) && r.Offset >= v.starts[tp] {
+			v.applyCommand(tp, r, fromReader)
+		}
+		if fromReader && r.Offset+1 > v.progress[tp] {
+			v.progress[tp] = r.Offset + 1
+		}
+		v.mu.Unlock()
+		return
+	}
+	id, e, ok := v.decodeIndex(r)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !fromReader {
@@ -258,6 +291,81 @@ func (v *view) apply(r *kgo.Record, fromReader bool) {
 	if fromReader && r.Offset+1 > v.progress[tp] {
 		v.progress[tp] = r.Offset + 1
 	}
+}
+
+// pendingCommand is a command the view has read and no tombstone of it
+// yet: not applied.
+type pendingCommand struct {
+	key            string
+	offset         int64
+	schedulerGroup string
+}
+
+// applyCommand folds a command record, or its tombstone, into the pending
+// commands; v.mu is held. A new command wakes the owners of this process.
+func (v *view) applyCommand(tp topicPartition, r *kgo.Record, fromReader bool) {
+	key := string(r.Key)
+	if r.Value == nil {
+		delete(v.commands[tp], key)
+		if fromReader {
+			delete(v.appliedAhead, key)
+		} else {
+			v.appliedAhead[key] = true
+		}
+		return
+	}
+	if v.appliedAhead[key] {
+		return
+	}
+	group, _ := wire.HeaderValue(r.Headers, HeaderCommand)
+	cmds := v.commands[tp]
+	if cmds == nil {
+		cmds = map[string]pendingCommand{}
+		v.commands[tp] = cmds
+	}
+	if _, seen := cmds[key]; !seen {
+		cmds[key] = pendingCommand{key: key, offset: r.Offset, schedulerGroup: string(group)}
+		v.q.poke()
+	}
+}
+
+// pendingCommands lists tp's commands not applied yet whose owner is
+// schedulerGroup's, in offset order: those the reader has read, so that
+// none is applied before a command below it (one this process stored
+// itself is known before the reader gets there).
+func (v *view) pendingCommands(tp topicPartition, schedulerGroup string) []pendingCommand {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var out []pendingCommand
+	read := v.progress[tp]
+	for _, c := range v.commands[tp] {
+		if c.offset >= read {
+			continue
+		}
+		g := c.schedulerGroup
+		if g == "" {
+			g = DefaultSchedulerGroup
+		}
+		if g == schedulerGroup {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b pendingCommand) int { return cmp.Compare(a.offset, b.offset) })
+	return out
+}
+
+// dropCommand forgets a pending command whose record is gone.
+func (v *view) dropCommand(tp topicPartition, key string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.commands[tp], key)
+}
+
+// progressOf is the next offset of tp the reader will see.
+func (v *view) progressOf(tp topicPartition) int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.progress[tp]
 }
 
 // decodeIndex reads what the index keeps of a DLQ record: the entry's ID

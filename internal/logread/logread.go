@@ -3,7 +3,9 @@
 // the partition's leader through the caller's *kgo.Client (and so with its
 // SASL and TLS settings). It reads only around the wanted offsets, jumping
 // over the gaps between them, so that a few entries can be looked up on
-// demand instead of keeping a whole topic in memory.
+// demand instead of keeping a whole topic in memory. It reads committed
+// records only: those of aborted transactions are skipped, and nothing of a
+// transaction still open (nor after it) is read yet.
 package logread
 
 import (
@@ -29,6 +31,16 @@ const (
 	defaultRetries     = 3        // retries of a fetch after a leadership or connection error
 	defaultBackoff     = 50 * time.Millisecond
 )
+
+// stableEnd is where what rp's partition can be read ends: its last stable
+// offset (records of transactions still open, and everything after them,
+// are not read yet), or its high watermark where the broker sent none.
+func stableEnd(rp *kmsg.FetchResponseTopicPartition) int64 {
+	if rp.LastStableOffset >= 0 && rp.LastStableOffset < rp.HighWatermark {
+		return rp.LastStableOffset
+	}
+	return rp.HighWatermark
+}
 
 // Reader reads records of chosen partitions at chosen offsets. Safe for
 // concurrent use.
@@ -114,9 +126,10 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, offset
 		var through int64
 		rp.RecordBatches, through = trimBatches(rp.RecordBatches, start, want)
 		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-			Offset:    start,
-			Topic:     topic,
-			Partition: partition,
+			Offset:         start,
+			Topic:          topic,
+			Partition:      partition,
+			IsolationLevel: kgo.ReadCommitted(),
 		}, rp, r.dc, nil)
 		if fp.Err != nil {
 			return out, wrap(topic, partition, start, fp.Err)
@@ -131,8 +144,8 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, offset
 		// Everything below next has been seen; nothing at or past the
 		// high watermark can be read.
 		want = want[sort.Search(len(want), func(i int) bool { return want[i] >= next }):]
-		if rp.HighWatermark >= 0 {
-			want = want[:sort.Search(len(want), func(i int) bool { return want[i] >= rp.HighWatermark })]
+		if end := stableEnd(rp); end >= 0 {
+			want = want[:sort.Search(len(want), func(i int) bool { return want[i] >= end })]
 		}
 		if next > start {
 			stalls = 0
@@ -203,13 +216,14 @@ func (r *Reader) Scan(ctx context.Context, topic string, partition int32, from i
 		}
 
 		if end < 0 {
-			end = rp.HighWatermark
+			end = stableEnd(rp)
 		}
 		fetched += len(rp.RecordBatches)
 		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-			Offset:    off,
-			Topic:     topic,
-			Partition: partition,
+			Offset:         off,
+			Topic:          topic,
+			Partition:      partition,
+			IsolationLevel: kgo.ReadCommitted(),
 		}, rp, r.dc, nil)
 		if fp.Err != nil {
 			return false, wrap(topic, partition, off, fp.Err)
@@ -227,7 +241,7 @@ func (r *Reader) Scan(ctx context.Context, topic string, partition int32, from i
 			stalls = 0
 			continue
 		}
-		if rp.HighWatermark <= off {
+		if stableEnd(rp) <= off {
 			// Nothing more to read: the log ends here now, below the
 			// first high watermark (truncated by a leader change).
 			return true, nil
@@ -315,7 +329,7 @@ func (r *Reader) fetchOnce(ctx context.Context, topic string, partition int32, o
 	req.MaxWaitMillis = 0 // never wait for data
 	req.MinBytes = 1
 	req.MaxBytes = size
-	req.IsolationLevel = 0 // read uncommitted
+	req.IsolationLevel = 1 // read committed
 	req.SessionID = 0      // no fetch session
 	req.SessionEpoch = -1
 	rt := kmsg.NewFetchRequestTopic()
@@ -440,7 +454,7 @@ func (r *Reader) listOffsets(ctx context.Context, topic string, partition int32)
 	for i, ts := range []int64{-2, -1} { // earliest, latest
 		req := kmsg.NewPtrListOffsetsRequest()
 		req.ReplicaID = -1
-		req.IsolationLevel = 0
+		req.IsolationLevel = 1 // read committed: "latest" is the last stable offset
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = topic
 		p := kmsg.NewListOffsetsRequestTopicPartition()

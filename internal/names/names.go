@@ -385,6 +385,21 @@ func (r *Rules) parseDLQ(name string) (Topic, *failure) {
 		orig, f = r.parsePlugin(rest)
 	case strings.HasPrefix(rest, dlqPrefix):
 		return Topic{}, fail(exampleDLQ, "a dlq topic holds the failures of a core or plugin topic, not of another dlq topic")
+	case strings.HasPrefix(rest, retryPrefix):
+		// dlq.retry.<group>.<topic>: where the dead letter queue sends a
+		// core group's retries of topic (internal/dlq/topics.go).
+		group, inner, ok := strings.Cut(rest[len(retryPrefix):], ".")
+		if !ok || !isRetryGroupSegment(group) {
+			return Topic{}, fail(exampleDLQ, "a dlq retry topic must be dlq.retry.<group segment>.<core or plugin topic>")
+		}
+		switch {
+		case strings.HasPrefix(inner, corePrefix):
+			orig, f = r.parseCore(inner)
+		case strings.HasPrefix(inner, pluginPrefix):
+			orig, f = r.parsePlugin(inner)
+		default:
+			return Topic{}, fail(exampleDLQ, "a dlq retry topic must be dlq.retry.<group segment>.<core or plugin topic>")
+		}
 	default:
 		return Topic{}, fail(exampleDLQ, "a dlq topic must be dlq.<core or plugin topic>")
 	}
@@ -395,6 +410,23 @@ func (r *Rules) parseDLQ(name string) (Topic, *failure) {
 		return Topic{}, f
 	}
 	return Topic{Kind: KindDLQ, Name: name, Original: &orig}, nil
+}
+
+// retryPrefix starts, after "dlq.", the retry topics of core groups.
+const retryPrefix = "retry."
+
+// isRetryGroupSegment reports whether seg can name a group in a retry
+// topic: [a-z0-9_]+.
+func isRetryGroupSegment(seg string) bool {
+	if seg == "" {
+		return false
+	}
+	for _, c := range seg {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkLayout checks the length of a core or plugin topic and that it has no

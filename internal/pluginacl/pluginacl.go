@@ -28,11 +28,16 @@ func (g Grant) String() string {
 	return fmt.Sprintf("%s on %s %s %q", g.Op, strings.ToLower(g.Pattern.String()), strings.ToLower(g.Type.String()), g.Name)
 }
 
+// TransactionalIDPrefix starts the transactional IDs of the dead letter
+// queue's owners: eventbus-dlq.<scheduler group>.<topic>.<partition>.
+const TransactionalIDPrefix = "eventbus-dlq."
+
 // For lists the grants of plugin pluginID: read, write, create and describe
 // on its own topics (plugin.<id>.) and its dead-letter topics
 // (dlq.plugin.<id>., which hold its failures on its own topics and on those
 // it reads; it never writes another dlq.* topic), read on its groups,
-// idempotent writes, and read and describe on coreTopics and pluginTopics
+// idempotent writes, write and describe on the transactional IDs of its
+// dead-letter owners (eventbus-dlq.plugin.<id>.), and read and describe on coreTopics and pluginTopics
 // (names, or prefixes ending in "."). validTopic checks a topic name. An
 // entry that is not readable fails with an error naming its field
 // ("CoreTopics", "PluginTopics").
@@ -47,6 +52,10 @@ func For(pluginID string, coreTopics, pluginTopics []string, validTopic func(str
 	gs = append(gs,
 		Grant{kmsg.ACLResourceTypeGroup, own, kadm.ACLPatternPrefixed, kadm.OpRead},
 		Grant{kmsg.ACLResourceTypeCluster, "kafka-cluster", kadm.ACLPatternLiteral, kadm.OpIdempotentWrite},
+		// The owners of its dead-letter partitions, in a scheduler group of
+		// its own (plugin.<id>.…), write in transactions of their own.
+		Grant{kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix + own, kadm.ACLPatternPrefixed, kadm.OpWrite},
+		Grant{kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix + own, kadm.ACLPatternPrefixed, kadm.OpDescribe},
 	)
 	readable := func(field, prefix string, names []string) error {
 		for _, n := range names {
@@ -181,6 +190,8 @@ func builder(user string, g Grant) *kadm.ACLBuilder {
 		b.Groups(g.Name)
 	case kmsg.ACLResourceTypeCluster:
 		b.Clusters()
+	case kmsg.ACLResourceTypeTransactionalId:
+		b.TransactionalIDs(g.Name)
 	}
 	return b
 }

@@ -3,8 +3,7 @@
 //
 //	go run ./scripts/dlqmeasure fill BROKERS TOPIC N        # N entries, as 32 writers route them
 //	go run ./scripts/dlqmeasure subscribe BROKERS TOPIC SECS # publish 200/s, 1 in 50 fails; heap and RSS
-//
-// KEY=<32+ bytes> runs the bus with DLQConfig.SigningKey.
+
 package main
 
 import (
@@ -55,9 +54,6 @@ func main() {
 		panic(err)
 	}
 	cfg := eventbus.Config{}
-	if os.Getenv("KEY") != "" {
-		cfg.DLQ.SigningKey = []byte(os.Getenv("KEY"))
-	}
 	bus, err := eventbus.NewBus(client, cfg)
 	if err != nil {
 		panic(err)

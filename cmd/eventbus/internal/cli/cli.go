@@ -49,10 +49,7 @@ const (
 // it comes from EnvSASLPassword, or from a file (--sasl-password-file or
 // EnvSASLPasswordFile), so that it stays out of process lists.
 const (
-	EnvCompression = "EVENTBUS_COMPRESSION"
-	// EnvDLQSigningKey is the DLQ retry signing key (DLQConfig.SigningKey):
-	// at least 32 characters, the same in every process of a deployment.
-	EnvDLQSigningKey    = "EVENTBUS_DLQ_SIGNING_KEY"
+	EnvCompression      = "EVENTBUS_COMPRESSION"
 	EnvSASLMechanism    = "EVENTBUS_SASL_MECHANISM"
 	EnvSASLUser         = "EVENTBUS_SASL_USER"
 	EnvSASLPassword     = "EVENTBUS_SASL_PASSWORD"

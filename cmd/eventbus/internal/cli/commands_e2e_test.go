@@ -245,7 +245,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 
 	t.Run("dlq", func(t *testing.T) {
 		// A consumer group that rejects every event, through the library.
-		bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+		bus := eventbustest.NewBus(t, servesQueue(), brokers...)
 		topic := eventbustest.UniqueTopic(t, "core.user.created")
 		eventbustest.MustSubscribe(t, bus, topic, func(context.Context, eventbus.RawEvent) error {
 			return eventbus.Permanent(errors.New("mailbox rejected"))

@@ -53,12 +53,3 @@ func TestPublishCompression(t *testing.T) {
 		t.Fatalf("unknown codec: exit %d, stderr %q", code, stderr)
 	}
 }
-
-// TestServeSigningKeyTooShort: EVENTBUS_DLQ_SIGNING_KEY under 32
-// characters is a usage error, before anything starts.
-func TestServeSigningKeyTooShort(t *testing.T) {
-	code, _, stderr := runCLIEnv(context.Background(), map[string]string{EnvDLQSigningKey: "short"}, "serve", "--in-memory")
-	if code != ExitUsage || !strings.Contains(stderr, EnvDLQSigningKey+" has 5 characters") {
-		t.Fatalf("serve with a 5-character signing key: exit %d, stderr %q", code, stderr)
-	}
-}

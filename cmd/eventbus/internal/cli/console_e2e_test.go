@@ -58,7 +58,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	// events until it is healed, a billing group that always rejects, and
 	// a group whose handler panics (so its entry has a stack trace and
 	// automatic retries).
-	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	bus := eventbustest.NewBus(t, servesQueue(), brokers...)
 	users := eventbustest.UniqueTopic(t, "core.user.created")
 	invoices := eventbustest.UniqueTopic(t, "core.invoice.paid")
 	audits := eventbustest.UniqueTopic(t, "core.audit.recorded")

@@ -91,7 +91,7 @@ func TestServeBinaryEndToEnd(t *testing.T) {
 	cmd, lines, stderr := startBinary(t, "serve", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--in-memory")
 	brokers := waitForBrokersLine(t, lines)
 
-	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
+	bus := eventbustest.NewBus(t, servesQueue(), brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	rec := eventbustest.NewRecorder()
 	// FromBeginning: the topic is new, and a group that starts "from now"

@@ -176,7 +176,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRunCLI(t, "plugins", "list", "--json", b)), &plugins); err != nil {
 		t.Fatal(err)
 	}
-	if len(plugins) != 2 || plugins[1].PluginID != "crm" || plugins[1].Username != "plugin.crm" || len(plugins[1].ACLs) != 12 {
+	if len(plugins) != 2 || plugins[1].PluginID != "crm" || plugins[1].Username != "plugin.crm" || len(plugins[1].ACLs) != 14 {
 		t.Fatalf("list --json: %+v", plugins)
 	}
 
@@ -262,7 +262,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	// Revoked: the open connection can no longer write, a new one cannot
 	// log in, and the plugin is gone from list and check.
 	out = mustRunCLI(t, "plugins", "revoke", "crm", b)
-	wantLines(t, "revoke", out, []string{"eventbus: revoked plugin crm: deleted user plugin.crm (SCRAM-SHA-256) and its 13 ACL(s); it can no longer log in"})
+	wantLines(t, "revoke", out, []string{"eventbus: revoked plugin crm: deleted user plugin.crm (SCRAM-SHA-256) and its 15 ACL(s); it can no longer log in"})
 	if err := produceAs(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("revoked plugin on its open connection: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}

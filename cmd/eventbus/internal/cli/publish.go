@@ -22,7 +22,6 @@ import (
 var reservedHeaders = []string{
 	wire.HeaderEventID, wire.HeaderEventType, wire.HeaderTenantID, wire.HeaderWorkspaceID, wire.HeaderCorrelationID, wire.HeaderTimestamp,
 	eventbus.HeaderDLQID, eventbus.HeaderRetryGroup, eventbus.HeaderRetryAttempt,
-	eventbus.HeaderDLQEntry, eventbus.HeaderDLQSignature, eventbus.HeaderDLQPosition,
 }
 
 // publishRequest is what `eventbus publish` sends, resolved from its

@@ -66,8 +66,6 @@ type serveConfig struct {
 	Tokens string
 	// Compression is the codec of what this process publishes (retries).
 	Compression eventbus.Compression
-	// SigningKey signs the retries this process sends (EVENTBUS_DLQ_SIGNING_KEY).
-	SigningKey []byte
 	// OutboxDSN, when set, is the PostgreSQL database whose outbox this
 	// process relays (--outbox-dsn, EVENTBUS_OUTBOX_DSN).
 	OutboxDSN string
@@ -189,12 +187,6 @@ func (a *app) resolveServeConfig(cmd *cobra.Command) (serveConfig, error) {
 	}
 	if cfg.Compression, err = a.resolveCompression(cmd); err != nil {
 		return cfg, err
-	}
-	if key, ok := a.lookupEnv(EnvDLQSigningKey); ok && key != "" {
-		if len(key) < 32 {
-			return cfg, usageErrorf("%s has %d characters; give at least 32 random ones (openssl rand -base64 32), the same in every process of the deployment", EnvDLQSigningKey, len(key))
-		}
-		cfg.SigningKey = []byte(key)
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		return cfg, usageErrorf("--http-addr %q is not host:port (e.g. %s, or 127.0.0.1:0 for a free port)", cfg.HTTPAddr, DefaultHTTPAddr)

@@ -98,7 +98,7 @@ func (s *server) Start(ctx context.Context) error {
 	// the traceparent of an HTTP publish reaches the event's headers, and
 	// an event's reaches its push requests.
 	s.bus, err = eventbus.NewBus(client, eventbus.Config{Logger: s.libLog, Metrics: metrics, Compression: s.cfg.Compression,
-		DLQ: eventbus.DLQConfig{SigningKey: s.cfg.SigningKey}, Consumer: eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID},
+		Consumer:       eventbus.ConsumerConfig{InstanceID: s.cfg.InstanceID},
 		TracerProvider: noop.NewTracerProvider()})
 	if err != nil {
 		return err

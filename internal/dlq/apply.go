@@ -1,0 +1,166 @@
+package dlq
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// change is what the owner writes for one command, or for one entry that
+// is due: the entry's next version (or its tombstone), maybe a retry sent
+// in the same transaction, and the command's result.
+type change struct {
+	id string
+	// next is the entry's next version; nil writes nothing for the entry.
+	next *Entry
+	// remove writes the entry's tombstone.
+	remove bool
+	// retry sends a retry of next (attempt next.RetryCount).
+	retry, manual bool
+	// result is the command's ("ok", "not-found: …", "not-allowed: …").
+	result string
+	// cmdKey is the command's key (nil for a due entry): its tombstone,
+	// with result, marks it applied.
+	cmdKey []byte
+	// prior is the entry as it stood before the change (nil: none).
+	prior *Entry
+}
+
+// AttemptRetryNotSent is the Kind of an Attempt that records a retry whose
+// send failed (its retry topic could not be made): it spent no attempt.
+const AttemptRetryNotSent = "retry-not-sent"
+
+// AttemptLateFailed is the Kind of an Attempt that records a failure
+// answering an older retry than the entry's latest one: it changes
+// nothing else.
+const AttemptLateFailed = "late-failed"
+
+// decide is the owner's answer to command c on cur, the entry as it stands
+// (nil when there is none: never written, or deleted). It is pure: the
+// owner writes what it returns, in one transaction.
+//
+//   - A failure of an ordinary delivery creates the entry (replacing an
+//     earlier one of the same event).
+//   - A failure or success answers retry c.Attempt. The answer to the
+//     entry's outstanding retry moves it on (a failure to pending or out of
+//     retries, a success to resolved). A late answer, to an older retry,
+//     is recorded against that retry: a success still resolves the entry
+//     (the event was handled), a failure changes nothing else. An answer
+//     for an entry that is gone (deleted) changes nothing: a delete is
+//     never undone.
+//   - A retry is sent unless the entry is gone, or it is an automatic one
+//     the schedule does not allow.
+//   - A delete removes the entry.
+func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
+	ch := change{id: c.ID, result: resultOK}
+	if c.Kind == CommandFailed && c.Attempt == 0 {
+		if c.Entry == nil || c.Failure == nil || c.Entry.ID != c.ID {
+			ch.result = "invalid: a failure command without its entry"
+			return ch
+		}
+		e := *c.Entry
+		e.Attempts = slices.Clip(e.Attempts)
+		q.applyFailure(&e, *c.Failure, now)
+		ch.next = &e
+		return ch
+	}
+	if cur == nil {
+		ch.result = resultNotFound + ": no dead-letter entry " + c.ID
+		return ch
+	}
+	e := *cur
+	e.Attempts = slices.Clip(e.Attempts) // appends below must not share cur's array
+	outstanding := e.Status == StatusRetrying && e.RetryCount == c.Attempt
+	switch c.Kind {
+	case CommandFailed:
+		if c.Failure == nil {
+			ch.result = "invalid: a failure command without its failure"
+			return ch
+		}
+		if outstanding {
+			q.applyFailure(&e, *c.Failure, now)
+		} else {
+			e.Attempts = append(e.Attempts, Attempt{At: now, Kind: AttemptLateFailed, Number: c.Attempt, Error: c.Failure.Reason})
+			e.UpdatedAt = now
+		}
+		e.Attempts[len(e.Attempts)-1].Number = c.Attempt
+		ch.next = &e
+	case CommandResolved:
+		if e.Status == StatusResolved {
+			return ch // answered already (a redelivered success)
+		}
+		e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
+		e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved", Number: c.Attempt})
+		ch.next = &e
+	case CommandRetry:
+		if e.Origin != "" {
+			ch.result = resultNotAllowed + ": entry " + e.ID + " was written by the TypeScript package"
+			return ch
+		}
+		if !c.Manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
+			ch.result = fmt.Sprintf("%s: entry %s is %s after %d of %d retries; retry it manually", resultNotAllowed, e.ID, e.Status, e.RetryCount, e.MaxRetries)
+			return ch
+		}
+		q.prepareRetry(&e, c.Manual, now)
+		ch.next, ch.retry, ch.manual = &e, true, c.Manual
+	case CommandDelete:
+		ch.remove = true
+	default:
+		ch.result = "invalid: unknown command " + c.Kind
+	}
+	return ch
+}
+
+// decideDue is the owner's step for entry e, due (isDue): its next
+// automatic retry, or out of retries when it has none left. A retry of a
+// permanent failure (a manual one) that timed out is out of retries too:
+// only a manual retry sends it again.
+func (q *Queue) decideDue(e Entry, now time.Time) change {
+	e.Attempts = slices.Clip(e.Attempts)
+	if e.RetryCount >= e.MaxRetries || (e.Permanent && e.Status == StatusRetrying) {
+		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now
+		return change{id: e.ID, next: &e}
+	}
+	// Sent automatically: its latest failure was not permanent (an entry
+	// written before Permanent followed the latest failure may say so).
+	e.Permanent = false
+	q.prepareRetry(&e, false, now)
+	return change{id: e.ID, next: &e, retry: true}
+}
+
+// prepareRetry makes e the version a retry of it is sent as: one more
+// attempt, retrying until the retry timeout.
+func (q *Queue) prepareRetry(e *Entry, manual bool, now time.Time) {
+	e.RetryCount++
+	e.Status = StatusRetrying
+	next := now.Add(q.cfg.RetryTimeout)
+	e.NextRetryAt = &next
+	e.ResolvedAt = nil
+	kind := "retry"
+	if manual {
+		kind = "manual-retry"
+	}
+	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: kind, Number: e.RetryCount})
+	e.UpdatedAt = now
+}
+
+// notSent is the version of e, the entry as it stood before a retry of it
+// that could not be sent (cause), that records that: its retry count
+// unchanged, an entry that waits for automatic retries due again after a
+// backoff that grows with the sends that failed in a row (1 s · 2^n,
+// capped like the retries'), or at the time it was due anyway if later.
+func (q *Queue) notSent(e Entry, cause error, now time.Time) *Entry {
+	e.Attempts = append(slices.Clip(e.Attempts), Attempt{At: now, Kind: AttemptRetryNotSent, Error: cause.Error()})
+	e.UpdatedAt = now
+	if e.Status == StatusPending || e.Status == StatusRetrying {
+		failed := 0
+		for i := len(e.Attempts) - 1; i >= 0 && e.Attempts[i].Kind == AttemptRetryNotSent; i-- {
+			failed++
+		}
+		next := now.Add(q.cfg.backoff(failed - 1))
+		if e.NextRetryAt == nil || e.NextRetryAt.Before(next) {
+			e.NextRetryAt = &next
+		}
+	}
+	return &e
+}
