@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,9 @@ const (
 	// first to the second.
 	DefaultMinBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff = 5 * time.Second
+	// DefaultMaxInFlight is how many batches a relay has on their way to
+	// the brokers at once.
+	DefaultMaxInFlight = 4
 )
 
 // RelayApplicationName is the application_name of a relay's database
@@ -43,6 +47,11 @@ type RelayConfig struct {
 	// BatchSize is how many rows are read and sent at once, 1 to
 	// eventbus.MaxBatchSize. Default: DefaultBatchSize.
 	BatchSize int
+	// MaxInFlight is how many batches are sent at once, 1 to Shards: the
+	// shards are divided among that many lanes (shard modulo MaxInFlight),
+	// each with at most one batch in flight, so the events of a key are
+	// still sent one batch after the other. Default: DefaultMaxInFlight.
+	MaxInFlight int
 	// PollInterval: see DefaultPollInterval.
 	PollInterval time.Duration
 	// MinBackoff, MaxBackoff: see DefaultMinBackoff.
@@ -56,6 +65,9 @@ func (c RelayConfig) WithDefaults() RelayConfig {
 	c.Config = c.Config.WithDefaults()
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
@@ -76,6 +88,8 @@ func (c RelayConfig) validate() error {
 	switch {
 	case c.BatchSize < 1 || c.BatchSize > eventbus.MaxBatchSize:
 		return fmt.Errorf("%w: outbox: RelayConfig.BatchSize %d: give 1 to %d", eventbus.ErrInvalidConfig, c.BatchSize, eventbus.MaxBatchSize)
+	case c.MaxInFlight < 1 || c.MaxInFlight > Shards:
+		return fmt.Errorf("%w: outbox: RelayConfig.MaxInFlight %d: give 1 to %d", eventbus.ErrInvalidConfig, c.MaxInFlight, Shards)
 	case c.PollInterval < 0 || c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
 		return fmt.Errorf("%w: outbox: RelayConfig: PollInterval and backoffs must be positive, MaxBackoff ≥ MinBackoff", eventbus.ErrInvalidConfig)
 	}
@@ -98,6 +112,13 @@ type Relay struct {
 
 	sent, dead atomic.Int64
 	shards     atomic.Int32
+
+	// Test hooks (export_test.go): beforeSend runs before a batch is
+	// sent, with its event IDs, and fails the send when it returns an
+	// error; afterSend runs once the brokers answered, with the event IDs
+	// acknowledged, before their rows are deleted.
+	beforeSend func(ids []string) error
+	afterSend  func(acked []string)
 }
 
 // NewRelay returns a relay of the outbox of cfg that sends with bus. It
@@ -118,6 +139,11 @@ func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, e
 	}
 	connCfg := pool.Config().ConnConfig.Copy()
 	connCfg.RuntimeParams["application_name"] = RelayApplicationName
+	// The relay's reads walk an index in id order and stop at the LIMIT;
+	// without these, stale statistics (a table just filled) make the
+	// planner collect and sort a whole shard for every batch.
+	connCfg.RuntimeParams["enable_bitmapscan"] = "off"
+	connCfg.RuntimeParams["enable_sort"] = "off"
 	return &Relay{
 		pool:      pool,
 		connCfg:   connCfg,
@@ -196,13 +222,38 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 type row struct {
-	id int64
-	ev eventbus.EncodedEvent
+	id    int64
+	shard int32
+	ev    eventbus.EncodedEvent
+}
+
+// A batch is what one lane sends at once, and what came of it.
+type batch struct {
+	lane int
+	rows []row
+	// Set by the lane when the send returns:
+	sent []int64   // acknowledged: to delete
+	dead []deadRow // refused for good: to set aside
+	err  error     // why the rest was not sent (nil: all sent or dead)
+}
+
+type deadRow struct {
+	row
+	err error
 }
 
 // session runs the relay on one database connection until it fails or ctx
 // ends. The shards' advisory locks belong to the connection: closing it
 // (or its loss) releases them.
+//
+// The work is pipelined. Each held shard belongs to one of MaxInFlight
+// lanes (shard modulo MaxInFlight), and a lane has at most one batch in
+// flight: the events of a shard, hence of a key, are sent one batch after
+// the other, and the next batch of a shard is read only after the
+// previous one's outcome is known. Meanwhile the other lanes send, and
+// this goroutine, the only user of the connection, deletes what the
+// brokers acknowledged and reads the next batches of the idle lanes in
+// one round trip (DELETE ... WHERE id = ANY($1), then the SELECT).
 func (r *Relay) session(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, r.connCfg)
 	if err != nil {
@@ -217,59 +268,240 @@ func (r *Relay) session(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, pg_backend_pid())", r.memberKey); err != nil {
 		return err
 	}
-	// The oldest rows of each held shard (an index range each), then the
-	// oldest of those: what is read of a shard is always a prefix of it in
-	// id order, and the cost does not grow with the backlog.
-	sel := `SELECT o.id, o.event_id, o.topic, o.key, o.value, o.header_keys, o.header_values, o.compression
-		FROM unnest($1::int[]) s, LATERAL (SELECT * FROM ` + r.table.sql() + ` t
-			WHERE t.shard = s AND t.dead_at IS NULL ORDER BY t.id LIMIT $2) o
-		ORDER BY o.id LIMIT $2`
-	del := `DELETE FROM ` + r.table.sql() + ` WHERE id = ANY($1)`
-	held := []int32{}
+	p := &pipeline{r: r, conn: conn, held: []int32{}, busy: make([]bool, r.cfg.MaxInFlight),
+		done: make(chan *batch, r.cfg.MaxInFlight)}
+	// Lanes still sending when the session ends finish before it returns:
+	// their rows are neither deleted nor read again by this session.
+	defer p.drain()
+	return p.run(ctx)
+}
+
+// pipeline is one session's state; only the session's goroutine uses it,
+// the lanes' goroutines hand their batches back on done.
+type pipeline struct {
+	r    *Relay
+	conn *pgx.Conn
+	held []int32
+	busy []bool // lane has a batch in flight
+	n    int    // lanes busy
+	done chan *batch
+
+	toDelete []int64
+	toBury   []deadRow
+	sendErr  error // the first failure since the last backoff
+}
+
+// sel reads the oldest rows of some shards in id order: what is read of
+// a shard is always a prefix of it, and nothing is skipped (no cursor). The
+// relay's connection runs without bitmap scans and sorts (RuntimeParams),
+// so that PostgreSQL walks the primary key, whatever its statistics say,
+// and stops after the LIMIT.
+func (r *Relay) sel() string {
+	return `SELECT id, shard, event_id, topic, key, value, header_keys, header_values, compression
+		FROM ` + r.table.sql() + ` WHERE shard = ANY($1::int[]) AND dead_at IS NULL ORDER BY id LIMIT $2`
+}
+
+func (p *pipeline) run(ctx context.Context) error {
+	r := p.r
 	var lastClaim time.Time
 	backoff := r.cfg.MinBackoff
 	for {
-		if time.Since(lastClaim) >= r.cfg.PollInterval {
-			// Between batches: nothing of a shard given up is in flight.
-			if held, err = r.balance(ctx, conn, held); err != nil {
+		claimDue := time.Since(lastClaim) >= r.cfg.PollInterval
+		if claimDue && p.n == 0 {
+			// Nothing is in flight: the shards given up have nothing of
+			// theirs on the way.
+			if err := p.flush(ctx); err != nil {
 				return err
 			}
-			r.shards.Store(int32(len(held)))
-			lastClaim = time.Now()
-		}
-		var rows []row
-		if len(held) > 0 {
-			rows, err = r.read(ctx, conn, sel, held)
-			if err != nil {
+			var err error
+			if p.held, err = r.balance(ctx, p.conn, p.held); err != nil {
 				return err
 			}
+			r.shards.Store(int32(len(p.held)))
+			lastClaim, claimDue = time.Now(), false
 		}
-		if len(rows) == 0 {
-			if err := r.wait(ctx, conn); err != nil {
+		// After a failure no lane starts again until every lane is back
+		// and the backoff has passed: a batch that failed is read again,
+		// first, with whatever of its shards follows it.
+		var idle []int
+		if p.sendErr == nil && !claimDue {
+			for lane, busy := range p.busy {
+				if !busy {
+					idle = append(idle, lane)
+				}
+			}
+		}
+		batches, err := p.exchange(ctx, idle)
+		if err != nil {
+			return err
+		}
+		for _, b := range batches {
+			p.start(ctx, b)
+		}
+		switch {
+		case p.n > 0:
+			// Wait for a lane; take every other that is back too.
+			select {
+			case b := <-p.done:
+				p.finish(b)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			for more := true; more; {
+				select {
+				case b := <-p.done:
+					p.finish(b)
+				default:
+					more = false
+				}
+			}
+		case p.sendErr != nil:
+			if err := p.flush(ctx); err != nil {
 				return err
 			}
-			continue
-		}
-		sent, sendErr := r.send(ctx, conn, rows)
-		if len(sent) > 0 {
-			if _, err := conn.Exec(ctx, del, sent); err != nil {
-				return err // the sent rows are sent again by whoever holds their shard next
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			r.sent.Add(int64(len(sent)))
-		}
-		if sendErr == nil {
+			r.cfg.Logger.Warn("outbox relay: the brokers did not take the events; they wait in the table", "table", r.table.plain(),
+				"err", p.sendErr, "backoff", backoff)
+			p.sendErr = nil
+			if !sleep(ctx, jitter(backoff)) {
+				return ctx.Err()
+			}
+			backoff = min(2*backoff, r.cfg.MaxBackoff)
+		case len(batches) == 0 && len(idle) > 0:
 			backoff = r.cfg.MinBackoff
-			continue
+			if err := p.flush(ctx); err != nil {
+				return err
+			}
+			if err := r.wait(ctx, p.conn); err != nil {
+				return err
+			}
+		default:
+			backoff = r.cfg.MinBackoff
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+	}
+}
+
+// exchange is one round trip: it deletes the rows acknowledged so far,
+// sets aside the rows refused for good, and reads the next batch of each
+// idle lane (at most BatchSize rows each, a prefix of each of its shards).
+func (p *pipeline) exchange(ctx context.Context, idle []int) ([]*batch, error) {
+	r := p.r
+	lanes := len(p.busy)
+	var shards []int32
+	for _, s := range p.held {
+		if slices.Contains(idle, int(s)%lanes) {
+			shards = append(shards, s)
 		}
-		r.cfg.Logger.Warn("outbox relay: the brokers did not take the events; they wait in the table", "table", r.table.plain(),
-			"events", len(rows)-len(sent), "err", sendErr, "backoff", backoff)
-		if !sleep(ctx, jitter(backoff)) {
-			return ctx.Err()
+	}
+	if len(shards) == 0 {
+		return nil, p.flush(ctx)
+	}
+	var qb pgx.Batch
+	deleted := p.queueWrites(&qb)
+	var rows []row
+	qb.Queue(r.sel(), shards, r.cfg.BatchSize*len(idle)).Query(func(rs pgx.Rows) error {
+		var err error
+		rows, err = pgx.AppendRows(rows, rs, scanRow)
+		return err
+	})
+	if err := p.conn.SendBatch(ctx, &qb).Close(); err != nil {
+		return nil, err
+	}
+	p.wrote(deleted)
+	byLane := map[int]*batch{}
+	var out []*batch
+	for _, x := range rows {
+		lane := int(x.shard) % lanes
+		b := byLane[lane]
+		if b == nil {
+			b = &batch{lane: lane}
+			byLane[lane] = b
+			out = append(out, b)
 		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
+		if len(b.rows) < r.cfg.BatchSize {
+			b.rows = append(b.rows, x) // past it: a later batch reads them again
+		}
+	}
+	return out, nil
+}
+
+// queueWrites queues the deletes and set-asides due and returns how many
+// rows were deleted by them.
+func (p *pipeline) queueWrites(qb *pgx.Batch) int {
+	r := p.r
+	if len(p.toDelete) > 0 {
+		qb.Queue(`DELETE FROM `+r.table.sql()+` WHERE id = ANY($1)`, p.toDelete)
+	}
+	for _, d := range p.toBury {
+		qb.Queue(`UPDATE `+r.table.sql()+` SET dead_at = now(), last_error = $2 WHERE id = $1`, d.id, d.err.Error())
+	}
+	return len(p.toDelete)
+}
+
+// wrote counts what queueWrites queued, once it committed.
+func (p *pipeline) wrote(deleted int) {
+	r := p.r
+	r.sent.Add(int64(deleted))
+	for _, d := range p.toBury {
+		r.dead.Add(1)
+		r.cfg.Logger.Error("outbox relay: an event is refused for good and set aside (dead_at)", "table", r.table.plain(),
+			"row", d.id, "event_id", d.ev.ID, "topic", d.ev.Topic, "err", d.err)
+	}
+	p.toDelete, p.toBury = p.toDelete[:0], p.toBury[:0]
+}
+
+// flush writes the deletes and set-asides due, if any.
+func (p *pipeline) flush(ctx context.Context) error {
+	if len(p.toDelete) == 0 && len(p.toBury) == 0 {
+		return nil
+	}
+	var qb pgx.Batch
+	deleted := p.queueWrites(&qb)
+	if err := p.conn.SendBatch(ctx, &qb).Close(); err != nil {
+		return err // the sent rows are sent again by whoever holds their shard next
+	}
+	p.wrote(deleted)
+	return nil
+}
+
+// start sends b on its lane.
+func (p *pipeline) start(ctx context.Context, b *batch) {
+	p.busy[b.lane] = true
+	p.n++
+	go func() {
+		b.sent, b.dead, b.err = p.r.send(ctx, b.rows)
+		if h := p.r.afterSend; h != nil {
+			var acked []string
+			for _, x := range b.rows {
+				if slices.Contains(b.sent, x.id) {
+					acked = append(acked, x.ev.ID)
+				}
+			}
+			h(acked)
+		}
+		p.done <- b
+	}()
+}
+
+// finish takes back a lane's batch: what was acknowledged is deleted at
+// the next round trip, and a failure stops the lanes for a backoff.
+func (p *pipeline) finish(b *batch) {
+	p.busy[b.lane] = false
+	p.n--
+	p.toDelete = append(p.toDelete, b.sent...)
+	p.toBury = append(p.toBury, b.dead...)
+	if b.err != nil && p.sendErr == nil {
+		p.sendErr = b.err
+	}
+}
+
+// drain waits for the lanes still sending (their outcome is dropped: the
+// session is over, and their rows stay in the table).
+func (p *pipeline) drain() {
+	for ; p.n > 0; p.n-- {
+		<-p.done
 	}
 }
 
@@ -318,34 +550,38 @@ func (r *Relay) heldShards(ctx context.Context, conn *pgx.Conn) ([]int32, error)
 	return held, err
 }
 
-func (r *Relay) read(ctx context.Context, conn *pgx.Conn, sel string, held []int32) ([]row, error) {
-	rows, err := conn.Query(ctx, sel, held, r.cfg.BatchSize)
-	if err != nil {
-		return nil, err
+func scanRow(s pgx.CollectableRow) (row, error) {
+	var x row
+	var keys []string
+	var values [][]byte
+	var compression string
+	if err := s.Scan(&x.id, &x.shard, &x.ev.ID, &x.ev.Topic, &x.ev.Key, &x.ev.Value, &keys, &values, &compression); err != nil {
+		return x, err
 	}
-	return pgx.CollectRows(rows, func(s pgx.CollectableRow) (row, error) {
-		var x row
-		var keys []string
-		var values [][]byte
-		var compression string
-		if err := s.Scan(&x.id, &x.ev.ID, &x.ev.Topic, &x.ev.Key, &x.ev.Value, &keys, &values, &compression); err != nil {
-			return x, err
-		}
-		if len(keys) != len(values) {
-			return x, fmt.Errorf("outbox row %d has %d header keys and %d values", x.id, len(keys), len(values))
-		}
-		x.ev.Headers = make([]kgo.RecordHeader, len(keys))
-		for i := range keys {
-			x.ev.Headers[i] = kgo.RecordHeader{Key: keys[i], Value: values[i]}
-		}
-		x.ev.Compression = eventbus.Compression(compression)
-		return x, nil
-	})
+	if len(keys) != len(values) {
+		return x, fmt.Errorf("outbox row %d has %d header keys and %d values", x.id, len(keys), len(values))
+	}
+	x.ev.Headers = make([]kgo.RecordHeader, len(keys))
+	for i := range keys {
+		x.ev.Headers[i] = kgo.RecordHeader{Key: keys[i], Value: values[i]}
+	}
+	x.ev.Compression = eventbus.Compression(compression)
+	return x, nil
 }
 
 // send publishes rows and returns the IDs of the rows the brokers
-// acknowledged. A row this bus refuses for good is set aside (dead_at).
-func (r *Relay) send(ctx context.Context, conn *pgx.Conn, rows []row) ([]int64, error) {
+// acknowledged and the rows this bus refuses for good; err says why the
+// others were not sent.
+func (r *Relay) send(ctx context.Context, rows []row) (sent []int64, dead []deadRow, err error) {
+	if h := r.beforeSend; h != nil {
+		ids := make([]string, len(rows))
+		for i := range rows {
+			ids[i] = rows[i].ev.ID
+		}
+		if err := h(ids); err != nil {
+			return nil, nil, err
+		}
+	}
 	events := make([]eventbus.EncodedEvent, len(rows))
 	for i := range rows {
 		events[i] = rows[i].ev
@@ -353,36 +589,30 @@ func (r *Relay) send(ctx context.Context, conn *pgx.Conn, rows []row) ([]int64, 
 	results, err := r.bus.PublishEncoded(ctx, events)
 	if results == nil && err != nil {
 		if !permanent(err) {
-			return nil, err
+			return nil, nil, err
 		}
 		// One of the rows is refused before anything was sent: send them
 		// one by one to find it, and set it aside.
-		var sent []int64
 		for _, x := range rows {
 			_, err := r.bus.PublishEncoded(ctx, []eventbus.EncodedEvent{x.ev})
 			switch {
 			case err == nil:
 				sent = append(sent, x.id)
 			case permanent(err):
-				if _, derr := conn.Exec(ctx, `UPDATE `+r.table.sql()+` SET dead_at = now(), last_error = $2 WHERE id = $1`, x.id, err.Error()); derr != nil {
-					return sent, derr
-				}
-				r.dead.Add(1)
-				r.cfg.Logger.Error("outbox relay: an event is refused for good and set aside (dead_at)", "table", r.table.plain(),
-					"row", x.id, "event_id", x.ev.ID, "topic", x.ev.Topic, "err", err)
+				dead = append(dead, deadRow{x, err})
 			default:
-				return sent, err // keep the order of what follows
+				return sent, dead, err // keep the order of what follows
 			}
 		}
-		return sent, nil
+		return sent, dead, nil
 	}
-	sent := make([]int64, 0, len(rows))
+	sent = make([]int64, 0, len(rows))
 	for i, res := range results {
 		if res.Err == nil {
 			sent = append(sent, rows[i].id)
 		}
 	}
-	return sent, err
+	return sent, nil, err
 }
 
 func permanent(err error) bool {
