@@ -36,6 +36,9 @@ const (
 	DefaultMaxInFlight = 4
 )
 
+// stopWriteTimeout bounds the deletes of a relay that stops.
+const stopWriteTimeout = 5 * time.Second
+
 // RelayApplicationName is the application_name of a relay's database
 // session (in pg_stat_activity).
 const RelayApplicationName = "eventbus-outbox-relay"
@@ -115,10 +118,18 @@ type Relay struct {
 
 	// Test hooks (export_test.go): beforeSend runs before a batch is
 	// sent, with its event IDs, and fails the send when it returns an
-	// error; afterSend runs once the brokers answered, with the event IDs
-	// acknowledged, before their rows are deleted.
+	// error; afterSend runs once the brokers answered, with the batch's
+	// event IDs and those acknowledged, before their rows are deleted.
 	beforeSend func(ids []string) error
-	afterSend  func(acked []string)
+	afterSend  func(ids, acked []string)
+
+	// unwritten is what a session that ended had not yet written: the
+	// rows acknowledged (to delete) and refused for good (to set aside).
+	// Only the goroutine of Run uses it.
+	unwritten struct {
+		toDelete []int64
+		toBury   []deadRow
+	}
 }
 
 // NewRelay returns a relay of the outbox of cfg that sends with bus. It
@@ -269,10 +280,19 @@ func (r *Relay) session(ctx context.Context) error {
 		return err
 	}
 	p := &pipeline{r: r, conn: conn, held: []int32{}, busy: make([]bool, r.cfg.MaxInFlight),
-		done: make(chan *batch, r.cfg.MaxInFlight)}
-	// Lanes still sending when the session ends finish before it returns:
-	// their rows are neither deleted nor read again by this session.
-	defer p.drain()
+		done: make(chan *batch, r.cfg.MaxInFlight), toDelete: r.unwritten.toDelete, toBury: r.unwritten.toBury}
+	// Lanes still sending when the session ends finish before it returns;
+	// what the brokers acknowledged (or refused for good) and is not yet
+	// written is written by the next session, first thing.
+	defer func() {
+		p.drain()
+		if ctx.Err() != nil && !conn.IsClosed() { // stopping: write them now
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopWriteTimeout)
+			_ = p.flush(wctx) // on failure they are sent again by the next relay
+			cancel()
+		}
+		r.unwritten.toDelete, r.unwritten.toBury = p.toDelete, p.toBury
+	}()
 	return p.run(ctx)
 }
 
@@ -473,13 +493,14 @@ func (p *pipeline) start(ctx context.Context, b *batch) {
 	go func() {
 		b.sent, b.dead, b.err = p.r.send(ctx, b.rows)
 		if h := p.r.afterSend; h != nil {
-			var acked []string
+			var ids, acked []string
 			for _, x := range b.rows {
+				ids = append(ids, x.ev.ID)
 				if slices.Contains(b.sent, x.id) {
 					acked = append(acked, x.ev.ID)
 				}
 			}
-			h(acked)
+			h(ids, acked)
 		}
 		p.done <- b
 	}()
@@ -497,11 +518,10 @@ func (p *pipeline) finish(b *batch) {
 	}
 }
 
-// drain waits for the lanes still sending (their outcome is dropped: the
-// session is over, and their rows stay in the table).
+// drain waits for the lanes still sending and takes their outcomes back.
 func (p *pipeline) drain() {
-	for ; p.n > 0; p.n-- {
-		<-p.done
+	for p.n > 0 {
+		p.finish(<-p.done)
 	}
 }
 
