@@ -54,6 +54,8 @@ type Report struct {
 	Fairness    *Fairness       `json:"fairness,omitempty"`
 	Crash       *Crash          `json:"crash,omitempty"`
 	Hosts       *Hosts          `json:"hosts,omitempty"`
+	Outbox      *Outbox         `json:"outbox,omitempty"`
+	Inbox       *Inbox          `json:"inbox,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -109,6 +111,7 @@ func (r *Report) evaluate() {
 	if c := r.Crash; c != nil {
 		add("crash: events lost after kill -9", "0", float64(c.Lost), c.Lost == 0)
 	}
+	r.evaluateOutbox(add)
 	if h := r.Hosts; h != nil {
 		for _, run := range h.Runs {
 			add(fmt.Sprintf("hosts %d tenants: host reads per event", run.Tenants), fmt.Sprintf("<= %.2f", TargetHostReadsPerEvent),
@@ -122,6 +125,20 @@ func (r *Report) evaluate() {
 					run.HostRatioP95, run.HostRatioP95 <= TargetHostRatioP95)
 			}
 		}
+	}
+}
+
+// evaluateOutbox adds the outbox and inbox phases' checks.
+func (r *Report) evaluateOutbox(add func(name, target string, v float64, ok bool)) {
+	if o := r.Outbox; o != nil {
+		add("outbox relay events/s", fmt.Sprintf(">= %d", TargetRelayPerSecond), o.Relay.PerSecond, o.Relay.PerSecond >= TargetRelayPerSecond)
+		add(fmt.Sprintf("outbox commit to handler @%d/s p95 ms", o.CommitRate), fmt.Sprintf("<= %.0f", TargetCommitP95Ms),
+			o.CommitToHandler.P95, o.CommitToHandler.P95 <= TargetCommitP95Ms)
+		missing := float64(o.CommitSent - o.CommitToHandler.Count)
+		add("outbox commit to handler missing", "0", missing, missing == 0)
+	}
+	if in := r.Inbox; in != nil {
+		add("inbox duplicate effects", "0", float64(in.DuplicateEffects), in.DuplicateEffects == 0)
 	}
 }
 
@@ -178,6 +195,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if h := r.Hosts; h != nil {
 		hostsRows(row, h)
 	}
+	outboxRows(row, r.Outbox, r.Inbox)
 	if err := writeRows(w, rows); err != nil {
 		return err
 	}
@@ -307,6 +325,7 @@ func writeNotes(w io.Writer, r *Report) error {
 			"Heap in use is the whole process's, after a GC, with the side's subscriptions still running.",
 			hostsPluginID, h.Rate, h.BaselineTenants))
 	}
+	notes = append(notes, outboxNotes(r.Outbox, r.Inbox)...)
 	if len(notes) == 0 {
 		return nil
 	}

@@ -30,6 +30,7 @@ type runner struct {
 	raw    *kgo.Client
 	topics topics
 	events *eventSource
+	pg     *pgBench // the outbox and inbox phases' database, once opened
 }
 
 // topics are the run's topic names, one per phase and side.
@@ -115,6 +116,10 @@ func (t topics) all() []string {
 		case PhaseHosts:
 			out = append(out, t.hosts(0, "base"))
 			out = append(out, t.hostsPlugin()...)
+		case PhaseOutbox:
+			out = append(out, t.name("outbox", "ours"), t.name("outbox", "raw"), t.name("outbox", "e2e"))
+		case PhaseInbox:
+			out = append(out, t.name("inbox", "all"))
 		}
 	}
 	return out
@@ -209,6 +214,9 @@ func (r *runner) ensureTopics(ctx context.Context) error {
 
 // close releases everything the run opened and deletes its topics.
 func (r *runner) close() {
+	if r.pg != nil {
+		r.pg.close(r.cfg.Logger.Warn)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if r.bus != nil {
