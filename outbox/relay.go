@@ -152,9 +152,11 @@ func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, e
 	connCfg.RuntimeParams["application_name"] = RelayApplicationName
 	// The relay's reads walk an index in id order and stop at the LIMIT;
 	// without these, stale statistics (a table just filled) make the
-	// planner collect and sort a whole shard for every batch.
+	// planner collect and sort a whole shard for every batch, or start
+	// parallel workers (some 100 ms) to walk the index.
 	connCfg.RuntimeParams["enable_bitmapscan"] = "off"
 	connCfg.RuntimeParams["enable_sort"] = "off"
+	connCfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	return &Relay{
 		pool:      pool,
 		connCfg:   connCfg,
