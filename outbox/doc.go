@@ -62,6 +62,14 @@
 //     up what it holds beyond its fair share (Shards divided by the number
 //     of relays, rounded up) and takes free shards, in random order, up to
 //     it.
+//   - Pipelining: the shards a relay holds are divided among
+//     RelayConfig.MaxInFlight lanes (shard modulo MaxInFlight), each with at
+//     most one batch on its way to the brokers, so a key's events still go
+//     one batch after the other while the other lanes send. One round trip
+//     deletes what the brokers acknowledged and reads the idle lanes' next
+//     batches. A row is deleted only after its acknowledgement; a failed
+//     batch stops every lane until a backoff has passed, and is read again
+//     first.
 //   - A relay that dies (or loses its session) releases its locks with the
 //     session; another relay takes the shards at its next poll
 //     (RelayConfig.PollInterval) and sends what is still there. Events the

@@ -40,8 +40,8 @@ func outboxNotes(o *Outbox, in *Inbox) []string {
 	if in != nil {
 		notes = append(notes, fmt.Sprintf("inbox: %d events over %d tenants, each side a new group from the beginning, MaxConcurrency %d; "+
 			"ours is outbox.Inbox.Handler (the inbox record and the effect in one transaction), raw a pgx transaction that inserts "+
-			"(group, event ID) ON CONFLICT DO NOTHING and runs the handler when the row is new, the last row the handler "+
-			"inserting its effect with no deduplication; timed from each side's first handler call.", in.Events, SlowKeys, in.Concurrency))
+			"(group, event ID) ON CONFLICT DO NOTHING and runs the handler when the row is new; \"no deduplication\" is the handler "+
+			"alone, its insert on its own; each side timed from its first handler call.", in.Events, SlowKeys, in.Concurrency))
 	}
 	return notes
 }
