@@ -52,8 +52,9 @@ type RelayConfig struct {
 	BatchSize int
 	// MaxInFlight is how many batches are sent at once, 1 to Shards: the
 	// shards are divided among that many lanes (shard modulo MaxInFlight),
-	// each with at most one batch in flight, so the events of a key are
-	// still sent one batch after the other. Default: DefaultMaxInFlight.
+	// and a round sends at most one batch per lane, so the events of a key
+	// are still sent one batch after the other. Default:
+	// DefaultMaxInFlight.
 	MaxInFlight int
 	// PollInterval: see DefaultPollInterval.
 	PollInterval time.Duration
@@ -259,14 +260,16 @@ type deadRow struct {
 // ends. The shards' advisory locks belong to the connection: closing it
 // (or its loss) releases them.
 //
-// The work is pipelined. Each held shard belongs to one of MaxInFlight
-// lanes (shard modulo MaxInFlight), and a lane has at most one batch in
-// flight: the events of a shard, hence of a key, are sent one batch after
-// the other, and the next batch of a shard is read only after the
-// previous one's outcome is known. Meanwhile the other lanes send, and
-// this goroutine, the only user of the connection, deletes what the
-// brokers acknowledged and reads the next batches of the idle lanes in
-// one round trip (DELETE ... WHERE id = ANY($1), then the SELECT).
+// The work is pipelined in rounds. The held shards are divided among
+// MaxInFlight lanes (shard modulo MaxInFlight); a round sends at most one
+// batch per lane, so a shard, hence a key, has at most one batch in
+// flight. While a round is in flight this goroutine, the only user of the
+// connection, deletes what the brokers acknowledged and reads the next
+// round (the oldest rows not in flight) in one round trip: DELETE ...
+// WHERE id = ANY($1), then the SELECT. The next round starts once the
+// whole round is back and acknowledged; after a failure it is dropped and
+// read again after the backoff, so no batch of a key overtakes one that
+// failed.
 func (r *Relay) session(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, r.connCfg)
 	if err != nil {
@@ -282,7 +285,7 @@ func (r *Relay) session(ctx context.Context) error {
 		return err
 	}
 	p := &pipeline{r: r, conn: conn, held: []int32{}, busy: make([]bool, r.cfg.MaxInFlight),
-		done: make(chan *batch, r.cfg.MaxInFlight), toDelete: r.unwritten.toDelete, toBury: r.unwritten.toBury}
+		done: make(chan *batch, r.cfg.MaxInFlight), flying: map[*batch]bool{}, toDelete: r.unwritten.toDelete, toBury: r.unwritten.toBury}
 	// Lanes still sending when the session ends finish before it returns;
 	// what the brokers acknowledged (or refused for good) and is not yet
 	// written is written by the next session, first thing.
@@ -301,37 +304,41 @@ func (r *Relay) session(ctx context.Context) error {
 // pipeline is one session's state; only the session's goroutine uses it,
 // the lanes' goroutines hand their batches back on done.
 type pipeline struct {
-	r    *Relay
-	conn *pgx.Conn
-	held []int32
-	busy []bool // lane has a batch in flight
-	n    int    // lanes busy
-	done chan *batch
+	r      *Relay
+	conn   *pgx.Conn
+	held   []int32
+	busy   []bool // lane has a batch in flight
+	n      int    // lanes busy
+	flying map[*batch]bool
+	done   chan *batch
 
 	toDelete []int64
 	toBury   []deadRow
 	sendErr  error // the first failure since the last backoff
 }
 
-// sel reads the oldest rows of some shards in id order: what is read of
-// a shard is always a prefix of it, and nothing is skipped (no cursor). The
+// sel reads the oldest rows of some shards that are not in flight ($3),
+// in id order: what is read of a shard follows what is in flight of it,
+// and nothing is skipped (no cursor). The
 // relay's connection runs without bitmap scans and sorts (RuntimeParams),
 // so that PostgreSQL walks the primary key, whatever its statistics say,
 // and stops after the LIMIT.
 func (r *Relay) sel() string {
 	return `SELECT id, shard, event_id, topic, key, value, header_keys, header_values, compression
-		FROM ` + r.table.sql() + ` WHERE shard = ANY($1::int[]) AND dead_at IS NULL ORDER BY id LIMIT $2`
+		FROM ` + r.table.sql() + ` WHERE shard = ANY($1::int[]) AND dead_at IS NULL AND NOT (id = ANY($3::bigint[])) ORDER BY id LIMIT $2`
 }
 
 func (p *pipeline) run(ctx context.Context) error {
 	r := p.r
 	var lastClaim time.Time
 	backoff := r.cfg.MinBackoff
+	var next []*batch // read ahead: the next round, started once this one is back
 	for {
 		claimDue := time.Since(lastClaim) >= r.cfg.PollInterval
 		if claimDue && p.n == 0 {
 			// Nothing is in flight: the shards given up have nothing of
-			// theirs on the way.
+			// theirs on the way. What was read ahead is read again.
+			next = nil
 			if err := p.flush(ctx); err != nil {
 				return err
 			}
@@ -342,42 +349,38 @@ func (p *pipeline) run(ctx context.Context) error {
 			r.shards.Store(int32(len(p.held)))
 			lastClaim, claimDue = time.Now(), false
 		}
-		// After a failure no lane starts again until every lane is back
-		// and the backoff has passed: a batch that failed is read again,
-		// first, with whatever of its shards follows it.
-		var idle []int
-		if p.sendErr == nil && !claimDue {
-			for lane, busy := range p.busy {
-				if !busy {
-					idle = append(idle, lane)
-				}
+		// A round starts only when the previous one is back, all of it
+		// acknowledged: after a failure what was read ahead is dropped,
+		// and the failed rows are read again, first, after the backoff.
+		if p.n == 0 && p.sendErr == nil {
+			for _, b := range next {
+				p.start(ctx, b)
 			}
+			next = nil
 		}
-		batches, err := p.exchange(ctx, idle)
-		if err != nil {
+		// While the round is in flight: delete what was acknowledged and
+		// read the next round.
+		if p.sendErr == nil && !claimDue {
+			var err error
+			if next, err = p.exchange(ctx); err != nil {
+				return err
+			}
+		} else if err := p.flush(ctx); err != nil {
 			return err
-		}
-		for _, b := range batches {
-			p.start(ctx, b)
 		}
 		switch {
 		case p.n > 0:
-			// Wait for a lane; take every other that is back too.
-			select {
-			case b := <-p.done:
-				p.finish(b)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			for more := true; more; {
+			// Wait for the whole round.
+			for p.n > 0 {
 				select {
 				case b := <-p.done:
 					p.finish(b)
-				default:
-					more = false
+				case <-ctx.Done():
+					return ctx.Err()
 				}
 			}
 		case p.sendErr != nil:
+			next = nil
 			if err := p.flush(ctx); err != nil {
 				return err
 			}
@@ -391,11 +394,8 @@ func (p *pipeline) run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			backoff = min(2*backoff, r.cfg.MaxBackoff)
-		case len(batches) == 0 && len(idle) > 0:
+		case len(next) == 0 && !claimDue:
 			backoff = r.cfg.MinBackoff
-			if err := p.flush(ctx); err != nil {
-				return err
-			}
 			if err := r.wait(ctx, p.conn); err != nil {
 				return err
 			}
@@ -406,24 +406,20 @@ func (p *pipeline) run(ctx context.Context) error {
 }
 
 // exchange is one round trip: it deletes the rows acknowledged so far,
-// sets aside the rows refused for good, and reads the next batch of each
-// idle lane (at most BatchSize rows each, a prefix of each of its shards).
-func (p *pipeline) exchange(ctx context.Context, idle []int) ([]*batch, error) {
+// sets aside the rows refused for good, and reads the next round: the
+// oldest rows of the held shards that are not in flight, at most
+// BatchSize for each lane (a prefix of each of its shards once the rows in
+// flight are sent).
+func (p *pipeline) exchange(ctx context.Context) ([]*batch, error) {
 	r := p.r
 	lanes := len(p.busy)
-	var shards []int32
-	for _, s := range p.held {
-		if slices.Contains(idle, int(s)%lanes) {
-			shards = append(shards, s)
-		}
-	}
-	if len(shards) == 0 {
+	if len(p.held) == 0 {
 		return nil, p.flush(ctx)
 	}
 	var qb pgx.Batch
 	deleted := p.queueWrites(&qb)
 	var rows []row
-	qb.Queue(r.sel(), shards, r.cfg.BatchSize*len(idle)).Query(func(rs pgx.Rows) error {
+	qb.Queue(r.sel(), p.held, r.cfg.BatchSize*lanes, p.inFlight()).Query(func(rs pgx.Rows) error {
 		var err error
 		rows, err = pgx.AppendRows(rows, rs, scanRow)
 		return err
@@ -443,10 +439,21 @@ func (p *pipeline) exchange(ctx context.Context, idle []int) ([]*batch, error) {
 			out = append(out, b)
 		}
 		if len(b.rows) < r.cfg.BatchSize {
-			b.rows = append(b.rows, x) // past it: a later batch reads them again
+			b.rows = append(b.rows, x) // past it: a later round reads them again
 		}
 	}
 	return out, nil
+}
+
+// inFlight returns the IDs of the rows on their way to the brokers.
+func (p *pipeline) inFlight() []int64 {
+	ids := []int64{}
+	for b := range p.flying {
+		for _, x := range b.rows {
+			ids = append(ids, x.id)
+		}
+	}
+	return ids
 }
 
 // queueWrites queues the deletes and set-asides due and returns how many
@@ -492,6 +499,7 @@ func (p *pipeline) flush(ctx context.Context) error {
 func (p *pipeline) start(ctx context.Context, b *batch) {
 	p.busy[b.lane] = true
 	p.n++
+	p.flying[b] = true
 	go func() {
 		b.sent, b.dead, b.err = p.r.send(ctx, b.rows)
 		if h := p.r.afterSend; h != nil {
@@ -513,6 +521,7 @@ func (p *pipeline) start(ctx context.Context, b *batch) {
 func (p *pipeline) finish(b *batch) {
 	p.busy[b.lane] = false
 	p.n--
+	delete(p.flying, b)
 	p.toDelete = append(p.toDelete, b.sent...)
 	p.toBury = append(p.toBury, b.dead...)
 	if b.err != nil && p.sendErr == nil {
