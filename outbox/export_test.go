@@ -8,3 +8,10 @@ package outbox
 func SetSendHooks(r *Relay, before func(ids []string) error, after func(ids, acked []string)) {
 	r.beforeSend, r.afterSend = before, after
 }
+
+// SetVacuumEvery sets how many deleted rows start a VACUUM, and returns
+// how many the relay ran so far.
+func SetVacuumEvery(r *Relay, rows int) func() int64 {
+	r.vacuumEvery = rows
+	return r.vacuums.Load
+}

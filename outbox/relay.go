@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,9 @@ const (
 	// the brokers at once.
 	DefaultMaxInFlight = 4
 )
+
+// vacuumRows is how many rows a relay deletes before it vacuums the table.
+const vacuumRows = 20_000
 
 // stopWriteTimeout bounds the deletes of a relay that stops.
 const stopWriteTimeout = 5 * time.Second
@@ -124,6 +128,14 @@ type Relay struct {
 	beforeSend func(ids []string) error
 	afterSend  func(ids, acked []string)
 
+	// vacuumEvery is how many deleted rows start a VACUUM of the table
+	// (vacuumRows); deletedSinceVacuum counts them (Run's goroutine only).
+	vacuumEvery        int
+	deletedSinceVacuum int
+	vacuuming          atomic.Bool
+	vacuums            atomic.Int64
+	vacuumFailed       sync.Once
+
 	// unwritten is what a session that ended had not yet written: the
 	// rows acknowledged (to delete) and refused for good (to set aside).
 	// Only the goroutine of Run uses it.
@@ -159,13 +171,14 @@ func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, e
 	connCfg.RuntimeParams["enable_sort"] = "off"
 	connCfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	return &Relay{
-		pool:      pool,
-		connCfg:   connCfg,
-		bus:       bus,
-		cfg:       cfg,
-		table:     t.outbox,
-		lockKey:   hashKey(t.outbox.plain()) & 0x7fffffff,
-		memberKey: hashKey("members:"+t.outbox.plain()) & 0x7fffffff,
+		pool:        pool,
+		connCfg:     connCfg,
+		bus:         bus,
+		cfg:         cfg,
+		table:       t.outbox,
+		lockKey:     hashKey(t.outbox.plain()) & 0x7fffffff,
+		memberKey:   hashKey("members:"+t.outbox.plain()) & 0x7fffffff,
+		vacuumEvery: vacuumRows,
 	}, nil
 }
 
@@ -473,12 +486,34 @@ func (p *pipeline) queueWrites(qb *pgx.Batch) int {
 func (p *pipeline) wrote(deleted int) {
 	r := p.r
 	r.sent.Add(int64(deleted))
+	r.deletedSinceVacuum += deleted
+	if r.deletedSinceVacuum >= r.vacuumEvery && r.vacuuming.CompareAndSwap(false, true) {
+		r.deletedSinceVacuum = 0
+		go r.vacuum()
+	}
 	for _, d := range p.toBury {
 		r.dead.Add(1)
 		r.cfg.Logger.Error("outbox relay: an event is refused for good and set aside (dead_at)", "table", r.table.plain(),
 			"row", d.id, "event_id", d.ev.ID, "topic", d.ev.Topic, "err", d.err)
 	}
 	p.toDelete, p.toBury = p.toDelete[:0], p.toBury[:0]
+}
+
+// vacuum vacuums the outbox table, on a connection of the pool: the rows
+// the relay deletes leave their index entries behind until then, and every
+// read walks over them (autovacuum comes at most once a minute). A failure
+// (the relay's user does not own the table) is logged once.
+func (r *Relay) vacuum() {
+	defer r.vacuuming.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := r.pool.Exec(ctx, "VACUUM "+r.table.sql()); err != nil {
+		r.vacuumFailed.Do(func() {
+			r.cfg.Logger.Warn("outbox relay: cannot vacuum the outbox table; autovacuum has to keep it lean", "table", r.table.plain(), "err", err)
+		})
+		return
+	}
+	r.vacuums.Add(1)
 }
 
 // flush writes the deletes and set-asides due, if any.
