@@ -308,3 +308,11 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// PostgresServer returns the admin connection string of the server that
+// Postgres creates its databases on: EVENTBUS_TEST_POSTGRES, or the
+// throwaway cluster, started on the first call and stopped when the
+// process exits. It is for programs that are not tests (`eventbus bench`);
+// tests call Postgres. Without server binaries the error says how to
+// install them.
+func PostgresServer() (string, error) { return postgresServer() }

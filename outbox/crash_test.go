@@ -1,9 +1,11 @@
 package outbox_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,8 +25,9 @@ import (
 // helperEnv, when set, makes the test binary a helper process of the
 // crash tests instead of running tests: "relay DSN BROKERS" runs a relay,
 // "inbox DSN BROKERS TOPIC GROUP" a subscription whose 10 ms handler
-// inserts one effect row per event through the inbox. The tests kill it
-// with SIGKILL.
+// inserts one effect row per event through the inbox, "writer DSN
+// BROKERS TOPIC" a service that commits events and prints their IDs. The
+// tests kill it with SIGKILL.
 const helperEnv = "OUTBOX_TEST_HELPER"
 
 // crashConsumer is the consumer config of the inbox crash test: a short
@@ -75,8 +78,37 @@ func runHelper(args []string) error {
 			return err
 		}
 		select {} // until killed
+	case "writer":
+		return runWriter(ctx, pool, bus, args[3])
 	}
 	return fmt.Errorf("unknown helper %q", args[0])
+}
+
+// runWriter is a service that writes an order row and its event in one
+// transaction, ten times (key "order-0", events 0 to 9), prints each
+// committed event's ID on a line of its own, then "committed", and waits
+// to be killed. No relay runs in it: its events are in the outbox only.
+func runWriter(ctx context.Context, pool *pgxpool.Pool, bus *eventbus.Bus, topic string) error {
+	w, err := outbox.NewWriter(bus, outbox.Config{})
+	if err != nil {
+		return err
+	}
+	for n := range 10 {
+		var id string
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO orders (n) VALUES ($1)", n); err != nil {
+				return err
+			}
+			id, err = w.Publish(ctx, tx, topic, seq{"order-0", n}, eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithPartitionKey("order-0"))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Println(id)
+	}
+	fmt.Println("committed")
+	select {} // until killed
 }
 
 // slowEffect is the 10 ms handler of the inbox crash test.
@@ -91,9 +123,16 @@ func slowEffect(ctx context.Context, tx pgx.Tx, ev eventbus.RawEvent) error {
 // startHelper runs this binary as a helper process (see helperEnv).
 func startHelper(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	return startHelperOut(t, nil, args...)
+}
+
+// startHelperOut is startHelper with the helper's standard output to out.
+func startHelperOut(t *testing.T, out io.Writer, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(args, " "))
 	cmd.Stderr = os.Stderr
+	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +143,48 @@ func startHelper(t *testing.T, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
+}
+
+// TestWriterKilledAfterCommitLosesNothing: a service process commits ten
+// orders and their events, and is killed with SIGKILL before any relay
+// ran; a relay started afterwards delivers every event, in order, once.
+func TestWriterKilledAfterCommitLosesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if _, err := f.pool.Exec(t.Context(), "CREATE TABLE orders (n int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	helper := startHelperOut(t, pw, "writer", f.pool.Config().ConnString(), strings.Join(f.brokers, ","), f.topic)
+	var ids []string
+	lines := bufio.NewScanner(pr)
+	for lines.Scan() && lines.Text() != "committed" {
+		ids = append(ids, lines.Text())
+	}
+	if len(ids) != 10 {
+		t.Fatalf("the writer committed %d events (%v), want 10", len(ids), lines.Err())
+	}
+	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	pw.Close()
+	if n := count(t, f.pool, "SELECT count(*) FROM orders"); n != 10 {
+		t.Fatalf("%d orders committed, want 10", n)
+	}
+	if n := count(t, f.pool, "SELECT count(*) FROM eventbus_outbox"); n != 10 {
+		t.Fatalf("%d events in the outbox after the kill, want 10", n)
+	}
+	startRelay(t, f.pool, f.bus, outbox.RelayConfig{})
+	events := f.rec.WaitFor(t, 10)
+	for i, ev := range events {
+		if ev.ID != ids[i] {
+			t.Fatalf("event %d arrived as %s, want %s (the order of commit)", i, ev.ID, ids[i])
+		}
+	}
+	if d := checkOrder(t, events, 1, 10); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
 }
 
 // TestRelayKilledMidBatchLosesNothing kills a relay process with SIGKILL

@@ -62,6 +62,15 @@
 //     up what it holds beyond its fair share (Shards divided by the number
 //     of relays, rounded up) and takes free shards, in random order, up to
 //     it.
+//   - Pipelining: the shards a relay holds are divided among
+//     RelayConfig.MaxInFlight lanes (shard modulo MaxInFlight), and a round
+//     sends at most one batch per lane, so a key's events still go one
+//     batch after the other. While a round is in flight, one round trip
+//     deletes what the brokers acknowledged and reads the next round (the
+//     oldest rows not in flight), which starts once the whole round is
+//     back. A row is deleted only after its acknowledgement; after a
+//     failure the next round is dropped, and the failed rows are read
+//     again, first, after a backoff.
 //   - A relay that dies (or loses its session) releases its locks with the
 //     session; another relay takes the shards at its next poll
 //     (RelayConfig.PollInterval) and sends what is still there. Events the

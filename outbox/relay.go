@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +32,16 @@ const (
 	// first to the second.
 	DefaultMinBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff = 5 * time.Second
+	// DefaultMaxInFlight is how many batches a relay has on their way to
+	// the brokers at once.
+	DefaultMaxInFlight = 4
 )
+
+// vacuumRows is how many rows a relay deletes before it vacuums the table.
+const vacuumRows = 20_000
+
+// stopWriteTimeout bounds the deletes of a relay that stops.
+const stopWriteTimeout = 5 * time.Second
 
 // RelayApplicationName is the application_name of a relay's database
 // session (in pg_stat_activity).
@@ -43,6 +54,12 @@ type RelayConfig struct {
 	// BatchSize is how many rows are read and sent at once, 1 to
 	// eventbus.MaxBatchSize. Default: DefaultBatchSize.
 	BatchSize int
+	// MaxInFlight is how many batches are sent at once, 1 to Shards: the
+	// shards are divided among that many lanes (shard modulo MaxInFlight),
+	// and a round sends at most one batch per lane, so the events of a key
+	// are still sent one batch after the other. Default:
+	// DefaultMaxInFlight.
+	MaxInFlight int
 	// PollInterval: see DefaultPollInterval.
 	PollInterval time.Duration
 	// MinBackoff, MaxBackoff: see DefaultMinBackoff.
@@ -56,6 +73,9 @@ func (c RelayConfig) WithDefaults() RelayConfig {
 	c.Config = c.Config.WithDefaults()
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
@@ -76,6 +96,8 @@ func (c RelayConfig) validate() error {
 	switch {
 	case c.BatchSize < 1 || c.BatchSize > eventbus.MaxBatchSize:
 		return fmt.Errorf("%w: outbox: RelayConfig.BatchSize %d: give 1 to %d", eventbus.ErrInvalidConfig, c.BatchSize, eventbus.MaxBatchSize)
+	case c.MaxInFlight < 1 || c.MaxInFlight > Shards:
+		return fmt.Errorf("%w: outbox: RelayConfig.MaxInFlight %d: give 1 to %d", eventbus.ErrInvalidConfig, c.MaxInFlight, Shards)
 	case c.PollInterval < 0 || c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
 		return fmt.Errorf("%w: outbox: RelayConfig: PollInterval and backoffs must be positive, MaxBackoff ≥ MinBackoff", eventbus.ErrInvalidConfig)
 	}
@@ -98,6 +120,29 @@ type Relay struct {
 
 	sent, dead atomic.Int64
 	shards     atomic.Int32
+
+	// Test hooks (export_test.go): beforeSend runs before a batch is
+	// sent, with its event IDs, and fails the send when it returns an
+	// error; afterSend runs once the brokers answered, with the batch's
+	// event IDs and those acknowledged, before their rows are deleted.
+	beforeSend func(ids []string) error
+	afterSend  func(ids, acked []string)
+
+	// vacuumEvery is how many deleted rows start a VACUUM of the table
+	// (vacuumRows); deletedSinceVacuum counts them (Run's goroutine only).
+	vacuumEvery        int
+	deletedSinceVacuum int
+	vacuuming          atomic.Bool
+	vacuums            atomic.Int64
+	vacuumFailed       sync.Once
+
+	// unwritten is what a session that ended had not yet written: the
+	// rows acknowledged (to delete) and refused for good (to set aside).
+	// Only the goroutine of Run uses it.
+	unwritten struct {
+		toDelete []int64
+		toBury   []deadRow
+	}
 }
 
 // NewRelay returns a relay of the outbox of cfg that sends with bus. It
@@ -118,14 +163,22 @@ func NewRelay(pool *pgxpool.Pool, bus *eventbus.Bus, cfg RelayConfig) (*Relay, e
 	}
 	connCfg := pool.Config().ConnConfig.Copy()
 	connCfg.RuntimeParams["application_name"] = RelayApplicationName
+	// The relay's reads walk an index in id order and stop at the LIMIT;
+	// without these, stale statistics (a table just filled) make the
+	// planner collect and sort a whole shard for every batch, or start
+	// parallel workers (some 100 ms) to walk the index.
+	connCfg.RuntimeParams["enable_bitmapscan"] = "off"
+	connCfg.RuntimeParams["enable_sort"] = "off"
+	connCfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	return &Relay{
-		pool:      pool,
-		connCfg:   connCfg,
-		bus:       bus,
-		cfg:       cfg,
-		table:     t.outbox,
-		lockKey:   hashKey(t.outbox.plain()) & 0x7fffffff,
-		memberKey: hashKey("members:"+t.outbox.plain()) & 0x7fffffff,
+		pool:        pool,
+		connCfg:     connCfg,
+		bus:         bus,
+		cfg:         cfg,
+		table:       t.outbox,
+		lockKey:     hashKey(t.outbox.plain()) & 0x7fffffff,
+		memberKey:   hashKey("members:"+t.outbox.plain()) & 0x7fffffff,
+		vacuumEvery: vacuumRows,
 	}, nil
 }
 
@@ -196,13 +249,40 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 type row struct {
-	id int64
-	ev eventbus.EncodedEvent
+	id    int64
+	shard int32
+	ev    eventbus.EncodedEvent
+}
+
+// A batch is what one lane sends at once, and what came of it.
+type batch struct {
+	lane int
+	rows []row
+	// Set by the lane when the send returns:
+	sent []int64   // acknowledged: to delete
+	dead []deadRow // refused for good: to set aside
+	err  error     // why the rest was not sent (nil: all sent or dead)
+}
+
+type deadRow struct {
+	row
+	err error
 }
 
 // session runs the relay on one database connection until it fails or ctx
 // ends. The shards' advisory locks belong to the connection: closing it
 // (or its loss) releases them.
+//
+// The work is pipelined in rounds. The held shards are divided among
+// MaxInFlight lanes (shard modulo MaxInFlight); a round sends at most one
+// batch per lane, so a shard, hence a key, has at most one batch in
+// flight. While a round is in flight this goroutine, the only user of the
+// connection, deletes what the brokers acknowledged and reads the next
+// round (the oldest rows not in flight) in one round trip: DELETE ...
+// WHERE id = ANY($1), then the SELECT. The next round starts once the
+// whole round is back and acknowledged; after a failure it is dropped and
+// read again after the backoff, so no batch of a key overtakes one that
+// failed.
 func (r *Relay) session(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, r.connCfg)
 	if err != nil {
@@ -217,59 +297,277 @@ func (r *Relay) session(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, pg_backend_pid())", r.memberKey); err != nil {
 		return err
 	}
-	// The oldest rows of each held shard (an index range each), then the
-	// oldest of those: what is read of a shard is always a prefix of it in
-	// id order, and the cost does not grow with the backlog.
-	sel := `SELECT o.id, o.event_id, o.topic, o.key, o.value, o.header_keys, o.header_values, o.compression
-		FROM unnest($1::int[]) s, LATERAL (SELECT * FROM ` + r.table.sql() + ` t
-			WHERE t.shard = s AND t.dead_at IS NULL ORDER BY t.id LIMIT $2) o
-		ORDER BY o.id LIMIT $2`
-	del := `DELETE FROM ` + r.table.sql() + ` WHERE id = ANY($1)`
-	held := []int32{}
+	p := &pipeline{r: r, conn: conn, held: []int32{}, busy: make([]bool, r.cfg.MaxInFlight),
+		done: make(chan *batch, r.cfg.MaxInFlight), flying: map[*batch]bool{}, toDelete: r.unwritten.toDelete, toBury: r.unwritten.toBury}
+	// Lanes still sending when the session ends finish before it returns;
+	// what the brokers acknowledged (or refused for good) and is not yet
+	// written is written by the next session, first thing.
+	defer func() {
+		p.drain()
+		if ctx.Err() != nil && !conn.IsClosed() { // stopping: write them now
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopWriteTimeout)
+			_ = p.flush(wctx) // on failure they are sent again by the next relay
+			cancel()
+		}
+		r.unwritten.toDelete, r.unwritten.toBury = p.toDelete, p.toBury
+	}()
+	return p.run(ctx)
+}
+
+// pipeline is one session's state; only the session's goroutine uses it,
+// the lanes' goroutines hand their batches back on done.
+type pipeline struct {
+	r      *Relay
+	conn   *pgx.Conn
+	held   []int32
+	busy   []bool // lane has a batch in flight
+	n      int    // lanes busy
+	flying map[*batch]bool
+	done   chan *batch
+
+	toDelete []int64
+	toBury   []deadRow
+	sendErr  error // the first failure since the last backoff
+}
+
+// sel reads the oldest rows of some shards that are not in flight ($3),
+// in id order: what is read of a shard follows what is in flight of it,
+// and nothing is skipped (no cursor). The
+// relay's connection runs without bitmap scans and sorts (RuntimeParams),
+// so that PostgreSQL walks the primary key, whatever its statistics say,
+// and stops after the LIMIT.
+func (r *Relay) sel() string {
+	return `SELECT id, shard, event_id, topic, key, value, header_keys, header_values, compression
+		FROM ` + r.table.sql() + ` WHERE shard = ANY($1::int[]) AND dead_at IS NULL AND NOT (id = ANY($3::bigint[])) ORDER BY id LIMIT $2`
+}
+
+func (p *pipeline) run(ctx context.Context) error {
+	r := p.r
 	var lastClaim time.Time
 	backoff := r.cfg.MinBackoff
+	var next []*batch // read ahead: the next round, started once this one is back
 	for {
-		if time.Since(lastClaim) >= r.cfg.PollInterval {
-			// Between batches: nothing of a shard given up is in flight.
-			if held, err = r.balance(ctx, conn, held); err != nil {
+		claimDue := time.Since(lastClaim) >= r.cfg.PollInterval
+		if claimDue && p.n == 0 {
+			// Nothing is in flight: the shards given up have nothing of
+			// theirs on the way. What was read ahead is read again.
+			next = nil
+			if err := p.flush(ctx); err != nil {
 				return err
 			}
-			r.shards.Store(int32(len(held)))
-			lastClaim = time.Now()
-		}
-		var rows []row
-		if len(held) > 0 {
-			rows, err = r.read(ctx, conn, sel, held)
-			if err != nil {
+			var err error
+			if p.held, err = r.balance(ctx, p.conn, p.held); err != nil {
 				return err
 			}
+			r.shards.Store(int32(len(p.held)))
+			lastClaim, claimDue = time.Now(), false
 		}
-		if len(rows) == 0 {
-			if err := r.wait(ctx, conn); err != nil {
+		// A round starts only when the previous one is back, all of it
+		// acknowledged: after a failure what was read ahead is dropped,
+		// and the failed rows are read again, first, after the backoff.
+		if p.n == 0 && p.sendErr == nil {
+			for _, b := range next {
+				p.start(ctx, b)
+			}
+			next = nil
+		}
+		// While the round is in flight: delete what was acknowledged and
+		// read the next round.
+		if p.sendErr == nil && !claimDue {
+			var err error
+			if next, err = p.exchange(ctx); err != nil {
 				return err
 			}
-			continue
+		} else if err := p.flush(ctx); err != nil {
+			return err
 		}
-		sent, sendErr := r.send(ctx, conn, rows)
-		if len(sent) > 0 {
-			if _, err := conn.Exec(ctx, del, sent); err != nil {
-				return err // the sent rows are sent again by whoever holds their shard next
+		switch {
+		case p.n > 0:
+			// Wait for the whole round.
+			for p.n > 0 {
+				select {
+				case b := <-p.done:
+					p.finish(b)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
-			r.sent.Add(int64(len(sent)))
-		}
-		if sendErr == nil {
+		case p.sendErr != nil:
+			next = nil
+			if err := p.flush(ctx); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.cfg.Logger.Warn("outbox relay: the brokers did not take the events; they wait in the table", "table", r.table.plain(),
+				"err", p.sendErr, "backoff", backoff)
+			p.sendErr = nil
+			if !sleep(ctx, jitter(backoff)) {
+				return ctx.Err()
+			}
+			backoff = min(2*backoff, r.cfg.MaxBackoff)
+		case len(next) == 0 && !claimDue:
 			backoff = r.cfg.MinBackoff
-			continue
+			if err := r.wait(ctx, p.conn); err != nil {
+				return err
+			}
+		default:
+			backoff = r.cfg.MinBackoff
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+	}
+}
+
+// exchange is one round trip: it deletes the rows acknowledged so far,
+// sets aside the rows refused for good, and reads the next round: the
+// oldest rows of the held shards that are not in flight, at most
+// BatchSize for each lane (a prefix of each of its shards once the rows in
+// flight are sent).
+func (p *pipeline) exchange(ctx context.Context) ([]*batch, error) {
+	r := p.r
+	lanes := len(p.busy)
+	if len(p.held) == 0 {
+		return nil, p.flush(ctx)
+	}
+	var qb pgx.Batch
+	deleted := p.queueWrites(&qb)
+	var rows []row
+	qb.Queue(r.sel(), p.held, r.cfg.BatchSize*lanes, p.inFlight()).Query(func(rs pgx.Rows) error {
+		var err error
+		rows, err = pgx.AppendRows(rows, rs, scanRow)
+		return err
+	})
+	if err := p.conn.SendBatch(ctx, &qb).Close(); err != nil {
+		return nil, err
+	}
+	p.wrote(deleted)
+	byLane := map[int]*batch{}
+	var out []*batch
+	for _, x := range rows {
+		lane := int(x.shard) % lanes
+		b := byLane[lane]
+		if b == nil {
+			b = &batch{lane: lane}
+			byLane[lane] = b
+			out = append(out, b)
 		}
-		r.cfg.Logger.Warn("outbox relay: the brokers did not take the events; they wait in the table", "table", r.table.plain(),
-			"events", len(rows)-len(sent), "err", sendErr, "backoff", backoff)
-		if !sleep(ctx, jitter(backoff)) {
-			return ctx.Err()
+		if len(b.rows) < r.cfg.BatchSize {
+			b.rows = append(b.rows, x) // past it: a later round reads them again
 		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	}
+	return out, nil
+}
+
+// inFlight returns the IDs of the rows on their way to the brokers.
+func (p *pipeline) inFlight() []int64 {
+	ids := []int64{}
+	for b := range p.flying {
+		for _, x := range b.rows {
+			ids = append(ids, x.id)
+		}
+	}
+	return ids
+}
+
+// queueWrites queues the deletes and set-asides due and returns how many
+// rows were deleted by them.
+func (p *pipeline) queueWrites(qb *pgx.Batch) int {
+	r := p.r
+	if len(p.toDelete) > 0 {
+		qb.Queue(`DELETE FROM `+r.table.sql()+` WHERE id = ANY($1)`, p.toDelete)
+	}
+	for _, d := range p.toBury {
+		qb.Queue(`UPDATE `+r.table.sql()+` SET dead_at = now(), last_error = $2 WHERE id = $1`, d.id, d.err.Error())
+	}
+	return len(p.toDelete)
+}
+
+// wrote counts what queueWrites queued, once it committed.
+func (p *pipeline) wrote(deleted int) {
+	r := p.r
+	r.sent.Add(int64(deleted))
+	r.deletedSinceVacuum += deleted
+	if r.deletedSinceVacuum >= r.vacuumEvery && r.vacuuming.CompareAndSwap(false, true) {
+		r.deletedSinceVacuum = 0
+		go r.vacuum()
+	}
+	for _, d := range p.toBury {
+		r.dead.Add(1)
+		r.cfg.Logger.Error("outbox relay: an event is refused for good and set aside (dead_at)", "table", r.table.plain(),
+			"row", d.id, "event_id", d.ev.ID, "topic", d.ev.Topic, "err", d.err)
+	}
+	p.toDelete, p.toBury = p.toDelete[:0], p.toBury[:0]
+}
+
+// vacuum vacuums the outbox table, on a connection of the pool: the rows
+// the relay deletes leave their index entries behind until then, and every
+// read walks over them (autovacuum comes at most once a minute). A failure
+// (the relay's user does not own the table) is logged once.
+func (r *Relay) vacuum() {
+	defer r.vacuuming.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := r.pool.Exec(ctx, "VACUUM "+r.table.sql()); err != nil {
+		r.vacuumFailed.Do(func() {
+			r.cfg.Logger.Warn("outbox relay: cannot vacuum the outbox table; autovacuum has to keep it lean", "table", r.table.plain(), "err", err)
+		})
+		return
+	}
+	r.vacuums.Add(1)
+}
+
+// flush writes the deletes and set-asides due, if any.
+func (p *pipeline) flush(ctx context.Context) error {
+	if len(p.toDelete) == 0 && len(p.toBury) == 0 {
+		return nil
+	}
+	var qb pgx.Batch
+	deleted := p.queueWrites(&qb)
+	if err := p.conn.SendBatch(ctx, &qb).Close(); err != nil {
+		return err // the sent rows are sent again by whoever holds their shard next
+	}
+	p.wrote(deleted)
+	return nil
+}
+
+// start sends b on its lane.
+func (p *pipeline) start(ctx context.Context, b *batch) {
+	p.busy[b.lane] = true
+	p.n++
+	p.flying[b] = true
+	go func() {
+		b.sent, b.dead, b.err = p.r.send(ctx, b.rows)
+		if h := p.r.afterSend; h != nil {
+			var ids, acked []string
+			for _, x := range b.rows {
+				ids = append(ids, x.ev.ID)
+				if slices.Contains(b.sent, x.id) {
+					acked = append(acked, x.ev.ID)
+				}
+			}
+			h(ids, acked)
+		}
+		p.done <- b
+	}()
+}
+
+// finish takes back a lane's batch: what was acknowledged is deleted at
+// the next round trip, and a failure stops the lanes for a backoff.
+func (p *pipeline) finish(b *batch) {
+	p.busy[b.lane] = false
+	p.n--
+	delete(p.flying, b)
+	p.toDelete = append(p.toDelete, b.sent...)
+	p.toBury = append(p.toBury, b.dead...)
+	if b.err != nil && p.sendErr == nil {
+		p.sendErr = b.err
+	}
+}
+
+// drain waits for the lanes still sending and takes their outcomes back.
+func (p *pipeline) drain() {
+	for p.n > 0 {
+		p.finish(<-p.done)
 	}
 }
 
@@ -318,34 +616,38 @@ func (r *Relay) heldShards(ctx context.Context, conn *pgx.Conn) ([]int32, error)
 	return held, err
 }
 
-func (r *Relay) read(ctx context.Context, conn *pgx.Conn, sel string, held []int32) ([]row, error) {
-	rows, err := conn.Query(ctx, sel, held, r.cfg.BatchSize)
-	if err != nil {
-		return nil, err
+func scanRow(s pgx.CollectableRow) (row, error) {
+	var x row
+	var keys []string
+	var values [][]byte
+	var compression string
+	if err := s.Scan(&x.id, &x.shard, &x.ev.ID, &x.ev.Topic, &x.ev.Key, &x.ev.Value, &keys, &values, &compression); err != nil {
+		return x, err
 	}
-	return pgx.CollectRows(rows, func(s pgx.CollectableRow) (row, error) {
-		var x row
-		var keys []string
-		var values [][]byte
-		var compression string
-		if err := s.Scan(&x.id, &x.ev.ID, &x.ev.Topic, &x.ev.Key, &x.ev.Value, &keys, &values, &compression); err != nil {
-			return x, err
-		}
-		if len(keys) != len(values) {
-			return x, fmt.Errorf("outbox row %d has %d header keys and %d values", x.id, len(keys), len(values))
-		}
-		x.ev.Headers = make([]kgo.RecordHeader, len(keys))
-		for i := range keys {
-			x.ev.Headers[i] = kgo.RecordHeader{Key: keys[i], Value: values[i]}
-		}
-		x.ev.Compression = eventbus.Compression(compression)
-		return x, nil
-	})
+	if len(keys) != len(values) {
+		return x, fmt.Errorf("outbox row %d has %d header keys and %d values", x.id, len(keys), len(values))
+	}
+	x.ev.Headers = make([]kgo.RecordHeader, len(keys))
+	for i := range keys {
+		x.ev.Headers[i] = kgo.RecordHeader{Key: keys[i], Value: values[i]}
+	}
+	x.ev.Compression = eventbus.Compression(compression)
+	return x, nil
 }
 
 // send publishes rows and returns the IDs of the rows the brokers
-// acknowledged. A row this bus refuses for good is set aside (dead_at).
-func (r *Relay) send(ctx context.Context, conn *pgx.Conn, rows []row) ([]int64, error) {
+// acknowledged and the rows this bus refuses for good; err says why the
+// others were not sent.
+func (r *Relay) send(ctx context.Context, rows []row) (sent []int64, dead []deadRow, err error) {
+	if h := r.beforeSend; h != nil {
+		ids := make([]string, len(rows))
+		for i := range rows {
+			ids[i] = rows[i].ev.ID
+		}
+		if err := h(ids); err != nil {
+			return nil, nil, err
+		}
+	}
 	events := make([]eventbus.EncodedEvent, len(rows))
 	for i := range rows {
 		events[i] = rows[i].ev
@@ -353,36 +655,30 @@ func (r *Relay) send(ctx context.Context, conn *pgx.Conn, rows []row) ([]int64, 
 	results, err := r.bus.PublishEncoded(ctx, events)
 	if results == nil && err != nil {
 		if !permanent(err) {
-			return nil, err
+			return nil, nil, err
 		}
 		// One of the rows is refused before anything was sent: send them
 		// one by one to find it, and set it aside.
-		var sent []int64
 		for _, x := range rows {
 			_, err := r.bus.PublishEncoded(ctx, []eventbus.EncodedEvent{x.ev})
 			switch {
 			case err == nil:
 				sent = append(sent, x.id)
 			case permanent(err):
-				if _, derr := conn.Exec(ctx, `UPDATE `+r.table.sql()+` SET dead_at = now(), last_error = $2 WHERE id = $1`, x.id, err.Error()); derr != nil {
-					return sent, derr
-				}
-				r.dead.Add(1)
-				r.cfg.Logger.Error("outbox relay: an event is refused for good and set aside (dead_at)", "table", r.table.plain(),
-					"row", x.id, "event_id", x.ev.ID, "topic", x.ev.Topic, "err", err)
+				dead = append(dead, deadRow{x, err})
 			default:
-				return sent, err // keep the order of what follows
+				return sent, dead, err // keep the order of what follows
 			}
 		}
-		return sent, nil
+		return sent, dead, nil
 	}
-	sent := make([]int64, 0, len(rows))
+	sent = make([]int64, 0, len(rows))
 	for i, res := range results {
 		if res.Err == nil {
 			sent = append(sent, rows[i].id)
 		}
 	}
-	return sent, err
+	return sent, nil, err
 }
 
 func permanent(err error) bool {

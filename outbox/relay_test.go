@@ -379,3 +379,38 @@ func TestRelayTakesOverTheShardsOfAStoppedRelay(t *testing.T) {
 		rec.WaitForID(t, id)
 	}
 }
+
+// TestRelayVacuumsTheTableItEmpties: the rows the relay deletes leave
+// index entries behind that every read walks over; after every so many
+// deleted rows the relay vacuums the table itself.
+func TestRelayVacuumsTheTableItEmpties(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r, err := outbox.NewRelay(f.pool, f.bus, outbox.RelayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vacuums := outbox.SetVacuumEvery(r, 100)
+	var last string
+	inTx(t, f.pool, func(tx pgx.Tx) error {
+		for n := range 300 {
+			id, err := f.w.Publish(t.Context(), tx, f.topic, n, eventbus.PublishMetadata{TenantID: "acme"})
+			if err != nil {
+				return err
+			}
+			last = id
+		}
+		return nil
+	})
+	runRelay(t, r)
+	f.rec.WaitForID(t, last)
+	eventbustest.Eventually(t, "the relay to vacuum the table", func() error {
+		if n := vacuums(); n == 0 {
+			return fmt.Errorf("no vacuum")
+		}
+		if n := count(t, f.pool, "SELECT coalesce(max(vacuum_count), 0)::int FROM pg_stat_user_tables WHERE relname = 'eventbus_outbox'"); n == 0 {
+			return fmt.Errorf("PostgreSQL counts no vacuum of the table yet")
+		}
+		return nil
+	})
+}

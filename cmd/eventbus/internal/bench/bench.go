@@ -76,11 +76,20 @@ const (
 	// PhaseGateway is the HTTP gateway against the library: batched
 	// publish and push delivery (Gateway).
 	PhaseGateway = "gateway"
+	// PhaseOutbox is the transactional outbox on PostgreSQL: transaction
+	// cost, relay throughput, commit to handler (Outbox).
+	PhaseOutbox = "outbox"
+	// PhaseInbox is the idempotent inbox on PostgreSQL: a 10 ms handler
+	// with and without it (Inbox).
+	PhaseInbox = "inbox"
 )
 
-// AllPhases are the phases in the order they run; Config.Phases defaults
-// to all of them.
-var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts, PhaseGateway}
+// AllPhases are the phases in the order they run.
+var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts, PhaseGateway, PhaseOutbox, PhaseInbox}
+
+// DefaultPhases are the phases run when Config.Phases is empty: all but
+// those that need PostgreSQL (outbox, inbox), which run when named.
+var DefaultPhases = AllPhases[:8]
 
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.
@@ -119,7 +128,7 @@ type Config struct {
 	// Produce is asynchronous.
 	Publishers int
 	// Phases are the phases to run, of AllPhases; they run in the order of
-	// AllPhases whatever the order given. Default all.
+	// AllPhases whatever the order given. Default DefaultPhases.
 	Phases []string
 	// Backlog is how many events the slow-handler and crash phases publish
 	// before their consumers start. Default DefaultBacklog (QuickBacklog
@@ -138,6 +147,11 @@ type Config struct {
 	// os.Executable(): this binary, which must then have that command
 	// (cmd/eventbus, or a test binary whose TestMain hands it to cli.Main).
 	Executable string
+	// OutboxDSN is the PostgreSQL database of the outbox and inbox phases
+	// (a user allowed to create a schema; the run's tables go in a schema
+	// of their own, dropped at the end). Default: a throwaway cluster
+	// started with the machine's initdb and postgres (as the tests do).
+	OutboxDSN string
 	// CPUProfileDir, when set, gets one CPU profile per measured phase and
 	// side ("throughput-ours.pprof", ...), for `go tool pprof`.
 	CPUProfileDir string
@@ -271,6 +285,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if rep.Gateway, err = r.gatewayPhase(ctx); err != nil {
 				return nil, err
 			}
+		case PhaseOutbox:
+			if rep.Outbox, err = r.outboxPhase(ctx); err != nil {
+				return nil, err
+			}
+		case PhaseInbox:
+			if rep.Inbox, err = r.inboxPhase(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	rep.evaluate()
@@ -278,11 +300,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // ParsePhases checks phase names against AllPhases and returns them in the
-// order they run, without repeats; none means all. Names are matched
+// order they run, without repeats; none means DefaultPhases. Names are matched
 // without regard to case and surrounding space.
 func ParsePhases(names []string) ([]string, error) {
 	if len(names) == 0 {
-		return slices.Clone(AllPhases), nil
+		return slices.Clone(DefaultPhases), nil
 	}
 	want := map[string]bool{}
 	for _, n := range names {

@@ -87,7 +87,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	quick := Config{Brokers: []string{"b:1"}, Quick: true}
 	if err := quick.setDefaults(); err != nil || quick.Duration != QuickDuration || quick.Publishers != DefaultPublishers ||
-		quick.Backlog != QuickBacklog || len(quick.Phases) != len(AllPhases) {
+		quick.Backlog != QuickBacklog || len(quick.Phases) != len(DefaultPhases) {
 		t.Fatalf("quick defaults: %+v, %v", quick, err)
 	}
 }

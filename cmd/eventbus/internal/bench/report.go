@@ -58,6 +58,8 @@ type Report struct {
 	Crash       *Crash          `json:"crash,omitempty"`
 	Hosts       *Hosts          `json:"hosts,omitempty"`
 	Gateway     *Gateway        `json:"gateway,omitempty"`
+	Outbox      *Outbox         `json:"outbox,omitempty"`
+	Inbox       *Inbox          `json:"inbox,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -121,6 +123,7 @@ func (r *Report) evaluate() {
 		add("gateway push events/s, default settings", fmt.Sprintf(">= %d", TargetGatewayPush),
 			g.Push.PerSecond, g.Push.PerSecond >= TargetGatewayPush)
 	}
+	r.evaluateOutbox(add)
 	if h := r.Hosts; h != nil {
 		for _, run := range h.Runs {
 			add(fmt.Sprintf("hosts %d tenants: host reads per event", run.Tenants), fmt.Sprintf("<= %.2f", TargetHostReadsPerEvent),
@@ -134,6 +137,20 @@ func (r *Report) evaluate() {
 					run.HostRatioP95, run.HostRatioP95 <= TargetHostRatioP95)
 			}
 		}
+	}
+}
+
+// evaluateOutbox adds the outbox and inbox phases' checks.
+func (r *Report) evaluateOutbox(add func(name, target string, v float64, ok bool)) {
+	if o := r.Outbox; o != nil {
+		add("outbox relay events/s", fmt.Sprintf(">= %d", TargetRelayPerSecond), o.Relay.PerSecond, o.Relay.PerSecond >= TargetRelayPerSecond)
+		add(fmt.Sprintf("outbox commit to handler @%d/s p95 ms", o.CommitRate), fmt.Sprintf("<= %.0f", TargetCommitP95Ms),
+			o.CommitToHandler.P95, o.CommitToHandler.P95 <= TargetCommitP95Ms)
+		missing := float64(o.CommitSent - o.CommitToHandler.Count)
+		add("outbox commit to handler missing", "0", missing, missing == 0)
+	}
+	if in := r.Inbox; in != nil {
+		add("inbox duplicate effects", "0", float64(in.DuplicateEffects), in.DuplicateEffects == 0)
 	}
 }
 
@@ -196,6 +213,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row(fmt.Sprintf("gateway: push %g ms, %d keys vs library (events/s)", g.HandlerMs, g.Keys), fmt.Sprintf("%.0f", g.Push.PerSecond), fmt.Sprintf("%.0f", g.Library.PerSecond),
 			ratio(g.PushRatio), fmt.Sprintf("≥ %d/s", TargetGatewayPush), verdict(g.Push.PerSecond >= TargetGatewayPush))
 	}
+	outboxRows(row, r.Outbox, r.Inbox)
 	if err := writeRows(w, rows); err != nil {
 		return err
 	}
@@ -327,6 +345,7 @@ func writeNotes(w io.Writer, r *Report) error {
 			"Heap in use is the whole process's, after a GC, with the side's subscriptions still running.",
 			hostsPluginID, h.Rate, h.BaselineTenants))
 	}
+	notes = append(notes, outboxNotes(r.Outbox, r.Inbox)...)
 	if len(notes) == 0 {
 		return nil
 	}

@@ -30,6 +30,7 @@ type runner struct {
 	raw    *kgo.Client
 	topics topics
 	events *eventSource
+	pg     *pgBench // the outbox and inbox phases' database, once opened
 }
 
 // topics are the run's topic names, one per phase and side.
@@ -117,6 +118,10 @@ func (t topics) all() []string {
 			out = append(out, t.hostsPlugin()...)
 		case PhaseGateway:
 			out = append(out, t.name("gw", "pub"), t.name("gw", "push"))
+		case PhaseOutbox:
+			out = append(out, t.name("outbox", "ours"), t.name("outbox", "raw"), t.name("outbox", "e2e"))
+		case PhaseInbox:
+			out = append(out, t.name("inbox", "all"))
 		}
 	}
 	return out
@@ -211,6 +216,9 @@ func (r *runner) ensureTopics(ctx context.Context) error {
 
 // close releases everything the run opened and deletes its topics.
 func (r *runner) close() {
+	if r.pg != nil {
+		r.pg.close(r.cfg.Logger.Warn)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if r.bus != nil {

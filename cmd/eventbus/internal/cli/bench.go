@@ -55,9 +55,21 @@ same work:
               publish, POST /api/events/batch of 100 envelopes vs
               PublishBatch, events/s; and a push subscription with default
               settings draining --backlog events over 1,000 tenants to an
-              endpoint taking 10 ms vs Subscribe with a 10 ms handler.
+              endpoint taking 10 ms vs Subscribe with a 10 ms handler;
+  outbox      the transactional outbox on PostgreSQL (only when named):
+              p50/p95 of a transaction writing one row and one event
+              (outbox.Writer vs a pgx INSERT of the record), a relay
+              draining 100,000 committed rows (outbox.Relay vs a pgx
+              SELECT/DELETE loop around kgo ProduceSync), events/s; and
+              commit to handler p50/p95 at 1,000 transactions/s;
+  inbox       the idempotent inbox (only when named): a 10 ms handler
+              inserting one row, 16 at a time, events/s through
+              outbox.Inbox vs a hand-written pgx INSERT ... ON CONFLICT
+              DO NOTHING, and with no deduplication.
 
---phases picks some of them (default all; they run in the order above).
+--phases picks some of them (default all but outbox and inbox, which need
+PostgreSQL: --outbox-dsn, or a throwaway cluster started with the machine's
+initdb and postgres; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio
 ours/raw is the figure to read on a noisy machine. Without --brokers the
 embedded broker runs in a separate process (this binary's "serve"), stopped at
@@ -69,6 +81,8 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
   eventbus bench --phases slow,fairness --duration 10s
   eventbus bench --phases crash --backlog 50000
   eventbus bench --phases hosts
+  eventbus bench --phases outbox,inbox
+  eventbus bench --phases outbox --outbox-dsn postgres://bench@db:5432/bench
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -85,10 +99,11 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
 	f.Int("events", 0, "also end each phase and side after this many events (0: no limit)")
 	f.IntSlice("rates", bench.DefaultRates, "paced delivery rates to measure, events/s")
 	f.Int("publishers", bench.DefaultPublishers, "goroutines calling PublishBatch in the throughput phase")
-	f.StringSlice("phases", bench.AllPhases, "phases to run, of "+strings.Join(bench.AllPhases, ","))
+	f.StringSlice("phases", bench.DefaultPhases, "phases to run, of "+strings.Join(bench.AllPhases, ","))
 	f.Int("backlog", 0, fmt.Sprintf("events published before the slow-handler and crash phases' consumers start (default %d; %d with --quick)", bench.DefaultBacklog, bench.QuickBacklog))
 	f.Bool("quick", false, "very short phases and a small backlog, to check that everything runs (figures are not meaningful)")
 	f.Bool("json", false, "write the report as JSON instead of a table")
+	f.String("outbox-dsn", "", "PostgreSQL of the outbox and inbox phases (env "+EnvOutboxDSN+"; the run's tables go in a schema of their own, dropped at the end); none: a throwaway cluster")
 	f.String("cpuprofile", "", "directory to write one CPU profile per phase and side to")
 	addSecurityFlags(cmd)
 	addCompressionFlag(cmd)
@@ -109,6 +124,7 @@ func (a *app) resolveBenchConfig(cmd *cobra.Command) (benchConfig, error) {
 	cfg.Backlog, _ = f.GetInt("backlog")
 	cfg.JSON, _ = f.GetBool("json")
 	cfg.CPUProfileDir, _ = f.GetString("cpuprofile")
+	cfg.OutboxDSN = a.stringSetting(cmd, "outbox-dsn", EnvOutboxDSN)
 	compression, err := a.resolveCompression(cmd)
 	if err != nil {
 		return cfg, err
