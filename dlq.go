@@ -479,6 +479,10 @@ func (h dlqHost) EnsureTopic(ctx context.Context, topic string, configs map[stri
 	return h.b.client.topics.EnsureTopic(ctx, topic, opts...)
 }
 
+func (h dlqHost) EnsureRetryTopic(ctx context.Context, topic string) error {
+	return h.b.client.topics.EnsureTopic(ctx, topic, WithPartitions(dlq.RetryTopicPartitions))
+}
+
 func (h dlqHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) { return h.b.client.newKgo(opts...) }
 func (h dlqHost) Conn() (*kgo.Client, error)                     { return h.b.client.adminKgo() }
 func (h dlqHost) Admin() (*kadm.Client, error)                   { return h.b.client.Admin() }

@@ -165,7 +165,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	// failures has none.
 	if opts.Delivery.OnFailure != Skip {
 		retryTopic = dlq.RetryTopicFor(groupID, eventType)
-		if err := b.ensureTopics(ctx, retryTopic); err != nil {
+		if err := b.ensureRetryTopic(ctx, retryTopic); err != nil {
 			return "", fmt.Errorf("subscribe %s: the group's retry topic: %w", eventType, err)
 		}
 		if !opts.FromBeginning {
@@ -209,4 +209,13 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 // running handlers.
 func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 	return b.subs.remove(ctx, id)
+}
+
+// ensureRetryTopic creates a group's retry topic (dlq.RetryTopicPartitions
+// partitions) unless it exists or topic creation is off.
+func (b *Bus) ensureRetryTopic(ctx context.Context, topic string) error {
+	if b.cfg.DisableTopicCreation {
+		return nil
+	}
+	return b.client.topics.ensureTopic(ctx, topic, b.cfg.DeliveryTimeout, WithPartitions(dlq.RetryTopicPartitions))
 }

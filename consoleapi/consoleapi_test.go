@@ -64,6 +64,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
+	if err := bus.DLQ().Start(t.Context()); err != nil { // the queue's owner, as in eventbus serve
+		t.Fatal(err)
+	}
 	h, err := consoleapi.New(consoleapi.Options{Auth: auth, Admin: adm, Audit: log, History: hist, KafkaOpts: client.KafkaOpts(), DLQ: bus.DLQ(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -81,11 +81,19 @@ func TestDescribeResetRedeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.State != "Empty" || len(g.Members) != 0 || g.Lag != 0 || len(g.Partitions) != eventbus.DefaultPartitions {
-		t.Fatalf("stopped group: %+v; want Empty, no members, no lag, %d partitions", g, eventbus.DefaultPartitions)
+	// The group reads its retry topic too (the dead letter queue's); the
+	// topic's own partitions are checked here.
+	var own []groups.Partition
+	for _, p := range g.Partitions {
+		if p.Topic == topic {
+			own = append(own, p)
+		}
+	}
+	if g.State != "Empty" || len(g.Members) != 0 || g.Lag != 0 || len(own) != eventbus.DefaultPartitions {
+		t.Fatalf("stopped group: %+v; want Empty, no members, no lag, %d partitions of %s", g, eventbus.DefaultPartitions, topic)
 	}
 	var end int64
-	for _, p := range g.Partitions {
+	for _, p := range own {
 		if p.Committed != p.End || p.Topic != topic {
 			t.Errorf("partition %+v: committed is not the end", p)
 		}
@@ -98,7 +106,7 @@ func TestDescribeResetRedeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i := slices.IndexFunc(list, func(s groups.Summary) bool { return s.Group == group }); i < 0 || list[i].Lag != 0 || !slices.Equal(list[i].Topics, []string{topic}) {
+	if i := slices.IndexFunc(list, func(s groups.Summary) bool { return s.Group == group }); i < 0 || list[i].Lag != 0 || !slices.Contains(list[i].Topics, topic) {
 		t.Errorf("List lacks %s with no lag on %s: %+v", group, topic, list)
 	}
 
@@ -106,7 +114,13 @@ func TestDescribeResetRedeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Redeliver != 6 || plan.Skip != 0 || len(plan.Partitions) != eventbus.DefaultPartitions {
+	planned := 0
+	for _, p := range plan.Partitions {
+		if p.Topic == topic {
+			planned++
+		}
+	}
+	if plan.Redeliver != 6 || plan.Skip != 0 || planned != eventbus.DefaultPartitions {
 		t.Fatalf("plan %+v; want 6 to redeliver on every partition", plan)
 	}
 	// A plan changes nothing.

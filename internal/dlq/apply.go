@@ -71,6 +71,9 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 	e := *cur
 	e.Attempts = slices.Clip(e.Attempts) // appends below must not share cur's array
 	outstanding := e.Status == StatusRetrying && e.RetryCount == c.Attempt
+	if (c.Kind == CommandFailed || c.Kind == CommandResolved) && answered(&e, c.Attempt) {
+		return ch // a redelivered answer: recorded already
+	}
 	switch c.Kind {
 	case CommandFailed:
 		if c.Failure == nil {
@@ -86,10 +89,12 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		e.Attempts[len(e.Attempts)-1].Number = c.Attempt
 		ch.next = &e
 	case CommandResolved:
-		if e.Status == StatusResolved {
-			return ch // answered already (a redelivered success)
+		if e.Status != StatusResolved {
+			e.Status, e.NextRetryAt, e.ResolvedAt = StatusResolved, nil, &now
 		}
-		e.Status, e.NextRetryAt, e.ResolvedAt, e.UpdatedAt = StatusResolved, nil, &now, now
+		// Resolved already (by an answer to another retry): the success
+		// is recorded against its retry all the same.
+		e.UpdatedAt = now
 		e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "resolved", Number: c.Attempt})
 		ch.next = &e
 	case CommandRetry:
@@ -109,6 +114,19 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		ch.result = "invalid: unknown command " + c.Kind
 	}
 	return ch
+}
+
+// answered reports whether e's history holds an answer to retry n.
+func answered(e *Entry, n int) bool {
+	if n < 1 {
+		return false
+	}
+	for _, a := range e.Attempts {
+		if a.Number == n && (a.Kind == "failed" || a.Kind == AttemptLateFailed || a.Kind == "resolved") {
+			return true
+		}
+	}
+	return false
 }
 
 // decideDue is the owner's step for entry e, due (isDue): its next

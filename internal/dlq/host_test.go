@@ -61,6 +61,22 @@ func (h *testHost) EnsureTopic(ctx context.Context, topic string, configs map[st
 	return err
 }
 
+func (h *testHost) EnsureRetryTopic(ctx context.Context, topic string) error {
+	if h.ensureFault != nil {
+		if err := h.ensureFault(topic); err != nil {
+			return err
+		}
+	}
+	resp, err := h.adm.CreateTopic(ctx, RetryTopicPartitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
 func (h *testHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(h.seeds...)}, opts...)...)
 }

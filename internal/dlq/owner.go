@@ -341,7 +341,7 @@ func (o *owner) ensureRetryTopics(ctx context.Context, changes []change, now tim
 			continue
 		}
 		target := RetryTopicFor(ch.next.ConsumerGroup, ch.next.OriginalTopic)
-		if err := o.q.host.EnsureTopic(ctx, target, nil); err != nil {
+		if err := o.q.host.EnsureRetryTopic(ctx, target); err != nil {
 			cause := fmt.Errorf("send retry of %s to %s: %w", ch.id, target, err)
 			ch.retry, ch.next = false, o.q.notSent(*ch.prior, cause, now)
 			if ch.cmdKey != nil {

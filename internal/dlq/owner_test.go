@@ -21,6 +21,15 @@ func retrying(n int) *Entry {
 		Attempts: []Attempt{{At: at, Kind: "failed"}, {At: at, Kind: "retry", Number: n}}}
 }
 
+// resolvedBy is an entry that retry n resolved after retries were sent.
+func resolvedBy(n, retries int) *Entry {
+	e := retrying(retries)
+	at := e.Attempts[0].At
+	e.Status, e.NextRetryAt, e.ResolvedAt = StatusResolved, nil, &at
+	e.Attempts = append(e.Attempts, Attempt{At: at, Kind: "resolved", Number: n})
+	return e
+}
+
 // The owner's answers, order by order (issue 27's items 1, 2 and 5): an
 // answer or a retry for an entry that is gone changes nothing (a delete is
 // never undone), the answer to the outstanding retry moves the entry on,
@@ -53,8 +62,15 @@ func TestDecide(t *testing.T) {
 		{name: "an automatic retry out of retries", cur: retrying(3), cmd: command{Kind: CommandRetry, ID: "e1"}, result: resultNotAllowed},
 		{name: "a manual retry out of retries", cur: retrying(3), cmd: command{Kind: CommandRetry, ID: "e1", Manual: true}, result: resultOK, status: StatusRetrying, retries: 4, last: "manual-retry", retry: true},
 		{name: "a delete", cur: retrying(1), cmd: command{Kind: CommandDelete, ID: "e1"}, result: resultOK, remove: true},
+		{name: "a success of a newer retry once resolved", cur: resolvedBy(1, 2), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 2}, result: resultOK, status: StatusResolved, retries: 2, last: "resolved"},
+		{name: "a redelivered answer", cur: resolvedBy(1, 1), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK},
+		{name: "a redelivered failure", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 0 + 1, Failure: fail}, result: resultOK, status: StatusPending, retries: 1, last: "failed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			before := 0
+			if c.cur != nil {
+				before = len(c.cur.Attempts)
+			}
 			ch := q.decide(c.cur, &c.cmd, now)
 			if !strings.HasPrefix(ch.result, c.result) || ch.remove != c.remove || ch.retry != c.retry {
 				t.Fatalf("result %q, remove %t, retry %t; want %q, %t, %t", ch.result, ch.remove, ch.retry, c.result, c.remove, c.retry)
@@ -72,7 +88,7 @@ func TestDecide(t *testing.T) {
 			if n := e.Attempts[len(e.Attempts)-1].Number; c.cmd.Attempt > 0 && n != c.cmd.Attempt {
 				t.Errorf("the answer is recorded against retry %d, want %d", n, c.cmd.Attempt)
 			}
-			if c.cur != nil && len(c.cur.Attempts) != 2 {
+			if c.cur != nil && len(c.cur.Attempts) != before {
 				t.Errorf("decide changed the entry it was given: %+v", c.cur.Attempts)
 			}
 		})

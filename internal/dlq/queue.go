@@ -48,6 +48,9 @@ type Host interface {
 	Produce(ctx context.Context, rec *kgo.Record) error
 	// EnsureTopic creates topic, with configs, unless it exists.
 	EnsureTopic(ctx context.Context, topic string, configs map[string]string) error
+	// EnsureRetryTopic creates a group's retry topic, with
+	// RetryTopicPartitions partitions, unless it exists.
+	EnsureRetryTopic(ctx context.Context, topic string) error
 	// NewClient builds a franz-go client on the bus's connection settings
 	// plus opts.
 	NewClient(opts ...kgo.Opt) (*kgo.Client, error)

@@ -71,6 +71,15 @@ func RetryTopicFor(group, topic string) string {
 	return retryTopicPrefix + groupSegment(group, group) + "." + topic
 }
 
+// RetryTopicPartitions is the partition count of a retry topic. A group
+// reads its retry topic beside its topic, and its balancer spreads their
+// partitions over the members by count, not by topic: with as many retry
+// partitions as topic partitions, one member could be given all the
+// topic's and another all the retries'. One partition leaves the topic's
+// spread at most one partition off; retries are few, and their order
+// does not matter.
+const RetryTopicPartitions = 1
+
 // retryTopicPrefix starts the retry topics of core groups.
 const retryTopicPrefix = "dlq.retry."
 
