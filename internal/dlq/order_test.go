@@ -1,0 +1,124 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/plexica/eventbus/internal/wire"
+)
+
+// blockViewFetches makes the broker refuse the long-polling fetches of the
+// views' readers (a reader that lags) until the returned release is
+// called; it returns once a refused fetch shows that no fetch of a reader
+// is in flight any more. The record reader's fetches never wait, and pass.
+func blockViewFetches(t *testing.T, host *testHost, ctx context.Context) (release func()) {
+	t.Helper()
+	var blocked atomic.Bool
+	blocked.Store(true)
+	refused := make(chan struct{}, 1)
+	cluster := host.broker.Cluster()
+	cluster.ControlKey(kmsg.Fetch.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if f, ok := req.(*kmsg.FetchRequest); ok && f.MaxWaitMillis > 0 && blocked.Load() {
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
+			return nil, errors.New("injected: fetch refused"), true
+		}
+		return nil, nil, false
+	})
+	select {
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatalf("no fetch of a view's reader was refused: %v", ctx.Err())
+	}
+	return func() { blocked.Store(false) }
+}
+
+// applyPending runs one round of o by hand on the commands its view holds
+// as pending.
+func applyPending(t *testing.T, ctx context.Context, o *owner) {
+	t.Helper()
+	cmds := o.q.view.pendingCommands(o.tp, o.q.cfg.SchedulerGroup)
+	if err := o.round(ctx, cmds, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The owner applies a partition's commands in offset order, whichever
+// process stored them. Here another process stores a failure of an event
+// (it replaces the event's entry) while the owner's reader lags; then an
+// operator of the owner's own process deletes the entry. The delete comes
+// after the failure in the partition: once both are applied, the entry is
+// gone, and the owner never applies the delete before the failure it has
+// not read yet (which would bring the deleted entry back).
+func TestOwnerAppliesCommandsInOffsetOrder(t *testing.T) {
+	t.Parallel()
+	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := New(host, q.cfg) // a subscriber of another process: it keeps no view
+	const topic = "core.user.created"
+	r := eventRecord(topic, "acme")
+	fail := func() string {
+		id, err := other.RecordFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	id := fail()
+	tp := topicOf(q, id)
+	o := newOwner(q, tp)
+	t.Cleanup(o.close)
+	waitFor(t, ctx, "the take-over", func() bool { return o.ready(ctx, time.Now()) })
+	waitFor(t, ctx, "the failure read", func() bool { return len(q.view.pendingCommands(tp, q.cfg.SchedulerGroup)) == 1 })
+	applyPending(t, ctx, o)
+	e, err := q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	release := blockViewFetches(t, host, ctx)
+	fail() // the event failed again, in another process: not read here yet
+	deleted := make(chan error, 1)
+	go func() { deleted <- q.Delete(ctx, e) }()
+	waitFor(t, ctx, "the delete stored", func() bool {
+		ends, err := host.adm.ListEndOffsets(ctx, tp.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, _ := ends.Lookup(tp.topic, tp.partition)
+		return end.Offset >= q.view.progressOf(tp)+2
+	})
+	applyPending(t, ctx, o) // the owner's round while its reader lags
+	release()
+	// Let the owner work until it has read the partition to its end and
+	// has nothing left to apply.
+	waitFor(t, ctx, "every command applied", func() bool {
+		applyPending(t, ctx, o)
+		ends, err := host.adm.ListEndOffsets(ctx, tp.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, _ := ends.Lookup(tp.topic, tp.partition)
+		return len(deleted) > 0 && q.view.progressOf(tp) >= end.Offset && len(q.view.pendingCommands(tp, q.cfg.SchedulerGroup)) == 0
+	})
+	if err := <-deleted; err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if got, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the entry deleted after its failure is back: %s (%v)", got.Status, err)
+	}
+	fresh := New(host, q.cfg)
+	if got, err := fresh.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a fresh instance shows the entry deleted after its failure: %s (%v)", got.Status, err)
+	}
+}
