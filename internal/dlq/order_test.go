@@ -122,3 +122,58 @@ func TestOwnerAppliesCommandsInOffsetOrder(t *testing.T) {
 		t.Fatalf("a fresh instance shows the entry deleted after its failure: %s (%v)", got.Status, err)
 	}
 }
+
+// Issue 27, item 4, within one round: two operators retry the same entry
+// and both commands are applied in one round, while its retry topic
+// cannot be made. Neither retry is sent, so no attempt is spent: the
+// second retry must not build on the version the first would have written
+// had it been sent.
+func TestRetriesNotSentInOneRoundSpendNoAttempt(t *testing.T) {
+	t.Parallel()
+	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "core.user.created"
+	r := eventRecord(topic, "acme")
+	id, err := q.RecordFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := topicOf(q, id)
+	o := newOwner(q, tp)
+	t.Cleanup(o.close)
+	waitFor(t, ctx, "the take-over", func() bool { return o.ready(ctx, time.Now()) })
+	pending := func(n int) func() bool {
+		return func() bool { return len(q.view.pendingCommands(tp, q.cfg.SchedulerGroup)) == n }
+	}
+	waitFor(t, ctx, "the failure read", pending(1))
+	applyPending(t, ctx, o)
+	e, err := q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	retryTopic := RetryTopicFor("mailer", topic)
+	host.ensureFault = func(topic string) error {
+		if topic == retryTopic {
+			return errors.New("injected: topic creation refused")
+		}
+		return nil
+	}
+	for range 2 {
+		c := &command{Kind: CommandRetry, ID: id, Manual: true, At: time.Now().UTC()}
+		if _, err := q.sendCommand(ctx, TopicFor("mailer", topic), e.SchedulerGroup, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "both retries read", pending(2))
+	applyPending(t, ctx, o) // both in one round
+	e, err = q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.RetryCount != 0 || e.Status != StatusPending {
+		t.Fatalf("no retry was sent, yet the entry is %s after %d retries: %+v", e.Status, e.RetryCount, e.Attempts)
+	}
+}

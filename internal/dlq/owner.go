@@ -201,6 +201,10 @@ func (o *owner) round(ctx context.Context, cmds []pendingCommand, due []string, 
 	}
 	var changes []change
 	stage := func(ch change) {
+		// The retry's topic is made before the change is staged: a later
+		// change of the same entry in this round builds on what this one
+		// really writes (a retry not sent spends no attempt).
+		o.ensureRetryTopic(ctx, &ch, now)
 		changes = append(changes, ch)
 		switch {
 		case ch.remove:
@@ -252,7 +256,6 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 	if len(changes) == 0 {
 		return nil
 	}
-	o.ensureRetryTopics(ctx, changes, now)
 	var (
 		recs  []*kgo.Record
 		spans []trace.Span
@@ -329,24 +332,21 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 	return nil
 }
 
-// ensureRetryTopics creates the retry topics the changes send to, as
-// Publish ensures its topics (a retry to a topic that is gone would wait
-// out the delivery timeout). A retry whose topic cannot be made is not
-// sent: its entry records that instead (an attempt is spent only when its
-// retry is sent).
-func (o *owner) ensureRetryTopics(ctx context.Context, changes []change, now time.Time) {
-	for i := range changes {
-		ch := &changes[i]
-		if !ch.retry {
-			continue
-		}
-		target := RetryTopicFor(ch.next.ConsumerGroup, ch.next.OriginalTopic)
-		if err := o.q.host.EnsureTopic(ctx, target, nil); err != nil {
-			cause := fmt.Errorf("send retry of %s to %s: %w", ch.id, target, err)
-			ch.retry, ch.next = false, o.q.notSent(*ch.prior, cause, now)
-			if ch.cmdKey != nil {
-				ch.result = "not-sent: " + cause.Error()
-			}
+// ensureRetryTopic creates the retry topic ch sends to, if it sends one,
+// as Publish ensures its topics (a retry to a topic that is gone would
+// wait out the delivery timeout). A retry whose topic cannot be made is
+// not sent: its entry records that instead (an attempt is spent only when
+// its retry is sent).
+func (o *owner) ensureRetryTopic(ctx context.Context, ch *change, now time.Time) {
+	if !ch.retry {
+		return
+	}
+	target := RetryTopicFor(ch.next.ConsumerGroup, ch.next.OriginalTopic)
+	if err := o.q.host.EnsureTopic(ctx, target, nil); err != nil {
+		cause := fmt.Errorf("send retry of %s to %s: %w", ch.id, target, err)
+		ch.retry, ch.next = false, o.q.notSent(*ch.prior, cause, now)
+		if ch.cmdKey != nil {
+			ch.result = "not-sent: " + cause.Error()
 		}
 	}
 }
