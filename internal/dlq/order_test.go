@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus/internal/wire"
@@ -175,5 +176,73 @@ func TestRetriesNotSentInOneRoundSpendNoAttempt(t *testing.T) {
 	}
 	if e.RetryCount != 0 || e.Status != StatusPending {
 		t.Fatalf("no retry was sent, yet the entry is %s after %d retries: %+v", e.Status, e.RetryCount, e.Attempts)
+	}
+}
+
+// slowHost is a Host whose consuming clients wait markedFetchWait for
+// data, a value no other client of the tests asks for: the broker tells
+// their fetches apart.
+type slowHost struct{ *testHost }
+
+// markedFetchWait is the FetchMaxWait of slowHost's clients.
+const markedFetchWait = 1234 * time.Millisecond
+
+func (h slowHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	return h.testHost.NewClient(append(opts, kgo.FetchMaxWait(markedFetchWait))...)
+}
+
+// A process that runs the queue reads its own answers: once RouteToDLQ
+// (RouteFailure) or Delete returns, a read in the same process sees what
+// the owner (another process) applied, even while this process's reader
+// lags behind the owner's writes.
+func TestAnsweredCommandIsReadInTheSameProcess(t *testing.T) {
+	t.Parallel()
+	owning, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
+	if err := owning.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "core.user.created"
+	recordFailures(t, owning, ctx, topic, "mailer", 1) // the dlq.* topic exists
+	cfg := owning.cfg
+	cfg.DisableScheduler = true
+	q := New(slowHost{host}, cfg) // serves the REST API; owns nothing
+	t.Cleanup(func() { q.Stop(context.Background()) })
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Its reader fetches nothing from now on.
+	cluster := host.broker.Cluster()
+	refused := make(chan struct{}, 1)
+	cluster.ControlKey(kmsg.Fetch.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if f, ok := req.(*kmsg.FetchRequest); ok && f.MaxWaitMillis == int32(markedFetchWait/time.Millisecond) {
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
+			return nil, errors.New("injected: fetch refused"), true
+		}
+		return nil, nil, false
+	})
+	select {
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+
+	r := eventRecord(topic, "acme")
+	id, err := q.RouteFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), Failure{Reason: "connection refused"})
+	if err != nil {
+		t.Fatalf("RouteFailure: %v", err)
+	}
+	e, err := q.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("the entry RouteFailure waited for is not read in its process: %v", err)
+	}
+	if err := q.Delete(ctx, e); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if got, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the entry Delete waited for is still read in its process: %s (%v)", got.Status, err)
 	}
 }
