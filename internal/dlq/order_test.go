@@ -246,3 +246,60 @@ func TestAnsweredCommandIsReadInTheSameProcess(t *testing.T) {
 		t.Fatalf("the entry Delete waited for is still read in its process: %s (%v)", got.Status, err)
 	}
 }
+
+// partitionOf is the partition of topic's n that entry id's records go to.
+func partitionOf(id string, n int) int32 {
+	return int32(entryTopicPartitioner{kgo.StickyKeyPartitioner(nil).ForTopic("")}.Partition(&kgo.Record{Key: []byte(id)}, n))
+}
+
+// An operator adds partitions to a dlq.* topic while commands wait there.
+// The owner of their partition applies each of them once: its writes (the
+// entry's versions, the commands' tombstones) stay on that partition, so
+// a command applied is never taken for pending again (a retry sent every
+// round, for ever).
+func TestCommandsAreAppliedOnceAfterPartitionsAreAdded(t *testing.T) {
+	t.Parallel()
+	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "core.user.created"
+	var r *kgo.Record
+	var id string
+	for { // an event whose entry moves when the topic has 6 partitions
+		r = eventRecord(topic, "acme")
+		id = EntryID("mailer", topic, "acme", wire.EventIDOf(r))
+		if partitionOf(id, 3) != partitionOf(id, 6) {
+			break
+		}
+	}
+	if _, err := q.RecordFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"}); err != nil {
+		t.Fatal(err)
+	}
+	c := &command{Kind: CommandRetry, ID: id, Manual: true, At: time.Now().UTC()}
+	if _, err := q.sendCommand(ctx, TopicFor("mailer", topic), q.cfg.SchedulerGroup, c); err != nil {
+		t.Fatal(err)
+	}
+	tp := topicPartition{TopicFor("mailer", topic), partitionOf(id, 3)}
+	pending := func() int { return len(q.view.pendingCommands(tp, q.cfg.SchedulerGroup)) }
+	waitFor(t, ctx, "both commands read", func() bool { return pending() == 2 })
+
+	resp, err := host.adm.CreatePartitions(ctx, 3, tp.topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOwner(q, tp)
+	t.Cleanup(o.close)
+	waitFor(t, ctx, "the take-over", func() bool { return o.ready(ctx, time.Now()) })
+	applyPending(t, ctx, o)
+	applyPending(t, ctx, o) // nothing is left to apply
+	if n := pending(); n != 0 {
+		t.Errorf("%d commands still pending after they were applied", n)
+	}
+	if got := readAll(t, ctx, host, RetryTopicFor("mailer", topic)); len(got) != 1 {
+		t.Errorf("%d retries sent for one retry command, want 1", len(got))
+	}
+}

@@ -52,6 +52,30 @@ type cached struct {
 	offset int64
 }
 
+// ownerPartitioner is the partitioner of an owner's producer: its writes
+// to its dlq.* topic go to its own partition (Record.Partition), where the
+// commands they answer lie, even after partitions were added to the topic
+// (a command's tombstone elsewhere would leave it pending, applied again
+// every round); its retries go where Kafka's partitioner puts their keys.
+type ownerPartitioner struct {
+	tp    topicPartition
+	kafka kgo.Partitioner
+}
+
+func (p ownerPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == p.tp.topic {
+		return fixedPartition(p.tp.partition)
+	}
+	return p.kafka.ForTopic(topic)
+}
+
+// fixedPartition places every record on one partition.
+type fixedPartition int32
+
+func (fixedPartition) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (f fixedPartition) Partition(*kgo.Record, int) int { return int(f) }
+
 // maxRound bounds the changes of one transaction.
 const maxRound = 200
 
@@ -76,7 +100,7 @@ func (o *owner) ready(ctx context.Context, now time.Time) bool {
 	if o.cl == nil {
 		cl, err := o.q.host.NewClient(
 			kgo.TransactionalID(o.transactionalID()),
-			kgo.RecordPartitioner(newEntryPartitioner()),
+			kgo.RecordPartitioner(ownerPartitioner{o.tp, kgo.StickyKeyPartitioner(nil)}),
 			kgo.TransactionTimeout(o.q.cfg.transactionTimeout()),
 		)
 		if err != nil {
@@ -268,16 +292,16 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 		}
 		switch {
 		case ch.remove:
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: []byte(ch.id)})
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: []byte(ch.id)})
 		case ch.next != nil:
 			v, err := json.Marshal(ch.next)
 			if err != nil {
 				return err
 			}
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: []byte(ch.id), Value: v})
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: []byte(ch.id), Value: v})
 		}
 		if ch.cmdKey != nil {
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: ch.cmdKey,
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: ch.cmdKey,
 				Headers: []kgo.RecordHeader{{Key: HeaderCommandResult, Value: []byte(ch.result)}}})
 		}
 	}
