@@ -303,3 +303,57 @@ func TestCommandsAreAppliedOnceAfterPartitionsAreAdded(t *testing.T) {
 		t.Errorf("%d retries sent for one retry command, want 1", len(got))
 	}
 }
+
+// A subscriber stores the failure of one delivery twice (its write was
+// retried after an error though the broker had stored it, or the event
+// came again before its offset was committed), and the owner sends the
+// entry's first retry between the two. The second copy must not start
+// the entry over: a retry's attempt number is never sent twice, so that
+// an answer is recorded against the retry it answers.
+func TestAFailureStoredTwiceSendsNoAttemptTwice(t *testing.T) {
+	t.Parallel()
+	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Second, DisableScheduler: true})
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "core.user.created"
+	r := eventRecord(topic, "acme")
+	fail := func() string {
+		id, err := q.RecordFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	id := fail()
+	tp := topicOf(q, id)
+	o := newOwner(q, tp)
+	t.Cleanup(o.close)
+	waitFor(t, ctx, "the take-over", func() bool { return o.ready(ctx, time.Now()) })
+	pending := func(n int) func() bool {
+		return func() bool { return len(q.view.pendingCommands(tp, q.cfg.SchedulerGroup)) == n }
+	}
+	waitFor(t, ctx, "the failure read", pending(1))
+	applyPending(t, ctx, o)
+	later := time.Now().Add(time.Hour) // past the backoff and the retry timeout
+	if err := o.round(ctx, nil, []string{id}, later); err != nil {
+		t.Fatal(err)
+	}
+	fail() // the same failure, stored again
+	waitFor(t, ctx, "the copy read", pending(1))
+	applyPending(t, ctx, o)
+	if err := o.round(ctx, nil, []string{id}, later.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, rec := range readAll(t, ctx, host, RetryTopicFor("mailer", topic)) {
+		a, _ := wire.HeaderValue(rec.Headers, wire.HeaderRetryAttempt)
+		if seen[string(a)] {
+			t.Errorf("retry attempt %s of entry %s sent twice", a, id)
+		}
+		seen[string(a)] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("%d retries sent, want 2 (attempts 1 and 2)", len(seen))
+	}
+}
