@@ -3,10 +3,12 @@ package dlq
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -355,5 +357,47 @@ func TestAFailureStoredTwiceSendsNoAttemptTwice(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("%d retries sent, want 2 (attempts 1 and 2)", len(seen))
+	}
+}
+
+// A subscriber stores the failure of a large event with a long error: the
+// command fits in a record, but the entry version, which repeats the
+// error in its history, does not. The owner must not fail on it round
+// after round, holding back every other command of the partition.
+func TestAnOversizeEntryDoesNotStallItsPartition(t *testing.T) {
+	t.Parallel()
+	q, _, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "core.user.created"
+	env := wire.Envelope{ID: uuid.NewString(), Type: topic, TenantID: "acme", Timestamp: time.Now().UTC(),
+		Data: []byte(`"` + strings.Repeat("x", 500<<10) + `"`)}
+	r := eventRecord(topic, "acme")
+	r.Value, r.Headers = wire.Append(nil, &env), wire.AppendHeaders(nil, &env)
+	big, err := q.RecordFailure(ctx, r, topic, "mailer", env.ID, nil, Failure{Reason: strings.Repeat("y", 300<<10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := topicOf(q, big)
+	var small string
+	for small == "" { // an ordinary failure on the same partition
+		r := eventRecord(topic, "acme")
+		if id := EntryID("mailer", topic, "acme", wire.EventIDOf(r)); partitionOf(id, 3) == tp.partition {
+			if small, err = q.RecordFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	o := newOwner(q, tp)
+	t.Cleanup(o.close)
+	waitFor(t, ctx, "the take-over", func() bool { return o.ready(ctx, time.Now()) })
+	waitFor(t, ctx, "both failures read", func() bool { return len(q.view.pendingCommands(tp, q.cfg.SchedulerGroup)) == 2 })
+	applyPending(t, ctx, o)
+	if _, err := q.Get(ctx, small); err != nil {
+		t.Fatalf("the ordinary failure behind the large one: %v", err)
+	}
+	if e, err := q.Get(ctx, big); err != nil || len(e.FailureReason) >= 300<<10 {
+		t.Fatalf("the large failure: %v, its reason %d bytes (want it recorded, its reason cut)", err, len(e.FailureReason))
 	}
 }

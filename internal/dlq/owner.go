@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -229,6 +230,7 @@ func (o *owner) round(ctx context.Context, cmds []pendingCommand, due []string, 
 		// change of the same entry in this round builds on what this one
 		// really writes (a retry not sent spends no attempt).
 		o.ensureRetryTopic(ctx, &ch, now)
+		o.fit(&ch)
 		changes = append(changes, ch)
 		switch {
 		case ch.remove:
@@ -354,6 +356,55 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 		}
 	}
 	return nil
+}
+
+// fit makes the entry version ch writes fit in one record the owner's
+// producer sends: a version too large (a large event and a long failure,
+// repeated in its history) would fail every round, and with it every
+// other change of the partition. The texts that repeat the failure are cut
+// first; a version that still does not fit is not written, and its
+// command is answered "too-large".
+func (o *owner) fit(ch *change) {
+	if ch.next == nil {
+		return
+	}
+	room := o.entryRoom()
+	if v, err := json.Marshal(ch.next); err != nil || len(v) <= room {
+		return
+	}
+	e := *ch.next
+	e.Attempts = slices.Clone(e.Attempts)
+	for i := range e.Attempts {
+		e.Attempts[i].Error = cut(e.Attempts[i].Error, 1<<10)
+	}
+	e.FailureReason, e.StackTrace = cut(e.FailureReason, 16<<10), cut(e.StackTrace, 16<<10)
+	if v, err := json.Marshal(&e); err == nil && len(v) <= room {
+		ch.next = &e
+		return
+	}
+	ch.next, ch.retry, ch.manual = nil, false, false
+	if ch.cmdKey != nil {
+		ch.result = fmt.Sprintf("too-large: entry %s takes more than %d bytes", ch.id, room)
+	}
+}
+
+// entryRoom is how many bytes an entry version may take: the largest
+// record batch the owner's producer sends, less room for the record's key,
+// headers and framing.
+func (o *owner) entryRoom() int {
+	limit, ok := o.cl.OptValue(kgo.ProducerBatchMaxBytes).(int32)
+	if !ok {
+		limit = 1_000_012 // franz-go's default
+	}
+	return int(limit) - 4<<10
+}
+
+// cut shortens s to at most n bytes, saying so.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "… (cut)"
 }
 
 // ensureRetryTopic creates the retry topic ch sends to, if it sends one,
