@@ -122,9 +122,11 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 
 // sameDelivery reports whether failed, the entry a failure of an ordinary
 // delivery creates, is the failure of the very record cur was made of, and
-// cur still waits for a retry or its answer.
+// cur, whose retries have begun, still waits for a retry or its answer.
+// Before its first retry, the copy may replace it: no attempt number was
+// sent, and Permanent follows the latest failure.
 func sameDelivery(cur, failed *Entry) bool {
-	return cur != nil && (cur.Status == StatusPending || cur.Status == StatusRetrying) &&
+	return cur != nil && cur.RetryCount > 0 && (cur.Status == StatusPending || cur.Status == StatusRetrying) &&
 		failed.Offset >= 0 && cur.Partition == failed.Partition && cur.Offset == failed.Offset
 }
 
