@@ -40,7 +40,9 @@ const AttemptLateFailed = "late-failed"
 // owner writes what it returns, in one transaction.
 //
 //   - A failure of an ordinary delivery creates the entry (replacing an
-//     earlier one of the same event).
+//     earlier one of the same event), unless it is the failure of the
+//     record the entry was made of, stored again while the entry is being
+//     retried: that changes nothing.
 //   - A failure or success answers retry c.Attempt. The answer to the
 //     entry's outstanding retry moves it on (a failure to pending or out of
 //     retries, a success to resolved). A late answer, to an older retry,
@@ -56,6 +58,13 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 	if c.Kind == CommandFailed && c.Attempt == 0 {
 		if c.Entry == nil || c.Failure == nil || c.Entry.ID != c.ID {
 			ch.result = "invalid: a failure command without its entry"
+			return ch
+		}
+		if sameDelivery(cur, c.Entry) {
+			// The failure stored again (a write retried, or the event
+			// delivered again before its offset was committed) while its
+			// entry is being retried: starting the entry over would send
+			// its retries' attempt numbers a second time.
 			return ch
 		}
 		e := *c.Entry
@@ -127,6 +136,16 @@ func answered(e *Entry, n int) bool {
 		}
 	}
 	return false
+}
+
+// sameDelivery reports whether failed, the entry a failure of an ordinary
+// delivery creates, is the failure of the very record cur was made of, and
+// cur, whose retries have begun, still waits for a retry or its answer.
+// Before its first retry, the copy may replace it: no attempt number was
+// sent, and Permanent follows the latest failure.
+func sameDelivery(cur, failed *Entry) bool {
+	return cur != nil && cur.RetryCount > 0 && (cur.Status == StatusPending || cur.Status == StatusRetrying) &&
+		failed.Offset >= 0 && cur.Partition == failed.Partition && cur.Offset == failed.Offset
 }
 
 // decideDue is the owner's step for entry e, due (isDue): its next

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,6 +53,30 @@ type cached struct {
 	offset int64
 }
 
+// ownerPartitioner is the partitioner of an owner's producer: its writes
+// to its dlq.* topic go to its own partition (Record.Partition), where the
+// commands they answer lie, even after partitions were added to the topic
+// (a command's tombstone elsewhere would leave it pending, applied again
+// every round); its retries go where Kafka's partitioner puts their keys.
+type ownerPartitioner struct {
+	tp    topicPartition
+	kafka kgo.Partitioner
+}
+
+func (p ownerPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == p.tp.topic {
+		return fixedPartition(p.tp.partition)
+	}
+	return p.kafka.ForTopic(topic)
+}
+
+// fixedPartition places every record on one partition.
+type fixedPartition int32
+
+func (fixedPartition) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (f fixedPartition) Partition(*kgo.Record, int) int { return int(f) }
+
 // maxRound bounds the changes of one transaction.
 const maxRound = 200
 
@@ -76,7 +101,7 @@ func (o *owner) ready(ctx context.Context, now time.Time) bool {
 	if o.cl == nil {
 		cl, err := o.q.host.NewClient(
 			kgo.TransactionalID(o.transactionalID()),
-			kgo.RecordPartitioner(newEntryPartitioner()),
+			kgo.RecordPartitioner(ownerPartitioner{o.tp, kgo.StickyKeyPartitioner(nil)}),
 			kgo.TransactionTimeout(o.q.cfg.transactionTimeout()),
 		)
 		if err != nil {
@@ -201,6 +226,11 @@ func (o *owner) round(ctx context.Context, cmds []pendingCommand, due []string, 
 	}
 	var changes []change
 	stage := func(ch change) {
+		// The retry's topic is made before the change is staged: a later
+		// change of the same entry in this round builds on what this one
+		// really writes (a retry not sent spends no attempt).
+		o.ensureRetryTopic(ctx, &ch, now)
+		o.fit(&ch)
 		changes = append(changes, ch)
 		switch {
 		case ch.remove:
@@ -252,7 +282,6 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 	if len(changes) == 0 {
 		return nil
 	}
-	o.ensureRetryTopics(ctx, changes, now)
 	var (
 		recs  []*kgo.Record
 		spans []trace.Span
@@ -265,16 +294,16 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 		}
 		switch {
 		case ch.remove:
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: []byte(ch.id)})
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: []byte(ch.id)})
 		case ch.next != nil:
 			v, err := json.Marshal(ch.next)
 			if err != nil {
 				return err
 			}
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: []byte(ch.id), Value: v})
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: []byte(ch.id), Value: v})
 		}
 		if ch.cmdKey != nil {
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: ch.cmdKey,
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: ch.cmdKey,
 				Headers: []kgo.RecordHeader{{Key: HeaderCommandResult, Value: []byte(ch.result)}}})
 		}
 	}
@@ -329,24 +358,70 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 	return nil
 }
 
-// ensureRetryTopics creates the retry topics the changes send to, as
-// Publish ensures its topics (a retry to a topic that is gone would wait
-// out the delivery timeout). A retry whose topic cannot be made is not
-// sent: its entry records that instead (an attempt is spent only when its
-// retry is sent).
-func (o *owner) ensureRetryTopics(ctx context.Context, changes []change, now time.Time) {
-	for i := range changes {
-		ch := &changes[i]
-		if !ch.retry {
-			continue
-		}
-		target := RetryTopicFor(ch.next.ConsumerGroup, ch.next.OriginalTopic)
-		if err := o.q.host.EnsureRetryTopic(ctx, target); err != nil {
-			cause := fmt.Errorf("send retry of %s to %s: %w", ch.id, target, err)
-			ch.retry, ch.next = false, o.q.notSent(*ch.prior, cause, now)
-			if ch.cmdKey != nil {
-				ch.result = "not-sent: " + cause.Error()
-			}
+// fit makes the entry version ch writes fit in one record the owner's
+// producer sends: a version too large (a large event and a long failure,
+// repeated in its history) would fail every round, and with it every
+// other change of the partition. The texts that repeat the failure are cut
+// first; a version that still does not fit is not written, and its
+// command is answered "too-large".
+func (o *owner) fit(ch *change) {
+	if ch.next == nil {
+		return
+	}
+	room := o.entryRoom()
+	if v, err := json.Marshal(ch.next); err != nil || len(v) <= room {
+		return
+	}
+	e := *ch.next
+	e.Attempts = slices.Clone(e.Attempts)
+	for i := range e.Attempts {
+		e.Attempts[i].Error = cut(e.Attempts[i].Error, 1<<10)
+	}
+	e.FailureReason, e.StackTrace = cut(e.FailureReason, 16<<10), cut(e.StackTrace, 16<<10)
+	if v, err := json.Marshal(&e); err == nil && len(v) <= room {
+		ch.next = &e
+		return
+	}
+	ch.next, ch.retry, ch.manual = nil, false, false
+	if ch.cmdKey != nil {
+		ch.result = fmt.Sprintf("too-large: entry %s takes more than %d bytes", ch.id, room)
+	}
+}
+
+// entryRoom is how many bytes an entry version may take: the largest
+// record batch the owner's producer sends, less room for the record's key,
+// headers and framing.
+func (o *owner) entryRoom() int {
+	limit, ok := o.cl.OptValue(kgo.ProducerBatchMaxBytes).(int32)
+	if !ok {
+		limit = 1_000_012 // franz-go's default
+	}
+	return int(limit) - 4<<10
+}
+
+// cut shortens s to at most n bytes, saying so.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "… (cut)"
+}
+
+// ensureRetryTopic creates the retry topic ch sends to, if it sends one,
+// as Publish ensures its topics (a retry to a topic that is gone would
+// wait out the delivery timeout). A retry whose topic cannot be made is
+// not sent: its entry records that instead (an attempt is spent only when
+// its retry is sent).
+func (o *owner) ensureRetryTopic(ctx context.Context, ch *change, now time.Time) {
+	if !ch.retry {
+		return
+	}
+	target := RetryTopicFor(ch.next.ConsumerGroup, ch.next.OriginalTopic)
+	if err := o.q.host.EnsureRetryTopic(ctx, target); err != nil {
+		cause := fmt.Errorf("send retry of %s to %s: %w", ch.id, target, err)
+		ch.retry, ch.next = false, o.q.notSent(*ch.prior, cause, now)
+		if ch.cmdKey != nil {
+			ch.result = "not-sent: " + cause.Error()
 		}
 	}
 }

@@ -528,12 +528,20 @@ func (q *Queue) await(ctx context.Context, id string, rec *kgo.Record) error {
 	if err != nil {
 		return err
 	}
+	// The entry's versions the owner wrote on the way to the result, and
+	// the result itself, are applied to this process's view as they are
+	// read here: a read that follows the answer sees what the owner
+	// applied, even while the view's reader lags behind.
+	view := q.currentView()
 	from, wait := rec.Offset+1, 5*time.Millisecond
 	for {
 		var result []byte
 		found := false
 		_, err := reader.Scan(ctx, rec.Topic, rec.Partition, from, 0, func(r *kgo.Record) bool {
 			from = r.Offset + 1
+			if view != nil && !r.Attrs.IsControl() && (string(r.Key) == id || string(r.Key) == string(rec.Key)) {
+				view.apply(r, false)
+			}
 			if r.Value == nil && string(r.Key) == string(rec.Key) {
 				result, _ = wire.HeaderValue(r.Headers, HeaderCommandResult)
 				found = true

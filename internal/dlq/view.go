@@ -303,6 +303,8 @@ type pendingCommand struct {
 
 // applyCommand folds a command record, or its tombstone, into the pending
 // commands; v.mu is held. A new command wakes the owners of this process.
+// Of the records this process wrote (fromReader false) only tombstones
+// count, as applied ahead of the reader.
 func (v *view) applyCommand(tp topicPartition, r *kgo.Record, fromReader bool) {
 	key := string(r.Key)
 	if r.Value == nil {
@@ -314,7 +316,11 @@ func (v *view) applyCommand(tp topicPartition, r *kgo.Record, fromReader bool) {
 		}
 		return
 	}
-	if v.appliedAhead[key] {
+	// A command is pending once the reader read it, never before: the
+	// owner applies a partition's commands in offset order, and one this
+	// process stored may follow commands of other processes that the
+	// reader has not read yet.
+	if !fromReader || v.appliedAhead[key] {
 		return
 	}
 	group, _ := wire.HeaderValue(r.Headers, HeaderCommand)
