@@ -46,12 +46,13 @@ const (
 	HeaderRetryAttempt = "retry-attempt"
 )
 
-// IsRetryHeader reports whether key is one of the retry headers, or one
+// IsRetryHeader reports whether key is one of the retry headers (with
+// dlq-scheduler, the scheduler group whose owner sent the retry), or one
 // that earlier versions of the bus put on retries (dlq-entry,
 // dlq-signature, dlq-position): none is kept with an entry's headers.
 func IsRetryHeader(key string) bool {
 	switch key {
-	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, "dlq-entry", "dlq-signature", "dlq-position":
+	case HeaderDLQID, HeaderRetryGroup, HeaderRetryAttempt, "dlq-scheduler", "dlq-entry", "dlq-signature", "dlq-position":
 		return true
 	}
 	return false

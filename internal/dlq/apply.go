@@ -55,6 +55,14 @@ const AttemptLateFailed = "late-failed"
 //   - A delete removes the entry.
 func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 	ch := change{id: c.ID, result: resultOK}
+	if cur != nil && !q.keeps(cur) {
+		// Another scheduler group's owner writes this entry: one writer
+		// per entry holds only within a group, so this one leaves it.
+		ch.result = fmt.Sprintf("%s: entry %s is kept by scheduler group %q, not %q", resultNotAllowed, cur.ID, orDefaultGroup(cur.SchedulerGroup), q.cfg.SchedulerGroup)
+		q.cfg.Logger.Warn("eventbus: a dead-letter command reached the owner of another scheduler group than its entry's; left unapplied (give every bus of a deployment the same DLQConfig.SchedulerGroup)",
+			"dlq_id", cur.ID, "entry_group", orDefaultGroup(cur.SchedulerGroup), "owner_group", q.cfg.SchedulerGroup, "command", c.Kind)
+		return ch
+	}
 	if c.Kind == CommandFailed && c.Attempt == 0 {
 		if c.Entry == nil || c.Failure == nil || c.Entry.ID != c.ID {
 			ch.result = "invalid: a failure command without its entry"
@@ -123,6 +131,20 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		ch.result = "invalid: unknown command " + c.Kind
 	}
 	return ch
+}
+
+// keeps reports whether e belongs to this queue's scheduler group (whose
+// owners alone write it).
+func (q *Queue) keeps(e *Entry) bool {
+	return orDefaultGroup(e.SchedulerGroup) == q.cfg.SchedulerGroup
+}
+
+// orDefaultGroup is group, or DefaultSchedulerGroup for "".
+func orDefaultGroup(group string) string {
+	if group == "" {
+		return DefaultSchedulerGroup
+	}
+	return group
 }
 
 // answered reports whether e's history holds an answer to retry n.

@@ -447,6 +447,7 @@ func (q *Queue) retryRecord(ctx context.Context, e *Entry, manual bool) (*kgo.Re
 		kgo.RecordHeader{Key: wire.HeaderDLQID, Value: []byte(e.ID)},
 		kgo.RecordHeader{Key: wire.HeaderRetryGroup, Value: []byte(e.ConsumerGroup)},
 		kgo.RecordHeader{Key: wire.HeaderRetryAttempt, Value: []byte(strconv.Itoa(e.RetryCount))},
+		kgo.RecordHeader{Key: headerRetryScheduler, Value: []byte(q.cfg.SchedulerGroup)},
 	)
 	return rec, span
 }

@@ -21,6 +21,13 @@ func retrying(n int) *Entry {
 		Attempts: []Attempt{{At: at, Kind: "failed"}, {At: at, Kind: "retry", Number: n}}}
 }
 
+// otherGroups makes e an entry of another scheduler group than the test
+// queue's.
+func otherGroups(e *Entry) *Entry {
+	e.SchedulerGroup = "billing-dlq-scheduler"
+	return e
+}
+
 // resolvedBy is an entry that retry n resolved after retries were sent.
 func resolvedBy(n, retries int) *Entry {
 	e := retrying(retries)
@@ -63,6 +70,8 @@ func TestDecide(t *testing.T) {
 		{name: "a manual retry out of retries", cur: retrying(3), cmd: command{Kind: CommandRetry, ID: "e1", Manual: true}, result: resultOK, status: StatusRetrying, retries: 4, last: "manual-retry", retry: true},
 		{name: "a delete", cur: retrying(1), cmd: command{Kind: CommandDelete, ID: "e1"}, result: resultOK, remove: true},
 		{name: "a success of a newer retry once resolved", cur: resolvedBy(1, 2), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 2}, result: resultOK, status: StatusResolved, retries: 2, last: "resolved"},
+		{name: "an answer for another scheduler group's entry", cur: otherGroups(retrying(1)), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultNotAllowed},
+		{name: "a delete of another scheduler group's entry", cur: otherGroups(retrying(1)), cmd: command{Kind: CommandDelete, ID: "e1"}, result: resultNotAllowed},
 		{name: "a redelivered answer", cur: resolvedBy(1, 1), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK},
 		{name: "a redelivered failure", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 0 + 1, Failure: fail}, result: resultOK, status: StatusPending, retries: 1, last: "failed"},
 	} {

@@ -411,7 +411,14 @@ type Claim struct {
 	Attempt int
 	// Topic is the entry's original topic.
 	Topic string
+	// SchedulerGroup is the scheduler group whose owner sent the retry:
+	// the answer goes to that owner ("" for a retry without the header).
+	SchedulerGroup string
 }
+
+// headerRetryScheduler names, on a retry, the scheduler group whose owner
+// sent it (see Claim.SchedulerGroup).
+const headerRetryScheduler = "dlq-scheduler"
 
 // ParseRetry reads the retry headers of r, a record of group's retry topic
 // for topic. ok is false when they are missing or malformed, or name
@@ -424,7 +431,17 @@ func ParseRetry(r *kgo.Record, topic, group string) (Claim, bool) {
 	if !hasID || !hasGroup || !hasAttempt || err != nil || attempt < 1 || string(g) != group || !isEntryID(string(id)) {
 		return Claim{}, false
 	}
-	return Claim{ID: string(id), Attempt: attempt, Topic: topic}, true
+	sched, _ := wire.HeaderValue(r.Headers, headerRetryScheduler)
+	return Claim{ID: string(id), Attempt: attempt, Topic: topic, SchedulerGroup: string(sched)}, true
+}
+
+// answerGroup is the scheduler group an answer to claim goes to: the one
+// whose owner sent the retry, else this bus's.
+func (q *Queue) answerGroup(claim *Claim) string {
+	if claim != nil && claim.SchedulerGroup != "" {
+		return claim.SchedulerGroup
+	}
+	return q.cfg.SchedulerGroup
 }
 
 // RecordFailure asks the owner of the entry to record that group failed r
@@ -441,7 +458,7 @@ func (q *Queue) RecordFailure(ctx context.Context, r *kgo.Record, topic, group, 
 		e := q.newEntry(r, topic, group, eventID)
 		c.ID, c.Entry = e.ID, e
 	}
-	_, err := q.sendCommand(ctx, TopicFor(group, topic), q.cfg.SchedulerGroup, c)
+	_, err := q.sendCommand(ctx, TopicFor(group, topic), q.answerGroup(claim), c)
 	return c.ID, err
 }
 
@@ -461,7 +478,7 @@ func (q *Queue) RouteFailure(ctx context.Context, r *kgo.Record, topic, group, e
 // succeeded. It returns once the command is stored.
 func (q *Queue) Resolve(ctx context.Context, group string, claim Claim) error {
 	c := &command{Kind: CommandResolved, ID: claim.ID, Attempt: claim.Attempt, At: q.cfg.Now().UTC()}
-	_, err := q.sendCommand(ctx, TopicFor(group, claim.Topic), q.cfg.SchedulerGroup, c)
+	_, err := q.sendCommand(ctx, TopicFor(group, claim.Topic), q.answerGroup(&claim), c)
 	return err
 }
 
