@@ -365,6 +365,7 @@ func (s *server) Close(ctx context.Context) error {
 	var err error
 	if s.stopStreams != nil {
 		close(s.stopStreams)
+		s.stopStreams = nil // Close may run twice
 	}
 	if s.http != nil {
 		if e := s.http.Shutdown(ctx); e != nil {
