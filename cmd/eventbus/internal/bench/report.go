@@ -24,6 +24,12 @@ const (
 	TargetHostGroups        = 1      // hosts, consumer groups of a PluginHost subscription
 	TargetHostRatioP95      = 2.0    // hosts, PluginHost p95 at 1,000 tenants / unfiltered p95, at most
 	TargetHostRatioTenants  = 1_000  // the tenant count TargetHostRatioP95 is checked at
+	// The dead letter queue at DLQEntries entries (issue #27: a third of
+	// the first design's 260 MB and 5 s at 100,000 entries).
+	TargetDLQBytesPerEntry   = 260e6 / 3 / DLQEntries // a new queue's heap per entry, bytes, at most
+	TargetDLQLoadSeconds     = 5.0 / 3                // load time at DLQEntries entries, s, at most
+	TargetDLQRESTP95Ms       = 100.0                  // REST list and stats p95, ms, below
+	TargetDLQFirstRetryMaxMs = 200.0                  // a new topic's first retry, due to handled, ms, at most
 )
 
 // Report is the outcome of a run.
@@ -54,6 +60,7 @@ type Report struct {
 	Fairness    *Fairness       `json:"fairness,omitempty"`
 	Crash       *Crash          `json:"crash,omitempty"`
 	Hosts       *Hosts          `json:"hosts,omitempty"`
+	DLQ         *DLQ            `json:"dlq,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -108,6 +115,17 @@ func (r *Report) evaluate() {
 	}
 	if c := r.Crash; c != nil {
 		add("crash: events lost after kill -9", "0", float64(c.Lost), c.Lost == 0)
+	}
+	if d := r.DLQ; d != nil {
+		scale := float64(DLQEntries) / float64(max(d.Entries, 1))
+		add("dlq: heap per entry, bytes", fmt.Sprintf("<= %.0f", TargetDLQBytesPerEntry),
+			d.HeapBytesPerEntry, d.HeapBytesPerEntry <= TargetDLQBytesPerEntry)
+		add("dlq: load time per 100,000 entries, s", fmt.Sprintf("<= %.2f", TargetDLQLoadSeconds),
+			d.LoadSeconds*scale, d.LoadSeconds*scale <= TargetDLQLoadSeconds)
+		add("dlq: REST list p95 ms", fmt.Sprintf("< %.0f", TargetDLQRESTP95Ms), d.List.P95, d.List.P95 < TargetDLQRESTP95Ms)
+		add("dlq: REST stats p95 ms", fmt.Sprintf("< %.0f", TargetDLQRESTP95Ms), d.Stats.P95, d.Stats.P95 < TargetDLQRESTP95Ms)
+		add("dlq: new topic's first retry, due to handled, max ms", fmt.Sprintf("<= %.0f", TargetDLQFirstRetryMaxMs),
+			d.FirstRetry.Max, d.FirstRetry.Max <= TargetDLQFirstRetryMaxMs)
 	}
 	if h := r.Hosts; h != nil {
 		for _, run := range h.Runs {
@@ -177,6 +195,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if h := r.Hosts; h != nil {
 		hostsRows(row, h)
+	}
+	if d := r.DLQ; d != nil {
+		dlqRows(row, d)
 	}
 	if err := writeRows(w, rows); err != nil {
 		return err
@@ -279,6 +300,35 @@ func hostsRows(row func(...string), h *Hosts) {
 	}
 }
 
+// dlqRows writes the DLQ phase's rows: ours alone, no raw baseline.
+func dlqRows(row func(...string), d *DLQ) {
+	scale := float64(DLQEntries) / float64(max(d.Entries, 1))
+	row(fmt.Sprintf("dlq, %s entries: failures applied by one owner (/s)", grouped(d.Entries)),
+		fmt.Sprintf("%.0f", d.AppliedPerSecond), "", "", "", "")
+	row("  new bus's DLQ().Start until ready (s)", fmt.Sprintf("%.2f", d.LoadSeconds), "", "",
+		fmt.Sprintf("≤ %.2f s per %s", TargetDLQLoadSeconds, grouped(DLQEntries)), verdict(d.LoadSeconds*scale <= TargetDLQLoadSeconds))
+	row("  its heap per entry (B)", fmt.Sprintf("%.0f", d.HeapBytesPerEntry), "", "",
+		fmt.Sprintf("≤ %.0f", TargetDLQBytesPerEntry), verdict(d.HeapBytesPerEntry <= TargetDLQBytesPerEntry))
+	row("  its RSS growth per entry (B)", fmt.Sprintf("%.0f", d.RSSBytesPerEntry), "", "", "", "")
+	latencyRows3 := func(name string, l Latency) {
+		row(fmt.Sprintf("  REST %s p50 / p95 (ms)", name), fmt.Sprintf("%.1f / %.1f", l.P50, l.P95), "", "",
+			fmt.Sprintf("< %.0f ms", TargetDLQRESTP95Ms), verdict(l.P95 < TargetDLQRESTP95Ms))
+	}
+	latencyRows3("list (page of 20)", d.List)
+	latencyRows3("stats", d.Stats)
+	row("  manual retries applied by one owner (/s)", fmt.Sprintf("%.0f", d.RetriedPerSecond), "", "", "", "")
+	for _, f := range d.Flow {
+		key := "no record key"
+		if f.Keyed {
+			key = "keyed"
+		}
+		row(fmt.Sprintf("  retry flow, %s: retries handled (/s)", key), fmt.Sprintf("%.0f", f.PerSecond), "", "", "", "")
+		row("    heap in use idle / peak / after (MiB)", fmt.Sprintf("%.1f / %.1f / %.1f", f.HeapIdleMiB, f.HeapPeakMiB, f.HeapAfterMiB), "", "", "", "")
+	}
+	row("  new topic's first retry, due to handled, p50 / max (ms)", fmt.Sprintf("%.0f / %.0f", d.FirstRetry.P50, d.FirstRetry.Max), "", "",
+		fmt.Sprintf("≤ %.0f ms", TargetDLQFirstRetryMaxMs), verdict(d.FirstRetry.Max <= TargetDLQFirstRetryMaxMs))
+}
+
 // writeNotes explains the new phases' rows that the columns do not.
 func writeNotes(w io.Writer, r *Report) error {
 	var notes []string
@@ -306,6 +356,13 @@ func writeNotes(w io.Writer, r *Report) error {
 			"the offsets the side's groups committed over the topic divided by the events published to it (warm-up included). "+
 			"Heap in use is the whole process's, after a GC, with the side's subscriptions still running.",
 			hostsPluginID, h.Rate, h.BaselineTenants))
+	}
+	if d := r.DLQ; d != nil {
+		notes = append(notes, "dlq: ours alone; raw franz-go has no dead letter queue, so there is no raw figure. "+
+			"Failures are routed with RouteToDLQ (permanent: no automatic retry) from a bus that does not run the queue, and applied by one owner (this process's DLQ().Start). "+
+			"The load is a new client and bus in this process (scheduler off); heap and RSS per entry are the process's growth over it, after a GC. "+
+			"REST is dlqhttp's handler on the owner's queue through httptest. Retry flow: a subscriber in this process fails each event once and handles its automatic retry; "+
+			"its heap is the whole process's, the owner's view of every entry included. First retry: the delay from the entry's NextRetryAt to the handler's call, on topics whose dlq.* topic is new.")
 	}
 	if len(notes) == 0 {
 		return nil

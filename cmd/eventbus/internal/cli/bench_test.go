@@ -22,7 +22,7 @@ func TestBenchQuickInProcess(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkReport(t, stdout)
-	if !strings.Contains(stderr, "bench: [3/7] delivery at 10000 events/s") {
+	if !strings.Contains(stderr, "bench: [3/8] delivery at 10000 events/s") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }
