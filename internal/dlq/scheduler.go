@@ -43,7 +43,7 @@ func (s *scheduler) start() error {
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(entryTopicPattern),
 		kgo.DisableAutoCommit(),
-		kgo.MetadataMaxAge(time.Second),
+		kgo.MetadataMaxAge(newTopicNotice),
 		kgo.MetadataMinAge(100*time.Millisecond),
 		kgo.SessionTimeout(s.q.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(s.q.cfg.HeartbeatInterval),

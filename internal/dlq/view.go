@@ -60,6 +60,13 @@ func newView(q *Queue) *view {
 	}
 }
 
+// newTopicNotice is the metadata age of the view's and the scheduler's
+// clients: how long a dlq.* topic that another process created may go
+// unnoticed (a process that creates one tells its own at once,
+// noticeTopic). Its first failure must reach its owner before its first
+// retry is due (DLQConfig.RetryBackoff, 1 s by default).
+const newTopicNotice = 400 * time.Millisecond
+
 // entryTopicPattern matches every topic that holds dead-letter entries
 // (not the retry topics of core groups, dlq.retry.*).
 const entryTopicPattern = `^dlq\.(core|plugin)\..+`
@@ -74,9 +81,12 @@ func (v *view) start() error {
 		// that progress reaches the partitions' ends.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-		kgo.MetadataMaxAge(3*time.Second),
+		kgo.MetadataMaxAge(newTopicNotice),
 		kgo.MetadataMinAge(250*time.Millisecond),
-		kgo.FetchMaxWait(time.Second),
+		// A partition found meanwhile (a new dlq.* topic) is fetched only
+		// once the fetch in flight returns: a short wait keeps its first
+		// command from waiting as long.
+		kgo.FetchMaxWait(newTopicNotice / 2),
 	)
 	if err != nil {
 		return err

@@ -362,7 +362,7 @@ func writeNotes(w io.Writer, r *Report) error {
 			"Failures are routed with RouteToDLQ (permanent: no automatic retry) from a bus that does not run the queue, and applied by one owner (this process's DLQ().Start). "+
 			"The load is a new client and bus in this process (scheduler off); heap and RSS per entry are the process's growth over it, after a GC. "+
 			"REST is dlqhttp's handler on the owner's queue through httptest. Retry flow: a subscriber in this process fails each event once and handles its automatic retry; "+
-			"its heap is the whole process's, the owner's view of every entry included. First retry: the delay from the entry's NextRetryAt to the handler's call, on topics whose dlq.* topic is new.")
+			"its heap is the whole process's, the owner's view of every entry included. First retry: from the failure plus the default backoff (1 s) to the handler's call, on topics whose dlq.* topic is new, failed by a bus other than the owner's.")
 	}
 	if len(notes) == 0 {
 		return nil
