@@ -86,7 +86,7 @@ func (v *view) start() error {
 		// A partition found meanwhile (a new dlq.* topic) is fetched only
 		// once the fetch in flight returns: a short wait keeps its first
 		// command from waiting as long.
-		kgo.FetchMaxWait(newTopicNotice / 2),
+		kgo.FetchMaxWait(newTopicNotice/2),
 	)
 	if err != nil {
 		return err
