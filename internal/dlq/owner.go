@@ -271,7 +271,8 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 			if err != nil {
 				return err
 			}
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: []byte(ch.id), Value: v})
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: []byte(ch.id), Value: v,
+				Headers: []kgo.RecordHeader{indexHeader(ch.next)}})
 		}
 		if ch.cmdKey != nil {
 			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Key: ch.cmdKey,

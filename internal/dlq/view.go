@@ -384,6 +384,12 @@ func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool
 		ie.Deleted = true
 		return id, ie, true
 	}
+	// One of the bus's own versions, as its owner wrote it: the header
+	// holds what the index keeps.
+	if hid, hie, ok := parseIndexHeader(r); ok && hid == string(r.Key) && isEntryID(hid) {
+		hie.Pos = ie.Pos
+		return hid, hie, true
+	}
 	e, overlay, deleted, err := decodeRecord(r)
 	if err != nil {
 		v.q.cfg.Logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
@@ -392,15 +398,9 @@ func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool
 	if e.Origin == OriginTypeScript && !overlay {
 		v.warnIfCompacted(r.Topic)
 	}
-	ie.Deleted, ie.Overlay, ie.Origin = deleted, overlay, e.Origin
-	ie.Status, ie.Permanent = string(e.Status), e.Permanent
-	ie.Topic, ie.SchedulerGroup, ie.Tenant = e.OriginalTopic, e.SchedulerGroup, e.TenantID
-	_, ie.TenantKnown = VerifiedTenant(e.TenantID, e.OriginalEvent)
-	ie.ReasonLabel = reasonLabel(e.FailureReason)
-	ie.FailedAt, ie.ChangedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
-	if e.NextRetryAt != nil {
-		ie.NextRetryAt = e.NextRetryAt.UnixNano()
-	}
+	pos := ie.Pos
+	ie = indexEntryOf(&e, overlay, deleted)
+	ie.Pos = pos
 	return e.ID, ie, true
 }
 

@@ -39,7 +39,7 @@ const (
 	DLQFlowEvents = 2_000
 	// DLQRetried is how many entries are retried by hand, concurrently, to
 	// count the retries one owner applies per second.
-	DLQRetried = 5_000
+	DLQRetried = 1_000
 	// DLQNewTopics is how many new topics the first-retry delay is taken on.
 	DLQNewTopics = 5
 	// dlqFillers is how many goroutines route failures to the queue.
