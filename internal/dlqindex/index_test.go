@@ -1,6 +1,7 @@
 package dlqindex
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"testing"
@@ -179,7 +180,7 @@ func TestPageTotalsAndNextDueAgreeWithAScan(t *testing.T) {
 	}
 	for _, oldest := range []bool{false, true} {
 		all := x.Query(Filter{}, oldest)
-		for _, pg := range [][2]int{{0, 20}, {20, 20}, {250, 100}, {0, 0}, {400, 50}} {
+		for _, pg := range [][2]int{{0, 20}, {20, 20}, {250, 100}, {0, 0}, {400, 50}, {math.MaxInt, 100}, {100, math.MaxInt}} {
 			got, total := x.Page(Filter{}, oldest, pg[0], pg[1])
 			want := all[min(pg[0], len(all)):]
 			if pg[1] > 0 {
