@@ -244,7 +244,6 @@ func (x *Index) Query(f Filter, oldest bool) []Ref {
 // without sorting every match.
 func (x *Index) Page(f Filter, oldest bool, offset, limit int) ([]Ref, int) {
 	if limit <= 0 || offset < 0 || limit > maxTopPage || offset > maxTopPage-limit { // no overflow
-
 		refs := x.Query(f, oldest)
 		total := len(refs)
 		refs = refs[min(max(offset, 0), total):]
