@@ -64,6 +64,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
   eventbus bench --phases slow,fairness --duration 10s
   eventbus bench --phases crash --backlog 50000
   eventbus bench --phases hosts
+  eventbus bench --phases dlq
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
