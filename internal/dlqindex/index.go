@@ -3,9 +3,9 @@
 // its newest version lies on the dlq.* topics. The entries themselves stay
 // on the topics and are read from there when asked for, so the index grows
 // by about 330 bytes of heap per entry, map included, whatever the events
-// weigh (eventbus bench --phases dlq). A
-// deleted entry costs nothing once its tombstone is read, and entries whose
-// records retention removed are dropped (DropBelow).
+// weigh (eventbus bench --phases dlq). A deleted entry costs nothing once
+// its tombstone is read, and entries whose records retention removed are
+// dropped (DropBelow).
 package dlqindex
 
 import (
