@@ -78,6 +78,7 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		e := *c.Entry
 		e.Attempts = slices.Clip(e.Attempts)
 		q.applyFailure(&e, *c.Failure, now)
+		fromFailure(&e, c, now)
 		ch.next = &e
 		return ch
 	}
@@ -99,6 +100,7 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		}
 		if outstanding {
 			q.applyFailure(&e, *c.Failure, now)
+			fromFailure(&e, c, now)
 		} else {
 			e.Attempts = append(e.Attempts, Attempt{At: now, Kind: AttemptLateFailed, Number: c.Attempt, Error: c.Failure.Reason})
 			e.UpdatedAt = now
@@ -168,6 +170,18 @@ func answered(e *Entry, n int) bool {
 func sameDelivery(cur, failed *Entry) bool {
 	return cur != nil && cur.RetryCount > 0 && (cur.Status == StatusPending || cur.Status == StatusRetrying) &&
 		failed.Offset >= 0 && cur.Partition == failed.Partition && cur.Offset == failed.Offset
+}
+
+// fromFailure counts e's next retry time, which applyFailure counted from
+// now, from when the failure happened instead (c.At, when earlier): an
+// owner that applies a failure late (it had to notice a new dlq.* topic,
+// or was catching up) does not delay its retry by as much.
+func fromFailure(e *Entry, c *command, now time.Time) {
+	if e.NextRetryAt == nil || c.At.IsZero() || !c.At.Before(now) {
+		return
+	}
+	next := e.NextRetryAt.Add(-now.Sub(c.At))
+	e.NextRetryAt = &next
 }
 
 // decideDue is the owner's step for entry e, due (isDue): its next

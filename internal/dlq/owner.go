@@ -300,7 +300,8 @@ func (o *owner) commit(ctx context.Context, changes []change, now time.Time) err
 			if err != nil {
 				return err
 			}
-			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: []byte(ch.id), Value: v})
+			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: []byte(ch.id), Value: v,
+				Headers: []kgo.RecordHeader{indexHeader(ch.next)}})
 		}
 		if ch.cmdKey != nil {
 			recs = append(recs, &kgo.Record{Topic: o.tp.topic, Partition: o.tp.partition, Key: ch.cmdKey,

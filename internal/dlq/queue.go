@@ -297,12 +297,7 @@ func (q *Queue) Query(ctx context.Context, f dlqindex.Filter, oldest bool, offse
 	if err != nil {
 		return nil, 0, err
 	}
-	refs := view.index.Query(f, oldest)
-	total := len(refs)
-	refs = refs[min(offset, total):]
-	if limit > 0 {
-		refs = refs[:min(limit, len(refs))]
-	}
+	refs, total := view.index.Page(f, oldest, offset, limit)
 	out, err := view.read(ctx, refs)
 	if err != nil {
 		return nil, 0, err

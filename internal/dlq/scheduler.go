@@ -43,7 +43,7 @@ func (s *scheduler) start() error {
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(entryTopicPattern),
 		kgo.DisableAutoCommit(),
-		kgo.MetadataMaxAge(time.Second),
+		kgo.MetadataMaxAge(newTopicNotice),
 		kgo.MetadataMinAge(100*time.Millisecond),
 		kgo.SessionTimeout(s.q.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(s.q.cfg.HeartbeatInterval),
@@ -121,7 +121,7 @@ func (s *scheduler) drain(ctx context.Context) {
 func (s *scheduler) loop(ctx context.Context) {
 	defer close(s.done)
 	interval := min(max(s.q.cfg.RetryBackoff/4, 10*time.Millisecond), time.Second)
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -131,7 +131,19 @@ func (s *scheduler) loop(ctx context.Context) {
 		case <-s.q.wake:
 		}
 		s.tick(ctx)
+		t.Reset(s.nextWait(interval))
 	}
+}
+
+// nextWait is how long the loop may sleep: interval, or less when an entry
+// falls due sooner (so that a retry goes out at its time, not up to an
+// interval later).
+func (s *scheduler) nextWait(interval time.Duration) time.Duration {
+	until := time.Duration(s.q.view.index.NextDue() - s.q.cfg.Now().UnixNano())
+	if until > 0 && until < interval {
+		return until + time.Millisecond
+	}
+	return interval
 }
 
 func (s *scheduler) tick(ctx context.Context) {

@@ -60,6 +60,13 @@ func newView(q *Queue) *view {
 	}
 }
 
+// newTopicNotice is the metadata age of the view's and the scheduler's
+// clients: how long a dlq.* topic that another process created may go
+// unnoticed (a process that creates one tells its own at once,
+// noticeTopic). Its first failure must reach its owner before its first
+// retry is due (DLQConfig.RetryBackoff, 1 s by default).
+const newTopicNotice = 400 * time.Millisecond
+
 // entryTopicPattern matches every topic that holds dead-letter entries
 // (not the retry topics of core groups, dlq.retry.*).
 const entryTopicPattern = `^dlq\.(core|plugin)\..+`
@@ -74,9 +81,12 @@ func (v *view) start() error {
 		// that progress reaches the partitions' ends.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-		kgo.MetadataMaxAge(3*time.Second),
+		kgo.MetadataMaxAge(newTopicNotice),
 		kgo.MetadataMinAge(250*time.Millisecond),
-		kgo.FetchMaxWait(time.Second),
+		// A partition found meanwhile (a new dlq.* topic) is fetched only
+		// once the fetch in flight returns: a short wait keeps its first
+		// command from waiting as long.
+		kgo.FetchMaxWait(newTopicNotice/2),
 	)
 	if err != nil {
 		return err
@@ -386,6 +396,12 @@ func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool
 		ie.Deleted = true
 		return id, ie, true
 	}
+	// One of the bus's own versions, as its owner wrote it: the header
+	// holds what the index keeps.
+	if hid, hie, ok := parseIndexHeader(r); ok && hid == string(r.Key) && isEntryID(hid) {
+		hie.Pos = ie.Pos
+		return hid, hie, true
+	}
 	e, overlay, deleted, err := decodeRecord(r)
 	if err != nil {
 		v.q.cfg.Logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
@@ -394,15 +410,9 @@ func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool
 	if e.Origin == OriginTypeScript && !overlay {
 		v.warnIfCompacted(r.Topic)
 	}
-	ie.Deleted, ie.Overlay, ie.Origin = deleted, overlay, e.Origin
-	ie.Status, ie.Permanent = string(e.Status), e.Permanent
-	ie.Topic, ie.SchedulerGroup, ie.Tenant = e.OriginalTopic, e.SchedulerGroup, e.TenantID
-	_, ie.TenantKnown = VerifiedTenant(e.TenantID, e.OriginalEvent)
-	ie.ReasonLabel = reasonLabel(e.FailureReason)
-	ie.FailedAt, ie.ChangedAt = e.FailedAt.UnixNano(), e.UpdatedAt.UnixNano()
-	if e.NextRetryAt != nil {
-		ie.NextRetryAt = e.NextRetryAt.UnixNano()
-	}
+	pos := ie.Pos
+	ie = indexEntryOf(&e, overlay, deleted)
+	ie.Pos = pos
 	return e.ID, ie, true
 }
 

@@ -2,15 +2,18 @@
 // entry, what it takes to filter, count, sort and schedule it, and where
 // its newest version lies on the dlq.* topics. The entries themselves stay
 // on the topics and are read from there when asked for, so the index grows
-// by about 500 bytes per entry, map included, whatever the events weigh. A
-// deleted entry costs nothing once its tombstone is read, and entries whose
-// records retention removed are dropped (DropBelow).
+// by about 330 bytes of heap per entry, map included, whatever the events
+// weigh (eventbus bench --phases dlq). A deleted entry costs nothing once
+// its tombstone is read, and entries whose records retention removed are
+// dropped (DropBelow).
 package dlqindex
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Len is how many entries the index holds, tombstones it still keeps
@@ -81,11 +84,40 @@ type Index struct {
 	mu      sync.RWMutex
 	entries map[string]*Entry
 	strs    map[string]string
+	// totals counts the live entries as Count(Filter{}) would, kept as
+	// entries come and go, so that unfiltered counts cost no scan.
+	totals Counts
+	// nextDue is at most the earliest NextRetryAt of the entries Due may
+	// return (math.MaxInt64: none): Due scans nothing before it.
+	nextDue atomic.Int64
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{entries: map[string]*Entry{}, strs: map[string]string{}}
+	x := &Index{entries: map[string]*Entry{}, strs: map[string]string{},
+		totals: Counts{ByStatus: map[string]int{}, ByTopic: map[string]int{}, ByReason: map[string]int{}}}
+	x.nextDue.Store(math.MaxInt64)
+	return x
+}
+
+// account adds (sign 1) or removes (sign -1) e from the totals, and lowers
+// nextDue to e's NextRetryAt. Called with x.mu held.
+func (x *Index) account(e *Entry, sign int) {
+	if e.Deleted {
+		return
+	}
+	if sign > 0 && e.Origin == "" && e.NextRetryAt != 0 && e.NextRetryAt < x.nextDue.Load() {
+		x.nextDue.Store(e.NextRetryAt)
+	}
+	x.totals.Total += sign
+	for _, c := range []struct {
+		m map[string]int
+		k string
+	}{{x.totals.ByStatus, e.Status}, {x.totals.ByTopic, e.Topic}, {x.totals.ByReason, e.ReasonLabel}} {
+		if c.m[c.k] += sign; c.m[c.k] == 0 {
+			delete(c.m, c.k)
+		}
+	}
 }
 
 // Apply folds one version of entry id into the index, unless the version
@@ -96,8 +128,12 @@ func New() *Index {
 func (x *Index) Apply(id string, e Entry) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if cur, ok := x.entries[id]; ok && !supersedes(&e, cur) {
+	cur, ok := x.entries[id]
+	if ok && !supersedes(&e, cur) {
 		return false
+	}
+	if ok {
+		x.account(cur, -1)
 	}
 	if e.Deleted && e.Origin == "" && !e.Unread {
 		delete(x.entries, id)
@@ -106,6 +142,7 @@ func (x *Index) Apply(id string, e Entry) bool {
 	e.Topic, e.Tenant = x.intern(e.Topic), x.intern(e.Tenant)
 	e.SchedulerGroup, e.ReasonLabel = x.intern(e.SchedulerGroup), x.intern(e.ReasonLabel)
 	x.entries[id] = &e
+	x.account(&e, 1)
 	return true
 }
 
@@ -131,6 +168,7 @@ func (x *Index) DropBelow(start func(topic string, partition int32) int64) int {
 	n := 0
 	for id, e := range x.entries {
 		if e.Pos.Offset < start(e.Pos.Topic, e.Pos.Partition) {
+			x.account(e, -1)
 			delete(x.entries, id)
 			n++
 		}
@@ -201,6 +239,66 @@ func (x *Index) Query(f Filter, oldest bool) []Ref {
 	return out
 }
 
+// Page returns the page of Query(f, oldest) that skips offset refs and
+// holds at most limit of them (0: all the rest), and how many match in all.
+// A page near the start (offset+limit at most maxTopPage) is picked
+// without sorting every match.
+func (x *Index) Page(f Filter, oldest bool, offset, limit int) ([]Ref, int) {
+	if limit <= 0 || offset < 0 || limit > maxTopPage || offset > maxTopPage-limit { // no overflow
+		refs := x.Query(f, oldest)
+		total := len(refs)
+		refs = refs[min(max(offset, 0), total):]
+		if limit > 0 {
+			refs = refs[:min(limit, len(refs))]
+		}
+		return refs, total
+	}
+	type hit struct {
+		Ref
+		failedAt int64
+	}
+	before := func(a, b *hit) bool { // a sorts before b in Query's order
+		if a.failedAt != b.failedAt {
+			return (a.failedAt < b.failedAt) == oldest
+		}
+		return a.ID < b.ID
+	}
+	k := offset + limit
+	top := make([]hit, 0, k) // the first k matches so far, in order
+	total := 0
+	x.mu.RLock()
+	for id, e := range x.entries {
+		if !e.matches(f) {
+			continue
+		}
+		total++
+		h := hit{Ref{id, e.Pos}, e.FailedAt}
+		if len(top) == k && !before(&h, &top[k-1]) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, h, func(a, b hit) int {
+			if before(&a, &b) {
+				return -1
+			}
+			return 1
+		})
+		if len(top) == k {
+			top = top[:k-1]
+		}
+		top = slices.Insert(top, i, h)
+	}
+	x.mu.RUnlock()
+	top = top[min(offset, len(top)):]
+	out := make([]Ref, len(top))
+	for i, h := range top {
+		out[i] = h.Ref
+	}
+	return out, total
+}
+
+// maxTopPage is the deepest page end Page picks without a full sort.
+const maxTopPage = 1000
+
 // Counts are the live entries that match a filter, counted.
 type Counts struct {
 	Total                       int
@@ -216,6 +314,17 @@ func (x *Index) Count(f Filter, statuses []string) Counts {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	if f == (Filter{}) {
+		c.Total = x.totals.Total
+		for _, m := range []struct{ to, from map[string]int }{
+			{c.ByStatus, x.totals.ByStatus}, {c.ByTopic, x.totals.ByTopic}, {c.ByReason, x.totals.ByReason},
+		} {
+			for k, n := range m.from {
+				m.to[k] = n
+			}
+		}
+		return c
+	}
 	for _, e := range x.entries {
 		if !e.matches(f) {
 			continue
@@ -233,12 +342,22 @@ func (x *Index) Count(f Filter, statuses []string) Counts {
 // or a retry's timeout whose time, now (Unix nanoseconds), has come, in one
 // of the statuses waiting, and that keep accepts. Permanent entries are
 // among them (see Entry.Permanent).
+//
+// Before NextDue, it returns nothing without looking at any entry.
 func (x *Index) Due(now int64, waiting []string, keep func(topic string, partition int32, schedulerGroup string) bool) map[Position][]string {
+	out := map[Position][]string{}
+	if now < x.nextDue.Load() {
+		return out
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := map[Position][]string{}
+	next := int64(math.MaxInt64)
 	for id, e := range x.entries {
-		if e.Deleted || e.Origin != "" || e.NextRetryAt == 0 || e.NextRetryAt > now || !slices.Contains(waiting, e.Status) {
+		if e.Deleted || e.Origin != "" || e.NextRetryAt == 0 || !slices.Contains(waiting, e.Status) {
+			continue
+		}
+		next = min(next, e.NextRetryAt)
+		if e.NextRetryAt > now {
 			continue
 		}
 		if keep(e.Pos.Topic, e.Pos.Partition, e.SchedulerGroup) {
@@ -246,5 +365,14 @@ func (x *Index) Due(now int64, waiting []string, keep func(topic string, partiti
 			out[p] = append(out[p], id)
 		}
 	}
+	// Applies wait for x.mu, so none lowered nextDue meanwhile. An entry
+	// returned but left as it is (not kept, or its owner not ready) keeps
+	// it at or below now: the next call scans again.
+	x.nextDue.Store(next)
 	return out
 }
+
+// NextDue is a time (Unix nanoseconds) before which Due returns nothing:
+// at most the earliest NextRetryAt of the entries it may return, or
+// math.MaxInt64 when there are none.
+func (x *Index) NextDue() int64 { return x.nextDue.Load() }

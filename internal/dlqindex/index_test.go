@@ -1,6 +1,7 @@
 package dlqindex
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"testing"
@@ -159,5 +160,70 @@ func TestUnreadTombstoneIsKeptUntilRead(t *testing.T) {
 	x.Apply("a", Entry{Pos: pos(0, 7), Deleted: true})
 	if x.Len() != 0 {
 		t.Fatalf("the index holds %d entries after the reader read the tombstone", x.Len())
+	}
+}
+
+// TestPageTotalsAndNextDueAgreeWithAScan: Page picks the same refs as a
+// full Query sliced, the unfiltered counts kept as entries come and go
+// equal a scan's, and Due finds an entry at its time after NextDue.
+func TestPageTotalsAndNextDueAgreeWithAScan(t *testing.T) {
+	x := New()
+	statuses := []string{"pending", "retrying", "resolved", "max-retries-exceeded"}
+	for i := range 500 {
+		id := "e" + strconv.Itoa(i%300) // some replaced
+		e := Entry{Pos: pos(int32(i%3), int64(i)), Topic: "core.t" + strconv.Itoa(i%4), Status: statuses[i%4],
+			ReasonLabel: "r" + strconv.Itoa(i%5), FailedAt: int64(i % 37)}
+		if i%11 == 0 {
+			e.Deleted = true
+		}
+		x.Apply(id, e)
+	}
+	for _, oldest := range []bool{false, true} {
+		all := x.Query(Filter{}, oldest)
+		for _, pg := range [][2]int{{0, 20}, {20, 20}, {250, 100}, {0, 0}, {400, 50}, {math.MaxInt, 100}, {100, math.MaxInt}} {
+			got, total := x.Page(Filter{}, oldest, pg[0], pg[1])
+			want := all[min(pg[0], len(all)):]
+			if pg[1] > 0 {
+				want = want[:min(pg[1], len(want))]
+			}
+			if total != len(all) || !slices.Equal(got, want) {
+				t.Fatalf("Page(oldest %v, %d, %d) = %d refs of %d, want %d of %d", oldest, pg[0], pg[1], len(got), total, len(want), len(all))
+			}
+		}
+	}
+	kept := x.Count(Filter{}, statuses)
+	scanned := x.Count(Filter{Status: "pending"}, statuses)
+	scanned.Total += x.Count(Filter{Status: "retrying"}, statuses).Total
+	scanned.Total += x.Count(Filter{Status: "resolved"}, statuses).Total
+	scanned.Total += x.Count(Filter{Status: "max-retries-exceeded"}, statuses).Total
+	x.mu.RLock()
+	var n int
+	for _, e := range x.entries {
+		if !e.Deleted {
+			n++
+		}
+	}
+	x.mu.RUnlock()
+	if kept.Total != n || scanned.Total != n {
+		t.Fatalf("totals %d, scan %d, live %d", kept.Total, scanned.Total, n)
+	}
+	x.DropBelow(func(string, int32) int64 { return 250 })
+	kept = x.Count(Filter{}, statuses)
+	if live := len(x.Query(Filter{}, false)); kept.Total != live {
+		t.Fatalf("after DropBelow: totals %d, live %d", kept.Total, live)
+	}
+	waiting := []string{"pending"}
+	if got := x.Due(1_000, waiting, func(string, int32, string) bool { return true }); len(got) != 0 {
+		t.Fatalf("Due before any retry time = %v", got)
+	}
+	x.Apply("late", Entry{Pos: pos(0, 1_000), Status: "pending", NextRetryAt: 2_000})
+	if x.NextDue() > 2_000 {
+		t.Fatalf("NextDue = %d after an entry due at 2000", x.NextDue())
+	}
+	if got := x.Due(1_999, waiting, func(string, int32, string) bool { return true }); len(got) != 0 {
+		t.Fatalf("Due before its time = %v", got)
+	}
+	if got := x.Due(2_000, waiting, func(string, int32, string) bool { return true }); len(got) != 1 {
+		t.Fatalf("Due at its time = %v", got)
 	}
 }

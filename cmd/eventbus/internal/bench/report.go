@@ -27,6 +27,12 @@ const (
 	// TargetCrashDuplicateShare: crash, events handled twice after the kill
 	// over the backlog, at most (issue 24).
 	TargetCrashDuplicateShare = 0.01
+	// The dead letter queue at DLQEntries entries (issue #27: a third of
+	// the first design's 260 MB and 5 s at 100,000 entries).
+	TargetDLQBytesPerEntry   = 260e6 / 3 / DLQEntries // a new queue's heap per entry, bytes, at most
+	TargetDLQLoadSeconds     = 5.0 / 3                // load time at DLQEntries entries, s, at most
+	TargetDLQRESTP95Ms       = 100.0                  // REST list and stats p95, ms, below
+	TargetDLQFirstRetryMaxMs = 200.0                  // a new topic's first retry, due to handled, ms, at most
 )
 
 // Report is the outcome of a run.
@@ -60,6 +66,7 @@ type Report struct {
 	Gateway     *Gateway        `json:"gateway,omitempty"`
 	Outbox      *Outbox         `json:"outbox,omitempty"`
 	Inbox       *Inbox          `json:"inbox,omitempty"`
+	DLQ         *DLQ            `json:"dlq,omitempty"`
 
 	// Checks compare the figures with the design's targets.
 	Checks []Check `json:"checks"`
@@ -124,6 +131,17 @@ func (r *Report) evaluate() {
 			g.Push.PerSecond, g.Push.PerSecond >= TargetGatewayPush)
 	}
 	r.evaluateOutbox(add)
+	if d := r.DLQ; d != nil {
+		scale := float64(DLQEntries) / float64(max(d.Entries, 1))
+		add("dlq: heap per entry, bytes", fmt.Sprintf("<= %.0f", TargetDLQBytesPerEntry),
+			d.HeapBytesPerEntry, d.HeapBytesPerEntry <= TargetDLQBytesPerEntry)
+		add("dlq: load time per 100,000 entries, s", fmt.Sprintf("<= %.2f", TargetDLQLoadSeconds),
+			d.LoadSeconds*scale, d.LoadSeconds*scale <= TargetDLQLoadSeconds)
+		add("dlq: REST list p95 ms", fmt.Sprintf("< %.0f", TargetDLQRESTP95Ms), d.List.P95, d.List.P95 < TargetDLQRESTP95Ms)
+		add("dlq: REST stats p95 ms", fmt.Sprintf("< %.0f", TargetDLQRESTP95Ms), d.Stats.P95, d.Stats.P95 < TargetDLQRESTP95Ms)
+		add("dlq: new topic's first retry, due to handled, max ms", fmt.Sprintf("<= %.0f", TargetDLQFirstRetryMaxMs),
+			d.FirstRetry.Max, d.FirstRetry.Max <= TargetDLQFirstRetryMaxMs)
+	}
 	if h := r.Hosts; h != nil {
 		for _, run := range h.Runs {
 			add(fmt.Sprintf("hosts %d tenants: host reads per event", run.Tenants), fmt.Sprintf("<= %.2f", TargetHostReadsPerEvent),
@@ -214,6 +232,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			ratio(g.PushRatio), fmt.Sprintf("≥ %d/s", TargetGatewayPush), verdict(g.Push.PerSecond >= TargetGatewayPush))
 	}
 	outboxRows(row, r.Outbox, r.Inbox)
+	if d := r.DLQ; d != nil {
+		dlqRows(row, d)
+	}
 	if err := writeRows(w, rows); err != nil {
 		return err
 	}
@@ -316,6 +337,35 @@ func hostsRows(row func(...string), h *Hosts) {
 	}
 }
 
+// dlqRows writes the DLQ phase's rows: ours alone, no raw baseline.
+func dlqRows(row func(...string), d *DLQ) {
+	scale := float64(DLQEntries) / float64(max(d.Entries, 1))
+	row(fmt.Sprintf("dlq, %s entries: failures applied by one owner (/s)", grouped(d.Entries)),
+		fmt.Sprintf("%.0f", d.AppliedPerSecond), "", "", "", "")
+	row("  new bus's DLQ().Start until ready (s)", fmt.Sprintf("%.2f", d.LoadSeconds), "", "",
+		fmt.Sprintf("≤ %.2f s per %s", TargetDLQLoadSeconds, grouped(DLQEntries)), verdict(d.LoadSeconds*scale <= TargetDLQLoadSeconds))
+	row("  its heap per entry (B)", fmt.Sprintf("%.0f", d.HeapBytesPerEntry), "", "",
+		fmt.Sprintf("≤ %.0f", TargetDLQBytesPerEntry), verdict(d.HeapBytesPerEntry <= TargetDLQBytesPerEntry))
+	row("  its RSS growth per entry (B)", fmt.Sprintf("%.0f", d.RSSBytesPerEntry), "", "", "", "")
+	latencyRows3 := func(name string, l Latency) {
+		row(fmt.Sprintf("  REST %s p50 / p95 (ms)", name), fmt.Sprintf("%.1f / %.1f", l.P50, l.P95), "", "",
+			fmt.Sprintf("< %.0f ms", TargetDLQRESTP95Ms), verdict(l.P95 < TargetDLQRESTP95Ms))
+	}
+	latencyRows3("list (page of 20)", d.List)
+	latencyRows3("stats", d.Stats)
+	row("  manual retries applied by one owner (/s)", fmt.Sprintf("%.0f", d.RetriedPerSecond), "", "", "", "")
+	for _, f := range d.Flow {
+		key := "no record key"
+		if f.Keyed {
+			key = "keyed"
+		}
+		row(fmt.Sprintf("  retry flow, %s: retries handled (/s)", key), fmt.Sprintf("%.0f", f.PerSecond), "", "", "", "")
+		row("    heap in use idle / peak / after (MiB)", fmt.Sprintf("%.1f / %.1f / %.1f", f.HeapIdleMiB, f.HeapPeakMiB, f.HeapAfterMiB), "", "", "", "")
+	}
+	row("  new topic's first retry, due to handled, p50 / max (ms)", fmt.Sprintf("%.0f / %.0f", d.FirstRetry.P50, d.FirstRetry.Max), "", "",
+		fmt.Sprintf("≤ %.0f ms", TargetDLQFirstRetryMaxMs), verdict(d.FirstRetry.Max <= TargetDLQFirstRetryMaxMs))
+}
+
 // writeNotes explains the new phases' rows that the columns do not.
 func writeNotes(w io.Writer, r *Report) error {
 	var notes []string
@@ -346,6 +396,13 @@ func writeNotes(w io.Writer, r *Report) error {
 			hostsPluginID, h.Rate, h.BaselineTenants))
 	}
 	notes = append(notes, outboxNotes(r.Outbox, r.Inbox)...)
+	if d := r.DLQ; d != nil {
+		notes = append(notes, "dlq: ours alone; raw franz-go has no dead letter queue, so there is no raw figure. "+
+			"Failures are routed with RouteToDLQ (permanent: no automatic retry) from a bus that does not run the queue, and applied by one owner (this process's DLQ().Start). "+
+			"The load is a new client and bus in this process (scheduler off); heap and RSS per entry are the process's growth over it, after a GC. "+
+			"REST is dlqhttp's handler on the owner's queue through httptest. Retry flow: a subscriber in this process fails each event once and handles its automatic retry; "+
+			"its heap is the whole process's, the owner's view of every entry included. First retry: from the failure plus the default backoff (1 s) to the handler's call, on topics whose dlq.* topic is new, failed by a bus other than the owner's.")
+	}
 	if len(notes) == 0 {
 		return nil
 	}

@@ -83,6 +83,7 @@ the end. Progress goes to stderr; the table (or --json) to stdout.`,
   eventbus bench --phases hosts
   eventbus bench --phases outbox,inbox
   eventbus bench --phases outbox --outbox-dsn postgres://bench@db:5432/bench
+  eventbus bench --phases dlq
   eventbus bench --cpuprofile ./profiles && go tool pprof -top ./profiles/throughput-ours.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
