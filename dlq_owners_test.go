@@ -91,7 +91,11 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	}
 
 	// Every retry sent once, and its answer recorded against it.
-	sent := retriesSent(t, brokers, eventbus.RetryTopicOf(group, topic))
+	retryTopic, err := eventbus.RetryTopicFor(group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := retriesSent(t, brokers, retryTopic)
 	for key, count := range sent {
 		if count != 1 {
 			t.Errorf("retry %s sent %d times", key, count)

@@ -1,7 +1,5 @@
 package eventbus
 
-import "github.com/plexica/eventbus/internal/dlq"
-
 // SetLifecycleHook makes hook run (on the lifecycle consumer's goroutine)
 // before h applies a lifecycle event of its plugin; it may block to hold
 // the lifecycle consumer. Set it before FollowLifecycle.
@@ -14,7 +12,3 @@ func SetUnknownTenantHook(h *PluginHost, hook func(tenant string)) { h.hooks.unk
 // SetFollowHook makes hook run inside FollowLifecycle once it has started
 // following, before it waits for the lifecycle topics to be read.
 func SetFollowHook(h *PluginHost, hook func()) { h.hooks.follow = hook }
-
-// RetryTopicOf is where the dead letter queue sends group's retries of
-// topic (internal/dlq/topics.go).
-func RetryTopicOf(group, topic string) string { return dlq.RetryTopicFor(group, topic) }

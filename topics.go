@@ -134,6 +134,18 @@ func DLQTopicFor(group, topic string) (string, error) {
 	return dlq.TopicFor(group, topic), nil
 }
 
+// RetryTopicFor returns the topic where the dead letter queue sends
+// consumer group's retries of topic, which only that group reads:
+// "dlq.retry.<group>.<topic>", or for a plugin's group
+// "plugin.<id>.retry.<group>.<topic as entity>" (<group> is the group's
+// name as a topic segment, with 8 hex digits of its hash).
+func RetryTopicFor(group, topic string) (string, error) {
+	if _, err := DLQTopicFor(group, topic); err != nil {
+		return "", err
+	}
+	return dlq.RetryTopicFor(group, topic), nil
+}
+
 // TopicOption changes how EnsureTopic creates a topic.
 type TopicOption func(*topicSettings)
 

@@ -93,8 +93,9 @@ const (
 var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts, PhaseGateway, PhaseDLQ, PhaseOutbox, PhaseInbox}
 
 // DefaultPhases are the phases run when Config.Phases is empty: all but
-// those that need PostgreSQL (outbox, inbox), which run when named.
-var DefaultPhases = AllPhases[:9]
+// the dead letter queue's (it fills 100,000 entries) and those that need
+// PostgreSQL (outbox, inbox), which run when named.
+var DefaultPhases = AllPhases[:8]
 
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.

@@ -21,7 +21,6 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
-	dlqtopics "github.com/plexica/eventbus/internal/dlq"
 )
 
 // The DLQ phase: the dead letter queue's costs at DLQEntries entries, ours
@@ -200,7 +199,10 @@ func (d *dlqRun) shutdown(b *eventbus.Bus) {
 // group's retry topic for cleanup.
 func (d *dlqRun) topic(name, group string) string {
 	t := d.prefix + "_" + name + ".recorded"
-	d.topics = append(d.topics, t, "dlq."+t, dlqtopics.RetryTopicFor(group, t))
+	d.topics = append(d.topics, t, "dlq."+t)
+	if retry, err := eventbus.RetryTopicFor(group, t); err == nil { // a valid name: always
+		d.topics = append(d.topics, retry)
+	}
 	return t
 }
 

@@ -56,6 +56,10 @@ same work:
               PublishBatch, events/s; and a push subscription with default
               settings draining --backlog events over 1,000 tenants to an
               endpoint taking 10 ms vs Subscribe with a 10 ms handler;
+  dlq         the dead letter queue at 100,000 entries (only when named; no
+              raw baseline, franz-go has no DLQ): load time and memory per
+              entry, REST list and stats p50/p95, commands and retries one
+              owner applies per second, a new topic's first retry delay;
   outbox      the transactional outbox on PostgreSQL (only when named):
               p50/p95 of a transaction writing one row and one event
               (outbox.Writer vs a pgx INSERT of the record), a relay
@@ -67,9 +71,9 @@ same work:
               outbox.Inbox vs a hand-written pgx INSERT ... ON CONFLICT
               DO NOTHING, and with no deduplication.
 
---phases picks some of them (default all but outbox and inbox, which need
-PostgreSQL: --outbox-dsn, or a throwaway cluster started with the machine's
-initdb and postgres; they run in the order above).
+--phases picks some of them (default all but dlq, and outbox and inbox, which
+need PostgreSQL: --outbox-dsn, or a throwaway cluster started with the
+machine's initdb and postgres; they run in the order above).
 Both sides send the same ~330-byte events with the bus's headers. The ratio
 ours/raw is the figure to read on a noisy machine. Without --brokers the
 embedded broker runs in a separate process (this binary's "serve"), stopped at
