@@ -195,13 +195,16 @@ func TestPush503RetriesInPlaceHoldingOnlyItsKey(t *testing.T) {
 	var done []string // key/seq of the events answered 2xx, in order
 	tries := 0
 	bArrived := make(chan struct{})
+	aTried := make(chan struct{}) // a0 was refused once: only then is b's event published
 	finished := make(chan struct{})
 	srv := endpoint(t, func(d delivery, w http.ResponseWriter, _ *http.Request) {
 		k, seq := d.event.Data.Key, d.event.Data.Seq
 		mu.Lock()
 		defer mu.Unlock()
 		if k == "a" && seq == 0 {
-			tries++
+			if tries++; tries == 1 {
+				close(aTried)
+			}
 			select {
 			case <-bArrived:
 			default: // until b's event arrived, "come back later"
@@ -226,6 +229,11 @@ func TestPush503RetriesInPlaceHoldingOnlyItsKey(t *testing.T) {
 	subscribe(t, f, gateway.Subscription{Name: name, Events: []string{topic}, Endpoint: srv.URL})
 	publishKeyed(t, f.bus, topic, "a", 0)
 	publishKeyed(t, f.bus, topic, "a", 1)
+	select {
+	case <-aTried:
+	case <-time.After(eventbustest.WaitTimeout):
+		t.Fatal("a0 never reached the endpoint")
+	}
 	publishKeyed(t, f.bus, topic, "b", 0)
 	select {
 	case <-finished:
