@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -186,12 +189,16 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, batch bool) {
 		writeError(w, err)
 		return
 	}
-	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
+	body, err := readPooledBody(w, r, g.cfg.MaxBodyBytes)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	events, err := readEvents(r, body, batch)
+	// The events' data are slices of body until the library has encoded
+	// them (Publish and PublishBatch encode every event before they send
+	// or return).
+	defer releaseBody(body)
+	events, err := readEvents(r, body.Bytes(), batch)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -239,12 +246,43 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, batch bool) {
 	case err != nil:
 		writeError(w, err)
 	default:
-		out := make([]result, len(results))
-		for i, res := range results {
-			out[i] = result{ID: res.EventID}
-		}
-		writeJSON(w, http.StatusOK, struct {
-			Results []result `json:"results"`
-		}{out})
+		writeResults(w, results)
 	}
+}
+
+// writeResults answers a batch every event of which was acknowledged:
+// {"results":[{"id":"..."},...]}, as encoding/json writes it, in one
+// write with its length.
+func writeResults(w http.ResponseWriter, results []eventbus.PublishResult) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer releaseBody(buf)
+	buf.WriteString(`{"results":[`)
+	for i, res := range results {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`{"id":`)
+		appendJSONString(buf, res.EventID)
+		buf.WriteByte('}')
+	}
+	buf.WriteString("]}\n")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// appendJSONString writes s as a JSON string, as encoding/json writes it.
+func appendJSONString(buf *bytes.Buffer, s string) {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s)
+			buf.Write(quoted)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }
