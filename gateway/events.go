@@ -356,10 +356,11 @@ func (r *eventReader) batch(what string, read func(depth int, where position) (e
 		for {
 			if n < eventbus.MaxBatchSize {
 				if events == nil {
-					events = make([]eventbus.BatchEvent, 0, min(eventbus.MaxBatchSize, 1+len(r.b)/64))
+					events = (*eventsPool.Get().(*[]eventbus.BatchEvent))[:0]
 				}
 				ev, err := read(1, position{index: n})
 				if err != nil {
+					releaseEvents(events)
 					return nil, err
 				}
 				events = append(events, ev)
@@ -405,6 +406,23 @@ func mediaType(h http.Header) (string, error) {
 func isJSONMedia(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == MediaJSON || strings.HasSuffix(mt, "+json"))
+}
+
+// eventsPool holds the slices batches are read into (see releaseEvents).
+var eventsPool = sync.Pool{New: func() any {
+	s := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
+	return &s
+}}
+
+// releaseEvents gives a batch's slice back for reuse once the library has
+// encoded its events.
+func releaseEvents(events []eventbus.BatchEvent) {
+	if cap(events) != eventbus.MaxBatchSize {
+		return // not from eventsPool
+	}
+	clear(events[:cap(events)])
+	events = events[:0]
+	eventsPool.Put(&events)
 }
 
 // readEvents turns a request into the events it publishes: one for

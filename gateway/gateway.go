@@ -203,6 +203,7 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, batch bool) {
 		writeError(w, err)
 		return
 	}
+	defer releaseEvents(events)
 	for i, ev := range events {
 		if err := who.mayPublish(ev.EventType, ev.Metadata.TenantID); err != nil {
 			writeError(w, fmt.Errorf("event %d (nothing was sent): %w", i, err))
