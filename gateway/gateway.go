@@ -26,6 +26,10 @@ const (
 	// DefaultPublishTimeout is Config.PublishTimeout's default: the
 	// bus's own delivery timeout, plus time to create a new topic.
 	DefaultPublishTimeout = eventbus.DefaultDeliveryTimeout + 10*time.Second
+	// DefaultIdleConnTimeout is how long the default Config.Client keeps
+	// an idle connection to an endpoint: less than the 5 s after which
+	// Node's HTTP server closes one.
+	DefaultIdleConnTimeout = 4 * time.Second
 )
 
 // Config says what a Gateway publishes to and who may use it.
@@ -69,8 +73,9 @@ type Config struct {
 	SubscriptionsTopic string
 	// Client sends the push requests. Default: an http.Client whose
 	// transport keeps enough idle connections per endpoint for
-	// DefaultMaxConcurrency requests; no redirects are followed (an
-	// endpoint may not send deliveries elsewhere).
+	// DefaultMaxConcurrency requests, each for DefaultIdleConnTimeout; no
+	// redirects are followed (an endpoint may not send deliveries
+	// elsewhere).
 	Client *http.Client
 	// Logger receives the gateway's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -128,7 +133,17 @@ func New(cfg Config) (*Gateway, error) {
 	client := cfg.Client
 	if client == nil {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
+		// Every request in flight to an endpoint keeps its connection
+		// for the next one: idle connections are bounded per endpoint
+		// only (not by DefaultTransport's 100 in all).
+		transport.MaxIdleConns = 0
 		transport.MaxIdleConnsPerHost = 2 * DefaultMaxConcurrency
+		// Closed before a Node endpoint closes it (its keepAliveTimeout
+		// is 5 s), so that no request is written to a connection the
+		// endpoint is closing.
+		transport.IdleConnTimeout = DefaultIdleConnTimeout
+		// Answers are read for their status; no gzip negotiation.
+		transport.DisableCompression = true
 		client = &http.Client{
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
