@@ -63,6 +63,7 @@ type metadataRequest struct {
 	Version       string
 }
 
+// event is the envelope as the library publishes it.
 func (e *envelopeRequest) event() eventbus.BatchEvent {
 	ev := eventbus.BatchEvent{
 		EventType: e.Type,
@@ -116,6 +117,7 @@ type position struct {
 	index int    // in a batch
 }
 
+// String names the event: "the body", "batch event 3 (nothing was sent)".
 func (p position) String() string {
 	if p.what != "" {
 		return p.what

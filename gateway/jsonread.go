@@ -188,6 +188,7 @@ func (r *jsonReader) str() (content []byte, escaped, canonical bool, err error) 
 	return nil, false, false, r.syntaxError("the end of a string")
 }
 
+// isHex reports whether c is a hexadecimal digit.
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
@@ -225,12 +226,14 @@ func (r *jsonReader) number() error {
 	return nil
 }
 
+// digits skips decimal digits.
 func (r *jsonReader) digits() {
 	for r.pos < len(r.b) && r.b[r.pos] >= '0' && r.b[r.pos] <= '9' {
 		r.pos++
 	}
 }
 
+// literal reads the literal word (true, false or null).
 func (r *jsonReader) literal(word string) error {
 	for i := range len(word) {
 		if r.pos >= len(r.b) || r.b[r.pos] != word[i] {
@@ -333,8 +336,10 @@ func (r *jsonReader) stringValue(depth int, prev string) (string, error) {
 // notStringError is a member that must be a string and is not.
 type notStringError struct{ found string }
 
+// Error says what was found instead of a string.
 func (e notStringError) Error() string { return "want a string, found " + e.found }
 
+// errNotString reports raw (its start, when long) as not a string.
 func errNotString(raw []byte) error {
 	const most = 64
 	if len(raw) > most {

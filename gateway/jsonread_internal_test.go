@@ -26,6 +26,8 @@ func TestJSONReaderJudgesAsEncodingJSON(t *testing.T) {
 	}
 }
 
+// FuzzJSONReader holds the reader to encoding/json on any input
+// (go test -fuzz FuzzJSONReader ./gateway).
 func FuzzJSONReader(f *testing.F) {
 	for _, s := range jsonSamples {
 		f.Add([]byte(s))
@@ -33,6 +35,7 @@ func FuzzJSONReader(f *testing.F) {
 	f.Fuzz(checkJSONReader)
 }
 
+// checkJSONReader compares the reader's judgement of b with encoding/json's.
 func checkJSONReader(t *testing.T, b []byte) {
 	r := jsonReader{b: b}
 	r.ws()
