@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +26,10 @@ const (
 	// DefaultPublishTimeout is Config.PublishTimeout's default: the
 	// bus's own delivery timeout, plus time to create a new topic.
 	DefaultPublishTimeout = eventbus.DefaultDeliveryTimeout + 10*time.Second
+	// DefaultIdleConnTimeout is how long the default Config.Client keeps
+	// an idle connection to an endpoint: less than the 5 s after which
+	// Node's HTTP server closes one.
+	DefaultIdleConnTimeout = 4 * time.Second
 )
 
 // Config says what a Gateway publishes to and who may use it.
@@ -66,8 +73,9 @@ type Config struct {
 	SubscriptionsTopic string
 	// Client sends the push requests. Default: an http.Client whose
 	// transport keeps enough idle connections per endpoint for
-	// DefaultMaxConcurrency requests; no redirects are followed (an
-	// endpoint may not send deliveries elsewhere).
+	// DefaultMaxConcurrency requests, each for DefaultIdleConnTimeout; no
+	// redirects are followed (an endpoint may not send deliveries
+	// elsewhere).
 	Client *http.Client
 	// Logger receives the gateway's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -125,7 +133,17 @@ func New(cfg Config) (*Gateway, error) {
 	client := cfg.Client
 	if client == nil {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
+		// Every request in flight to an endpoint keeps its connection
+		// for the next one: idle connections are bounded per endpoint
+		// only (not by DefaultTransport's 100 in all).
+		transport.MaxIdleConns = 0
 		transport.MaxIdleConnsPerHost = 2 * DefaultMaxConcurrency
+		// Closed before a Node endpoint closes it (its keepAliveTimeout
+		// is 5 s), so that no request is written to a connection the
+		// endpoint is closing.
+		transport.IdleConnTimeout = DefaultIdleConnTimeout
+		// Answers are read for their status; no gzip negotiation.
+		transport.DisableCompression = true
 		client = &http.Client{
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -186,16 +204,21 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, batch bool) {
 		writeError(w, err)
 		return
 	}
-	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
+	body, err := readPooledBody(w, r, g.cfg.MaxBodyBytes)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	events, err := readEvents(r, body, batch)
+	// The events' data are slices of body until the library has encoded
+	// them (Publish and PublishBatch encode every event before they send
+	// or return).
+	defer releaseBody(body)
+	events, err := readEvents(r, body.Bytes(), batch)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	defer releaseEvents(events)
 	for i, ev := range events {
 		if err := who.mayPublish(ev.EventType, ev.Metadata.TenantID); err != nil {
 			writeError(w, fmt.Errorf("event %d (nothing was sent): %w", i, err))
@@ -239,12 +262,43 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, batch bool) {
 	case err != nil:
 		writeError(w, err)
 	default:
-		out := make([]result, len(results))
-		for i, res := range results {
-			out[i] = result{ID: res.EventID}
-		}
-		writeJSON(w, http.StatusOK, struct {
-			Results []result `json:"results"`
-		}{out})
+		writeResults(w, results)
 	}
+}
+
+// writeResults answers a batch every event of which was acknowledged:
+// {"results":[{"id":"..."},...]}, as encoding/json writes it, in one
+// write with its length.
+func writeResults(w http.ResponseWriter, results []eventbus.PublishResult) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer releaseBody(buf)
+	buf.WriteString(`{"results":[`)
+	for i, res := range results {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`{"id":`)
+		appendJSONString(buf, res.EventID)
+		buf.WriteByte('}')
+	}
+	buf.WriteString("]}\n")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// appendJSONString writes s as a JSON string, as encoding/json writes it.
+func appendJSONString(buf *bytes.Buffer, s string) {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s)
+			buf.Write(quoted)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }

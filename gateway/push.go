@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/wire"
 )
 
 // push is one running push subscription.
@@ -200,10 +201,11 @@ func (p *push) handle(ctx context.Context, ev eventbus.RawEvent) error {
 			}
 			return fmt.Errorf("push subscription %s: POST %s: %w", p.sub.Name, p.sub.Endpoint, err)
 		}
+		if status >= 200 && status < 300 {
+			return nil
+		}
 		failure := fmt.Errorf("push subscription %s: POST %s answered %d: %s", p.sub.Name, p.sub.Endpoint, status, snippet)
 		switch {
-		case status >= 200 && status < 300:
-			return nil
 		case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
 			wait := backoff
 			if retryAfter >= 0 {
@@ -232,13 +234,12 @@ func (p *push) handle(ctx context.Context, ev eventbus.RawEvent) error {
 }
 
 // send POSTs ev to the endpoint and returns the answer's status, its
-// Retry-After (-1 when absent) and the start of its body.
+// Retry-After (-1 when absent) and, unless it is a 2xx, the start of its
+// body.
 func (p *push) send(ctx context.Context, ev eventbus.RawEvent) (status int, retryAfter time.Duration, snippet string, err error) {
-	var body []byte
-	if p.sub.Body == BodyData {
-		body = ev.Data
-	} else if body, err = json.Marshal(ev); err != nil {
-		return 0, 0, "", err
+	body := ev.Data
+	if p.sub.Body != BodyData {
+		body = eventValue(ev)
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Duration(p.sub.Timeout))
 	defer cancel()
@@ -246,6 +247,7 @@ func (p *push) send(ctx context.Context, ev eventbus.RawEvent) (status int, retr
 	if err != nil {
 		return 0, 0, "", err
 	}
+	req.Header = make(http.Header, pushHeaders)
 	setCloudEventHeaders(req.Header, ev)
 	p.g.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	start := time.Now()
@@ -263,32 +265,61 @@ func (p *push) send(ctx context.Context, ev eventbus.RawEvent) (status int, retr
 		return 0, 0, "", err
 	}
 	defer resp.Body.Close()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, answerSnippet))
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, answerSnippet))
+		snippet = strings.TrimSpace(string(head))
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), strings.TrimSpace(string(head)), nil
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), snippet, nil
 }
+
+// eventValue is ev in the wire format: the record's value, its data
+// written as the record has it (not re-encoded).
+func eventValue(ev eventbus.RawEvent) []byte {
+	env := wire.Envelope{
+		ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, WorkspaceID: ev.WorkspaceID,
+		Timestamp: ev.Timestamp, Data: ev.Data,
+		Source: ev.Metadata.Source, UserID: ev.Metadata.UserID,
+		CorrelationID: ev.Metadata.CorrelationID, CausationID: ev.Metadata.CausationID,
+		Version: ev.Metadata.Version,
+	}
+	if len(env.Data) == 0 {
+		env.Data = json.RawMessage("null")
+	}
+	return wire.Append(make([]byte, 0, wire.Size(&env)), &env)
+}
+
+// pushHeaderKeys are the headers setCloudEventHeaders writes, in
+// canonical form, so that they are set without canonicalising each.
+var pushHeaderKeys = [...]string{
+	"Content-Type", "Ce-Specversion", "Ce-Id", "Ce-Type", "Ce-Source", "Ce-Time",
+	"Ce-" + strings.ToUpper(ExtTenantID[:1]) + ExtTenantID[1:],
+	"Ce-" + strings.ToUpper(ExtWorkspaceID[:1]) + ExtWorkspaceID[1:],
+	"Ce-" + strings.ToUpper(ExtUserID[:1]) + ExtUserID[1:],
+	"Ce-" + strings.ToUpper(ExtCorrelationID[:1]) + ExtCorrelationID[1:],
+	"Ce-" + strings.ToUpper(ExtCausationID[:1]) + ExtCausationID[1:],
+	"Ce-" + strings.ToUpper(ExtEventVersion[:1]) + ExtEventVersion[1:],
+}
+
+// pushHeaders is how many headers a push request may have: the
+// CloudEvents ones and the trace context's.
+const pushHeaders = len(pushHeaderKeys) + 2
 
 // setCloudEventHeaders writes ev's CloudEvents attributes (binary mode)
 // into h: the core attributes and the bus's extensions, as the gateway
-// reads them on publish.
+// reads them on publish. The values share one allocation.
 func setCloudEventHeaders(h http.Header, ev eventbus.RawEvent) {
-	h.Set("Content-Type", MediaJSON)
-	set := func(name, v string) {
+	values := [len(pushHeaderKeys)]string{
+		MediaJSON, "1.0", ev.ID, ev.Type, ev.Metadata.Source, ev.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		ev.TenantID, ev.WorkspaceID, ev.Metadata.UserID, ev.Metadata.CorrelationID, ev.Metadata.CausationID, ev.Metadata.Version,
+	}
+	set := make([]string, 0, len(values))
+	for i, v := range values {
 		if v != "" {
-			h.Set("ce-"+name, v)
+			set = append(set, v)
+			h[pushHeaderKeys[i]] = set[len(set)-1 : len(set) : len(set)]
 		}
 	}
-	set("specversion", "1.0")
-	set("id", ev.ID)
-	set("type", ev.Type)
-	set("source", ev.Metadata.Source)
-	set("time", ev.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-	set(ExtTenantID, ev.TenantID)
-	set(ExtWorkspaceID, ev.WorkspaceID)
-	set(ExtUserID, ev.Metadata.UserID)
-	set(ExtCorrelationID, ev.Metadata.CorrelationID)
-	set(ExtCausationID, ev.Metadata.CausationID)
-	set(ExtEventVersion, ev.Metadata.Version)
 }
 
 // parseRetryAfter reads a Retry-After header: seconds or an HTTP date;

@@ -140,9 +140,12 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	}
 
 	b.do("open the topics", chromedp.Navigate(base+"/#/topics"))
-	// The events; the replay's record lies on the group's own retry topic.
+	// The events; the replay's record went to the group's own retry topic
+	// (dlq.retry.<group>.<topic>), which only that group reads.
 	b.waitFor("the topic with its events", fmt.Sprintf(`[...document.querySelectorAll('#topics tbody tr')].some(r => r.dataset.topic === %q &&
 		r.querySelector('.events').textContent === '%d')`, topic, events))
+	b.waitFor("the group's retry topic", fmt.Sprintf(`[...document.querySelectorAll('#topics tbody tr')].some(r => r.dataset.topic.startsWith('dlq.retry.') &&
+		r.dataset.topic.endsWith(%q))`, "."+topic))
 	b.screenshot("console-topics.png", true)
 	b.do("follow the topic from its row", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#topics tr[data-topic=%q] a`, topic))))
 	b.waitFor("the tail of that topic", fmt.Sprintf(`!document.querySelector('#tail-view').hidden && document.querySelector('#t-type').value === %q`, topic))

@@ -54,7 +54,7 @@ func TestGroupsResetAndAuditEndToEnd(t *testing.T) {
 		t.Errorf("groups list lacks %s (Empty, 0 members, lag 0):\n%s", group, out)
 	}
 	out = mustRun(t, "", nil, "groups", "describe", group, "--brokers", b)
-	if !strings.Contains(out, "CURRENT-OFFSET  LOG-END-OFFSET  LAG") || strings.Count(out, " "+topic+" ") != eventbus.DefaultPartitions { // the topic's rows, not its retry topic's
+	if !strings.Contains(out, "CURRENT-OFFSET  LOG-END-OFFSET  LAG") || strings.Count(out, " "+topic+" ") != eventbus.DefaultPartitions { // not its retry topic's row (dlq.retry.<group>.<topic>)
 		t.Errorf("groups describe:\n%s", out)
 	}
 	out = mustRun(t, "", nil, "groups", "reset", group, "--brokers", b, "--to-earliest")

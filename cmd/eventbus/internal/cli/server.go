@@ -360,12 +360,12 @@ func (s *server) Run(ctx context.Context) error {
 }
 
 // Close stops the bus (bounded by ctx), then closes the client and the
-// embedded broker. It is safe after a failed Start.
+// embedded broker. It is safe after a failed Start, and twice.
 func (s *server) Close(ctx context.Context) error {
 	var err error
 	if s.stopStreams != nil {
 		close(s.stopStreams)
-		s.stopStreams = nil // Close may run twice
+		s.stopStreams = nil // a second Close (a test's cleanup) closes it once
 	}
 	if s.http != nil {
 		if e := s.http.Shutdown(ctx); e != nil {
