@@ -26,7 +26,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -130,19 +129,7 @@ func badRequest(format string, args ...any) error {
 // route authenticates the request (admin only when adminOnly), runs e and
 // turns its error or panic into a JSON error response.
 func (a *api) route(adminOnly bool, e endpoint) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				a.Logger.Error("consoleapi: handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				dlqhttp.WriteError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
-			}
-		}()
+	return dlqhttp.Guard(a.Logger, "consoleapi", func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.Auth.Authenticate(r)
 		if err != nil {
 			dlqhttp.Reject(w, err)

@@ -123,19 +123,8 @@ type endpoint func(w http.ResponseWriter, r *http.Request, who Principal) error
 // route authenticates the request, runs e, and turns its error or panic
 // into a JSON error response.
 func (a *api) route(e endpoint) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return Guard(a.log, "dlqhttp", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				a.log.Error("dlqhttp: handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				writeJSONError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
-			}
-		}()
 		who, fail := a.auth.Authenticate(r)
 		switch {
 		case errors.Is(fail, ErrMissingToken):
@@ -476,6 +465,27 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// Guard wraps an API handler: its answers are never cached nor
+// content-sniffed, and a panic (other than http.ErrAbortHandler) is logged
+// with its stack under name and answered 500 with the API's JSON error.
+func Guard(log *slog.Logger, name string, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error(name+": handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				WriteError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
+			}
+		}()
+		next(w, r)
+	})
 }
 
 // WriteError writes the API's JSON error body,

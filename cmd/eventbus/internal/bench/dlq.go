@@ -464,7 +464,7 @@ func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 		return f, err
 	}
 	heap, _ := settledMemory()
-	f.HeapIdleMiB = mibU(heap)
+	f.HeapIdleMiB = mib(heap)
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
@@ -517,17 +517,14 @@ func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 	}
 	f.Retries = int(handled.Load())
 	f.PerSecond = float64(f.Retries) / elapsed.Seconds()
-	f.HeapPeakMiB = mibU(peak.Load())
+	f.HeapPeakMiB = mib(peak.Load())
 	heap, _ = settledMemory()
-	f.HeapAfterMiB = mibU(heap)
+	f.HeapAfterMiB = mib(heap)
 	if f.Retries < DLQFlowEvents {
 		return f, fmt.Errorf("dlq: flow: %d of %d retries handled within %s", f.Retries, DLQFlowEvents, dlqWait)
 	}
 	return f, ctx.Err()
 }
-
-// mibU is bytes in MiB.
-func mibU(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // firstRetries fails one event on each of DLQNewTopics new topics (their
 // dlq.* topic does not exist yet) in a bus of its own (its queue is not

@@ -257,7 +257,7 @@ load:
 }
 
 // mib is bytes in MiB.
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
+func mib[N int64 | uint64](b N) float64 { return float64(b) / (1 << 20) }
 
 // WriteTable writes the soak's figures, one per line.
 func (s *Soak) WriteTable(w io.Writer) error {
