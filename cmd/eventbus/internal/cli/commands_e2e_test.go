@@ -144,6 +144,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		prefixTail, prefixOut, prefixErr := startBinary(t, "tail", domain+".", "--json", "--max", "1", "--refresh", "100ms", "--brokers", brokerList)
 		waitStderr(t, tailErr, "Ctrl-C to stop")
 		waitStderr(t, prefixErr, "Ctrl-C to stop")
+		waitStderr(t, prefixErr, "looking every") // the line after: two writes, read between them
 		if !strings.Contains(tailErr.String(), "tenant acme") || !strings.Contains(prefixErr.String(), "new "+domain+".* topics") {
 			t.Fatalf("tail's announcements:\n%s\n%s", tailErr, prefixErr)
 		}
