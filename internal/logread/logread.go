@@ -32,6 +32,10 @@ const (
 	defaultBackoff     = 50 * time.Millisecond
 )
 
+// openTxnWait is how long Read waits before it asks again for records
+// that an open transaction holds back.
+const openTxnWait = 5 * time.Millisecond
+
 // stableEnd is where what rp's partition can be read ends: its last stable
 // offset (records of transactions still open, and everything after them,
 // are not read yet), or its high watermark where the broker sent none.
@@ -144,11 +148,21 @@ func (r *Reader) Read(ctx context.Context, topic string, partition int32, offset
 		// Everything below next has been seen; nothing at or past the
 		// high watermark can be read.
 		want = want[sort.Search(len(want), func(i int) bool { return want[i] >= next }):]
-		if end := stableEnd(rp); end >= 0 {
-			want = want[:sort.Search(len(want), func(i int) bool { return want[i] >= end })]
+		if rp.HighWatermark >= 0 {
+			want = want[:sort.Search(len(want), func(i int) bool { return want[i] >= rp.HighWatermark })]
 		}
 		if next > start {
 			stalls = 0
+			continue
+		}
+		if len(want) > 0 && want[0] >= stableEnd(rp) {
+			// Below the high watermark but past the last stable offset: a
+			// transaction still open holds it back (a dead letter queue
+			// owner's round takes milliseconds). Wait for it, bounded by
+			// ctx and by the brokers' transaction timeout.
+			if !backoff.Sleep(ctx, openTxnWait) {
+				return out, wrap(topic, partition, start, ctx.Err())
+			}
 			continue
 		}
 		if len(want) == 0 || want[0] != start {
