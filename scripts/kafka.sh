@@ -223,9 +223,10 @@ group.initial.rebalance.delay.ms=0
 # replication factor 3 topic on 3 nodes stalls until the fence, which a 5 s
 # delivery timeout sees as the whole cluster down.
 replica.lag.time.max.ms=2000
-# Heartbeats every 0.5 s (default 2 s): a crashed broker is fenced 8.5-9 s
-# after its crash (broker.session.timeout.ms after its last heartbeat),
-# rather than anywhere from 5 to 9 s when the machine is busy.
+# Heartbeats every 0.5 s (default 2 s): a crashed broker is fenced
+# broker.session.timeout.ms (9 s) after its last heartbeat, so at most 0.5 s
+# (plus a busy machine's delay) sooner than 9 s after its crash; measured
+# 6.8-8.2 s, against 5.6 s once with the default.
 broker.heartbeat.interval.ms=500
 unclean.leader.election.enable=false
 
