@@ -117,16 +117,16 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 		"DefaultConsumerRetryBackoff":     readable(DefaultConsumerRetryBackoff),
 		"DefaultConsumerMaxRetryBackoff":  readable(DefaultConsumerMaxRetryBackoff),
 		"DefaultMaxRetries":               strconv.Itoa(deadletter.DefaultMaxRetries),
-		"DefaultDLQRetryBackoff":          readable(deadletter.DefaultRetryBackoff),
-		"DefaultDLQMaxRetryBackoff":       readable(deadletter.DefaultMaxRetryBackoff),
+		"DefaultRetryBackoff":             readable(deadletter.DefaultRetryBackoff),
+		"DefaultMaxRetryBackoff":          readable(deadletter.DefaultMaxRetryBackoff),
 		"DefaultRetryTimeout":             readable(deadletter.DefaultRetryTimeout),
-		"DefaultDLQCleanupPolicy":         "`CleanupCompactDelete`",
+		"DefaultCleanupPolicy":            "`CleanupCompactDelete`",
 		"DefaultBreakerFailureThreshold":  strconv.Itoa(DefaultBreakerFailureThreshold),
 		"DefaultBreakerOpenTimeout":       readable(DefaultBreakerOpenTimeout),
 		"DefaultBreakerHalfOpenSuccesses": strconv.Itoa(DefaultBreakerHalfOpenSuccesses),
 		"DefaultPartitions":               strconv.Itoa(DefaultPartitions),
 		"DefaultRetention":                readable(DefaultRetention),
-		"DefaultDLQRetention":             readable(deadletter.DefaultRetention),
+		"deadletter.DefaultRetention":     readable(deadletter.DefaultRetention),
 	} {
 		if want := "`" + name + "`, " + value; !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
