@@ -148,11 +148,11 @@ func (q *DeadLetterQueue) Stats(ctx context.Context, query deadletter.Query) (de
 	if err != nil {
 		return deadletter.Stats{}, err
 	}
-	c, err := q.q.Stats(ctx, f)
+	s, err := q.q.Stats(ctx, f)
 	if err != nil {
 		return deadletter.Stats{}, dlqError(err)
 	}
-	return deadletter.Stats{Total: c.Total, ByStatus: c.ByStatus, ByTopic: c.ByTopic, ByReason: c.ByReason}, nil
+	return s, nil
 }
 
 // Retry sends the entry's event again, by hand, to the consumer group that
