@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -290,7 +291,7 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 
 	client := pluginConnection(t, brokers, "crm", "crm-secret")
 	pluginBus := eventbustest.NewBusOn(t, client, eventbus.Config{
-		DLQ: eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+		DLQ: deadletter.Config{SchedulerGroup: "plugin.crm.dlq-scheduler"},
 	})
 	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
 	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
@@ -463,7 +464,7 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	contacts.WaitForID(t, c) // dead-lettered, retried, handled
 	users.WaitForID(t, u)
 	for _, topic := range []string{"plugin.crm.contact.created", core} {
-		entries := waitList(t, pluginBus.DLQ(), eventbus.DLQQuery{Topic: topic, Status: eventbus.StatusResolved}, 1)
+		entries := waitList(t, pluginBus.DLQ(), deadletter.Query{Topic: topic, Status: deadletter.StatusResolved}, 1)
 		if entries[0].RetryCount != 1 {
 			t.Errorf("%s: entry %+v, want one retry", topic, entries[0])
 		}

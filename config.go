@@ -9,7 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/plexica/eventbus/internal/dlq"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/topicadmin"
 )
 
@@ -20,7 +20,9 @@ import (
 // default is a named constant below, and every field's documentation
 // names its default's constant. A zero field means its default; the few
 // settings that can be switched off say so with a named constant
-// (NoRetries, CommitEveryBatch), never with zero.
+// (deadletter.NoRetries, CommitEveryBatch), never with zero. The dead
+// letter queue's config, deadletter.Config, has its own pair, which
+// Config's calls.
 
 // The defaults of the configs below, each named in its field's
 // documentation, and the named values that switch something off.
@@ -71,26 +73,6 @@ const (
 	// default.
 	DefaultConsumerMaxRetryBackoff = 30 * time.Second
 
-	// DefaultMaxRetries is DLQConfig.MaxRetries's default.
-	DefaultMaxRetries = 3
-	// NoRetries, as DLQConfig.MaxRetries, turns automatic retries off: a
-	// failed event goes to the dead letter queue as max-retries-exceeded
-	// at once, and is sent again only by hand. (MaxRetries 0 means
-	// DefaultMaxRetries, as every zero field of a config means its
-	// default.)
-	NoRetries = -1
-	// DefaultDLQRetryBackoff is DLQConfig.RetryBackoff's default.
-	DefaultDLQRetryBackoff = time.Second
-	// DefaultDLQMaxRetryBackoff is DLQConfig.MaxRetryBackoff's default.
-	DefaultDLQMaxRetryBackoff = time.Hour
-	// DefaultSchedulerGroup is DLQConfig.SchedulerGroup's default.
-	DefaultSchedulerGroup = dlq.DefaultSchedulerGroup
-	// DefaultRetryTimeout is DLQConfig.RetryTimeout's default.
-	DefaultRetryTimeout = 5 * time.Minute
-	// DefaultDLQCleanupPolicy is DLQConfig.TopicCleanupPolicy's default,
-	// and the cleanup policy of the dlq.* topics EnsureTopic creates.
-	DefaultDLQCleanupPolicy = CleanupCompactDelete
-
 	// DefaultBreakerFailureThreshold is BreakerConfig.FailureThreshold's
 	// default.
 	DefaultBreakerFailureThreshold = 5
@@ -117,26 +99,12 @@ const (
 	DefaultReplicationFactor = topicadmin.DefaultReplication
 	// DefaultRetention is a topic's retention.ms (WithRetention).
 	DefaultRetention = 7 * 24 * time.Hour
-	// DefaultDLQRetention is a dlq.* topic's retention.ms.
-	DefaultDLQRetention = 30 * 24 * time.Hour
 )
 
 // Limits of the configs.
 const (
 	minDeliveryTimeout = time.Second
 	maxRevokeTimeout   = 5 * time.Minute
-)
-
-// CleanupPolicy is a topic's cleanup.policy.
-type CleanupPolicy string
-
-// The cleanup policies DLQConfig.TopicCleanupPolicy accepts.
-const (
-	// CleanupCompactDelete keeps the newest version of each key, for at
-	// most the topic's retention.
-	CleanupCompactDelete CleanupPolicy = "compact,delete"
-	// CleanupDelete keeps every version until retention removes it.
-	CleanupDelete CleanupPolicy = "delete"
 )
 
 // ClientConfig says where the brokers are and how to reach them.
@@ -249,8 +217,9 @@ type Config struct {
 	Breaker BreakerConfig
 	// Consumer tunes subscriptions.
 	Consumer ConsumerConfig
-	// DLQ tunes the dead letter queue and its retries.
-	DLQ DLQConfig
+	// DLQ tunes the dead letter queue and its retries; each field
+	// documents its default (deadletter.Default*).
+	DLQ deadletter.Config
 	// Metrics, when set, records Prometheus series (see NewMetrics).
 	Metrics *Metrics
 	// TracerProvider, when set, turns OpenTelemetry tracing on: a span per
@@ -289,7 +258,7 @@ func (c Config) withDefaults(logger *slog.Logger) Config {
 	}
 	c.Breaker = c.Breaker.withDefaults()
 	c.Consumer = c.Consumer.withDefaults()
-	c.DLQ = c.DLQ.withDefaults()
+	c.DLQ = c.DLQ.WithDefaults()
 	return c
 }
 
@@ -322,7 +291,10 @@ func (c Config) validate() error {
 	if err := c.Consumer.validate(); err != nil {
 		return err
 	}
-	return c.DLQ.validate()
+	if err := c.DLQ.Validate(); err != nil {
+		return fmt.Errorf("%w: Config.DLQ: %w", ErrInvalidConfig, err)
+	}
+	return nil
 }
 
 // ConsumerConfig tunes the consumer groups that subscriptions run in.
@@ -449,102 +421,6 @@ func (c ConsumerConfig) commitInterval() time.Duration {
 	}
 	return c.CommitInterval
 }
-
-// DLQConfig tunes the dead letter queue.
-type DLQConfig struct {
-	// MaxRetries is the number of automatic retries. Default
-	// DefaultMaxRetries (3); NoRetries turns automatic retries off (failed
-	// events wait in the queue for a manual retry). Any other negative
-	// value is an error.
-	MaxRetries int
-	// RetryBackoff is the delay before the first automatic retry; retry n
-	// waits RetryBackoff·2^n, up to MaxRetryBackoff. Default
-	// DefaultDLQRetryBackoff (1 s).
-	RetryBackoff time.Duration
-	// MaxRetryBackoff caps the delay; it must be at least RetryBackoff.
-	// Default DefaultDLQMaxRetryBackoff (1 h).
-	MaxRetryBackoff time.Duration
-	// SchedulerGroup is the consumer group over the dlq.* topics whose
-	// members schedule automatic retries: each DLQ partition's owner is its
-	// only scheduler. An entry is scheduled only by the group named in its
-	// FailedEvent.SchedulerGroup (the group of the bus whose handler
-	// failed), so deployments that share a cluster under different names
-	// never retry each other's entries. Every instance of one deployment
-	// must use the same name. Default DefaultSchedulerGroup
-	// ("plexica-eventbus-dlq-scheduler").
-	SchedulerGroup string
-	// DisableScheduler stops this process from scheduling automatic retries
-	// (other instances still do).
-	DisableScheduler bool
-	// RetryTimeout is how long a sent retry may stay unanswered before it
-	// is sent again (the process that was to handle it may have died).
-	// Default DefaultRetryTimeout (5 min).
-	RetryTimeout time.Duration
-	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
-	// creates: CleanupCompactDelete (the newest version of each entry is
-	// kept, for at most the 30-day retention) or CleanupDelete (every
-	// version is kept until retention removes it). Use CleanupDelete on a
-	// cluster shared with services that use the TypeScript package: it
-	// keys its entries by tenant, so compaction would keep only each
-	// tenant's newest. Topics that already exist are left as they are.
-	// Default DefaultDLQCleanupPolicy (CleanupCompactDelete).
-	TopicCleanupPolicy CleanupPolicy
-}
-
-func (c DLQConfig) withDefaults() DLQConfig {
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultDLQRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultDLQMaxRetryBackoff
-	}
-	if c.SchedulerGroup == "" {
-		c.SchedulerGroup = DefaultSchedulerGroup
-	}
-	if c.RetryTimeout == 0 {
-		c.RetryTimeout = DefaultRetryTimeout
-	}
-	if c.TopicCleanupPolicy == "" {
-		c.TopicCleanupPolicy = DefaultDLQCleanupPolicy
-	}
-	return c
-}
-
-func (c DLQConfig) validate() error {
-	if c.MaxRetries < 0 && c.MaxRetries != NoRetries {
-		return fmt.Errorf("%w: DLQ.MaxRetries %d is negative; give a count, 0 for DefaultMaxRetries (%d), or NoRetries to turn automatic retries off",
-			ErrInvalidConfig, c.MaxRetries, DefaultMaxRetries)
-	}
-	for _, d := range []struct {
-		field, def string
-		v, defV    time.Duration
-	}{
-		{"DLQ.RetryBackoff", "DefaultDLQRetryBackoff", c.RetryBackoff, DefaultDLQRetryBackoff},
-		{"DLQ.MaxRetryBackoff", "DefaultDLQMaxRetryBackoff", c.MaxRetryBackoff, DefaultDLQMaxRetryBackoff},
-		{"DLQ.RetryTimeout", "DefaultRetryTimeout", c.RetryTimeout, DefaultRetryTimeout},
-	} {
-		if d.v < 0 {
-			return invalidDuration(d.field, d.v, d.def, d.defV)
-		}
-	}
-	if c.RetryBackoff > c.MaxRetryBackoff {
-		return fmt.Errorf("%w: DLQ.RetryBackoff (%s) is over DLQ.MaxRetryBackoff (%s), which caps it; raise MaxRetryBackoff or lower RetryBackoff",
-			ErrInvalidConfig, c.RetryBackoff, c.MaxRetryBackoff)
-	}
-	switch c.TopicCleanupPolicy {
-	case CleanupCompactDelete, CleanupDelete:
-	default:
-		return fmt.Errorf("%w: DLQ.TopicCleanupPolicy %q is not CleanupCompactDelete (%q, the default) or CleanupDelete (%q, for clusters shared with TypeScript services)",
-			ErrInvalidConfig, string(c.TopicCleanupPolicy), string(CleanupCompactDelete), string(CleanupDelete))
-	}
-	return nil
-}
-
-// maxRetries is MaxRetries as the queue takes it: 0 is none.
-func (c DLQConfig) maxRetries() int { return max(c.MaxRetries, 0) }
 
 // BreakerConfig tunes the circuit breaker on the publish path. After
 // FailureThreshold consecutive publishes failed because the cluster is
@@ -676,12 +552,12 @@ func (s topicSettings) withDefaults(dlq bool) topicSettings {
 	if s.retention == 0 {
 		s.retention = DefaultRetention
 		if dlq {
-			s.retention = DefaultDLQRetention
+			s.retention = deadletter.DefaultRetention
 		}
 	}
 	if dlq {
 		if _, ok := s.configs["cleanup.policy"]; !ok {
-			configs := map[string]string{"cleanup.policy": string(DefaultDLQCleanupPolicy)}
+			configs := map[string]string{"cleanup.policy": string(deadletter.DefaultCleanupPolicy)}
 			for k, v := range s.configs {
 				configs[k] = v
 			}
@@ -700,8 +576,8 @@ func (s topicSettings) validate(topic string) error {
 		return fmt.Errorf("%w: topic %s: WithReplicationFactor(%d) is negative; give at least 1 (0: min(DefaultReplicationFactor, brokers))",
 			ErrInvalidConfig, topic, s.replication)
 	case s.retention < 0:
-		return fmt.Errorf("%w: topic %s: WithRetention(%s) is negative; give a positive retention (0: DefaultRetention, %s; DefaultDLQRetention, %s, for dlq.* topics)",
-			ErrInvalidConfig, topic, s.retention, DefaultRetention, DefaultDLQRetention)
+		return fmt.Errorf("%w: topic %s: WithRetention(%s) is negative; give a positive retention (0: DefaultRetention, %s; deadletter.DefaultRetention, %s, for dlq.* topics)",
+			ErrInvalidConfig, topic, s.retention, DefaultRetention, deadletter.DefaultRetention)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // TestConfigDefaults: the zero configs get the documented defaults, from
@@ -40,12 +42,12 @@ func TestConfigDefaults(t *testing.T) {
 		{"Consumer.CommitInterval", cc.CommitInterval, DefaultCommitInterval},
 		{"Consumer.RetryBackoff", cc.RetryBackoff, DefaultConsumerRetryBackoff},
 		{"Consumer.MaxRetryBackoff", cc.MaxRetryBackoff, DefaultConsumerMaxRetryBackoff},
-		{"DLQ.MaxRetries", d.MaxRetries, DefaultMaxRetries},
-		{"DLQ.RetryBackoff", d.RetryBackoff, DefaultDLQRetryBackoff},
-		{"DLQ.MaxRetryBackoff", d.MaxRetryBackoff, DefaultDLQMaxRetryBackoff},
-		{"DLQ.SchedulerGroup", d.SchedulerGroup, DefaultSchedulerGroup},
-		{"DLQ.RetryTimeout", d.RetryTimeout, DefaultRetryTimeout},
-		{"DLQ.TopicCleanupPolicy", d.TopicCleanupPolicy, DefaultDLQCleanupPolicy},
+		{"DLQ.MaxRetries", d.MaxRetries, deadletter.DefaultMaxRetries},
+		{"DLQ.RetryBackoff", d.RetryBackoff, deadletter.DefaultRetryBackoff},
+		{"DLQ.MaxRetryBackoff", d.MaxRetryBackoff, deadletter.DefaultMaxRetryBackoff},
+		{"DLQ.SchedulerGroup", d.SchedulerGroup, deadletter.DefaultSchedulerGroup},
+		{"DLQ.RetryTimeout", d.RetryTimeout, deadletter.DefaultRetryTimeout},
+		{"DLQ.TopicCleanupPolicy", d.TopicCleanupPolicy, deadletter.DefaultCleanupPolicy},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
@@ -64,7 +66,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("topic defaults: %+v", ts)
 	}
 	ts = topicSettings{}.withDefaults(true)
-	if ts.retention != DefaultDLQRetention || ts.configs["cleanup.policy"] != string(DefaultDLQCleanupPolicy) {
+	if ts.retention != deadletter.DefaultRetention || ts.configs["cleanup.policy"] != string(deadletter.DefaultCleanupPolicy) {
 		t.Errorf("dlq topic defaults: %+v", ts)
 	}
 	ts = topicSettings{configs: map[string]string{"cleanup.policy": "delete"}}.withDefaults(true)
@@ -76,17 +78,17 @@ func TestConfigDefaults(t *testing.T) {
 // TestConfigTrapFixes: the values that switch something off are named, and
 // reach the engine and the queue as their zero.
 func TestConfigTrapFixes(t *testing.T) {
-	c := Config{Consumer: ConsumerConfig{CommitInterval: CommitEveryBatch}, DLQ: DLQConfig{MaxRetries: NoRetries}}.withDefaults(slog.Default())
+	c := Config{Consumer: ConsumerConfig{CommitInterval: CommitEveryBatch}, DLQ: deadletter.Config{MaxRetries: deadletter.NoRetries}}.withDefaults(slog.Default())
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Consumer.commitInterval(); got != 0 {
 		t.Errorf("CommitEveryBatch reaches the engine as %s, want 0 (every batch)", got)
 	}
-	if got := c.DLQ.maxRetries(); got != 0 {
-		t.Errorf("NoRetries reaches the queue as %d, want 0", got)
+	if got := c.DLQ.MaxRetries; got != deadletter.NoRetries {
+		t.Errorf("NoRetries reaches the queue as %d, want NoRetries (the queue records it as 0 retries)", got)
 	}
-	if got := (Config{}).withDefaults(nil).DLQ.maxRetries(); got != DefaultMaxRetries {
+	if got := (Config{}).withDefaults(nil).DLQ.MaxRetries; got != deadletter.DefaultMaxRetries {
 		t.Errorf("MaxRetries 0 reaches the queue as %d, want DefaultMaxRetries", got)
 	}
 }
@@ -114,17 +116,17 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 		"DefaultCommitInterval":           readable(DefaultCommitInterval),
 		"DefaultConsumerRetryBackoff":     readable(DefaultConsumerRetryBackoff),
 		"DefaultConsumerMaxRetryBackoff":  readable(DefaultConsumerMaxRetryBackoff),
-		"DefaultMaxRetries":               strconv.Itoa(DefaultMaxRetries),
-		"DefaultDLQRetryBackoff":          readable(DefaultDLQRetryBackoff),
-		"DefaultDLQMaxRetryBackoff":       readable(DefaultDLQMaxRetryBackoff),
-		"DefaultRetryTimeout":             readable(DefaultRetryTimeout),
-		"DefaultDLQCleanupPolicy":         "`CleanupCompactDelete`",
+		"DefaultMaxRetries":               strconv.Itoa(deadletter.DefaultMaxRetries),
+		"DefaultRetryBackoff":             readable(deadletter.DefaultRetryBackoff),
+		"DefaultMaxRetryBackoff":          readable(deadletter.DefaultMaxRetryBackoff),
+		"DefaultRetryTimeout":             readable(deadletter.DefaultRetryTimeout),
+		"DefaultCleanupPolicy":            "`CleanupCompactDelete`",
 		"DefaultBreakerFailureThreshold":  strconv.Itoa(DefaultBreakerFailureThreshold),
 		"DefaultBreakerOpenTimeout":       readable(DefaultBreakerOpenTimeout),
 		"DefaultBreakerHalfOpenSuccesses": strconv.Itoa(DefaultBreakerHalfOpenSuccesses),
 		"DefaultPartitions":               strconv.Itoa(DefaultPartitions),
 		"DefaultRetention":                readable(DefaultRetention),
-		"DefaultDLQRetention":             readable(DefaultDLQRetention),
+		"deadletter.DefaultRetention":     readable(deadletter.DefaultRetention),
 	} {
 		if want := "`" + name + "`, " + value; !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)

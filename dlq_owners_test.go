@@ -12,7 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Two processes run the queue (one scheduler group), a group fails events
@@ -49,14 +51,14 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	const n = 24
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = eventbus.FailedEventID(group, topic, "acme", eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+		ids[i] = deadletter.ID(group, topic, "acme", eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 	// Operators, through both processes at once, while retries flow.
 	deleted := map[string]bool{}
 	var ops sync.WaitGroup
 	for i, id := range ids {
 		via := []*eventbus.Bus{a, b}[i%2]
-		waitEntry(t, via.DLQ(), id, func(eventbus.FailedEvent) bool { return true })
+		waitEntry(t, via.DLQ(), id, func(deadletter.Entry) bool { return true })
 		switch i % 3 {
 		case 0:
 			deleted[id] = true
@@ -67,7 +69,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 			})
 		case 1:
 			ops.Go(func() {
-				if err := via.DLQ().Retry(ctxT(t), id); err != nil && !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+				if err := via.DLQ().Retry(ctxT(t), id); err != nil && !errors.Is(err, deadletter.ErrNotFound) {
 					t.Errorf("retry %s: %v", id, err)
 				}
 			})
@@ -78,13 +80,13 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	// Settled: every entry left is resolved.
 	for _, id := range ids {
 		if !deleted[id] {
-			waitEntry(t, b.DLQ(), id, hasStatus(eventbus.StatusResolved))
+			waitEntry(t, b.DLQ(), id, hasStatus(deadletter.StatusResolved))
 		}
 	}
 	fresh := eventbustest.NewBus(t, fastDLQ(), brokers...) // reads the topics, starts nothing
 	for id := range deleted {
 		for name, bus := range map[string]*eventbus.Bus{"a": a, "b": b, "a fresh process": fresh} {
-			if e, err := bus.DLQ().Get(ctxT(t), id); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if e, err := bus.DLQ().Get(ctxT(t), id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Errorf("deleted entry %s is back in %s: %s after %d retries (%v)", id, name, e.Status, e.RetryCount, err)
 			}
 		}
@@ -167,9 +169,9 @@ func retriesSent(t *testing.T, brokers []string, topic string) map[string]int {
 			var id, attempt string
 			for _, h := range r.Headers {
 				switch h.Key {
-				case eventbus.HeaderDLQID:
+				case wire.HeaderDLQID:
 					id = string(h.Value)
-				case eventbus.HeaderRetryAttempt:
+				case wire.HeaderRetryAttempt:
 					attempt = string(h.Value)
 				}
 			}

@@ -133,7 +133,7 @@
 // workspace-id) header names another tenant (or workspace) than its
 // event's tenantId (workspaceId) is malformed, on every path alike
 // ([Subscribe] on a [Bus], a [PluginClient] or a [PluginHost]). It is never handed to a
-// handler; it goes to the dead letter queue with reason [ReasonMalformed]
+// handler; it goes to the dead letter queue with reason [deadletter.ReasonMalformed]
 // (or is skipped and logged under [Skip]). A record without those headers
 // is filtered by its decoded event.
 //
@@ -206,24 +206,24 @@
 // topic are kept under its own prefix ([DLQTopicFor]) and retried through
 // plugin.<id>.retry.<topic>, so it dead-letters and retries on its own
 // credentials. A plugin that runs a Bus on its own credentials sets
-// [DLQConfig.SchedulerGroup] to plugin.<id>.dlq-scheduler and has an
+// [deadletter.Config.SchedulerGroup] to plugin.<id>.dlq-scheduler and has an
 // operator create the core topics it reads ([Config.DisableTopicCreation]).
 //
 // # Failures and the dead letter queue
 //
 // A handler fails when it returns an error or panics; a record that is not
-// an event fails too ([ReasonMalformed]). [Delivery.OnFailure] says what
+// an event fails too ([deadletter.ReasonMalformed]). [Delivery.OnFailure] says what
 // follows: [DeadLetter] (the default), [RetryInPlace] or [Skip].
 //
-// With DeadLetter the failure is stored as a [FailedEvent] in a dlq.*
+// With DeadLetter the failure is stored as a [deadletter.Entry] in a dlq.*
 // topic and retried automatically with backoff, at most
-// [DLQConfig.MaxRetries] times ([DefaultMaxRetries]; [NoRetries] turns
+// [deadletter.Config.MaxRetries] times ([deadletter.DefaultMaxRetries]; [deadletter.NoRetries] turns
 // automatic retries off). A handler returns [Permanent] to skip the
 // retries or [RetryAfter] to pick the delay; a malformed record is only
 // retried by hand. A retry goes to the group that failed and no other.
 //
 // The dlq.* topics are the source of truth, and each entry has one writer:
-// the member of [DLQConfig.SchedulerGroup] that owns the entry's dlq.*
+// the member of [deadletter.Config.SchedulerGroup] that owns the entry's dlq.*
 // partition, in a process that calls [DeadLetterQueue.Start] (eventbus
 // serve does). A subscriber that fails an event, or answers a retry, and
 // an operator who retries or deletes an entry, only append a command to
@@ -233,13 +233,13 @@
 // answer is never lost, and an attempt is counted exactly when its retry
 // is sent. At least one such process must run, or failures wait for one
 // (stored, not lost). Retry and Delete return once the owner applied them,
-// or an error wrapping [ErrNotApplied] when none did in time.
+// or an error wrapping [deadletter.ErrNotApplied] when none did in time.
 //
 // A retry goes to the failed group's own retry topic, which only that
 // group reads: no other group ever sees it, and the subscriber reads
 // nothing to handle it. The queue speaks the verbs of its REST API
 // ([DeadLetterQueue.Get], List, Stats, Retry, RetryAll, Delete, selecting
-// with a [DLQQuery]). Reads start nothing: in a process that has not
+// with a [deadletter.Query]). Reads start nothing: in a process that has not
 // called Start, Get, List and Stats read the topics for that call alone.
 //
 // # Errors

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/names"
 )
 
@@ -125,22 +124,6 @@ var (
 	// broker error, ...). The caller decides: retry the publish,
 	// compensate, or fail.
 	ErrResultNotPublished = errors.New("result not published")
-
-	// ErrFailedEventNotFound: no dead-letter entry has that ID.
-	ErrFailedEventNotFound = dlq.ErrNotFound
-
-	// ErrRetryNotAllowed: an automatic retry was asked for an entry whose
-	// status does not allow one (resolved, or out of retries), or for an
-	// entry the TypeScript package wrote. A manual retry works in any
-	// status.
-	ErrRetryNotAllowed = dlq.ErrRetryNotAllowed
-
-	// ErrNotApplied: DeadLetterQueue.Retry or Delete stored its command,
-	// but the entry's owner (a process running the queue, such as
-	// eventbus serve) did not apply it before ctx ended (or within
-	// DefaultCommandWait when ctx has no deadline). The owner applies it
-	// when it can; the REST API answers 202 Accepted.
-	ErrNotApplied = dlq.ErrNotApplied
 )
 
 // ConnectError is what Client.Connect returns when retrying cannot help.

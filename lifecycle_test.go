@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -405,7 +406,7 @@ func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
 
 	pluginBus := eventbustest.NewBusOn(t, pluginConnection(t, brokers, "crm", "crm-secret"), eventbus.Config{
 		DisableTopicCreation: true,
-		DLQ:                  eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+		DLQ:                  deadletter.Config{SchedulerGroup: "plugin.crm.dlq-scheduler"},
 	})
 	host := newHost(t, pluginBus, "crm")
 	if err := host.FollowLifecycle(ctx, eventbus.FollowOptions{FromBeginning: true}); err != nil {

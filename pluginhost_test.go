@@ -16,6 +16,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -293,7 +294,7 @@ func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 		return len(rec.byTenant["acme"]) == 1 && len(rec.byTenant["globex"]) == 1
 	})
 	group := host.GroupID("billing")
-	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", acme), hasStatus(eventbus.StatusResolved))
+	e := waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", acme), hasStatus(deadletter.StatusResolved))
 	if e.ConsumerGroup != group || e.TenantID != "acme" || e.RetryCount != 1 {
 		t.Fatalf("entry = %+v", e)
 	}

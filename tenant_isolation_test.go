@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -128,9 +129,9 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 					t.Errorf("delivered the forged event %s (tenant %q, workspace %q)", ev.ID, ev.TenantID, ev.WorkspaceID)
 				}
 			}
-			entries := waitList(t, bus.DLQ(), eventbus.DLQQuery{Topic: p.topic}, len(forged))
+			entries := waitList(t, bus.DLQ(), deadletter.Query{Topic: p.topic}, len(forged))
 			for _, e := range entries {
-				if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) || e.ConsumerGroup != p.group || !e.Permanent {
+				if !strings.HasPrefix(e.FailureReason, deadletter.ReasonMalformed) || e.ConsumerGroup != p.group || !e.Permanent {
 					t.Errorf("entry of %s: reason %q, group %q (want %q), permanent %t", e.EventID, e.FailureReason, e.ConsumerGroup, p.group, e.Permanent)
 				}
 			}

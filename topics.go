@@ -161,7 +161,7 @@ func WithReplicationFactor(n int) TopicOption {
 }
 
 // WithRetention sets retention.ms (default DefaultRetention, 7 days;
-// DefaultDLQRetention, 30 days, for dlq.* topics).
+// deadletter.DefaultRetention, 30 days, for dlq.* topics).
 func WithRetention(d time.Duration) TopicOption {
 	return func(s *topicSettings) { s.retention = d }
 }
@@ -242,8 +242,8 @@ const TopicCreationTimeout = 30 * time.Second
 
 // EnsureTopic creates topic if it does not exist, with DefaultPartitions
 // (3) partitions, replication factor min(DefaultReplicationFactor (3),
-// brokers) and DefaultRetention (7 days; dlq.* topics: DefaultDLQRetention,
-// 30 days, and cleanup.policy DefaultDLQCleanupPolicy) unless opts say
+// brokers) and DefaultRetention (7 days; dlq.* topics: deadletter.DefaultRetention,
+// 30 days, and cleanup.policy deadletter.DefaultCleanupPolicy) unless opts say
 // otherwise; a negative option fails with ErrInvalidConfig. A topic that
 // already exists is left as it is. Concurrent calls for one name make one request, which
 // runs under its own context bounded by TopicCreationTimeout, not under any

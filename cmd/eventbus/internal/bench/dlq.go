@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 )
 
@@ -169,7 +170,7 @@ func (r *runner) dlq(ctx context.Context) (*DLQ, error) {
 		out.Flow = append(out.Flow, f)
 	}
 
-	r.progress("%s dlq: first retry on %d new topics, due %s after the failure", step, DLQNewTopics, eventbus.DefaultDLQRetryBackoff)
+	r.progress("%s dlq: first retry on %d new topics, due %s after the failure", step, DLQNewTopics, deadletter.DefaultRetryBackoff)
 	if err := d.firstRetries(ctx, out); err != nil {
 		return nil, err
 	}
@@ -183,7 +184,7 @@ func (d *dlqRun) newBus(client *eventbus.Client, disable bool) (*eventbus.Bus, e
 	return eventbus.NewBus(client, eventbus.Config{
 		Logger:      d.r.cfg.Logger,
 		Compression: d.r.cfg.Compression,
-		DLQ:         eventbus.DLQConfig{SchedulerGroup: d.sched, DisableScheduler: disable},
+		DLQ:         deadletter.Config{SchedulerGroup: d.sched, DisableScheduler: disable},
 	})
 }
 
@@ -261,7 +262,7 @@ func (d *dlqRun) fill(ctx context.Context, out *DLQ) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := d.waitTotal(ctx, eventbus.DLQQuery{Topic: topic}, out.Entries); err != nil {
+	if err := d.waitTotal(ctx, deadletter.Query{Topic: topic}, out.Entries); err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
@@ -270,7 +271,7 @@ func (d *dlqRun) fill(ctx context.Context, out *DLQ) error {
 }
 
 // waitTotal waits until the owner's queue counts want entries that match q.
-func (d *dlqRun) waitTotal(ctx context.Context, q eventbus.DLQQuery, want int) error {
+func (d *dlqRun) waitTotal(ctx context.Context, q deadletter.Query, want int) error {
 	deadline := time.Now().Add(dlqWait)
 	for {
 		st, err := d.owner.DLQ().Stats(ctx, q)
@@ -400,7 +401,7 @@ func (d *dlqRun) rest(ctx context.Context, out *DLQ) error {
 // retries retries n bulk entries by hand, dlqFillers at a time, and counts
 // the retries per second the owner applied.
 func (d *dlqRun) retries(ctx context.Context, out *DLQ, n int) error {
-	page, _, err := d.owner.DLQ().List(ctx, eventbus.DLQQuery{Limit: n, Oldest: true})
+	page, _, err := d.owner.DLQ().List(ctx, deadletter.Query{Limit: n, Oldest: true})
 	if err != nil {
 		return err
 	}
@@ -566,7 +567,7 @@ func (d *dlqRun) firstRetries(ctx context.Context, out *DLQ) error {
 		}
 		select {
 		case at := <-retried:
-			samples = append(samples, at.Sub(failedAt.Add(eventbus.DefaultDLQRetryBackoff)))
+			samples = append(samples, at.Sub(failedAt.Add(deadletter.DefaultRetryBackoff)))
 		case <-time.After(dlqWait):
 			return fmt.Errorf("dlq: first retry on %s not handled within %s", topic, dlqWait)
 		case <-ctx.Done():

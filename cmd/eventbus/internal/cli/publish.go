@@ -21,7 +21,7 @@ import (
 // retry headers that route a retry to one group): --header may not set them.
 var reservedHeaders = []string{
 	wire.HeaderEventID, wire.HeaderEventType, wire.HeaderTenantID, wire.HeaderWorkspaceID, wire.HeaderCorrelationID, wire.HeaderTimestamp,
-	eventbus.HeaderDLQID, eventbus.HeaderRetryGroup, eventbus.HeaderRetryAttempt,
+	wire.HeaderDLQID, wire.HeaderRetryGroup, wire.HeaderRetryAttempt,
 }
 
 // publishRequest is what `eventbus publish` sends, resolved from its

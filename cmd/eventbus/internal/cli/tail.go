@@ -18,6 +18,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/consoleapi"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // DefaultTailRefresh is how often `eventbus tail` looks for new topics that
@@ -238,7 +239,7 @@ func (a *app) tail(ctx context.Context, bs brokerSettings, cfg tailConfig) error
 	bus, err := eventbus.NewBus(client, eventbus.Config{
 		Logger:               a.libLog,
 		DisableTopicCreation: true,
-		DLQ:                  eventbus.DLQConfig{DisableScheduler: true},
+		DLQ:                  deadletter.Config{DisableScheduler: true},
 	})
 	if err != nil {
 		client.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 func (a *app) topicsCmd() *cobra.Command {
@@ -122,7 +123,7 @@ func (a *app) topicsCreateCmd() *cobra.Command {
 replication factor min(%d, brokers) and %d-day retention (dlq.* topics: %d days,
 cleanup.policy %s) unless flags say otherwise. A topic that exists is left as it is.`,
 			eventbus.DefaultPartitions, eventbus.DefaultReplicationFactor, days(eventbus.DefaultRetention),
-			days(eventbus.DefaultDLQRetention), eventbus.DefaultDLQCleanupPolicy),
+			days(deadletter.DefaultRetention), deadletter.DefaultCleanupPolicy),
 		Example: `  eventbus topics create core.invoice.paid
   eventbus topics create plugin.crm.contact.created --partitions 12 --replication 3`,
 		Args: argsUsage(1, 1, "one topic name", "eventbus topics create core.invoice.paid"),
@@ -154,7 +155,7 @@ cleanup.policy %s) unless flags say otherwise. A topic that exists is left as it
 	f.Int("partitions", 0, fmt.Sprintf("number of partitions (0: %d)", eventbus.DefaultPartitions))
 	f.Int("replication", 0, fmt.Sprintf("replication factor (0: min(%d, brokers))", eventbus.DefaultReplicationFactor))
 	f.Duration("retention", 0, fmt.Sprintf("retention, e.g. 720h (0: %d days; %d days for dlq.* topics)",
-		days(eventbus.DefaultRetention), days(eventbus.DefaultDLQRetention)))
+		days(eventbus.DefaultRetention), days(deadletter.DefaultRetention)))
 	addBrokerFlags(cmd)
 	return cmd
 }
