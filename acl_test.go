@@ -17,6 +17,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginacl"
 )
 
 // secureCluster starts an embedded broker with SASL/SCRAM and ACLs and
@@ -46,7 +47,7 @@ func pluginConnection(t *testing.T, brokers []string, pluginID, password string)
 	t.Helper()
 	client, err := eventbus.NewClient(eventbus.ClientConfig{
 		Brokers: brokers,
-		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername(pluginID), Password: password},
+		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: pluginacl.Username(pluginID), Password: password},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func pluginConnection(t *testing.T, brokers []string, pluginID, password string)
 // the bus's checks.
 func rawPluginClient(t *testing.T, brokers []string, pluginID, password string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	auth := scram.Auth{User: eventbus.PluginUsername(pluginID), Pass: password}
+	auth := scram.Auth{User: pluginacl.Username(pluginID), Pass: password}
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.SASL(auth.AsSha256Mechanism()),
@@ -107,7 +108,7 @@ func consumeOne(t *testing.T, brokers []string, pluginID, password, group, topic
 func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	t.Parallel()
 	brokers, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
 	const (
 		own       = "plugin.crm.contact.created"
@@ -117,11 +118,11 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 		forbidden = "core.tenant.created"
 	)
 	for _, topic := range []string{own, neighbour, other, granted, forbidden} {
-		if err := topics.EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{"core.user."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{"core.user."}}); err != nil {
 		t.Fatal(err)
 	}
 	bus := eventbustest.NewBusOn(t, admin, eventbus.Config{})
@@ -167,7 +168,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 
 	// Revoked: no new connection authenticates, and the open one can no
 	// longer write.
-	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Fatal(err)
 	}
 	if err := rawProduce(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
@@ -183,7 +184,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	} else if err := rawProduce(t, fresh, own); err == nil {
 		t.Error("revoked plugin could still write")
 	}
-	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Errorf("revoking twice: %v", err)
 	}
 }
@@ -191,10 +192,10 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 func TestACLProvisionReplacesGrants(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
-	access := eventbus.PluginAccess{Password: "pw-1", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.crm."}}
-	if err := topics.ProvisionPlugin(ctx, "sample-analytics", access); err != nil {
+	access := pluginacl.Access{Password: "pw-1", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.crm."}}
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "sample-analytics", access); err != nil {
 		t.Fatal(err)
 	}
 	has := func() map[string]bool {
@@ -232,7 +233,7 @@ func TestACLProvisionReplacesGrants(t *testing.T) {
 	}
 	// Provisioning again with less revokes the rest.
 	access.CoreTopics, access.PluginTopics, access.Password = []string{"core.user."}, nil, "pw-2"
-	if err := topics.ProvisionPlugin(ctx, "sample-analytics", access); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "sample-analytics", access); err != nil {
 		t.Fatal(err)
 	}
 	got = has()
@@ -244,28 +245,28 @@ func TestACLProvisionReplacesGrants(t *testing.T) {
 func TestACLProvisionRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
 	for _, c := range []struct {
 		id     string
-		access eventbus.PluginAccess
+		access pluginacl.Access
 		want   error
 	}{
-		{"CRM", eventbus.PluginAccess{Password: "x"}, eventbus.ErrInvalidPluginID},
-		{"crm", eventbus.PluginAccess{}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"plugin.billing."}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.User."}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"core."}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig},
+		{"CRM", pluginacl.Access{Password: "x"}, eventbus.ErrInvalidPluginID},
+		{"crm", pluginacl.Access{}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"plugin.billing."}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.User."}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"core."}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig},
 	} {
-		err := topics.ProvisionPlugin(ctx, c.id, c.access)
+		err := pluginacl.Provision(ctx, kadmOf(t, admin), c.id, c.access)
 		if !errors.Is(err, c.want) {
 			t.Errorf("ProvisionPlugin(%q, %+v) = %v, want %v", c.id, c.access, err, c.want)
 		}
 	}
-	if err := topics.RevokePlugin(ctx, "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
 		t.Errorf("RevokePlugin(bad id) = %v", err)
 	}
 }
@@ -279,11 +280,11 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	own := "plugin.crm.contact.created"
 	core := "core.user.created"
 	for _, topic := range []string{own, core} {
-		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
@@ -314,12 +315,12 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 func TestACLPluginGrantsReadBack(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
-	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "pw", CoreTopics: []string{"core.user."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "pw", CoreTopics: []string{"core.user."}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := topics.ProvisionPlugin(ctx, "billing", eventbus.PluginAccess{Password: "pw", Mechanism: eventbus.SASLScramSHA512}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "billing", pluginacl.Access{Password: "pw", Mechanism: eventbus.SASLScramSHA512}); err != nil {
 		t.Fatal(err)
 	}
 	adm, err := admin.Admin()
@@ -336,14 +337,14 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		}
 	}
 
-	crm, err := topics.DescribePlugin(ctx, "crm")
+	crm, err := pluginacl.Describe(ctx, kadmOf(t, admin), "crm")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !crm.Provisioned() || crm.Username != "plugin.crm" || !slices.Equal(crm.Mechanisms, []string{"SCRAM-SHA-256"}) {
 		t.Fatalf("DescribePlugin(crm) = %+v", crm)
 	}
-	for _, want := range []eventbus.PluginACL{
+	for _, want := range []pluginacl.ACL{
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "WRITE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "plugin.crm."},
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "READ", Resource: "GROUP", Pattern: "PREFIXED", Name: "plugin.crm."},
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "IDEMPOTENT_WRITE", Resource: "CLUSTER", Pattern: "LITERAL", Name: "kafka-cluster"},
@@ -361,7 +362,7 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		}
 	}
 
-	plugins, err := topics.ListPlugins(ctx)
+	plugins, err := pluginacl.List(ctx, kadmOf(t, admin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,10 +373,10 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		t.Errorf("ListPlugins = %+v\nwant crm as %+v", plugins, crm)
 	}
 
-	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Fatal(err)
 	}
-	crm, err = topics.DescribePlugin(ctx, "crm")
+	crm, err = pluginacl.Describe(ctx, kadmOf(t, admin), "crm")
 	if err != nil || crm.Provisioned() || len(crm.Mechanisms) != 0 {
 		t.Fatalf("after RevokePlugin: %+v, %v", crm, err)
 	}
@@ -384,33 +385,33 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 			t.Errorf("after RevokePlugin the plugin still has %+v", acl)
 		}
 	}
-	if plugins, err := topics.ListPlugins(ctx); err != nil || len(plugins) != 1 || plugins[0].PluginID != "billing" {
+	if plugins, err := pluginacl.List(ctx, kadmOf(t, admin)); err != nil || len(plugins) != 1 || plugins[0].PluginID != "billing" {
 		t.Fatalf("ListPlugins after revoking crm = %+v, %v", plugins, err)
 	}
-	if _, err := topics.DescribePlugin(ctx, "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
+	if _, err := pluginacl.Describe(ctx, kadmOf(t, admin), "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
 		t.Errorf("DescribePlugin(bad id) = %v", err)
 	}
 }
 
 func TestValidatePluginAccess(t *testing.T) {
-	if err := eventbus.ValidatePluginAccess("crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.billing."}}); err != nil {
+	if err := pluginacl.Validate("crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.billing."}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		id     string
-		access eventbus.PluginAccess
+		access pluginacl.Access
 		want   error
 		says   string
 	}{
-		{"CRM", eventbus.PluginAccess{Password: "x"}, eventbus.ErrInvalidPluginID, `use "crm"`},
-		{"crm", eventbus.PluginAccess{}, eventbus.ErrInvalidConfig, "Password is empty"},
-		{"crm", eventbus.PluginAccess{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "PluginAccess.Mechanism"},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "PluginAccess.CoreTopics"},
-		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig, "own topic space"},
+		{"CRM", pluginacl.Access{Password: "x"}, eventbus.ErrInvalidPluginID, `use "crm"`},
+		{"crm", pluginacl.Access{}, eventbus.ErrInvalidConfig, "Password is empty"},
+		{"crm", pluginacl.Access{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "pluginacl.Access.Mechanism"},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "pluginacl.Access.CoreTopics"},
+		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig, "own topic space"},
 	} {
-		err := eventbus.ValidatePluginAccess(c.id, c.access)
+		err := pluginacl.Validate(c.id, c.access)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("ValidatePluginAccess(%q, %+v) = %v, want %v saying %q", c.id, c.access, err, c.want, c.says)
+			t.Errorf("pluginacl.Validate(%q, %+v) = %v, want %v saying %q", c.id, c.access, err, c.want, c.says)
 		}
 	}
 }
@@ -424,10 +425,10 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
 	core := "core.user.created"
-	if err := admin.Topics().EnsureTopic(ctx, core); err != nil {
+	if err := admin.Topics().Ensure(ctx, core); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
@@ -470,7 +471,7 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	}
 	// Its core-topic failures are kept under its own prefix: the core's
 	// dead-letter topic holds nothing of it.
-	if ok, err := admin.Topics().TopicExists(ctx, "dlq."+core); err != nil || ok {
+	if ok, err := admin.Topics().Exists(ctx, "dlq."+core); err != nil || ok {
 		t.Fatalf("dlq.%s exists=%v (err %v); the plugin's failure belongs in dlq.plugin.crm.%s", core, ok, err, core)
 	}
 }
@@ -480,7 +481,7 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
 	adm, err := admin.Admin()
 	if err != nil {
@@ -506,7 +507,7 @@ func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "pw-" + core, CoreTopics: []string{core}}); err != nil {
+				if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "pw-" + core, CoreTopics: []string{core}}); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -516,4 +517,14 @@ func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 			t.Fatalf("round %d: after two concurrent provisionings the plugin reads core.user.: %t, core.tenant.: %t; want exactly one", round, user, tenant)
 		}
 	}
+}
+
+// kadmOf returns c's admin client.
+func kadmOf(t *testing.T, c *eventbus.Client) *kadm.Client {
+	t.Helper()
+	adm, err := c.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adm
 }

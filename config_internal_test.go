@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexica/eventbus/breaker"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestConfigDefaults: the zero configs get the documented defaults, from
@@ -30,9 +33,9 @@ func TestConfigDefaults(t *testing.T) {
 		{"DeliveryTimeout", c.DeliveryTimeout, DefaultDeliveryTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout, DefaultShutdownTimeout},
 		{"Logger", c.Logger, logger},
-		{"Breaker.FailureThreshold", b.FailureThreshold, uint32(DefaultBreakerFailureThreshold)},
-		{"Breaker.OpenTimeout", b.OpenTimeout, DefaultBreakerOpenTimeout},
-		{"Breaker.HalfOpenSuccesses", b.HalfOpenSuccesses, uint32(DefaultBreakerHalfOpenSuccesses)},
+		{"Breaker.FailureThreshold", b.FailureThreshold, uint32(breaker.DefaultFailureThreshold)},
+		{"Breaker.OpenTimeout", b.OpenTimeout, breaker.DefaultOpenTimeout},
+		{"Breaker.HalfOpenSuccesses", b.HalfOpenSuccesses, uint32(breaker.DefaultHalfOpenSuccesses)},
 		{"Consumer.SessionTimeout", cc.SessionTimeout, DefaultSessionTimeout},
 		{"Consumer.HeartbeatInterval", cc.HeartbeatInterval, DefaultHeartbeatInterval},
 		{"Consumer.MaxPollRecords", cc.MaxPollRecords, DefaultMaxPollRecords},
@@ -52,24 +55,12 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 	cl := ClientConfig{Brokers: []string{"127.0.0.1:9092"}}.withDefaults()
-	if cl.ClientID != DefaultClientID || cl.ConnectTimeout != DefaultConnectTimeout || cl.TopicRules != DefaultTopicRules() || cl.Logger == nil {
+	if cl.ClientID != DefaultClientID || cl.ConnectTimeout != DefaultConnectTimeout || cl.TopicRules != topic.DefaultRules() || cl.Logger == nil {
 		t.Errorf("ClientConfig defaults: %+v", cl)
 	}
 	dv := Delivery{}.withDefaults()
 	if dv.MaxConcurrency != DefaultMaxConcurrency || dv.MaxPending != DefaultMaxPending {
 		t.Errorf("Delivery defaults: %+v", dv)
-	}
-	ts := topicSettings{}.withDefaults(false)
-	if ts.partitions != DefaultPartitions || ts.retention != DefaultRetention || ts.replication != 0 || ts.configs["cleanup.policy"] != "" {
-		t.Errorf("topic defaults: %+v", ts)
-	}
-	ts = topicSettings{}.withDefaults(true)
-	if ts.retention != DefaultDLQRetention || ts.configs["cleanup.policy"] != string(DefaultDLQCleanupPolicy) {
-		t.Errorf("dlq topic defaults: %+v", ts)
-	}
-	ts = topicSettings{configs: map[string]string{"cleanup.policy": "delete"}}.withDefaults(true)
-	if ts.configs["cleanup.policy"] != "delete" {
-		t.Errorf("dlq topic cleanup.policy given: %+v", ts)
 	}
 }
 
@@ -99,32 +90,32 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, value := range map[string]string{
-		"DefaultClientID":                 `"` + DefaultClientID + `"`,
-		"DefaultConnectTimeout":           readable(DefaultConnectTimeout),
-		"DefaultSource":                   `"` + DefaultSource + `"`,
-		"DefaultCompression":              string(DefaultCompression),
-		"DefaultMaxEventBytes":            "1 MB",
-		"DefaultDeliveryTimeout":          readable(DefaultDeliveryTimeout),
-		"DefaultMaxBufferedRecords":       "10,000",
-		"DefaultShutdownTimeout":          readable(DefaultShutdownTimeout),
-		"DefaultSessionTimeout":           readable(DefaultSessionTimeout),
-		"DefaultHeartbeatInterval":        readable(DefaultHeartbeatInterval),
-		"DefaultMaxPollRecords":           strconv.Itoa(DefaultMaxPollRecords),
-		"DefaultRevokeTimeout":            readable(DefaultRevokeTimeout),
-		"DefaultCommitInterval":           readable(DefaultCommitInterval),
-		"DefaultConsumerRetryBackoff":     readable(DefaultConsumerRetryBackoff),
-		"DefaultConsumerMaxRetryBackoff":  readable(DefaultConsumerMaxRetryBackoff),
-		"DefaultMaxRetries":               strconv.Itoa(DefaultMaxRetries),
-		"DefaultDLQRetryBackoff":          readable(DefaultDLQRetryBackoff),
-		"DefaultDLQMaxRetryBackoff":       readable(DefaultDLQMaxRetryBackoff),
-		"DefaultRetryTimeout":             readable(DefaultRetryTimeout),
-		"DefaultDLQCleanupPolicy":         "`CleanupCompactDelete`",
-		"DefaultBreakerFailureThreshold":  strconv.Itoa(DefaultBreakerFailureThreshold),
-		"DefaultBreakerOpenTimeout":       readable(DefaultBreakerOpenTimeout),
-		"DefaultBreakerHalfOpenSuccesses": strconv.Itoa(DefaultBreakerHalfOpenSuccesses),
-		"DefaultPartitions":               strconv.Itoa(DefaultPartitions),
-		"DefaultRetention":                readable(DefaultRetention),
-		"DefaultDLQRetention":             readable(DefaultDLQRetention),
+		"DefaultClientID":                  `"` + DefaultClientID + `"`,
+		"DefaultConnectTimeout":            readable(DefaultConnectTimeout),
+		"DefaultSource":                    `"` + DefaultSource + `"`,
+		"DefaultCompression":               string(DefaultCompression),
+		"DefaultMaxEventBytes":             "1 MB",
+		"DefaultDeliveryTimeout":           readable(DefaultDeliveryTimeout),
+		"DefaultMaxBufferedRecords":        "10,000",
+		"DefaultShutdownTimeout":           readable(DefaultShutdownTimeout),
+		"DefaultSessionTimeout":            readable(DefaultSessionTimeout),
+		"DefaultHeartbeatInterval":         readable(DefaultHeartbeatInterval),
+		"DefaultMaxPollRecords":            strconv.Itoa(DefaultMaxPollRecords),
+		"DefaultRevokeTimeout":             readable(DefaultRevokeTimeout),
+		"DefaultCommitInterval":            readable(DefaultCommitInterval),
+		"DefaultConsumerRetryBackoff":      readable(DefaultConsumerRetryBackoff),
+		"DefaultConsumerMaxRetryBackoff":   readable(DefaultConsumerMaxRetryBackoff),
+		"DefaultMaxRetries":                strconv.Itoa(DefaultMaxRetries),
+		"DefaultDLQRetryBackoff":           readable(DefaultDLQRetryBackoff),
+		"DefaultDLQMaxRetryBackoff":        readable(DefaultDLQMaxRetryBackoff),
+		"DefaultRetryTimeout":              readable(DefaultRetryTimeout),
+		"DefaultDLQCleanupPolicy":          "`CleanupCompactDelete`",
+		"breaker.DefaultFailureThreshold":  strconv.Itoa(breaker.DefaultFailureThreshold),
+		"breaker.DefaultOpenTimeout":       readable(breaker.DefaultOpenTimeout),
+		"breaker.DefaultHalfOpenSuccesses": strconv.Itoa(breaker.DefaultHalfOpenSuccesses),
+		"topic.DefaultPartitions":          strconv.Itoa(topic.DefaultPartitions),
+		"topic.DefaultRetention":           readable(topic.DefaultRetention),
+		"topic.DefaultDLQRetention":        readable(topic.DefaultDLQRetention),
 	} {
 		if want := "`" + name + "`, " + value; !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
@@ -133,7 +124,7 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 	for _, d := range []struct {
 		name  string
 		value int
-	}{{"DefaultReplicationFactor", DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
+	}{{"topic.DefaultReplicationFactor", topic.DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
 		if want := fmt.Sprintf("`%s` (%d)", d.name, d.value); !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
 		}

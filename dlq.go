@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/dlqindex"
+	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -250,7 +251,7 @@ func dlqError(err error) error {
 }
 
 // TopicRules returns the topic-name rules of the bus's client.
-func (q *DeadLetterQueue) TopicRules() *TopicRules { return q.bus.client.cfg.TopicRules }
+func (q *DeadLetterQueue) TopicRules() *topic.Rules { return q.bus.client.cfg.TopicRules }
 
 // Get returns one entry, or an error wrapping ErrFailedEventNotFound.
 func (q *DeadLetterQueue) Get(ctx context.Context, id string) (FailedEvent, error) {
@@ -354,7 +355,7 @@ func (q *DeadLetterQueue) Retry(ctx context.Context, id string, opts ...RetryOpt
 // Limit is refused, and so is a Topic that is not a valid topic name.
 func (q *DeadLetterQueue) RetryAll(ctx context.Context, query DLQQuery) (succeeded, failed int, err error) {
 	if query.Topic != "" {
-		if err := q.bus.client.cfg.TopicRules.ValidateTopic(query.Topic); err != nil {
+		if err := q.bus.client.cfg.TopicRules.Validate(query.Topic); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -396,7 +397,7 @@ func (q *DeadLetterQueue) Delete(ctx context.Context, id string) error {
 // entry's owner; in a process that runs the queue (Start), once the owner
 // applied it, so that a read that follows sees the entry.
 func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event RawEvent, group string, cause error) (string, error) {
-	if _, err := q.bus.client.cfg.TopicRules.ParseTopic(topic); err != nil {
+	if _, err := q.bus.client.cfg.TopicRules.Parse(topic); err != nil {
 		return "", err
 	}
 	data := event.Data
@@ -471,16 +472,16 @@ func (h dlqHost) Produce(ctx context.Context, rec *kgo.Record) error {
 	return h.b.produce(ctx, []prepared{{record: rec, producer: producer}}, nil)
 }
 
-func (h dlqHost) EnsureTopic(ctx context.Context, topic string, configs map[string]string) error {
-	var opts []TopicOption
+func (h dlqHost) EnsureTopic(ctx context.Context, name string, configs map[string]string) error {
+	var opts []topic.Option
 	for k, v := range configs {
-		opts = append(opts, WithTopicConfig(k, v))
+		opts = append(opts, topic.WithConfig(k, v))
 	}
-	return h.b.client.topics.EnsureTopic(ctx, topic, opts...)
+	return h.b.client.topics.Ensure(ctx, name, opts...)
 }
 
-func (h dlqHost) EnsureRetryTopic(ctx context.Context, topic string) error {
-	return h.b.client.topics.EnsureTopic(ctx, topic, WithPartitions(dlq.RetryTopicPartitions))
+func (h dlqHost) EnsureRetryTopic(ctx context.Context, name string) error {
+	return h.b.client.topics.Ensure(ctx, name, topic.WithPartitions(dlq.RetryTopicPartitions))
 }
 
 func (h dlqHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) { return h.b.client.newKgo(opts...) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Two processes run the queue (one scheduler group), a group fails events
@@ -26,7 +27,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	a := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
 	b := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("fulfilment")
 
 	// Each event fails its first delivery; events whose payload ends in an
@@ -34,7 +35,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	// meanwhile may still arrive: their answers change nothing.
 	var mu sync.Mutex
 	calls := map[string]int{}
-	eventbustest.MustSubscribe(t, a, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, a, tp, func(_ context.Context, ev eventbus.RawEvent) error {
 		mu.Lock()
 		calls[ev.ID]++
 		n := calls[ev.ID]
@@ -49,7 +50,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	const n = 24
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = eventbus.FailedEventID(group, topic, "acme", eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+		ids[i] = eventbus.FailedEventID(group, tp, "acme", eventbustest.MustPublish(t, a, tp, i, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 	// Operators, through both processes at once, while retries flow.
 	deleted := map[string]bool{}
@@ -91,7 +92,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	}
 
 	// Every retry sent once, and its answer recorded against it.
-	retryTopic, err := eventbus.RetryTopicFor(group, topic)
+	retryTopic, err := topic.RetryFor(group, tp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@
 // events they pack, and a broker's rejection of one event wraps
 // [ErrEventTooLarge] or [ErrInvalidEvent].
 //
-// A circuit breaker guards publishing ([BreakerConfig]). It counts only
+// A circuit breaker guards publishing ([breaker.Config]). It counts only
 // failures that wrap [ErrBrokerUnavailable] (no acknowledgement or topic
 // creation within [Config.DeliveryTimeout], brokers unreachable or unable
 // to take writes), never the caller's: bad input, a broker's rejection of

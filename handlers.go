@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 // HandlerSpec is one declared event handler: which event, which function,
@@ -154,9 +156,9 @@ type Subscriber interface {
 // every target (see Subscribe): "core." and "plugin." names are full
 // topics, a short name is the event of fromPlugin, else of own (the
 // subscribing plugin; empty on a Bus).
-func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error) {
+func resolveName(rules *topic.Rules, name, own, fromPlugin string) (string, error) {
 	if fromPlugin != "" {
-		if err := ValidatePluginID(fromPlugin); err != nil {
+		if err := topic.ValidatePluginID(fromPlugin); err != nil {
 			return "", fmt.Errorf("subscribe %q: FromPlugin: %w", name, err)
 		}
 	}
@@ -164,11 +166,11 @@ func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error
 	case strings.HasPrefix(name, "dlq."):
 		return "", fmt.Errorf("%w: %q is a dead-letter topic; read failed events through the DeadLetterQueue instead", ErrInvalidTopic, name)
 	case strings.HasPrefix(name, "core."), strings.HasPrefix(name, "plugin."):
-		t, err := rules.ParseTopic(name)
+		t, err := rules.Parse(name)
 		if err != nil {
 			return "", err
 		}
-		if fromPlugin != "" && (t.Kind != TopicKindPlugin || t.PluginID != fromPlugin) {
+		if fromPlugin != "" && (t.Kind != topic.KindPlugin || t.PluginID != fromPlugin) {
 			return "", fmt.Errorf("%w: %q is a full event name, not plugin %q's: give FromPlugin a short name (\"contact.created\") or drop it",
 				ErrInvalidConfig, name, fromPlugin)
 		}
@@ -183,7 +185,7 @@ func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error
 			ErrInvalidTopic, name, name)
 	}
 	topic := "plugin." + plugin + "." + name
-	if err := rules.ValidateTopic(topic); err != nil {
+	if err := rules.Validate(topic); err != nil {
 		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", plugin, name, err)
 	}
 	return topic, nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 type contact struct {
@@ -41,7 +43,7 @@ func TestOnOptionsFillTheSpec(t *testing.T) {
 // TestResolveNameOneRule: every target resolves a name by the same rule;
 // only the subscribing plugin (none on a Bus) differs.
 func TestResolveNameOneRule(t *testing.T) {
-	rules := DefaultTopicRules()
+	rules := topic.DefaultRules()
 	for _, c := range []struct {
 		name, own, from string
 		want            string

@@ -34,7 +34,9 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // clusterEnv names the bootstrap list of the 3-node cluster.
@@ -177,8 +179,8 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	{
 		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := pubClient.Topics().EnsureTopic(ectx, topic,
-			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		err := pubClient.Topics().Ensure(ectx, topic,
+			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
 		ecancel()
 		if err != nil {
 			t.Fatalf("ensure %s: %v", topic, err)
@@ -202,7 +204,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 	// The publisher. A short breaker timeout: if the breaker opens while the
 	// leaders move, the test's retries get through again within a second.
 	pub := eventbustest.NewBusOn(t, pubClient, eventbus.Config{
-		Breaker: eventbus.BreakerConfig{OpenTimeout: time.Second},
+		Breaker: breaker.Config{OpenTimeout: time.Second},
 	})
 
 	var (
@@ -531,8 +533,8 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	{
 		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := client.Topics().EnsureTopic(ectx, topic, eventbus.WithPartitions(leaderKillPartitions),
-			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		err := client.Topics().Ensure(ectx, topic, topic.WithPartitions(leaderKillPartitions),
+			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
 		ecancel()
 		if err != nil {
 			t.Fatalf("ensure %s: %v", topic, err)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 // PluginScope binds a PluginClient to one plugin and one tenant (and,
@@ -49,7 +51,7 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginClient needs a Bus (see NewBus)", ErrInvalidConfig)
 	}
-	if err := ValidatePluginID(pc.PluginID); err != nil {
+	if err := topic.ValidatePluginID(pc.PluginID); err != nil {
 		return nil, fmt.Errorf("new plugin client: PluginScope.PluginID: %w", err)
 	}
 	if strings.TrimSpace(pc.TenantID) == "" {
@@ -90,7 +92,7 @@ func (p *PluginClient) topic(eventName string) (string, error) {
 // either, the error wraps ErrInvalidTopic too.
 func (p *PluginClient) scopeError(name string) error {
 	id := p.scope.PluginID
-	_, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
+	_, parseErr := p.bus.client.cfg.TopicRules.Parse(name)
 	why := "a plugin publishes only its own events"
 	switch {
 	case strings.HasPrefix(name, "core."):

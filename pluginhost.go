@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 // PluginHostConfig describes a plugin deployment for NewPluginHost.
@@ -60,7 +62,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginHost needs a Bus (see NewBus)", ErrInvalidConfig)
 	}
-	if err := ValidatePluginID(cfg.PluginID); err != nil {
+	if err := topic.ValidatePluginID(cfg.PluginID); err != nil {
 		return nil, fmt.Errorf("new plugin host: PluginHostConfig.PluginID: %w", err)
 	}
 	h := &PluginHost{

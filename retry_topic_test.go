@@ -30,7 +30,7 @@ func TestRetryTopicStartsAtItsOwnEnd(t *testing.T) {
 	if retryTopic == topic {
 		t.Fatalf("group %s has no retry topic for %s", group, topic)
 	}
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), retryTopic); err != nil {
+	if err := bus.Client().Topics().Ensure(ctxT(t), retryTopic); err != nil {
 		t.Fatal(err)
 	}
 	// Another group of the plugin left 3 records on the retry topic.

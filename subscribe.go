@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/plexica/eventbus/internal/dlq"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Handler handles one event. Returning nil means the event is done and its
@@ -112,11 +113,11 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	if b.closing.Load() {
 		return "", shuttingDown()
 	}
-	topic, err := b.client.cfg.TopicRules.ParseTopic(eventType)
+	parsed, err := b.client.cfg.TopicRules.Parse(eventType)
 	if err != nil {
 		return "", err
 	}
-	if topic.Kind == TopicKindDLQ {
+	if parsed.Kind == topic.KindDLQ {
 		return "", fmt.Errorf("%w: %q is a dead-letter topic; read failed events through the DeadLetterQueue instead", ErrInvalidTopic, eventType)
 	}
 	if handler == nil {
@@ -213,9 +214,9 @@ func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 
 // ensureRetryTopic creates a group's retry topic (dlq.RetryTopicPartitions
 // partitions) unless it exists or topic creation is off.
-func (b *Bus) ensureRetryTopic(ctx context.Context, topic string) error {
+func (b *Bus) ensureRetryTopic(ctx context.Context, retryTopic string) error {
 	if b.cfg.DisableTopicCreation {
 		return nil
 	}
-	return b.client.topics.ensureTopic(ctx, topic, b.cfg.DeliveryTimeout, WithPartitions(dlq.RetryTopicPartitions))
+	return b.client.topics.Ensure(ctx, retryTopic, topic.WithCreationTimeout(b.cfg.DeliveryTimeout), topic.WithPartitions(dlq.RetryTopicPartitions))
 }

@@ -15,19 +15,19 @@ func TestTopicExistsSeesAnotherClientsTopicAtOnce(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	creator, reader := eventbustest.NewClient(t, brokers...), eventbustest.NewClient(t, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	if _, err := reader.Topics().ListTopics(ctxT(t)); err != nil {
+	if _, err := reader.Topics().List(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := reader.Topics().TopicExists(ctxT(t), topic); err != nil || ok {
+	if ok, err := reader.Topics().Exists(ctxT(t), topic); err != nil || ok {
 		t.Fatalf("TopicExists before creation = %v, %v", ok, err)
 	}
-	if err := creator.Topics().EnsureTopic(ctxT(t), topic); err != nil {
+	if err := creator.Topics().Ensure(ctxT(t), topic); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := reader.Topics().TopicExists(ctxT(t), topic); err != nil || !ok {
+	if ok, err := reader.Topics().Exists(ctxT(t), topic); err != nil || !ok {
 		t.Errorf("TopicExists just after creation = %v, %v; want true", ok, err)
 	}
-	all, err := reader.Topics().ListTopics(ctxT(t))
+	all, err := reader.Topics().List(ctxT(t))
 	if err != nil || !slices.Contains(all, topic) {
 		t.Errorf("ListTopics just after creation lacks %s (err %v)", topic, err)
 	}

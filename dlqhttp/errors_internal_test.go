@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/topic"
 )
 
 func testAPI(t *testing.T) (*api, *bytes.Buffer) {
@@ -21,7 +22,7 @@ func testAPI(t *testing.T) (*api, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	return &api{auth: auth, rules: eventbus.DefaultTopicRules(), log: slog.New(slog.NewTextHandler(&logs, nil))}, &logs
+	return &api{auth: auth, rules: topic.DefaultRules(), log: slog.New(slog.NewTextHandler(&logs, nil))}, &logs
 }
 
 func serve(a *api, e endpoint) *httptest.ResponseRecorder {

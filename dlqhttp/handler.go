@@ -16,6 +16,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Paging limits of GET /api/dlq/events.
@@ -52,7 +53,7 @@ type Options struct {
 	AllowUnauthenticated bool
 	// TopicRules validate the topic of POST /api/dlq/retry/topic/{topic} and
 	// of the topic filter. Default: the rules of the queue's bus.
-	TopicRules *eventbus.TopicRules
+	TopicRules *topic.Rules
 	// Logger receives internal errors (with their detail, which responses
 	// never show) and an audit line per retry or delete. Default slog.Default().
 	Logger *slog.Logger
@@ -112,7 +113,7 @@ type api struct {
 	q     *eventbus.DeadLetterQueue
 	audit Auditor
 	auth  *Authenticator
-	rules *eventbus.TopicRules
+	rules *topic.Rules
 	log   *slog.Logger
 }
 
@@ -377,13 +378,13 @@ func (a *api) scope(who Principal, filter eventbus.DLQQuery) (eventbus.DLQQuery,
 
 // checkTopic validates a topic parameter: a core or plugin topic (the
 // original topic of entries, not their dlq.* topic).
-func (a *api) checkTopic(topic string) error {
-	t, err := a.rules.ParseTopic(topic)
+func (a *api) checkTopic(name string) error {
+	t, err := a.rules.Parse(name)
 	if err != nil {
 		return err // wraps eventbus.ErrInvalidTopic: a 400 with the rule that failed
 	}
-	if t.Kind == eventbus.TopicKindDLQ {
-		return badRequest("topic %q is a dead-letter topic; give the original topic (%s)", topic, strings.TrimPrefix(topic, "dlq."))
+	if t.Kind == topic.KindDLQ {
+		return badRequest("topic %q is a dead-letter topic; give the original topic (%s)", name, strings.TrimPrefix(name, "dlq."))
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 const (
@@ -556,12 +557,12 @@ func TestNewOptions(t *testing.T) {
 	}
 
 	// Custom topic rules: an action the default rules refuse.
-	rules, err := eventbus.NewTopicRules("sync")
+	rules, err := topic.NewRules("sync")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		rules *eventbus.TopicRules
+		rules *topic.Rules
 		want  int
 	}{{nil, http.StatusBadRequest}, {rules, http.StatusOK}} {
 		h, err := dlqhttp.New(bus.DLQ(), dlqhttp.Options{AdminTokens: []string{adminToken}, TopicRules: tc.rules, Logger: quiet})

@@ -20,6 +20,7 @@ import (
 	"github.com/plexica/eventbus/examples/analytics"
 	"github.com/plexica/eventbus/examples/crm"
 	"github.com/plexica/eventbus/pluginrun"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Settings of `eventbus demo`.
@@ -151,14 +152,14 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	// crm's failures on core.user.created are kept under the plugin's
 	// prefix, by the group they failed in. A host's subscription joins
 	// its group as it is (no tenant filter is added to the name).
-	dlqTopic, err := eventbus.DLQTopicFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
+	dlqTopic, err := topic.DLQFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
 	if err != nil {
 		return err
 	}
 	// The topics exist before anyone subscribes, the dead-letter topic
 	// included, so the retry scheduler owns its partitions from the start.
 	for _, t := range []string{catalog.UserCreated.String(), catalog.UserLogin.String(), "plugin.crm." + demoContact, dlqTopic} {
-		if err := client.Topics().EnsureTopic(ctx, t); err != nil {
+		if err := client.Topics().Ensure(ctx, t); err != nil {
 			return err
 		}
 	}

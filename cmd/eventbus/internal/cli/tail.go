@@ -18,6 +18,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/consoleapi"
+	"github.com/plexica/eventbus/topic"
 )
 
 // DefaultTailRefresh is how often `eventbus tail` looks for new topics that
@@ -51,13 +52,13 @@ type tailConfig struct {
 }
 
 // matches reports whether topic is followed by c.
-func (c tailConfig) matches(topic string) bool {
-	if slices.Contains(c.Types, topic) {
+func (c tailConfig) matches(name string) bool {
+	if slices.Contains(c.Types, name) {
 		return true
 	}
 	for _, p := range c.Prefixes {
-		if strings.HasPrefix(topic, p) {
-			if t, err := eventbus.DefaultTopicRules().ParseTopic(topic); err == nil && t.Kind != eventbus.TopicKindDLQ {
+		if strings.HasPrefix(name, p) {
+			if t, err := topic.Parse(name); err == nil && t.Kind != topic.KindDLQ {
 				return true
 			}
 		}
@@ -305,7 +306,7 @@ func (a *app) tail(ctx context.Context, bs brokerSettings, cfg tailConfig) error
 
 // matching lists the existing topics tail should follow and does not yet.
 func (t *tailer) matching(ctx context.Context) ([]string, error) {
-	all, err := t.bus.Client().Topics().ListTopics(ctx)
+	all, err := t.bus.Client().Topics().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}

@@ -81,7 +81,7 @@
 // pastforms.txt and looked up in a map. WordNet 3.0 is Copyright 2006 by
 // Princeton University, used under its licence (WORDNET-LICENSE in this
 // directory). gen_pastforms.go rebuilds the list: go generate
-// ./internal/names, with wordnet-base installed; building and testing do not
+// ./topic, with wordnet-base installed; building and testing do not
 // need it. It also writes verbs.txt, the verbs given a regular past as a
 // suggestion: WordNet's 8,429 one-word verb lemmas (index.verb) and 26 verbs
 // it adds that WordNet 3.0 does not know (upsert, onboard, unsubscribe,
@@ -98,8 +98,8 @@
 //
 // # Speed
 //
-// [ParseTopic] runs on every publish. It uses no regular expressions and does
+// [Parse] runs on every publish. It uses no regular expressions and does
 // not allocate for core and plugin topics (one small allocation for the
 // Original of a dlq topic); only a rejection does extra work, to build its
 // message and suggestion.
-package names
+package topic

@@ -5,7 +5,7 @@
 // verbs that may be given a regular past form as a suggestion, from WordNet
 // 3.0 as Debian packages it (apt-get install wordnet-base):
 //
-//	go generate ./internal/names
+//	go generate ./topic
 //	# or: go run gen_pastforms.go -wordnet /usr/share/wordnet -o pastforms.txt -verbs verbs.txt
 //
 // It is not needed to build or test the package: its output is committed.
