@@ -405,8 +405,8 @@ func TestValidatePluginAccess(t *testing.T) {
 	}{
 		{"CRM", pluginacl.Access{Password: "x"}, eventbus.ErrInvalidPluginID, `use "crm"`},
 		{"crm", pluginacl.Access{}, eventbus.ErrInvalidConfig, "Password is empty"},
-		{"crm", pluginacl.Access{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "pluginacl.Access.Mechanism"},
-		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "pluginacl.Access.CoreTopics"},
+		{"crm", pluginacl.Access{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "Access.Mechanism"},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "Access.CoreTopics"},
 		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig, "own topic space"},
 	} {
 		err := pluginacl.Validate(c.id, c.access)

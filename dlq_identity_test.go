@@ -43,7 +43,7 @@ func TestDLQEntriesOfTenantsSharingAHostGroupAreSeparate(t *testing.T) {
 		if e.EventID != eventID || !strings.Contains(e.FailureReason, "no ledger for "+e.TenantID) {
 			t.Errorf("entry %s: event %s, reason %q", e.ID, e.EventID, e.FailureReason)
 		}
-		if want := eventbus.FailedEventID(host.GroupID("billing"), topic, e.TenantID, eventID); e.ID != want {
+		if want := eventbus.FailedEventID(groupOf(t, host, topic, eventbus.InGroup("billing")), topic, e.TenantID, eventID); e.ID != want {
 			t.Errorf("entry of %s has ID %s, want FailedEventID(group, topic, tenant, event) = %s", e.TenantID, e.ID, want)
 		}
 	}

@@ -71,3 +71,20 @@ func TestResolveNameOneRule(t *testing.T) {
 		}
 	}
 }
+
+// FuzzGroupIDSeparatesScopes: of valid tenant and workspace IDs, no two
+// scopes name the same group (see GroupID).
+func FuzzGroupIDSeparatesScopes(f *testing.F) {
+	f.Add("acme", "w1", "acme.workspace.w1", "")
+	f.Add("a", "", "a", "b")
+	f.Fuzz(func(t *testing.T, t1, w1, t2, w2 string) {
+		for _, err := range []error{ValidateTenantID(t1), ValidateTenantID(t2), ValidateWorkspaceID(w1), ValidateWorkspaceID(w2)} {
+			if err != nil {
+				return
+			}
+		}
+		if (t1 != t2 || w1 != w2) && filteredGroup("g", t1, w1) == filteredGroup("g", t2, w2) {
+			t.Fatalf("(%q, %q) and (%q, %q) share group %q", t1, w1, t2, w2, filteredGroup("g", t1, w1))
+		}
+	})
+}

@@ -117,7 +117,7 @@ func TestPluginHostDeliversTheFirstEventOfATenantInstalledMeanwhile(t *testing.T
 			return nil
 		default:
 		}
-		if committedAll(t, adm, host.GroupID("sync"), topic) {
+		if committedAll(t, adm, groupOf(t, host, topic, eventbus.InGroup("sync")), topic) {
 			return nil
 		}
 		return errors.New("neither waiting nor committed")

@@ -35,7 +35,7 @@ func TestMetrics(t *testing.T) {
 	}, eventbus.InGroup("mailer"), eventbus.ForTenant("acme"))
 	eventbustest.MustPublish(t, bus, topic, "good", eventbus.PublishMetadata{TenantID: "acme"})
 	bad := eventbustest.MustPublish(t, bus, topic, "bad", eventbus.PublishMetadata{TenantID: "acme"})
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(eventbus.EffectiveGroupID("mailer", "acme", ""), topic, "acme", bad), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(groupOf(t, bus, topic, eventbus.InGroup("mailer"), eventbus.ForTenant("acme")), topic, "acme", bad), hasStatus(eventbus.StatusMaxRetriesExceeded))
 	rec.WaitFor(t, 1)
 
 	want := map[string]float64{

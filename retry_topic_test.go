@@ -25,7 +25,7 @@ func TestRetryTopicStartsAtItsOwnEnd(t *testing.T) {
 	for i := range 30 {
 		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
 	}
-	group := eventbus.EffectiveGroupID("plugin.crm.sync", "", "")
+	group := "plugin.crm.sync"
 	retryTopic := dlq.RetryTopicFor(group, topic)
 	if retryTopic == topic {
 		t.Fatalf("group %s has no retry topic for %s", group, topic)

@@ -50,7 +50,7 @@ type subscribeOptions struct {
 	// GroupID is the consumer group; default "<ClientID>.<topic>".
 	GroupID string
 	// TenantID and WorkspaceID filter the events; both are part of the
-	// group's identity (see EffectiveGroupID).
+	// group's identity (see GroupID).
 	TenantID, WorkspaceID string
 	Delivery
 }
@@ -88,22 +88,6 @@ func (p FailurePolicy) String() string {
 	return fmt.Sprintf("FailurePolicy(%d)", int(p))
 }
 
-// EffectiveGroupID is the consumer group a subscription with these options
-// joins: the GroupID plus its tenant and workspace filter,
-// "<groupID>[.tenant.<tenantID>[.workspace.<workspaceID>]]". Subscribe
-// accepts only tenant and workspace IDs without dots (ValidateTenantID),
-// so two different filters on one GroupID never share a group.
-func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
-	g := groupID
-	if tenantID != "" {
-		g += ".tenant." + tenantID
-	}
-	if workspaceID != "" {
-		g += ".workspace." + workspaceID
-	}
-	return g
-}
-
 // subscribe subscribes handler to the topic eventType (see Subscribe),
 // with a bus-internal tenant filter: when accept is
 // not nil, events of a tenant it rejects are skipped by header, before
@@ -138,9 +122,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := opts.Delivery.validate(); err != nil {
 		return "", err
 	}
-	if opts.GroupID == "" {
-		opts.GroupID = b.client.cfg.ClientID + "." + eventType
-	}
+	opts.GroupID = b.defaultGroup(opts.GroupID, eventType)
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
@@ -158,7 +140,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 			return "", fmt.Errorf("subscribe %s: %w", eventType, err)
 		}
 	}
-	groupID := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
+	groupID := filteredGroup(opts.GroupID, opts.TenantID, opts.WorkspaceID)
 	var retryTopic string
 	var retryStartAt map[int32]int64
 	// The group's own retry topic, where the dead letter queue sends its

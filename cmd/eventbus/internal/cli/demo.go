@@ -348,7 +348,12 @@ func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Log
 			{catalog.APIRequest.String(), "api-usage"}, {"plugin.crm." + demoContact + ", plugin.crm." + crm.DealUpdatedEvent, "crm-activity"}}},
 	} {
 		for _, r := range p.routes {
-			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], p.host.GroupID(r[1]))
+			group, err := eventbus.GroupID(p.host, strings.Split(r[0], ", ")[0], eventbus.InGroup(r[1]))
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], group)
 		}
 	}
 	d.pause()

@@ -107,9 +107,9 @@ hold afterwards is printed.`,
 // accessFlagNames turns the library's pluginacl.Access field names into the
 // flags that set them.
 var accessFlagNames = strings.NewReplacer(
-	"invalid configuration: pluginacl.Access.CoreTopics", "--core-topics",
-	"invalid configuration: pluginacl.Access.PluginTopics", "--plugin-topics",
-	"invalid configuration: pluginacl.Access.Mechanism", "--scram-mechanism",
+	"invalid configuration: Access.CoreTopics", "--core-topics",
+	"invalid configuration: Access.PluginTopics", "--plugin-topics",
+	"invalid configuration: Access.Mechanism", "--scram-mechanism",
 )
 
 // readPassword reads provision's password from --password-stdin or

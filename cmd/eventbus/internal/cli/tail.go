@@ -225,6 +225,7 @@ type tailer struct {
 	out      io.Writer
 	count    int
 	followed map[string]bool
+	group    string        // the consumer group the tail joined, once it subscribed
 	done     chan struct{} // closed when --max events were printed
 }
 
@@ -336,15 +337,23 @@ func (t *tailer) followsAllTypes() bool {
 func (t *tailer) follow(ctx context.Context, topics []string, fromBeginning bool) error {
 	errs := make([]error, len(topics))
 	var wg sync.WaitGroup
+	opts := []eventbus.SubscribeOption{eventbus.InGroup(t.cfg.Group), eventbus.ForTenant(t.cfg.TenantID), eventbus.ForWorkspace(t.cfg.WorkspaceID), eventbus.WithDelivery(eventbus.Delivery{
+		FromBeginning: fromBeginning,
+		// A throwaway reader: a record it cannot show is not a failure to keep.
+		OnFailure: eventbus.Skip,
+		// Shown in the order of each partition.
+		Ordering: eventbus.OrderPerPartition,
+	})}
+	if len(topics) > 0 {
+		if group, err := eventbus.GroupID(t.bus, topics[0], opts...); err == nil {
+			t.mu.Lock()
+			t.group = group
+			t.mu.Unlock()
+		}
+	}
 	for i, topic := range topics {
 		wg.Go(func() {
-			_, errs[i] = eventbus.Subscribe(ctx, t.bus, eventbus.Name[json.RawMessage](topic), t.handle, eventbus.InGroup(t.cfg.Group), eventbus.ForTenant(t.cfg.TenantID), eventbus.ForWorkspace(t.cfg.WorkspaceID), eventbus.WithDelivery(eventbus.Delivery{
-				FromBeginning: fromBeginning,
-				// A throwaway reader: a record it cannot show is not a failure to keep.
-				OnFailure: eventbus.Skip,
-				// Shown in the order of each partition.
-				Ordering: eventbus.OrderPerPartition,
-			}))
+			_, errs[i] = eventbus.Subscribe(ctx, t.bus, eventbus.Name[json.RawMessage](topic), t.handle, opts...)
 		})
 	}
 	wg.Wait()
@@ -508,7 +517,12 @@ func (t *tailer) deleteGroup(ctx context.Context, client *eventbus.Client) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	group := eventbus.EffectiveGroupID(t.cfg.Group, t.cfg.TenantID, t.cfg.WorkspaceID)
+	t.mu.Lock()
+	group := t.group
+	t.mu.Unlock()
+	if group == "" {
+		return // it never subscribed: there is no group
+	}
 	if _, err := adm.DeleteGroups(ctx, group); err != nil {
 		t.a.log.Debug("eventbus: could not delete the tail's group", "group", group, "err", err)
 	}
