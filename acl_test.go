@@ -263,11 +263,11 @@ func TestACLProvisionRejectsBadInput(t *testing.T) {
 	} {
 		err := pluginacl.Provision(ctx, kadmOf(t, admin), c.id, c.access)
 		if !errors.Is(err, c.want) {
-			t.Errorf("ProvisionPlugin(%q, %+v) = %v, want %v", c.id, c.access, err, c.want)
+			t.Errorf("pluginacl.Provision(%q, %+v) = %v, want %v", c.id, c.access, err, c.want)
 		}
 	}
 	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
-		t.Errorf("RevokePlugin(bad id) = %v", err)
+		t.Errorf("pluginacl.Revoke(bad id) = %v", err)
 	}
 }
 
@@ -309,8 +309,8 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	}
 }
 
-// DescribePlugin and ListPlugins read back what the brokers hold, ACLs
-// added by hand and those of every user included; RevokePlugin removes the
+// pluginacl.Describe and pluginacl.List read back what the brokers hold, ACLs
+// added by hand and those of every user included; pluginacl.Revoke removes the
 // plugin's deny ACLs too.
 func TestACLPluginGrantsReadBack(t *testing.T) {
 	t.Parallel()
@@ -342,7 +342,7 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !crm.Provisioned() || crm.Username != "plugin.crm" || !slices.Equal(crm.Mechanisms, []string{"SCRAM-SHA-256"}) {
-		t.Fatalf("DescribePlugin(crm) = %+v", crm)
+		t.Fatalf("pluginacl.Describe(crm) = %+v", crm)
 	}
 	for _, want := range []pluginacl.ACL{
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "WRITE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "plugin.crm."},
@@ -353,12 +353,12 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		{Principal: "User:*", Host: "*", Permission: "ALLOW", Operation: "DESCRIBE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "core.status."},
 	} {
 		if !slices.Contains(crm.ACLs, want) {
-			t.Errorf("DescribePlugin(crm) lacks %+v; has %+v", want, crm.ACLs)
+			t.Errorf("pluginacl.Describe(crm) lacks %+v; has %+v", want, crm.ACLs)
 		}
 	}
 	for _, acl := range crm.ACLs {
 		if acl.Principal == "User:service.api" {
-			t.Errorf("DescribePlugin(crm) has another user's ACL %+v", acl)
+			t.Errorf("pluginacl.Describe(crm) has another user's ACL %+v", acl)
 		}
 	}
 
@@ -367,10 +367,10 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(plugins) != 2 || plugins[0].PluginID != "billing" || plugins[1].PluginID != "crm" {
-		t.Fatalf("ListPlugins = %+v, want billing and crm", plugins)
+		t.Fatalf("pluginacl.List = %+v, want billing and crm", plugins)
 	}
 	if !slices.Equal(plugins[0].Mechanisms, []string{"SCRAM-SHA-512"}) || !slices.Equal(plugins[1].ACLs, crm.ACLs) {
-		t.Errorf("ListPlugins = %+v\nwant crm as %+v", plugins, crm)
+		t.Errorf("pluginacl.List = %+v\nwant crm as %+v", plugins, crm)
 	}
 
 	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
@@ -378,22 +378,22 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 	}
 	crm, err = pluginacl.Describe(ctx, kadmOf(t, admin), "crm")
 	if err != nil || crm.Provisioned() || len(crm.Mechanisms) != 0 {
-		t.Fatalf("after RevokePlugin: %+v, %v", crm, err)
+		t.Fatalf("after pluginacl.Revoke: %+v, %v", crm, err)
 	}
 	for _, acl := range crm.ACLs {
 		if acl.Principal != "User:*" {
-			t.Errorf("after RevokePlugin the plugin still has %+v", acl)
+			t.Errorf("after pluginacl.Revoke the plugin still has %+v", acl)
 		}
 	}
 	if plugins, err := pluginacl.List(ctx, kadmOf(t, admin)); err != nil || len(plugins) != 1 || plugins[0].PluginID != "billing" {
-		t.Fatalf("ListPlugins after revoking crm = %+v, %v", plugins, err)
+		t.Fatalf("pluginacl.List after revoking crm = %+v, %v", plugins, err)
 	}
 	if _, err := pluginacl.Describe(ctx, kadmOf(t, admin), "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
-		t.Errorf("DescribePlugin(bad id) = %v", err)
+		t.Errorf("pluginacl.Describe(bad id) = %v", err)
 	}
 }
 
-func TestValidatePluginAccess(t *testing.T) {
+func TestPluginACLValidate(t *testing.T) {
 	if err := pluginacl.Validate("crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.billing."}}); err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +476,7 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	}
 }
 
-// Two ProvisionPlugin calls for one plugin at once, on one TopicManager:
+// Two pluginacl.Provision calls for one plugin at once, in one process:
 // the plugin ends with the grants of one of them, whole, never a mix.
 func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 	t.Parallel()

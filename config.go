@@ -17,8 +17,9 @@ import (
 // This file holds every configuration of the package, its defaults and its
 // checks. Each config has one withDefaults, which fills in the zero fields
 // (and only those), and one validate, which checks the result; both are
-// called from one place (NewClient, NewBus, Subscribe, EnsureTopic). Every
-// default is a named constant below, and every field's documentation
+// called from one place (NewClient, NewBus, Subscribe). Every default is a
+// named constant below (those of created topics in package topic, those of
+// the circuit breaker in package breaker), and every field's documentation
 // names its default's constant. A zero field means its default; the few
 // settings that can be switched off say so with a named constant
 // (NoRetries, CommitEveryBatch), never with zero.
@@ -89,7 +90,7 @@ const (
 	// DefaultRetryTimeout is DLQConfig.RetryTimeout's default.
 	DefaultRetryTimeout = 5 * time.Minute
 	// DefaultDLQCleanupPolicy is DLQConfig.TopicCleanupPolicy's default,
-	// and the cleanup policy of the dlq.* topics EnsureTopic creates.
+	// and the cleanup policy of the dlq.* topics topic.Manager.Ensure creates.
 	DefaultDLQCleanupPolicy = CleanupCompactDelete
 
 	// DefaultMaxConcurrency is Delivery.MaxConcurrency's default: enough
@@ -214,7 +215,7 @@ type Config struct {
 	// tolerate under at-least-once delivery anyway.
 	DeliveryTimeout time.Duration
 	// DisableTopicCreation stops the bus from creating missing topics with
-	// the TopicManager's defaults before first use of each.
+	// the defaults of topic.Manager.Ensure before first use of each.
 	DisableTopicCreation bool
 	// ShutdownTimeout bounds Shutdown when its context has no deadline
 	// (Shutdown(context.Background()) returns within it), and likewise

@@ -421,7 +421,7 @@ var lifecycleEvents = []string{
 // a consumer group, so every process sees every lifecycle event and
 // nothing is left on the broker when a process restarts: no group per
 // call. The plugin must be allowed to read the core.plugin. topics
-// (ProvisionPlugin's CoreTopics). Partitions added to those topics after
+// (pluginacl.Access.CoreTopics). Partitions added to those topics after
 // the call are not read; follow again (Close, FollowLifecycle) to read
 // them. Close and Bus.Shutdown stop it.
 func (h *PluginHost) FollowLifecycle(ctx context.Context, opts FollowOptions) error {

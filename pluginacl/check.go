@@ -37,7 +37,7 @@ const (
 // READ, WRITE, DELETE and ALTER imply DESCRIBE; creating needs CREATE on
 // the cluster or the topics; an idempotent producer needs IDEMPOTENT_WRITE
 // on the cluster or WRITE on some topic. It reflects the ACLs as they are
-// (see TopicManager.DescribePlugin), not what was asked for when
+// (see Describe), not what was asked for when
 // provisioning; `eventbus plugins check` prints it.
 func (g Grants) Check() []Check {
 	var acls []ACL

@@ -47,7 +47,7 @@ type Config struct {
 	PluginID string
 	// Client is the connection. Brokers is required; ClientID defaults
 	// to PluginID. Give SASL the plugin's credentials (see
-	// TopicManager.ProvisionPlugin) where the brokers enforce ACLs.
+	// pluginacl.Provision) where the brokers enforce ACLs.
 	Client eventbus.ClientConfig
 	// Bus configures the bus; Source defaults to PluginID. Set
 	// Consumer.InstanceID for restarts without waiting out the session

@@ -134,7 +134,7 @@ var notSuggested = map[string]bool{
 // index.adv. Words WordNet knows only as nouns (checkout, rollback, backup,
 // setup, bookmark: the verbs are "check out", "roll back") are left out, as
 // are login, logout and signup, on the allowed-actions list. Users name other
-// actions with NewTopicRules.
+// actions with NewRules.
 var extraVerbs = []string{
 	"deprovision", "dequeue", "enqueue", "offboard", "onboard", "reapply",
 	"reauthorize", "reconnect", "redeliver", "reindex", "resync", "unarchive",

@@ -71,21 +71,21 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Topic is a parsed topic name: the form behind eventbus.Topic, whose
-// documentation says what each field holds. The string fields are
+// Topic is a parsed topic name: its kind and parts. The string fields are
 // substrings of Name.
 type Topic struct {
 	Kind     Kind
-	Name     string
-	Domain   string
-	PluginID string
-	Entity   string
-	Action   string
-	Original *Topic
+	Name     string // the full name as given
+	Domain   string // core only: "user" in core.user.created
+	PluginID string // plugin only: "crm" in plugin.crm.contact.note.added
+	Entity   string // plugin only, may contain dots: "contact.note"
+	Action   string // core and plugin: "created", "added"
+	Original *Topic // dlq only: the core or plugin topic it holds failures of
 }
 
-// String returns the full topic name, or joins the parts when Name is empty,
-// as eventbus.Topic.String documents. It does not validate.
+// String returns the full topic name. For a Topic built by hand with an
+// empty Name it joins the parts: Topic{Kind: KindCore, Domain: "user",
+// Action: "created"}.String() is "core.user.created". It does not validate.
 func (t Topic) String() string {
 	if t.Name != "" {
 		return t.Name

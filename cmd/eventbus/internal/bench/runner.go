@@ -194,7 +194,7 @@ func (r *runner) rawProducerOpts() []kgo.Opt {
 }
 
 // ensureTopics creates every topic of the run up front, through the bus's
-// own TopicManager, so that no phase measures topic creation and the bus
+// own topic manager, so that no phase measures topic creation and the bus
 // knows them as ensured.
 func (r *runner) ensureTopics(ctx context.Context) error {
 	names := r.topics.all()

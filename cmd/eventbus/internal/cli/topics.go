@@ -232,7 +232,7 @@ derived, the valid name to use instead.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSlice("allow-action", nil, "also allow these actions although they are not past tenses (as eventbus.NewTopicRules does)")
+	cmd.Flags().StringSlice("allow-action", nil, "also allow these actions although they are not past tenses (as topic.NewRules does)")
 	return cmd
 }
 
