@@ -54,6 +54,7 @@ type Client struct {
 	admin  *kgo.Client
 	kadm   *kadm.Client
 	topics *topic.Manager
+	valid  *validNames // the topic names that passed cfg.TopicRules
 	closed bool
 }
 
@@ -65,6 +66,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, logger: cfg.Logger}
 	c.topics = topicadmin.NewManager(c.adminKgo, cfg.TopicRules).(*topic.Manager)
+	c.valid = &validNames{rules: cfg.TopicRules}
 	return c, nil
 }
 

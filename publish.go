@@ -619,7 +619,7 @@ type prepared struct {
 
 // prepare validates one event and builds its record; it sends nothing.
 func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []PublishOption) (prepared, error) {
-	if err := b.client.topics.Validate(eventType); err != nil {
+	if err := b.client.valid.validate(eventType); err != nil {
 		return prepared{}, err
 	}
 	if strings.HasPrefix(eventType, "dlq.") {

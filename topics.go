@@ -3,12 +3,43 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus/internal/backoff"
+	"github.com/plexica/eventbus/topic"
 )
+
+// validNames remembers the topic names that passed the client's rules, so
+// that publishing the same topic again costs a map lookup.
+type validNames struct {
+	rules *topic.Rules
+	names sync.Map // topic names that passed validation
+	count atomic.Int64
+}
+
+// maxValidNames bounds the cache of validated names, so that a stream of
+// ever-new names cannot grow memory without end.
+const maxValidNames = 10_000
+
+// validate checks name against the rules, once per name.
+func (v *validNames) validate(name string) error {
+	if _, ok := v.names.Load(name); ok {
+		return nil
+	}
+	if err := v.rules.Validate(name); err != nil {
+		return err
+	}
+	if v.count.Load() < maxValidNames {
+		if _, loaded := v.names.LoadOrStore(name, struct{}{}); !loaded {
+			v.count.Add(1)
+		}
+	}
+	return nil
+}
 
 // endOffsets lists the end offset of every partition of topic, retrying
 // while a partition is not served yet (just after the topic was created)

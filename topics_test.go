@@ -2,9 +2,12 @@ package eventbus_test
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 
+	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestExistsSeesAnotherClientsTopicAtOnce: a topic another process
@@ -30,5 +33,42 @@ func TestExistsSeesAnotherClientsTopicAtOnce(t *testing.T) {
 	all, err := reader.Topics().List(ctxT(t))
 	if err != nil || !slices.Contains(all, topic) {
 		t.Errorf("List just after creation lacks %s (err %v)", topic, err)
+	}
+}
+
+// TestEnsureGivesDLQTopicsTheQueueDefaults: a dlq.* topic created by the
+// topic manager without options gets the dead letter queue's cleanup
+// policy (DefaultDLQCleanupPolicy) and retention (topic.DefaultDLQRetention),
+// the ones the queue itself would give it.
+func TestEnsureGivesDLQTopicsTheQueueDefaults(t *testing.T) {
+	t.Parallel()
+	client := eventbustest.NewClient(t)
+	name := "dlq." + eventbustest.UniqueTopic(t, "core.user.created")
+	if err := client.Topics().Ensure(ctxT(t), name); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := client.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctxT(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := configs.On(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range rc.Configs {
+		if c.Value != nil {
+			got[c.Key] = *c.Value
+		}
+	}
+	if got["cleanup.policy"] != string(eventbus.DefaultDLQCleanupPolicy) {
+		t.Errorf("cleanup.policy %q, want %q", got["cleanup.policy"], eventbus.DefaultDLQCleanupPolicy)
+	}
+	if want := strconv.FormatInt(topic.DefaultDLQRetention.Milliseconds(), 10); got["retention.ms"] != want {
+		t.Errorf("retention.ms %q, want %s", got["retention.ms"], want)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -146,8 +145,6 @@ type Manager struct {
 	admin   *topicadmin.Admin
 	adminOf *kgo.Client // the client admin was made for
 
-	valid      sync.Map // topic names that passed validation
-	validCount atomic.Int64
 }
 
 func init() {
@@ -160,30 +157,8 @@ func init() {
 	}
 }
 
-// maxCachedValidTopics bounds the cache of validated names, so that a
-// stream of ever-new names cannot grow memory without end.
-const maxCachedValidTopics = 10_000
-
 // Rules returns the topic rules in force.
 func (m *Manager) Rules() *Rules { return m.rules }
-
-// Validate checks name against the rules in force, as Rules().Validate
-// does, and remembers the names that pass (up to 10,000), so that checking
-// the same name again costs a map lookup.
-func (m *Manager) Validate(name string) error {
-	if _, ok := m.valid.Load(name); ok {
-		return nil
-	}
-	if err := m.rules.Validate(name); err != nil {
-		return err
-	}
-	if m.validCount.Load() < maxCachedValidTopics {
-		if _, loaded := m.valid.LoadOrStore(name, struct{}{}); !loaded {
-			m.validCount.Add(1)
-		}
-	}
-	return nil
-}
 
 // topicAdmin returns the topic administration over the current
 // connection.
