@@ -15,11 +15,11 @@ import (
 	"github.com/plexica/eventbus/topic"
 )
 
-// SCRAM mechanisms of Access.Mechanism (eventbus.SASLScramSHA256 and
-// eventbus.SASLScramSHA512).
+// The SCRAM mechanisms of Access.Mechanism, as eventbus.SASLScramSHA256
+// and eventbus.SASLScramSHA512 name them.
 const (
-	ScramSHA256 = "SCRAM-SHA-256"
-	ScramSHA512 = "SCRAM-SHA-512"
+	scramSHA256 = "SCRAM-SHA-256"
+	scramSHA512 = "SCRAM-SHA-512"
 )
 
 // Access is what Provision grants a plugin besides its own topics and
@@ -29,9 +29,10 @@ type Access struct {
 	// long random one per plugin and hand it to the plugin's deployment
 	// only.
 	Password string
-	// Mechanism is ScramSHA256 (default) or ScramSHA512. The plugin
-	// connects with eventbus.ClientConfig.SASL{Mechanism, Username:
-	// Username(id), Password}.
+	// Mechanism is eventbus.SASLScramSHA256 (default) or
+	// eventbus.SASLScramSHA512. The plugin connects with
+	// eventbus.ClientConfig.SASL{Mechanism, Username: Username(id),
+	// Password}.
 	Mechanism string
 	// CoreTopics are the core topics the plugin may read: full names
 	// ("core.user.created") or prefixes ending in "." ("core.user." for
@@ -353,11 +354,11 @@ func sortACLs(acls []ACL) {
 
 func scramMechanisms(name string) (use, other kadm.ScramMechanism, err error) {
 	switch strings.ToUpper(name) {
-	case "", ScramSHA256:
+	case "", scramSHA256:
 		return kadm.ScramSha256, kadm.ScramSha512, nil
-	case ScramSHA512:
+	case scramSHA512:
 		return kadm.ScramSha512, kadm.ScramSha256, nil
 	}
 	return 0, 0, fmt.Errorf("%w: Access.Mechanism %q is not supported; use %s (default) or %s",
-		errs.InvalidConfig, name, ScramSHA256, ScramSHA512)
+		errs.InvalidConfig, name, scramSHA256, scramSHA512)
 }
