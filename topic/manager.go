@@ -163,6 +163,9 @@ func (m *Manager) Rules() *Rules { return m.rules }
 // topicAdmin returns the topic administration over the current
 // connection.
 func (m *Manager) topicAdmin() (*topicadmin.Admin, error) {
+	if m.conn == nil {
+		return nil, fmt.Errorf("%w: a topic.Manager must come from eventbus.Client.Topics", errs.InvalidConfig)
+	}
 	cl, err := m.conn()
 	if err != nil {
 		return nil, err

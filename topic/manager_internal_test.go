@@ -32,3 +32,15 @@ func TestSettingsDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroManager: a Manager not made by eventbus.Client.Topics says so
+// instead of panicking.
+func TestZeroManager(t *testing.T) {
+	var m Manager
+	if err := m.Ensure(t.Context(), "core.user.created"); !errors.Is(err, errs.InvalidConfig) {
+		t.Errorf("Ensure on a zero Manager = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := m.List(t.Context()); !errors.Is(err, errs.InvalidConfig) {
+		t.Errorf("List on a zero Manager = %v, want ErrInvalidConfig", err)
+	}
+}
