@@ -9,15 +9,17 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/deadletter"
-	"github.com/plexica/eventbus/internal/topicadmin"
+	"github.com/plexica/eventbus/topic"
 )
 
 // This file holds every configuration of the package, its defaults and its
 // checks. Each config has one withDefaults, which fills in the zero fields
 // (and only those), and one validate, which checks the result; both are
-// called from one place (NewClient, NewBus, Subscribe, EnsureTopic). Every
-// default is a named constant below, and every field's documentation
+// called from one place (NewClient, NewBus, Subscribe). Every default is a
+// named constant below (those of created topics in package topic, those of
+// the circuit breaker in package breaker), and every field's documentation
 // names its default's constant. A zero field means its default; the few
 // settings that can be switched off say so with a named constant
 // (deadletter.NoRetries, CommitEveryBatch), never with zero. The dead
@@ -73,32 +75,12 @@ const (
 	// default.
 	DefaultConsumerMaxRetryBackoff = 30 * time.Second
 
-	// DefaultBreakerFailureThreshold is BreakerConfig.FailureThreshold's
-	// default.
-	DefaultBreakerFailureThreshold = 5
-	// DefaultBreakerOpenTimeout is BreakerConfig.OpenTimeout's default.
-	DefaultBreakerOpenTimeout = 60 * time.Second
-	// DefaultBreakerHalfOpenSuccesses is BreakerConfig.HalfOpenSuccesses's
-	// default.
-	DefaultBreakerHalfOpenSuccesses = 2
-
 	// DefaultMaxConcurrency is Delivery.MaxConcurrency's default: enough
 	// for a handler that waits 10 ms on a database to drain thousands of
 	// events a second, few enough for a connection pool.
 	DefaultMaxConcurrency = 64
 	// DefaultMaxPending is Delivery.MaxPending's default.
 	DefaultMaxPending = 10_000
-
-	// DefaultPartitions is the partition count of the topics EnsureTopic
-	// creates (and the bus before first use of a topic); see
-	// WithPartitions.
-	DefaultPartitions = 3
-	// DefaultReplicationFactor is the largest default replication factor
-	// (WithReplicationFactor): a topic gets min(DefaultReplicationFactor,
-	// brokers).
-	DefaultReplicationFactor = topicadmin.DefaultReplication
-	// DefaultRetention is a topic's retention.ms (WithRetention).
-	DefaultRetention = 7 * 24 * time.Hour
 )
 
 // Limits of the configs.
@@ -124,9 +106,9 @@ type ClientConfig struct {
 	// DefaultConnectTimeout (10 s); negative is an error.
 	ConnectTimeout time.Duration
 	// TopicRules are the topic-name rules; set it to allow more actions
-	// that are not past tenses (see NewTopicRules). Default
-	// DefaultTopicRules().
-	TopicRules *TopicRules
+	// that are not past tenses (see topic.NewRules). Default
+	// topic.DefaultRules().
+	TopicRules *topic.Rules
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -140,7 +122,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
 	if c.TopicRules == nil {
-		c.TopicRules = DefaultTopicRules()
+		c.TopicRules = topic.DefaultRules()
 	}
 	return c
 }
@@ -203,7 +185,7 @@ type Config struct {
 	// tolerate under at-least-once delivery anyway.
 	DeliveryTimeout time.Duration
 	// DisableTopicCreation stops the bus from creating missing topics with
-	// the TopicManager's defaults before first use of each.
+	// the defaults of topic.Manager.Ensure before first use of each.
 	DisableTopicCreation bool
 	// ShutdownTimeout bounds Shutdown when its context has no deadline
 	// (Shutdown(context.Background()) returns within it), and likewise
@@ -214,7 +196,7 @@ type Config struct {
 	// Default DefaultShutdownTimeout (30 s); negative is an error.
 	ShutdownTimeout time.Duration
 	// Breaker tunes the publish circuit breaker.
-	Breaker BreakerConfig
+	Breaker breaker.Config
 	// Consumer tunes subscriptions.
 	Consumer ConsumerConfig
 	// DLQ tunes the dead letter queue and its retries; each field
@@ -256,7 +238,7 @@ func (c Config) withDefaults(logger *slog.Logger) Config {
 	if c.Logger == nil {
 		c.Logger = logger
 	}
-	c.Breaker = c.Breaker.withDefaults()
+	c.Breaker = breakerWithDefaults(c.Breaker)
 	c.Consumer = c.Consumer.withDefaults()
 	c.DLQ = c.DLQ.WithDefaults()
 	return c
@@ -285,7 +267,7 @@ func (c Config) validate() error {
 	if c.ShutdownTimeout < 0 {
 		return invalidDuration("Config.ShutdownTimeout", c.ShutdownTimeout, "DefaultShutdownTimeout", DefaultShutdownTimeout)
 	}
-	if err := c.Breaker.validate(); err != nil {
+	if err := validateBreaker(c.Breaker); err != nil {
 		return err
 	}
 	if err := c.Consumer.validate(); err != nil {
@@ -422,56 +404,24 @@ func (c ConsumerConfig) commitInterval() time.Duration {
 	return c.CommitInterval
 }
 
-// BreakerConfig tunes the circuit breaker on the publish path. After
-// FailureThreshold consecutive publishes failed because the cluster is
-// unavailable it opens and Publish fails fast with ErrCircuitOpen; after
-// OpenTimeout it half-opens and lets HalfOpenSuccesses publishes through;
-// if they all succeed it closes, and any such failure opens it again.
-//
-// Only failures that wrap ErrBrokerUnavailable count: the brokers did not
-// answer or acknowledge within Config.DeliveryTimeout (the send or the
-// topic's creation), could not be reached, or answered that they cannot
-// take writes now (no leader, not enough in-sync replicas). And such a
-// failure counts only when the brokers acknowledged no other record while
-// it was in flight: a partition whose leader fails over makes its own
-// publishes fail, not those of the partitions whose leaders are alive, so
-// one broker's failover never opens the breaker while the rest of the
-// cluster takes writes. Nothing that
-// is the caller's counts: validation errors, a broker's rejection of one
-// event (too large for its topic, invalid), missing permissions, or the
-// caller's own context ending (cancelled or past its deadline).
-type BreakerConfig struct {
-	// Disabled turns the breaker off.
-	Disabled bool
-	// FailureThreshold is the number of consecutive failures that opens the
-	// breaker. Default DefaultBreakerFailureThreshold (5).
-	FailureThreshold uint32
-	// OpenTimeout is how long the breaker stays open before half-opening.
-	// Default DefaultBreakerOpenTimeout (60 s); negative is an error.
-	OpenTimeout time.Duration
-	// HalfOpenSuccesses is the number of successes in the half-open state
-	// that closes the breaker. Default DefaultBreakerHalfOpenSuccesses (2).
-	HalfOpenSuccesses uint32
-	// OnStateChange, if set, is called on every state change.
-	OnStateChange func(from, to BreakerState)
-}
-
-func (c BreakerConfig) withDefaults() BreakerConfig {
+// breakerWithDefaults fills in the zero fields of c.
+func breakerWithDefaults(c breaker.Config) breaker.Config {
 	if c.FailureThreshold == 0 {
-		c.FailureThreshold = DefaultBreakerFailureThreshold
+		c.FailureThreshold = breaker.DefaultFailureThreshold
 	}
 	if c.OpenTimeout == 0 {
-		c.OpenTimeout = DefaultBreakerOpenTimeout
+		c.OpenTimeout = breaker.DefaultOpenTimeout
 	}
 	if c.HalfOpenSuccesses == 0 {
-		c.HalfOpenSuccesses = DefaultBreakerHalfOpenSuccesses
+		c.HalfOpenSuccesses = breaker.DefaultHalfOpenSuccesses
 	}
 	return c
 }
 
-func (c BreakerConfig) validate() error {
+// validateBreaker checks c (after breakerWithDefaults).
+func validateBreaker(c breaker.Config) error {
 	if c.OpenTimeout < 0 {
-		return invalidDuration("Breaker.OpenTimeout", c.OpenTimeout, "DefaultBreakerOpenTimeout", DefaultBreakerOpenTimeout)
+		return invalidDuration("Breaker.OpenTimeout", c.OpenTimeout, "breaker.DefaultOpenTimeout", breaker.DefaultOpenTimeout)
 	}
 	return nil
 }
@@ -532,52 +482,6 @@ func (d Delivery) validate() error {
 	if d.MaxConcurrency < 0 || d.MaxPending < 0 {
 		return fmt.Errorf("%w: Delivery.MaxConcurrency (%d) and MaxPending (%d) must not be negative (0 means the default)",
 			ErrInvalidConfig, d.MaxConcurrency, d.MaxPending)
-	}
-	return nil
-}
-
-// topicSettings are how EnsureTopic creates a topic (see TopicOption).
-type topicSettings struct {
-	partitions  int32
-	replication int16 // 0: min(DefaultReplicationFactor, brokers)
-	retention   time.Duration
-	configs     map[string]string
-}
-
-// withDefaults fills in the zero settings of a topic, a dlq.* one when dlq.
-func (s topicSettings) withDefaults(dlq bool) topicSettings {
-	if s.partitions == 0 {
-		s.partitions = DefaultPartitions
-	}
-	if s.retention == 0 {
-		s.retention = DefaultRetention
-		if dlq {
-			s.retention = deadletter.DefaultRetention
-		}
-	}
-	if dlq {
-		if _, ok := s.configs["cleanup.policy"]; !ok {
-			configs := map[string]string{"cleanup.policy": string(deadletter.DefaultCleanupPolicy)}
-			for k, v := range s.configs {
-				configs[k] = v
-			}
-			s.configs = configs
-		}
-	}
-	return s
-}
-
-func (s topicSettings) validate(topic string) error {
-	switch {
-	case s.partitions < 0:
-		return fmt.Errorf("%w: topic %s: WithPartitions(%d) is negative; give at least 1 (0: DefaultPartitions, %d)",
-			ErrInvalidConfig, topic, s.partitions, DefaultPartitions)
-	case s.replication < 0:
-		return fmt.Errorf("%w: topic %s: WithReplicationFactor(%d) is negative; give at least 1 (0: min(DefaultReplicationFactor, brokers))",
-			ErrInvalidConfig, topic, s.replication)
-	case s.retention < 0:
-		return fmt.Errorf("%w: topic %s: WithRetention(%s) is negative; give a positive retention (0: DefaultRetention, %s; deadletter.DefaultRetention, %s, for dlq.* topics)",
-			ErrInvalidConfig, topic, s.retention, DefaultRetention, deadletter.DefaultRetention)
 	}
 	return nil
 }

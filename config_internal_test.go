@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestConfigDefaults: the zero configs get the documented defaults, from
@@ -32,9 +34,9 @@ func TestConfigDefaults(t *testing.T) {
 		{"DeliveryTimeout", c.DeliveryTimeout, DefaultDeliveryTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout, DefaultShutdownTimeout},
 		{"Logger", c.Logger, logger},
-		{"Breaker.FailureThreshold", b.FailureThreshold, uint32(DefaultBreakerFailureThreshold)},
-		{"Breaker.OpenTimeout", b.OpenTimeout, DefaultBreakerOpenTimeout},
-		{"Breaker.HalfOpenSuccesses", b.HalfOpenSuccesses, uint32(DefaultBreakerHalfOpenSuccesses)},
+		{"Breaker.FailureThreshold", b.FailureThreshold, uint32(breaker.DefaultFailureThreshold)},
+		{"Breaker.OpenTimeout", b.OpenTimeout, breaker.DefaultOpenTimeout},
+		{"Breaker.HalfOpenSuccesses", b.HalfOpenSuccesses, uint32(breaker.DefaultHalfOpenSuccesses)},
 		{"Consumer.SessionTimeout", cc.SessionTimeout, DefaultSessionTimeout},
 		{"Consumer.HeartbeatInterval", cc.HeartbeatInterval, DefaultHeartbeatInterval},
 		{"Consumer.MaxPollRecords", cc.MaxPollRecords, DefaultMaxPollRecords},
@@ -54,24 +56,12 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 	cl := ClientConfig{Brokers: []string{"127.0.0.1:9092"}}.withDefaults()
-	if cl.ClientID != DefaultClientID || cl.ConnectTimeout != DefaultConnectTimeout || cl.TopicRules != DefaultTopicRules() || cl.Logger == nil {
+	if cl.ClientID != DefaultClientID || cl.ConnectTimeout != DefaultConnectTimeout || cl.TopicRules != topic.DefaultRules() || cl.Logger == nil {
 		t.Errorf("ClientConfig defaults: %+v", cl)
 	}
 	dv := Delivery{}.withDefaults()
 	if dv.MaxConcurrency != DefaultMaxConcurrency || dv.MaxPending != DefaultMaxPending {
 		t.Errorf("Delivery defaults: %+v", dv)
-	}
-	ts := topicSettings{}.withDefaults(false)
-	if ts.partitions != DefaultPartitions || ts.retention != DefaultRetention || ts.replication != 0 || ts.configs["cleanup.policy"] != "" {
-		t.Errorf("topic defaults: %+v", ts)
-	}
-	ts = topicSettings{}.withDefaults(true)
-	if ts.retention != deadletter.DefaultRetention || ts.configs["cleanup.policy"] != string(deadletter.DefaultCleanupPolicy) {
-		t.Errorf("dlq topic defaults: %+v", ts)
-	}
-	ts = topicSettings{configs: map[string]string{"cleanup.policy": "delete"}}.withDefaults(true)
-	if ts.configs["cleanup.policy"] != "delete" {
-		t.Errorf("dlq topic cleanup.policy given: %+v", ts)
 	}
 }
 
@@ -101,32 +91,32 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, value := range map[string]string{
-		"DefaultClientID":                 `"` + DefaultClientID + `"`,
-		"DefaultConnectTimeout":           readable(DefaultConnectTimeout),
-		"DefaultSource":                   `"` + DefaultSource + `"`,
-		"DefaultCompression":              string(DefaultCompression),
-		"DefaultMaxEventBytes":            "1 MB",
-		"DefaultDeliveryTimeout":          readable(DefaultDeliveryTimeout),
-		"DefaultMaxBufferedRecords":       "10,000",
-		"DefaultShutdownTimeout":          readable(DefaultShutdownTimeout),
-		"DefaultSessionTimeout":           readable(DefaultSessionTimeout),
-		"DefaultHeartbeatInterval":        readable(DefaultHeartbeatInterval),
-		"DefaultMaxPollRecords":           strconv.Itoa(DefaultMaxPollRecords),
-		"DefaultRevokeTimeout":            readable(DefaultRevokeTimeout),
-		"DefaultCommitInterval":           readable(DefaultCommitInterval),
-		"DefaultConsumerRetryBackoff":     readable(DefaultConsumerRetryBackoff),
-		"DefaultConsumerMaxRetryBackoff":  readable(DefaultConsumerMaxRetryBackoff),
-		"DefaultMaxRetries":               strconv.Itoa(deadletter.DefaultMaxRetries),
-		"DefaultRetryBackoff":             readable(deadletter.DefaultRetryBackoff),
-		"DefaultMaxRetryBackoff":          readable(deadletter.DefaultMaxRetryBackoff),
-		"DefaultRetryTimeout":             readable(deadletter.DefaultRetryTimeout),
-		"DefaultCleanupPolicy":            "`CleanupCompactDelete`",
-		"DefaultBreakerFailureThreshold":  strconv.Itoa(DefaultBreakerFailureThreshold),
-		"DefaultBreakerOpenTimeout":       readable(DefaultBreakerOpenTimeout),
-		"DefaultBreakerHalfOpenSuccesses": strconv.Itoa(DefaultBreakerHalfOpenSuccesses),
-		"DefaultPartitions":               strconv.Itoa(DefaultPartitions),
-		"DefaultRetention":                readable(DefaultRetention),
-		"deadletter.DefaultRetention":     readable(deadletter.DefaultRetention),
+		"DefaultClientID":                  `"` + DefaultClientID + `"`,
+		"DefaultConnectTimeout":            readable(DefaultConnectTimeout),
+		"DefaultSource":                    `"` + DefaultSource + `"`,
+		"DefaultCompression":               string(DefaultCompression),
+		"DefaultMaxEventBytes":             "1 MB",
+		"DefaultDeliveryTimeout":           readable(DefaultDeliveryTimeout),
+		"DefaultMaxBufferedRecords":        "10,000",
+		"DefaultShutdownTimeout":           readable(DefaultShutdownTimeout),
+		"DefaultSessionTimeout":            readable(DefaultSessionTimeout),
+		"DefaultHeartbeatInterval":         readable(DefaultHeartbeatInterval),
+		"DefaultMaxPollRecords":            strconv.Itoa(DefaultMaxPollRecords),
+		"DefaultRevokeTimeout":             readable(DefaultRevokeTimeout),
+		"DefaultCommitInterval":            readable(DefaultCommitInterval),
+		"DefaultConsumerRetryBackoff":      readable(DefaultConsumerRetryBackoff),
+		"DefaultConsumerMaxRetryBackoff":   readable(DefaultConsumerMaxRetryBackoff),
+		"DefaultMaxRetries":                strconv.Itoa(deadletter.DefaultMaxRetries),
+		"DefaultRetryBackoff":              readable(deadletter.DefaultRetryBackoff),
+		"DefaultMaxRetryBackoff":           readable(deadletter.DefaultMaxRetryBackoff),
+		"DefaultRetryTimeout":              readable(deadletter.DefaultRetryTimeout),
+		"DefaultCleanupPolicy":             "`CleanupCompactDelete`",
+		"breaker.DefaultFailureThreshold":  strconv.Itoa(breaker.DefaultFailureThreshold),
+		"breaker.DefaultOpenTimeout":       readable(breaker.DefaultOpenTimeout),
+		"breaker.DefaultHalfOpenSuccesses": strconv.Itoa(breaker.DefaultHalfOpenSuccesses),
+		"topic.DefaultPartitions":          strconv.Itoa(topic.DefaultPartitions),
+		"topic.DefaultRetention":           readable(topic.DefaultRetention),
+		"deadletter.DefaultRetention":      readable(deadletter.DefaultRetention),
 	} {
 		if want := "`" + name + "`, " + value; !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
@@ -135,7 +125,7 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 	for _, d := range []struct {
 		name  string
 		value int
-	}{{"DefaultReplicationFactor", DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
+	}{{"topic.DefaultReplicationFactor", topic.DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
 		if want := fmt.Sprintf("`%s` (%d)", d.name, d.value); !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
 		}

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestConfigInvalidValuesFailAtConstruction: values that cannot be right
@@ -46,7 +48,7 @@ func TestConfigInvalidValuesFailAtConstruction(t *testing.T) {
 		{"negative event size", eventbus.Config{MaxEventBytes: -1}, "DefaultMaxEventBytes"},
 		{"short delivery timeout", eventbus.Config{DeliveryTimeout: time.Millisecond}, "1s minimum"},
 		{"negative shutdown timeout", eventbus.Config{ShutdownTimeout: -time.Second}, "DefaultShutdownTimeout"},
-		{"negative breaker open timeout", eventbus.Config{Breaker: eventbus.BreakerConfig{OpenTimeout: -time.Second}}, "Breaker.OpenTimeout"},
+		{"negative breaker open timeout", eventbus.Config{Breaker: breaker.Config{OpenTimeout: -time.Second}}, "Breaker.OpenTimeout"},
 		{"negative session timeout", eventbus.Config{Consumer: eventbus.ConsumerConfig{SessionTimeout: -time.Second}}, "DefaultSessionTimeout"},
 		{"heartbeat not under session", eventbus.Config{Consumer: eventbus.ConsumerConfig{HeartbeatInterval: time.Minute}}, "must be shorter than Consumer.SessionTimeout"},
 		{"negative poll records", eventbus.Config{Consumer: eventbus.ConsumerConfig{MaxPollRecords: -1}}, "DefaultMaxPollRecords"},
@@ -99,14 +101,14 @@ func TestConfigValidSentinels(t *testing.T) {
 func TestEnsureTopicInvalidSettings(t *testing.T) {
 	t.Parallel()
 	client := eventbustest.NewClient(t)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	for _, opt := range []eventbus.TopicOption{eventbus.WithPartitions(-1), eventbus.WithReplicationFactor(-1), eventbus.WithRetention(-time.Hour)} {
-		if err := client.Topics().EnsureTopic(ctxT(t), topic, opt); !errors.Is(err, eventbus.ErrInvalidConfig) {
-			t.Errorf("EnsureTopic: %v; want ErrInvalidConfig", err)
+	name := eventbustest.UniqueTopic(t, "core.user.created")
+	for _, opt := range []topic.Option{topic.WithPartitions(-1), topic.WithReplicationFactor(-1), topic.WithRetention(-time.Hour)} {
+		if err := client.Topics().Ensure(ctxT(t), name, opt); !errors.Is(err, eventbus.ErrInvalidConfig) {
+			t.Errorf("Ensure: %v; want ErrInvalidConfig", err)
 		}
 	}
-	if ok, err := client.Topics().TopicExists(ctxT(t), topic); err != nil || ok {
-		t.Fatalf("TopicExists(%s) = %v, %v; want no topic", topic, ok, err)
+	if ok, err := client.Topics().Exists(ctxT(t), name); err != nil || ok {
+		t.Fatalf("Exists(%s) = %v, %v; want no topic", name, ok, err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/dlqindex"
+	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -119,11 +120,11 @@ func (q *DeadLetterQueue) filter(query deadletter.Query) (dlqindex.Filter, error
 		return dlqindex.Filter{}, fmt.Errorf("%w: status %q is not one of pending, retrying, resolved, max-retries-exceeded", ErrInvalidConfig, query.Status)
 	}
 	if query.Topic != "" {
-		t, err := q.bus.client.cfg.TopicRules.ParseTopic(query.Topic)
+		t, err := q.bus.client.cfg.TopicRules.Parse(query.Topic)
 		if err != nil {
 			return dlqindex.Filter{}, err
 		}
-		if t.Kind == TopicKindDLQ {
+		if t.Kind == topic.KindDLQ {
 			return dlqindex.Filter{}, fmt.Errorf("%w: %q is a dead-letter topic; give the original topic (%s)", ErrInvalidTopic, query.Topic, strings.TrimPrefix(query.Topic, "dlq."))
 		}
 	}
@@ -217,7 +218,7 @@ func (q *DeadLetterQueue) Delete(ctx context.Context, id string) error {
 // entry's owner; in a process that runs the queue (Start), once the owner
 // applied it, so that a read that follows sees the entry.
 func (q *DeadLetterQueue) RouteToDLQ(ctx context.Context, topic string, event RawEvent, group string, cause error) (string, error) {
-	if _, err := q.bus.client.cfg.TopicRules.ParseTopic(topic); err != nil {
+	if _, err := q.bus.client.cfg.TopicRules.Parse(topic); err != nil {
 		return "", err
 	}
 	data := event.Data
@@ -269,16 +270,16 @@ func (h dlqHost) Produce(ctx context.Context, rec *kgo.Record) error {
 	return h.b.produce(ctx, []prepared{{record: rec, producer: producer}}, nil)
 }
 
-func (h dlqHost) EnsureTopic(ctx context.Context, topic string, configs map[string]string) error {
-	var opts []TopicOption
+func (h dlqHost) EnsureTopic(ctx context.Context, name string, configs map[string]string) error {
+	var opts []topic.Option
 	for k, v := range configs {
-		opts = append(opts, WithTopicConfig(k, v))
+		opts = append(opts, topic.WithConfig(k, v))
 	}
-	return h.b.client.topics.EnsureTopic(ctx, topic, opts...)
+	return h.b.client.topics.Ensure(ctx, name, opts...)
 }
 
-func (h dlqHost) EnsureRetryTopic(ctx context.Context, topic string) error {
-	return h.b.client.topics.EnsureTopic(ctx, topic, WithPartitions(dlq.RetryTopicPartitions))
+func (h dlqHost) EnsureRetryTopic(ctx context.Context, name string) error {
+	return h.b.client.topics.Ensure(ctx, name, topic.WithPartitions(dlq.RetryTopicPartitions))
 }
 
 func (h dlqHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) { return h.b.client.newKgo(opts...) }

@@ -44,7 +44,7 @@ func TestDLQEntriesOfTenantsSharingAHostGroupAreSeparate(t *testing.T) {
 		if e.EventID != eventID || !strings.Contains(e.FailureReason, "no ledger for "+e.TenantID) {
 			t.Errorf("entry %s: event %s, reason %q", e.ID, e.EventID, e.FailureReason)
 		}
-		if want := deadletter.ID(host.GroupID("billing"), topic, e.TenantID, eventID); e.ID != want {
+		if want := deadletter.ID(groupOf(t, host, topic, eventbus.InGroup("billing")), topic, e.TenantID, eventID); e.ID != want {
 			t.Errorf("entry of %s has ID %s, want deadletter.ID(group, topic, tenant, event) = %s", e.TenantID, e.ID, want)
 		}
 	}

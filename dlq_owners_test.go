@@ -14,6 +14,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -28,7 +29,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	a := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
 	b := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("fulfilment")
 
 	// Each event fails its first delivery; events whose payload ends in an
@@ -36,7 +37,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	// meanwhile may still arrive: their answers change nothing.
 	var mu sync.Mutex
 	calls := map[string]int{}
-	eventbustest.MustSubscribe(t, a, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, a, tp, func(_ context.Context, ev eventbus.RawEvent) error {
 		mu.Lock()
 		calls[ev.ID]++
 		n := calls[ev.ID]
@@ -51,7 +52,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	const n = 24
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = deadletter.ID(group, topic, "acme", eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+		ids[i] = deadletter.ID(group, tp, "acme", eventbustest.MustPublish(t, a, tp, i, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 	// Operators, through both processes at once, while retries flow.
 	deleted := map[string]bool{}
@@ -93,7 +94,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	}
 
 	// Every retry sent once, and its answer recorded against it.
-	retryTopic, err := eventbus.RetryTopicFor(group, topic)
+	retryTopic, err := topic.RetryFor(group, tp)
 	if err != nil {
 		t.Fatal(err)
 	}

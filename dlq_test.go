@@ -345,7 +345,7 @@ func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
 	bus := startDLQ(t, eventbustest.NewBus(t, ours, brokers...))
 	other := eventbustest.NewBus(t, theirs, brokers...)
 	// The other deployment's scheduler owns the DLQ topic before anything fails.
-	if err := other.Client().Topics().EnsureTopic(ctxT(t), "dlq."+topic); err != nil {
+	if err := other.Client().Topics().Ensure(ctxT(t), "dlq."+topic); err != nil {
 		t.Fatal(err)
 	}
 	if err := other.DLQ().Start(ctxT(t)); err != nil {

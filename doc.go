@@ -39,16 +39,18 @@
 //	dlq.<topic>                            dlq.core.user.created
 //
 // Segments are lowercase, [a-z][a-z0-9_]*; plugin IDs are kebab-case
-// ([ValidatePluginID]). An action is past tense: its last word (after the
+// (topic.ValidatePluginID). An action is past tense: its last word (after the
 // last "_") is an English past tense or past participle, regular (created,
 // submitted, member_added) or irregular (held, sold, written, read, set; the
 // list is derived from WordNet's), or that word or the whole action is on
-// the allow-list of the [TopicRules] in force (login, logout, request,
-// error, ...; extend it with [NewTopicRules] in [ClientConfig.TopicRules]).
+// the allow-list of the topic.Rules in force (login, logout, request,
+// error, ...; extend it with topic.NewRules in [ClientConfig.TopicRules]).
+// Package topic holds these rules and the topic manager.
 // A core or plugin topic has at most 245 characters, so that its dlq. topic
 // fits Kafka's 249. A bad name fails with [ErrInvalidTopic] and a suggested
-// fix. The bus creates a missing topic on first use
-// ([TopicManager.EnsureTopic]) unless [Config.DisableTopicCreation] is set.
+// fix. The bus creates a missing topic on first use (as
+// [Client.Topics]().Ensure does) unless [Config.DisableTopicCreation] is
+// set.
 //
 // # Publishing
 //
@@ -62,8 +64,8 @@
 // events they pack, and a broker's rejection of one event wraps
 // [ErrEventTooLarge] or [ErrInvalidEvent].
 //
-// A circuit breaker guards publishing ([BreakerConfig]). It counts only
-// failures that wrap [ErrBrokerUnavailable] (no acknowledgement or topic
+// A circuit breaker guards publishing (package breaker, [Config].Breaker).
+// It counts only failures that wrap [ErrBrokerUnavailable] (no acknowledgement or topic
 // creation within [Config.DeliveryTimeout], brokers unreachable or unable
 // to take writes), never the caller's: bad input, a broker's rejection of
 // one event, or the caller's own context ending.
@@ -116,7 +118,7 @@
 // headers, before the value is decoded, and are part of its consumer
 // group's identity: the group joined is
 // <GroupID>.tenant.<TenantID>[.workspace.<WorkspaceID>]
-// ([EffectiveGroupID]). So instances that share a GroupID but filter
+// ([GroupID] names it for any target). So instances that share a GroupID but filter
 // different tenants never skip and commit an event another one needed.
 // Tenant and workspace IDs are therefore checked wherever they name a
 // group or a served tenant, and on every publish (a filtered
@@ -200,10 +202,10 @@
 // # Broker-enforced isolation
 //
 // The client-side checks keep honest plugins in their lane; the broker
-// stops the others. [TopicManager.ProvisionPlugin] gives a plugin a SCRAM
-// user and ACLs on its own topics and groups, its dead-letter topics and
-// the topics it may read. A plugin's failures on a core or another plugin's
-// topic are kept under its own prefix ([DLQTopicFor]) and retried through
+// stops the others. pluginacl.Provision gives a plugin a SCRAM user and
+// ACLs on its own topics and groups, its dead-letter topics and the topics
+// it may read. A plugin's failures on a core or another plugin's topic are
+// kept under its own prefix (topic.DLQFor) and retried through
 // plugin.<id>.retry.<topic>, so it dead-letters and retries on its own
 // credentials. A plugin that runs a Bus on its own credentials sets
 // [deadletter.Config.SchedulerGroup] to plugin.<id>.dlq-scheduler and has an

@@ -20,7 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -98,14 +100,14 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	defer cancel()
 
 	client := eventbustest.NewClient(t, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
 	{
 		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := client.Topics().EnsureTopic(ectx, topic, eventbus.WithPartitions(failoverPartitions),
-			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		err := client.Topics().Ensure(ectx, tp, topic.WithPartitions(failoverPartitions),
+			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
 		ecancel()
 		if err != nil {
-			t.Fatalf("ensure %s: %v", topic, err)
+			t.Fatalf("ensure %s: %v", tp, err)
 		}
 	}
 
@@ -121,7 +123,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	// exactly 2 of 6 partitions lose their leader, and the controller that
 	// fences the dead broker and elects their new leaders stays up (killing
 	// it too would add a controller election to the broker's failover).
-	led, err := partitionLeaders(ctx, client, topic)
+	led, err := partitionLeaders(ctx, client, tp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	}
 	if len(deadParts) != 2 {
 		t.Fatalf("node %d leads partitions %v of %s, want 2 of %d (leaders not balanced: %s)",
-			victim, deadParts, topic, failoverPartitions, leaders(ctx, client, topic))
+			victim, deadParts, tp, failoverPartitions, leaders(ctx, client, tp))
 	}
 	isDead := func(p int32) bool { return slices.Contains(deadParts, p) }
 
@@ -181,13 +183,13 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 		}
 	}
 	t.Logf("topic %s: %s; node %d (leader of %v) is the one killed, node %d is the active controller",
-		topic, leaders(ctx, client, topic), victim, deadParts, controller)
+		tp, leaders(ctx, client, tp), victim, deadParts, controller)
 
 	// A partition key per partition, as the producer's partitioner (the
 	// default: murmur2 of the key) maps it.
 	keys := make([]string, failoverPartitions)
 	{
-		part := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+		part := kgo.StickyKeyPartitioner(nil).ForTopic(tp)
 		found := 0
 		for i := 0; found < failoverPartitions; i++ {
 			k := fmt.Sprintf("order-%d", i)
@@ -218,11 +220,11 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	}
 	pub := eventbustest.NewBusOn(t, client, eventbus.Config{
 		DeliveryTimeout: failoverDeliveryTimeout,
-		Breaker: eventbus.BreakerConfig{OnStateChange: func(from, to eventbus.BreakerState) {
+		Breaker: breaker.Config{OnStateChange: func(from, to breaker.State) {
 			mu.Lock()
 			defer mu.Unlock()
 			transitions = append(transitions, fmt.Sprintf("%s %s->%s", since(time.Now()), from, to))
-			if to == eventbus.BreakerOpen {
+			if to == breaker.Open {
 				opened++
 			}
 		}},
@@ -251,7 +253,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 				case <-pace.C:
 				}
 				inFlight.Add(1)
-				err := pub.PublishAsync(ctx, topic, map[string]any{"partition": p, "seq": seq},
+				err := pub.PublishAsync(ctx, tp, map[string]any{"partition": p, "seq": seq},
 					eventbus.PublishMetadata{TenantID: "tenant-failover"},
 					func(id string, err error) {
 						record(p, id, err)
@@ -327,7 +329,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 		}
 		asked := time.Now()
 		mctx, mcancel := context.WithTimeout(ctx, 2*time.Second)
-		now, err := leadersOn(mctx, raw, controller, topic)
+		now, err := leadersOn(mctx, raw, controller, tp)
 		mcancel()
 		switch {
 		case err != nil:
@@ -358,7 +360,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	failover := failoverAt.Sub(killedAt)
 	window := windowEnd.Sub(killedAt)
 	t.Logf("partitions %v led again %.1fs after the kill (still led by node %d, or by none, %.1fs after it; leader -1 seen: %t); topic: %s",
-		deadParts, failover.Seconds(), victim, window.Seconds(), noLeader, leaders(ctx, client, topic))
+		deadParts, failover.Seconds(), victim, window.Seconds(), noLeader, leaders(ctx, client, tp))
 
 	// Keep publishing until the failed-over partitions take writes again.
 	waitFor(fmt.Sprintf("partitions %v acknowledge %d events after their new leader", deadParts, failoverRecovered),
@@ -464,22 +466,22 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 				p, window.Seconds(), deadParts)
 		}
 	}
-	if n := unavailable[deadParts[0]] + unavailable[deadParts[1]]; n < eventbus.DefaultBreakerFailureThreshold {
+	if n := unavailable[deadParts[0]] + unavailable[deadParts[1]]; n < breaker.DefaultFailureThreshold {
 		t.Errorf("%d publishes to partitions %v failed as unavailable during their %.1fs failover, fewer than the breaker's threshold (%d): "+
 			"the breaker was not put to the test (a failover shorter than the %s delivery timeout?)",
-			n, deadParts, failover.Seconds(), eventbus.DefaultBreakerFailureThreshold, failoverDeliveryTimeout)
+			n, deadParts, failover.Seconds(), breaker.DefaultFailureThreshold, failoverDeliveryTimeout)
 	}
 
 	// Assertion (b): read the topic back; every acknowledged event is on
 	// its partition.
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	ends, err := adm.ListEndOffsets(ctx, tp)
 	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
+		t.Fatalf("end offsets of %s: %v", tp, err)
 	}
 	want := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
+			t.Fatalf("end offset of %s/%d: %v", tp, o.Partition, o.Err)
 		}
 		want[o.Partition] = o.Offset
 	})
@@ -487,7 +489,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	for p := range int32(failoverPartitions) {
 		fromStart[p] = kgo.NewOffset().AtStart()
 	}
-	raw.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: fromStart})
+	raw.AddConsumePartitions(map[string]map[int32]kgo.Offset{tp: fromStart})
 	found := map[string]int32{}
 	next := map[int32]int64{}
 	readBack := func() bool {
@@ -501,7 +503,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	for !readBack() {
 		fetches := raw.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("reading %s back: at %v of end offsets %v when time ran out", topic, next, want)
+			t.Fatalf("reading %s back: at %v of end offsets %v when time ran out", tp, next, want)
 		}
 		fetches.EachError(func(_ string, p int32, err error) { t.Logf("reading partition %d back: %v", p, err) })
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -578,10 +580,10 @@ func activeController(ctx context.Context, cl *kgo.Client) (int32, error) {
 
 // leadersOn returns the leader of each partition of topic as node answers
 // it (a Metadata request to that broker alone).
-func leadersOn(ctx context.Context, cl *kgo.Client, node int32, topic string) (map[int32]int32, error) {
+func leadersOn(ctx context.Context, cl *kgo.Client, node int32, tp string) (map[int32]int32, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
+	rt.Topic = kmsg.StringPtr(tp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl.Broker(int(node)))
 	if err != nil {
@@ -590,7 +592,7 @@ func leadersOn(ctx context.Context, cl *kgo.Client, node int32, topic string) (m
 	out := map[int32]int32{}
 	for _, t := range resp.Topics {
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return nil, fmt.Errorf("metadata of %s from node %d: %w", topic, node, err)
+			return nil, fmt.Errorf("metadata of %s from node %d: %w", tp, node, err)
 		}
 		for _, p := range t.Partitions {
 			out[p.Partition] = p.Leader

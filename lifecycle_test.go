@@ -14,6 +14,7 @@ import (
 	"github.com/plexica/eventbus/catalog"
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginacl"
 )
 
 // Tests of PluginHost.FollowLifecycle: how a host follows the platform's
@@ -117,7 +118,7 @@ func TestPluginHostDeliversTheFirstEventOfATenantInstalledMeanwhile(t *testing.T
 			return nil
 		default:
 		}
-		if committedAll(t, adm, host.GroupID("sync"), topic) {
+		if committedAll(t, adm, groupOf(t, host, topic, eventbus.InGroup("sync")), topic) {
 			return nil
 		}
 		return errors.New("neither waiting nor committed")
@@ -394,11 +395,11 @@ func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
 	for _, topic := range []string{"core.plugin.installed", "core.plugin.activated", "core.plugin.deactivated", "core.plugin.uninstalled"} {
-		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{"core.plugin."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{"core.plugin."}}); err != nil {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})

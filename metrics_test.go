@@ -36,7 +36,7 @@ func TestMetrics(t *testing.T) {
 	}, eventbus.InGroup("mailer"), eventbus.ForTenant("acme"))
 	eventbustest.MustPublish(t, bus, topic, "good", eventbus.PublishMetadata{TenantID: "acme"})
 	bad := eventbustest.MustPublish(t, bus, topic, "bad", eventbus.PublishMetadata{TenantID: "acme"})
-	waitEntry(t, bus.DLQ(), deadletter.ID(eventbus.EffectiveGroupID("mailer", "acme", ""), topic, "acme", bad), hasStatus(deadletter.StatusMaxRetriesExceeded))
+	waitEntry(t, bus.DLQ(), deadletter.ID(groupOf(t, bus, topic, eventbus.InGroup("mailer"), eventbus.ForTenant("acme")), topic, "acme", bad), hasStatus(deadletter.StatusMaxRetriesExceeded))
 	rec.WaitFor(t, 1)
 
 	want := map[string]float64{

@@ -16,6 +16,7 @@ import (
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/internal/redact"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Limits of GET /api/tail.
@@ -69,16 +70,16 @@ type TailRecord struct {
 }
 
 // topicFollowed reports whether f follows topic.
-func (f TailFilter) topicFollowed(topic string) bool {
-	t, err := eventbus.DefaultTopicRules().ParseTopic(topic)
-	if err != nil || t.Kind == eventbus.TopicKindDLQ {
+func (f TailFilter) topicFollowed(name string) bool {
+	t, err := topic.Parse(name)
+	if err != nil || t.Kind == topic.KindDLQ {
 		return false
 	}
 	if len(f.Types) == 0 {
 		return true
 	}
 	for _, typ := range f.Types {
-		if typ == topic || (strings.HasSuffix(typ, ".") && strings.HasPrefix(topic, typ)) {
+		if typ == name || (strings.HasSuffix(typ, ".") && strings.HasPrefix(name, typ)) {
 			return true
 		}
 	}
@@ -150,7 +151,7 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 			}
 			continue
 		}
-		if err := eventbus.DefaultTopicRules().ValidateTopic(typ); err != nil {
+		if err := topic.Validate(typ); err != nil {
 			return err
 		}
 	}

@@ -26,7 +26,7 @@ const (
 	// DefaultRetryTimeout is Config.RetryTimeout's default.
 	DefaultRetryTimeout = 5 * time.Minute
 	// DefaultCleanupPolicy is Config.TopicCleanupPolicy's default, and the
-	// cleanup policy of the dlq.* topics eventbus's TopicManager.EnsureTopic
+	// cleanup policy of the dlq.* topics topic.Manager.Ensure
 	// creates.
 	DefaultCleanupPolicy = CleanupCompactDelete
 	// DefaultRetention is the retention.ms of the dlq.* topics the bus

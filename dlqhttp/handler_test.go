@@ -20,6 +20,7 @@ import (
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 const (
@@ -558,7 +559,7 @@ func TestNewOptions(t *testing.T) {
 
 	// Custom topic rules: an action the default rules refuse, allowed by
 	// the rules of the queue's bus.
-	rules, err := eventbus.NewTopicRules("sync")
+	rules, err := topic.NewRules("sync")
 	if err != nil {
 		t.Fatal(err)
 	}

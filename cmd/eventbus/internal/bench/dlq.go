@@ -22,6 +22,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // The DLQ phase: the dead letter queue's costs at DLQEntries entries, ours
@@ -201,7 +202,7 @@ func (d *dlqRun) shutdown(b *eventbus.Bus) {
 func (d *dlqRun) topic(name, group string) string {
 	t := d.prefix + "_" + name + ".recorded"
 	d.topics = append(d.topics, t, "dlq."+t)
-	if retry, err := eventbus.RetryTopicFor(group, t); err == nil { // a valid name: always
+	if retry, err := topic.RetryFor(group, t); err == nil { // a valid name: always
 		d.topics = append(d.topics, retry)
 	}
 	return t
@@ -438,8 +439,8 @@ func (d *dlqRun) retries(ctx context.Context, out *DLQ, n int) error {
 func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 	f := DLQFlow{Keyed: keyed}
 	group := "eventbus-bench-dlq-flow-" + randomHex(4)
-	topic := d.topic("flow_"+randomHex(2), group)
-	if err := d.r.client.Topics().EnsureTopic(ctx, topic, eventbus.WithPartitions(topicPartitions)); err != nil {
+	name := d.topic("flow_"+randomHex(2), group)
+	if err := d.r.client.Topics().Ensure(ctx, name, topic.WithPartitions(topicPartitions)); err != nil {
 		return f, err
 	}
 	sub, err := d.newBus(d.r.client, true)
@@ -452,7 +453,7 @@ func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 		handled atomic.Int64
 		done    = make(chan struct{})
 	)
-	_, err = eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err = eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](name), func(_ context.Context, ev eventbus.RawEvent) error {
 		if _, again := seen.LoadOrStore(ev.ID, true); !again {
 			return errors.New("bench: first delivery fails")
 		}
@@ -499,7 +500,7 @@ func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 			opts = append(opts, eventbus.WithPartitionKey(""))
 		}
 		meta := eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%04d", i%1000)}
-		if err := sub.PublishAsync(ctx, topic, d.r.events.data(i, 0), meta, published, opts...); err != nil {
+		if err := sub.PublishAsync(ctx, name, d.r.events.data(i, 0), meta, published, opts...); err != nil {
 			close(stop)
 			<-sampled
 			return f, err
@@ -541,14 +542,14 @@ func (d *dlqRun) firstRetries(ctx context.Context, out *DLQ) error {
 	var samples []time.Duration
 	for n := range DLQNewTopics {
 		group := "eventbus-bench-dlq-first-" + randomHex(4)
-		topic := d.topic("first"+strconv.Itoa(n), group)
-		if err := d.r.client.Topics().EnsureTopic(ctx, topic, eventbus.WithPartitions(topicPartitions)); err != nil {
+		name := d.topic("first"+strconv.Itoa(n), group)
+		if err := d.r.client.Topics().Ensure(ctx, name, topic.WithPartitions(topicPartitions)); err != nil {
 			return err
 		}
 		var failedAt time.Time
 		retried := make(chan time.Time, 1)
 		var calls atomic.Int64
-		id, err := eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error {
+		id, err := eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](name), func(context.Context, eventbus.RawEvent) error {
 			if calls.Add(1) == 1 {
 				failedAt = time.Now()
 				return errors.New("bench: first delivery fails")
@@ -562,14 +563,14 @@ func (d *dlqRun) firstRetries(ctx context.Context, out *DLQ) error {
 		if err != nil {
 			return err
 		}
-		if _, err := sub.Publish(ctx, topic, d.r.events.data(n, 0), eventbus.PublishMetadata{TenantID: "tenant-0000"}); err != nil {
+		if _, err := sub.Publish(ctx, name, d.r.events.data(n, 0), eventbus.PublishMetadata{TenantID: "tenant-0000"}); err != nil {
 			return err
 		}
 		select {
 		case at := <-retried:
 			samples = append(samples, at.Sub(failedAt.Add(deadletter.DefaultRetryBackoff)))
 		case <-time.After(dlqWait):
-			return fmt.Errorf("dlq: first retry on %s not handled within %s", topic, dlqWait)
+			return fmt.Errorf("dlq: first retry on %s not handled within %s", name, dlqWait)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/plexica/eventbus/examples/analytics"
 	"github.com/plexica/eventbus/examples/crm"
 	"github.com/plexica/eventbus/pluginrun"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Settings of `eventbus demo`.
@@ -152,14 +153,14 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	// crm's failures on core.user.created are kept under the plugin's
 	// prefix, by the group they failed in. A host's subscription joins
 	// its group as it is (no tenant filter is added to the name).
-	dlqTopic, err := eventbus.DLQTopicFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
+	dlqTopic, err := topic.DLQFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
 	if err != nil {
 		return err
 	}
 	// The topics exist before anyone subscribes, the dead-letter topic
 	// included, so the retry scheduler owns its partitions from the start.
 	for _, t := range []string{catalog.UserCreated.String(), catalog.UserLogin.String(), "plugin.crm." + demoContact, dlqTopic} {
-		if err := client.Topics().EnsureTopic(ctx, t); err != nil {
+		if err := client.Topics().Ensure(ctx, t); err != nil {
 			return err
 		}
 	}
@@ -348,7 +349,12 @@ func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Log
 			{catalog.APIRequest.String(), "api-usage"}, {"plugin.crm." + demoContact + ", plugin.crm." + crm.DealUpdatedEvent, "crm-activity"}}},
 	} {
 		for _, r := range p.routes {
-			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], p.host.GroupID(r[1]))
+			group, err := eventbus.GroupID(p.host, strings.Split(r[0], ", ")[0], eventbus.InGroup(r[1]))
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], group)
 		}
 	}
 	d.pause()

@@ -17,9 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Environment variables of the dlq commands.
@@ -419,18 +419,18 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 		Short: "Retry every unresolved entry of a topic now",
 		Args:  argsUsage(1, 1, "one topic", "eventbus dlq retry-topic core.user.created"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			topic := args[0]
-			if t, err := eventbus.DefaultTopicRules().ParseTopic(topic); err != nil {
+			name := args[0]
+			if t, err := topic.Parse(name); err != nil {
 				return usageErrorf("%v", err)
-			} else if t.Kind == eventbus.TopicKindDLQ {
-				topic = t.Original.Name // the entries are filed by their original topic
+			} else if t.Kind == topic.KindDLQ {
+				name = t.Original.Name // the entries are filed by their original topic
 			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
 			var out dlqhttp.RetryCounts
-			out.Succeeded, out.Failed, err = api.RetryAll(cmd.Context(), deadletter.Query{Topic: topic})
+			out.Succeeded, out.Failed, err = api.RetryAll(cmd.Context(), deadletter.Query{Topic: name})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
@@ -439,10 +439,10 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				fmt.Fprintf(a.stdout, "eventbus: retried %s of %s\n", entries(out.Succeeded), topic)
+				fmt.Fprintf(a.stdout, "eventbus: retried %s of %s\n", entries(out.Succeeded), name)
 			}
 			if out.Failed > 0 {
-				return fmt.Errorf("%d entries of %s could not be retried (the brokers refused the retry); run it again, or see the serve logs", out.Failed, topic)
+				return fmt.Errorf("%d entries of %s could not be retried (the brokers refused the retry); run it again, or see the serve logs", out.Failed, name)
 			}
 			return nil
 		},
