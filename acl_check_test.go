@@ -70,9 +70,9 @@ func TestACLCheckAgreesWithTheBroker(t *testing.T) {
 		checks[c.Action+" "+c.Resource] = c
 	}
 
-	crm := rawPluginClient(t, brokers, "crm", password)
+	crm := eventbustest.RawClient(t, brokers, pluginacl.Username("crm"), password)
 	crmAdmin := kadm.NewClient(crm)
-	produce := func(topic string) error { return rawProduce(t, crm, topic) }
+	produce := func(topic string) error { return eventbustest.ProduceRaw(t, crm, topic) }
 	consume := func(group string) func(string) error {
 		return func(topic string) error {
 			_, err := consumeOne(t, brokers, "crm", password, group, topic)

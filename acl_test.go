@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
@@ -60,35 +59,10 @@ func pluginConnection(t *testing.T, brokers []string, pluginID, password string)
 	return client
 }
 
-// rawPluginClient is a franz-go client logged in as a plugin, with none of
-// the bus's checks.
-func rawPluginClient(t *testing.T, brokers []string, pluginID, password string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	auth := scram.Auth{User: pluginacl.Username(pluginID), Pass: password}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.SASL(auth.AsSha256Mechanism()),
-		kgo.RecordDeliveryTimeout(3 * time.Second),
-		kgo.RecordRetries(2),
-	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-func rawProduce(t *testing.T, cl *kgo.Client, topic string) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"raw":true}`)}).FirstErr()
-}
-
 // consumeOne reads one record of topic in group as the plugin.
 func consumeOne(t *testing.T, brokers []string, pluginID, password, group, topic string) (*kgo.Record, error) {
 	t.Helper()
-	cl := rawPluginClient(t, brokers, pluginID, password,
+	cl := eventbustest.RawClient(t, brokers, pluginacl.Username(pluginID), password,
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -130,10 +104,10 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	eventbustest.MustPublish(t, bus, granted, userPayload{"u1", "ada@acme.test"}, eventbus.PublishMetadata{TenantID: "acme"})
 	eventbustest.MustPublish(t, bus, forbidden, 1, eventbus.PublishMetadata{TenantID: "acme"})
 
-	crm := rawPluginClient(t, brokers, "crm", "crm-secret")
+	crm := eventbustest.RawClient(t, brokers, pluginacl.Username("crm"), "crm-secret")
 	// What it may not do.
 	for _, topic := range []string{granted, forbidden, neighbour, other, "dlq." + granted} {
-		if err := rawProduce(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		if err := eventbustest.ProduceRaw(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Errorf("plugin crm producing to %s: %v, want TOPIC_AUTHORIZATION_FAILED", topic, err)
 		}
 	}
@@ -145,7 +119,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	}
 	// What it may do: write and read its own topics (creating new ones),
 	// and read the core topics it was granted, in its own groups.
-	if err := rawProduce(t, crm, own); err != nil {
+	if err := eventbustest.ProduceRaw(t, crm, own); err != nil {
 		t.Fatalf("plugin crm producing to its own topic: %v", err)
 	}
 	for topic, want := range map[string]error{"plugin.crm.deal.updated": nil, "core.deal.updated": kerr.TopicAuthorizationFailed} {
@@ -157,7 +131,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 			t.Errorf("plugin crm creating %s: %v, want %v", topic, err, want)
 		}
 	}
-	if err := rawProduce(t, crm, "plugin.crm.deal.updated"); err != nil {
+	if err := eventbustest.ProduceRaw(t, crm, "plugin.crm.deal.updated"); err != nil {
 		t.Fatalf("plugin crm producing to the topic it created: %v", err)
 	}
 	if r, err := consumeOne(t, brokers, "crm", "crm-secret", "plugin.crm.contacts", own); err != nil || string(r.Value) != `{"raw":true}` {
@@ -172,17 +146,17 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rawProduce(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+	if err := eventbustest.ProduceRaw(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("revoked plugin on its open connection: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 	// Kafka answers SASL_AUTHENTICATION_FAILED; the embedded broker
 	// closes the connection of an unknown user.
-	fresh := rawPluginClient(t, brokers, "crm", "crm-secret")
+	fresh := eventbustest.RawClient(t, brokers, pluginacl.Username("crm"), "crm-secret")
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := fresh.Ping(pingCtx); err == nil {
 		t.Error("revoked plugin could still log in")
-	} else if err := rawProduce(t, fresh, own); err == nil {
+	} else if err := eventbustest.ProduceRaw(t, fresh, own); err == nil {
 		t.Error("revoked plugin could still write")
 	}
 	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {

@@ -73,10 +73,10 @@ func (g Grants) Check() []Check {
 			scope.name = ""
 		}
 		if acl.Operation == "READ" || acl.Operation == "ALL" {
-			add("consume", resourceLabel(acl), evaluate(acls, scope, "READ"))
+			add("consume", acl.ResourceLabel(), evaluate(acls, scope, "READ"))
 		}
 		if acl.Operation == "WRITE" || acl.Operation == "ALL" {
-			add("produce", resourceLabel(acl), evaluate(acls, scope, "WRITE"))
+			add("produce", acl.ResourceLabel(), evaluate(acls, scope, "WRITE"))
 		}
 	}
 	core := aclScope{resource: "TOPIC", name: "core."}
@@ -175,11 +175,11 @@ func evaluate(acls []ACL, s aclScope, op string) verdict {
 		case acl.Permission == "DENY" && all:
 			denyAll = acl
 		case acl.Permission == "DENY":
-			denySome = append(denySome, resourceLabel(*acl))
+			denySome = append(denySome, acl.ResourceLabel())
 		case all && allowAll == nil:
 			allowAll = acl
 		case !all:
-			allowSome = append(allowSome, resourceLabel(*acl))
+			allowSome = append(allowSome, acl.ResourceLabel())
 		}
 	}
 	switch {
@@ -230,16 +230,16 @@ func evaluateIdempotent(acls []ACL) verdict {
 
 // aclSays describes an ACL: "allow WRITE on topic plugin.crm.*".
 func aclSays(acl ACL) string {
-	s := strings.ToLower(acl.Permission) + " " + acl.Operation + " on " + resourceLabel(acl)
+	s := strings.ToLower(acl.Permission) + " " + acl.Operation + " on " + acl.ResourceLabel()
 	if acl.Principal == "User:*" {
 		s += " (every user)"
 	}
 	return s
 }
 
-// resourceLabel names an ACL's resource: "topic core.user.created", "topic
-// core.user.*" (prefixed), "group *", "cluster".
-func resourceLabel(acl ACL) string {
+// ResourceLabel names the ACL's resource for people: "topic
+// core.user.created", "topic core.user.*" (prefixed), "group *", "cluster".
+func (acl ACL) ResourceLabel() string {
 	if acl.Resource == "CLUSTER" {
 		return "cluster"
 	}

@@ -484,7 +484,7 @@ func aclRows(g pluginacl.Grants) []aclRow {
 	rows := make([]aclRow, 0, len(keys))
 	for _, k := range keys {
 		acl := pluginacl.ACL{Principal: k.principal, Resource: k.resource, Pattern: k.pattern, Name: k.name, Host: k.host}
-		r := aclRow{resource: resourceLabel(acl), allow: opList(ops[k][0]), deny: opList(ops[k][1])}
+		r := aclRow{resource: acl.ResourceLabel(), allow: opList(ops[k][0]), deny: opList(ops[k][1])}
 		inOwn := strings.HasPrefix(k.name, own)
 		switch {
 		case k.resource == "TOPIC" && inOwn:
@@ -527,17 +527,4 @@ func opList(ops []string) string {
 		return int(x) - int(y)
 	})
 	return strings.ToLower(strings.Join(slices.Compact(ops), ", "))
-}
-
-// resourceLabel names an ACL's resource: "topic core.user.created", "topic
-// core.user.*" (prefixed), "group *", "cluster".
-func resourceLabel(acl pluginacl.ACL) string {
-	if acl.Resource == "CLUSTER" {
-		return "cluster"
-	}
-	name := acl.Name
-	if acl.Pattern == "PREFIXED" {
-		name += "*"
-	}
-	return strings.ToLower(strings.ReplaceAll(acl.Resource, "_", " ")) + " " + name
 }

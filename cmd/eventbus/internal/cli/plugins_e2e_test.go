@@ -13,8 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/embedded"
@@ -59,27 +57,6 @@ func secureBroker(t *testing.T) ([]string, *eventbus.Client) {
 	}
 	t.Cleanup(admin.Close)
 	return broker.Addrs(), admin
-}
-
-// pluginClient is a raw franz-go client logged in with a plugin's
-// credentials, with none of the bus's checks.
-func pluginClient(t *testing.T, brokers []string, user, password string) *kgo.Client {
-	t.Helper()
-	auth := scram.Auth{User: user, Pass: password}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.SASL(auth.AsSha256Mechanism()),
-		kgo.RecordDeliveryTimeout(3*time.Second), kgo.RecordRetries(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-func produceAs(t *testing.T, cl *kgo.Client, topic string) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"raw":true}`)}).FirstErr()
 }
 
 // mustRunCLI runs the command in process and fails the test unless it
@@ -152,12 +129,12 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 		[]string{"topic plugin.crm.contact.created", "read, describe"})
 
 	// The brokers confine the plugin, whatever client it runs.
-	crm := pluginClient(t, brokers, "plugin.crm", password)
-	if err := produceAs(t, crm, own); err != nil {
+	crm := eventbustest.RawClient(t, brokers, "plugin.crm", password)
+	if err := eventbustest.ProduceRaw(t, crm, own); err != nil {
 		t.Fatalf("plugin crm producing to %s: %v", own, err)
 	}
 	for _, topic := range []string{core, other, "dlq." + core} {
-		if err := produceAs(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		if err := eventbustest.ProduceRaw(t, crm, topic); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Errorf("plugin crm producing to %s: %v, want TOPIC_AUTHORIZATION_FAILED", topic, err)
 		}
 	}
@@ -243,10 +220,10 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	if why := got["produce topic plugin.crm.*"].Why; !strings.Contains(why, "denied on topic "+secret) {
 		t.Errorf("check --json: why %q does not name the deny", why)
 	}
-	if err := produceAs(t, crm, audit); err != nil {
+	if err := eventbustest.ProduceRaw(t, crm, audit); err != nil {
 		t.Errorf("plugin crm producing to %s after the operator's grant: %v", audit, err)
 	}
-	if err := produceAs(t, crm, secret); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+	if err := eventbustest.ProduceRaw(t, crm, secret); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("plugin crm producing to %s after the operator's deny: %v, want TOPIC_AUTHORIZATION_FAILED", secret, err)
 	}
 	wantLines(t, "list", mustRunCLI(t, "plugins", "list", b),
@@ -264,12 +241,12 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	// log in, and the plugin is gone from list and check.
 	out = mustRunCLI(t, "plugins", "revoke", "crm", b)
 	wantLines(t, "revoke", out, []string{"eventbus: revoked plugin crm: deleted user plugin.crm (SCRAM-SHA-256) and its 15 ACL(s); it can no longer log in"})
-	if err := produceAs(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+	if err := eventbustest.ProduceRaw(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("revoked plugin on its open connection: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 	pingCtx, cancelPing := context.WithTimeout(ctx, 3*time.Second)
 	defer cancelPing()
-	if err := pluginClient(t, brokers, "plugin.crm", password).Ping(pingCtx); err == nil {
+	if err := eventbustest.RawClient(t, brokers, "plugin.crm", password).Ping(pingCtx); err == nil {
 		t.Error("revoked plugin could still log in")
 	}
 	out = mustRunCLI(t, "plugins", "list", b)
