@@ -1,6 +1,6 @@
 // Package eventbus is the Plexica event bus: typed, multi-tenant domain
-// events on any Kafka-protocol broker (Redpanda, Apache Kafka, or the
-// embedded broker of package embedded).
+// events on Apache Kafka or the embedded broker of package embedded (the two
+// brokers CI runs; other Kafka-protocol brokers: see docs/brokers.md).
 //
 // A [Client] connects to the brokers; a [Bus] publishes and subscribes on it:
 //
