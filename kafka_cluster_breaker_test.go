@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,33 +68,8 @@ type failoverOutcome struct {
 // acknowledges anything until it, and the breaker rightly sees the whole
 // cluster refusing writes.
 func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
-	bootstrap := strings.TrimSpace(os.Getenv(clusterEnv))
-	if bootstrap == "" {
-		t.Fatalf("%s is not set: this test (build tag kafkacluster) needs a 3-node Kafka cluster; "+
-			"start one with `scripts/kafka.sh start --nodes 3` and set %s to the bootstrap list it prints", clusterEnv, clusterEnv)
-	}
-	brokers := strings.Split(bootstrap, ",")
-	if len(brokers) != 3 {
-		t.Fatalf("%s=%q names %d brokers; this test kills a leader of a 3-node cluster", clusterEnv, bootstrap, len(brokers))
-	}
-	for n := 1; n <= 3; n++ {
-		if !nodeRunning(t, n) {
-			t.Logf("node %d is down (an earlier test?); starting it", n)
-			if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(n), "--nodes", "3"); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	killed := -1
-	t.Cleanup(func() {
-		if killed < 0 || nodeRunning(t, killed) {
-			return
-		}
-		t.Logf("cleanup: node %d is down; starting it again", killed)
-		if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(killed), "--nodes", "3"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	brokers := threeLiveNodes(t, &killed)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

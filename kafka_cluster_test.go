@@ -499,33 +499,8 @@ func groupCoordinator(ctx context.Context, client *eventbus.Client, group string
 // the group then loses its coordinator and that partition's leader at
 // once, the worst case for duplicates.
 func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
-	bootstrap := strings.TrimSpace(os.Getenv(clusterEnv))
-	if bootstrap == "" {
-		t.Fatalf("%s is not set: this test (build tag kafkacluster) needs a 3-node Kafka cluster; "+
-			"start one with `scripts/kafka.sh start --nodes 3` and set %s to the bootstrap list it prints", clusterEnv, clusterEnv)
-	}
-	brokers := strings.Split(bootstrap, ",")
-	if len(brokers) != 3 {
-		t.Fatalf("%s=%q names %d brokers; this test kills a leader of a 3-node cluster", clusterEnv, bootstrap, len(brokers))
-	}
-	for n := 1; n <= 3; n++ {
-		if !nodeRunning(t, n) {
-			t.Logf("node %d is down (an earlier test?); starting it", n)
-			if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(n), "--nodes", "3"); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	killed := -1
-	t.Cleanup(func() {
-		if killed < 0 || nodeRunning(t, killed) {
-			return
-		}
-		t.Logf("cleanup: node %d is down; starting it again", killed)
-		if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(killed), "--nodes", "3"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	brokers := threeLiveNodes(t, &killed)
 	ctx, cancel := context.WithTimeout(context.Background(), faultPublishFor+scriptStopFor+faultDrainFor)
 	defer cancel()
 
@@ -671,4 +646,39 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 	if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(killed), "--nodes", "3"); err != nil {
 		t.Fatalf("restarting node %d: %v", killed, err)
 	}
+}
+
+// threeLiveNodes returns the bootstrap list of the 3-node cluster named by
+// EVENTBUS_TEST_CLUSTER, with every node running (one an earlier test left
+// down is started), and starts node *killed again when the test ends if
+// the test killed it (*killed ≥ 0) and left it down.
+func threeLiveNodes(t *testing.T, killed *int) []string {
+	t.Helper()
+	bootstrap := strings.TrimSpace(os.Getenv(clusterEnv))
+	if bootstrap == "" {
+		t.Fatalf("%s is not set: this test (build tag kafkacluster) needs a 3-node Kafka cluster; "+
+			"start one with `scripts/kafka.sh start --nodes 3` and set %s to the bootstrap list it prints", clusterEnv, clusterEnv)
+	}
+	brokers := strings.Split(bootstrap, ",")
+	if len(brokers) != 3 {
+		t.Fatalf("%s=%q names %d brokers; this test kills a leader of a 3-node cluster", clusterEnv, bootstrap, len(brokers))
+	}
+	for n := 1; n <= 3; n++ {
+		if !nodeRunning(t, n) {
+			t.Logf("node %d is down (an earlier test?); starting it", n)
+			if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(n), "--nodes", "3"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		if *killed < 0 || nodeRunning(t, *killed) {
+			return
+		}
+		t.Logf("cleanup: node %d is down; starting it again", *killed)
+		if _, err := kafkaScript(t, scriptStartFor, "start-node", fmt.Sprint(*killed), "--nodes", "3"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return brokers
 }
