@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus/internal/backoff"
-	"github.com/plexica/eventbus/internal/topicadmin"
 	"github.com/plexica/eventbus/topic"
 )
 
@@ -65,7 +64,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, logger: cfg.Logger}
-	c.topics = topicadmin.NewManager(c.adminKgo, cfg.TopicRules).(*topic.Manager)
+	c.topics = topic.NewManager(c.adminKgo, cfg.TopicRules)
 	c.valid = &validNames{rules: cfg.TopicRules}
 	return c, nil
 }

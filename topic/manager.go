@@ -132,23 +132,23 @@ func (s settings) validate(topic string) error {
 // finds the topic unknown to the brokers (deleted while in use) makes the
 // next call check and create it again (see Forget).
 type Manager struct {
-	conn  topicadmin.Conn
+	conn  func() (*kgo.Client, error)
 	rules *Rules
 
 	mu      sync.Mutex
 	admin   *topicadmin.Admin
 	adminOf *kgo.Client // the client admin was made for
-
 }
 
-func init() {
-	topicadmin.NewManager = func(conn topicadmin.Conn, rules any) any {
-		r, _ := rules.(*Rules)
-		if r == nil {
-			r = defaultRules
-		}
-		return &Manager{conn: conn, rules: r}
+// NewManager returns a Manager that administers topics through the client
+// conn returns (called at each use, so that it may connect late or be
+// replaced; an error from it is returned as is) under rules (nil: the
+// default rules). A bus's client has one: eventbus.Client.Topics.
+func NewManager(conn func() (*kgo.Client, error), rules *Rules) *Manager {
+	if rules == nil {
+		rules = defaultRules
 	}
+	return &Manager{conn: conn, rules: rules}
 }
 
 // Rules returns the topic rules in force.
@@ -158,7 +158,7 @@ func (m *Manager) Rules() *Rules { return m.rules }
 // connection.
 func (m *Manager) topicAdmin() (*topicadmin.Admin, error) {
 	if m.conn == nil {
-		return nil, fmt.Errorf("%w: a topic.Manager must come from eventbus.Client.Topics", errs.InvalidConfig)
+		return nil, fmt.Errorf("%w: a topic.Manager must come from NewManager (with a connection) or eventbus.Client.Topics", errs.InvalidConfig)
 	}
 	cl, err := m.conn()
 	if err != nil {

@@ -34,7 +34,8 @@ func TestSettingsDefaults(t *testing.T) {
 	}
 }
 
-// TestZeroManager: a Manager not made by eventbus.Client.Topics says so
+// TestZeroManager: a Manager made neither by NewManager nor by
+// eventbus.Client.Topics says so
 // instead of panicking.
 func TestZeroManager(t *testing.T) {
 	var m Manager
@@ -43,5 +44,8 @@ func TestZeroManager(t *testing.T) {
 	}
 	if _, err := m.List(t.Context()); !errors.Is(err, errs.InvalidConfig) {
 		t.Errorf("List on a zero Manager = %v, want ErrInvalidConfig", err)
+	}
+	if err := NewManager(nil, nil).Ensure(t.Context(), "core.user.created"); !errors.Is(err, errs.InvalidConfig) {
+		t.Errorf("Ensure on NewManager(nil, nil) = %v, want ErrInvalidConfig", err)
 	}
 }
