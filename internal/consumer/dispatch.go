@@ -39,7 +39,9 @@ type dispatcher struct {
 	held     int         // unfinished records (waiting or running) of the partitions
 	anyPause bool        // some partition is paused
 	// uncommitted counts the records finished since the last commit of
-	// every partition (commitPoints): at commitEvery, a commit is due.
+	// every partition was taken (commitPoints): at commitEvery, a commit
+	// is due; at maxUncommitted, workers take no new record until the next
+	// commit is taken (behind).
 	uncommitted int
 	closed      bool
 	// lingering are released partitions whose handlers still ran when
@@ -314,9 +316,10 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
 	}
 }
 
-// startWorkers starts workers for the ready queues, up to MaxConcurrency.
+// startWorkers starts workers for the ready queues, up to MaxConcurrency,
+// unless the commits are behind.
 func (d *dispatcher) startWorkers() {
-	for d.active < d.t.MaxConcurrency {
+	for d.active < d.t.MaxConcurrency && !d.behind() {
 		q := d.popReady()
 		if q == nil {
 			break
@@ -428,9 +431,20 @@ func (d *dispatcher) work(q *keyQueue) {
 		if resume := d.resumable(); len(resume) > 0 {
 			d.g.fetching.ResumeFetchPartitions(map[string][]int32{d.t.Name: resume})
 		}
+		if d.behind() {
+			break // the next commit taken starts workers again
+		}
 		q = d.popReady()
 	}
 	d.active--
+}
+
+// behind reports whether maxUncommitted records finished since the last
+// commit was taken: no record is started until the next one is
+// (commitPoints), so that a broker slow to answer a commit does not let
+// the work a crash would hand again grow with the time it takes.
+func (d *dispatcher) behind() bool {
+	return d.uncommitted >= maxUncommitted(d.t)
 }
 
 // resumable unpauses the paused partitions that have drained: all of them
@@ -578,6 +592,7 @@ func (d *dispatcher) commitPoints(parts []*partition, metadataLimit int) map[int
 		}
 	}
 	d.uncommitted = 0 // every partition's finished records are in this commit
+	d.startWorkers()  // any held back by behind
 	return out
 }
 

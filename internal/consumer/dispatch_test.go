@@ -101,10 +101,49 @@ func (p *probe) handle(_, _ context.Context, r *kgo.Record) bool {
 func testDispatcher(t *testing.T, ord Ordering, conc, pending int, h HandleFunc) (*dispatcher, *fakeFetching) {
 	t.Helper()
 	f := &fakeFetching{paused: map[int32]bool{}}
-	g := &Group{commitSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	g := fakeGroup(t, f)
 	d := newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: ord, MaxConcurrency: conc, MaxPending: pending})
+	g.mu.Lock()
+	g.topics["t"] = d
+	g.mu.Unlock()
 	d.assign([]int32{0, 1})
 	return d, f
+}
+
+// fakeGroup is a group without a client for dispatchers to run in: it
+// takes a commit (commitPoints, nothing sent) of every topic as soon as
+// one is due (commitNow), until the test ends.
+func fakeGroup(t *testing.T, f *fakeFetching) *Group {
+	t.Helper()
+	g := &Group{
+		commitSig:    make(chan struct{}, 1),
+		commitNowSig: make(chan struct{}, 1),
+		handlerCtx:   context.Background(),
+		fetching:     f,
+		topics:       map[string]*dispatcher{},
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-g.commitNowSig:
+			case <-done:
+				return
+			}
+			g.mu.RLock()
+			for _, d := range g.topics {
+				d.commitPoints(nil, 0)
+			}
+			g.mu.RUnlock()
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		<-stopped
+	})
+	return g
 }
 
 // records makes n records of partition p from offset from, keys cycling
@@ -257,8 +296,11 @@ func TestDispatchPauseCannotOutrunTheDrain(t *testing.T) {
 		}
 		return true
 	}
-	g := &Group{commitSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	g := fakeGroup(t, f)
 	d = newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: PerKey, MaxConcurrency: 8, MaxPending: 2})
+	g.mu.Lock()
+	g.topics["t"] = d
+	g.mu.Unlock()
 	d.assign([]int32{0})
 	d.enqueue(0, records(0, 0, 4, 4))
 	waitUntil(t, "the four records are finished and nothing is held", func() bool { return heldOf(d) == 0 })
@@ -388,5 +430,48 @@ func TestDispatchStuckKeyDoesNotPauseItsPartition(t *testing.T) {
 	}
 	if n := heldOf(d); n != 1 {
 		t.Fatalf("%d records held, want 1 (the stuck one)", n)
+	}
+}
+
+// TestDispatchWaitsForTheNextCommitOnceMaxUncommittedFinished: with no
+// commit taken (a committer stuck on a broker that does not answer), the
+// workers stop taking records once maxUncommitted finished (those running
+// then still finish); the next commit taken lets them go on.
+func TestDispatchWaitsForTheNextCommitOnceMaxUncommittedFinished(t *testing.T) {
+	const conc, n = 4, 400
+	var finished atomic.Int32
+	h := func(_, _ context.Context, _ *kgo.Record) bool {
+		finished.Add(1)
+		return true
+	}
+	f := &fakeFetching{paused: map[int32]bool{}}
+	g := &Group{commitSig: make(chan struct{}, 1), commitNowSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	d := newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: Unordered, MaxConcurrency: conc, MaxPending: 1000})
+	d.assign([]int32{0})
+	d.enqueue(0, records(0, 0, n, 1))
+	limit := maxUncommitted(d.t)
+	idle := func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.active == 0
+	}
+	waitUntil(t, "the workers stop", idle)
+	if got := int(finished.Load()); got < limit || got > limit+conc-1 {
+		t.Fatalf("%d records finished with no commit taken; want %d to %d (maxUncommitted, and those running then)", got, limit, limit+conc-1)
+	}
+	d.commitPoints(nil, 0)
+	waitUntil(t, "the workers stop again", func() bool { return idle() && int(finished.Load()) >= 2*limit })
+	if got := int(finished.Load()); got > 2*limit+2*(conc-1) {
+		t.Fatalf("%d records finished after one commit taken; want at most %d", got, 2*limit+2*(conc-1))
+	}
+	for range n {
+		if int(finished.Load()) == n {
+			break
+		}
+		d.commitPoints(nil, 0)
+		waitUntil(t, "the workers stop", idle)
+	}
+	if got := int(finished.Load()); got != n {
+		t.Fatalf("%d of %d records finished with commits taken", got, n)
 	}
 }
