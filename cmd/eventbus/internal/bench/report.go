@@ -382,7 +382,8 @@ func writeNotes(w io.Writer, r *Report) error {
 			"in a child process killed with SIGKILL once it had handled %d events; the group then resumed in this process "+
 			"as the same static member until every event was handled and the backlog committed. "+
 			"Duplicates are handler calls beyond an event's first: what finished after the last commit (a group commits once MaxConcurrency events "+
-			"finished since its last commit, or CommitInterval (100 ms) passed) "+
+			"finished since its last commit, or CommitInterval (100 ms) passed, and starts no event once twice that many finished "+
+			"since the last commit was taken, so a broker slow to answer does not let it grow) "+
 			"and what was running; offsets finished above an unfinished one ride in the commit's metadata and are not handled again.",
 			c.MaxConcurrency, c.MaxPending, c.HandlerMs, c.KilledAt))
 	}
