@@ -113,20 +113,7 @@ func TestCrashRedeliversABoundedCount(t *testing.T) {
 		if !killed.Load() {
 			return nil, nil, false
 		}
-		req := kreq.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		resp.Version = req.Version
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return commitRefused(kreq.(*kmsg.OffsetCommitRequest)), nil, true
 	})
 
 	var first offsetSet
@@ -214,6 +201,25 @@ func TestCrashRedeliversABoundedCount(t *testing.T) {
 	}
 }
 
+// commitRefused refuses every partition of a commit
+// (GROUP_AUTHORIZATION_FAILED): what a killed member would have committed
+// never arrives.
+func commitRefused(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	resp.Version = req.Version
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
 // inSpans says whether offset is in one of spans.
 func inSpans(spans []span, offset int64) bool {
 	for _, s := range spans {
@@ -256,20 +262,7 @@ func TestCrashWithACommitUnansweredRedeliversABoundedCount(t *testing.T) {
 		if !killed.Load() {
 			return nil, nil, false
 		}
-		req := kreq.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		resp.Version = req.Version
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return commitRefused(kreq.(*kmsg.OffsetCommitRequest)), nil, true
 	})
 
 	var first offsetSet
