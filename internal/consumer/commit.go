@@ -56,7 +56,11 @@ func commitEvery(t Topic) int { return max(t.MaxConcurrency, minCommitEvery) }
 // (loaded, paused, failing over) holds handlers up. Without it, what a
 // crash hands again would grow with the time a commit takes to be
 // answered: a member whose records were already fetched handled on at
-// full speed while its commit waited, and all of that came again.
+// full speed while its commit waited, and all of that came again. The
+// price: a topic handles at most about maxUncommitted records per commit
+// round trip, which handlers that take next to no time (a backlog drained
+// by a handler of a few microseconds) reach; a larger MaxConcurrency
+// raises it.
 func maxUncommitted(t Topic) int { return 2 * commitEvery(t) }
 
 // committer commits the finished prefix of every partition (and the
