@@ -10,11 +10,12 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginacl"
 )
 
 // TestACLCheckAgreesWithTheBroker: for a set of grants beyond what
 // provisioning gives (a deny inside the plugin's own space, a literal
-// grant on one core topic), every answer of PluginGrants.Check is what an
+// grant on one core topic), every answer of pluginacl.Grants.Check is what an
 // ACL-enforcing broker does when the plugin tries: "allowed" where every
 // sampled resource is allowed, "denied" where every one is refused,
 // "partly" where some are.
@@ -29,18 +30,18 @@ func TestACLCheckAgreesWithTheBroker(t *testing.T) {
 		"core.user.created", "core.tenant.created", "core.audit.logged",
 	}
 	for _, topic := range existing {
-		if err := topics.EnsureTopic(ctx, topic); err != nil {
+		if err := topics.Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: password, CoreTopics: []string{"core.user."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: password, CoreTopics: []string{"core.user."}}); err != nil {
 		t.Fatal(err)
 	}
 	adm, err := admin.Admin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	user := "User:" + eventbus.PluginUsername("crm")
+	user := "User:" + pluginacl.Username("crm")
 	for _, b := range []*kadm.ACLBuilder{
 		kadm.NewACLs().Deny(user).DenyHosts("*").Topics("plugin.crm.secret.").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpWrite),
 		kadm.NewACLs().Allow(user).AllowHosts("*").Topics("core.audit.logged").ResourcePatternType(kadm.ACLPatternLiteral).Operations(kadm.OpWrite),
@@ -60,11 +61,11 @@ func TestACLCheckAgreesWithTheBroker(t *testing.T) {
 		eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
 	}
 
-	g, err := topics.DescribePlugin(ctx, "crm")
+	g, err := pluginacl.Describe(ctx, kadmOf(t, admin), "crm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checks := map[string]eventbus.PluginCheck{}
+	checks := map[string]pluginacl.Check{}
 	for _, c := range g.Check() {
 		checks[c.Action+" "+c.Resource] = c
 	}

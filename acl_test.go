@@ -15,8 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginacl"
 )
 
 // secureCluster starts an embedded broker with SASL/SCRAM and ACLs and
@@ -46,7 +48,7 @@ func pluginConnection(t *testing.T, brokers []string, pluginID, password string)
 	t.Helper()
 	client, err := eventbus.NewClient(eventbus.ClientConfig{
 		Brokers: brokers,
-		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: eventbus.PluginUsername(pluginID), Password: password},
+		SASL:    &eventbus.SASLConfig{Mechanism: eventbus.SASLScramSHA256, Username: pluginacl.Username(pluginID), Password: password},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func pluginConnection(t *testing.T, brokers []string, pluginID, password string)
 // the bus's checks.
 func rawPluginClient(t *testing.T, brokers []string, pluginID, password string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	auth := scram.Auth{User: eventbus.PluginUsername(pluginID), Pass: password}
+	auth := scram.Auth{User: pluginacl.Username(pluginID), Pass: password}
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.SASL(auth.AsSha256Mechanism()),
@@ -107,7 +109,7 @@ func consumeOne(t *testing.T, brokers []string, pluginID, password, group, topic
 func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	t.Parallel()
 	brokers, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
 	const (
 		own       = "plugin.crm.contact.created"
@@ -117,11 +119,11 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 		forbidden = "core.tenant.created"
 	)
 	for _, topic := range []string{own, neighbour, other, granted, forbidden} {
-		if err := topics.EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{"core.user."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{"core.user."}}); err != nil {
 		t.Fatal(err)
 	}
 	bus := eventbustest.NewBusOn(t, admin, eventbus.Config{})
@@ -167,7 +169,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 
 	// Revoked: no new connection authenticates, and the open one can no
 	// longer write.
-	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Fatal(err)
 	}
 	if err := rawProduce(t, crm, own); !errors.Is(err, kerr.TopicAuthorizationFailed) {
@@ -183,7 +185,7 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 	} else if err := rawProduce(t, fresh, own); err == nil {
 		t.Error("revoked plugin could still write")
 	}
-	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Errorf("revoking twice: %v", err)
 	}
 }
@@ -191,10 +193,10 @@ func TestACLProvisionedPluginIsConfinedByTheBroker(t *testing.T) {
 func TestACLProvisionReplacesGrants(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
-	access := eventbus.PluginAccess{Password: "pw-1", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.crm."}}
-	if err := topics.ProvisionPlugin(ctx, "sample-analytics", access); err != nil {
+	access := pluginacl.Access{Password: "pw-1", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.crm."}}
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "sample-analytics", access); err != nil {
 		t.Fatal(err)
 	}
 	has := func() map[string]bool {
@@ -232,7 +234,7 @@ func TestACLProvisionReplacesGrants(t *testing.T) {
 	}
 	// Provisioning again with less revokes the rest.
 	access.CoreTopics, access.PluginTopics, access.Password = []string{"core.user."}, nil, "pw-2"
-	if err := topics.ProvisionPlugin(ctx, "sample-analytics", access); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "sample-analytics", access); err != nil {
 		t.Fatal(err)
 	}
 	got = has()
@@ -244,29 +246,29 @@ func TestACLProvisionReplacesGrants(t *testing.T) {
 func TestACLProvisionRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
 	for _, c := range []struct {
 		id     string
-		access eventbus.PluginAccess
+		access pluginacl.Access
 		want   error
 	}{
-		{"CRM", eventbus.PluginAccess{Password: "x"}, eventbus.ErrInvalidPluginID},
-		{"crm", eventbus.PluginAccess{}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"plugin.billing."}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.User."}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"core."}}, eventbus.ErrInvalidConfig},
-		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig},
+		{"CRM", pluginacl.Access{Password: "x"}, eventbus.ErrInvalidPluginID},
+		{"crm", pluginacl.Access{}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"plugin.billing."}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.User."}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"core."}}, eventbus.ErrInvalidConfig},
+		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig},
 	} {
-		err := topics.ProvisionPlugin(ctx, c.id, c.access)
+		err := pluginacl.Provision(ctx, kadmOf(t, admin), c.id, c.access)
 		if !errors.Is(err, c.want) {
-			t.Errorf("ProvisionPlugin(%q, %+v) = %v, want %v", c.id, c.access, err, c.want)
+			t.Errorf("pluginacl.Provision(%q, %+v) = %v, want %v", c.id, c.access, err, c.want)
 		}
 	}
-	if err := topics.RevokePlugin(ctx, "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
-		t.Errorf("RevokePlugin(bad id) = %v", err)
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
+		t.Errorf("pluginacl.Revoke(bad id) = %v", err)
 	}
 }
 
@@ -279,18 +281,18 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	own := "plugin.crm.contact.created"
 	core := "core.user.created"
 	for _, topic := range []string{own, core} {
-		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
 
 	client := pluginConnection(t, brokers, "crm", "crm-secret")
 	pluginBus := eventbustest.NewBusOn(t, client, eventbus.Config{
-		DLQ: eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+		DLQ: deadletter.Config{SchedulerGroup: "plugin.crm.dlq-scheduler"},
 	})
 	crm := newPluginClient(t, pluginBus, "crm", "acme", "")
 	contacts, users := eventbustest.NewRecorder(), eventbustest.NewRecorder()
@@ -308,18 +310,18 @@ func TestACLPluginBusOnItsOwnCredentials(t *testing.T) {
 	}
 }
 
-// DescribePlugin and ListPlugins read back what the brokers hold, ACLs
-// added by hand and those of every user included; RevokePlugin removes the
+// pluginacl.Describe and pluginacl.List read back what the brokers hold, ACLs
+// added by hand and those of every user included; pluginacl.Revoke removes the
 // plugin's deny ACLs too.
 func TestACLPluginGrantsReadBack(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
-	if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "pw", CoreTopics: []string{"core.user."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "pw", CoreTopics: []string{"core.user."}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := topics.ProvisionPlugin(ctx, "billing", eventbus.PluginAccess{Password: "pw", Mechanism: eventbus.SASLScramSHA512}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "billing", pluginacl.Access{Password: "pw", Mechanism: eventbus.SASLScramSHA512}); err != nil {
 		t.Fatal(err)
 	}
 	adm, err := admin.Admin()
@@ -336,14 +338,14 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		}
 	}
 
-	crm, err := topics.DescribePlugin(ctx, "crm")
+	crm, err := pluginacl.Describe(ctx, kadmOf(t, admin), "crm")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !crm.Provisioned() || crm.Username != "plugin.crm" || !slices.Equal(crm.Mechanisms, []string{"SCRAM-SHA-256"}) {
-		t.Fatalf("DescribePlugin(crm) = %+v", crm)
+		t.Fatalf("pluginacl.Describe(crm) = %+v", crm)
 	}
-	for _, want := range []eventbus.PluginACL{
+	for _, want := range []pluginacl.ACL{
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "WRITE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "plugin.crm."},
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "READ", Resource: "GROUP", Pattern: "PREFIXED", Name: "plugin.crm."},
 		{Principal: "User:plugin.crm", Host: "*", Permission: "ALLOW", Operation: "IDEMPOTENT_WRITE", Resource: "CLUSTER", Pattern: "LITERAL", Name: "kafka-cluster"},
@@ -352,65 +354,65 @@ func TestACLPluginGrantsReadBack(t *testing.T) {
 		{Principal: "User:*", Host: "*", Permission: "ALLOW", Operation: "DESCRIBE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "core.status."},
 	} {
 		if !slices.Contains(crm.ACLs, want) {
-			t.Errorf("DescribePlugin(crm) lacks %+v; has %+v", want, crm.ACLs)
+			t.Errorf("pluginacl.Describe(crm) lacks %+v; has %+v", want, crm.ACLs)
 		}
 	}
 	for _, acl := range crm.ACLs {
 		if acl.Principal == "User:service.api" {
-			t.Errorf("DescribePlugin(crm) has another user's ACL %+v", acl)
+			t.Errorf("pluginacl.Describe(crm) has another user's ACL %+v", acl)
 		}
 	}
 
-	plugins, err := topics.ListPlugins(ctx)
+	plugins, err := pluginacl.List(ctx, kadmOf(t, admin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plugins) != 2 || plugins[0].PluginID != "billing" || plugins[1].PluginID != "crm" {
-		t.Fatalf("ListPlugins = %+v, want billing and crm", plugins)
+		t.Fatalf("pluginacl.List = %+v, want billing and crm", plugins)
 	}
 	if !slices.Equal(plugins[0].Mechanisms, []string{"SCRAM-SHA-512"}) || !slices.Equal(plugins[1].ACLs, crm.ACLs) {
-		t.Errorf("ListPlugins = %+v\nwant crm as %+v", plugins, crm)
+		t.Errorf("pluginacl.List = %+v\nwant crm as %+v", plugins, crm)
 	}
 
-	if err := topics.RevokePlugin(ctx, "crm"); err != nil {
+	if err := pluginacl.Revoke(ctx, kadmOf(t, admin), "crm"); err != nil {
 		t.Fatal(err)
 	}
-	crm, err = topics.DescribePlugin(ctx, "crm")
+	crm, err = pluginacl.Describe(ctx, kadmOf(t, admin), "crm")
 	if err != nil || crm.Provisioned() || len(crm.Mechanisms) != 0 {
-		t.Fatalf("after RevokePlugin: %+v, %v", crm, err)
+		t.Fatalf("after pluginacl.Revoke: %+v, %v", crm, err)
 	}
 	for _, acl := range crm.ACLs {
 		if acl.Principal != "User:*" {
-			t.Errorf("after RevokePlugin the plugin still has %+v", acl)
+			t.Errorf("after pluginacl.Revoke the plugin still has %+v", acl)
 		}
 	}
-	if plugins, err := topics.ListPlugins(ctx); err != nil || len(plugins) != 1 || plugins[0].PluginID != "billing" {
-		t.Fatalf("ListPlugins after revoking crm = %+v, %v", plugins, err)
+	if plugins, err := pluginacl.List(ctx, kadmOf(t, admin)); err != nil || len(plugins) != 1 || plugins[0].PluginID != "billing" {
+		t.Fatalf("pluginacl.List after revoking crm = %+v, %v", plugins, err)
 	}
-	if _, err := topics.DescribePlugin(ctx, "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
-		t.Errorf("DescribePlugin(bad id) = %v", err)
+	if _, err := pluginacl.Describe(ctx, kadmOf(t, admin), "Bad.ID"); !errors.Is(err, eventbus.ErrInvalidPluginID) {
+		t.Errorf("pluginacl.Describe(bad id) = %v", err)
 	}
 }
 
-func TestValidatePluginAccess(t *testing.T) {
-	if err := eventbus.ValidatePluginAccess("crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.billing."}}); err != nil {
+func TestPluginACLValidate(t *testing.T) {
+	if err := pluginacl.Validate("crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.", "core.tenant.created"}, PluginTopics: []string{"plugin.billing."}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		id     string
-		access eventbus.PluginAccess
+		access pluginacl.Access
 		want   error
 		says   string
 	}{
-		{"CRM", eventbus.PluginAccess{Password: "x"}, eventbus.ErrInvalidPluginID, `use "crm"`},
-		{"crm", eventbus.PluginAccess{}, eventbus.ErrInvalidConfig, "Password is empty"},
-		{"crm", eventbus.PluginAccess{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "PluginAccess.Mechanism"},
-		{"crm", eventbus.PluginAccess{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "PluginAccess.CoreTopics"},
-		{"crm", eventbus.PluginAccess{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig, "own topic space"},
+		{"CRM", pluginacl.Access{Password: "x"}, eventbus.ErrInvalidPluginID, `use "crm"`},
+		{"crm", pluginacl.Access{}, eventbus.ErrInvalidConfig, "Password is empty"},
+		{"crm", pluginacl.Access{Password: "x", Mechanism: "PLAIN"}, eventbus.ErrInvalidConfig, "Access.Mechanism"},
+		{"crm", pluginacl.Access{Password: "x", CoreTopics: []string{"core.user.create"}}, eventbus.ErrInvalidConfig, "Access.CoreTopics"},
+		{"crm", pluginacl.Access{Password: "x", PluginTopics: []string{"plugin.crm."}}, eventbus.ErrInvalidConfig, "own topic space"},
 	} {
-		err := eventbus.ValidatePluginAccess(c.id, c.access)
+		err := pluginacl.Validate(c.id, c.access)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("ValidatePluginAccess(%q, %+v) = %v, want %v saying %q", c.id, c.access, err, c.want, c.says)
+			t.Errorf("pluginacl.Validate(%q, %+v) = %v, want %v saying %q", c.id, c.access, err, c.want, c.says)
 		}
 	}
 }
@@ -424,10 +426,10 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
 	core := "core.user.created"
-	if err := admin.Topics().EnsureTopic(ctx, core); err != nil {
+	if err := admin.Topics().Ensure(ctx, core); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{core}}); err != nil {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
@@ -463,24 +465,24 @@ func TestACLPluginDeadLettersOnItsOwnCredentials(t *testing.T) {
 	contacts.WaitForID(t, c) // dead-lettered, retried, handled
 	users.WaitForID(t, u)
 	for _, topic := range []string{"plugin.crm.contact.created", core} {
-		entries := waitList(t, pluginBus.DLQ(), eventbus.DLQQuery{Topic: topic, Status: eventbus.StatusResolved}, 1)
+		entries := waitList(t, pluginBus.DLQ(), deadletter.Query{Topic: topic, Status: deadletter.StatusResolved}, 1)
 		if entries[0].RetryCount != 1 {
 			t.Errorf("%s: entry %+v, want one retry", topic, entries[0])
 		}
 	}
 	// Its core-topic failures are kept under its own prefix: the core's
 	// dead-letter topic holds nothing of it.
-	if ok, err := admin.Topics().TopicExists(ctx, "dlq."+core); err != nil || ok {
+	if ok, err := admin.Topics().Exists(ctx, "dlq."+core); err != nil || ok {
 		t.Fatalf("dlq.%s exists=%v (err %v); the plugin's failure belongs in dlq.plugin.crm.%s", core, ok, err, core)
 	}
 }
 
-// Two ProvisionPlugin calls for one plugin at once, on one TopicManager:
+// Two pluginacl.Provision calls for one plugin at once, in one process:
 // the plugin ends with the grants of one of them, whole, never a mix.
 func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 	t.Parallel()
 	_, admin := secureCluster(t)
-	topics := admin.Topics()
+
 	ctx := boundedCtx(t)
 	adm, err := admin.Admin()
 	if err != nil {
@@ -506,7 +508,7 @@ func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := topics.ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "pw-" + core, CoreTopics: []string{core}}); err != nil {
+				if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "pw-" + core, CoreTopics: []string{core}}); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -516,4 +518,14 @@ func TestACLConcurrentProvisionsOfOnePluginDoNotMix(t *testing.T) {
 			t.Fatalf("round %d: after two concurrent provisionings the plugin reads core.user.: %t, core.tenant.: %t; want exactly one", round, user, tenant)
 		}
 	}
+}
+
+// kadmOf returns c's admin client.
+func kadmOf(t *testing.T, c *eventbus.Client) *kadm.Client {
+	t.Helper()
+	adm, err := c.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adm
 }

@@ -3,54 +3,27 @@ package eventbus
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/breaker"
+	"github.com/plexica/eventbus/internal/errs"
 )
-
-// BreakerState is the state of the publish circuit breaker.
-type BreakerState int
-
-// The breaker states.
-const (
-	// BreakerClosed: publishes go through.
-	BreakerClosed BreakerState = iota
-	// BreakerHalfOpen: a few publishes go through to test the brokers.
-	BreakerHalfOpen
-	// BreakerOpen: Publish fails fast with ErrCircuitOpen.
-	BreakerOpen
-)
-
-// String returns "closed", "half-open" or "open".
-func (s BreakerState) String() string {
-	switch s {
-	case BreakerClosed:
-		return "closed"
-	case BreakerHalfOpen:
-		return "half-open"
-	case BreakerOpen:
-		return "open"
-	}
-	return fmt.Sprintf("BreakerState(%d)", int(s))
-}
 
 // breakerState translates the breaker library's state.
-func breakerState(s gobreaker.State) BreakerState {
+func breakerState(s gobreaker.State) breaker.State {
 	switch s {
 	case gobreaker.StateHalfOpen:
-		return BreakerHalfOpen
+		return breaker.HalfOpen
 	case gobreaker.StateOpen:
-		return BreakerOpen
+		return breaker.Open
 	}
-	return BreakerClosed
+	return breaker.Closed
 }
 
-// breaker guards publishing; a nil cb means disabled. It is two-step so
+// circuit is the publish circuit breaker (see breaker.Config); it guards publishing: a nil cb means disabled. It is two-step so
 // that asynchronous publishes report their outcome when it arrives.
 //
 // It opens when the cluster cannot be reached, not when one partition's
@@ -59,9 +32,9 @@ func breakerState(s gobreaker.State) BreakerState {
 // some partitions' leaders take writes, acknowledgements keep coming, and
 // the failures of the partitions without a leader (each bounded by
 // Config.DeliveryTimeout) do not stop the others' publishes.
-type breaker struct {
+type circuit struct {
 	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
-	cfg BreakerConfig
+	cfg breaker.Config
 	// acked counts the records the brokers acknowledged (delivered).
 	acked atomic.Uint64
 }
@@ -73,8 +46,8 @@ type partialFailure struct{ error }
 
 func (e partialFailure) Unwrap() error { return e.error }
 
-func newBreaker(cfg BreakerConfig) *breaker {
-	b := &breaker{cfg: cfg}
+func newBreaker(cfg breaker.Config) *circuit {
+	b := &circuit{cfg: cfg}
 	if cfg.Disabled {
 		return b
 	}
@@ -103,7 +76,7 @@ func newBreaker(cfg BreakerConfig) *breaker {
 }
 
 // run calls fn through the breaker.
-func (b *breaker) run(fn func() error) error {
+func (b *circuit) run(fn func() error) error {
 	done, err := b.allow()
 	if err != nil {
 		return err
@@ -115,7 +88,7 @@ func (b *breaker) run(fn func() error) error {
 
 // allow asks the breaker to let one publish through; done must then be
 // called once with its outcome.
-func (b *breaker) allow() (done func(error), err error) {
+func (b *circuit) allow() (done func(error), err error) {
 	if b.cb == nil {
 		return func(error) {}, nil
 	}
@@ -139,16 +112,16 @@ func (b *breaker) allow() (done func(error), err error) {
 // delivered records that the brokers acknowledged a record: the cluster
 // takes writes, so the unavailability failures of publishes let through
 // before it do not count.
-func (b *breaker) delivered() {
+func (b *circuit) delivered() {
 	if b.cb != nil {
 		b.acked.Add(1)
 	}
 }
 
 // state returns the breaker's state (closed when disabled).
-func (b *breaker) state() BreakerState {
+func (b *circuit) state() breaker.State {
 	if b.cb == nil {
-		return BreakerClosed
+		return breaker.Closed
 	}
 	return breakerState(b.cb.State())
 }
@@ -163,30 +136,7 @@ func isCallerError(err error) bool {
 // isUnavailable reports whether err (from a broker request or a record's
 // delivery) says the cluster cannot be reached or cannot take writes now,
 // rather than something about the request.
-func isUnavailable(err error) bool {
-	if errors.Is(err, ErrBrokerUnavailable) || errors.Is(err, kgo.ErrRecordTimeout) ||
-		errors.Is(err, kgo.ErrRecordRetries) {
-		return true
-	}
-	for _, k := range []*kerr.Error{
-		kerr.NotEnoughReplicas, kerr.NotEnoughReplicasAfterAppend, kerr.LeaderNotAvailable,
-		kerr.NotLeaderForPartition, kerr.BrokerNotAvailable, kerr.RequestTimedOut,
-		kerr.NetworkException, kerr.KafkaStorageError, kerr.NotController,
-		kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress,
-	} {
-		if errors.Is(err, k) {
-			return true
-		}
-	}
-	if _, ok := errors.AsType[*kgo.ErrFirstReadEOF](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[net.Error](err); ok {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-}
+func isUnavailable(err error) bool { return errs.Unavailable(err) }
 
 // rejectedEvent maps a broker's rejection of one event (not of the
 // cluster's state) to the sentinel it means, or returns nil.

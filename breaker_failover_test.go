@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -78,7 +79,7 @@ func TestBreakerKeepsPublishingWhileOneLeaderIsDown(t *testing.T) {
 	})
 	bus := eventbustest.NewBus(t, eventbus.Config{
 		DeliveryTimeout: time.Second,
-		Breaker:         eventbus.BreakerConfig{FailureThreshold: uint32(len(deadTenants)), OpenTimeout: time.Hour},
+		Breaker:         breaker.Config{FailureThreshold: uint32(len(deadTenants)), OpenTimeout: time.Hour},
 	}, c.ListenAddrs()...)
 	for _, tenant := range append(deadTenants, liveTenants...) {
 		eventbustest.MustPublish(t, bus, topic, "before", eventbus.PublishMetadata{TenantID: tenant})
@@ -114,7 +115,7 @@ func TestBreakerKeepsPublishingWhileOneLeaderIsDown(t *testing.T) {
 			t.Fatalf("publish to the dead leader: %v; want ErrBrokerUnavailable", err)
 		}
 	}
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s after %d failures on one broker's partitions while the others took writes; want closed", s, len(deadTenants))
 	}
 	for _, tenant := range liveTenants {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/plexica/eventbus/breaker"
 )
 
 // TestBreakerCountsOnlyUnavailability checks what the breaker counts:
@@ -15,7 +17,7 @@ import (
 // count and closes it from half-open; the caller's failures (its context,
 // bad input, a broker's rejection of one event) neither count nor reset.
 func TestBreakerCountsOnlyUnavailability(t *testing.T) {
-	b := newBreaker(BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Millisecond, HalfOpenSuccesses: 2})
+	b := newBreaker(breaker.Config{FailureThreshold: 2, OpenTimeout: time.Millisecond, HalfOpenSuccesses: 2})
 	unavailable := fmt.Errorf("%w: down", ErrBrokerUnavailable)
 	callers := []error{
 		context.Canceled,
@@ -28,21 +30,21 @@ func TestBreakerCountsOnlyUnavailability(t *testing.T) {
 		for range 3 {
 			_ = b.run(func() error { return err })
 		}
-		if s := b.state(); s != BreakerClosed {
+		if s := b.state(); s != breaker.Closed {
 			t.Fatalf("breaker %s after the caller's failures (%v), want closed", s, err)
 		}
 	}
 	_ = b.run(func() error { return unavailable })
 	_ = b.run(func() error { return nil }) // resets the count
 	_ = b.run(func() error { return unavailable })
-	if s := b.state(); s != BreakerClosed {
+	if s := b.state(); s != breaker.Closed {
 		t.Fatalf("breaker %s after failure, success, failure (threshold 2), want closed", s)
 	}
 	_ = b.run(func() error { return unavailable })
-	if s := b.state(); s != BreakerOpen {
+	if s := b.state(); s != breaker.Open {
 		t.Fatalf("breaker %s after 2 unavailable failures in a row, want open", s)
 	}
-	for i := 0; b.state() == BreakerOpen; i++ { // OpenTimeout is 1 ms
+	for i := 0; b.state() == breaker.Open; i++ { // OpenTimeout is 1 ms
 		if i == 5000 {
 			t.Fatal("the breaker did not half-open within 5 s of its 1 ms OpenTimeout")
 		}
@@ -51,7 +53,7 @@ func TestBreakerCountsOnlyUnavailability(t *testing.T) {
 	_ = b.run(func() error { return context.Canceled })
 	_ = b.run(func() error { return nil })
 	_ = b.run(func() error { return nil })
-	if s := b.state(); s != BreakerClosed {
+	if s := b.state(); s != breaker.Closed {
 		t.Fatalf("breaker %s after 2 successes half-open, want closed", s)
 	}
 	if !errors.Is(deliveryError(context.Background(), context.Background(), kerr.NotEnoughReplicas, unavailable), ErrBrokerUnavailable) {
@@ -67,7 +69,7 @@ func TestBreakerCountsOnlyUnavailability(t *testing.T) {
 // takes writes, the breaker stays closed. The same failures with nothing
 // acknowledged meanwhile open it.
 func TestBreakerCountsOnlyFailuresWithNothingDelivered(t *testing.T) {
-	b := newBreaker(BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour, HalfOpenSuccesses: 2})
+	b := newBreaker(breaker.Config{FailureThreshold: 2, OpenTimeout: time.Hour, HalfOpenSuccesses: 2})
 	unavailable := fmt.Errorf("%w: no leader", ErrBrokerUnavailable)
 	allow := func() func(error) {
 		t.Helper()
@@ -81,19 +83,19 @@ func TestBreakerCountsOnlyFailuresWithNothingDelivered(t *testing.T) {
 	live(nil)
 	a(unavailable)
 	c(unavailable)
-	if s := b.state(); s != BreakerClosed {
+	if s := b.state(); s != breaker.Closed {
 		t.Fatalf("breaker %s after 2 failures let through before a success; want closed", s)
 	}
 	a, c = allow(), allow()
 	b.delivered() // a record of a batch acknowledged
 	a(unavailable)
 	c(unavailable)
-	if s := b.state(); s != BreakerClosed {
+	if s := b.state(); s != breaker.Closed {
 		t.Fatalf("breaker %s after 2 failures let through before a record was acknowledged; want closed", s)
 	}
 	allow()(unavailable)
 	allow()(unavailable)
-	if s := b.state(); s != BreakerOpen {
+	if s := b.state(); s != breaker.Open {
 		t.Fatalf("breaker %s after 2 failures with nothing acknowledged; want open", s)
 	}
 	if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {

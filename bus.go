@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/internal/tracing"
 )
 
@@ -50,7 +51,7 @@ type Bus struct {
 	client  *Client
 	cfg     Config
 	logger  *slog.Logger
-	breaker *breaker
+	breaker *circuit
 
 	// gate says who may publish (gateOpen, gateDraining, gateClosed);
 	// inflight counts the publishes in progress, and the last to leave
@@ -110,7 +111,7 @@ func NewBus(client *Client, cfg Config) (*Bus, error) {
 func (b *Bus) Client() *Client { return b.client }
 
 // BreakerState returns the publish circuit breaker's state.
-func (b *Bus) BreakerState() BreakerState { return b.breaker.state() }
+func (b *Bus) BreakerState() breaker.State { return b.breaker.state() }
 
 // producer returns the producing client for a codec, starting it on first use.
 func (b *Bus) producer(c Compression) (*kgo.Client, error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -155,11 +156,11 @@ func TestBadInputIsRejectedBeforeSending(t *testing.T) {
 		}
 	}
 	// Nothing was sent: the topic was never even created.
-	exists, err := bus.Client().Topics().TopicExists(ctx, topic)
+	exists, err := bus.Client().Topics().Exists(ctx, topic)
 	if err != nil || exists {
 		t.Fatalf("topic exists = %v (err %v); bad input must send nothing", exists, err)
 	}
-	if bus.BreakerState() != eventbus.BreakerClosed {
+	if bus.BreakerState() != breaker.Closed {
 		t.Fatalf("validation errors tripped the breaker: %v", bus.BreakerState())
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/plexica/eventbus/internal/backoff"
+	"github.com/plexica/eventbus/internal/topicadmin"
+	"github.com/plexica/eventbus/topic"
 )
 
 // SASL mechanisms accepted in SASLConfig.Mechanism.
@@ -51,7 +53,8 @@ type Client struct {
 	mu     sync.Mutex
 	admin  *kgo.Client
 	kadm   *kadm.Client
-	topics *TopicManager
+	topics *topic.Manager
+	valid  *validNames // the topic names that passed cfg.TopicRules
 	closed bool
 }
 
@@ -62,7 +65,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, logger: cfg.Logger}
-	c.topics = newTopicManager(c)
+	c.topics = topicadmin.NewManager(c.adminKgo, cfg.TopicRules).(*topic.Manager)
+	c.valid = &validNames{rules: cfg.TopicRules}
 	return c, nil
 }
 
@@ -325,8 +329,9 @@ func (c *Client) Close() {
 // Brokers returns the seed brokers.
 func (c *Client) Brokers() []string { return append([]string(nil), c.cfg.Brokers...) }
 
-// Topics returns the client's TopicManager.
-func (c *Client) Topics() *TopicManager { return c.topics }
+// Topics returns the client's topic manager: it validates names and
+// creates and lists topics on this connection.
+func (c *Client) Topics() *topic.Manager { return c.topics }
 
 // Admin returns a franz-go admin client on this connection, for operations the
 // bus does not wrap (describe groups, lag, ACLs). It fails with

@@ -9,18 +9,22 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/plexica/eventbus/internal/dlq"
-	"github.com/plexica/eventbus/internal/topicadmin"
+	"github.com/plexica/eventbus/breaker"
+	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/topic"
 )
 
 // This file holds every configuration of the package, its defaults and its
 // checks. Each config has one withDefaults, which fills in the zero fields
 // (and only those), and one validate, which checks the result; both are
-// called from one place (NewClient, NewBus, Subscribe, EnsureTopic). Every
-// default is a named constant below, and every field's documentation
+// called from one place (NewClient, NewBus, Subscribe). Every default is a
+// named constant below (those of created topics in package topic, those of
+// the circuit breaker in package breaker), and every field's documentation
 // names its default's constant. A zero field means its default; the few
 // settings that can be switched off say so with a named constant
-// (NoRetries, CommitEveryBatch), never with zero.
+// (deadletter.NoRetries, CommitEveryBatch), never with zero. The dead
+// letter queue's config, deadletter.Config, has its own pair, which
+// Config's calls.
 
 // The defaults of the configs below, each named in its field's
 // documentation, and the named values that switch something off.
@@ -71,72 +75,18 @@ const (
 	// default.
 	DefaultConsumerMaxRetryBackoff = 30 * time.Second
 
-	// DefaultMaxRetries is DLQConfig.MaxRetries's default.
-	DefaultMaxRetries = 3
-	// NoRetries, as DLQConfig.MaxRetries, turns automatic retries off: a
-	// failed event goes to the dead letter queue as max-retries-exceeded
-	// at once, and is sent again only by hand. (MaxRetries 0 means
-	// DefaultMaxRetries, as every zero field of a config means its
-	// default.)
-	NoRetries = -1
-	// DefaultDLQRetryBackoff is DLQConfig.RetryBackoff's default.
-	DefaultDLQRetryBackoff = time.Second
-	// DefaultDLQMaxRetryBackoff is DLQConfig.MaxRetryBackoff's default.
-	DefaultDLQMaxRetryBackoff = time.Hour
-	// DefaultSchedulerGroup is DLQConfig.SchedulerGroup's default.
-	DefaultSchedulerGroup = dlq.DefaultSchedulerGroup
-	// DefaultRetryTimeout is DLQConfig.RetryTimeout's default.
-	DefaultRetryTimeout = 5 * time.Minute
-	// DefaultDLQCleanupPolicy is DLQConfig.TopicCleanupPolicy's default,
-	// and the cleanup policy of the dlq.* topics EnsureTopic creates.
-	DefaultDLQCleanupPolicy = CleanupCompactDelete
-
-	// DefaultBreakerFailureThreshold is BreakerConfig.FailureThreshold's
-	// default.
-	DefaultBreakerFailureThreshold = 5
-	// DefaultBreakerOpenTimeout is BreakerConfig.OpenTimeout's default.
-	DefaultBreakerOpenTimeout = 60 * time.Second
-	// DefaultBreakerHalfOpenSuccesses is BreakerConfig.HalfOpenSuccesses's
-	// default.
-	DefaultBreakerHalfOpenSuccesses = 2
-
 	// DefaultMaxConcurrency is Delivery.MaxConcurrency's default: enough
 	// for a handler that waits 10 ms on a database to drain thousands of
 	// events a second, few enough for a connection pool.
 	DefaultMaxConcurrency = 64
 	// DefaultMaxPending is Delivery.MaxPending's default.
 	DefaultMaxPending = 10_000
-
-	// DefaultPartitions is the partition count of the topics EnsureTopic
-	// creates (and the bus before first use of a topic); see
-	// WithPartitions.
-	DefaultPartitions = 3
-	// DefaultReplicationFactor is the largest default replication factor
-	// (WithReplicationFactor): a topic gets min(DefaultReplicationFactor,
-	// brokers).
-	DefaultReplicationFactor = topicadmin.DefaultReplication
-	// DefaultRetention is a topic's retention.ms (WithRetention).
-	DefaultRetention = 7 * 24 * time.Hour
-	// DefaultDLQRetention is a dlq.* topic's retention.ms.
-	DefaultDLQRetention = 30 * 24 * time.Hour
 )
 
 // Limits of the configs.
 const (
 	minDeliveryTimeout = time.Second
 	maxRevokeTimeout   = 5 * time.Minute
-)
-
-// CleanupPolicy is a topic's cleanup.policy.
-type CleanupPolicy string
-
-// The cleanup policies DLQConfig.TopicCleanupPolicy accepts.
-const (
-	// CleanupCompactDelete keeps the newest version of each key, for at
-	// most the topic's retention.
-	CleanupCompactDelete CleanupPolicy = "compact,delete"
-	// CleanupDelete keeps every version until retention removes it.
-	CleanupDelete CleanupPolicy = "delete"
 )
 
 // ClientConfig says where the brokers are and how to reach them.
@@ -156,9 +106,9 @@ type ClientConfig struct {
 	// DefaultConnectTimeout (10 s); negative is an error.
 	ConnectTimeout time.Duration
 	// TopicRules are the topic-name rules; set it to allow more actions
-	// that are not past tenses (see NewTopicRules). Default
-	// DefaultTopicRules().
-	TopicRules *TopicRules
+	// that are not past tenses (see topic.NewRules). Default
+	// topic.DefaultRules().
+	TopicRules *topic.Rules
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -172,7 +122,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
 	if c.TopicRules == nil {
-		c.TopicRules = DefaultTopicRules()
+		c.TopicRules = topic.DefaultRules()
 	}
 	return c
 }
@@ -235,7 +185,7 @@ type Config struct {
 	// tolerate under at-least-once delivery anyway.
 	DeliveryTimeout time.Duration
 	// DisableTopicCreation stops the bus from creating missing topics with
-	// the TopicManager's defaults before first use of each.
+	// the defaults of topic.Manager.Ensure before first use of each.
 	DisableTopicCreation bool
 	// ShutdownTimeout bounds Shutdown when its context has no deadline
 	// (Shutdown(context.Background()) returns within it), and likewise
@@ -246,11 +196,12 @@ type Config struct {
 	// Default DefaultShutdownTimeout (30 s); negative is an error.
 	ShutdownTimeout time.Duration
 	// Breaker tunes the publish circuit breaker.
-	Breaker BreakerConfig
+	Breaker breaker.Config
 	// Consumer tunes subscriptions.
 	Consumer ConsumerConfig
-	// DLQ tunes the dead letter queue and its retries.
-	DLQ DLQConfig
+	// DLQ tunes the dead letter queue and its retries; each field
+	// documents its default (deadletter.Default*).
+	DLQ deadletter.Config
 	// Metrics, when set, records Prometheus series (see NewMetrics).
 	Metrics *Metrics
 	// TracerProvider, when set, turns OpenTelemetry tracing on: a span per
@@ -287,9 +238,9 @@ func (c Config) withDefaults(logger *slog.Logger) Config {
 	if c.Logger == nil {
 		c.Logger = logger
 	}
-	c.Breaker = c.Breaker.withDefaults()
+	c.Breaker = breakerWithDefaults(c.Breaker)
 	c.Consumer = c.Consumer.withDefaults()
-	c.DLQ = c.DLQ.withDefaults()
+	c.DLQ = c.DLQ.WithDefaults()
 	return c
 }
 
@@ -316,13 +267,16 @@ func (c Config) validate() error {
 	if c.ShutdownTimeout < 0 {
 		return invalidDuration("Config.ShutdownTimeout", c.ShutdownTimeout, "DefaultShutdownTimeout", DefaultShutdownTimeout)
 	}
-	if err := c.Breaker.validate(); err != nil {
+	if err := validateBreaker(c.Breaker); err != nil {
 		return err
 	}
 	if err := c.Consumer.validate(); err != nil {
 		return err
 	}
-	return c.DLQ.validate()
+	if err := c.DLQ.Validate(); err != nil {
+		return fmt.Errorf("%w: Config.DLQ: %w", ErrInvalidConfig, err)
+	}
+	return nil
 }
 
 // ConsumerConfig tunes the consumer groups that subscriptions run in.
@@ -450,152 +404,24 @@ func (c ConsumerConfig) commitInterval() time.Duration {
 	return c.CommitInterval
 }
 
-// DLQConfig tunes the dead letter queue.
-type DLQConfig struct {
-	// MaxRetries is the number of automatic retries. Default
-	// DefaultMaxRetries (3); NoRetries turns automatic retries off (failed
-	// events wait in the queue for a manual retry). Any other negative
-	// value is an error.
-	MaxRetries int
-	// RetryBackoff is the delay before the first automatic retry; retry n
-	// waits RetryBackoff·2^n, up to MaxRetryBackoff. Default
-	// DefaultDLQRetryBackoff (1 s).
-	RetryBackoff time.Duration
-	// MaxRetryBackoff caps the delay; it must be at least RetryBackoff.
-	// Default DefaultDLQMaxRetryBackoff (1 h).
-	MaxRetryBackoff time.Duration
-	// SchedulerGroup is the consumer group over the dlq.* topics whose
-	// members schedule automatic retries: each DLQ partition's owner is its
-	// only scheduler. An entry is scheduled only by the group named in its
-	// FailedEvent.SchedulerGroup (the group of the bus whose handler
-	// failed), so deployments that share a cluster under different names
-	// never retry each other's entries. Every instance of one deployment
-	// must use the same name. Default DefaultSchedulerGroup
-	// ("plexica-eventbus-dlq-scheduler").
-	SchedulerGroup string
-	// DisableScheduler stops this process from scheduling automatic retries
-	// (other instances still do).
-	DisableScheduler bool
-	// RetryTimeout is how long a sent retry may stay unanswered before it
-	// is sent again (the process that was to handle it may have died).
-	// Default DefaultRetryTimeout (5 min).
-	RetryTimeout time.Duration
-	// TopicCleanupPolicy is the cleanup.policy of the dlq.* topics this bus
-	// creates: CleanupCompactDelete (the newest version of each entry is
-	// kept, for at most the 30-day retention) or CleanupDelete (every
-	// version is kept until retention removes it). Use CleanupDelete on a
-	// cluster shared with services that use the TypeScript package: it
-	// keys its entries by tenant, so compaction would keep only each
-	// tenant's newest. Topics that already exist are left as they are.
-	// Default DefaultDLQCleanupPolicy (CleanupCompactDelete).
-	TopicCleanupPolicy CleanupPolicy
-}
-
-func (c DLQConfig) withDefaults() DLQConfig {
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultDLQRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultDLQMaxRetryBackoff
-	}
-	if c.SchedulerGroup == "" {
-		c.SchedulerGroup = DefaultSchedulerGroup
-	}
-	if c.RetryTimeout == 0 {
-		c.RetryTimeout = DefaultRetryTimeout
-	}
-	if c.TopicCleanupPolicy == "" {
-		c.TopicCleanupPolicy = DefaultDLQCleanupPolicy
-	}
-	return c
-}
-
-func (c DLQConfig) validate() error {
-	if c.MaxRetries < 0 && c.MaxRetries != NoRetries {
-		return fmt.Errorf("%w: DLQ.MaxRetries %d is negative; give a count, 0 for DefaultMaxRetries (%d), or NoRetries to turn automatic retries off",
-			ErrInvalidConfig, c.MaxRetries, DefaultMaxRetries)
-	}
-	for _, d := range []struct {
-		field, def string
-		v, defV    time.Duration
-	}{
-		{"DLQ.RetryBackoff", "DefaultDLQRetryBackoff", c.RetryBackoff, DefaultDLQRetryBackoff},
-		{"DLQ.MaxRetryBackoff", "DefaultDLQMaxRetryBackoff", c.MaxRetryBackoff, DefaultDLQMaxRetryBackoff},
-		{"DLQ.RetryTimeout", "DefaultRetryTimeout", c.RetryTimeout, DefaultRetryTimeout},
-	} {
-		if d.v < 0 {
-			return invalidDuration(d.field, d.v, d.def, d.defV)
-		}
-	}
-	if c.RetryBackoff > c.MaxRetryBackoff {
-		return fmt.Errorf("%w: DLQ.RetryBackoff (%s) is over DLQ.MaxRetryBackoff (%s), which caps it; raise MaxRetryBackoff or lower RetryBackoff",
-			ErrInvalidConfig, c.RetryBackoff, c.MaxRetryBackoff)
-	}
-	switch c.TopicCleanupPolicy {
-	case CleanupCompactDelete, CleanupDelete:
-	default:
-		return fmt.Errorf("%w: DLQ.TopicCleanupPolicy %q is not CleanupCompactDelete (%q, the default) or CleanupDelete (%q, for clusters shared with TypeScript services)",
-			ErrInvalidConfig, string(c.TopicCleanupPolicy), string(CleanupCompactDelete), string(CleanupDelete))
-	}
-	return nil
-}
-
-// maxRetries is MaxRetries as the queue takes it: 0 is none.
-func (c DLQConfig) maxRetries() int { return max(c.MaxRetries, 0) }
-
-// BreakerConfig tunes the circuit breaker on the publish path. After
-// FailureThreshold consecutive publishes failed because the cluster is
-// unavailable it opens and Publish fails fast with ErrCircuitOpen; after
-// OpenTimeout it half-opens and lets HalfOpenSuccesses publishes through;
-// if they all succeed it closes, and any such failure opens it again.
-//
-// Only failures that wrap ErrBrokerUnavailable count: the brokers did not
-// answer or acknowledge within Config.DeliveryTimeout (the send or the
-// topic's creation), could not be reached, or answered that they cannot
-// take writes now (no leader, not enough in-sync replicas). And such a
-// failure counts only when the brokers acknowledged no other record while
-// it was in flight: a partition whose leader fails over makes its own
-// publishes fail, not those of the partitions whose leaders are alive, so
-// one broker's failover never opens the breaker while the rest of the
-// cluster takes writes. Nothing that
-// is the caller's counts: validation errors, a broker's rejection of one
-// event (too large for its topic, invalid), missing permissions, or the
-// caller's own context ending (cancelled or past its deadline).
-type BreakerConfig struct {
-	// Disabled turns the breaker off.
-	Disabled bool
-	// FailureThreshold is the number of consecutive failures that opens the
-	// breaker. Default DefaultBreakerFailureThreshold (5).
-	FailureThreshold uint32
-	// OpenTimeout is how long the breaker stays open before half-opening.
-	// Default DefaultBreakerOpenTimeout (60 s); negative is an error.
-	OpenTimeout time.Duration
-	// HalfOpenSuccesses is the number of successes in the half-open state
-	// that closes the breaker. Default DefaultBreakerHalfOpenSuccesses (2).
-	HalfOpenSuccesses uint32
-	// OnStateChange, if set, is called on every state change.
-	OnStateChange func(from, to BreakerState)
-}
-
-func (c BreakerConfig) withDefaults() BreakerConfig {
+// breakerWithDefaults fills in the zero fields of c.
+func breakerWithDefaults(c breaker.Config) breaker.Config {
 	if c.FailureThreshold == 0 {
-		c.FailureThreshold = DefaultBreakerFailureThreshold
+		c.FailureThreshold = breaker.DefaultFailureThreshold
 	}
 	if c.OpenTimeout == 0 {
-		c.OpenTimeout = DefaultBreakerOpenTimeout
+		c.OpenTimeout = breaker.DefaultOpenTimeout
 	}
 	if c.HalfOpenSuccesses == 0 {
-		c.HalfOpenSuccesses = DefaultBreakerHalfOpenSuccesses
+		c.HalfOpenSuccesses = breaker.DefaultHalfOpenSuccesses
 	}
 	return c
 }
 
-func (c BreakerConfig) validate() error {
+// validateBreaker checks c (after breakerWithDefaults).
+func validateBreaker(c breaker.Config) error {
 	if c.OpenTimeout < 0 {
-		return invalidDuration("Breaker.OpenTimeout", c.OpenTimeout, "DefaultBreakerOpenTimeout", DefaultBreakerOpenTimeout)
+		return invalidDuration("Breaker.OpenTimeout", c.OpenTimeout, "breaker.DefaultOpenTimeout", breaker.DefaultOpenTimeout)
 	}
 	return nil
 }
@@ -656,52 +482,6 @@ func (d Delivery) validate() error {
 	if d.MaxConcurrency < 0 || d.MaxPending < 0 {
 		return fmt.Errorf("%w: Delivery.MaxConcurrency (%d) and MaxPending (%d) must not be negative (0 means the default)",
 			ErrInvalidConfig, d.MaxConcurrency, d.MaxPending)
-	}
-	return nil
-}
-
-// topicSettings are how EnsureTopic creates a topic (see TopicOption).
-type topicSettings struct {
-	partitions  int32
-	replication int16 // 0: min(DefaultReplicationFactor, brokers)
-	retention   time.Duration
-	configs     map[string]string
-}
-
-// withDefaults fills in the zero settings of a topic, a dlq.* one when dlq.
-func (s topicSettings) withDefaults(dlq bool) topicSettings {
-	if s.partitions == 0 {
-		s.partitions = DefaultPartitions
-	}
-	if s.retention == 0 {
-		s.retention = DefaultRetention
-		if dlq {
-			s.retention = DefaultDLQRetention
-		}
-	}
-	if dlq {
-		if _, ok := s.configs["cleanup.policy"]; !ok {
-			configs := map[string]string{"cleanup.policy": string(DefaultDLQCleanupPolicy)}
-			for k, v := range s.configs {
-				configs[k] = v
-			}
-			s.configs = configs
-		}
-	}
-	return s
-}
-
-func (s topicSettings) validate(topic string) error {
-	switch {
-	case s.partitions < 0:
-		return fmt.Errorf("%w: topic %s: WithPartitions(%d) is negative; give at least 1 (0: DefaultPartitions, %d)",
-			ErrInvalidConfig, topic, s.partitions, DefaultPartitions)
-	case s.replication < 0:
-		return fmt.Errorf("%w: topic %s: WithReplicationFactor(%d) is negative; give at least 1 (0: min(DefaultReplicationFactor, brokers))",
-			ErrInvalidConfig, topic, s.replication)
-	case s.retention < 0:
-		return fmt.Errorf("%w: topic %s: WithRetention(%s) is negative; give a positive retention (0: DefaultRetention, %s; DefaultDLQRetention, %s, for dlq.* topics)",
-			ErrInvalidConfig, topic, s.retention, DefaultRetention, DefaultDLQRetention)
 	}
 	return nil
 }

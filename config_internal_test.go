@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexica/eventbus/breaker"
+	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestConfigDefaults: the zero configs get the documented defaults, from
@@ -30,9 +34,9 @@ func TestConfigDefaults(t *testing.T) {
 		{"DeliveryTimeout", c.DeliveryTimeout, DefaultDeliveryTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout, DefaultShutdownTimeout},
 		{"Logger", c.Logger, logger},
-		{"Breaker.FailureThreshold", b.FailureThreshold, uint32(DefaultBreakerFailureThreshold)},
-		{"Breaker.OpenTimeout", b.OpenTimeout, DefaultBreakerOpenTimeout},
-		{"Breaker.HalfOpenSuccesses", b.HalfOpenSuccesses, uint32(DefaultBreakerHalfOpenSuccesses)},
+		{"Breaker.FailureThreshold", b.FailureThreshold, uint32(breaker.DefaultFailureThreshold)},
+		{"Breaker.OpenTimeout", b.OpenTimeout, breaker.DefaultOpenTimeout},
+		{"Breaker.HalfOpenSuccesses", b.HalfOpenSuccesses, uint32(breaker.DefaultHalfOpenSuccesses)},
 		{"Consumer.SessionTimeout", cc.SessionTimeout, DefaultSessionTimeout},
 		{"Consumer.HeartbeatInterval", cc.HeartbeatInterval, DefaultHeartbeatInterval},
 		{"Consumer.MaxPollRecords", cc.MaxPollRecords, DefaultMaxPollRecords},
@@ -40,53 +44,41 @@ func TestConfigDefaults(t *testing.T) {
 		{"Consumer.CommitInterval", cc.CommitInterval, DefaultCommitInterval},
 		{"Consumer.RetryBackoff", cc.RetryBackoff, DefaultConsumerRetryBackoff},
 		{"Consumer.MaxRetryBackoff", cc.MaxRetryBackoff, DefaultConsumerMaxRetryBackoff},
-		{"DLQ.MaxRetries", d.MaxRetries, DefaultMaxRetries},
-		{"DLQ.RetryBackoff", d.RetryBackoff, DefaultDLQRetryBackoff},
-		{"DLQ.MaxRetryBackoff", d.MaxRetryBackoff, DefaultDLQMaxRetryBackoff},
-		{"DLQ.SchedulerGroup", d.SchedulerGroup, DefaultSchedulerGroup},
-		{"DLQ.RetryTimeout", d.RetryTimeout, DefaultRetryTimeout},
-		{"DLQ.TopicCleanupPolicy", d.TopicCleanupPolicy, DefaultDLQCleanupPolicy},
+		{"DLQ.MaxRetries", d.MaxRetries, deadletter.DefaultMaxRetries},
+		{"DLQ.RetryBackoff", d.RetryBackoff, deadletter.DefaultRetryBackoff},
+		{"DLQ.MaxRetryBackoff", d.MaxRetryBackoff, deadletter.DefaultMaxRetryBackoff},
+		{"DLQ.SchedulerGroup", d.SchedulerGroup, deadletter.DefaultSchedulerGroup},
+		{"DLQ.RetryTimeout", d.RetryTimeout, deadletter.DefaultRetryTimeout},
+		{"DLQ.TopicCleanupPolicy", d.TopicCleanupPolicy, deadletter.DefaultCleanupPolicy},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
 	cl := ClientConfig{Brokers: []string{"127.0.0.1:9092"}}.withDefaults()
-	if cl.ClientID != DefaultClientID || cl.ConnectTimeout != DefaultConnectTimeout || cl.TopicRules != DefaultTopicRules() || cl.Logger == nil {
+	if cl.ClientID != DefaultClientID || cl.ConnectTimeout != DefaultConnectTimeout || cl.TopicRules != topic.DefaultRules() || cl.Logger == nil {
 		t.Errorf("ClientConfig defaults: %+v", cl)
 	}
 	dv := Delivery{}.withDefaults()
 	if dv.MaxConcurrency != DefaultMaxConcurrency || dv.MaxPending != DefaultMaxPending {
 		t.Errorf("Delivery defaults: %+v", dv)
 	}
-	ts := topicSettings{}.withDefaults(false)
-	if ts.partitions != DefaultPartitions || ts.retention != DefaultRetention || ts.replication != 0 || ts.configs["cleanup.policy"] != "" {
-		t.Errorf("topic defaults: %+v", ts)
-	}
-	ts = topicSettings{}.withDefaults(true)
-	if ts.retention != DefaultDLQRetention || ts.configs["cleanup.policy"] != string(DefaultDLQCleanupPolicy) {
-		t.Errorf("dlq topic defaults: %+v", ts)
-	}
-	ts = topicSettings{configs: map[string]string{"cleanup.policy": "delete"}}.withDefaults(true)
-	if ts.configs["cleanup.policy"] != "delete" {
-		t.Errorf("dlq topic cleanup.policy given: %+v", ts)
-	}
 }
 
 // TestConfigTrapFixes: the values that switch something off are named, and
 // reach the engine and the queue as their zero.
 func TestConfigTrapFixes(t *testing.T) {
-	c := Config{Consumer: ConsumerConfig{CommitInterval: CommitEveryBatch}, DLQ: DLQConfig{MaxRetries: NoRetries}}.withDefaults(slog.Default())
+	c := Config{Consumer: ConsumerConfig{CommitInterval: CommitEveryBatch}, DLQ: deadletter.Config{MaxRetries: deadletter.NoRetries}}.withDefaults(slog.Default())
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Consumer.commitInterval(); got != 0 {
 		t.Errorf("CommitEveryBatch reaches the engine as %s, want 0 (every batch)", got)
 	}
-	if got := c.DLQ.maxRetries(); got != 0 {
-		t.Errorf("NoRetries reaches the queue as %d, want 0", got)
+	if got := c.DLQ.MaxRetries; got != deadletter.NoRetries {
+		t.Errorf("NoRetries reaches the queue as %d, want NoRetries (the queue records it as 0 retries)", got)
 	}
-	if got := (Config{}).withDefaults(nil).DLQ.maxRetries(); got != DefaultMaxRetries {
+	if got := (Config{}).withDefaults(nil).DLQ.MaxRetries; got != deadletter.DefaultMaxRetries {
 		t.Errorf("MaxRetries 0 reaches the queue as %d, want DefaultMaxRetries", got)
 	}
 }
@@ -99,32 +91,32 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, value := range map[string]string{
-		"DefaultClientID":                 `"` + DefaultClientID + `"`,
-		"DefaultConnectTimeout":           readable(DefaultConnectTimeout),
-		"DefaultSource":                   `"` + DefaultSource + `"`,
-		"DefaultCompression":              string(DefaultCompression),
-		"DefaultMaxEventBytes":            "1 MB",
-		"DefaultDeliveryTimeout":          readable(DefaultDeliveryTimeout),
-		"DefaultMaxBufferedRecords":       "10,000",
-		"DefaultShutdownTimeout":          readable(DefaultShutdownTimeout),
-		"DefaultSessionTimeout":           readable(DefaultSessionTimeout),
-		"DefaultHeartbeatInterval":        readable(DefaultHeartbeatInterval),
-		"DefaultMaxPollRecords":           strconv.Itoa(DefaultMaxPollRecords),
-		"DefaultRevokeTimeout":            readable(DefaultRevokeTimeout),
-		"DefaultCommitInterval":           readable(DefaultCommitInterval),
-		"DefaultConsumerRetryBackoff":     readable(DefaultConsumerRetryBackoff),
-		"DefaultConsumerMaxRetryBackoff":  readable(DefaultConsumerMaxRetryBackoff),
-		"DefaultMaxRetries":               strconv.Itoa(DefaultMaxRetries),
-		"DefaultDLQRetryBackoff":          readable(DefaultDLQRetryBackoff),
-		"DefaultDLQMaxRetryBackoff":       readable(DefaultDLQMaxRetryBackoff),
-		"DefaultRetryTimeout":             readable(DefaultRetryTimeout),
-		"DefaultDLQCleanupPolicy":         "`CleanupCompactDelete`",
-		"DefaultBreakerFailureThreshold":  strconv.Itoa(DefaultBreakerFailureThreshold),
-		"DefaultBreakerOpenTimeout":       readable(DefaultBreakerOpenTimeout),
-		"DefaultBreakerHalfOpenSuccesses": strconv.Itoa(DefaultBreakerHalfOpenSuccesses),
-		"DefaultPartitions":               strconv.Itoa(DefaultPartitions),
-		"DefaultRetention":                readable(DefaultRetention),
-		"DefaultDLQRetention":             readable(DefaultDLQRetention),
+		"DefaultClientID":                  `"` + DefaultClientID + `"`,
+		"DefaultConnectTimeout":            readable(DefaultConnectTimeout),
+		"DefaultSource":                    `"` + DefaultSource + `"`,
+		"DefaultCompression":               string(DefaultCompression),
+		"DefaultMaxEventBytes":             "1 MB",
+		"DefaultDeliveryTimeout":           readable(DefaultDeliveryTimeout),
+		"DefaultMaxBufferedRecords":        "10,000",
+		"DefaultShutdownTimeout":           readable(DefaultShutdownTimeout),
+		"DefaultSessionTimeout":            readable(DefaultSessionTimeout),
+		"DefaultHeartbeatInterval":         readable(DefaultHeartbeatInterval),
+		"DefaultMaxPollRecords":            strconv.Itoa(DefaultMaxPollRecords),
+		"DefaultRevokeTimeout":             readable(DefaultRevokeTimeout),
+		"DefaultCommitInterval":            readable(DefaultCommitInterval),
+		"DefaultConsumerRetryBackoff":      readable(DefaultConsumerRetryBackoff),
+		"DefaultConsumerMaxRetryBackoff":   readable(DefaultConsumerMaxRetryBackoff),
+		"DefaultMaxRetries":                strconv.Itoa(deadletter.DefaultMaxRetries),
+		"DefaultRetryBackoff":              readable(deadletter.DefaultRetryBackoff),
+		"DefaultMaxRetryBackoff":           readable(deadletter.DefaultMaxRetryBackoff),
+		"DefaultRetryTimeout":              readable(deadletter.DefaultRetryTimeout),
+		"DefaultCleanupPolicy":             "`CleanupCompactDelete`",
+		"breaker.DefaultFailureThreshold":  strconv.Itoa(breaker.DefaultFailureThreshold),
+		"breaker.DefaultOpenTimeout":       readable(breaker.DefaultOpenTimeout),
+		"breaker.DefaultHalfOpenSuccesses": strconv.Itoa(breaker.DefaultHalfOpenSuccesses),
+		"topic.DefaultPartitions":          strconv.Itoa(topic.DefaultPartitions),
+		"topic.DefaultRetention":           readable(topic.DefaultRetention),
+		"deadletter.DefaultRetention":      readable(deadletter.DefaultRetention),
 	} {
 		if want := "`" + name + "`, " + value; !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
@@ -133,7 +125,7 @@ func TestREADMEStatesTheDefaults(t *testing.T) {
 	for _, d := range []struct {
 		name  string
 		value int
-	}{{"DefaultReplicationFactor", DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
+	}{{"topic.DefaultReplicationFactor", topic.DefaultReplicationFactor}, {"DefaultMaxConcurrency", DefaultMaxConcurrency}} {
 		if want := fmt.Sprintf("`%s` (%d)", d.name, d.value); !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not say %s", want)
 		}

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestConfigInvalidValuesFailAtConstruction: values that cannot be right
@@ -45,7 +48,7 @@ func TestConfigInvalidValuesFailAtConstruction(t *testing.T) {
 		{"negative event size", eventbus.Config{MaxEventBytes: -1}, "DefaultMaxEventBytes"},
 		{"short delivery timeout", eventbus.Config{DeliveryTimeout: time.Millisecond}, "1s minimum"},
 		{"negative shutdown timeout", eventbus.Config{ShutdownTimeout: -time.Second}, "DefaultShutdownTimeout"},
-		{"negative breaker open timeout", eventbus.Config{Breaker: eventbus.BreakerConfig{OpenTimeout: -time.Second}}, "Breaker.OpenTimeout"},
+		{"negative breaker open timeout", eventbus.Config{Breaker: breaker.Config{OpenTimeout: -time.Second}}, "Breaker.OpenTimeout"},
 		{"negative session timeout", eventbus.Config{Consumer: eventbus.ConsumerConfig{SessionTimeout: -time.Second}}, "DefaultSessionTimeout"},
 		{"heartbeat not under session", eventbus.Config{Consumer: eventbus.ConsumerConfig{HeartbeatInterval: time.Minute}}, "must be shorter than Consumer.SessionTimeout"},
 		{"negative poll records", eventbus.Config{Consumer: eventbus.ConsumerConfig{MaxPollRecords: -1}}, "DefaultMaxPollRecords"},
@@ -53,10 +56,10 @@ func TestConfigInvalidValuesFailAtConstruction(t *testing.T) {
 		{"negative commit interval", eventbus.Config{Consumer: eventbus.ConsumerConfig{CommitInterval: -time.Second}}, "CommitEveryBatch"},
 		{"consumer backoff over its cap", eventbus.Config{Consumer: eventbus.ConsumerConfig{RetryBackoff: time.Minute}}, "Consumer.RetryBackoff (1m0s) is over Consumer.MaxRetryBackoff (30s)"},
 		{"negative consumer cap", eventbus.Config{Consumer: eventbus.ConsumerConfig{MaxRetryBackoff: -time.Second}}, "DefaultConsumerMaxRetryBackoff"},
-		{"negative max retries", eventbus.Config{DLQ: eventbus.DLQConfig{MaxRetries: -2}}, "NoRetries"},
-		{"DLQ backoff over its cap", eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 2 * time.Hour}}, "DLQ.RetryBackoff (2h0m0s) is over DLQ.MaxRetryBackoff (1h0m0s)"},
-		{"negative retry timeout", eventbus.Config{DLQ: eventbus.DLQConfig{RetryTimeout: -time.Second}}, "DefaultRetryTimeout"},
-		{"unknown cleanup policy", eventbus.Config{DLQ: eventbus.DLQConfig{TopicCleanupPolicy: "compact"}}, "CleanupCompactDelete"},
+		{"negative max retries", eventbus.Config{DLQ: deadletter.Config{MaxRetries: -2}}, "NoRetries"},
+		{"DLQ backoff over its cap", eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 2 * time.Hour}}, "Config.DLQ: invalid dead letter queue configuration: RetryBackoff (2h0m0s) is over MaxRetryBackoff (1h0m0s)"},
+		{"negative retry timeout", eventbus.Config{DLQ: deadletter.Config{RetryTimeout: -time.Second}}, "DefaultRetryTimeout"},
+		{"unknown cleanup policy", eventbus.Config{DLQ: deadletter.Config{TopicCleanupPolicy: "compact"}}, "CleanupCompactDelete"},
 	} {
 		bus, err := eventbus.NewBus(client, tc.cfg)
 		if err == nil {
@@ -64,6 +67,9 @@ func TestConfigInvalidValuesFailAtConstruction(t *testing.T) {
 		}
 		if !errors.Is(err, eventbus.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("NewBus, %s: %v; want ErrInvalidConfig saying %q", tc.name, err, tc.want)
+		}
+		if dlq := tc.cfg.DLQ != (deadletter.Config{}); dlq != errors.Is(err, deadletter.ErrInvalidConfig) {
+			t.Errorf("NewBus, %s: %v; want deadletter.ErrInvalidConfig found %v", tc.name, err, dlq)
 		}
 	}
 }
@@ -75,9 +81,9 @@ func TestConfigValidSentinels(t *testing.T) {
 	client := eventbustest.NewClient(t)
 	for _, cfg := range []eventbus.Config{
 		{Consumer: eventbus.ConsumerConfig{CommitInterval: eventbus.CommitEveryBatch}},
-		{DLQ: eventbus.DLQConfig{MaxRetries: eventbus.NoRetries}},
-		{DLQ: eventbus.DLQConfig{RetryBackoff: 2 * time.Hour, MaxRetryBackoff: 2 * time.Hour}},
-		{DLQ: eventbus.DLQConfig{TopicCleanupPolicy: eventbus.CleanupDelete}},
+		{DLQ: deadletter.Config{MaxRetries: deadletter.NoRetries}},
+		{DLQ: deadletter.Config{RetryBackoff: 2 * time.Hour, MaxRetryBackoff: 2 * time.Hour}},
+		{DLQ: deadletter.Config{TopicCleanupPolicy: deadletter.CleanupDelete}},
 	} {
 		bus, err := eventbus.NewBus(client, cfg)
 		if err != nil {
@@ -95,24 +101,24 @@ func TestConfigValidSentinels(t *testing.T) {
 func TestEnsureTopicInvalidSettings(t *testing.T) {
 	t.Parallel()
 	client := eventbustest.NewClient(t)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
-	for _, opt := range []eventbus.TopicOption{eventbus.WithPartitions(-1), eventbus.WithReplicationFactor(-1), eventbus.WithRetention(-time.Hour)} {
-		if err := client.Topics().EnsureTopic(ctxT(t), topic, opt); !errors.Is(err, eventbus.ErrInvalidConfig) {
-			t.Errorf("EnsureTopic: %v; want ErrInvalidConfig", err)
+	name := eventbustest.UniqueTopic(t, "core.user.created")
+	for _, opt := range []topic.Option{topic.WithPartitions(-1), topic.WithReplicationFactor(-1), topic.WithRetention(-time.Hour)} {
+		if err := client.Topics().Ensure(ctxT(t), name, opt); !errors.Is(err, eventbus.ErrInvalidConfig) {
+			t.Errorf("Ensure: %v; want ErrInvalidConfig", err)
 		}
 	}
-	if ok, err := client.Topics().TopicExists(ctxT(t), topic); err != nil || ok {
-		t.Fatalf("TopicExists(%s) = %v, %v; want no topic", topic, ok, err)
+	if ok, err := client.Topics().Exists(ctxT(t), name); err != nil || ok {
+		t.Fatalf("Exists(%s) = %v, %v; want no topic", name, ok, err)
 	}
 }
 
-// TestDLQNoRetries: with DLQConfig.MaxRetries NoRetries a failed event is
+// TestDLQNoRetries: with Config.DLQ.MaxRetries deadletter.NoRetries a failed event is
 // dead-lettered as out of retries at once, and never sent again
 // automatically.
 func TestDLQNoRetries(t *testing.T) {
 	t.Parallel()
 	cfg := fastDLQ()
-	cfg.DLQ.MaxRetries = eventbus.NoRetries
+	cfg.DLQ.MaxRetries = deadletter.NoRetries
 	bus := startDLQ(t, eventbustest.NewBus(t, cfg))
 	topic := eventbustest.UniqueTopic(t, "core.payment.captured")
 	group := eventbustest.UniqueID("payments")
@@ -122,8 +128,8 @@ func TestDLQNoRetries(t *testing.T) {
 		return errors.New("gateway timeout")
 	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	dlqID := eventbus.FailedEventID(group, topic, "acme", id)
-	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	dlqID := deadletter.ID(group, topic, "acme", id)
+	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(deadletter.StatusMaxRetriesExceeded))
 	if e.RetryCount != 0 || e.MaxRetries != 0 || e.NextRetryAt != nil {
 		t.Fatalf("entry: retry %d of %d, next at %v; want 0 of 0, none next", e.RetryCount, e.MaxRetries, e.NextRetryAt)
 	}

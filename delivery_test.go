@@ -17,6 +17,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Tests of the consumer engine's delivery guarantees (DESIGN.md section 6):
@@ -85,8 +86,8 @@ func quiet(cfg eventbus.Config) eventbus.Config {
 func TestPerKeyOrderWithConcurrency(t *testing.T) {
 	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic, eventbus.WithPartitions(1)); err != nil {
+	name := eventbustest.UniqueTopic(t, "core.order.placed")
+	if err := bus.Client().Topics().Ensure(ctxT(t), name, topic.WithPartitions(1)); err != nil {
 		t.Fatal(err)
 	}
 	const keys, perKey = 20, 5
@@ -99,7 +100,7 @@ func TestPerKeyOrderWithConcurrency(t *testing.T) {
 	for n := range perKey {
 		for k := range keys {
 			key := fmt.Sprintf("tenant-%02d", k)
-			batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: item{key, n}, Metadata: eventbus.PublishMetadata{TenantID: key}})
+			batch = append(batch, eventbus.BatchEvent{EventType: name, Data: item{key, n}, Metadata: eventbus.PublishMetadata{TenantID: key}})
 		}
 	}
 	res, err := bus.PublishBatch(ctxT(t), batch)
@@ -116,7 +117,7 @@ func TestPerKeyOrderWithConcurrency(t *testing.T) {
 	running, maxRunning := 0, 0
 	var violations []string
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, bus, name, func(ctx context.Context, ev eventbus.RawEvent) error {
 		var it item
 		if err := json.Unmarshal(ev.Data, &it); err != nil {
 			return err
@@ -164,11 +165,11 @@ func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
 	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	release := releaseAtCleanup(t)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	name := eventbustest.UniqueTopic(t, "core.user.created")
 	const blocked, others = "blocked", 30
 	entered := make(chan struct{}, 1)
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, bus, name, func(ctx context.Context, ev eventbus.RawEvent) error {
 		if ev.TenantID == blocked {
 			select {
 			case entered <- struct{}{}:
@@ -180,7 +181,7 @@ func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
 		return rec.Handle(ctx, ev)
 	}, eventbus.InGroup(eventbustest.UniqueID("g")))
 
-	eventbustest.MustPublish(t, bus, topic, "stuck", eventbus.PublishMetadata{TenantID: blocked})
+	eventbustest.MustPublish(t, bus, name, "stuck", eventbus.PublishMetadata{TenantID: blocked})
 	select {
 	case <-entered:
 	case <-time.After(15 * time.Second):
@@ -189,10 +190,10 @@ func TestBlockedKeyDoesNotStopOthers(t *testing.T) {
 	sameAsBlocked := 0
 	for i := range others {
 		tenant := fmt.Sprintf("tenant-%02d", i)
-		if partitionOf(tenant, eventbus.DefaultPartitions) == partitionOf(blocked, eventbus.DefaultPartitions) {
+		if partitionOf(tenant, topic.DefaultPartitions) == partitionOf(blocked, topic.DefaultPartitions) {
 			sameAsBlocked++
 		}
-		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: tenant})
+		eventbustest.MustPublish(t, bus, name, i, eventbus.PublishMetadata{TenantID: tenant})
 	}
 	if got := waitRecorded(rec, others, 15*time.Second); got < others {
 		t.Fatalf("with one tenant's handler blocked, %d of %d other tenants' events were handled in 15 s (%d share its partition)", got, others, sameAsBlocked)
@@ -208,17 +209,17 @@ func TestStuckTenantDoesNotStallItsPartitionPastTheCap(t *testing.T) {
 	t.Parallel()
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	release := releaseAtCleanup(t)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	name := eventbustest.UniqueTopic(t, "core.user.created")
 	const stuck = "stuck"
 	other := ""
 	for i := 0; other == ""; i++ {
-		if c := fmt.Sprintf("tenant-%02d", i); partitionOf(c, eventbus.DefaultPartitions) == partitionOf(stuck, eventbus.DefaultPartitions) {
+		if c := fmt.Sprintf("tenant-%02d", i); partitionOf(c, topic.DefaultPartitions) == partitionOf(stuck, topic.DefaultPartitions) {
 			other = c
 		}
 	}
 	entered := make(chan struct{}, 1)
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, bus, name, func(ctx context.Context, ev eventbus.RawEvent) error {
 		if ev.TenantID == stuck {
 			select {
 			case entered <- struct{}{}:
@@ -229,14 +230,14 @@ func TestStuckTenantDoesNotStallItsPartitionPastTheCap(t *testing.T) {
 		}
 		return rec.Handle(ctx, ev)
 	}, eventbus.InGroup(eventbustest.UniqueID("g")), eventbus.WithDelivery(eventbus.Delivery{MaxPending: 8}))
-	eventbustest.MustPublish(t, bus, topic, "stuck", eventbus.PublishMetadata{TenantID: stuck})
+	eventbustest.MustPublish(t, bus, name, "stuck", eventbus.PublishMetadata{TenantID: stuck})
 	select {
 	case <-entered:
 	case <-time.After(eventbustest.WaitTimeout):
 		t.Fatal("the stuck handler was not called")
 	}
 	for i := range 20 {
-		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: other})
+		eventbustest.MustPublish(t, bus, name, i, eventbus.PublishMetadata{TenantID: other})
 	}
 	rec.WaitFor(t, 20)
 }
@@ -247,11 +248,11 @@ func TestStuckTenantDoesNotStallItsPartitionPastTheCap(t *testing.T) {
 func TestRetryInPlaceHoldsOnlyItsKey(t *testing.T) {
 	t.Parallel()
 	bus := eventbustest.NewBus(t, quiet(fastInPlace()))
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	name := eventbustest.UniqueTopic(t, "core.order.placed")
 	const failing, others = "failing", 30
 	var attempts atomic.Int64
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, bus, name, func(ctx context.Context, ev eventbus.RawEvent) error {
 		if ev.TenantID == failing {
 			attempts.Add(1)
 			return fmt.Errorf("ledger of %s is locked", failing)
@@ -259,7 +260,7 @@ func TestRetryInPlaceHoldsOnlyItsKey(t *testing.T) {
 		return rec.Handle(ctx, ev)
 	}, eventbus.InGroup(eventbustest.UniqueID("ledger")), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.RetryInPlace}))
 
-	eventbustest.MustPublish(t, bus, topic, "never", eventbus.PublishMetadata{TenantID: failing})
+	eventbustest.MustPublish(t, bus, name, "never", eventbus.PublishMetadata{TenantID: failing})
 	deadline := time.Now().Add(15 * time.Second)
 	for attempts.Load() < 2 { // failed and retried at least once
 		if time.Now().After(deadline) {
@@ -267,12 +268,12 @@ func TestRetryInPlaceHoldsOnlyItsKey(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // bounded poll
 	}
-	failingPart := partitionOf(failing, eventbus.DefaultPartitions)
+	failingPart := partitionOf(failing, topic.DefaultPartitions)
 	onPart := map[int32]int{}
 	for i := range others {
 		tenant := fmt.Sprintf("tenant-%02d", i)
-		onPart[partitionOf(tenant, eventbus.DefaultPartitions)]++
-		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: tenant})
+		onPart[partitionOf(tenant, topic.DefaultPartitions)]++
+		eventbustest.MustPublish(t, bus, name, i, eventbus.PublishMetadata{TenantID: tenant})
 	}
 	if onPart[failingPart] == 0 {
 		t.Fatalf("no other tenant shares partition %d with %s; pick other tenant names", failingPart, failing)
@@ -291,16 +292,16 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	pub := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
+	name := eventbustest.UniqueTopic(t, "core.invoice.issued")
 	group := eventbustest.UniqueID("billing")
 	const first = "first"
-	firstPart := partitionOf(first, eventbus.DefaultPartitions)
+	firstPart := partitionOf(first, topic.DefaultPartitions)
 
 	before := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, before, topic, rec.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, before, name, rec.Handle, eventbus.InGroup(group))
 	for i := range 3 {
-		eventbustest.MustPublish(t, pub, topic, i, eventbus.PublishMetadata{TenantID: first})
+		eventbustest.MustPublish(t, pub, name, i, eventbus.PublishMetadata{TenantID: first})
 	}
 	rec.WaitFor(t, 3)
 	if err := before.Shutdown(ctxT(t)); err != nil {
@@ -313,7 +314,7 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 	perPart := map[int32]int{}
 	for i := 0; len(tenants) < 5 && i < 1000; i++ {
 		tenant := fmt.Sprintf("tenant-%d", i)
-		p := partitionOf(tenant, eventbus.DefaultPartitions)
+		p := partitionOf(tenant, topic.DefaultPartitions)
 		if (p == firstPart && perPart[p] == 0) || (p != firstPart && perPart[p] < 2) {
 			tenants = append(tenants, tenant)
 			perPart[p]++
@@ -322,12 +323,12 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 	if len(tenants) != 5 {
 		t.Fatalf("found tenants %v, want five over three partitions", tenants)
 	}
-	startEnds := endOffsets(t, pub, topic)
+	startEnds := endOffsets(t, pub, name)
 	var ids []string
 	for i, tenant := range tenants {
-		ids = append(ids, eventbustest.MustPublish(t, pub, topic, i, eventbus.PublishMetadata{TenantID: tenant}))
+		ids = append(ids, eventbustest.MustPublish(t, pub, name, i, eventbus.PublishMetadata{TenantID: tenant}))
 	}
-	for p, end := range endOffsets(t, pub, topic) {
+	for p, end := range endOffsets(t, pub, name) {
 		if got := int(end - startEnds[p]); got != perPart[p] {
 			t.Fatalf("partition %d got %d of the events, want %d (the partitioner is not murmur2?)", p, got, perPart[p])
 		}
@@ -335,11 +336,11 @@ func TestRestartDeliversEventsPublishedWhileDown(t *testing.T) {
 
 	after := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	rec2 := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, after, topic, rec2.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, after, name, rec2.Handle, eventbus.InGroup(group))
 	if got := waitRecorded(rec2, len(ids), 15*time.Second); got < len(ids) {
 		var tenantsGot []string
 		for _, ev := range rec2.Events() {
-			tenantsGot = append(tenantsGot, fmt.Sprintf("%s(p%d)", ev.TenantID, partitionOf(ev.TenantID, eventbus.DefaultPartitions)))
+			tenantsGot = append(tenantsGot, fmt.Sprintf("%s(p%d)", ev.TenantID, partitionOf(ev.TenantID, topic.DefaultPartitions)))
 		}
 		t.Fatalf("after the restart %d of %d events published while the group was down arrived in 15 s: %v (the group had handled events on partition %d only; per partition %v)",
 			got, len(ids), tenantsGot, firstPart, perPart)

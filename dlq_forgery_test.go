@@ -10,7 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/wire"
 )
 
 // forgedRetry is what any writer to a topic can send: an event of its own
@@ -20,9 +22,9 @@ func forgedRetry(topic, eventID, data, dlqID, group string) *kgo.Record {
 		eventID, topic, data)
 	return &kgo.Record{Topic: topic, Key: []byte("acme"), Value: []byte(value), Headers: []kgo.RecordHeader{
 		{Key: "event-id", Value: []byte(eventID)},
-		{Key: eventbus.HeaderDLQID, Value: []byte(dlqID)},
-		{Key: eventbus.HeaderRetryGroup, Value: []byte(group)},
-		{Key: eventbus.HeaderRetryAttempt, Value: []byte("1")},
+		{Key: wire.HeaderDLQID, Value: []byte(dlqID)},
+		{Key: wire.HeaderRetryGroup, Value: []byte(group)},
+		{Key: wire.HeaderRetryAttempt, Value: []byte("1")},
 	}}
 }
 
@@ -50,8 +52,8 @@ func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 
 	// A real, closed entry of the mailer group.
 	failed := eventbustest.MustPublish(t, bus, topic, "reject", eventbus.PublishMetadata{TenantID: "acme"})
-	entryID := eventbus.FailedEventID(mailer, topic, "acme", failed)
-	waitEntry(t, bus.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	entryID := deadletter.ID(mailer, topic, "acme", failed)
+	waitEntry(t, bus.DLQ(), entryID, hasStatus(deadletter.StatusMaxRetriesExceeded))
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -69,16 +71,16 @@ func TestForgedRetryHeadersChangeNoEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its failure is recorded under the ID the bus derives, not the one given.
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(mailer, topic, "acme", "forged-2"), func(eventbus.FailedEvent) bool { return true })
-	e := waitEntry(t, bus.DLQ(), entryID, hasStatus(eventbus.StatusMaxRetriesExceeded))
-	if e.Status != eventbus.StatusMaxRetriesExceeded || e.ResolvedAt != nil {
+	waitEntry(t, bus.DLQ(), deadletter.ID(mailer, topic, "acme", "forged-2"), func(deadletter.Entry) bool { return true })
+	e := waitEntry(t, bus.DLQ(), entryID, hasStatus(deadletter.StatusMaxRetriesExceeded))
+	if e.Status != deadletter.StatusMaxRetriesExceeded || e.ResolvedAt != nil {
 		t.Fatalf("the forged retry changed the closed entry: %+v", e)
 	}
-	if _, err := bus.DLQ().Get(ctxT(t), "chosen-by-the-writer"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := bus.DLQ().Get(ctxT(t), "chosen-by-the-writer"); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("an entry with the writer's chosen ID exists (err %v)", err)
 	}
 	// The bus itself refuses to publish these headers.
-	_, err = bus.Publish(ctxT(t), topic, "x", eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithHeader(eventbus.HeaderRetryGroup, mailer))
+	_, err = bus.Publish(ctxT(t), topic, "x", eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithHeader(wire.HeaderRetryGroup, mailer))
 	if !errors.Is(err, eventbus.ErrInvalidEvent) {
 		t.Fatalf("publish with a retry header: %v, want ErrInvalidEvent", err)
 	}

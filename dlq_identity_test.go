@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -35,7 +36,7 @@ func TestDLQEntriesOfTenantsSharingAHostGroupAreSeparate(t *testing.T) {
 	for _, tenant := range []string{"acme", "globex"} {
 		eventbustest.MustPublish(t, bus, topic, tenant, eventbus.PublishMetadata{TenantID: tenant}, eventbus.WithEventID(eventID))
 	}
-	entries := waitList(t, bus.DLQ(), eventbus.DLQQuery{Topic: topic}, 2)
+	entries := waitList(t, bus.DLQ(), deadletter.Query{Topic: topic}, 2)
 	var tenants, ids []string
 	for _, e := range entries {
 		tenants = append(tenants, e.TenantID)
@@ -43,8 +44,8 @@ func TestDLQEntriesOfTenantsSharingAHostGroupAreSeparate(t *testing.T) {
 		if e.EventID != eventID || !strings.Contains(e.FailureReason, "no ledger for "+e.TenantID) {
 			t.Errorf("entry %s: event %s, reason %q", e.ID, e.EventID, e.FailureReason)
 		}
-		if want := eventbus.FailedEventID(host.GroupID("billing"), topic, e.TenantID, eventID); e.ID != want {
-			t.Errorf("entry of %s has ID %s, want FailedEventID(group, topic, tenant, event) = %s", e.TenantID, e.ID, want)
+		if want := deadletter.ID(groupOf(t, host, topic, eventbus.InGroup("billing")), topic, e.TenantID, eventID); e.ID != want {
+			t.Errorf("entry of %s has ID %s, want deadletter.ID(group, topic, tenant, event) = %s", e.TenantID, e.ID, want)
 		}
 	}
 	slices.Sort(tenants)
@@ -79,8 +80,8 @@ func TestDLQEntryStoredWithALegacyIDStaysUsable(t *testing.T) {
 		return rec.Handle(ctx, ev)
 	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, "hello", eventbus.PublishMetadata{TenantID: "acme"})
-	current := eventbus.FailedEventID(group, topic, "acme", id)
-	waitEntry(t, bus.DLQ(), current, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	current := deadletter.ID(group, topic, "acme", id)
+	waitEntry(t, bus.DLQ(), current, hasStatus(deadletter.StatusMaxRetriesExceeded))
 
 	// Store the same entry as the previous version of the bus did: under
 	// the legacy ID, as its key and its id. The current one is deleted.
@@ -107,7 +108,7 @@ func TestDLQEntryStoredWithALegacyIDStaysUsable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := waitEntry(t, bus.DLQ(), legacy, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	e := waitEntry(t, bus.DLQ(), legacy, hasStatus(deadletter.StatusMaxRetriesExceeded))
 	if e.EventID != id || e.ConsumerGroup != group || e.TenantID != "acme" {
 		t.Fatalf("legacy entry %+v", e)
 	}
@@ -116,17 +117,17 @@ func TestDLQEntryStoredWithALegacyIDStaysUsable(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.WaitForID(t, id)
-	waitEntry(t, bus.DLQ(), legacy, hasStatus(eventbus.StatusResolved))
+	waitEntry(t, bus.DLQ(), legacy, hasStatus(deadletter.StatusResolved))
 	if err := bus.DLQ().Delete(ctxT(t), legacy); err != nil {
 		t.Fatal(err)
 	}
 	eventbustest.Eventually(t, "the legacy entry to be deleted", func() error {
-		if _, err := bus.DLQ().Get(ctxT(t), legacy); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
-			return fmt.Errorf("FailedEvent: %v", err)
+		if _, err := bus.DLQ().Get(ctxT(t), legacy); !errors.Is(err, deadletter.ErrNotFound) {
+			return fmt.Errorf("entry: %v", err)
 		}
 		return nil
 	})
-	if _, err := bus.DLQ().Get(ctxT(t), current); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := bus.DLQ().Get(ctxT(t), current); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("the retry of the legacy entry recreated an entry under the current ID: %v", err)
 	}
 }

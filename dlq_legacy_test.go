@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -45,7 +46,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEntry(t, bus.DLQ(), ours, func(eventbus.FailedEvent) bool { return true }) // applied by its owner
+	waitEntry(t, bus.DLQ(), ours, func(deadletter.Entry) bool { return true }) // applied by its owner
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -64,26 +65,26 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 
 	// A fresh view lists both, the original's marked as its.
 	ops := eventbustest.NewBus(t, cfg, brokers...)
-	entries, _, err := ops.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
+	entries, _, err := ops.DLQ().List(ctxT(t), deadletter.Query{Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(entries) != 2 {
 		t.Fatalf("entries %+v; want this bus's and the TypeScript one", entries)
 	}
-	byID := map[string]eventbus.FailedEvent{entries[0].ID: entries[0], entries[1].ID: entries[1]}
+	byID := map[string]deadletter.Entry{entries[0].ID: entries[0], entries[1].ID: entries[1]}
 	ts, ok := byID[tsID]
 	if !ok || byID[ours].Origin != "" || byID[ours].ConsumerGroup != "mailer" {
 		t.Fatalf("entries %+v", entries)
 	}
-	if ts.Origin != eventbus.OriginTypeScript || ts.Status != eventbus.StatusPending || ts.EventID != eventID || ts.TenantID != "acme" ||
+	if ts.Origin != deadletter.OriginTypeScript || ts.Status != deadletter.StatusPending || ts.EventID != eventID || ts.TenantID != "acme" ||
 		ts.Offset != 17 || ts.ConsumerGroup != "ts-mailer" || ts.FailureReason != "smtp down" || ts.MaxRetries != 3 {
 		t.Fatalf("TypeScript entry read as %+v", ts)
 	}
 	if tenant, known := ts.VerifiedTenant(); !known || tenant != "acme" {
 		t.Fatalf("TypeScript entry's tenant %q known %v", tenant, known)
 	}
-	stats, err := ops.DLQ().Stats(ctxT(t), eventbus.DLQQuery{Topic: topic})
+	stats, err := ops.DLQ().Stats(ctxT(t), deadletter.Query{Topic: topic})
 	if err != nil || stats.Total != 2 || stats.ByReason["smtp down"] != 1 {
 		t.Fatalf("stats %+v (%v)", stats, err)
 	}
@@ -95,7 +96,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	})
 
 	// Retried by hand only, the way the original retries: every group reads it again.
-	if err := ops.DLQ().Retry(ctxT(t), tsID, eventbus.RetryIfAllowed()); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+	if err := ops.DLQ().Retry(ctxT(t), tsID, deadletter.RetryIfAllowed()); !errors.Is(err, deadletter.ErrRetryNotAllowed) {
 		t.Fatalf("automatic retry of a TypeScript entry: %v; want ErrRetryNotAllowed", err)
 	}
 	audit := eventbustest.NewRecorder()
@@ -107,7 +108,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 		t.Fatalf("retried event %+v", ev)
 	}
 	e, err := ops.DLQ().Get(ctxT(t), tsID)
-	if err != nil || e.Status != eventbus.StatusResolved || e.RetryCount != 1 || e.Origin != eventbus.OriginTypeScript {
+	if err != nil || e.Status != deadletter.StatusResolved || e.RetryCount != 1 || e.Origin != deadletter.OriginTypeScript {
 		t.Fatalf("after the retry: %+v (%v)", e, err)
 	}
 
@@ -115,18 +116,18 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 	if err := ops.DLQ().Delete(ctxT(t), tsID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops.DLQ().Get(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := ops.DLQ().Get(ctxT(t), tsID); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("deleted TypeScript entry: %v", err)
 	}
 	fresh := eventbustest.NewBus(t, cfg, brokers...)
-	if _, err := fresh.DLQ().Get(ctxT(t), tsID); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := fresh.DLQ().Get(ctxT(t), tsID); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("deleted TypeScript entry, fresh view: %v", err)
 	}
 
 	// The original fails it again, under the same ID: it shows again.
 	produce(typeScriptEntry(topic, tsID, eventID, time.Now().Add(time.Second), 1))
-	e = waitEntry(t, fresh.DLQ(), tsID, func(e eventbus.FailedEvent) bool { return e.RetryCount == 1 })
-	if e.Status != eventbus.StatusPending || e.Origin != eventbus.OriginTypeScript {
+	e = waitEntry(t, fresh.DLQ(), tsID, func(e deadletter.Entry) bool { return e.RetryCount == 1 })
+	if e.Status != deadletter.StatusPending || e.Origin != deadletter.OriginTypeScript {
 		t.Fatalf("newer TypeScript failure read as %+v", e)
 	}
 }
@@ -137,7 +138,7 @@ func TestDLQListsEntriesOfTheTypeScriptOriginal(t *testing.T) {
 func TestDLQTopicCleanupPolicy(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
-	cfg := eventbus.Config{DLQ: eventbus.DLQConfig{TopicCleanupPolicy: "delete"}}
+	cfg := eventbus.Config{DLQ: deadletter.Config{TopicCleanupPolicy: "delete"}}
 	bus := eventbustest.NewBus(t, cfg, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.user.created")
 	if _, err := bus.DLQ().RouteToDLQ(ctxT(t), topic, eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}, "mailer", errors.New("boom")); err != nil {
@@ -165,7 +166,7 @@ func TestDLQTopicCleanupPolicy(t *testing.T) {
 		t.Fatalf("dlq.%s cleanup.policy %q, want delete", topic, policy)
 	}
 	client := eventbustest.NewClient(t, brokers...)
-	if _, err := eventbus.NewBus(client, eventbus.Config{DLQ: eventbus.DLQConfig{TopicCleanupPolicy: "compact"}}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, err := eventbus.NewBus(client, eventbus.Config{DLQ: deadletter.Config{TopicCleanupPolicy: "compact"}}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("TopicCleanupPolicy compact: %v; want ErrInvalidConfig", err)
 	}
 }

@@ -12,7 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
+	"github.com/plexica/eventbus/wire"
 )
 
 // Two processes run the queue (one scheduler group), a group fails events
@@ -26,7 +29,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	brokers := eventbustest.Brokers(t)
 	a := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
 	b := startDLQ(t, eventbustest.NewBus(t, fastDLQ(), brokers...))
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
 	group := eventbustest.UniqueID("fulfilment")
 
 	// Each event fails its first delivery; events whose payload ends in an
@@ -34,7 +37,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	// meanwhile may still arrive: their answers change nothing.
 	var mu sync.Mutex
 	calls := map[string]int{}
-	eventbustest.MustSubscribe(t, a, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, a, tp, func(_ context.Context, ev eventbus.RawEvent) error {
 		mu.Lock()
 		calls[ev.ID]++
 		n := calls[ev.ID]
@@ -49,14 +52,14 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	const n = 24
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = eventbus.FailedEventID(group, topic, "acme", eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
+		ids[i] = deadletter.ID(group, tp, "acme", eventbustest.MustPublish(t, a, tp, i, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 	// Operators, through both processes at once, while retries flow.
 	deleted := map[string]bool{}
 	var ops sync.WaitGroup
 	for i, id := range ids {
 		via := []*eventbus.Bus{a, b}[i%2]
-		waitEntry(t, via.DLQ(), id, func(eventbus.FailedEvent) bool { return true })
+		waitEntry(t, via.DLQ(), id, func(deadletter.Entry) bool { return true })
 		switch i % 3 {
 		case 0:
 			deleted[id] = true
@@ -67,7 +70,7 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 			})
 		case 1:
 			ops.Go(func() {
-				if err := via.DLQ().Retry(ctxT(t), id); err != nil && !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+				if err := via.DLQ().Retry(ctxT(t), id); err != nil && !errors.Is(err, deadletter.ErrNotFound) {
 					t.Errorf("retry %s: %v", id, err)
 				}
 			})
@@ -78,20 +81,20 @@ func TestDLQOneWriterAcrossTwoProcesses(t *testing.T) {
 	// Settled: every entry left is resolved.
 	for _, id := range ids {
 		if !deleted[id] {
-			waitEntry(t, b.DLQ(), id, hasStatus(eventbus.StatusResolved))
+			waitEntry(t, b.DLQ(), id, hasStatus(deadletter.StatusResolved))
 		}
 	}
 	fresh := eventbustest.NewBus(t, fastDLQ(), brokers...) // reads the topics, starts nothing
 	for id := range deleted {
 		for name, bus := range map[string]*eventbus.Bus{"a": a, "b": b, "a fresh process": fresh} {
-			if e, err := bus.DLQ().Get(ctxT(t), id); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if e, err := bus.DLQ().Get(ctxT(t), id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Errorf("deleted entry %s is back in %s: %s after %d retries (%v)", id, name, e.Status, e.RetryCount, err)
 			}
 		}
 	}
 
 	// Every retry sent once, and its answer recorded against it.
-	retryTopic, err := eventbus.RetryTopicFor(group, topic)
+	retryTopic, err := topic.RetryFor(group, tp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,9 +170,9 @@ func retriesSent(t *testing.T, brokers []string, topic string) map[string]int {
 			var id, attempt string
 			for _, h := range r.Headers {
 				switch h.Key {
-				case eventbus.HeaderDLQID:
+				case wire.HeaderDLQID:
 					id = string(h.Value)
-				case eventbus.HeaderRetryAttempt:
+				case wire.HeaderRetryAttempt:
 					attempt = string(h.Value)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -30,17 +31,17 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	}, eventbus.InGroup(group))
 	// The entry's owner records the failure, then stops: no process of the
 	// deployment runs the queue any more.
-	owner := startDLQ(t, eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}}, brokers...))
+	owner := startDLQ(t, eventbustest.NewBus(t, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: time.Hour}}, brokers...))
 	id := eventbustest.MustPublish(t, subscriber, topic, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: "acme"})
-	entryID := eventbus.FailedEventID(group, topic, "acme", id)
-	waitEntry(t, owner.DLQ(), entryID, hasStatus(eventbus.StatusPending))
+	entryID := deadletter.ID(group, topic, "acme", id)
+	waitEntry(t, owner.DLQ(), entryID, hasStatus(deadletter.StatusPending))
 	if err := owner.Shutdown(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	// A retry by hand, stored for an owner; nobody applies it yet.
 	reader := eventbustest.NewBus(t, fastDLQ(), brokers...)
 	q := reader.DLQ()
-	if err := q.Retry(ctxShort(t), entryID); !errors.Is(err, eventbus.ErrNotApplied) {
+	if err := q.Retry(ctxShort(t), entryID); !errors.Is(err, deadletter.ErrNotApplied) {
 		t.Fatalf("Retry with no process running the queue: %v, want ErrNotApplied", err)
 	}
 	// Another process of the same deployment (same scheduler group) reads
@@ -49,14 +50,14 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 	for time.Now().Before(window) {
 		// This test's topic only: on a shared cluster other tests' entries
 		// are in the queue too.
-		st, err := q.Stats(ctxT(t), eventbus.DLQQuery{Topic: topic})
+		st, err := q.Stats(ctxT(t), deadletter.Query{Topic: topic})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Total != 1 || st.ByStatus[string(eventbus.StatusPending)] != 1 {
+		if st.Total != 1 || st.ByStatus[string(deadletter.StatusPending)] != 1 {
 			t.Fatalf("stats %+v, want the one pending entry", st)
 		}
-		list, _, err := q.List(ctxT(t), eventbus.DLQQuery{Topic: topic})
+		list, _, err := q.List(ctxT(t), deadletter.Query{Topic: topic})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +65,7 @@ func TestDLQReadWithoutStartSendsNoRetry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) != 1 || got.RetryCount != 0 || got.Status != eventbus.StatusPending || calls.Load() != 1 {
+		if len(list) != 1 || got.RetryCount != 0 || got.Status != deadletter.StatusPending || calls.Load() != 1 {
 			t.Fatalf("a read of the dead letter queue applied a command or sent a retry: entry %s status %s after %d retries, %d entries listed, handler called %d times",
 				got.ID, got.Status, got.RetryCount, len(list), calls.Load())
 		}

@@ -14,12 +14,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
 // fastDLQ retries within milliseconds so tests run quickly.
 func fastDLQ() eventbus.Config {
-	return eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}}
+	return eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}}
 }
 
 // startDLQ makes bus a process that runs the dead letter queue (as
@@ -34,9 +35,9 @@ func startDLQ(t *testing.T, bus *eventbus.Bus) *eventbus.Bus {
 }
 
 // waitEntry polls the DLQ view (bounded) until an entry satisfies ok.
-func waitEntry(t *testing.T, q *eventbus.DeadLetterQueue, id string, ok func(eventbus.FailedEvent) bool) eventbus.FailedEvent {
+func waitEntry(t *testing.T, q *eventbus.DeadLetterQueue, id string, ok func(deadletter.Entry) bool) deadletter.Entry {
 	t.Helper()
-	var e eventbus.FailedEvent
+	var e deadletter.Entry
 	eventbustest.Eventually(t, "dead-letter entry "+id, func() error {
 		var err error
 		e, err = q.Get(ctxT(t), id)
@@ -48,8 +49,8 @@ func waitEntry(t *testing.T, q *eventbus.DeadLetterQueue, id string, ok func(eve
 	return e
 }
 
-func hasStatus(s eventbus.FailedEventStatus) func(eventbus.FailedEvent) bool {
-	return func(e eventbus.FailedEvent) bool { return e.Status == s }
+func hasStatus(s deadletter.Status) func(deadletter.Entry) bool {
+	return func(e deadletter.Entry) bool { return e.Status == s }
 }
 
 func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
@@ -70,15 +71,15 @@ func TestDLQRetryReachesOnlyTheFailedGroup(t *testing.T) {
 
 	id := eventbustest.MustPublish(t, bus, topic, map[string]int{"amount": 42}, eventbus.PublishMetadata{TenantID: "acme"})
 	billingRec.WaitForID(t, id) // the retry reached billing
-	dlqID := eventbus.FailedEventID(billing, topic, "acme", id)
-	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
+	dlqID := deadletter.ID(billing, topic, "acme", id)
+	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(deadletter.StatusResolved))
 	if e.ConsumerGroup != billing || e.RetryCount != 1 || e.EventID != id || e.TenantID != "acme" || e.OriginalTopic != topic {
 		t.Fatalf("entry = %+v", e)
 	}
 	if e.FailureReason != "ledger unavailable" || e.ResolvedAt == nil {
 		t.Fatalf("entry = %+v", e)
 	}
-	entries, _, err := bus.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
+	entries, _, err := bus.DLQ().List(ctxT(t), deadletter.Query{Topic: topic})
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("entries for %s: %d (err %v), want exactly the failing group's", topic, len(entries), err)
 	}
@@ -111,8 +112,8 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 		return errors.New("gateway timeout")
 	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	dlqID := eventbus.FailedEventID(group, topic, "acme", id)
-	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusMaxRetriesExceeded))
+	dlqID := deadletter.ID(group, topic, "acme", id)
+	e := waitEntry(t, bus.DLQ(), dlqID, hasStatus(deadletter.StatusMaxRetriesExceeded))
 	if got := calls.Load(); got != 1+3 {
 		t.Fatalf("handler called %d times, want 1 + MaxRetries (3)", got)
 	}
@@ -126,15 +127,15 @@ func TestDLQMaxRetriesThenManualRetry(t *testing.T) {
 	if kinds["failed"] != 4 || kinds["retry"] != 3 {
 		t.Fatalf("attempts %+v", kinds)
 	}
-	err := bus.DLQ().Retry(ctxT(t), dlqID, eventbus.RetryIfAllowed())
-	if !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+	err := bus.DLQ().Retry(ctxT(t), dlqID, deadletter.RetryIfAllowed())
+	if !errors.Is(err, deadletter.ErrRetryNotAllowed) {
 		t.Fatalf("automatic retry after max: %v", err)
 	}
 	healthy.Store(true)
 	if err := bus.DLQ().Retry(ctxT(t), dlqID); err != nil {
 		t.Fatal(err)
 	}
-	e = waitEntry(t, bus.DLQ(), dlqID, hasStatus(eventbus.StatusResolved))
+	e = waitEntry(t, bus.DLQ(), dlqID, hasStatus(deadletter.StatusResolved))
 	if calls.Load() != 5 || e.RetryCount != 4 {
 		t.Fatalf("after manual retry: %d calls, retry count %d", calls.Load(), e.RetryCount)
 	}
@@ -170,15 +171,15 @@ func TestDLQHandlerSteeredErrorsAndPanics(t *testing.T) {
 	later := eventbustest.MustPublish(t, bus, topic, "later", meta)
 	panicky := eventbustest.MustPublish(t, bus, topic, "panic", meta)
 
-	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", perm), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	e := waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", perm), hasStatus(deadletter.StatusMaxRetriesExceeded))
 	if !e.Permanent || e.RetryCount != 0 {
 		t.Fatalf("permanent entry %+v", e)
 	}
-	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", later), hasStatus(eventbus.StatusPending))
+	e = waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", later), hasStatus(deadletter.StatusPending))
 	if e.NextRetryAt == nil || time.Until(*e.NextRetryAt) < 50*time.Minute {
 		t.Fatalf("RetryAfter(1h) scheduled at %v", e.NextRetryAt)
 	}
-	e = waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", panicky), hasStatus(eventbus.StatusResolved))
+	e = waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", panicky), hasStatus(deadletter.StatusResolved))
 	if !strings.Contains(e.FailureReason, "nil map") || !strings.Contains(e.StackTrace, "goroutine") {
 		t.Fatalf("panic entry: reason %q, stack %q", e.FailureReason, e.StackTrace)
 	}
@@ -202,14 +203,14 @@ func TestDLQMalformedRecord(t *testing.T) {
 	if err := raw.ProduceSync(ctxT(t), garbage).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	entries := waitList(t, bus.DLQ(), eventbus.DLQQuery{Topic: topic}, 1)
+	entries := waitList(t, bus.DLQ(), deadletter.Query{Topic: topic}, 1)
 	e := entries[0]
-	if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) || e.ConsumerGroup != group {
+	if !strings.HasPrefix(e.FailureReason, deadletter.ReasonMalformed) || e.ConsumerGroup != group {
 		t.Fatalf("entry %+v", e)
 	}
 	// Unreadable bytes are never re-published on their own: only a manual
 	// retry sends them again.
-	if e.Status != eventbus.StatusMaxRetriesExceeded || !e.Permanent || e.NextRetryAt != nil {
+	if e.Status != deadletter.StatusMaxRetriesExceeded || !e.Permanent || e.NextRetryAt != nil {
 		t.Fatalf("malformed entry: status %s, permanent %t, next retry %v; want max-retries-exceeded, permanent, none scheduled",
 			e.Status, e.Permanent, e.NextRetryAt)
 	}
@@ -222,9 +223,9 @@ func TestDLQMalformedRecord(t *testing.T) {
 	rec.WaitForID(t, id)
 }
 
-func waitList(t *testing.T, q *eventbus.DeadLetterQueue, f eventbus.DLQQuery, n int) []eventbus.FailedEvent {
+func waitList(t *testing.T, q *eventbus.DeadLetterQueue, f deadletter.Query, n int) []deadletter.Entry {
 	t.Helper()
-	var list []eventbus.FailedEvent
+	var list []deadletter.Entry
 	eventbustest.Eventually(t, fmt.Sprintf("%d dead-letter entries", n), func() error {
 		var err error
 		list, _, err = q.List(ctxT(t), f)
@@ -255,13 +256,13 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 		ids = append(ids, eventbustest.MustPublish(t, first, topic, i, eventbus.PublishMetadata{TenantID: "acme"}))
 	}
 	for _, id := range ids {
-		waitEntry(t, first.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+		waitEntry(t, first.DLQ(), deadletter.ID(group, topic, "acme", id), hasStatus(deadletter.StatusMaxRetriesExceeded))
 	}
-	toDelete := eventbus.FailedEventID(group, topic, "acme", ids[0])
+	toDelete := deadletter.ID(group, topic, "acme", ids[0])
 	if err := first.DLQ().Delete(ctxT(t), toDelete); err != nil {
 		t.Fatal(err)
 	}
-	before, _, err := first.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
+	before, _, err := first.DLQ().List(ctxT(t), deadletter.Query{Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 	// A new instance rebuilds the same view from the dlq topics alone
 	// (without Start: its reads read the topics).
 	second := eventbustest.NewBus(t, cfg, brokers...)
-	after, _, err := second.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
+	after, _, err := second.DLQ().List(ctxT(t), deadletter.Query{Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,10 +285,10 @@ func TestDLQSurvivesRestartAndAgreesAcrossInstances(t *testing.T) {
 			t.Fatalf("entry %d changed across restart: %+v vs %+v", i, before[i], after[i])
 		}
 	}
-	if _, err := second.DLQ().Get(ctxT(t), toDelete); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := second.DLQ().Get(ctxT(t), toDelete); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("deleted entry: %v", err)
 	}
-	stats, err := second.DLQ().Stats(ctxT(t), eventbus.DLQQuery{})
+	stats, err := second.DLQ().Stats(ctxT(t), deadletter.Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestDLQTwoInstancesSendEachRetryOnce(t *testing.T) {
 		ids = append(ids, eventbustest.MustPublish(t, a, topic, i, eventbus.PublishMetadata{TenantID: tenants[i]}))
 	}
 	for i, id := range ids {
-		e := waitEntry(t, b.DLQ(), eventbus.FailedEventID(group, topic, tenants[i], id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+		e := waitEntry(t, b.DLQ(), deadletter.ID(group, topic, tenants[i], id), hasStatus(deadletter.StatusMaxRetriesExceeded))
 		if e.RetryCount != 3 {
 			t.Fatalf("entry %s sent %d retries, want 3", e.ID, e.RetryCount)
 		}
@@ -344,7 +345,7 @@ func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
 	bus := startDLQ(t, eventbustest.NewBus(t, ours, brokers...))
 	other := eventbustest.NewBus(t, theirs, brokers...)
 	// The other deployment's scheduler owns the DLQ topic before anything fails.
-	if err := other.Client().Topics().EnsureTopic(ctxT(t), "dlq."+topic); err != nil {
+	if err := other.Client().Topics().Ensure(ctxT(t), "dlq."+topic); err != nil {
 		t.Fatal(err)
 	}
 	if err := other.DLQ().Start(ctxT(t)); err != nil {
@@ -356,7 +357,7 @@ func TestDLQOtherSchedulerGroupsLeaveEntriesAlone(t *testing.T) {
 		return errors.New("warehouse offline")
 	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	e := waitEntry(t, other.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	e := waitEntry(t, other.DLQ(), deadletter.ID(group, topic, "acme", id), hasStatus(deadletter.StatusMaxRetriesExceeded))
 	if e.SchedulerGroup != ours.DLQ.SchedulerGroup {
 		t.Errorf("entry's scheduler group %q, want %q", e.SchedulerGroup, ours.DLQ.SchedulerGroup)
 	}
@@ -388,24 +389,36 @@ func TestDLQBadInput(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{})
 	q := bus.DLQ()
 	ctx := ctxT(t)
-	if _, err := q.Get(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := q.Get(ctx, "nope"); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
-	if err := q.Retry(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if err := q.Retry(ctx, "nope"); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("retry unknown: %v", err)
 	}
-	if err := q.Delete(ctx, "nope"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if err := q.Delete(ctx, "nope"); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("delete unknown: %v", err)
 	}
-	if _, _, err := q.List(ctx, eventbus.DLQQuery{Status: "broken"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, _, err := q.List(ctx, deadletter.Query{Status: "broken"}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("bad status: %v", err)
 	}
-	if _, _, err := q.RetryAll(ctx, eventbus.DLQQuery{Topic: "orders"}); !errors.Is(err, eventbus.ErrInvalidTopic) {
-		t.Fatalf("bad topic: %v", err)
+	// A topic filter is an original topic by the rules of the bus's
+	// client, for every call: not a name that breaks them, not a dlq.*
+	// topic (which would match nothing).
+	for _, topic := range []string{"orders", "core.user.create", "dlq.core.user.created"} {
+		query := deadletter.Query{Topic: topic}
+		if _, _, err := q.RetryAll(ctx, query); !errors.Is(err, eventbus.ErrInvalidTopic) {
+			t.Fatalf("RetryAll, topic %q: %v", topic, err)
+		}
+		if _, _, err := q.List(ctx, query); !errors.Is(err, eventbus.ErrInvalidTopic) {
+			t.Fatalf("List, topic %q: %v", topic, err)
+		}
+		if _, err := q.Stats(ctx, query); !errors.Is(err, eventbus.ErrInvalidTopic) {
+			t.Fatalf("Stats, topic %q: %v", topic, err)
+		}
 	}
 	// Stats and RetryAll take every match: a query that orders or pages is
 	// refused rather than half obeyed.
-	for _, query := range []eventbus.DLQQuery{{Limit: 1}, {Offset: 1}, {Oldest: true}} {
+	for _, query := range []deadletter.Query{{Limit: 1}, {Offset: 1}, {Oldest: true}} {
 		if _, err := q.Stats(ctx, query); !errors.Is(err, eventbus.ErrInvalidConfig) {
 			t.Fatalf("Stats(%+v): %v", query, err)
 		}
@@ -413,7 +426,7 @@ func TestDLQBadInput(t *testing.T) {
 			t.Fatalf("RetryAll(%+v): %v", query, err)
 		}
 	}
-	if _, _, err := q.List(ctx, eventbus.DLQQuery{Limit: -1}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+	if _, _, err := q.List(ctx, deadletter.Query{Limit: -1}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Fatalf("negative limit: %v", err)
 	}
 }

@@ -39,16 +39,18 @@
 //	dlq.<topic>                            dlq.core.user.created
 //
 // Segments are lowercase, [a-z][a-z0-9_]*; plugin IDs are kebab-case
-// ([ValidatePluginID]). An action is past tense: its last word (after the
+// (topic.ValidatePluginID). An action is past tense: its last word (after the
 // last "_") is an English past tense or past participle, regular (created,
 // submitted, member_added) or irregular (held, sold, written, read, set; the
 // list is derived from WordNet's), or that word or the whole action is on
-// the allow-list of the [TopicRules] in force (login, logout, request,
-// error, ...; extend it with [NewTopicRules] in [ClientConfig.TopicRules]).
+// the allow-list of the topic.Rules in force (login, logout, request,
+// error, ...; extend it with topic.NewRules in [ClientConfig.TopicRules]).
+// Package topic holds these rules and the topic manager.
 // A core or plugin topic has at most 245 characters, so that its dlq. topic
 // fits Kafka's 249. A bad name fails with [ErrInvalidTopic] and a suggested
-// fix. The bus creates a missing topic on first use
-// ([TopicManager.EnsureTopic]) unless [Config.DisableTopicCreation] is set.
+// fix. The bus creates a missing topic on first use (as
+// [Client.Topics]().Ensure does) unless [Config.DisableTopicCreation] is
+// set.
 //
 // # Publishing
 //
@@ -62,8 +64,8 @@
 // events they pack, and a broker's rejection of one event wraps
 // [ErrEventTooLarge] or [ErrInvalidEvent].
 //
-// A circuit breaker guards publishing ([BreakerConfig]). It counts only
-// failures that wrap [ErrBrokerUnavailable] (no acknowledgement or topic
+// A circuit breaker guards publishing (package breaker, [Config].Breaker).
+// It counts only failures that wrap [ErrBrokerUnavailable] (no acknowledgement or topic
 // creation within [Config.DeliveryTimeout], brokers unreachable or unable
 // to take writes), never the caller's: bad input, a broker's rejection of
 // one event, or the caller's own context ending.
@@ -116,7 +118,7 @@
 // headers, before the value is decoded, and are part of its consumer
 // group's identity: the group joined is
 // <GroupID>.tenant.<TenantID>[.workspace.<WorkspaceID>]
-// ([EffectiveGroupID]). So instances that share a GroupID but filter
+// ([GroupID] names it for any target). So instances that share a GroupID but filter
 // different tenants never skip and commit an event another one needed.
 // Tenant and workspace IDs are therefore checked wherever they name a
 // group or a served tenant, and on every publish (a filtered
@@ -133,7 +135,7 @@
 // workspace-id) header names another tenant (or workspace) than its
 // event's tenantId (workspaceId) is malformed, on every path alike
 // ([Subscribe] on a [Bus], a [PluginClient] or a [PluginHost]). It is never handed to a
-// handler; it goes to the dead letter queue with reason [ReasonMalformed]
+// handler; it goes to the dead letter queue with reason [deadletter.ReasonMalformed]
 // (or is skipped and logged under [Skip]). A record without those headers
 // is filtered by its decoded event.
 //
@@ -200,30 +202,30 @@
 // # Broker-enforced isolation
 //
 // The client-side checks keep honest plugins in their lane; the broker
-// stops the others. [TopicManager.ProvisionPlugin] gives a plugin a SCRAM
-// user and ACLs on its own topics and groups, its dead-letter topics and
-// the topics it may read. A plugin's failures on a core or another plugin's
-// topic are kept under its own prefix ([DLQTopicFor]) and retried through
+// stops the others. pluginacl.Provision gives a plugin a SCRAM user and
+// ACLs on its own topics and groups, its dead-letter topics and the topics
+// it may read. A plugin's failures on a core or another plugin's topic are
+// kept under its own prefix (topic.DLQFor) and retried through
 // plugin.<id>.retry.<topic>, so it dead-letters and retries on its own
 // credentials. A plugin that runs a Bus on its own credentials sets
-// [DLQConfig.SchedulerGroup] to plugin.<id>.dlq-scheduler and has an
+// [deadletter.Config.SchedulerGroup] to plugin.<id>.dlq-scheduler and has an
 // operator create the core topics it reads ([Config.DisableTopicCreation]).
 //
 // # Failures and the dead letter queue
 //
 // A handler fails when it returns an error or panics; a record that is not
-// an event fails too ([ReasonMalformed]). [Delivery.OnFailure] says what
+// an event fails too ([deadletter.ReasonMalformed]). [Delivery.OnFailure] says what
 // follows: [DeadLetter] (the default), [RetryInPlace] or [Skip].
 //
-// With DeadLetter the failure is stored as a [FailedEvent] in a dlq.*
+// With DeadLetter the failure is stored as a [deadletter.Entry] in a dlq.*
 // topic and retried automatically with backoff, at most
-// [DLQConfig.MaxRetries] times ([DefaultMaxRetries]; [NoRetries] turns
+// [deadletter.Config.MaxRetries] times ([deadletter.DefaultMaxRetries]; [deadletter.NoRetries] turns
 // automatic retries off). A handler returns [Permanent] to skip the
 // retries or [RetryAfter] to pick the delay; a malformed record is only
 // retried by hand. A retry goes to the group that failed and no other.
 //
 // The dlq.* topics are the source of truth, and each entry has one writer:
-// the member of [DLQConfig.SchedulerGroup] that owns the entry's dlq.*
+// the member of [deadletter.Config.SchedulerGroup] that owns the entry's dlq.*
 // partition, in a process that calls [DeadLetterQueue.Start] (eventbus
 // serve does). A subscriber that fails an event, or answers a retry, and
 // an operator who retries or deletes an entry, only append a command to
@@ -233,13 +235,13 @@
 // answer is never lost, and an attempt is counted exactly when its retry
 // is sent. At least one such process must run, or failures wait for one
 // (stored, not lost). Retry and Delete return once the owner applied them,
-// or an error wrapping [ErrNotApplied] when none did in time.
+// or an error wrapping [deadletter.ErrNotApplied] when none did in time.
 //
 // A retry goes to the failed group's own retry topic, which only that
 // group reads: no other group ever sees it, and the subscriber reads
 // nothing to handle it. The queue speaks the verbs of its REST API
 // ([DeadLetterQueue.Get], List, Stats, Retry, RetryAll, Delete, selecting
-// with a [DLQQuery]). Reads start nothing: in a process that has not
+// with a [deadletter.Query]). Reads start nothing: in a process that has not
 // called Start, Get, List and Stats read the topics for that call alone.
 //
 // # Errors

@@ -67,7 +67,7 @@ func (b *Bus) PublishEncoded(ctx context.Context, events []EncodedEvent) ([]Publ
 	ps := make([]prepared, len(events))
 	topics := make([]string, 0, 1)
 	for i, ev := range events {
-		if err := b.client.topics.validateCached(ev.Topic); err != nil {
+		if err := b.client.valid.validate(ev.Topic); err != nil {
 			return nil, fmt.Errorf("encoded event %d of %d (nothing was sent): %w", i, len(events), err)
 		}
 		if strings.HasPrefix(ev.Topic, "dlq.") || ev.ID == "" {

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/plexica/eventbus/internal/dlq"
-	"github.com/plexica/eventbus/internal/names"
+	"github.com/plexica/eventbus/internal/errs"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Sentinel errors. Every error the bus returns for one of these conditions
@@ -18,10 +18,10 @@ var (
 	// (core.<domain>.<action>, plugin.<pluginId>.<entity>.<action>,
 	// dlq.<topic>; lowercase; past-tense actions). The message names the
 	// rule and shows a valid example. Nothing was sent.
-	ErrInvalidTopic = names.ErrInvalidTopic
+	ErrInvalidTopic = topic.ErrInvalidTopic
 
 	// ErrInvalidPluginID: a plugin ID is not kebab-case ([a-z0-9]+(-[a-z0-9]+)*).
-	ErrInvalidPluginID = names.ErrInvalidPluginID
+	ErrInvalidPluginID = topic.ErrInvalidPluginID
 
 	// ErrTenantRequired: an event was published without a tenant ID, or a
 	// plugin client or host was given an empty tenant. Every event belongs
@@ -89,7 +89,7 @@ var (
 	// leader, not enough in-sync replicas). It is the only failure the
 	// circuit breaker counts. A caller's own expired context stays
 	// context.DeadlineExceeded.
-	ErrBrokerUnavailable = errors.New("broker unavailable")
+	ErrBrokerUnavailable = errs.BrokerUnavailable
 
 	// ErrAuthenticationFailed: a broker rejected the SASL credentials of
 	// ClientConfig.SASL (user name, password, or a mechanism it does not
@@ -106,7 +106,7 @@ var (
 
 	// ErrInvalidConfig: a configuration value is missing, out of range or
 	// conflicts with another. Returned by constructors.
-	ErrInvalidConfig = errors.New("invalid configuration")
+	ErrInvalidConfig = errs.InvalidConfig
 
 	// ErrPluginScope: a PluginClient or PluginHost was asked to step
 	// outside its plugin or its tenants — publish a core.*, dlq.* or
@@ -125,22 +125,6 @@ var (
 	// broker error, ...). The caller decides: retry the publish,
 	// compensate, or fail.
 	ErrResultNotPublished = errors.New("result not published")
-
-	// ErrFailedEventNotFound: no dead-letter entry has that ID.
-	ErrFailedEventNotFound = dlq.ErrNotFound
-
-	// ErrRetryNotAllowed: an automatic retry was asked for an entry whose
-	// status does not allow one (resolved, or out of retries), or for an
-	// entry the TypeScript package wrote. A manual retry works in any
-	// status.
-	ErrRetryNotAllowed = dlq.ErrRetryNotAllowed
-
-	// ErrNotApplied: DeadLetterQueue.Retry or Delete stored its command,
-	// but the entry's owner (a process running the queue, such as
-	// eventbus serve) did not apply it before ctx ended (or within
-	// DefaultCommandWait when ctx has no deadline). The owner applies it
-	// when it can; the REST API answers 202 Accepted.
-	ErrNotApplied = dlq.ErrNotApplied
 )
 
 // ConnectError is what Client.Connect returns when retrying cannot help.

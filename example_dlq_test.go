@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/embedded"
 )
 
@@ -37,9 +38,9 @@ func exampleBusWith(ctx context.Context, cfg eventbus.Config) (bus *eventbus.Bus
 
 // waitForEntry polls the dead letter queue until topic has an entry in
 // status, and returns it.
-func waitForEntry(ctx context.Context, q *eventbus.DeadLetterQueue, topic string, status eventbus.FailedEventStatus) eventbus.FailedEvent {
+func waitForEntry(ctx context.Context, q *eventbus.DeadLetterQueue, topic string, status deadletter.Status) deadletter.Entry {
 	for {
-		entries, _, err := q.List(ctx, eventbus.DLQQuery{Topic: topic, Status: status})
+		entries, _, err := q.List(ctx, deadletter.Query{Topic: topic, Status: status})
 		if err != nil {
 			panic(err)
 		}
@@ -61,7 +62,7 @@ func ExampleDeadLetterQueue_Retry() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The first automatic retry an hour away: only the manual retry runs here.
-	bus, stop := exampleBusWith(ctx, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
+	bus, stop := exampleBusWith(ctx, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: time.Hour}})
 	defer stop()
 	// This process runs the queue (eventbus serve does): it owns the
 	// entries, applies failures and operators' retries, and sends retries.
@@ -86,7 +87,7 @@ func ExampleDeadLetterQueue_Retry() {
 	}
 
 	q := bus.DLQ()
-	entry := waitForEntry(ctx, q, "core.invoice.issued", eventbus.StatusPending)
+	entry := waitForEntry(ctx, q, "core.invoice.issued", deadletter.StatusPending)
 	fmt.Println(entry.Status, entry.ConsumerGroup, entry.FailureReason)
 
 	mailServerUp.Store(true) // the cause is fixed
@@ -94,7 +95,7 @@ func ExampleDeadLetterQueue_Retry() {
 		panic(err)
 	}
 	fmt.Println("mailed", <-sent)
-	entry = waitForEntry(ctx, q, "core.invoice.issued", eventbus.StatusResolved)
+	entry = waitForEntry(ctx, q, "core.invoice.issued", deadletter.StatusResolved)
 	fmt.Println(entry.Status)
 	// Output:
 	// pending mailer mail server unreachable
@@ -127,7 +128,7 @@ func ExamplePermanent() {
 		panic(err)
 	}
 
-	entry := waitForEntry(ctx, bus.DLQ(), "core.invoice.issued", eventbus.StatusMaxRetriesExceeded)
+	entry := waitForEntry(ctx, bus.DLQ(), "core.invoice.issued", deadletter.StatusMaxRetriesExceeded)
 	fmt.Println(entry.Status, entry.Permanent, entry.RetryCount)
 	fmt.Println(entry.FailureReason)
 	// Output:
@@ -144,7 +145,7 @@ func ExampleRetryAfter() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Without RetryAfter the first retry would wait an hour.
-	bus, stop := exampleBusWith(ctx, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
+	bus, stop := exampleBusWith(ctx, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: time.Hour}})
 	defer stop()
 	if err := bus.DLQ().Start(ctx); err != nil { // this process sends the automatic retries
 		panic(err)
@@ -169,7 +170,7 @@ func ExampleRetryAfter() {
 		panic(err)
 	}
 	<-done
-	entry := waitForEntry(ctx, bus.DLQ(), "core.invoice.issued", eventbus.StatusResolved)
+	entry := waitForEntry(ctx, bus.DLQ(), "core.invoice.issued", deadletter.StatusResolved)
 	fmt.Println(entry.Status, entry.RetryCount)
 	// Output:
 	// attempt 1: payment API rate-limited, come back in 200ms

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // A subscription that must handle its events strictly in order retries a
@@ -38,7 +39,7 @@ func ExampleSubscribe_retryInPlace() {
 		panic(err)
 	}
 	<-done
-	stats, _ := bus.DLQ().Stats(ctx, eventbus.DLQQuery{})
+	stats, _ := bus.DLQ().Stats(ctx, deadletter.Query{})
 	fmt.Println("dead-letter entries:", stats.Total)
 	// Output:
 	// attempt 1: ledger busy

@@ -45,7 +45,9 @@ func ExamplePluginHost() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("groups:", host.GroupID("contacts"), host.GroupID("user-sync"))
+	contacts, _ := eventbus.GroupID(host, "contact.created", eventbus.InGroup("contacts"))
+	userSync, _ := eventbus.GroupID(host, catalog.UserCreated.String(), eventbus.InGroup("user-sync"))
+	fmt.Println("groups:", contacts, userSync)
 
 	host.RemoveTenant("globex") // globex's users are skipped from now on
 	for _, tenant := range []string{"globex", "acme"} {

@@ -2,7 +2,6 @@ package eventbus_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,16 +62,6 @@ func Example() {
 	// Output: acme ws-1 m-1 editor
 }
 
-// Bad input fails before anything is sent, with a sentinel and a hint.
-func ExampleTopicRules_ValidateTopic() {
-	err := eventbus.DefaultTopicRules().ValidateTopic("core.user.create")
-	fmt.Println(errors.Is(err, eventbus.ErrInvalidTopic))
-	fmt.Println(err)
-	// Output:
-	// true
-	// invalid topic name "core.user.create": action "create" must be past tense (or on the allowed-actions list); use "core.user.created"
-}
-
 // exampleBus starts an in-memory embedded broker and a bus on it, as
 // Example does step by step; stop shuts both down.
 func exampleBus(ctx context.Context) (bus *eventbus.Bus, stop func()) {
@@ -96,17 +85,4 @@ func exampleBus(ctx context.Context) (bus *eventbus.Bus, stop func()) {
 		client.Close()
 		broker.Close()
 	}
-}
-
-// Where a consumer group's failures are kept: dlq.<topic>, except for a
-// plugin's group on a topic outside the plugin's own, which stays under the
-// plugin's prefix.
-func ExampleDLQTopicFor() {
-	fmt.Println(eventbus.DLQTopicFor("mailer", "core.user.created"))
-	fmt.Println(eventbus.DLQTopicFor("plugin.crm.sync", "plugin.crm.contact.created"))
-	fmt.Println(eventbus.DLQTopicFor("plugin.crm.sync", "core.user.created"))
-	// Output:
-	// dlq.core.user.created <nil>
-	// dlq.plugin.crm.contact.created <nil>
-	// dlq.plugin.crm.core.user.created <nil>
 }

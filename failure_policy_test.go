@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -26,7 +27,7 @@ func fastInPlace() eventbus.Config {
 // assertNoEntry fails the test when group's failure of acme's event eventID on topic was dead-lettered.
 func assertNoEntry(t *testing.T, bus *eventbus.Bus, group, topic, eventID string) {
 	t.Helper()
-	if e, err := bus.DLQ().Get(ctxT(t), eventbus.FailedEventID(group, topic, "acme", eventID)); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if e, err := bus.DLQ().Get(ctxT(t), deadletter.ID(group, topic, "acme", eventID)); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Errorf("event %s was dead-lettered (entry %s, status %q, err %v); the policy should have kept it out", eventID, e.ID, e.Status, err)
 	}
 }
@@ -78,7 +79,7 @@ func TestRetryInPlaceDeadLettersPermanentFailures(t *testing.T) {
 		return eventbus.Permanent(errors.New("unknown currency"))
 	}, eventbus.InGroup(group), eventbus.WithDelivery(eventbus.Delivery{OnFailure: eventbus.RetryInPlace}))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme"})
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", id), hasStatus(deadletter.StatusMaxRetriesExceeded))
 	if got := calls.Load(); got != 1 {
 		t.Errorf("handler called %d times, want 1: a permanent failure is not retried", got)
 	}
@@ -112,7 +113,7 @@ func TestSkipMovesOnWithoutTheDLQ(t *testing.T) {
 	good := eventbustest.MustPublish(t, bus, topic, "good", meta)
 	assertIDs(t, "handled", rec.WaitFor(t, 1), good)
 	assertNoEntry(t, bus, group, topic, bad)
-	entries, _, err := bus.DLQ().List(ctxT(t), eventbus.DLQQuery{Topic: topic})
+	entries, _, err := bus.DLQ().List(ctxT(t), deadletter.Query{Topic: topic})
 	if err != nil || len(entries) != 0 {
 		t.Fatalf("%d dead-letter entries (err %v), want none", len(entries), err)
 	}

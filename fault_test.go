@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // The crash helper runs in a child process (this test binary re-executed):
@@ -229,9 +231,9 @@ func TestCircuitBreakerOpensFailsFastAndCloses(t *testing.T) {
 	var transitions []string
 	bus := eventbustest.NewBus(t, eventbus.Config{
 		DeliveryTimeout: time.Second,
-		Breaker: eventbus.BreakerConfig{
+		Breaker: breaker.Config{
 			OpenTimeout: 200 * time.Millisecond,
-			OnStateChange: func(from, to eventbus.BreakerState) {
+			OnStateChange: func(from, to breaker.State) {
 				mu.Lock()
 				transitions = append(transitions, to.String())
 				mu.Unlock()
@@ -272,7 +274,7 @@ func TestCircuitBreakerOpensFailsFastAndCloses(t *testing.T) {
 		return nil
 	})
 	t.Logf("closed at %s", time.Now().Format("15:04:05.000"))
-	if bus.BreakerState() != eventbus.BreakerClosed {
+	if bus.BreakerState() != breaker.Closed {
 		t.Fatalf("breaker state %v after 2 successes", bus.BreakerState())
 	}
 	mu.Lock()
@@ -292,15 +294,15 @@ func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
 	t.Parallel()
 	brokers := eventbustest.Brokers(t)
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.invoice.issued")
+	name := eventbustest.UniqueTopic(t, "core.invoice.issued")
 	group := eventbustest.UniqueID("billing")
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic, eventbus.WithPartitions(1)); err != nil {
+	if err := bus.Client().Topics().Ensure(ctxT(t), name, topic.WithPartitions(1)); err != nil {
 		t.Fatal(err)
 	}
 	const others = eventbus.MaxBatchSize
-	batch := []eventbus.BatchEvent{{EventType: topic, Data: "stuck", Metadata: eventbus.PublishMetadata{TenantID: stuckTenant}}}
+	batch := []eventbus.BatchEvent{{EventType: name, Data: "stuck", Metadata: eventbus.PublishMetadata{TenantID: stuckTenant}}}
 	for i := range others - 1 {
-		batch = append(batch, eventbus.BatchEvent{EventType: topic, Data: i, Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%20)}})
+		batch = append(batch, eventbus.BatchEvent{EventType: name, Data: i, Metadata: eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%20)}})
 	}
 	res, err := bus.PublishBatch(ctxT(t), batch)
 	if err != nil {
@@ -308,7 +310,7 @@ func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
 	}
 	stuckID := res[0].EventID
 
-	cmd, sc := startCrashHelper(t, strings.Join(brokers, ","), topic, group)
+	cmd, sc := startCrashHelper(t, strings.Join(brokers, ","), name, group)
 	handled := 0
 	for handled < others-1 && sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "handled ") {
@@ -330,7 +332,7 @@ func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
 		}
 		// "f1:<gap>.<length>" in base 36: offsets 1 to others-1.
 		want := "f1:1." + strconv.FormatInt(others-2, 36)
-		o, ok := offsets.Lookup(topic, 0)
+		o, ok := offsets.Lookup(name, 0)
 		if ok && o.At == 0 && o.Metadata == want {
 			return nil
 		}
@@ -342,11 +344,11 @@ func TestCrashSkipsWhatFinishedAboveAStuckEvent(t *testing.T) {
 	_ = cmd.Wait()
 
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, bus, name, rec.Handle, eventbus.InGroup(group))
 	rec.WaitForID(t, stuckID)
 	// A later event on the partition shows the restarted member has gone
 	// past everything the crashed one finished.
-	last := eventbustest.MustPublish(t, bus, topic, "after", eventbus.PublishMetadata{TenantID: "tenant-0"})
+	last := eventbustest.MustPublish(t, bus, name, "after", eventbus.PublishMetadata{TenantID: "tenant-0"})
 	rec.WaitForID(t, last)
 	if got := rec.Len(); got != 2 {
 		t.Fatalf("the restarted consumer handled %d events; want 2 (the stuck one and the new one), none of the %d finished before the crash", got, others-1)

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlq"
 	"github.com/plexica/eventbus/internal/tracing"
@@ -57,7 +58,7 @@ func (s *subscription) handleRecord(ctx, stopping context.Context, r *kgo.Record
 	}
 	if err != nil {
 		b.cfg.Metrics.observeHandled(s.topic, s.groupLabel, time.Now(), err)
-		cause := fmt.Errorf("%s: %w", ReasonMalformed, err)
+		cause := fmt.Errorf("%s: %w", deadletter.ReasonMalformed, err)
 		tracing.End(span, cause)
 		if s.delivery.OnFailure == Skip {
 			return s.skip(r, wire.EventIDOf(r), cause)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 // HandlerSpec is one declared event handler: which event, which function,
@@ -33,7 +35,7 @@ type SubscribeOption func(*HandlerSpec)
 // topic: crm's group for core.user.created is
 // "plugin.crm.core.user.created", and for its own contact.created
 // "plugin.crm.contact.created"); a PluginClient adds its tenant filter
-// (see EffectiveGroupID).
+// (see GroupID).
 func InGroup(groupID string) SubscribeOption {
 	return func(s *HandlerSpec) { s.groupID = groupID }
 }
@@ -46,7 +48,7 @@ func FromPlugin(pluginID string) SubscribeOption {
 }
 
 // ForTenant delivers only one tenant's events. The filter is part of the
-// group's identity (see EffectiveGroupID); the tenant must be a valid
+// group's identity (see GroupID); the tenant must be a valid
 // tenant ID (ValidateTenantID). A PluginClient takes only its own tenant;
 // a PluginHost none (it serves its tenant set).
 func ForTenant(tenantID string) SubscribeOption {
@@ -146,17 +148,60 @@ type HandlerSet interface {
 // *Bus, a *PluginClient or a *PluginHost.
 type Subscriber interface {
 	subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error)
+	// groupOf is the topic spec's name resolves to and the consumer group
+	// a subscription of spec joins.
+	groupOf(spec HandlerSpec) (topic, group string, err error)
 	// Unsubscribe stops a subscription made on this target.
 	Unsubscribe(ctx context.Context, id string) error
+}
+
+// GroupID returns the consumer group that Subscribe(ctx, target, name, fn,
+// opts...) joins, by the rule of each target (the failures of its
+// subscription are filed under it: see FailedEventID):
+//
+//   - on a *Bus, InGroup's name (default "<ClientID>.<topic>"), plus its
+//     ForTenant and ForWorkspace filter:
+//     "<group>[.tenant.<tenantID>[.workspace.<workspaceID>]]" (tenant and
+//     workspace IDs have no dots, so two filters never share a group);
+//   - on a *PluginClient, "plugin.<id>.<group>" (InGroup's name, default
+//     the topic; a name that already starts with "plugin.<id>." is kept as
+//     it is), plus the client's tenant and workspace filter as on a Bus;
+//   - on a *PluginHost, "plugin.<id>.<group>" with no filter: one group for
+//     every tenant the host serves.
+//
+// It fails as Subscribe would on a name that does not resolve.
+func GroupID(target Subscriber, name string, opts ...SubscribeOption) (string, error) {
+	if target == nil {
+		return "", fmt.Errorf("%w: GroupID(%q) needs a target (a *Bus, *PluginClient or *PluginHost)", ErrInvalidConfig, name)
+	}
+	spec := HandlerSpec{name: name}
+	for _, o := range opts {
+		o(&spec)
+	}
+	_, group, err := target.groupOf(spec)
+	return group, err
+}
+
+// filteredGroup is a group with its tenant and workspace filter (see
+// GroupID).
+func filteredGroup(groupID, tenantID, workspaceID string) string {
+	g := groupID
+	if tenantID != "" {
+		g += ".tenant." + tenantID
+	}
+	if workspaceID != "" {
+		g += ".workspace." + workspaceID
+	}
+	return g
 }
 
 // resolveName turns an event name into its topic, by the one rule of
 // every target (see Subscribe): "core." and "plugin." names are full
 // topics, a short name is the event of fromPlugin, else of own (the
 // subscribing plugin; empty on a Bus).
-func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error) {
+func resolveName(rules *topic.Rules, name, own, fromPlugin string) (string, error) {
 	if fromPlugin != "" {
-		if err := ValidatePluginID(fromPlugin); err != nil {
+		if err := topic.ValidatePluginID(fromPlugin); err != nil {
 			return "", fmt.Errorf("subscribe %q: FromPlugin: %w", name, err)
 		}
 	}
@@ -164,11 +209,11 @@ func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error
 	case strings.HasPrefix(name, "dlq."):
 		return "", fmt.Errorf("%w: %q is a dead-letter topic; read failed events through the DeadLetterQueue instead", ErrInvalidTopic, name)
 	case strings.HasPrefix(name, "core."), strings.HasPrefix(name, "plugin."):
-		t, err := rules.ParseTopic(name)
+		t, err := rules.Parse(name)
 		if err != nil {
 			return "", err
 		}
-		if fromPlugin != "" && (t.Kind != TopicKindPlugin || t.PluginID != fromPlugin) {
+		if fromPlugin != "" && (t.Kind != topic.KindPlugin || t.PluginID != fromPlugin) {
 			return "", fmt.Errorf("%w: %q is a full event name, not plugin %q's: give FromPlugin a short name (\"contact.created\") or drop it",
 				ErrInvalidConfig, name, fromPlugin)
 		}
@@ -183,10 +228,28 @@ func resolveName(rules *TopicRules, name, own, fromPlugin string) (string, error
 			ErrInvalidTopic, name, name)
 	}
 	topic := "plugin." + plugin + "." + name
-	if err := rules.ValidateTopic(topic); err != nil {
+	if err := rules.Validate(topic); err != nil {
 		return "", fmt.Errorf("plugin %s: event name %q (<entity>.<action>, e.g. \"contact.created\"): %w", plugin, name, err)
 	}
 	return topic, nil
+}
+
+// groupOf makes *Bus a Subscriber: see GroupID.
+func (b *Bus) groupOf(spec HandlerSpec) (string, string, error) {
+	topic, err := resolveName(b.client.cfg.TopicRules, spec.name, "", spec.pluginID)
+	if err != nil {
+		return "", "", err
+	}
+	return topic, filteredGroup(b.defaultGroup(spec.groupID, topic), spec.tenantID, spec.workspaceID), nil
+}
+
+// defaultGroup is a Bus subscription's group name: groupID, or by default
+// "<ClientID>.<topic>".
+func (b *Bus) defaultGroup(groupID, topic string) string {
+	if groupID == "" {
+		return b.client.cfg.ClientID + "." + topic
+	}
+	return groupID
 }
 
 // subscribeSpec makes *Bus a Subscriber.

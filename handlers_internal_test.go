@@ -5,6 +5,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 type contact struct {
@@ -41,7 +43,7 @@ func TestOnOptionsFillTheSpec(t *testing.T) {
 // TestResolveNameOneRule: every target resolves a name by the same rule;
 // only the subscribing plugin (none on a Bus) differs.
 func TestResolveNameOneRule(t *testing.T) {
-	rules := DefaultTopicRules()
+	rules := topic.DefaultRules()
 	for _, c := range []struct {
 		name, own, from string
 		want            string
@@ -68,4 +70,21 @@ func TestResolveNameOneRule(t *testing.T) {
 			t.Errorf("resolveName(%q, own %q, from %q) = %q, %v; want %q, %v", c.name, c.own, c.from, got, err, c.want, c.err)
 		}
 	}
+}
+
+// FuzzGroupIDSeparatesScopes: of valid tenant and workspace IDs, no two
+// scopes name the same group (see GroupID).
+func FuzzGroupIDSeparatesScopes(f *testing.F) {
+	f.Add("acme", "w1", "acme.workspace.w1", "")
+	f.Add("a", "", "a", "b")
+	f.Fuzz(func(t *testing.T, t1, w1, t2, w2 string) {
+		for _, err := range []error{ValidateTenantID(t1), ValidateTenantID(t2), ValidateWorkspaceID(w1), ValidateWorkspaceID(w2)} {
+			if err != nil {
+				return
+			}
+		}
+		if (t1 != t2 || w1 != w2) && filteredGroup("g", t1, w1) == filteredGroup("g", t2, w2) {
+			t.Fatalf("(%q, %q) and (%q, %q) share group %q", t1, w1, t2, w2, filteredGroup("g", t1, w1))
+		}
+	})
 }

@@ -34,7 +34,9 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // clusterEnv names the bootstrap list of the 3-node cluster.
@@ -113,16 +115,16 @@ func nodeRunning(t *testing.T, n int) bool {
 }
 
 // leaders describes each partition of topic: "p0:leader 3 isr [3 1 2], ...".
-func leaders(ctx context.Context, client *eventbus.Client, topic string) string {
+func leaders(ctx context.Context, client *eventbus.Client, tp string) string {
 	adm, err := client.Admin()
 	if err != nil {
 		return err.Error()
 	}
-	td, err := adm.ListTopics(ctx, topic)
+	td, err := adm.ListTopics(ctx, tp)
 	if err != nil {
 		return err.Error()
 	}
-	d := td[topic]
+	d := td[tp]
 	if d.Err != nil {
 		return d.Err.Error()
 	}
@@ -174,17 +176,17 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 	defer cancel()
 
 	pubClient := eventbustest.NewClient(t, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
 	{
 		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := pubClient.Topics().EnsureTopic(ectx, topic,
-			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		err := pubClient.Topics().Ensure(ectx, tp,
+			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
 		ecancel()
 		if err != nil {
-			t.Fatalf("ensure %s: %v", topic, err)
+			t.Fatalf("ensure %s: %v", tp, err)
 		}
 	}
-	t.Logf("topic %s: %s", topic, leaders(ctx, pubClient, topic))
+	t.Logf("topic %s: %s", tp, leaders(ctx, pubClient, tp))
 
 	// The consumer: its own client and bus, one group, from the beginning.
 	var (
@@ -192,7 +194,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 		seen   = map[string]int{}
 	)
 	consumer := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	eventbustest.MustSubscribe(t, consumer, topic, func(_ context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, consumer, tp, func(_ context.Context, ev eventbus.RawEvent) error {
 		seenMu.Lock()
 		seen[ev.ID]++
 		seenMu.Unlock()
@@ -202,7 +204,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 	// The publisher. A short breaker timeout: if the breaker opens while the
 	// leaders move, the test's retries get through again within a second.
 	pub := eventbustest.NewBusOn(t, pubClient, eventbus.Config{
-		Breaker: eventbus.BreakerConfig{OpenTimeout: time.Second},
+		Breaker: breaker.Config{OpenTimeout: time.Second},
 	})
 
 	var (
@@ -261,7 +263,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 			return
 		}
 		stoppedAt = fmt.Sprintf("%d acked (%s, down %.1fs later)", at, when, time.Since(t0).Seconds())
-		t.Logf("broker %d %s at %s; topic: %s", faultNode, verb, stoppedAt, leaders(ctx, pubClient, topic))
+		t.Logf("broker %d %s at %s; topic: %s", faultNode, verb, stoppedAt, leaders(ctx, pubClient, tp))
 		downOnce()
 		if !waitAcked(faultRestartAt) {
 			startErr = errors.New("publishing never reached the restart point")
@@ -272,7 +274,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 			return
 		}
 		restartedAt = fmt.Sprintf("%d acked (%s, serving %.1fs later)", at, when, time.Since(t0).Seconds())
-		t.Logf("broker %d restarted at %s; topic: %s", faultNode, restartedAt, leaders(ctx, pubClient, topic))
+		t.Logf("broker %d restarted at %s; topic: %s", faultNode, restartedAt, leaders(ctx, pubClient, tp))
 	}()
 
 	// The workers: batches of 100 over several tenants; a failed call is
@@ -363,7 +365,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 				batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
 				for i := from; i < min(from+eventbus.MaxBatchSize, faultTotal); i++ {
 					batch = append(batch, eventbus.BatchEvent{
-						EventType: topic,
+						EventType: tp,
 						Data:      map[string]any{"order": i, "worker": w},
 						Metadata:  eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%faultTenants)},
 					})
@@ -451,16 +453,16 @@ const (
 )
 
 // partitionLeaders returns the node that leads each partition of topic.
-func partitionLeaders(ctx context.Context, client *eventbus.Client, topic string) (map[int32]int32, error) {
+func partitionLeaders(ctx context.Context, client *eventbus.Client, tp string) (map[int32]int32, error) {
 	adm, err := client.Admin()
 	if err != nil {
 		return nil, err
 	}
-	td, err := adm.ListTopics(ctx, topic)
+	td, err := adm.ListTopics(ctx, tp)
 	if err != nil {
 		return nil, err
 	}
-	d := td[topic]
+	d := td[tp]
 	if d.Err != nil {
 		return nil, d.Err
 	}
@@ -528,14 +530,14 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 	defer cancel()
 
 	client := eventbustest.NewClient(t, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.order.placed")
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
 	{
 		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := client.Topics().EnsureTopic(ectx, topic, eventbus.WithPartitions(leaderKillPartitions),
-			eventbus.WithReplicationFactor(3), eventbus.WithTopicConfig("min.insync.replicas", "2"))
+		err := client.Topics().Ensure(ectx, tp, topic.WithPartitions(leaderKillPartitions),
+			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
 		ecancel()
 		if err != nil {
-			t.Fatalf("ensure %s: %v", topic, err)
+			t.Fatalf("ensure %s: %v", tp, err)
 		}
 	}
 	// Everything is published (and acknowledged by two replicas at
@@ -546,7 +548,7 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 		batch := make([]eventbus.BatchEvent, 0, eventbus.MaxBatchSize)
 		for i := from; i < min(from+eventbus.MaxBatchSize, leaderKillTotal); i++ {
 			batch = append(batch, eventbus.BatchEvent{
-				EventType: topic,
+				EventType: tp,
 				Data:      map[string]any{"order": i},
 				Metadata:  eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%d", i%faultTenants)},
 				Options:   []eventbus.PublishOption{eventbus.WithPartitionKey(fmt.Sprintf("order-%d", i))},
@@ -560,7 +562,7 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 			ids = append(ids, r.EventID)
 		}
 	}
-	t.Logf("published %d events; topic %s: %s", len(ids), topic, leaders(ctx, client, topic))
+	t.Logf("published %d events; topic %s: %s", len(ids), tp, leaders(ctx, client, tp))
 
 	var (
 		seenMu  sync.Mutex
@@ -570,7 +572,7 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 	group := eventbustest.UniqueID("leaderkill")
 	consumer := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	start := time.Now()
-	eventbustest.MustSubscribe(t, consumer, topic, func(ctx context.Context, ev eventbus.RawEvent) error {
+	eventbustest.MustSubscribe(t, consumer, tp, func(ctx context.Context, ev eventbus.RawEvent) error {
 		select {
 		case <-time.After(leaderKillHandle):
 		case <-ctx.Done():
@@ -591,7 +593,7 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	led, err := partitionLeaders(ctx, client, topic)
+	led, err := partitionLeaders(ctx, client, tp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,15 +622,15 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 	newLeader := leader
 	for newLeader == leader || newLeader < 0 {
 		if ctx.Err() != nil {
-			t.Fatalf("partition %d has no new leader after node %d was killed: %s", partition, killed, leaders(ctx, client, topic))
+			t.Fatalf("partition %d has no new leader after node %d was killed: %s", partition, killed, leaders(ctx, client, tp))
 		}
 		time.Sleep(100 * time.Millisecond)
-		if now, err := partitionLeaders(ctx, client, topic); err == nil {
+		if now, err := partitionLeaders(ctx, client, tp); err == nil {
 			newLeader = now[partition]
 		}
 	}
 	failover := time.Since(start) - killedAt
-	t.Logf("partition %d led by node %d %.1fs after the kill; topic: %s", partition, newLeader, failover.Seconds(), leaders(ctx, client, topic))
+	t.Logf("partition %d led by node %d %.1fs after the kill; topic: %s", partition, newLeader, failover.Seconds(), leaders(ctx, client, tp))
 
 	missing := func() int {
 		seenMu.Lock()

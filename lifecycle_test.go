@@ -12,7 +12,9 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginacl"
 )
 
 // Tests of PluginHost.FollowLifecycle: how a host follows the platform's
@@ -116,7 +118,7 @@ func TestPluginHostDeliversTheFirstEventOfATenantInstalledMeanwhile(t *testing.T
 			return nil
 		default:
 		}
-		if committedAll(t, adm, host.GroupID("sync"), topic) {
+		if committedAll(t, adm, groupOf(t, host, topic, eventbus.InGroup("sync")), topic) {
 			return nil
 		}
 		return errors.New("neither waiting nor committed")
@@ -393,11 +395,11 @@ func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
 	brokers, admin := secureCluster(t)
 	ctx := boundedCtx(t)
 	for _, topic := range []string{"core.plugin.installed", "core.plugin.activated", "core.plugin.deactivated", "core.plugin.uninstalled"} {
-		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := admin.Topics().ProvisionPlugin(ctx, "crm", eventbus.PluginAccess{Password: "crm-secret", CoreTopics: []string{"core.plugin."}}); err != nil {
+	if err := pluginacl.Provision(ctx, kadmOf(t, admin), "crm", pluginacl.Access{Password: "crm-secret", CoreTopics: []string{"core.plugin."}}); err != nil {
 		t.Fatal(err)
 	}
 	platform := eventbustest.NewBusOn(t, admin, eventbus.Config{})
@@ -405,7 +407,7 @@ func TestACLPluginHostFollowsTheLifecycleOnItsOwnCredentials(t *testing.T) {
 
 	pluginBus := eventbustest.NewBusOn(t, pluginConnection(t, brokers, "crm", "crm-secret"), eventbus.Config{
 		DisableTopicCreation: true,
-		DLQ:                  eventbus.DLQConfig{SchedulerGroup: "plugin.crm.dlq-scheduler"},
+		DLQ:                  deadletter.Config{SchedulerGroup: "plugin.crm.dlq-scheduler"},
 	})
 	host := newHost(t, pluginBus, "crm")
 	if err := host.FollowLifecycle(ctx, eventbus.FollowOptions{FromBeginning: true}); err != nil {

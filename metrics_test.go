@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -35,7 +36,7 @@ func TestMetrics(t *testing.T) {
 	}, eventbus.InGroup("mailer"), eventbus.ForTenant("acme"))
 	eventbustest.MustPublish(t, bus, topic, "good", eventbus.PublishMetadata{TenantID: "acme"})
 	bad := eventbustest.MustPublish(t, bus, topic, "bad", eventbus.PublishMetadata{TenantID: "acme"})
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(eventbus.EffectiveGroupID("mailer", "acme", ""), topic, "acme", bad), hasStatus(eventbus.StatusMaxRetriesExceeded))
+	waitEntry(t, bus.DLQ(), deadletter.ID(groupOf(t, bus, topic, eventbus.InGroup("mailer"), eventbus.ForTenant("acme")), topic, "acme", bad), hasStatus(deadletter.StatusMaxRetriesExceeded))
 	rec.WaitFor(t, 1)
 
 	want := map[string]float64{
@@ -54,7 +55,7 @@ func TestMetrics(t *testing.T) {
 		got = scrape(t, reg)
 		// The gauge counts every entry of the cluster's dlq.* topics, as the
 		// view holds them (a shared cluster has other tests' entries too).
-		stats, err := bus.DLQ().Stats(ctxT(t), eventbus.DLQQuery{})
+		stats, err := bus.DLQ().Stats(ctxT(t), deadletter.Query{})
 		if err != nil {
 			t.Fatal(err)
 		}

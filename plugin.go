@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 // PluginScope binds a PluginClient to one plugin and one tenant (and,
@@ -49,7 +51,7 @@ func NewPluginClient(bus *Bus, pc PluginScope) (*PluginClient, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginClient needs a Bus (see NewBus)", ErrInvalidConfig)
 	}
-	if err := ValidatePluginID(pc.PluginID); err != nil {
+	if err := topic.ValidatePluginID(pc.PluginID); err != nil {
 		return nil, fmt.Errorf("new plugin client: PluginScope.PluginID: %w", err)
 	}
 	if strings.TrimSpace(pc.TenantID) == "" {
@@ -90,7 +92,7 @@ func (p *PluginClient) topic(eventName string) (string, error) {
 // either, the error wraps ErrInvalidTopic too.
 func (p *PluginClient) scopeError(name string) error {
 	id := p.scope.PluginID
-	_, parseErr := p.bus.client.cfg.TopicRules.ParseTopic(name)
+	_, parseErr := p.bus.client.cfg.TopicRules.Parse(name)
 	why := "a plugin publishes only its own events"
 	switch {
 	case strings.HasPrefix(name, "core."):
@@ -153,7 +155,7 @@ func (p *PluginClient) metadata(ctx context.Context) (PublishMetadata, error) {
 // subscribeSpec makes *PluginClient a Subscriber: it delivers the
 // client's tenant (and workspace, when set on the client or by
 // ForWorkspace) only, in the group InGroup names within the plugin's
-// namespace (see GroupID), the tenant filter added.
+// namespace, the tenant filter added (see GroupID).
 func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (string, error) {
 	if spec.tenantID != "" && spec.tenantID != p.scope.TenantID {
 		return "", fmt.Errorf("%w: subscribe %q: ForTenant(%q) but the plugin client is bound to tenant %q; use that tenant's client",
@@ -175,7 +177,7 @@ func (p *PluginClient) subscribeSpec(ctx context.Context, spec HandlerSpec) (str
 		ws = spec.workspaceID
 	}
 	id, err := p.bus.subscribe(ctx, topic, p.scoped(spec.handler, ws), subscribeOptions{
-		GroupID:     p.GroupID(groupName(spec.groupID, topic)),
+		GroupID:     p.group(groupName(spec.groupID, topic)),
 		TenantID:    p.scope.TenantID,
 		WorkspaceID: ws,
 		Delivery:    spec.delivery,
@@ -196,16 +198,29 @@ func groupName(group, topic string) string {
 	return group
 }
 
-// GroupID returns the consumer group name a subscription with group name
-// name uses, before the bus adds the tenant filter (see EffectiveGroupID):
+// group is the consumer group name a subscription with group name name
+// uses, before the tenant filter is added (see GroupID):
 // "plugin.<id>.<name>". A name that already starts with "plugin.<id>." is
 // returned as it is.
-func (p *PluginClient) GroupID(name string) string {
+func (p *PluginClient) group(name string) string {
 	prefix := "plugin." + p.scope.PluginID + "."
 	if strings.HasPrefix(name, prefix) {
 		return name
 	}
 	return prefix + name
+}
+
+// groupOf makes *PluginClient a Subscriber: see GroupID.
+func (p *PluginClient) groupOf(spec HandlerSpec) (string, string, error) {
+	topic, err := resolveName(p.bus.client.cfg.TopicRules, spec.name, p.scope.PluginID, spec.pluginID)
+	if err != nil {
+		return "", "", err
+	}
+	ws := p.scope.WorkspaceID
+	if ws == "" {
+		ws = spec.workspaceID
+	}
+	return topic, filteredGroup(p.group(groupName(spec.groupID, topic)), p.scope.TenantID, ws), nil
 }
 
 // scoped wraps a handler so that it sees only the client's tenant and

@@ -38,6 +38,17 @@ func newPluginClient(t *testing.T, bus *eventbus.Bus, pluginID, tenantID, worksp
 	return p
 }
 
+// groupOf is the consumer group a subscription of name with opts on
+// target joins (eventbus.GroupID).
+func groupOf(t testing.TB, target eventbus.Subscriber, name string, opts ...eventbus.SubscribeOption) string {
+	t.Helper()
+	g, err := eventbus.GroupID(target, name, opts...)
+	if err != nil {
+		t.Fatalf("GroupID(%q): %v", name, err)
+	}
+	return g
+}
+
 func mustPluginSubscribe(t *testing.T, p *eventbus.PluginClient, eventName string, h eventbus.Handler, opts ...eventbus.SubscribeOption) string {
 	t.Helper()
 	id, err := eventbus.Subscribe(boundedCtx(t), p, eventbus.Name[json.RawMessage](eventName), h, opts...)
@@ -173,7 +184,7 @@ func TestPluginPublishAndSubscribeOwnEvents(t *testing.T) {
 	}
 
 	// The group is the plugin's, with the tenant in its identity.
-	if got, want := crm.GroupID("crm-sync"), "plugin.crm.crm-sync"; got != want {
+	if got, want := groupOf(t, crm, "contact.created", eventbus.InGroup("crm-sync")), "plugin.crm.crm-sync.tenant.acme"; got != want {
 		t.Errorf("GroupID = %q, want %q", got, want)
 	}
 	adm, err := bus.Client().Admin()
@@ -358,5 +369,37 @@ func TestPluginTenantsInSeveralProcessesLoseNothing(t *testing.T) {
 	for _, tenant := range tenants {
 		recs[tenant].WaitForID(t, markers[tenant])
 		assertExactly(t, tenant, tenant, recs[tenant].Events(), ids[tenant])
+	}
+}
+
+// TestGroupID: one rule names the group of a subscription on every
+// target, and a name that does not resolve fails as Subscribe would.
+func TestGroupID(t *testing.T) {
+	t.Parallel()
+	bus := eventbustest.NewBus(t, eventbus.Config{})
+	crm := newPluginClient(t, bus, "crm", "acme", "w1")
+	host := newHost(t, bus, "crm", "acme", "globex")
+	for _, c := range []struct {
+		target eventbus.Subscriber
+		name   string
+		opts   []eventbus.SubscribeOption
+		want   string
+	}{
+		{bus, "core.user.created", []eventbus.SubscribeOption{eventbus.InGroup("mailer")}, "mailer"},
+		{bus, "core.user.created", []eventbus.SubscribeOption{eventbus.InGroup("mailer"), eventbus.ForTenant("acme"), eventbus.ForWorkspace("w1")}, "mailer.tenant.acme.workspace.w1"},
+		{crm, "contact.created", nil, "plugin.crm.contact.created.tenant.acme.workspace.w1"},
+		{crm, "core.user.created", []eventbus.SubscribeOption{eventbus.InGroup("sync")}, "plugin.crm.sync.tenant.acme.workspace.w1"},
+		{host, "core.user.created", []eventbus.SubscribeOption{eventbus.InGroup("plugin.crm.sync")}, "plugin.crm.sync"},
+		{host, "invoice.paid", []eventbus.SubscribeOption{eventbus.FromPlugin("billing")}, "plugin.crm.plugin.billing.invoice.paid"},
+	} {
+		if got := groupOf(t, c.target, c.name, c.opts...); got != c.want {
+			t.Errorf("GroupID(%T, %q) = %q, want %q", c.target, c.name, got, c.want)
+		}
+	}
+	if _, err := eventbus.GroupID(bus, "contact.created"); !errors.Is(err, eventbus.ErrInvalidTopic) {
+		t.Errorf("GroupID of a short name on a Bus = %v, want ErrInvalidTopic", err)
+	}
+	if _, err := eventbus.GroupID(nil, "core.user.created"); !errors.Is(err, eventbus.ErrInvalidConfig) {
+		t.Errorf("GroupID without a target = %v, want ErrInvalidConfig", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plexica/eventbus/topic"
 )
 
 // PluginHostConfig describes a plugin deployment for NewPluginHost.
@@ -60,7 +62,7 @@ func NewPluginHost(bus *Bus, cfg PluginHostConfig) (*PluginHost, error) {
 	if bus == nil {
 		return nil, fmt.Errorf("%w: NewPluginHost needs a Bus (see NewBus)", ErrInvalidConfig)
 	}
-	if err := ValidatePluginID(cfg.PluginID); err != nil {
+	if err := topic.ValidatePluginID(cfg.PluginID); err != nil {
 		return nil, fmt.Errorf("new plugin host: PluginHostConfig.PluginID: %w", err)
 	}
 	h := &PluginHost{
@@ -208,11 +210,16 @@ func (h *PluginHost) Client(tenantID string) (*PluginClient, error) {
 	return nil, fmt.Errorf("%w: plugin %q does not serve tenant %q (see PluginHost.AddTenant)", ErrPluginScope, h.PluginID(), tenantID)
 }
 
-// GroupID returns the consumer group a host subscription with group name
-// name joins: "plugin.<id>.<name>" (a name that already starts with
-// "plugin.<id>." is returned as it is). Unlike a PluginClient's, the group
-// has no tenant suffix: it is the same for every tenant.
-func (h *PluginHost) GroupID(name string) string { return h.proto.GroupID(name) }
+// groupOf makes *PluginHost a Subscriber: see GroupID. Unlike a
+// PluginClient's, the group has no tenant suffix: it is the same for
+// every tenant.
+func (h *PluginHost) groupOf(spec HandlerSpec) (string, string, error) {
+	topic, err := resolveName(h.bus.client.cfg.TopicRules, spec.name, h.PluginID(), spec.pluginID)
+	if err != nil {
+		return "", "", err
+	}
+	return topic, h.proto.group(groupName(spec.groupID, topic)), nil
+}
 
 // resolvePublish makes *PluginHost a Publisher (see WithPublish): the
 // tenant comes from the event context of ctx and must be served.
@@ -344,7 +351,7 @@ func (h *PluginHost) subscribeSpec(ctx context.Context, spec HandlerSpec) (strin
 		return "", fmt.Errorf("%w: Subscribe(%q) was given a nil handler", ErrInvalidConfig, spec.name)
 	}
 	id, err := h.bus.subscribe(ctx, topic, h.scoped(spec.handler), subscribeOptions{
-		GroupID:  h.GroupID(groupName(spec.groupID, topic)),
+		GroupID:  h.proto.group(groupName(spec.groupID, topic)),
 		Delivery: spec.delivery,
 	}, h.serves)
 	if err != nil {
@@ -414,7 +421,7 @@ var lifecycleEvents = []string{
 // a consumer group, so every process sees every lifecycle event and
 // nothing is left on the broker when a process restarts: no group per
 // call. The plugin must be allowed to read the core.plugin. topics
-// (ProvisionPlugin's CoreTopics). Partitions added to those topics after
+// (pluginacl.Access.CoreTopics). Partitions added to those topics after
 // the call are not read; follow again (Close, FollowLifecycle) to read
 // them. Close and Bus.Shutdown stop it.
 func (h *PluginHost) FollowLifecycle(ctx context.Context, opts FollowOptions) error {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -198,7 +199,7 @@ func TestPluginHostHundredTenantsEachGetsExactlyItsEvents(t *testing.T) {
 		}
 		return n >= 300
 	})
-	group := host.GroupID("contacts")
+	group := groupOf(t, host, event, eventbus.InGroup("contacts"))
 	adm := admin(t, client)
 	waitCommitted(t, adm, group, topic) // the other tenants' events were skipped and committed
 	for _, tenant := range served {
@@ -230,7 +231,7 @@ func TestPluginHostTenantsAddedAndRemovedMidStream(t *testing.T) {
 	host := newHost(t, bus, plugin, "acme", "globex")
 	rec := newHostRecorder()
 	mustHostSubscribe(t, host, event, rec.Handle)
-	group := host.GroupID(topic)
+	group := groupOf(t, host, topic)
 
 	publish := func(round int) map[string]string {
 		ids := map[string]string{}
@@ -292,8 +293,8 @@ func TestPluginHostFailingTenantRetryReachesOnlyItsHandler(t *testing.T) {
 	rec.waitFor(t, "acme's retry and globex's event", func() bool {
 		return len(rec.byTenant["acme"]) == 1 && len(rec.byTenant["globex"]) == 1
 	})
-	group := host.GroupID("billing")
-	e := waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", acme), hasStatus(eventbus.StatusResolved))
+	group := groupOf(t, host, topic, eventbus.InGroup("billing"))
+	e := waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", acme), hasStatus(deadletter.StatusResolved))
 	if e.ConsumerGroup != group || e.TenantID != "acme" || e.RetryCount != 1 {
 		t.Fatalf("entry = %+v", e)
 	}
@@ -473,7 +474,7 @@ func TestPluginHostInitializeHandlersAndFollowLifecycle(t *testing.T) {
 	eventbustest.MustPublish(t, bus, topic, map[string]string{"n": "2"}, eventbus.PublishMetadata{TenantID: "acme"})
 	initech := eventbustest.MustPublish(t, bus, topic, map[string]string{"n": "3"}, eventbus.PublishMetadata{TenantID: "initech"})
 	rec.waitFor(t, "initech's event", func() bool { return len(rec.byTenant["initech"]) == 1 })
-	waitCommitted(t, admin(t, client), host.GroupID("crm-sync"), topic)
+	waitCommitted(t, admin(t, client), groupOf(t, host, topic, eventbus.InGroup("crm-sync")), topic)
 	if got := rec.ids("acme"); len(got) != 1 {
 		t.Errorf("acme received %v after its uninstall", got)
 	}
@@ -513,7 +514,7 @@ func TestPluginHostScope(t *testing.T) {
 	if _, err := eventbus.Subscribe(ctx, host, "contact.created", func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.ForWorkspace("w1")); !errors.Is(err, eventbus.ErrInvalidConfig) {
 		t.Errorf("Subscribe with a workspace = %v, want ErrInvalidConfig", err)
 	}
-	if got := host.GroupID("crm-sync"); got != "plugin.crm.crm-sync" {
+	if got := groupOf(t, host, "contact.created", eventbus.InGroup("crm-sync")); got != "plugin.crm.crm-sync" {
 		t.Errorf("GroupID = %q", got)
 	}
 	if _, err := eventbus.InitializeHandlers(ctx, host, &tenantSpec{}); !errors.Is(err, eventbus.ErrInvalidConfig) {

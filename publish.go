@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexica/eventbus/internal/tracing"
+	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -589,7 +590,7 @@ func isUnknownTopic(err error) bool {
 // the producers' metadata loop, so a produce callback runs it on its own
 // goroutine.
 func (b *Bus) topicGone(topic string) {
-	b.client.topics.forgetTopic(topic)
+	b.client.topics.Forget(topic)
 	b.producers.Range(func(_, v any) bool {
 		v.(*kgo.Client).PurgeTopicsFromProducing(topic)
 		return true
@@ -601,7 +602,7 @@ func (b *Bus) ensureTopics(ctx context.Context, topics ...string) error {
 		return nil
 	}
 	for _, t := range topics {
-		if err := b.client.topics.ensureTopic(ctx, t, b.cfg.DeliveryTimeout); err != nil {
+		if err := b.client.topics.Ensure(ctx, t, topic.WithCreationTimeout(b.cfg.DeliveryTimeout)); err != nil {
 			return err
 		}
 	}
@@ -618,7 +619,7 @@ type prepared struct {
 
 // prepare validates one event and builds its record; it sends nothing.
 func (b *Bus) prepare(eventType string, data any, meta PublishMetadata, opts []PublishOption) (prepared, error) {
-	if err := b.client.topics.validateCached(eventType); err != nil {
+	if err := b.client.valid.validate(eventType); err != nil {
 		return prepared{}, err
 	}
 	if strings.HasPrefix(eventType, "dlq.") {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -43,7 +44,7 @@ func TestPublishUnderAnOldTimestamp(t *testing.T) {
 		t.Fatalf("the event arrived with timestamp %v, want %v", ev.Timestamp, old)
 	}
 	rec.WaitForID(t, res[1].EventID)
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s after old timestamps, want closed", s)
 	}
 }
@@ -67,7 +68,7 @@ func TestPublishRejectsTimestampsTheWireCannotCarry(t *testing.T) {
 			}
 		}
 	}
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s after rejected timestamps, want closed", s)
 	}
 }

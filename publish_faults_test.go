@@ -17,8 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 // The tests of this file drive the publish path through the orders that
@@ -79,7 +81,7 @@ func TestNeighboursDoNotMakeValidEventsTooLarge(t *testing.T) {
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	topic := eventbustest.UniqueTopic(t, "core.document.uploaded")
 	meta := eventbus.PublishMetadata{TenantID: "acme"} // one key: one partition
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic); err != nil {
+	if err := bus.Client().Topics().Ensure(ctxT(t), topic); err != nil {
 		t.Fatal(err)
 	}
 	// Until the producer's first request is answered, franz-go keeps one
@@ -122,10 +124,10 @@ func TestNeighboursDoNotMakeValidEventsTooLarge(t *testing.T) {
 // stay available.
 func TestBrokerSizeRejectionIsTheCallers(t *testing.T) {
 	t.Parallel()
-	bus := eventbustest.NewBus(t, eventbus.Config{Breaker: eventbus.BreakerConfig{FailureThreshold: 3}})
+	bus := eventbustest.NewBus(t, eventbus.Config{Breaker: breaker.Config{FailureThreshold: 3}})
 	small := eventbustest.UniqueTopic(t, "core.thumbnail.generated")
 	healthy := eventbustest.UniqueTopic(t, "core.order.placed")
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), small, eventbus.WithTopicConfig("max.message.bytes", "2048")); err != nil {
+	if err := bus.Client().Topics().Ensure(ctxT(t), small, topic.WithConfig("max.message.bytes", "2048")); err != nil {
 		t.Fatal(err)
 	}
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
@@ -142,7 +144,7 @@ func TestBrokerSizeRejectionIsTheCallers(t *testing.T) {
 	if _, err := bus.Publish(ctxT(t), healthy, "fine", meta); err != nil {
 		t.Fatalf("publish to another topic after size rejections: %v", err)
 	}
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s after size rejections, want closed", s)
 	}
 }
@@ -153,7 +155,7 @@ func TestBrokerSizeRejectionIsTheCallers(t *testing.T) {
 func TestCallersDeadlineSparesTheBreaker(t *testing.T) {
 	t.Parallel()
 	broker := faultBroker(t)
-	bus := eventbustest.NewBus(t, eventbus.Config{Breaker: eventbus.BreakerConfig{FailureThreshold: 2}}, broker.Addrs()...)
+	bus := eventbustest.NewBus(t, eventbus.Config{Breaker: breaker.Config{FailureThreshold: 2}}, broker.Addrs()...)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	fresh := eventbustest.UniqueTopic(t, "core.order.shipped")
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
@@ -175,7 +177,7 @@ func TestCallersDeadlineSparesTheBreaker(t *testing.T) {
 		t.Fatalf("publish whose deadline ended while the broker held it: %v; want context.DeadlineExceeded", err)
 	}
 	release()
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s after publishes under expired deadlines, want closed", s)
 	}
 	if _, err := bus.Publish(ctxT(t), topic, "after", meta); err != nil {
@@ -400,7 +402,7 @@ func TestOneCallersDeadlineDoesNotFailAnother(t *testing.T) {
 	if err := <-otherErr; err != nil {
 		t.Fatalf("another caller's publish of the same partition failed: %v", err)
 	}
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s, want closed", s)
 	}
 }
@@ -414,13 +416,13 @@ func TestSizeLimitCountsWhatTheBrokerCounts(t *testing.T) {
 	t.Parallel()
 	const limit = 2048
 	bus := eventbustest.NewBus(t, eventbus.Config{MaxEventBytes: limit, Compression: eventbus.CompressionNone, TracerProvider: &spanRecorder{}})
-	topic := eventbustest.UniqueTopic(t, "core.note.added")
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), topic, eventbus.WithTopicConfig("max.message.bytes", fmt.Sprint(limit))); err != nil {
+	name := eventbustest.UniqueTopic(t, "core.note.added")
+	if err := bus.Client().Topics().Ensure(ctxT(t), name, topic.WithConfig("max.message.bytes", fmt.Sprint(limit))); err != nil {
 		t.Fatal(err)
 	}
 	accepted, refused := 0, 0
 	for n := 1000; n <= 2100; n += 3 {
-		_, err := bus.Publish(ctxT(t), topic, strings.Repeat("a", n), eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithHeader("x-note", "n"))
+		_, err := bus.Publish(ctxT(t), name, strings.Repeat("a", n), eventbus.PublishMetadata{TenantID: "acme"}, eventbus.WithHeader("x-note", "n"))
 		switch {
 		case err == nil:
 			accepted++
@@ -442,7 +444,7 @@ func TestSizeLimitCountsWhatTheBrokerCounts(t *testing.T) {
 func TestDeletedTopicIsCreatedAgain(t *testing.T) {
 	t.Parallel()
 	broker := faultBroker(t)
-	bus := eventbustest.NewBus(t, eventbus.Config{DeliveryTimeout: 25 * time.Second, Breaker: eventbus.BreakerConfig{FailureThreshold: 1}}, broker.Addrs()...)
+	bus := eventbustest.NewBus(t, eventbus.Config{DeliveryTimeout: 25 * time.Second, Breaker: breaker.Config{FailureThreshold: 1}}, broker.Addrs()...)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	meta := eventbus.PublishMetadata{TenantID: "acme"}
 	eventbustest.MustPublish(t, bus, topic, 0, meta)
@@ -462,10 +464,10 @@ func TestDeletedTopicIsCreatedAgain(t *testing.T) {
 	if _, err := bus.Publish(ctxT(t), topic, 2, meta); err != nil {
 		t.Fatalf("the publish after one found the topic deleted (%v): %v", first, err)
 	}
-	if exists, err := bus.Client().Topics().TopicExists(ctxT(t), topic); err != nil || !exists {
+	if exists, err := bus.Client().Topics().Exists(ctxT(t), topic); err != nil || !exists {
 		t.Fatalf("the deleted topic was not created again (exists %t, %v)", exists, err)
 	}
-	if s := bus.BreakerState(); s != eventbus.BreakerClosed {
+	if s := bus.BreakerState(); s != breaker.Closed {
 		t.Fatalf("breaker %s after publishes to a deleted topic (%v), want closed", s, first)
 	}
 }

@@ -56,7 +56,7 @@ type Publisher interface {
 // resolvePublish makes *Bus a Publisher: eventName is the topic and the
 // metadata is the event context of ctx, which must name a tenant.
 func (b *Bus) resolvePublish(ctx context.Context, eventName string) (*Bus, string, PublishMetadata, error) {
-	if _, err := b.client.cfg.TopicRules.ParseTopic(eventName); err != nil {
+	if _, err := b.client.cfg.TopicRules.Parse(eventName); err != nil {
 		return nil, "", PublishMetadata{}, err
 	}
 	if strings.HasPrefix(eventName, "dlq.") {

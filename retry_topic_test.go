@@ -25,12 +25,12 @@ func TestRetryTopicStartsAtItsOwnEnd(t *testing.T) {
 	for i := range 30 {
 		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
 	}
-	group := eventbus.EffectiveGroupID("plugin.crm.sync", "", "")
+	group := "plugin.crm.sync"
 	retryTopic := dlq.RetryTopicFor(group, topic)
 	if retryTopic == topic {
 		t.Fatalf("group %s has no retry topic for %s", group, topic)
 	}
-	if err := bus.Client().Topics().EnsureTopic(ctxT(t), retryTopic); err != nil {
+	if err := bus.Client().Topics().Ensure(ctxT(t), retryTopic); err != nil {
 		t.Fatal(err)
 	}
 	// Another group of the plugin left 3 records on the retry topic.

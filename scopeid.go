@@ -11,7 +11,7 @@ const MaxScopeIDLen = 128
 // ValidateTenantID checks that id is a valid tenant ID: 1 to MaxScopeIDLen
 // (128) ASCII letters, digits, '-' and '_', such as "acme", "tenant_42" or
 // a UUID. No dots: a tenant ID is part of the names of consumer groups
-// (see EffectiveGroupID), where a dot would let two scopes share a group.
+// (see GroupID), where a dot would let two scopes share a group.
 // An empty ID fails with ErrTenantRequired; any other rejection wraps
 // ErrInvalidTenantID, says what is wrong and shows a valid ID.
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/plexica/eventbus/internal/dlq"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Handler handles one event. Returning nil means the event is done and its
@@ -49,7 +50,7 @@ type subscribeOptions struct {
 	// GroupID is the consumer group; default "<ClientID>.<topic>".
 	GroupID string
 	// TenantID and WorkspaceID filter the events; both are part of the
-	// group's identity (see EffectiveGroupID).
+	// group's identity (see GroupID).
 	TenantID, WorkspaceID string
 	Delivery
 }
@@ -87,22 +88,6 @@ func (p FailurePolicy) String() string {
 	return fmt.Sprintf("FailurePolicy(%d)", int(p))
 }
 
-// EffectiveGroupID is the consumer group a subscription with these options
-// joins: the GroupID plus its tenant and workspace filter,
-// "<groupID>[.tenant.<tenantID>[.workspace.<workspaceID>]]". Subscribe
-// accepts only tenant and workspace IDs without dots (ValidateTenantID),
-// so two different filters on one GroupID never share a group.
-func EffectiveGroupID(groupID, tenantID, workspaceID string) string {
-	g := groupID
-	if tenantID != "" {
-		g += ".tenant." + tenantID
-	}
-	if workspaceID != "" {
-		g += ".workspace." + workspaceID
-	}
-	return g
-}
-
 // subscribe subscribes handler to the topic eventType (see Subscribe),
 // with a bus-internal tenant filter: when accept is
 // not nil, events of a tenant it rejects are skipped by header, before
@@ -112,11 +97,11 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	if b.closing.Load() {
 		return "", shuttingDown()
 	}
-	topic, err := b.client.cfg.TopicRules.ParseTopic(eventType)
+	parsed, err := b.client.cfg.TopicRules.Parse(eventType)
 	if err != nil {
 		return "", err
 	}
-	if topic.Kind == TopicKindDLQ {
+	if parsed.Kind == topic.KindDLQ {
 		return "", fmt.Errorf("%w: %q is a dead-letter topic; read failed events through the DeadLetterQueue instead", ErrInvalidTopic, eventType)
 	}
 	if handler == nil {
@@ -137,9 +122,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 	if err := opts.Delivery.validate(); err != nil {
 		return "", err
 	}
-	if opts.GroupID == "" {
-		opts.GroupID = b.client.cfg.ClientID + "." + eventType
-	}
+	opts.GroupID = b.defaultGroup(opts.GroupID, eventType)
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
@@ -157,7 +140,7 @@ func (b *Bus) subscribe(ctx context.Context, eventType string, handler Handler, 
 			return "", fmt.Errorf("subscribe %s: %w", eventType, err)
 		}
 	}
-	groupID := EffectiveGroupID(opts.GroupID, opts.TenantID, opts.WorkspaceID)
+	groupID := filteredGroup(opts.GroupID, opts.TenantID, opts.WorkspaceID)
 	var retryTopic string
 	var retryStartAt map[int32]int64
 	// The group's own retry topic, where the dead letter queue sends its
@@ -213,9 +196,9 @@ func (b *Bus) Unsubscribe(ctx context.Context, id string) error {
 
 // ensureRetryTopic creates a group's retry topic (dlq.RetryTopicPartitions
 // partitions) unless it exists or topic creation is off.
-func (b *Bus) ensureRetryTopic(ctx context.Context, topic string) error {
+func (b *Bus) ensureRetryTopic(ctx context.Context, retryTopic string) error {
 	if b.cfg.DisableTopicCreation {
 		return nil
 	}
-	return b.client.topics.ensureTopic(ctx, topic, b.cfg.DeliveryTimeout, WithPartitions(dlq.RetryTopicPartitions))
+	return b.client.topics.Ensure(ctx, retryTopic, topic.WithCreationTimeout(b.cfg.DeliveryTimeout), topic.WithPartitions(dlq.RetryTopicPartitions))
 }

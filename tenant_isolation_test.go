@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -77,7 +78,7 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 	wsCtx := eventbus.WithEventContext(context.Background(), eventbus.PublishMetadata{TenantID: "acme", WorkspaceID: "w1"})
 	paths := []path{
 		{
-			name: "Subscribe on a Bus", topic: busTopic, group: eventbus.EffectiveGroupID(busGroup, "acme", "w1"),
+			name: "Subscribe on a Bus", topic: busTopic, group: groupOf(t, bus, busTopic, eventbus.InGroup(busGroup), eventbus.ForTenant("acme"), eventbus.ForWorkspace("w1")),
 			subscribe: func(topic string, h eventbus.Handler) {
 				eventbustest.MustSubscribe(t, bus, topic, h, eventbus.InGroup(busGroup), eventbus.ForTenant("acme"), eventbus.ForWorkspace("w1"))
 			},
@@ -86,14 +87,14 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 			},
 		},
 		{
-			name: "PluginClient", topic: "plugin." + clientPlugin + "." + clientEvent, group: eventbus.EffectiveGroupID(acmeClient.GroupID("plugin."+clientPlugin+"."+clientEvent), "acme", "w1"),
+			name: "PluginClient", topic: "plugin." + clientPlugin + "." + clientEvent, group: groupOf(t, acmeClient, clientEvent),
 			subscribe: func(_ string, h eventbus.Handler) {
 				mustPluginSubscribe(t, acmeClient, clientEvent, h)
 			},
 			publish: func() string { return mustPluginPublish(t, acmeClient, clientEvent, "good") },
 		},
 		{
-			name: "PluginHost", topic: "plugin." + hostPlugin + "." + hostEvent, group: host.GroupID("plugin." + hostPlugin + "." + hostEvent),
+			name: "PluginHost", topic: "plugin." + hostPlugin + "." + hostEvent, group: groupOf(t, host, hostEvent),
 			subscribe: func(_ string, h eventbus.Handler) {
 				mustHostSubscribe(t, host, hostEvent, h)
 			},
@@ -128,9 +129,9 @@ func TestScopeMismatchIsMalformedOnEveryPath(t *testing.T) {
 					t.Errorf("delivered the forged event %s (tenant %q, workspace %q)", ev.ID, ev.TenantID, ev.WorkspaceID)
 				}
 			}
-			entries := waitList(t, bus.DLQ(), eventbus.DLQQuery{Topic: p.topic}, len(forged))
+			entries := waitList(t, bus.DLQ(), deadletter.Query{Topic: p.topic}, len(forged))
 			for _, e := range entries {
-				if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) || e.ConsumerGroup != p.group || !e.Permanent {
+				if !strings.HasPrefix(e.FailureReason, deadletter.ReasonMalformed) || e.ConsumerGroup != p.group || !e.Permanent {
 					t.Errorf("entry of %s: reason %q, group %q (want %q), permanent %t", e.EventID, e.FailureReason, e.ConsumerGroup, p.group, e.Permanent)
 				}
 			}
@@ -237,21 +238,4 @@ func TestValidateTenantID(t *testing.T) {
 	if _, err := eventbus.Subscribe(ctxT(t), bus, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error { return nil }, eventbus.ForTenant("acme"), eventbus.ForWorkspace("w.1")); !errors.Is(err, eventbus.ErrInvalidWorkspaceID) {
 		t.Errorf("Subscribe with workspace \"w.1\": %v, want ErrInvalidWorkspaceID", err)
 	}
-}
-
-// FuzzEffectiveGroupIDSeparatesScopes: of valid tenant and workspace IDs,
-// no two scopes name the same group.
-func FuzzEffectiveGroupIDSeparatesScopes(f *testing.F) {
-	f.Add("acme", "w1", "acme.workspace.w1", "")
-	f.Add("a", "", "a", "b")
-	f.Fuzz(func(t *testing.T, t1, w1, t2, w2 string) {
-		for _, err := range []error{eventbus.ValidateTenantID(t1), eventbus.ValidateTenantID(t2), eventbus.ValidateWorkspaceID(w1), eventbus.ValidateWorkspaceID(w2)} {
-			if err != nil {
-				return
-			}
-		}
-		if (t1 != t2 || w1 != w2) && eventbus.EffectiveGroupID("g", t1, w1) == eventbus.EffectiveGroupID("g", t2, w2) {
-			t.Fatalf("(%q, %q) and (%q, %q) share group %q", t1, w1, t2, w2, eventbus.EffectiveGroupID("g", t1, w1))
-		}
-	})
 }

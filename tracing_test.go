@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -43,7 +44,7 @@ func TestTracingFollowsAnEventThroughTheDLQ(t *testing.T) {
 	}, eventbus.InGroup(group))
 	id := eventbustest.MustPublish(t, bus, topic, 1, eventbus.PublishMetadata{TenantID: "acme", CorrelationID: "corr-42"})
 	done.WaitForID(t, id)
-	waitEntry(t, bus.DLQ(), eventbus.FailedEventID(group, topic, "acme", id), hasStatus(eventbus.StatusResolved))
+	waitEntry(t, bus.DLQ(), deadletter.ID(group, topic, "acme", id), hasStatus(deadletter.StatusResolved))
 
 	ended := spans.Ended()
 	var publish *endedSpan

@@ -17,8 +17,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/topic"
 )
 
 // sourceConstants returns the string constants declared in the package's
@@ -76,13 +76,13 @@ func TestEveryTypeIsAValidCoreTopicAndListed(t *testing.T) {
 		t.Fatalf("duplicate event types in %v", sorted)
 	}
 	for _, typ := range types {
-		topic, err := eventbus.DefaultTopicRules().ParseTopic(typ)
+		parsed, err := topic.Parse(typ)
 		if err != nil {
 			t.Errorf("%s: %v", typ, err)
 			continue
 		}
-		if topic.Kind != eventbus.TopicKindCore {
-			t.Errorf("%s is a %s topic, want core", typ, topic.Kind)
+		if parsed.Kind != topic.KindCore {
+			t.Errorf("%s is a %s topic, want core", typ, parsed.Kind)
 		}
 	}
 	for _, imp := range imports {

@@ -35,6 +35,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/groups"
 )
@@ -150,7 +151,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		dlqhttp.WriteError(w, ae.status, ae.code, ae.message)
-	case errors.Is(err, eventbus.ErrFailedEventNotFound):
+	case errors.Is(err, deadletter.ErrNotFound):
 		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, groups.ErrGroupNotFound):
 		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())

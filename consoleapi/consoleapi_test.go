@@ -22,6 +22,7 @@ import (
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/groups"
+	"github.com/plexica/eventbus/topic"
 )
 
 const (
@@ -173,14 +174,14 @@ func TestAuditAPI(t *testing.T) {
 
 func TestGroupsAPI(t *testing.T) {
 	f := newFixture(t)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	name := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("mailer")
 	for i := range 4 {
-		eventbustest.MustPublish(t, f.bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
+		eventbustest.MustPublish(t, f.bus, name, i, eventbus.PublishMetadata{TenantID: "acme"})
 	}
 	// Preview for a group that does not exist yet, on a named topic.
 	var plan consoleapi.ResetResponse
-	if code, _ := f.call(t, "POST", "/api/groups/"+group+"/reset", adminSec, consoleapi.ResetRequest{To: "earliest", Topics: []string{topic}}, &plan); code != 200 {
+	if code, _ := f.call(t, "POST", "/api/groups/"+group+"/reset", adminSec, consoleapi.ResetRequest{To: "earliest", Topics: []string{name}}, &plan); code != 200 {
 		t.Fatalf("preview: %d", code)
 	}
 	if plan.Executed || plan.Redeliver != 4 {
@@ -189,7 +190,7 @@ func TestGroupsAPI(t *testing.T) {
 	if code, _ := f.call(t, "GET", "/api/groups/"+group, adminSec, nil, nil); code != 404 {
 		t.Errorf("a preview created the group: GET answers %d", code)
 	}
-	f.call(t, "POST", "/api/groups/"+group+"/reset", adminSec, consoleapi.ResetRequest{To: "earliest", Topics: []string{topic}, Execute: true}, &plan)
+	f.call(t, "POST", "/api/groups/"+group+"/reset", adminSec, consoleapi.ResetRequest{To: "earliest", Topics: []string{name}, Execute: true}, &plan)
 	if !plan.Executed {
 		t.Fatalf("execute: %+v", plan)
 	}
@@ -200,7 +201,7 @@ func TestGroupsAPI(t *testing.T) {
 	}
 	var detail consoleapi.GroupDetail
 	f.call(t, "GET", "/api/groups/"+group, adminSec, nil, &detail)
-	if detail.Lag != 4 || len(detail.Partitions) != eventbus.DefaultPartitions || detail.SampleInterval != groups.DefaultSampleInterval.Seconds() {
+	if detail.Lag != 4 || len(detail.Partitions) != topic.DefaultPartitions || detail.SampleInterval != groups.DefaultSampleInterval.Seconds() {
 		t.Errorf("detail %+v", detail)
 	}
 	page, err := f.audit.List(context.Background(), audit.Query{Action: audit.ActionGroupReset})
@@ -212,7 +213,7 @@ func TestGroupsAPI(t *testing.T) {
 	}
 
 	// A running member: 409, and the failed attempt is not an action taken.
-	eventbustest.MustSubscribe(t, f.bus, topic, eventbustest.NewRecorder().Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, f.bus, name, eventbustest.NewRecorder().Handle, eventbus.InGroup(group))
 	if code, c := f.call(t, "POST", "/api/groups/"+group+"/reset", adminSec, consoleapi.ResetRequest{To: "latest"}, nil); code != 409 || c != "conflict" {
 		t.Errorf("reset of a running group: %d %s, want 409", code, c)
 	}
@@ -228,9 +229,9 @@ func TestGroupsAPI(t *testing.T) {
 
 func TestTopicsAPI(t *testing.T) {
 	f := newFixture(t)
-	topic := eventbustest.UniqueTopic(t, "core.invoice.paid")
+	name := eventbustest.UniqueTopic(t, "core.invoice.paid")
 	for i := range 5 {
-		eventbustest.MustPublish(t, f.bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
+		eventbustest.MustPublish(t, f.bus, name, i, eventbus.PublishMetadata{TenantID: "acme"})
 	}
 	var out struct{ Topics []consoleapi.Topic }
 	f.call(t, "GET", "/api/topics", adminSec, nil, &out)
@@ -239,15 +240,15 @@ func TestTopicsAPI(t *testing.T) {
 		if strings.HasPrefix(tp.Name, "__") {
 			t.Errorf("internal topic %s listed", tp.Name)
 		}
-		if tp.Name == topic {
+		if tp.Name == name {
 			got = &out.Topics[i]
 		}
 	}
 	if got == nil {
-		t.Fatalf("%s not in %+v", topic, out.Topics)
+		t.Fatalf("%s not in %+v", name, out.Topics)
 	}
-	if got.Kind != "core" || got.Partitions != eventbus.DefaultPartitions || got.ReplicationFactor != 1 || got.Events != 5 ||
-		got.RetentionMs != (7*24*time.Hour).Milliseconds() || got.CleanupPolicy != "delete" || len(got.Parts) != eventbus.DefaultPartitions {
+	if got.Kind != "core" || got.Partitions != topic.DefaultPartitions || got.ReplicationFactor != 1 || got.Events != 5 ||
+		got.RetentionMs != (7*24*time.Hour).Milliseconds() || got.CleanupPolicy != "delete" || len(got.Parts) != topic.DefaultPartitions {
 		t.Errorf("topic %+v", *got)
 	}
 	f.call(t, "GET", "/api/topics?internal=true", adminSec, nil, &out)

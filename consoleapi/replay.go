@@ -14,6 +14,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // ReplayRequest is the body of POST /api/groups/{group}/replay: the event
@@ -47,11 +48,11 @@ func (a *api) replay(w http.ResponseWriter, r *http.Request, who dlqhttp.Princip
 	if err := dec.Decode(&req); err != nil {
 		return badRequest("the body is not a replay request (%v); send {\"topic\":\"core.user.created\",\"partition\":0,\"offset\":42}", err)
 	}
-	t, err := eventbus.DefaultTopicRules().ParseTopic(req.Topic)
+	t, err := topic.Parse(req.Topic)
 	if err != nil {
 		return err
 	}
-	if t.Kind == eventbus.TopicKindDLQ || req.Partition < 0 || req.Offset < 0 {
+	if t.Kind == topic.KindDLQ || req.Partition < 0 || req.Offset < 0 {
 		return badRequest("give a core or plugin topic and a partition and offset of at least 0")
 	}
 	group := r.PathValue("group")

@@ -8,6 +8,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/consoleapi"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -55,7 +56,7 @@ func TestReplay(t *testing.T) {
 	}
 	eventbustest.Eventually(t, "the replay's entry resolved", func() error {
 		e, err := f.bus.DLQ().Get(context.Background(), out.DLQID)
-		if err != nil || e.Status != eventbus.StatusResolved {
+		if err != nil || e.Status != deadletter.StatusResolved {
 			return fmt.Errorf("entry %+v, %v", e.Status, err)
 		}
 		return nil

@@ -13,8 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/internal/redact"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Limits of GET /api/tail.
@@ -57,7 +59,7 @@ type TailRecord struct {
 	Timestamp time.Time `json:"timestamp"`
 	Key       string    `json:"key"`
 	// Headers are the record's headers, sensitive values redacted.
-	Headers []eventbus.RecordHeader `json:"headers"`
+	Headers []deadletter.Header `json:"headers"`
 	// TenantID is the event's tenant; empty for a record that is not an
 	// event (Malformed), which only admin tokens see.
 	TenantID  string `json:"tenantId,omitempty"`
@@ -68,16 +70,16 @@ type TailRecord struct {
 }
 
 // topicFollowed reports whether f follows topic.
-func (f TailFilter) topicFollowed(topic string) bool {
-	t, err := eventbus.DefaultTopicRules().ParseTopic(topic)
-	if err != nil || t.Kind == eventbus.TopicKindDLQ {
+func (f TailFilter) topicFollowed(name string) bool {
+	t, err := topic.Parse(name)
+	if err != nil || t.Kind == topic.KindDLQ {
 		return false
 	}
 	if len(f.Types) == 0 {
 		return true
 	}
 	for _, typ := range f.Types {
-		if typ == topic || (strings.HasSuffix(typ, ".") && strings.HasPrefix(topic, typ)) {
+		if typ == name || (strings.HasSuffix(typ, ".") && strings.HasPrefix(name, typ)) {
 			return true
 		}
 	}
@@ -87,7 +89,7 @@ func (f TailFilter) topicFollowed(topic string) bool {
 // show turns a record into what the tail shows, or false when f (or the
 // principal's scope, tenant) leaves it out.
 func (f TailFilter) show(r *kgo.Record, tenant string) (TailRecord, bool) {
-	out := TailRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), Key: redact.Text(string(r.Key)), Headers: []eventbus.RecordHeader{}}
+	out := TailRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), Key: redact.Text(string(r.Key)), Headers: []deadletter.Header{}}
 	var ev eventbus.RawEvent
 	if err := json.Unmarshal(r.Value, &ev); err != nil || ev.TenantID == "" {
 		if tenant != "" || f.TenantID != "" {
@@ -113,7 +115,7 @@ func (f TailFilter) show(r *kgo.Record, tenant string) (TailRecord, bool) {
 		if redact.SensitiveKey(h.Key) {
 			v = redact.Redacted
 		}
-		out.Headers = append(out.Headers, eventbus.RecordHeader{Key: h.Key, Value: v})
+		out.Headers = append(out.Headers, deadletter.Header{Key: h.Key, Value: v})
 		if !headerOK && h.Key == wantName && (!withValue || v == wantValue) {
 			headerOK = true
 		}
@@ -149,7 +151,7 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 			}
 			continue
 		}
-		if err := eventbus.DefaultTopicRules().ValidateTopic(typ); err != nil {
+		if err := topic.Validate(typ); err != nil {
 			return err
 		}
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // fresh returns a context whose metadata requests reach a broker instead of
@@ -97,7 +97,7 @@ func (a *api) topicList(w http.ResponseWriter, r *http.Request, _ dlqhttp.Princi
 	for _, name := range names {
 		d := details[name]
 		t := Topic{Name: name, Kind: "-", Partitions: len(d.Partitions), ReplicationFactor: d.Partitions.NumReplicas(), RetentionMs: -1, Parts: []TopicPartition{}}
-		if parsed, err := eventbus.DefaultTopicRules().ParseTopic(name); err == nil {
+		if parsed, err := topic.Parse(name); err == nil {
 			t.Kind = parsed.Kind.String()
 		}
 		for _, p := range d.Partitions.Sorted() {

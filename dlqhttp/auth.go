@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // Token is one bearer token of the API with its name and scope.
@@ -212,7 +213,7 @@ func (p Principal) Admin() bool { return p.Tenant == "" }
 
 // mayAccess reports whether p may see, retry and delete e: an admin any
 // entry, a tenant token only an entry of a known tenant that is its own.
-func (p Principal) mayAccess(e eventbus.FailedEvent) bool {
+func (p Principal) mayAccess(e deadletter.Entry) bool {
 	if p.Admin() {
 		return true
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // maxAnswer bounds the body of an answer the Client reads: a page of
@@ -19,13 +20,13 @@ const maxAnswer = 64 << 20
 
 // Client calls the DLQ REST API that New serves, for example the one of
 // `eventbus serve`. It speaks the words of eventbus.DeadLetterQueue (Get,
-// List, Stats, Retry, RetryAll, Delete, with the same eventbus.DLQQuery and
-// eventbus.RetryIfAllowed), one route per method. A Client is safe for
+// List, Stats, Retry, RetryAll, Delete, with the same deadletter.Query and
+// deadletter.RetryIfAllowed), one route per method. A Client is safe for
 // concurrent use.
 //
 // Errors: an answer that is not a success is an *APIError, which errors.Is
-// matches against eventbus.ErrFailedEventNotFound (404) and
-// eventbus.ErrRetryNotAllowed (409); a request that gets no answer (the
+// matches against deadletter.ErrNotFound (404) and
+// deadletter.ErrRetryNotAllowed (409); a request that gets no answer (the
 // server is down, the context ended, ...) fails with an error wrapping the
 // *url.Error that names the request's method and URL; an answer that is not
 // the API's JSON fails with an error wrapping the decoding error.
@@ -74,11 +75,11 @@ func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) 
 // failure first unless asked otherwise. TotalPages is 0 when nothing
 // matches; a page past the last has no items (and Items is empty, not nil).
 type Page struct {
-	Items      []eventbus.FailedEvent `json:"items"`
-	Total      int                    `json:"total"`
-	Page       int                    `json:"page"`
-	PageSize   int                    `json:"pageSize"`
-	TotalPages int                    `json:"totalPages"`
+	Items      []deadletter.Entry `json:"items"`
+	Total      int                `json:"total"`
+	Page       int                `json:"page"`
+	PageSize   int                `json:"pageSize"`
+	TotalPages int                `json:"totalPages"`
 }
 
 // RetryCounts is the body of POST /api/dlq/retry/topic/{topic}: how many
@@ -92,7 +93,7 @@ type RetryCounts struct {
 // tenantId), or an error for what the routes cannot carry: VerifiedTenant
 // (a tenant token implies it; an admin cannot ask for it), and, unless
 // paged, the order and the page (Oldest, Offset, Limit are for List).
-func filterValues(call string, q eventbus.DLQQuery, paged bool) (url.Values, error) {
+func filterValues(call string, q deadletter.Query, paged bool) (url.Values, error) {
 	switch {
 	case q.VerifiedTenant:
 		return nil, fmt.Errorf("%w: dlqhttp: %s: the API takes no VerifiedTenant (a tenant token always implies it)", eventbus.ErrInvalidConfig, call)
@@ -117,8 +118,8 @@ func filterValues(call string, q eventbus.DLQQuery, paged bool) (url.Values, err
 // the entries that match q (Topic, Status, TenantID) and that the token
 // may see. A query with Oldest, Offset, Limit or VerifiedTenant is
 // refused with an error wrapping eventbus.ErrInvalidConfig.
-func (c *Client) Stats(ctx context.Context, q eventbus.DLQQuery) (eventbus.DLQStats, error) {
-	var s eventbus.DLQStats
+func (c *Client) Stats(ctx context.Context, q deadletter.Query) (deadletter.Stats, error) {
+	var s deadletter.Stats
 	v, err := filterValues("Stats", q, false)
 	if err == nil {
 		err = c.call(ctx, http.MethodGet, "/stats", v, &s)
@@ -137,7 +138,7 @@ func (c *Client) Stats(ctx context.Context, q eventbus.DLQQuery) (eventbus.DLQSt
 // redacted as the API shows them; the slice is empty, not nil, when
 // nothing is there. VerifiedTenant is refused with an error wrapping
 // eventbus.ErrInvalidConfig.
-func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) (items []eventbus.FailedEvent, total int, err error) {
+func (c *Client) List(ctx context.Context, q deadletter.Query) (items []deadletter.Entry, total int, err error) {
 	v, err := filterValues("List", q, true)
 	if err != nil {
 		return nil, 0, err
@@ -150,7 +151,7 @@ func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) (items []eventbu
 	if q.Oldest {
 		v.Set("sort", "failedAt")
 	}
-	items = []eventbus.FailedEvent{}
+	items = []deadletter.Entry{}
 	for page, skip := q.Offset/size+1, q.Offset%size; ; page, skip = page+1, 0 {
 		v.Set("page", strconv.Itoa(page))
 		var p Page
@@ -173,9 +174,9 @@ func (c *Client) List(ctx context.Context, q eventbus.DLQQuery) (items []eventbu
 // Get calls GET /api/dlq/events/{id} (DeadLetterQueue.Get): one entry,
 // redacted as the API shows it. An unknown entry, or one outside a tenant
 // token's tenant, is an *APIError that errors.Is matches against
-// eventbus.ErrFailedEventNotFound.
-func (c *Client) Get(ctx context.Context, id string) (eventbus.FailedEvent, error) {
-	var e eventbus.FailedEvent
+// deadletter.ErrNotFound.
+func (c *Client) Get(ctx context.Context, id string) (deadletter.Entry, error) {
+	var e deadletter.Entry
 	path, err := entryPath(id)
 	if err == nil {
 		err = c.call(ctx, http.MethodGet, path, nil, &e)
@@ -185,18 +186,18 @@ func (c *Client) Get(ctx context.Context, id string) (eventbus.FailedEvent, erro
 
 // Retry calls POST /api/dlq/events/{id}/retry (DeadLetterQueue.Retry): it
 // sends the entry again, by hand, to the consumer group that failed it,
-// whatever its status. With eventbus.RetryIfAllowed() (?manual=false) it
+// whatever its status. With deadletter.RetryIfAllowed() (?manual=false) it
 // retries the entry as the automatic schedule would; an entry that is
 // resolved or out of retries refuses with an *APIError that errors.Is
-// matches against eventbus.ErrRetryNotAllowed.
-func (c *Client) Retry(ctx context.Context, id string, opts ...eventbus.RetryOption) error {
+// matches against deadletter.ErrRetryNotAllowed.
+func (c *Client) Retry(ctx context.Context, id string, opts ...deadletter.RetryOption) error {
 	path, err := entryPath(id)
 	if err != nil {
 		return err
 	}
 	var q url.Values
 	for _, o := range opts {
-		if o == eventbus.RetryIfAllowed() { // the one option there is; RetryOption{} changes nothing
+		if o == deadletter.RetryIfAllowed() { // the one option there is; RetryOption{} changes nothing
 			q = url.Values{"manual": {"false"}}
 		}
 	}
@@ -218,7 +219,7 @@ func (c *Client) Retry(ctx context.Context, id string, opts ...eventbus.RetryOpt
 // and TenantID narrow it further. A query with Oldest, Offset, Limit or
 // VerifiedTenant is refused with an error wrapping
 // eventbus.ErrInvalidConfig.
-func (c *Client) RetryAll(ctx context.Context, q eventbus.DLQQuery) (succeeded, failed int, err error) {
+func (c *Client) RetryAll(ctx context.Context, q deadletter.Query) (succeeded, failed int, err error) {
 	if q.Topic == "" {
 		return 0, 0, fmt.Errorf("dlqhttp: retry of a topic: %w: empty topic", eventbus.ErrInvalidTopic)
 	}
@@ -246,7 +247,7 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 func entryPath(id string) (string, error) {
 	if id == "" {
 		// The route needs a segment: no entry has an empty ID.
-		return "", fmt.Errorf("dlqhttp: empty dead-letter entry ID: %w", eventbus.ErrFailedEventNotFound)
+		return "", fmt.Errorf("dlqhttp: empty dead-letter entry ID: %w", deadletter.ErrNotFound)
 	}
 	return "/events/" + pathSegment(id), nil
 }
@@ -303,10 +304,10 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 // APIError is an answer of the API that is not a success.
 //
 // It wraps the eventbus error the server answered for: for a 404
-// not_found, eventbus.ErrFailedEventNotFound (an unknown entry, or one
+// not_found, deadletter.ErrNotFound (an unknown entry, or one
 // outside a tenant token's tenant); for a 409 conflict,
-// eventbus.ErrRetryNotAllowed. So errors.Is(err,
-// eventbus.ErrFailedEventNotFound) holds for an entry that is not there.
+// deadletter.ErrRetryNotAllowed. So errors.Is(err,
+// deadletter.ErrNotFound) holds for an entry that is not there.
 type APIError struct {
 	// Status is the HTTP status code.
 	Status int
@@ -363,14 +364,14 @@ func (e *APIError) Error() string {
 }
 
 // Unwrap returns the eventbus error the answer stands for:
-// eventbus.ErrFailedEventNotFound for a 404 not_found,
-// eventbus.ErrRetryNotAllowed for a 409 conflict, and nil otherwise.
+// deadletter.ErrNotFound for a 404 not_found,
+// deadletter.ErrRetryNotAllowed for a 409 conflict, and nil otherwise.
 func (e *APIError) Unwrap() error {
 	switch {
 	case e.Status == http.StatusNotFound && e.Code == codeNotFound:
-		return eventbus.ErrFailedEventNotFound
+		return deadletter.ErrNotFound
 	case e.Status == http.StatusConflict && e.Code == codeConflict:
-		return eventbus.ErrRetryNotAllowed
+		return deadletter.ErrRetryNotAllowed
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -72,9 +73,9 @@ func TestClient(t *testing.T) {
 
 	t.Run("auth", func(t *testing.T) {
 		for _, c := range []*dlqhttp.Client{newClient(t, f.srv.URL, "wrong-token-0123456789"), newClient(t, f.srv.URL, "")} {
-			_, err := c.Stats(ctx, eventbus.DLQQuery{})
+			_, err := c.Stats(ctx, deadletter.Query{})
 			e := apiError(t, err, http.StatusUnauthorized, "unauthorized")
-			if errors.Unwrap(e) != nil || errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if errors.Unwrap(e) != nil || errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("401 wraps %v", errors.Unwrap(e))
 			}
 			if _, err := c.Get(ctx, f.ids["a2"]); !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
@@ -84,25 +85,25 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("stats", func(t *testing.T) {
-		s, err := admin.Stats(ctx, eventbus.DLQQuery{})
+		s, err := admin.Stats(ctx, deadletter.Query{})
 		if err != nil || s.Total != 4 || s.ByTopic[f.topicA] != 3 || s.ByTopic[f.topicB] != 1 || s.ByStatus["max-retries-exceeded"] != 4 {
 			t.Fatalf("admin stats %+v, %v", s, err)
 		}
-		if s, err := admin.Stats(ctx, eventbus.DLQQuery{TenantID: f.tenantB}); err != nil || s.Total != 1 {
+		if s, err := admin.Stats(ctx, deadletter.Query{TenantID: f.tenantB}); err != nil || s.Total != 1 {
 			t.Fatalf("admin stats of tenant B %+v, %v", s, err)
 		}
-		if s, err := admin.Stats(ctx, eventbus.DLQQuery{Topic: f.topicB, Status: eventbus.StatusMaxRetriesExceeded}); err != nil || s.Total != 1 || s.ByTopic[f.topicB] != 1 {
+		if s, err := admin.Stats(ctx, deadletter.Query{Topic: f.topicB, Status: deadletter.StatusMaxRetriesExceeded}); err != nil || s.Total != 1 || s.ByTopic[f.topicB] != 1 {
 			t.Fatalf("admin stats of topic B %+v, %v", s, err)
 		}
-		if s, err := b.Stats(ctx, eventbus.DLQQuery{}); err != nil || s.Total != 1 || len(s.ByTopic) != 1 {
+		if s, err := b.Stats(ctx, deadletter.Query{}); err != nil || s.Total != 1 || len(s.ByTopic) != 1 {
 			t.Fatalf("tenant B stats %+v, %v", s, err)
 		}
-		_, err = a.Stats(ctx, eventbus.DLQQuery{TenantID: f.tenantB})
+		_, err = a.Stats(ctx, deadletter.Query{TenantID: f.tenantB})
 		apiError(t, err, http.StatusForbidden, "forbidden")
-		_, err = admin.Stats(ctx, eventbus.DLQQuery{Status: "broken"})
+		_, err = admin.Stats(ctx, deadletter.Query{Status: "broken"})
 		apiError(t, err, http.StatusBadRequest, "bad_request")
 		// What the route cannot carry is refused before any request.
-		for _, q := range []eventbus.DLQQuery{{Limit: 1}, {Offset: 1}, {Oldest: true}, {VerifiedTenant: true}} {
+		for _, q := range []deadletter.Query{{Limit: 1}, {Offset: 1}, {Oldest: true}, {VerifiedTenant: true}} {
 			if _, err := admin.Stats(ctx, q); !errors.Is(err, eventbus.ErrInvalidConfig) {
 				t.Fatalf("Stats(%+v): %v", q, err)
 			}
@@ -110,7 +111,7 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("list", func(t *testing.T) {
-		all, total, err := admin.List(ctx, eventbus.DLQQuery{})
+		all, total, err := admin.List(ctx, deadletter.Query{})
 		if err != nil || total != 4 || len(all) != 4 {
 			t.Fatalf("list %+v, %d, %v", all, total, err)
 		}
@@ -119,36 +120,36 @@ func TestClient(t *testing.T) {
 				t.Fatalf("not newest first: %v", all)
 			}
 		}
-		asc, _, err := admin.List(ctx, eventbus.DLQQuery{Oldest: true})
+		asc, _, err := admin.List(ctx, deadletter.Query{Oldest: true})
 		if err != nil || asc[0].ID != all[3].ID || asc[3].ID != all[0].ID {
 			t.Fatalf("oldest first %+v, %v", asc, err)
 		}
-		page, total, err := admin.List(ctx, eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded, TenantID: f.tenantA, Offset: 1, Limit: 1})
+		page, total, err := admin.List(ctx, deadletter.Query{Topic: f.topicA, Status: deadletter.StatusMaxRetriesExceeded, TenantID: f.tenantA, Offset: 1, Limit: 1})
 		if err != nil || total != 2 || len(page) != 1 || page[0].TenantID != f.tenantA {
 			t.Fatalf("filtered page %+v, %d, %v", page, total, err)
 		}
 		// An offset that is not a multiple of the limit.
-		mid, total, err := admin.List(ctx, eventbus.DLQQuery{Offset: 1, Limit: 2})
+		mid, total, err := admin.List(ctx, deadletter.Query{Offset: 1, Limit: 2})
 		if err != nil || total != 4 || len(mid) != 2 || mid[0].ID != all[1].ID || mid[1].ID != all[2].ID {
 			t.Fatalf("entries 1 and 2 %+v, %d, %v", mid, total, err)
 		}
-		empty, total, err := admin.List(ctx, eventbus.DLQQuery{Status: eventbus.StatusPending})
+		empty, total, err := admin.List(ctx, deadletter.Query{Status: deadletter.StatusPending})
 		if err != nil || total != 0 || empty == nil || len(empty) != 0 {
 			t.Fatalf("empty list %+v, %d, %v", empty, total, err)
 		}
-		if items, total, err := b.List(ctx, eventbus.DLQQuery{}); err != nil || total != 1 || items[0].ID != f.ids["b1"] {
+		if items, total, err := b.List(ctx, deadletter.Query{}); err != nil || total != 1 || items[0].ID != f.ids["b1"] {
 			t.Fatalf("tenant B list %+v, %v", items, err)
 		}
-		for _, q := range []eventbus.DLQQuery{{Limit: -1}, {Offset: -1}, {VerifiedTenant: true}} {
+		for _, q := range []deadletter.Query{{Limit: -1}, {Offset: -1}, {VerifiedTenant: true}} {
 			if _, _, err := admin.List(ctx, q); !errors.Is(err, eventbus.ErrInvalidConfig) {
 				t.Fatalf("List(%+v): %v", q, err)
 			}
 		}
-		_, _, err = a.List(ctx, eventbus.DLQQuery{TenantID: f.tenantB})
+		_, _, err = a.List(ctx, deadletter.Query{TenantID: f.tenantB})
 		apiError(t, err, http.StatusForbidden, "forbidden")
 		// A topic holding query syntax reaches the server whole, and is refused.
 		for _, topic := range []string{"core.user.created&status=pending", "core.user.created#x", "core.user.created%41"} {
-			_, _, err := admin.List(ctx, eventbus.DLQQuery{Topic: topic})
+			_, _, err := admin.List(ctx, deadletter.Query{Topic: topic})
 			if e := apiError(t, err, http.StatusBadRequest, "bad_request"); !strings.Contains(e.Message, strconv.Quote(topic)) {
 				t.Fatalf("topic %q: the server saw another: %v", topic, e)
 			}
@@ -158,7 +159,7 @@ func TestClient(t *testing.T) {
 	t.Run("get", func(t *testing.T) {
 		e, err := a.Get(ctx, f.ids["a2"])
 		if err != nil || e.ID != f.ids["a2"] || e.EventID != f.events["a2"] || e.TenantID != f.tenantA || e.OriginalTopic != f.topicA ||
-			e.ConsumerGroup != f.group || e.Status != eventbus.StatusMaxRetriesExceeded || !e.Permanent {
+			e.ConsumerGroup != f.group || e.Status != deadletter.StatusMaxRetriesExceeded || !e.Permanent {
 			t.Fatalf("entry %+v, %v", e, err)
 		}
 		e, err = admin.Get(ctx, f.ids["secret"])
@@ -168,14 +169,14 @@ func TestClient(t *testing.T) {
 		// Another tenant's entry is not found, as an unknown one is.
 		_, err = b.Get(ctx, f.ids["a2"])
 		apiError(t, err, http.StatusNotFound, "not_found")
-		if !errors.Is(err, eventbus.ErrFailedEventNotFound) {
-			t.Fatalf("404 is not ErrFailedEventNotFound: %v", err)
+		if !errors.Is(err, deadletter.ErrNotFound) {
+			t.Fatalf("404 is not deadletter.ErrNotFound: %v", err)
 		}
 		// Odd IDs reach the route whole: the server names the very ID.
 		for _, id := range oddNames {
 			_, err := admin.Get(ctx, id)
 			e := apiError(t, err, http.StatusNotFound, "not_found")
-			if want := fmt.Sprintf("no dead-letter entry %q", id); e.Message != want || !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if want := fmt.Sprintf("no dead-letter entry %q", id); e.Message != want || !errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("Get(%q): %v, want %s", id, err, want)
 			}
 			if got := err.Error(); got != "dlqhttp: 404 not_found: "+e.Message {
@@ -185,7 +186,7 @@ func TestClient(t *testing.T) {
 		// No route has an empty ID.
 		_, err = admin.Get(ctx, "")
 		var ae *dlqhttp.APIError
-		if !errors.Is(err, eventbus.ErrFailedEventNotFound) || errors.As(err, &ae) {
+		if !errors.Is(err, deadletter.ErrNotFound) || errors.As(err, &ae) {
 			t.Fatalf("Get(\"\"): %v", err)
 		}
 	})
@@ -194,21 +195,21 @@ func TestClient(t *testing.T) {
 
 	t.Run("retry", func(t *testing.T) {
 		// An automatic-rule retry of an entry out of retries conflicts.
-		err := a.Retry(ctx, f.ids["a2"], eventbus.RetryIfAllowed())
+		err := a.Retry(ctx, f.ids["a2"], deadletter.RetryIfAllowed())
 		apiError(t, err, http.StatusConflict, "conflict")
-		if !errors.Is(err, eventbus.ErrRetryNotAllowed) || errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if !errors.Is(err, deadletter.ErrRetryNotAllowed) || errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("409 is not ErrRetryNotAllowed: %v", err)
 		}
 		err = b.Retry(ctx, f.ids["a2"])
-		if apiError(t, err, http.StatusNotFound, "not_found"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if apiError(t, err, http.StatusNotFound, "not_found"); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("retry of another tenant's entry: %v", err)
 		}
 		for _, id := range oddNames {
-			if err := admin.Retry(ctx, id); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if err := admin.Retry(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("Retry(%q): %v", id, err)
 			}
 		}
-		if err := admin.Retry(ctx, ""); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if err := admin.Retry(ctx, ""); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("Retry(\"\"): %v", err)
 		}
 		// A manual retry reaches the handler, which now succeeds.
@@ -216,60 +217,60 @@ func TestClient(t *testing.T) {
 		if err := a.Retry(ctx, f.ids["a2"]); err != nil {
 			t.Fatal(err)
 		}
-		if e := f.waitEntry(t, "a2", func(e eventbus.FailedEvent) bool { return e.Status == eventbus.StatusResolved }); e.RetryCount != 1 {
+		if e := f.waitEntry(t, "a2", func(e deadletter.Entry) bool { return e.Status == deadletter.StatusResolved }); e.RetryCount != 1 {
 			t.Fatalf("resolved entry %+v", e)
 		}
 	})
 
 	t.Run("retry topic", func(t *testing.T) {
 		// The filter narrows the retry: no entry of topic A is pending.
-		if ok, failed, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusPending}); err != nil || ok != 0 || failed != 0 {
+		if ok, failed, err := admin.RetryAll(ctx, deadletter.Query{Topic: f.topicA, Status: deadletter.StatusPending}); err != nil || ok != 0 || failed != 0 {
 			t.Fatalf("retry of topic A's pending entries %d, %d, %v", ok, failed, err)
 		}
 		// A tenant token may not name another tenant.
-		_, _, err := a.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, TenantID: f.tenantB})
+		_, _, err := a.RetryAll(ctx, deadletter.Query{Topic: f.topicA, TenantID: f.tenantB})
 		apiError(t, err, http.StatusForbidden, "forbidden")
-		ok, failed, err := b.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA})
+		ok, failed, err := b.RetryAll(ctx, deadletter.Query{Topic: f.topicA})
 		if err != nil || ok != 1 || failed != 0 {
 			t.Fatalf("tenant B topic retry %d, %d, %v", ok, failed, err)
 		}
 		// Admin retries every unresolved entry of a topic (a2 is resolved),
 		// named by its dlq topic too.
-		ok, failed, err = admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA})
+		ok, failed, err = admin.RetryAll(ctx, deadletter.Query{Topic: f.topicA})
 		if err != nil || ok != 2 || failed != 0 {
 			t.Fatalf("admin topic retry %d, %d, %v", ok, failed, err)
 		}
 		// A topic with path syntax reaches the route whole, and is refused.
 		for _, topic := range append([]string{"dlq." + f.topicA, "core.user/created?x=1#y", "orders"}, oddNames...) {
-			_, _, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: topic})
+			_, _, err := admin.RetryAll(ctx, deadletter.Query{Topic: topic})
 			if e := apiError(t, err, http.StatusBadRequest, "bad_request"); !strings.Contains(e.Message, strconv.Quote(topic)) {
 				t.Fatalf("RetryAll(%q): the server saw another topic: %v", topic, e)
 			}
 		}
-		if _, _, err := admin.RetryAll(ctx, eventbus.DLQQuery{}); !errors.Is(err, eventbus.ErrInvalidTopic) {
+		if _, _, err := admin.RetryAll(ctx, deadletter.Query{}); !errors.Is(err, eventbus.ErrInvalidTopic) {
 			t.Fatalf("RetryAll without a topic: %v", err)
 		}
-		if _, _, err := admin.RetryAll(ctx, eventbus.DLQQuery{Topic: f.topicA, Limit: 1}); !errors.Is(err, eventbus.ErrInvalidConfig) {
+		if _, _, err := admin.RetryAll(ctx, deadletter.Query{Topic: f.topicA, Limit: 1}); !errors.Is(err, eventbus.ErrInvalidConfig) {
 			t.Fatalf("RetryAll with a limit: %v", err)
 		}
 	})
 
 	t.Run("delete", func(t *testing.T) {
 		err := b.Delete(ctx, f.ids["a3"])
-		if apiError(t, err, http.StatusNotFound, "not_found"); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if apiError(t, err, http.StatusNotFound, "not_found"); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("delete of another tenant's entry: %v", err)
 		}
 		if err := a.Delete(ctx, f.ids["a3"]); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := admin.Get(ctx, f.ids["a3"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if _, err := admin.Get(ctx, f.ids["a3"]); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("deleted entry: %v", err)
 		}
-		if err := admin.Delete(ctx, f.ids["a3"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if err := admin.Delete(ctx, f.ids["a3"]); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("second delete: %v", err)
 		}
 		for _, id := range append([]string{""}, oddNames...) {
-			if err := admin.Delete(ctx, id); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if err := admin.Delete(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("Delete(%q): %v", id, err)
 			}
 		}
@@ -288,18 +289,18 @@ func TestClient(t *testing.T) {
 			}
 		}
 		for _, id := range oddNames {
-			var e eventbus.FailedEvent
+			var e deadletter.Entry
 			for deadline := time.Now().Add(eventbustest.WaitTimeout); ; {
-				if e, err = admin.Get(ctx, id); err == nil || !errors.Is(err, eventbus.ErrFailedEventNotFound) || time.Now().After(deadline) {
+				if e, err = admin.Get(ctx, id); err == nil || !errors.Is(err, deadletter.ErrNotFound) || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(10 * time.Millisecond) // bounded poll: the view reads the record in the background
 			}
-			if err != nil || e.ID != id || e.Origin != eventbus.OriginTypeScript || e.OriginalTopic != f.topicB {
+			if err != nil || e.ID != id || e.Origin != deadletter.OriginTypeScript || e.OriginalTopic != f.topicB {
 				t.Fatalf("Get(%q) = %+v, %v", id, e, err)
 			}
 			// Never retried automatically: only by hand.
-			if err := admin.Retry(ctx, id, eventbus.RetryIfAllowed()); !errors.Is(err, eventbus.ErrRetryNotAllowed) {
+			if err := admin.Retry(ctx, id, deadletter.RetryIfAllowed()); !errors.Is(err, deadletter.ErrRetryNotAllowed) {
 				t.Fatalf("automatic retry of %q: %v", id, err)
 			}
 			if err := admin.Retry(ctx, id); err != nil {
@@ -311,7 +312,7 @@ func TestClient(t *testing.T) {
 			if err := admin.Delete(ctx, id); err != nil {
 				t.Fatalf("Delete(%q): %v", id, err)
 			}
-			if _, err := admin.Get(ctx, id); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+			if _, err := admin.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("deleted entry %q: %v", id, err)
 			}
 		}
@@ -321,7 +322,7 @@ func TestClient(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		cancel()
 		var ue *url.Error
-		if _, err := admin.Stats(ctx, eventbus.DLQQuery{}); !errors.Is(err, context.Canceled) || !errors.As(err, &ue) {
+		if _, err := admin.Stats(ctx, deadletter.Query{}); !errors.Is(err, context.Canceled) || !errors.As(err, &ue) {
 			t.Fatalf("canceled: %v", err)
 		}
 	})
@@ -332,7 +333,7 @@ func TestClient(t *testing.T) {
 		if err := f.bus.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		_, err := admin.Stats(ctx, eventbus.DLQQuery{})
+		_, err := admin.Stats(ctx, deadletter.Query{})
 		if e := apiError(t, err, http.StatusServiceUnavailable, "unavailable"); errors.Unwrap(e) != nil {
 			t.Fatalf("503 wraps %v", errors.Unwrap(e))
 		}
@@ -377,24 +378,24 @@ func TestClientRequests(t *testing.T) {
 		call func() error
 		want request
 	}{
-		{func() error { _, err := c.Stats(ctx, eventbus.DLQQuery{}); return err }, request{method: "GET", path: "/gw/api/dlq/stats"}},
-		{func() error { _, err := c.Stats(ctx, eventbus.DLQQuery{TenantID: "a&b c"}); return err }, request{method: "GET", path: "/gw/api/dlq/stats", query: "tenantId=a%26b+c"}},
+		{func() error { _, err := c.Stats(ctx, deadletter.Query{}); return err }, request{method: "GET", path: "/gw/api/dlq/stats"}},
+		{func() error { _, err := c.Stats(ctx, deadletter.Query{TenantID: "a&b c"}); return err }, request{method: "GET", path: "/gw/api/dlq/stats", query: "tenantId=a%26b+c"}},
 		{func() error {
-			_, err := c.Stats(ctx, eventbus.DLQQuery{Topic: "core.a.b", Status: eventbus.StatusPending})
+			_, err := c.Stats(ctx, deadletter.Query{Topic: "core.a.b", Status: deadletter.StatusPending})
 			return err
 		}, request{method: "GET", path: "/gw/api/dlq/stats", query: "status=pending&topic=core.a.b"}},
-		{func() error { _, _, err := c.List(ctx, eventbus.DLQQuery{}); return err }, request{method: "GET", path: "/gw/api/dlq/events", query: "page=1&pageSize=100"}},
+		{func() error { _, _, err := c.List(ctx, deadletter.Query{}); return err }, request{method: "GET", path: "/gw/api/dlq/events", query: "page=1&pageSize=100"}},
 		{func() error {
-			_, _, err := c.List(ctx, eventbus.DLQQuery{Topic: "core.a.b", Status: eventbus.StatusPending, TenantID: "t=1", Offset: 5, Limit: 5, Oldest: true})
+			_, _, err := c.List(ctx, deadletter.Query{Topic: "core.a.b", Status: deadletter.StatusPending, TenantID: "t=1", Offset: 5, Limit: 5, Oldest: true})
 			return err
 		}, request{method: "GET", path: "/gw/api/dlq/events", query: "page=2&pageSize=5&sort=failedAt&status=pending&tenantId=t%3D1&topic=core.a.b"}},
 		{func() error { _, err := c.Get(ctx, "a/b?c#d %"); return err }, request{method: "GET", path: "/gw/api/dlq/events/a%2Fb%3Fc%23d%20%25"}},
 		{func() error { _, err := c.Get(ctx, ".."); return err }, request{method: "GET", path: "/gw/api/dlq/events/%2E%2E"}},
 		{func() error { return c.Retry(ctx, "é") }, request{method: "POST", path: "/gw/api/dlq/events/%C3%A9/retry"}},
-		{func() error { return c.Retry(ctx, "x", eventbus.RetryIfAllowed()) }, request{method: "POST", path: "/gw/api/dlq/events/x/retry", query: "manual=false"}},
-		{func() error { _, _, err := c.RetryAll(ctx, eventbus.DLQQuery{Topic: "core.user/x"}); return err }, request{method: "POST", path: "/gw/api/dlq/retry/topic/core.user%2Fx"}},
+		{func() error { return c.Retry(ctx, "x", deadletter.RetryIfAllowed()) }, request{method: "POST", path: "/gw/api/dlq/events/x/retry", query: "manual=false"}},
+		{func() error { _, _, err := c.RetryAll(ctx, deadletter.Query{Topic: "core.user/x"}); return err }, request{method: "POST", path: "/gw/api/dlq/retry/topic/core.user%2Fx"}},
 		{func() error {
-			_, _, err := c.RetryAll(ctx, eventbus.DLQQuery{Topic: "core.a.b", Status: eventbus.StatusPending, TenantID: "acme"})
+			_, _, err := c.RetryAll(ctx, deadletter.Query{Topic: "core.a.b", Status: deadletter.StatusPending, TenantID: "acme"})
 			return err
 		}, request{method: "POST", path: "/gw/api/dlq/retry/topic/core.a.b", query: "status=pending&tenantId=acme"}},
 		{func() error { return c.Delete(ctx, "./x") }, request{method: "DELETE", path: "/gw/api/dlq/events/.%2Fx"}},
@@ -410,7 +411,7 @@ func TestClientRequests(t *testing.T) {
 
 	// Without a token, no Authorization; the base may be the API's address.
 	for _, base := range []string{srv.URL, srv.URL + "/", srv.URL + "/api/dlq", srv.URL + "/api/dlq/"} {
-		if _, err := newClient(t, base, "").Stats(ctx, eventbus.DLQQuery{}); err != nil {
+		if _, err := newClient(t, base, "").Stats(ctx, deadletter.Query{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := last(); got.path != "/api/dlq/stats" || got.auth != "" {
@@ -425,7 +426,7 @@ func TestClientErrors(t *testing.T) {
 
 	// A proxy's error page.
 	srv, _ := recorder(t, http.StatusBadGateway, "\n<html>upstream down</html>\n<body>...</body>\n")
-	_, err := newClient(t, srv.URL, "").Stats(ctx, eventbus.DLQQuery{})
+	_, err := newClient(t, srv.URL, "").Stats(ctx, deadletter.Query{})
 	var e *dlqhttp.APIError
 	if !errors.As(err, &e) || *e != (dlqhttp.APIError{Status: http.StatusBadGateway, Message: "<html>upstream down</html>"}) {
 		t.Fatalf("502: %#v", err)
@@ -435,12 +436,12 @@ func TestClientErrors(t *testing.T) {
 	}
 	// A 404 that is not the API's is no missing entry.
 	srv, _ = recorder(t, http.StatusNotFound, "404 page not found\n")
-	if _, err := newClient(t, srv.URL, "").Get(ctx, "x"); !errors.As(err, &e) || e.Code != "" || errors.Is(err, eventbus.ErrFailedEventNotFound) {
+	if _, err := newClient(t, srv.URL, "").Get(ctx, "x"); !errors.As(err, &e) || e.Code != "" || errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("foreign 404: %v", err)
 	}
 	// A success that is not the API's JSON.
 	srv, _ = recorder(t, http.StatusOK, "<html>hello</html>")
-	_, _, err = newClient(t, srv.URL, "").List(ctx, eventbus.DLQQuery{})
+	_, _, err = newClient(t, srv.URL, "").List(ctx, deadletter.Query{})
 	var syntax *json.SyntaxError
 	if !errors.As(err, &syntax) || !strings.Contains(err.Error(), srv.URL+"/api/dlq/events") {
 		t.Fatalf("HTML answer: %v", err)
@@ -457,7 +458,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, err = newClient(t, "http://"+addr, "").Stats(ctx, eventbus.DLQQuery{})
+	_, err = newClient(t, "http://"+addr, "").Stats(ctx, deadletter.Query{})
 	var ue *url.Error
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "http://"+addr+"/api/dlq/stats") || errors.As(err, &e) {
 		t.Fatalf("unreachable: %v", err)
@@ -496,9 +497,9 @@ func TestClientListPages(t *testing.T) {
 		requests.Add(1)
 		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 		size, _ := strconv.Atoi(r.URL.Query().Get("pageSize"))
-		p := dlqhttp.Page{Items: []eventbus.FailedEvent{}, Total: n, Page: page, PageSize: size, TotalPages: (n + size - 1) / size}
+		p := dlqhttp.Page{Items: []deadletter.Entry{}, Total: n, Page: page, PageSize: size, TotalPages: (n + size - 1) / size}
 		for i := (page - 1) * size; i < min(page*size, n); i++ {
-			p.Items = append(p.Items, eventbus.FailedEvent{ID: strconv.Itoa(i)})
+			p.Items = append(p.Items, deadletter.Entry{ID: strconv.Itoa(i)})
 		}
 		_ = json.NewEncoder(w).Encode(p)
 	}))
@@ -517,7 +518,7 @@ func TestClientListPages(t *testing.T) {
 		{dlqhttp.MaxPageSize - 1, 2, 99, 101, 2}, // across two pages
 	} {
 		requests.Store(0)
-		items, total, err := c.List(t.Context(), eventbus.DLQQuery{Offset: tc.offset, Limit: tc.limit})
+		items, total, err := c.List(t.Context(), deadletter.Query{Offset: tc.offset, Limit: tc.limit})
 		if err != nil || total != n || len(items) != max(tc.to-tc.from, 0) {
 			t.Fatalf("List(offset %d, limit %d): %d items, total %d, %v", tc.offset, tc.limit, len(items), total, err)
 		}

@@ -5,7 +5,6 @@
 //	h, err := dlqhttp.New(bus.DLQ(), dlqhttp.Options{
 //		AdminTokens:  []string{os.Getenv("DLQ_ADMIN_TOKEN")},
 //		TenantTokens: map[string]string{os.Getenv("ACME_DLQ_TOKEN"): "acme"},
-//		TopicRules:   bus.Client().Topics().Rules(),
 //	})
 //	...
 //	mux.Handle("/api/dlq/", h)
@@ -22,11 +21,11 @@
 // The filter, of stats, events and a topic's retry, is the query
 // parameters topic (an original topic, not its dlq.* topic; the retry of a
 // topic takes it from its path), status (pending, retrying, resolved or
-// max-retries-exceeded) and tenantId: the fields of eventbus.DLQQuery.
+// max-retries-exceeded) and tenantId: the fields of deadletter.Query.
 // Every answer covers only the entries the token may see (see
 // Authentication).
 //
-// GET /api/dlq/stats answers an eventbus.DLQStats. Its byReason labels are
+// GET /api/dlq/stats answers an deadletter.Stats. Its byReason labels are
 // failure reasons, scrubbed (see Redaction) and cut to their first line,
 // at most 80 bytes.
 //
@@ -37,7 +36,7 @@
 //	{"items":[...],"total":42,"page":1,"pageSize":20,"totalPages":3}
 //
 // where totalPages is 0 when nothing matches, and a page past the last has
-// no items. An entry is an eventbus.FailedEvent in its JSON form.
+// no items. An entry is an deadletter.Entry in its JSON form.
 //
 // POST /api/dlq/events/{id}/retry is a manual retry, which works in any
 // status. With ?manual=false it is retried as the automatic schedule would,
@@ -119,15 +118,15 @@
 //
 // Client calls the API from Go in the words of eventbus.DeadLetterQueue:
 // Get, List, Stats, Retry, RetryAll and Delete, with the same
-// eventbus.DLQQuery, eventbus.RetryIfAllowed, eventbus.DLQStats and
-// eventbus.FailedEvent, one route per method; `eventbus dlq` is built on it:
+// deadletter.Query, deadletter.RetryIfAllowed, deadletter.Stats and
+// deadletter.Entry, one route per method; `eventbus dlq` is built on it:
 //
 //	c, err := dlqhttp.NewClient("http://localhost:8080", token, &http.Client{Timeout: 30 * time.Second})
 //	...
-//	items, total, err := c.List(ctx, eventbus.DLQQuery{Topic: "core.user.created", Status: eventbus.StatusMaxRetriesExceeded, Limit: 20})
+//	items, total, err := c.List(ctx, deadletter.Query{Topic: "core.user.created", Status: deadletter.StatusMaxRetriesExceeded, Limit: 20})
 //	...
 //	err = c.Retry(ctx, items[0].ID)
-//	if errors.Is(err, eventbus.ErrFailedEventNotFound) { ... }
+//	if errors.Is(err, deadletter.ErrNotFound) { ... }
 //
 // An error answer is an *APIError with the status, code and message.
 //

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 func testAPI(t *testing.T) (*api, *bytes.Buffer) {
@@ -21,7 +22,7 @@ func testAPI(t *testing.T) (*api, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	return &api{auth: auth, rules: eventbus.DefaultTopicRules(), log: slog.New(slog.NewTextHandler(&logs, nil))}, &logs
+	return &api{auth: auth, log: slog.New(slog.NewTextHandler(&logs, nil))}, &logs
 }
 
 func serve(a *api, e endpoint) *httptest.ResponseRecorder {
@@ -47,8 +48,8 @@ func TestErrorMapping(t *testing.T) {
 		status int
 		code   string
 	}{
-		{fmt.Errorf("%w: x", eventbus.ErrFailedEventNotFound), 404, "not_found"},
-		{fmt.Errorf("%w: x", eventbus.ErrRetryNotAllowed), 409, "conflict"},
+		{fmt.Errorf("%w: x", deadletter.ErrNotFound), 404, "not_found"},
+		{fmt.Errorf("%w: x", deadletter.ErrRetryNotAllowed), 409, "conflict"},
 		{fmt.Errorf("%w: x", eventbus.ErrInvalidTopic), 400, "bad_request"},
 		{fmt.Errorf("%w: x", eventbus.ErrInvalidConfig), 400, "bad_request"},
 		{fmt.Errorf("%w: x", eventbus.ErrShuttingDown), 503, "unavailable"},

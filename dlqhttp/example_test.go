@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
@@ -98,7 +99,7 @@ func ExampleClient() {
 		log.Fatal(err)
 	}
 	// The words and types of bus.DLQ(), over HTTP.
-	items, total, err := c.List(ctx, eventbus.DLQQuery{Topic: "core.order.placed", Status: eventbus.StatusMaxRetriesExceeded, Limit: 20})
+	items, total, err := c.List(ctx, deadletter.Query{Topic: "core.order.placed", Status: deadletter.StatusMaxRetriesExceeded, Limit: 20})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -110,8 +111,8 @@ func ExampleClient() {
 	fmt.Println(entry.ConsumerGroup, entry.Status, entry.FailureReason)
 
 	// The automatic schedule does not retry a permanent failure...
-	err = c.Retry(ctx, entry.ID, eventbus.RetryIfAllowed())
-	fmt.Println("retry refused:", errors.Is(err, eventbus.ErrRetryNotAllowed))
+	err = c.Retry(ctx, entry.ID, deadletter.RetryIfAllowed())
+	fmt.Println("retry refused:", errors.Is(err, deadletter.ErrRetryNotAllowed))
 	// ...but an operator may.
 	if err := c.Retry(ctx, entry.ID); err != nil {
 		log.Fatal(err)
@@ -120,7 +121,7 @@ func ExampleClient() {
 		log.Fatal(err)
 	}
 	_, err = c.Get(ctx, entry.ID)
-	fmt.Println("deleted:", errors.Is(err, eventbus.ErrFailedEventNotFound))
+	fmt.Println("deleted:", errors.Is(err, deadletter.ErrNotFound))
 	var apiErr *dlqhttp.APIError
 	if errors.As(err, &apiErr) {
 		fmt.Println(apiErr.Status, apiErr.Code)

@@ -11,11 +11,11 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // Paging limits of GET /api/dlq/events.
@@ -50,9 +50,6 @@ type Options struct {
 	// token is configured and this is false. When tokens are configured too,
 	// a request that presents one must still present a valid one.
 	AllowUnauthenticated bool
-	// TopicRules validate the topic of POST /api/dlq/retry/topic/{topic} and
-	// of the topic filter. Default: the rules of the queue's bus.
-	TopicRules *eventbus.TopicRules
 	// Logger receives internal errors (with their detail, which responses
 	// never show) and an audit line per retry or delete. Default slog.Default().
 	Logger *slog.Logger
@@ -83,10 +80,7 @@ func New(q *eventbus.DeadLetterQueue, opts Options) (http.Handler, error) {
 	} else if len(opts.AdminTokens)+len(opts.TenantTokens)+len(opts.Tokens) > 0 || opts.AllowUnauthenticated {
 		return nil, fmt.Errorf("%w: dlqhttp.Options: give the tokens either to the Authenticator or as AdminTokens, TenantTokens, Tokens and AllowUnauthenticated, not both", eventbus.ErrInvalidConfig)
 	}
-	a := &api{q: q, auth: auth, rules: opts.TopicRules, log: opts.Logger, audit: opts.Audit}
-	if a.rules == nil {
-		a.rules = q.TopicRules()
-	}
+	a := &api{q: q, auth: auth, log: opts.Logger, audit: opts.Audit}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -112,7 +106,6 @@ type api struct {
 	q     *eventbus.DeadLetterQueue
 	audit Auditor
 	auth  *Authenticator
-	rules *eventbus.TopicRules
 	log   *slog.Logger
 }
 
@@ -193,7 +186,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who Principal) error 
 	if err != nil {
 		return err
 	}
-	out := Page{Items: make([]eventbus.FailedEvent, 0, len(entries)), Total: total, Page: pageNo, PageSize: size, TotalPages: (total + size - 1) / size}
+	out := Page{Items: make([]deadletter.Entry, 0, len(entries)), Total: total, Page: pageNo, PageSize: size, TotalPages: (total + size - 1) / size}
 	for _, e := range entries {
 		out.Items = append(out.Items, redactEntry(e))
 	}
@@ -224,15 +217,15 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who Principal) error
 	if err != nil {
 		return err
 	}
-	var opts []eventbus.RetryOption
+	var opts []deadletter.RetryOption
 	if !manual {
-		opts = append(opts, eventbus.RetryIfAllowed())
+		opts = append(opts, deadletter.RetryIfAllowed())
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), ownerWait)
 	defer cancel()
 	err = a.q.Retry(ctx, id, opts...)
 	a.record(r, who, audit.ActionDLQRetry, id, e, map[string]string{"manual": strconv.FormatBool(manual)}, err)
-	if errors.Is(err, eventbus.ErrNotApplied) {
+	if errors.Is(err, deadletter.ErrNotApplied) {
 		a.log.Info("dlqhttp: retry of dead-letter entry stored for its owner", "dlq_id", id, "manual", manual, "by", who.String())
 		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
 	}
@@ -240,7 +233,7 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who Principal) error
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
-	return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": string(eventbus.StatusRetrying)})
+	return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": string(deadletter.StatusRetrying)})
 }
 
 // ownerWait bounds how long a retry or a delete waits for the entry's
@@ -259,7 +252,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who Principal) erro
 	defer cancel()
 	err = a.q.Delete(ctx, id)
 	a.record(r, who, audit.ActionDLQDelete, id, e, nil, err)
-	if errors.Is(err, eventbus.ErrNotApplied) {
+	if errors.Is(err, deadletter.ErrNotApplied) {
 		a.log.Info("dlqhttp: delete of dead-letter entry stored for its owner", "dlq_id", id, "by", who.String())
 		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
 	}
@@ -274,8 +267,8 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who Principal) erro
 // POST /api/dlq/retry/topic/{topic}[?status=&tenantId=] answers RetryCounts.
 func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who Principal) error {
 	topic := r.PathValue("topic")
-	if topic == "" {
-		return a.checkTopic(topic) // the filter would take it for "any topic"
+	if topic == "" { // the filter would take it for "any topic"
+		return fmt.Errorf("%w: the topic to retry is empty; give an original topic, e.g. core.user.created", eventbus.ErrInvalidTopic)
 	}
 	// A tenant token retries its own entries only.
 	filter, err := a.filter(who, topic, r.URL.Query())
@@ -298,7 +291,7 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who Principal) 
 
 // record adds the action taken on entry e (with error err, nil when it
 // succeeded) to the audit trail, when there is one.
-func (a *api) record(r *http.Request, who Principal, action, id string, e eventbus.FailedEvent, detail map[string]string, err error) {
+func (a *api) record(r *http.Request, who Principal, action, id string, e deadletter.Entry, detail map[string]string, err error) {
 	if detail == nil {
 		detail = map[string]string{}
 	}
@@ -332,39 +325,34 @@ const auditTimeout = 10 * time.Second
 // An entry a tenant token may not see is not found, with the answer an
 // unknown ID gets, so that the token learns nothing of it, not even that
 // it exists.
-func (a *api) entry(r *http.Request, who Principal) (eventbus.FailedEvent, error) {
+func (a *api) entry(r *http.Request, who Principal) (deadletter.Entry, error) {
 	e, err := a.q.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return e, err
 	}
 	if !who.mayAccess(e) {
-		return eventbus.FailedEvent{}, fmt.Errorf("entry outside the token's tenant: %w", eventbus.ErrFailedEventNotFound)
+		return deadletter.Entry{}, fmt.Errorf("entry outside the token's tenant: %w", deadletter.ErrNotFound)
 	}
 	return e, nil
 }
 
-// filter is the selection of a request: topic (validated, when not
-// empty) and the query's status and tenantId, narrowed by scope to what
-// who may see.
-func (a *api) filter(who Principal, topic string, query url.Values) (eventbus.DLQQuery, error) {
-	filter := eventbus.DLQQuery{Status: eventbus.FailedEventStatus(query.Get("status")), TenantID: query.Get("tenantId")}
+// filter is the selection of a request: topic and the query's status and
+// tenantId, narrowed by scope to what who may see. The queue validates
+// the topic, by the rules of its bus's client (a 400 that names the rule).
+func (a *api) filter(who Principal, topic string, query url.Values) (deadletter.Query, error) {
+	filter := deadletter.Query{Status: deadletter.Status(query.Get("status")), TenantID: query.Get("tenantId")}
 	if filter.Status != "" && !filter.Status.Valid() {
 		return filter, badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
 	}
-	if topic != "" {
-		if err := a.checkTopic(topic); err != nil {
-			return filter, err
-		}
-		filter.Topic = topic
-	}
+	filter.Topic = topic
 	return a.scope(who, filter)
 }
 
 // scope narrows filter to what who may see. The filter's TenantID is the
 // request's tenantId: any tenant for an admin; for a tenant token, empty or
 // its own tenant, and another is refused (403). A tenant token sees only
-// the entries whose tenant is verified (FailedEvent.VerifiedTenant).
-func (a *api) scope(who Principal, filter eventbus.DLQQuery) (eventbus.DLQQuery, error) {
+// the entries whose tenant is verified (deadletter.Entry.VerifiedTenant).
+func (a *api) scope(who Principal, filter deadletter.Query) (deadletter.Query, error) {
 	if who.Admin() {
 		return filter, nil
 	}
@@ -373,19 +361,6 @@ func (a *api) scope(who Principal, filter eventbus.DLQQuery) (eventbus.DLQQuery,
 	}
 	filter.TenantID, filter.VerifiedTenant = who.Tenant, true
 	return filter, nil
-}
-
-// checkTopic validates a topic parameter: a core or plugin topic (the
-// original topic of entries, not their dlq.* topic).
-func (a *api) checkTopic(topic string) error {
-	t, err := a.rules.ParseTopic(topic)
-	if err != nil {
-		return err // wraps eventbus.ErrInvalidTopic: a 400 with the rule that failed
-	}
-	if t.Kind == eventbus.TopicKindDLQ {
-		return badRequest("topic %q is a dead-letter topic; give the original topic (%s)", topic, strings.TrimPrefix(topic, "dlq."))
-	}
-	return nil
 }
 
 // intParam parses an integer query parameter, def when empty, that must
@@ -437,9 +412,9 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		writeJSONError(w, ae.status, ae.code, ae.message)
-	case errors.Is(err, eventbus.ErrFailedEventNotFound):
+	case errors.Is(err, deadletter.ErrNotFound):
 		writeJSONError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no dead-letter entry %q", r.PathValue("id")))
-	case errors.Is(err, eventbus.ErrRetryNotAllowed):
+	case errors.Is(err, deadletter.ErrRetryNotAllowed):
 		writeJSONError(w, http.StatusConflict, codeConflict, err.Error()+" (POST without manual=false)")
 	case errors.Is(err, eventbus.ErrInvalidTopic), errors.Is(err, eventbus.ErrInvalidConfig):
 		writeJSONError(w, http.StatusBadRequest, codeBadRequest, err.Error())

@@ -16,9 +16,11 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 const (
@@ -74,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	publish := func(name, topic, tenant string, data any, opts ...eventbus.PublishOption) {
 		id := eventbustest.MustPublish(t, f.bus, topic, data, eventbus.PublishMetadata{TenantID: tenant}, opts...)
-		f.events[name], f.ids[name] = id, eventbus.FailedEventID(f.group, topic, tenant, id)
+		f.events[name], f.ids[name] = id, deadletter.ID(f.group, topic, tenant, id)
 	}
 	publish("secret", f.topicA, f.tenantA,
 		json.RawMessage(`{"password":"`+secret+`","profile":{"apiKey":"k","name":"Ann"}}`),
@@ -83,7 +85,7 @@ func newFixture(t *testing.T) *fixture {
 	publish("b1", f.topicA, f.tenantB, map[string]int{"n": 3})
 	publish("a3", f.topicB, f.tenantA, map[string]int{"n": 4})
 	for name := range f.ids {
-		f.waitEntry(t, name, func(e eventbus.FailedEvent) bool { return e.Status == eventbus.StatusMaxRetriesExceeded })
+		f.waitEntry(t, name, func(e deadletter.Entry) bool { return e.Status == deadletter.StatusMaxRetriesExceeded })
 	}
 	return f
 }
@@ -93,7 +95,7 @@ func newFixture(t *testing.T) *fixture {
 func serveFixture(t *testing.T, brokers ...string) *fixture {
 	t.Helper()
 	f := &fixture{
-		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
+		bus: eventbustest.NewBus(t, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 100 * time.Millisecond}},
 			brokers...),
 		topicA:  eventbustest.UniqueTopic(t, "core.user.created"),
 		tenantA: eventbustest.UniqueID("acme"),
@@ -131,9 +133,9 @@ func serveFixture(t *testing.T, brokers ...string) *fixture {
 }
 
 // waitEntry polls the DLQ (bounded) until the named entry satisfies ok.
-func (f *fixture) waitEntry(t *testing.T, name string, ok func(eventbus.FailedEvent) bool) eventbus.FailedEvent {
+func (f *fixture) waitEntry(t *testing.T, name string, ok func(deadletter.Entry) bool) deadletter.Entry {
 	t.Helper()
-	var e eventbus.FailedEvent
+	var e deadletter.Entry
 	eventbustest.Eventually(t, "dead-letter entry "+name, func() error {
 		var err error
 		e, err = f.q.Get(context.Background(), f.ids[name])
@@ -257,23 +259,23 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("stats", func(t *testing.T) {
-		var s eventbus.DLQStats
+		var s deadletter.Stats
 		f.do(t, "GET", "/api/dlq/stats", adminToken).want(t, http.StatusOK, &s)
 		if s.Total != 4 || s.ByTopic[f.topicA] != 3 || s.ByTopic[f.topicB] != 1 ||
 			s.ByStatus["max-retries-exceeded"] != 4 || s.ByStatus["pending"] != 0 || s.ByReason["permanent: ledger rejected the event"] != 4 {
 			t.Fatalf("admin stats %+v", s)
 		}
-		s = eventbus.DLQStats{} // Unmarshal merges into existing maps
+		s = deadletter.Stats{} // Unmarshal merges into existing maps
 		f.do(t, "GET", "/api/dlq/stats", tokenA).want(t, http.StatusOK, &s)
 		if s.Total != 3 || s.ByTopic[f.topicA] != 2 || s.ByTopic[f.topicB] != 1 || s.ByStatus["max-retries-exceeded"] != 3 || len(s.ByStatus) != 4 {
 			t.Fatalf("tenant A stats %+v", s)
 		}
-		s = eventbus.DLQStats{}
+		s = deadletter.Stats{}
 		f.do(t, "GET", "/api/dlq/stats", tokenB).want(t, http.StatusOK, &s)
 		if s.Total != 1 || s.ByTopic[f.topicA] != 1 || len(s.ByTopic) != 1 {
 			t.Fatalf("tenant B stats %+v", s)
 		}
-		s = eventbus.DLQStats{}
+		s = deadletter.Stats{}
 		f.do(t, "GET", "/api/dlq/stats?tenantId="+f.tenantB, adminToken).want(t, http.StatusOK, &s)
 		if s.Total != 1 {
 			t.Fatalf("admin stats of tenant B %+v", s)
@@ -373,10 +375,10 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("get", func(t *testing.T) {
-		var e eventbus.FailedEvent
+		var e deadletter.Entry
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["a2"], adminToken).want(t, http.StatusOK, &e)
 		if e.ID != f.ids["a2"] || e.EventID != f.events["a2"] || e.TenantID != f.tenantA || e.OriginalTopic != f.topicA ||
-			e.ConsumerGroup != f.group || e.Status != eventbus.StatusMaxRetriesExceeded || !e.Permanent {
+			e.ConsumerGroup != f.group || e.Status != deadletter.StatusMaxRetriesExceeded || !e.Permanent {
 			t.Fatalf("entry %+v", e)
 		}
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["a2"], tokenA).want(t, http.StatusOK, &e)
@@ -397,7 +399,7 @@ func TestAPI(t *testing.T) {
 	t.Run("redaction", func(t *testing.T) {
 		// Every response above went through do, which fails on the secret;
 		// here the redacted entry itself is checked.
-		var e eventbus.FailedEvent
+		var e deadletter.Entry
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["secret"], tokenA).want(t, http.StatusOK, &e)
 		var ev struct {
 			Data struct {
@@ -457,7 +459,7 @@ func TestAPI(t *testing.T) {
 		if body["id"] != f.ids["a2"] || body["status"] != "retrying" || len(body) != 2 {
 			t.Fatalf("retry body %v", body)
 		}
-		e := f.waitEntry(t, "a2", func(e eventbus.FailedEvent) bool { return e.Status == eventbus.StatusResolved })
+		e := f.waitEntry(t, "a2", func(e deadletter.Entry) bool { return e.Status == deadletter.StatusResolved })
 		if e.RetryCount != 1 {
 			t.Fatalf("resolved entry %+v", e)
 		}
@@ -499,13 +501,13 @@ func TestAPI(t *testing.T) {
 		if len(r.body) != 0 {
 			t.Fatalf("204 with a body: %s", r.body)
 		}
-		if _, err := f.q.Get(context.Background(), f.ids["a3"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if _, err := f.q.Get(context.Background(), f.ids["a3"]); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("deleted entry: %v", err)
 		}
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["a3"], adminToken).wantError(t, http.StatusNotFound, "not_found")
 		f.do(t, "DELETE", "/api/dlq/events/"+f.ids["a3"], adminToken).wantError(t, http.StatusNotFound, "not_found")
 		f.do(t, "DELETE", "/api/dlq/events/"+f.ids["b1"], adminToken).want(t, http.StatusNoContent, nil)
-		var s eventbus.DLQStats
+		var s deadletter.Stats
 		f.do(t, "GET", "/api/dlq/stats", adminToken).want(t, http.StatusOK, &s)
 		if s.Total != 2 {
 			t.Fatalf("stats after two deletes %+v", s)
@@ -555,16 +557,27 @@ func TestNewOptions(t *testing.T) {
 		t.Fatalf("unauthenticated stats: %d %s", rec.Code, rec.Body)
 	}
 
-	// Custom topic rules: an action the default rules refuse.
-	rules, err := eventbus.NewTopicRules("sync")
+	// Custom topic rules: an action the default rules refuse, allowed by
+	// the rules of the queue's bus.
+	rules, err := topic.NewRules("sync")
 	if err != nil {
 		t.Fatal(err)
 	}
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: eventbustest.Brokers(t), TopicRules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventbustest.WaitTimeout)
+	defer cancel()
+	if err := client.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
 	for _, tc := range []struct {
-		rules *eventbus.TopicRules
-		want  int
-	}{{nil, http.StatusBadRequest}, {rules, http.StatusOK}} {
-		h, err := dlqhttp.New(bus.DLQ(), dlqhttp.Options{AdminTokens: []string{adminToken}, TopicRules: tc.rules, Logger: quiet})
+		bus  *eventbus.Bus
+		want int
+	}{{bus, http.StatusBadRequest}, {eventbustest.NewBusOn(t, client, eventbus.Config{}), http.StatusOK}} {
+		h, err := dlqhttp.New(tc.bus.DLQ(), dlqhttp.Options{AdminTokens: []string{adminToken}, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -573,7 +586,7 @@ func TestNewOptions(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		h.ServeHTTP(rec, req)
 		if rec.Code != tc.want {
-			t.Fatalf("topic rules %v: %d %s", tc.rules, rec.Code, rec.Body)
+			t.Fatalf("topic rules of the bus: %d %s, want %d", rec.Code, rec.Body, tc.want)
 		}
 	}
 }

@@ -1,7 +1,7 @@
 package dlqhttp
 
 import (
-	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/redact"
 )
 
@@ -14,13 +14,13 @@ const Redacted = redact.Redacted
 // malformed record's bytes, kept as a JSON string; any string inside an
 // event; the failure texts; header values) is scrubbed by redact.Text. e, and
 // the slices it shares with the DLQ's view, are not modified.
-func redactEntry(e eventbus.FailedEvent) eventbus.FailedEvent {
+func redactEntry(e deadletter.Entry) deadletter.Entry {
 	e.OriginalEvent = redact.JSON(e.OriginalEvent)
 	e.OriginalHeaders = redactHeaders(e.OriginalHeaders)
 	e.FailureReason = redact.Text(e.FailureReason)
 	e.StackTrace = redact.Text(e.StackTrace)
 	if e.Attempts != nil {
-		attempts := make([]eventbus.Attempt, len(e.Attempts))
+		attempts := make([]deadletter.Attempt, len(e.Attempts))
 		for i, a := range e.Attempts {
 			a.Error = redact.Text(a.Error)
 			attempts[i] = a
@@ -32,11 +32,11 @@ func redactEntry(e eventbus.FailedEvent) eventbus.FailedEvent {
 
 // redactHeaders returns a copy of hs with the values of sensitive headers
 // replaced by Redacted, and the other values scrubbed by redact.Text.
-func redactHeaders(hs []eventbus.RecordHeader) []eventbus.RecordHeader {
+func redactHeaders(hs []deadletter.Header) []deadletter.Header {
 	if hs == nil {
 		return nil
 	}
-	out := make([]eventbus.RecordHeader, len(hs))
+	out := make([]deadletter.Header, len(hs))
 	for i, h := range hs {
 		if redact.SensitiveKey(h.Key) {
 			h.Value = redact.Redacted

@@ -6,15 +6,15 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/redact"
 )
 
 func TestRedactEntryCopies(t *testing.T) {
-	e := eventbus.FailedEvent{
+	e := deadletter.Entry{
 		ID:            "x",
 		OriginalEvent: json.RawMessage(`{"data":{"password":"hunter2"}}`),
-		OriginalHeaders: []eventbus.RecordHeader{
+		OriginalHeaders: []deadletter.Header{
 			{Key: "event-type", Value: "core.user.created"},
 			{Key: "X-Api-Key", Value: "hunter2"},
 			{Key: "authorization", Value: "Bearer hunter2"},
@@ -26,7 +26,7 @@ func TestRedactEntryCopies(t *testing.T) {
 	if bytes.Contains(got.OriginalEvent, []byte("hunter2")) {
 		t.Fatalf("event not redacted: %s", got.OriginalEvent)
 	}
-	want := []eventbus.RecordHeader{
+	want := []deadletter.Header{
 		{Key: "event-type", Value: "core.user.created"},
 		{Key: "X-Api-Key", Value: Redacted},
 		{Key: "authorization", Value: Redacted},
@@ -44,12 +44,12 @@ func TestRedactEntryCopies(t *testing.T) {
 
 func TestRedactEntryScrubsText(t *testing.T) {
 	malformed, _ := json.Marshal(`{"password":"hunter2","user":"bob"`) // truncated JSON: stored as a string
-	e := eventbus.FailedEvent{
+	e := deadletter.Entry{
 		OriginalEvent:   malformed,
 		FailureReason:   "malformed: user=bob&password=hunter2",
 		StackTrace:      "panic: Authorization: Bearer hunter2\ngoroutine 7 [running]:",
-		Attempts:        []eventbus.Attempt{{Kind: "failed", Error: "POST https://bob:hunter2@api.example.com/x"}, {Kind: "manual-retry"}},
-		OriginalHeaders: []eventbus.RecordHeader{{Key: "x-forwarded-url", Value: "https://api.example.com/?token=hunter2"}, {Key: "traceparent", Value: "00-abc-def-01"}},
+		Attempts:        []deadletter.Attempt{{Kind: "failed", Error: "POST https://bob:hunter2@api.example.com/x"}, {Kind: "manual-retry"}},
+		OriginalHeaders: []deadletter.Header{{Key: "x-forwarded-url", Value: "https://api.example.com/?token=hunter2"}, {Key: "traceparent", Value: "00-abc-def-01"}},
 	}
 	orig := e
 	origAttempts := slices.Clone(e.Attempts)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -38,7 +39,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 	}
 	eventbustest.MustSubscribe(t, f.bus, f.topicA, handler, eventbus.InGroup(f.group))
 	id := eventbustest.MustPublish(t, f.bus, f.topicA, map[string]int{"n": 1}, eventbus.PublishMetadata{TenantID: f.tenantA})
-	f.ids["failing"] = eventbus.FailedEventID(f.group, f.topicA, f.tenantA, id)
+	f.ids["failing"] = deadletter.ID(f.group, f.topicA, f.tenantA, id)
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...))
 	if err != nil {
@@ -59,7 +60,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 	}
 	// Wait for the four entries, and name the malformed ones by their bytes.
 	eventbustest.Eventually(t, "the four entries", func() error {
-		all, _, err := f.q.List(context.Background(), eventbus.DLQQuery{Topic: f.topicA, Status: eventbus.StatusMaxRetriesExceeded})
+		all, _, err := f.q.List(context.Background(), deadletter.Query{Topic: f.topicA, Status: deadletter.StatusMaxRetriesExceeded})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,17 +90,17 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 			"form":      "user=bob&password=[REDACTED]",
 		}
 		for name, text := range want {
-			var e eventbus.FailedEvent
+			var e deadletter.Entry
 			f.do(t, "GET", "/api/dlq/events/"+f.ids[name], adminToken).want(t, http.StatusOK, &e)
 			var s string
 			if err := json.Unmarshal(e.OriginalEvent, &s); err != nil || s != text {
 				t.Fatalf("%s shown as %s, want the string %s", name, e.OriginalEvent, text)
 			}
-			if !strings.HasPrefix(e.FailureReason, eventbus.ReasonMalformed) {
+			if !strings.HasPrefix(e.FailureReason, deadletter.ReasonMalformed) {
 				t.Fatalf("%s: reason %q", name, e.FailureReason)
 			}
 		}
-		var e eventbus.FailedEvent
+		var e deadletter.Entry
 		f.do(t, "GET", "/api/dlq/events/"+f.ids["notevent"], adminToken).want(t, http.StatusOK, &e)
 		if !strings.Contains(string(e.OriginalEvent), `"password":"[REDACTED]"`) {
 			t.Fatalf("notevent shown as %s", e.OriginalEvent)
@@ -109,7 +110,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 		if e.FailureReason != want0 || len(e.Attempts) == 0 || e.Attempts[0].Error != want0 {
 			t.Fatalf("failure shown as %q, attempts %+v", e.FailureReason, e.Attempts)
 		}
-		var s eventbus.DLQStats
+		var s deadletter.Stats
 		f.do(t, "GET", "/api/dlq/stats", adminToken).want(t, http.StatusOK, &s)
 		if s.Total != 4 || s.ByTopic[f.topicA] != 4 {
 			t.Fatalf("admin stats %+v", s)
@@ -132,7 +133,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 		if b := f.list(t, "", tokenB); b.Total != 0 {
 			t.Fatalf("tenant B list %+v", b)
 		}
-		var s eventbus.DLQStats
+		var s deadletter.Stats
 		f.do(t, "GET", "/api/dlq/stats", tokenA).want(t, http.StatusOK, &s)
 		if s.Total != 1 || s.ByTopic[f.topicA] != 1 || s.ByStatus["max-retries-exceeded"] != 1 || len(s.ByReason) != 1 {
 			t.Fatalf("tenant A stats %+v", s)
@@ -166,7 +167,7 @@ func TestAPIMalformedAndTextSecrets(t *testing.T) {
 		}
 		// An admin still deletes a malformed entry.
 		f.do(t, "DELETE", "/api/dlq/events/"+f.ids["form"], adminToken).want(t, http.StatusNoContent, nil)
-		if _, err := f.q.Get(context.Background(), f.ids["form"]); !errors.Is(err, eventbus.ErrFailedEventNotFound) {
+		if _, err := f.q.Get(context.Background(), f.ids["form"]); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("deleted entry: %v", err)
 		}
 	})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/embedded"
+	"github.com/plexica/eventbus/topic"
 )
 
 // BrokersEnv names the environment variable that points tests at a real
@@ -119,16 +120,16 @@ func NewBusOn(t testing.TB, client *eventbus.Client, cfg eventbus.Config) *event
 // "core.user.created" becomes "core.user_3f9a1c.created".
 func UniqueTopic(t testing.TB, name string) string {
 	t.Helper()
-	topic, err := eventbus.DefaultTopicRules().ParseTopic(name)
+	parsed, err := topic.Parse(name)
 	if err != nil {
 		t.Fatalf("UniqueTopic(%q): %v", name, err)
 	}
 	suffix := "_" + randomSuffix()
-	switch topic.Kind {
-	case eventbus.TopicKindCore:
-		return "core." + topic.Domain + suffix + "." + topic.Action
-	case eventbus.TopicKindPlugin:
-		return "plugin." + topic.PluginID + "." + topic.Entity + suffix + "." + topic.Action
+	switch parsed.Kind {
+	case topic.KindCore:
+		return "core." + parsed.Domain + suffix + "." + parsed.Action
+	case topic.KindPlugin:
+		return "plugin." + parsed.PluginID + "." + parsed.Entity + suffix + "." + parsed.Action
 	default:
 		t.Fatalf("UniqueTopic(%q): give a core or plugin topic", name)
 		return ""

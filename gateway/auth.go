@@ -9,6 +9,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // PluginScope is what a plugin token may do: publish its plugin's own
@@ -91,7 +92,7 @@ func ParsePluginTokens(spec string) (map[string]PluginScope, error) {
 }
 
 func (s PluginScope) validate() error {
-	if err := eventbus.ValidatePluginID(s.PluginID); err != nil {
+	if err := topic.ValidatePluginID(s.PluginID); err != nil {
 		return err
 	}
 	if s.TenantID != "" {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/gateway"
 )
@@ -28,7 +29,7 @@ const requireNodeEnv = "EVENTBUS_REQUIRE_NODE"
 // subscriber reads.
 func TestNodePluginLoop(t *testing.T) {
 	node := nodeOrSkip(t)
-	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 10 * time.Millisecond}})
+	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 10 * time.Millisecond}})
 	startDLQ(t, f.bus)
 	userTopic := eventbustest.UniqueTopic(t, "core.user.created")
 	contactTopic := eventbustest.UniqueTopic(t, "plugin.crm.contact.created")
@@ -45,7 +46,7 @@ func TestNodePluginLoop(t *testing.T) {
 		!strings.Contains(string(got.Data), `"email":"a@acme.test"`) {
 		t.Fatalf("the plugin published %+v (data %s); want tenant acme, caused by %s, correlation signup-1, source crm, the user's email", got, got.Data, id)
 	}
-	e := dlqEntry(t, f.bus, userTopic, id, eventbus.StatusResolved)
+	e := dlqEntry(t, f.bus, userTopic, id, deadletter.StatusResolved)
 	if !strings.Contains(e.FailureReason, "first delivery fails on purpose") {
 		t.Fatalf("dead-letter reason %q, want the plugin's 500", e.FailureReason)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/gateway"
 )
@@ -40,7 +41,7 @@ func pull(t *testing.T, f *fixture, name, query string) pullAnswer {
 // dead-letters without retries and a lease that ends dead-letters with
 // retries.
 func TestPullKeepsOrderPerKeyAndSettles(t *testing.T) {
-	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
+	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: time.Hour}})
 	startDLQ(t, f.bus)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	name := eventbustest.UniqueID("puller")
@@ -81,13 +82,13 @@ func TestPullKeepsOrderPerKeyAndSettles(t *testing.T) {
 		}
 		return fmt.Errorf("not yet")
 	})
-	if e := dlqEntry(t, f.bus, topic, b0, eventbus.StatusMaxRetriesExceeded); !strings.Contains(e.FailureReason, "bad order") || e.RetryCount != 0 {
+	if e := dlqEntry(t, f.bus, topic, b0, deadletter.StatusMaxRetriesExceeded); !strings.Contains(e.FailureReason, "bad order") || e.RetryCount != 0 {
 		t.Fatalf("b0's entry: %q, %d retries", e.FailureReason, e.RetryCount)
 	}
 	if status, body := send(t, f.srv, http.MethodPost, "/api/subscriptions/"+name+"/ack", adminToken, fmt.Sprintf(`{"ack":[%q]}`, a1)); status != http.StatusOK || !strings.Contains(body, `"settled":1`) {
 		t.Fatalf("ack a1: %d %s", status, body)
 	}
-	if e, _ := f.bus.DLQ().Get(context.Background(), eventbus.FailedEventID(gateway.GroupPrefix+name, topic, "acme", a0)); e.ID != "" {
+	if e, _ := f.bus.DLQ().Get(context.Background(), deadletter.ID(gateway.GroupPrefix+name, topic, "acme", a0)); e.ID != "" {
 		t.Fatalf("the acknowledged a0 was dead-lettered: %+v", e)
 	}
 }
@@ -95,7 +96,7 @@ func TestPullKeepsOrderPerKeyAndSettles(t *testing.T) {
 // TestPullLeaseEnds: an event taken and not acknowledged within the
 // subscription's timeout is dead-lettered with automatic retries.
 func TestPullLeaseEnds(t *testing.T) {
-	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
+	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: time.Hour}})
 	startDLQ(t, f.bus)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	name := eventbustest.UniqueID("forgetful")
@@ -104,7 +105,7 @@ func TestPullLeaseEnds(t *testing.T) {
 	if got := pull(t, f, name, "wait=30s").Events; len(got) != 1 || got[0].Event.ID != id {
 		t.Fatalf("pulled %+v, want event %s", got, id)
 	}
-	e := dlqEntry(t, f.bus, topic, id, eventbus.StatusPending)
+	e := dlqEntry(t, f.bus, topic, id, deadletter.StatusPending)
 	if !strings.Contains(e.FailureReason, "not acknowledged within 50ms") || e.Permanent {
 		t.Fatalf("entry: %q, permanent %v", e.FailureReason, e.Permanent)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/gateway"
 )
@@ -266,13 +267,13 @@ func TestPush503RetriesInPlaceHoldingOnlyItsKey(t *testing.T) {
 
 // dlqEntry waits for the dead-letter entry of eventID in topic to reach
 // status, and returns it.
-func dlqEntry(t *testing.T, bus *eventbus.Bus, topic, eventID string, status eventbus.FailedEventStatus) eventbus.FailedEvent {
+func dlqEntry(t *testing.T, bus *eventbus.Bus, topic, eventID string, status deadletter.Status) deadletter.Entry {
 	t.Helper()
-	var found eventbus.FailedEvent
+	var found deadletter.Entry
 	eventbustest.Eventually(t, "dead-letter entry "+string(status), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		items, _, err := bus.DLQ().List(ctx, eventbus.DLQQuery{Topic: topic})
+		items, _, err := bus.DLQ().List(ctx, deadletter.Query{Topic: topic})
 		if err != nil {
 			return err
 		}
@@ -303,7 +304,7 @@ func startDLQ(t *testing.T, bus *eventbus.Bus) {
 // permanent: the event is dead-lettered as max-retries-exceeded at once,
 // with the answer in its reason, and never sent again automatically.
 func TestPush400DeadLettersWithoutRetries(t *testing.T) {
-	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 10 * time.Millisecond}})
+	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 10 * time.Millisecond}})
 	startDLQ(t, f.bus)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	var mu sync.Mutex
@@ -319,7 +320,7 @@ func TestPush400DeadLettersWithoutRetries(t *testing.T) {
 	name := eventbustest.UniqueID("strict")
 	subscribe(t, f, gateway.Subscription{Name: name, Events: []string{topic}, Endpoint: srv.URL})
 	bad := publishKeyed(t, f.bus, topic, "a", 0)
-	e := dlqEntry(t, f.bus, topic, bad, eventbus.StatusMaxRetriesExceeded)
+	e := dlqEntry(t, f.bus, topic, bad, deadletter.StatusMaxRetriesExceeded)
 	if !e.Permanent || e.RetryCount != 0 || !strings.Contains(e.FailureReason, "400") || !strings.Contains(e.FailureReason, "not a valid order") {
 		t.Fatalf("entry: permanent %v, retries %d, reason %q; want permanent, 0 retries, the 400 and its body in the reason", e.Permanent, e.RetryCount, e.FailureReason)
 	}
@@ -348,7 +349,7 @@ func TestPush400DeadLettersWithoutRetries(t *testing.T) {
 // the event with automatic retries; the retry reaches the failing
 // subscription and not another subscription of the same events.
 func TestPush500RetryReachesOnlyThatSubscription(t *testing.T) {
-	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 10 * time.Millisecond}})
+	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 10 * time.Millisecond}})
 	startDLQ(t, f.bus)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	var mu sync.Mutex
@@ -368,7 +369,7 @@ func TestPush500RetryReachesOnlyThatSubscription(t *testing.T) {
 	subscribe(t, f, gateway.Subscription{Name: eventbustest.UniqueID("failing"), Events: []string{topic}, Endpoint: failSrv.URL})
 	subscribe(t, f, gateway.Subscription{Name: eventbustest.UniqueID("healthy"), Events: []string{topic}, Endpoint: okSrv.URL})
 	id := publishKeyed(t, f.bus, topic, "a", 0)
-	e := dlqEntry(t, f.bus, topic, id, eventbus.StatusResolved)
+	e := dlqEntry(t, f.bus, topic, id, deadletter.StatusResolved)
 	if e.Permanent || !strings.Contains(e.FailureReason, "500") {
 		t.Fatalf("entry: permanent %v, reason %q; want an automatic retry of the 500", e.Permanent, e.FailureReason)
 	}
@@ -394,7 +395,7 @@ func TestPush500RetryReachesOnlyThatSubscription(t *testing.T) {
 // TestPushTimeoutIsDeadLettered: an endpoint that does not answer within
 // the subscription's timeout fails the event with automatic retries.
 func TestPushTimeoutIsDeadLettered(t *testing.T) {
-	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: 10 * time.Millisecond}})
+	f := newFixture(t, gateway.Config{}, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: 10 * time.Millisecond}})
 	startDLQ(t, f.bus)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	var mu sync.Mutex
@@ -410,7 +411,7 @@ func TestPushTimeoutIsDeadLettered(t *testing.T) {
 	})
 	subscribe(t, f, gateway.Subscription{Name: eventbustest.UniqueID("slow"), Events: []string{topic}, Endpoint: srv.URL, Timeout: gateway.Duration(50 * time.Millisecond)})
 	id := publishKeyed(t, f.bus, topic, "a", 0)
-	e := dlqEntry(t, f.bus, topic, id, eventbus.StatusResolved)
+	e := dlqEntry(t, f.bus, topic, id, deadletter.StatusResolved)
 	if !strings.Contains(e.FailureReason, "no answer within 50ms") {
 		t.Fatalf("reason %q; want the timeout", e.FailureReason)
 	}

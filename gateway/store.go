@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/topic"
 )
 
 // DefaultSubscriptionsTopic is Config.SubscriptionsTopic's default: the
@@ -302,8 +303,8 @@ func (g *Gateway) declare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, ev := range sub.Events {
-		t, err := g.cfg.Bus.Client().Topics().Rules().ParseTopic(ev)
-		if err == nil && t.Kind == eventbus.TopicKindDLQ {
+		t, err := g.cfg.Bus.Client().Topics().Rules().Parse(ev)
+		if err == nil && t.Kind == topic.KindDLQ {
 			err = fmt.Errorf("%w: %q is a dead-letter topic; subscriptions deliver core and plugin events", eventbus.ErrInvalidTopic, ev)
 		}
 		if err != nil {

@@ -12,7 +12,11 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/groups"
+	"github.com/plexica/eventbus/topic"
 )
+
+// defaultPartitions is the partition count of the topics the bus creates.
+const defaultPartitions = topic.DefaultPartitions
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), eventbustest.WaitTimeout)
@@ -89,8 +93,8 @@ func TestDescribeResetRedeliver(t *testing.T) {
 			own = append(own, p)
 		}
 	}
-	if g.State != "Empty" || len(g.Members) != 0 || g.Lag != 0 || len(own) != eventbus.DefaultPartitions {
-		t.Fatalf("stopped group: %+v; want Empty, no members, no lag, %d partitions of %s", g, eventbus.DefaultPartitions, topic)
+	if g.State != "Empty" || len(g.Members) != 0 || g.Lag != 0 || len(own) != defaultPartitions {
+		t.Fatalf("stopped group: %+v; want Empty, no members, no lag, %d partitions of %s", g, defaultPartitions, topic)
 	}
 	var end int64
 	for _, p := range own {
@@ -120,7 +124,7 @@ func TestDescribeResetRedeliver(t *testing.T) {
 			planned++
 		}
 	}
-	if plan.Redeliver != 6 || plan.Skip != 0 || planned != eventbus.DefaultPartitions {
+	if plan.Redeliver != 6 || plan.Skip != 0 || planned != defaultPartitions {
 		t.Fatalf("plan %+v; want 6 to redeliver on every partition", plan)
 	}
 	// A plan changes nothing.

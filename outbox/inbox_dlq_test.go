@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/outbox"
 )
@@ -24,7 +25,7 @@ func TestInboxFailureGoesToTheDLQAndAHandledRetryIsSkipped(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t, outbox.Config{})
 	in := newInbox(t, pool, outbox.InboxConfig{})
-	bus := eventbustest.NewBus(t, eventbus.Config{DLQ: eventbus.DLQConfig{RetryBackoff: time.Hour}})
+	bus := eventbustest.NewBus(t, eventbus.Config{DLQ: deadletter.Config{RetryBackoff: time.Hour}})
 	if err := bus.DLQ().Start(t.Context()); err != nil { // the dead letter queue's owner
 		t.Fatal(err)
 	}
@@ -51,9 +52,9 @@ func TestInboxFailureGoesToTheDLQAndAHandledRetryIsSkipped(t *testing.T) {
 	id := eventbustest.MustPublish(t, bus, topic, "inv-1", meta)
 
 	q := bus.DLQ()
-	var entry eventbus.FailedEvent
+	var entry deadletter.Entry
 	eventbustest.Eventually(t, "the failed event in the dead letter queue", func() error {
-		entries, _, err := q.List(t.Context(), eventbus.DLQQuery{Topic: topic, Status: eventbus.StatusPending})
+		entries, _, err := q.List(t.Context(), deadletter.Query{Topic: topic, Status: deadletter.StatusPending})
 		if err != nil {
 			return err
 		}
@@ -88,7 +89,7 @@ func TestInboxFailureGoesToTheDLQAndAHandledRetryIsSkipped(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if e.Status != eventbus.StatusResolved {
+		if e.Status != deadletter.StatusResolved {
 			return fmt.Errorf("entry %s", e.Status)
 		}
 		return nil

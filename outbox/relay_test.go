@@ -2,18 +2,18 @@ package outbox_test
 
 import (
 	"context"
-	"strings"
-
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/outbox"
@@ -186,7 +186,7 @@ func TestRelayWaitsOutABrokerOutage(t *testing.T) {
 	broker := eventbustest.StartEmbedded(t, embedded.Config{DataDir: dir})
 	addr := broker.Addrs()[0]
 	bus := eventbustest.NewBus(t, eventbus.Config{DeliveryTimeout: time.Second,
-		Breaker: eventbus.BreakerConfig{OpenTimeout: 200 * time.Millisecond}}, addr)
+		Breaker: breaker.Config{OpenTimeout: 200 * time.Millisecond}}, addr)
 	topic := eventbustest.UniqueTopic(t, "core.order.placed")
 	w := newWriter(t, bus, outbox.Config{})
 	startRelay(t, pool, bus, outbox.RelayConfig{MaxBackoff: 500 * time.Millisecond})
@@ -212,7 +212,7 @@ func TestRelayWaitsOutABrokerOutage(t *testing.T) {
 	}
 	// The relay keeps failing until the breaker opens.
 	eventbustest.Eventually(t, "the relay to open the breaker", func() error {
-		if s := bus.BreakerState(); s != eventbus.BreakerOpen {
+		if s := bus.BreakerState(); s != breaker.Open {
 			return fmt.Errorf("breaker %s", s)
 		}
 		return nil

@@ -34,6 +34,7 @@ import (
 	"sync"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/topic"
 )
 
 // ErrTenantNotServed is returned (wrapped) by Deployment.Tenant for a
@@ -46,7 +47,7 @@ type Config struct {
 	PluginID string
 	// Client is the connection. Brokers is required; ClientID defaults
 	// to PluginID. Give SASL the plugin's credentials (see
-	// TopicManager.ProvisionPlugin) where the brokers enforce ACLs.
+	// pluginacl.Provision) where the brokers enforce ACLs.
 	Client eventbus.ClientConfig
 	// Bus configures the bus; Source defaults to PluginID. Set
 	// Consumer.InstanceID for restarts without waiting out the session
@@ -102,7 +103,7 @@ func Start[S any](ctx context.Context, cfg Config, newState func(*eventbus.Plugi
 		return nil, fmt.Errorf("%w: plugin %s has no tenants to serve: give Config.Tenants, or set Config.Follow to follow the platform's installs",
 			eventbus.ErrInvalidConfig, cfg.PluginID)
 	}
-	if err := eventbus.ValidatePluginID(cfg.PluginID); err != nil {
+	if err := topic.ValidatePluginID(cfg.PluginID); err != nil {
 		return nil, fmt.Errorf("pluginrun: Config.PluginID: %w", err)
 	}
 	if cfg.Client.ClientID == "" {

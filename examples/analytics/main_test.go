@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"testing"
-	"time"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
@@ -18,19 +17,9 @@ func TestRunCountsPerTenant(t *testing.T) {
 	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan *pluginrun.Deployment[Analytics], 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- pluginrun.Run(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, New(1), Handlers,
-			func(p *pluginrun.Deployment[Analytics]) { ready <- p })
-	}()
-	var p *pluginrun.Deployment[Analytics]
-	select {
-	case p = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(eventbustest.WaitTimeout):
-		t.Fatal("the plugin did not start")
+	p, err := pluginrun.Start(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, New(1), Handlers)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
 	}
 
 	// Watch the summaries analytics publishes, as another plugin would.
@@ -116,8 +105,7 @@ func TestRunCountsPerTenant(t *testing.T) {
 		}
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after its context ended", err)
+	if err := p.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
 	}
 }

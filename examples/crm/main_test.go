@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
@@ -27,19 +26,9 @@ func TestRunServesEachTenant(t *testing.T) {
 	acme, globex := eventbustest.UniqueID("acme"), eventbustest.UniqueID("globex")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan *pluginrun.Deployment[CRM], 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- pluginrun.Run(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, NewCRM, Handlers,
-			func(p *pluginrun.Deployment[CRM]) { ready <- p })
-	}()
-	var p *pluginrun.Deployment[CRM]
-	select {
-	case p = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(eventbustest.WaitTimeout):
-		t.Fatal("the plugin did not start")
+	p, err := pluginrun.Start(ctx, pluginrun.Config{PluginID: PluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: []string{acme, globex}}, NewCRM, Handlers)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
 	}
 
 	// The platform publishes new users; an observer watches what crm publishes for acme.
@@ -92,8 +81,7 @@ func TestRunServesEachTenant(t *testing.T) {
 		t.Fatalf("globex's pipeline has acme's deals: %v", pl)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after its context ended", err)
+	if err := p.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
 	}
 }

@@ -90,6 +90,6 @@ func TestOrdersAreBilledOnce(t *testing.T) {
 
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after its context ended", err)
+		t.Fatalf("Stop: %v", err)
 	}
 }

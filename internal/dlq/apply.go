@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // change is what the owner writes for one command, or for one entry that
@@ -59,7 +61,7 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		// Another scheduler group's owner writes this entry: one writer
 		// per entry holds only within a group, so this one leaves it.
 		ch.result = fmt.Sprintf("%s: entry %s is kept by scheduler group %q, not %q", resultNotAllowed, cur.ID, orDefaultGroup(cur.SchedulerGroup), q.cfg.SchedulerGroup)
-		q.cfg.Logger.Warn("eventbus: a dead-letter command reached the owner of another scheduler group than its entry's; left unapplied (give every bus of a deployment the same DLQConfig.SchedulerGroup)",
+		q.cfg.Logger.Warn("eventbus: a dead-letter command reached the owner of another scheduler group than its entry's; left unapplied (give every bus of a deployment the same Config.DLQ.SchedulerGroup)",
 			"dlq_id", cur.ID, "entry_group", orDefaultGroup(cur.SchedulerGroup), "owner_group", q.cfg.SchedulerGroup, "command", c.Kind)
 		return ch
 	}
@@ -88,7 +90,7 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 	}
 	e := *cur
 	e.Attempts = slices.Clip(e.Attempts) // appends below must not share cur's array
-	outstanding := e.Status == StatusRetrying && e.RetryCount == c.Attempt
+	outstanding := e.Status == deadletter.StatusRetrying && e.RetryCount == c.Attempt
 	if (c.Kind == CommandFailed || c.Kind == CommandResolved) && answered(&e, c.Attempt) {
 		return ch // a redelivered answer: recorded already
 	}
@@ -108,8 +110,8 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 		e.Attempts[len(e.Attempts)-1].Number = c.Attempt
 		ch.next = &e
 	case CommandResolved:
-		if e.Status != StatusResolved {
-			e.Status, e.NextRetryAt, e.ResolvedAt = StatusResolved, nil, &now
+		if e.Status != deadletter.StatusResolved {
+			e.Status, e.NextRetryAt, e.ResolvedAt = deadletter.StatusResolved, nil, &now
 		}
 		// Resolved already (by an answer to another retry): the success
 		// is recorded against its retry all the same.
@@ -121,7 +123,7 @@ func (q *Queue) decide(cur *Entry, c *command, now time.Time) change {
 			ch.result = resultNotAllowed + ": entry " + e.ID + " was written by the TypeScript package"
 			return ch
 		}
-		if !c.Manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
+		if !c.Manual && (e.Status == deadletter.StatusResolved || e.Status == deadletter.StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
 			ch.result = fmt.Sprintf("%s: entry %s is %s after %d of %d retries; retry it manually", resultNotAllowed, e.ID, e.Status, e.RetryCount, e.MaxRetries)
 			return ch
 		}
@@ -141,10 +143,10 @@ func (q *Queue) keeps(e *Entry) bool {
 	return orDefaultGroup(e.SchedulerGroup) == q.cfg.SchedulerGroup
 }
 
-// orDefaultGroup is group, or DefaultSchedulerGroup for "".
+// orDefaultGroup is group, or deadletter.DefaultSchedulerGroup for "".
 func orDefaultGroup(group string) string {
 	if group == "" {
-		return DefaultSchedulerGroup
+		return deadletter.DefaultSchedulerGroup
 	}
 	return group
 }
@@ -168,7 +170,7 @@ func answered(e *Entry, n int) bool {
 // Before its first retry, the copy may replace it: no attempt number was
 // sent, and Permanent follows the latest failure.
 func sameDelivery(cur, failed *Entry) bool {
-	return cur != nil && cur.RetryCount > 0 && (cur.Status == StatusPending || cur.Status == StatusRetrying) &&
+	return cur != nil && cur.RetryCount > 0 && (cur.Status == deadletter.StatusPending || cur.Status == deadletter.StatusRetrying) &&
 		failed.Offset >= 0 && cur.Partition == failed.Partition && cur.Offset == failed.Offset
 }
 
@@ -190,8 +192,8 @@ func fromFailure(e *Entry, c *command, now time.Time) {
 // only a manual retry sends it again.
 func (q *Queue) decideDue(e Entry, now time.Time) change {
 	e.Attempts = slices.Clip(e.Attempts)
-	if e.RetryCount >= e.MaxRetries || (e.Permanent && e.Status == StatusRetrying) {
-		e.Status, e.NextRetryAt, e.UpdatedAt = StatusMaxRetriesExceeded, nil, now
+	if e.RetryCount >= e.MaxRetries || (e.Permanent && e.Status == deadletter.StatusRetrying) {
+		e.Status, e.NextRetryAt, e.UpdatedAt = deadletter.StatusMaxRetriesExceeded, nil, now
 		return change{id: e.ID, next: &e}
 	}
 	// Sent automatically: its latest failure was not permanent (an entry
@@ -205,7 +207,7 @@ func (q *Queue) decideDue(e Entry, now time.Time) change {
 // attempt, retrying until the retry timeout.
 func (q *Queue) prepareRetry(e *Entry, manual bool, now time.Time) {
 	e.RetryCount++
-	e.Status = StatusRetrying
+	e.Status = deadletter.StatusRetrying
 	next := now.Add(q.cfg.RetryTimeout)
 	e.NextRetryAt = &next
 	e.ResolvedAt = nil
@@ -225,7 +227,7 @@ func (q *Queue) prepareRetry(e *Entry, manual bool, now time.Time) {
 func (q *Queue) notSent(e Entry, cause error, now time.Time) *Entry {
 	e.Attempts = append(slices.Clip(e.Attempts), Attempt{At: now, Kind: AttemptRetryNotSent, Error: cause.Error()})
 	e.UpdatedAt = now
-	if e.Status == StatusPending || e.Status == StatusRetrying {
+	if e.Status == deadletter.StatusPending || e.Status == deadletter.StatusRetrying {
 		failed := 0
 		for i := len(e.Attempts) - 1; i >= 0 && e.Attempts[i].Kind == AttemptRetryNotSent; i-- {
 			failed++

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // One writer per entry. Nobody but the entry's owner writes an entry: the
@@ -119,7 +121,7 @@ func resultError(id, result string) error {
 	case resultNotFound:
 		return notFound(id)
 	case resultNotAllowed:
-		return fmt.Errorf("%w: %s", ErrRetryNotAllowed, detail)
+		return fmt.Errorf("%w: %s", deadletter.ErrRetryNotAllowed, detail)
 	}
 	return fmt.Errorf("dead letter queue: entry %s: %s", id, result)
 }

@@ -104,21 +104,7 @@ func newTestQueue(t *testing.T, cfg Config) (*Queue, *testHost, context.Context)
 	host := &testHost{seeds: broker.Addrs(), cl: cl, adm: kadm.NewClient(cl), broker: broker}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = 3
-	}
-	if cfg.RetryBackoff == 0 {
-		cfg.RetryBackoff = time.Second
-	}
-	if cfg.MaxRetryBackoff == 0 {
-		cfg.MaxRetryBackoff = time.Hour
-	}
-	if cfg.RetryTimeout == 0 {
-		cfg.RetryTimeout = 5 * time.Minute
-	}
-	if cfg.TopicCleanupPolicy == "" {
-		cfg.TopicCleanupPolicy = "compact,delete"
-	}
+	// New fills in the other defaults.
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout, cfg.HeartbeatInterval = 10*time.Second, time.Second
 	}

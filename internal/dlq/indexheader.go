@@ -27,7 +27,7 @@ func indexEntryOf(e *Entry, overlay, deleted bool) dlqindex.Entry {
 		Topic: e.OriginalTopic, SchedulerGroup: e.SchedulerGroup, Tenant: e.TenantID,
 		ReasonLabel: reasonLabel(e.FailureReason),
 		FailedAt:    e.FailedAt.UnixNano(), ChangedAt: e.UpdatedAt.UnixNano()}
-	_, ie.TenantKnown = VerifiedTenant(e.TenantID, e.OriginalEvent)
+	_, ie.TenantKnown = e.VerifiedTenant()
 	if e.NextRetryAt != nil {
 		ie.NextRetryAt = e.NextRetryAt.UnixNano()
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // TestIndexHeaderHoldsWhatTheIndexKeeps: an entry read from its index
@@ -14,10 +16,10 @@ func TestIndexHeaderHoldsWhatTheIndexKeeps(t *testing.T) {
 	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
 	next := now.Add(time.Second)
 	e := &Entry{
-		ID: EntryID("g", "core.user.created", "acme", "ev-1"), OriginalTopic: "core.user.created",
+		ID: deadletter.ID("g", "core.user.created", "acme", "ev-1"), OriginalTopic: "core.user.created",
 		OriginalEvent: json.RawMessage(`{"id":"ev-1","type":"core.user.created","tenantId":"acme","timestamp":"2026-12-07T06:00:00.000Z","data":{},"metadata":{"source":"core","version":"1.0"}}`),
 		TenantID:      "acme", FailureReason: "token=secret failed\nsecond line", FailedAt: now, UpdatedAt: now.Add(time.Millisecond),
-		Status: StatusPending, Permanent: true, NextRetryAt: &next, SchedulerGroup: "sched", ConsumerGroup: "g",
+		Status: deadletter.StatusPending, Permanent: true, NextRetryAt: &next, SchedulerGroup: "sched", ConsumerGroup: "g",
 	}
 	v, err := json.Marshal(e)
 	if err != nil {

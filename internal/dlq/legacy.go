@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -18,7 +19,7 @@ import (
 // On a cluster shared with services that use the TypeScript package, its
 // dead-letter records land on the same dlq.<topic> topics: its own
 // FailedEvent JSON (offset as a string, failureTimestamp, no status), keyed
-// by tenant. The view lists them with Origin OriginTypeScript, their status
+// by tenant. The view lists them with Origin deadletter.OriginTypeScript, their status
 // derived from their retry count. They are never retried automatically
 // (the TypeScript package keeps its own schedule in memory); an operator
 // may retry or delete them. Their records cannot be changed (they are
@@ -55,7 +56,7 @@ func fromTypeScript(value []byte) (Entry, error) {
 	}
 	e := Entry{
 		ID:            t.ID,
-		Origin:        OriginTypeScript,
+		Origin:        deadletter.OriginTypeScript,
 		OriginalEvent: t.OriginalEvent,
 		OriginalTopic: t.OriginalTopic,
 		FailureReason: t.FailureReason,
@@ -66,7 +67,7 @@ func fromTypeScript(value []byte) (Entry, error) {
 		ConsumerGroup: t.ConsumerGroup,
 		Partition:     t.Partition,
 		Offset:        -1,
-		Status:        StatusPending,
+		Status:        deadletter.StatusPending,
 		UpdatedAt:     t.FailureTimestamp.UTC(),
 		Attempts:      []Attempt{{At: t.FailureTimestamp.UTC(), Kind: "failed", Error: t.FailureReason}},
 	}
@@ -77,7 +78,7 @@ func fromTypeScript(value []byte) (Entry, error) {
 		e.UpdatedAt = t.LastRetryTimestamp.UTC()
 	}
 	if t.RetryCount >= t.MaxRetries {
-		e.Status = StatusMaxRetriesExceeded
+		e.Status = deadletter.StatusMaxRetriesExceeded
 	}
 	if env, err := wire.Decode(t.OriginalEvent); err == nil {
 		e.EventID, e.EventType, e.TenantID, e.WorkspaceID = env.ID, env.Type, env.TenantID, env.WorkspaceID
@@ -93,14 +94,14 @@ type legacyOverlay struct {
 }
 
 // overlayKey is the record key of the overlays of TypeScript entry id. It
-// is LegacyEntryID(OriginTypeScript, id), the ID that one of our own
+// is LegacyEntryID(deadletter.OriginTypeScript, id), the ID that one of our own
 // entries had before EntryID took the tenant and topic in: when a group
 // named "typescript" failed an event whose ID is id. EntryID's IDs never
 // coincide with it. (Nor did that happen in practice before: the
 // TypeScript package names its entries dlq-<event ID>-<milliseconds>, not
 // an event ID.) The key stays as it is: overlays written with it exist on
 // clusters.
-func overlayKey(id string) string { return LegacyEntryID(OriginTypeScript, id) }
+func overlayKey(id string) string { return LegacyEntryID(deadletter.OriginTypeScript, id) }
 
 // writeOverlay stores e, a TypeScript entry found on dlqTopic, as an
 // operator left it.
@@ -124,7 +125,7 @@ func (q *Queue) writeOverlay(ctx context.Context, dlqTopic string, e Entry, dele
 func (q *Queue) retryTypeScript(ctx context.Context, dlqTopic string, e Entry) error {
 	env, err := wire.Decode(e.OriginalEvent)
 	if err != nil {
-		return fmt.Errorf("%w: entry %s holds no event to send again (%v)", ErrRetryNotAllowed, e.ID, err)
+		return fmt.Errorf("%w: entry %s holds no event to send again (%v)", deadletter.ErrRetryNotAllowed, e.ID, err)
 	}
 	rec := &kgo.Record{
 		Topic: e.OriginalTopic,
@@ -140,7 +141,7 @@ func (q *Queue) retryTypeScript(ctx context.Context, dlqTopic string, e Entry) e
 	}
 	now := q.cfg.Now().UTC()
 	e.RetryCount++
-	e.Status, e.NextRetryAt, e.ResolvedAt = StatusResolved, nil, &now
+	e.Status, e.NextRetryAt, e.ResolvedAt = deadletter.StatusResolved, nil, &now
 	e.Attempts = append(e.Attempts, Attempt{At: now, Kind: "manual-retry"})
 	q.host.RetrySent(e.OriginalTopic, true)
 	return q.writeOverlay(ctx, dlqTopic, e, false)

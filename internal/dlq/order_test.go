@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -63,7 +64,7 @@ func applyPending(t *testing.T, ctx context.Context, o *owner) {
 // not read yet (which would bring the deleted entry back).
 func TestOwnerAppliesCommandsInOffsetOrder(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour, DisableScheduler: true}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -117,11 +118,11 @@ func TestOwnerAppliesCommandsInOffsetOrder(t *testing.T) {
 	if err := <-deleted; err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if got, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+	if got, err := q.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("the entry deleted after its failure is back: %s (%v)", got.Status, err)
 	}
 	fresh := New(host, q.cfg)
-	if got, err := fresh.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+	if got, err := fresh.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("a fresh instance shows the entry deleted after its failure: %s (%v)", got.Status, err)
 	}
 }
@@ -133,7 +134,7 @@ func TestOwnerAppliesCommandsInOffsetOrder(t *testing.T) {
 // had it been sent.
 func TestRetriesNotSentInOneRoundSpendNoAttempt(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour, DisableScheduler: true}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestRetriesNotSentInOneRoundSpendNoAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.RetryCount != 0 || e.Status != StatusPending {
+	if e.RetryCount != 0 || e.Status != deadletter.StatusPending {
 		t.Fatalf("no retry was sent, yet the entry is %s after %d retries: %+v", e.Status, e.RetryCount, e.Attempts)
 	}
 }
@@ -199,7 +200,7 @@ func (h slowHost) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
 // lags behind the owner's writes.
 func TestAnsweredCommandIsReadInTheSameProcess(t *testing.T) {
 	t.Parallel()
-	owning, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
+	owning, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour}})
 	if err := owning.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestAnsweredCommandIsReadInTheSameProcess(t *testing.T) {
 	if err := q.Delete(ctx, e); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if got, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+	if got, err := q.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 		t.Fatalf("the entry Delete waited for is still read in its process: %s (%v)", got.Status, err)
 	}
 }
@@ -261,7 +262,7 @@ func partitionOf(id string, n int) int32 {
 // round, for ever).
 func TestCommandsAreAppliedOnceAfterPartitionsAreAdded(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour, DisableScheduler: true}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestCommandsAreAppliedOnceAfterPartitionsAreAdded(t *testing.T) {
 	var id string
 	for { // an event whose entry moves when the topic has 6 partitions
 		r = eventRecord(topic, "acme")
-		id = EntryID("mailer", topic, "acme", wire.EventIDOf(r))
+		id = deadletter.ID("mailer", topic, "acme", wire.EventIDOf(r))
 		if partitionOf(id, 3) != partitionOf(id, 6) {
 			break
 		}
@@ -314,7 +315,7 @@ func TestCommandsAreAppliedOnceAfterPartitionsAreAdded(t *testing.T) {
 // an answer is recorded against the retry it answers.
 func TestAFailureStoredTwiceSendsNoAttemptTwice(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Second, DisableScheduler: true})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Second, DisableScheduler: true}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +367,7 @@ func TestAFailureStoredTwiceSendsNoAttemptTwice(t *testing.T) {
 // after round, holding back every other command of the partition.
 func TestAnOversizeEntryDoesNotStallItsPartition(t *testing.T) {
 	t.Parallel()
-	q, _, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, DisableScheduler: true})
+	q, _, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour, DisableScheduler: true}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestAnOversizeEntryDoesNotStallItsPartition(t *testing.T) {
 	var small string
 	for small == "" { // an ordinary failure on the same partition
 		r := eventRecord(topic, "acme")
-		if id := EntryID("mailer", topic, "acme", wire.EventIDOf(r)); partitionOf(id, 3) == tp.partition {
+		if id := deadletter.ID("mailer", topic, "acme", wire.EventIDOf(r)); partitionOf(id, 3) == tp.partition {
 			if small, err = q.RecordFailure(ctx, r, topic, "mailer", wire.EventIDOf(r), nil, Failure{Reason: "connection refused"}); err != nil {
 				t.Fatal(err)
 			}

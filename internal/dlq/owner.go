@@ -14,8 +14,8 @@ import (
 
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlqindex"
-	"github.com/plexica/eventbus/internal/pluginacl"
 	"github.com/plexica/eventbus/internal/tracing"
+	"github.com/plexica/eventbus/pluginacl"
 	"github.com/plexica/eventbus/wire"
 )
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/logread"
 	"github.com/plexica/eventbus/wire"
 )
@@ -17,7 +18,7 @@ import (
 func retrying(n int) *Entry {
 	at := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
 	next := at.Add(5 * time.Minute)
-	return &Entry{ID: "e1", Status: StatusRetrying, RetryCount: n, MaxRetries: 3, NextRetryAt: &next,
+	return &Entry{ID: "e1", Status: deadletter.StatusRetrying, RetryCount: n, MaxRetries: 3, NextRetryAt: &next,
 		Attempts: []Attempt{{At: at, Kind: "failed"}, {At: at, Kind: "retry", Number: n}}}
 }
 
@@ -32,7 +33,7 @@ func otherGroups(e *Entry) *Entry {
 func resolvedBy(n, retries int) *Entry {
 	e := retrying(retries)
 	at := e.Attempts[0].At
-	e.Status, e.NextRetryAt, e.ResolvedAt = StatusResolved, nil, &at
+	e.Status, e.NextRetryAt, e.ResolvedAt = deadletter.StatusResolved, nil, &at
 	e.Attempts = append(e.Attempts, Attempt{At: at, Kind: "resolved", Number: n})
 	return e
 }
@@ -42,7 +43,7 @@ func resolvedBy(n, retries int) *Entry {
 // never undone), the answer to the outstanding retry moves the entry on,
 // a late answer is recorded against the retry it answers.
 func TestDecide(t *testing.T) {
-	q := New(nil, Config{MaxRetries: 3, RetryBackoff: time.Second, MaxRetryBackoff: time.Hour, RetryTimeout: 5 * time.Minute})
+	q := New(nil, Config{Config: deadletter.Config{MaxRetries: 3, RetryBackoff: time.Second, MaxRetryBackoff: time.Hour, RetryTimeout: 5 * time.Minute}})
 	now := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
 	fail := &Failure{Reason: "smtp down"}
 	for _, c := range []struct {
@@ -60,20 +61,20 @@ func TestDecide(t *testing.T) {
 		{name: "a failure answering a deleted entry's retry", cur: nil, cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: fail}, result: resultNotFound},
 		{name: "a retry of a deleted entry", cur: nil, cmd: command{Kind: CommandRetry, ID: "e1", Manual: true}, result: resultNotFound},
 		{name: "a delete of a deleted entry", cur: nil, cmd: command{Kind: CommandDelete, ID: "e1"}, result: resultNotFound},
-		{name: "the outstanding retry succeeds", cur: retrying(1), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK, status: StatusResolved, retries: 1, last: "resolved"},
-		{name: "the outstanding retry fails", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: fail}, result: resultOK, status: StatusPending, retries: 1, last: "failed"},
-		{name: "the last retry fails", cur: retrying(3), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 3, Failure: fail}, result: resultOK, status: StatusMaxRetriesExceeded, retries: 3, last: "failed"},
-		{name: "a late failure of an older retry", cur: retrying(2), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: fail}, result: resultOK, status: StatusRetrying, retries: 2, last: AttemptLateFailed},
-		{name: "a late success of an older retry", cur: retrying(2), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK, status: StatusResolved, retries: 2, last: "resolved"},
-		{name: "a permanent failure of a manual retry", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: &Failure{Reason: "bad", Permanent: true}}, result: resultOK, status: StatusMaxRetriesExceeded, retries: 1, last: "failed"},
+		{name: "the outstanding retry succeeds", cur: retrying(1), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK, status: deadletter.StatusResolved, retries: 1, last: "resolved"},
+		{name: "the outstanding retry fails", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: fail}, result: resultOK, status: deadletter.StatusPending, retries: 1, last: "failed"},
+		{name: "the last retry fails", cur: retrying(3), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 3, Failure: fail}, result: resultOK, status: deadletter.StatusMaxRetriesExceeded, retries: 3, last: "failed"},
+		{name: "a late failure of an older retry", cur: retrying(2), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: fail}, result: resultOK, status: deadletter.StatusRetrying, retries: 2, last: AttemptLateFailed},
+		{name: "a late success of an older retry", cur: retrying(2), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK, status: deadletter.StatusResolved, retries: 2, last: "resolved"},
+		{name: "a permanent failure of a manual retry", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 1, Failure: &Failure{Reason: "bad", Permanent: true}}, result: resultOK, status: deadletter.StatusMaxRetriesExceeded, retries: 1, last: "failed"},
 		{name: "an automatic retry out of retries", cur: retrying(3), cmd: command{Kind: CommandRetry, ID: "e1"}, result: resultNotAllowed},
-		{name: "a manual retry out of retries", cur: retrying(3), cmd: command{Kind: CommandRetry, ID: "e1", Manual: true}, result: resultOK, status: StatusRetrying, retries: 4, last: "manual-retry", retry: true},
+		{name: "a manual retry out of retries", cur: retrying(3), cmd: command{Kind: CommandRetry, ID: "e1", Manual: true}, result: resultOK, status: deadletter.StatusRetrying, retries: 4, last: "manual-retry", retry: true},
 		{name: "a delete", cur: retrying(1), cmd: command{Kind: CommandDelete, ID: "e1"}, result: resultOK, remove: true},
-		{name: "a success of a newer retry once resolved", cur: resolvedBy(1, 2), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 2}, result: resultOK, status: StatusResolved, retries: 2, last: "resolved"},
+		{name: "a success of a newer retry once resolved", cur: resolvedBy(1, 2), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 2}, result: resultOK, status: deadletter.StatusResolved, retries: 2, last: "resolved"},
 		{name: "an answer for another scheduler group's entry", cur: otherGroups(retrying(1)), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultNotAllowed},
 		{name: "a delete of another scheduler group's entry", cur: otherGroups(retrying(1)), cmd: command{Kind: CommandDelete, ID: "e1"}, result: resultNotAllowed},
 		{name: "a redelivered answer", cur: resolvedBy(1, 1), cmd: command{Kind: CommandResolved, ID: "e1", Attempt: 1}, result: resultOK},
-		{name: "a redelivered failure", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 0 + 1, Failure: fail}, result: resultOK, status: StatusPending, retries: 1, last: "failed"},
+		{name: "a redelivered failure", cur: retrying(1), cmd: command{Kind: CommandFailed, ID: "e1", Attempt: 0 + 1, Failure: fail}, result: resultOK, status: deadletter.StatusPending, retries: 1, last: "failed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := 0
@@ -107,7 +108,7 @@ func TestDecide(t *testing.T) {
 	if ch := q.decideDue(*retrying(1), now); !ch.retry || ch.next.RetryCount != 2 {
 		t.Errorf("a timed-out retry: %+v, want retry 2 sent", ch.next)
 	}
-	if ch := q.decideDue(*retrying(3), now); ch.retry || ch.next.Status != StatusMaxRetriesExceeded {
+	if ch := q.decideDue(*retrying(3), now); ch.retry || ch.next.Status != deadletter.StatusMaxRetriesExceeded {
 		t.Errorf("a timed-out last retry: %+v, want out of retries", ch.next)
 	}
 }
@@ -116,7 +117,7 @@ func TestDecide(t *testing.T) {
 // entry it applied, pending; its automatic retries are an hour away.
 func started(t *testing.T) (*Queue, *testHost, context.Context, string) {
 	t.Helper()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestDeleteIsNeverUndone(t *testing.T) {
 				t.Fatal(err)
 			}
 			e, _ = q.Get(ctx, id)
-			if e.Status != StatusRetrying || e.RetryCount != 1 {
+			if e.Status != deadletter.StatusRetrying || e.RetryCount != 1 {
 				t.Fatalf("after the retry: %s, %d retries", e.Status, e.RetryCount)
 			}
 			// Hold the owner, so that both commands wait in the partition in
@@ -170,12 +171,12 @@ func TestDeleteIsNeverUndone(t *testing.T) {
 				t.Fatalf("Delete: %v", err)
 			}
 			waitFor(t, ctx, "both commands applied", func() bool { return len(q.view.pendingCommands(topicOf(q, id), q.cfg.SchedulerGroup)) == 0 })
-			if got, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			if got, err := q.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("the deleted entry came back: %+v (%v)", got, err)
 			}
 			// A fresh instance sees it deleted too.
 			fresh := New(q.host, q.cfg)
-			if got, err := fresh.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			if got, err := fresh.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 				t.Fatalf("a fresh instance shows the deleted entry: %+v (%v)", got, err)
 			}
 		})
@@ -211,7 +212,7 @@ func TestAttemptIsSpentOnlyWhenTheRetryIsSent(t *testing.T) {
 		t.Fatalf("Retry with its topic refused: %v, want not-sent", err)
 	}
 	e, _ = q.Get(ctx, id)
-	if e.RetryCount != 0 || e.Status != StatusPending || e.Attempts[len(e.Attempts)-1].Kind != AttemptRetryNotSent {
+	if e.RetryCount != 0 || e.Status != deadletter.StatusPending || e.Attempts[len(e.Attempts)-1].Kind != AttemptRetryNotSent {
 		t.Fatalf("after a retry that was not sent: %s, %d retries, history %+v", e.Status, e.RetryCount, e.Attempts)
 	}
 	host.ensureFault = nil
@@ -219,7 +220,7 @@ func TestAttemptIsSpentOnlyWhenTheRetryIsSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ = q.Get(ctx, id)
-	if e.RetryCount != 1 || e.Status != StatusRetrying {
+	if e.RetryCount != 1 || e.Status != deadletter.StatusRetrying {
 		t.Fatalf("after the retry: %s, %d retries", e.Status, e.RetryCount)
 	}
 	// The retry lies on the group's retry topic, once, as attempt 1.
@@ -287,18 +288,18 @@ func TestFormerOwnerIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := e
-	stale.Status = StatusResolved
+	stale.Status = deadletter.StatusResolved
 	if err := o1.commit(ctx, []change{{id: id, next: &stale, result: resultOK}}, time.Now()); err == nil {
 		t.Fatal("the former owner wrote after the take-over")
 	}
 	// The next owner's write lands; a fresh view sees it, not the stale one.
 	fresh := e
-	fresh.Status = StatusMaxRetriesExceeded
+	fresh.Status = deadletter.StatusMaxRetriesExceeded
 	if err := o2.commit(ctx, []change{{id: id, next: &fresh, result: resultOK}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	reader := New(host, cfg)
-	if got, err := reader.Get(ctx, id); err != nil || got.Status != StatusMaxRetriesExceeded {
+	if got, err := reader.Get(ctx, id); err != nil || got.Status != deadletter.StatusMaxRetriesExceeded {
 		t.Fatalf("a fresh view reads %+v (%v); want the next owner's version", got, err)
 	}
 }

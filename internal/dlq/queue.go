@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/backoff"
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/internal/logread"
@@ -29,18 +30,10 @@ import (
 	"github.com/plexica/eventbus/wire"
 )
 
-// Errors the queue returns; the root package exports the first two as its
-// own sentinels.
-var (
-	ErrNotFound        = errors.New("failed event not found")
-	ErrRetryNotAllowed = errors.New("retry not allowed in this state")
-	// ErrStopped: the queue was stopped (the bus shut down).
-	ErrStopped = errors.New("dead letter queue stopped")
-)
-
-// DefaultSchedulerGroup is the scheduler group of an entry whose
-// SchedulerGroup is empty, and of a Config that names none.
-const DefaultSchedulerGroup = "plexica-eventbus-dlq-scheduler"
+// ErrStopped: the queue was stopped (the bus shut down). The queue's other
+// errors are the deadletter package's (ErrNotFound, ErrRetryNotAllowed,
+// ErrNotApplied).
+var ErrStopped = errors.New("dead letter queue stopped")
 
 // Host is what the queue needs of the bus it belongs to.
 type Host interface {
@@ -62,15 +55,11 @@ type Host interface {
 	RetrySent(topic string, manual bool)
 }
 
-// Config is the queue's configuration, defaults applied (the root
-// package's DLQConfig documents each setting).
+// Config is the queue's configuration: the deadletter.Config of the bus
+// (New fills in its zero fields with their defaults), and what the queue
+// takes from the rest of the bus's configuration.
 type Config struct {
-	MaxRetries                    int
-	RetryBackoff, MaxRetryBackoff time.Duration
-	SchedulerGroup                string
-	DisableScheduler              bool
-	RetryTimeout                  time.Duration
-	TopicCleanupPolicy            string
+	deadletter.Config
 	// RetentionCheck is how often the view lists the dlq.* partitions'
 	// start offsets, to drop the entries retention removed
 	// (DefaultRetentionCheck when 0).
@@ -138,9 +127,7 @@ func New(host Host, cfg Config) *Queue {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.SchedulerGroup == "" {
-		cfg.SchedulerGroup = DefaultSchedulerGroup
-	}
+	cfg.Config = cfg.Config.WithDefaults()
 	return &Queue{host: host, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
@@ -305,7 +292,7 @@ func (q *Queue) Query(ctx context.Context, f dlqindex.Filter, oldest bool, offse
 	return out, total, nil
 }
 
-// Get returns one entry, or an error wrapping ErrNotFound.
+// Get returns one entry, or an error wrapping deadletter.ErrNotFound.
 func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 	view, err := q.readView(ctx)
 	if err != nil {
@@ -322,7 +309,7 @@ func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 }
 
 func notFound(id string) error {
-	return fmt.Errorf("%w: no dead-letter entry %q (list them with List)", ErrNotFound, id)
+	return fmt.Errorf("%w: no dead-letter entry %q (list them with List)", deadletter.ErrNotFound, id)
 }
 
 // Stats counts the entries that match f, from the index.
@@ -337,13 +324,13 @@ func (q *Queue) Stats(ctx context.Context, f dlqindex.Filter) (dlqindex.Counts, 
 // Retry asks the owner of entry e, just read, to send it again to the
 // group that failed it, and waits until the owner did (see await). A
 // manual retry works in any status; otherwise the retry counts toward
-// MaxRetries and fails with ErrRetryNotAllowed when the entry is
+// MaxRetries and fails with deadletter.ErrRetryNotAllowed when the entry is
 // resolved, out of retries, or was written by the TypeScript package. A
 // TypeScript entry is retried the way that package retries (legacy.go).
 func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
-	if e.Origin == OriginTypeScript {
+	if e.Origin == deadletter.OriginTypeScript {
 		if !manual {
-			return fmt.Errorf("%w: entry %s was written by the TypeScript package; retry it manually", ErrRetryNotAllowed, e.ID)
+			return fmt.Errorf("%w: entry %s was written by the TypeScript package; retry it manually", deadletter.ErrRetryNotAllowed, e.ID)
 		}
 		topic, err := q.topicOf(ctx, e.ID)
 		if err != nil {
@@ -351,8 +338,8 @@ func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
 		}
 		return q.retryTypeScript(ctx, topic, e)
 	}
-	if !manual && (e.Status == StatusResolved || e.Status == StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
-		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", ErrRetryNotAllowed, e.ID, e.Status, e.RetryCount, e.MaxRetries)
+	if !manual && (e.Status == deadletter.StatusResolved || e.Status == deadletter.StatusMaxRetriesExceeded || e.RetryCount >= e.MaxRetries) {
+		return fmt.Errorf("%w: entry %s is %s after %d of %d retries; retry it manually", deadletter.ErrRetryNotAllowed, e.ID, e.Status, e.RetryCount, e.MaxRetries)
 	}
 	return q.ask(ctx, e, &command{Kind: CommandRetry, ID: e.ID, Manual: manual, At: q.cfg.Now().UTC()})
 }
@@ -361,7 +348,7 @@ func (q *Queue) Retry(ctx context.Context, e Entry, manual bool) error {
 // on its DLQ topic), and waits until the owner did; an entry the
 // TypeScript package wrote is hidden by an overlay instead.
 func (q *Queue) Delete(ctx context.Context, e Entry) error {
-	if e.Origin == OriginTypeScript {
+	if e.Origin == deadletter.OriginTypeScript {
 		topic, err := q.topicOf(ctx, e.ID)
 		if err != nil {
 			return err
@@ -482,12 +469,12 @@ func (q *Queue) Resolve(ctx context.Context, group string, claim Claim) error {
 // acknowledged it.
 func (q *Queue) sendCommand(ctx context.Context, dlqTopic, schedulerGroup string, c *command) (rec *kgo.Record, err error) {
 	if schedulerGroup == "" {
-		schedulerGroup = DefaultSchedulerGroup
+		schedulerGroup = deadletter.DefaultSchedulerGroup
 	}
 	ctx, span := q.cfg.Tracer.StartInternal(ctx, "dlq write "+dlqTopic,
 		attribute.String("plexica.dlq_id", c.ID), attribute.String("plexica.dlq_command", c.Kind))
 	defer func() { tracing.End(span, err) }()
-	if err := q.host.EnsureTopic(ctx, dlqTopic, map[string]string{"cleanup.policy": q.cfg.TopicCleanupPolicy}); err != nil {
+	if err := q.host.EnsureTopic(ctx, dlqTopic, map[string]string{"cleanup.policy": string(q.cfg.TopicCleanupPolicy)}); err != nil {
 		return nil, fmt.Errorf("write dead-letter command for %s to %s: %w", c.ID, dlqTopic, err)
 	}
 	if rec, err = commandRecord(dlqTopic, schedulerGroup, c); err != nil {
@@ -522,14 +509,9 @@ func (q *Queue) commandClient() (*kgo.Client, error) {
 // entry's owner to apply their command when ctx has no deadline.
 const DefaultCommandWait = 30 * time.Second
 
-// ErrNotApplied: a command was stored but its entry's owner has not
-// applied it yet (no process runs the queue, or it is catching up). The
-// owner applies it when it can.
-var ErrNotApplied = errors.New("the dead-letter command is stored but not applied yet")
-
 // await waits for the owner to apply command rec and returns its result:
-// nil, or an error wrapping ErrNotFound or ErrRetryNotAllowed; or one
-// wrapping ErrNotApplied when the wait ends first.
+// nil, or an error wrapping deadletter.ErrNotFound or deadletter.ErrRetryNotAllowed; or one
+// wrapping deadletter.ErrNotApplied when the wait ends first.
 func (q *Queue) await(ctx context.Context, id string, rec *kgo.Record) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -568,7 +550,7 @@ func (q *Queue) await(ctx context.Context, id string, rec *kgo.Record) error {
 			q.cfg.Logger.Debug("eventbus: reading a dead-letter command's result", "dlq_id", id, "err", err)
 		}
 		if !backoff.Sleep(ctx, wait) {
-			return fmt.Errorf("%w: %s on entry %s (is a process running the queue? eventbus serve does): %w", ErrNotApplied, commandKind(rec), id, ctx.Err())
+			return fmt.Errorf("%w: %s on entry %s (is a process running the queue? eventbus serve does): %w", deadletter.ErrNotApplied, commandKind(rec), id, ctx.Err())
 		}
 		wait = min(wait*2, 100*time.Millisecond)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/dlqindex"
 )
 
@@ -13,7 +14,7 @@ import (
 // scheduler behind (an entry due for an automatic retry stays unsent).
 func TestReadsBeforeStartStartNothing(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour}})
 	if err := q.Start(ctx); err != nil { // the entries' owner
 		t.Fatal(err)
 	}
@@ -21,7 +22,7 @@ func TestReadsBeforeStartStartNothing(t *testing.T) {
 	// A second process of the deployment, which never calls Start.
 	reader := New(host, q.cfg)
 	counts, err := reader.Stats(ctx, dlqindex.Filter{})
-	if err != nil || counts.Total != 1 || counts.ByStatus[string(StatusPending)] != 1 {
+	if err != nil || counts.Total != 1 || counts.ByStatus[string(deadletter.StatusPending)] != 1 {
 		t.Fatalf("Stats before Start: %+v (%v); want the pending entry", counts, err)
 	}
 	list, total, err := reader.Query(ctx, dlqindex.Filter{Topic: "core.user.created"}, false, 0, 0)
@@ -29,7 +30,7 @@ func TestReadsBeforeStartStartNothing(t *testing.T) {
 		t.Fatalf("Query before Start: %d of %d (%v)", len(list), total, err)
 	}
 	e, err := reader.Get(ctx, id)
-	if err != nil || e.Status != StatusPending || e.RetryCount != 0 {
+	if err != nil || e.Status != deadletter.StatusPending || e.RetryCount != 0 {
 		t.Fatalf("Get before Start: %+v (%v)", e, err)
 	}
 	reader.mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/wire"
 )
@@ -71,7 +72,7 @@ func deleteAllRecords(t *testing.T, host *testHost, ctx context.Context, topic s
 // ready all the same.
 func TestReadinessDoesNotWaitOnAnEmptiedPartition(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{DisableScheduler: true})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{DisableScheduler: true}})
 	const topic = "core.user.created"
 	recordFailures(t, q, ctx, topic, "mailer", 6)
 	// The view's reader fetches nothing until the records are gone: the
@@ -106,7 +107,7 @@ func TestReadinessDoesNotWaitOnAnEmptiedPartition(t *testing.T) {
 // a running one must drop them too.
 func TestRetentionRemovesEntriesFromTheView(t *testing.T) {
 	t.Parallel()
-	q, host, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour, RetentionCheck: 20 * time.Millisecond})
+	q, host, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour}, RetentionCheck: 20 * time.Millisecond})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestRetentionRemovesEntriesFromTheView(t *testing.T) {
 // until then the entries are gone from what it serves.
 func TestDeletedEntriesLeaveNothingInTheView(t *testing.T) {
 	t.Parallel()
-	q, _, ctx := newTestQueue(t, Config{RetryBackoff: time.Hour})
+	q, _, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: time.Hour}})
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestDeletedEntriesLeaveNothingInTheView(t *testing.T) {
 		if err := q.Delete(ctx, e); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := q.Get(ctx, id); !errors.Is(err, deadletter.ErrNotFound) {
 			t.Fatalf("Get of a deleted entry = %v", err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // scheduler makes this process the owner of the dlq.* partitions it is
@@ -200,7 +202,7 @@ func (s *scheduler) step(ctx context.Context, o *owner) {
 // schedulerGroup: the group of the bus that recorded its last failure.
 func (s *scheduler) schedules(group string) bool {
 	if group == "" {
-		group = DefaultSchedulerGroup
+		group = deadletter.DefaultSchedulerGroup
 	}
 	return group == s.q.cfg.SchedulerGroup
 }
@@ -216,7 +218,7 @@ func isDue(e *Entry, now time.Time) bool {
 	if e.NextRetryAt == nil || e.NextRetryAt.After(now) {
 		return false
 	}
-	return e.Status == StatusPending || e.Status == StatusRetrying
+	return e.Status == deadletter.StatusPending || e.Status == deadletter.StatusRetrying
 }
 
 func (s *scheduler) stop(ctx context.Context) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -30,7 +31,7 @@ func TestStopHoldsNoLockWhileWaiting(t *testing.T) {
 		})
 		return time.Now()
 	}
-	q, _, ctx := newTestQueue(t, Config{RetryBackoff: 10 * time.Millisecond})
+	q, _, ctx := newTestQueue(t, Config{Config: deadletter.Config{RetryBackoff: 10 * time.Millisecond}})
 	// The scheduler ticks only for partitions it owns: give it one, with an
 	// entry due at once. The clock stays the real one until the scheduler
 	// runs.

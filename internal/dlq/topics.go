@@ -1,74 +1,24 @@
 package dlq
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
-	"github.com/plexica/eventbus/internal/names"
+	"github.com/plexica/eventbus/topic"
 )
 
-// Where a failure is kept depends on who failed:
-//
-//   - a core group, or a plugin's group (plugin.<id>.…) on the plugin's own
-//     topic (plugin.<id>.…): dlq.<topic>;
-//   - a plugin's group on any other topic (core.*, another plugin's):
-//     dlq.plugin.<id>.<topic>. The plugin so dead-letters on its own
-//     credentials (ACLs on plugin.<id>. and dlq.plugin.<id>., see
-//     TopicManager.ProvisionPlugin) without write access to core or other
-//     plugins' topics, and it can never write the dlq.* topics whose
-//     entries a core scheduler acts on.
-//
-// A retry goes to a topic of the failed group's own, which that group's
-// subscription also reads and no other group does: a retry reaches only
-// its group by where it lies, whatever can be read about its entry.
-//
-//   - a core group: dlq.retry.<group>.<topic>;
-//   - a plugin's group: plugin.<id>.retry.<group>.<topic>, within the
-//     plugin's topic space.
-//
-// <group> is the group's name made a segment ([a-z0-9_], at most 40
-// characters) followed by "_" and 8 hex digits of its SHA-256: distinct
-// groups never share a retry topic.
-
-// pluginOfGroup returns the plugin ID of a plugin consumer group
-// ("plugin.<id>.<name>..."), or "".
-func pluginOfGroup(group string) string {
-	rest, ok := strings.CutPrefix(group, "plugin.")
-	if !ok {
-		return ""
-	}
-	id, _, ok := strings.Cut(rest, ".")
-	if !ok || names.ValidatePluginID(id) != nil {
-		return ""
-	}
-	return id
+// TopicFor is the dead-letter topic of group's failures on t (see
+// topic.DLQFor), or "" when t is not a valid core or plugin topic: a
+// command or failure for it is then refused where it is sent.
+func TopicFor(group, t string) string {
+	name, _ := topic.DLQFor(group, t)
+	return name
 }
 
-// foreignToPlugin reports, for a group reading topic, the plugin whose
-// group it is when topic lies outside that plugin's own topic space.
-func foreignToPlugin(group, topic string) (pluginID string, foreign bool) {
-	id := pluginOfGroup(group)
-	if id == "" || strings.HasPrefix(topic, "plugin."+id+".") {
-		return "", false
-	}
-	return id, true
-}
-
-// TopicFor is the dead-letter topic of group's failures on topic.
-func TopicFor(group, topic string) string {
-	if id, foreign := foreignToPlugin(group, topic); foreign {
-		return "dlq.plugin." + id + "." + asEntity(topic)
-	}
-	return "dlq." + topic
-}
-
-// RetryTopicFor is where retries of group's failures on topic are sent.
-func RetryTopicFor(group, topic string) string {
-	if id := pluginOfGroup(group); id != "" {
-		return "plugin." + id + ".retry." + groupSegment(strings.TrimPrefix(group, "plugin."+id+"."), group) + "." + asEntity(topic)
-	}
-	return retryTopicPrefix + groupSegment(group, group) + "." + topic
+// RetryTopicFor is where retries of group's failures on t are sent (see
+// topic.RetryFor), or "" when t is not a valid core or plugin topic.
+func RetryTopicFor(group, t string) string {
+	name, _ := topic.RetryFor(group, t)
+	return name
 }
 
 // RetryTopicPartitions is the partition count of a retry topic. A group
@@ -80,51 +30,8 @@ func RetryTopicFor(group, topic string) string {
 // does not matter.
 const RetryTopicPartitions = 1
 
-// retryTopicPrefix starts the retry topics of core groups.
-const retryTopicPrefix = "dlq.retry."
-
 // IsEntryTopic reports whether topic holds dead-letter entries (dlq.core.…
 // or dlq.plugin.…), as opposed to a core group's retry topic.
 func IsEntryTopic(topic string) bool {
 	return strings.HasPrefix(topic, "dlq.core.") || strings.HasPrefix(topic, "dlq.plugin.")
-}
-
-// groupSegment writes name (group, or its part after a plugin's prefix) as
-// one topic segment: lowercase, [a-z0-9_] (anything else becomes "_"),
-// starting with a letter, at most 40 characters, then "_" and the first 8
-// hex digits of group's SHA-256.
-func groupSegment(name, group string) string {
-	var b strings.Builder
-	for _, c := range strings.ToLower(name) {
-		if b.Len() >= 40 {
-			break
-		}
-		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') {
-			b.WriteRune(c)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	seg := b.String()
-	if seg == "" || seg[0] < 'a' || seg[0] > 'z' {
-		seg = "g" + seg
-	}
-	sum := sha256.Sum256([]byte(group))
-	return seg + "_" + hex.EncodeToString(sum[:4])
-}
-
-// asEntity writes a topic name as entity segments of a plugin topic
-// ([a-z][a-z0-9_]*): a plugin ID's "-" becomes "_", and a segment that
-// starts with a digit gets an "n" in front. Plugin IDs hold no "_", so
-// distinct topics stay distinct.
-func asEntity(topic string) string {
-	segs := strings.Split(topic, ".")
-	for i, seg := range segs {
-		seg = strings.ReplaceAll(seg, "-", "_")
-		if seg != "" && seg[0] >= '0' && seg[0] <= '9' {
-			seg = "n" + seg
-		}
-		segs[i] = seg
-	}
-	return strings.Join(segs, ".")
 }

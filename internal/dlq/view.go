@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/internal/dlqindex"
 	"github.com/plexica/eventbus/wire"
 )
@@ -64,7 +65,7 @@ func newView(q *Queue) *view {
 // clients: how long a dlq.* topic that another process created may go
 // unnoticed (a process that creates one tells its own at once,
 // noticeTopic). Its first failure must reach its owner before its first
-// retry is due (DLQConfig.RetryBackoff, 1 s by default).
+// retry is due (deadletter.Config.RetryBackoff, 1 s by default).
 const newTopicNotice = 400 * time.Millisecond
 
 // entryTopicPattern matches every topic that holds dead-letter entries
@@ -360,7 +361,7 @@ func (v *view) pendingCommands(tp topicPartition, schedulerGroup string) []pendi
 		}
 		g := c.schedulerGroup
 		if g == "" {
-			g = DefaultSchedulerGroup
+			g = deadletter.DefaultSchedulerGroup
 		}
 		if g == schedulerGroup {
 			out = append(out, c)
@@ -407,7 +408,7 @@ func (v *view) decodeIndex(r *kgo.Record) (id string, ie dlqindex.Entry, ok bool
 		v.q.cfg.Logger.Warn("eventbus: unreadable dead-letter entry skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		return "", ie, false
 	}
-	if e.Origin == OriginTypeScript && !overlay {
+	if e.Origin == deadletter.OriginTypeScript && !overlay {
 		v.warnIfCompacted(r.Topic)
 	}
 	pos := ie.Pos
@@ -533,7 +534,7 @@ var (
 		}
 		return out
 	}()
-	waitingStatuses = []string{string(StatusPending), string(StatusRetrying)}
+	waitingStatuses = []string{string(deadletter.StatusPending), string(deadletter.StatusRetrying)}
 )
 
 // stats counts the entries that match f, from the index alone.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/plexica/eventbus/deadletter"
 )
 
 // Len is how many entries the index holds, tombstones it still keeps
@@ -299,11 +301,9 @@ func (x *Index) Page(f Filter, oldest bool, offset, limit int) ([]Ref, int) {
 // maxTopPage is the deepest page end Page picks without a full sort.
 const maxTopPage = 1000
 
-// Counts are the live entries that match a filter, counted.
-type Counts struct {
-	Total                       int
-	ByStatus, ByTopic, ByReason map[string]int
-}
+// Counts are the live entries that match a filter, counted: the public
+// deadletter.Stats.
+type Counts = deadletter.Stats
 
 // Count counts the live entries that match f by status, topic and reason
 // label. ByStatus holds every status in statuses, zero or not.

@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // The DLQ phase: the dead letter queue's costs at DLQEntries entries, ours
@@ -169,7 +171,7 @@ func (r *runner) dlq(ctx context.Context) (*DLQ, error) {
 		out.Flow = append(out.Flow, f)
 	}
 
-	r.progress("%s dlq: first retry on %d new topics, due %s after the failure", step, DLQNewTopics, eventbus.DefaultDLQRetryBackoff)
+	r.progress("%s dlq: first retry on %d new topics, due %s after the failure", step, DLQNewTopics, deadletter.DefaultRetryBackoff)
 	if err := d.firstRetries(ctx, out); err != nil {
 		return nil, err
 	}
@@ -183,7 +185,7 @@ func (d *dlqRun) newBus(client *eventbus.Client, disable bool) (*eventbus.Bus, e
 	return eventbus.NewBus(client, eventbus.Config{
 		Logger:      d.r.cfg.Logger,
 		Compression: d.r.cfg.Compression,
-		DLQ:         eventbus.DLQConfig{SchedulerGroup: d.sched, DisableScheduler: disable},
+		DLQ:         deadletter.Config{SchedulerGroup: d.sched, DisableScheduler: disable},
 	})
 }
 
@@ -200,7 +202,7 @@ func (d *dlqRun) shutdown(b *eventbus.Bus) {
 func (d *dlqRun) topic(name, group string) string {
 	t := d.prefix + "_" + name + ".recorded"
 	d.topics = append(d.topics, t, "dlq."+t)
-	if retry, err := eventbus.RetryTopicFor(group, t); err == nil { // a valid name: always
+	if retry, err := topic.RetryFor(group, t); err == nil { // a valid name: always
 		d.topics = append(d.topics, retry)
 	}
 	return t
@@ -261,7 +263,7 @@ func (d *dlqRun) fill(ctx context.Context, out *DLQ) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := d.waitTotal(ctx, eventbus.DLQQuery{Topic: topic}, out.Entries); err != nil {
+	if err := d.waitTotal(ctx, deadletter.Query{Topic: topic}, out.Entries); err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
@@ -270,7 +272,7 @@ func (d *dlqRun) fill(ctx context.Context, out *DLQ) error {
 }
 
 // waitTotal waits until the owner's queue counts want entries that match q.
-func (d *dlqRun) waitTotal(ctx context.Context, q eventbus.DLQQuery, want int) error {
+func (d *dlqRun) waitTotal(ctx context.Context, q deadletter.Query, want int) error {
 	deadline := time.Now().Add(dlqWait)
 	for {
 		st, err := d.owner.DLQ().Stats(ctx, q)
@@ -400,7 +402,7 @@ func (d *dlqRun) rest(ctx context.Context, out *DLQ) error {
 // retries retries n bulk entries by hand, dlqFillers at a time, and counts
 // the retries per second the owner applied.
 func (d *dlqRun) retries(ctx context.Context, out *DLQ, n int) error {
-	page, _, err := d.owner.DLQ().List(ctx, eventbus.DLQQuery{Limit: n, Oldest: true})
+	page, _, err := d.owner.DLQ().List(ctx, deadletter.Query{Limit: n, Oldest: true})
 	if err != nil {
 		return err
 	}
@@ -437,8 +439,8 @@ func (d *dlqRun) retries(ctx context.Context, out *DLQ, n int) error {
 func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 	f := DLQFlow{Keyed: keyed}
 	group := "eventbus-bench-dlq-flow-" + randomHex(4)
-	topic := d.topic("flow_"+randomHex(2), group)
-	if err := d.r.client.Topics().EnsureTopic(ctx, topic, eventbus.WithPartitions(topicPartitions)); err != nil {
+	name := d.topic("flow_"+randomHex(2), group)
+	if err := d.r.client.Topics().Ensure(ctx, name, topic.WithPartitions(topicPartitions)); err != nil {
 		return f, err
 	}
 	sub, err := d.newBus(d.r.client, true)
@@ -451,7 +453,7 @@ func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 		handled atomic.Int64
 		done    = make(chan struct{})
 	)
-	_, err = eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err = eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](name), func(_ context.Context, ev eventbus.RawEvent) error {
 		if _, again := seen.LoadOrStore(ev.ID, true); !again {
 			return errors.New("bench: first delivery fails")
 		}
@@ -498,7 +500,7 @@ func (d *dlqRun) flow(ctx context.Context, keyed bool) (DLQFlow, error) {
 			opts = append(opts, eventbus.WithPartitionKey(""))
 		}
 		meta := eventbus.PublishMetadata{TenantID: fmt.Sprintf("tenant-%04d", i%1000)}
-		if err := sub.PublishAsync(ctx, topic, d.r.events.data(i, 0), meta, published, opts...); err != nil {
+		if err := sub.PublishAsync(ctx, name, d.r.events.data(i, 0), meta, published, opts...); err != nil {
 			close(stop)
 			<-sampled
 			return f, err
@@ -540,14 +542,14 @@ func (d *dlqRun) firstRetries(ctx context.Context, out *DLQ) error {
 	var samples []time.Duration
 	for n := range DLQNewTopics {
 		group := "eventbus-bench-dlq-first-" + randomHex(4)
-		topic := d.topic("first"+strconv.Itoa(n), group)
-		if err := d.r.client.Topics().EnsureTopic(ctx, topic, eventbus.WithPartitions(topicPartitions)); err != nil {
+		name := d.topic("first"+strconv.Itoa(n), group)
+		if err := d.r.client.Topics().Ensure(ctx, name, topic.WithPartitions(topicPartitions)); err != nil {
 			return err
 		}
 		var failedAt time.Time
 		retried := make(chan time.Time, 1)
 		var calls atomic.Int64
-		id, err := eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](topic), func(context.Context, eventbus.RawEvent) error {
+		id, err := eventbus.Subscribe(ctx, sub, eventbus.Name[json.RawMessage](name), func(context.Context, eventbus.RawEvent) error {
 			if calls.Add(1) == 1 {
 				failedAt = time.Now()
 				return errors.New("bench: first delivery fails")
@@ -561,14 +563,14 @@ func (d *dlqRun) firstRetries(ctx context.Context, out *DLQ) error {
 		if err != nil {
 			return err
 		}
-		if _, err := sub.Publish(ctx, topic, d.r.events.data(n, 0), eventbus.PublishMetadata{TenantID: "tenant-0000"}); err != nil {
+		if _, err := sub.Publish(ctx, name, d.r.events.data(n, 0), eventbus.PublishMetadata{TenantID: "tenant-0000"}); err != nil {
 			return err
 		}
 		select {
 		case at := <-retried:
-			samples = append(samples, at.Sub(failedAt.Add(eventbus.DefaultDLQRetryBackoff)))
+			samples = append(samples, at.Sub(failedAt.Add(deadletter.DefaultRetryBackoff)))
 		case <-time.After(dlqWait):
-			return fmt.Errorf("dlq: first retry on %s not handled within %s", topic, dlqWait)
+			return fmt.Errorf("dlq: first retry on %s not handled within %s", name, dlqWait)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

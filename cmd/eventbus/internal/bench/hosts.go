@@ -180,7 +180,11 @@ func (r *runner) hostsSide(ctx context.Context, tenants int, side string) (Hosts
 			if err != nil {
 				return nil, err
 			}
-			groups = []string{host.GroupID(name)}
+			group, err := eventbus.GroupID(host, topic, eventbus.InGroup(name))
+			if err != nil {
+				return nil, err
+			}
+			groups = []string{group}
 			return func(ctx context.Context) { _ = host.Unsubscribe(ctx, id) }, nil
 		}
 	} else {
@@ -252,7 +256,10 @@ func (r *runner) subscribePerTenant(ctx context.Context, topic, name string, ten
 				errs[i] = err
 				return
 			}
-			groups[i] = eventbus.EffectiveGroupID(c.GroupID(name), t, "")
+			if groups[i], err = eventbus.GroupID(c, topic, eventbus.InGroup(name)); err != nil {
+				errs[i] = err
+				return
+			}
 			id, err := eventbus.Subscribe(ctx, c, eventbus.Name[json.RawMessage](topic), handler, eventbus.InGroup(name))
 			if err != nil {
 				errs[i] = fmt.Errorf("tenant %s: %w", t, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/topic"
 )
 
 // setupTimeout bounds connecting, creating topics and joining groups: the
@@ -193,7 +194,7 @@ func (r *runner) rawProducerOpts() []kgo.Opt {
 }
 
 // ensureTopics creates every topic of the run up front, through the bus's
-// own TopicManager, so that no phase measures topic creation and the bus
+// own topic manager, so that no phase measures topic creation and the bus
 // knows them as ensured.
 func (r *runner) ensureTopics(ctx context.Context) error {
 	names := r.topics.all()
@@ -204,7 +205,7 @@ func (r *runner) ensureTopics(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Go(func() {
-			errs[i] = r.client.Topics().EnsureTopic(cctx, name, eventbus.WithPartitions(topicPartitions))
+			errs[i] = r.client.Topics().Ensure(cctx, name, topic.WithPartitions(topicPartitions))
 		})
 	}
 	wg.Wait()

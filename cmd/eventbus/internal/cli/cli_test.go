@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 )
 
@@ -241,9 +242,9 @@ func TestReadyWatcher(t *testing.T) {
 func TestServeHelpShowsTheLibraryDefaults(t *testing.T) {
 	cmd := (&app{}).serveCmd()
 	want := []string{
-		fmt.Sprintf("up to %d automatic", eventbus.DefaultMaxRetries),
-		"doubling up to " + shortDuration(eventbus.DefaultDLQMaxRetryBackoff),
-		eventbus.DefaultSchedulerGroup,
+		fmt.Sprintf("up to %d automatic", deadletter.DefaultMaxRetries),
+		"doubling up to " + shortDuration(deadletter.DefaultMaxRetryBackoff),
+		deadletter.DefaultSchedulerGroup,
 	}
 	for _, w := range want {
 		if !strings.Contains(cmd.Long, w) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/eventbustest"
 )
@@ -253,11 +254,11 @@ func TestCommandsEndToEnd(t *testing.T) {
 		}, eventbus.InGroup("mailer"))
 		acme := strings.TrimSpace(mustRun(t, "", env, "publish", topic, "--tenant", "acme", "--data", `{"userId":"u-1","password":"hunter2"}`))
 		mustRun(t, "", env, "publish", topic, "--tenant", "globex")
-		id := eventbus.FailedEventID("mailer", topic, "acme", acme)
+		id := deadletter.ID("mailer", topic, "acme", acme)
 
 		api := []string{EnvAPI + "=" + httpAddr, EnvToken + "=admin-secret-0123456"}
 		eventbustest.Eventually(t, "the two failures to reach the DLQ", func() error {
-			var stats eventbus.DLQStats
+			var stats deadletter.Stats
 			out := mustRun(t, "", api, "dlq", "stats", "--json")
 			if err := json.Unmarshal([]byte(out), &stats); err != nil {
 				t.Fatalf("dlq stats --json printed %q: %v", out, err)
@@ -271,7 +272,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		if !regexpLine(out, "max-retries-exceeded", "2") || !regexpLine(out, topic, "2") {
 			t.Fatalf("dlq stats:\n%s", out)
 		}
-		var acmeStats eventbus.DLQStats
+		var acmeStats deadletter.Stats
 		out = mustRun(t, "", api, "dlq", "stats", "--json", "--topic", topic, "--status", "max-retries-exceeded", "--tenant", "acme")
 		if err := json.Unmarshal([]byte(out), &acmeStats); err != nil || acmeStats.Total != 1 || acmeStats.ByTopic[topic] != 1 {
 			t.Fatalf("dlq stats --topic --status --tenant acme (%v):\n%s", err, out)
@@ -292,7 +293,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 			t.Fatalf("dlq list with acme's token:\n%s", out)
 		}
 		out = mustRun(t, "", api, "dlq", "show", "--", id)
-		for _, want := range []string{"ID:", id, "Status:", "max-retries-exceeded (permanent failure)", "Group:", "mailer", "History:", "failed", "Original event:", eventbus.FailedEventID("mailer", topic, "acme", acme)} {
+		for _, want := range []string{"ID:", id, "Status:", "max-retries-exceeded (permanent failure)", "Group:", "mailer", "History:", "failed", "Original event:", deadletter.ID("mailer", topic, "acme", acme)} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("dlq show lacks %q:\n%s", want, out)
 			}
@@ -312,9 +313,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 		// entry has recorded that, or a late failure would record it anew
 		// after the delete below.
 		eventbustest.Eventually(t, "the retried entry to settle", func() error {
-			var e eventbus.FailedEvent
+			var e deadletter.Entry
 			out = mustRun(t, "", api, "dlq", "show", "--json", "--", id)
-			if err := json.Unmarshal([]byte(out), &e); err == nil && e.RetryCount == 2 && e.Status == eventbus.StatusMaxRetriesExceeded {
+			if err := json.Unmarshal([]byte(out), &e); err == nil && e.RetryCount == 2 && e.Status == deadletter.StatusMaxRetriesExceeded {
 				return nil
 			}
 			return fmt.Errorf("the retried entry never settled:\n%s", out)

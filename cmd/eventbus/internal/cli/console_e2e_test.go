@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/gateway"
 )
@@ -88,13 +89,13 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 	eventbustest.MustPublish(t, bus, audits, map[string]any{"action": "login"}, eventbus.PublishMetadata{TenantID: "acme"})
 	const entries = 6
-	acmeID := eventbus.FailedEventID("mailer", users, "acme", acmeUser)
-	globexID := eventbus.FailedEventID("mailer", users, "globex", globexUser)
+	acmeID := deadletter.ID("mailer", users, "acme", acmeUser)
+	globexID := deadletter.ID("mailer", users, "globex", globexUser)
 
 	// Wait (bounded) until the API holds every entry, so the first page the
 	// browser shows is complete.
 	eventbustest.Eventually(t, "the API to hold every entry", func() error {
-		var stats eventbus.DLQStats
+		var stats deadletter.Stats
 		call(t, "GET", base+"/api/dlq/stats", consoleToken, &stats)
 		if stats.Total != entries {
 			return fmt.Errorf("the DLQ holds %d entries, want %d; stderr:\n%s", stats.Total, entries, stderr)
@@ -189,9 +190,9 @@ func TestConsoleEndToEnd(t *testing.T) {
 	)
 	b.waitFor("the entry resolved", `document.querySelector('#d-status').textContent === 'resolved' &&
 		document.querySelector('#d-result').textContent.includes('Retry sent')`)
-	var entry eventbus.FailedEvent
+	var entry deadletter.Entry
 	call(t, "GET", base+"/api/dlq/events/"+acmeID, consoleToken, &entry)
-	if entry.Status != eventbus.StatusResolved {
+	if entry.Status != deadletter.StatusResolved {
 		t.Errorf("after the retry the API says %s, want resolved", entry.Status)
 	}
 	b.waitFor("the attempts with the retry", `[...document.querySelectorAll('#d-attempts tbody tr')].some(r => r.innerText.includes('resolved'))`)

@@ -14,6 +14,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/groups"
+	"github.com/plexica/eventbus/topic"
 )
 
 // TestConsolePagesEndToEnd drives the console's groups, topics and audit
@@ -40,17 +41,17 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus := eventbustest.NewBusOn(t, client, eventbus.Config{})
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	tp := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("mailer")
 	evil := `<img src=x onerror="window.__xss=1">` + eventbustest.UniqueID("g")
 	const events = 12
 	for i := range events {
-		eventbustest.MustPublish(t, bus, topic, map[string]any{"n": i, "html": "<script>window.__xss=2</script>"}, eventbus.PublishMetadata{TenantID: "acme"})
+		eventbustest.MustPublish(t, bus, tp, map[string]any{"n": i, "html": "<script>window.__xss=2</script>"}, eventbus.PublishMetadata{TenantID: "acme"})
 	}
 	// The group and the HTML-named one start at the oldest event: lag 12.
 	ctx := context.Background()
 	for _, g := range []string{group, evil} {
-		plan, err := groups.PlanReset(ctx, adm, g, []string{topic}, groups.Target{Kind: groups.ToEarliest})
+		plan, err := groups.PlanReset(ctx, adm, g, []string{tp}, groups.Target{Kind: groups.ToEarliest})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,12 +76,12 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 
 	b.do("open the group", chromedp.Navigate(base+"/#/group/"+encodeURIComponent(group)))
 	b.waitFor("the group's lag and a chart", fmt.Sprintf(`document.querySelector('#g-sub').dataset.lag === '%d' &&
-		Number(document.querySelector('#g-chart').dataset.points) >= 1 && document.querySelectorAll('#g-partitions tbody tr').length === %d`, events, eventbus.DefaultPartitions))
+		Number(document.querySelector('#g-chart').dataset.points) >= 1 && document.querySelectorAll('#g-partitions tbody tr').length === %d`, events, topic.DefaultPartitions))
 
 	// A consumer runs: the lag drains to 0 in the page, the chart grows.
 	consumer := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	first := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, consumer, topic, first.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, consumer, tp, first.Handle, eventbus.InGroup(group))
 	first.WaitFor(t, events)
 	b.waitFor("the lag drained, with a member", `document.querySelector('#g-sub').dataset.lag === '0' &&
 		document.querySelectorAll('#g-members tbody tr td').length === 4 && Number(document.querySelector('#g-chart').dataset.points) >= 2`)
@@ -110,7 +111,7 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// Exactly the previewed events come back, to this group only.
 	again := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
 	second := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, again, topic, second.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, again, tp, second.Handle, eventbus.InGroup(group))
 	second.WaitFor(t, previewed)
 	b.waitFor("the lag drained again", `document.querySelector('#g-sub').dataset.lag === '0'`)
 	if n := second.Len(); n != previewed || previewed != events {
@@ -123,7 +124,7 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// While it runs, one event goes to it again, to it only.
 	partition := b.text(`[...document.querySelectorAll('#g-partitions tbody tr')].find(r => Number(r.cells[3].textContent) > 0).cells[1].textContent`)
 	b.do("replay the first event",
-		chromedp.SetValue(chromedp.CSS("#p-topic"), topic),
+		chromedp.SetValue(chromedp.CSS("#p-topic"), tp),
 		chromedp.SetValue(chromedp.CSS("#p-partition"), partition),
 		chromedp.SetValue(chromedp.CSS("#p-offset"), "0"),
 		chromedp.Click(chromedp.CSS("#p-replay")),
@@ -143,12 +144,12 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// The events; the replay's record went to the group's own retry topic
 	// (dlq.retry.<group>.<topic>), which only that group reads.
 	b.waitFor("the topic with its events", fmt.Sprintf(`[...document.querySelectorAll('#topics tbody tr')].some(r => r.dataset.topic === %q &&
-		r.querySelector('.events').textContent === '%d')`, topic, events))
+		r.querySelector('.events').textContent === '%d')`, tp, events))
 	b.waitFor("the group's retry topic", fmt.Sprintf(`[...document.querySelectorAll('#topics tbody tr')].some(r => r.dataset.topic.startsWith('dlq.retry.') &&
-		r.dataset.topic.endsWith(%q))`, "."+topic))
+		r.dataset.topic.endsWith(%q))`, "."+tp))
 	b.screenshot("console-topics.png", true)
-	b.do("follow the topic from its row", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#topics tr[data-topic=%q] a`, topic))))
-	b.waitFor("the tail of that topic", fmt.Sprintf(`!document.querySelector('#tail-view').hidden && document.querySelector('#t-type').value === %q`, topic))
+	b.do("follow the topic from its row", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#topics tr[data-topic=%q] a`, tp))))
+	b.waitFor("the tail of that topic", fmt.Sprintf(`!document.querySelector('#tail-view').hidden && document.querySelector('#t-type').value === %q`, tp))
 
 	// A reset of the HTML-named group, so that the audit trail shows its name.
 	if code := callJSON(t, "POST", base+"/api/groups/"+encodeURIComponent(evil)+"/reset", token, `{"to":"latest","execute":true}`); code != 200 {
@@ -163,10 +164,10 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 	// The live tail: an event published once it is live shows up, its HTML
 	// as text; pause stops it.
 	b.do("open the tail", chromedp.Navigate(base+"/#/tail"), chromedp.WaitVisible(chromedp.CSS("#t-type")))
-	b.do("start it", chromedp.SetValue(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
+	b.do("start it", chromedp.SetValue(chromedp.CSS("#t-type"), tp), chromedp.Click(chromedp.CSS("#t-start")))
 	b.waitFor("the tail live", `document.querySelector('#tail-view').dataset.live === 'true'`)
 	html := `<img src=x onerror="window.__xss=3">`
-	live := eventbustest.MustPublish(t, bus, topic, map[string]any{"comment": html, "password": "hunter2"}, eventbus.PublishMetadata{TenantID: "globex"},
+	live := eventbustest.MustPublish(t, bus, tp, map[string]any{"comment": html, "password": "hunter2"}, eventbus.PublishMetadata{TenantID: "globex"},
 		eventbus.WithHeader("x-note", html), eventbus.WithPartitionKey(html))
 	b.waitFor("the event in the tail", fmt.Sprintf(`(() => { const r = document.querySelector('#tail tbody tr[data-id=%q]');
 		return r && r.innerText.includes(%q) && r.innerText.includes('[REDACTED]') && !r.innerText.includes('hunter2') })()`, live, html))
@@ -180,10 +181,10 @@ func TestConsolePagesEndToEnd(t *testing.T) {
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS("#t-type")),
 	)
-	b.do("start the tenant's tail", chromedp.SetValue(chromedp.CSS("#t-type"), topic), chromedp.Click(chromedp.CSS("#t-start")))
+	b.do("start the tenant's tail", chromedp.SetValue(chromedp.CSS("#t-type"), tp), chromedp.Click(chromedp.CSS("#t-start")))
 	b.waitFor("the tenant's tail live", `document.querySelector('#tail-view').dataset.live === 'true'`)
-	hidden := eventbustest.MustPublish(t, bus, topic, map[string]any{"n": "globex's"}, eventbus.PublishMetadata{TenantID: "globex"})
-	own := eventbustest.MustPublish(t, bus, topic, map[string]any{"n": "acme's"}, eventbus.PublishMetadata{TenantID: "acme"})
+	hidden := eventbustest.MustPublish(t, bus, tp, map[string]any{"n": "globex's"}, eventbus.PublishMetadata{TenantID: "globex"})
+	own := eventbustest.MustPublish(t, bus, tp, map[string]any{"n": "acme's"}, eventbus.PublishMetadata{TenantID: "acme"})
 	b.waitFor("the tenant's own event", fmt.Sprintf(`!!document.querySelector('#tail tbody tr[data-id=%q]')`, own))
 	if got := b.text(fmt.Sprintf(`String(!!document.querySelector('#tail tbody tr[data-id=%q]'))`, hidden)); got != "false" {
 		t.Errorf("the tenant token's tail shows another tenant's event")

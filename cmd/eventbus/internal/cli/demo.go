@@ -16,10 +16,12 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/examples/analytics"
 	"github.com/plexica/eventbus/examples/crm"
 	"github.com/plexica/eventbus/pluginrun"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Settings of `eventbus demo`.
@@ -138,7 +140,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	bus, err := eventbus.NewBus(client, eventbus.Config{
 		Source: "core",
 		Logger: log,
-		DLQ:    eventbus.DLQConfig{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup},
+		DLQ:    deadletter.Config{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup},
 	})
 	if err != nil {
 		return err
@@ -151,14 +153,14 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	// crm's failures on core.user.created are kept under the plugin's
 	// prefix, by the group they failed in. A host's subscription joins
 	// its group as it is (no tenant filter is added to the name).
-	dlqTopic, err := eventbus.DLQTopicFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
+	dlqTopic, err := topic.DLQFor("plugin."+crm.PluginID+"."+crm.Group, catalog.UserCreated.String())
 	if err != nil {
 		return err
 	}
 	// The topics exist before anyone subscribes, the dead-letter topic
 	// included, so the retry scheduler owns its partitions from the start.
 	for _, t := range []string{catalog.UserCreated.String(), catalog.UserLogin.String(), "plugin.crm." + demoContact, dlqTopic} {
-		if err := client.Topics().EnsureTopic(ctx, t); err != nil {
+		if err := client.Topics().Ensure(ctx, t); err != nil {
 			return err
 		}
 	}
@@ -210,14 +212,14 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	filter := eventbus.DLQQuery{Topic: catalog.UserCreated.String(), TenantID: "globex"}
-	entry, err := d.waitEntry(ctx, bus.DLQ(), filter, id, func(eventbus.FailedEvent) bool { return true })
+	filter := deadletter.Query{Topic: catalog.UserCreated.String(), TenantID: "globex"}
+	entry, err := d.waitEntry(ctx, bus.DLQ(), filter, id, func(deadletter.Entry) bool { return true })
 	if err != nil {
 		return err
 	}
 	d.say("    dead letter queue          entry %s: group %s, status %s, first of %d automatic retries after %s\n",
 		entry.ID, entry.ConsumerGroup, entry.Status, entry.MaxRetries, demoRetryBackoff)
-	resolved, err := d.waitEntry(ctx, bus.DLQ(), filter, id, func(e eventbus.FailedEvent) bool { return e.Status == eventbus.StatusResolved })
+	resolved, err := d.waitEntry(ctx, bus.DLQ(), filter, id, func(e deadletter.Entry) bool { return e.Status == deadletter.StatusResolved })
 	if err != nil {
 		return err
 	}
@@ -232,7 +234,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 	d.say("    dead letter queue          entry %s: status %s (%s)\n", resolved.ID, resolved.Status, strings.Join(history, " → "))
 	d.pause()
 
-	stats, err := bus.DLQ().Stats(ctx, eventbus.DLQQuery{})
+	stats, err := bus.DLQ().Stats(ctx, deadletter.Query{})
 	if err != nil {
 		return fmt.Errorf("read the dead letter queue: %w", err)
 	}
@@ -274,7 +276,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger) error {
 		d.sayLocked("    ✗ sample-analytics[globex] handled u-3's core.user.created %s\n", times(dupes))
 	}
 	summary := fmt.Sprintf("published %d, delivered %d, isolation violations %d, dead-lettered %d, resolved %d",
-		d.published, d.delivered, d.violations, stats.Total, stats.ByStatus[string(eventbus.StatusResolved)])
+		d.published, d.delivered, d.violations, stats.Total, stats.ByStatus[string(deadletter.StatusResolved)])
 	violations := d.violations
 	d.mu.Unlock()
 
@@ -300,7 +302,7 @@ func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Log
 		cfg := pluginrun.Config{PluginID: pluginID, Client: eventbus.ClientConfig{Brokers: brokers}, Tenants: demoTenants}
 		cfg.Client.Logger = log
 		cfg.Bus.Logger = log
-		cfg.Bus.DLQ = eventbus.DLQConfig{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup}
+		cfg.Bus.DLQ = deadletter.Config{RetryBackoff: demoRetryBackoff, SchedulerGroup: demoSchedulerGroup}
 		cfg.Intercept = func(ctx context.Context, ev eventbus.Event[any], handle func(context.Context) error) error {
 			return intercept(host.Load())(ctx, ev, handle)
 		}
@@ -347,7 +349,12 @@ func (d *demo) startPlugins(ctx context.Context, brokers []string, log *slog.Log
 			{catalog.APIRequest.String(), "api-usage"}, {"plugin.crm." + demoContact + ", plugin.crm." + crm.DealUpdatedEvent, "crm-activity"}}},
 	} {
 		for _, r := range p.routes {
-			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], p.host.GroupID(r[1]))
+			group, err := eventbus.GroupID(p.host, strings.Split(r[0], ", ")[0], eventbus.InGroup(r[1]))
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			d.say("    %-30s %-56s group %s\n", instance(p.host.PluginID(), strings.Join(p.host.Tenants(), ",")), r[0], group)
 		}
 	}
 	d.pause()
@@ -481,11 +488,11 @@ func (d *demo) waitUntil(ctx context.Context, cond func() bool, progress func() 
 
 // waitEntry polls the dead letter queue (bounded) until the entry of event
 // id exists and done accepts it.
-func (d *demo) waitEntry(ctx context.Context, q *eventbus.DeadLetterQueue, filter eventbus.DLQQuery, id string, done func(eventbus.FailedEvent) bool) (eventbus.FailedEvent, error) {
+func (d *demo) waitEntry(ctx context.Context, q *eventbus.DeadLetterQueue, filter deadletter.Query, id string, done func(deadletter.Entry) bool) (deadletter.Entry, error) {
 	deadline := time.Now().Add(demoStepTimeout)
 	tick := time.NewTicker(demoPoll)
 	defer tick.Stop()
-	var last eventbus.FailedEvent
+	var last deadletter.Entry
 	for {
 		entries, _, err := q.List(ctx, filter)
 		if err != nil && ctx.Err() == nil {

@@ -17,8 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/topic"
 )
 
 // Environment variables of the dlq commands.
@@ -158,14 +159,14 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 			topic, _ := f.GetString("topic")
 			status, _ := f.GetString("status")
 			tenant, _ := f.GetString("tenant")
-			if status != "" && !eventbus.FailedEventStatus(status).Valid() {
+			if status != "" && !deadletter.Status(status).Valid() {
 				return usageErrorf("--status %q is not a status; use pending, retrying, resolved or max-retries-exceeded", status)
 			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
-			stats, err := api.Stats(cmd.Context(), eventbus.DLQQuery{Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant})
+			stats, err := api.Stats(cmd.Context(), deadletter.Query{Topic: topic, Status: deadletter.Status(status), TenantID: tenant})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
@@ -182,7 +183,7 @@ func (a *app) dlqStatsCmd() *cobra.Command {
 	return cmd
 }
 
-func writeStats(w io.Writer, s eventbus.DLQStats) error {
+func writeStats(w io.Writer, s deadletter.Stats) error {
 	fmt.Fprintf(w, "dead-letter entries: %d\n", s.Total)
 	if s.Total == 0 {
 		return nil
@@ -202,8 +203,8 @@ func writeStats(w io.Writer, s eventbus.DLQStats) error {
 		}
 	}
 	section("STATUS", s.ByStatus, []string{
-		string(eventbus.StatusPending), string(eventbus.StatusRetrying),
-		string(eventbus.StatusResolved), string(eventbus.StatusMaxRetriesExceeded),
+		string(deadletter.StatusPending), string(deadletter.StatusRetrying),
+		string(deadletter.StatusResolved), string(deadletter.StatusMaxRetriesExceeded),
 	})
 	section("TOPIC", s.ByTopic, nil)
 	section("REASON", s.ByReason, nil)
@@ -225,7 +226,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 			tenant, _ := f.GetString("tenant")
 			page, _ := f.GetInt("page")
 			size, _ := f.GetInt("page-size")
-			if status != "" && !eventbus.FailedEventStatus(status).Valid() {
+			if status != "" && !deadletter.Status(status).Valid() {
 				return usageErrorf("--status %q is not a status; use pending, retrying, resolved or max-retries-exceeded", status)
 			}
 			if page < 1 {
@@ -243,8 +244,8 @@ func (a *app) dlqListCmd() *cobra.Command {
 			}
 			// One page of the API: an offset that is a multiple of a limit
 			// of at most MaxPageSize is one request.
-			items, total, err := api.List(cmd.Context(), eventbus.DLQQuery{
-				Topic: topic, Status: eventbus.FailedEventStatus(status), TenantID: tenant, Offset: (page - 1) * size, Limit: size,
+			items, total, err := api.List(cmd.Context(), deadletter.Query{
+				Topic: topic, Status: deadletter.Status(status), TenantID: tenant, Offset: (page - 1) * size, Limit: size,
 			})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
@@ -316,7 +317,7 @@ func (a *app) dlqShowCmd() *cobra.Command {
 	}
 }
 
-func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
+func writeEntry(w io.Writer, e deadletter.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -333,7 +334,7 @@ func writeEntry(w io.Writer, e eventbus.FailedEvent) error {
 	row("Event", strings.TrimSpace(e.EventID+" "+parens(e.EventType)))
 	row("Tenant", scopeOf(e.TenantID, e.WorkspaceID))
 	row("Group", e.ConsumerGroup)
-	if e.Origin == eventbus.OriginTypeScript {
+	if e.Origin == deadletter.OriginTypeScript {
 		row("Written by", "the TypeScript package (a retry goes back to its topic, for every group)")
 	}
 	row("Position", fmt.Sprintf("partition %d, offset %d", e.Partition, e.Offset))
@@ -395,9 +396,9 @@ func (a *app) dlqRetryCmd() *cobra.Command {
 			// The API answers 202 {"id":..., "status":"retrying"}.
 			if api.asJSON {
 				return writeJSON(a.stdout, struct {
-					ID     string                     `json:"id"`
-					Status eventbus.FailedEventStatus `json:"status"`
-				}{args[0], eventbus.StatusRetrying})
+					ID     string            `json:"id"`
+					Status deadletter.Status `json:"status"`
+				}{args[0], deadletter.StatusRetrying})
 			}
 			show := args[0]
 			if strings.HasPrefix(show, "-") {
@@ -406,7 +407,7 @@ func (a *app) dlqRetryCmd() *cobra.Command {
 			// The answer does not say who wrote the entry, so the message
 			// covers both kinds.
 			fmt.Fprintf(a.stdout, "eventbus: retry of %s sent to the group that failed it, or, for an entry of the TypeScript package, "+
-				"back to its topic, where every group reads it again (status %s); follow it with: eventbus dlq show %s\n", args[0], eventbus.StatusRetrying, show)
+				"back to its topic, where every group reads it again (status %s); follow it with: eventbus dlq show %s\n", args[0], deadletter.StatusRetrying, show)
 			return nil
 		},
 	}
@@ -418,18 +419,18 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 		Short: "Retry every unresolved entry of a topic now",
 		Args:  argsUsage(1, 1, "one topic", "eventbus dlq retry-topic core.user.created"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			topic := args[0]
-			if t, err := eventbus.DefaultTopicRules().ParseTopic(topic); err != nil {
+			name := args[0]
+			if t, err := topic.Parse(name); err != nil {
 				return usageErrorf("%v", err)
-			} else if t.Kind == eventbus.TopicKindDLQ {
-				topic = t.Original.Name // the entries are filed by their original topic
+			} else if t.Kind == topic.KindDLQ {
+				name = t.Original.Name // the entries are filed by their original topic
 			}
 			api, err := a.dlqSetup(cmd)
 			if err != nil {
 				return err
 			}
 			var out dlqhttp.RetryCounts
-			out.Succeeded, out.Failed, err = api.RetryAll(cmd.Context(), eventbus.DLQQuery{Topic: topic})
+			out.Succeeded, out.Failed, err = api.RetryAll(cmd.Context(), deadletter.Query{Topic: name})
 			if err != nil {
 				return api.explain(cmd.Context(), err)
 			}
@@ -438,10 +439,10 @@ func (a *app) dlqRetryTopicCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				fmt.Fprintf(a.stdout, "eventbus: retried %s of %s\n", entries(out.Succeeded), topic)
+				fmt.Fprintf(a.stdout, "eventbus: retried %s of %s\n", entries(out.Succeeded), name)
 			}
 			if out.Failed > 0 {
-				return fmt.Errorf("%d entries of %s could not be retried (the brokers refused the retry); run it again, or see the serve logs", out.Failed, topic)
+				return fmt.Errorf("%d entries of %s could not be retried (the brokers refused the retry); run it again, or see the serve logs", out.Failed, name)
 			}
 			return nil
 		},

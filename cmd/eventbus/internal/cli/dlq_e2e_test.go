@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
@@ -103,12 +104,12 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 			t.Fatalf("instances disagree: %+v vs %+v", p1.Items[i], p2.Items[i])
 		}
 	}
-	id := eventbus.FailedEventID("mailer", topic, "acme", acme)
+	id := deadletter.ID("mailer", topic, "acme", acme)
 	// The delete is checked on the entry no retry touches: a retry that
 	// fails again after a delete rightly records the entry anew.
-	untouched := eventbus.FailedEventID("mailer", topic, "globex", globex)
+	untouched := deadletter.ID("mailer", topic, "globex", globex)
 	base := "http://" + api1 + "/api/dlq"
-	var entry eventbus.FailedEvent
+	var entry deadletter.Entry
 	checks := []struct {
 		method, path, token string
 		want                int
@@ -138,7 +139,7 @@ func TestServeBinaryDLQAPI(t *testing.T) {
 			t.Errorf("%s %s (token %q) = %d, want %d", c.method, c.path, c.token, got, c.want)
 		}
 	}
-	if entry.Status != eventbus.StatusMaxRetriesExceeded || entry.ConsumerGroup != "mailer" || entry.TenantID != "acme" {
+	if entry.Status != deadletter.StatusMaxRetriesExceeded || entry.ConsumerGroup != "mailer" || entry.TenantID != "acme" {
 		t.Errorf("entry %+v", entry)
 	}
 	if strings.Contains(string(entry.OriginalEvent), "hunter2") {
@@ -213,5 +214,5 @@ func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 // servesQueue is the config of a library bus whose failures the queue of
 // an `eventbus serve` applies: serve's scheduler group, the default.
 func servesQueue() eventbus.Config {
-	return eventbus.Config{DLQ: eventbus.DLQConfig{SchedulerGroup: eventbus.DefaultSchedulerGroup}}
+	return eventbus.Config{DLQ: deadletter.Config{SchedulerGroup: deadletter.DefaultSchedulerGroup}}
 }

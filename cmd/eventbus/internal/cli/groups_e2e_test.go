@@ -11,6 +11,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/consoleapi"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/topic"
 )
 
 const (
@@ -37,12 +38,12 @@ func TestGroupsResetAndAuditEndToEnd(t *testing.T) {
 	b := strings.Join(brokers, ",")
 
 	bus := eventbustest.NewBus(t, eventbus.Config{}, brokers...)
-	topic := eventbustest.UniqueTopic(t, "core.user.created")
+	name := eventbustest.UniqueTopic(t, "core.user.created")
 	group := eventbustest.UniqueID("mailer")
 	rec := eventbustest.NewRecorder()
-	eventbustest.MustSubscribe(t, bus, topic, rec.Handle, eventbus.InGroup(group))
+	eventbustest.MustSubscribe(t, bus, name, rec.Handle, eventbus.InGroup(group))
 	for i := range 5 {
-		eventbustest.MustPublish(t, bus, topic, i, eventbus.PublishMetadata{TenantID: "acme"})
+		eventbustest.MustPublish(t, bus, name, i, eventbus.PublishMetadata{TenantID: "acme"})
 	}
 	rec.WaitFor(t, 5)
 	if err := bus.Shutdown(context.Background()); err != nil {
@@ -50,11 +51,11 @@ func TestGroupsResetAndAuditEndToEnd(t *testing.T) {
 	}
 
 	out := mustRun(t, "", nil, "groups", "list", "--brokers", b)
-	if !regexpLine(out, group, "Empty", "0", "0", topic) {
+	if !regexpLine(out, group, "Empty", "0", "0", name) {
 		t.Errorf("groups list lacks %s (Empty, 0 members, lag 0):\n%s", group, out)
 	}
 	out = mustRun(t, "", nil, "groups", "describe", group, "--brokers", b)
-	if !strings.Contains(out, "CURRENT-OFFSET  LOG-END-OFFSET  LAG") || strings.Count(out, " "+topic+" ") != eventbus.DefaultPartitions { // not its retry topic's row (dlq.retry.<group>.<topic>)
+	if !strings.Contains(out, "CURRENT-OFFSET  LOG-END-OFFSET  LAG") || strings.Count(out, " "+name+" ") != topic.DefaultPartitions { // not its retry topic's row (dlq.retry.<group>.<topic>)
 		t.Errorf("groups describe:\n%s", out)
 	}
 	out = mustRun(t, "", nil, "groups", "reset", group, "--brokers", b, "--to-earliest")

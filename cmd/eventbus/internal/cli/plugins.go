@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/pluginacl"
+	"github.com/plexica/eventbus/topic"
 )
 
 // maxPasswordBytes bounds what provision reads as a password: more is a
@@ -70,19 +72,19 @@ hold afterwards is printed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			id := args[0]
-			if err := eventbus.ValidatePluginID(id); err != nil {
+			if err := topic.ValidatePluginID(id); err != nil {
 				return usageErrorf("%v", err)
 			}
 			password, err := a.readPassword(cmd)
 			if err != nil {
 				return err
 			}
-			access := eventbus.PluginAccess{Password: password}
+			access := pluginacl.Access{Password: password}
 			access.Mechanism, _ = f.GetString("scram-mechanism")
 			access.Mechanism = strings.ToUpper(access.Mechanism)
 			access.CoreTopics, _ = f.GetStringSlice("core-topics")
 			access.PluginTopics, _ = f.GetStringSlice("plugin-topics")
-			if err := eventbus.ValidatePluginAccess(id, access); err != nil {
+			if err := pluginacl.Validate(id, access); err != nil {
 				return usageErrorf("%s", accessFlagNames.Replace(err.Error()))
 			}
 			bs, err := a.resolveBrokers(cmd)
@@ -102,12 +104,12 @@ hold afterwards is printed.`,
 	return cmd
 }
 
-// accessFlagNames turns the library's PluginAccess field names into the
+// accessFlagNames turns the library's pluginacl.Access field names into the
 // flags that set them.
 var accessFlagNames = strings.NewReplacer(
-	"invalid configuration: PluginAccess.CoreTopics", "--core-topics",
-	"invalid configuration: PluginAccess.PluginTopics", "--plugin-topics",
-	"invalid configuration: PluginAccess.Mechanism", "--scram-mechanism",
+	"invalid configuration: Access.CoreTopics", "--core-topics",
+	"invalid configuration: Access.PluginTopics", "--plugin-topics",
+	"invalid configuration: Access.Mechanism", "--scram-mechanism",
 )
 
 // readPassword reads provision's password from --password-stdin or
@@ -159,17 +161,20 @@ func (a *app) readPassword(cmd *cobra.Command) (string, error) {
 	return password, nil
 }
 
-func (a *app) pluginsProvision(ctx context.Context, bs brokerSettings, id string, access eventbus.PluginAccess) error {
+func (a *app) pluginsProvision(ctx context.Context, bs brokerSettings, id string, access pluginacl.Access) error {
 	client, before, err := a.connectPlugin(ctx, bs, id)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	topics := client.Topics()
-	if err := topics.ProvisionPlugin(ctx, id, access); err != nil {
+	adm, err := client.Admin()
+	if err != nil {
+		return err
+	}
+	if err := pluginacl.Provision(ctx, adm, id, access); err != nil {
 		return pluginsHint(err)
 	}
-	after, err := topics.DescribePlugin(ctx, id)
+	after, err := pluginacl.Describe(ctx, adm, id)
 	if err != nil {
 		return pluginsHint(err)
 	}
@@ -218,7 +223,7 @@ topics and their events stay.`,
 // pluginTarget checks the plugin ID a subcommand was given and resolves the
 // brokers that hold the plugin's user and ACLs.
 func (a *app) pluginTarget(cmd *cobra.Command, id string) (brokerSettings, error) {
-	if err := eventbus.ValidatePluginID(id); err != nil {
+	if err := topic.ValidatePluginID(id); err != nil {
 		return brokerSettings{}, usageErrorf("%v", err)
 	}
 	return a.resolveBrokers(cmd)
@@ -233,11 +238,14 @@ func (a *app) pluginsRevoke(ctx context.Context, bs brokerSettings, id string) e
 	if !before.Provisioned() {
 		return notProvisioned(before)
 	}
-	topics := client.Topics()
-	if err := topics.RevokePlugin(ctx, id); err != nil {
+	adm, err := client.Admin()
+	if err != nil {
+		return err
+	}
+	if err := pluginacl.Revoke(ctx, adm, id); err != nil {
 		return pluginsHint(err)
 	}
-	after, err := topics.DescribePlugin(ctx, id)
+	after, err := pluginacl.Describe(ctx, adm, id)
 	if err != nil {
 		return pluginsHint(err)
 	}
@@ -281,7 +289,11 @@ func (a *app) pluginsList(ctx context.Context, bs brokerSettings, asJSON bool) e
 		return err
 	}
 	defer client.Close()
-	plugins, err := client.Topics().ListPlugins(ctx)
+	adm, err := client.Admin()
+	if err != nil {
+		return err
+	}
+	plugins, err := pluginacl.List(ctx, adm)
 	if err != nil {
 		return pluginsHint(err)
 	}
@@ -339,10 +351,10 @@ ACLs as they are, not what was asked for when provisioning.`,
 
 // pluginCheckReport is what `eventbus plugins check --json` prints.
 type pluginCheckReport struct {
-	PluginID   string                 `json:"pluginId"`
-	Username   string                 `json:"username"`
-	Mechanisms []string               `json:"mechanisms"`
-	Checks     []eventbus.PluginCheck `json:"checks"`
+	PluginID   string            `json:"pluginId"`
+	Username   string            `json:"username"`
+	Mechanisms []string          `json:"mechanisms"`
+	Checks     []pluginacl.Check `json:"checks"`
 	// HostACLs counts the ACLs limited to particular client hosts, which
 	// the checks leave out.
 	HostACLs int `json:"hostSpecificACLs,omitempty"`
@@ -390,20 +402,25 @@ func (a *app) pluginsCheck(ctx context.Context, bs brokerSettings, id string, as
 
 // connectPlugin connects to the brokers and reads back what they hold of
 // plugin id: its user and ACLs. The caller closes the client.
-func (a *app) connectPlugin(ctx context.Context, bs brokerSettings, id string) (*eventbus.Client, eventbus.PluginGrants, error) {
+func (a *app) connectPlugin(ctx context.Context, bs brokerSettings, id string) (*eventbus.Client, pluginacl.Grants, error) {
 	client, err := a.connect(ctx, bs, "eventbus-plugins")
 	if err != nil {
-		return nil, eventbus.PluginGrants{}, err
+		return nil, pluginacl.Grants{}, err
 	}
-	g, err := client.Topics().DescribePlugin(ctx, id)
+	adm, err := client.Admin()
 	if err != nil {
 		client.Close()
-		return nil, eventbus.PluginGrants{}, pluginsHint(err)
+		return nil, pluginacl.Grants{}, err
+	}
+	g, err := pluginacl.Describe(ctx, adm, id)
+	if err != nil {
+		client.Close()
+		return nil, pluginacl.Grants{}, pluginsHint(err)
 	}
 	return client, g, nil
 }
 
-func notProvisioned(g eventbus.PluginGrants) error {
+func notProvisioned(g pluginacl.Grants) error {
 	return fmt.Errorf("plugin %s is not provisioned: the brokers have no user %s and no ACLs of it (see `eventbus plugins list`)", g.PluginID, g.Username)
 }
 
@@ -418,7 +435,7 @@ func pluginsHint(err error) error {
 	return err
 }
 
-func mechanisms(g eventbus.PluginGrants) string {
+func mechanisms(g pluginacl.Grants) string {
 	if len(g.Mechanisms) == 0 {
 		return "no password"
 	}
@@ -426,8 +443,8 @@ func mechanisms(g eventbus.PluginGrants) string {
 }
 
 // ownACLs returns the ACLs of the plugin's own user (not those of User:*).
-func ownACLs(g eventbus.PluginGrants) []eventbus.PluginACL {
-	var own []eventbus.PluginACL
+func ownACLs(g pluginacl.Grants) []pluginacl.ACL {
+	var own []pluginacl.ACL
 	for _, acl := range g.ACLs {
 		if acl.Principal == "User:"+g.Username {
 			own = append(own, acl)
@@ -446,7 +463,7 @@ type aclRow struct {
 // aclRows groups a plugin's ACLs by resource: its own topics and groups
 // first, then the cluster, other topics, other resources, and last the ACLs
 // of every user.
-func aclRows(g eventbus.PluginGrants) []aclRow {
+func aclRows(g pluginacl.Grants) []aclRow {
 	own := "plugin." + g.PluginID + "."
 	type key struct{ principal, resource, pattern, name, host string }
 	ops := map[key][2][]string{}
@@ -466,7 +483,7 @@ func aclRows(g eventbus.PluginGrants) []aclRow {
 	}
 	rows := make([]aclRow, 0, len(keys))
 	for _, k := range keys {
-		acl := eventbus.PluginACL{Principal: k.principal, Resource: k.resource, Pattern: k.pattern, Name: k.name, Host: k.host}
+		acl := pluginacl.ACL{Principal: k.principal, Resource: k.resource, Pattern: k.pattern, Name: k.name, Host: k.host}
 		r := aclRow{resource: resourceLabel(acl), allow: opList(ops[k][0]), deny: opList(ops[k][1])}
 		inOwn := strings.HasPrefix(k.name, own)
 		switch {
@@ -514,7 +531,7 @@ func opList(ops []string) string {
 
 // resourceLabel names an ACL's resource: "topic core.user.created", "topic
 // core.user.*" (prefixed), "group *", "cluster".
-func resourceLabel(acl eventbus.PluginACL) string {
+func resourceLabel(acl pluginacl.ACL) string {
 	if acl.Resource == "CLUSTER" {
 		return "cluster"
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
+	"github.com/plexica/eventbus/pluginacl"
 )
 
 // adminSASL is the superuser of the secure test broker.
@@ -128,7 +129,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 		password = "crm-secret"
 	)
 	for _, topic := range []string{own, secret, core, audit, other} {
-		if err := admin.Topics().EnsureTopic(ctx, topic); err != nil {
+		if err := admin.Topics().Ensure(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -172,7 +173,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	if strings.Index(out, "billing") > strings.Index(out, "crm ") {
 		t.Errorf("list is not sorted by plugin:\n%s", out)
 	}
-	var plugins []eventbus.PluginGrants
+	var plugins []pluginacl.Grants
 	if err := json.Unmarshal([]byte(mustRunCLI(t, "plugins", "list", "--json", b)), &plugins); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestPluginsCommandsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRunCLI(t, append(check, "--json")...)), &report); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]eventbus.PluginCheck{}
+	got := map[string]pluginacl.Check{}
 	for _, c := range report.Checks {
 		got[c.Action+" "+c.Resource] = c
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/catalog"
+	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -21,7 +22,7 @@ import (
 // retry headers that route a retry to one group): --header may not set them.
 var reservedHeaders = []string{
 	wire.HeaderEventID, wire.HeaderEventType, wire.HeaderTenantID, wire.HeaderWorkspaceID, wire.HeaderCorrelationID, wire.HeaderTimestamp,
-	eventbus.HeaderDLQID, eventbus.HeaderRetryGroup, eventbus.HeaderRetryAttempt,
+	wire.HeaderDLQID, wire.HeaderRetryGroup, wire.HeaderRetryAttempt,
 }
 
 // publishRequest is what `eventbus publish` sends, resolved from its
@@ -146,11 +147,11 @@ func (a *app) resolvePublish(cmd *cobra.Command, args []string) (publishRequest,
 // checkEventType checks that name is a core or plugin topic, as a usage
 // error that names the rule and shows a valid name.
 func checkEventType(name string) error {
-	t, err := eventbus.DefaultTopicRules().ParseTopic(name)
+	t, err := topic.Parse(name)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	if t.Kind == eventbus.TopicKindDLQ {
+	if t.Kind == topic.KindDLQ {
 		return usageErrorf("%q is a dead-letter topic, which the bus writes itself; publish %q, or use `eventbus dlq retry` to retry a failed event", name, t.Original.Name)
 	}
 	return nil

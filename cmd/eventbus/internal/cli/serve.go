@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/gateway"
 	"github.com/plexica/eventbus/groups"
@@ -119,8 +120,8 @@ Once ready it prints how to connect, and one line for scripts:
 It runs the dead letter queue with the library's defaults: up to %d automatic
 retries per failed event, %s after the failure and doubling up to %s, in
 scheduler group %s; a stop waits at most %s.`,
-			eventbus.DefaultMaxRetries, shortDuration(eventbus.DefaultDLQRetryBackoff), shortDuration(eventbus.DefaultDLQMaxRetryBackoff),
-			eventbus.DefaultSchedulerGroup, shortDuration(shutdownTimeout)),
+			deadletter.DefaultMaxRetries, shortDuration(deadletter.DefaultRetryBackoff), shortDuration(deadletter.DefaultMaxRetryBackoff),
+			deadletter.DefaultSchedulerGroup, shortDuration(shutdownTimeout)),
 		Example: `  eventbus serve
   eventbus serve --broker-addr 127.0.0.1:0 --in-memory --broker-max-bytes 64MiB
   EVENTBUS_INSTANCE_ID=$POD_NAME eventbus serve --brokers kafka-0:9092

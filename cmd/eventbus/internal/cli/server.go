@@ -248,7 +248,7 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var reasons []string
 	// A metadata request of its own (not the client's cached metadata).
-	if _, err := s.client.Topics().ListTopics(ctx); err != nil {
+	if _, err := s.client.Topics().List(ctx); err != nil {
 		reasons = append(reasons, "the brokers do not answer: "+err.Error())
 	}
 	if err := s.bus.DLQ().Ready(); err != nil {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/consoleapi"
+	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/topic"
 )
 
 // DefaultTailRefresh is how often `eventbus tail` looks for new topics that
@@ -51,13 +53,13 @@ type tailConfig struct {
 }
 
 // matches reports whether topic is followed by c.
-func (c tailConfig) matches(topic string) bool {
-	if slices.Contains(c.Types, topic) {
+func (c tailConfig) matches(name string) bool {
+	if slices.Contains(c.Types, name) {
 		return true
 	}
 	for _, p := range c.Prefixes {
-		if strings.HasPrefix(topic, p) {
-			if t, err := eventbus.DefaultTopicRules().ParseTopic(topic); err == nil && t.Kind != eventbus.TopicKindDLQ {
+		if strings.HasPrefix(name, p) {
+			if t, err := topic.Parse(name); err == nil && t.Kind != topic.KindDLQ {
 				return true
 			}
 		}
@@ -224,6 +226,7 @@ type tailer struct {
 	out      io.Writer
 	count    int
 	followed map[string]bool
+	group    string        // the consumer group the tail joined, once it subscribed
 	done     chan struct{} // closed when --max events were printed
 }
 
@@ -238,7 +241,7 @@ func (a *app) tail(ctx context.Context, bs brokerSettings, cfg tailConfig) error
 	bus, err := eventbus.NewBus(client, eventbus.Config{
 		Logger:               a.libLog,
 		DisableTopicCreation: true,
-		DLQ:                  eventbus.DLQConfig{DisableScheduler: true},
+		DLQ:                  deadletter.Config{DisableScheduler: true},
 	})
 	if err != nil {
 		client.Close()
@@ -305,7 +308,7 @@ func (a *app) tail(ctx context.Context, bs brokerSettings, cfg tailConfig) error
 
 // matching lists the existing topics tail should follow and does not yet.
 func (t *tailer) matching(ctx context.Context) ([]string, error) {
-	all, err := t.bus.Client().Topics().ListTopics(ctx)
+	all, err := t.bus.Client().Topics().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
@@ -335,15 +338,23 @@ func (t *tailer) followsAllTypes() bool {
 func (t *tailer) follow(ctx context.Context, topics []string, fromBeginning bool) error {
 	errs := make([]error, len(topics))
 	var wg sync.WaitGroup
+	opts := []eventbus.SubscribeOption{eventbus.InGroup(t.cfg.Group), eventbus.ForTenant(t.cfg.TenantID), eventbus.ForWorkspace(t.cfg.WorkspaceID), eventbus.WithDelivery(eventbus.Delivery{
+		FromBeginning: fromBeginning,
+		// A throwaway reader: a record it cannot show is not a failure to keep.
+		OnFailure: eventbus.Skip,
+		// Shown in the order of each partition.
+		Ordering: eventbus.OrderPerPartition,
+	})}
+	if len(topics) > 0 {
+		if group, err := eventbus.GroupID(t.bus, topics[0], opts...); err == nil {
+			t.mu.Lock()
+			t.group = group
+			t.mu.Unlock()
+		}
+	}
 	for i, topic := range topics {
 		wg.Go(func() {
-			_, errs[i] = eventbus.Subscribe(ctx, t.bus, eventbus.Name[json.RawMessage](topic), t.handle, eventbus.InGroup(t.cfg.Group), eventbus.ForTenant(t.cfg.TenantID), eventbus.ForWorkspace(t.cfg.WorkspaceID), eventbus.WithDelivery(eventbus.Delivery{
-				FromBeginning: fromBeginning,
-				// A throwaway reader: a record it cannot show is not a failure to keep.
-				OnFailure: eventbus.Skip,
-				// Shown in the order of each partition.
-				Ordering: eventbus.OrderPerPartition,
-			}))
+			_, errs[i] = eventbus.Subscribe(ctx, t.bus, eventbus.Name[json.RawMessage](topic), t.handle, opts...)
 		})
 	}
 	wg.Wait()
@@ -507,7 +518,12 @@ func (t *tailer) deleteGroup(ctx context.Context, client *eventbus.Client) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	group := eventbus.EffectiveGroupID(t.cfg.Group, t.cfg.TenantID, t.cfg.WorkspaceID)
+	t.mu.Lock()
+	group := t.group
+	t.mu.Unlock()
+	if group == "" {
+		return // it never subscribed: there is no group
+	}
 	if _, err := adm.DeleteGroups(ctx, group); err != nil {
 		t.a.log.Debug("eventbus: could not delete the tail's group", "group", group, "err", err)
 	}

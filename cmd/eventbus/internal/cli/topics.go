@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus"
+	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/topic"
 )
 
 func (a *app) topicsCmd() *cobra.Command {
@@ -90,7 +92,7 @@ func (a *app) topicsList(ctx context.Context, bs brokerSettings, prefix string, 
 			continue
 		}
 		kind := "-"
-		if t, err := client.Topics().Rules().ParseTopic(d.Topic); err == nil {
+		if t, err := client.Topics().Rules().Parse(d.Topic); err == nil {
 			kind = t.Kind.String()
 		}
 		infos = append(infos, topicInfo{Name: d.Topic, Kind: kind, Partitions: len(d.Partitions), Replication: d.Partitions.NumReplicas()})
@@ -121,15 +123,15 @@ func (a *app) topicsCreateCmd() *cobra.Command {
 		Long: fmt.Sprintf(`Create topic NAME after checking it against the topic rules, with %d partitions,
 replication factor min(%d, brokers) and %d-day retention (dlq.* topics: %d days,
 cleanup.policy %s) unless flags say otherwise. A topic that exists is left as it is.`,
-			eventbus.DefaultPartitions, eventbus.DefaultReplicationFactor, days(eventbus.DefaultRetention),
-			days(eventbus.DefaultDLQRetention), eventbus.DefaultDLQCleanupPolicy),
+			topic.DefaultPartitions, topic.DefaultReplicationFactor, days(topic.DefaultRetention),
+			days(deadletter.DefaultRetention), deadletter.DefaultCleanupPolicy),
 		Example: `  eventbus topics create core.invoice.paid
   eventbus topics create plugin.crm.contact.created --partitions 12 --replication 3`,
 		Args: argsUsage(1, 1, "one topic name", "eventbus topics create core.invoice.paid"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			name := args[0]
-			if _, err := eventbus.DefaultTopicRules().ParseTopic(name); err != nil {
+			if _, err := topic.Parse(name); err != nil {
 				return usageErrorf("%v", err)
 			}
 			partitions, _ := f.GetInt("partitions")
@@ -137,9 +139,9 @@ cleanup.policy %s) unless flags say otherwise. A topic that exists is left as it
 			retention, _ := f.GetDuration("retention")
 			switch {
 			case partitions < 0:
-				return usageErrorf("--partitions %d is negative; give at least 1 (0: the default, %d)", partitions, eventbus.DefaultPartitions)
+				return usageErrorf("--partitions %d is negative; give at least 1 (0: the default, %d)", partitions, topic.DefaultPartitions)
 			case replication < 0:
-				return usageErrorf("--replication %d is negative; give at least 1 (0: min(%d, brokers))", replication, eventbus.DefaultReplicationFactor)
+				return usageErrorf("--replication %d is negative; give at least 1 (0: min(%d, brokers))", replication, topic.DefaultReplicationFactor)
 			case retention < 0:
 				return usageErrorf("--retention %s is negative; give e.g. 168h (0: the default)", retention)
 			}
@@ -151,10 +153,10 @@ cleanup.policy %s) unless flags say otherwise. A topic that exists is left as it
 		},
 	}
 	f := cmd.Flags()
-	f.Int("partitions", 0, fmt.Sprintf("number of partitions (0: %d)", eventbus.DefaultPartitions))
-	f.Int("replication", 0, fmt.Sprintf("replication factor (0: min(%d, brokers))", eventbus.DefaultReplicationFactor))
+	f.Int("partitions", 0, fmt.Sprintf("number of partitions (0: %d)", topic.DefaultPartitions))
+	f.Int("replication", 0, fmt.Sprintf("replication factor (0: min(%d, brokers))", topic.DefaultReplicationFactor))
 	f.Duration("retention", 0, fmt.Sprintf("retention, e.g. 720h (0: %d days; %d days for dlq.* topics)",
-		days(eventbus.DefaultRetention), days(eventbus.DefaultDLQRetention)))
+		days(topic.DefaultRetention), days(deadletter.DefaultRetention)))
 	addBrokerFlags(cmd)
 	return cmd
 }
@@ -165,7 +167,7 @@ func (a *app) topicsCreate(ctx context.Context, bs brokerSettings, name string, 
 		return err
 	}
 	defer client.Close()
-	existed, err := client.Topics().TopicExists(ctx, name)
+	existed, err := client.Topics().Exists(ctx, name)
 	if err != nil {
 		return fmt.Errorf("check whether %s exists: %w", name, err)
 	}
@@ -174,20 +176,20 @@ func (a *app) topicsCreate(ctx context.Context, bs brokerSettings, name string, 
 			brokers, err := adm.ListBrokers(ctx)
 			if err == nil && replication > len(brokers) {
 				return fmt.Errorf("--replication %d is more than the cluster's %d broker(s); give at most %d (or leave it out for min(%d, brokers))",
-					replication, len(brokers), len(brokers), eventbus.DefaultReplicationFactor)
+					replication, len(brokers), len(brokers), topic.DefaultReplicationFactor)
 			}
 		}
-		var opts []eventbus.TopicOption
+		var opts []topic.Option
 		if partitions > 0 {
-			opts = append(opts, eventbus.WithPartitions(partitions))
+			opts = append(opts, topic.WithPartitions(partitions))
 		}
 		if replication > 0 {
-			opts = append(opts, eventbus.WithReplicationFactor(replication))
+			opts = append(opts, topic.WithReplicationFactor(replication))
 		}
 		if retention > 0 {
-			opts = append(opts, eventbus.WithRetention(retention))
+			opts = append(opts, topic.WithRetention(retention))
 		}
-		if err := client.Topics().EnsureTopic(ctx, name, opts...); err != nil {
+		if err := client.Topics().Ensure(ctx, name, opts...); err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
 	}
@@ -219,11 +221,11 @@ derived, the valid name to use instead.`,
 		Args: argsUsage(1, 1, "one topic name", "eventbus topics check core.user.created"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			extra, _ := cmd.Flags().GetStringSlice("allow-action")
-			rules, err := eventbus.NewTopicRules(extra...)
+			rules, err := topic.NewRules(extra...)
 			if err != nil {
 				return usageErrorf("--allow-action: %v", err)
 			}
-			t, err := rules.ParseTopic(args[0])
+			t, err := rules.Parse(args[0])
 			if err != nil {
 				return err
 			}
@@ -231,28 +233,28 @@ derived, the valid name to use instead.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSlice("allow-action", nil, "also allow these actions although they are not past tenses (as eventbus.NewTopicRules does)")
+	cmd.Flags().StringSlice("allow-action", nil, "also allow these actions although they are not past tenses (as topic.NewRules does)")
 	return cmd
 }
 
 // printTopic shows a valid topic's parts.
-func printTopic(w io.Writer, t eventbus.Topic) {
+func printTopic(w io.Writer, t topic.Topic) {
 	fmt.Fprintf(w, "%s is a valid %s topic\n", t.Name, t.Kind)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	parts := func(t eventbus.Topic, indent string) {
+	parts := func(t topic.Topic, indent string) {
 		fmt.Fprintf(tw, "%skind:\t%s\n", indent, t.Kind)
 		switch t.Kind {
-		case eventbus.TopicKindCore:
+		case topic.KindCore:
 			fmt.Fprintf(tw, "%sdomain:\t%s\n", indent, t.Domain)
 			fmt.Fprintf(tw, "%saction:\t%s\n", indent, t.Action)
-		case eventbus.TopicKindPlugin:
+		case topic.KindPlugin:
 			fmt.Fprintf(tw, "%splugin:\t%s\n", indent, t.PluginID)
 			fmt.Fprintf(tw, "%sentity:\t%s\n", indent, t.Entity)
 			fmt.Fprintf(tw, "%saction:\t%s\n", indent, t.Action)
 		}
 	}
 	parts(t, "  ")
-	if t.Kind == eventbus.TopicKindDLQ && t.Original != nil {
+	if t.Kind == topic.KindDLQ && t.Original != nil {
 		fmt.Fprintf(tw, "  holds failures of:\t%s\n", t.Original.Name)
 		parts(*t.Original, "    ")
 	} else {

@@ -1,13 +1,13 @@
-package eventbus
+package pluginacl
 
 import (
 	"slices"
 	"strings"
 )
 
-// PluginCheck is one answer of PluginGrants.Check: whether the brokers'
+// Check is one answer of Grants.Check: whether the brokers'
 // ACLs let the plugin do one action on a set of resources.
-type PluginCheck struct {
+type Check struct {
 	// Action is what the plugin does: "produce", "consume", "create",
 	// "delete", "join consumer group", "produce idempotently",
 	// "dead-letter (produce)", "read dead letters", "manage ACLs and users".
@@ -22,7 +22,7 @@ type PluginCheck struct {
 	Why string `json:"why"`
 }
 
-// Access values of a PluginCheck.
+// Access values of a Check.
 const (
 	accessAllowed = "allowed"
 	accessDenied  = "denied"
@@ -37,10 +37,10 @@ const (
 // READ, WRITE, DELETE and ALTER imply DESCRIBE; creating needs CREATE on
 // the cluster or the topics; an idempotent producer needs IDEMPOTENT_WRITE
 // on the cluster or WRITE on some topic. It reflects the ACLs as they are
-// (see TopicManager.DescribePlugin), not what was asked for when
+// (see Describe), not what was asked for when
 // provisioning; `eventbus plugins check` prints it.
-func (g PluginGrants) Check() []PluginCheck {
-	var acls []PluginACL
+func (g Grants) Check() []Check {
+	var acls []ACL
 	for _, acl := range g.ACLs {
 		if acl.Host == "*" {
 			acls = append(acls, acl)
@@ -48,14 +48,14 @@ func (g PluginGrants) Check() []PluginCheck {
 	}
 	own := "plugin." + g.PluginID + "."
 	ownTopics := aclScope{resource: "TOPIC", name: own}
-	var checks []PluginCheck
+	var checks []Check
 	add := func(action, resource string, v verdict) {
 		for _, c := range checks {
 			if c.Action == action && c.Resource == resource {
 				return
 			}
 		}
-		checks = append(checks, PluginCheck{Action: action, Resource: resource, Access: v.access, Why: v.why})
+		checks = append(checks, Check{Action: action, Resource: resource, Access: v.access, Why: v.why})
 	}
 	add("produce", "topic "+own+"*", evaluate(acls, ownTopics, "WRITE"))
 	add("consume", "topic "+own+"*", evaluate(acls, ownTopics, "READ"))
@@ -111,7 +111,7 @@ type aclScope struct {
 var clusterScope = aclScope{resource: "CLUSTER", name: "kafka-cluster", exact: true}
 
 // covers reports whether acl matches every resource of s.
-func (s aclScope) covers(acl PluginACL) bool {
+func (s aclScope) covers(acl ACL) bool {
 	if acl.Resource != s.resource {
 		return false
 	}
@@ -125,7 +125,7 @@ func (s aclScope) covers(acl PluginACL) bool {
 }
 
 // touches reports whether acl matches some resource of s.
-func (s aclScope) touches(acl PluginACL) bool {
+func (s aclScope) touches(acl ACL) bool {
 	if s.covers(acl) {
 		return true
 	}
@@ -142,7 +142,7 @@ func (s aclScope) touches(acl PluginACL) bool {
 
 // opMatches reports whether acl applies to op: the same operation, ALL, or
 // (for ALLOW) an operation that implies it, as in Kafka.
-func opMatches(acl PluginACL, op string) bool {
+func opMatches(acl ACL, op string) bool {
 	if acl.Operation == op || acl.Operation == "ALL" {
 		return true
 	}
@@ -162,8 +162,8 @@ type verdict struct{ access, why string }
 
 // evaluate decides op on the resources of s: a DENY that covers them wins,
 // then an ALLOW that covers them; ACLs matching only some make it partly.
-func evaluate(acls []PluginACL, s aclScope, op string) verdict {
-	var allowAll, denyAll *PluginACL
+func evaluate(acls []ACL, s aclScope, op string) verdict {
+	var allowAll, denyAll *ACL
 	var allowSome, denySome []string
 	for i := range acls {
 		acl := &acls[i]
@@ -201,7 +201,7 @@ func evaluate(acls []PluginACL, s aclScope, op string) verdict {
 
 // evaluateCreate decides creating topics of s: brokers allow it with CREATE
 // on the cluster, or else CREATE on the topics.
-func evaluateCreate(acls []PluginACL, s aclScope) verdict {
+func evaluateCreate(acls []ACL, s aclScope) verdict {
 	if v := evaluate(acls, clusterScope, "CREATE"); v.access == accessAllowed {
 		return v
 	}
@@ -211,7 +211,7 @@ func evaluateCreate(acls []PluginACL, s aclScope) verdict {
 // evaluateIdempotent decides an idempotent producer's InitProducerID:
 // IDEMPOTENT_WRITE on the cluster, or (Kafka 3.0 and later) WRITE on any
 // topic.
-func evaluateIdempotent(acls []PluginACL) verdict {
+func evaluateIdempotent(acls []ACL) verdict {
 	v := evaluate(acls, clusterScope, "IDEMPOTENT_WRITE")
 	if v.access == accessAllowed {
 		return v
@@ -229,7 +229,7 @@ func evaluateIdempotent(acls []PluginACL) verdict {
 }
 
 // aclSays describes an ACL: "allow WRITE on topic plugin.crm.*".
-func aclSays(acl PluginACL) string {
+func aclSays(acl ACL) string {
 	s := strings.ToLower(acl.Permission) + " " + acl.Operation + " on " + resourceLabel(acl)
 	if acl.Principal == "User:*" {
 		s += " (every user)"
@@ -239,7 +239,7 @@ func aclSays(acl PluginACL) string {
 
 // resourceLabel names an ACL's resource: "topic core.user.created", "topic
 // core.user.*" (prefixed), "group *", "cluster".
-func resourceLabel(acl PluginACL) string {
+func resourceLabel(acl ACL) string {
 	if acl.Resource == "CLUSTER" {
 		return "cluster"
 	}

@@ -1,4 +1,4 @@
-package names
+package topic
 
 import (
 	_ "embed"

@@ -1,4 +1,4 @@
-package names
+package topic
 
 import (
 	"errors"
@@ -40,7 +40,7 @@ func listedForms(t testing.TB) (forms, bases map[string][]string) {
 // name is accepted.
 func exampleAction(t *testing.T, action string) string {
 	t.Helper()
-	err := ValidateTopic("core.order." + action)
+	err := Validate("core.order." + action)
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Errorf("core.order.%s accepted (%v), want it rejected", action, err)
@@ -56,7 +56,7 @@ func TestIrregularPastForms(t *testing.T) {
 	forms, bases := listedForms(t)
 	for f := range forms {
 		for _, name := range []string{"core.order." + f, "plugin.shop.item." + f, "core.order.item_" + f, "dlq.core.order." + f} {
-			if err := ValidateTopic(name); err != nil {
+			if err := Validate(name); err != nil {
 				t.Errorf("past form rejected: %v", err)
 			}
 		}
@@ -66,7 +66,7 @@ func TestIrregularPastForms(t *testing.T) {
 	}
 	for b, pasts := range bases {
 		if _, past := forms[b]; past {
-			if err := ValidateTopic("core.order." + b); err != nil {
+			if err := Validate("core.order." + b); err != nil {
 				t.Errorf("%q is a past form too, but: %v", b, err)
 			}
 			continue
@@ -94,10 +94,10 @@ func TestIssue25Names(t *testing.T) {
 		"submitted", "stopped", "logged", "visited", "opened", "cancelled", "canceled", "labelled",
 		"labeled", "panicked", "synced", "payment_held", "item_sold", "resold", "regrown", "misspoke",
 	} {
-		if err := ValidateTopic("core.order." + a); err != nil {
+		if err := Validate("core.order." + a); err != nil {
 			t.Errorf("rejected: %v", err)
 		}
-		if err := ValidateTopic("plugin.shop-x.item.note." + a); err != nil {
+		if err := Validate("plugin.shop-x.item.note." + a); err != nil {
 			t.Errorf("rejected: %v", err)
 		}
 	}
@@ -129,7 +129,7 @@ func TestPresentEndingInEd(t *testing.T) {
 		}
 	}
 	for _, a := range []string{"shed", "wed", "sped", "fed", "bred", "created", "seeded"} {
-		if err := ValidateTopic("core.order." + a); err != nil {
+		if err := Validate("core.order." + a); err != nil {
 			t.Errorf("rejected: %v", err)
 		}
 	}
@@ -172,7 +172,7 @@ func TestRegularSpelling(t *testing.T) {
 		// in words
 		"member_add": "member_added", "job_stop": "job_stopped", "email_send": "email_sent",
 	} {
-		if err := ValidateTopic("core.order." + past); err != nil {
+		if err := Validate("core.order." + past); err != nil {
 			t.Errorf("rejected: %v", err)
 		}
 		want := []string{past}
@@ -187,7 +187,7 @@ func TestRegularSpelling(t *testing.T) {
 		}
 	}
 	for _, a := range []string{"canceled", "cancelled", "labeled", "labelled", "traveled", "travelled"} {
-		if err := ValidateTopic("core.order." + a); err != nil {
+		if err := Validate("core.order." + a); err != nil {
 			t.Errorf("rejected: %v", err)
 		}
 	}
@@ -228,7 +228,7 @@ func FuzzPastTense(f *testing.F) {
 		if !isIdent(a) || len(a) > 200 { // room for "core.order." and a suffix
 			return
 		}
-		err := ValidateTopic("core.order." + a)
+		err := Validate("core.order." + a)
 		if err == nil && !slices.Contains(DefaultRules().AllowedActions(), a[strings.LastIndexByte(a, '_')+1:]) {
 			if p != a {
 				t.Fatalf("%q is accepted, but PastTense gives %q", a, p)
@@ -239,13 +239,13 @@ func FuzzPastTense(f *testing.F) {
 			return // allowed (login): PastTense does not know the allow-list
 		}
 		if p != "" {
-			if err := ValidateTopic("core.order." + p); err != nil {
+			if err := Validate("core.order." + p); err != nil {
 				t.Fatalf("PastTense(%q) = %q, rejected: %v", a, p, err)
 			}
 		}
 		var e *Error
 		if errors.As(err, &e) && e.Example != "" {
-			if err := ValidateTopic(e.Example); err != nil {
+			if err := Validate(e.Example); err != nil {
 				t.Fatalf("suggestion %q rejected: %v", e.Example, err)
 			}
 		}
@@ -278,7 +278,7 @@ func TestPastFormsUpToDate(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(got) != string(want) {
-			t.Errorf("%s differs from what gen_pastforms.go makes: run go generate ./internal/names", f)
+			t.Errorf("%s differs from what gen_pastforms.go makes: run go generate ./topic", f)
 		}
 	}
 }
@@ -293,7 +293,7 @@ func TestNoSuggestionForNonVerbs(t *testing.T) {
 		"order_payment", "cart_checkout", "rollback", "backup", "setup", "bookmark",
 		"insight", "uptime", "overdraft", "resend", "resell", "unsend",
 	} {
-		err := ValidateTopic("core.order." + a)
+		err := Validate("core.order." + a)
 		var e *Error
 		if !errors.As(err, &e) {
 			t.Errorf("core.order.%s accepted (%v), want it rejected", a, err)

@@ -1,7 +1,3 @@
-// Package pluginacl keeps a plugin's ACLs on the brokers: which grants a
-// plugin's user gets (its own topic space, its groups, and the topics it may
-// read), and creating, replacing and deleting them, with its SCRAM
-// credentials, through kadm.
 package pluginacl
 
 import (
@@ -15,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Grant is one ACL of a plugin's user (always ALLOW, host *).
-type Grant struct {
+// grant is one ACL of a plugin's user (always ALLOW, host *).
+type grant struct {
 	Type    kmsg.ACLResourceType
 	Name    string
 	Pattern kadm.ACLPattern
@@ -24,7 +20,7 @@ type Grant struct {
 }
 
 // String says the grant in words: "READ on prefixed topic "plugin.crm."".
-func (g Grant) String() string {
+func (g grant) String() string {
 	return fmt.Sprintf("%s on %s %s %q", g.Op, strings.ToLower(g.Pattern.String()), strings.ToLower(g.Type.String()), g.Name)
 }
 
@@ -32,7 +28,7 @@ func (g Grant) String() string {
 // queue's owners: eventbus-dlq.<scheduler group>.<topic>.<partition>.
 const TransactionalIDPrefix = "eventbus-dlq."
 
-// For lists the grants of plugin pluginID: read, write, create and describe
+// grantsFor lists the grants of plugin pluginID: read, write, create and describe
 // on its own topics (plugin.<id>.) and its dead-letter topics
 // (dlq.plugin.<id>., which hold its failures on its own topics and on those
 // it reads; it never writes another dlq.* topic), read on its groups,
@@ -41,21 +37,21 @@ const TransactionalIDPrefix = "eventbus-dlq."
 // (names, or prefixes ending in "."). validTopic checks a topic name. An
 // entry that is not readable fails with an error naming its field
 // ("CoreTopics", "PluginTopics").
-func For(pluginID string, coreTopics, pluginTopics []string, validTopic func(string) error) ([]Grant, error) {
+func grantsFor(pluginID string, coreTopics, pluginTopics []string, validTopic func(string) error) ([]grant, error) {
 	own := "plugin." + pluginID + "."
-	var gs []Grant
+	var gs []grant
 	for _, prefix := range []string{own, "dlq." + own} {
 		for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpCreate, kadm.OpDescribe} {
-			gs = append(gs, Grant{kmsg.ACLResourceTypeTopic, prefix, kadm.ACLPatternPrefixed, op})
+			gs = append(gs, grant{kmsg.ACLResourceTypeTopic, prefix, kadm.ACLPatternPrefixed, op})
 		}
 	}
 	gs = append(gs,
-		Grant{kmsg.ACLResourceTypeGroup, own, kadm.ACLPatternPrefixed, kadm.OpRead},
-		Grant{kmsg.ACLResourceTypeCluster, "kafka-cluster", kadm.ACLPatternLiteral, kadm.OpIdempotentWrite},
+		grant{kmsg.ACLResourceTypeGroup, own, kadm.ACLPatternPrefixed, kadm.OpRead},
+		grant{kmsg.ACLResourceTypeCluster, "kafka-cluster", kadm.ACLPatternLiteral, kadm.OpIdempotentWrite},
 		// The owners of its dead-letter partitions, in a scheduler group of
 		// its own (plugin.<id>.…), write in transactions of their own.
-		Grant{kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix + own, kadm.ACLPatternPrefixed, kadm.OpWrite},
-		Grant{kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix + own, kadm.ACLPatternPrefixed, kadm.OpDescribe},
+		grant{kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix + own, kadm.ACLPatternPrefixed, kadm.OpWrite},
+		grant{kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix + own, kadm.ACLPatternPrefixed, kadm.OpDescribe},
 	)
 	readable := func(field, prefix string, names []string) error {
 		for _, n := range names {
@@ -64,10 +60,10 @@ func For(pluginID string, coreTopics, pluginTopics []string, validTopic func(str
 				pattern = kadm.ACLPatternPrefixed
 			}
 			if err := checkReadable(n, prefix, own, validTopic); err != nil {
-				return fmt.Errorf("PluginAccess.%s: %v", field, err)
+				return fmt.Errorf("Access.%s: %v", field, err)
 			}
 			for _, op := range []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe} {
-				gs = append(gs, Grant{kmsg.ACLResourceTypeTopic, n, pattern, op})
+				gs = append(gs, grant{kmsg.ACLResourceTypeTopic, n, pattern, op})
 			}
 		}
 		return nil
@@ -101,9 +97,9 @@ func checkReadable(name, prefix, own string, validTopic func(string) error) erro
 	return validTopic(name)
 }
 
-// Replace gives user exactly grants: it creates them, then deletes every
+// replace gives user exactly grants: it creates them, then deletes every
 // other ALLOW ACL of user (what an earlier provisioning granted).
-func Replace(ctx context.Context, adm *kadm.Client, user string, grants []Grant) error {
+func replace(ctx context.Context, adm *kadm.Client, user string, grants []grant) error {
 	for _, g := range grants {
 		res, err := adm.CreateACLs(ctx, builder(user, g))
 		if err == nil {
@@ -122,7 +118,7 @@ func Replace(ctx context.Context, adm *kadm.Client, user string, grants []Grant)
 	if err != nil {
 		return err
 	}
-	wanted := map[Grant]bool{}
+	wanted := map[grant]bool{}
 	for _, g := range grants {
 		wanted[g] = true
 	}
@@ -137,9 +133,9 @@ func Replace(ctx context.Context, adm *kadm.Client, user string, grants []Grant)
 	return nil
 }
 
-// RevokeAll deletes every ACL of user, allow and deny, on any host and
+// revokeAll deletes every ACL of user, allow and deny, on any host and
 // resource.
-func RevokeAll(ctx context.Context, adm *kadm.Client, user string) error {
+func revokeAll(ctx context.Context, adm *kadm.Client, user string) error {
 	filter := kadm.NewACLs().
 		Allow("User:" + user).AllowHosts().
 		Deny("User:" + user).DenyHosts().
@@ -166,9 +162,9 @@ func deleteACLs(ctx context.Context, adm *kadm.Client, b *kadm.ACLBuilder) error
 	return nil
 }
 
-// DeleteSCRAMs deletes user's credentials under each mechanism; a
+// deleteSCRAMs deletes user's credentials under each mechanism; a
 // credential that does not exist is not an error.
-func DeleteSCRAMs(ctx context.Context, adm *kadm.Client, user string, mechs ...kadm.ScramMechanism) error {
+func deleteSCRAMs(ctx context.Context, adm *kadm.Client, user string, mechs ...kadm.ScramMechanism) error {
 	for _, mech := range mechs {
 		res, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: user, Mechanism: mech}}, nil)
 		if err == nil {
@@ -181,7 +177,7 @@ func DeleteSCRAMs(ctx context.Context, adm *kadm.Client, user string, mechs ...k
 	return nil
 }
 
-func builder(user string, g Grant) *kadm.ACLBuilder {
+func builder(user string, g grant) *kadm.ACLBuilder {
 	b := kadm.NewACLs().Allow("User:" + user).AllowHosts("*").ResourcePatternType(g.Pattern).Operations(g.Op)
 	switch g.Type {
 	case kmsg.ACLResourceTypeTopic:
@@ -197,7 +193,7 @@ func builder(user string, g Grant) *kadm.ACLBuilder {
 }
 
 // describe lists the ALLOW ACLs of user on any host.
-func describe(ctx context.Context, adm *kadm.Client, user string) ([]Grant, error) {
+func describe(ctx context.Context, adm *kadm.Client, user string) ([]grant, error) {
 	filter := kadm.NewACLs().
 		Allow("User:" + user).AllowHosts("*").
 		AnyResource().ResourcePatternType(kadm.ACLPatternAny).
@@ -206,13 +202,13 @@ func describe(ctx context.Context, adm *kadm.Client, user string) ([]Grant, erro
 	if err != nil {
 		return nil, fmt.Errorf("describe ACLs of user %s: %w", user, err)
 	}
-	var gs []Grant
+	var gs []grant
 	for _, r := range res {
 		if r.Err != nil {
 			return nil, fmt.Errorf("describe ACLs of user %s: %w", user, r.Err)
 		}
 		for _, d := range r.Described {
-			gs = append(gs, Grant{d.Type, d.Name, d.Pattern, d.Operation})
+			gs = append(gs, grant{d.Type, d.Name, d.Pattern, d.Operation})
 		}
 	}
 	return gs, nil

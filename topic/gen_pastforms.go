@@ -5,7 +5,7 @@
 // verbs that may be given a regular past form as a suggestion, from WordNet
 // 3.0 as Debian packages it (apt-get install wordnet-base):
 //
-//	go generate ./internal/names
+//	go generate ./topic
 //	# or: go run gen_pastforms.go -wordnet /usr/share/wordnet -o pastforms.txt -verbs verbs.txt
 //
 // It is not needed to build or test the package: its output is committed.
@@ -134,7 +134,7 @@ var notSuggested = map[string]bool{
 // index.adv. Words WordNet knows only as nouns (checkout, rollback, backup,
 // setup, bookmark: the verbs are "check out", "roll back") are left out, as
 // are login, logout and signup, on the allowed-actions list. Users name other
-// actions with NewTopicRules.
+// actions with NewRules.
 var extraVerbs = []string{
 	"deprovision", "dequeue", "enqueue", "offboard", "onboard", "reapply",
 	"reauthorize", "reconnect", "redeliver", "reindex", "resync", "unarchive",

@@ -1,4 +1,4 @@
-package names
+package topic
 
 import (
 	"errors"
@@ -31,24 +31,24 @@ func TestParseTopicValid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseTopic(tt.name)
+			got, err := Parse(tt.name)
 			if err != nil {
-				t.Fatalf("ParseTopic: %v", err)
+				t.Fatalf("Parse: %v", err)
 			}
 			tt.want.Name = tt.name
 			if got != tt.want {
-				t.Errorf("ParseTopic = %+v, want %+v", got, tt.want)
+				t.Errorf("Parse = %+v, want %+v", got, tt.want)
 			}
 			if got.String() != tt.name {
 				t.Errorf("String() = %q", got.String())
 			}
 			dlq := "dlq." + tt.name
-			d, err := ParseTopic(dlq)
+			d, err := Parse(dlq)
 			if err != nil {
-				t.Fatalf("ParseTopic(%q): %v", dlq, err)
+				t.Fatalf("Parse(%q): %v", dlq, err)
 			}
 			if d.Kind != KindDLQ || d.Name != dlq || d.Original == nil || *d.Original != tt.want {
-				t.Errorf("ParseTopic(%q) = %+v (Original %+v)", dlq, d, d.Original)
+				t.Errorf("Parse(%q) = %+v (Original %+v)", dlq, d, d.Original)
 			}
 		})
 	}
@@ -113,12 +113,12 @@ func TestParseTopicInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseTopic(tt.name)
+			got, err := Parse(tt.name)
 			if err == nil {
-				t.Fatalf("ParseTopic accepted it: %+v", got)
+				t.Fatalf("Parse accepted it: %+v", got)
 			}
 			if got != (Topic{}) {
-				t.Errorf("ParseTopic returned a Topic with the error: %+v", got)
+				t.Errorf("Parse returned a Topic with the error: %+v", got)
 			}
 			if !errors.Is(err, ErrInvalidTopic) {
 				t.Errorf("error does not wrap ErrInvalidTopic: %v", err)
@@ -140,8 +140,8 @@ func TestParseTopicInvalid(t *testing.T) {
 				}
 			}
 			checkShowsExample(t, e)
-			if ValidateTopic(tt.name) == nil {
-				t.Error("ValidateTopic accepted what ParseTopic rejected")
+			if Validate(tt.name) == nil {
+				t.Error("Validate accepted what Parse rejected")
 			}
 		})
 	}
@@ -156,7 +156,7 @@ func checkShowsExample(t *testing.T, e *Error) {
 		t.Errorf("message %q does not start with the sentinel text and name", msg)
 	}
 	if e.Example != "" {
-		if err := ValidateTopic(e.Example); err != nil {
+		if err := Validate(e.Example); err != nil {
 			t.Errorf("Example %q is not valid: %v", e.Example, err)
 		}
 		if !strings.HasSuffix(msg, `; use "`+e.Example+`"`) {
@@ -169,7 +169,7 @@ func checkShowsExample(t *testing.T, e *Error) {
 		t.Fatalf("message %q shows no valid example", msg)
 	}
 	example, _, _ := strings.Cut(after, ")")
-	if err := ValidateTopic(example); err != nil {
+	if err := Validate(example); err != nil {
 		t.Errorf("the example %q in %q is not valid: %v", example, msg, err)
 	}
 }
@@ -179,7 +179,7 @@ func TestLengthLimits(t *testing.T) {
 	core245 := "core.user." + action(245-len("core.user."))
 	plugin245 := "plugin.crm.contact." + action(245-len("plugin.crm.contact."))
 	for _, name := range []string{core245, plugin245, "dlq." + core245, "dlq." + plugin245} {
-		if err := ValidateTopic(name); err != nil {
+		if err := Validate(name); err != nil {
 			t.Errorf("len %d: %v", len(name), err)
 		}
 	}
@@ -187,7 +187,7 @@ func TestLengthLimits(t *testing.T) {
 		t.Fatalf("test setup: len = %d", len("dlq."+core245))
 	}
 	for _, name := range []string{core245 + "d", plugin245 + "d", "dlq." + core245 + "d"} {
-		if err := ValidateTopic(name); !errors.Is(err, ErrInvalidTopic) {
+		if err := Validate(name); !errors.Is(err, ErrInvalidTopic) {
 			t.Errorf("len %d accepted: %v", len(name), err)
 		}
 	}
@@ -280,16 +280,16 @@ func TestRules(t *testing.T) {
 		t.Errorf("NewRules(...).AllowedActions() = %q", got)
 	}
 	for _, name := range []string{"core.crm.sync", "plugin.x.doc.made", "core.data.import", "core.user.created", "core.auth.login"} {
-		if err := r.ValidateTopic(name); err != nil {
+		if err := r.Validate(name); err != nil {
 			t.Errorf("extended rules reject %q: %v", name, err)
 		}
 	}
-	if err := ValidateTopic("core.crm.sync"); err == nil {
+	if err := Validate("core.crm.sync"); err == nil {
 		t.Error("NewRules changed the default rules")
 	}
 	// With "made" allowed, "make" gets a suggestion.
 	var e *Error
-	if _, err := r.ParseTopic("core.doc.make"); !errors.As(err, &e) || e.Example != "core.doc.made" {
+	if _, err := r.Parse("core.doc.make"); !errors.As(err, &e) || e.Example != "core.doc.made" {
 		t.Errorf("extended rules on core.doc.make: %v", err)
 	}
 
@@ -301,7 +301,7 @@ func TestRules(t *testing.T) {
 	}
 
 	var nilRules *Rules
-	if err := nilRules.ValidateTopic("core.auth.login"); err != nil {
+	if err := nilRules.Validate("core.auth.login"); err != nil {
 		t.Errorf("nil *Rules: %v", err)
 	}
 	if len(nilRules.AllowedActions()) != len(want) {
@@ -318,10 +318,10 @@ func TestRulesConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 200 {
-				if err := r.ValidateTopic("plugin.crm.contact.sync"); err != nil {
+				if err := r.Validate("plugin.crm.contact.sync"); err != nil {
 					t.Error(err)
 				}
-				if err := DefaultRules().ValidateTopic("core.user.create"); err == nil {
+				if err := DefaultRules().Validate("core.user.create"); err == nil {
 					t.Error("accepted core.user.create")
 				}
 				_ = r.AllowedActions()
@@ -384,8 +384,8 @@ func TestParseTopicAllocs(t *testing.T) {
 		"plugin.shop.item.sold":         0,
 		"dlq.core.user.created":         1,
 	} {
-		if got := testing.AllocsPerRun(100, func() { _, _ = ParseTopic(name) }); got > want {
-			t.Errorf("ParseTopic(%q): %v allocations, want at most %v", name, got, want)
+		if got := testing.AllocsPerRun(100, func() { _, _ = Parse(name) }); got > want {
+			t.Errorf("Parse(%q): %v allocations, want at most %v", name, got, want)
 		}
 	}
 }
@@ -403,7 +403,7 @@ func BenchmarkParseTopic(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				t, err := ParseTopic(name)
+				t, err := Parse(name)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -414,7 +414,7 @@ func BenchmarkParseTopic(b *testing.B) {
 	b.Run("rejected/core.user.create", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := ParseTopic("core.user.create"); err == nil {
+			if _, err := Parse("core.user.create"); err == nil {
 				b.Fatal("accepted")
 			}
 		}

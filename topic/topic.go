@@ -1,4 +1,4 @@
-package names
+package topic
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/plexica/eventbus/internal/errs"
 )
 
 // ErrInvalidTopic is the sentinel every topic-name rejection wraps:
@@ -26,7 +28,7 @@ const (
 	pluginPrefix = "plugin."
 	dlqPrefix    = "dlq."
 
-	// maxNameLen is Kafka's limit on topic names.
+	// maxNameLen is Kafka's limit on topic topic.
 	maxNameLen = 249
 	// maxOriginalLen is the limit on core and plugin topics: room is left
 	// for the "dlq." prefix of their dead-letter topic.
@@ -69,21 +71,21 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Topic is a parsed topic name: the form behind eventbus.Topic, whose
-// documentation says what each field holds. The string fields are
+// Topic is a parsed topic name: its kind and parts. The string fields are
 // substrings of Name.
 type Topic struct {
 	Kind     Kind
-	Name     string
-	Domain   string
-	PluginID string
-	Entity   string
-	Action   string
-	Original *Topic
+	Name     string // the full name as given
+	Domain   string // core only: "user" in core.user.created
+	PluginID string // plugin only: "crm" in plugin.crm.contact.note.added
+	Entity   string // plugin only, may contain dots: "contact.note"
+	Action   string // core and plugin: "created", "added"
+	Original *Topic // dlq only: the core or plugin topic it holds failures of
 }
 
-// String returns the full topic name, or joins the parts when Name is empty,
-// as eventbus.Topic.String documents. It does not validate.
+// String returns the full topic name. For a Topic built by hand with an
+// empty Name it joins the parts: Topic{Kind: KindCore, Domain: "user",
+// Action: "created"}.String() is "core.user.created". It does not validate.
 func (t Topic) String() string {
 	if t.Name != "" {
 		return t.Name
@@ -190,16 +192,17 @@ func newRules(actions []string) *Rules {
 // are not past tenses (and a few that are, listed before every past form was
 // accepted): login, logout, request, response, error, reset, sent, built,
 // paid, read, won, lost, begun, done, run, set, spent, shut, split, heartbeat
-// and signup. The package-level ParseTopic and ValidateTopic use it.
+// and signup. The package-level Parse and Validate use it.
 func DefaultRules() *Rules { return defaultRules }
 
 // NewRules returns the default rules with extraActions added to the
 // allow-list, for example NewRules("sync", "made"). Each extra action must
-// itself match [a-z][a-z0-9_]*; otherwise NewRules returns an error.
+// itself match [a-z][a-z0-9_]*; otherwise NewRules returns an error that
+// wraps eventbus.ErrInvalidConfig.
 func NewRules(extraActions ...string) (*Rules, error) {
 	for _, a := range extraActions {
 		if !isIdent(a) {
-			return nil, fmt.Errorf("names: extra action %q must match %s: %s (e.g. \"synced\")", a, identPattern, identReason(a))
+			return nil, fmt.Errorf("%w: topic rules: extra action %q must match %s: %s (e.g. \"synced\")", errs.InvalidConfig, a, identPattern, identReason(a))
 		}
 	}
 	return newRules(slices.Concat(defaultActions, extraActions)), nil
@@ -211,17 +214,17 @@ func (r *Rules) AllowedActions() []string {
 	return slices.Clone(r.rules().sorted)
 }
 
-// ValidateTopic reports whether name is a valid topic name under r. A
+// Validate reports whether name is a valid topic name under r. A
 // rejection is an *Error wrapping ErrInvalidTopic.
-func (r *Rules) ValidateTopic(name string) error {
-	_, err := r.ParseTopic(name)
+func (r *Rules) Validate(name string) error {
+	_, err := r.Parse(name)
 	return err
 }
 
-// ParseTopic parses and validates name under r. A rejection is an *Error
+// Parse parses and validates name under r. A rejection is an *Error
 // wrapping ErrInvalidTopic (and ErrInvalidPluginID when the plugin ID is at
 // fault), with the failed rule and, when one can be derived, a corrected name.
-func (r *Rules) ParseTopic(name string) (Topic, error) {
+func (r *Rules) Parse(name string) (Topic, error) {
 	r = r.rules()
 	t, f := r.parse(name)
 	if f != nil {
@@ -230,12 +233,12 @@ func (r *Rules) ParseTopic(name string) (Topic, error) {
 	return t, nil
 }
 
-// ParseTopic parses and validates name under DefaultRules().
-func ParseTopic(name string) (Topic, error) { return defaultRules.ParseTopic(name) }
+// Parse parses and validates name under DefaultRules().
+func Parse(name string) (Topic, error) { return defaultRules.Parse(name) }
 
-// ValidateTopic reports whether name is a valid topic name under
+// Validate reports whether name is a valid topic name under
 // DefaultRules(). A rejection is an *Error wrapping ErrInvalidTopic.
-func ValidateTopic(name string) error { return defaultRules.ValidateTopic(name) }
+func Validate(name string) error { return defaultRules.Validate(name) }
 
 // ValidatePluginID reports whether id is a valid plugin ID: kebab-case,
 // [a-z0-9]+(-[a-z0-9]+)*, such as "crm", "sample-analytics" or

@@ -1,10 +1,8 @@
-package dlq
+package topic
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/plexica/eventbus/internal/names"
 )
 
 func TestDeadLetterAndRetryTopics(t *testing.T) {
@@ -24,19 +22,16 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 		{"plugin.Not_An_ID.x", "core.user.created", "dlq.core.user.created", "dlq.retry." + seg("plugin.Not_An_ID.x", "plugin.Not_An_ID.x") + ".core.user.created"},
 		{"Billing-Service v2", "core.invoice.paid", "dlq.core.invoice.paid", "dlq.retry." + seg("Billing-Service v2", "Billing-Service v2") + ".core.invoice.paid"},
 	} {
-		if got := TopicFor(c.group, c.topic); got != c.dlq {
-			t.Errorf("TopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.dlq)
+		if got := dlqFor(c.group, c.topic); got != c.dlq {
+			t.Errorf("dlqFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.dlq)
 		}
-		if got := RetryTopicFor(c.group, c.topic); got != c.retry {
-			t.Errorf("RetryTopicFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.retry)
+		if got := retryFor(c.group, c.topic); got != c.retry {
+			t.Errorf("retryFor(%q, %q) = %q, want %q", c.group, c.topic, got, c.retry)
 		}
 		for _, name := range []string{c.dlq, c.retry} {
-			if _, err := names.DefaultRules().ParseTopic(name); err != nil {
+			if _, err := DefaultRules().Parse(name); err != nil {
 				t.Errorf("%s is not a valid topic: %v", name, err)
 			}
-		}
-		if !IsEntryTopic(c.dlq) || IsEntryTopic(c.retry) {
-			t.Errorf("IsEntryTopic: %s must hold entries, %s must not", c.dlq, c.retry)
 		}
 	}
 	if got := groupSegment("Billing-Service v2", "x"); !strings.HasPrefix(got, "billing_service_v2_") {
@@ -49,7 +44,7 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 func TestRetryTopicsOfDistinctGroupsDiffer(t *testing.T) {
 	pairs := [][2]string{{"a.b", "a_b"}, {"mailer", "Mailer"}, {"plugin.crm.a.b", "plugin.crm.a_b"}}
 	for _, p := range pairs {
-		if RetryTopicFor(p[0], "core.user.created") == RetryTopicFor(p[1], "core.user.created") {
+		if retryFor(p[0], "core.user.created") == retryFor(p[1], "core.user.created") {
 			t.Errorf("groups %q and %q share a retry topic", p[0], p[1])
 		}
 	}

@@ -19,11 +19,11 @@ func validTopic(name string) error {
 }
 
 func TestForGrantsTheOwnSpaceAndTheReadableTopics(t *testing.T) {
-	gs, err := For("crm", []string{"core.user.created", "core.workspace."}, []string{"plugin.billing.invoice.paid"}, validTopic)
+	gs, err := grantsFor("crm", []string{"core.user.created", "core.workspace."}, []string{"plugin.billing.invoice.paid"}, validTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	has := func(g Grant) bool {
+	has := func(g grant) bool {
 		for _, h := range gs {
 			if h == g {
 				return true
@@ -31,7 +31,7 @@ func TestForGrantsTheOwnSpaceAndTheReadableTopics(t *testing.T) {
 		}
 		return false
 	}
-	for _, want := range []Grant{
+	for _, want := range []grant{
 		{kmsg.ACLResourceTypeTopic, "plugin.crm.", kadm.ACLPatternPrefixed, kadm.OpWrite},
 		{kmsg.ACLResourceTypeTopic, "dlq.plugin.crm.", kadm.ACLPatternPrefixed, kadm.OpCreate},
 		{kmsg.ACLResourceTypeGroup, "plugin.crm.", kadm.ACLPatternPrefixed, kadm.OpRead},
@@ -57,15 +57,15 @@ func TestForRefusesWhatItCannotGrant(t *testing.T) {
 		core, plugin []string
 		want         string
 	}{
-		{[]string{"plugin.crm.contact.created"}, nil, "PluginAccess.CoreTopics"},
+		{[]string{"plugin.crm.contact.created"}, nil, "Access.CoreTopics"},
 		{nil, []string{"plugin.crm.contact.created"}, "own topic space"},
 		{nil, []string{"core.user.created"}, `must start with "plugin."`},
 		{[]string{"core.User."}, nil, "lowercase dot-separated"},
 		{[]string{"core.user"}, nil, errBadName.Error()},
 	} {
-		_, err := For("crm", tt.core, tt.plugin, validTopic)
+		_, err := grantsFor("crm", tt.core, tt.plugin, validTopic)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("For(core %v, plugin %v) = %v, want an error containing %q", tt.core, tt.plugin, err, tt.want)
+			t.Errorf("grantsFor(core %v, plugin %v) = %v, want an error containing %q", tt.core, tt.plugin, err, tt.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package names
+package topic
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// FuzzParseTopic checks that ParseTopic never panics, that every rejection is
+// FuzzParseTopic checks that Parse never panics, that every rejection is
 // an *Error wrapping ErrInvalidTopic whose suggested name (if any) is valid,
 // and that every accepted name re-validates and round-trips through String.
 func FuzzParseTopic(f *testing.F) {
@@ -27,7 +27,7 @@ func FuzzParseTopic(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		topic, err := ParseTopic(name)
+		topic, err := Parse(name)
 		if err != nil {
 			checkRejection(t, name, err)
 			return
@@ -35,8 +35,8 @@ func FuzzParseTopic(f *testing.F) {
 		if got := topic.String(); got != name {
 			t.Fatalf("String() = %q, want %q", got, name)
 		}
-		if err := ValidateTopic(topic.String()); err != nil {
-			t.Fatalf("ParseTopic accepted %q but ValidateTopic rejects it: %v", name, err)
+		if err := Validate(topic.String()); err != nil {
+			t.Fatalf("Parse accepted %q but Validate rejects it: %v", name, err)
 		}
 		if len(name) > maxNameLen {
 			t.Fatalf("accepted %d characters", len(name))
@@ -49,8 +49,8 @@ func FuzzParseTopic(f *testing.F) {
 			if topic.Original != nil || topic.Action == "" || !strings.HasSuffix(name, "."+topic.Action) {
 				t.Fatalf("bad parts: %+v", topic)
 			}
-			if d, err := ParseTopic(dlqPrefix + name); err != nil || d.Original == nil || *d.Original != topic {
-				t.Fatalf("ParseTopic(%q) = %+v, %v; want the dlq topic of %+v", dlqPrefix+name, d, err, topic)
+			if d, err := Parse(dlqPrefix + name); err != nil || d.Original == nil || *d.Original != topic {
+				t.Fatalf("Parse(%q) = %+v, %v; want the dlq topic of %+v", dlqPrefix+name, d, err, topic)
 			}
 		case KindDLQ:
 			o := topic.Original
@@ -79,7 +79,7 @@ func checkRejection(t *testing.T, name string, err error) {
 		t.Fatalf("suggests the rejected name %q", name)
 	}
 	if e.Example != "" {
-		if err := ValidateTopic(e.Example); err != nil {
+		if err := Validate(e.Example); err != nil {
 			t.Fatalf("the suggestion %q for %q is invalid: %v", e.Example, name, err)
 		}
 	} else if !strings.Contains(e.Rule, "(e.g. ") {

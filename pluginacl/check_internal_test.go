@@ -1,4 +1,4 @@
-package eventbus
+package pluginacl
 
 import (
 	"strings"
@@ -9,10 +9,10 @@ import (
 // what provisioning grants: wildcards, ALL, implied DESCRIBE, deny
 // precedence, other hosts and every user's ACLs.
 func TestCheckPluginEvaluation(t *testing.T) {
-	acl := func(perm, op, res, pattern, name string) PluginACL {
-		return PluginACL{Principal: "User:plugin.crm", Host: "*", Permission: perm, Operation: op, Resource: res, Pattern: pattern, Name: name}
+	acl := func(perm, op, res, pattern, name string) ACL {
+		return ACL{Principal: "User:plugin.crm", Host: "*", Permission: perm, Operation: op, Resource: res, Pattern: pattern, Name: name}
 	}
-	g := PluginGrants{PluginID: "crm", Username: "plugin.crm", ACLs: []PluginACL{
+	g := Grants{PluginID: "crm", Username: "plugin.crm", ACLs: []ACL{
 		acl("ALLOW", "ALL", "TOPIC", "PREFIXED", "plugin."),
 		acl("DENY", "WRITE", "TOPIC", "PREFIXED", "plugin.billing."),
 		acl("ALLOW", "CREATE", "CLUSTER", "LITERAL", "kafka-cluster"),
@@ -21,7 +21,7 @@ func TestCheckPluginEvaluation(t *testing.T) {
 		{Principal: "User:*", Host: "*", Permission: "ALLOW", Operation: "READ", Resource: "TOPIC", Pattern: "LITERAL", Name: "core.tenant.created"},
 		{Principal: "User:plugin.crm", Host: "10.0.0.1", Permission: "ALLOW", Operation: "WRITE", Resource: "TOPIC", Pattern: "PREFIXED", Name: "core."},
 	}}
-	got := map[string]PluginCheck{}
+	got := map[string]Check{}
 	for _, c := range g.Check() {
 		got[c.Action+" "+c.Resource] = c
 	}
@@ -50,10 +50,10 @@ func TestCheckPluginEvaluation(t *testing.T) {
 	}
 	// DESCRIBE is implied by READ for ALLOW, but a DENY of READ does not deny DESCRIBE.
 	s := aclScope{resource: "TOPIC", name: "core.user.created", exact: true}
-	if v := evaluate([]PluginACL{acl("ALLOW", "READ", "TOPIC", "LITERAL", "core.user.created")}, s, "DESCRIBE"); v.access != accessAllowed {
+	if v := evaluate([]ACL{acl("ALLOW", "READ", "TOPIC", "LITERAL", "core.user.created")}, s, "DESCRIBE"); v.access != accessAllowed {
 		t.Errorf("implied DESCRIBE: %+v", v)
 	}
-	if v := evaluate([]PluginACL{acl("ALLOW", "DESCRIBE", "TOPIC", "LITERAL", "*"), acl("DENY", "READ", "TOPIC", "LITERAL", "*")}, s, "DESCRIBE"); v.access != accessAllowed {
+	if v := evaluate([]ACL{acl("ALLOW", "DESCRIBE", "TOPIC", "LITERAL", "*"), acl("DENY", "READ", "TOPIC", "LITERAL", "*")}, s, "DESCRIBE"); v.access != accessAllowed {
 		t.Errorf("DESCRIBE with READ denied: %+v", v)
 	}
 }

@@ -1,7 +1,11 @@
-// Package names holds the topic-name rules of the event bus. Every place that
-// names a topic (publishing, subscribing, creating topics, dead-lettering)
-// checks the name here first, so a bad name fails fast with a message that
-// says which rule it broke and shows a valid name.
+// Package topic names and administers the event bus's topics: the naming
+// rules ([Parse], [Validate], [Rules]), where a consumer group's failures
+// and retries go ([DLQFor], [RetryFor]), and a [Manager] that creates and
+// lists topics on a connected eventbus.Client (eventbus.Client.Topics).
+// Every place that names a topic (publishing, subscribing, creating
+// topics, dead-lettering) checks the name here first, so a bad name fails
+// fast with a message that says which rule it broke and shows a valid
+// name.
 //
 // # The three forms
 //
@@ -69,7 +73,7 @@
 // lemmas and a few newer ones (upsert, onboard, unsubscribe, enqueue,
 // resync); an action that is none of them, such as checkout (a noun: the
 // verb is "check out"), is accepted as it is once put on the allow-list
-// with [NewRules] (eventbus.NewTopicRules).
+// with [NewRules].
 //
 // # The list of past forms
 //
@@ -81,11 +85,34 @@
 // pastforms.txt and looked up in a map. WordNet 3.0 is Copyright 2006 by
 // Princeton University, used under its licence (WORDNET-LICENSE in this
 // directory). gen_pastforms.go rebuilds the list: go generate
-// ./internal/names, with wordnet-base installed; building and testing do not
+// ./topic, with wordnet-base installed; building and testing do not
 // need it. It also writes verbs.txt, the verbs given a regular past as a
 // suggestion: WordNet's 8,429 one-word verb lemmas (index.verb) and 26 verbs
 // it adds that WordNet 3.0 does not know (upsert, onboard, unsubscribe,
 // ...), 68 KB, read into a map on the first rejected name.
+//
+// # Creating topics
+//
+// [Manager.Ensure] creates a topic unless it exists, with
+// [DefaultPartitions] (3) partitions, replication factor
+// min([DefaultReplicationFactor] (3), brokers) and [DefaultRetention] (7
+// days; dlq.* topics: [deadletter.DefaultRetention], 30 days, compacted) unless
+// [Option]s say otherwise ([WithPartitions], [WithReplicationFactor],
+// [WithRetention], [WithConfig], [WithCreationTimeout]). A topic is
+// ensured once per process: later calls return at once. The bus ensures
+// the topics it publishes to and subscribes to the same way.
+//
+//	topics := client.Topics()
+//	err := topics.Ensure(ctx, "plugin.crm.contact.created", topic.WithPartitions(6))
+//	names, err := topics.List(ctx)
+//
+// # Dead-letter and retry topics
+//
+// The failures of consumer group g on topic t are kept in [DLQFor](g, t):
+// dlq.<t>, or for a plugin's group on a topic outside the plugin's own,
+// dlq.plugin.<id>.<t as entity>, so that a plugin dead-letters on its own
+// credentials (see package pluginacl). Their retries go to [RetryFor](g, t),
+// a topic only that group reads.
 //
 // # Errors
 //
@@ -98,8 +125,8 @@
 //
 // # Speed
 //
-// [ParseTopic] runs on every publish. It uses no regular expressions and does
+// [Parse] runs on every publish. It uses no regular expressions and does
 // not allocate for core and plugin topics (one small allocation for the
 // Original of a dlq topic); only a rejection does extra work, to build its
 // message and suggestion.
-package names
+package topic
