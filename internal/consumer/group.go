@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,9 @@ type hooks struct {
 	// handedOver runs in the poll loop after a polled batch was handed
 	// to the dispatchers, before rebalances are allowed again.
 	handedOver func()
+	// drainTick and maxDrainWait, when set, replace the bounds of the
+	// poll loop's wait for a topic at its cap (waitDrain).
+	drainTick, maxDrainWait time.Duration
 	// rebalancing runs as partitions are revoked or lost, before they are
 	// released.
 	rebalancing func()
@@ -331,6 +335,7 @@ func (g *Group) poll() {
 			return
 		}
 		records := false
+		var atCap []*dispatcher
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
@@ -338,13 +343,21 @@ func (g *Group) poll() {
 			records = true
 			g.fetchFailed(p.Topic, nil)
 			if d := g.dispatcher(p.Topic); d != nil { // else unsubscribed meanwhile
-				d.enqueue(p.Partition, p.Records)
+				if d.enqueue(p.Partition, p.Records) && !slices.Contains(atCap, d) {
+					atCap = append(atCap, d)
+				}
 			}
 		})
 		if h := g.cfg.hooks.handedOver; h != nil {
 			h()
 		}
 		g.cl.AllowRebalance()
+		// A topic at its cap: the workers get a little time to drain it
+		// before its partitions that are behind are paused (waitDrain).
+		for _, d := range atCap {
+			d.waitDrain(g.pollCtx)
+			d.pauseBehind()
+		}
 		var errs []error
 		fetches.EachError(func(topic string, partition int32, err error) {
 			err = fmt.Errorf("topic %s partition %d: %w", topic, partition, err)
