@@ -18,8 +18,10 @@ import (
 // holds up the other keys of its partition only once its own records
 // reach the cap.
 //
-// Fetching never waits for it: the poll loop hands records over (enqueue)
-// and goes on.
+// Fetching waits for it only at the cap: the poll loop hands records over
+// (enqueue) and goes on, unless they brought the topic to its cap; then it
+// waits a moment for the workers (waitDrain) before pausing the partitions
+// still behind (pauseBehind).
 //
 // Pausing and resuming fetching is decided and issued in one place: inside
 // the dispatcher's lock, together with the decision. The client's paused

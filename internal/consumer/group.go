@@ -207,7 +207,9 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		kgo.DisableAutoCommit(),
 		// A paused partition, once resumed, is fetched only after the
 		// fetch in flight returns; franz-go's default 5 s long poll
-		// would stall it that long.
+		// would stall it that long. (A topic whose handlers keep up is
+		// not paused at its cap: the poll loop waits for them instead,
+		// waitDrain.) Shorter, an idle group would send more fetches.
 		kgo.FetchMaxWait(time.Second),
 		// Only committed records: a retry the dead letter queue's owner
 		// sent in a transaction that was then aborted (a fenced owner)
@@ -321,8 +323,9 @@ func (g *Group) ID() string { return g.cfg.Group }
 func (g *Group) Client() *kgo.Client { return g.cl }
 
 // poll fetches and hands records to the dispatchers, never waiting for
-// handlers: a partition whose records are not taken fast enough is paused
-// by its dispatcher instead. Rebalances wait while a polled batch is being
+// handlers below a topic's cap: at the cap it waits a moment for the
+// topic's workers (waitDrain, at most maxDrainWait), and the partitions
+// still behind are paused. Rebalances wait while a polled batch is being
 // handed over (BlockRebalanceOnPoll), so the records handed over always
 // belong to the partitions' current assignment.
 func (g *Group) poll() {
