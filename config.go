@@ -316,10 +316,16 @@ type ConsumerConfig struct {
 	// brokers' __consumer_offsets log, so at low rates, where each fetch
 	// brings one event, this spares them a commit per event (and the
 	// latency that load adds); at high rates the count bounds what a crash
-	// delivers again (about MaxConcurrency events per subscription, plus
-	// what was running and what finished during one commit's round trip).
-	// Default DefaultCommitInterval (100 ms); CommitEveryBatch commits after
-	// every batch instead.
+	// delivers again. Commits never overlap, and once twice that count
+	// finished since the group's last commit was sent, the subscription
+	// starts no event until the next one is: a crash so delivers again at
+	// most about 2 × MaxConcurrency events per subscription (at least 128)
+	// plus what was running, however long the brokers take to answer a
+	// commit. The price: a subscription handles at most about that many
+	// events per commit round trip, which only handlers that take next to
+	// no time reach (a larger MaxConcurrency raises it; docs/benchmarks.md,
+	// drain). Default DefaultCommitInterval (100 ms); CommitEveryBatch
+	// commits after every batch instead.
 	CommitInterval time.Duration
 	// RetryBackoff is the first delay of the retries a subscription makes
 	// in place: calling the handler again under RetryInPlace, and writing a

@@ -85,9 +85,13 @@
 // returned nil, its failure was stored in the dead letter queue, or its
 // failure policy skipped it. Each partition's committed offset is its first
 // unfinished event; the offsets finished above it travel in the commit's
-// metadata and are not handled again. A crash so redelivers what had not
-// finished, plus what finished within the last
-// [ConsumerConfig.CommitInterval].
+// metadata and are not handled again. A group commits once a subscription
+// finished MaxConcurrency events (at least 64) since its last commit, else
+// at most once per [ConsumerConfig.CommitInterval]; once twice that many
+// finished since the last commit was sent, the subscription starts no
+// event until the next one is. A crash so redelivers what had not
+// finished, plus at most about 2 × MaxConcurrency events per subscription
+// (at least 128), however long the brokers take to answer a commit.
 //
 // [Delivery], embedded in the options of every kind of subscription, says
 // how events are handled. By default the events of one key (the partition
@@ -95,7 +99,10 @@
 // different keys concurrently. Fetching never waits for handlers: a slow or
 // stuck key holds up only itself until its own waiting events reach
 // [Delivery.MaxPending] (events finished behind it do not count); then its
-// partition pauses, and resumes as it drains.
+// partition pauses, and resumes as it drains. A subscription at MaxPending
+// whose handlers keep up is not paused: fetching waits for them a moment
+// (at most 250 ms) instead, since a resumed partition is fetched again only
+// once the fetch in flight returned (up to a second on an idle topic).
 //
 // A new group's start position is committed when it first joins, so events
 // published while every member is down are delivered when one returns. It

@@ -39,12 +39,29 @@ const minCommitEvery = 64
 // commitEvery is how many records of topic t, finished since its last
 // commit, make a commit due at once: its MaxConcurrency, at least
 // minCommitEvery. So what a crash hands again to the next owner is bounded
-// by a count, about what was running plus as many again and what finished
-// during one commit's round trip, whatever the rate; and a busy group
+// by a count, whatever the rate and however long the broker takes to
+// answer a commit: at most maxUncommitted finished after the last commit
+// taken, plus what was running (the commit in flight lands if it was
+// sent; if it was not, what it carried comes again too). A busy group
 // commits once per that many records, never more often than its commits
 // return (commits never overlap), while a quiet one commits at most once
 // per CommitInterval.
 func commitEvery(t Topic) int { return max(t.MaxConcurrency, minCommitEvery) }
+
+// maxUncommitted is how many records of topic t may finish after the
+// last commit was taken (commitPoints) before its workers take no new
+// record until the next one is: twice commitEvery. A commit is taken once
+// commitEvery finished, so the commit in flight may take that long again
+// to be answered before anything waits; only a broker slow to answer
+// (loaded, paused, failing over) holds handlers up. Without it, what a
+// crash hands again would grow with the time a commit takes to be
+// answered: a member whose records were already fetched handled on at
+// full speed while its commit waited, and all of that came again. The
+// price: a topic handles at most about maxUncommitted records per commit
+// round trip, which handlers that take next to no time (a backlog drained
+// by a handler of a few microseconds) reach; a larger MaxConcurrency
+// raises it.
+func maxUncommitted(t Topic) int { return 2 * commitEvery(t) }
 
 // committer commits the finished prefix of every partition (and the
 // offsets finished above it) whenever something finished: once

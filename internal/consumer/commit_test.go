@@ -113,20 +113,7 @@ func TestCrashRedeliversABoundedCount(t *testing.T) {
 		if !killed.Load() {
 			return nil, nil, false
 		}
-		req := kreq.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		resp.Version = req.Version
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return commitRefused(kreq.(*kmsg.OffsetCommitRequest)), nil, true
 	})
 
 	var first offsetSet
@@ -214,6 +201,25 @@ func TestCrashRedeliversABoundedCount(t *testing.T) {
 	}
 }
 
+// commitRefused refuses every partition of a commit
+// (GROUP_AUTHORIZATION_FAILED): what a killed member would have committed
+// never arrives.
+func commitRefused(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	resp.Version = req.Version
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
 // inSpans says whether offset is in one of spans.
 func inSpans(spans []span, offset int64) bool {
 	for _, s := range spans {
@@ -222,4 +228,122 @@ func inSpans(spans []span, offset int64) bool {
 		}
 	}
 	return false
+}
+
+// TestCrashWithACommitUnansweredRedeliversABoundedCount: the broker holds
+// a commit without answering it (a loaded or paused broker) while the
+// member's handlers go on; then the member is killed, and the held commit
+// lands after all, as a request already on the wire does. Whatever
+// finished after that commit was taken comes again to the next member: a
+// count bounded by the engine (twice commitEvery, plus the handlers
+// running), not everything the member handled while the broker was slow.
+// Nothing is lost.
+func TestCrashWithACommitUnansweredRedeliversABoundedCount(t *testing.T) {
+	const (
+		partitions   = 3
+		perPartition = 2000
+		holdAfter    = 500  // records handled when the next commit is held
+		killAt       = 3000 // the member hangs here if nothing held it back
+		group        = "crash-unanswered"
+	)
+	c, addrs := testCluster(t, partitions, perPartition)
+	var (
+		holdNext, killed atomic.Bool
+		holding          = make(chan struct{})
+		release          = make(chan struct{})
+	)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if holdNext.CompareAndSwap(true, false) {
+			close(holding)
+			c.SleepControl(func() { <-release })
+			return nil, nil, false // then answered as usual: the commit lands
+		}
+		if !killed.Load() {
+			return nil, nil, false
+		}
+		return commitRefused(kreq.(*kmsg.OffsetCommitRequest)), nil, true
+	})
+
+	var first offsetSet
+	var mu sync.Mutex
+	handled := 0
+	hung := make(chan struct{})
+	var hangOnce sync.Once
+	topic := Topic{Name: testTopic, Ordering: Unordered, MaxConcurrency: 8, MaxPending: 1000, FromBeginning: true}
+	topic.Handle = func(_, stopping context.Context, r *kgo.Record) bool {
+		mu.Lock()
+		if killed.Load() {
+			mu.Unlock()
+			return false // a dead process handles nothing
+		}
+		if handled == killAt {
+			mu.Unlock()
+			hangOnce.Do(func() { close(hung) })
+			<-stopping.Done() // hangs until the member is stopped
+			return false
+		}
+		handled++
+		first.add(r.Partition, r.Offset)
+		if handled == holdAfter {
+			holdNext.Store(true)
+		}
+		mu.Unlock()
+		return true
+	}
+	g := crashGroup(t, addrs, group, topic, time.Hour)
+	<-holding
+	waitFor(t, "the member hangs at the kill point, or its workers wait for the held commit", func() bool {
+		select {
+		case <-hung: // the handlers ran on while the commit went unanswered
+			return true
+		default:
+		}
+		d := g.dispatcher(testTopic)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.active == 0 && d.uncommitted >= 2*commitEvery(topic)
+	})
+
+	killed.Store(true) // from now on the member handles and commits nothing
+	close(release)     // the held commit, already sent, lands
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = g.Stop(ctx) // its final commit fails: as good as a kill
+	killed.Store(false)
+
+	var second offsetSet
+	var dups atomic.Int32
+	topic.Handle = func(_, _ context.Context, r *kgo.Record) bool {
+		if first.has(r.Partition, r.Offset) {
+			dups.Add(1)
+		}
+		second.add(r.Partition, r.Offset)
+		return true
+	}
+	g2 := crashGroup(t, addrs, group, topic, 10*time.Millisecond)
+	waitFor(t, "the second member commits the end of every partition", func() bool {
+		for p := range int32(partitions) {
+			if o, ok := committed(g2, group, p); !ok || o.At != perPartition {
+				return false
+			}
+		}
+		return true
+	})
+	lost := 0
+	for p := range int32(partitions) {
+		for o := range int64(perPartition) {
+			if !first.has(p, o) && !second.has(p, o) {
+				lost++
+			}
+		}
+	}
+	bound := 2*commitEvery(topic) + topic.MaxConcurrency
+	t.Logf("handled %d before the kill, %d after; %d handled twice (bound %d)", first.len(), second.len(), dups.Load(), bound)
+	if lost > 0 {
+		t.Errorf("%d records lost", lost)
+	}
+	if int(dups.Load()) > bound {
+		t.Errorf("%d records handled twice after the kill; want at most %d (twice commitEvery, plus the handlers running)", dups.Load(), bound)
+	}
 }

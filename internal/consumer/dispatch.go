@@ -18,8 +18,10 @@ import (
 // holds up the other keys of its partition only once its own records
 // reach the cap.
 //
-// Fetching never waits for it: the poll loop hands records over (enqueue)
-// and goes on.
+// Fetching waits for it only at the cap: the poll loop hands records over
+// (enqueue) and goes on, unless they brought the topic to its cap; then it
+// waits a moment for the workers (waitDrain) before pausing the partitions
+// still behind (pauseBehind).
 //
 // Pausing and resuming fetching is decided and issued in one place: inside
 // the dispatcher's lock, together with the decision. The client's paused
@@ -39,9 +41,15 @@ type dispatcher struct {
 	held     int         // unfinished records (waiting or running) of the partitions
 	anyPause bool        // some partition is paused
 	// uncommitted counts the records finished since the last commit of
-	// every partition (commitPoints): at commitEvery, a commit is due.
+	// every partition was taken (commitPoints): at commitEvery, a commit
+	// is due; at maxUncommitted, workers take no new record until the next
+	// commit is taken (behind).
 	uncommitted int
-	closed      bool
+	// finishes counts the records finished; drainSig, when set, is
+	// closed once the held records are under half the cap (waitDrain).
+	finishes uint64
+	drainSig chan struct{}
+	closed   bool
 	// lingering are released partitions whose handlers still ran when
 	// they were forgotten (lost, or past their revoke bound): a partition
 	// assigned back starts its keys only once they returned.
@@ -264,15 +272,16 @@ func (p *partition) skipped(offset int64) bool {
 	return len(p.skip) > 0 && p.skip[0].first <= offset
 }
 
-// enqueue hands a partition's fetched records to the workers, and pauses
-// fetching of the partitions that are behind once the held records reached
-// the cap.
-func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
+// enqueue hands a partition's fetched records to the workers, and reports
+// whether the held records reached the cap with partitions that would be
+// paused (pausable): the poll loop then waits a little for the workers
+// (waitDrain) and pauses those still behind (pauseBehind).
+func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (atCap bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.parts[id]
 	if d.closed || p == nil || p.released {
-		return // not ours (any more): its owner reads it
+		return false // not ours (any more): its owner reads it
 	}
 	for _, r := range recs {
 		if r.Offset < p.next {
@@ -299,7 +308,29 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
 		}
 	}
 	d.startWorkers()
-	if d.held < d.t.MaxPending {
+	return d.pausable()
+}
+
+// pausable reports whether the held records reached the cap while some
+// partition holding unfinished records is still fetched.
+func (d *dispatcher) pausable() bool {
+	if d.closed || d.held < d.t.MaxPending {
+		return false
+	}
+	for _, p := range d.parts {
+		if !p.paused && !p.released && p.win.unfinished > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pauseBehind pauses fetching of the partitions that are behind (holding
+// unfinished records) if the held records are at the cap.
+func (d *dispatcher) pauseBehind() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.pausable() {
 		return
 	}
 	var pause []int32
@@ -309,14 +340,93 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) {
 			pause = append(pause, p.id)
 		}
 	}
-	if len(pause) > 0 {
-		d.g.fetching.PauseFetchPartitions(map[string][]int32{d.t.Name: pause})
+	d.g.fetching.PauseFetchPartitions(map[string][]int32{d.t.Name: pause})
+}
+
+// drainTick is how long the poll loop waits for a topic at its cap
+// (waitDrain) without a record of it finishing before it pauses the
+// topic's partitions instead; maxDrainWait bounds the whole wait, and so
+// how long the group's other topics wait for the poll loop.
+const (
+	drainTick    = 20 * time.Millisecond
+	maxDrainWait = 250 * time.Millisecond
+)
+
+// waitDrain waits, before the poll loop fetches again, while the workers
+// bring the held records of a topic at its cap under half of it (where
+// paused partitions would be resumed): until they did, nothing of the
+// topic finished for drainTick, maxDrainWait passed or ctx ended.
+//
+// Pausing at once would cost more when handlers keep up: the client's
+// next fetch, sent while the topic's partitions are paused, holds only
+// the partitions that have nothing to read (a retry topic, drained
+// partitions) and waits at the broker up to FetchMaxWait; partitions
+// resumed meanwhile are fetched only once it returned. A backlog handled
+// in bursts of MaxPending records then stalled for a FetchMaxWait after
+// each burst. Not polling for a while instead keeps the fetched records
+// buffered in the client, bounded as they were (one fetch per broker), and
+// the next fetch holds every partition.
+func (d *dispatcher) waitDrain(ctx context.Context) {
+	tick, bound := drainTick, maxDrainWait
+	if h := d.g.cfg.hooks; h.drainTick > 0 {
+		tick, bound = h.drainTick, h.maxDrainWait
+	}
+	deadline := time.Now().Add(bound)
+	for {
+		d.mu.Lock()
+		if !d.pausable() || d.drainedHalf() {
+			d.mu.Unlock()
+			return
+		}
+		seen := d.finishes
+		sig := make(chan struct{})
+		d.drainSig = sig
+		d.mu.Unlock()
+		wait := min(tick, time.Until(deadline))
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-sig:
+			t.Stop()
+			return
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		progressed := d.finishes != seen
+		if d.drainSig == sig {
+			d.drainSig = nil
+		}
+		d.mu.Unlock()
+		if !progressed {
+			return
+		}
 	}
 }
 
-// startWorkers starts workers for the ready queues, up to MaxConcurrency.
+// drainedHalf reports whether the held records are under half the cap
+// (at most half, for a cap of one).
+func (d *dispatcher) drainedHalf() bool {
+	return d.held < max(d.t.MaxPending/2, 1)
+}
+
+// signalDrained wakes a waitDrain once the held records are under half
+// the cap.
+func (d *dispatcher) signalDrained() {
+	if d.drainSig != nil && d.drainedHalf() {
+		close(d.drainSig)
+		d.drainSig = nil
+	}
+}
+
+// startWorkers starts workers for the ready queues, up to MaxConcurrency,
+// unless the commits are behind.
 func (d *dispatcher) startWorkers() {
-	for d.active < d.t.MaxConcurrency {
+	for d.active < d.t.MaxConcurrency && !d.behind() {
 		q := d.popReady()
 		if q == nil {
 			break
@@ -402,8 +512,10 @@ func (d *dispatcher) work(q *keyQueue) {
 			} else {
 				d.g.commitSoon()
 			}
+			d.finishes++
 			if !p.gone {
 				d.held -= before - p.win.unfinished
+				d.signalDrained()
 			}
 		} else {
 			// Not finished: the partition is being released. Nothing
@@ -428,9 +540,20 @@ func (d *dispatcher) work(q *keyQueue) {
 		if resume := d.resumable(); len(resume) > 0 {
 			d.g.fetching.ResumeFetchPartitions(map[string][]int32{d.t.Name: resume})
 		}
+		if d.behind() {
+			break // the next commit taken starts workers again
+		}
 		q = d.popReady()
 	}
 	d.active--
+}
+
+// behind reports whether maxUncommitted records finished since the last
+// commit was taken: no record is started until the next one is
+// (commitPoints), so that a broker slow to answer a commit does not let
+// the work a crash would hand again grow with the time it takes.
+func (d *dispatcher) behind() bool {
+	return d.uncommitted >= maxUncommitted(d.t)
 }
 
 // resumable unpauses the paused partitions that have drained: all of them
@@ -493,6 +616,7 @@ func (d *dispatcher) forget(parts []*partition) {
 		p.cancel()
 		p.gone = true
 		d.held -= p.win.unfinished
+		d.signalDrained()
 		if p.paused {
 			p.paused = false
 			paused = append(paused, p.id)
@@ -578,6 +702,7 @@ func (d *dispatcher) commitPoints(parts []*partition, metadataLimit int) map[int
 		}
 	}
 	d.uncommitted = 0 // every partition's finished records are in this commit
+	d.startWorkers()  // any held back by behind
 	return out
 }
 

@@ -101,10 +101,49 @@ func (p *probe) handle(_, _ context.Context, r *kgo.Record) bool {
 func testDispatcher(t *testing.T, ord Ordering, conc, pending int, h HandleFunc) (*dispatcher, *fakeFetching) {
 	t.Helper()
 	f := &fakeFetching{paused: map[int32]bool{}}
-	g := &Group{commitSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	g := fakeGroup(t, f)
 	d := newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: ord, MaxConcurrency: conc, MaxPending: pending})
+	g.mu.Lock()
+	g.topics["t"] = d
+	g.mu.Unlock()
 	d.assign([]int32{0, 1})
 	return d, f
+}
+
+// fakeGroup is a group without a client for dispatchers to run in: it
+// takes a commit (commitPoints, nothing sent) of every topic as soon as
+// one is due (commitNow), until the test ends.
+func fakeGroup(t *testing.T, f *fakeFetching) *Group {
+	t.Helper()
+	g := &Group{
+		commitSig:    make(chan struct{}, 1),
+		commitNowSig: make(chan struct{}, 1),
+		handlerCtx:   context.Background(),
+		fetching:     f,
+		topics:       map[string]*dispatcher{},
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-g.commitNowSig:
+			case <-done:
+				return
+			}
+			g.mu.RLock()
+			for _, d := range g.topics {
+				d.commitPoints(nil, 0)
+			}
+			g.mu.RUnlock()
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		<-stopped
+	})
+	return g
 }
 
 // records makes n records of partition p from offset from, keys cycling
@@ -209,15 +248,24 @@ func TestDispatchUnorderedUsesEveryWorker(t *testing.T) {
 // TestDispatchPausesAtTheCapAndResumes checks back-pressure: once the held
 // records reach MaxPending the partitions holding some are paused, and they
 // are resumed as they drain.
+// handOver is the poll loop's hand-over of a partition's records when
+// its wait for the workers (waitDrain) gives up at once: the records, then
+// the pause of the partitions behind if the cap was reached.
+func handOver(d *dispatcher, id int32, recs []*kgo.Record) {
+	if d.enqueue(id, recs) {
+		d.pauseBehind()
+	}
+}
+
 func TestDispatchPausesAtTheCapAndResumes(t *testing.T) {
 	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
 	p.gate = make(chan struct{})
 	d, f := testDispatcher(t, PerKey, 2, 10, p.handle)
-	d.enqueue(0, records(0, 0, 6, 3))
+	handOver(d, 0, records(0, 0, 6, 3))
 	if got := f.pausedSet(); len(got) != 0 {
 		t.Fatalf("paused %v under the cap", got)
 	}
-	d.enqueue(1, records(1, 0, 6, 3))
+	handOver(d, 1, records(1, 0, 6, 3))
 	if got := f.pausedSet(); len(got) != 2 {
 		t.Fatalf("paused %v at 12 held (cap 10); want both partitions", got)
 	}
@@ -232,9 +280,9 @@ func TestDispatchPausesAtTheCapAndResumes(t *testing.T) {
 // TestDispatchPauseCannotOutrunTheDrain forces the order that left a
 // partition paused for ever: the records that reach the cap are handed
 // over, the workers drain them and resume before the hand-over's pause is
-// issued. The pause is issued inside the hand-over now, so whatever the
-// workers do afterwards finds it, and the client's paused set ends equal
-// to the dispatcher's (empty).
+// issued. The pause is decided and issued under the dispatcher's lock
+// (pauseBehind), so whatever the workers do afterwards finds it, and the
+// client's paused set ends equal to the dispatcher's (empty).
 func TestDispatchPauseCannotOutrunTheDrain(t *testing.T) {
 	f := &fakeFetching{paused: map[int32]bool{}}
 	var d *dispatcher
@@ -257,10 +305,13 @@ func TestDispatchPauseCannotOutrunTheDrain(t *testing.T) {
 		}
 		return true
 	}
-	g := &Group{commitSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	g := fakeGroup(t, f)
 	d = newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: PerKey, MaxConcurrency: 8, MaxPending: 2})
+	g.mu.Lock()
+	g.topics["t"] = d
+	g.mu.Unlock()
 	d.assign([]int32{0})
-	d.enqueue(0, records(0, 0, 4, 4))
+	handOver(d, 0, records(0, 0, 4, 4))
 	waitUntil(t, "the four records are finished and nothing is held", func() bool { return heldOf(d) == 0 })
 	waitUntil(t, "the client's paused set equals the dispatcher's", func() bool {
 		return fmt.Sprint(f.pausedSet()) == fmt.Sprint(d.pausedSet())
@@ -277,7 +328,7 @@ func TestDispatchLatePauseDoesNotOutliveRevoke(t *testing.T) {
 	p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
 	p.gate = make(chan struct{})
 	d, f := testDispatcher(t, PerKey, 1, 2, p.handle)
-	d.enqueue(0, records(0, 0, 3, 1))
+	handOver(d, 0, records(0, 0, 3, 1))
 	if got := f.pausedSet(); len(got) != 1 {
 		t.Fatalf("paused %v at the cap; want partition 0", got)
 	}
@@ -388,5 +439,90 @@ func TestDispatchStuckKeyDoesNotPauseItsPartition(t *testing.T) {
 	}
 	if n := heldOf(d); n != 1 {
 		t.Fatalf("%d records held, want 1 (the stuck one)", n)
+	}
+}
+
+// TestDispatchWaitsForTheNextCommitOnceMaxUncommittedFinished: with no
+// commit taken (a committer stuck on a broker that does not answer), the
+// workers stop taking records once maxUncommitted finished (those running
+// then still finish); the next commit taken lets them go on.
+func TestDispatchWaitsForTheNextCommitOnceMaxUncommittedFinished(t *testing.T) {
+	const conc, n = 4, 400
+	var finished atomic.Int32
+	h := func(_, _ context.Context, _ *kgo.Record) bool {
+		finished.Add(1)
+		return true
+	}
+	f := &fakeFetching{paused: map[int32]bool{}}
+	g := &Group{commitSig: make(chan struct{}, 1), commitNowSig: make(chan struct{}, 1), handlerCtx: context.Background(), fetching: f}
+	d := newDispatcher(g, Topic{Name: "t", Handle: h, Ordering: Unordered, MaxConcurrency: conc, MaxPending: 1000})
+	d.assign([]int32{0})
+	d.enqueue(0, records(0, 0, n, 1))
+	limit := maxUncommitted(d.t)
+	idle := func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.active == 0
+	}
+	waitUntil(t, "the workers stop", idle)
+	if got := int(finished.Load()); got < limit || got > limit+conc-1 {
+		t.Fatalf("%d records finished with no commit taken; want %d to %d (maxUncommitted, and those running then)", got, limit, limit+conc-1)
+	}
+	d.commitPoints(nil, 0)
+	waitUntil(t, "the workers stop again", func() bool { return idle() && int(finished.Load()) >= 2*limit })
+	if got := int(finished.Load()); got > 2*limit+2*(conc-1) {
+		t.Fatalf("%d records finished after one commit taken; want at most %d", got, 2*limit+2*(conc-1))
+	}
+	for range n {
+		if int(finished.Load()) == n {
+			break
+		}
+		d.commitPoints(nil, 0)
+		waitUntil(t, "the workers stop", idle)
+	}
+	if got := int(finished.Load()); got != n {
+		t.Fatalf("%d of %d records finished with commits taken", got, n)
+	}
+}
+
+// TestDispatchWaitDrainPausesOnlyWhatStaysBehind: at the cap, the poll
+// loop's wait ends once the workers drained half of it, and then nothing
+// is paused; with a handler stuck, it ends once nothing finished for a
+// tick, and the partitions behind are paused as before.
+func TestDispatchWaitDrainPausesOnlyWhatStaysBehind(t *testing.T) {
+	for _, stuck := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stuck=%t", stuck), func(t *testing.T) {
+			p := newProbe(func(r *kgo.Record) string { return string(r.Key) })
+			p.gate = make(chan struct{})
+			d, f := testDispatcher(t, PerKey, 2, 10, p.handle)
+			// Only the workers' drain ends the wait of the free handlers;
+			// the stuck one's ends at its first tick without progress.
+			d.g.cfg.hooks = hooks{drainTick: time.Hour, maxDrainWait: time.Hour}
+			if stuck {
+				d.g.cfg.hooks = hooks{drainTick: time.Millisecond, maxDrainWait: time.Hour}
+			}
+			if !d.enqueue(0, records(0, 0, 12, 3)) {
+				t.Fatal("12 records held under a cap of 10 must be at the cap")
+			}
+			if !stuck {
+				close(p.gate)
+			}
+			d.waitDrain(context.Background())
+			d.pauseBehind()
+			got := f.pausedSet()
+			if stuck {
+				if len(got) != 1 {
+					t.Fatalf("paused %v with a handler stuck at the cap; want partition 0", got)
+				}
+				close(p.gate)
+				waitFinished(t, p, 12)
+				waitUntil(t, "partition 0 resumed", func() bool { return len(f.pausedSet()) == 0 })
+				return
+			}
+			if len(got) != 0 {
+				t.Fatalf("paused %v although the workers drained the cap", got)
+			}
+			waitFinished(t, p, 12)
+		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,9 @@ type hooks struct {
 	// handedOver runs in the poll loop after a polled batch was handed
 	// to the dispatchers, before rebalances are allowed again.
 	handedOver func()
+	// drainTick and maxDrainWait, when set, replace the bounds of the
+	// poll loop's wait for a topic at its cap (waitDrain).
+	drainTick, maxDrainWait time.Duration
 	// rebalancing runs as partitions are revoked or lost, before they are
 	// released.
 	rebalancing func()
@@ -203,7 +207,9 @@ func Start(cfg Config, first Topic) (*Group, error) {
 		kgo.DisableAutoCommit(),
 		// A paused partition, once resumed, is fetched only after the
 		// fetch in flight returns; franz-go's default 5 s long poll
-		// would stall it that long.
+		// would stall it that long. (A topic whose handlers keep up is
+		// not paused at its cap: the poll loop waits for them instead,
+		// waitDrain.) Shorter, an idle group would send more fetches.
 		kgo.FetchMaxWait(time.Second),
 		// Only committed records: a retry the dead letter queue's owner
 		// sent in a transaction that was then aborted (a fenced owner)
@@ -317,8 +323,9 @@ func (g *Group) ID() string { return g.cfg.Group }
 func (g *Group) Client() *kgo.Client { return g.cl }
 
 // poll fetches and hands records to the dispatchers, never waiting for
-// handlers: a partition whose records are not taken fast enough is paused
-// by its dispatcher instead. Rebalances wait while a polled batch is being
+// handlers below a topic's cap: at the cap it waits a moment for the
+// topic's workers (waitDrain, at most maxDrainWait), and the partitions
+// still behind are paused. Rebalances wait while a polled batch is being
 // handed over (BlockRebalanceOnPoll), so the records handed over always
 // belong to the partitions' current assignment.
 func (g *Group) poll() {
@@ -331,6 +338,7 @@ func (g *Group) poll() {
 			return
 		}
 		records := false
+		var atCap []*dispatcher
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
@@ -338,13 +346,21 @@ func (g *Group) poll() {
 			records = true
 			g.fetchFailed(p.Topic, nil)
 			if d := g.dispatcher(p.Topic); d != nil { // else unsubscribed meanwhile
-				d.enqueue(p.Partition, p.Records)
+				if d.enqueue(p.Partition, p.Records) && !slices.Contains(atCap, d) {
+					atCap = append(atCap, d)
+				}
 			}
 		})
 		if h := g.cfg.hooks.handedOver; h != nil {
 			h()
 		}
 		g.cl.AllowRebalance()
+		// A topic at its cap: the workers get a little time to drain it
+		// before its partitions that are behind are paused (waitDrain).
+		for _, d := range atCap {
+			d.waitDrain(g.pollCtx)
+			d.pauseBehind()
+		}
 		var errs []error
 		fetches.EachError(func(topic string, partition int32, err error) {
 			err = fmt.Errorf("topic %s partition %d: %w", topic, partition, err)

@@ -929,3 +929,58 @@ func TestGracePeriodIsThreeQuarters(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicAtItsCapIsNotPausedWhileItsHandlersKeepUp: a hand-over that
+// brings a topic to its cap while its handlers keep up makes the poll loop
+// wait for them instead of pausing the topic's partitions. A paused
+// partition leaves the client's fetch session (the next fetch "forgets"
+// it) and that fetch, holding only partitions with nothing to read (here
+// an empty second topic, as a subscription's retry topic), waits at the
+// broker up to FetchMaxWait; the partition, resumed as soon as its
+// records were handled, was fetched again only once that fetch returned,
+// and a backlog stalled for that long after every MaxPending records.
+// The broker counts the fetches that forget a partition of the topic:
+// none, while every record is handled. (With the wait's bounds at zero,
+// as before the wait, every hand-over paused.)
+func TestTopicAtItsCapIsNotPausedWhileItsHandlersKeepUp(t *testing.T) {
+	const partitions, perPartition = 3, 1_000
+	c, addrs := testCluster(t, partitions, perPartition)
+	idle := testTopic + ".idle"
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 1, 1, nil, idle); err != nil {
+		t.Fatal(err)
+	}
+	var forgot atomic.Int32
+	topicID := topicIDOf(t, addrs, testTopic)
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		for _, ft := range req.(*kmsg.FetchRequest).ForgottenTopics {
+			if ft.TopicID == topicID || ft.Topic == testTopic {
+				forgot.Add(1)
+			}
+		}
+		return nil, nil, false
+	})
+	var handled atomic.Int32
+	h := func(_, _ context.Context, _ *kgo.Record) bool { handled.Add(1); return true }
+	// MaxPending 40 under the 100 records of a poll: every hand-over
+	// reaches the cap. The wait's bounds are long, so that only the
+	// workers' drain ends it, however slow the machine.
+	g := startTestGroup(t, addrs, uniqueGroup("drain"), Topic{
+		Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 40,
+		StartAt: map[int32]int64{0: 0, 1: 0, 2: 0},
+	}, hooks{drainTick: time.Minute, maxDrainWait: time.Minute}, io.Discard)
+	if err := g.AddTopic(Topic{Name: idle, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 40, FromBeginning: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every record handled", func() bool { return handled.Load() >= partitions*perPartition })
+	if n := forgot.Load(); n > 0 {
+		t.Fatalf("%d fetches forgot (paused) a partition of the topic while its handlers kept up", n)
+	}
+}

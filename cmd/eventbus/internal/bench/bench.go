@@ -1,8 +1,8 @@
 // Package bench measures the event bus against raw franz-go on the same
 // broker, in one run: batched publish throughput, single-publish latency,
 // end-to-end delivery latency at paced rates, and how fast a slow handler
-// (10 ms an event) drains a backlog. Every figure is taken for both sides,
-// one after the other, so that the ratio ours/raw — the figure that matters
+// (10 ms an event) and one that returns at once drain a backlog. Every
+// figure is taken for both sides, one after the other, so that the ratio ours/raw — the figure that matters
 // on a noisy machine — compares like with like. Two phases measure ours
 // alone: fairness, what one tenant whose handler blocks costs the others'
 // delivery latency; and crash, what a consumer killed with SIGKILL halfway
@@ -66,6 +66,9 @@ const (
 	PhaseDelivery = "delivery"
 	// PhaseSlow is the slow handler draining a backlog (SlowHandler).
 	PhaseSlow = "slow"
+	// PhaseDrain is a handler that returns at once draining a backlog
+	// (FastDrain): what the consumer loop costs per event.
+	PhaseDrain = "drain"
 	// PhaseFairness is delivery latency with one tenant blocked (Fairness).
 	PhaseFairness = "fairness"
 	// PhaseCrash is a consumer killed with SIGKILL mid-backlog: events
@@ -90,12 +93,12 @@ const (
 )
 
 // AllPhases are the phases in the order they run.
-var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseFairness, PhaseCrash, PhaseHosts, PhaseGateway, PhaseDLQ, PhaseOutbox, PhaseInbox}
+var AllPhases = []string{PhaseThroughput, PhasePublish, PhaseDelivery, PhaseSlow, PhaseDrain, PhaseFairness, PhaseCrash, PhaseHosts, PhaseGateway, PhaseDLQ, PhaseOutbox, PhaseInbox}
 
 // DefaultPhases are the phases run when Config.Phases is empty: all but
 // the dead letter queue's (it fills 100,000 entries) and those that need
 // PostgreSQL (outbox, inbox), which run when named.
-var DefaultPhases = AllPhases[:8]
+var DefaultPhases = AllPhases[:9]
 
 // DefaultRates are the delivery rates measured when Config.Rates is empty,
 // in events per second.
@@ -273,6 +276,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		case PhaseSlow:
 			if rep.SlowHandler, err = r.slowHandler(ctx); err != nil {
+				return nil, err
+			}
+		case PhaseDrain:
+			if rep.FastDrain, err = r.fastDrain(ctx); err != nil {
 				return nil, err
 			}
 		case PhaseFairness:

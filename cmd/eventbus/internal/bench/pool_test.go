@@ -196,8 +196,8 @@ func TestTopicsOfPhases(t *testing.T) {
 		t.Fatalf("topics = %v, want %v", got, want)
 	}
 	tp.phases = AllPhases
-	if n := len(tp.all()); n != 2+2+4+1+3+1+8+2+3+1 {
-		t.Fatalf("%d topics for every phase, want 27", n)
+	if n := len(tp.all()); n != 2+2+4+1+1+3+1+8+2+3+1 {
+		t.Fatalf("%d topics for every phase, want 28", n)
 	}
 	tp.phases = []string{PhaseGateway}
 	if got, want := tp.all(), []string{"core.bench_x_gw_pub.recorded", "core.bench_x_gw_push.recorded"}; !slices.Equal(got, want) {

@@ -60,6 +60,7 @@ type Report struct {
 	Publish     *PublishLatency `json:"publish,omitempty"`
 	Delivery    []Delivery      `json:"delivery,omitempty"`
 	SlowHandler *SlowHandler    `json:"slowHandler,omitempty"`
+	FastDrain   *FastDrain      `json:"drain,omitempty"`
 	Fairness    *Fairness       `json:"fairness,omitempty"`
 	Crash       *Crash          `json:"crash,omitempty"`
 	Hosts       *Hosts          `json:"hosts,omitempty"`
@@ -215,6 +216,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if s := r.SlowHandler; s != nil {
 		slowRows(row, s)
+	}
+	if d := r.FastDrain; d != nil {
+		perSecond := func(d Drain) string {
+			if d.Drained {
+				return fmt.Sprintf("%.0f*", d.PerSecond)
+			}
+			return fmt.Sprintf("%.0f", d.PerSecond)
+		}
+		row(fmt.Sprintf("drain, handler returning at once, %d keys (events/s)", d.Keys),
+			perSecond(d.Ours), perSecond(d.Raw), ratio(d.Ratio), "", "")
 	}
 	if f := r.Fairness; f != nil {
 		fairnessRows(row, f)
@@ -373,6 +384,11 @@ func writeNotes(w io.Writer, r *Report) error {
 		notes = append(notes, fmt.Sprintf("slow handler: raw is franz-go with a key-ordered pool of %d workers; "+
 			"* the whole backlog (%d events) was handled before the phase's time was up.", s.PoolWorkers, s.Backlog))
 	}
+	if d := r.FastDrain; d != nil {
+		notes = append(notes, fmt.Sprintf("drain: ours with default options; raw is a franz-go group consumer decoding and marking each record "+
+			"in its poll loop (autocommitted marks); * the whole backlog (%d events over %d partitions) was handled before the phase's time was up.",
+			d.Backlog, d.Partitions))
+	}
 	if f := r.Fairness; f != nil {
 		notes = append(notes, fmt.Sprintf("fairness: ours with default options (the last run with MaxPending %d, fewer than the events behind the blocked one); "+
 			"%s's handler blocks while the events are sent; its ratio is blocked/unblocked p95 and the second count the other tenants' events.", f.SmallCap, f.BlockedTenant))
@@ -382,7 +398,8 @@ func writeNotes(w io.Writer, r *Report) error {
 			"in a child process killed with SIGKILL once it had handled %d events; the group then resumed in this process "+
 			"as the same static member until every event was handled and the backlog committed. "+
 			"Duplicates are handler calls beyond an event's first: what finished after the last commit (a group commits once MaxConcurrency events "+
-			"finished since its last commit, or CommitInterval (100 ms) passed) "+
+			"finished since its last commit, or CommitInterval (100 ms) passed, and starts no event once twice that many finished "+
+			"since the last commit was taken, so a broker slow to answer does not let it grow) "+
 			"and what was running; offsets finished above an unfinished one ride in the commit's metadata and are not handled again.",
 			c.MaxConcurrency, c.MaxPending, c.HandlerMs, c.KilledAt))
 	}

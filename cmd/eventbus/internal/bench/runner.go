@@ -53,6 +53,10 @@ func (t topics) delivery(rate int, side string) string {
 // reads in a group of its own.
 func (t topics) slow() string { return t.name("slow", "all") }
 
+// drain is the drain phase's topic: one backlog that both sides read in
+// a group of their own.
+func (t topics) drain() string { return t.name("drain", "all") }
+
 // fairness is the topic of one run ("unblocked", "blocked") of the
 // fairness phase.
 func (t topics) fairness(run string) string { return t.name("fair", run) }
@@ -110,6 +114,8 @@ func (t topics) all() []string {
 			}
 		case PhaseSlow:
 			out = append(out, t.slow())
+		case PhaseDrain:
+			out = append(out, t.drain())
 		case PhaseFairness:
 			out = append(out, t.fairness("unblocked"), t.fairness("blocked"), t.fairness("blocked_small_cap"))
 		case PhaseCrash:

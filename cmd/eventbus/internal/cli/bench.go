@@ -38,6 +38,10 @@ same work:
               start), events/s: Subscribe with default options and tuned
               (MaxConcurrency 1024, MaxPending 20000) vs kgo with a goroutine
               per partition and with a key-ordered pool of 256 workers;
+  drain       a handler returning at once draining a backlog (5 × --backlog
+              events over 1,000 tenants), events/s: Subscribe with default
+              options vs a kgo group consumer decoding and marking each
+              record in its poll loop (autocommitted marks);
   fairness    delivery latency p95 at 1,000 events/s over 100 tenants, ours
               with default options, with no handler blocked and while one
               tenant's handler blocks: what a stuck tenant costs the others;

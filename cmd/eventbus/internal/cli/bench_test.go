@@ -22,7 +22,7 @@ func TestBenchQuickInProcess(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkReport(t, stdout)
-	if !strings.Contains(stderr, "bench: [3/8] delivery at 10000 events/s") {
+	if !strings.Contains(stderr, "bench: [3/9] delivery at 10000 events/s") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }
@@ -55,6 +55,8 @@ func TestBenchTable(t *testing.T) {
 		Delivery:   []bench.Delivery{{Rate: 10_000}},
 		SlowHandler: &bench.SlowHandler{HandlerMs: 10, Keys: 1000, Partitions: 3, Backlog: 20_000, MaxConcurrency: 1024, MaxPending: 20_000,
 			PoolWorkers: 256, OursTuned: bench.Drain{PerSecond: 12_000, Drained: true}},
+		FastDrain: &bench.FastDrain{Keys: 1000, Partitions: 3, Backlog: 100_000, Ours: bench.Drain{PerSecond: 70_000, Drained: true},
+			Raw: bench.Drain{PerSecond: 140_000, Drained: true}, Ratio: 0.5},
 		Fairness: &bench.Fairness{Rate: 1000, Tenants: 100, BlockedTenant: "tenant-0000", RatioP95: 3},
 		Crash: &bench.Crash{HandlerMs: 1, Keys: 1000, Backlog: 20_000, KilledAt: 10_000, HandledByKilled: 10_004,
 			HandledByRestarted: 12_000, Duplicates: 2_004, DuplicateShare: 0.1002, Settled: true},
@@ -71,6 +73,7 @@ func TestBenchTable(t *testing.T) {
 	}
 	for _, want := range []string{"batched publish", "raw with records prebuilt", "publish p95 (ms)", "delivery @10000/s p99 (ms)", "ours/raw", "MISS",
 		"slow handler 10 ms, 1000 keys (events/s)", "ours tuned (1024/20000)", "12000*", "raw goroutine per partition (≤ 300/s)",
+		"drain, handler returning at once, 1000 keys (events/s)", "70000*", "140000*", "0.50", "100000 events over 3 partitions",
 		"fairness @1000/s, 100 tenants, p95 (ms)", "one tenant blocked, p95 (ms)", "3.00", "key-ordered pool of 256 workers",
 		"kill -9 mid-backlog (20000 events, 1000 keys): lost", "0 lost", "10.02%", "10004 / 12000",
 		"hosts, 10 tenants: host / per-tenant p50 (ms)", "events read per event published", "10.000", "1.001", "12.5", "1.25",
@@ -153,6 +156,14 @@ func checkNewPhases(rep bench.Report, positive func(string, float64), latency fu
 			positive("slow handler "+name+" events/s", d.PerSecond)
 		}
 		positive("slow handler ratio", s.Ratio)
+	}
+	if d := rep.FastDrain; d == nil {
+		*missing = append(*missing, "drain figures")
+	} else {
+		positive("drain backlog", float64(d.Backlog))
+		positive("drain ours events/s", d.Ours.PerSecond)
+		positive("drain raw events/s", d.Raw.PerSecond)
+		positive("drain ratio", d.Ratio)
 	}
 	if g := rep.Gateway; g == nil {
 		*missing = append(*missing, "gateway figures")
