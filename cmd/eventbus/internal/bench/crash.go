@@ -59,19 +59,10 @@ const (
 // then resumes in this process from the committed offsets until every event
 // was handled and the whole backlog committed.
 type Crash struct {
-	// HandlerMs is the handlers' mean time per event, ms.
-	HandlerMs float64 `json:"handlerMs"`
-	// Keys is how many tenants (record keys) the backlog is spread over.
-	Keys int `json:"keys"`
-	// Partitions is the backlog topic's partition count.
-	Partitions int `json:"partitions"`
-	// Backlog is how many events were published before the child started.
-	Backlog int `json:"backlog"`
-	// MaxConcurrency and MaxPending are the default Delivery options both
-	// consumers ran with; the design bounds what a crash redelivers by
-	// MaxPending.
-	MaxConcurrency int `json:"maxConcurrency"`
-	MaxPending     int `json:"maxPending"`
+	// Workload is the backlog the child started on, its handlers' mean
+	// time per event, and the default Delivery options both consumers ran
+	// with.
+	Workload
 
 	// KilledAt is how many events the child had reported handled when it
 	// was sent SIGKILL.
@@ -342,14 +333,14 @@ func (b *tailBuffer) String() string {
 
 // crash runs the crash phase.
 func (r *runner) crash(ctx context.Context) (*Crash, error) {
-	c := &Crash{
+	c := &Crash{Workload: Workload{
 		HandlerMs:      ms(CrashHandlerTime),
 		Keys:           SlowKeys,
 		Partitions:     topicPartitions,
 		Backlog:        r.cfg.Backlog,
 		MaxConcurrency: eventbus.DefaultMaxConcurrency,
 		MaxPending:     eventbus.DefaultMaxPending,
-	}
+	}}
 	topic := r.topics.crash()
 	step := r.step(PhaseCrash)
 	r.progress("%s crash: publishing a backlog of %d events over %d tenants (raw producer)", step, c.Backlog, c.Keys)

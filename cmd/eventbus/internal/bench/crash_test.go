@@ -200,8 +200,8 @@ func TestCrashTopicAndRows(t *testing.T) {
 	if got := tp.all(); !slices.Equal(got, []string{"core.bench_x_crash_ours.recorded"}) {
 		t.Fatalf("topics = %q", got)
 	}
-	rep := &Report{Brokers: []string{"b:1"}, Crash: &Crash{HandlerMs: 1, Keys: 1000, Backlog: 20_000, KilledAt: 10_000,
-		MaxConcurrency: 64, MaxPending: 10_000, HandledByKilled: 10_006, HandledByRestarted: 12_000,
+	rep := &Report{Brokers: []string{"b:1"}, Crash: &Crash{Workload: Workload{HandlerMs: 1, Keys: 1000, Backlog: 20_000, MaxConcurrency: 64, MaxPending: 10_000},
+		KilledAt: 10_000, HandledByKilled: 10_006, HandledByRestarted: 12_000,
 		Lost: 1, Duplicates: 2_006, DuplicateShare: 0.1003, ResumeMs: 27, Settled: true}}
 	rep.evaluate()
 	if len(rep.Checks) != 2 || rep.Checks[0].OK || rep.Checks[0].Value != 1 || rep.Checks[1].OK || rep.Checks[1].Value != 0.1003 {

@@ -31,15 +31,12 @@ const (
 // its marks (AutoCommitMarks). Each side reads the same records from
 // the beginning, in a group of its own.
 type FastDrain struct {
-	// Keys is how many tenants (record keys) the backlog is spread over,
-	// round robin; Partitions the topic's partition count.
-	Keys       int `json:"keys"`
-	Partitions int `json:"partitions"`
-	// Backlog is how many events were published before the consumers
-	// started: DrainBacklogFactor × Config.Backlog. Each side stops once
-	// it handled them all (or Config.MaxEvents of them) or the phase's
-	// duration passed since its first handler call.
-	Backlog int `json:"backlog"`
+	// Workload is the backlog, DrainBacklogFactor × Config.Backlog
+	// events; the handler returns at once, and ours runs with the default
+	// Delivery options. Each side stops once it handled the backlog (or
+	// Config.MaxEvents of it) or the phase's duration passed since its
+	// first handler call.
+	Workload
 
 	// Ours is Subscribe with default options.
 	Ours Drain `json:"ours"`
@@ -62,7 +59,7 @@ func (r *runner) drainTarget() int {
 
 // fastDrain runs the drain phase.
 func (r *runner) fastDrain(ctx context.Context) (*FastDrain, error) {
-	f := &FastDrain{Keys: SlowKeys, Partitions: topicPartitions, Backlog: DrainBacklogFactor * r.cfg.Backlog}
+	f := &FastDrain{Workload: Workload{Keys: SlowKeys, Partitions: topicPartitions, Backlog: DrainBacklogFactor * r.cfg.Backlog}}
 	topic := r.topics.drain()
 	step := r.step(PhaseDrain)
 	r.progress("%s drain: publishing a backlog of %d events over %d tenants (raw producer)", step, f.Backlog, SlowKeys)

@@ -46,20 +46,11 @@ const (
 // and with a key-ordered pool. Each side reads the same records from the
 // beginning, in a group of its own.
 type SlowHandler struct {
-	// HandlerMs is what the handler spends on each event, ms.
-	HandlerMs float64 `json:"handlerMs"`
-	// Keys is how many tenants (record keys) the backlog is spread over,
-	// round robin.
-	Keys int `json:"keys"`
-	// Partitions is the backlog topic's partition count.
-	Partitions int `json:"partitions"`
-	// Backlog is how many events were published before the consumers
-	// started; each side stops once it handled them all (or Config.MaxEvents
-	// of them) or the phase's duration passed since its first handler call.
-	Backlog int `json:"backlog"`
-	// MaxConcurrency and MaxPending are the tuned side's Delivery options.
-	MaxConcurrency int `json:"maxConcurrency"`
-	MaxPending     int `json:"maxPending"`
+	// Workload is the backlog, what the handler spends on each event, and
+	// the tuned side's Delivery options. Each side stops once it handled
+	// the backlog (or Config.MaxEvents of it) or the phase's duration
+	// passed since its first handler call.
+	Workload
 	// PoolWorkers is the raw pool's worker count.
 	PoolWorkers int `json:"poolWorkers"`
 
@@ -86,6 +77,20 @@ type SlowHandler struct {
 	RatioTuned float64 `json:"ratioTuned"`
 }
 
+// Workload is what a backlog phase consumes and how: Backlog events
+// published before the consumers started, spread round robin over Keys
+// tenants (record keys) on a topic of Partitions partitions; handlers that
+// spend HandlerMs on each event (0: they return at once); and the Delivery
+// options, MaxConcurrency and MaxPending, the phase names (0: defaults).
+type Workload struct {
+	HandlerMs      float64 `json:"handlerMs,omitempty"`
+	Keys           int     `json:"keys"`
+	Partitions     int     `json:"partitions"`
+	Backlog        int     `json:"backlog"`
+	MaxConcurrency int     `json:"maxConcurrency,omitempty"`
+	MaxPending     int     `json:"maxPending,omitempty"`
+}
+
 // Drain is how fast one side handled a backlog: Handled events in Seconds,
 // from its first handler call to its last (when it handled the whole
 // backlog: Drained) or to the end of the phase.
@@ -103,15 +108,14 @@ type slowSide func(ctx context.Context, topic string, c *drainCounter) (stop fun
 
 // slowHandler runs the slow-handler phase.
 func (r *runner) slowHandler(ctx context.Context) (*SlowHandler, error) {
-	s := &SlowHandler{
+	s := &SlowHandler{Workload: Workload{
 		HandlerMs:      ms(SlowHandlerTime),
 		Keys:           SlowKeys,
 		Partitions:     SlowPartitions,
 		Backlog:        r.cfg.Backlog,
 		MaxConcurrency: TunedMaxConcurrency,
 		MaxPending:     TunedMaxPending,
-		PoolWorkers:    SlowPoolWorkers,
-	}
+	}, PoolWorkers: SlowPoolWorkers}
 	topic := r.topics.slow()
 	step := r.step(PhaseSlow)
 	r.progress("%s slow handler: publishing a backlog of %d events over %d tenants (raw producer)", step, s.Backlog, SlowKeys)
