@@ -345,7 +345,8 @@ func (d *dispatcher) pauseBehind() {
 
 // drainTick is how long the poll loop waits for a topic at its cap
 // (waitDrain) without a record of it finishing before it pauses the
-// topic's partitions instead; maxDrainWait bounds the whole wait, and so
+// topic's partitions instead; maxDrainWait bounds the whole wait, for
+// every topic a hand-over brought to its cap together (waitAtCap), and so
 // how long the group's other topics wait for the poll loop.
 const (
 	drainTick    = 20 * time.Millisecond
@@ -355,7 +356,9 @@ const (
 // waitDrain waits, before the poll loop fetches again, while the workers
 // bring the held records of a topic at its cap under half of it (where
 // paused partitions would be resumed): until they did, nothing of the
-// topic finished for drainTick, maxDrainWait passed or ctx ended.
+// topic finished for drainTick, deadline passed (maxDrainWait after the
+// hand-over, for all the topics it brought to their cap: waitAtCap) or
+// ctx ended.
 //
 // Pausing at once would cost more when handlers keep up: the client's
 // next fetch, sent while the topic's partitions are paused, holds only
@@ -366,13 +369,16 @@ const (
 // each burst. Not polling for a while instead keeps the fetched records
 // buffered in the client, bounded as they were (one fetch per broker), and
 // the next fetch holds every partition.
-func (d *dispatcher) waitDrain(ctx context.Context) {
-	tick, bound := drainTick, maxDrainWait
+func (d *dispatcher) waitDrain(ctx context.Context, deadline time.Time) {
+	tick := drainTick
 	if h := d.g.cfg.hooks; h.drainTick > 0 {
-		tick, bound = h.drainTick, h.maxDrainWait
+		tick = h.drainTick
 	}
-	deadline := time.Now().Add(bound)
 	for {
+		wait := min(tick, time.Until(deadline))
+		if wait <= 0 {
+			return
+		}
 		d.mu.Lock()
 		if !d.pausable() || d.drainedHalf() {
 			d.mu.Unlock()
@@ -382,10 +388,6 @@ func (d *dispatcher) waitDrain(ctx context.Context) {
 		sig := make(chan struct{})
 		d.drainSig = sig
 		d.mu.Unlock()
-		wait := min(tick, time.Until(deadline))
-		if wait <= 0 {
-			return
-		}
 		t := time.NewTimer(wait)
 		select {
 		case <-sig:

@@ -507,7 +507,7 @@ func TestDispatchWaitDrainPausesOnlyWhatStaysBehind(t *testing.T) {
 			if !stuck {
 				close(p.gate)
 			}
-			d.waitDrain(context.Background())
+			d.waitDrain(context.Background(), time.Now().Add(time.Hour))
 			d.pauseBehind()
 			got := f.pausedSet()
 			if stuck {
@@ -524,5 +524,63 @@ func TestDispatchWaitDrainPausesOnlyWhatStaysBehind(t *testing.T) {
 			}
 			waitFinished(t, p, 12)
 		})
+	}
+}
+
+// TestWaitAtCapBoundsTheWholeWaitOverTopics: two topics reach their cap in
+// one hand-over. The poll loop's wait for their workers is bounded by
+// maxDrainWait in all, not per topic: otherwise every topic at its cap
+// added another maxDrainWait to how long the group's other topics wait
+// for the poll loop. Here the first topic's handler is stuck and uses up
+// the whole wait; the second topic, reached after it, must not wait again
+// (its handler would be let go only if it did), and is paused.
+func TestWaitAtCapBoundsTheWholeWaitOverTopics(t *testing.T) {
+	f := &fakeFetching{paused: map[int32]bool{}}
+	g := fakeGroup(t, f)
+	g.pollCtx = context.Background()
+	g.cfg.hooks = hooks{drainTick: time.Hour, maxDrainWait: 300 * time.Millisecond}
+	gateA, gateB := make(chan struct{}), make(chan struct{})
+	var finishedB atomic.Int32
+	hA := func(_, _ context.Context, _ *kgo.Record) bool { <-gateA; return true }
+	hB := func(_, _ context.Context, _ *kgo.Record) bool { <-gateB; finishedB.Add(1); return true }
+	a := newDispatcher(g, Topic{Name: "a", Handle: hA, Ordering: PerKey, MaxConcurrency: 1, MaxPending: 2})
+	b := newDispatcher(g, Topic{Name: "b", Handle: hB, Ordering: PerKey, MaxConcurrency: 1, MaxPending: 2})
+	a.assign([]int32{0}) // the fake's paused set is by partition: a's is 0, b's 1
+	b.assign([]int32{1})
+	closedB := false
+	defer func() {
+		close(gateA)
+		if !closedB {
+			close(gateB)
+		}
+	}()
+	if !a.enqueue(0, records(0, 0, 3, 1)) || !b.enqueue(1, records(1, 0, 3, 1)) {
+		t.Fatal("3 records held under a cap of 2 must be at the cap")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.waitAtCap([]*dispatcher{a, b})
+	}()
+	waitUntil(t, "the wait at the cap ends", func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+		}
+		b.mu.Lock()
+		waiting := b.drainSig != nil
+		b.mu.Unlock()
+		if waiting && !closedB {
+			close(gateB) // the second topic waits: its handlers drain it
+			closedB = true
+		}
+		return false
+	})
+	if closedB {
+		t.Fatal("the second topic at its cap was waited for after the first used up maxDrainWait")
+	}
+	if got := f.pausedSet(); len(got) != 2 {
+		t.Fatalf("paused %v; want both topics' partitions (0 and 1), the wait being over", got)
 	}
 }

@@ -355,12 +355,7 @@ func (g *Group) poll() {
 			h()
 		}
 		g.cl.AllowRebalance()
-		// A topic at its cap: the workers get a little time to drain it
-		// before its partitions that are behind are paused (waitDrain).
-		for _, d := range atCap {
-			d.waitDrain(g.pollCtx)
-			d.pauseBehind()
-		}
+		g.waitAtCap(atCap)
 		var errs []error
 		fetches.EachError(func(topic string, partition int32, err error) {
 			err = fmt.Errorf("topic %s partition %d: %w", topic, partition, err)
@@ -373,6 +368,27 @@ func (g *Group) poll() {
 		if wait := failing.next(g, records, errs); wait > 0 && !backoff.Sleep(g.pollCtx, wait) {
 			return
 		}
+	}
+}
+
+// waitAtCap gives the workers of the topics a hand-over brought to their
+// cap a little time to drain them (waitDrain), then pauses their
+// partitions that are still behind (pauseBehind). The wait is bounded by
+// maxDrainWait for all of them together: their workers drain meanwhile
+// whichever topic is being waited for, and the group's other topics wait
+// for the poll loop no longer than that.
+func (g *Group) waitAtCap(atCap []*dispatcher) {
+	if len(atCap) == 0 {
+		return
+	}
+	bound := maxDrainWait
+	if h := g.cfg.hooks; h.drainTick > 0 {
+		bound = h.maxDrainWait
+	}
+	deadline := time.Now().Add(bound)
+	for _, d := range atCap {
+		d.waitDrain(g.pollCtx, deadline)
+		d.pauseBehind()
 	}
 }
 
