@@ -324,8 +324,8 @@ func (g *Group) Client() *kgo.Client { return g.cl }
 
 // poll fetches and hands records to the dispatchers, never waiting for
 // handlers below a topic's cap: at the cap it waits a moment for the
-// topic's workers (waitDrain, at most maxDrainWait), and the partitions
-// still behind are paused. Rebalances wait while a polled batch is being
+// topic's workers (waitAtCap: at most maxDrainWait, however many topics
+// reached their cap), and the partitions still behind are paused. Rebalances wait while a polled batch is being
 // handed over (BlockRebalanceOnPoll), so the records handed over always
 // belong to the partitions' current assignment.
 func (g *Group) poll() {
