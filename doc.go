@@ -91,17 +91,20 @@
 // finished since the last commit was sent, the subscription starts no
 // event until the next one is. A crash so redelivers what had not
 // finished, plus at most about 2 × MaxConcurrency events per subscription
-// (at least 128), however long the brokers take to answer a commit.
+// (at least 128), however long the brokers take to answer a commit. A
+// commit that fails does not hold handlers up (a lasting error would stop
+// the subscription); what finished since the last commit that landed comes
+// again after a crash, and the failure is logged.
 //
 // [Delivery], embedded in the options of every kind of subscription, says
 // how events are handled. By default the events of one key (the partition
 // key, else the tenant) are handled one at a time in publish order, and
-// different keys concurrently. Fetching never waits for handlers: a slow or
+// different keys concurrently. Fetching never waits for a slow key: a slow or
 // stuck key holds up only itself until its own waiting events reach
 // [Delivery.MaxPending] (events finished behind it do not count); then its
 // partition pauses, and resumes as it drains. A subscription at MaxPending
 // whose handlers keep up is not paused: fetching waits for them a moment
-// (at most 250 ms) instead, since a resumed partition is fetched again only
+// (at most 250 ms in all) instead, since a resumed partition is fetched again only
 // once the fetch in flight returned (up to a second on an idle topic).
 //
 // A new group's start position is committed when it first joins, so events
