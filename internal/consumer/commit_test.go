@@ -161,44 +161,54 @@ func TestCrashRedeliversABoundedCount(t *testing.T) {
 	})
 
 	killed.Store(true) // from now on, nothing the member commits arrives
+	dups, handledAfter, lost := stopAndResume(t, g, addrs, group, topic, &first, &killed, partitions, perPartition)
+	t.Logf("handled %d before the kill, %d after; %d handled twice (bound %d)", first.len(), handledAfter, dups, bound)
+	if lost > 0 {
+		t.Errorf("%d records lost", lost)
+	}
+	if dups >= bound {
+		t.Errorf("%d records handled twice after the kill; want fewer than %d (commitEvery)", dups, bound)
+	}
+}
+
+// stopAndResume stops g as a crash would (killed is set, so its final
+// commit is refused; it is cleared after), lets a second member of group
+// drain every partition from what was committed, and returns how many
+// records that member handled again (dups: handled before, in first), how
+// many it handled in all, and how many records neither member handled.
+func stopAndResume(t *testing.T, g *Group, addrs []string, group string, topic Topic, first *offsetSet, killed *atomic.Bool, partitions int32, perPartition int64) (dups, handledAfter, lost int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = g.Stop(ctx) // its final commit fails: as good as a kill
 	killed.Store(false)
 
 	var second offsetSet
-	var dups atomic.Int32
+	var again atomic.Int32
 	topic.Handle = func(_, _ context.Context, r *kgo.Record) bool {
 		if first.has(r.Partition, r.Offset) {
-			dups.Add(1)
+			again.Add(1)
 		}
 		second.add(r.Partition, r.Offset)
 		return true
 	}
 	g2 := crashGroup(t, addrs, group, topic, 10*time.Millisecond)
 	waitFor(t, "the second member commits the end of every partition", func() bool {
-		for p := range int32(partitions) {
+		for p := range partitions {
 			if o, ok := committed(g2, group, p); !ok || o.At != perPartition {
 				return false
 			}
 		}
 		return true
 	})
-	lost := 0
-	for p := range int32(partitions) {
-		for o := range int64(perPartition) {
+	for p := range partitions {
+		for o := range perPartition {
 			if !first.has(p, o) && !second.has(p, o) {
 				lost++
 			}
 		}
 	}
-	t.Logf("handled %d before the kill, %d after; %d handled twice (bound %d)", first.len(), second.len(), dups.Load(), bound)
-	if lost > 0 {
-		t.Errorf("%d records lost", lost)
-	}
-	if int(dups.Load()) >= bound {
-		t.Errorf("%d records handled twice after the kill; want fewer than %d (commitEvery)", dups.Load(), bound)
-	}
+	return int(again.Load()), second.len(), lost
 }
 
 // commitRefused refuses every partition of a commit
@@ -307,43 +317,13 @@ func TestCrashWithACommitUnansweredRedeliversABoundedCount(t *testing.T) {
 
 	killed.Store(true) // from now on the member handles and commits nothing
 	close(release)     // the held commit, already sent, lands
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = g.Stop(ctx) // its final commit fails: as good as a kill
-	killed.Store(false)
-
-	var second offsetSet
-	var dups atomic.Int32
-	topic.Handle = func(_, _ context.Context, r *kgo.Record) bool {
-		if first.has(r.Partition, r.Offset) {
-			dups.Add(1)
-		}
-		second.add(r.Partition, r.Offset)
-		return true
-	}
-	g2 := crashGroup(t, addrs, group, topic, 10*time.Millisecond)
-	waitFor(t, "the second member commits the end of every partition", func() bool {
-		for p := range int32(partitions) {
-			if o, ok := committed(g2, group, p); !ok || o.At != perPartition {
-				return false
-			}
-		}
-		return true
-	})
-	lost := 0
-	for p := range int32(partitions) {
-		for o := range int64(perPartition) {
-			if !first.has(p, o) && !second.has(p, o) {
-				lost++
-			}
-		}
-	}
+	dups, handledAfter, lost := stopAndResume(t, g, addrs, group, topic, &first, &killed, partitions, perPartition)
 	bound := 2*commitEvery(topic) + topic.MaxConcurrency
-	t.Logf("handled %d before the kill, %d after; %d handled twice (bound %d)", first.len(), second.len(), dups.Load(), bound)
+	t.Logf("handled %d before the kill, %d after; %d handled twice (bound %d)", first.len(), handledAfter, dups, bound)
 	if lost > 0 {
 		t.Errorf("%d records lost", lost)
 	}
-	if int(dups.Load()) > bound {
-		t.Errorf("%d records handled twice after the kill; want at most %d (twice commitEvery, plus the handlers running)", dups.Load(), bound)
+	if dups > bound {
+		t.Errorf("%d records handled twice after the kill; want at most %d (twice commitEvery, plus the handlers running)", dups, bound)
 	}
 }
