@@ -21,7 +21,6 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/breaker"
 	"github.com/plexica/eventbus/eventbustest"
-	"github.com/plexica/eventbus/topic"
 	"github.com/plexica/eventbus/wire"
 )
 
@@ -74,16 +73,7 @@ func TestKafkaClusterBreakerLeaderFailover(t *testing.T) {
 	defer cancel()
 
 	client := eventbustest.NewClient(t, brokers...)
-	tp := eventbustest.UniqueTopic(t, "core.order.placed")
-	{
-		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := client.Topics().Ensure(ectx, tp, topic.WithPartitions(failoverPartitions),
-			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
-		ecancel()
-		if err != nil {
-			t.Fatalf("ensure %s: %v", tp, err)
-		}
-	}
+	tp := replicatedTopic(ctx, t, client, failoverPartitions)
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {

@@ -176,16 +176,7 @@ func TestKafkaClusterBrokerStoppedUnderLoad(t *testing.T) {
 	defer cancel()
 
 	pubClient := eventbustest.NewClient(t, brokers...)
-	tp := eventbustest.UniqueTopic(t, "core.order.placed")
-	{
-		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := pubClient.Topics().Ensure(ectx, tp,
-			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
-		ecancel()
-		if err != nil {
-			t.Fatalf("ensure %s: %v", tp, err)
-		}
-	}
+	tp := replicatedTopic(ctx, t, pubClient, topic.DefaultPartitions)
 	t.Logf("topic %s: %s", tp, leaders(ctx, pubClient, tp))
 
 	// The consumer: its own client and bus, one group, from the beginning.
@@ -505,16 +496,7 @@ func TestKafkaClusterLeaderKilledWhileConsuming(t *testing.T) {
 	defer cancel()
 
 	client := eventbustest.NewClient(t, brokers...)
-	tp := eventbustest.UniqueTopic(t, "core.order.placed")
-	{
-		ectx, ecancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
-		err := client.Topics().Ensure(ectx, tp, topic.WithPartitions(leaderKillPartitions),
-			topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
-		ecancel()
-		if err != nil {
-			t.Fatalf("ensure %s: %v", tp, err)
-		}
-	}
+	tp := replicatedTopic(ctx, t, client, leaderKillPartitions)
 	// Everything is published (and acknowledged by two replicas at
 	// least) before the group starts, so that what is tested is consuming.
 	pub := eventbustest.NewBusOn(t, client, eventbus.Config{})
@@ -681,4 +663,20 @@ func threeLiveNodes(t *testing.T, killed *int) []string {
 		}
 	})
 	return brokers
+}
+
+// replicatedTopic creates a new core.order.placed topic of the test with
+// partitions partitions on all three nodes (RF 3, min.insync.replicas 2),
+// so that a write survives one node's loss.
+func replicatedTopic(ctx context.Context, t *testing.T, client *eventbus.Client, partitions int) string {
+	t.Helper()
+	tp := eventbustest.UniqueTopic(t, "core.order.placed")
+	ectx, cancel := context.WithTimeout(ctx, eventbustest.WaitTimeout)
+	defer cancel()
+	err := client.Topics().Ensure(ectx, tp, topic.WithPartitions(partitions),
+		topic.WithReplicationFactor(3), topic.WithConfig("min.insync.replicas", "2"))
+	if err != nil {
+		t.Fatalf("ensure %s: %v", tp, err)
+	}
+	return tp
 }
