@@ -113,28 +113,13 @@ func TestCrashRedeliversABoundedCount(t *testing.T) {
 		if !killed.Load() {
 			return nil, nil, false
 		}
-		return commitRefused(kreq.(*kmsg.OffsetCommitRequest)), nil, true
+		return commitRefused(kreq.(*kmsg.OffsetCommitRequest), kerr.GroupAuthorizationFailed.Code), nil, true
 	})
 
 	var first offsetSet
-	var mu sync.Mutex
-	handled := 0
 	hung := make(chan struct{})
-	var hangOnce sync.Once
 	topic := Topic{Name: testTopic, Ordering: Unordered, MaxConcurrency: 8, MaxPending: 1000, FromBeginning: true}
-	topic.Handle = func(_, stopping context.Context, r *kgo.Record) bool {
-		mu.Lock()
-		if handled == killAt {
-			mu.Unlock()
-			hangOnce.Do(func() { close(hung) })
-			<-stopping.Done() // hangs until the member is stopped
-			return false
-		}
-		handled++
-		first.add(r.Partition, r.Offset)
-		mu.Unlock()
-		return true
-	}
+	topic.Handle = crashHandler(&first, killAt, hung, nil, nil)
 	g := crashGroup(t, addrs, group, topic, time.Hour)
 	<-hung
 
@@ -211,10 +196,43 @@ func stopAndResume(t *testing.T, g *Group, addrs []string, group string, topic T
 	return int(again.Load()), second.len(), lost
 }
 
-// commitRefused refuses every partition of a commit
-// (GROUP_AUTHORIZATION_FAILED): what a killed member would have committed
+// crashHandler is the handler of a member about to crash: it records each
+// record it handles in first and, once it handled killAt, hangs until the
+// member is stopped (closing hung), where the crash comes. With killed
+// set, it handles nothing (a dead process). onHandled, if not nil, is
+// called with the count after each record, under the handler's lock.
+func crashHandler(first *offsetSet, killAt int, hung chan struct{}, killed *atomic.Bool, onHandled func(handled int)) func(_, stopping context.Context, r *kgo.Record) bool {
+	var (
+		mu       sync.Mutex
+		handled  int
+		hangOnce sync.Once
+	)
+	return func(_, stopping context.Context, r *kgo.Record) bool {
+		mu.Lock()
+		if killed != nil && killed.Load() {
+			mu.Unlock()
+			return false // a dead process handles nothing
+		}
+		if handled == killAt {
+			mu.Unlock()
+			hangOnce.Do(func() { close(hung) })
+			<-stopping.Done() // hangs until the member is stopped
+			return false
+		}
+		handled++
+		first.add(r.Partition, r.Offset)
+		if onHandled != nil {
+			onHandled(handled)
+		}
+		mu.Unlock()
+		return true
+	}
+}
+
+// commitRefused answers a commit refusing every partition with code; with
+// kerr.GroupAuthorizationFailed, what a killed member would have committed
 // never arrives.
-func commitRefused(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+func commitRefused(req *kmsg.OffsetCommitRequest, code int16) *kmsg.OffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	resp.Version = req.Version
 	for _, rt := range req.Topics {
@@ -222,7 +240,7 @@ func commitRefused(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
-			sp.Partition, sp.ErrorCode = rp.Partition, kerr.GroupAuthorizationFailed.Code
+			sp.Partition, sp.ErrorCode = rp.Partition, code
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -272,35 +290,17 @@ func TestCrashWithACommitUnansweredRedeliversABoundedCount(t *testing.T) {
 		if !killed.Load() {
 			return nil, nil, false
 		}
-		return commitRefused(kreq.(*kmsg.OffsetCommitRequest)), nil, true
+		return commitRefused(kreq.(*kmsg.OffsetCommitRequest), kerr.GroupAuthorizationFailed.Code), nil, true
 	})
 
 	var first offsetSet
-	var mu sync.Mutex
-	handled := 0
 	hung := make(chan struct{})
-	var hangOnce sync.Once
 	topic := Topic{Name: testTopic, Ordering: Unordered, MaxConcurrency: 8, MaxPending: 1000, FromBeginning: true}
-	topic.Handle = func(_, stopping context.Context, r *kgo.Record) bool {
-		mu.Lock()
-		if killed.Load() {
-			mu.Unlock()
-			return false // a dead process handles nothing
-		}
-		if handled == killAt {
-			mu.Unlock()
-			hangOnce.Do(func() { close(hung) })
-			<-stopping.Done() // hangs until the member is stopped
-			return false
-		}
-		handled++
-		first.add(r.Partition, r.Offset)
+	topic.Handle = crashHandler(&first, killAt, hung, &killed, func(handled int) {
 		if handled == holdAfter {
 			holdNext.Store(true)
 		}
-		mu.Unlock()
-		return true
-	}
+	})
 	g := crashGroup(t, addrs, group, topic, time.Hour)
 	<-holding
 	waitFor(t, "the member hangs at the kill point, or its workers wait for the held commit", func() bool {

@@ -369,19 +369,7 @@ func TestCommitShrinksMetadataTheBrokerRejects(t *testing.T) {
 				}
 				if rp.Metadata != nil && len(*rp.Metadata) > brokerLimit {
 					rejected.Add(1)
-					resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-					resp.Version = req.Version
-					for _, rt := range req.Topics {
-						st := kmsg.NewOffsetCommitResponseTopic()
-						st.Topic = rt.Topic
-						for _, rp := range rt.Partitions {
-							sp := kmsg.NewOffsetCommitResponseTopicPartition()
-							sp.Partition, sp.ErrorCode = rp.Partition, kerr.OffsetMetadataTooLarge.Code
-							st.Partitions = append(st.Partitions, sp)
-						}
-						resp.Topics = append(resp.Topics, st)
-					}
-					return resp, nil, true
+					return commitRefused(req, kerr.OffsetMetadataTooLarge.Code), nil, true
 				}
 			}
 		}
