@@ -38,6 +38,7 @@ import (
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
 	"github.com/plexica/eventbus/groups"
+	"github.com/plexica/eventbus/internal/httpjson"
 )
 
 // Options configures the API. Auth, Admin and Audit are required.
@@ -114,30 +115,17 @@ type api struct {
 
 type endpoint func(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal) error
 
-// apiError is an error with its HTTP status and code.
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func badRequest(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...)}
-}
-
 // route authenticates the request (admin only when adminOnly), runs e and
 // turns its error or panic into a JSON error response.
 func (a *api) route(adminOnly bool, e endpoint) http.Handler {
-	return dlqhttp.Guard(a.Logger, "consoleapi", func(w http.ResponseWriter, r *http.Request) {
+	return httpjson.Guard(a.Logger, "consoleapi", func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.Auth.Authenticate(r)
 		if err != nil {
 			dlqhttp.Reject(w, err)
 			return
 		}
 		if adminOnly && !who.Admin() {
-			dlqhttp.WriteError(w, http.StatusForbidden, "forbidden", "this needs an admin token; a tenant token sees its tenant's dead-letter entries, audit trail and live tail only")
+			httpjson.WriteError(w, http.StatusForbidden, httpjson.CodeForbidden, "this needs an admin token; a tenant token sees its tenant's dead-letter entries, audit trail and live tail only")
 			return
 		}
 		if err := e(w, r, who); err != nil {
@@ -147,36 +135,25 @@ func (a *api) route(adminOnly bool, e endpoint) http.Handler {
 }
 
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
+	var ae *httpjson.Error
 	switch {
 	case errors.As(err, &ae):
-		dlqhttp.WriteError(w, ae.status, ae.code, ae.message)
+		httpjson.WriteError(w, ae.Status, ae.Code, ae.Message)
 	case errors.Is(err, deadletter.ErrNotFound):
-		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+		httpjson.WriteError(w, http.StatusNotFound, httpjson.CodeNotFound, err.Error())
 	case errors.Is(err, groups.ErrGroupNotFound):
-		dlqhttp.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+		httpjson.WriteError(w, http.StatusNotFound, httpjson.CodeNotFound, err.Error())
 	case errors.Is(err, groups.ErrGroupActive):
-		dlqhttp.WriteError(w, http.StatusConflict, "conflict", err.Error())
+		httpjson.WriteError(w, http.StatusConflict, httpjson.CodeConflict, err.Error())
 	case errors.Is(err, groups.ErrInvalidTarget), errors.Is(err, audit.ErrInvalidQuery), errors.Is(err, eventbus.ErrInvalidTopic):
-		dlqhttp.WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, httpjson.CodeBadRequest, err.Error())
 	case r.Context().Err() != nil:
 		a.Logger.Debug("consoleapi: request canceled", "method", r.Method, "path", r.URL.Path, "err", err)
-		dlqhttp.WriteError(w, http.StatusServiceUnavailable, "unavailable", "request canceled")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, httpjson.CodeUnavailable, "request canceled")
 	default:
 		a.Logger.Error("consoleapi: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-		dlqhttp.WriteError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
+		httpjson.WriteError(w, http.StatusInternalServerError, httpjson.CodeInternal, "internal error; see the server log")
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-	return nil
 }
 
 // GET /api/audit[?actor=&action=&tenantId=&before=&limit=] answers an
@@ -191,12 +168,12 @@ func (a *api) auditList(w http.ResponseWriter, r *http.Request, who dlqhttp.Prin
 	}
 	if v := query.Get("before"); v != "" {
 		if q.Before, err = strconv.ParseInt(v, 10, 64); err != nil || q.Before < 1 {
-			return badRequest("before %q is not a positive offset (give the next of the previous page)", v)
+			return httpjson.BadRequest("before %q is not a positive offset (give the next of the previous page)", v)
 		}
 	}
 	if !who.Admin() {
 		if q.TenantID != "" && q.TenantID != who.Tenant {
-			return &apiError{http.StatusForbidden, "forbidden", "this token may not read the audit trail of other tenants"}
+			return &httpjson.Error{Status: http.StatusForbidden, Code: httpjson.CodeForbidden, Message: "this token may not read the audit trail of other tenants"}
 		}
 		q.TenantID = who.Tenant
 	}
@@ -204,7 +181,7 @@ func (a *api) auditList(w http.ResponseWriter, r *http.Request, who dlqhttp.Prin
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, page)
+	return httpjson.Write(w, http.StatusOK, page)
 }
 
 func intParam(v, name string, def, lo, hi int) (int, error) {
@@ -214,9 +191,9 @@ func intParam(v, name string, def, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(v)
 	switch {
 	case err != nil:
-		return 0, badRequest("%s %q is not an integer", name, v)
+		return 0, httpjson.BadRequest("%s %q is not an integer", name, v)
 	case n < lo || n > hi:
-		return 0, badRequest("%s %d is not between %d and %d", name, n, lo, hi)
+		return 0, httpjson.BadRequest("%s %d is not between %d and %d", name, n, lo, hi)
 	}
 	return n, nil
 }
@@ -227,7 +204,7 @@ func (a *api) groupList(w http.ResponseWriter, r *http.Request, _ dlqhttp.Princi
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"groups": list})
+	return httpjson.Write(w, http.StatusOK, map[string]any{"groups": list})
 }
 
 // GroupDetail is the answer of GET /api/groups/{group}: the group and its
@@ -250,7 +227,7 @@ func (a *api) groupGet(w http.ResponseWriter, r *http.Request, _ dlqhttp.Princip
 	if a.History != nil {
 		out.History, out.SampleInterval = a.History.Points(g.Group), a.History.Interval().Seconds()
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpjson.Write(w, http.StatusOK, out)
 }
 
 // ResetRequest is the body of POST /api/groups/{group}/reset.
@@ -278,7 +255,7 @@ func (a *api) groupReset(w http.ResponseWriter, r *http.Request, who dlqhttp.Pri
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return badRequest("the body is not a reset request (%v); send {\"to\":\"earliest\",\"topics\":[...],\"execute\":false}", err)
+		return httpjson.BadRequest("the body is not a reset request (%v); send {\"to\":\"earliest\",\"topics\":[...],\"execute\":false}", err)
 	}
 	target, err := groups.ParseTarget(req.To, a.Now())
 	if err != nil {
@@ -290,14 +267,14 @@ func (a *api) groupReset(w http.ResponseWriter, r *http.Request, who dlqhttp.Pri
 		return err
 	}
 	if !req.Execute {
-		return writeJSON(w, http.StatusOK, ResetResponse{ResetPlan: plan})
+		return httpjson.Write(w, http.StatusOK, ResetResponse{ResetPlan: plan})
 	}
 	err = groups.Reset(r.Context(), a.Admin, plan)
 	a.recordReset(r.Context(), who, plan, err)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, ResetResponse{ResetPlan: plan, Executed: true})
+	return httpjson.Write(w, http.StatusOK, ResetResponse{ResetPlan: plan, Executed: true})
 }
 
 // recordReset adds a reset to the audit trail.

@@ -14,6 +14,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/internal/httpjson"
 	"github.com/plexica/eventbus/topic"
 )
 
@@ -40,20 +41,20 @@ type ReplayResponse struct {
 // that group only. Admin tokens only; recorded in the audit trail.
 func (a *api) replay(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal) error {
 	if a.DLQ == nil {
-		return &apiError{http.StatusServiceUnavailable, "unavailable", "replay is not enabled on this server"}
+		return &httpjson.Error{Status: http.StatusServiceUnavailable, Code: httpjson.CodeUnavailable, Message: "replay is not enabled on this server"}
 	}
 	var req ReplayRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return badRequest("the body is not a replay request (%v); send {\"topic\":\"core.user.created\",\"partition\":0,\"offset\":42}", err)
+		return httpjson.BadRequest("the body is not a replay request (%v); send {\"topic\":\"core.user.created\",\"partition\":0,\"offset\":42}", err)
 	}
 	t, err := topic.Parse(req.Topic)
 	if err != nil {
 		return err
 	}
 	if t.Kind == topic.KindDLQ || req.Partition < 0 || req.Offset < 0 {
-		return badRequest("give a core or plugin topic and a partition and offset of at least 0")
+		return httpjson.BadRequest("give a core or plugin topic and a partition and offset of at least 0")
 	}
 	group := r.PathValue("group")
 	ev, err := a.readEvent(r.Context(), req)
@@ -79,7 +80,7 @@ func (a *api) replay(w http.ResponseWriter, r *http.Request, who dlqhttp.Princip
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusAccepted, out)
+	return httpjson.Write(w, http.StatusAccepted, out)
 }
 
 // errNoSuchRecord: the topic has no event at that place.
@@ -100,7 +101,7 @@ func (a *api) readEvent(ctx context.Context, req ReplayRequest) (eventbus.RawEve
 	start, ok1 := starts.Lookup(req.Topic, req.Partition)
 	end, ok2 := ends.Lookup(req.Topic, req.Partition)
 	if !ok1 || !ok2 || start.Err != nil || end.Err != nil || req.Offset < start.Offset || req.Offset >= end.Offset {
-		return ev, &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("%s: %s partition %d offset %d is not retained (or the partition does not exist)", errNoSuchRecord, req.Topic, req.Partition, req.Offset)}
+		return ev, &httpjson.Error{Status: http.StatusNotFound, Code: httpjson.CodeNotFound, Message: fmt.Sprintf("%s: %s partition %d offset %d is not retained (or the partition does not exist)", errNoSuchRecord, req.Topic, req.Partition, req.Offset)}
 	}
 	cl, err := kgo.NewClient(append(a.KafkaOpts[:len(a.KafkaOpts):len(a.KafkaOpts)],
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{req.Topic: {req.Partition: kgo.NewOffset().At(req.Offset)}}))...)
@@ -120,10 +121,10 @@ func (a *api) readEvent(ctx context.Context, req ReplayRequest) (eventbus.RawEve
 		}
 		for _, rec := range fs.Records() {
 			if rec.Offset != req.Offset {
-				return ev, &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("%s: %s partition %d has no record at offset %d", errNoSuchRecord, req.Topic, req.Partition, req.Offset)}
+				return ev, &httpjson.Error{Status: http.StatusNotFound, Code: httpjson.CodeNotFound, Message: fmt.Sprintf("%s: %s partition %d has no record at offset %d", errNoSuchRecord, req.Topic, req.Partition, req.Offset)}
 			}
 			if err := json.Unmarshal(rec.Value, &ev); err != nil || ev.TenantID == "" {
-				return ev, badRequest("the record at %s partition %d offset %d is not an event; it cannot be replayed", req.Topic, req.Partition, req.Offset)
+				return ev, httpjson.BadRequest("the record at %s partition %d offset %d is not an event; it cannot be replayed", req.Topic, req.Partition, req.Offset)
 			}
 			return ev, nil
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/internal/httpjson"
 	"github.com/plexica/eventbus/internal/redact"
 	"github.com/plexica/eventbus/topic"
 )
@@ -147,7 +148,7 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 	for _, typ := range f.Types {
 		if strings.HasSuffix(typ, ".") {
 			if !strings.HasPrefix(typ, "core.") && !strings.HasPrefix(typ, "plugin.") {
-				return badRequest("type prefix %q matches no event: prefixes start with core. or plugin. (e.g. core.user.)", typ)
+				return httpjson.BadRequest("type prefix %q matches no event: prefixes start with core. or plugin. (e.g. core.user.)", typ)
 			}
 			continue
 		}
@@ -157,11 +158,11 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 	}
 	if !who.Admin() {
 		if f.TenantID != "" && f.TenantID != who.Tenant {
-			return &apiError{http.StatusForbidden, "forbidden", "this token may not tail the events of other tenants"}
+			return &httpjson.Error{Status: http.StatusForbidden, Code: httpjson.CodeForbidden, Message: "this token may not tail the events of other tenants"}
 		}
 	}
 	if len(a.KafkaOpts) == 0 {
-		return &apiError{http.StatusServiceUnavailable, "unavailable", "live tails are not enabled on this server"}
+		return &httpjson.Error{Status: http.StatusServiceUnavailable, Code: httpjson.CodeUnavailable, Message: "live tails are not enabled on this server"}
 	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -172,7 +173,7 @@ func (a *api) tail(w http.ResponseWriter, r *http.Request, who dlqhttp.Principal
 		defer func() { <-a.tails }()
 	default:
 		w.Header().Set("Retry-After", "10")
-		return &apiError{http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("%d live tails run already; close one or try again later", cap(a.tails))}
+		return &httpjson.Error{Status: http.StatusServiceUnavailable, Code: httpjson.CodeUnavailable, Message: fmt.Sprintf("%d live tails run already; close one or try again later", cap(a.tails))}
 	}
 	ctx := r.Context()
 	topics, start, err := a.tailStart(ctx, f)

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/plexica/eventbus/dlqhttp"
+	"github.com/plexica/eventbus/internal/httpjson"
 	"github.com/plexica/eventbus/topic"
 )
 
@@ -66,7 +67,7 @@ func (a *api) topicList(w http.ResponseWriter, r *http.Request, _ dlqhttp.Princi
 	slices.Sort(names)
 	out := make([]Topic, 0, len(names))
 	if len(names) == 0 {
-		return writeJSON(w, http.StatusOK, map[string]any{"topics": out})
+		return httpjson.Write(w, http.StatusOK, map[string]any{"topics": out})
 	}
 	starts, err := a.Admin.ListStartOffsets(ctx, names...)
 	if err != nil {
@@ -131,5 +132,5 @@ func (a *api) topicList(w http.ResponseWriter, r *http.Request, _ dlqhttp.Princi
 		}
 		out = append(out, t)
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"topics": out})
+	return httpjson.Write(w, http.StatusOK, map[string]any{"topics": out})
 }

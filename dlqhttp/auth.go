@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/internal/httpjson"
 )
 
 // Token is one bearer token of the API with its name and scope.
@@ -366,9 +367,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 func Reject(w http.ResponseWriter, err error) {
 	if errors.Is(err, ErrMissingToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="eventbus"`)
-		WriteError(w, http.StatusUnauthorized, "unauthorized", ErrMissingToken.Error())
+		httpjson.WriteError(w, http.StatusUnauthorized, httpjson.CodeUnauthorized, ErrMissingToken.Error())
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="eventbus", error="invalid_token"`)
-	WriteError(w, http.StatusUnauthorized, "unauthorized", ErrInvalidToken.Error())
+	httpjson.WriteError(w, http.StatusUnauthorized, httpjson.CodeUnauthorized, ErrInvalidToken.Error())
 }

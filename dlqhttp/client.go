@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/internal/httpjson"
 )
 
 // maxAnswer bounds the body of an answer the Client reads: a page of
@@ -325,7 +326,7 @@ type APIError struct {
 // newAPIError reads the error answer body of status.
 func newAPIError(status int, body []byte) *APIError {
 	e := &APIError{Status: status}
-	var b errorBody
+	var b httpjson.ErrorBody
 	if json.Unmarshal(body, &b) == nil && b.Error.Code != "" {
 		e.Code, e.Message = b.Error.Code, b.Error.Message
 		return e
@@ -368,9 +369,9 @@ func (e *APIError) Error() string {
 // deadletter.ErrRetryNotAllowed for a 409 conflict, and nil otherwise.
 func (e *APIError) Unwrap() error {
 	switch {
-	case e.Status == http.StatusNotFound && e.Code == codeNotFound:
+	case e.Status == http.StatusNotFound && e.Code == httpjson.CodeNotFound:
 		return deadletter.ErrNotFound
-	case e.Status == http.StatusConflict && e.Code == codeConflict:
+	case e.Status == http.StatusConflict && e.Code == httpjson.CodeConflict:
 		return deadletter.ErrRetryNotAllowed
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/internal/httpjson"
 )
 
 func testAPI(t *testing.T) (*api, *bytes.Buffer) {
@@ -35,7 +36,7 @@ func serve(a *api, e endpoint) *httptest.ResponseRecorder {
 
 func errorCode(t *testing.T, rec *httptest.ResponseRecorder) (code, message string) {
 	t.Helper()
-	var b errorBody
+	var b httpjson.ErrorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
 		t.Fatalf("error body %q: %v", rec.Body, err)
 	}
@@ -54,7 +55,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: x", eventbus.ErrInvalidConfig), 400, "bad_request"},
 		{fmt.Errorf("%w: x", eventbus.ErrShuttingDown), 503, "unavailable"},
 		{fmt.Errorf("%w: x", eventbus.ErrBrokerUnavailable), 503, "unavailable"},
-		{badRequest("nope"), 400, "bad_request"},
+		{httpjson.BadRequest("nope"), 400, "bad_request"},
 	}
 	for _, tt := range tests {
 		a, _ := testAPI(t)

@@ -2,20 +2,19 @@ package dlqhttp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/audit"
 	"github.com/plexica/eventbus/deadletter"
+	"github.com/plexica/eventbus/internal/httpjson"
 )
 
 // Paging limits of GET /api/dlq/events.
@@ -116,18 +115,18 @@ type endpoint func(w http.ResponseWriter, r *http.Request, who Principal) error
 // route authenticates the request, runs e, and turns its error or panic
 // into a JSON error response.
 func (a *api) route(e endpoint) http.Handler {
-	return Guard(a.log, "dlqhttp", func(w http.ResponseWriter, r *http.Request) {
+	return httpjson.Guard(a.log, "dlqhttp", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		who, fail := a.auth.Authenticate(r)
 		switch {
 		case errors.Is(fail, ErrMissingToken):
 			h.Set("WWW-Authenticate", `Bearer realm="eventbus-dlq"`)
-			writeJSONError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
+			httpjson.WriteError(w, http.StatusUnauthorized, httpjson.CodeUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 			return
 		case fail != nil:
 			a.log.Info("dlqhttp: rejected credentials", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			h.Set("WWW-Authenticate", `Bearer realm="eventbus-dlq", error="invalid_token"`)
-			writeJSONError(w, http.StatusUnauthorized, codeUnauthorized, "invalid bearer token")
+			httpjson.WriteError(w, http.StatusUnauthorized, httpjson.CodeUnauthorized, "invalid bearer token")
 			return
 		}
 		if err := e(w, r, who); err != nil {
@@ -150,7 +149,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request, who Principal) error
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s)
+	return httpjson.Write(w, http.StatusOK, s)
 }
 
 // GET /api/dlq/events?topic=&status=&tenantId=&page=&pageSize=&sort=
@@ -171,7 +170,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who Principal) error 
 	case "failedAt":
 		ascending = true
 	default:
-		return badRequest("sort %q is not failedAt (oldest failure first) or -failedAt (newest first, the default)", query.Get("sort"))
+		return httpjson.BadRequest("sort %q is not failedAt (oldest failure first) or -failedAt (newest first, the default)", query.Get("sort"))
 	}
 	filter, err := a.filter(who, query.Get("topic"), query)
 	if err != nil {
@@ -190,7 +189,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request, who Principal) error 
 	for _, e := range entries {
 		out.Items = append(out.Items, redactEntry(e))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpjson.Write(w, http.StatusOK, out)
 }
 
 // GET /api/dlq/events/{id}
@@ -199,7 +198,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request, who Principal) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, redactEntry(e))
+	return httpjson.Write(w, http.StatusOK, redactEntry(e))
 }
 
 // POST /api/dlq/events/{id}/retry[?manual=false]
@@ -208,7 +207,7 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who Principal) error
 	if v := r.URL.Query().Get("manual"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return badRequest("manual %q is not true or false", v)
+			return httpjson.BadRequest("manual %q is not true or false", v)
 		}
 		manual = b
 	}
@@ -227,13 +226,13 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, who Principal) error
 	a.record(r, who, audit.ActionDLQRetry, id, e, map[string]string{"manual": strconv.FormatBool(manual)}, err)
 	if errors.Is(err, deadletter.ErrNotApplied) {
 		a.log.Info("dlqhttp: retry of dead-letter entry stored for its owner", "dlq_id", id, "manual", manual, "by", who.String())
-		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
+		return httpjson.Write(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
 	}
 	if err != nil {
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entry", "dlq_id", id, "manual", manual, "by", who.String())
-	return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": string(deadletter.StatusRetrying)})
+	return httpjson.Write(w, http.StatusAccepted, map[string]string{"id": id, "status": string(deadletter.StatusRetrying)})
 }
 
 // ownerWait bounds how long a retry or a delete waits for the entry's
@@ -254,7 +253,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request, who Principal) erro
 	a.record(r, who, audit.ActionDLQDelete, id, e, nil, err)
 	if errors.Is(err, deadletter.ErrNotApplied) {
 		a.log.Info("dlqhttp: delete of dead-letter entry stored for its owner", "dlq_id", id, "by", who.String())
-		return writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
+		return httpjson.Write(w, http.StatusAccepted, map[string]string{"id": id, "status": "accepted"})
 	}
 	if err != nil {
 		return err
@@ -286,7 +285,7 @@ func (a *api) retryTopic(w http.ResponseWriter, r *http.Request, who Principal) 
 		return err
 	}
 	a.log.Info("dlqhttp: retried dead-letter entries of a topic", "topic", topic, "succeeded", out.Succeeded, "failed", out.Failed, "by", who.String())
-	return writeJSON(w, http.StatusOK, out)
+	return httpjson.Write(w, http.StatusOK, out)
 }
 
 // record adds the action taken on entry e (with error err, nil when it
@@ -342,7 +341,7 @@ func (a *api) entry(r *http.Request, who Principal) (deadletter.Entry, error) {
 func (a *api) filter(who Principal, topic string, query url.Values) (deadletter.Query, error) {
 	filter := deadletter.Query{Status: deadletter.Status(query.Get("status")), TenantID: query.Get("tenantId")}
 	if filter.Status != "" && !filter.Status.Valid() {
-		return filter, badRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
+		return filter, httpjson.BadRequest("status %q is not one of pending, retrying, resolved, max-retries-exceeded", filter.Status)
 	}
 	filter.Topic = topic
 	return a.scope(who, filter)
@@ -357,7 +356,7 @@ func (a *api) scope(who Principal, filter deadletter.Query) (deadletter.Query, e
 		return filter, nil
 	}
 	if filter.TenantID != "" && filter.TenantID != who.Tenant {
-		return filter, &apiError{http.StatusForbidden, codeForbidden, "this token may not access dead-letter entries of other tenants"}
+		return filter, &httpjson.Error{Status: http.StatusForbidden, Code: httpjson.CodeForbidden, Message: "this token may not access dead-letter entries of other tenants"}
 	}
 	filter.TenantID, filter.VerifiedTenant = who.Tenant, true
 	return filter, nil
@@ -372,57 +371,33 @@ func intParam(v, name string, def, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(v)
 	switch {
 	case err != nil:
-		return 0, badRequest("%s %q is not an integer", name, v)
+		return 0, httpjson.BadRequest("%s %q is not an integer", name, v)
 	case n < lo:
-		return 0, badRequest("%s %d is under %d", name, n, lo)
+		return 0, httpjson.BadRequest("%s %d is under %d", name, n, lo)
 	case hi > 0 && n > hi:
-		return 0, badRequest("%s %d is over %d", name, n, hi)
+		return 0, httpjson.BadRequest("%s %d is over %d", name, n, hi)
 	}
 	return n, nil
-}
-
-// Error codes of the JSON error body.
-const (
-	codeBadRequest   = "bad_request"
-	codeUnauthorized = "unauthorized"
-	codeForbidden    = "forbidden"
-	codeNotFound     = "not_found"
-	codeConflict     = "conflict"
-	codeUnavailable  = "unavailable"
-	codeInternal     = "internal"
-)
-
-// apiError is an error with its HTTP status and code.
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func badRequest(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf(format, args...)}
 }
 
 // writeError maps err to a status and code and writes it. Unexpected errors
 // are logged with their detail and shown only as "internal error".
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
+	var ae *httpjson.Error
 	switch {
 	case errors.As(err, &ae):
-		writeJSONError(w, ae.status, ae.code, ae.message)
+		httpjson.WriteError(w, ae.Status, ae.Code, ae.Message)
 	case errors.Is(err, deadletter.ErrNotFound):
-		writeJSONError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no dead-letter entry %q", r.PathValue("id")))
+		httpjson.WriteError(w, http.StatusNotFound, httpjson.CodeNotFound, fmt.Sprintf("no dead-letter entry %q", r.PathValue("id")))
 	case errors.Is(err, deadletter.ErrRetryNotAllowed):
-		writeJSONError(w, http.StatusConflict, codeConflict, err.Error()+" (POST without manual=false)")
+		httpjson.WriteError(w, http.StatusConflict, httpjson.CodeConflict, err.Error()+" (POST without manual=false)")
 	case errors.Is(err, eventbus.ErrInvalidTopic), errors.Is(err, eventbus.ErrInvalidConfig):
-		writeJSONError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, httpjson.CodeBadRequest, err.Error())
 	case errors.Is(err, eventbus.ErrShuttingDown), errors.Is(err, eventbus.ErrBrokerUnavailable),
 		errors.Is(err, eventbus.ErrCircuitOpen), errors.Is(err, eventbus.ErrNotConnected):
 		a.log.Warn("dlqhttp: dead letter queue unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "5")
-		writeJSONError(w, http.StatusServiceUnavailable, codeUnavailable, "the dead letter queue is unavailable; try again later")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, httpjson.CodeUnavailable, "the dead letter queue is unavailable; try again later")
 	default:
 		if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
 			// The client went away; there is nobody to answer.
@@ -430,61 +405,6 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		} else {
 			a.log.Error("dlqhttp: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
-		writeJSONError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
+		httpjson.WriteError(w, http.StatusInternalServerError, httpjson.CodeInternal, "internal error; see the server log")
 	}
-}
-
-// errorBody is the JSON of every error response.
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// Guard wraps an API handler: its answers are never cached nor
-// content-sniffed, and a panic (other than http.ErrAbortHandler) is logged
-// with its stack under name and answered 500 with the API's JSON error.
-func Guard(log *slog.Logger, name string, next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				log.Error(name+": handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				WriteError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log")
-			}
-		}()
-		next(w, r)
-	})
-}
-
-// WriteError writes the API's JSON error body,
-// {"error":{"code":code,"message":message}}, with status. The console's
-// other APIs answer their errors with it too.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	writeJSONError(w, status, code, message)
-}
-
-func writeJSONError(w http.ResponseWriter, status int, code, message string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, message
-	_ = writeJSON(w, status, b)
-}
-
-// writeJSON writes v as the response. Its error is the encoding's, before
-// anything was written, so the caller can still answer with a 500.
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-	return nil
 }
