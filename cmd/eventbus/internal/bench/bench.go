@@ -14,7 +14,7 @@
 // entries (ours alone: raw franz-go has no dead letter queue).
 //
 // Both sides send the same records: ~330-byte JSON events in the wire
-// envelope with the bus's headers (package internal/wire), keyed by one of a
+// envelope with the bus's headers (package wire), keyed by one of a
 // dozen tenants, to topics of 3 partitions created before anything is timed.
 // The raw side is franz-go configured as the bus configures its producer
 // (snappy, acks=all, idempotent, linger 0, 10,000 buffered records) and does
