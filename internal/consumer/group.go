@@ -176,6 +176,9 @@ type hooks struct {
 	// between its last two steps (the client's purge of the topic and
 	// dropping its dispatcher).
 	removing func()
+	// committing runs in the committer before each round of commits is
+	// taken (commitParts), once the round is due.
+	committing func()
 }
 
 // Start joins the group, reading first.
