@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -34,13 +35,17 @@ func (h *heldCommitter) hook() { <-h.release }
 
 func (h *heldCommitter) let() { h.once.Do(func() { close(h.release) }) }
 
-// holdGroup starts a group of topic whose committer h holds, with the
-// given commit interval, and waits until it is assigned. The committer is
-// let go, then the group stopped, when the test ends.
-func holdGroup(t *testing.T, addrs []string, group string, topic Topic, interval time.Duration, h *heldCommitter, hk hooks) *Group {
+// holdGroup starts a group of topic whose committer h (if not nil)
+// holds, with the given commit interval, and waits until it is assigned.
+// The committer is let go, then the group stopped, when the test ends,
+// unless the test stopped it first (stop: Stop once).
+func holdGroup(t *testing.T, addrs []string, group string, topic Topic, interval time.Duration, h *heldCommitter, hk hooks) (g *Group, stop func(context.Context) error) {
 	t.Helper()
-	hk.committing = h.hook
-	g, err := Start(Config{
+	if h != nil {
+		hk.committing = h.hook
+	}
+	var err error
+	g, err = Start(Config{
 		Group: group,
 		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
 			return kgo.NewClient(append(opts, kgo.SeedBrokers(addrs...))...)
@@ -56,18 +61,26 @@ func holdGroup(t *testing.T, addrs []string, group string, topic Topic, interval
 	if err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop = func(ctx context.Context) error {
+		err := errors.New("stopped already")
+		once.Do(func() { err = g.Stop(ctx) })
+		return err
+	}
 	t.Cleanup(func() {
-		h.let()
+		if h != nil {
+			h.let()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = g.Stop(ctx)
+		_ = stop(ctx)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := g.WaitAssigned(ctx, topic.Name); err != nil {
 		t.Fatal(err)
 	}
-	return g
+	return g, stop
 }
 
 // addFirst adds offset to the set and reports whether it was not in it.
@@ -146,7 +159,7 @@ func TestHeldWorkersGoOnWhenCommitsAreRefused(t *testing.T) {
 			var twice atomic.Int32
 			topic := heldTopic(onceHandler(&seen, &twice))
 			held := holdCommits()
-			g := holdGroup(t, addrs, "held-refused", topic, time.Hour, held, hooks{})
+			g, _ := holdGroup(t, addrs, "held-refused", topic, time.Hour, held, hooks{})
 			refuse.Store(true)
 			waitHeld(t, g, topic)
 			if got := seen.len(); got >= n {
@@ -180,7 +193,7 @@ func TestHeldWorkersGoOnAfterARevocation(t *testing.T) {
 	var twice atomic.Int32
 	topic := heldTopic(onceHandler(&seen, &twice))
 	held := holdCommits()
-	g := holdGroup(t, addrs, group, topic, 10*time.Millisecond, held, hooks{})
+	g, _ := holdGroup(t, addrs, group, topic, 10*time.Millisecond, held, hooks{})
 	waitHeld(t, g, topic)
 
 	assigned := joinOther(t, addrs, group)
@@ -239,7 +252,7 @@ func TestHeldWorkersGoOnWhenNoRecordFollows(t *testing.T) {
 	_, addrs := testCluster(t, 1, limit)
 	const group = "held-idle"
 	held := holdCommits()
-	g := holdGroup(t, addrs, group, topic, 10*time.Millisecond, held, hooks{})
+	g, _ := holdGroup(t, addrs, group, topic, 10*time.Millisecond, held, hooks{})
 	waitHeld(t, g, topic)
 	d := g.dispatcher(testTopic)
 	if got := seen.len(); got != limit {
@@ -278,14 +291,14 @@ func TestStopWhileHeldCommitsWhatFinished(t *testing.T) {
 	var twice atomic.Int32
 	topic := heldTopic(onceHandler(&seen, &twice))
 	held := holdCommits()
-	g := holdGroup(t, addrs, group, topic, time.Hour, held, hooks{})
+	g, stop := holdGroup(t, addrs, group, topic, time.Hour, held, hooks{})
 	waitHeld(t, g, topic)
 
 	stopped := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		stopped <- g.Stop(ctx)
+		stopped <- stop(ctx)
 	}()
 	d := g.dispatcher(testTopic)
 	waitFor(t, "Stop released the partitions", func() bool {
@@ -326,5 +339,76 @@ func TestStopWhileHeldCommitsWhatFinished(t *testing.T) {
 	}
 	if k := twice.Load(); k > 0 {
 		t.Fatalf("%d records handled twice without a rebalance", k)
+	}
+}
+
+// TestStopReturnsWhileARevocationsCommitIsUnanswered: a partition is
+// revoked, and the broker holds the commit its revocation makes without
+// answering (a loaded or failing broker); Stop is called meanwhile. Stop
+// waits for the poll loop, which cannot return while the revocation runs
+// (BlockRebalanceOnPoll): the revocation's commit must end with Stop's
+// time for handlers, as its wait for them does, or Stop waits for the
+// commit's own bound. The broker answers only once Stop returned.
+func TestStopReturnsWhileARevocationsCommitIsUnanswered(t *testing.T) {
+	const perPartition = 10
+	c, addrs := testCluster(t, 2, perPartition)
+	var revoking atomic.Bool
+	holding, release := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if revoking.Load() {
+			holdOnce.Do(func() { close(holding) })
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	// Each partition's last record finishes only once a revocation began:
+	// the revocation has it to commit.
+	revoked := make(chan struct{})
+	var revokedOnce sync.Once
+	h := func(_, _ context.Context, r *kgo.Record) bool {
+		if r.Offset == perPartition-1 {
+			<-revoked
+		}
+		return true
+	}
+	const group = "revoke-unanswered"
+	// Once the revocation began, the committer commits nothing more
+	// until the group stops: the commit held is the revocation's.
+	var startedGroup atomic.Pointer[Group]
+	g, stop := holdGroup(t, addrs, group, Topic{Name: testTopic, Handle: h, Ordering: PerKey, MaxConcurrency: 4, MaxPending: 1000, FromBeginning: true}, 10*time.Millisecond, nil,
+		hooks{
+			rebalancing: func() {
+				revoking.Store(true)
+				revokedOnce.Do(func() { close(revoked) })
+			},
+			committing: func() {
+				if g := startedGroup.Load(); g != nil && revoking.Load() {
+					<-g.pollCtx.Done()
+				}
+			},
+		})
+	startedGroup.Store(g)
+	t.Cleanup(func() { revokedOnce.Do(func() { close(revoked) }) })
+	joinOther(t, addrs, group)
+	select {
+	case <-holding:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no commit was made during the revocation")
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		stopped <- stop(ctx)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stop did not return while the revocation's commit went unanswered")
 	}
 }
