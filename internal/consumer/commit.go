@@ -92,6 +92,9 @@ func (g *Group) committer() {
 			}
 		}
 		last = time.Now()
+		if h := g.cfg.hooks.committing; h != nil {
+			h()
+		}
 		g.mu.RLock()
 		ds := make(map[string]*dispatcher, len(g.topics))
 		for name, d := range g.topics {

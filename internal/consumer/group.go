@@ -176,6 +176,9 @@ type hooks struct {
 	// between its last two steps (the client's purge of the topic and
 	// dropping its dispatcher).
 	removing func()
+	// committing runs in the committer before each round of commits is
+	// taken (commitParts), once the round is due.
+	committing func()
 }
 
 // Start joins the group, reading first.
@@ -542,7 +545,19 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 		}
 	}
 	if commit {
-		g.commitParts(ctx, topic, d, parts)
+		// The commit ends with Stop's time for handlers too: Stop waits
+		// for this revocation (through the poll loop), and then commits
+		// and leaves in the time left to it.
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-g.stopDue:
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
+		g.commitParts(cctx, topic, d, parts)
+		cancel()
 	}
 	d.forget(parts)
 }
