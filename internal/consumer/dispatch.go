@@ -1,7 +1,9 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +61,10 @@ type dispatcher struct {
 	// from the group, then added back): they are waited for like
 	// lingering ones.
 	inherited map[int32][]<-chan struct{}
+	// lost are the partitions lost (the session ended: nothing of theirs
+	// could be committed) since the topic's last assignment: assigned back
+	// at the next one, a partition skips what they finished (resumeFrom).
+	lost map[int32]*partition
 }
 
 // partition is one assigned partition of a dispatcher's topic.
@@ -75,14 +81,19 @@ type partition struct {
 	stop     context.CancelFunc
 
 	next      int64 // the lowest offset still accepted; -1: any
+	from      int64 // the first offset accepted; -1: none yet
 	win       *window
 	committed int64 // the last offset committed (or found committed); -1: none
 	// committedSeq is win.finished when the last commit was taken: a
 	// commit is due when either moved on.
 	committedSeq uint64
 	// skip are offsets finished before this member got the partition (read
-	// from the commit's metadata): they are not handled again.
-	skip     []span
+	// from the commit's metadata, or finished by its lost assignment
+	// before, prior): they are not handled again.
+	skip []span
+	// prior is this partition's assignment before, if it was lost: what
+	// it finished is skipped too (resumeFrom).
+	prior    *partition
 	keys     map[string]*keyQueue
 	running  int
 	paused   bool
@@ -109,23 +120,26 @@ type keyQueue struct {
 }
 
 func newDispatcher(g *Group, t Topic) *dispatcher {
-	return &dispatcher{g: g, t: t, parts: map[int32]*partition{}, lingering: map[int32][]*partition{}, inherited: map[int32][]<-chan struct{}{}}
+	return &dispatcher{g: g, t: t, parts: map[int32]*partition{}, lingering: map[int32][]*partition{}, inherited: map[int32][]<-chan struct{}{}, lost: map[int32]*partition{}}
 }
 
 // assign starts the partitions' state (a partition already assigned keeps
 // its own). A partition whose earlier assignment's handlers still run
-// starts its keys once they returned, or RevokeTimeout passed.
+// starts its keys once they returned, or RevokeTimeout passed. A partition
+// lost since the last assignment and assigned back keeps what it finished
+// (prior); the lost ones not assigned back are forgotten.
 func (d *dispatcher) assign(ids []int32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
+	defer clear(d.lost)
 	for _, id := range ids {
 		if d.parts[id] != nil {
 			continue
 		}
-		p := &partition{id: id, next: -1, win: newWindow(), committed: -1, keys: map[string]*keyQueue{}}
+		p := &partition{id: id, next: -1, from: -1, win: newWindow(), committed: -1, keys: map[string]*keyQueue{}, prior: d.lost[id]}
 		p.ctx, p.cancel = context.WithCancel(d.g.handlerCtx)
 		p.stopping, p.stop = context.WithCancel(p.ctx)
 		d.parts[id] = p
@@ -253,14 +267,54 @@ func (d *dispatcher) startAt(id int32, offset int64) {
 }
 
 // resumeFrom tells partition id where the group's commit stands and which
-// offsets above it were already finished (from the commit's metadata).
+// offsets above it were already finished: from the commit's metadata, and
+// by this process before the partition was lost (prior), which it could
+// not commit.
 func (d *dispatcher) resumeFrom(id int32, committed int64, finished []span) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if p := d.parts[id]; p != nil && p.win.size() == 0 {
 		p.committed = max(p.committed, committed)
-		p.skip = finished
+		p.skip = mergeSpans(finished, p.prior.finishedFrom(committed))
+		p.prior = nil
 	}
+}
+
+// finishedFrom returns the offsets from the group's commit c on that a
+// lost assignment p finished (nil p: none). A commit below the one p
+// knew means the group's offsets were set back: nothing is skipped then.
+func (p *partition) finishedFrom(c int64) []span {
+	if p == nil || p.from < 0 || c < p.committed {
+		return nil
+	}
+	var out []span
+	if x, _ := p.win.commitPoint(); x > max(c, p.from) {
+		out = append(out, span{first: max(c, p.from), last: x - 1})
+	}
+	for _, s := range p.win.finishedSpans() {
+		if s.last >= c {
+			out = append(out, span{first: max(s.first, c), last: s.last})
+		}
+	}
+	return out
+}
+
+// mergeSpans returns the union of a and b, sorted and disjoint.
+func mergeSpans(a, b []span) []span {
+	if len(b) == 0 {
+		return a
+	}
+	all := slices.Concat(a, b)
+	slices.SortFunc(all, func(x, y span) int { return cmp.Compare(x.first, y.first) })
+	out := all[:1]
+	for _, s := range all[1:] {
+		if last := &out[len(out)-1]; s.first <= last.last+1 {
+			last.last = max(last.last, s.last)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // skipped reports whether offset was finished by an earlier owner, and
@@ -288,6 +342,9 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (atCap bool) {
 			continue // below where this assignment started
 		}
 		p.next = r.Offset + 1
+		if p.from < 0 {
+			p.from = r.Offset
+		}
 		p.win.add(r.Offset, r.LeaderEpoch)
 		d.held++
 		if p.skipped(r.Offset) {
@@ -609,14 +666,19 @@ func (d *dispatcher) release(ids []int32) (idle []<-chan struct{}, parts []*part
 // forget removes released partitions, cancelling whatever of theirs still
 // runs, and lifts their pauses (pauses outlive assignments in the client).
 // A partition whose handlers still run lingers until they return, so that
-// the partition assigned back waits for them (startAfter).
-func (d *dispatcher) forget(parts []*partition) {
+// the partition assigned back waits for them (startAfter). Lost partitions
+// are kept until the next assignment (lost).
+func (d *dispatcher) forget(parts []*partition, lost bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var paused []int32
 	for _, p := range parts {
 		p.cancel()
 		p.gone = true
+		p.prior = nil
+		if lost {
+			d.lost[p.id] = p
+		}
 		d.held -= p.win.unfinished
 		d.signalDrained()
 		if p.paused {

@@ -337,7 +337,7 @@ func TestDispatchLatePauseDoesNotOutliveRevoke(t *testing.T) {
 	for _, ch := range idle {
 		<-ch
 	}
-	d.forget(parts)
+	d.forget(parts, false)
 	d.assign([]int32{0})
 	if got := f.pausedSet(); len(got) != 0 {
 		t.Fatalf("partition %v assigned back is still paused in the client", got)
@@ -359,7 +359,7 @@ func TestDispatchReassignedPartitionWaitsForEarlierHandlers(t *testing.T) {
 		return p.total == 1
 	})
 	_, parts := d.release([]int32{0}) // lost: nothing waited for
-	d.forget(parts)
+	d.forget(parts, true)
 	d.assign([]int32{0})
 	d.enqueue(0, records(0, 0, 1, 1)) // the same record, fetched again
 	// Give a second handler of the key the chance to start (bounded).
@@ -401,7 +401,7 @@ func TestDispatchReleaseDropsQueuedAndCommitsOnlyFinished(t *testing.T) {
 	if o := offsets[0]; o.Offset != 1 {
 		t.Fatalf("commit after release %+v, want offset 1 (only offset 0 finished)", o)
 	}
-	d.forget(parts)
+	d.forget(parts, false)
 	if d.held != 0 {
 		t.Fatalf("%d held after forget", d.held)
 	}
@@ -583,4 +583,103 @@ func TestWaitAtCapBoundsTheWholeWaitOverTopics(t *testing.T) {
 	if got := f.pausedSet(); len(got) != 2 {
 		t.Fatalf("paused %v; want both topics' partitions (0 and 1), the wait being over", got)
 	}
+}
+
+// TestDispatchLostPartitionAssignedBack: partition 0 is lost while the
+// record at offset gap is unfinished (its handler gives up as the
+// partition is released) and every other fetched record is finished;
+// then it is assigned back, at the group's commit at. What the lost
+// assignment finished from there on is skipped, and only that: not when
+// the group's commit was set back below the one the lost assignment knew,
+// not below where the lost assignment started reading, and not once an
+// assignment without the partition came in between.
+func TestDispatchLostPartitionAssignedBack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// known is the commit the lost assignment found (-1: none read),
+		// from..to the records it fetched, gap the one left unfinished.
+		known, from, to, gap int64
+		at                   int64 // the group's commit when assigned back
+		between              bool  // an assignment without partition 0 came first
+		want                 []int64
+	}{
+		{name: "at the commit it knew", known: 0, from: 0, to: 9, gap: 3, at: 0, want: []int64{3}},
+		{name: "a commit that moved on", known: 0, from: 0, to: 9, gap: 3, at: 5, want: nil},
+		{name: "its commit set back", known: 5, from: 5, to: 14, gap: 8, at: 2, want: span64(2, 14)},
+		{name: "below where it started", known: -1, from: 5, to: 14, gap: 8, at: 2, want: []int64{2, 3, 4, 8}},
+		{name: "an assignment in between", known: 0, from: 0, to: 9, gap: 3, at: 0, between: true, want: span64(0, 9)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu       sync.Mutex
+				second   bool
+				again    []int64
+				gapTaken atomic.Bool
+			)
+			gapRuns := make(chan struct{})
+			h := func(_, stopping context.Context, r *kgo.Record) bool {
+				if r.Offset == tc.gap && gapTaken.CompareAndSwap(false, true) {
+					close(gapRuns)
+					<-stopping.Done()
+					return false // given up: the partition is being released
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if second {
+					again = append(again, r.Offset)
+				}
+				return true
+			}
+			d, _ := testDispatcher(t, Unordered, 4, 100, h)
+			if tc.known >= 0 {
+				d.resumeFrom(0, tc.known, nil)
+			}
+			d.enqueue(0, recordsFrom(tc.from, tc.to))
+			<-gapRuns
+			waitUntil(t, "every record but the gap is finished", func() bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.parts[0].win.unfinished == 1
+			})
+			idle, parts := d.release([]int32{0})
+			for _, ch := range idle {
+				<-ch
+			}
+			d.forget(parts, true)
+			if tc.between {
+				d.assign([]int32{1})
+			}
+			mu.Lock()
+			second = true
+			mu.Unlock()
+			d.assign([]int32{0})
+			d.resumeFrom(0, tc.at, nil)
+			d.enqueue(0, recordsFrom(tc.at, tc.to))
+			waitUntil(t, "the partition assigned back has nothing unfinished", func() bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.parts[0].win.unfinished == 0
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			slices.Sort(again)
+			if !slices.Equal(again, tc.want) {
+				t.Fatalf("assigned back at %d, handled again %v; want %v", tc.at, again, tc.want)
+			}
+		})
+	}
+}
+
+// recordsFrom is partition 0's records at offsets from..to, one key each.
+func recordsFrom(from, to int64) []*kgo.Record {
+	return records(0, from, int(to-from+1), int(to-from+1))
+}
+
+// span64 is the offsets first..last.
+func span64(first, last int64) []int64 {
+	var out []int64
+	for o := first; o <= last; o++ {
+		out = append(out, o)
+	}
+	return out
 }

@@ -495,6 +495,9 @@ func (g *Group) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string
 
 // onLost forgets partitions that another member may already own: nothing
 // can be committed for them any more, so their handlers are cancelled.
+// What they finished is kept until the next assignment: a partition
+// assigned back to this member (its session ended as its coordinator went
+// down, say) skips those records instead of handling them again.
 func (g *Group) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	<-g.started
 	if h := g.cfg.hooks.rebalancing; h != nil {
@@ -524,7 +527,9 @@ func (g *Group) releaseAll(ctx context.Context, parts map[string][]int32, commit
 }
 
 // settle waits (up to RevokeTimeout and ctx) for released partitions'
-// running handlers, commits what they finished, and forgets them.
+// running handlers, commits what they finished, and forgets them; without
+// commit (lost partitions) it waits for nothing, and what they finished is
+// kept for the next assignment (forget).
 func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []<-chan struct{}, parts []*partition, commit bool) {
 	if len(idle) > 0 {
 		bound := time.NewTimer(g.cfg.RevokeTimeout)
@@ -559,7 +564,7 @@ func (g *Group) settle(ctx context.Context, topic string, d *dispatcher, idle []
 		g.commitParts(cctx, topic, d, parts)
 		cancel()
 	}
-	d.forget(parts)
+	d.forget(parts, !commit)
 }
 
 // WaitAssigned returns once the group has joined and topic's partitions are
@@ -671,7 +676,7 @@ waitIdle:
 		if cerr := g.commitParts(commitCtx, name, r.d, r.parts); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("group %s: final commit: %w", g.cfg.Group, cerr))
 		}
-		r.d.forget(r.parts)
+		r.d.forget(r.parts, false)
 	}
 	closed := make(chan struct{})
 	go func() {

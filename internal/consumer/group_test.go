@@ -972,3 +972,80 @@ func TestTopicAtItsCapIsNotPausedWhileItsHandlersKeepUp(t *testing.T) {
 		t.Fatalf("%d fetches forgot (paused) a partition of the topic while its handlers kept up", n)
 	}
 }
+
+// TestPartitionLostAndAssignedBackSkipsWhatItFinished: the group's
+// coordinator takes no commit (as while it is down) while the member
+// finishes every record of its partition; then the member's heartbeat
+// fails, the client ends its session (onLost) and the member joins again
+// and gets the same partition back, at the group's last commit. The
+// records were never committed, but this process finished them: they are
+// not handled again, and the first commit the coordinator takes carries
+// them.
+func TestPartitionLostAndAssignedBackSkipsWhatItFinished(t *testing.T) {
+	const records = 12
+	c0, addrs := testCluster(t, 1, records)
+	var down, lose, lost atomic.Bool
+	down.Store(true)
+	c0.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				if down.Load() && (rp.Metadata == nil || *rp.Metadata != startMarker) {
+					return commitRefused(req, kerr.RequestTimedOut.Code), nil, true
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	c0.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		if !lose.Load() || lost.Swap(true) {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.HeartbeatRequest)
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.Version, resp.ErrorCode = req.Version, kerr.IllegalGeneration.Code
+		return resp, nil, true
+	})
+	var (
+		mu      sync.Mutex
+		handled = map[int64]int{}
+	)
+	h := func(_, _ context.Context, r *kgo.Record) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		handled[r.Offset]++
+		return true
+	}
+	g := testGroup(t, addrs, "lostback", map[int32]int64{0: 0}, h, hooks{})
+	waitFor(t, "every record is handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == records
+	})
+	g.assignMu.Lock()
+	before := g.assignCount
+	g.assignMu.Unlock()
+	lose.Store(true)
+	waitFor(t, "the partition is assigned again after the lost session", func() bool {
+		g.assignMu.Lock()
+		defer g.assignMu.Unlock()
+		return lost.Load() && g.assignCount > before
+	})
+	if o, ok := committed(g, "lostback", 0); !ok || o.At != 0 {
+		t.Fatalf("the group's commit is %+v before the coordinator takes commits again; want the start (0)", o)
+	}
+	down.Store(false)
+	waitFor(t, "the group commits past every record", func() bool {
+		o, ok := committed(g, "lostback", 0)
+		return ok && o.At == records
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for off, n := range handled {
+		if n != 1 {
+			t.Errorf("offset %d handled %d times; this process finished it before the partition was lost and assigned back", off, n)
+		}
+	}
+}
