@@ -601,6 +601,7 @@ func TestDispatchLostPartitionAssignedBack(t *testing.T) {
 		known, from, to, gap int64
 		at                   int64 // the group's commit when assigned back
 		between              bool  // an assignment without partition 0 came first
+		betweenNone          bool  // an assignment without the topic came first (onAssigned's assign(nil))
 		want                 []int64
 	}{
 		{name: "at the commit it knew", known: 0, from: 0, to: 9, gap: 3, at: 0, want: []int64{3}},
@@ -608,6 +609,7 @@ func TestDispatchLostPartitionAssignedBack(t *testing.T) {
 		{name: "its commit set back", known: 5, from: 5, to: 14, gap: 8, at: 2, want: span64(2, 14)},
 		{name: "below where it started", known: -1, from: 5, to: 14, gap: 8, at: 2, want: []int64{2, 3, 4, 8}},
 		{name: "an assignment in between", known: 0, from: 0, to: 9, gap: 3, at: 0, between: true, want: span64(0, 9)},
+		{name: "an assignment without the topic in between", known: 0, from: 0, to: 9, gap: 3, at: 0, betweenNone: true, want: span64(0, 9)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var (
@@ -648,6 +650,9 @@ func TestDispatchLostPartitionAssignedBack(t *testing.T) {
 			d.forget(parts, true)
 			if tc.between {
 				d.assign([]int32{1})
+			}
+			if tc.betweenNone {
+				d.assign(nil)
 			}
 			mu.Lock()
 			second = true

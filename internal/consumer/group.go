@@ -471,6 +471,19 @@ func (g *Group) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[stri
 			d.assign(ps)
 		}
 	}
+	// A topic this assignment leaves out forgets its lost partitions too:
+	// only the next assignment may take up what they finished.
+	g.mu.RLock()
+	var left []*dispatcher
+	for name, d := range g.topics {
+		if _, ok := assigned[name]; !ok {
+			left = append(left, d)
+		}
+	}
+	g.mu.RUnlock()
+	for _, d := range left {
+		d.assign(nil)
+	}
 	g.fixStarts(ctx, assigned)
 	g.assignMu.Lock()
 	defer g.assignMu.Unlock()
