@@ -94,7 +94,11 @@
 // (at least 128), however long the brokers take to answer a commit. A
 // commit that fails does not hold handlers up (a lasting error would stop
 // the subscription); what finished since the last commit that landed comes
-// again after a crash, and the failure is logged.
+// again after a crash, and the failure is logged. A member whose session
+// ends while it cannot commit (its group's coordinator went down, say)
+// keeps what it finished until the next assignment: partitions assigned
+// back to it skip those events; partitions that go to another member hand
+// them again there.
 //
 // [Delivery], embedded in the options of every kind of subscription, says
 // how events are handled. By default the events of one key (the partition
