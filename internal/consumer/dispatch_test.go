@@ -801,3 +801,45 @@ func TestDispatchLostPartitionsLingeringHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestDispatchLostPartitionIsNotKeptPastItsUse: what a lost assignment
+// finished is dropped once nothing can take it up any more: by the
+// partition assigned back once its first records are handed over without
+// the group's commit having been read (resumeFrom did not run), and by a
+// dispatcher that is closed (a topic removed, the group stopped) while it
+// holds lost partitions.
+func TestDispatchLostPartitionIsNotKeptPastItsUse(t *testing.T) {
+	h := func(_, _ context.Context, _ *kgo.Record) bool { return true }
+	d, _ := testDispatcher(t, Unordered, 4, 100, h)
+	lose := func(id int32) {
+		d.enqueue(id, records(id, 0, 3, 3))
+		waitUntil(t, "the records are finished", func() bool {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.parts[id].win.unfinished == 0
+		})
+		idle, parts := d.release([]int32{id})
+		for _, ch := range idle {
+			<-ch
+		}
+		d.forget(parts, true)
+	}
+	lose(0)
+	d.assign([]int32{0})
+	d.enqueue(0, records(0, 0, 3, 3)) // no resumeFrom: the group's offsets were not read
+	d.mu.Lock()
+	prior := d.parts[0].prior
+	d.mu.Unlock()
+	if prior != nil {
+		t.Fatal("the partition assigned back still holds its lost assignment after its first records were handed over")
+	}
+	d.assign([]int32{1})
+	lose(1)
+	d.close()
+	d.mu.Lock()
+	kept := len(d.lost)
+	d.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("a closed dispatcher keeps %d lost partitions", kept)
+	}
+}
