@@ -344,6 +344,10 @@ func (d *dispatcher) enqueue(id int32, recs []*kgo.Record) (atCap bool) {
 		p.next = r.Offset + 1
 		if p.from < 0 {
 			p.from = r.Offset
+			// resumeFrom runs before anything is handed over, or not at
+			// all (the group's offsets could not be read): the lost
+			// assignment is of no use any more.
+			p.prior = nil
 		}
 		p.win.add(r.Offset, r.LeaderEpoch)
 		d.held++
@@ -791,10 +795,12 @@ func (d *dispatcher) committedAt(points map[int32]commitPoint, parts []*partitio
 	}
 }
 
-// close releases every partition (see release).
+// close releases every partition (see release), and forgets the lost
+// ones.
 func (d *dispatcher) close() (idle []<-chan struct{}, parts []*partition) {
 	d.mu.Lock()
 	d.closed = true
+	clear(d.lost) // no assignment takes them up any more
 	ids := make([]int32, 0, len(d.parts))
 	for id := range d.parts {
 		ids = append(ids, id)

@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -687,4 +689,157 @@ func span64(first, last int64) []int64 {
 		out = append(out, o)
 	}
 	return out
+}
+
+// TestDispatchLostPartitionsLingeringHandler: partition 0 is lost while
+// the handler of the record at offset 3 still runs (it ignores its
+// cancelled context), every other fetched record finished; the partition
+// is assigned back at the group's commit (0). The lingering handler
+// returns (given up, or finished) either before the partition assigned
+// back reads what the lost assignment finished (resumeFrom) or only once
+// the partition was resumed and its records fetched again. Offset 3 is
+// skipped only when it finished before resumeFrom; otherwise it is
+// handled again, and not before the lingering handler returned.
+func TestDispatchLostPartitionsLingeringHandler(t *testing.T) {
+	const gap = 3
+	for _, tc := range []struct {
+		name          string
+		finished      bool // what the lingering handler returns
+		beforeResume  bool // it returns between assign and resumeFrom
+		wantHandledAt []int64
+	}{
+		{name: "given up after the partition was resumed", finished: false, wantHandledAt: []int64{gap}},
+		{name: "finished after the partition was resumed", finished: true, wantHandledAt: []int64{gap}},
+		{name: "given up before resumeFrom", finished: false, beforeResume: true, wantHandledAt: []int64{gap}},
+		{name: "finished before resumeFrom", finished: true, beforeResume: true, wantHandledAt: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu        sync.Mutex
+				second    bool
+				again     []int64
+				lingering bool // the lost assignment's handler of gap runs
+				overlap   bool // the gap was handled again while it ran
+				gapTaken  atomic.Bool
+			)
+			gapRuns, gapReturn := make(chan struct{}), make(chan struct{})
+			h := func(_, _ context.Context, r *kgo.Record) bool {
+				if r.Offset == gap && gapTaken.CompareAndSwap(false, true) {
+					mu.Lock()
+					lingering = true
+					mu.Unlock()
+					close(gapRuns)
+					<-gapReturn // ignores its context: still runs once the partition is lost
+					mu.Lock()
+					lingering = false
+					mu.Unlock()
+					return tc.finished
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if second {
+					again = append(again, r.Offset)
+					overlap = overlap || (r.Offset == gap && lingering)
+				}
+				return true
+			}
+			d, _ := testDispatcher(t, Unordered, 4, 100, h)
+			d.g.cfg.RevokeTimeout = time.Minute
+			d.g.cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			d.resumeFrom(0, 0, nil)
+			d.enqueue(0, recordsFrom(0, 9))
+			<-gapRuns
+			waitUntil(t, "every record but the gap is finished", func() bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.parts[0].win.unfinished == 1
+			})
+			_, parts := d.release([]int32{0}) // lost: nothing waited for
+			d.forget(parts, true)
+			mu.Lock()
+			second = true
+			mu.Unlock()
+			d.assign([]int32{0})
+			lingered := func() bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return len(d.lingering[0]) > 0
+			}
+			if !lingered() {
+				t.Fatal("the lost assignment's handler of the gap does not linger")
+			}
+			if tc.beforeResume {
+				close(gapReturn)
+				waitUntil(t, "the lingering handler returned", func() bool { return !lingered() })
+			}
+			d.resumeFrom(0, 0, nil)
+			d.enqueue(0, recordsFrom(0, 9))
+			if !tc.beforeResume {
+				d.mu.Lock()
+				p := d.parts[0]
+				waiting, unfinished := p.waiting, p.win.unfinished
+				d.mu.Unlock()
+				if !waiting || unfinished != 1 {
+					t.Fatalf("assigned back with the gap's handler still running: waiting %v, %d unfinished; want waiting, 1 (the gap)", waiting, unfinished)
+				}
+				close(gapReturn)
+			}
+			waitUntil(t, "the partition assigned back has nothing unfinished", func() bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.parts[0].win.unfinished == 0
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			slices.Sort(again)
+			if !slices.Equal(again, tc.wantHandledAt) {
+				t.Fatalf("handled again %v after the partition came back; want %v", again, tc.wantHandledAt)
+			}
+			if overlap {
+				t.Fatal("the gap was handled again while the lost assignment's handler of it still ran")
+			}
+		})
+	}
+}
+
+// TestDispatchLostPartitionIsNotKeptPastItsUse: what a lost assignment
+// finished is dropped once nothing can take it up any more: by the
+// partition assigned back once its first records are handed over without
+// the group's commit having been read (resumeFrom did not run), and by a
+// dispatcher that is closed (a topic removed, the group stopped) while it
+// holds lost partitions.
+func TestDispatchLostPartitionIsNotKeptPastItsUse(t *testing.T) {
+	h := func(_, _ context.Context, _ *kgo.Record) bool { return true }
+	d, _ := testDispatcher(t, Unordered, 4, 100, h)
+	lose := func(id int32) {
+		d.enqueue(id, records(id, 0, 3, 3))
+		waitUntil(t, "the records are finished", func() bool {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.parts[id].win.unfinished == 0
+		})
+		idle, parts := d.release([]int32{id})
+		for _, ch := range idle {
+			<-ch
+		}
+		d.forget(parts, true)
+	}
+	lose(0)
+	d.assign([]int32{0})
+	d.enqueue(0, records(0, 0, 3, 3)) // no resumeFrom: the group's offsets were not read
+	d.mu.Lock()
+	prior := d.parts[0].prior
+	d.mu.Unlock()
+	if prior != nil {
+		t.Fatal("the partition assigned back still holds its lost assignment after its first records were handed over")
+	}
+	d.assign([]int32{1})
+	lose(1)
+	d.close()
+	d.mu.Lock()
+	kept := len(d.lost)
+	d.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("a closed dispatcher keeps %d lost partitions", kept)
+	}
 }

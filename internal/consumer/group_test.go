@@ -1049,3 +1049,109 @@ func TestPartitionLostAndAssignedBackSkipsWhatItFinished(t *testing.T) {
 		}
 	}
 }
+
+// TestLostPartitionsLingeringHandlerGivesUpAfterItCameBack: as in
+// TestPartitionLostAndAssignedBackSkipsWhatItFinished, the coordinator
+// takes no commit and the member's session ends, but one handler (offset
+// 4, key k1) still runs when the partition is lost, ignoring its
+// cancelled context, and gives up (not finished) only once the partition
+// was assigned back to the member and its records fetched again. What the
+// lost assignment finished is skipped; offset 4, and key k1's records
+// queued behind it, are handled (once each, offset 4 not before the
+// lingering handler returned), and the group's commit reaches the end.
+func TestLostPartitionsLingeringHandlerGivesUpAfterItCameBack(t *testing.T) {
+	const records, gap = 12, 4
+	c0, addrs := testCluster(t, 1, records)
+	var down, lose, lost atomic.Bool
+	down.Store(true)
+	c0.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				if down.Load() && (rp.Metadata == nil || *rp.Metadata != startMarker) {
+					return commitRefused(req, kerr.RequestTimedOut.Code), nil, true
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	c0.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c0.KeepControl()
+		if !lose.Load() || lost.Swap(true) {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.HeartbeatRequest)
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.Version, resp.ErrorCode = req.Version, kerr.IllegalGeneration.Code
+		return resp, nil, true
+	})
+	var (
+		mu        sync.Mutex
+		finished  = map[int64]int{}
+		lingering bool
+		overlap   bool
+		gapTaken  atomic.Bool
+	)
+	gapRuns, gapCancelled, gapReturn := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	h := func(ctx, _ context.Context, r *kgo.Record) bool {
+		if r.Offset == gap && gapTaken.CompareAndSwap(false, true) {
+			mu.Lock()
+			lingering = true
+			mu.Unlock()
+			close(gapRuns)
+			<-ctx.Done() // cancelled as the partition is lost
+			close(gapCancelled)
+			<-gapReturn // and still running until told
+			mu.Lock()
+			lingering = false
+			mu.Unlock()
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		finished[r.Offset]++
+		overlap = overlap || (r.Offset == gap && lingering)
+		return true
+	}
+	g := testGroup(t, addrs, "lostlinger", map[int32]int64{0: 0}, h, hooks{})
+	<-gapRuns
+	waitFor(t, "every record of the keys other than k1, and k1's before the gap, is finished", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(finished) == 9
+	})
+	g.assignMu.Lock()
+	before := g.assignCount
+	g.assignMu.Unlock()
+	lose.Store(true)
+	waitFor(t, "the partition is assigned again after the lost session", func() bool {
+		g.assignMu.Lock()
+		defer g.assignMu.Unlock()
+		return lost.Load() && g.assignCount > before
+	})
+	<-gapCancelled
+	d := g.dispatcher(testTopic)
+	waitFor(t, "the partition assigned back fetched every record, the gap waiting for the lingering handler", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		p := d.parts[0]
+		return p != nil && p.next == records && p.waiting
+	})
+	close(gapReturn)
+	down.Store(false)
+	waitFor(t, "the group commits past every record", func() bool {
+		o, ok := committed(g, "lostlinger", 0)
+		return ok && o.At == records
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for off := range int64(records) {
+		if n := finished[off]; n != 1 {
+			t.Errorf("offset %d finished %d times; want once", off, n)
+		}
+	}
+	if overlap {
+		t.Error("the gap was handled again while the lost assignment's handler of it still ran")
+	}
+}
