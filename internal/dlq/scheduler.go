@@ -40,13 +40,13 @@ func newScheduler(q *Queue) *scheduler {
 }
 
 func (s *scheduler) start() error {
-	cl, err := s.q.host.NewClient(
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(s.q.cfg.SchedulerGroup),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(entryTopicPattern),
 		kgo.DisableAutoCommit(),
 		kgo.MetadataMaxAge(newTopicNotice),
-		kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.MetadataMinAge(100 * time.Millisecond),
 		kgo.SessionTimeout(s.q.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(s.q.cfg.HeartbeatInterval),
 		kgo.OnPartitionsAssigned(s.onAssigned),
@@ -54,8 +54,17 @@ func (s *scheduler) start() error {
 		kgo.OnPartitionsLost(s.onRevoked),
 		// The view reads the records; the group is only for ownership
 		// (onAssigned pauses fetching).
-		kgo.FetchMaxBytes(1<<20),
-	)
+		kgo.FetchMaxBytes(1 << 20),
+	}
+	if s.q.cfg.InstanceID != "" {
+		// A static member: a restart takes its partitions back at once,
+		// with no rebalance. Its owners start anew in the new process
+		// and take each partition over as any new owner does (owner.ready
+		// fences the dead process's producer, aborting a transaction it
+		// left open, and reads up to the partition's end first).
+		opts = append(opts, kgo.InstanceID(s.q.cfg.InstanceID))
+	}
+	cl, err := s.q.host.NewClient(opts...)
 	if err != nil {
 		return err
 	}
