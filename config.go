@@ -302,11 +302,17 @@ type ConsumerConfig struct {
 	// InstanceID, when set, makes this process a static member of its
 	// consumer groups (Kafka's group.instance.id, KIP-345): a restart with
 	// the same InstanceID takes its partitions back at once instead of
-	// after SessionTimeout, without a rebalance. It must be unique among
-	// the processes of a group and stable across restarts (a pod or host
-	// name). The price: a static member that stops does not leave its
-	// groups, so its partitions wait SessionTimeout before other members
-	// take them over. Default empty: dynamic membership.
+	// after SessionTimeout, without a rebalance. That holds for the
+	// subscriptions' groups and for the dead letter queue's scheduler
+	// group (DeadLetterQueue.Start, deadletter.Config.SchedulerGroup): a
+	// restarted process owns its dlq.* partitions again at once, applies
+	// Retry and Delete and sends automatic retries, fencing what a crashed
+	// owner left open. It must be unique among the processes of a group
+	// (every process that runs the queue in one scheduler group included)
+	// and stable across restarts (a pod or host name). The price: a
+	// static member that stops does not leave its groups, so its
+	// partitions wait SessionTimeout before other members take them over.
+	// Default empty: dynamic membership.
 	InstanceID string
 	// CommitInterval is the least time between two commits of a group's
 	// handled offsets: a batch handled sooner is committed with the next

@@ -46,7 +46,8 @@ func newDLQ(b *Bus) *DeadLetterQueue {
 	return &DeadLetterQueue{bus: b, q: dlq.New(dlqHost{b}, dlq.Config{
 		Config:         b.cfg.DLQ,
 		SessionTimeout: b.cfg.Consumer.SessionTimeout, HeartbeatInterval: b.cfg.Consumer.HeartbeatInterval,
-		Logger: b.logger, Tracer: b.tracer,
+		InstanceID: b.cfg.Consumer.InstanceID,
+		Logger:     b.logger, Tracer: b.tracer,
 	})}
 }
 

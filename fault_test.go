@@ -18,6 +18,7 @@ import (
 
 	"github.com/plexica/eventbus"
 	"github.com/plexica/eventbus/breaker"
+	"github.com/plexica/eventbus/deadletter"
 	"github.com/plexica/eventbus/embedded"
 	"github.com/plexica/eventbus/eventbustest"
 	"github.com/plexica/eventbus/topic"
@@ -30,6 +31,11 @@ import (
 // environment variable holds "brokers topic group [instanceID]".
 const crashHelperEnv = "EVENTBUS_CRASH_HELPER"
 
+// crashHelperDLQEnv, set to any value besides crashHelperEnv, makes the
+// crash helper run the bus's dead letter queue instead of a subscription
+// (runCrashHelperDLQ).
+const crashHelperDLQEnv = "EVENTBUS_CRASH_HELPER_DLQ"
+
 // crashStaticSessionTimeout is the crash helper's session timeout as a
 // static member: a restart under the same instance ID must not wait it out.
 const crashStaticSessionTimeout = time.Minute
@@ -39,38 +45,51 @@ const stuckTenant = "stuck"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(crashHelperEnv) != "" {
-		runCrashHelper()
+		if os.Getenv(crashHelperDLQEnv) != "" {
+			runCrashHelperDLQ()
+		} else {
+			runCrashHelper()
+		}
 		return
 	}
 	os.Exit(m.Run())
 }
 
-func runCrashHelper() {
-	args := strings.Fields(os.Getenv(crashHelperEnv))
-	brokers, topic, group := args[0], args[1], args[2]
-	cc := eventbus.ConsumerConfig{
+// crashHelperBus connects the crash helper's bus (args as
+// crashHelperEnv holds them) with cfg, its consumer configuration set
+// from them: a static member with crashStaticSessionTimeout when they
+// name an instance ID, else a dynamic one with a short session.
+func crashHelperBus(args []string, cfg eventbus.Config) *eventbus.Bus {
+	cfg.Consumer = eventbus.ConsumerConfig{
 		// Short, so the group notices the crash quickly.
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
 	}
 	if len(args) > 3 {
-		cc = eventbus.ConsumerConfig{InstanceID: args[3], SessionTimeout: crashStaticSessionTimeout}
+		cfg.Consumer = eventbus.ConsumerConfig{InstanceID: args[3], SessionTimeout: crashStaticSessionTimeout}
 	}
-	ctx := context.Background()
-	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: strings.Split(brokers, ",")})
+	client, err := eventbus.NewClient(eventbus.ClientConfig{Brokers: strings.Split(args[0], ",")})
 	if err == nil {
-		err = client.Connect(ctx)
+		err = client.Connect(context.Background())
 	}
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	bus, err := eventbus.NewBus(client, eventbus.Config{Consumer: cc})
+	bus, err := eventbus.NewBus(client, cfg)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
+	return bus
+}
+
+func runCrashHelper() {
+	args := strings.Fields(os.Getenv(crashHelperEnv))
+	topic, group := args[1], args[2]
+	ctx := context.Background()
+	bus := crashHelperBus(args, eventbus.Config{})
 	var mu sync.Mutex
-	_, err = eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
+	_, err := eventbus.Subscribe(ctx, bus, eventbus.Name[json.RawMessage](topic), func(_ context.Context, ev eventbus.RawEvent) error {
 		if ev.TenantID == stuckTenant {
 			select {} // never returns: everything after it stays above the commit point
 		}
@@ -88,11 +107,47 @@ func runCrashHelper() {
 	select {}
 }
 
+// runCrashHelperDLQ runs the bus's dead letter queue (DLQ().Start) with
+// scheduler group "<group>.scheduler", then records a failure of group on
+// topic (RouteToDLQ, which in a process that runs the queue returns once
+// the entry's owner applied it) and prints "applied <entry ID>": this
+// process then owns the entry's dlq.* partition. It waits for that up to
+// twice crashStaticSessionTimeout, longer than any session of the group.
+func runCrashHelperDLQ() {
+	args := strings.Fields(os.Getenv(crashHelperEnv))
+	topic, group := args[1], args[2]
+	bus := crashHelperBus(args, eventbus.Config{DLQ: deadletter.Config{SchedulerGroup: group + ".scheduler"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*crashStaticSessionTimeout)
+	defer cancel()
+	err := bus.DLQ().Start(ctx)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	fmt.Println("started")
+	ev := eventbus.RawEvent{ID: eventbustest.UniqueID("e"), Type: topic, TenantID: "acme", Timestamp: time.Now(), Data: []byte(`{}`)}
+	id, err := bus.DLQ().RouteToDLQ(ctx, topic, ev, group, errors.New("ledger down"))
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	fmt.Println("applied", id)
+	select {}
+}
+
 // startCrashHelper starts the crash helper and returns it with its output.
 func startCrashHelper(t *testing.T, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
+	return startCrashHelperEnv(t, nil, args...)
+}
+
+// startCrashHelperEnv is startCrashHelper with env added to the helper's
+// environment (crashHelperDLQEnv for its DLQ mode).
+func startCrashHelperEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+strings.Join(args, " "))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

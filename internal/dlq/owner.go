@@ -42,6 +42,12 @@ type owner struct {
 	failures int       // rounds or take-overs failed in a row
 	waitTill time.Time // no attempt before this, after a failure
 
+	// checked is set once the scheduler looked for a transaction this
+	// group's former owner left open on the partition; fence, while that
+	// one found stays open, makes the owner take the partition over
+	// without waiting for work (scheduler.findOpenTransactions).
+	checked, fence bool
+
 	// cache holds the versions this owner wrote until the view reads them
 	// back: a record just committed may not be readable at once.
 	cache map[string]cached

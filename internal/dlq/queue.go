@@ -66,7 +66,12 @@ type Config struct {
 	RetentionCheck time.Duration
 	// SessionTimeout and HeartbeatInterval are the scheduler group's.
 	SessionTimeout, HeartbeatInterval time.Duration
-	Logger                            *slog.Logger
+	// InstanceID, when set, makes the scheduler a static member of its
+	// group (group.instance.id): a restart under the same ID owns its
+	// partitions again at once instead of after the dead member's
+	// SessionTimeout. Empty: a dynamic member.
+	InstanceID string
+	Logger     *slog.Logger
 	// Tracer traces writes and retries (nil: off).
 	Tracer *tracing.Tracer
 	// Now is the clock (time.Now when nil).

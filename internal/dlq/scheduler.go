@@ -40,13 +40,13 @@ func newScheduler(q *Queue) *scheduler {
 }
 
 func (s *scheduler) start() error {
-	cl, err := s.q.host.NewClient(
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(s.q.cfg.SchedulerGroup),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(entryTopicPattern),
 		kgo.DisableAutoCommit(),
 		kgo.MetadataMaxAge(newTopicNotice),
-		kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.MetadataMinAge(100 * time.Millisecond),
 		kgo.SessionTimeout(s.q.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(s.q.cfg.HeartbeatInterval),
 		kgo.OnPartitionsAssigned(s.onAssigned),
@@ -54,8 +54,17 @@ func (s *scheduler) start() error {
 		kgo.OnPartitionsLost(s.onRevoked),
 		// The view reads the records; the group is only for ownership
 		// (onAssigned pauses fetching).
-		kgo.FetchMaxBytes(1<<20),
-	)
+		kgo.FetchMaxBytes(1 << 20),
+	}
+	if s.q.cfg.InstanceID != "" {
+		// A static member: a restart takes its partitions back at once,
+		// with no rebalance. Its owners start anew in the new process
+		// and take each partition over as any new owner does (owner.ready
+		// fences the dead process's producer, aborting a transaction it
+		// left open, and reads up to the partition's end first).
+		opts = append(opts, kgo.InstanceID(s.q.cfg.InstanceID))
+	}
+	cl, err := s.q.host.NewClient(opts...)
 	if err != nil {
 		return err
 	}
@@ -152,6 +161,7 @@ func (s *scheduler) tick(ctx context.Context) {
 	s.mu.Lock()
 	owners := slices.Collect(maps.Values(s.owned))
 	s.mu.Unlock()
+	s.findOpenTransactions(ctx, owners)
 	for _, o := range owners {
 		if ctx.Err() != nil {
 			return
@@ -160,11 +170,56 @@ func (s *scheduler) tick(ctx context.Context) {
 	}
 }
 
+// findOpenTransactions looks, once for each owner new to its partition,
+// for a transaction that this group's former owner of the partition left
+// open: a process killed in the middle of a round. Until that transaction
+// ends, the read-committed view reads nothing stored after it, commands
+// included, so the owner would see no work, never take the partition
+// over, and wait for the brokers to abort the transaction at its timeout
+// (30 s). A dynamic member's restart waits out the dead member's session
+// first (45 s by default), but a static member (Config.InstanceID) gets
+// its partitions back at once. An owner that finds one takes the
+// partition over at once (step), which aborts it. When the transactions
+// cannot be described (a broker without the API, or an ACL without
+// DESCRIBE on the transactional IDs), nothing is fenced early: the
+// transaction ends at its timeout, as before.
+func (s *scheduler) findOpenTransactions(ctx context.Context, owners []*owner) {
+	unchecked := map[string]*owner{}
+	for _, o := range owners {
+		if !o.checked {
+			o.checked = true
+			unchecked[o.transactionalID()] = o
+		}
+	}
+	if len(unchecked) == 0 {
+		return
+	}
+	adm, err := s.q.host.Admin()
+	if err != nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	described, err := adm.DescribeTransactions(dctx, slices.Collect(maps.Keys(unchecked))...)
+	cancel()
+	if err != nil && len(described) == 0 {
+		s.q.cfg.Logger.Debug("eventbus: could not look for transactions a former dead letter queue owner left open", "err", err)
+		return
+	}
+	for id, o := range unchecked {
+		d, ok := described[id]
+		if ok && d.Err == nil && d.State == "Ongoing" {
+			o.fence = true
+		}
+	}
+}
+
 // step runs one round of o's work under the sending lock, while o still
 // owns its partition. An owner with work (pending commands of this
 // scheduler group, due entries) takes the partition over first, fencing
-// the previous owner and reading up to where it left off; a partition
-// without work costs nothing but its place in the view.
+// the previous owner and reading up to where it left off; so does an
+// owner that found a transaction the previous owner left open
+// (findOpenTransactions). A partition without work costs nothing but its
+// place in the view.
 func (s *scheduler) step(ctx context.Context, o *owner) {
 	s.sending.Lock()
 	defer s.sending.Unlock()
@@ -182,10 +237,14 @@ func (s *scheduler) step(ctx context.Context, o *owner) {
 		})[o.tp]
 		return cmds, due
 	}
-	if cmds, due := work(); len(cmds) == 0 && len(due) == 0 {
+	if cmds, due := work(); len(cmds) == 0 && len(due) == 0 && !o.fence {
 		return
 	}
-	if !o.ready(ctx, now) {
+	ready := o.ready(ctx, now)
+	if o.cl != nil {
+		o.fence = false // the former owner's transaction is aborted
+	}
+	if !ready {
 		return
 	}
 	cmds, due := work() // the take-over may have read more
