@@ -984,30 +984,7 @@ func TestTopicAtItsCapIsNotPausedWhileItsHandlersKeepUp(t *testing.T) {
 func TestPartitionLostAndAssignedBackSkipsWhatItFinished(t *testing.T) {
 	const records = 12
 	c0, addrs := testCluster(t, 1, records)
-	var down, lose, lost atomic.Bool
-	down.Store(true)
-	c0.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c0.KeepControl()
-		req := kreq.(*kmsg.OffsetCommitRequest)
-		for _, rt := range req.Topics {
-			for _, rp := range rt.Partitions {
-				if down.Load() && (rp.Metadata == nil || *rp.Metadata != startMarker) {
-					return commitRefused(req, kerr.RequestTimedOut.Code), nil, true
-				}
-			}
-		}
-		return nil, nil, false
-	})
-	c0.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c0.KeepControl()
-		if !lose.Load() || lost.Swap(true) {
-			return nil, nil, false
-		}
-		req := kreq.(*kmsg.HeartbeatRequest)
-		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.Version, resp.ErrorCode = req.Version, kerr.IllegalGeneration.Code
-		return resp, nil, true
-	})
+	coord := coordinatorDown(c0)
 	var (
 		mu      sync.Mutex
 		handled = map[int64]int{}
@@ -1027,16 +1004,16 @@ func TestPartitionLostAndAssignedBackSkipsWhatItFinished(t *testing.T) {
 	g.assignMu.Lock()
 	before := g.assignCount
 	g.assignMu.Unlock()
-	lose.Store(true)
+	coord.lose.Store(true)
 	waitFor(t, "the partition is assigned again after the lost session", func() bool {
 		g.assignMu.Lock()
 		defer g.assignMu.Unlock()
-		return lost.Load() && g.assignCount > before
+		return coord.lost.Load() && g.assignCount > before
 	})
 	if o, ok := committed(g, "lostback", 0); !ok || o.At != 0 {
 		t.Fatalf("the group's commit is %+v before the coordinator takes commits again; want the start (0)", o)
 	}
-	down.Store(false)
+	coord.down.Store(false)
 	waitFor(t, "the group commits past every record", func() bool {
 		o, ok := committed(g, "lostback", 0)
 		return ok && o.At == records
@@ -1062,30 +1039,7 @@ func TestPartitionLostAndAssignedBackSkipsWhatItFinished(t *testing.T) {
 func TestLostPartitionsLingeringHandlerGivesUpAfterItCameBack(t *testing.T) {
 	const records, gap = 12, 4
 	c0, addrs := testCluster(t, 1, records)
-	var down, lose, lost atomic.Bool
-	down.Store(true)
-	c0.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c0.KeepControl()
-		req := kreq.(*kmsg.OffsetCommitRequest)
-		for _, rt := range req.Topics {
-			for _, rp := range rt.Partitions {
-				if down.Load() && (rp.Metadata == nil || *rp.Metadata != startMarker) {
-					return commitRefused(req, kerr.RequestTimedOut.Code), nil, true
-				}
-			}
-		}
-		return nil, nil, false
-	})
-	c0.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c0.KeepControl()
-		if !lose.Load() || lost.Swap(true) {
-			return nil, nil, false
-		}
-		req := kreq.(*kmsg.HeartbeatRequest)
-		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.Version, resp.ErrorCode = req.Version, kerr.IllegalGeneration.Code
-		return resp, nil, true
-	})
+	coord := coordinatorDown(c0)
 	var (
 		mu        sync.Mutex
 		finished  = map[int64]int{}
@@ -1124,11 +1078,11 @@ func TestLostPartitionsLingeringHandlerGivesUpAfterItCameBack(t *testing.T) {
 	g.assignMu.Lock()
 	before := g.assignCount
 	g.assignMu.Unlock()
-	lose.Store(true)
+	coord.lose.Store(true)
 	waitFor(t, "the partition is assigned again after the lost session", func() bool {
 		g.assignMu.Lock()
 		defer g.assignMu.Unlock()
-		return lost.Load() && g.assignCount > before
+		return coord.lost.Load() && g.assignCount > before
 	})
 	<-gapCancelled
 	d := g.dispatcher(testTopic)
@@ -1139,7 +1093,7 @@ func TestLostPartitionsLingeringHandlerGivesUpAfterItCameBack(t *testing.T) {
 		return p != nil && p.next == records && p.waiting
 	})
 	close(gapReturn)
-	down.Store(false)
+	coord.down.Store(false)
 	waitFor(t, "the group commits past every record", func() bool {
 		o, ok := committed(g, "lostlinger", 0)
 		return ok && o.At == records
@@ -1154,4 +1108,42 @@ func TestLostPartitionsLingeringHandlerGivesUpAfterItCameBack(t *testing.T) {
 	if overlap {
 		t.Error("the gap was handled again while the lost assignment's handler of it still ran")
 	}
+}
+
+// coordinatorSession drives a group's coordinator in a kfake cluster as
+// one that is down: while down is set it refuses every progress commit
+// (start-position commits pass); once lose is set it answers the next
+// heartbeat ILLEGAL_GENERATION, so that the client ends the member's
+// session (onLost) and joins again; lost records that it did.
+type coordinatorSession struct {
+	down, lose, lost atomic.Bool
+}
+
+// coordinatorDown installs a coordinatorSession on c, down from the start.
+func coordinatorDown(c *kfake.Cluster) *coordinatorSession {
+	cs := &coordinatorSession{}
+	cs.down.Store(true)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				if cs.down.Load() && (rp.Metadata == nil || *rp.Metadata != startMarker) {
+					return commitRefused(req, kerr.RequestTimedOut.Code), nil, true
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	c.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !cs.lose.Load() || cs.lost.Swap(true) {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.HeartbeatRequest)
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.Version, resp.ErrorCode = req.Version, kerr.IllegalGeneration.Code
+		return resp, nil, true
+	})
+	return cs
 }
