@@ -3,8 +3,6 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,34 +59,11 @@ func (s *offsetSet) each(f func(p int32, offset int64)) {
 }
 
 // crashGroup starts a group of topic on addrs with the given commit
-// interval, waits until it is assigned, and stops it when the test ends.
+// interval, waits until it is assigned, and stops it when the test ends
+// (holdGroup with nothing held and no hooks).
 func crashGroup(t *testing.T, addrs []string, group string, topic Topic, interval time.Duration) *Group {
 	t.Helper()
-	g, err := Start(Config{
-		Group: group,
-		NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
-			return kgo.NewClient(append(opts, kgo.SeedBrokers(addrs...))...)
-		},
-		SessionTimeout:    6 * time.Second,
-		HeartbeatInterval: 100 * time.Millisecond,
-		MaxPollRecords:    100,
-		CommitInterval:    interval,
-		RevokeTimeout:     5 * time.Second,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Stop(ctx)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := g.WaitAssigned(ctx, topic.Name); err != nil {
-		t.Fatal(err)
-	}
+	g, _ := holdGroup(t, addrs, group, topic, interval, nil, hooks{})
 	return g
 }
 
